@@ -1,0 +1,3 @@
+from irisgate.cli import main
+
+raise SystemExit(main())

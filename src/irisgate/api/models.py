@@ -1,0 +1,51 @@
+"""`GET /v1/models`: the models this caller may use, in OpenAI's list shape, with prices."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from irisgate.api.auth import identify, runtime_of
+from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+
+_FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
+
+
+def _error(error: GatewayError) -> Response:
+    body, _ = OPENAI_CHAT.error_body(error)
+    return Response(body, status_code=error.status, media_type="application/json")
+
+
+async def list_models(request: Request) -> Response:
+    runtime = runtime_of(request)
+    try:
+        caller = await identify(request)
+    except Exception as exc:  # ApiError from identify: answer in OpenAI's envelope
+        return _error(GatewayError("permission", str(exc)))
+    if caller.access.role is None:
+        return _error(GatewayError("permission", "access denied: no role granted"))
+    snapshot = runtime.snapshot
+    data = []
+    seen: set[str] = set()
+    for model, providers in snapshot.routes.models().items():
+        for provider in providers:
+            if not provider.enabled or not caller.access.may_use_model(f"{provider.id}/{model}"):
+                continue
+            if model in seen:
+                break
+            seen.add(model)
+            fmt = next((f for f in _FORMATS if provider.accepts(f.flag)), OPENAI_CHAT)
+            entry: dict[str, object] = {
+                "id": model,
+                "object": "model",
+                "created": 0,
+                "owned_by": provider.id,
+            }
+            pricing = snapshot.pricer.per_token(provider, fmt.cost_basis, model)
+            if pricing is not None:
+                entry["pricing"] = pricing
+            data.append(entry)
+            break
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")

@@ -1,0 +1,187 @@
+"""Management JSON endpoints under /api/ (and the legacy /aperture/config)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from irisgate import __version__
+from irisgate.api.auth import ApiError, identify, require_admin, require_role, runtime_of
+from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
+from irisgate.config.service import StaleHash, WouldLockOut
+from irisgate.store import queries
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status, media_type="application/json")
+
+
+async def whoami(request: Request) -> Response:
+    caller = await identify(request)
+    ident = caller.identity
+    return _json(
+        {
+            "login_name": ident.login_name,
+            "display_name": ident.display_name,
+            "profile_pic": ident.profile_pic,
+            "node_id": ident.node_id,
+            "node_name": ident.node_name,
+            "tags": list(ident.tags),
+            "groups": list(ident.groups),
+            "tailnet": ident.tailnet,
+            "tagged": ident.is_tagged,
+            "role": caller.access.role,
+            "identity_mode": runtime_of(request).resolver.mode,
+        }
+    )
+
+
+async def providers(request: Request) -> Response:
+    await require_role(request)
+    config = runtime_of(request).snapshot.config
+    return _json(
+        [
+            {
+                "id": p.id,
+                "name": p.name or p.id,
+                "description": p.description,
+                "models": list(p.models),
+                "compatibility": {flag: p.accepts(flag) for flag in COMPATIBILITY_FLAGS},
+                "disabled": not p.enabled,
+            }
+            for p in config.providers.values()
+        ]
+    )
+
+
+async def get_config(request: Request) -> Response:
+    await require_admin(request)
+    service = runtime_of(request).config
+    snap = service.snapshot
+    return _json({"config": service.masked_text(), "hash": snap.hash, "version": snap.version})
+
+
+async def legacy_config(request: Request) -> Response:
+    await require_admin(request)
+    return _json({"config": runtime_of(request).config.masked_text()})
+
+
+async def put_config(request: Request) -> Response:
+    caller = await require_admin(request)
+    try:
+        payload = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, 'body must be {"config": "<text>", "hash": "<hash>"}')
+    text, base = payload.get("config"), payload.get("hash")
+    if not isinstance(text, str):
+        raise ApiError(400, "'config' must be the config text as a string")
+    if not isinstance(base, str):
+        raise ApiError(400, "'hash' must be the hash of the version this change is based on")
+    service = runtime_of(request).config
+    try:
+        applied = await service.put(text, base, caller.identity, caller.identity.login_name)
+    except StaleHash:
+        raise ApiError(
+            409,
+            "config changed since you loaded it: reload, reapply your change, and save again",
+            hash=(await _latest_hash(request)),
+        ) from None
+    except ConfigError as exc:
+        raise ApiError(
+            400,
+            f"config has {len(exc.issues)} error(s); the running config is unchanged",
+            errors=[{"path": i.path, "line": i.line, "message": i.message} for i in exc.issues],
+        ) from None
+    except WouldLockOut:
+        raise ApiError(403, "refused: this change would remove your own admin role") from None
+    return _json(
+        {
+            "success": True,
+            "hash": applied.hash,
+            "new_hash": applied.hash,
+            "version": applied.version,
+            "warnings": [
+                {"path": i.path, "line": i.line, "message": i.message} for i in applied.warnings
+            ],
+        }
+    )
+
+
+async def _latest_hash(request: Request) -> str:
+    from irisgate.store import configs
+
+    latest = await configs.latest(runtime_of(request).db)
+    return latest.hash if latest else ""
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"'{name}' must be an ISO 8601 time, got {raw!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _int_param(request: Request, name: str, default: int | None, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= high:
+        raise ApiError(400, f"'{name}' must be a whole number from 1 to {high}")
+    return int(raw)
+
+
+async def list_requests(request: Request) -> Response:
+    caller = await require_role(request)
+    user = request.query_params.get("user")
+    if not caller.is_admin:
+        if user and user != caller.identity.login_name:
+            raise ApiError(403, "access denied: only admins can see other users' requests")
+        user = caller.identity.login_name
+    limit = _int_param(request, "limit", 50, 500) or 50
+    rows = await queries.list_requests(
+        runtime_of(request).db,
+        login_name=user or None,
+        model=request.query_params.get("model") or None,
+        session_id=request.query_params.get("session") or None,
+        since=_time_param(request, "since"),
+        until=_time_param(request, "until"),
+        before_id=_int_param(request, "before", None, 2**62),
+        limit=limit,
+    )
+    next_before = rows[-1]["id"] if len(rows) == limit else None
+    return _json({"requests": rows, "next_before": next_before})
+
+
+async def get_request(request: Request) -> Response:
+    caller = await require_role(request)
+    row = await queries.get_request(runtime_of(request).db, request.path_params["request_id"])
+    if row is None or (not caller.is_admin and row["login_name"] != caller.identity.login_name):
+        raise ApiError(404, "no such request")
+    return _json(row)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+routes = [
+    Route("/api/whoami", whoami),
+    Route("/api/providers", providers),
+    Route("/api/config", get_config, methods=["GET"]),
+    Route("/api/config", put_config, methods=["PUT"]),
+    Route("/aperture/config", legacy_config),
+    Route("/api/requests", list_requests),
+    Route("/api/requests/{request_id}", get_request),
+    Route("/healthz", healthz),
+]

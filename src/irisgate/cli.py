@@ -1,0 +1,87 @@
+"""The `irisgate` command line: serve, config check, version."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from irisgate import __version__
+from irisgate.settings import FLAG_ENV, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="irisgate", description="Self-hosted AI gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    for name, (env, help_text) in FLAG_ENV.items():
+        serve.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"{help_text} [{env}]")
+    config = sub.add_parser("config", help="config file tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file; exit 1 on errors")
+    check.add_argument("file", type=Path)
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"irisgate {__version__}")
+        return 0
+    if args.command == "config":
+        return _config_check(args.file)
+    return _serve(args)
+
+
+def _config_check(path: Path) -> int:
+    from irisgate.config.check import check_text, format_issues
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    issues = check_text(text, os.environ)
+    if issues:
+        print(format_issues(str(path), issues), file=sys.stderr)
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: ok")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from irisgate.app import build_app
+    from irisgate.logs import configure
+
+    flags = {name: getattr(args, name) for name in FLAG_ENV}
+    try:
+        settings = load_settings(flags, tty=sys.stderr.isatty())
+    except SettingsError as exc:
+        print(f"irisgate: {exc}", file=sys.stderr)
+        return 2
+    if settings.config_file is not None and _config_check(settings.config_file) != 0:
+        return 1
+    configure(settings)
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,258 @@
+"""The validated, immutable form of one config version.
+
+`config.schema.build_config` turns the raw JSON of a config file into a `Config`; everything on
+the request path reads these objects and nothing else. Raw fields that later features own
+(quotas, hooks, exporters, connectors, database, flags) are validated and kept here too, so an
+Aperture config loads unchanged even where irisgate does not act on a section yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AuthMode = Literal["override", "passthrough", "none"]
+Role = Literal["user", "admin"]
+
+#: Compatibility flags known to irisgate, with Aperture's defaults when a provider has no
+#: `compatibility` block at all. Once a block is given, flags it omits are false.
+COMPATIBILITY_FLAGS: tuple[str, ...] = (
+    "openai_chat",
+    "openai_responses",
+    "anthropic_messages",
+    "gemini_generate_content",
+    "google_generate_content",
+    "google_raw_predict",
+    "bedrock_model_invoke",
+    "bedrock_converse",
+    "experimental_gemini_cli_vertex_compat",
+)
+DEFAULT_COMPATIBILITY: Mapping[str, bool] = {"openai_chat": True}
+
+AUTHORIZATION_STYLES: tuple[str, ...] = (
+    "bearer",
+    "x-api-key",
+    "x-goog-api-key",
+    "hec",
+    "cf-aig-authorization",
+)
+
+COST_BASES: tuple[str, ...] = (
+    "anthropic",
+    "openai",
+    "google",
+    "vertex",
+    "bedrock",
+    "bedrock-us",
+    "bedrock-eu",
+    "bedrock-ap",
+    "azure",
+    "azure-eu",
+    "openrouter",
+    "vercel",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A credential from the config: `ref` is what the file says, `value` what it resolves to.
+
+    `ref` is the literal text for literal secrets, or `env:NAME` / `file:PATH`. `value` is None
+    when an `env:`/`file:` reference cannot be resolved (variable unset, file unreadable).
+    `repr` never shows the value.
+    """
+
+    ref: str
+    value: str | None
+
+    def __repr__(self) -> str:
+        return f"Secret(ref={'<literal>' if self.is_literal else self.ref!r})"
+
+    @property
+    def is_literal(self) -> bool:
+        return not (self.ref.startswith("env:") or self.ref.startswith("file:"))
+
+
+@dataclass(frozen=True, slots=True)
+class CostMapEntry:
+    match: str  # Go path.Match glob on the model id
+    as_model: str  # pricing lookup name ("as" in the file)
+    adjustment: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    baseurl: str  # absolute http(s) URL, trailing "/" removed
+    apikey: Secret
+    models: tuple[str, ...]
+    authorization: str = "bearer"
+    compatibility: Mapping[str, bool] = field(default_factory=lambda: dict(DEFAULT_COMPATIBILITY))
+    name: str = ""  # display name; defaults to id
+    description: str = ""
+    preference: int = 0
+    disabled: bool = False  # as written in the file
+    cost_basis: str | None = None
+    model_cost_map: tuple[CostMapEntry, ...] = ()
+    add_headers: tuple[tuple[str, str], ...] = ()
+    auth_mode: AuthMode = "override"
+    #: why the provider is out of routing although the file does not disable it
+    #: (e.g. "apikey env:OPENAI_API_KEY is not set"); None when usable.
+    unavailable_reason: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return not self.disabled and self.unavailable_reason is None
+
+    def accepts(self, flag: str) -> bool:
+        return bool(self.compatibility.get(flag, False))
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRef:
+    bucket: str  # template, e.g. "daily:<user>"
+    overdraft: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HookRef:
+    name: str
+    events: tuple[str, ...]
+    send: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One object of a `tailscale.com/cap/aperture` list. Fields in one object combine."""
+
+    role: Role | None = None
+    models: tuple[str, ...] = ()  # provider/model globs
+    quotas: tuple[QuotaRef, ...] = ()
+    send_hooks: tuple[HookRef, ...] = ()
+    add_headers: tuple[tuple[str, str], ...] = ()
+    connectors: tuple[str, ...] = ()
+    enable_chat_ui: bool | None = None
+    read_metrics: bool = False
+    filterable_headers: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the object as written
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    src: tuple[str, ...]
+    capabilities: tuple[Capability, ...]
+    #: other `app` capability keys (not tailscale.com/cap/aperture), passed opaquely to hooks
+    opaque: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    template: str
+    capacity_nanodollars: int
+    rate_nanodollars: int  # refill per `rate_period_seconds`
+    rate_period_seconds: int
+    rate_text: str  # as written, e.g. "$5.00/day"
+    capacity_text: str
+    on_exceed: str = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    name: str
+    url: str
+    apikey: Secret
+    authorization: str = "bearer"
+    timeout_seconds: float = 5.0
+    disabled: bool = False
+    fail_policy: Literal["fail_open", "fail_closed"] = "fail_open"
+    preference: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class S3Exporter:
+    bucket_name: str
+    region: str
+    access_key_id: Secret
+    access_secret: Secret
+    endpoint: str = ""
+    prefix: str = ""
+    every_seconds: int = 3600
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorAuth:
+    type: str  # none | bearer_token | api_key | basic | oauth2_client_credentials | ...
+    fields: Mapping[str, Any] = field(default_factory=dict)  # non-secret fields as written
+    secrets: Mapping[str, Secret] = field(default_factory=dict)  # secret fields
+
+
+@dataclass(frozen=True, slots=True)
+class Connector:
+    id: str
+    protocol: Literal["mcp", "http"]
+    url: str
+    description: str = ""
+    context: str = ""
+    provider: str = "Custom"
+    auth: ConnectorAuth = field(default_factory=lambda: ConnectorAuth(type="none"))
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    duration_seconds: int | None = None  # None: keep forever; 0: bodies never written
+    purge: tuple[str, ...] = ()
+    require_export: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FilterableHeader:
+    name: str  # lower-case
+    redact_values: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    retention: Retention = field(default_factory=Retention)
+    filterable_headers: tuple[FilterableHeader, ...] = ()
+    save_raws: bool = False
+    keep_encrypted_blobs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One validated config version. `raw` is the parsed JSON as written (comments dropped)."""
+
+    providers: Mapping[str, Provider]
+    grants: tuple[Grant, ...]
+    quotas: Mapping[str, Quota] = field(default_factory=dict)
+    hooks: Mapping[str, Hook] = field(default_factory=dict)
+    s3_exporter: S3Exporter | None = None
+    connectors: Mapping[str, Connector] = field(default_factory=dict)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    auto_cost_basis: bool = True
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """A problem found in a config file, located by key path and (when known) line."""
+
+    path: str  # dotted key path, list items as [i]: "providers.openai.models[2]"
+    message: str
+    line: int | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.path or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised when a config cannot be used; carries every error found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(str(i) for i in issues))

@@ -1,0 +1,171 @@
+"""Secret references in config files, and masking literal secrets in API responses.
+
+A secret field holds either the secret itself (a literal) or a reference: `env:NAME` (an
+environment variable, looked up in the mapping the settings pass in, never `os.environ`
+directly) or `file:PATH` (the file's content without its trailing newline).
+
+The management API shows the config text to admins with every literal secret replaced by
+`"[redacted]"`; `mask_text` does that in place, keeping comments and layout. When an admin
+saves text that still holds `"[redacted]"` at a secret field, `unmask` puts the stored literal
+back. References (`env:`, `file:`) are not secret and are never masked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from irisgate.config.hujson import Document, KeyPath, parse, render_path
+from irisgate.config.model import ConfigError, ConfigIssue, Secret
+
+REDACTED = "[redacted]"
+
+#: Secret fields of a connector's `auth` object (`key` is api_key's alias of `secret`).
+CONNECTOR_SECRET_FIELDS: tuple[str, ...] = ("token", "secret", "key", "password", "client_secret")
+S3_SECRET_FIELDS: tuple[str, ...] = ("access_key_id", "access_secret")
+
+
+def resolve_secret(ref: str, env: Mapping[str, str]) -> Secret:
+    """Resolve one secret field: a literal, `env:NAME` from `env`, or `file:PATH`.
+
+    An unset or empty variable and an unreadable file resolve to `value=None`; the caller
+    decides what that means (a provider leaves routing, see `unresolved_reason`).
+    """
+    if ref.startswith("env:"):
+        return Secret(ref, env.get(ref[4:]) or None)
+    if ref.startswith("file:"):
+        return Secret(ref, _read_secret_file(ref[5:]))
+    return Secret(ref, ref)
+
+
+def _read_secret_file(path: str) -> str | None:
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return content.rstrip("\r\n")
+
+
+def unresolved_reason(field_name: str, secret: Secret) -> str | None:
+    """Why `secret` has no value, e.g. "apikey env:OPENAI_API_KEY is not set"; None if it has."""
+    if secret.value is not None:
+        return None
+    if secret.ref.startswith("env:"):
+        return f"{field_name} {secret.ref} is not set"
+    return f"{field_name} {secret.ref} cannot be read"
+
+
+def secret_paths(raw: Any) -> list[KeyPath]:
+    """Key paths of the secret fields in `raw` that hold literal (non-empty) secrets.
+
+    Covers providers.*.apikey, hooks.*.apikey, exporters.s3 access_key_id / access_secret, and
+    the auth secrets of connectors.servers.* and of the deprecated mcp.servers.*. Values of
+    the wrong type are skipped: this runs on unvalidated input too.
+    """
+    return [path for path in _secret_fields(raw) if _is_literal_secret(_lookup(raw, path))]
+
+
+def _secret_fields(raw: Any) -> Iterator[KeyPath]:
+    """Every path where a secret may sit in `raw`, whether or not a value is there."""
+    for section in ("providers", "hooks"):
+        for name in _keys(raw, (section,)):
+            yield (section, name, "apikey")
+    for field in S3_SECRET_FIELDS:
+        yield ("exporters", "s3", field)
+    for section in ("connectors", "mcp"):
+        for name in _keys(raw, (section, "servers")):
+            for field in CONNECTOR_SECRET_FIELDS:
+                yield (section, "servers", name, "auth", field)
+
+
+def _keys(raw: Any, path: KeyPath) -> list[str]:
+    node = _lookup(raw, path)
+    return list(node) if isinstance(node, dict) else []
+
+
+def _lookup(raw: Any, path: KeyPath) -> Any:
+    node = raw
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_literal_secret(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and Secret(value, None).is_literal
+
+
+def mask_text(text: str) -> str:
+    """`text` with every literal secret value replaced by `"[redacted]"`.
+
+    Comments, key order and layout are kept. Raises `HuJSONSyntaxError` if `text` is not
+    valid HuJSON (a stored config always is).
+    """
+    document = parse(text)
+    return _replace(document, {path: json.dumps(REDACTED) for path in secret_paths(document.value)})
+
+
+def unmask(new_raw_text: str, current_text: str) -> str:
+    """`new_raw_text` with each `"[redacted]"` secret replaced by the literal stored now.
+
+    A `"[redacted]"` value at a secret path is restored from the same path of `current_text`
+    (token text copied as written). If the current text holds no literal secret there (the
+    provider was renamed, or the field is new), raise `ConfigError` naming every such path:
+    the admin has to type the secret. An empty `current_text` means nothing is stored.
+    Raises `HuJSONSyntaxError` if `new_raw_text` is not valid HuJSON.
+    """
+    new = parse(new_raw_text)
+    redacted = [path for path in secret_paths(new.value) if _lookup(new.value, path) == REDACTED]
+    if not redacted:
+        return new_raw_text
+    current = parse(current_text) if current_text.strip() else None
+    replacements: dict[KeyPath, str] = {}
+    issues: list[ConfigIssue] = []
+    for path in redacted:
+        token = _stored_token(current, path)
+        if token is None:
+            issues.append(_missing_secret_issue(new, path))
+        else:
+            replacements[path] = token
+    if issues:
+        raise ConfigError(issues)
+    return _replace(new, replacements)
+
+
+def _stored_token(document: Document | None, path: KeyPath) -> str | None:
+    """The literal secret at `path` as written in the document's text; None if there is none."""
+    if document is None:
+        return None
+    value = _lookup(document.value, path)
+    span = document.span_of(path)
+    if span is None or not _is_literal_secret(value) or value == REDACTED:
+        return None
+    return document.text[span[0] : span[1]]
+
+
+def _missing_secret_issue(document: Document, path: KeyPath) -> ConfigIssue:
+    return ConfigIssue(
+        render_path(path),
+        f'is "{REDACTED}" but no secret is stored at this path to restore; enter the secret',
+        document.line_of(path),
+    )
+
+
+def _replace(document: Document, replacements: Mapping[KeyPath, str]) -> str:
+    """The document's text with the value token at each path replaced by the given text."""
+    spans = sorted(
+        (span, token)
+        for path, token in replacements.items()
+        if (span := document.span_of(path)) is not None
+    )
+    out: list[str] = []
+    position = 0
+    for (start, end), token in spans:
+        out.append(document.text[position:start])
+        out.append(token)
+        position = end
+    out.append(document.text[position:])
+    return "".join(out)

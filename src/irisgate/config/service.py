@@ -1,0 +1,170 @@
+"""Config versions at run time: load at start, follow the database, accept admin changes.
+
+Versions live in the database with a content hash, so every instance sharing it converges on
+the newest version (polled every `config_poll_seconds`, well inside the 2 s promise). A new
+version is validated and turned into a `Snapshot` before it is swapped in; an invalid one never
+replaces the running config. Requests in flight keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
+from irisgate.config.model import ConfigError, ConfigIssue
+from irisgate.config.schema import build_config, parse_capability
+from irisgate.config.secrets import mask_text, unmask
+from irisgate.grants import GrantIndex
+from irisgate.identity import Identity
+from irisgate.settings import Settings
+from irisgate.snapshot import Snapshot
+from irisgate.store import configs
+from irisgate.store.database import Database
+
+log = structlog.get_logger("irisgate.config")
+
+
+class StaleHash(Exception):
+    """The change was based on a version that is no longer the newest."""
+
+
+class WouldLockOut(Exception):
+    """The change would remove the caller's own admin role."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    version: int
+    hash: str
+    warnings: list[ConfigIssue]
+
+
+class ConfigService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+        self._snapshot: Snapshot | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        assert self._snapshot is not None, "config service not started"
+        return self._snapshot
+
+    def build(self, version: configs.ConfigVersion) -> Snapshot:
+        text = version.content or ""
+        config, warnings = build_config(text, self._settings.env)
+        for issue in warnings:
+            log.warning("config warning", version=version.id, issue=str(issue))
+        return Snapshot(
+            version=version.id,
+            hash=version.hash,
+            text=text,
+            config=config,
+            created_at=version.created_at,
+        )
+
+    async def start(self) -> None:
+        """Load the newest version, importing `--config` (when changed) or the default."""
+        latest = await configs.latest(self._db)
+        path = self._settings.config_file
+        if path is not None:
+            latest = await self._import_file(path, latest)
+        elif latest is None:
+            build_config(DEFAULT_CONFIG_TEXT, self._settings.env)
+            latest = await configs.insert(
+                self._db,
+                DEFAULT_CONFIG_TEXT,
+                created_by="irisgate",
+                source="default",
+                parent_id=None,
+            )
+        self._snapshot = self.build(latest)
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _import_file(
+        self, path: Path, latest: configs.ConfigVersion | None
+    ) -> configs.ConfigVersion:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        build_config(text, self._settings.env)  # raises ConfigError: refuse to start on it
+        source = f"file:{await asyncio.to_thread(path.resolve)}"
+        digest = configs.content_hash(text)
+        history = await configs.history(self._db, limit=1000)
+        imported = next((v.hash for v in history if v.source == source), None)
+        if latest is not None and digest in (latest.hash, imported):
+            return latest  # unchanged since it was last imported: keep later API edits
+        version = await configs.insert(
+            self._db,
+            text,
+            created_by="irisgate",
+            source=source,
+            parent_id=latest.id if latest else None,
+        )
+        log.info("imported config file", path=str(path), version=version.id)
+        return version
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.config_poll_seconds)
+            try:
+                await self.refresh()
+            except Exception:  # keep following: a DB hiccup must not stop config updates
+                log.exception(
+                    "config refresh failed; keeping version", version=self.snapshot.version
+                )
+
+    async def refresh(self) -> None:
+        latest = await configs.latest(self._db)
+        if latest is None or latest.id == self.snapshot.version:
+            return
+        async with self._lock:
+            if latest.id == self.snapshot.version:
+                return
+            try:
+                self._snapshot = self.build(latest)
+            except ConfigError as exc:
+                log.error(
+                    "newer config version is invalid; keeping the running one",
+                    version=latest.id,
+                    errors=[str(i) for i in exc.issues],
+                )
+                return
+            log.info("config version applied", version=latest.id)
+
+    def masked_text(self) -> str:
+        return mask_text(self.snapshot.text)
+
+    async def put(self, text: str, base_hash: str, identity: Identity, who: str) -> Applied:
+        """Store a new version made by an admin through the API.
+
+        Raises StaleHash (409), ConfigError (400, every error) or WouldLockOut (403)."""
+        async with self._lock:
+            latest = await configs.latest(self._db)
+            if latest is None or latest.hash != base_hash:
+                raise StaleHash
+            full = unmask(text, latest.content or "")
+            config, warnings = build_config(full, self._settings.env)
+            access = GrantIndex(config, parse_capability).access_for(identity)
+            if not access.is_admin:
+                raise WouldLockOut
+            try:
+                version = await configs.insert(
+                    self._db, full, created_by=who, source="api", parent_id=latest.id
+                )
+            except configs.StaleVersion:
+                raise StaleHash from None
+            self._snapshot = self.build(version)
+            log.info("config version saved", version=version.id, by=who)
+            return Applied(version.id, version.hash, warnings)

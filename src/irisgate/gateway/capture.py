@@ -1,0 +1,62 @@
+"""After the answer: tokens, a complete response object and the cost, from the relayed bytes.
+
+Runs once per request after the client has its last byte, over the tee of upstream bytes:
+decompress, reassemble SSE streams into one response object, read usage, price it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import brotli
+import orjson
+
+from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.sse import SSEParser
+from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.usage.tokens import Usage
+
+
+def decompress(body: bytes, encoding: str) -> bytes:
+    """Undo Content-Encoding for capture; an unknown or broken encoding keeps the bytes."""
+    encoding = encoding.strip().lower()
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+        if encoding == "br":
+            return bytes(brotli.decompress(body))
+    except (zlib.error, brotli.error):
+        return body
+    return body
+
+
+def read_stream(fmt: ApiFormat, body: bytes) -> StreamResult:
+    accumulator = fmt.accumulator()
+    for event in SSEParser().feed(body):
+        accumulator.feed_event(event.event, event.data)
+    return accumulator.result()
+
+
+def read_answer(
+    fmt: ApiFormat, status: int, content_type: str, body: bytes
+) -> tuple[Usage, bytes, int]:
+    """(usage, response body to store, tool calls) for a relayed answer."""
+    if "text/event-stream" in content_type:
+        outcome = read_stream(fmt, body)
+        return outcome.usage, orjson.dumps(outcome.response), outcome.tool_calls
+    if not 200 <= status < 300 or "json" not in content_type:
+        return Usage(), body, 0
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return Usage(), body, 0
+    if not isinstance(parsed, dict):
+        return Usage(), body, 0
+    usage, tool_calls = fmt.usage_from_body(parsed)
+    return usage, body, tool_calls

@@ -1,0 +1,171 @@
+"""The API formats irisgate speaks, and which gateway path is which format.
+
+Each format is a small class over its sans-io parsing module; what differs between formats
+is data (names, flags, envelopes). Adding a provider that speaks an existing format needs no
+code here at all: it is configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses
+from irisgate.gateway.formats.base import ChunkFilter, Operation, StreamAccumulator
+from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.usage.tokens import Usage
+
+_OPENAI_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "permission": "permission_error",
+    "not_found": "invalid_request_error",
+    "too_large": "invalid_request_error",
+    "rate_limit": "insufficient_quota",
+    "upstream": "upstream_error",
+    "timeout": "timeout",
+    "unavailable": "service_unavailable",
+    "internal": "server_error",
+}
+_ANTHROPIC_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    "upstream": "api_error",
+    "timeout": "timeout_error",
+    "unavailable": "overloaded_error",
+    "internal": "api_error",
+}
+
+
+def _model(body: dict[str, Any]) -> str | None:
+    model = body.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _streams(body: dict[str, Any]) -> bool:
+    return body.get("stream") is True
+
+
+class _OpenAIBase:
+    cost_basis = "openai"
+
+    def model_of(self, body: dict[str, Any]) -> str | None:
+        return _model(body)
+
+    def wants_stream(self, body: dict[str, Any]) -> bool:
+        return _streams(body)
+
+    def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
+        payload = {
+            "error": {
+                "message": error.message,
+                "type": _OPENAI_TYPES[error.kind],
+                "param": error.param,
+                "code": error.code,
+            }
+        }
+        return orjson.dumps(payload), {}
+
+
+class _ChatAccumulator:
+    """Adapts the chat accumulator (data-only events) to the common interface."""
+
+    def __init__(self) -> None:
+        self._inner = openai_chat.ChatStreamAccumulator()
+
+    def feed_event(self, event_type: str, data: bytes) -> None:
+        self._inner.feed_event(data)
+
+    def result(self) -> StreamResult:
+        return self._inner.result()
+
+
+class OpenAIChat(_OpenAIBase):
+    name = "openai_chat"
+    flag = "openai_chat"
+    api_type = "oai_completions"
+    title = "OpenAI Chat Completions"
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return openai_chat.usage_from_response(body), openai_chat.count_tool_calls(body)
+
+    def accumulator(self) -> StreamAccumulator:
+        return _ChatAccumulator()
+
+    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
+        """Ask for the usage chunk when the client did not; the filter removes it again."""
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return None
+        body["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
+        return openai_chat.UsageChunkFilter()
+
+
+class OpenAIResponses(_OpenAIBase):
+    name = "openai_responses"
+    flag = "openai_responses"
+    api_type = "oai_responses"
+    title = "OpenAI Responses"
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return openai_responses.usage_from_response(body), openai_responses.count_tool_calls(body)
+
+    def accumulator(self) -> StreamAccumulator:
+        return openai_responses.ResponsesStreamAccumulator()
+
+    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
+        return None
+
+
+class AnthropicMessages:
+    name = "anthropic_messages"
+    flag = "anthropic_messages"
+    api_type = "ant_messages"
+    title = "Anthropic Messages"
+    cost_basis = "anthropic"
+
+    def model_of(self, body: dict[str, Any]) -> str | None:
+        return _model(body)
+
+    def wants_stream(self, body: dict[str, Any]) -> bool:
+        return _streams(body)
+
+    def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
+        payload = {
+            "type": "error",
+            "error": {"type": _ANTHROPIC_TYPES[error.kind], "message": error.message},
+        }
+        return orjson.dumps(payload), {}
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return (
+            anthropic_messages.usage_from_response(body),
+            anthropic_messages.count_tool_calls(body),
+        )
+
+    def accumulator(self) -> StreamAccumulator:
+        return anthropic_messages.MessagesStreamAccumulator()
+
+    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
+        return None
+
+
+OPENAI_CHAT = OpenAIChat()
+OPENAI_RESPONSES = OpenAIResponses()
+ANTHROPIC_MESSAGES = AnthropicMessages()
+
+#: gateway path -> what it does; matched exactly, before any framework routing
+PATHS: dict[str, Operation] = {
+    "/v1/chat/completions": Operation(OPENAI_CHAT),
+    "/chat/completions": Operation(OPENAI_CHAT),
+    "/v1/responses": Operation(OPENAI_RESPONSES),
+    "/v1/messages": Operation(ANTHROPIC_MESSAGES),
+    "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
+}

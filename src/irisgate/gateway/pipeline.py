@@ -1,0 +1,245 @@
+"""The gateway request path, in order. This module is the only place that states the order:
+
+    read body → identify → authorize (role) → classify (format, model) → route (grants)
+      → build upstream request → relay (stream back, tee) → usage + cost → capture record
+
+Each stage lives in its own module and knows nothing of the others. LLM paths are served by
+`Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from base64 import b32encode
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+from irisgate.gateway.capture import decompress, read_answer
+from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.formats.base import ChunkFilter, Operation
+from irisgate.gateway.relay import RelayResult, relay
+from irisgate.gateway.routing import Route
+from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
+from irisgate.identity import IdentityRefused
+from irisgate.telemetry.record import RequestRecord
+from irisgate.usage.sessions import session_id
+
+if TYPE_CHECKING:
+    from irisgate.runtime import Runtime
+
+Scope = dict[str, Any]
+log = structlog.get_logger("irisgate.gateway")
+MAX_BODY = 64 * 1024 * 1024
+
+
+def new_request_id() -> str:
+    return "req_" + b32encode(os.urandom(15)).decode().lower()
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request was being served."""
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request on its way through the stages."""
+
+    op: Operation
+    headers: dict[str, str]
+    record: RequestRecord
+    result: RelayResult = field(default_factory=RelayResult)
+    route: Route | None = None
+    request: UpstreamRequest | None = None
+    chunk_filter: ChunkFilter | None = None
+
+
+class Gateway:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle(self, scope: Scope, receive: Any, send: Any, op: Operation) -> None:
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        record = RequestRecord(
+            request_id=new_request_id(),
+            started_at=datetime.now(UTC),
+            login_name="",
+            method=scope["method"],
+            path=scope["path"],
+            api_format=op.format.name,
+            api_type=op.format.api_type,
+            user_agent=headers.get("user-agent", ""),
+        )
+        ex = Exchange(op, headers, record)
+        try:
+            body = await _read_body(receive, headers)
+            await self._prepare(ex, scope, body)
+            await self._relay(ex, send, receive)
+            if op.billable and ex.result.status and ex.route is not None:
+                self._account(ex, ex.route)
+        except GatewayError as exc:
+            record.status, record.error = exc.status, exc.message
+            await _send_error(send, op, exc, record.request_id)
+        except ClientGone:
+            record.cancelled = True
+        except IdentityRefused as exc:
+            error = GatewayError("permission", f"access denied: {exc}")
+            record.status, record.error = error.status, error.message
+            await _send_error(send, op, error, record.request_id)
+        finally:
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            if ex.result.first_byte_at is not None:
+                record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
+            if record.login_name:
+                self.runtime.record(record)
+
+    async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
+        """identify → authorize → classify → route → upstream request."""
+        record, fmt = ex.record, ex.op.format
+        snapshot = self.runtime.snapshot
+        record.config_version = snapshot.version
+        identity = await self.runtime.resolver.resolve(scope.get("client"), scope["headers"])
+        record.login_name, record.display_name = identity.login_name, identity.display_name
+        record.node_id, record.node_name = identity.node_id, identity.node_name
+        record.tags = identity.tags
+        access = snapshot.grants.access_for(identity)
+        if access.role is None:
+            raise GatewayError("permission", "access denied: no role granted")
+        parsed = _parse_json(body)
+        model = fmt.model_of(parsed)
+        if not model:
+            raise GatewayError(
+                "invalid_request", "request body has no 'model' string", param="model"
+            )
+        record.model = model
+        route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
+        record.model, record.provider = route.model, route.provider.id
+        if route.qualified:
+            parsed["model"] = route.model
+        record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
+        ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
+        rewritten = route.qualified or ex.chunk_filter is not None
+        out_body = orjson.dumps(parsed) if rewritten else body
+        upstream_headers = build_headers(
+            route.provider, ex.headers, access.add_headers_for(route.fqn)
+        )
+        if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
+            upstream_headers["accept-encoding"] = "identity"
+        query = scope.get("query_string", b"")
+        ex.request = UpstreamRequest(
+            upstream_url(route.provider, scope["path"], query), upstream_headers, out_body
+        )
+        record.request_headers = redact(upstream_headers)
+        record.request_body = out_body
+        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+
+    async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
+        """Relay while watching for the client to go away; a disconnect cancels upstream."""
+        record, result = ex.record, ex.result
+        assert ex.request is not None
+        task = asyncio.current_task()
+        assert task is not None
+        done = False
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    if not done:
+                        record.cancelled = True
+                        task.cancel()
+                    return
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        upstream_started = time.perf_counter()
+        extra = [(b"x-irisgate-request-id", record.request_id.encode())]
+        try:
+            await relay(
+                self.runtime.http,
+                ex.request,
+                send,
+                result,
+                extra_headers=extra,
+                chunk_filter=ex.chunk_filter,
+            )
+        except asyncio.CancelledError:
+            if not record.cancelled:
+                raise
+            task.uncancel()
+        except OSError:  # the server could not write to the client any more
+            record.cancelled = True
+        finally:
+            done = True
+            watcher.cancel()
+            record.status = result.status or record.status
+            record.error = result.error or record.error
+            if result.upstream_done_at is not None:
+                record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+
+    def _account(self, ex: Exchange, route: Route) -> None:
+        """usage + cost, from the tee of upstream bytes (the client already has them all)."""
+        record, result, fmt = ex.record, ex.result, ex.op.format
+        body = b"".join(result.chunks)
+        encoding = result.headers.get("content-encoding", "")
+        if encoding:
+            body = decompress(body, encoding)
+        usage, stored, tool_calls = read_answer(fmt, result.status, result.content_type, body)
+        record.usage, record.response_body, record.tool_calls = usage, stored, tool_calls
+        record.response_headers = redact(result.headers)
+        if not usage.is_empty():
+            pricer = self.runtime.snapshot.pricer
+            record.cost_nanodollars, record.cost_basis = pricer.cost(
+                route.provider, fmt.cost_basis, route.model, usage
+            )
+        elif 200 <= result.status < 300:
+            record.cost_nanodollars = 0
+
+
+async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise GatewayError("invalid_request", "request body must be a JSON object")
+    return parsed
+
+
+async def _send_error(send: Any, op: Operation, error: GatewayError, request_id: str) -> None:
+    body, extra = op.format.error_body(error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-irisgate-request-id", request_id.encode()),
+    ]
+    headers.extend((k.lower().encode(), v.encode()) for k, v in {**error.headers, **extra}.items())
+    try:
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        log.info("client gone before the error answer", request_id=request_id)

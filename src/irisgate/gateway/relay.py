@@ -1,0 +1,115 @@
+"""Relay: send the upstream request and stream the answer back to the client as it arrives.
+
+Status, headers (minus hop-by-hop) and body bytes pass through unchanged; each chunk is
+forwarded as soon as it is read and also kept (the tee) for usage parsing and capture after
+the answer ends. Only when the gateway itself asked for stream usage on the client's behalf
+does a filter sit between upstream and client, removing exactly what was added.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.formats.base import ChunkFilter
+from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+_SKIP_AUTO = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+@dataclass(slots=True)
+class RelayResult:
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] = field(default_factory=list)  # upstream body bytes, unfiltered
+    first_byte_at: float | None = None  # perf_counter when the first body byte went out
+    upstream_done_at: float | None = None
+    error: str = ""  # set when the upstream broke off after the answer had started
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+async def relay(
+    session: aiohttp.ClientSession,
+    request: UpstreamRequest,
+    send: Send,
+    result: RelayResult,
+    *,
+    extra_headers: list[tuple[bytes, bytes]],
+    chunk_filter: ChunkFilter | None = None,
+) -> None:
+    """Fill `result` while streaming. Raises GatewayError before the answer starts only;
+    once the client has the status line, failures end the body and set `result.error`."""
+    try:
+        response_cm = session.post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            skip_auto_headers=_SKIP_AUTO,
+            allow_redirects=False,
+        )
+        async with response_cm as upstream:
+            result.status = upstream.status
+            out_headers = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP_BYTES]
+            result.headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in out_headers
+            }
+            if chunk_filter is None and "content-length" in upstream.headers:
+                out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
+            out_headers.extend(extra_headers)
+            await send(
+                {"type": "http.response.start", "status": upstream.status, "headers": out_headers}
+            )
+            await _pump(upstream, send, result, chunk_filter)
+    except TimeoutError as exc:
+        if result.status == 0:
+            raise GatewayError(
+                "timeout", f"upstream did not answer in time: {request.url}"
+            ) from exc
+        result.error = "upstream stopped sending before the answer was complete (timeout)"
+    except aiohttp.ClientError as exc:
+        if result.status == 0:
+            raise GatewayError(
+                "upstream", f"upstream unreachable: {_describe(exc)}", code="upstream_error"
+            ) from exc
+        result.error = f"upstream connection broke mid-answer: {_describe(exc)}"
+    finally:
+        if result.upstream_done_at is None:
+            result.upstream_done_at = time.perf_counter()
+    if result.status and result.error:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _pump(
+    upstream: aiohttp.ClientResponse,
+    send: Send,
+    result: RelayResult,
+    chunk_filter: ChunkFilter | None,
+) -> None:
+    chunks = result.chunks
+    async for chunk in upstream.content.iter_any():
+        chunks.append(chunk)
+        out = chunk_filter.feed(chunk) if chunk_filter is not None else chunk
+        if out:
+            if result.first_byte_at is None:
+                result.first_byte_at = time.perf_counter()
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+    result.upstream_done_at = time.perf_counter()
+    tail = chunk_filter.flush() if chunk_filter is not None else b""
+    if result.first_byte_at is None:
+        result.first_byte_at = time.perf_counter()
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

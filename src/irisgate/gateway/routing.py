@@ -1,0 +1,90 @@
+"""Model routing: which provider serves a model for a given API format and caller.
+
+Built once per config version. A model may be named bare (`claude-sonnet-4-5`) or
+provider-qualified (`anthropic/claude-sonnet-4-5`). Among enabled providers that serve the model
+and accept the format, the caller must be granted `provider/model`; the highest `preference`
+wins (ties: provider id, for a stable choice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from irisgate.config.model import Config, Provider
+from irisgate.gateway.errors import GatewayError
+from irisgate.grants import Access
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: Provider
+    model: str  # the bare model id the provider knows
+    qualified: bool  # the caller named it provider/model (the body's model must be rewritten)
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.provider.id}/{self.model}"
+
+
+class RouteTable:
+    def __init__(self, config: Config) -> None:
+        ordered = sorted(config.providers.values(), key=lambda p: (-p.preference, p.id))
+        self._by_model: dict[str, list[Provider]] = {}
+        self._qualified: dict[str, tuple[Provider, str]] = {}
+        for provider in ordered:
+            for model in provider.models:
+                self._by_model.setdefault(model, []).append(provider)
+                self._qualified[f"{provider.id}/{model}"] = (provider, model)
+        # (model as named, format flag) -> candidate routes, enabled and accepting the format
+        self._candidates: dict[tuple[str, str], list[Route]] = {}
+
+    def models(self) -> dict[str, list[Provider]]:
+        return self._by_model
+
+    def resolve(self, model: str, flag: str, title: str, access: Access) -> Route:
+        """The route for `model`, or a GatewayError naming why there is none."""
+        candidates = self._candidates.get((model, flag))
+        if candidates is None:
+            candidates = self._build(model, flag, title)
+        for route in candidates:
+            if access.may_use_model(route.fqn):
+                return route
+        raise GatewayError(
+            "permission",
+            f"access denied: model '{model}' is not granted to you",
+            code="model_not_granted",
+        )
+
+    def _build(self, model: str, flag: str, title: str) -> list[Route]:
+        qualified = self._qualified.get(model)
+        if qualified is not None and model not in self._by_model:
+            providers, bare, is_q = [qualified[0]], qualified[1], True
+        else:
+            providers, bare, is_q = self._by_model.get(model, []), model, False
+        if not providers:
+            raise GatewayError(
+                "not_found",
+                f"model '{model}' is not served by any provider",
+                code="model_not_found",
+            )
+        enabled = [p for p in providers if p.enabled]
+        if not enabled:
+            reasons = "; ".join(
+                f"provider '{p.id}' is {'disabled' if p.disabled else p.unavailable_reason}"
+                for p in providers
+            )
+            raise GatewayError(
+                "not_found", f"model '{model}' is unavailable: {reasons}", code="model_not_found"
+            )
+        routes = [Route(p, bare, is_q) for p in enabled if p.accepts(flag)]
+        if not routes:
+            names = ", ".join(p.id for p in enabled)
+            raise GatewayError(
+                "not_found",
+                f"model '{model}' is not available through the {title} API "
+                f"(provider {names} does not enable '{flag}')",
+                code="model_not_found",
+            )
+        if len(self._candidates) < 10_000:
+            self._candidates[(model, flag)] = routes
+        return routes

@@ -1,0 +1,94 @@
+"""The request irisgate sends upstream: URL, headers with the provider credential, body.
+
+The incoming path (and query) is appended to the provider's `baseurl`. Client credentials
+never reach the upstream in `override` and `none` auth modes; in `passthrough` the client's
+own `Authorization` / `x-api-key` is forwarded and the configured key is only a fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from irisgate.config.model import Provider
+
+#: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+#: headers that carry a client credential
+CREDENTIALS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "api-key", "cf-aig-authorization"}
+)
+#: secrets in captured headers are stored as this
+REDACTED = "[redacted]"
+SECRET_HEADERS = CREDENTIALS | {"cookie", "set-cookie", "proxy-authorization"}
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def credential_headers(style: str, key: str) -> dict[str, str]:
+    """The header(s) that carry `key` for an `authorization` style."""
+    if not key:
+        return {}
+    if style == "x-api-key":
+        return {"x-api-key": key}
+    if style == "x-goog-api-key":
+        return {"x-goog-api-key": key}
+    if style == "hec":
+        return {"authorization": f"Splunk {key}"}
+    if style == "cf-aig-authorization":
+        return {"cf-aig-authorization": f"Bearer {key}"}
+    return {"authorization": f"Bearer {key}"}
+
+
+def build_headers(
+    provider: Provider,
+    incoming: dict[str, str],
+    extra: list[tuple[str, str]],
+) -> dict[str, str]:
+    """Headers for the upstream: the client's minus hop-by-hop, identity and credentials,
+    plus the provider credential and the provider's and grants' `add_headers`."""
+    mode = provider.auth_mode
+    out: dict[str, str] = {}
+    client_creds: dict[str, str] = {}
+    for name, value in incoming.items():
+        if name in HOP_BY_HOP or name.startswith("tailscale-"):
+            continue
+        if name in CREDENTIALS:
+            if mode == "passthrough" and name in ("authorization", "x-api-key"):
+                client_creds[name] = value
+            continue
+        out[name] = value
+    if mode == "passthrough" and client_creds:
+        out.update(client_creds)
+    elif mode != "none":
+        out.update(credential_headers(provider.authorization, provider.apikey.value or ""))
+    for name, value in (*provider.add_headers, *extra):
+        out[name.lower()] = value
+    return out
+
+
+def upstream_url(provider: Provider, path: str, query: bytes) -> str:
+    url = provider.baseurl + path
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def redact(headers: dict[str, str]) -> dict[str, str]:
+    return {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()}

@@ -1,0 +1,103 @@
+"""Pick the identity mode once at start-up; resolve each request with a plain call."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Protocol
+
+from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity.localapi import WhoIsClient
+from irisgate.identity.serve import identity_from_serve_headers
+from irisgate.settings import Settings
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class IdentityResolver(Protocol):
+    mode: str
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity: ...
+
+    async def close(self) -> None: ...
+
+
+@lru_cache(maxsize=1024)
+def is_loopback(host: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+class TailscaleResolver:
+    """Asks tailscaled (LocalAPI WhoIs) who the TCP peer is."""
+
+    mode = "tailscale"
+
+    def __init__(self, socket_path: str, ttl: float) -> None:
+        self._whois = WhoIsClient(socket_path, ttl)
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        if client is None:
+            raise IdentityRefused("connection has no peer address to identify")
+        return await self._whois.whois(client[0], client[1])
+
+    async def close(self) -> None:
+        await self._whois.close()
+
+
+class ServeResolver:
+    """Trusts `tailscale serve` headers, from loopback peers only."""
+
+    mode = "serve"
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        if client is None or not is_loopback(client[0]):
+            peer = client[0] if client else "unknown peer"
+            raise IdentityRefused(
+                f"identity mode 'serve' only accepts requests relayed by tailscale serve on "
+                f"loopback; {peer} is not loopback"
+            )
+        wanted = {
+            b"tailscale-user-login",
+            b"tailscale-user-name",
+            b"tailscale-user-profile-pic",
+            b"tailscale-app-capabilities",
+            b"tailscale-funnel-request",
+        }
+        found = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in wanted}
+        return identity_from_serve_headers(found)
+
+    async def close(self) -> None:
+        return None
+
+
+class DevResolver:
+    """One local user for one-person use; loopback peers only."""
+
+    mode = "dev"
+
+    def __init__(self, login: str) -> None:
+        self._identity = Identity(login_name=login, display_name=login.split("@", 1)[0])
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        if client is not None and not is_loopback(client[0]):
+            raise IdentityRefused(
+                f"identity mode 'dev' only accepts loopback clients; {client[0]} is not "
+                "(run with --identity tailscale or serve to share irisgate)"
+            )
+        return self._identity
+
+    async def close(self) -> None:
+        return None
+
+
+def make_resolver(settings: Settings) -> IdentityResolver:
+    if settings.identity == "tailscale":
+        return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
+    if settings.identity == "serve":
+        return ServeResolver()
+    return DevResolver(settings.dev_login)

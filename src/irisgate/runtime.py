@@ -1,0 +1,104 @@
+"""Everything one irisgate process holds while it runs, created in start() and closed in stop().
+
+The request path reads `runtime.snapshot` (the current config version, swapped atomically by
+the config service) and hands finished records to `runtime.record`, which never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import structlog
+
+from irisgate.config.service import ConfigService
+from irisgate.identity.resolver import IdentityResolver, make_resolver
+from irisgate.settings import Settings
+from irisgate.snapshot import Snapshot
+from irisgate.store.database import Database, open_database
+from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.writer import BatchWriter, QueueFull
+
+log = structlog.get_logger("irisgate")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resolver: IdentityResolver = make_resolver(settings)
+        self._db: Database | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._writer: BatchWriter | None = None
+        self._config: ConfigService | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "runtime not started"
+        return self._db
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        assert self._http is not None, "runtime not started"
+        return self._http
+
+    @property
+    def writer(self) -> BatchWriter:
+        assert self._writer is not None, "runtime not started"
+        return self._writer
+
+    @property
+    def config(self) -> ConfigService:
+        assert self._config is not None, "runtime not started"
+        return self._config
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.config.snapshot
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._db = await open_database(settings.resolved_database_url)
+        self._config = ConfigService(self._db, settings)
+        await self._config.start()
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.upstream_connect_timeout,
+            sock_read=settings.upstream_read_timeout,
+        )
+        self._http = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
+        )
+        self._writer = BatchWriter(self._db)
+        self._writer.start()
+        log.info(
+            "irisgate started",
+            identity=settings.identity,
+            database=self._db.dialect,
+            config_version=self.snapshot.version,
+        )
+
+    def record(self, record: RequestRecord) -> None:
+        """Queue a finished request for storage. Never drops: a full queue makes this one
+        request's task wait for room, off the client's path (its answer is already sent)."""
+        try:
+            self.writer.submit(record)
+        except QueueFull:
+            task = asyncio.get_running_loop().create_task(self.writer.submit_wait(record))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def stop(self) -> None:
+        """Graceful stop: finish queued records, then close everything."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.drain_and_stop()
+        if self._config is not None:
+            await self._config.stop()
+        if self._http is not None:
+            await self._http.close()
+        await self.resolver.close()
+        if self._db is not None:
+            await self._db.close()

@@ -1,0 +1,125 @@
+"""Process settings: command-line flags, each with an `IRISGATE_*` environment variable.
+
+This is the only module that reads the environment. The environment mapping is kept on the
+settings so config secrets (`env:NAME`) resolve against the same snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+IdentityMode = Literal["tailscale", "serve", "dev"]
+IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
+DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
+DEFAULT_DATA_DIR = "irisgate-data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    database_url: str = ""  # "" means SQLite under data_dir
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    identity: IdentityMode = "dev"
+    config_file: Path | None = None
+    tailscaled_socket: str = DEFAULT_SOCKET
+    dev_login: str = "dev@localhost"
+    whois_cache_seconds: float = 10.0
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
+    config_poll_seconds: float = 1.0
+    log_format: Literal["json", "console"] = "console"
+    log_level: str = "info"
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'irisgate.db'}"
+
+
+# flag name -> (environment variable, help text); the CLI builds its parser from this table
+FLAG_ENV: dict[str, tuple[str, str]] = {
+    "config": ("IRISGATE_CONFIG", "config file (HuJSON) imported as a new version when it changed"),
+    "listen": ("IRISGATE_LISTEN", "HOST:PORT to serve on (default 127.0.0.1:8080)"),
+    "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
+    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve or dev"),
+    "data_dir": ("IRISGATE_DATA_DIR", "folder for the SQLite database (default ./irisgate-data)"),
+    "tailscaled_socket": ("IRISGATE_TAILSCALED_SOCKET", "tailscaled LocalAPI unix socket"),
+    "dev_login": ("IRISGATE_DEV_LOGIN", "login name of the single user in dev mode"),
+    "upstream_connect_timeout": (
+        "IRISGATE_UPSTREAM_CONNECT_TIMEOUT",
+        "seconds to wait for an upstream connection (default 10)",
+    ),
+    "upstream_read_timeout": (
+        "IRISGATE_UPSTREAM_READ_TIMEOUT",
+        "seconds of upstream silence before giving up with 504 (default 600)",
+    ),
+    "log_format": ("IRISGATE_LOG_FORMAT", "json or console (default: console on a terminal)"),
+    "log_level": ("IRISGATE_LOG_LEVEL", "debug, info, warning or error (default info)"),
+}
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has a value irisgate cannot use; the message names it."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"--listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load_settings(
+    flags: Mapping[str, str | None], env: Mapping[str, str] | None = None, *, tty: bool = False
+) -> Settings:
+    """Settings from flags (None = not given), falling back to `IRISGATE_*` variables."""
+    environ = dict(os.environ if env is None else env)
+
+    def pick(name: str) -> str | None:
+        given = flags.get(name)
+        return given if given is not None else environ.get(FLAG_ENV[name][0]) or None
+
+    host, port = parse_listen(pick("listen") or "127.0.0.1:8080")
+    socket = pick("tailscaled_socket") or DEFAULT_SOCKET
+    identity = pick("identity") or ("tailscale" if Path(socket).exists() else "dev")
+    if identity not in IDENTITY_MODES:
+        raise SettingsError(
+            f"--identity must be one of {', '.join(IDENTITY_MODES)}, got {identity!r}"
+        )
+    log_format = pick("log_format") or ("console" if tty else "json")
+    if log_format not in ("json", "console"):
+        raise SettingsError(f"--log-format must be json or console, got {log_format!r}")
+    config = pick("config")
+    return Settings(
+        listen_host=host,
+        listen_port=port,
+        database_url=pick("database") or "",
+        data_dir=Path(pick("data_dir") or DEFAULT_DATA_DIR),
+        identity=identity,  # type: ignore[arg-type]  # checked against IDENTITY_MODES above
+        config_file=Path(config) if config else None,
+        tailscaled_socket=socket,
+        dev_login=pick("dev_login") or "dev@localhost",
+        upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
+        upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
+        log_format=log_format,  # type: ignore[arg-type]  # checked above
+        log_level=(pick("log_level") or "info").lower(),
+        env=environ,
+    )
+
+
+def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> float:
+    raw = pick(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"--{name.replace('_', '-')} must be a number of seconds") from None
+    if value <= 0:
+        raise SettingsError(f"--{name.replace('_', '-')} must be positive")
+    return value

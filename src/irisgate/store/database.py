@@ -1,0 +1,284 @@
+"""Opening the database: URL forms, engine settings and schema migrations at start-up.
+
+One `Database` per process wraps one SQLAlchemy `AsyncEngine` (aiosqlite for SQLite,
+asyncpg for PostgreSQL). `open_database` brings the schema to the newest Alembic revision
+before it returns, so code that receives a `Database` can rely on every table existing.
+
+Migrations are safe when several instances start at once: on PostgreSQL they run inside one
+transaction that first takes `pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`, so a second
+instance waits, then finds the schema at head and does nothing; on SQLite they run in a
+`BEGIN IMMEDIATE` transaction, which holds the database's single write lock throughout.
+
+SQLite specifics: the parent directory of the file is created; the file is switched to WAL
+journaling once (readers never block the writer); every connection gets
+`synchronous=NORMAL` (durable at checkpoints, never corrupt), a busy timeout and enforced
+foreign keys. SQLAlchemy, not the sqlite3 module, emits BEGIN, so transactions (DDL
+included) behave as documented; `Database.begin` starts write transactions with
+`BEGIN IMMEDIATE` so they wait for the write lock up front instead of failing half-way.
+
+PostgreSQL specifics: a pool of 5 (+10 overflow) connections, checked with a ping before
+use and recycled after 30 minutes, a 60 s statement timeout, and `application_name=irisgate`.
+
+Both: error messages and logs never include bound parameters (they carry request bodies and
+identities).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+#: Key of the PostgreSQL advisory lock held while migrating ("irisgate" in ASCII).
+MIGRATION_LOCK_KEY = 0x6972697367617465
+#: How long a SQLite connection waits for a lock held by another connection.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Upper bound for one PostgreSQL statement, so a hung connection cannot stall the writer.
+POSTGRES_COMMAND_TIMEOUT_S = 60.0
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+_SQLITE_DRIVER = "sqlite+aiosqlite"
+_POSTGRES_DRIVER = "postgresql+asyncpg"
+_SQLITE_SCHEMES = {"sqlite", _SQLITE_DRIVER}
+_POSTGRES_SCHEMES = {"postgresql", "postgres", _POSTGRES_DRIVER}
+# Execution option read by the SQLite "begin" hook: which BEGIN to emit.
+_BEGIN_OPTION = "irisgate_sqlite_begin"
+
+
+def normalize_url(url: str) -> str:
+    """Turn a user-given database location into an async SQLAlchemy URL.
+
+    Accepted: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a bare file path
+    (`./data/irisgate.db`, `~/irisgate.db`), `postgresql://…` and `postgres://…`; URLs that
+    already name the async drivers pass through. The libpq parameter `sslmode=` becomes
+    asyncpg's `ssl=`. Returns `sqlite+aiosqlite:///…` or `postgresql+asyncpg://…`.
+
+    Raises `ValueError` for an empty URL, another database or driver, and in-memory SQLite
+    (each pooled connection would see a different empty database, and records would vanish).
+    """
+    raw = url.strip()
+    if not raw:
+        raise ValueError("database URL is empty: give a file path or a postgresql:// URL")
+    if "://" not in raw:
+        if raw == ":memory:":
+            raise ValueError(_MEMORY_ERROR)
+        return f"{_SQLITE_DRIVER}:///{os.path.expanduser(raw)}"
+    scheme = raw.split("://", 1)[0].lower()
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise ValueError(f"malformed database URL: {exc}") from None
+    if scheme in _SQLITE_SCHEMES:
+        if parsed.database in (None, "", ":memory:") or "mode=memory" in raw:
+            raise ValueError(_MEMORY_ERROR)
+        return parsed.set(drivername=_SQLITE_DRIVER).render_as_string(hide_password=False)
+    if scheme in _POSTGRES_SCHEMES:
+        parsed = parsed.set(drivername=_POSTGRES_DRIVER)
+        if "sslmode" in parsed.query:
+            query = dict(parsed.query)
+            query["ssl"] = query.pop("sslmode")
+            parsed = parsed.set(query=query)
+        return parsed.render_as_string(hide_password=False)
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r}: use a file path, sqlite:///PATH "
+        "or postgresql://USER@HOST/DB"
+    )
+
+
+_MEMORY_ERROR = "in-memory SQLite is not supported (records would vanish): give a file path"
+
+
+class Database:
+    """An open database: the engine plus what callers need to use it correctly.
+
+    - `dialect`: `"sqlite"` or `"postgresql"`.
+    - `url`: the async URL with any password hidden (for logs).
+    - `connect()`: a connection for reads (`async with db.connect() as conn`).
+    - `begin()`: a connection inside a write transaction, committed when the block ends
+      without an exception and rolled back otherwise (`async with db.begin() as conn`).
+    - `close()`: close every pooled connection; the `Database` is unusable afterwards.
+    """
+
+    __slots__ = ("_write_engine", "dialect", "engine", "url")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+        self.url: str = engine.url.render_as_string(hide_password=True)
+        self._write_engine = (
+            engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            if self.dialect == "sqlite"
+            else engine
+        )
+
+    def connect(self) -> AsyncConnection:
+        """A connection for reads; use as `async with db.connect() as conn`."""
+        return self.engine.connect()
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction; use as `async with db.begin() as conn`."""
+        return self._write_engine.begin()
+
+    async def close(self) -> None:
+        """Close all pooled connections."""
+        await self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+
+async def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Open the database at `url` (any form `normalize_url` accepts).
+
+    With `migrate` (the default) the schema is brought to the newest revision first, safely
+    against other instances doing the same. Raises `ValueError` for a bad URL and SQLAlchemy
+    errors when the database cannot be reached or migrated (the engine is closed then).
+    """
+    async_url = make_url(normalize_url(url))
+    if async_url.get_backend_name() == "sqlite":
+        engine = await _sqlite_engine(async_url)
+    else:
+        engine = create_async_engine(
+            async_url,
+            hide_parameters=True,
+            pool_size=5,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={
+                "command_timeout": POSTGRES_COMMAND_TIMEOUT_S,
+                "server_settings": {"application_name": "irisgate"},
+            },
+        )
+    db = Database(engine)
+    if migrate:
+        try:
+            await upgrade_schema(db)
+        except BaseException:
+            await engine.dispose()
+            raise
+    return db
+
+
+async def upgrade_schema(db: Database) -> None:
+    """Run the Alembic migrations up to head, holding the migration lock (see module doc)."""
+    async with db._write_engine.connect() as conn:
+        await conn.begin()  # BEGIN IMMEDIATE on SQLite: the database-wide write lock
+        if db.dialect == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        await conn.run_sync(_upgrade_to_head)
+        await conn.commit()
+
+
+async def current_revision(db: Database) -> str | None:
+    """The schema revision the database is at (None before the first migration)."""
+    async with db.connect() as conn:
+        return await conn.run_sync(_current_revision)
+
+
+def head_revision() -> str | None:
+    """The newest schema revision this version of irisgate knows."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def _sqlite_engine(url: URL) -> AsyncEngine:
+    if url.database:
+        await asyncio.to_thread(_make_parent_dir, url.database)
+    engine = create_async_engine(url, hide_parameters=True)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    try:
+        await _enable_wal(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+def _make_parent_dir(database: str) -> None:
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _enable_wal(engine: AsyncEngine) -> None:
+    """Switch the file to WAL (persistent, so done once per file, not per connection).
+
+    Changing the journal mode needs the database to itself and SQLite reports "locked"
+    without waiting for the busy timeout, so when another process opens the same new file
+    at the same moment, retry for up to the busy timeout.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            async with engine.connect() as conn:
+                mode = await conn.run_sync(_set_wal)
+        except (OperationalError, sqlite3.OperationalError):
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+            continue
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"SQLite refused WAL journaling (journal_mode is {mode!r})")
+        return
+
+
+def _set_wal(connection: Connection) -> object:
+    # On the DBAPI connection: through SQLAlchemy, the statement would run inside the BEGIN
+    # that `_sqlite_on_begin` emits, and SQLite cannot change journal mode in a transaction.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return row[0] if row else None
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 module (it skips it before DDL and SAVEPOINT);
+    # `_sqlite_on_begin` emits it instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_BEGIN_OPTION) == "IMMEDIATE"
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

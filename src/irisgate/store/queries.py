@@ -1,0 +1,168 @@
+"""The read side of the request store, for the management API and the dashboard.
+
+Every function returns plain JSON-ready values: timestamps as ISO 8601 UTC strings ending in
+`Z` (millisecond precision), days as `YYYY-MM-DD`, `tags` as a list of strings, money as
+integer nanodollars (`cost_nanodollars` is null when the request was not priced).
+
+Time ranges are half-open: `since` inclusive, `until` exclusive.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, RowMapping, select
+
+from irisgate.store.database import Database
+from irisgate.store.tables import captures, requests, usage_daily
+
+#: Most rows one `list_requests` call returns.
+MAX_LIMIT = 1000
+
+
+async def list_requests(
+    db: Database,
+    *,
+    login_name: str | None = None,
+    model: str | None = None,
+    session_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Request rows (no capture), newest first, filtered by the arguments that are not None.
+
+    Newest means highest `id` (the order the writer stored them in). Pagination is by
+    cursor: pass the `id` of the last row of a page as `before_id` to get the next page.
+    `limit` is clamped to 1..`MAX_LIMIT`.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if login_name is not None:
+        conditions.append(requests.c.login_name == login_name)
+    if model is not None:
+        conditions.append(requests.c.model == model)
+    if session_id is not None:
+        conditions.append(requests.c.session_id == session_id)
+    if since is not None:
+        conditions.append(requests.c.started_at >= since)
+    if until is not None:
+        conditions.append(requests.c.started_at < until)
+    if before_id is not None:
+        conditions.append(requests.c.id < before_id)
+    query = (
+        select(requests)
+        .where(*conditions)
+        .order_by(requests.c.id.desc())
+        .limit(max(1, min(limit, MAX_LIMIT)))
+    )
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_request(row) for row in rows]
+
+
+async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
+    """One request row with its capture, or None when there is no such request.
+
+    Added to the row: `captured` (False once retention purged the capture, or when none was
+    stored), `request_headers` and `response_headers` as dicts, and `request_body` /
+    `response_body` as text when the bytes are valid UTF-8, else base64, with
+    `request_body_encoding` / `response_body_encoding` set to `"utf-8"` or `"base64"`
+    (bodies and encodings are None when not captured).
+    """
+    capture_columns = [c for c in captures.c if c.name != "request_id"]
+    query = (
+        select(requests, captures.c.request_id.label("capture_id"), *capture_columns)
+        .select_from(requests.outerjoin(captures))
+        .where(requests.c.request_id == request_id)
+    )
+    async with db.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        return None
+    result = _request(row)
+    captured = row["capture_id"] is not None
+    result["captured"] = captured
+    result["request_headers"] = _headers(row["request_headers"]) if captured else {}
+    result["response_headers"] = _headers(row["response_headers"]) if captured else {}
+    for name in ("request_body", "response_body"):
+        body, encoding = _body(row[name]) if captured else (None, None)
+        result[name] = body
+        result[f"{name}_encoding"] = encoding
+    return result
+
+
+async def daily_usage(
+    db: Database,
+    *,
+    since: date,
+    until: date,
+    login_name: str | None = None,
+    model: str | None = None,
+) -> list[dict[str, Any]]:
+    """`usage_daily` rows for UTC days `since` <= day < `until`, ordered by day, login,
+    model and provider; each has the key, `requests`, every token counter, `total_tokens`,
+    `cost_nanodollars` (sum over priced requests), `unpriced_requests` and `error_requests`.
+    """
+    conditions: list[ColumnElement[bool]] = [
+        usage_daily.c.day >= _day(since),
+        usage_daily.c.day < _day(until),
+    ]
+    if login_name is not None:
+        conditions.append(usage_daily.c.login_name == login_name)
+    if model is not None:
+        conditions.append(usage_daily.c.model == model)
+    query = (
+        select(usage_daily)
+        .where(*conditions)
+        .order_by(
+            usage_daily.c.day,
+            usage_daily.c.login_name,
+            usage_daily.c.model,
+            usage_daily.c.provider,
+        )
+    )
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [{**row, "day": row["day"].isoformat()} for row in rows]
+
+
+def iso_utc(moment: datetime) -> str:
+    """`moment` as ISO 8601 in UTC with a `Z` suffix, e.g. `2025-01-31T12:00:00.250Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_REQUEST_COLUMNS = tuple(column.name for column in requests.c)
+
+
+def _request(row: RowMapping) -> dict[str, Any]:
+    result = {name: row[name] for name in _REQUEST_COLUMNS}
+    result["started_at"] = iso_utc(row["started_at"])
+    result["tags"] = row["tags"].split(",") if row["tags"] else []
+    result["stream"] = bool(row["stream"])
+    result["cancelled"] = bool(row["cancelled"])
+    return result
+
+
+def _headers(stored: str | None) -> dict[str, Any]:
+    if not stored:
+        return {}
+    decoded = orjson.loads(stored)
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _body(stored: bytes | None) -> tuple[str, str]:
+    data = bytes(stored) if stored is not None else b""
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def _day(value: date) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo is not None else value.date()
+    return value

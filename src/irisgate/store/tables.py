@@ -1,0 +1,200 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+This module is the schema's description for queries; the migrations in
+`irisgate.store.migrations.versions` are what create it. Both must say the same thing:
+`tests/store/test_migrations.py` compares them on every backend.
+
+Tables:
+
+- `config_versions`: every configuration version ever applied. `parent_id` is the version a
+  new one replaced and is unique, so two writers that both replace the same version conflict
+  in the database and exactly one wins; the expression index `uq_config_versions_root` does
+  the same for the first version (whose parent is NULL, and NULLs never conflict in a plain
+  unique constraint).
+- `requests`: one metrics row per gateway request (identity, routing, timing, token usage,
+  cost). These rows are what usage and cost reports are made of; they survive body purges.
+- `captures`: headers and bodies of a request, kept apart from `requests` so that retention
+  can delete them while the usage metrics stay.
+- `usage_daily`: per (UTC day, login, model, provider) sums of `requests`, kept current by the
+  batch writer so that dashboards never scan `requests`.
+
+Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+#: The token counters of `irisgate.usage.tokens.Usage`, one BIGINT column each in `requests`
+#: and `usage_daily`. Spelled out (not derived from the dataclass) because a new field needs
+#: a migration; a test fails when this list and `Usage` disagree.
+USAGE_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "image_input_tokens",
+    "image_output_tokens",
+    "web_search_count",
+)
+
+#: The additive columns of `usage_daily` (everything except the key).
+ROLLUP_SUM_COLUMNS: tuple[str, ...] = (
+    "requests",
+    *USAGE_FIELDS,
+    "total_tokens",
+    "cost_nanodollars",
+    "unpriced_requests",
+    "error_requests",
+)
+
+#: The key of `usage_daily`.
+ROLLUP_KEY_COLUMNS: tuple[str, ...] = ("day", "login_name", "model", "provider")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always a timezone-aware UTC `datetime` in Python.
+
+    PostgreSQL stores `timestamptz`. SQLite has no timestamp type, so values are stored as
+    naive UTC text (`YYYY-MM-DD HH:MM:SS.ffffff`), which sorts and compares correctly. A naive
+    value handed in is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+
+def _text(name: str, *, index: bool = False) -> Column[str]:
+    return Column(name, Text, nullable=False, server_default=text("''"), index=index)
+
+
+def _count(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, ForeignKey("config_versions.id"), nullable=True),
+    Column("hash", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False, server_default=text("''")),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("parent_id", name="uq_config_versions_parent_id"),
+    sqlite_autoincrement=True,
+)
+Index(
+    "uq_config_versions_root",
+    func.coalesce(config_versions.c.parent_id, 0),
+    unique=True,
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    _text("login_name"),
+    _text("display_name"),
+    _text("node_id"),
+    _text("node_name"),
+    _text("tags"),
+    _text("method"),
+    _text("path"),
+    _text("api_format"),
+    _text("api_type"),
+    _text("model"),
+    _text("provider"),
+    Column("stream", Boolean, nullable=False, server_default=text("false")),
+    Column("status", Integer, nullable=False, server_default=text("0")),
+    _text("error"),
+    Column("cancelled", Boolean, nullable=False, server_default=text("false")),
+    Column("duration_ms", Float, nullable=False, server_default=text("0")),
+    Column("ttfb_ms", Float, nullable=True),
+    Column("upstream_ms", Float, nullable=True),
+    *(_count(name) for name in USAGE_FIELDS),
+    _count("total_tokens"),
+    Column("cost_nanodollars", BigInteger, nullable=True),
+    _text("cost_basis"),
+    _text("session_id"),
+    _text("user_agent"),
+    Column("config_version", Integer, nullable=False, server_default=text("0")),
+    Column("tool_calls", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("request_id", name="uq_requests_request_id"),
+    sqlite_autoincrement=True,
+)
+# login_name and session_id are indexed through the composites (their leading column).
+Index("ix_requests_started_at", requests.c.started_at)
+Index("ix_requests_model", requests.c.model)
+Index("ix_requests_login_name_started_at", requests.c.login_name, requests.c.started_at)
+Index("ix_requests_session_id_started_at", requests.c.session_id, requests.c.started_at)
+
+captures = Table(
+    "captures",
+    metadata,
+    Column(
+        "request_id",
+        Text,
+        ForeignKey("requests.request_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("request_headers", Text, nullable=False, server_default=text("'{}'")),
+    Column("response_headers", Text, nullable=False, server_default=text("'{}'")),
+    Column("request_body", LargeBinary, nullable=False),
+    Column("response_body", LargeBinary, nullable=False),
+)
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    *(_count(name) for name in ROLLUP_SUM_COLUMNS),
+    PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, name="pk_usage_daily"),
+)

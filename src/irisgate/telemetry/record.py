@@ -1,0 +1,48 @@
+"""The record of one gateway request, as handed to the batch writer.
+
+The request path fills one `RequestRecord` and submits it; the writer stores the metrics row,
+the capture (headers and bodies) and keeps the daily rollups current. Bodies are stored as
+text when they are UTF-8 (JSON, SSE reassembled to JSON), else base64 with `*_encoding`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from irisgate.usage.tokens import Usage
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str  # "req_" + 26 chars, unique; also sent to clients as x-irisgate-request-id
+    started_at: datetime  # UTC, timezone-aware
+    login_name: str
+    display_name: str = ""
+    node_id: str = ""  # stable node id
+    node_name: str = ""
+    tags: tuple[str, ...] = ()
+    method: str = "POST"
+    path: str = ""
+    api_format: str = ""  # openai_chat | openai_responses | anthropic_messages | ...
+    api_type: str = ""  # export name: oai_completions | oai_responses | ant_messages | ...
+    model: str = ""  # as routed (bare model id sent upstream)
+    provider: str = ""  # provider id from config
+    stream: bool = False
+    status: int = 0  # status the client received
+    error: str = ""  # gateway-side error text ("" when none); upstream errors pass through
+    cancelled: bool = False  # the client went away before the answer ended
+    duration_ms: float = 0.0  # first request byte in to last response byte out
+    ttfb_ms: float | None = None  # to the first response body byte sent to the client
+    upstream_ms: float | None = None  # time spent waiting on the upstream
+    usage: Usage = field(default_factory=Usage)
+    cost_nanodollars: int | None = None  # None: unpriced
+    cost_basis: str = ""  # "<basis>/<pricing model>" or "" when unpriced
+    session_id: str = ""
+    user_agent: str = ""
+    config_version: int = 0
+    request_headers: dict[str, str] = field(default_factory=dict)  # secrets already redacted
+    response_headers: dict[str, str] = field(default_factory=dict)
+    request_body: bytes = b""  # as forwarded upstream (after any modification)
+    response_body: bytes = b""  # decompressed; streams reassembled into one JSON object
+    tool_calls: int = 0

@@ -1,0 +1,451 @@
+"""The batch writer: request records from an in-memory queue to the database.
+
+The request path never waits for the database. It hands each finished `RequestRecord` to
+`BatchWriter.submit`, which only appends to a bounded queue. One background task takes what
+is queued (up to `max_batch` records) and stores, in ONE transaction:
+
+- the `requests` rows and the `captures` rows (each an `executemany`), and
+- the `usage_daily` increments: the batch is first summed per (UTC day of `started_at`,
+  login, model, provider), then one upsert per key adds the sums
+  (`INSERT … ON CONFLICT DO UPDATE SET x = usage_daily.x + excluded.x`, SQLite or
+  PostgreSQL dialect). Keys are written in sorted order so that instances sharing one
+  PostgreSQL database lock rows in the same order and cannot deadlock.
+
+Nothing is dropped for an outage. When a write fails the batch is kept, the error logged
+and the same batch retried after a backoff that doubles up to `retry_max_s`, for as long as
+it takes (connection refused, connections killed, a table missing or locked: all the same).
+A record that is itself unacceptable to the database must not block the others: when the
+error says the data is at fault (`IntegrityError` such as a duplicate `request_id`,
+`DataError`, SQLSTATE class 22/23, or a value the driver cannot encode) the batch is
+written again one record per transaction; a record refused that way alone is retried once
+without NUL characters (PostgreSQL text cannot hold them) and otherwise logged and skipped
+(`skipped_total`). Log lines carry the driver's message only: the engines are created with
+`hide_parameters`, since parameters hold request bodies.
+
+Back-pressure: the queue holds at most `max_queue` records. `submit` never blocks and never
+drops: when the queue is full it raises `QueueFull`, and the caller falls back to
+`await submit_wait(record)`, which waits for room. A full queue means the database is down
+or too slow; waiting there slows the callers instead of losing their records.
+
+Shutdown: `await drain_and_stop()` (the SIGTERM path) writes everything queued, including
+records submitted while it drains, then stops the task. Records submitted after it has
+stopped raise `WriterStoppedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, date
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy import Insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from irisgate.store.database import Database
+from irisgate.store.tables import (
+    ROLLUP_KEY_COLUMNS,
+    ROLLUP_SUM_COLUMNS,
+    captures,
+    requests,
+    usage_daily,
+)
+from irisgate.telemetry.record import RequestRecord
+
+_LOG = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The writer's queue is full; `await BatchWriter.submit_wait(record)` instead."""
+
+
+class WriterStoppedError(RuntimeError):
+    """The writer has stopped (after `drain_and_stop`); it accepts no more records."""
+
+
+class _Prepared(NamedTuple):
+    """One record turned into what the database statements take."""
+
+    request_id: str
+    request: dict[str, Any]
+    capture: dict[str, Any]
+    rollup_key: tuple[date, str, str, str]
+    rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
+
+
+class BatchWriter:
+    """Stores `RequestRecord`s in batches from one background task (see the module doc).
+
+    Counters, for metrics: `queue_depth` (records accepted and not yet stored or skipped,
+    the batch being written included), `written_total` (records stored),
+    `failed_batches_total` (write attempts that failed and were retried) and
+    `skipped_total` (records refused by the database and dropped, each logged).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_queue: int = 10_000,
+        max_batch: int = 500,
+        logger: logging.Logger | None = None,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        if max_queue < 1 or max_batch < 1:
+            raise ValueError("max_queue and max_batch must be at least 1")
+        self._db = db
+        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=max_queue)
+        self._max_batch = max_batch
+        self._log = logger if logger is not None else _LOG
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._stopping = asyncio.Event()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._written_total = 0
+        self._failed_batches_total = 0
+        self._skipped_total = 0
+        self._insert_requests = requests.insert()
+        self._insert_captures = captures.insert()
+        self._upsert_rollups = _rollup_upsert(db.dialect)
+
+    # -- the request-path side -------------------------------------------------------------
+
+    def submit(self, record: RequestRecord) -> None:
+        """Queue `record` without waiting. Raises `QueueFull` when there is no room (then
+        `await submit_wait(record)`), `WriterStoppedError` after the writer has stopped."""
+        if self._stopped:
+            raise WriterStoppedError("the batch writer has stopped")
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            raise QueueFull(f"{self._queue.maxsize} records are waiting to be stored") from None
+
+    async def submit_wait(self, record: RequestRecord) -> None:
+        """Queue `record`, waiting for room when the queue is full."""
+        if self._stopped:
+            raise WriterStoppedError("the batch writer has stopped")
+        await self._queue.put(record)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background task (call from the running event loop, once)."""
+        if self._task is not None:
+            raise RuntimeError("the batch writer was already started")
+        self._task = asyncio.create_task(self._run(), name="irisgate-batch-writer")
+        self._task.add_done_callback(self._on_task_done)
+
+    async def drain_and_stop(
+        self,
+        timeout: float = 30.0,  # noqa: ASYNC109 - on expiry it cancels and reports the loss
+    ) -> int:
+        """Store everything queued, then stop. Returns the number of records NOT stored:
+        0 normally; more only when the database stayed unwritable for `timeout` seconds, in
+        which case the task is cancelled and the loss is logged as an error."""
+        self._stopping.set()
+        if self._task is None:
+            self.start()
+        task = self._task
+        assert task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._stopped = True
+        lost = self.queue_depth
+        if lost:
+            self._log.error(
+                "batch writer stopped after %.1f s with %d records not stored "
+                "(database unwritable: %s)",
+                timeout,
+                lost,
+                self._db.url,
+            )
+        return lost
+
+    # -- counters --------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() + self._in_flight
+
+    @property
+    def written_total(self) -> int:
+        return self._written_total
+
+    @property
+    def failed_batches_total(self) -> int:
+        return self._failed_batches_total
+
+    @property
+    def skipped_total(self) -> int:
+        return self._skipped_total
+
+    # -- the background task ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch = await self._next_batch()
+                if batch:
+                    await self._store(batch)
+                elif self._stopping.is_set() and self._queue.empty():
+                    return
+        finally:
+            self._stopped = True
+
+    async def _next_batch(self) -> list[RequestRecord]:
+        """Up to `max_batch` queued records; waits while the queue is empty, unless stopping.
+        Returns [] when woken by `drain_and_stop`."""
+        queue = self._queue
+        first: list[RequestRecord] = []
+        if queue.empty():
+            if self._stopping.is_set():
+                return []
+            getter = asyncio.ensure_future(queue.get())
+            stopper = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait((getter, stopper), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                # A cancelled Queue.get leaves its item in the queue, so nothing is lost.
+                getter.cancel()
+            if not getter.done() or getter.cancelled():
+                return []
+            first.append(getter.result())
+        count = min(queue.qsize(), self._max_batch - len(first))
+        self._in_flight = len(first) + count
+        return first + [queue.get_nowait() for _ in range(count)]
+
+    async def _store(self, batch: list[RequestRecord]) -> None:
+        """Store `batch`, retrying until every record is stored or skipped."""
+        pending = self._prepare_all(batch)
+        one_by_one = False
+        delay = self._retry_initial_s
+        while pending:
+            chunk = pending[:1] if one_by_one else pending
+            try:
+                await self._write(chunk)
+            except Exception as exc:  # classified below; whatever it is, the batch is kept
+                if not _is_record_error(exc):
+                    self._failed_batches_total += 1
+                    self._log.error(
+                        "storing %d records failed, retrying in %.1f s: %s",
+                        len(chunk),
+                        delay,
+                        _describe(exc),
+                        exc_info=not isinstance(exc, SQLAlchemyError | OSError | TimeoutError),
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+                elif len(chunk) > 1:
+                    one_by_one = True
+                    self._log.warning(
+                        "a batch was refused (%s); storing it record by record", _describe(exc)
+                    )
+                elif (repaired := _without_nul(chunk[0])) is not chunk[0]:
+                    pending[0] = repaired  # PostgreSQL text cannot hold NUL; try once without
+                else:
+                    self._skip(chunk[0].request_id, f"refused by the database: {_describe(exc)}")
+                    del pending[0]
+                continue
+            self._written_total += len(chunk)
+            self._in_flight -= len(chunk)
+            del pending[: len(chunk)]
+            delay = self._retry_initial_s
+        self._in_flight = 0
+
+    def _prepare_all(self, batch: list[RequestRecord]) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        for record in batch:
+            try:
+                prepared.append(_prepare(record))
+            except (AttributeError, TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                self._skip(getattr(record, "request_id", "?"), f"malformed record: {exc!r}")
+        return prepared
+
+    def _skip(self, request_id: str, reason: str) -> None:
+        self._skipped_total += 1
+        self._in_flight = max(0, self._in_flight - 1)
+        self._log.error("request record %s was not stored: %s", request_id, reason)
+
+    async def _write(self, chunk: Sequence[_Prepared]) -> None:
+        async with self._db.begin() as conn:
+            await conn.execute(self._insert_requests, [p.request for p in chunk])
+            await conn.execute(self._insert_captures, [p.capture for p in chunk])
+            await conn.execute(self._upsert_rollups, _rollup_rows(chunk))
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("the batch writer task died", exc_info=task.exception())
+
+
+def _prepare(record: RequestRecord) -> _Prepared:
+    """The rows for one record. Pure CPU; this is the per-record cost of the writer."""
+    usage = record.usage
+    total = usage.input_tokens + usage.output_tokens
+    cost = record.cost_nanodollars
+    started = record.started_at
+    day = (started if started.tzinfo is None else started.astimezone(UTC)).date()
+    is_error = record.status >= 400 or bool(record.error)
+    request_row = {
+        "request_id": record.request_id,
+        "started_at": started,
+        "login_name": record.login_name,
+        "display_name": record.display_name,
+        "node_id": record.node_id,
+        "node_name": record.node_name,
+        "tags": ",".join(record.tags),
+        "method": record.method,
+        "path": record.path,
+        "api_format": record.api_format,
+        "api_type": record.api_type,
+        "model": record.model,
+        "provider": record.provider,
+        "stream": record.stream,
+        "status": record.status,
+        "error": record.error,
+        "cancelled": record.cancelled,
+        "duration_ms": record.duration_ms,
+        "ttfb_ms": record.ttfb_ms,
+        "upstream_ms": record.upstream_ms,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_5m_tokens": usage.cache_write_5m_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "image_input_tokens": usage.image_input_tokens,
+        "image_output_tokens": usage.image_output_tokens,
+        "web_search_count": usage.web_search_count,
+        "total_tokens": total,
+        "cost_nanodollars": cost,
+        "cost_basis": record.cost_basis,
+        "session_id": record.session_id,
+        "user_agent": record.user_agent,
+        "config_version": record.config_version,
+        "tool_calls": record.tool_calls,
+    }
+    capture_row = {
+        "request_id": record.request_id,
+        "request_headers": orjson.dumps(record.request_headers, default=str).decode(),
+        "response_headers": orjson.dumps(record.response_headers, default=str).decode(),
+        "request_body": bytes(record.request_body),
+        "response_body": bytes(record.response_body),
+    }
+    amounts = (  # ROLLUP_SUM_COLUMNS order
+        1,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_5m_tokens,
+        usage.cache_write_1h_tokens,
+        usage.reasoning_tokens,
+        usage.image_input_tokens,
+        usage.image_output_tokens,
+        usage.web_search_count,
+        total,
+        cost if cost is not None else 0,
+        1 if cost is None else 0,
+        1 if is_error else 0,
+    )
+    key = (day, record.login_name, record.model, record.provider)
+    return _Prepared(record.request_id, request_row, capture_row, key, amounts)
+
+
+def _is_record_error(exc: BaseException) -> bool:
+    """Whether `exc` means "this data is unacceptable" (so retrying the same rows can never
+    succeed) rather than "the database is unavailable" (so retrying will)."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        # asyncpg: SQLSTATE class 22 (data exception) or 23 (integrity) from the server, or
+        # its client-side argument check (a ValueError/TypeError) behind a generic Error.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in {"22", "23"}:
+            return True
+        return isinstance(
+            getattr(exc.orig, "__cause__", None), ValueError | TypeError | OverflowError
+        )
+    if isinstance(exc, StatementError):  # a bind processor refused a value
+        return isinstance(exc.orig, ValueError | TypeError | OverflowError)
+    # sqlite3 raises OverflowError itself for integers beyond 64 bits.
+    return isinstance(exc, ValueError | TypeError | OverflowError)
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's own message, without the SQL and parameters SQLAlchemy adds."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _without_nul(prepared: _Prepared) -> _Prepared:
+    """`prepared` with NUL characters removed from its text values, or `prepared` itself
+    when it has none."""
+    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request.values()):
+        return prepared
+
+    def clean(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in values.items()}
+
+    request = clean(prepared.request)
+    day = prepared.rollup_key[0]
+    return _Prepared(
+        request_id=request["request_id"],
+        request=request,
+        capture=clean(prepared.capture),
+        rollup_key=(day, request["login_name"], request["model"], request["provider"]),
+        rollup_amounts=prepared.rollup_amounts,
+    )
+
+
+def _rollup_rows(chunk: Sequence[_Prepared]) -> list[dict[str, Any]]:
+    """The batch summed per usage_daily key, in key order."""
+    sums: dict[tuple[date, str, str, str], list[int]] = {}
+    for prepared in chunk:
+        acc = sums.get(prepared.rollup_key)
+        if acc is None:
+            sums[prepared.rollup_key] = list(prepared.rollup_amounts)
+        else:
+            for index, amount in enumerate(prepared.rollup_amounts):
+                acc[index] += amount
+    return [
+        dict(zip(ROLLUP_KEY_COLUMNS, key, strict=True))
+        | dict(zip(ROLLUP_SUM_COLUMNS, acc, strict=True))
+        for key, acc in sorted(sums.items())
+    ]
+
+
+def _rollup_upsert(dialect: str) -> Insert:
+    """`INSERT INTO usage_daily … ON CONFLICT (key) DO UPDATE SET x = usage_daily.x +
+    excluded.x` for every sum column, in the given dialect."""
+    if dialect == "postgresql":
+        pg_stmt = postgresql_insert(usage_daily)
+        return pg_stmt.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY_COLUMNS),
+            set_={
+                name: usage_daily.c[name] + pg_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
+            },
+        )
+    if dialect == "sqlite":
+        lite_stmt = sqlite_insert(usage_daily)
+        return lite_stmt.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY_COLUMNS),
+            set_={
+                name: usage_daily.c[name] + lite_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
+            },
+        )
+    raise ValueError(f"no usage rollup upsert for the {dialect!r} database")

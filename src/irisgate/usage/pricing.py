@@ -1,0 +1,151 @@
+"""Cost of a request in integer nanodollars, from genai-prices.
+
+The cost basis of a provider is its `cost_basis`, else (while `auto_cost_basis` is on) the one
+inferred from the API format. `model_cost_map` entries (first match wins) rename the model for
+the price lookup and scale the result. A model without a known price is *unpriced*: its
+tokens are recorded and its cost is None, never a guessed number.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from typing import Any
+
+import genai_prices
+from genai_prices import types as gp_types
+
+from irisgate.config.model import Config, CostMapEntry, Provider
+from irisgate.usage.tokens import Usage
+
+#: cost basis -> genai-prices provider id (None: let genai-prices pick from the model name)
+BASIS_PROVIDER: dict[str, str | None] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "google",
+    "vertex": "google",
+    "bedrock": "aws",
+    "bedrock-us": "aws",
+    "bedrock-eu": "aws",
+    "bedrock-ap": "aws",
+    "azure": "azure",
+    "azure-eu": "azure",
+    "openrouter": "openrouter",
+    "vercel": None,
+}
+
+NANO = Decimal(1_000_000_000)
+
+
+@lru_cache(maxsize=256)
+def _go_glob(pattern: str) -> re.Pattern[str]:
+    """Go path.Match: `*` any run of non-`/`, `?` one non-`/` character."""
+    out = ["[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern]
+    return re.compile("".join(out) + r"\Z")
+
+
+@lru_cache(maxsize=4096)
+def _model_price(provider_id: str | None, model: str) -> gp_types.ModelPrice | None:
+    probe = genai_prices.Usage(input_tokens=1)
+    try:
+        calc = genai_prices.calc_price(probe, model, provider_id=provider_id)
+    except LookupError:
+        return None
+    return calc.model_price
+
+
+def _base(price: Any) -> Decimal | None:
+    if price is None:
+        return None
+    if isinstance(price, Decimal):
+        return price
+    base = getattr(price, "base", None)
+    return base if isinstance(base, Decimal) else None
+
+
+class Pricer:
+    """Prices of one config version; lookups are cached per (basis, model)."""
+
+    def __init__(self, config: Config) -> None:
+        self._auto = config.auto_cost_basis
+
+    def basis_for(self, provider: Provider, format_basis: str) -> str | None:
+        if provider.cost_basis:
+            return provider.cost_basis
+        return format_basis if self._auto else None
+
+    def lookup(
+        self, provider: Provider, format_basis: str, model: str
+    ) -> tuple[gp_types.ModelPrice | None, str, float]:
+        """(price, "<basis>/<pricing model>", adjustment); price None when unpriced."""
+        basis = self.basis_for(provider, format_basis)
+        if basis is None:
+            return None, "", 1.0
+        as_model, adjustment = model, 1.0
+        entry = _first_match(provider.model_cost_map, model)
+        if entry is not None:
+            as_model, adjustment = entry.as_model, entry.adjustment
+        price = _model_price(BASIS_PROVIDER.get(basis), as_model)
+        return price, (f"{basis}/{as_model}" if price is not None else ""), adjustment
+
+    def cost(
+        self, provider: Provider, format_basis: str, model: str, usage: Usage
+    ) -> tuple[int | None, str]:
+        """(nanodollars or None when unpriced, cost basis label)."""
+        price, label, adjustment = self.lookup(provider, format_basis, model)
+        if price is None:
+            return None, ""
+        calc = price.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                input_image_tokens=usage.image_input_tokens,
+                output_image_tokens=usage.image_output_tokens,
+                web_searches=usage.web_search_count,
+            )
+        )
+        total: Decimal = calc["total_price"] * NANO
+        if adjustment != 1.0:
+            total *= Decimal(repr(adjustment))
+        return int(total.to_integral_value(ROUND_HALF_EVEN)), label
+
+    def per_token(self, provider: Provider, format_basis: str, model: str) -> dict[str, str] | None:
+        """Per-token USD prices as decimal strings (the `/v1/models` `pricing` object)."""
+        price, _, adjustment = self.lookup(provider, format_basis, model)
+        if price is None:
+            return None
+        scale = Decimal(repr(adjustment))
+        fields = {
+            "input": ("input_mtok", 1_000_000),
+            "output": ("output_mtok", 1_000_000),
+            "input_cache_read": ("cache_read_mtok", 1_000_000),
+            "input_cache_write": ("cache_write_mtok", 1_000_000),
+            "input_cache_write_1h": ("cache_write_1h_mtok", 1_000_000),
+            "image_input": ("input_image_mtok", 1_000_000),
+            "image_output": ("output_image_mtok", 1_000_000),
+            "web_search": ("web_searches_kcount", 1_000),
+        }
+        out: dict[str, str] = {}
+        for key, (attr, per) in fields.items():
+            value = _base(getattr(price, attr, None))
+            if value is not None:
+                out[key] = decimal_text(value * scale / per)
+        return out
+
+
+def decimal_text(value: Decimal) -> str:
+    """At least 8 decimals, more when needed, never exponent notation."""
+    text = format(value.normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(8, '0')}"
+
+
+def _first_match(entries: tuple[CostMapEntry, ...], model: str) -> CostMapEntry | None:
+    for entry in entries:
+        if _go_glob(entry.match).match(model):
+            return entry
+    return None

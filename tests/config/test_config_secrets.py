@@ -1,0 +1,170 @@
+"""Secret references (literal, env:, file:) and masking secrets in the config text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irisgate.config.hujson import HuJSONSyntaxError, parse
+from irisgate.config.model import ConfigError
+from irisgate.config.schema import build_config
+from irisgate.config.secrets import (
+    REDACTED,
+    mask_text,
+    resolve_secret,
+    secret_paths,
+    unmask,
+    unresolved_reason,
+)
+
+CONFIG = """\
+{
+  // the production key
+  "providers": {
+    "openai": {"baseurl": "https://api.openai.com", "apikey": "sk-live-123", "models": ["gpt-5"]},
+    "anthropic": {
+      "baseurl": "https://api.anthropic.com",
+      "apikey": "env:ANTHROPIC_API_KEY", // a reference, not a secret
+      "models": ["claude-sonnet-4-5"],
+    },
+    "local": {"baseurl": "http://gpu.example.ts.net:8000", "apikey": "", "models": ["m"]},
+  },
+  "hooks": {"guard": {"url": "https://guard.example.com/hook", "apikey": "hook-secret"}},
+  "exporters": {"s3": {"bucket_name": "b", "region": "us-east-1",
+                       "access_key_id": "AKIAEXAMPLE", "access_secret": "file:/run/s3-secret"}},
+  "connectors": {"servers": {
+    "github": {"protocol": "mcp", "url": "https://api.githubcopilot.com/mcp/",
+               "auth": {"type": "bearer_token", "token": "ghp_abc"}},
+    "crm": {"protocol": "http", "url": "https://crm.example.com/api",
+            "auth": {"type": "oauth2_client_credentials", "token_url": "https://crm.example.com/token",
+                     "client_id": "irisgate", "client_secret": "cs-1"}},
+  }},
+  "mcp": {"servers": {"old": {"url": "https://old.example.com/mcp", "auth": {"password": "pw"}}}},
+}
+"""
+
+
+def test_literal_secret_is_its_own_value() -> None:
+    secret = resolve_secret("sk-123", {})
+    assert (secret.ref, secret.value, secret.is_literal) == ("sk-123", "sk-123", True)
+    assert "sk-123" not in repr(secret)
+
+
+def test_env_secret_comes_from_the_given_mapping_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IRISGATE_TEST_KEY", "from-os-environ")
+    assert resolve_secret("env:IRISGATE_TEST_KEY", {"IRISGATE_TEST_KEY": "given"}).value == "given"
+    assert resolve_secret("env:IRISGATE_TEST_KEY", {}).value is None
+
+
+def test_empty_env_variable_counts_as_unset() -> None:
+    secret = resolve_secret("env:KEY", {"KEY": ""})
+    assert secret.value is None
+    assert unresolved_reason("apikey", secret) == "apikey env:KEY is not set"
+
+
+def test_file_secret_strips_the_trailing_newline(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text("s3cr3t\n", encoding="utf-8")
+    secret = resolve_secret(f"file:{path}", {})
+    assert secret.value == "s3cr3t"
+    assert not secret.is_literal
+
+
+def test_unreadable_file_secret_has_no_value(tmp_path: Path) -> None:
+    secret = resolve_secret(f"file:{tmp_path / 'missing'}", {})
+    assert secret.value is None
+    assert (
+        unresolved_reason("apikey", secret) == f"apikey file:{tmp_path / 'missing'} cannot be read"
+    )
+    assert unresolved_reason("apikey", resolve_secret("x", {})) is None
+
+
+def test_secret_paths_lists_only_literal_secrets() -> None:
+    paths = secret_paths(parse(CONFIG).value)
+    assert sorted(paths, key=str) == sorted(
+        [
+            ("providers", "openai", "apikey"),
+            ("hooks", "guard", "apikey"),
+            ("exporters", "s3", "access_key_id"),
+            ("connectors", "servers", "github", "auth", "token"),
+            ("connectors", "servers", "crm", "auth", "client_secret"),
+            ("mcp", "servers", "old", "auth", "password"),
+        ],
+        key=str,
+    )
+
+
+def test_secret_paths_tolerates_wrong_types() -> None:
+    assert secret_paths({"providers": ["x"], "connectors": {"servers": {"a": 1}}}) == []
+    assert secret_paths([]) == []
+
+
+def test_mask_text_hides_literal_secrets_and_keeps_everything_else() -> None:
+    masked = mask_text(CONFIG)
+    for secret in ("sk-live-123", "hook-secret", "AKIAEXAMPLE", "ghp_abc", "cs-1", '"pw"'):
+        assert secret not in masked
+    assert masked.count(f'"{REDACTED}"') == 6
+    assert "// the production key" in masked
+    assert "// a reference, not a secret" in masked
+    assert '"apikey": "env:ANTHROPIC_API_KEY"' in masked
+    assert '"access_secret": "file:/run/s3-secret"' in masked
+    assert '"apikey": ""' in masked  # empty keys are not secrets
+    assert masked.splitlines()[3] == (
+        '    "openai": {"baseurl": "https://api.openai.com", "apikey": "[redacted]", '
+        '"models": ["gpt-5"]},'
+    )
+    assert len(masked.splitlines()) == len(CONFIG.splitlines())
+
+
+def test_unmask_restores_stored_literals() -> None:
+    edited = mask_text(CONFIG).replace('"gpt-5"]', '"gpt-5", "gpt-5-mini"]')
+    restored = unmask(edited, CONFIG)
+    assert restored == CONFIG.replace('"gpt-5"]', '"gpt-5", "gpt-5-mini"]')
+    config, _ = build_config(restored, {"ANTHROPIC_API_KEY": "k"})
+    assert config.providers["openai"].apikey.value == "sk-live-123"
+    assert config.connectors["github"].auth.secrets["token"].value == "ghp_abc"
+
+
+def test_unmask_keeps_new_literals_and_references() -> None:
+    edited = mask_text(CONFIG).replace(
+        f'/hook", "apikey": "{REDACTED}"', '/hook", "apikey": "new-hook-secret"'
+    )
+    edited = edited.replace(
+        f'"apikey": "{REDACTED}", "models"', '"apikey": "env:OPENAI_KEY", "models"'
+    )
+    restored = unmask(edited, CONFIG)
+    assert '"apikey": "env:OPENAI_KEY"' in restored
+    assert '"apikey": "new-hook-secret"' in restored
+    assert '"token": "ghp_abc"' in restored
+    assert REDACTED not in restored
+
+
+def test_unmask_refuses_redacted_value_without_stored_secret() -> None:
+    renamed = mask_text(CONFIG).replace('"openai": {', '"openai2": {')
+    renamed = renamed.replace('"guard": {', '"guard2": {')
+    with pytest.raises(ConfigError) as caught:
+        unmask(renamed, CONFIG)
+    issues = caught.value.issues
+    assert [issue.path for issue in issues] == [
+        "providers.openai2.apikey",
+        "hooks.guard2.apikey",
+    ]
+    assert issues[0].line == 4
+    assert issues[1].line == 12
+    assert "no secret is stored" in issues[0].message
+
+
+def test_unmask_without_any_stored_config() -> None:
+    with pytest.raises(ConfigError) as caught:
+        unmask(mask_text(CONFIG), "")
+    assert len(caught.value.issues) == 6
+
+
+def test_unmask_leaves_text_without_redactions_untouched() -> None:
+    assert unmask(CONFIG, "") == CONFIG
+
+
+def test_mask_text_rejects_malformed_text() -> None:
+    with pytest.raises(HuJSONSyntaxError):
+        mask_text('{"providers": ')

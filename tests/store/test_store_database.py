@@ -1,0 +1,149 @@
+"""Opening databases: URL forms, SQLite settings, migrations from empty and on re-open,
+concurrent start-up of several instances, and that the migrations create what tables.py says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from irisgate.store import configs
+from irisgate.store.database import (
+    Database,
+    current_revision,
+    head_revision,
+    normalize_url,
+    open_database,
+)
+from irisgate.store.tables import USAGE_FIELDS, metadata
+from irisgate.usage.tokens import Usage
+
+TABLES = {"config_versions", "requests", "captures", "usage_daily", "alembic_version"}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///data/irisgate.db", "sqlite+aiosqlite:///data/irisgate.db"),
+        ("sqlite:////var/lib/irisgate.db", "sqlite+aiosqlite:////var/lib/irisgate.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("./irisgate-data/irisgate.db", "sqlite+aiosqlite:///./irisgate-data/irisgate.db"),
+        ("/srv/irisgate.db", "sqlite+aiosqlite:////srv/irisgate.db"),
+        ("postgresql://u:p@db:5432/gw", "postgresql+asyncpg://u:p@db:5432/gw"),
+        ("postgres://u@db/gw", "postgresql+asyncpg://u@db/gw"),
+        ("postgresql+asyncpg://u@db/gw", "postgresql+asyncpg://u@db/gw"),
+        ("postgresql://u@db/gw?sslmode=require", "postgresql+asyncpg://u@db/gw?ssl=require"),
+    ],
+)
+def test_normalize_url_accepts_the_documented_forms(given: str, expected: str) -> None:
+    assert normalize_url(given) == expected
+
+
+def test_normalize_url_expands_home_in_bare_paths() -> None:
+    assert normalize_url("~/gw.db") == f"sqlite+aiosqlite:///{Path.home()}/gw.db"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "   ",
+        ":memory:",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "mysql://u@h/db",
+        "postgresql://h:x/",
+    ],
+)
+def test_normalize_url_refuses_what_it_cannot_serve(given: str) -> None:
+    with pytest.raises(ValueError, match=r"\S"):
+        normalize_url(given)
+
+
+def test_usage_fields_match_the_usage_dataclass() -> None:
+    assert tuple(Usage().as_dict()) == USAGE_FIELDS
+
+
+def _table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def _schema_differences(conn: Connection) -> list[object]:
+    with warnings.catch_warnings():
+        # SQLite cannot reflect the expression index; test_store_configs covers it by behaviour.
+        warnings.filterwarnings("ignore", message=".*expression-based index")
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+async def test_migrations_create_the_schema_from_empty(db_url: str) -> None:
+    db = await open_database(db_url)
+    try:
+        async with db.connect() as conn:
+            assert await conn.run_sync(_table_names) == TABLES
+            assert await conn.run_sync(_schema_differences) == []
+        assert await current_revision(db) == head_revision() == "0001"
+    finally:
+        await db.close()
+
+
+async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
+    first = await open_database(db_url)
+    try:
+        version = await configs.insert(first, "{}", "alice", "api", None)
+    finally:
+        await first.close()
+    for _ in range(2):
+        again = await open_database(db_url)
+        try:
+            assert await current_revision(again) == "0001"
+            assert await configs.latest(again) == version
+        finally:
+            await again.close()
+
+
+async def test_instances_starting_together_both_open(db_url: str) -> None:
+    opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
+    try:
+        for db in opened:
+            assert await current_revision(db) == "0001"
+    finally:
+        for db in opened:
+            await db.close()
+
+
+async def test_sqlite_settings(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "gw.db"
+    db = await open_database(str(path))
+    try:
+        assert path.exists()
+        assert db.dialect == "sqlite"
+        async with db.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 10_000
+    finally:
+        await db.close()
+
+
+async def test_open_without_migrating_leaves_an_empty_database(db_url: str) -> None:
+    db = await open_database(db_url, migrate=False)
+    try:
+        assert await current_revision(db) is None
+        async with db.connect() as conn:
+            assert await conn.run_sync(_table_names) == set()
+    finally:
+        await db.close()
+
+
+async def test_database_reports_its_dialect(db: Database, db_url: str) -> None:
+    expected = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    assert db.dialect == expected
+    assert db.url.startswith(f"{expected}+")

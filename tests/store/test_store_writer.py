@@ -1,0 +1,318 @@
+"""The batch writer: records, captures and daily rollups stored; nothing lost across a
+database outage or at shutdown; a refused record skipped alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from store_postgres import ADMIN_URL
+from store_records import make_record
+
+from irisgate.store.database import Database
+from irisgate.store.queries import daily_usage
+from irisgate.store.tables import ROLLUP_SUM_COLUMNS, USAGE_FIELDS, captures, requests
+from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.writer import BatchWriter, QueueFull, WriterStoppedError
+from irisgate.usage.tokens import Usage
+
+FAST_RETRY: dict[str, float] = {"retry_initial_s": 0.02, "retry_max_s": 0.1}
+
+
+async def eventually(check: Callable[[], bool], within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def varied_records(count: int) -> list[RequestRecord]:
+    logins = ["alice@example.com", "bob@example.com", "tag:ci,tag:prod"]
+    models = [("gpt-4o", "openai"), ("claude-sonnet-4-5", "anthropic"), ("gpt-4o", "azure")]
+    records = []
+    for n in range(count):
+        model, provider = models[n % 3]
+        records.append(
+            make_record(
+                n,
+                started_at=datetime(2025, 3, 1, tzinfo=UTC) + timedelta(minutes=37 * n),
+                login_name=logins[(n // 3) % 3],
+                model=model,
+                provider=provider,
+                tags=("tag:ci", "tag:prod") if n % 9 == 0 else (),
+                status=500 if n % 11 == 0 else 200,
+                error="upstream timed out" if n % 13 == 0 else "",
+                cost_nanodollars=None if n % 7 == 0 else 1_000 * n,
+                usage=Usage(
+                    input_tokens=100 + n,
+                    output_tokens=n % 50,
+                    cache_read_tokens=n % 5,
+                    cache_write_5m_tokens=n % 3,
+                    cache_write_1h_tokens=n % 2,
+                    reasoning_tokens=n % 4,
+                    image_input_tokens=n % 6,
+                    image_output_tokens=n % 8,
+                    web_search_count=n % 2,
+                ),
+            )
+        )
+    return records
+
+
+Rollups = dict[tuple[str, str, str, str], dict[str, int]]
+
+
+def expected_rollups(records: list[RequestRecord]) -> Rollups:
+    sums: Rollups = defaultdict(lambda: dict.fromkeys(ROLLUP_SUM_COLUMNS, 0))
+    for r in records:
+        day = r.started_at.astimezone(UTC).date().isoformat()
+        row = sums[(day, r.login_name, r.model, r.provider)]
+        row["requests"] += 1
+        for name in USAGE_FIELDS:
+            row[name] += getattr(r.usage, name)
+        row["total_tokens"] += r.usage.total_tokens
+        row["cost_nanodollars"] += r.cost_nanodollars or 0
+        row["unpriced_requests"] += r.cost_nanodollars is None
+        row["error_requests"] += r.status >= 400 or bool(r.error)
+    return dict(sums)
+
+
+async def stored_rollups(db: Database) -> Rollups:
+    rows = await daily_usage(db, since=date(2000, 1, 1), until=date(2100, 1, 1))
+    return {
+        (row["day"], row["login_name"], row["model"], row["provider"]): {
+            name: row[name] for name in ROLLUP_SUM_COLUMNS
+        }
+        for row in rows
+    }
+
+
+async def count(db: Database, table: Any) -> int:
+    async with db.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def stored_ids(db: Database) -> list[str]:
+    async with db.connect() as conn:
+        rows = await conn.execute(select(requests.c.request_id).order_by(requests.c.id))
+        return [row[0] for row in rows]
+
+
+async def test_stores_records_captures_and_daily_rollups(db: Database) -> None:
+    records = varied_records(1234)
+    writer = BatchWriter(db, max_batch=97)
+    writer.start()
+    for record in records:
+        writer.submit(record)
+    assert await writer.drain_and_stop() == 0
+
+    assert writer.written_total == 1234
+    assert writer.queue_depth == 0
+    assert await count(db, requests) == 1234
+    assert await count(db, captures) == 1234
+    assert await stored_rollups(db) == expected_rollups(records)
+
+    wanted = records[9].request_id
+    async with db.connect() as conn:
+        query = select(requests).where(requests.c.request_id == wanted)
+        row = (await conn.execute(query)).mappings().one()
+        query = select(captures).where(captures.c.request_id == wanted)
+        capture = (await conn.execute(query)).mappings().one()
+    assert row["tags"] == "tag:ci,tag:prod"
+    assert row["total_tokens"] == records[9].usage.total_tokens
+    assert row["started_at"] == records[9].started_at
+    assert row["ttfb_ms"] == 30.25
+    assert orjson.loads(capture["response_headers"]) == records[9].response_headers
+    assert bytes(capture["request_body"]) == records[9].request_body
+
+
+async def test_rollup_day_is_the_utc_date(db: Database) -> None:
+    eastern = timezone(timedelta(hours=-5))
+    late_evening = make_record(1, started_at=datetime(2025, 3, 1, 23, 30, tzinfo=eastern))
+    writer = BatchWriter(db)
+    writer.submit(late_evening)
+    await writer.drain_and_stop()
+    rows = await daily_usage(db, since=date(2025, 3, 1), until=date(2025, 3, 3))
+    assert [row["day"] for row in rows] == ["2025-03-02"]
+
+
+async def test_drain_and_stop_writes_everything_queued(db: Database) -> None:
+    records = varied_records(2500)
+    writer = BatchWriter(db, max_batch=500)
+    for record in records[:2000]:
+        writer.submit(record)  # queued before the task even runs
+    writer.start()
+    drain = asyncio.create_task(writer.drain_and_stop(timeout=60))
+    await asyncio.sleep(0)
+    for record in records[2000:]:
+        await writer.submit_wait(record)  # still accepted while draining
+    assert await drain == 0
+    assert writer.written_total == 2500
+    assert await count(db, requests) == 2500
+    assert await stored_rollups(db) == expected_rollups(records)
+    with pytest.raises(WriterStoppedError):
+        writer.submit(make_record(99_999))
+
+
+async def test_full_queue_raises_and_submit_wait_waits(db: Database) -> None:
+    writer = BatchWriter(db, max_queue=3, max_batch=2)
+    for n in range(3):
+        writer.submit(make_record(n))
+    with pytest.raises(QueueFull):
+        writer.submit(make_record(3))
+    waiting = asyncio.create_task(writer.submit_wait(make_record(3)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    writer.start()
+    await asyncio.wait_for(waiting, 10)
+    assert await writer.drain_and_stop() == 0
+    assert await count(db, requests) == 4
+
+
+async def test_a_refused_record_is_skipped_alone(db: Database) -> None:
+    writer = BatchWriter(db, **FAST_RETRY)
+    writer.start()
+    first = make_record(1)
+    writer.submit(first)
+    await eventually(lambda: writer.written_total == 1)
+
+    duplicate_of_stored = make_record(1, login_name="mallory@example.com")
+    batch = [
+        make_record(2),
+        duplicate_of_stored,
+        make_record(3),
+        make_record(3, model="duplicate-within-batch"),
+        make_record(4),
+    ]
+    for record in batch:
+        writer.submit(record)
+    assert await writer.drain_and_stop() == 0
+
+    assert writer.skipped_total == 2
+    assert writer.written_total == 4
+    assert await stored_ids(db) == [make_record(n).request_id for n in (1, 2, 3, 4)]
+    stored = [first, batch[0], batch[2], batch[4]]
+    assert await stored_rollups(db) == expected_rollups(stored)
+
+
+async def test_malformed_record_is_skipped_alone(db: Database) -> None:
+    writer = BatchWriter(db, **FAST_RETRY)
+    huge = make_record(2, usage=Usage(input_tokens=2**70))  # beyond BIGINT
+    broken = make_record(3)
+    broken.usage = None  # type: ignore[assignment]
+    for record in (make_record(1), huge, broken, make_record(4)):
+        writer.submit(record)
+    writer.start()
+    assert await writer.drain_and_stop(timeout=20) == 0
+    assert writer.skipped_total == 2
+    assert await stored_ids(db) == [make_record(n).request_id for n in (1, 4)]
+
+
+async def test_nul_characters_do_not_lose_the_record(db: Database) -> None:
+    writer = BatchWriter(db, **FAST_RETRY)
+    odd = make_record(1, user_agent="curl\x00/8", login_name="eve\x00@example.com")
+    writer.submit(odd)
+    writer.submit(make_record(2))
+    assert await writer.drain_and_stop(timeout=20) == 0
+    assert writer.written_total == 2
+    assert writer.skipped_total == 0
+
+
+class Outage:
+    """Makes the database unwritable, then writable again.
+
+    Both backends: `requests` is renamed away (every write fails at the statement). On
+    PostgreSQL also, for a while, the database refuses connections and the writer's open
+    connections are killed (every write fails at connect)."""
+
+    def __init__(self, db: Database, db_url: str) -> None:
+        self.db = db
+        self.pg_url = db_url if db.dialect == "postgresql" else None
+
+    async def _sql(self, statement: str, *, url: str | None = None) -> None:
+        if self.pg_url is None:
+            async with self.db.begin() as conn:
+                await conn.execute(text(statement))
+            return
+        conn = await asyncpg.connect(url or self.pg_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    async def start(self) -> None:
+        await self._sql("ALTER TABLE requests RENAME TO requests_offline")
+
+    async def refuse_connections(self) -> None:
+        assert self.pg_url is not None
+        name = make_url(self.pg_url).database
+        await self._sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', url=ADMIN_URL)
+        await self._sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+            url=ADMIN_URL,
+        )
+
+    async def accept_connections(self) -> None:
+        assert self.pg_url is not None
+        name = make_url(self.pg_url).database
+        await self._sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true', url=ADMIN_URL)
+
+    async def end(self) -> None:
+        await self._sql("ALTER TABLE requests_offline RENAME TO requests")
+
+
+async def test_an_outage_delays_records_but_loses_none(db: Database, db_url: str) -> None:
+    records = varied_records(60)
+    writer = BatchWriter(db, max_batch=25, **FAST_RETRY)
+    writer.start()
+    for record in records[:10]:
+        writer.submit(record)
+    await eventually(lambda: writer.written_total == 10)
+
+    outage = Outage(db, db_url)
+    await outage.start()
+    for record in records[10:]:
+        writer.submit(record)
+    await eventually(lambda: writer.failed_batches_total >= 3)
+    if db.dialect == "postgresql":
+        await outage.refuse_connections()
+        failed = writer.failed_batches_total
+        await eventually(lambda: writer.failed_batches_total >= failed + 3)
+        await outage.accept_connections()
+    assert writer.written_total == 10
+    assert writer.queue_depth == 50
+    await outage.end()
+
+    await eventually(lambda: writer.written_total == 60)
+    assert await writer.drain_and_stop() == 0
+    assert writer.skipped_total == 0
+    assert await stored_ids(db) == [r.request_id for r in records]
+    assert await count(db, captures) == 60
+    assert await stored_rollups(db) == expected_rollups(records)
+
+
+async def test_drain_gives_up_after_its_timeout_and_reports_the_loss(
+    db: Database, db_url: str
+) -> None:
+    writer = BatchWriter(db, **FAST_RETRY)
+    writer.start()
+    outage = Outage(db, db_url)
+    await outage.start()
+    try:
+        for n in range(5):
+            writer.submit(make_record(n))
+        assert await writer.drain_and_stop(timeout=0.5) == 5
+    finally:
+        await outage.end()
+    assert writer.written_total == 0
+    with pytest.raises(WriterStoppedError):
+        await writer.submit_wait(make_record(6))
