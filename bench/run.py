@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import sqlite3
@@ -39,6 +40,7 @@ PATH = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
 LOGIN = "bench@example.com"
 WARMUP_SECONDS = 2
+NOISY_PCT = 10  # CPU used by other processes during a run, % of one core
 LITELLM = "LiteLLM proxy on this machine, for scale: +7.6 ms p50, ~7.7 ms CPU/plain request, "
 LITELLM += "~22 ms CPU/stream, ~128 req/s per worker, 373-495 MiB"
 
@@ -78,6 +80,7 @@ class Measured:
     cpu_ms_per_req: float  # the measured process: irisgate, or the upstream for the baseline
     upstream_cpu_ms_per_req: float
     rss_peak_mib: float
+    other_load_pct: float  # CPU used by processes not in the benchmark, % of one core
 
     @property
     def rps(self) -> float:
@@ -91,6 +94,20 @@ def cpu_ms(pid: int) -> float:
     """utime + stime of the whole process (all threads, live or finished) in ms."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) * TICK_MS
+
+
+def own_cpu_ms() -> float:
+    """CPU of this script (threads included: the fake LocalAPI) and its finished children (wrk)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime) * 1000
+
+
+def machine_busy_ms() -> float:
+    """Busy CPU time of the whole machine (all cores), from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) * TICK_MS
 
 
 def rss_mib(pid: int) -> float:
@@ -198,10 +215,14 @@ def wrk(base: str, scenario: Scenario, seconds: int) -> dict[str, int]:
 def measure(base: str, scenario: Scenario, seconds: int, pid: int, upstream: int) -> Measured:
     settle(pid)
     settle(upstream)
-    cpu0, up0 = cpu_ms(pid), cpu_ms(upstream)
+    cpu0, up0, ours0, busy0 = cpu_ms(pid), cpu_ms(upstream), own_cpu_ms(), machine_busy_ms()
+    start = time.monotonic()
     with RssSampler(pid) as rss:
         stats = wrk(base, scenario, seconds)
         settle(pid)  # capture writes happen after the response: they are part of the cost
+    used, up_used = cpu_ms(pid) - cpu0, cpu_ms(upstream) - up0
+    ours = own_cpu_ms() - ours0 + used + (up_used if upstream != pid else 0)
+    other = (machine_busy_ms() - busy0 - ours) / (time.monotonic() - start) / 10
     done = max(stats["requests"], 1)
     errors = sum(stats[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Measured(
@@ -210,9 +231,10 @@ def measure(base: str, scenario: Scenario, seconds: int, pid: int, upstream: int
         errors=errors,
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
-        cpu_ms_per_req=(cpu_ms(pid) - cpu0) / done,
-        upstream_cpu_ms_per_req=(cpu_ms(upstream) - up0) / done,
+        cpu_ms_per_req=used / done,
+        upstream_cpu_ms_per_req=up_used / done,
         rss_peak_mib=rss.peak,
+        other_load_pct=max(other, 0.0),
     )
 
 
@@ -263,6 +285,14 @@ def table(rows: list[tuple[Scenario, Measured, Measured]]) -> str:
         )
     lines.append("latency in ms (wrk, full response incl. the last stream event); CPU in ms per")
     lines.append("request (utime+stime from /proc); up CPU = the upstream's, called directly; MiB")
+    noisy = [
+        f"{sc.name} @{sc.connections} ({d.other_load_pct:.0f}% / {g.other_load_pct:.0f}%)"
+        for sc, d, g in rows
+        if max(d.other_load_pct, g.other_load_pct) > NOISY_PCT
+    ]
+    if noisy:
+        lines.append("NOISY: other processes used CPU (% of a core, direct / irisgate) during "
+                     + ", ".join(noisy) + ": numbers are not trustworthy, run again when idle")
     return "\n".join(lines)
 
 

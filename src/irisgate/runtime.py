@@ -91,10 +91,11 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful stop: finish queued records, then close everything."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
         if self._writer is not None:
-            await self._writer.drain_and_stop()
+            # draining makes room, so records still waiting for room get in too
+            await asyncio.gather(
+                self._writer.drain_and_stop(), *self._pending, return_exceptions=True
+            )
         if self._config is not None:
             await self._config.stop()
         if self._http is not None:

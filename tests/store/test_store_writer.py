@@ -303,16 +303,22 @@ async def test_an_outage_delays_records_but_loses_none(db: Database, db_url: str
 async def test_drain_gives_up_after_its_timeout_and_reports_the_loss(
     db: Database, db_url: str
 ) -> None:
-    writer = BatchWriter(db, **FAST_RETRY)
+    writer = BatchWriter(db, max_queue=5, **FAST_RETRY)
     writer.start()
     outage = Outage(db, db_url)
     await outage.start()
     try:
         for n in range(5):
-            writer.submit(make_record(n))
-        assert await writer.drain_and_stop(timeout=0.5) == 5
+            await writer.submit_wait(make_record(n))
+        await eventually(lambda: writer.failed_batches_total >= 1)
+        for n in range(5, 10):
+            writer.submit(make_record(n))  # the queue again holds 5, 5 more are in flight
+        blocked = asyncio.create_task(writer.submit_wait(make_record(10)))
+        assert await writer.drain_and_stop(timeout=0.5) == 10
+        with pytest.raises(WriterStoppedError):
+            await blocked
     finally:
         await outage.end()
     assert writer.written_total == 0
     with pytest.raises(WriterStoppedError):
-        await writer.submit_wait(make_record(6))
+        await writer.submit_wait(make_record(11))

@@ -18,7 +18,11 @@ from irisgate.store import queries
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 async def whoami(request: Request) -> Response:

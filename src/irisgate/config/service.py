@@ -78,13 +78,7 @@ class ConfigService:
             latest = await self._import_file(path, latest)
         elif latest is None:
             build_config(DEFAULT_CONFIG_TEXT, self._settings.env)
-            latest = await configs.insert(
-                self._db,
-                DEFAULT_CONFIG_TEXT,
-                created_by="irisgate",
-                source="default",
-                parent_id=None,
-            )
+            latest = await self._insert_first(DEFAULT_CONFIG_TEXT, "default")
         self._snapshot = self.build(latest)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
@@ -99,15 +93,34 @@ class ConfigService:
         imported = next((v.hash for v in history if v.source == source), None)
         if latest is not None and digest in (latest.hash, imported):
             return latest  # unchanged since it was last imported: keep later API edits
-        version = await configs.insert(
-            self._db,
-            text,
-            created_by="irisgate",
-            source=source,
-            parent_id=latest.id if latest else None,
-        )
+        try:
+            version = await configs.insert(
+                self._db,
+                text,
+                created_by="irisgate",
+                source=source,
+                parent_id=latest.id if latest else None,
+            )
+        except configs.StaleVersion:
+            # another instance stored a version meanwhile (typically the same file, started
+            # together): decide again against the newest
+            newest = await configs.latest(self._db)
+            assert newest is not None
+            if newest.hash == digest:
+                return newest
+            return await self._import_file(path, newest)
         log.info("imported config file", path=str(path), version=version.id)
         return version
+
+    async def _insert_first(self, text: str, source: str) -> configs.ConfigVersion:
+        try:
+            return await configs.insert(
+                self._db, text, created_by="irisgate", source=source, parent_id=None
+            )
+        except configs.StaleVersion:  # another instance stored the first version just now
+            latest = await configs.latest(self._db)
+            assert latest is not None
+            return latest
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -126,11 +139,12 @@ class ConfigService:
                 )
 
     async def refresh(self) -> None:
-        latest = await configs.latest(self._db)
-        if latest is None or latest.id == self.snapshot.version:
+        newest = await configs.latest_summary(self._db)
+        if newest is None or newest.id == self.snapshot.version:
             return
         async with self._lock:
-            if latest.id == self.snapshot.version:
+            latest = await configs.latest(self._db)
+            if latest is None or latest.id == self.snapshot.version:
                 return
             try:
                 self._snapshot = self.build(latest)

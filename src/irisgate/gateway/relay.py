@@ -21,6 +21,9 @@ from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+#: set by the ASGI server itself on every response (uvicorn prepends its own `date`); the
+#: upstream's copy is captured but not forwarded, or the client would get two Date headers
+_SERVER_SET = frozenset({b"date"})
 _SKIP_AUTO = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
 
 
@@ -59,10 +62,9 @@ async def relay(
         )
         async with response_cm as upstream:
             result.status = upstream.status
-            out_headers = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP_BYTES]
-            result.headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in out_headers
-            }
+            kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP_BYTES]
+            result.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
+            out_headers = [(k, v) for k, v in kept if k.lower() not in _SERVER_SET]
             if chunk_filter is None and "content-length" in upstream.headers:
                 out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
             out_headers.extend(extra_headers)

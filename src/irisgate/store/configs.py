@@ -78,6 +78,14 @@ async def latest(db: Database) -> ConfigVersion | None:
     return _version(row) if row is not None else None
 
 
+async def latest_summary(db: Database) -> ConfigVersion | None:
+    """The newest version without its content: a cheap poll for "has anything changed?"."""
+    query = select(*_SUMMARY_COLUMNS).order_by(config_versions.c.id.desc()).limit(1)
+    async with db.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    return _version(row) if row is not None else None
+
+
 async def get(db: Database, id: int) -> ConfigVersion | None:
     """The version with this id, content included, or None."""
     query = select(config_versions).where(config_versions.c.id == id)

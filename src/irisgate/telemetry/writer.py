@@ -107,6 +107,7 @@ class BatchWriter:
         self._retry_max_s = retry_max_s
         self._stopping = asyncio.Event()
         self._stopped = False
+        self._stopped_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._written_total = 0
@@ -129,10 +130,22 @@ class BatchWriter:
             raise QueueFull(f"{self._queue.maxsize} records are waiting to be stored") from None
 
     async def submit_wait(self, record: RequestRecord) -> None:
-        """Queue `record`, waiting for room when the queue is full."""
+        """Queue `record`, waiting for room when the queue is full. Raises
+        `WriterStoppedError` if the writer stops (or has stopped) before there is room."""
         if self._stopped:
             raise WriterStoppedError("the batch writer has stopped")
-        await self._queue.put(record)
+        if not self._queue.full():
+            self._queue.put_nowait(record)
+            return
+        put = asyncio.ensure_future(self._queue.put(record))
+        stopped = asyncio.ensure_future(self._stopped_event.wait())
+        try:
+            await asyncio.wait((put, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            put.cancel()  # no effect once the record is in
+        if self._stopped or put.cancelled() or not put.done():
+            raise WriterStoppedError("the batch writer stopped before storing the record")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -161,7 +174,7 @@ class BatchWriter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._stopped = True
+        self._mark_stopped()
         lost = self.queue_depth
         if lost:
             self._log.error(
@@ -202,7 +215,11 @@ class BatchWriter:
                 elif self._stopping.is_set() and self._queue.empty():
                     return
         finally:
-            self._stopped = True
+            self._mark_stopped()
+
+    def _mark_stopped(self) -> None:
+        self._stopped = True
+        self._stopped_event.set()
 
     async def _next_batch(self) -> list[RequestRecord]:
         """Up to `max_batch` queued records; waits while the queue is empty, unless stopping.
