@@ -81,6 +81,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         timeout_graceful_shutdown=30,
         server_header=False,
+        # never rewrite the peer address from X-Forwarded-For: identity depends on the real
+        # TCP peer (tailscale mode) or on it being loopback (serve and dev modes)
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     server.run()

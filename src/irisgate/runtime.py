@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import genai_prices.data_snapshot
 import structlog
 
 from irisgate.config.service import ConfigService
@@ -72,6 +73,8 @@ class Runtime:
         )
         self._writer = BatchWriter(self._db)
         self._writer.start()
+        # genai-prices loads its price table on first use (~0.4 s): not on a user's request
+        await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
         log.info(
             "irisgate started",
             identity=settings.identity,

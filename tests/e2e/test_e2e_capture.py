@@ -264,9 +264,7 @@ def test_session_ids_from_headers_codex_and_fingerprints(gateway: IrisgateServer
         {"role": "system", "content": "You plan trips."},
         {"role": "user", "content": "Plan a weekend in Lisbon"},
     ]
-    one = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=first_turn
-    )
+    one = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=first_turn)
     answer = one.parse().choices[0].message.content
     two = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini",
@@ -278,7 +276,10 @@ def test_session_ids_from_headers_codex_and_fingerprints(gateway: IrisgateServer
     )
     other = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "You plan trips."}, {"role": "user", "content": "Rome"}],
+        messages=[
+            {"role": "system", "content": "You plan trips."},
+            {"role": "user", "content": "Rome"},
+        ],
     )
     session = session_of(one)
     assert session.startswith("fp_")
@@ -465,7 +466,7 @@ def load_run(
     run = LoadRun(db_path=data_dir / "irisgate.db")
     fake_llm.reset()
     fake_llm.n_chunks = 10
-    fake_llm.chunk_delay = 0.02  # streams last ~0.2 s: many are in flight at any moment
+    fake_llm.chunk_delay = 0.015  # streams last ~0.15 s: many are in flight at any moment
     fake_llm.fail_next(429, count=3)
     fake_llm.fail_next(500, count=2)
     lock = threading.Lock()
@@ -487,9 +488,7 @@ def load_run(
                     client.timeout = httpx2.Timeout(15)
                 started = time.monotonic()
                 try:
-                    resp = client.post(
-                        path, json=body, headers={"anthropic-version": "2023-06-01"}
-                    )
+                    resp = client.post(path, json=body, headers={"anthropic-version": "2023-06-01"})
                     outcome = Outcome(
                         resp.headers.get("x-irisgate-request-id"),
                         resp.status_code,
@@ -532,7 +531,10 @@ def _sqlite(path: Path) -> sqlite3.Connection:
 
 
 def test_sigterm_under_load_loses_no_answered_request(load_run: LoadRun) -> None:
-    assert load_run.exit_code == 0, load_run.logs[-3000:]
+    # a clean stop: uvicorn finishes, then re-raises the signal (exit 0 or "killed by SIGTERM")
+    assert load_run.exit_code in (0, -signal.SIGTERM), load_run.logs[-3000:]
+    assert "Application shutdown complete" in load_run.logs
+    assert "not stored" not in load_run.logs
     assert len(load_run.outcomes) == N_REQUESTS
     complete = [o for o in load_run.outcomes if o.complete]
     assert all(o.request_id for o in complete)
@@ -604,7 +606,7 @@ def test_daily_rollups_equal_the_request_rows(load_run: LoadRun) -> None:
         "bob@example.com",
         "tag:ci,tag:prod",
     }
-    assert len(rollups) >= 6
+    assert len(rollups) == 5  # (login, model) pairs of JOBS
     assert any(r["unpriced_requests"] for r in rollups)
     assert sum(r["error_requests"] for r in rollups) == 5
     assert all(r["cost_nanodollars"] > 0 for r in rollups if r["model"] != "llama-local")

@@ -231,6 +231,20 @@ def test_tailnet_user_without_grants_is_denied_in_each_api_envelope(
     assert fake_llm.requests == []
 
 
+def test_tailscale_mode_ignores_serve_identity_headers(
+    gateway: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    forged = {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"}
+    me = whoami(gateway, NOBODY_IP, **forged).json()
+    assert (me["login_name"], me["role"]) == ("nobody@example.com", None)
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        chat(openai_client(gateway, NOBODY_IP, default_headers=forged), "gpt-4o-mini")
+    assert caught.value.body["message"] == "access denied: no role granted"  # type: ignore[index]
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(openai_client(gateway, STRANGER_IP, default_headers=forged), "gpt-4o-mini")
+    assert fake_llm.requests == []
+
+
 def test_peer_unknown_to_tailscaled_is_refused_never_anonymous(
     gateway: IrisgateServer, fake_llm: FakeLLM
 ) -> None:
@@ -750,6 +764,35 @@ def test_serve_refuses_requests_without_a_login(
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
         message(anthropic_client(serve_gw, "127.0.0.1"), "claude-haiku-4-5")
     assert caught.value.body["error"]["message"] == expected  # type: ignore[index]
+    assert fake_llm.requests == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        (
+            {"Tailscale-User-Login": "=?x-unknown?q?eve@example.com?="},
+            "Tailscale-User-Login header is not valid RFC 2047",
+        ),
+        (
+            {"Tailscale-User-Login": "eve@example.com", "Tailscale-User-Name": "=?utf-8?q?=FF?="},
+            "Tailscale-User-Name header is not valid RFC 2047",
+        ),
+        (
+            {"Tailscale-User-Login": "eve@example.com", "Tailscale-App-Capabilities": "{role"},
+            "Tailscale-App-Capabilities header is not JSON",
+        ),
+    ],
+)
+def test_serve_refuses_malformed_identity_headers_naming_the_header(
+    serve_gw: IrisgateServer, fake_llm: FakeLLM, headers: dict[str, str], problem: str
+) -> None:
+    resp = whoami(serve_gw, "127.0.0.1", **headers)
+    assert resp.status_code == 403
+    assert resp.json() == {"error": f"access denied: {problem}"}
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        chat(openai_client(serve_gw, "127.0.0.1", default_headers=headers), "gpt-4o-mini")
+    assert caught.value.body["message"] == f"access denied: {problem}"  # type: ignore[index]
     assert fake_llm.requests == []
 
 

@@ -59,6 +59,26 @@ def sse_events(raw: bytes) -> list[bytes]:
     return [block for block in raw.split(b"\n\n") if block]
 
 
+def stream_raw(
+    client: httpx2.Client, path: str, body: dict[str, Any]
+) -> tuple[str, bytes, httpx2.HTTPError | None]:
+    """(irisgate request id, body bytes received, the error that ended the read if any)."""
+    received = b""
+    with client.stream("POST", path, json=body) as resp:
+        request_id = resp.headers["x-irisgate-request-id"]
+        try:
+            for chunk in resp.iter_raw():
+                received += chunk
+        except httpx2.HTTPError as exc:
+            return request_id, received, exc
+    return request_id, received, None
+
+
+def streamed_text(client: anthropic.Anthropic) -> str:
+    with client.messages.stream(**MESSAGE) as stream:  # type: ignore[arg-type]
+        return stream.get_final_text()
+
+
 @pytest.fixture
 def alice(gateway: IrisgateServer) -> Iterator[httpx2.Client]:
     with http_from(ALICE_IP, gateway.url) as client:
@@ -100,7 +120,7 @@ def test_non_stream_answer_passes_through_unchanged(
     assert relayed.headers["openai-version"] == "2020-10-01"
     assert relayed.headers["x-request-id"].startswith("req_")
     assert relayed.headers["content-length"] == str(len(relayed.content))
-    assert re.fullmatch(r"req_[a-z2-7]{24}", relayed.headers["x-irisgate-request-id"])
+    assert re.fullmatch(r"req_[0-9a-z]{20,}", relayed.headers["x-irisgate-request-id"])
     assert len(relayed.headers.get_list("date")) == 1
 
 
@@ -113,9 +133,10 @@ def test_anthropic_answer_passes_through_unchanged(
     assert relayed.status_code == expected.status_code == 200
     want, got = same_answer(expected.content, relayed.content)
     assert got == want
-    assert relayed.headers["anthropic-organization-id"] == expected.headers[
-        "anthropic-organization-id"
-    ]
+    assert (
+        relayed.headers["anthropic-organization-id"]
+        == expected.headers["anthropic-organization-id"]
+    )
     assert relayed.headers["request-id"].startswith("req_011")
 
 
@@ -130,9 +151,10 @@ def test_first_event_arrives_while_upstream_is_still_sending(
     client = httpx2.Client(
         base_url=gateway.url, transport=httpx2.HTTPTransport(local_address=ALICE_IP), timeout=5
     )
-    with client, client.stream(
-        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}
-    ) as resp:
+    with (
+        client,
+        client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp,
+    ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         chunks = resp.iter_raw()
@@ -377,6 +399,74 @@ def test_upstream_errors_pass_through_unchanged_and_are_recorded(
             model="gpt-4o-mini", messages=CHAT["messages"]
         )
     assert "Rate limit reached" in caught.value.message
+
+
+def test_upstream_error_to_a_stream_request_passes_through_unchanged(
+    gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client
+) -> None:
+    # irisgate edits chat stream requests (include_usage); the error answer is still untouched
+    fake_llm.fail_next(429, headers={"Retry-After": "3"})
+    resp = alice.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert resp.status_code == 429
+    assert resp.content == openai_error_body(429)
+    assert resp.headers["retry-after"] == "3"
+    assert resp.headers["content-type"] == "application/json"
+    record = wait_for_record(gateway, resp.headers["x-irisgate-request-id"])
+    assert (record["status"], record["stream"]) == (429, True)
+
+    fake_llm.fail_next(529)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        streamed_text(anthropic_client(gateway))
+    assert caught.value.status_code == 529
+    assert caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+def test_upstream_breaking_off_mid_stream_breaks_the_clients_stream(
+    gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client, direct: httpx2.Client
+) -> None:
+    """A cut upstream must not look like a complete (but short) answer to the client."""
+    fake_llm.drop_after_events = 6
+    with pytest.raises(httpx2.RemoteProtocolError):  # what the vendor's own client sees
+        direct.post("/v1/messages", json={**MESSAGE, "stream": True})
+
+    request_id, received, error = stream_raw(alice, "/v1/messages", {**MESSAGE, "stream": True})
+    assert isinstance(error, httpx2.RemoteProtocolError)
+    assert b"event: message_start" in received and b"tok2" in received
+    assert b"message_stop" not in received
+
+    with pytest.raises((anthropic.APIConnectionError, httpx2.RemoteProtocolError)):
+        streamed_text(anthropic_client(gateway))
+    with pytest.raises(openai.APIConnectionError):
+        list(
+            openai_client(gateway).chat.completions.create(
+                model="gpt-4o-mini", messages=CHAT["messages"], stream=True
+            )
+        )
+
+    record = wait_for_record(gateway, request_id)
+    assert record["status"] == 200
+    assert "broke mid-answer" in record["error"]
+    assert record["cancelled"] is False
+    assert record["input_tokens"] == 3  # the partial usage is still recorded
+    assert json.loads(record["response_body"])["content"][0]["text"].startswith("tok0")
+
+
+def test_upstream_silent_mid_stream_times_out_and_breaks_the_stream(
+    fragile_gateway: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    fake_llm.stream_gate = threading.Event()  # never opened: silence after the first event
+    started = time.monotonic()
+    with http_from(ALICE_IP, fragile_gateway.url) as client:
+        request_id, received, error = stream_raw(
+            client, "/v1/chat/completions", {**CHAT, "stream": True}
+        )
+    assert isinstance(error, httpx2.RemoteProtocolError)
+    assert 0.9 < time.monotonic() - started < 5
+    assert b'"role":"assistant"' in received
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1, timeout=3)
+    record = wait_for_record(fragile_gateway, request_id)
+    assert record["status"] == 200
+    assert "timeout" in record["error"]
 
 
 # -- compression -------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from pathlib import Path
 import structlog
 
 from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
+from irisgate.config.hujson import HuJSONSyntaxError
 from irisgate.config.model import ConfigError, ConfigIssue
-from irisgate.config.schema import build_config, parse_capability
+from irisgate.config.schema import build_config, parse_capability, syntax_issue
 from irisgate.config.secrets import mask_text, unmask
 from irisgate.grants import GrantIndex
 from irisgate.identity import Identity
@@ -168,7 +169,10 @@ class ConfigService:
             latest = await configs.latest(self._db)
             if latest is None or latest.hash != base_hash:
                 raise StaleHash
-            full = unmask(text, latest.content or "")
+            try:
+                full = unmask(text, latest.content or "")
+            except HuJSONSyntaxError as exc:  # a 400 listing the syntax error, not a 500
+                raise ConfigError([syntax_issue(exc)]) from None
             config, warnings = build_config(full, self._settings.env)
             access = GrantIndex(config, parse_capability).access_for(identity)
             if not access.is_admin:

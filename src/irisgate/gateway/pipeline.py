@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
-from base64 import b32encode
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,8 +38,13 @@ log = structlog.get_logger("irisgate.gateway")
 MAX_BODY = 64 * 1024 * 1024
 
 
+_random = random.SystemRandom().getrandbits(64)
+_rng = random.Random(_random ^ os.getpid())
+
+
 def new_request_id() -> str:
-    return "req_" + b32encode(os.urandom(15)).decode().lower()
+    """A unique id: 112 random bits (not a secret, so a fast seeded generator will do)."""
+    return f"req_{_rng.getrandbits(112):028x}"
 
 
 class ClientGone(Exception):

@@ -51,7 +51,10 @@ async def relay(
     chunk_filter: ChunkFilter | None = None,
 ) -> None:
     """Fill `result` while streaming. Raises GatewayError before the answer starts only;
-    once the client has the status line, failures end the body and set `result.error`."""
+    once the client has the status line, a failure sets `result.error` and leaves the body
+    unfinished: returning without the final body message makes the ASGI server close the
+    connection, so the client sees the answer broken off (as the upstream's own client would)
+    instead of a clean end of a truncated answer."""
     try:
         response_cm = session.post(
             request.url,
@@ -87,8 +90,6 @@ async def relay(
     finally:
         if result.upstream_done_at is None:
             result.upstream_done_at = time.perf_counter()
-    if result.status and result.error:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _pump(

@@ -70,7 +70,9 @@ class RouteTable:
         enabled = [p for p in providers if p.enabled]
         if not enabled:
             reasons = "; ".join(
-                f"provider '{p.id}' is {'disabled' if p.disabled else p.unavailable_reason}"
+                f"provider '{p.id}' is disabled"
+                if p.disabled
+                else f"provider '{p.id}' is unavailable ({p.unavailable_reason})"
                 for p in providers
             )
             raise GatewayError(

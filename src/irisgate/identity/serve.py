@@ -16,14 +16,14 @@ import orjson
 from irisgate.identity import Identity, IdentityRefused, canonical_capmap
 
 
-def decode_rfc2047(value: str) -> str:
+def decode_rfc2047(value: str, header: str = "Tailscale-User-Login") -> str:
     """Decode `=?utf-8?q?...?=` words (serve encodes non-ASCII logins and names)."""
     if "=?" not in value:
         return value
     try:
         return str(make_header(decode_header(value)))
     except (HeaderParseError, LookupError, UnicodeDecodeError):
-        raise IdentityRefused("Tailscale-User-Login header is not valid RFC 2047") from None
+        raise IdentityRefused(f"{header} header is not valid RFC 2047") from None
 
 
 def identity_from_serve_headers(headers: Mapping[str, str]) -> Identity:
@@ -47,7 +47,7 @@ def identity_from_serve_headers(headers: Mapping[str, str]) -> Identity:
             capmap = {str(k): tuple(v) for k, v in parsed.items() if isinstance(v, list)}
     return Identity(
         login_name=decode_rfc2047(login),
-        display_name=decode_rfc2047(headers.get("tailscale-user-name", "")),
+        display_name=decode_rfc2047(headers.get("tailscale-user-name", ""), "Tailscale-User-Name"),
         profile_pic=headers.get("tailscale-user-profile-pic", ""),
         capmap=capmap,
         capmap_key=canonical_capmap(capmap),

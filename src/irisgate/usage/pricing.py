@@ -46,13 +46,13 @@ def _go_glob(pattern: str) -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=4096)
-def _model_price(provider_id: str | None, model: str) -> gp_types.ModelPrice | None:
+def _model_price(provider_id: str | None, model: str) -> _Rates | None:
     probe = genai_prices.Usage(input_tokens=1)
     try:
         calc = genai_prices.calc_price(probe, model, provider_id=provider_id)
     except LookupError:
         return None
-    return calc.model_price
+    return _Rates(calc.model_price)
 
 
 def _base(price: Any) -> Decimal | None:
@@ -77,7 +77,7 @@ class Pricer:
 
     def lookup(
         self, provider: Provider, format_basis: str, model: str
-    ) -> tuple[gp_types.ModelPrice | None, str, float]:
+    ) -> tuple[_Rates | None, str, float]:
         """(price, "<basis>/<pricing model>", adjustment); price None when unpriced."""
         basis = self.basis_for(provider, format_basis)
         if basis is None:
@@ -96,19 +96,7 @@ class Pricer:
         price, label, adjustment = self.lookup(provider, format_basis, model)
         if price is None:
             return None, ""
-        calc = price.calc_price(
-            genai_prices.Usage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                cache_write_1h_tokens=usage.cache_write_1h_tokens,
-                input_image_tokens=usage.image_input_tokens,
-                output_image_tokens=usage.image_output_tokens,
-                web_searches=usage.web_search_count,
-            )
-        )
-        total: Decimal = calc["total_price"] * NANO
+        total = price.cost(usage)
         if adjustment != 1.0:
             total *= Decimal(repr(adjustment))
         return int(total.to_integral_value(ROUND_HALF_EVEN)), label
@@ -131,10 +119,96 @@ class Pricer:
         }
         out: dict[str, str] = {}
         for key, (attr, per) in fields.items():
-            value = _base(getattr(price, attr, None))
+            value = _base(getattr(price.price, attr, None))
             if value is not None:
                 out[key] = decimal_text(value * scale / per)
         return out
+
+
+# Usage fields, their genai-prices names, and whether they are part of the prompt (input) or
+# of the completion (output); the latter decides how the probes below stay consistent.
+_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("cache_read_tokens", "cache_read_tokens", "input"),
+    ("cache_write_5m_tokens", "cache_write_tokens", "input"),
+    ("cache_write_1h_tokens", "cache_write_1h_tokens", "input"),
+    ("image_input_tokens", "input_image_tokens", "input"),
+    ("image_output_tokens", "output_image_tokens", "output"),
+    ("web_search_count", "web_searches", "none"),
+)
+_STEP = 1000
+
+
+def _genai_usage(**counts: int) -> genai_prices.Usage:
+    writes = counts.pop("cache_write_tokens", 0) + counts.get("cache_write_1h_tokens", 0)
+    return genai_prices.Usage(cache_write_tokens=writes, **counts)
+
+
+def _exact(price: gp_types.ModelPrice, **counts: int) -> Decimal:
+    calc: Decimal = price.calc_price(_genai_usage(**counts))["total_price"]
+    return calc * NANO
+
+
+class _Rates:
+    """A model's price as nanodollars per unit of each usage field, per input-size tier.
+
+    genai-prices is exact but costs tens of microseconds a call; a price is linear in every
+    usage field within one tier (tiers switch on the prompt size), so the per-unit rates are
+    measured once per tier by probing genai-prices itself, and a request's cost is then a
+    handful of multiplications. tests/usage checks this against genai-prices directly.
+    """
+
+    def __init__(self, price: gp_types.ModelPrice) -> None:
+        self.price = price
+        starts = {
+            tier.start
+            for value in vars(price).values()
+            if isinstance(value, gp_types.TieredPrices)
+            for tier in value.tiers
+        }
+        self._starts = sorted(starts)
+        self._tiers: dict[int, tuple[Decimal, ...] | None] = {}
+
+    def cost(self, usage: Usage) -> Decimal:
+        tier = sum(1 for start in self._starts if usage.input_tokens > start)
+        rates = self._tiers.get(tier, ())
+        if rates == ():
+            rates = self._tiers[tier] = self._measure(tier)
+        if rates is None:  # genai-prices would not take the probes: price exactly
+            return _exact(
+                self.price,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                input_image_tokens=usage.image_input_tokens,
+                output_image_tokens=usage.image_output_tokens,
+                web_searches=usage.web_search_count,
+            )
+        total = rates[0] * usage.input_tokens + rates[1] * usage.output_tokens
+        for rate, (name, _, _) in zip(rates[2:], _FIELDS, strict=True):
+            count = getattr(usage, name)
+            if count:
+                total += rate * count
+        return total
+
+    def _measure(self, tier: int) -> tuple[Decimal, ...] | None:
+        low = self._starts[tier - 1] if tier else 0
+        high = self._starts[tier] if tier < len(self._starts) else low + 10 * _STEP
+        prompt = low + max(2 * _STEP, (high - low) // 2) if tier else min(high, 10 * _STEP)
+        prompt = max(prompt, 2 * _STEP)
+        base = {"input_tokens": prompt, "output_tokens": 2 * _STEP}
+        try:
+            at_base = _exact(self.price, **base)
+            per_input = at_base - _exact(self.price, **{**base, "input_tokens": prompt - _STEP})
+            per_output = at_base - _exact(self.price, **{**base, "output_tokens": _STEP})
+            rates = [per_input / _STEP, per_output / _STEP]
+            for _, genai_name, _ in _FIELDS:
+                probe = {**base, genai_name: _STEP}
+                rates.append((_exact(self.price, **probe) - at_base) / _STEP)
+        except (ValueError, ArithmeticError):
+            return None
+        return tuple(rates)
 
 
 def decimal_text(value: Decimal) -> str:
