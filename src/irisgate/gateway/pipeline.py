@@ -10,7 +10,6 @@ Each stage lives in its own module and knows nothing of the others. LLM paths ar
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -38,8 +37,8 @@ log = structlog.get_logger("irisgate.gateway")
 MAX_BODY = 64 * 1024 * 1024
 
 
-_random = random.SystemRandom().getrandbits(64)
-_rng = random.Random(_random ^ os.getpid())
+# request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
+_rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
 
 
 def new_request_id() -> str:
