@@ -41,23 +41,22 @@ _ANTHROPIC_TYPES = {
 }
 
 
-def _model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else None
-
-
-def _streams(body: dict[str, Any]) -> bool:
-    return body.get("stream") is True
-
-
-class _OpenAIBase:
-    cost_basis = "openai"
+class _ModelInBody:
+    """Formats that name the model in the JSON body and stream on `"stream": true`."""
 
     def model_of(self, body: dict[str, Any]) -> str | None:
-        return _model(body)
+        model = body.get("model")
+        return model if isinstance(model, str) and model else None
 
     def wants_stream(self, body: dict[str, Any]) -> bool:
-        return _streams(body)
+        return body.get("stream") is True
+
+    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
+        return None
+
+
+class _OpenAIBase(_ModelInBody):
+    cost_basis = "openai"
 
     def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
         payload = {
@@ -120,22 +119,13 @@ class OpenAIResponses(_OpenAIBase):
     def accumulator(self) -> StreamAccumulator:
         return openai_responses.ResponsesStreamAccumulator()
 
-    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
-        return None
 
-
-class AnthropicMessages:
+class AnthropicMessages(_ModelInBody):
     name = "anthropic_messages"
     flag = "anthropic_messages"
     api_type = "ant_messages"
     title = "Anthropic Messages"
     cost_basis = "anthropic"
-
-    def model_of(self, body: dict[str, Any]) -> str | None:
-        return _model(body)
-
-    def wants_stream(self, body: dict[str, Any]) -> bool:
-        return _streams(body)
 
     def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
         payload = {
@@ -152,9 +142,6 @@ class AnthropicMessages:
 
     def accumulator(self) -> StreamAccumulator:
         return anthropic_messages.MessagesStreamAccumulator()
-
-    def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
-        return None
 
 
 OPENAI_CHAT = OpenAIChat()
