@@ -170,7 +170,7 @@ def test_anthropic_count_tokens_is_not_billed(gateway: IrisgateServer) -> None:
     assert raw.parse().input_tokens == 3
     record = wait_for_record(gateway, raw.headers["x-irisgate-request-id"])
     assert record["path"] == "/v1/messages/count_tokens"
-    assert record["input_tokens"] == 0 and record["cost_nanodollars"] is None
+    assert record["input_tokens"] == 0 and record["cost_nanodollars"] == 0
 
 
 def test_openai_compatible_bare_path_and_unpriced_model(

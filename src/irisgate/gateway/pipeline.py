@@ -100,6 +100,8 @@ class Gateway:
             record.duration_ms = (time.perf_counter() - started) * 1000
             if ex.result.first_byte_at is not None:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
+            if record.cost_nanodollars is None and record.usage.is_empty():
+                record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
             if record.login_name:
                 self.runtime.record(record)
 
@@ -201,8 +203,6 @@ class Gateway:
             record.cost_nanodollars, record.cost_basis = pricer.cost(
                 route.provider, fmt.cost_basis, route.model, usage
             )
-        elif 200 <= result.status < 300:
-            record.cost_nanodollars = 0
 
 
 async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
