@@ -6,7 +6,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import identify, runtime_of
+from irisgate.api.auth import ApiError, identify, runtime_of
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
 
@@ -22,8 +22,8 @@ async def list_models(request: Request) -> Response:
     runtime = runtime_of(request)
     try:
         caller = await identify(request)
-    except Exception as exc:  # ApiError from identify: answer in OpenAI's envelope
-        return _error(GatewayError("permission", str(exc)))
+    except ApiError as exc:  # answer in OpenAI's envelope, which this path's clients expect
+        return _error(GatewayError("permission", exc.message))
     if caller.access.role is None:
         return _error(GatewayError("permission", "access denied: no role granted"))
     snapshot = runtime.snapshot
