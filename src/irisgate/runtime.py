@@ -13,6 +13,7 @@ import genai_prices.data_snapshot
 import structlog
 
 from irisgate.config.service import ConfigService
+from irisgate.gateway.relay import SKIP_AUTO_HEADERS
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
@@ -69,7 +70,11 @@ class Runtime:
             sock_read=settings.upstream_read_timeout,
         )
         self._http = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            trust_env=False,
+            skip_auto_headers=SKIP_AUTO_HEADERS,
         )
         self._writer = BatchWriter(self._db)
         self._writer.start()

@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ChunkFilter
@@ -24,7 +26,15 @@ _HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 #: set by the ASGI server itself on every response (uvicorn prepends its own `date`); the
 #: upstream's copy is captured but not forwarded, or the client would get two Date headers
 _SERVER_SET = frozenset({b"date"})
-_SKIP_AUTO = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
+#: headers aiohttp would invent; the client's own (or none) are forwarded instead. Set on the
+#: session (see runtime.py) so aiohttp does not rebuild the set for every request.
+SKIP_AUTO_HEADERS = ("Accept-Encoding", "User-Agent", "Content-Type")
+
+
+@lru_cache(maxsize=1024)
+def _url(url: str) -> URL:
+    """Parsed once per upstream URL: the gateway builds it already encoded."""
+    return URL(url, encoded=True)
 
 
 @dataclass(slots=True)
@@ -57,10 +67,9 @@ async def relay(
     instead of a clean end of a truncated answer."""
     try:
         response_cm = session.post(
-            request.url,
+            _url(request.url),
             data=request.body,
             headers=request.headers,
-            skip_auto_headers=_SKIP_AUTO,
             allow_redirects=False,
         )
         async with response_cm as upstream:
