@@ -101,6 +101,10 @@ async def relay(
             result.upstream_done_at = time.perf_counter()
 
 
+#: a complete (non-stream) answer up to this size goes out in one write instead of two
+_ONE_WRITE = 1 << 20
+
+
 async def _pump(
     upstream: aiohttp.ClientResponse,
     send: Send,
@@ -108,6 +112,13 @@ async def _pump(
     chunk_filter: ChunkFilter | None,
 ) -> None:
     chunks = result.chunks
+    length = upstream.content_length
+    if chunk_filter is None and length is not None and length <= _ONE_WRITE:
+        body = await upstream.read()
+        chunks.append(body)
+        result.upstream_done_at = result.first_byte_at = time.perf_counter()
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
     async for chunk in upstream.content.iter_any():
         chunks.append(chunk)
         out = chunk_filter.feed(chunk) if chunk_filter is not None else chunk
