@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from store_postgres import ADMIN_URL
 from store_records import make_record
@@ -225,6 +225,124 @@ async def test_nul_characters_do_not_lose_the_record(db: Database) -> None:
     assert await writer.drain_and_stop(timeout=20) == 0
     assert writer.written_total == 2
     assert writer.skipped_total == 0
+
+
+def unusual_records() -> list[RequestRecord]:
+    """Records with every value the column types convert: naive and non-UTC timestamps, a
+    timestamp without microseconds, ints for floats, 1/0 for booleans, None floats, NUL
+    and non-UTF-8 bytes in bodies."""
+    zones = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9, minutes=30)), None]
+    return [
+        make_record(
+            n,
+            started_at=datetime(2025, 3, 1, 23, 30, 15, 0 if n % 5 == 0 else 1 + n, zones[n % 4]),
+            stream=[True, False, 1, 0][n % 4],
+            cancelled=n % 3 == 0,
+            duration_ms=[120.5, 7, 0, 1e300][n % 4],
+            ttfb_ms=None if n % 2 else 3,
+            upstream_ms=None if n % 3 else 2.5,
+            tags=("tag:a", "tag:b") if n % 2 else (),
+            status=500 if n % 6 == 0 else 200,
+            cost_nanodollars=None if n % 7 == 0 else n,
+            request_body=b"\x00\xff" * n,
+            response_headers={"x-n": str(n)},
+        )
+        for n in range(12)
+    ]
+
+
+def core_request_row(r: RequestRecord) -> dict[str, Any]:
+    """What a `requests` row holds for `r`, as SQLAlchemy Core is given it."""
+    row: dict[str, Any] = {
+        name: getattr(r, name)
+        for name in (
+            "request_id", "started_at", "login_name", "display_name", "node_id",
+            "node_name", "method", "path", "api_format", "api_type", "model", "provider",
+            "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
+            "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
+            "config_version", "tool_calls",
+        )
+    }  # fmt: skip
+    row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
+    row["tags"] = ",".join(r.tags)
+    row["total_tokens"] = r.usage.input_tokens + r.usage.output_tokens
+    return row
+
+
+def core_capture_row(r: RequestRecord) -> dict[str, Any]:
+    return {
+        "request_id": r.request_id,
+        "request_headers": orjson.dumps(r.request_headers).decode(),
+        "response_headers": orjson.dumps(r.response_headers).decode(),
+        "request_body": r.request_body,
+        "response_body": r.response_body,
+    }
+
+
+async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Database) -> None:
+    """The writer runs pre-compiled SQL on rows it converts itself: what reaches the driver
+    must be exactly what SQLAlchemy Core sends for the same rows (the column types'
+    conversions included)."""
+    records = unusual_records()
+    sent: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    def unwrap(value: Any) -> tuple[type, Any]:  # types too: 1 == True == 1.0
+        value = bytes(value) if isinstance(value, memoryview) else value
+        return type(value), value
+
+    def capture(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
+        if statement.startswith(("INSERT INTO requests ", "INSERT INTO captures ")):
+            # Core adds RETURNING on PostgreSQL; the writer has no use for the ids. On SQLite
+            # Core wraps bytes in memoryview (sqlite3.Binary); the stored BLOB is the same.
+            statement = statement.removesuffix(" RETURNING requests.id")
+            rows = parameters if many else [parameters]
+            sent.append((statement, [tuple(map(unwrap, row)) for row in rows]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.connect() as conn:
+            await conn.begin()
+            await conn.execute(requests.insert(), [core_request_row(r) for r in records])
+            await conn.execute(captures.insert(), [core_capture_row(r) for r in records])
+            await conn.rollback()
+        by_core = list(sent)
+        sent.clear()
+        writer = BatchWriter(db)
+        for record in records:
+            writer.submit(record)
+        assert await writer.drain_and_stop() == 0
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert len(by_core) == 2
+    assert sent == by_core
+    assert writer.written_total == len(records)
+    async with db.connect() as conn:
+        stored = (await conn.execute(select(requests).order_by(requests.c.id))).mappings().all()
+    for row, record in zip(stored, records, strict=True):
+        started = record.started_at
+        assert row["started_at"] == (started if started.tzinfo else started.replace(tzinfo=UTC))
+        assert row["stream"] is bool(record.stream)
+        assert row["duration_ms"] == record.duration_ms
+    assert await stored_rollups(db) == expected_rollups(records)
+
+
+async def test_values_the_column_types_refuse_skip_only_their_record(db: Database) -> None:
+    writer = BatchWriter(db, **FAST_RETRY)
+    refused = [
+        make_record(2, stream=2),
+        make_record(3, cancelled="yes"),
+        make_record(4, duration_ms="fast"),
+        make_record(5, ttfb_ms=10**400),  # beyond a float
+    ]
+    for record in (make_record(1), *refused, make_record(6)):
+        writer.submit(record)
+    assert await writer.drain_and_stop(timeout=20) == 0
+    assert writer.skipped_total == 4
+    assert writer.written_total == 2
+    assert await stored_ids(db) == [make_record(n).request_id for n in (1, 6)]
+    assert await stored_rollups(db) == expected_rollups([make_record(1), make_record(6)])
 
 
 class Outage:

@@ -11,6 +11,16 @@ is queued (up to `max_batch` records) and stores, in ONE transaction:
   PostgreSQL dialect). Keys are written in sorted order so that instances sharing one
   PostgreSQL database lock rows in the same order and cannot deadlock.
 
+The writer's CPU counts against the gateway's per-request budget, so the three statements
+are compiled once (by SQLAlchemy, for the engine's dialect: the same SQL text SQLAlchemy
+itself would send) and run with `exec_driver_sql` on rows that are plain tuples in the
+driver's positional order. That skips SQLAlchemy's per-row parameter processing; the few
+conversions the column types would make are done by `_prepare` instead, identically:
+`UTCDateTime` (naive UTC `YYYY-MM-DD HH:MM:SS.ffffff` text on SQLite, an aware UTC datetime
+on PostgreSQL), `Boolean` (strictly None/True/False; 0/1 on SQLite), `Float` (`float()` on
+SQLite) and `Date` (ISO text on SQLite). Driver errors still arrive wrapped in SQLAlchemy's
+`DBAPIError` subclasses, so the error handling below is the same for both paths.
+
 Nothing is dropped for an outage. When a write fails the batch is kept, the error logged
 and the same batch retried after a backoff that doubles up to `retry_max_s`, for as long as
 it takes (connection refused, connections killed, a table missing or locked: all the same).
@@ -38,13 +48,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from irisgate.store.database import Database
@@ -68,14 +79,76 @@ class WriterStoppedError(RuntimeError):
     """The writer has stopped (after `drain_and_stop`); it accepts no more records."""
 
 
+#: The `requests` columns the writer fills, in the order of the tuples `_prepare` builds
+#: (the table's column order, checked against the compiled statement).
+_REQUEST_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "started_at",
+    "login_name",
+    "display_name",
+    "node_id",
+    "node_name",
+    "tags",
+    "method",
+    "path",
+    "api_format",
+    "api_type",
+    "model",
+    "provider",
+    "stream",
+    "status",
+    "error",
+    "cancelled",
+    "duration_ms",
+    "ttfb_ms",
+    "upstream_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "image_input_tokens",
+    "image_output_tokens",
+    "web_search_count",
+    "total_tokens",
+    "cost_nanodollars",
+    "cost_basis",
+    "session_id",
+    "user_agent",
+    "config_version",
+    "tool_calls",
+)
+_CAPTURE_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "request_headers",
+    "response_headers",
+    "request_body",
+    "response_body",
+)
+_ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
+# Positions in a request tuple that `_without_nul` needs.
+_LOGIN = _REQUEST_COLUMNS.index("login_name")
+_MODEL = _REQUEST_COLUMNS.index("model")
+_PROVIDER = _REQUEST_COLUMNS.index("provider")
+
+
 class _Prepared(NamedTuple):
     """One record turned into what the database statements take."""
 
     request_id: str
-    request: dict[str, Any]
-    capture: dict[str, Any]
+    request: tuple[Any, ...]  # driver values in _REQUEST_COLUMNS order
+    capture: tuple[Any, ...]  # driver values in _CAPTURE_COLUMNS order
     rollup_key: tuple[date, str, str, str]
     rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
+
+
+class _Statements(NamedTuple):
+    """The writer's statements as SQL text in the driver's positional paramstyle."""
+
+    requests: str
+    captures: str
+    rollups: str
 
 
 class BatchWriter:
@@ -113,9 +186,8 @@ class BatchWriter:
         self._written_total = 0
         self._failed_batches_total = 0
         self._skipped_total = 0
-        self._insert_requests = requests.insert()
-        self._insert_captures = captures.insert()
-        self._upsert_rollups = _rollup_upsert(db.dialect)
+        self._sqlite = db.dialect == "sqlite"
+        self._sql = _compile_statements(db.engine.dialect)
 
     # -- the request-path side -------------------------------------------------------------
 
@@ -286,8 +358,14 @@ class BatchWriter:
         prepared: list[_Prepared] = []
         for record in batch:
             try:
-                prepared.append(_prepare(record))
-            except (AttributeError, TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                prepared.append(_prepare(record, self._sqlite))
+            except (
+                AttributeError,
+                TypeError,
+                ValueError,
+                OverflowError,
+                orjson.JSONEncodeError,
+            ) as exc:
                 self._skip(getattr(record, "request_id", "?"), f"malformed record: {exc!r}")
         return prepared
 
@@ -297,69 +375,100 @@ class BatchWriter:
         self._log.error("request record %s was not stored: %s", request_id, reason)
 
     async def _write(self, chunk: Sequence[_Prepared]) -> None:
+        sql = self._sql
         async with self._db.begin() as conn:
-            await conn.execute(self._insert_requests, [p.request for p in chunk])
-            await conn.execute(self._insert_captures, [p.capture for p in chunk])
-            await conn.execute(self._upsert_rollups, _rollup_rows(chunk))
+            await conn.exec_driver_sql(sql.requests, [p.request for p in chunk])
+            await conn.exec_driver_sql(sql.captures, [p.capture for p in chunk])
+            await conn.exec_driver_sql(sql.rollups, _rollup_rows(chunk, self._sqlite))
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._log.error("the batch writer task died", exc_info=task.exception())
 
 
-def _prepare(record: RequestRecord) -> _Prepared:
-    """The rows for one record. Pure CPU; this is the per-record cost of the writer."""
+def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
+    """The rows for one record, as the driver takes them (`sqlite`: for SQLite, else for
+    PostgreSQL). Pure CPU; this is the per-record cost of the writer.
+
+    Values are converted exactly as the column types' bind processors would (see the
+    module doc); a value they would refuse raises ValueError/TypeError/OverflowError here.
+    """
     usage = record.usage
     total = usage.input_tokens + usage.output_tokens
     cost = record.cost_nanodollars
     started = record.started_at
-    day = (started if started.tzinfo is None else started.astimezone(UTC)).date()
+    # UTCDateTime: a naive value is UTC already; SQLite stores naive UTC as text.
+    utc = started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)
+    day = utc.date()
     is_error = record.status >= 400 or bool(record.error)
-    request_row = {
-        "request_id": record.request_id,
-        "started_at": started,
-        "login_name": record.login_name,
-        "display_name": record.display_name,
-        "node_id": record.node_id,
-        "node_name": record.node_name,
-        "tags": ",".join(record.tags),
-        "method": record.method,
-        "path": record.path,
-        "api_format": record.api_format,
-        "api_type": record.api_type,
-        "model": record.model,
-        "provider": record.provider,
-        "stream": record.stream,
-        "status": record.status,
-        "error": record.error,
-        "cancelled": record.cancelled,
-        "duration_ms": record.duration_ms,
-        "ttfb_ms": record.ttfb_ms,
-        "upstream_ms": record.upstream_ms,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_5m_tokens": usage.cache_write_5m_tokens,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "image_input_tokens": usage.image_input_tokens,
-        "image_output_tokens": usage.image_output_tokens,
-        "web_search_count": usage.web_search_count,
-        "total_tokens": total,
-        "cost_nanodollars": cost,
-        "cost_basis": record.cost_basis,
-        "session_id": record.session_id,
-        "user_agent": record.user_agent,
-        "config_version": record.config_version,
-        "tool_calls": record.tool_calls,
-    }
-    capture_row = {
-        "request_id": record.request_id,
-        "request_headers": orjson.dumps(record.request_headers, default=str).decode(),
-        "response_headers": orjson.dumps(record.response_headers, default=str).decode(),
-        "request_body": bytes(record.request_body),
-        "response_body": bytes(record.response_body),
-    }
+    started_at: datetime | str
+    if sqlite:
+        started_at = _SQLITE_DATETIME % (
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+        )
+        stream = _sqlite_bool(record.stream)
+        cancelled = _sqlite_bool(record.cancelled)
+        duration_ms = _sqlite_float(record.duration_ms)
+        ttfb_ms = _sqlite_float(record.ttfb_ms)
+        upstream_ms = _sqlite_float(record.upstream_ms)
+    else:
+        started_at = utc
+        stream = _native_bool(record.stream)
+        cancelled = _native_bool(record.cancelled)
+        duration_ms = record.duration_ms
+        ttfb_ms = record.ttfb_ms
+        upstream_ms = record.upstream_ms
+    request_row = (  # _REQUEST_COLUMNS order
+        record.request_id,
+        started_at,
+        record.login_name,
+        record.display_name,
+        record.node_id,
+        record.node_name,
+        ",".join(record.tags),
+        record.method,
+        record.path,
+        record.api_format,
+        record.api_type,
+        record.model,
+        record.provider,
+        stream,
+        record.status,
+        record.error,
+        cancelled,
+        duration_ms,
+        ttfb_ms,
+        upstream_ms,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_5m_tokens,
+        usage.cache_write_1h_tokens,
+        usage.reasoning_tokens,
+        usage.image_input_tokens,
+        usage.image_output_tokens,
+        usage.web_search_count,
+        total,
+        cost,
+        record.cost_basis,
+        record.session_id,
+        record.user_agent,
+        record.config_version,
+        record.tool_calls,
+    )
+    capture_row = (  # _CAPTURE_COLUMNS order
+        record.request_id,
+        orjson.dumps(record.request_headers, default=str).decode(),
+        orjson.dumps(record.response_headers, default=str).decode(),
+        bytes(record.request_body),
+        bytes(record.response_body),
+    )
     amounts = (  # ROLLUP_SUM_COLUMNS order
         1,
         usage.input_tokens,
@@ -378,6 +487,42 @@ def _prepare(record: RequestRecord) -> _Prepared:
     )
     key = (day, record.login_name, record.model, record.provider)
     return _Prepared(record.request_id, request_row, capture_row, key, amounts)
+
+
+#: SQLAlchemy's SQLite `DATETIME` storage format (applied to the naive UTC value).
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+_STRICT_BOOLS = frozenset([None, True, False])
+
+
+def _checked_bool(value: object) -> bool | None:
+    """SQLAlchemy's `Boolean` check: only None, True or False (or a number equal to one)."""
+    if value not in _STRICT_BOOLS:
+        if not isinstance(value, int):
+            raise TypeError(f"Not a boolean value: {value!r}")
+        raise ValueError(f"Value {value!r} is not None, True, or False")
+    return None if value is None else bool(value)
+
+
+def _native_bool(value: object) -> bool | None:
+    """A `Boolean` bind value where the database has a boolean type (PostgreSQL)."""
+    if value is True or value is False:
+        return value
+    return _checked_bool(value)
+
+
+def _sqlite_bool(value: object) -> int | None:
+    """A `Boolean` bind value for SQLite, which stores 0/1."""
+    if value is True:
+        return 1
+    if value is False:
+        return 0
+    checked = _checked_bool(value)
+    return None if checked is None else int(checked)
+
+
+def _sqlite_float(value: Any) -> float | None:
+    """A `Float` bind value for SQLite (its bind processor calls float())."""
+    return None if value is None else float(value)
 
 
 def _is_record_error(exc: BaseException) -> bool:
@@ -412,38 +557,64 @@ def _describe(exc: BaseException) -> str:
 def _without_nul(prepared: _Prepared) -> _Prepared:
     """`prepared` with NUL characters removed from its text values, or `prepared` itself
     when it has none."""
-    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request.values()):
+    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request):
         return prepared
 
-    def clean(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in values.items()}
+    def clean(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in values)
 
     request = clean(prepared.request)
     day = prepared.rollup_key[0]
     return _Prepared(
-        request_id=request["request_id"],
+        request_id=request[0],
         request=request,
         capture=clean(prepared.capture),
-        rollup_key=(day, request["login_name"], request["model"], request["provider"]),
+        rollup_key=(day, request[_LOGIN], request[_MODEL], request[_PROVIDER]),
         rollup_amounts=prepared.rollup_amounts,
     )
 
 
-def _rollup_rows(chunk: Sequence[_Prepared]) -> list[dict[str, Any]]:
-    """The batch summed per usage_daily key, in key order."""
-    sums: dict[tuple[date, str, str, str], list[int]] = {}
+def _rollup_rows(chunk: Sequence[_Prepared], sqlite: bool) -> list[tuple[Any, ...]]:
+    """The batch summed per usage_daily key, in key order, as driver values in
+    _ROLLUP_COLUMNS order (the `Date` key as ISO text on SQLite)."""
+    groups: dict[tuple[date, str, str, str], list[tuple[int, ...]]] = {}
     for prepared in chunk:
-        acc = sums.get(prepared.rollup_key)
-        if acc is None:
-            sums[prepared.rollup_key] = list(prepared.rollup_amounts)
+        amounts = groups.get(prepared.rollup_key)
+        if amounts is None:
+            groups[prepared.rollup_key] = [prepared.rollup_amounts]
         else:
-            for index, amount in enumerate(prepared.rollup_amounts):
-                acc[index] += amount
+            amounts.append(prepared.rollup_amounts)
     return [
-        dict(zip(ROLLUP_KEY_COLUMNS, key, strict=True))
-        | dict(zip(ROLLUP_SUM_COLUMNS, acc, strict=True))
-        for key, acc in sorted(sums.items())
+        (
+            day.isoformat() if sqlite else day,
+            login,
+            model,
+            provider,
+            *map(sum, zip(*amounts, strict=True)),
+        )
+        for (day, login, model, provider), amounts in sorted(groups.items())
     ]
+
+
+def _compile_statements(dialect: Dialect) -> _Statements:
+    """The writer's three statements compiled for `dialect`, checked to take their
+    parameters in the order `_prepare` and `_rollup_rows` put them."""
+
+    def compile_(statement: Insert, columns: tuple[str, ...]) -> str:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        order = compiled.positiontup
+        if order is None or tuple(order) != columns:
+            raise RuntimeError(
+                f"the batch writer's {statement.table.name} columns {columns} do not match "
+                f"the compiled statement's parameters {order}"
+            )
+        return compiled.string
+
+    return _Statements(
+        requests=compile_(requests.insert(), _REQUEST_COLUMNS),
+        captures=compile_(captures.insert(), _CAPTURE_COLUMNS),
+        rollups=compile_(_rollup_upsert(dialect.name), _ROLLUP_COLUMNS),
+    )
 
 
 def _rollup_upsert(dialect: str) -> Insert:
