@@ -7,6 +7,7 @@ the config service) and hands finished records to `runtime.record`, which never 
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import aiohttp
 import genai_prices.data_snapshot
@@ -22,6 +23,8 @@ from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.writer import BatchWriter, QueueFull
 
 log = structlog.get_logger("irisgate")
+#: how long a finished request's record may wait to share a transaction with others
+WRITE_LINGER_SECONDS = 0.05
 
 
 class Runtime:
@@ -76,10 +79,14 @@ class Runtime:
             trust_env=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
         )
-        self._writer = BatchWriter(self._db)
+        self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()
         # genai-prices loads its price table on first use (~0.4 s): not on a user's request
         await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
+        # Everything loaded so far (price table, modules, config) lives as long as the process:
+        # keep it out of the collector's full scans, which would otherwise pause requests.
+        gc.collect()
+        gc.freeze()
         log.info(
             "irisgate started",
             identity=settings.identity,

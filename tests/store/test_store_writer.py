@@ -163,6 +163,22 @@ async def test_drain_and_stop_writes_everything_queued(db: Database) -> None:
         writer.submit(make_record(99_999))
 
 
+async def test_linger_gathers_a_trickle_of_records_into_few_transactions(db: Database) -> None:
+    writer = BatchWriter(db, linger_s=0.5)
+    writer.start()
+    for number in range(20):  # one request's record every 10 ms
+        writer.submit(make_record(number))
+        await asyncio.sleep(0.01)
+    await eventually(lambda: writer.written_total == 20)
+    assert writer.batches_total <= 2
+    assert await count(db, requests) == 20
+    started = asyncio.get_running_loop().time()
+    writer.submit(make_record(100))
+    assert await writer.drain_and_stop(timeout=10) == 0  # stopping cuts the linger short
+    assert asyncio.get_running_loop().time() - started < 0.4
+    assert await count(db, requests) == 21
+
+
 async def test_full_queue_raises_and_submit_wait_waits(db: Database) -> None:
     writer = BatchWriter(db, max_queue=3, max_batch=2)
     for n in range(3):

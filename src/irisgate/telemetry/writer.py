@@ -169,6 +169,7 @@ class BatchWriter:
         logger: logging.Logger | None = None,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
+        linger_s: float = 0.0,
     ) -> None:
         if max_queue < 1 or max_batch < 1:
             raise ValueError("max_queue and max_batch must be at least 1")
@@ -178,6 +179,10 @@ class BatchWriter:
         self._log = logger if logger is not None else _LOG
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        # A transaction costs far more than a row (~0.5-0.8 ms of event-loop CPU here): after
+        # the first record of a batch arrives, wait this long for company before writing.
+        self._linger_s = linger_s
+        self._batches_total = 0
         self._stopping = asyncio.Event()
         self._stopped = False
         self._stopped_event = asyncio.Event()
@@ -265,6 +270,11 @@ class BatchWriter:
         return self._queue.qsize() + self._in_flight
 
     @property
+    def batches_total(self) -> int:
+        """Transactions that stored at least one record."""
+        return self._batches_total
+
+    @property
     def written_total(self) -> int:
         return self._written_total
 
@@ -312,6 +322,9 @@ class BatchWriter:
             if not getter.done() or getter.cancelled():
                 return []
             first.append(getter.result())
+        if self._linger_s > 0 and queue.qsize() + len(first) < self._max_batch:
+            with contextlib.suppress(TimeoutError):  # drain_and_stop cuts the wait short
+                await asyncio.wait_for(self._stopping.wait(), self._linger_s)
         count = min(queue.qsize(), self._max_batch - len(first))
         self._in_flight = len(first) + count
         return first + [queue.get_nowait() for _ in range(count)]
@@ -349,6 +362,7 @@ class BatchWriter:
                     del pending[0]
                 continue
             self._written_total += len(chunk)
+            self._batches_total += 1
             self._in_flight -= len(chunk)
             del pending[: len(chunk)]
             delay = self._retry_initial_s
