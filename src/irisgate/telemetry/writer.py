@@ -79,53 +79,10 @@ class WriterStoppedError(RuntimeError):
     """The writer has stopped (after `drain_and_stop`); it accepts no more records."""
 
 
-#: The `requests` columns the writer fills, in the order of the tuples `_prepare` builds
-#: (the table's column order, checked against the compiled statement).
-_REQUEST_COLUMNS: tuple[str, ...] = (
-    "request_id",
-    "started_at",
-    "login_name",
-    "display_name",
-    "node_id",
-    "node_name",
-    "tags",
-    "method",
-    "path",
-    "api_format",
-    "api_type",
-    "model",
-    "provider",
-    "stream",
-    "status",
-    "error",
-    "cancelled",
-    "duration_ms",
-    "ttfb_ms",
-    "upstream_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "image_input_tokens",
-    "image_output_tokens",
-    "web_search_count",
-    "total_tokens",
-    "cost_nanodollars",
-    "cost_basis",
-    "session_id",
-    "user_agent",
-    "config_version",
-    "tool_calls",
-)
-_CAPTURE_COLUMNS: tuple[str, ...] = (
-    "request_id",
-    "request_headers",
-    "response_headers",
-    "request_body",
-    "response_body",
-)
+#: The columns the writer fills, in table order, which is also the order of the tuples
+#: `_prepare` builds (checked against the compiled statements at start).
+_REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in requests.c if c.name != "id")
+_CAPTURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in captures.c)
 _ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
 # Positions in a request tuple that `_without_nul` needs.
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
