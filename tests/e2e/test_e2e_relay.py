@@ -163,7 +163,8 @@ def test_first_event_arrives_while_upstream_is_still_sending(
             buffer += next(chunks)  # a ReadTimeout here means irisgate buffered the stream
         first = sse_events(buffer)[0]
         assert not gate.is_set()
-        assert fake_llm.gated_streams == 1  # the upstream is paused after its first event
+        # the upstream is paused after its first event (its counter updates on its own thread)
+        assert fake_llm.wait_for(lambda: fake_llm.gated_streams == 1)
         assert b'"role":"assistant"' in first
         gate.set()
         rest = b"".join(chunks)
