@@ -395,6 +395,17 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         duration_ms = record.duration_ms
         ttfb_ms = record.ttfb_ms
         upstream_ms = record.upstream_ms
+    counts = (  # USAGE_FIELDS order, in both the request row and the rollup amounts
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_5m_tokens,
+        usage.cache_write_1h_tokens,
+        usage.reasoning_tokens,
+        usage.image_input_tokens,
+        usage.image_output_tokens,
+        usage.web_search_count,
+    )
     request_row = (  # _REQUEST_COLUMNS order
         record.request_id,
         started_at,
@@ -416,15 +427,7 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         duration_ms,
         ttfb_ms,
         upstream_ms,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_5m_tokens,
-        usage.cache_write_1h_tokens,
-        usage.reasoning_tokens,
-        usage.image_input_tokens,
-        usage.image_output_tokens,
-        usage.web_search_count,
+        *counts,
         total,
         cost,
         record.cost_basis,
@@ -442,15 +445,7 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
     )
     amounts = (  # ROLLUP_SUM_COLUMNS order
         1,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_5m_tokens,
-        usage.cache_write_1h_tokens,
-        usage.reasoning_tokens,
-        usage.image_input_tokens,
-        usage.image_output_tokens,
-        usage.web_search_count,
+        *counts,
         total,
         cost if cost is not None else 0,
         1 if cost is None else 0,
