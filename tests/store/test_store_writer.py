@@ -276,7 +276,7 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "node_name", "method", "path", "api_format", "api_type", "model", "provider",
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
-            "config_version", "tool_calls",
+            "config_version", "tool_calls", "request_bytes", "response_bytes",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
