@@ -51,11 +51,14 @@ def localapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLocalAPI]
 
 
 def grants(bob_connectors: list[str]) -> list[dict[str, Any]]:
+    def grant(src: str, *caps: dict[str, Any]) -> dict[str, Any]:
+        return {"src": [src], "app": {APERTURE: list(caps)}}
+
     return [
-        {"src": ["alice@example.com"], "app": {APERTURE: [{"role": "admin", "connectors": ["**"]}]}},
-        {"src": ["bob@example.com"], "app": {APERTURE: [{"role": "user", "connectors": bob_connectors}]}},
-        {"src": ["group:eng"], "app": {APERTURE: [{"role": "user"}, {"connectors": ["plain/*"]}]}},
-    ]  # fmt: skip
+        grant("alice@example.com", {"role": "admin", "connectors": ["**"]}),
+        grant("bob@example.com", {"role": "user", "connectors": bob_connectors}),
+        grant("group:eng", {"role": "user"}, {"connectors": ["plain/*"]}),
+    ]
 
 
 def config_text(connectors: dict[str, Any], bob_connectors: list[str]) -> str:

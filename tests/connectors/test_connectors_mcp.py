@@ -18,7 +18,6 @@ from conftest import (
     http_from,
     mcp_as,
     start_gateway,
-    wait_until,
 )
 from mcp.shared.exceptions import MCPError
 
@@ -79,7 +78,7 @@ def gateway(
 
 
 def text_of(result: object) -> str:
-    content = getattr(result, "content")
+    content = result.content
     return "".join(getattr(c, "text", "") for c in content)
 
 
@@ -154,7 +153,7 @@ async def test_resources_and_templates_are_prefixed_and_read_through(
     assert "bearer-notes://{note}" in templates
     assert "basic-notes://{note}" not in templates
     assert read.contents[0].uri == "bearer-notes://abc"
-    assert getattr(read.contents[0], "text") == "note abc of bearer"
+    assert read.contents[0].text == "note abc of bearer"
     async with mcp_as(gateway, BOB_IP) as client:
         with pytest.raises(MCPError, match="not a connector tool you are granted"):
             await client.read_resource("basic-notes://readme")
