@@ -119,7 +119,9 @@ def _url(section: Section, protocol: str | None) -> str:
         return ""
     if _is_local_host(url):
         section.warn(
-            "url", f'"{url}" points at a loopback or link-local address; requests to it are refused'
+            "url",
+            f'"{url}" points at a loopback or link-local address; requests to it are refused'
+            " unless IRISGATE_ALLOW_LOCAL_CONNECTORS is true",
         )
     return url.rstrip("/") if protocol == "http" else url
 
