@@ -4,6 +4,10 @@ grants, real MCP servers (one per shared auth type) that refuse any other creden
 from __future__ import annotations
 
 import base64
+import contextlib
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 
 import httpx2
@@ -57,9 +61,59 @@ def servers() -> Iterator[dict[str, McpToolServer]]:
         server.stop()
 
 
+class DropNextConnection:
+    """A TCP relay to an MCP server that, when armed, resets the connection carrying the
+    next `tools/call` instead of relaying it (a connection error for the client)."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/mcp"
+        self.armed = False
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            threading.Thread(target=self._pipe, args=(conn, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if requests and self.armed and b"tools/call" in data:
+                    self.armed = False
+                    self.dropped += 1
+                    source.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    break  # reset the client's connection, the call never reaches the server
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture(scope="module")
+def flaky(servers: dict[str, McpToolServer]) -> Iterator[DropNextConnection]:
+    relay = DropNextConnection(servers["plain"].port)
+    yield relay
+    relay.close()
+
+
 @pytest.fixture(scope="module")
 def gateway(
     servers: dict[str, McpToolServer],
+    flaky: DropNextConnection,
     localapi: FakeLocalAPI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[IrisgateServer]:
@@ -72,6 +126,7 @@ def gateway(
         }
         for name, server in servers.items()
     }
+    connectors["flaky"] = {"protocol": "mcp", "url": flaky.url}
     gw = start_gateway(tmp_path_factory.mktemp("gw"), localapi, config_text(connectors, BOB))
     yield gw
     gw.stop()
@@ -220,3 +275,13 @@ async def test_an_unavailable_upstream_disappears_until_it_recovers(
     finally:
         server.start()
     await wait_for(lambda n: "apikeyh_echo" in n, "apikeyh's tools are back")
+
+
+async def test_a_connection_error_is_retried_once(
+    gateway: IrisgateServer, flaky: DropNextConnection
+) -> None:
+    async with mcp_as(gateway, ALICE_IP) as client:
+        flaky.armed = True
+        result = await client.call_tool("flaky_echo", {"text": "again"})
+    assert flaky.dropped == 1  # the first connection broke...
+    assert text_of(result) == "plain: again"  # ...and the call went through on the retry
