@@ -25,7 +25,14 @@ from irisgate.store.database import (
 from irisgate.store.tables import USAGE_FIELDS, metadata
 from irisgate.usage.tokens import Usage
 
-TABLES = {"config_versions", "requests", "captures", "usage_daily", "connector_tokens", "alembic_version"}
+TABLES = {
+    "config_versions",
+    "requests",
+    "captures",
+    "usage_daily",
+    "connector_tokens",
+    "alembic_version",
+}
 
 
 @pytest.mark.parametrize(
