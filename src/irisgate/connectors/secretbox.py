@@ -50,7 +50,10 @@ def load_key(settings: Settings) -> bytes:
         return path.read_bytes().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another instance on the same data dir was first
+        return path.read_bytes().strip()
     with os.fdopen(fd, "wb") as out:
         out.write(key + b"\n")
     log.warning(

@@ -47,7 +47,7 @@ class ConnectorService:
         runtime = self.runtime
         self._box = SecretBox(load_key(runtime.settings))
         self._oauth = OAuthClient(self._box, self.guard, self._http)
-        self._tokens = TokenStore(runtime, self._box)
+        self._tokens = TokenStore(lambda: runtime.db, self._box)
         self._credentials = Credentials(self._oauth, self._tokens)
         upstreams = McpUpstreams(self.guard, timeout=runtime.settings.upstream_connect_timeout * 3)
         return (

@@ -9,6 +9,7 @@ is remembered for a few seconds so that a user who never connected costs no quer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from irisgate.connectors.secretbox import InvalidToken, SecretBox
-from irisgate.runtime import Runtime
+from irisgate.store.database import Database
 from irisgate.store.tables import connector_tokens
 
 log = structlog.get_logger("irisgate.connectors")
@@ -60,14 +61,14 @@ Key = tuple[str, str]  # (login name, connector id)
 
 
 class TokenStore:
-    def __init__(self, runtime: Runtime, box: SecretBox) -> None:
-        self._runtime = runtime  # its database opens at start, after this store is made
+    def __init__(self, db: Callable[[], Database], box: SecretBox) -> None:
+        self._db = db  # the runtime's database opens at start, after this store is made
         self._box = box
         self._tokens: dict[Key, TokenSet] = {}
         self._misses: dict[Key, float] = {}
 
     async def load(self) -> None:
-        async with self._runtime.db.connect() as conn:
+        async with self._db().connect() as conn:
             rows = (await conn.execute(select(connector_tokens))).all()
         for row in rows:
             tokens = self._decode(row.data, row.login_name, row.connector_id)
@@ -84,7 +85,7 @@ class TokenStore:
             return tokens
         if self._misses.get(key, 0.0) > time.monotonic():
             return None
-        async with self._runtime.db.connect() as conn:
+        async with self._db().connect() as conn:
             data = (
                 await conn.execute(
                     select(connector_tokens.c.data).where(
@@ -104,19 +105,19 @@ class TokenStore:
         data = self._box.seal(orjson.dumps(asdict(tokens)))
         now = datetime.now(UTC)
         values = {"login_name": login, "connector_id": connector_id, "data": data}
-        insert = postgresql_insert if self._runtime.db.dialect == "postgresql" else sqlite_insert
+        insert = postgresql_insert if self._db().dialect == "postgresql" else sqlite_insert
         statement = insert(connector_tokens).values(**values, updated_at=now)
         statement = statement.on_conflict_do_update(
             index_elements=["login_name", "connector_id"],
             set_={"data": data, "updated_at": now},
         )
-        async with self._runtime.db.begin() as conn:
+        async with self._db().begin() as conn:
             await conn.execute(statement)
         self._tokens[(login, connector_id)] = tokens
         self._misses.pop((login, connector_id), None)
 
     async def delete(self, login: str, connector_id: str) -> None:
-        async with self._runtime.db.begin() as conn:
+        async with self._db().begin() as conn:
             await conn.execute(
                 delete(connector_tokens).where(
                     connector_tokens.c.login_name == login,
