@@ -226,5 +226,28 @@ def test_loopback_upstreams_are_refused_by_default(
         assert len(api.requests) == count
         assert listing["open"]["status"] == "misconfigured"
         assert "loopback" in listing["open"]["status_detail"]
+        # the file loaded with a warning; saving such a connector through the API fails
+        with http_from(ALICE_IP, gw) as client:
+            current = client.get("/api/config").json()
+            refused = client.put("/api/config", json=current)
+        assert refused.status_code == 400
+        paths = {e["path"] for e in refused.json()["errors"]}
+        assert "connectors.servers.named.url" in paths
+        assert "connectors.servers.open.url" in paths
     finally:
         gw.stop()
+
+
+def test_saving_a_connector_without_url_is_refused(gateway: IrisgateServer) -> None:
+    with http_from(ALICE_IP, gateway) as client:
+        current = client.get("/api/config").json()
+        text = current["config"].replace(
+            '"servers": {', '"servers": {"nourl": {"protocol": "http"},', 1
+        )
+        refused = client.put("/api/config", json={"config": text, "hash": current["hash"]})
+        # loopback URLs are fine on this gateway: the setting allows them
+        accepted = client.put("/api/config", json=current)
+    assert refused.status_code == 400
+    assert [e["path"] for e in refused.json()["errors"]] == ["connectors.servers.nourl.url"]
+    assert "is missing" in refused.json()["errors"][0]["message"]
+    assert accepted.status_code == 200, accepted.text
