@@ -90,10 +90,12 @@ def http_from(ip: str, gw: IrisgateServer) -> httpx2.Client:
 
 
 @asynccontextmanager
-async def mcp_as(gw: IrisgateServer, ip: str) -> AsyncIterator[Client]:
+async def mcp_as(
+    gw: IrisgateServer, ip: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[Client]:
     """The official MCP client on irisgate's /v1/mcp, connecting from `ip`."""
     async with httpx2.AsyncClient(
-        transport=httpx2.AsyncHTTPTransport(local_address=ip), timeout=60
+        transport=httpx2.AsyncHTTPTransport(local_address=ip), timeout=60, headers=headers
     ) as http:
         transport = streamable_http_client(gw.url + "/v1/mcp", http_client=http)
         async with Client(transport, cache=None) as client:

@@ -222,7 +222,7 @@ async def test_a_tool_error_comes_back_as_a_tool_error(gateway: IrisgateServer) 
 
 
 async def test_tool_calls_are_recorded(gateway: IrisgateServer) -> None:
-    async with mcp_as(gateway, BOB_IP) as client:
+    async with mcp_as(gateway, BOB_IP, headers={"x-session-id": "agent-run-7"}) as client:
         await client.call_tool("bearer_echo", {"text": "record me"})
         with pytest.raises(MCPError):
             await client.call_tool("basic_echo", {"text": "denied"})
@@ -235,6 +235,7 @@ async def test_tool_calls_are_recorded(gateway: IrisgateServer) -> None:
     assert row["path"] == "/v1/mcp"
     assert row["request_bytes"] > 0 and row["response_bytes"] > 0
     assert row["duration_ms"] > 0
+    assert row["session_id"] == "agent-run-7"  # in the agent's session log
     with http_from(ALICE_IP, gateway) as admin:
         full = admin.get(f"/api/requests/{row['request_id']}").json()
     assert "record me" in full["request_body"]

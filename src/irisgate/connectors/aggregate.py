@@ -41,6 +41,7 @@ from irisgate.connectors.credentials import Credential, Credentials, CredentialU
 from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
+from irisgate.gateway.upstream import redact
 from irisgate.grants import Access
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
@@ -183,7 +184,10 @@ class Aggregator:
             self._listings.pop(key, None)
             log.warning("connector left out of the listing", connector=connector.id, error=str(exc))
             return []
-        self._listings[key] = (time.monotonic() + LISTING_SECONDS, items)
+        now = time.monotonic()
+        if len(self._listings) >= 1024:  # per-user tokens change: forget what has expired
+            self._listings = {k: v for k, v in self._listings.items() if v[0] > now}
+        self._listings[key] = (now + LISTING_SECONDS, items)
         return items
 
     # -- calls ----------------------------------------------------------------------------
@@ -207,6 +211,8 @@ class Aggregator:
         timer = CallTimer()
         connector_id, tool = _split(params.name, "_")
         request_body = orjson.dumps({"name": params.name, "arguments": params.arguments or {}})
+        request = ctx.request
+        headers = redact(dict(request.headers)) if request is not None else {}
         status, error, response_body = 200, "", b""
         try:
             connector = self._granted(caller, connector_id, tool)
@@ -243,6 +249,7 @@ class Aggregator:
                     error=error,
                     request_body=request_body,
                     response_body=response_body,
+                    request_headers=headers,
                     config_version=caller.snapshot.version,
                 )
             )

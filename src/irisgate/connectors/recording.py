@@ -15,6 +15,7 @@ from time import perf_counter
 from irisgate.gateway.pipeline import new_request_id
 from irisgate.identity import Identity
 from irisgate.telemetry.record import RequestRecord
+from irisgate.usage.sessions import SESSION_HEADERS
 
 MCP_FORMAT = "mcp"
 HTTP_FORMAT = "http_connector"
@@ -53,6 +54,9 @@ def connector_record(
     upstream_ms: float | None = None,
     cancelled: bool = False,
 ) -> RequestRecord:
+    """One connector call; an agent's session header puts it into that session's log."""
+    headers = request_headers or {}
+    session = next((headers[h] for h in SESSION_HEADERS if headers.get(h)), "")
     return RequestRecord(
         request_id=new_request_id(),
         started_at=timer.started_at,
@@ -73,8 +77,9 @@ def connector_record(
         duration_ms=timer.elapsed_ms,
         upstream_ms=upstream_ms,
         config_version=config_version,
-        user_agent=(request_headers or {}).get("user-agent", ""),
-        request_headers=request_headers or {},
+        session_id=session[:200],
+        user_agent=headers.get("user-agent", ""),
+        request_headers=headers,
         response_headers=response_headers or {},
         request_body=request_body,
         response_body=response_body,
