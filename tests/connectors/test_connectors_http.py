@@ -251,3 +251,18 @@ def test_saving_a_connector_without_url_is_refused(gateway: IrisgateServer) -> N
     assert [e["path"] for e in refused.json()["errors"]] == ["connectors.servers.nourl.url"]
     assert "is missing" in refused.json()["errors"][0]["message"]
     assert accepted.status_code == 200, accepted.text
+
+
+def test_a_client_that_goes_away_cancels_the_upstream(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    with http_from(BOB_IP, gateway) as client:
+        with client.stream("GET", "/v1/connectors/open/stream?who=leaver") as response:
+            assert next(response.iter_raw()).startswith(b"data: first")
+        # the client closed its connection with the stream still open upstream
+    try:
+        row = connector_records(gateway, 1, provider="open", model="stream", cancelled="True")[0]
+    finally:
+        api.release()
+    assert row["login_name"] == "bob@example.com"
+    assert row["status"] == 200

@@ -10,6 +10,7 @@ Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the mana
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -85,7 +86,9 @@ class HttpConnectorProxy:
                 raise ProxyError(502, f"connector {connector_id}: {exc}") from None
             out = _forwarded(headers, connector)
             out.update(credential.headers)
-            await self._relay(scope["method"], url, out, send, ex)
+            await self._watched_relay(
+                send, receive, ex, method=scope["method"], url=url, headers=out
+            )
         except ProxyError as exc:
             ex.status, ex.error = exc.status, str(exc)
             ex.captured = [orjson.dumps({"error": str(exc)})]
@@ -134,6 +137,39 @@ class HttpConnectorProxy:
             raise ProxyError(401, str(exc)) from None
         except Misconfigured as exc:
             raise ProxyError(502, str(exc)) from None
+
+    async def _watched_relay(
+        self,
+        send: Any,
+        receive: Any,
+        ex: _Exchange,
+        *,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+    ) -> None:
+        """Relay while watching for the client to go away; a disconnect cancels upstream."""
+        task = asyncio.current_task()
+        assert task is not None
+        done = False
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not done:
+                ex.cancelled = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self._relay(method, url, headers, send, ex)
+        except asyncio.CancelledError:
+            if not ex.cancelled:
+                raise
+            task.uncancel()
+        finally:
+            done = True
+            watcher.cancel()
 
     async def _relay(
         self, method: str, url: str, headers: dict[str, str], send: Any, ex: _Exchange
