@@ -6,6 +6,7 @@ settings so config secrets (`env:NAME`) resolve against the same snapshot.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def load_settings(
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=(pick("log_level") or "info").lower(),
-        connector_key=pick("connector_key") or "",
+        connector_key=_fernet_key(pick("connector_key") or ""),
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         env=environ,
     )
@@ -145,3 +146,16 @@ def _flag(pick: Callable[[str], str | None], name: str) -> bool:
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes")
+
+
+def _fernet_key(value: str) -> str:
+    """ "" or a Fernet key: urlsafe base64 of 32 bytes."""
+    if not value:
+        return ""
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise SettingsError("--connector-key must be a Fernet key (urlsafe base64 of 32 bytes)")
+    return value

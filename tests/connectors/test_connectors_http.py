@@ -256,10 +256,12 @@ def test_saving_a_connector_without_url_is_refused(gateway: IrisgateServer) -> N
 def test_a_client_that_goes_away_cancels_the_upstream(
     gateway: IrisgateServer, api: FakeHttpApi
 ) -> None:
-    with http_from(BOB_IP, gateway) as client:
-        with client.stream("GET", "/v1/connectors/open/stream?who=leaver") as response:
-            assert next(response.iter_raw()).startswith(b"data: first")
-        # the client closed its connection with the stream still open upstream
+    with (
+        http_from(BOB_IP, gateway) as client,
+        client.stream("GET", "/v1/connectors/open/stream?who=leaver") as response,
+    ):
+        assert next(response.iter_raw()).startswith(b"data: first")
+    # the client closed its connection with the stream still open upstream
     try:
         row = connector_records(gateway, 1, provider="open", model="stream", cancelled="True")[0]
     finally:
