@@ -166,6 +166,11 @@ def test_grants_decide_which_connectors_and_paths(
     assert unknown.status_code == 404
     assert mcp.status_code == 404  # an MCP connector is not an HTTP one
     assert len(api.requests) == count + 1
+    with http_from(ALICE_IP, gateway) as client:
+        cross_site = client.post("/v1/connectors/open/x", headers={"sec-fetch-site": "cross-site"})
+    assert cross_site.status_code == 403
+    assert "cross-site" in cross_site.json()["error"]
+    assert len(api.requests) == count + 1
     with http_from(NOBODY_IP, gateway) as client:
         nobody = client.get("/v1/connectors/open/x")
     assert nobody.status_code == 403

@@ -181,7 +181,7 @@ async def test_grants_filter_the_listing_and_every_call(
         assert names == {"plain_echo", "plain_credential", "plain_fail"}
 
 
-async def test_a_caller_without_a_role_is_refused(gateway: IrisgateServer) -> None:
+async def test_callers_without_a_role_and_cross_site_pages_are_refused(gateway: IrisgateServer) -> None:
     async with httpx2.AsyncClient(
         transport=httpx2.AsyncHTTPTransport(local_address=NOBODY_IP)
     ) as http:
@@ -192,6 +192,19 @@ async def test_a_caller_without_a_role_is_refused(gateway: IrisgateServer) -> No
         )
     assert response.status_code == 403
     assert "no role granted" in response.json()["error"]["message"]
+    async with httpx2.AsyncClient(
+        transport=httpx2.AsyncHTTPTransport(local_address=ALICE_IP)
+    ) as http:
+        response = await http.post(
+            gateway.url + "/v1/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={
+                "accept": "application/json, text/event-stream",
+                "sec-fetch-site": "cross-site",  # what a browser sends from another site
+            },
+        )
+    assert response.status_code == 403
+    assert "cross-site" in response.json()["error"]["message"]
 
 
 async def test_resources_and_templates_are_prefixed_and_read_through(

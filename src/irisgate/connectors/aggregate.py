@@ -300,6 +300,10 @@ class McpEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         runtime = self._runtime
+        if (b"sec-fetch-site", b"cross-site") in scope["headers"]:
+            # a page on another site would act with the visitor's tailnet identity
+            await _refuse(send, "access denied: cross-site browser requests are refused")
+            return
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
         except IdentityRefused as exc:

@@ -76,6 +76,9 @@ class HttpConnectorProxy:
             return
         ex = _Exchange()
         try:
+            if headers.get("sec-fetch-site") == "cross-site":
+                # a page on another site would act with the visitor's tailnet identity
+                raise ProxyError(403, "access denied: cross-site browser requests are refused")
             ex.request_body = await _read_body(receive)
             connector = self._granted(snapshot, identity, connector_id, rest)
             credential = await self._credential(connector, identity)
