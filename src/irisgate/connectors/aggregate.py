@@ -235,6 +235,12 @@ class Aggregator:
             status, error = _status_of(exc), exc.error.message
             response_body = orjson.dumps({"error": error})
             raise
+        except asyncio.CancelledError:
+            status, error = 499, "the client went away before the tool answered"
+            raise
+        except Exception as exc:  # recorded, then the SDK answers with an internal error
+            status, error = 500, f"{type(exc).__name__}: {exc}"[:300]
+            raise
         finally:
             self._runtime.record(
                 connector_record(

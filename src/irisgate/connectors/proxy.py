@@ -209,9 +209,9 @@ class HttpConnectorProxy:
         try:
             await send({"type": "http.response.start", "status": upstream.status, "headers": out})
             async for chunk in upstream.content.iter_any():
-                ex.response_bytes += len(chunk)
-                if sum(map(len, ex.captured)) < CAPTURE_LIMIT:
+                if ex.response_bytes < CAPTURE_LIMIT:
                     ex.captured.append(chunk)
+                ex.response_bytes += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away: stop reading the upstream too
