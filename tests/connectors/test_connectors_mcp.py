@@ -181,7 +181,9 @@ async def test_grants_filter_the_listing_and_every_call(
         assert names == {"plain_echo", "plain_credential", "plain_fail"}
 
 
-async def test_callers_without_a_role_and_cross_site_pages_are_refused(gateway: IrisgateServer) -> None:
+async def test_callers_without_a_role_and_cross_site_pages_are_refused(
+    gateway: IrisgateServer,
+) -> None:
     async with httpx2.AsyncClient(
         transport=httpx2.AsyncHTTPTransport(local_address=NOBODY_IP)
     ) as http:
