@@ -57,7 +57,7 @@ class UrlGuard:
 async def _refusal(host: str, port: int | None) -> str:
     """Why `host` may not be reached ("" when it may)."""
     if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is a loopback address; connectors may not reach it"
+        return f"{host} is a loopback or link-local address; connectors may not reach it"
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
