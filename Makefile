@@ -25,6 +25,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	scripts/ensure-postgres
+	scripts/ensure-oauth-server
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -15,9 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from irisgate.api import connectors as connector_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
+from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
+from irisgate.connectors.service import ConnectorService
 from irisgate.gateway.formats.registry import PATHS
 from irisgate.gateway.pipeline import Gateway
 from irisgate.runtime import Runtime
@@ -34,27 +37,41 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings) -> ASGIApp:
     runtime = Runtime(settings)
     gateway = Gateway(runtime)
+    connectors = ConnectorService(runtime)
+    mcp, proxy = connectors.build()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            await connectors.start()
+            async with mcp.manager.run():
+                yield
         finally:
+            await connectors.stop()
             await runtime.stop()
 
     web = Starlette(
-        routes=[*api_routes.routes, Route("/v1/models", list_models)],
+        routes=[*api_routes.routes, *connector_routes.routes, Route("/v1/models", list_models)],
         exception_handlers={ApiError: _api_error},
         lifespan=lifespan,
     )
     web.state.runtime = runtime
+    web.state.connectors = connectors
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             op = PATHS.get(scope["path"])
             if op is not None:
                 await gateway.handle(scope, receive, send, op)
+                return
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path in ("/v1/mcp", "/v1/mcp/"):
+                await mcp(scope, receive, send)
+                return
+            if path.startswith(CONNECTORS_PREFIX):
+                await proxy(scope, receive, send)
                 return
         await web(scope, receive, send)
 

@@ -73,6 +73,28 @@ class Access:
     def add_headers_for(self, fqn: str) -> list[tuple[str, str]]:
         return [h for cap in self.scoped(fqn) for h in cap.add_headers]
 
+    def may_use_connector(self, connector_id: str) -> bool:
+        """Some `connectors` glob reaches this connector (its first segment matches the id)."""
+        return any(
+            glob_matches(g.split("/", 1)[0], connector_id)
+            for cap in self.capabilities
+            for g in cap.connectors
+        )
+
+    def may_use_connector_item(self, connector_id: str, name: str) -> bool:
+        """A `connectors` glob matches `<id>/<name>` (an MCP tool or resource)."""
+        fqn = f"{connector_id}/{name}"
+        return any(glob_matches(g, fqn) for cap in self.capabilities for g in cap.connectors)
+
+    def may_use_http_path(self, connector_id: str, path: str) -> bool:
+        """HTTP connectors: a glob matches `<id>` (the whole API) or `<id>/<path>`."""
+        fqn = f"{connector_id}/{path}"
+        return any(
+            glob_matches(g, connector_id) or glob_matches(g, fqn)
+            for cap in self.capabilities
+            for g in cap.connectors
+        )
+
     @property
     def read_metrics(self) -> bool:
         return any(cap.read_metrics for cap in self.capabilities)

@@ -32,3 +32,6 @@ def configure(settings: Settings) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    # httpx2 logs every request URL at INFO, and a connector's URL may carry its API key
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -6,6 +6,7 @@ settings so config secrets (`env:NAME`) resolve against the same snapshot.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ class Settings:
     config_poll_seconds: float = 1.0
     log_format: Literal["json", "console"] = "console"
     log_level: str = "info"
+    #: Fernet key (urlsafe base64 of 32 bytes) for connector tokens at rest; "" means the key
+    #: file `connector.key` in data_dir, generated on first start
+    connector_key: str = field(default="", repr=False)
+    #: let connector and OAuth URLs reach loopback and link-local addresses (tests, labs)
+    allow_local_connectors: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -60,6 +66,14 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     ),
     "log_format": ("IRISGATE_LOG_FORMAT", "json or console (default: console on a terminal)"),
     "log_level": ("IRISGATE_LOG_LEVEL", "debug, info, warning or error (default info)"),
+    "connector_key": (
+        "IRISGATE_CONNECTOR_KEY",
+        "key encrypting connector OAuth tokens at rest (default: DATA_DIR/connector.key)",
+    ),
+    "allow_local_connectors": (
+        "IRISGATE_ALLOW_LOCAL_CONNECTORS",
+        "true: connectors may reach loopback and link-local addresses (default false)",
+    ),
 }
 
 
@@ -108,6 +122,8 @@ def load_settings(
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=(pick("log_level") or "info").lower(),
+        connector_key=_fernet_key(pick("connector_key") or ""),
+        allow_local_connectors=_flag(pick, "allow_local_connectors"),
         env=environ,
     )
 
@@ -122,4 +138,24 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
         raise SettingsError(f"--{name.replace('_', '-')} must be a number of seconds") from None
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
+    return value
+
+
+def _flag(pick: Callable[[str], str | None], name: str) -> bool:
+    raw = (pick(name) or "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
+def _fernet_key(value: str) -> str:
+    """ "" or a Fernet key: urlsafe base64 of 32 bytes."""
+    if not value:
+        return ""
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise SettingsError("--connector-key must be a Fernet key (urlsafe base64 of 32 bytes)")
     return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -133,6 +134,32 @@ async def test_stores_records_captures_and_daily_rollups(db: Database) -> None:
     assert row["ttfb_ms"] == 30.25
     assert orjson.loads(capture["response_headers"]) == records[9].response_headers
     assert bytes(capture["request_body"]) == records[9].request_body
+
+
+async def test_records_that_are_not_usage_stay_out_of_the_rollup(db: Database) -> None:
+    """Connector calls are stored with their sizes but never counted as LLM usage, alone in
+    a batch or mixed with LLM requests."""
+    tool_call = make_record(
+        1,
+        api_format="mcp",
+        model="search",
+        provider="github",
+        counts_as_usage=False,
+        request_bytes=321,
+        response_bytes=4567,
+    )
+    llm = make_record(2)
+    for batch in ([tool_call], [replace(tool_call, request_id="req_3"), llm]):
+        writer = BatchWriter(db)
+        for record in batch:
+            writer.submit(record)
+        assert await writer.drain_and_stop() == 0
+    assert await count(db, requests) == 3
+    assert await stored_rollups(db) == expected_rollups([llm])
+    async with db.connect() as conn:
+        query = select(requests).where(requests.c.request_id == tool_call.request_id)
+        row = (await conn.execute(query)).mappings().one()
+    assert (row["request_bytes"], row["response_bytes"]) == (321, 4567)
 
 
 async def test_rollup_day_is_the_utc_date(db: Database) -> None:
@@ -276,7 +303,7 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "node_name", "method", "path", "api_format", "api_type", "model", "provider",
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
-            "config_version", "tool_calls",
+            "config_version", "tool_calls", "request_bytes", "response_bytes",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}

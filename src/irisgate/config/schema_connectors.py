@@ -2,7 +2,8 @@
 
 Following Aperture, two problems only warn at load time so an existing file keeps loading: a
 connector without `url`, and a `url` that points at loopback or link-local addresses (the
-request path refuses those). Everything else wrong is an error.
+request path refuses those). Saving through the API refuses both (`save_errors`), the second
+unless local connectors are allowed. Everything else wrong is an error.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from irisgate.config.model import Connector, ConnectorAuth, Secret
+from irisgate.config.model import ConfigIssue, Connector, ConnectorAuth, Secret
 from irisgate.config.reader import Section, not_one_of
 from irisgate.config.schema_sections import warn_unresolved
 from irisgate.config.secrets import CONNECTOR_SECRET_FIELDS
 
+_MISSING_URL = "is missing: the connector is unusable until it has one"
+_LOCAL_URL = "points at a loopback or link-local address"
 _CONNECTOR_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9]*")
 PROTOCOLS: dict[str, Literal["mcp", "http"]] = {"mcp": "mcp", "http": "http"}
 _CONNECTOR_KEYS = ("protocol", "url", "description", "context", "provider", "auth", "labels")
@@ -112,16 +115,29 @@ def _connector(connector_id: str, section: Section, env: Mapping[str, str]) -> C
 def _url(section: Section, protocol: str | None) -> str:
     """The connector URL ("" when missing, with a warning); HTTP base URLs lose a trailing /."""
     if not section.has("url"):
-        section.warn("url", "is missing: the connector is unusable until it has one")
+        section.warn("url", _MISSING_URL)
         return ""
     url = section.url("url")
     if url is None:
         return ""
     if _is_local_host(url):
         section.warn(
-            "url", f'"{url}" points at a loopback or link-local address; requests to it are refused'
+            "url",
+            f'"{url}" {_LOCAL_URL}; requests to it are refused'
+            " unless IRISGATE_ALLOW_LOCAL_CONNECTORS is true",
         )
     return url.rstrip("/") if protocol == "http" else url
+
+
+def save_errors(warnings: list[ConfigIssue], *, allow_local: bool) -> list[ConfigIssue]:
+    """The load-time connector URL warnings that make a save through the API fail."""
+    return [
+        replace(issue, severity="error")
+        for issue in warnings
+        if issue.path.startswith("connectors.servers.")
+        and issue.path.endswith(".url")
+        and (_MISSING_URL in issue.message or (_LOCAL_URL in issue.message and not allow_local))
+    ]
 
 
 def _is_local_host(url: str) -> bool:

@@ -19,6 +19,7 @@ from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
 from irisgate.config.hujson import HuJSONSyntaxError
 from irisgate.config.model import ConfigError, ConfigIssue
 from irisgate.config.schema import build_config, parse_capability, syntax_issue
+from irisgate.config.schema_connectors import save_errors
 from irisgate.config.secrets import mask_text, unmask
 from irisgate.grants import GrantIndex
 from irisgate.identity import Identity
@@ -174,6 +175,9 @@ class ConfigService:
             except HuJSONSyntaxError as exc:  # a 400 listing the syntax error, not a 500
                 raise ConfigError([syntax_issue(exc)]) from None
             config, warnings = build_config(full, self._settings.env)
+            refused = save_errors(warnings, allow_local=self._settings.allow_local_connectors)
+            if refused:
+                raise ConfigError(refused)
             access = GrantIndex(config, parse_capability).access_for(identity)
             if not access.is_admin:
                 raise WouldLockOut

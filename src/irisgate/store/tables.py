@@ -17,6 +17,8 @@ Tables:
   can delete them while the usage metrics stay.
 - `usage_daily`: per (UTC day, login, model, provider) sums of `requests`, kept current by the
   batch writer so that dashboards never scan `requests`.
+- `connector_tokens`: one user's OAuth tokens for one connector, encrypted (`data` is a
+  Fernet token; see `irisgate.connectors.tokens`).
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -164,6 +166,8 @@ requests = Table(
     _text("user_agent"),
     Column("config_version", Integer, nullable=False, server_default=text("0")),
     Column("tool_calls", Integer, nullable=False, server_default=text("0")),
+    _count("request_bytes"),
+    _count("response_bytes"),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -197,4 +201,14 @@ usage_daily = Table(
     Column("provider", Text, nullable=False),
     *(_count(name) for name in ROLLUP_SUM_COLUMNS),
     PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, name="pk_usage_daily"),
+)
+
+connector_tokens = Table(
+    "connector_tokens",
+    metadata,
+    Column("login_name", Text, nullable=False),
+    Column("connector_id", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("login_name", "connector_id", name="pk_connector_tokens"),
 )

@@ -46,3 +46,7 @@ class RequestRecord:
     request_body: bytes = b""  # as forwarded upstream (after any modification)
     response_body: bytes = b""  # decompressed; streams reassembled into one JSON object
     tool_calls: int = 0
+    request_bytes: int = 0  # body size received from the client
+    response_bytes: int = 0  # body size sent to the client
+    #: False for traffic that is not LLM usage (connector calls): kept out of usage_daily
+    counts_as_usage: bool = True

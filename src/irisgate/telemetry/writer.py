@@ -350,7 +350,9 @@ class BatchWriter:
         async with self._db.begin() as conn:
             await conn.exec_driver_sql(sql.requests, [p.request for p in chunk])
             await conn.exec_driver_sql(sql.captures, [p.capture for p in chunk])
-            await conn.exec_driver_sql(sql.rollups, _rollup_rows(chunk, self._sqlite))
+            rollups = _rollup_rows(chunk, self._sqlite)
+            if rollups:  # a batch of connector calls only has no usage to add
+                await conn.exec_driver_sql(sql.rollups, rollups)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -435,6 +437,8 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         record.user_agent,
         record.config_version,
         record.tool_calls,
+        record.request_bytes,
+        record.response_bytes,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
@@ -443,13 +447,17 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         bytes(record.request_body),
         bytes(record.response_body),
     )
-    amounts = (  # ROLLUP_SUM_COLUMNS order
-        1,
-        *counts,
-        total,
-        cost if cost is not None else 0,
-        1 if cost is None else 0,
-        1 if is_error else 0,
+    amounts = (
+        (  # ROLLUP_SUM_COLUMNS order; () keeps the record out of the rollup
+            1,
+            *counts,
+            total,
+            cost if cost is not None else 0,
+            1 if cost is None else 0,
+            1 if is_error else 0,
+        )
+        if record.counts_as_usage
+        else ()
     )
     key = (day, record.login_name, record.model, record.provider)
     return _Prepared(record.request_id, request_row, capture_row, key, amounts)
@@ -545,6 +553,8 @@ def _rollup_rows(chunk: Sequence[_Prepared], sqlite: bool) -> list[tuple[Any, ..
     _ROLLUP_COLUMNS order (the `Date` key as ISO text on SQLite)."""
     groups: dict[tuple[date, str, str, str], list[tuple[int, ...]]] = {}
     for prepared in chunk:
+        if not prepared.rollup_amounts:
+            continue
         amounts = groups.get(prepared.rollup_key)
         if amounts is None:
             groups[prepared.rollup_key] = [prepared.rollup_amounts]

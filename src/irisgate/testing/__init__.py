@@ -3,6 +3,8 @@
 - `FakeLLM`: OpenAI (Chat Completions, Responses, models) and Anthropic (Messages,
   count_tokens) on one local HTTP server, with knobs for streaming, failures, delays, usage.
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
+- `McpToolServer`: a real MCP server (the `mcp` SDK) that checks the credential it receives.
+- `FakeHttpApi`: an HTTP API that records requests, for HTTP connectors.
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
@@ -14,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from irisgate.testing.fake_http_api import FakeHttpApi
     from irisgate.testing.fake_llm import FakeLLM
     from irisgate.testing.fake_localapi import FakeLocalAPI
     from irisgate.testing.fake_reply import (
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
         count_prompt_tokens,
     )
     from irisgate.testing.fake_server import RecordedRequest, ServerThread
+    from irisgate.testing.mcp_server import McpToolServer
 
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
@@ -30,6 +34,8 @@ _HOMES = {
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
+    "FakeHttpApi": "fake_http_api",
+    "McpToolServer": "mcp_server",
     "CALL_TOOL_TRIGGER": "fake_reply",
     "Reply": "fake_reply",
     "ToolCall": "fake_reply",
@@ -38,8 +44,10 @@ _HOMES = {
 
 __all__ = [
     "CALL_TOOL_TRIGGER",
+    "FakeHttpApi",
     "FakeLLM",
     "FakeLocalAPI",
+    "McpToolServer",
     "RecordedRequest",
     "Reply",
     "ServerThread",

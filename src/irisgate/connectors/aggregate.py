@@ -1,0 +1,333 @@
+"""`/v1/mcp`: one MCP server (Streamable HTTP) over every MCP connector a caller may use.
+
+irisgate is an MCP server to its clients and an MCP client to the connectors' servers
+(`upstream`). Names are prefixed with the connector id so they cannot collide: tools become
+`<id>_<tool>`, resources `<id>-<uri>`, templates `<id>-<uriTemplate>`; the prefix is stripped
+before a request goes upstream. Connector ids hold only letters and digits, so the first `_`
+or `-` always ends the prefix.
+
+Grants (`connectors` globs on `<id>/<tool>`) decide what `tools/list` shows and are checked
+again on every `tools/call`; resources are visible to callers granted anything of that
+connector. Upstream listings are kept for 5 seconds per connector and credential (Aperture
+polls its upstreams every 5 s); an upstream that fails to answer is left out of the listing
+until it answers again.
+
+The transport runs stateless: every POST is answered on its own, with the identity of that
+request's TCP peer resolved exactly as for the LLM paths (`McpEndpoint`), so no MCP session
+can carry one caller's rights into another's request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+import orjson
+import structlog
+from mcp import Client
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+
+from irisgate.config.model import Connector
+from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
+from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
+from irisgate.connectors.safety import UnsafeURL
+from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
+from irisgate.gateway.upstream import redact
+from irisgate.grants import Access
+from irisgate.identity import Identity, IdentityRefused
+from irisgate.runtime import Runtime
+from irisgate.snapshot import Snapshot
+
+log = structlog.get_logger("irisgate.connectors")
+LISTING_SECONDS = 5.0
+_SCOPE_KEY = "irisgate.mcp_caller"
+Ctx = ServerRequestContext[Any]
+#: JSON-RPC error code for "the caller may not do this" (implementation-defined range)
+ACCESS_DENIED = -32001
+
+
+@dataclass(frozen=True, slots=True)
+class McpCaller:
+    identity: Identity
+    access: Access
+    snapshot: Snapshot
+
+
+def _caller(ctx: Ctx) -> McpCaller:
+    request = ctx.request
+    caller = request.scope.get(_SCOPE_KEY) if request is not None else None
+    if not isinstance(caller, McpCaller):
+        raise MCPError(ACCESS_DENIED, "no caller identity on this request")
+    return caller
+
+
+def _split(name: str, sep: str) -> tuple[str, str]:
+    connector_id, found, rest = name.partition(sep)
+    if not found or not connector_id or not rest:
+        raise MCPError(types.INVALID_PARAMS, f"{name!r} is not a connector-prefixed name")
+    return connector_id, rest
+
+
+def _fingerprint(connector: Connector, credential: Credential) -> str:
+    raw = orjson.dumps([connector.url, sorted(credential.headers.items()), credential.query])
+    return hashlib.sha256(raw).hexdigest()
+
+
+class Aggregator:
+    """The MCP request handlers; one per process."""
+
+    def __init__(self, runtime: Runtime, credentials: Credentials, upstreams: McpUpstreams):
+        self._runtime = runtime
+        self._credentials = credentials
+        self._upstreams = upstreams
+        self._listings: dict[tuple[str, str, str], tuple[float, list[Any]]] = {}
+
+    def server(self) -> Server[Any]:
+        return Server(
+            "irisgate",
+            instructions="Tools, resources and templates of the connectors you are granted,"
+            " named <connector>_<tool> and <connector>-<uri>.",
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            on_list_resources=self.list_resources,
+            on_list_resource_templates=self.list_resource_templates,
+            on_read_resource=self.read_resource,
+        )
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def list_tools(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        caller = _caller(ctx)
+
+        async def fetch(client: Client) -> list[Any]:
+            return list((await client.list_tools()).tools)
+
+        tools: list[types.Tool] = []
+        for connector, listed in await self._gather(caller, "tools", fetch):
+            tools.extend(
+                tool.model_copy(update={"name": f"{connector.id}_{tool.name}"})
+                for tool in listed
+                if caller.access.may_use_connector_item(connector.id, tool.name)
+            )
+        return types.ListToolsResult(tools=tools)
+
+    async def list_resources(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        async def fetch(client: Client) -> list[Any]:
+            return list((await client.list_resources()).resources)
+
+        found = await self._gather(_caller(ctx), "resources", fetch)
+        return types.ListResourcesResult(
+            resources=[
+                r.model_copy(update={"uri": f"{c.id}-{r.uri}"}) for c, rs in found for r in rs
+            ]
+        )
+
+    async def list_resource_templates(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        async def fetch(client: Client) -> list[Any]:
+            return list((await client.list_resource_templates()).resource_templates)
+
+        found = await self._gather(_caller(ctx), "templates", fetch)
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                t.model_copy(update={"uri_template": f"{c.id}-{t.uri_template}"})
+                for c, ts in found
+                for t in ts
+            ]
+        )
+
+    async def _gather(
+        self, caller: McpCaller, kind: str, fetch: Callable[[Client], Awaitable[list[Any]]]
+    ) -> list[tuple[Connector, list[Any]]]:
+        connectors = [
+            c
+            for c in caller.snapshot.config.connectors.values()
+            if c.protocol == "mcp" and caller.access.may_use_connector(c.id)
+        ]
+        results = await asyncio.gather(
+            *(self._listing(c, caller.identity.login_name, kind, fetch) for c in connectors)
+        )
+        return [(c, items) for c, items in zip(connectors, results, strict=True) if items]
+
+    async def _listing(
+        self,
+        connector: Connector,
+        login: str,
+        kind: str,
+        fetch: Callable[[Client], Awaitable[list[Any]]],
+    ) -> list[Any]:
+        try:
+            credential = await self._credentials.for_call(connector, login)
+        except CredentialUnavailable:
+            return []  # not connected yet, or misconfigured: /api/connectors says which
+        key = (connector.id, _fingerprint(connector, credential), kind)
+        cached = self._listings.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            items = await self._upstreams.run(connector, credential, fetch)
+        except (UpstreamError, UnsafeURL) as exc:
+            self._listings.pop(key, None)
+            log.warning("connector left out of the listing", connector=connector.id, error=str(exc))
+            return []
+        now = time.monotonic()
+        if len(self._listings) >= 1024:  # per-user tokens change: forget what has expired
+            self._listings = {k: v for k, v in self._listings.items() if v[0] > now}
+        self._listings[key] = (now + LISTING_SECONDS, items)
+        return items
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def _granted(self, caller: McpCaller, connector_id: str, item: str | None) -> Connector:
+        connector = caller.snapshot.config.connectors.get(connector_id)
+        allowed = (
+            caller.access.may_use_connector_item(connector_id, item)
+            if item is not None
+            else caller.access.may_use_connector(connector_id)
+        )
+        if connector is None or connector.protocol != "mcp" or not allowed:
+            what = f"{connector_id}_{item}" if item is not None else connector_id
+            raise MCPError(ACCESS_DENIED, f"{what} is not a connector tool you are granted")
+        return connector
+
+    async def call_tool(
+        self, ctx: Ctx, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        caller = _caller(ctx)
+        timer = CallTimer()
+        connector_id, tool = _split(params.name, "_")
+        request_body = orjson.dumps({"name": params.name, "arguments": params.arguments or {}})
+        request = ctx.request
+        headers = redact(dict(request.headers)) if request is not None else {}
+        status, error, response_body = 200, "", b""
+        try:
+            connector = self._granted(caller, connector_id, tool)
+            credential = await self._credential(connector, caller)
+
+            async def call(client: Client) -> types.CallToolResult:
+                return await client.call_tool(tool, params.arguments or {})
+
+            try:
+                result = await self._upstreams.run(connector, credential, call)
+            except ToolError as exc:
+                raise MCPError(exc.code, str(exc)) from None
+            except (UpstreamError, UnsafeURL) as exc:
+                raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+            response_body = result.model_dump_json(by_alias=True, exclude_none=True).encode()
+            if result.is_error:
+                error = "the tool reported an error"
+            return result
+        except MCPError as exc:
+            status, error = _status_of(exc), exc.error.message
+            response_body = orjson.dumps({"error": error})
+            raise
+        except asyncio.CancelledError:
+            status, error = 499, "the client went away before the tool answered"
+            raise
+        except Exception as exc:  # recorded, then the SDK answers with an internal error
+            status, error = 500, f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        finally:
+            self._runtime.record(
+                connector_record(
+                    caller.identity,
+                    timer,
+                    api_format=MCP_FORMAT,
+                    connector_id=connector_id,
+                    method="POST",
+                    path="/v1/mcp",
+                    tool=tool,
+                    status=status,
+                    error=error,
+                    request_body=request_body,
+                    response_body=response_body,
+                    request_headers=headers,
+                    config_version=caller.snapshot.version,
+                )
+            )
+
+    async def _credential(self, connector: Connector, caller: McpCaller) -> Credential:
+        try:
+            return await self._credentials.for_call(connector, caller.identity.login_name)
+        except CredentialUnavailable as exc:
+            raise MCPError(ACCESS_DENIED, str(exc)) from None
+
+    async def read_resource(
+        self, ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        caller = _caller(ctx)
+        connector_id, uri = _split(str(params.uri), "-")
+        connector = self._granted(caller, connector_id, None)
+        credential = await self._credential(connector, caller)
+
+        async def read(client: Client) -> types.ReadResourceResult:
+            return await client.read_resource(uri)
+
+        try:
+            result = await self._upstreams.run(connector, credential, read)
+        except (UpstreamError, UnsafeURL) as exc:
+            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+        contents = [
+            c.model_copy(update={"uri": f"{connector_id}-{c.uri}"}) for c in result.contents
+        ]
+        return result.model_copy(update={"contents": contents})
+
+
+def _status_of(exc: MCPError) -> int:
+    return 403 if exc.error.code == ACCESS_DENIED else 502
+
+
+class McpEndpoint:
+    """The raw ASGI app at /v1/mcp: identify the caller, then hand over to the MCP SDK."""
+
+    def __init__(self, runtime: Runtime, aggregator: Aggregator) -> None:
+        self._runtime = runtime
+        self.manager = StreamableHTTPSessionManager(
+            app=aggregator.server(),
+            stateless=True,
+            json_response=False,
+            # the tailnet name reaches irisgate in Host; identity, not Host, guards access
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        runtime = self._runtime
+        if (b"sec-fetch-site", b"cross-site") in scope["headers"]:
+            # a page on another site would act with the visitor's tailnet identity
+            await _refuse(send, "access denied: cross-site browser requests are refused")
+            return
+        try:
+            identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
+        except IdentityRefused as exc:
+            await _refuse(send, f"access denied: {exc}")
+            return
+        snapshot = runtime.snapshot
+        access = snapshot.grants.access_for(identity)
+        if access.role is None:
+            await _refuse(send, "access denied: no role granted")
+            return
+        scope[_SCOPE_KEY] = McpCaller(identity, access, snapshot)
+        await self.manager.handle_request(scope, receive, send)
+
+
+async def _refuse(send: Any, message: str) -> None:
+    body = orjson.dumps(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": ACCESS_DENIED, "message": message}}
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,260 @@
+"""`ANY /v1/connectors/<id>/<path>`: HTTP connectors, proxied to `<url>/<path>`.
+
+The caller is identified as on every other path, needs a `connectors` grant matching `<id>`
+or `<id>/<path>`, and gets the connector's credential injected (the caller's own credential
+headers are dropped unless the connector has no auth of its own). The answer streams back
+as it arrives, on the runtime's aiohttp session like the LLM relay. Every request is
+recorded (who, connector, path, status, duration, sizes; bodies up to `CAPTURE_LIMIT`).
+Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from irisgate.config.model import Connector
+from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
+from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
+from irisgate.connectors.safety import UnsafeURL, UrlGuard
+from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
+from irisgate.identity import Identity, IdentityRefused
+from irisgate.runtime import Runtime
+from irisgate.snapshot import Snapshot
+
+PREFIX = "/v1/connectors/"
+#: bodies are captured up to this size each; sizes are always recorded in full
+CAPTURE_LIMIT = 1 << 20
+_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
+_SERVER_SET = frozenset({b"date", b"server"})
+
+
+class ProxyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class _Exchange:
+    status: int = 0
+    error: str = ""
+    cancelled: bool = False
+    request_body: bytes = b""
+    captured: list[bytes] = field(default_factory=list)
+    response_bytes: int = 0
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def response_body(self) -> bytes:
+        return b"".join(self.captured)[:CAPTURE_LIMIT]
+
+
+class HttpConnectorProxy:
+    def __init__(self, runtime: Runtime, credentials: Credentials, guard: UrlGuard) -> None:
+        self._runtime = runtime
+        self._credentials = credentials
+        self._guard = guard
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        timer = CallTimer()
+        runtime = self._runtime
+        snapshot = runtime.snapshot
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        connector_id, _, rest = raw_path.decode("latin-1")[len(PREFIX) :].partition("/")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
+        except IdentityRefused as exc:
+            await _answer(send, 403, f"access denied: {exc}")
+            return
+        ex = _Exchange()
+        try:
+            if headers.get("sec-fetch-site") == "cross-site":
+                # a page on another site would act with the visitor's tailnet identity
+                raise ProxyError(403, "access denied: cross-site browser requests are refused")
+            ex.request_body = await _read_body(receive)
+            connector = self._granted(snapshot, identity, connector_id, rest)
+            credential = await self._credential(connector, identity)
+            url = _upstream_url(connector, rest, scope.get("query_string", b""), credential)
+            try:
+                await self._guard.check(url)
+            except UnsafeURL as exc:
+                raise ProxyError(502, f"connector {connector_id}: {exc}") from None
+            out = _forwarded(headers, connector)
+            out.update(credential.headers)
+            await self._watched_relay(
+                send, receive, ex, method=scope["method"], url=url, headers=out
+            )
+        except ProxyError as exc:
+            ex.status, ex.error = exc.status, str(exc)
+            ex.captured = [orjson.dumps({"error": str(exc)})]
+            await _answer(send, exc.status, str(exc))
+        finally:
+            runtime.record(
+                connector_record(
+                    identity,
+                    timer,
+                    api_format=HTTP_FORMAT,
+                    connector_id=connector_id,
+                    method=scope["method"],
+                    path=scope["path"],
+                    tool=rest.partition("?")[0],
+                    status=ex.status,
+                    error=ex.error,
+                    request_body=ex.request_body[:CAPTURE_LIMIT],
+                    response_body=ex.response_body,
+                    request_bytes=len(ex.request_body),
+                    response_bytes=ex.response_bytes,
+                    request_headers=redact(headers),
+                    response_headers=redact(ex.response_headers),
+                    config_version=snapshot.version,
+                    cancelled=ex.cancelled,
+                )
+            )
+
+    @staticmethod
+    def _granted(snapshot: Snapshot, identity: Identity, connector_id: str, rest: str) -> Connector:
+        access = snapshot.grants.access_for(identity)
+        if access.role is None:
+            raise ProxyError(403, "access denied: no role granted")
+        connector = snapshot.config.connectors.get(connector_id)
+        if connector is None or connector.protocol != "http":
+            raise ProxyError(404, f"no HTTP connector {connector_id!r}")
+        if any(unquote(part) in (".", "..") for part in rest.split("/")):
+            raise ProxyError(400, "path segments '.' and '..' are not allowed")
+        if not access.may_use_http_path(connector_id, rest.partition("?")[0]):
+            raise ProxyError(403, f"access denied: no connectors grant for {connector_id}/{rest}")
+        return connector
+
+    async def _credential(self, connector: Connector, identity: Identity) -> Credential:
+        try:
+            return await self._credentials.for_call(connector, identity.login_name)
+        except NeedsAuth as exc:
+            raise ProxyError(401, str(exc)) from None
+        except Misconfigured as exc:
+            raise ProxyError(502, str(exc)) from None
+
+    async def _watched_relay(
+        self,
+        send: Any,
+        receive: Any,
+        ex: _Exchange,
+        *,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+    ) -> None:
+        """Relay while watching for the client to go away; a disconnect cancels upstream."""
+        task = asyncio.current_task()
+        assert task is not None
+        done = False
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not done:
+                ex.cancelled = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self._relay(method, url, headers, send, ex)
+        except asyncio.CancelledError:
+            if not ex.cancelled:
+                raise
+            task.uncancel()
+        finally:
+            done = True
+            watcher.cancel()
+
+    async def _relay(
+        self, method: str, url: str, headers: dict[str, str], send: Any, ex: _Exchange
+    ) -> None:
+        session = self._runtime.http
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                data=ex.request_body or None,
+                headers=headers,
+                allow_redirects=False,
+            ) as upstream:
+                await self._pump(upstream, send, ex)
+        except TimeoutError:
+            if ex.status:
+                ex.error = "upstream stopped sending before the answer was complete (timeout)"
+                return
+            raise ProxyError(504, f"upstream did not answer in time: {url}") from None
+        except aiohttp.ClientError as exc:
+            if ex.status:
+                ex.error = f"upstream connection broke mid-answer: {type(exc).__name__}"
+                return
+            raise ProxyError(502, f"upstream unreachable: {type(exc).__name__}") from None
+
+    @staticmethod
+    async def _pump(upstream: aiohttp.ClientResponse, send: Any, ex: _Exchange) -> None:
+        kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP]
+        ex.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
+        out = [(k, v) for k, v in kept if k.lower() not in _SERVER_SET]
+        if "content-length" in upstream.headers:
+            out.append((b"content-length", upstream.headers["content-length"].encode()))
+        ex.status = upstream.status
+        try:
+            await send({"type": "http.response.start", "status": upstream.status, "headers": out})
+            async for chunk in upstream.content.iter_any():
+                if ex.response_bytes < CAPTURE_LIMIT:
+                    ex.captured.append(chunk)
+                ex.response_bytes += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # the client went away: stop reading the upstream too
+            ex.cancelled = True
+
+
+def _upstream_url(connector: Connector, rest: str, query: bytes, credential: Credential) -> str:
+    path, _, inline_query = rest.partition("?")
+    parts = [q for q in (query.decode("latin-1") or inline_query,) if q]
+    if credential.query:
+        parts.append(urlencode(credential.query))
+    url = f"{connector.url}/{path}"
+    return f"{url}?{'&'.join(parts)}" if parts else url
+
+
+def _forwarded(headers: dict[str, str], connector: Connector) -> dict[str, str]:
+    """The client's headers minus hop-by-hop, identity and (with connector auth) credentials."""
+    strip_credentials = connector.auth.type != "none"
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in HOP_BY_HOP
+        and not name.startswith("tailscale-")
+        and not (strip_credentials and name in CREDENTIALS)
+    }
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProxyError(499, "client disconnected before its request ended")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _answer(send: Any, status: int, message: str) -> None:
+    body = orjson.dumps({"error": message})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        return

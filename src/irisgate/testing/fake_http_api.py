@@ -1,0 +1,104 @@
+"""A fake HTTP API for HTTP connector tests: records every request, echoes it back as JSON.
+
+- any path: `{"method", "path", "query", "body"}` of the request, status 200
+  (`/status/<code>` answers with that status instead);
+- `/stream`: a server-sent event stream whose second event waits for `release()`, so a test
+  can prove the first event reached the client before the stream ended.
+
+    with FakeHttpApi() as api:
+        ... connector url: api.base_url ...
+        api.requests[-1].headers["authorization"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from irisgate.testing.fake_server import RecordedRequest, ServerThread
+
+
+class FakeHttpApi:
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.base_url = ""
+        self._server = ServerThread("fake-http-api")
+        self._release = threading.Event()
+
+    def release(self) -> None:
+        """Let a waiting `/stream` send its last event."""
+        self._release.set()
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("GET", "/stream", self._stream)
+        app.router.add_route("*", "/{tail:.*}", self._echo)
+        return app
+
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        body = await request.read()
+        try:
+            parsed: Any = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=request.headers,
+            body=body,
+            json=parsed,
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        status = 200
+        if recorded.path.startswith("/status/"):
+            status = int(recorded.path.rsplit("/", 1)[1])
+        payload = {
+            "method": recorded.method,
+            "path": recorded.path,
+            "query": recorded.query,
+            "body": recorded.body.decode("utf-8", "replace"),
+        }
+        return web.json_response(payload, status=status)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        self._release.clear()
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: first\n\n")
+        # the release comes from the test's thread: wait for it off the loop
+        await asyncio.to_thread(self._release.wait)
+        await response.write(b"data: last\n\n")
+        await response.write_eof()
+        return response
+
+    def start(self, host: str = "127.0.0.1") -> str:
+        address = self._server.start(self.make_app(), lambda r: web.TCPSite(r, host, 0))
+        self.base_url = f"http://{host}:{address[1]}"
+        return self.base_url
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.stop()
+
+    def __enter__(self) -> FakeHttpApi:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,153 @@
+"""A real MCP server (the `mcp` SDK's MCPServer over Streamable HTTP) for connector tests.
+
+It refuses every request whose credential is not the expected one (HTTP 401, as an MCP
+server behind auth does), and its tools report what they saw, so a test can tell which
+credential reached the upstream:
+
+- `echo(text)` → `"<name>: <text>"`
+- `credential()` → the credential value the request carried
+- `fail()` → a tool error
+- resource `notes://readme` and template `notes://{name}`
+
+    with McpToolServer("docs", header=("authorization", "Bearer s3cret")) as server:
+        ... connector url: server.url ...
+
+`stop()` and `start()` again serve on the same port, to test an upstream going away.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+from irisgate.testing.server import free_port
+
+CredentialCheck = Callable[[dict[str, str], dict[str, str]], str | None]
+
+
+class McpToolServer:
+    def __init__(
+        self,
+        name: str,
+        *,
+        header: tuple[str, str] | None = None,
+        query: tuple[str, str] | None = None,
+        check: CredentialCheck | None = None,
+    ) -> None:
+        """Expect `header` (name, exact value), or `query` (param, value), or let `check`
+        return the credential it accepts from (headers, query) or None to refuse."""
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self._check = check or _exact(header, query)
+        self.refused = 0  # requests refused for a wrong or missing credential
+        self.seen: list[str] = []  # accepted credentials, in order
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def _mcp(self) -> MCPServer:
+        mcp: MCPServer = MCPServer(self.name)
+        name = self.name
+
+        @mcp.tool()
+        def echo(text: str) -> str:
+            """Answer with the server's name and the text."""
+            return f"{name}: {text}"
+
+        @mcp.tool()
+        def credential(ctx: Context) -> str:
+            """The credential this request carried."""
+            request = ctx.request_context.request
+            assert request is not None
+            return str(request.scope["irisgate.test.credential"])
+
+        @mcp.tool()
+        def fail() -> str:
+            """Always fails."""
+            raise ValueError("this tool always fails")
+
+        @mcp.resource("notes://readme", mime_type="text/plain")
+        def readme() -> str:
+            return f"readme of {name}"
+
+        @mcp.resource("notes://{note}", mime_type="text/plain")
+        def note(note: str) -> str:
+            return f"note {note} of {name}"
+
+        return mcp
+
+    def _app(self) -> Any:
+        inner = self._mcp().streamable_http_app(
+            stateless_http=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            accepted = self._check(headers, query)
+            if accepted is None:
+                self.refused += 1
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"wrong credential"})
+                return
+            self.seen.append(accepted)
+            scope["irisgate.test.credential"] = accepted
+            await inner(scope, receive, send)
+
+        return app
+
+    def start(self) -> McpToolServer:
+        config = uvicorn.Config(
+            self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"MCP test server {self.name} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(30)
+        self._server = self._thread = None
+
+    def __enter__(self) -> McpToolServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _exact(header: tuple[str, str] | None, query: tuple[str, str] | None) -> CredentialCheck:
+    def check(headers: dict[str, str], params: dict[str, str]) -> str | None:
+        if header is not None:
+            value = headers.get(header[0].lower())
+            return value if value == header[1] else None
+        if query is not None:
+            value = params.get(query[0])
+            return value if value == query[1] else None
+        return "" if "authorization" not in headers else None
+
+    return check

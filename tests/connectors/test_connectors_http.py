@@ -1,0 +1,275 @@
+"""HTTP connectors through a real irisgate: `ANY /v1/connectors/<id>/<path>` to a recording
+fake API, with each shared auth type injected, grants enforced, streaming preserved, every
+request recorded, and loopback upstreams refused unless the setting allows them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import (
+    ALICE_IP,
+    BOB_IP,
+    NOBODY_IP,
+    config_text,
+    connector_records,
+    http_from,
+    start_gateway,
+)
+
+from irisgate.testing import FakeHttpApi, FakeLocalAPI
+from irisgate.testing.server import IrisgateServer
+
+BOB = ["open", "bearer/v1/**", "keyq"]
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeHttpApi]:
+    with FakeHttpApi() as fake:
+        yield fake
+
+
+def connectors(base: str) -> dict[str, Any]:
+    return {
+        "open": {"protocol": "http", "url": base + "/"},
+        "bearer": {
+            "protocol": "http",
+            "url": base,
+            "auth": {"type": "bearer_token", "token": "tok-1"},
+        },
+        "keyh": {
+            "protocol": "http",
+            "url": base,
+            "auth": {"type": "api_key", "in": "header", "name": "X-Key", "secret": "hdr-2"},
+        },
+        "keyq": {
+            "protocol": "http",
+            "url": base + "/base",
+            "auth": {"type": "api_key", "in": "query", "name": "apikey", "secret": "q-3"},
+        },
+        "basic": {
+            "protocol": "http",
+            "url": base,
+            "auth": {"type": "basic", "username": "u", "password": "p-4"},
+        },
+        "tools": {"protocol": "mcp", "url": base + "/mcp"},
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    api: FakeHttpApi, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    gw = start_gateway(
+        tmp_path_factory.mktemp("gw"), localapi, config_text(connectors(api.base_url), BOB)
+    )
+    yield gw
+    gw.stop()
+
+
+@pytest.mark.parametrize(
+    ("connector", "header", "value"),
+    [
+        ("bearer", "authorization", "Bearer tok-1"),
+        ("keyh", "x-key", "hdr-2"),
+        ("basic", "authorization", "Basic " + base64.b64encode(b"u:p-4").decode()),
+    ],
+)
+def test_header_credentials_replace_the_clients(
+    gateway: IrisgateServer, api: FakeHttpApi, connector: str, header: str, value: str
+) -> None:
+    with http_from(ALICE_IP, gateway) as client:
+        response = client.post(
+            f"/v1/connectors/{connector}/v1/items?page=2",
+            json={"name": "widget"},
+            headers={"authorization": "Bearer client-own", "x-custom": "kept"},
+        )
+    assert response.status_code == 200
+    seen = api.requests[-1]
+    assert seen.method == "POST"
+    assert seen.path == "/v1/items"
+    assert seen.query == {"page": "2"}
+    assert seen.json == {"name": "widget"}
+    assert seen.headers[header] == value
+    assert seen.headers["x-custom"] == "kept"
+    assert "client-own" not in str(dict(seen.headers))
+    assert not any(k.lower().startswith("tailscale-") for k in seen.headers)
+
+
+def test_query_credential_is_appended_to_the_path_under_the_base(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    with http_from(BOB_IP, gateway) as client:
+        response = client.get("/v1/connectors/keyq/search", params={"q": "a b"})
+    assert response.status_code == 200
+    assert response.json() == {
+        "method": "GET",
+        "path": "/base/search",
+        "query": {"q": "a b", "apikey": "q-3"},
+        "body": "",
+    }
+
+
+def test_no_auth_connector_passes_the_clients_own_credential(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    with http_from(BOB_IP, gateway) as client:
+        response = client.delete(
+            "/v1/connectors/open/things/7", headers={"authorization": "Bearer mine"}
+        )
+    assert response.status_code == 200
+    assert api.requests[-1].method == "DELETE"
+    assert api.requests[-1].path == "/things/7"
+    assert api.requests[-1].headers["authorization"] == "Bearer mine"
+
+
+def test_upstream_status_and_body_pass_through(gateway: IrisgateServer) -> None:
+    with http_from(ALICE_IP, gateway) as client:
+        response = client.get("/v1/connectors/open/status/418")
+    assert response.status_code == 418
+    assert response.json()["path"] == "/status/418"
+
+
+def test_streaming_is_preserved(gateway: IrisgateServer, api: FakeHttpApi) -> None:
+    with (
+        http_from(ALICE_IP, gateway) as client,
+        client.stream("GET", "/v1/connectors/open/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        chunks = response.iter_raw()
+        # the upstream holds its last event until released: the first must already be here
+        assert next(chunks).startswith(b"data: first")
+        api.release()
+        rest = b"".join(chunks)
+    assert rest.endswith(b"data: last\n\n")
+
+
+def test_grants_decide_which_connectors_and_paths(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    count = len(api.requests)
+    with http_from(BOB_IP, gateway) as client:
+        denied = client.get("/v1/connectors/keyh/anything")
+        wrong_path = client.get("/v1/connectors/bearer/v2/items")
+        right_path = client.get("/v1/connectors/bearer/v1/deep/items")
+        traversal = client.get("/v1/connectors/bearer/v1/%2e%2e/v2/items")
+        unknown = client.get("/v1/connectors/nope/x")
+        mcp = client.get("/v1/connectors/tools/x")
+    assert denied.status_code == 403
+    assert "no connectors grant for keyh/anything" in denied.json()["error"]
+    assert wrong_path.status_code == 403
+    assert right_path.status_code == 200
+    assert traversal.status_code == 400
+    assert unknown.status_code == 404
+    assert mcp.status_code == 404  # an MCP connector is not an HTTP one
+    assert len(api.requests) == count + 1
+    with http_from(ALICE_IP, gateway) as client:
+        cross_site = client.post("/v1/connectors/open/x", headers={"sec-fetch-site": "cross-site"})
+    assert cross_site.status_code == 403
+    assert "cross-site" in cross_site.json()["error"]
+    assert len(api.requests) == count + 1
+    with http_from(NOBODY_IP, gateway) as client:
+        nobody = client.get("/v1/connectors/open/x")
+    assert nobody.status_code == 403
+    assert "no role granted" in nobody.json()["error"]
+
+
+def test_requests_are_recorded_with_sizes(gateway: IrisgateServer) -> None:
+    with http_from(BOB_IP, gateway) as client:
+        client.put("/v1/connectors/open/record/me", content=b"x" * 1234)
+    row = connector_records(gateway, 1, provider="open", model="record/me")[0]
+    assert row["api_format"] == "http_connector"
+    assert row["login_name"] == "bob@example.com"
+    assert row["method"] == "PUT"
+    assert row["path"] == "/v1/connectors/open/record/me"
+    assert row["status"] == 200
+    assert row["request_bytes"] == 1234
+    assert row["response_bytes"] > 0
+    with http_from(ALICE_IP, gateway) as admin:
+        full = admin.get(f"/api/requests/{row['request_id']}").json()
+    assert '"path":"/record/me"' in full["response_body"].replace(" ", "")
+
+
+def test_secrets_never_reach_responses_or_logs(gateway: IrisgateServer) -> None:
+    with http_from(ALICE_IP, gateway) as client:
+        listing = client.get("/api/connectors").text
+        config = client.get("/api/config").text
+    for secret in ("tok-1", "hdr-2", "q-3", "p-4"):
+        assert secret not in listing
+        assert f'"{secret}"' not in config
+        assert secret not in gateway.logs()
+
+
+def test_loopback_upstreams_are_refused_by_default(
+    api: FakeHttpApi, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # the same config, the setting off: every upstream here is on 127.0.0.1
+    gw = start_gateway(
+        tmp_path_factory.mktemp("strict"),
+        localapi,
+        config_text(
+            {
+                **connectors(api.base_url),
+                "named": {"protocol": "http", "url": "http://localhost:9"},
+            },
+            BOB,
+        ),
+        allow_local=False,
+    )
+    try:
+        count = len(api.requests)
+        with http_from(ALICE_IP, gw) as client:
+            refused = client.get("/v1/connectors/open/x")
+            by_name = client.get("/v1/connectors/named/x")
+            listing = {c["id"]: c for c in client.get("/api/connectors").json()["connectors"]}
+        assert refused.status_code == 502
+        assert "loopback or link-local" in refused.json()["error"]
+        assert by_name.status_code == 502
+        assert len(api.requests) == count
+        assert listing["open"]["status"] == "misconfigured"
+        assert "loopback" in listing["open"]["status_detail"]
+        # the file loaded with a warning; saving such a connector through the API fails
+        with http_from(ALICE_IP, gw) as client:
+            current = client.get("/api/config").json()
+            refused = client.put("/api/config", json=current)
+        assert refused.status_code == 400
+        paths = {e["path"] for e in refused.json()["errors"]}
+        assert "connectors.servers.named.url" in paths
+        assert "connectors.servers.open.url" in paths
+    finally:
+        gw.stop()
+
+
+def test_saving_a_connector_without_url_is_refused(gateway: IrisgateServer) -> None:
+    with http_from(ALICE_IP, gateway) as client:
+        current = client.get("/api/config").json()
+        text = current["config"].replace(
+            '"servers": {', '"servers": {"nourl": {"protocol": "http"},', 1
+        )
+        refused = client.put("/api/config", json={"config": text, "hash": current["hash"]})
+        # loopback URLs are fine on this gateway: the setting allows them
+        accepted = client.put("/api/config", json=current)
+    assert refused.status_code == 400
+    assert [e["path"] for e in refused.json()["errors"]] == ["connectors.servers.nourl.url"]
+    assert "is missing" in refused.json()["errors"][0]["message"]
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_a_client_that_goes_away_cancels_the_upstream(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    with (
+        http_from(BOB_IP, gateway) as client,
+        client.stream("GET", "/v1/connectors/open/stream?who=leaver") as response,
+    ):
+        assert next(response.iter_raw()).startswith(b"data: first")
+    # the client closed its connection with the stream still open upstream
+    try:
+        row = connector_records(gateway, 1, provider="open", model="stream", cancelled="True")[0]
+    finally:
+        api.release()
+    assert row["login_name"] == "bob@example.com"
+    assert row["status"] == 200
