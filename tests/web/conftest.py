@@ -63,7 +63,10 @@ def dashboard_config(upstream: str) -> str:
 
 
 def identity_headers(login: str) -> dict[str, str]:
-    return {"Tailscale-User-Login": login, "Tailscale-User-Name": login.split("@")[0].title()}
+    return {
+        "Tailscale-User-Login": login,
+        "Tailscale-User-Name": login.split("@", maxsplit=1)[0].title(),
+    }
 
 
 def api(gw: IrisgateServer, login: str) -> httpx2.Client:
@@ -111,7 +114,9 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisgateServer]:
+def gateway(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
     """irisgate in serve mode with traffic from several users, models and SDKs."""
     server = IrisgateServer(
         dashboard_config(fake_llm.base_url),
@@ -177,7 +182,8 @@ def canvas_drawn(page: Page, selector: str) -> bool:
     drawn: bool = page.eval_on_selector(
         f"{selector} canvas",
         """canvas => {
-            const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            const ctx = canvas.getContext("2d");
+            const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
             for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
             return false;
         }""",

@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 from irisgate.testing.server import IrisgateServer
 from irisgate.web.nav import PAGES
 
+EMPTY = "\N{EN DASH}"  # what a stat shows before its data arrives
 ADMIN_PAGES = [p for p in PAGES.values() if p.admin]
 USER_PAGES = [p for p in PAGES.values() if not p.admin]
 
@@ -83,7 +84,7 @@ def test_dashboard_charts_and_updates_without_reload(
 ) -> None:
     page = user_page
     page.goto(gateway.url + "/ui/dashboard")
-    expect(page.locator("#stat-requests")).not_to_have_text("–")
+    expect(page.locator("#stat-requests")).not_to_have_text(EMPTY)
     assert canvas_drawn(page, "#chart-models")
     before = _text_int(page, "#stat-requests")
     assert before >= 2
@@ -97,7 +98,7 @@ def test_dashboard_charts_and_updates_without_reload(
 def test_admin_opens_another_users_dashboard(gateway: IrisgateServer, admin_page: Page) -> None:
     admin_page.goto(f"{gateway.url}/ui/dashboard/{USER}")
     expect(admin_page.locator("h1")).to_have_text(f"Dashboard of {USER}")
-    expect(admin_page.locator("#stat-requests")).not_to_have_text("–")
+    expect(admin_page.locator("#stat-requests")).not_to_have_text(EMPTY)
     data = api(gateway, ADMIN).get(f"/api/dashboard/{USER}").json()
     assert _text_int(admin_page, "#stat-requests") == data["totals"]["requests"]
 
@@ -132,12 +133,10 @@ def test_usage_overview_sort_paginate_filter(gateway: IrisgateServer, admin_page
     assert canvas_drawn(page, "#chart-daily")
 
 
-def test_non_admins_see_other_users_cost_redacted(
-    gateway: IrisgateServer, user_page: Page
-) -> None:
+def test_non_admins_see_other_users_cost_redacted(gateway: IrisgateServer, user_page: Page) -> None:
     page = user_page
     page.goto(gateway.url + "/ui/usage?user=" + USER)
-    expect(page.locator("#stat-cost")).not_to_have_text("–")
+    expect(page.locator("#stat-cost")).not_to_have_text(EMPTY)
     expect(page.locator("#stat-cost")).not_to_have_text("redacted")
     page.goto(gateway.url + "/ui/usage")
     expect(page.locator("#stat-cost")).to_have_text("redacted")

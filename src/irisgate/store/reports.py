@@ -91,14 +91,21 @@ async def totals(db: Database, filters: Filters) -> dict[str, Any]:
 
 
 async def daily(db: Database, filters: Filters) -> list[dict[str, Any]]:
-    """One row per day that had requests, in day order."""
+    """One row per day of the range, in day order (zeros on days without requests)."""
     query = (
         select(usage_daily.c.day, *_sums(usage_daily))
         .where(*filters.on(usage_daily))
         .group_by(usage_daily.c.day)
         .order_by(usage_daily.c.day)
     )
-    return [{**row, "day": row["day"].isoformat()} for row in await _rows(db, query)]
+    found = {row["day"]: row for row in await _rows(db, query)}
+    result = []
+    day = filters.since
+    while day < filters.until:
+        row = found.get(day) or dict.fromkeys(TOKEN_SUMS, 0)
+        result.append({**row, "day": day.isoformat()})
+        day += timedelta(days=1)
+    return result
 
 
 async def by_column(db: Database, filters: Filters, column: str) -> list[dict[str, Any]]:

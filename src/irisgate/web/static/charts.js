@@ -61,7 +61,7 @@ export function lineChart(container, days, series, format = (v) => v) {
     const c = colors();
     const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
     return new uPlot({
-      width, height: 260, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      width, height: 260, legend: { show: series.length > 1 }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70 }],
       series: [{}, ...series.map((s, i) => ({
         label: s.label, stroke: c.series[i % c.series.length], width: 2,

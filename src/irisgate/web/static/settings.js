@@ -104,6 +104,8 @@ export function settingsPage() {
       if (await save(old.config)) say("ok", `Rolled back to version ${id}: saved as version ${document.getElementById("config-version").textContent}.`);
     }, { once: true });
   }
+  document.getElementById("tab-history").addEventListener("tab-selected", () =>
+    loadHistory().catch((error) => say("error", error.message)));
   loadConfig().catch((error) => say("error", error.message));
   loadHistory().catch((error) => say("error", error.message));
 }
