@@ -16,7 +16,6 @@ from starlette.responses import Response
 from irisgate.api.auth import require_role, runtime_of
 from irisgate.api.usage import json_response
 from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
-from irisgate.usage.pricing import decimal_text
 
 _FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 #: per-token price keys of `Pricer.per_token`, and the unit they are shown in
@@ -31,16 +30,23 @@ _PER_MILLION = (
 )
 
 
+def _money(value: Decimal) -> str:
+    """`value` without trailing zeros but with at least two decimals: 0.15, 3.00, 0.075."""
+    text = format(value.normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
 def prices_per_million(per_token: dict[str, str] | None) -> dict[str, str] | None:
     if per_token is None:
         return None
     out = {
-        key: decimal_text(Decimal(per_token[key]) * 1_000_000)
+        key: _money(Decimal(per_token[key]) * 1_000_000)
         for key in _PER_MILLION
         if key in per_token
     }
     if "web_search" in per_token:
-        out["web_search_per_thousand"] = decimal_text(Decimal(per_token["web_search"]) * 1000)
+        out["web_search_per_thousand"] = _money(Decimal(per_token["web_search"]) * 1000)
     return out
 
 

@@ -41,7 +41,8 @@ export function barChart(container, labels, values, format = (v) => v) {
       width, height: 260, legend: { show: false }, cursor: { show: false },
       scales: { x: { time: false, range: [-0.6, labels.length - 0.4] } },
       axes: [
-        { ...axis(c, (u, ticks) => ticks.map((t) => labels[t] ?? "")), space: 20, size: 40 },
+        { ...axis(c, (u, ticks) => ticks.map((t) => labels[t] ?? "")), grid: { show: false },
+          splits: () => xs, size: 40 },
         { ...axis(c, (u, ticks) => ticks.map(format)), size: 70 },
       ],
       series: [{}, {

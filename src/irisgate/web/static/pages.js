@@ -29,10 +29,14 @@ export function usd(nanodollars, redacted = false) {
   if (redacted) return "redacted";
   if (nanodollars === null || nanodollars === undefined) return "–";
   const dollars = nanodollars / 1e9;
-  const digits = dollars !== 0 && Math.abs(dollars) < 1 ? 4 : 2;
-  return "$" + dollars.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  if (dollars !== 0 && Math.abs(dollars) < 0.01) {
+    // two significant digits of small amounts, never exponent notation (nanodollar floor)
+    return "$" + dollars.toFixed(Math.min(9, 1 - Math.floor(Math.log10(Math.abs(dollars)))));
+  }
+  return "$" + dollars.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const short = (iso) => new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const setText = (id, text) => { document.getElementById(id).textContent = text; };
 
 function showError(container, error) {
@@ -149,7 +153,7 @@ function modelRow(group, model) {
     el("td", { class: "num", text: p && "input" in p ? `$${p.input}` : "–" }),
     el("td", { class: "num", text: p && "output" in p ? `$${p.output}` : "–" }),
     el("td", {}, el("span", { class: "tip" },
-      el("button", { type: "button", class: "ghost info", "aria-describedby": tipId, "aria-label": `More pricing for ${model.id}`, text: "ⓘ" }),
+      el("button", { type: "button", class: "ghost info", "aria-describedby": tipId, "aria-label": `More pricing for ${model.id}`, text: "i" }),
       el("span", { role: "tooltip", id: tipId, class: "tip-body" },
         el("dl", {}, ...lines.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]))))),
     el("td", {}, button),
@@ -379,7 +383,7 @@ export function sessionsPage() {
     let data;
     try { data = await api(`/api/sessions?${q}`); } catch (error) { showError(body, error); return; }
     body.replaceChildren(...data.sessions.map((s) => el("tr", {},
-      el("td", {}, el("button", { type: "button", class: "link", onclick: () => openSession(s), text: when(s.last_at) })),
+      el("td", {}, el("button", { type: "button", class: "link", onclick: () => openSession(s), text: short(s.last_at) })),
       el("td", { text: s.login_name }), el("td", { text: s.agent || "–" }),
       el("td", { class: "num", text: num(s.requests) }), el("td", { class: "num", text: num(s.total_tokens) }),
       el("td", { class: "num", text: usd(s.cost_nanodollars) }),
@@ -398,7 +402,7 @@ export function sessionsPage() {
     let data;
     try { data = await api(`/api/requests?${q}`); } catch (error) { showError(body, error); return; }
     body.replaceChildren(...data.requests.map((r) => el("tr", {},
-      el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: when(r.started_at) })),
+      el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: short(r.started_at) })),
       el("td", { text: r.model }), el("td", { text: r.status }),
       el("td", { class: "num", text: num(r.total_tokens) }), el("td", { class: "num", text: usd(r.cost_nanodollars) }),
       el("td", { class: "num", text: `${Math.round(r.duration_ms)} ms` }),

@@ -60,6 +60,8 @@ export function settingsPage() {
         errors.replaceChildren(...error.body.errors.map((e) => el("li", {},
           e.line ? el("button", { type: "button", class: "link", onclick: () => goToLine(e.line), text: `line ${e.line}` }) : "",
           e.path ? el("code", { text: ` ${e.path}` }) : "", `: ${e.message}`)));
+        const first = error.body.errors.find((e) => e.line);
+        if (first) goToLine(first.line);
       } else {
         say("error", error.message);
       }
