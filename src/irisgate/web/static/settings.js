@@ -2,6 +2,7 @@
 // self-lockout refused by the API) and the config history with diff and rollback.
 import { el, tabs } from "/ui/static/shell.js";
 import { api } from "/ui/static/pages.js";
+import { visualEditor } from "/ui/static/visual.js";
 
 export function settingsPage() {
   tabs();
@@ -48,6 +49,7 @@ export function settingsPage() {
       say("ok", `Saved as version ${result.version}.` + (result.warnings.length ? ` ${result.warnings.length} warning(s).` : ""));
       await loadConfig();
       await loadHistory();
+      await visual.load();
       return true;
     } catch (error) {
       if (error.status === 409) {
@@ -60,8 +62,11 @@ export function settingsPage() {
         errors.replaceChildren(...error.body.errors.map((e) => el("li", {},
           e.line ? el("button", { type: "button", class: "link", onclick: () => goToLine(e.line), text: `line ${e.line}` }) : "",
           e.path ? el("code", { text: ` ${e.path}` }) : "", `: ${e.message}`)));
-        const first = error.body.errors.find((e) => e.line);
-        if (first) goToLine(first.line);
+        if (!document.getElementById("panel-raw").hidden) {
+          const first = error.body.errors.find((e) => e.line);
+          if (first) goToLine(first.line);
+        }
+        return error.body.errors;
       } else {
         say("error", error.message);
       }
@@ -69,8 +74,9 @@ export function settingsPage() {
     }
   }
 
+  const visual = visualEditor({ getConfig: async () => (await loadConfig(), text.value), save });
   document.getElementById("save-raw").addEventListener("click", () => save(text.value));
-  document.getElementById("reload-config").addEventListener("click", () => loadConfig().then(() => say("ok", "Reloaded the newest version.")));
+  document.getElementById("reload-config").addEventListener("click", () => visual.load().then(() => say("ok", "Reloaded the newest version.")));
 
   const table = document.querySelector("#history-table tbody");
   const dialog = document.getElementById("confirm");
@@ -108,6 +114,6 @@ export function settingsPage() {
   }
   document.getElementById("tab-history").addEventListener("tab-selected", () =>
     loadHistory().catch((error) => say("error", error.message)));
-  loadConfig().catch((error) => say("error", error.message));
+  visual.load().catch((error) => say("error", error.message));
   loadHistory().catch((error) => say("error", error.message));
 }
