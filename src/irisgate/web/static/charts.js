@@ -56,14 +56,15 @@ export function barChart(container, labels, values, format = (v) => v) {
 }
 
 // Lines over days: days as YYYY-MM-DD, series as [{label, values}].
-export function lineChart(container, days, series, format = (v) => v) {
+export function lineChart(container, days, series, format = (v) => v, { integer = false } = {}) {
   const render = () => draw(container, (width) => {
     if (!days.length) return null;
     const c = colors();
     const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
     return new uPlot({
       width, height: 260, legend: { show: series.length > 1 }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70 }],
+      axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70,
+        ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) }],
       series: [{}, ...series.map((s, i) => ({
         label: s.label, stroke: c.series[i % c.series.length], width: 2,
         fill: series.length === 1 ? c.series[0] + "33" : undefined,

@@ -322,7 +322,7 @@ export function userActivityPage() {
       { label: "Daily", values: data.days.map((d) => d.daily) },
       { label: "Weekly", values: data.days.map((d) => d.weekly) },
       { label: "Monthly", values: data.days.map((d) => d.monthly) },
-    ], num);
+    ], num, { integer: true });
   }
   load();
 }
