@@ -73,6 +73,8 @@ async def test_totals_users_and_active_users(db: Database) -> None:
     window = Filters(DAY, DAY + timedelta(days=4))
     totals = await reports.totals(db, window)
     assert totals["active_users"] == 4 and totals["requests"] == 7
+    # plain ints on every backend (PostgreSQL's SUM is NUMERIC), so the API can send JSON
+    assert all(type(totals[name]) is int for name in reports.TOKEN_SUMS)
     per_user = await reports.by_column(db, window, "login_name")
     assert {r["login_name"]: r["requests"] for r in per_user}["u0@example.com"] == 2
     days = await reports.daily(db, window)

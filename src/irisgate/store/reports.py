@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select
 
 from irisgate.store.database import Database
 from irisgate.store.queries import iso_utc
@@ -55,7 +55,11 @@ class Filters:
 
 
 def _sums(table: Table) -> list[Any]:
-    return [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in TOKEN_SUMS]
+    # cast: PostgreSQL's SUM of a BIGINT is NUMERIC (a Decimal in Python); JSON wants ints
+    return [
+        cast(func.coalesce(func.sum(table.c[name]), 0), BigInteger).label(name)
+        for name in TOKEN_SUMS
+    ]
 
 
 def with_average(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,14 +74,9 @@ def with_average(row: dict[str, Any]) -> dict[str, Any]:
 
 async def _rows(db: Database, query: Select[Any]) -> list[dict[str, Any]]:
     async with db.connect() as conn:
-        result = (await conn.execute(query)).mappings().all()
-    return [
-        {
-            k: (int(v) if isinstance(v, int | float) and k in TOKEN_SUMS else v)
-            for k, v in row.items()
-        }
-        for row in result
-    ]
+        result = await conn.execute(query)
+        keys = tuple(result.keys())
+        return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 async def totals(db: Database, filters: Filters) -> dict[str, Any]:
