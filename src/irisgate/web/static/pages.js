@@ -15,6 +15,22 @@ export async function api(url, options = {}) {
   return body;
 }
 
+// A getter whose answers count only while no newer call was made: a slow answer to an old
+// filter must not overwrite the table of a newer one. Stale answers resolve to null.
+function latest() {
+  let seq = 0;
+  return async (url) => {
+    const mine = ++seq;
+    try {
+      const data = await api(url);
+      return mine === seq ? data : null;
+    } catch (error) {
+      if (mine !== seq) return null;
+      throw error;
+    }
+  };
+}
+
 const NUM = new Intl.NumberFormat("en-US");
 export const num = (v) => (v === null || v === undefined ? "–" : NUM.format(v));
 export function compact(v) {
@@ -73,11 +89,13 @@ export function dashboardPage(login) {
   const query = filterForm(document.getElementById("filters"), load);
   const timeline = document.getElementById("timeline");
   let last = null;
+  const get = latest();
   async function load() {
     let data;
     try {
-      data = await api(`/api/dashboard/${encodeURIComponent(login)}?${query()}`);
+      data = await get(`/api/dashboard/${encodeURIComponent(login)}?${query()}`);
     } catch (error) { showError(timeline, error); return; }
+    if (!data) return;
     const key = JSON.stringify(data);
     if (key === last) return;
     last = key;
@@ -263,8 +281,11 @@ export function usagePage(isAdmin) {
       cost ? (v) => "$" + v.toFixed(2) : compact);
   }
 
+  const getSummary = latest(), getUsers = latest();
   async function loadSummary() {
-    const s = state.summary = await api(`/api/usage/summary?${query()}`);
+    const s = await getSummary(`/api/usage/summary?${query()}`);
+    if (!s) return;
+    state.summary = s;
     setText("stat-users", num(s.totals.active_users));
     setText("stat-tokens", num(s.totals.total_tokens));
     setText("stat-cost", usd(s.totals.cost_nanodollars, s.totals.cost_redacted));
@@ -280,7 +301,8 @@ export function usagePage(isAdmin) {
     for (const k of ["sort", "order", "page", "per_page"]) q.set(k, state[k]);
     const body = table.querySelector("tbody");
     let data;
-    try { data = await api(`/api/usage/users?${q}`); } catch (error) { showError(body, error); return; }
+    try { data = await getUsers(`/api/usage/users?${q}`); } catch (error) { showError(body, error); return; }
+    if (!data) return;
     for (const button of table.querySelectorAll("[data-sort]")) {
       const th = button.parentElement;
       th.setAttribute("aria-sort", button.dataset.sort === data.sort ? (data.order === "asc" ? "ascending" : "descending") : "none");
@@ -309,10 +331,12 @@ export function usagePage(isAdmin) {
 // ---- Admin: activity pages --------------------------------------------------------------
 export function userActivityPage() {
   const query = filterForm(document.getElementById("filters"), load);
+  const get = latest();
   async function load() {
     const chart = document.getElementById("chart-active");
     let data;
-    try { data = await api(`/api/usage/active-users?${query()}`); } catch (error) { showError(chart, error); return; }
+    try { data = await get(`/api/usage/active-users?${query()}`); } catch (error) { showError(chart, error); return; }
+    if (!data) return;
     const last = data.days[data.days.length - 1] || { daily: 0, weekly: 0, monthly: 0 };
     setText("stat-dau", num(last.daily));
     setText("stat-wau", num(last.weekly));
@@ -355,9 +379,13 @@ export function activityPage(endpoint, key) {
     )));
     if (!rows.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No requests in this range." })));
   }
+  const get = latest();
   async function load() {
     const chart = document.getElementById("chart-activity");
-    try { state.rows = (await api(`${endpoint}?${query()}`))[key]; } catch (error) { showError(chart, error); return; }
+    let data;
+    try { data = await get(`${endpoint}?${query()}`); } catch (error) { showError(chart, error); return; }
+    if (!data) return;
+    state.rows = data[key];
     barChart(chart, state.rows.map(nameOf), state.rows.map((r) => r.total_tokens), compact);
     render();
   }
@@ -372,6 +400,7 @@ export function sessionsPage() {
   for (const button of document.querySelectorAll("#sessions-pager [data-page]")) {
     button.addEventListener("click", () => { state.page += button.dataset.page === "next" ? 1 : -1; load(); });
   }
+  const getSessions = latest(), getRequests = latest(), getCapture = latest();
   async function load() {
     const q = query();
     const since = q.get("since"), until = q.get("until");
@@ -381,7 +410,8 @@ export function sessionsPage() {
     q.set("page", state.page); q.set("per_page", state.per_page);
     const body = document.querySelector("#sessions-table tbody");
     let data;
-    try { data = await api(`/api/sessions?${q}`); } catch (error) { showError(body, error); return; }
+    try { data = await getSessions(`/api/sessions?${q}`); } catch (error) { showError(body, error); return; }
+    if (!data) return;
     body.replaceChildren(...data.sessions.map((s) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => openSession(s), text: short(s.last_at) })),
       el("td", { text: s.login_name }), el("td", { text: s.agent || "–" }),
@@ -400,7 +430,8 @@ export function sessionsPage() {
     const body = document.querySelector("#requests-table tbody");
     const q = new URLSearchParams({ user: session.login_name, session: session.session_id, limit: 200 });
     let data;
-    try { data = await api(`/api/requests?${q}`); } catch (error) { showError(body, error); return; }
+    try { data = await getRequests(`/api/requests?${q}`); } catch (error) { showError(body, error); return; }
+    if (!data) return;
     body.replaceChildren(...data.requests.map((r) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: short(r.started_at) })),
       el("td", { text: r.model }), el("td", { text: r.status }),
@@ -413,7 +444,8 @@ export function sessionsPage() {
     const panel = document.getElementById("capture");
     panel.hidden = false;
     let r;
-    try { r = await api(`/api/requests/${encodeURIComponent(id)}`); } catch (error) { showError(panel, error); return; }
+    try { r = await getCapture(`/api/requests/${encodeURIComponent(id)}`); } catch (error) { showError(panel, error); return; }
+    if (!r) return;
     setText("capture-id", r.request_id);
     const facts = [["User", r.login_name], ["Model", `${r.model} (${r.provider})`], ["Path", `${r.method} ${r.path}`],
       ["Status", r.status], ["Input tokens", num(r.input_tokens)], ["Output tokens", num(r.output_tokens)],
