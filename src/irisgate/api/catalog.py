@@ -41,9 +41,7 @@ def prices_per_million(per_token: dict[str, str] | None) -> dict[str, str] | Non
     if per_token is None:
         return None
     out = {
-        key: _money(Decimal(per_token[key]) * 1_000_000)
-        for key in _PER_MILLION
-        if key in per_token
+        key: _money(Decimal(per_token[key]) * 1_000_000) for key in _PER_MILLION if key in per_token
     }
     if "web_search" in per_token:
         out["web_search_per_thousand"] = _money(Decimal(per_token["web_search"]) * 1000)

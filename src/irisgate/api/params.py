@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
 
-from irisgate.api.auth import ApiError, Caller
+from irisgate.api.auth import ApiError
 from irisgate.store.reports import Filters
 
 #: Days shown when a request names no range.
@@ -28,9 +28,9 @@ def day_param(request: Request, name: str) -> date | None:
         raise ApiError(400, f"'{name}' must be a day as YYYY-MM-DD, got {raw!r}") from None
 
 
-def filters(request: Request, caller: Caller, *, own_only: bool = False) -> Filters:
+def filters(request: Request) -> Filters:
     """The range (`since` inclusive, `until` exclusive; default: the last 30 days including
-    today), `user` and `model`. `own_only`: non-admins may name only themselves."""
+    today), `user` and `model`. Who may see what is the endpoint's decision."""
     until = day_param(request, "until") or datetime.now(UTC).date() + timedelta(days=1)
     since = day_param(request, "since") or until - timedelta(days=DEFAULT_DAYS)
     if since >= until:
@@ -38,8 +38,6 @@ def filters(request: Request, caller: Caller, *, own_only: bool = False) -> Filt
     if (until - since).days > MAX_DAYS:
         raise ApiError(400, f"the range from 'since' to 'until' may span at most {MAX_DAYS} days")
     user = request.query_params.get("user") or None
-    if own_only and not caller.is_admin and user not in (None, caller.identity.login_name):
-        raise ApiError(403, "access denied: only admins can see other users' data")
     return Filters(since, until, user, request.query_params.get("model") or None)
 
 
