@@ -22,7 +22,6 @@ UI_STAMP := $(VENDOR)/.built
 $(UI_STAMP): ui/package.json ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund --silent
 	mkdir -p $(VENDOR)
-	cp ui/node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp ui/node_modules/uplot/dist/uPlot.esm.js $(VENDOR)/uPlot.esm.js
 	cp ui/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
 	touch $(UI_STAMP)

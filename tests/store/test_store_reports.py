@@ -77,9 +77,11 @@ async def test_totals_users_and_active_users(db: Database) -> None:
     assert all(type(totals[name]) is int for name in reports.TOKEN_SUMS)
     per_user = await reports.by_column(db, window, "login_name")
     assert {r["login_name"]: r["requests"] for r in per_user}["u0@example.com"] == 2
-    days = await reports.daily(db, window)
+    summed, days, models = await reports.summary(db, window)
     assert [d["day"] for d in days] == [(DAY + timedelta(days=i)).isoformat() for i in range(4)]
     assert [d["requests"] for d in days] == [6, 0, 0, 1]
+    assert summed == totals
+    assert [(m["model"], m["requests"]) for m in models] == [("gpt-4o", 7)]
     active = await reports.active_users(db, window)
     assert [(a["daily"], a["weekly"]) for a in active] == [(3, 3), (0, 3), (0, 3), (1, 4)]
     assert isinstance(active[0]["day"], str) and date.fromisoformat(active[0]["day"]) == DAY

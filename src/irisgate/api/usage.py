@@ -7,7 +7,6 @@ but cost only for themselves: any cost that includes other users' requests is `n
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -81,10 +80,7 @@ async def summary(request: Request) -> Response:
     caller = await require_role(request)
     found = filters(request)
     db = runtime_of(request).db
-    # three independent scans of the range: on separate connections they overlap
-    totals, days, models = await asyncio.gather(
-        reports.totals(db, found), reports.daily(db, found), reports.by_column(db, found, "model")
-    )
+    totals, days, models = await reports.summary(db, found)
     if not _sees_cost(caller, found):
         for row in (totals, *days, *models):
             _redact(row)
@@ -148,7 +144,7 @@ async def export_csv(request: Request) -> Response:
 
 
 async def models_activity(request: Request) -> Response:
-    """Model activity (admins): per model sums and the daily series."""
+    """Model activity (admins): per model sums."""
     await require_admin(request)
     found = filters(request)
     db = runtime_of(request).db

@@ -89,22 +89,45 @@ async def totals(db: Database, filters: Filters) -> dict[str, Any]:
     return with_average(row)
 
 
-async def daily(db: Database, filters: Filters) -> list[dict[str, Any]]:
-    """One row per day of the range, in day order (zeros on days without requests)."""
-    query = (
-        select(usage_daily.c.day, *_sums(usage_daily))
-        .where(*filters.on(usage_daily))
-        .group_by(usage_daily.c.day)
-        .order_by(usage_daily.c.day)
+async def summary(
+    db: Database, filters: Filters
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """`totals`, `daily` and per-model sums of the range from one scan of the rollup (grouped
+    by day, model and provider; summed up here) plus a count of distinct logins, which the
+    primary key index answers without reading table rows."""
+    keys = (usage_daily.c.day, usage_daily.c.model, usage_daily.c.provider)
+    query = select(*keys, *_sums(usage_daily)).where(*filters.on(usage_daily)).group_by(*keys)
+    users = select(func.count(func.distinct(usage_daily.c.login_name))).where(
+        *filters.on(usage_daily)
     )
-    found = {row["day"]: row for row in await _rows(db, query)}
-    result = []
-    day = filters.since
-    while day < filters.until:
-        row = found.get(day) or dict.fromkeys(TOKEN_SUMS, 0)
-        result.append({**row, "day": day.isoformat()})
-        day += timedelta(days=1)
-    return result
+    cells = await _rows(db, query)
+    async with db.connect() as conn:
+        active = int((await conn.execute(users)).scalar_one())
+    totals = dict.fromkeys(TOKEN_SUMS, 0)
+    per_day: dict[date, dict[str, Any]] = {}
+    per_model: dict[tuple[str, str], dict[str, Any]] = {}
+    for cell in cells:
+        day = per_day.setdefault(cell["day"], dict.fromkeys(TOKEN_SUMS, 0))
+        model = per_model.setdefault(
+            (cell["model"], cell["provider"]),
+            {"model": cell["model"], "provider": cell["provider"], **dict.fromkeys(TOKEN_SUMS, 0)},
+        )
+        for name in TOKEN_SUMS:
+            value = cell[name]
+            totals[name] += value
+            day[name] += value
+            model[name] += value
+    totals["active_users"] = active
+    daily_rows = []
+    current = filters.since
+    while current < filters.until:
+        sums = per_day.get(current) or dict.fromkeys(TOKEN_SUMS, 0)
+        daily_rows.append({**sums, "day": current.isoformat()})
+        current += timedelta(days=1)
+    models = sorted(
+        per_model.values(), key=lambda r: (-r["total_tokens"], r["model"], r["provider"])
+    )
+    return with_average(totals), daily_rows, [with_average(m) for m in models]
 
 
 async def by_column(db: Database, filters: Filters, column: str) -> list[dict[str, Any]]:
