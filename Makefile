@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench install clean
+.PHONY: run test lint typecheck unit bench install clean ui
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# Third-party dashboard assets: npm installs the pinned versions (ui/package-lock.json) and
+# the needed files are copied into the package's static folder (gitignored, never committed).
+VENDOR := src/irisgate/web/static/vendor
+UI_STAMP := $(VENDOR)/.built
+
+$(UI_STAMP): ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --silent
+	mkdir -p $(VENDOR)
+	cp ui/node_modules/uplot/dist/uPlot.esm.js $(VENDOR)/uPlot.esm.js
+	cp ui/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
+	touch $(UI_STAMP)
+
+ui: $(UI_STAMP)
+
+run: $(STAMP) $(UI_STAMP)
 	$(BIN)/irisgate serve
 
 lint: $(STAMP)
@@ -23,9 +37,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(UI_STAMP)
 	scripts/ensure-postgres
 	scripts/ensure-oauth-server
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -34,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENDOR) ui/node_modules build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

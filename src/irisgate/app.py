@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
 from irisgate.api import routes as api_routes
+from irisgate.api import ui_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
@@ -52,7 +53,12 @@ def build_app(settings: Settings) -> ASGIApp:
             await runtime.stop()
 
     web = Starlette(
-        routes=[*api_routes.routes, *connector_routes.routes, Route("/v1/models", list_models)],
+        routes=[
+            *api_routes.routes,
+            *connector_routes.routes,
+            *ui_routes.routes,
+            Route("/v1/models", list_models),
+        ],
         exception_handlers={ApiError: _api_error},
         lifespan=lifespan,
     )

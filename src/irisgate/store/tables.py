@@ -19,6 +19,8 @@ Tables:
   batch writer so that dashboards never scan `requests`.
 - `connector_tokens`: one user's OAuth tokens for one connector, encrypted (`data` is a
   Fernet token; see `irisgate.connectors.tokens`).
+- `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
+  session id): the same kind of sums for the Agent activity and Session logs pages.
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -212,3 +214,43 @@ connector_tokens = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("login_name", "connector_id", name="pk_connector_tokens"),
 )
+#: The key of `usage_agent_daily` (its sums are `ROLLUP_SUM_COLUMNS`).
+AGENT_ROLLUP_KEY_COLUMNS: tuple[str, ...] = ("day", "login_name", "agent")
+#: The additive columns of `sessions`.
+SESSION_SUM_COLUMNS: tuple[str, ...] = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_nanodollars",
+    "error_requests",
+)
+
+# Per (UTC day, login, agent name from the User-Agent) sums, for the Agent activity page.
+usage_agent_daily = Table(
+    "usage_agent_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("agent", Text, nullable=False),
+    *(_count(name) for name in ROLLUP_SUM_COLUMNS),
+    PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, name="pk_usage_agent_daily"),
+)
+
+# One row per agent session (`requests.session_id`) of one login: when it ran and its sums,
+# for the Session logs page, so that listing sessions never groups `requests`.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("login_name", Text, nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("agent", Text, nullable=False, server_default=text("''")),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    *(_count(name) for name in SESSION_SUM_COLUMNS),
+    PrimaryKeyConstraint("login_name", "session_id", name="pk_sessions"),
+)
+Index("ix_sessions_last_at", sessions.c.last_at)
+Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)

@@ -5,6 +5,7 @@ The request path never waits for the database. It hands each finished `RequestRe
 is queued (up to `max_batch` records) and stores, in ONE transaction:
 
 - the `requests` rows and the `captures` rows (each an `executemany`), and
+- the dashboard's `usage_agent_daily` and `sessions` increments (`telemetry/rollups.py`),
 - the `usage_daily` increments: the batch is first summed per (UTC day of `started_at`,
   login, model, provider), then one upsert per key adds the sums
   (`INSERT … ON CONFLICT DO UPDATE SET x = usage_daily.x + excluded.x`, SQLite or
@@ -67,6 +68,7 @@ from irisgate.store.tables import (
     usage_daily,
 )
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.rollups import DashboardRollups
 
 _LOG = logging.getLogger(__name__)
 
@@ -98,6 +100,10 @@ class _Prepared(NamedTuple):
     capture: tuple[Any, ...]  # driver values in _CAPTURE_COLUMNS order
     rollup_key: tuple[date, str, str, str]
     rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
+
+    @property
+    def dashboard_rollup(self) -> tuple[tuple[Any, ...], date, tuple[int, ...]]:
+        return (self.request, self.rollup_key[0], self.rollup_amounts)
 
 
 class _Statements(NamedTuple):
@@ -150,6 +156,7 @@ class BatchWriter:
         self._skipped_total = 0
         self._sqlite = db.dialect == "sqlite"
         self._sql = _compile_statements(db.engine.dialect)
+        self._dashboard = DashboardRollups(db.engine.dialect)
 
     # -- the request-path side -------------------------------------------------------------
 
@@ -353,6 +360,13 @@ class BatchWriter:
             rollups = _rollup_rows(chunk, self._sqlite)
             if rollups:  # a batch of connector calls only has no usage to add
                 await conn.exec_driver_sql(sql.rollups, rollups)
+            dashboard, extra = self._dashboard, [p.dashboard_rollup for p in chunk]
+            agents = dashboard.agent_rows(extra)
+            if agents:
+                await conn.exec_driver_sql(dashboard.agents_sql, agents)
+            sessions = dashboard.session_rows(extra)
+            if sessions:
+                await conn.exec_driver_sql(dashboard.sessions_sql, sessions)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

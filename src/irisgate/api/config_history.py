@@ -1,0 +1,68 @@
+"""Config history for the Settings page: versions, one version's text, and what changed.
+
+Rollback is not an endpoint of its own: the page PUTs an old version's text to `/api/config`
+as a new version, so it gets the same validation, conflict and self-lockout checks as any
+edit. Texts are returned with literal secrets masked; saving masked text keeps the secrets
+currently stored (`config.secrets.unmask`).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from irisgate.api.auth import ApiError, require_admin, runtime_of
+from irisgate.api.params import int_param
+from irisgate.api.usage import json_response
+from irisgate.config.secrets import mask_text
+from irisgate.store import configs
+from irisgate.store.queries import iso_utc
+
+
+def _summary(version: configs.ConfigVersion, current: int) -> dict[str, object]:
+    return {
+        "id": version.id,
+        "parent_id": version.parent_id,
+        "hash": version.hash,
+        "created_at": iso_utc(version.created_at),
+        "created_by": version.created_by,
+        "source": version.source,
+        "current": version.id == current,
+    }
+
+
+async def history(request: Request) -> Response:
+    await require_admin(request)
+    runtime = runtime_of(request)
+    limit = int_param(request, "limit", 50, 1, 1000)
+    versions = await configs.history(runtime.db, limit=limit)
+    current = runtime.snapshot.version
+    return json_response({"versions": [_summary(v, current) for v in versions]})
+
+
+async def _version(request: Request, version_id: int) -> configs.ConfigVersion:
+    version = await configs.get(runtime_of(request).db, version_id)
+    if version is None:
+        raise ApiError(404, f"no config version {version_id}")
+    return version
+
+
+async def one_version(request: Request) -> Response:
+    """One version's masked text, and a unified diff from the version it replaced."""
+    await require_admin(request)
+    version = await _version(request, request.path_params["version_id"])
+    text = mask_text(version.content or "")
+    before = ""
+    if version.parent_id is not None:
+        parent = await _version(request, version.parent_id)
+        before = mask_text(parent.content or "")
+    diff = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        text.splitlines(keepends=True),
+        fromfile=f"version {version.parent_id}" if version.parent_id else "(none)",
+        tofile=f"version {version.id}",
+    )
+    current = runtime_of(request).snapshot.version
+    return json_response({**_summary(version, current), "config": text, "diff": "".join(diff)})

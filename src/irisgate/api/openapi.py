@@ -1,0 +1,246 @@
+"""`GET /api/openapi.json`: the OpenAPI 3.1 document of every `/api/` endpoint.
+
+Endpoints are described as data (`ENDPOINTS`); `tests/web` checks that every `/api/` route of
+the app is described here, so a new endpoint without documentation fails the suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from irisgate import __version__
+from irisgate.api.usage import json_response
+
+_RANGE = (
+    ("since", "First UTC day (YYYY-MM-DD), inclusive; default: 30 days before `until`."),
+    ("until", "UTC day (YYYY-MM-DD) the range ends before; default: tomorrow."),
+)
+_FILTERS = (
+    *_RANGE,
+    ("user", "Only this login name."),
+    ("model", "Only this model."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    description: str
+    access: str  # "any" (no role needed), "user" (any role) or "admin"
+    params: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    media_type: str = "application/json"
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/api/whoami", "Who is calling", "The caller's identity and role.", "any"),
+    Endpoint(
+        "GET", "/api/providers", "Providers", "Configured providers and their models.", "user"
+    ),
+    Endpoint(
+        "GET",
+        "/api/models",
+        "Models by provider",
+        "Every configured model grouped by provider: API formats, whether the caller may use "
+        "it, and prices in USD per million tokens.",
+        "user",
+    ),
+    Endpoint(
+        "GET",
+        "/api/config",
+        "Current config",
+        'The running config text (literal secrets as "[redacted]"), its hash and version.',
+        "admin",
+    ),
+    Endpoint(
+        "PUT",
+        "/api/config",
+        "Save config",
+        "Store a new config version. 409 when `hash` is not the newest version's; 400 with "
+        "`errors` (path, line, message) when invalid; 403 when it would remove the caller's "
+        "own admin role.",
+        "admin",
+        body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
+    ),
+    Endpoint(
+        "GET",
+        "/api/config/versions",
+        "Config history",
+        "Stored config versions, newest first.",
+        "admin",
+        (("limit", "At most this many (1-1000, default 50)."),),
+    ),
+    Endpoint(
+        "GET",
+        "/api/config/versions/{version_id}",
+        "One config version",
+        "A version's text (secrets masked) and its unified diff from the version it replaced.",
+        "admin",
+    ),
+    Endpoint(
+        "GET",
+        "/api/requests",
+        "Requests",
+        "Recorded requests, newest first (non-admins: their own). Cursor paging with `before`.",
+        "user",
+        (
+            ("user", "Only this login name (admins)."),
+            ("model", "Only this model."),
+            ("session", "Only this session id."),
+            ("since", "ISO 8601 time, inclusive."),
+            ("until", "ISO 8601 time, exclusive."),
+            ("before", "Rows with an id below this (the previous page's `next_before`)."),
+            ("limit", "Rows per page (1-500, default 50)."),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/requests/{request_id}",
+        "One request",
+        "A request with its capture: headers, bodies, tokens, cost, timing.",
+        "user",
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/summary",
+        "Usage summary",
+        "Totals (with active users), the daily series and per-model sums. Cost fields are null "
+        "with `cost_redacted` for non-admins unless filtered to themselves.",
+        "user",
+        _FILTERS,
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/users",
+        "Top users",
+        "Per-user sums, ranked by the sort key and paginated; non-admins see other users' "
+        "cost fields as null.",
+        "user",
+        (
+            *_FILTERS,
+            (
+                "sort",
+                "total_tokens (default), input_tokens, output_tokens, cache_read_tokens, "
+                "reasoning_tokens, requests, avg_cost_per_mtok_nanodollars, cost_nanodollars, "
+                "login_name.",
+            ),
+            ("order", "desc or asc."),
+            ("page", "Page number from 1."),
+            ("per_page", "Rows per page (1-500, default 25)."),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/export.csv",
+        "Usage CSV",
+        "Usage per day, user and model with token counts and cost in USD.",
+        "admin",
+        _FILTERS,
+        media_type="text/csv",
+    ),
+    Endpoint("GET", "/api/usage/models", "Model activity", "Per-model sums.", "admin", _FILTERS),
+    Endpoint(
+        "GET",
+        "/api/usage/agents",
+        "Agent activity",
+        "Sums per agent program (the User-Agent's product, without version).",
+        "admin",
+        _FILTERS,
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/active-users",
+        "User activity",
+        "Daily, weekly (7 days) and monthly (30 days) active users for each day of the range.",
+        "admin",
+        _RANGE,
+    ),
+    Endpoint(
+        "GET",
+        "/api/dashboard/{login_name}",
+        "A user's dashboard",
+        "Totals, tokens by model, active sessions and recent requests of one user (oneself, or "
+        "anyone for admins).",
+        "user",
+        _RANGE,
+    ),
+    Endpoint(
+        "GET",
+        "/api/sessions",
+        "Sessions",
+        "Agent sessions, most recent first, with their sums.",
+        "admin",
+        (
+            ("user", "Only this login name."),
+            ("since", "Last request at or after this ISO 8601 time."),
+            ("until", "Last request before this ISO 8601 time."),
+            ("page", "Page number from 1."),
+            ("per_page", "Rows per page (1-200, default 25)."),
+        ),
+    ),
+    Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
+)
+
+_ACCESS = {
+    "any": "Any caller irisgate can identify.",
+    "user": "Callers with a role (user or admin); others get 403.",
+    "admin": "Admins only; others get 403.",
+}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in ENDPOINTS:
+        operation: dict[str, Any] = {
+            "summary": ep.summary,
+            "description": f"{ep.description}\n\nAccess: {_ACCESS[ep.access]}",
+            "tags": ["admin" if ep.access == "admin" else "everyone"],
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in ep.params
+            ]
+            + [
+                {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+                for part in ep.path.split("/")
+                if part.startswith("{")
+            ],
+            "responses": {
+                "200": {"description": "OK", "content": {ep.media_type: {}}},
+                "400": {"description": "A parameter is invalid; `error` names it."},
+                "403": {"description": "Access denied; `error` says why."},
+            },
+        }
+        if ep.body:
+            operation["requestBody"] = {
+                "required": True,
+                "description": ep.body,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        paths.setdefault(ep.path, {})[ep.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "irisgate management API",
+            "version": __version__,
+            "description": "JSON endpoints behind the dashboard. Errors are "
+            '`{"error": "<message>"}`. Identity comes from the network (Tailscale), '
+            "never from API keys.",
+        },
+        "paths": paths,
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(document())

@@ -1,0 +1,145 @@
+"""The dashboard's extra rollups, written by the batch writer beside `usage_daily`.
+
+`usage_agent_daily` sums requests per (UTC day, login, agent program) and `sessions` per
+(login, session id), with first/last request times. Like `usage_daily`, each batch is summed
+per key first, then one upsert per key adds the sums, keys in sorted order (instances sharing
+a PostgreSQL database lock rows in the same order and cannot deadlock).
+
+The writer hands over its prepared rows (driver values in `requests` column order) plus each
+record's rollup amounts, so nothing here converts values again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Insert, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+
+from irisgate.store.tables import (
+    AGENT_ROLLUP_KEY_COLUMNS,
+    ROLLUP_SUM_COLUMNS,
+    SESSION_SUM_COLUMNS,
+    requests,
+    sessions,
+    usage_agent_daily,
+)
+from irisgate.usage.agents import agent_name
+
+_SESSION_KEY = ("login_name", "session_id")
+_SESSION_COLUMNS = (*_SESSION_KEY, "agent", "first_at", "last_at", *SESSION_SUM_COLUMNS)
+_AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
+_REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name != "id")
+_AT = _REQUEST_COLUMNS.index("started_at")
+_LOGIN = _REQUEST_COLUMNS.index("login_name")
+_SESSION = _REQUEST_COLUMNS.index("session_id")
+_AGENT = _REQUEST_COLUMNS.index("user_agent")
+_STATUS = _REQUEST_COLUMNS.index("status")
+_ERROR = _REQUEST_COLUMNS.index("error")
+# Where each session sum comes from in the usage_daily amounts (ROLLUP_SUM_COLUMNS order).
+_SESSION_FROM = tuple(ROLLUP_SUM_COLUMNS.index(name) for name in SESSION_SUM_COLUMNS)
+
+Rollup = tuple[tuple[Any, ...], date, tuple[int, ...]]  # (request row, day, amounts)
+
+
+class DashboardRollups:
+    """The two upserts compiled for one dialect, and the rows a batch adds to them."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._sqlite = dialect.name == "sqlite"
+        self.agents_sql = _compile(_agent_upsert(dialect.name), _AGENT_COLUMNS, dialect)
+        self.sessions_sql = _compile(_session_upsert(dialect.name), _SESSION_COLUMNS, dialect)
+
+    def agent_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
+        groups: dict[tuple[date, str, str], list[int]] = {}
+        for row, day, amounts in batch:
+            if not amounts:  # a connector call: not model usage
+                continue
+            key = (day, row[_LOGIN], agent_name(row[_AGENT]))
+            sums = groups.get(key)
+            if sums is None:
+                groups[key] = list(amounts)
+            else:
+                for i, amount in enumerate(amounts):
+                    sums[i] += amount
+        return [
+            (day.isoformat() if self._sqlite else day, login, agent, *sums)
+            for (day, login, agent), sums in sorted(groups.items())
+        ]
+
+    def session_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for row, _day, usage_amounts in batch:
+            if not row[_SESSION]:
+                continue
+            # a connector call has no usage amounts: one request of the session, no tokens
+            amounts = usage_amounts or _connector_call_amounts(row)
+            key = (row[_LOGIN], row[_SESSION])
+            at = row[_AT]
+            found = groups.get(key)
+            if found is None:
+                groups[key] = [
+                    agent_name(row[_AGENT]),
+                    at,
+                    at,
+                    *(amounts[i] for i in _SESSION_FROM),
+                ]
+                continue
+            found[1] = min(found[1], at)
+            found[2] = max(found[2], at)
+            for offset, i in enumerate(_SESSION_FROM, start=3):
+                found[offset] += amounts[i]
+        return [(*key, *values) for key, values in sorted(groups.items())]
+
+
+def _compile(statement: Insert, columns: tuple[str, ...], dialect: Dialect) -> str:
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    if compiled.positiontup is None or tuple(compiled.positiontup) != columns:
+        raise RuntimeError(f"{statement.table.name}: parameters {compiled.positiontup}")
+    return compiled.string
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        return postgresql_insert(table)
+    if dialect == "sqlite":
+        return sqlite_insert(table)
+    raise ValueError(f"no dashboard rollups for the {dialect!r} database")
+
+
+def _agent_upsert(dialect: str) -> Insert:
+    stmt = _insert(dialect, usage_agent_daily)
+    table = usage_agent_daily.c
+    update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
+    result: Insert = stmt.on_conflict_do_update(
+        index_elements=list(AGENT_ROLLUP_KEY_COLUMNS), set_=update
+    )
+    return result
+
+
+def _session_upsert(dialect: str) -> Insert:
+    stmt = _insert(dialect, sessions)
+    table = sessions.c
+    # two-argument min/max are scalar in SQLite; PostgreSQL spells them least/greatest
+    least, greatest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+    update: dict[str, Any] = {
+        name: table[name] + stmt.excluded[name] for name in SESSION_SUM_COLUMNS
+    }
+    update["first_at"] = least(table.first_at, stmt.excluded.first_at)
+    update["last_at"] = greatest(table.last_at, stmt.excluded.last_at)
+    result: Insert = stmt.on_conflict_do_update(index_elements=list(_SESSION_KEY), set_=update)
+    return result
+
+
+def _connector_call_amounts(row: tuple[Any, ...]) -> tuple[int, ...]:
+    """Session sums for a record without usage (an MCP tool call or HTTP connector request):
+    it counts as a request of its session, and as an error when it failed."""
+    amounts = [0] * len(ROLLUP_SUM_COLUMNS)
+    amounts[ROLLUP_SUM_COLUMNS.index("requests")] = 1
+    failed = row[_STATUS] >= 400 or bool(row[_ERROR])
+    amounts[ROLLUP_SUM_COLUMNS.index("error_requests")] = 1 if failed else 0
+    return tuple(amounts)

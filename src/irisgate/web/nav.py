@@ -1,0 +1,72 @@
+"""The dashboard's sidebar as data: groups of pages, in order, and who may see each.
+
+Adding a page to the sidebar is one `Page(...)` line here; the shell, the Ctrl/Cmd+K search
+and the access check of `irisgate.web.pages` all read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    key: str  # stable id, also the template name's stem
+    title: str
+    path: str  # under /ui/
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    title: str
+    pages: tuple[Page, ...]
+    admin: bool = False
+
+
+NAV: tuple[Group, ...] = (
+    Group(
+        "My irisgate",
+        (
+            Page("dashboard", "My Dashboard", "/ui/dashboard"),
+            Page("agent_config", "Agent Config", "/ui/agent-config"),
+            Page("models", "Models", "/ui/models"),
+        ),
+    ),
+    Group(
+        "Usage & Adoption",
+        (
+            Page("usage", "Usage Overview", "/ui/usage"),
+            Page("user_activity", "User Activity", "/ui/admin/user-activity", admin=True),
+            Page("model_activity", "Model Activity", "/ui/admin/model-activity", admin=True),
+            Page("agent_activity", "Agent Activity", "/ui/admin/agent-activity", admin=True),
+        ),
+    ),
+    Group(
+        "Security",
+        (Page("sessions", "Session Logs", "/ui/admin/sessions", admin=True),),
+        admin=True,
+    ),
+    Group(
+        "Administration",
+        (Page("settings", "Settings", "/ui/admin/settings", admin=True),),
+        admin=True,
+    ),
+    Group(
+        "Reference",
+        (Page("api_docs", "API Docs", "/ui/admin/api-docs", admin=True),),
+        admin=True,
+    ),
+)
+
+PAGES: dict[str, Page] = {page.key: page for group in NAV for page in group.pages}
+
+
+def visible(is_admin: bool) -> list[Group]:
+    """The groups and pages this viewer sees (empty groups left out)."""
+    groups = []
+    for group in NAV:
+        pages = tuple(p for p in group.pages if is_admin or not p.admin)
+        if pages and (is_admin or not group.admin):
+            groups.append(Group(group.title, pages, group.admin))
+    return groups
