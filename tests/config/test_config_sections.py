@@ -119,8 +119,21 @@ def test_quota_errors(
     needle: str,
     message: str,
 ) -> None:
+    """Every problem is reported (and fails `config check`); an invalid quota is *contained*:
+    the config still loads, and the bucket is listed as broken so requests charging it get
+    429 (fail closed) while everything else keeps working."""
     text = section_config("quotas", body)
-    assert_error(check, issue_at, line_with, text, path, needle, message)
+    analysis = check(text)
+    issue = issue_at([*analysis.errors, *analysis.contained], path)
+    assert message in issue.message, issue
+    assert issue.line == line_with(text, needle)
+    assert issue.severity == "error"
+    if issue in analysis.contained:
+        assert analysis.config is not None
+        assert analysis.config.quotas == {}
+        assert message in next(iter(analysis.config.broken_quotas.values()))
+    else:
+        assert analysis.config is None
 
 
 def test_quotas_are_converted(check: Check) -> None:

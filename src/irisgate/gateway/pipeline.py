@@ -1,7 +1,9 @@
 """The gateway request path, in order. This module is the only place that states the order:
 
     read body → identify → authorize (role) → classify (format, model) → route (grants)
-      → build upstream request → relay (stream back, tee) → usage + cost → capture record
+      → quota check (reserve) → pre-request hooks → build upstream request
+      → relay (stream back, tee) → usage + cost → quota settle → capture record
+      → post-response hooks
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -25,7 +27,10 @@ from irisgate.gateway.formats.base import ChunkFilter, Operation
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
-from irisgate.identity import IdentityRefused
+from irisgate.grants import Access
+from irisgate.hooks.plan import HookCall, HookPlan
+from irisgate.identity import Identity, IdentityRefused
+from irisgate.quotas.gate import Admission
 from irisgate.telemetry.record import RequestRecord
 from irisgate.usage.sessions import session_id
 
@@ -61,6 +66,11 @@ class Exchange:
     route: Route | None = None
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
+    identity: Identity | None = None
+    access: Access | None = None
+    admission: Admission | None = None
+    hooks: HookPlan | None = None
+    url: str = ""
 
 
 class Gateway:
@@ -102,8 +112,12 @@ class Gateway:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
             if record.cost_nanodollars is None and record.usage.is_empty():
                 record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
+            if ex.admission is not None:
+                self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
             if record.login_name:
                 self.runtime.record(record)
+            if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
+                self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
         """identify → authorize → classify → route → upstream request."""
@@ -128,9 +142,27 @@ class Gateway:
         record.model, record.provider = route.model, route.provider.id
         if route.qualified:
             parsed["model"] = route.model
+        ex.identity, ex.access = identity, access
+        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+        ex.admission = await self.runtime.quotas.admit(
+            snapshot,
+            access=access,
+            identity=identity,
+            route=route,
+            format_basis=fmt.cost_basis,
+            body=parsed,
+            body_size=len(body),
+        )
+        ex.hooks = self.runtime.hooks.plan(snapshot, access, route.fqn)
+        modified = False
+        if ex.hooks is not None:
+            ex.url = _url(scope, ex.headers)
+            if ex.hooks.pre:
+                call = self._hook_call(ex)
+                parsed, modified = await self.runtime.hooks.before(ex.hooks, call, parsed)
         record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
-        rewritten = route.qualified or ex.chunk_filter is not None
+        rewritten = route.qualified or ex.chunk_filter is not None or modified
         out_body = orjson.dumps(parsed) if rewritten else body
         upstream_headers = build_headers(
             route.provider, ex.headers, access.add_headers_for(route.fqn)
@@ -143,7 +175,13 @@ class Gateway:
         )
         record.request_headers = redact(upstream_headers)
         record.request_body = out_body
-        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+
+    def _hook_call(self, ex: Exchange) -> HookCall:
+        assert ex.identity is not None
+        assert ex.access is not None
+        quotas = self.runtime.quotas.describe(ex.admission)
+        estimate = ex.admission.estimate if ex.admission is not None else None
+        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, estimate)
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""
@@ -222,6 +260,11 @@ async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _url(scope: Scope, headers: dict[str, str]) -> str:
+    host = headers.get("host") or "localhost"
+    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
