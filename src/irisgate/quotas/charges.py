@@ -9,6 +9,7 @@ Templates are expanded with the caller's login name (`<user>`) and node id (`<no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from irisgate.config.model import Config, Quota
@@ -42,6 +43,21 @@ def charges_for(config: Config, access: Access, identity: Identity, fqn: str) ->
             if chain not in chains:
                 chains.append(chain)
     return tuple(chains)
+
+
+def template_of(config: Config, name: str) -> str | None:
+    """The template of `config.quotas` a concrete bucket name was expanded from, if any."""
+    if name in config.quotas:
+        return name
+    for template in config.quotas:
+        if _template_pattern(template).fullmatch(name):
+            return template
+    return None
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(<user>|<node>)", template)
+    return re.compile("".join(".+" if p in ("<user>", "<node>") else re.escape(p) for p in parts))
 
 
 def _link(config: Config, template: str, identity: Identity) -> Link:

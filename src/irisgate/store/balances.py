@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -59,6 +60,7 @@ class BucketRow:
     template: str
     balance: int  # unleased + every lease
     updated_at: datetime
+    refilled_at: datetime | None = None
 
 
 async def sync(
@@ -128,7 +130,7 @@ async def adjust(
                 balance_after_nanodollars=after,
             )
         )
-    return BucketRow(spec.name, spec.template, after, now)
+    return BucketRow(spec.name, spec.template, after, now, since)
 
 
 async def rows(db: Database) -> dict[str, BucketRow]:
@@ -144,16 +146,17 @@ async def rows(db: Database) -> dict[str, BucketRow]:
         quota_buckets.c.balance_nanodollars,
         func.coalesce(held.c.held, 0),
         quota_buckets.c.updated_at,
+        quota_buckets.c.refilled_at,
     ).outerjoin(held, held.c.bucket == quota_buckets.c.name)
     async with db.connect() as conn:
         result = await conn.execute(query)
         return {
-            name: BucketRow(name, template, int(balance) + int(leased), updated_at)
-            for name, template, balance, leased, updated_at in result
+            name: BucketRow(name, template, int(balance) + int(leased), updated, refilled)
+            for name, template, balance, leased, updated, refilled in result
         }
 
 
-async def changes(db: Database, bucket: str, limit: int = 50) -> list[dict[str, object]]:
+async def changes(db: Database, bucket: str, limit: int = 50) -> list[dict[str, Any]]:
     """The newest manual changes of one bucket."""
     query = (
         select(quota_changes)

@@ -216,9 +216,7 @@ quota_buckets = Table(
 quota_leases = Table(
     "quota_leases",
     metadata,
-    Column(
-        "bucket", Text, ForeignKey("quota_buckets.name", ondelete="CASCADE"), nullable=False
-    ),
+    Column("bucket", Text, ForeignKey("quota_buckets.name", ondelete="CASCADE"), nullable=False),
     Column("instance", Text, nullable=False),
     Column("held_nanodollars", BigInteger, nullable=False),
     Column("renewed_at", UTCDateTime, nullable=False),

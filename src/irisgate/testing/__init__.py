@@ -3,6 +3,7 @@
 - `FakeLLM`: OpenAI (Chat Completions, Responses, models) and Anthropic (Messages,
   count_tokens) on one local HTTP server, with knobs for streaming, failures, delays, usage.
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
+- `FakeHook`: guardrail webhooks (allow / block / modify / slow / failing) per path.
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
@@ -14,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from irisgate.testing.fake_hook import FakeHook
     from irisgate.testing.fake_llm import FakeLLM
     from irisgate.testing.fake_localapi import FakeLocalAPI
     from irisgate.testing.fake_reply import (
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
     "FakeLLM": "fake_llm",
+    "FakeHook": "fake_hook",
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
@@ -38,6 +41,7 @@ _HOMES = {
 
 __all__ = [
     "CALL_TOOL_TRIGGER",
+    "FakeHook",
     "FakeLLM",
     "FakeLocalAPI",
     "RecordedRequest",
