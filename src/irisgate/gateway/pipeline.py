@@ -71,6 +71,7 @@ class Exchange:
     admission: Admission | None = None
     hooks: HookPlan | None = None
     url: str = ""
+    estimate: int | None = None  # nanodollars, for hooks
 
 
 class Gateway:
@@ -157,6 +158,13 @@ class Gateway:
         modified = False
         if ex.hooks is not None:
             ex.url = _url(scope, ex.headers)
+            ex.estimate = (
+                ex.admission.estimate
+                if ex.admission is not None
+                else self.runtime.quotas.estimate(
+                    snapshot, route, fmt.cost_basis, parsed, len(body)
+                )
+            )
             if ex.hooks.pre:
                 call = self._hook_call(ex)
                 parsed, modified = await self.runtime.hooks.before(ex.hooks, call, parsed)
@@ -180,8 +188,7 @@ class Gateway:
         assert ex.identity is not None
         assert ex.access is not None
         quotas = self.runtime.quotas.describe(ex.admission)
-        estimate = ex.admission.estimate if ex.admission is not None else None
-        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, estimate)
+        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate)
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""

@@ -52,14 +52,7 @@ class QuotaGate:
         chains = charges_for(snapshot.config, access, identity, route.fqn)
         if not chains:
             return None
-        guess = estimate(
-            snapshot.pricer,
-            provider=route.provider,
-            format_basis=format_basis,
-            model=route.model,
-            body=body,
-            body_size=body_size,
-        )
+        guess = self.estimate(snapshot, route, format_basis, body, body_size)
         try:
             reservation = await self.ledger.admit(chains, guess)
         except QuotaRefused as exc:
@@ -68,6 +61,20 @@ class QuotaGate:
         except QuotaUnavailable as exc:
             raise GatewayError("unavailable", str(exc)) from None
         return Admission(chains, reservation, guess)
+
+    @staticmethod
+    def estimate(
+        snapshot: Snapshot, route: Route, format_basis: str, body: dict[str, Any], body_size: int
+    ) -> int | None:
+        """What the request may cost at most (see `quotas.estimate`); None when unknown."""
+        return estimate(
+            snapshot.pricer,
+            provider=route.provider,
+            format_basis=format_basis,
+            model=route.model,
+            body=body,
+            body_size=body_size,
+        )
 
     def settle(self, admission: Admission, cost: int | None) -> None:
         """Charge the recorded cost (an unpriced request costs nothing: its cost is None)."""
