@@ -275,6 +275,28 @@ def test_quota_api_refill_and_set_are_admin_only_capped_and_audited(
     assert bob.get("/api/quotas/changes", params={"bucket": name}).status_code == 403
 
 
+def test_setting_a_balance_takes_effect_although_the_instance_holds_a_lease(
+    start: Any, fake_llm: FakeLLM
+) -> None:
+    quotas = {"daily:<user>": {"capacity": "$10.00", "rate": "$0/day"}}
+    gw = start(
+        quota_config(fake_llm.base_url, quotas, g0=[{"quotas": [{"bucket": "daily:<user>"}]}])
+    )
+    first = chat(gw).headers["x-irisgate-request-id"]  # the instance now holds a lease
+    admin = http_from(ALICE_IP, gw.url)
+    name = "daily:alice@example.com"
+    assert admin.post("/api/quotas/set", json={"bucket": name, "balance": "0"}).status_code == 200
+    with pytest.raises(openai.RateLimitError):
+        chat(gw)
+    assert admin.post("/api/quotas/refill", json={"bucket": name, "amount": "1"}).status_code == 200
+    second = chat(gw).headers["x-irisgate-request-id"]
+    cost = recorded_cost(gw, [second])
+    deadline = time.monotonic() + 10
+    while buckets(gw)[name]["balance_nanodollars"] != 1_000_000_000 - cost:
+        assert time.monotonic() < deadline, (buckets(gw), cost, recorded_cost(gw, [first]))
+        time.sleep(0.05)
+
+
 def test_balances_and_spending_survive_a_restart(
     start: Any, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:

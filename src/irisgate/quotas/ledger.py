@@ -242,11 +242,16 @@ class Ledger:
     ) -> BucketRow:
         """An admin's refill or set; the bucket's next use here learns the new balance."""
         bucket = self.bucket(name, template, quota)
+        if bucket.syncing is not None or (bucket.synced and bucket.spent):
+            # report what was spent before the change, so a set balance is what it says
+            await self._sync_shared(bucket)
         row = await balances.adjust(
             self._db, bucket.spec, action=action, amount=amount, who=who, now=_utcnow()
         )
         bucket.dry_until = 0.0
         bucket.total = row.balance
+        if action == "set":  # the database revoked every lease, this one included
+            bucket.held = 0
         self._wake.set()
         log.info("quota balance changed", bucket=name, action=action, amount=amount, by=who)
         return row

@@ -100,7 +100,9 @@ async def adjust(
 ) -> BucketRow:
     """A manual change: `refill` adds `amount` (capped at capacity), `set` sets the balance.
 
-    Acts on the balance as a whole (leases included): the unleased part absorbs the change.
+    Acts on the balance as a whole (leases included). A refill goes to the unleased part; a
+    set revokes every lease: each instance learns at its next sync (within a fraction of a
+    second while it spends) that it holds nothing, and what it spent meanwhile is debited.
     """
     async with db.begin() as conn:
         balance, since = await _locked_row(db, conn, spec, now)
@@ -116,9 +118,11 @@ async def adjust(
         )
         if action == "refill":
             after = max(before, min(spec.capacity, before + amount))
-        else:
+            await _write(conn, spec, after - leases, since, now)
+        else:  # set: leases are revoked, so no instance keeps spending money taken before
             after = min(amount, spec.capacity)
-        await _write(conn, spec, after - leases, since, now)
+            await conn.execute(delete(quota_leases).where(quota_leases.c.bucket == spec.name))
+            await _write(conn, spec, after, since, now)
         await conn.execute(
             insert(quota_changes).values(
                 bucket=spec.name,
