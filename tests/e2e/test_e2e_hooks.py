@@ -276,3 +276,27 @@ def test_disabled_hook_does_not_fire(start: Any, hooks: FakeHook, fake_llm: Fake
     gw = start({"guard": {"url": hooks.url("guard"), "disabled": True}}, [pre("guard")])
     openai_client(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert hooks.calls == []
+
+
+def test_hooks_apply_only_to_the_models_of_their_capability_and_fire_once(
+    start: Any, hooks: FakeHook
+) -> None:
+    gw = start(
+        {"guard": {"url": hooks.url("guard")}},
+        [pre("guard", ["user_message"])],
+        alice_caps=[
+            {"models": "anthropic/**", "send_hooks": [pre("guard", ["request_body"])]},
+            {"models": "openai/gpt-5*", "send_hooks": [pre("guard")]},
+        ],
+    )
+    anthropic_client(gw).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+    [call] = hooks.calls_to("guard")  # wired three times, merged into one call
+    assert set(call.payload) == {"metadata", "request_body", "user_message"}
+    hooks.calls.clear()
+    gw2 = start(
+        {"guard": {"url": hooks.url("guard")}},
+        [],
+        alice_caps=[{"models": "anthropic/**", "send_hooks": [pre("guard")]}],
+    )
+    openai_client(gw2).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert hooks.calls == [], "not wired for openai models"
