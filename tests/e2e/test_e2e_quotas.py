@@ -3,6 +3,8 @@ refill, the quota API, streams and cancelled requests, restarts."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,6 +187,15 @@ def test_invalid_quota_fails_closed_while_the_rest_keeps_working(
     assert chat(gw, BOB_IP, model="llama-local").http_response.status_code == 200
     assert chat(gw, ALICE_IP).http_response.status_code == 200
     assert "invalid quota" in buckets(gw)["typo"]["error"]
+    assert gw.config_path is not None
+    check = subprocess.run(
+        [sys.executable, "-m", "irisgate", "config", "check", str(gw.config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 1  # config check still fails on it
+    assert 'quotas.typo.capacity: "ten dollars" is not a dollar amount' in check.stderr
 
 
 def test_overdraft_chain_borrows_from_the_next_bucket(start: Any, fake_llm: FakeLLM) -> None:
