@@ -36,6 +36,7 @@ from irisgate.usage.sessions import session_id
 
 if TYPE_CHECKING:
     from irisgate.runtime import Runtime
+    from irisgate.snapshot import Snapshot
 
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
@@ -121,7 +122,8 @@ class Gateway:
                 self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """identify → authorize → classify → route → upstream request."""
+        """identify → authorize → classify → route → quota → pre-request hooks → upstream
+        request."""
         record, fmt = ex.record, ex.op.format
         snapshot = self.runtime.snapshot
         record.config_version = snapshot.version
@@ -154,20 +156,7 @@ class Gateway:
             body=parsed,
             body_size=len(body),
         )
-        ex.hooks = self.runtime.hooks.plan(snapshot, access, route.fqn)
-        modified = False
-        if ex.hooks is not None:
-            ex.url = _url(scope, ex.headers)
-            ex.estimate = (
-                ex.admission.estimate
-                if ex.admission is not None
-                else self.runtime.quotas.estimate(
-                    snapshot, route, fmt.cost_basis, parsed, len(body)
-                )
-            )
-            if ex.hooks.pre:
-                call = self._hook_call(ex)
-                parsed, modified = await self.runtime.hooks.before(ex.hooks, call, parsed)
+        parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = route.qualified or ex.chunk_filter is not None or modified
@@ -183,6 +172,25 @@ class Gateway:
         )
         record.request_headers = redact(upstream_headers)
         record.request_body = out_body
+
+    async def _pre_hooks(
+        self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Plan the request's hooks and run its pre-request chain: (body, modified)."""
+        assert ex.route is not None
+        fmt = ex.op.format
+        ex.hooks = self.runtime.hooks.plan(snapshot, ex.access, ex.route.fqn)
+        if ex.hooks is None:
+            return parsed, False
+        ex.url = _url(scope, ex.headers)
+        ex.estimate = (
+            ex.admission.estimate
+            if ex.admission is not None
+            else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
+        )
+        if not ex.hooks.pre:
+            return parsed, False
+        return await self.runtime.hooks.before(ex.hooks, self._hook_call(ex), parsed)
 
     def _hook_call(self, ex: Exchange) -> HookCall:
         assert ex.identity is not None

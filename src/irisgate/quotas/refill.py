@@ -27,13 +27,3 @@ def refilled(
     if credit <= 0:
         return total, since
     return min(capacity, total + credit), now
-
-
-def seconds_until_positive(deficit: int, rate: int, period_s: int) -> int | None:
-    """Whole seconds until refill lifts a balance of `-deficit` above 0; None: never."""
-    if deficit < 0:
-        return 0
-    if rate <= 0:
-        return None
-    needed = deficit + 1
-    return max(1, -(-needed * period_s // rate))
