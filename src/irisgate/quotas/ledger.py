@@ -138,6 +138,7 @@ class Ledger:
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._keep())
@@ -145,9 +146,11 @@ class Ledger:
     async def stop(self) -> None:
         """Report all spending and give every lease back (the SIGTERM path)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # let the upkeep loop finish its round: a sync cancelled half-way could leave it
+            # unknown whether the database counted the spending it reported
+            self._stopping = True
+            self._wake.set()
+            await self._task
         for bucket in list(self._buckets.values()):
             if bucket.syncing is not None:
                 with contextlib.suppress(Exception):
@@ -303,10 +306,12 @@ class Ledger:
 
     async def _keep(self) -> None:
         """Report spending, keep leases topped up and renewed, give idle ones back."""
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self._keep_once(time.monotonic())
             except Exception:  # keep going: the next round retries what failed
