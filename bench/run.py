@@ -1,12 +1,14 @@
 """irisgate benchmark: added latency, throughput, CPU and memory next to the upstream alone.
 
-    .venv/bin/python bench/run.py [--duration SECONDS | --quick] [--json FILE]
+    .venv/bin/python bench/run.py [--duration SECONDS | --quick] [--json FILE] [--mode MODE]
 
 Starts a fast fake LLM upstream (its own process), a fake tailscaled LocalAPI (so identity is
 resolved by WhoIs, then cached) and one irisgate process with grants and capture (SQLite) on.
 Every scenario (plain chat completion and 20-event stream, at 1 and 32 connections) is run with
 wrk against the upstream directly, then through irisgate. irisgate is pinned to CPU 0; the
-upstream, wrk and this script to CPU 1, for the baseline too. See bench/README.md.
+upstream, wrk and this script to CPU 1, for the baseline too. `--mode quota` adds a quota
+bucket to the grant (checked and debited on every request), `--mode hook` one pre-request
+hook that allows everything (a fast aiohttp server on CPU 1). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -55,8 +57,25 @@ CONFIG = """{
   "providers": {"fake": {"baseurl": "%s", "apikey": "sk-bench-upstream",
                          "models": ["%s"], "compatibility": {"openai_chat": true}}},
   "grants": [{"src": ["*"], "app": {"tailscale.com/cap/aperture": [
-    {"role": "user"}, {"models": "fake/*"}]}}],
+    {"role": "user"}, {"models": "fake/*"%s}]}}],%s
 }"""
+MODES = ("core", "quota", "hook")
+#: a bucket that never runs dry during a run: every request is checked, reserved and debited
+QUOTA = """
+  "quotas": {"bench:<user>": {"capacity": "$1000000.00", "rate": "$1000000.00/hour"}},"""
+HOOK = """
+  "hooks": {"allow": {"url": "%s", "timeout": "5s"}},"""
+
+
+def make_config(mode: str, upstream: str, hook_url: str) -> str:
+    wiring, sections = "", ""
+    if mode == "quota":
+        wiring, sections = ', "quotas": [{"bucket": "bench:<user>"}]', QUOTA
+    elif mode == "hook":
+        wiring = ', "send_hooks": [{"name": "allow", "events": ["pre_request"], '
+        wiring += '"send": ["request_body"]}]'
+        sections = HOOK % hook_url
+    return CONFIG % (upstream, MODEL, wiring, sections)
 
 
 @dataclass(frozen=True)
@@ -128,9 +147,12 @@ def ensure_wrk() -> str:
     return found
 
 
-def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The fake upstream; its output (tracebacks of streams wrk cuts off) goes to `log`."""
-    args = [sys.executable, str(HERE / "upstream.py"), "--port", str(port)]
+def start_upstream(
+    port: int, log: Path, args: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The fake upstream (or `args`, another server on `port`); its output (tracebacks of
+    streams wrk cuts off) goes to `log`."""
+    args = args or [sys.executable, str(HERE / "upstream.py"), "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(pinned(LOAD_CPU, args), stdout=out, stderr=out)
     deadline = time.monotonic() + 20
@@ -215,15 +237,20 @@ def count_recorded(data_dir: Path) -> int:
         return int(db.execute("SELECT count(*) FROM requests").fetchone()[0])
 
 
-def run(tmp: Path, seconds: int) -> Results:
+def run(tmp: Path, seconds: int, mode: str = "core") -> Results:
     """Start everything, warm up, measure every scenario, stop irisgate, count its records."""
     up_port = free_port()
     upstream = start_upstream(up_port, tmp / "upstream.log")
     direct = f"http://127.0.0.1:{up_port}"
+    hook: subprocess.Popen[bytes] | None = None
+    hook_port = free_port()
+    if mode == "hook":
+        hook_args = [sys.executable, "-m", "irisgate.testing.fake_hook", "--port", str(hook_port)]
+        hook = start_upstream(hook_port, tmp / "hook.log", hook_args)
     localapi = FakeLocalAPI(tmp / "tailscaled.sock")
     localapi.add_user("127.0.0.1", LOGIN, "Bench User")
     gateway = IrisgateServer(
-        CONFIG % (direct, MODEL),
+        make_config(mode, direct, f"http://127.0.0.1:{hook_port}/allow"),
         data_dir=tmp / "data",
         identity="tailscale",
         tailscaled_socket=str(tmp / "tailscaled.sock"),
@@ -263,6 +290,9 @@ def run(tmp: Path, seconds: int) -> Results:
         localapi.stop()
         upstream.terminate()
         upstream.wait()
+        if hook is not None:
+            hook.terminate()
+            hook.wait()
     return res
 
 
@@ -355,13 +385,17 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario (10)")
     parser.add_argument("--quick", action="store_true", help="2 seconds per scenario")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--mode", choices=MODES, default="core", help="core (default), quota or hook"
+    )
     args = parser.parse_args()
     seconds = 2 if args.quick else args.duration
     ensure_wrk()
     if PINNING:
         os.sched_setaffinity(0, {LOAD_CPU})
     with tempfile.TemporaryDirectory(prefix="irisgate-bench-") as tmp:
-        results = run(Path(tmp), seconds)
+        results = run(Path(tmp), seconds, args.mode)
+    print(f"mode: {args.mode}")
     report(results, seconds, args.json)
     return 0
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
+from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api import ui_routes
 from irisgate.api.auth import ApiError
@@ -56,6 +57,7 @@ def build_app(settings: Settings) -> ASGIApp:
         routes=[
             *api_routes.routes,
             *connector_routes.routes,
+            *quota_routes.routes,
             *ui_routes.routes,
             Route("/v1/models", list_models),
         ],

@@ -35,21 +35,29 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(args)
 
 
-def _config_check(path: Path) -> int:
-    from irisgate.config.check import check_text, format_issues
+def _config_check(path: Path, *, serving: bool = False) -> int:
+    """`config check`; when `serving`, contained errors (invalid quotas, which fail closed
+    at run time) are printed but do not stop the server."""
+    from irisgate.config.check import format_issues
+    from irisgate.config.schema import analyze
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
-    issues = check_text(text, os.environ)
+    analysis = analyze(text, os.environ)
+    issues = analysis.issues
     if issues:
         print(format_issues(str(path), issues), file=sys.stderr)
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+    if analysis.errors or (errors and not serving):
         return 1
+    if serving and errors:
+        print(f"{path}: serving; requests charging an invalid quota get 429", file=sys.stderr)
+        return 0
     print(f"{path}: ok")
     return 0
 
@@ -66,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2
-    if settings.config_file is not None and _config_check(settings.config_file) != 0:
+    if settings.config_file is not None and _config_check(settings.config_file, serving=True) != 0:
         return 1
     configure(settings)
     app = build_app(settings)

@@ -15,7 +15,9 @@ import structlog
 
 from irisgate.config.service import ConfigService
 from irisgate.gateway.relay import SKIP_AUTO_HEADERS
+from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
+from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database, open_database
@@ -36,6 +38,8 @@ class Runtime:
         self._writer: BatchWriter | None = None
         self._config: ConfigService | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._quotas: QuotaGate | None = None
+        self.hooks = HookRunner(lambda: self.http)
 
     @property
     def db(self) -> Database:
@@ -56,6 +60,11 @@ class Runtime:
     def config(self) -> ConfigService:
         assert self._config is not None, "runtime not started"
         return self._config
+
+    @property
+    def quotas(self) -> QuotaGate:
+        assert self._quotas is not None, "runtime not started"
+        return self._quotas
 
     @property
     def snapshot(self) -> Snapshot:
@@ -81,6 +90,9 @@ class Runtime:
         )
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()
+        self._quotas = QuotaGate(self._db)
+        self._quotas.start()
+        self.hooks.start()
         # genai-prices loads its price table on first use (~0.4 s): not on a user's request
         await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
         # Everything loaded so far (price table, modules, config) lives as long as the process:
@@ -105,7 +117,11 @@ class Runtime:
             task.add_done_callback(self._pending.discard)
 
     async def stop(self) -> None:
-        """Graceful stop: finish queued records, then close everything."""
+        """Graceful stop: report quota spending, finish queued records and hook events, then
+        close everything."""
+        if self._quotas is not None:
+            await self._quotas.stop()
+        await self.hooks.stop()
         if self._writer is not None:
             # draining makes room, so records still waiting for room get in too
             await asyncio.gather(

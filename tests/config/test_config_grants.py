@@ -64,6 +64,16 @@ def only_grant_capabilities(analysis: Analysis) -> tuple[Capability, ...]:
         ),
         ('{"quotas": [{}]}', f"{CAP}[0].quotas[0].bucket", "is required"),
         (
+            '{"quotas": [{"bucket": "daily:<user>", "overdraft": ["team-extra", "daily:<user>"]}]}',
+            f"{CAP}[0].quotas[0].overdraft[1]",
+            '"daily:<user>" appears twice in this overdraft chain',
+        ),
+        (
+            '{"quotas": [{"bucket": "daily:<user>", "overdraft": "team-extra"}]}',
+            f"{CAP}[0].quotas[0].overdraft",
+            "must be a list",
+        ),
+        (
             '{"quotas": [{"bucket": "daily:<user>", "overdraft": ["team-extra", "org"]}]}',
             f"{CAP}[0].quotas[0].overdraft[1]",
             '"org" is not defined in quotas',
@@ -105,10 +115,11 @@ def test_capability_errors(
 ) -> None:
     text = grant_config('{"role": "user"}', capability).replace('        {"role": "user"},\n', "")
     analysis = check(text)
-    assert analysis.config is None
-    issue = issue_at(analysis.errors, path)
+    issue = issue_at([*analysis.errors, *analysis.contained], path)
     assert message in issue.message
     assert issue.line == line_with(text, capability)
+    # an undefined bucket only fails the requests that charge it; everything else is fatal
+    assert (analysis.config is not None) == ("is not defined in quotas" in message)
 
 
 @pytest.mark.parametrize(
@@ -264,13 +275,16 @@ def test_errors_across_sections_are_reported_together(check: Check) -> None:
         '  "auto_cost_basis": "yes",\n'
         "}\n"
     )
-    errors = check(text).errors
-    assert [(issue.line, issue.path) for issue in errors] == [
+    analysis = check(text)
+    assert [(issue.line, issue.path) for issue in analysis.errors] == [
         (2, "providers.p.baseurl"),
         (4, f"{CAP}[0].role"),
+        (6, "auto_cost_basis"),
+    ]
+    # quota problems are contained: listed (config check fails) but only quotas fail closed
+    assert [(issue.line, issue.path) for issue in analysis.contained] == [
         (4, f"{CAP}[0].quotas[0].bucket"),
         (5, "quotas.q.capacity"),
-        (6, "auto_cost_basis"),
     ]
 
 

@@ -107,6 +107,12 @@ def assert_error(
             '"on_exceed"',
             '"throttle" is not one of: reject',
         ),
+        (
+            '{"q": {"capacity": "$1", "rate": "$1/day",\n "default_estimate": "cheap"}}',
+            "quotas.q.default_estimate",
+            '"default_estimate"',
+            '"cheap" is not a dollar amount like "$10.00"',
+        ),
         ('["daily"]', "quotas", '"quotas"', "must be an object, not a list"),
     ],
 )
@@ -119,15 +125,28 @@ def test_quota_errors(
     needle: str,
     message: str,
 ) -> None:
+    """Every problem is reported (and fails `config check`); an invalid quota is *contained*:
+    the config still loads, and the bucket is listed as broken so requests charging it get
+    429 (fail closed) while everything else keeps working."""
     text = section_config("quotas", body)
-    assert_error(check, issue_at, line_with, text, path, needle, message)
+    analysis = check(text)
+    issue = issue_at([*analysis.errors, *analysis.contained], path)
+    assert message in issue.message, issue
+    assert issue.line == line_with(text, needle)
+    assert issue.severity == "error"
+    if issue in analysis.contained:
+        assert analysis.config is not None
+        assert analysis.config.quotas == {}
+        assert message in next(iter(analysis.config.broken_quotas.values()))
+    else:
+        assert analysis.config is None
 
 
 def test_quotas_are_converted(check: Check) -> None:
     body = (
         '{"daily:<user>": {"capacity": "$10.00", "rate": "$5.00/day", "on_exceed": "reject"},\n'
         ' "per-node:<node>:<user>": {"capacity": "$0.5", "rate": "$1.25/hour"},\n'
-        ' "team": {"capacity": "$500", "rate": "$500.00/month"},\n'
+        ' "team": {"capacity": "$500", "rate": "$500.00/month", "default_estimate": "$0.25"},\n'
         ' "burst": {"capacity": "$1", "rate": "$0.10/min"},\n'
         ' "weekly": {"capacity": "$1", "rate": "$0/week"}}'
     )
@@ -146,6 +165,8 @@ def test_quotas_are_converted(check: Check) -> None:
     assert quotas["per-node:<node>:<user>"].capacity_nanodollars == 500_000_000
     assert quotas["per-node:<node>:<user>"].rate_period_seconds == 3600
     assert quotas["team"].rate_period_seconds == 30 * 86_400
+    assert quotas["team"].default_estimate_nanodollars == 250_000_000
+    assert quotas["daily:<user>"].default_estimate_nanodollars == 10_000_000  # "$0.01"
     assert quotas["burst"].rate_period_seconds == 60
     assert quotas["weekly"].rate_nanodollars == 0
     assert quotas["weekly"].rate_period_seconds == 7 * 86_400

@@ -155,6 +155,9 @@ class Quota:
     rate_text: str  # as written, e.g. "$5.00/day"
     capacity_text: str
     on_exceed: str = "reject"
+    #: reserved at admission when a request's cost cannot be estimated (no output limit or
+    #: no price): irisgate's `default_estimate`, "$0.01" unless the file says otherwise
+    default_estimate_nanodollars: int = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,9 @@ class Config:
     providers: Mapping[str, Provider]
     grants: tuple[Grant, ...]
     quotas: Mapping[str, Quota] = field(default_factory=dict)
+    #: bucket templates defined in the file but invalid -> why; requests that would charge
+    #: them are refused (fail closed) while the rest of the config keeps working
+    broken_quotas: Mapping[str, str] = field(default_factory=dict)
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     s3_exporter: S3Exporter | None = None
     connectors: Mapping[str, Connector] = field(default_factory=dict)

@@ -79,9 +79,15 @@ class IssueLog:
         self.document = document
         self.errors: list[ConfigIssue] = []
         self.warnings: list[ConfigIssue] = []
+        #: errors the config can still run with, because only what they affect fails closed
+        #: (an invalid quota refuses the requests it would charge); `config check` lists them
+        self.contained: list[ConfigIssue] = []
 
     def error(self, path: KeyPath, message: str) -> None:
         self.errors.append(ConfigIssue(render_path(path), message, self.line(path), "error"))
+
+    def contain(self, path: KeyPath, message: str) -> None:
+        self.contained.append(ConfigIssue(render_path(path), message, self.line(path), "error"))
 
     def warn(self, path: KeyPath, message: str) -> None:
         self.warnings.append(ConfigIssue(render_path(path), message, self.line(path), "warning"))

@@ -48,15 +48,18 @@ class Analysis:
     config: Config | None
     errors: list[ConfigIssue] = field(default_factory=list)
     warnings: list[ConfigIssue] = field(default_factory=list)
+    #: errors that leave the config usable: what they affect fails closed (invalid quotas)
+    contained: list[ConfigIssue] = field(default_factory=list)
 
     @property
     def issues(self) -> list[ConfigIssue]:
         """Errors and warnings together, in file order (issues without a line last)."""
-        return sort_issues([*self.errors, *self.warnings])
+        return sort_issues([*self.errors, *self.contained, *self.warnings])
 
 
 def build_config(text: str, env: Mapping[str, str]) -> tuple[Config, list[ConfigIssue]]:
-    """Parse and validate `text`; return the Config and its warnings.
+    """Parse and validate `text`; return the Config and its warnings (contained errors too:
+    an invalid quota is reported but only the requests it would charge are refused).
 
     `env` resolves `env:NAME` secrets (settings pass the process environment in). Raises
     `ConfigError` carrying every error, a HuJSON syntax error included (as one issue at its
@@ -65,7 +68,7 @@ def build_config(text: str, env: Mapping[str, str]) -> tuple[Config, list[Config
     analysis = analyze(text, env)
     if analysis.config is None:
         raise ConfigError(analysis.errors)
-    return analysis.config, analysis.warnings
+    return analysis.config, sort_issues([*analysis.contained, *analysis.warnings])
 
 
 def analyze(text: str, env: Mapping[str, str]) -> Analysis:
@@ -84,6 +87,7 @@ def analyze(text: str, env: Mapping[str, str]) -> Analysis:
         config=None if errors else config,
         errors=errors,
         warnings=sort_issues(log.warnings),
+        contained=sort_issues(log.contained),
     )
 
 
@@ -101,7 +105,7 @@ def _read_config(root: Section, env: Mapping[str, str]) -> Config:
     root.check_keys(TOP_LEVEL_KEYS)
     names = Names(quotas=_names(root.data, "quotas"), hooks=_names(root.data, "hooks"))
     providers = read_providers(root, env)
-    quotas = read_quotas(root)
+    quotas, broken_quotas = read_quotas(root)
     hooks = read_hooks(root, env)
     grants = read_grants(root.log, root, names) + read_temp_grants(root.log, root, names)
     s3_exporter = read_s3_exporter(root, env)
@@ -111,6 +115,7 @@ def _read_config(root: Section, env: Mapping[str, str]) -> Config:
         providers=providers,
         grants=tuple(grants),
         quotas=quotas,
+        broken_quotas=broken_quotas,
         hooks=hooks,
         s3_exporter=s3_exporter,
         connectors=connectors,

@@ -191,6 +191,11 @@ def _quota_refs(section: Section, defined: Collection[str] | None) -> tuple[Quot
         overdraft = item.texts("overdraft")
         for index, name in enumerate(overdraft):
             _require_defined(item, ("overdraft", index), name, defined, "quotas")
+            if name == bucket or name in overdraft[:index]:
+                item.log.error(
+                    (*item.at("overdraft"), index),
+                    f'"{name}" appears twice in this overdraft chain (each bucket once)',
+                )
         if bucket is not None:
             refs.append(QuotaRef(bucket=bucket, overdraft=overdraft))
     return tuple(refs)
@@ -226,9 +231,11 @@ def _require_defined(
     if defined is None or name in defined:
         return
     known = ", ".join(sorted(defined)) or "none"
-    section.log.error(
-        (*section.path, *key), f'"{name}" is not defined in {where} (defined: {known})'
-    )
+    message = f'"{name}" is not defined in {where} (defined: {known})'
+    if where == "quotas":  # the grant still works; requests charging the bucket get 429
+        section.log.contain((*section.path, *key), f"{message}; requests charging it get 429")
+    else:
+        section.log.error((*section.path, *key), message)
 
 
 def read_temp_grants(log: IssueLog, root: Section, names: Names) -> list[Grant]:

@@ -20,7 +20,7 @@ from irisgate.config.model import (
     S3Exporter,
     Secret,
 )
-from irisgate.config.reader import Section, parse_header_line
+from irisgate.config.reader import IssueLog, Section, parse_header_line
 from irisgate.config.secrets import unresolved_reason
 from irisgate.config.units import (
     parse_days_or_duration,
@@ -43,19 +43,31 @@ _TEMPLATE_VARIABLE = re.compile(r"<[^<>]*>")
 # --- quotas -------------------------------------------------------------------------------
 
 
-def read_quotas(root: Section) -> dict[str, Quota]:
-    """The `quotas` map: bucket template -> Quota. Any invalid quota is an error."""
+def read_quotas(root: Section) -> tuple[dict[str, Quota], dict[str, str]]:
+    """The `quotas` map: (bucket template -> Quota, bucket template -> why it is invalid).
+
+    An invalid quota does not make the whole config unusable: its problems are logged as
+    contained errors (`config check` still fails on them) and the requests that would charge
+    it are refused with 429 naming it (fail closed, reference §5.3).
+    """
     section = root.child("quotas")
     if section is None:
-        return {}
+        return {}, {}
     quotas: dict[str, Quota] = {}
+    broken: dict[str, str] = {}
     for template, value in section.items():
-        template_ok = _check_template(section, template)
-        quota_section = Section.of(root.log, section.at(template), value)
+        own = IssueLog(root.log.document)
+        own_section = Section(own, section.path, section.data)
+        template_ok = _check_template(own_section, template)
+        quota_section = Section.of(own, section.at(template), value)
         quota = _quota(template, quota_section) if quota_section is not None else None
-        if quota is not None and template_ok:
+        root.log.warnings.extend(own.warnings)
+        root.log.contained.extend(own.errors)
+        if quota is not None and template_ok and not own.errors:
             quotas[template] = quota
-    return quotas
+        elif own.errors:
+            broken[template] = "; ".join(f"{i.path}: {i.message}" for i in own.errors)
+    return quotas, broken
 
 
 def _check_template(section: Section, template: str) -> bool:
@@ -79,7 +91,7 @@ def _check_template(section: Section, template: str) -> bool:
 
 
 def _quota(template: str, section: Section) -> Quota | None:
-    section.check_keys(("capacity", "rate", "on_exceed"))
+    section.check_keys(("capacity", "rate", "on_exceed", "default_estimate"))
     capacity_text = section.required_text("capacity", 'a dollar amount like "$10.00"')
     rate_text = section.required_text("rate", 'a rate like "$5.00/day"')
     section.choice("on_exceed", ("reject",), "reject")
@@ -88,7 +100,11 @@ def _quota(template: str, section: Section) -> Quota | None:
         section.error("capacity", f'must be more than $0, not "{capacity_text}"')
         capacity = None
     rate = _parsed(section, "rate", rate_text, parse_rate)
+    estimate_text = section.text("default_estimate", "$0.01")
+    estimate = _parsed(section, "default_estimate", estimate_text, parse_dollars)
     if capacity is None or rate is None or capacity_text is None or rate_text is None:
+        return None
+    if estimate is None:
         return None
     return Quota(
         template=template,
@@ -98,6 +114,7 @@ def _quota(template: str, section: Section) -> Quota | None:
         rate_text=rate_text,
         capacity_text=capacity_text,
         on_exceed="reject",
+        default_estimate_nanodollars=estimate,
     )
 
 

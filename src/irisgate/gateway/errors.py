@@ -14,6 +14,7 @@ ErrorKind = Literal[
     "not_found",  # 404: unknown model
     "too_large",  # 413
     "rate_limit",  # 429
+    "blocked",  # a guardrail hook refused the request (status chosen by the hook)
     "upstream",  # 502: upstream unreachable or broke the connection
     "timeout",  # 504: upstream did not answer in time
     "unavailable",  # 503
@@ -26,6 +27,7 @@ STATUS_OF: dict[ErrorKind, int] = {
     "not_found": 404,
     "too_large": 413,
     "rate_limit": 429,
+    "blocked": 403,
     "upstream": 502,
     "timeout": 504,
     "unavailable": 503,
@@ -42,10 +44,11 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
-        self.status = STATUS_OF[kind]
+        self.status = status or STATUS_OF[kind]
         self.message = message
         self.code = code
         self.param = param

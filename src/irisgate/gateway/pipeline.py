@@ -1,7 +1,9 @@
 """The gateway request path, in order. This module is the only place that states the order:
 
     read body → identify → authorize (role) → classify (format, model) → route (grants)
-      → build upstream request → relay (stream back, tee) → usage + cost → capture record
+      → quota check (reserve) → pre-request hooks → build upstream request
+      → relay (stream back, tee) → usage + cost → quota settle → capture record
+      → post-response hooks
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -25,12 +27,16 @@ from irisgate.gateway.formats.base import ChunkFilter, Operation
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
-from irisgate.identity import IdentityRefused
+from irisgate.grants import Access
+from irisgate.hooks.plan import HookCall, HookPlan
+from irisgate.identity import Identity, IdentityRefused
+from irisgate.quotas.gate import Admission
 from irisgate.telemetry.record import RequestRecord
 from irisgate.usage.sessions import session_id
 
 if TYPE_CHECKING:
     from irisgate.runtime import Runtime
+    from irisgate.snapshot import Snapshot
 
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
@@ -61,6 +67,12 @@ class Exchange:
     route: Route | None = None
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
+    identity: Identity | None = None
+    access: Access | None = None
+    admission: Admission | None = None
+    hooks: HookPlan | None = None
+    url: str = ""
+    estimate: int | None = None  # nanodollars, for hooks
 
 
 class Gateway:
@@ -102,11 +114,16 @@ class Gateway:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
             if record.cost_nanodollars is None and record.usage.is_empty():
                 record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
+            if ex.admission is not None:
+                self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
             if record.login_name:
                 self.runtime.record(record)
+            if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
+                self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """identify → authorize → classify → route → upstream request."""
+        """identify → authorize → classify → route → quota → pre-request hooks → upstream
+        request."""
         record, fmt = ex.record, ex.op.format
         snapshot = self.runtime.snapshot
         record.config_version = snapshot.version
@@ -128,9 +145,21 @@ class Gateway:
         record.model, record.provider = route.model, route.provider.id
         if route.qualified:
             parsed["model"] = route.model
+        ex.identity, ex.access = identity, access
+        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+        ex.admission = await self.runtime.quotas.admit(
+            snapshot,
+            access=access,
+            identity=identity,
+            route=route,
+            format_basis=fmt.cost_basis,
+            body=parsed,
+            body_size=len(body),
+        )
+        parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
-        rewritten = route.qualified or ex.chunk_filter is not None
+        rewritten = route.qualified or ex.chunk_filter is not None or modified
         out_body = orjson.dumps(parsed) if rewritten else body
         upstream_headers = build_headers(
             route.provider, ex.headers, access.add_headers_for(route.fqn)
@@ -143,7 +172,31 @@ class Gateway:
         )
         record.request_headers = redact(upstream_headers)
         record.request_body = out_body
-        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+
+    async def _pre_hooks(
+        self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Plan the request's hooks and run its pre-request chain: (body, modified)."""
+        assert ex.route is not None
+        fmt = ex.op.format
+        ex.hooks = self.runtime.hooks.plan(snapshot, ex.access, ex.route.fqn)
+        if ex.hooks is None:
+            return parsed, False
+        ex.url = _url(scope, ex.headers)
+        ex.estimate = (
+            ex.admission.estimate
+            if ex.admission is not None
+            else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
+        )
+        if not ex.hooks.pre:
+            return parsed, False
+        return await self.runtime.hooks.before(ex.hooks, self._hook_call(ex), parsed)
+
+    def _hook_call(self, ex: Exchange) -> HookCall:
+        assert ex.identity is not None
+        assert ex.access is not None
+        quotas = self.runtime.quotas.describe(ex.admission)
+        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate)
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""
@@ -222,6 +275,11 @@ async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _url(scope: Scope, headers: dict[str, str]) -> str:
+    host = headers.get("host") or "localhost"
+    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:

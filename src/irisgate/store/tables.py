@@ -254,3 +254,41 @@ sessions = Table(
 )
 Index("ix_sessions_last_at", sessions.c.last_at)
 Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)
+# Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances
+# lease slices of `balance_nanodollars` (the part outside every lease) into `quota_leases`
+# and spend them locally; `quota_changes` records every manual change (who, when, what).
+quota_buckets = Table(
+    "quota_buckets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("balance_nanodollars", BigInteger, nullable=False),
+    Column("capacity_nanodollars", BigInteger, nullable=False),
+    Column("refilled_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+quota_leases = Table(
+    "quota_leases",
+    metadata,
+    Column("bucket", Text, ForeignKey("quota_buckets.name", ondelete="CASCADE"), nullable=False),
+    Column("instance", Text, nullable=False),
+    Column("held_nanodollars", BigInteger, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("bucket", "instance", name="pk_quota_leases"),
+)
+
+quota_changes = Table(
+    "quota_changes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("bucket", Text, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("amount_nanodollars", BigInteger, nullable=False),
+    Column("balance_before_nanodollars", BigInteger, nullable=False),
+    Column("balance_after_nanodollars", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("ix_quota_changes_bucket", quota_changes.c.bucket, quota_changes.c.changed_at)

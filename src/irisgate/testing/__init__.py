@@ -5,6 +5,7 @@
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
 - `McpToolServer`: a real MCP server (the `mcp` SDK) that checks the credential it receives.
 - `FakeHttpApi`: an HTTP API that records requests, for HTTP connectors.
+- `FakeHook`: guardrail webhooks (allow / block / modify / slow / failing) per path.
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
@@ -16,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from irisgate.testing.fake_hook import FakeHook
     from irisgate.testing.fake_http_api import FakeHttpApi
     from irisgate.testing.fake_llm import FakeLLM
     from irisgate.testing.fake_localapi import FakeLocalAPI
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
     "FakeLLM": "fake_llm",
+    "FakeHook": "fake_hook",
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
@@ -44,6 +47,7 @@ _HOMES = {
 
 __all__ = [
     "CALL_TOOL_TRIGGER",
+    "FakeHook",
     "FakeHttpApi",
     "FakeLLM",
     "FakeLocalAPI",

@@ -1,0 +1,10 @@
+"""Budgets that hold: token buckets in dollars, enforced before the upstream call.
+
+- `charges`: which buckets (and overdraft chains) a request charges.
+- `estimate`: what a request may cost, reserved at admission.
+- `ledger`: balances in memory, leased from the database, settled after the answer.
+- `gate`: the pipeline stage built from the above.
+- `refill`, `amounts`: the arithmetic of refill and of dollar amounts at the API.
+
+The database side (rows, leases, the audit log) is `irisgate.store.balances`.
+"""

@@ -1,0 +1,73 @@
+"""Which buckets one request charges (reference §5.2-5.4).
+
+Every capability that applies to the request's model (unscoped, or its `models` glob
+matches) contributes its `quotas` references. Each reference is a *chain*: the bucket itself,
+then its `overdraft` buckets in order. Chains are charged in parallel (each the full cost);
+within a chain the cost goes to the first bucket while it has money, the rest to the next.
+Templates are expanded with the caller's login name (`<user>`) and node id (`<node>`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from irisgate.config.model import Config, Quota
+from irisgate.grants import Access
+from irisgate.identity import Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One bucket of a chain: its expanded name and its quota (None when invalid)."""
+
+    name: str
+    template: str
+    quota: Quota | None
+    problem: str = ""  # why the quota is unusable, when it is
+
+
+Chain = tuple[Link, ...]
+
+
+def expand(template: str, identity: Identity) -> str:
+    return template.replace("<user>", identity.login_name).replace("<node>", identity.node_id)
+
+
+def charges_for(config: Config, access: Access, identity: Identity, fqn: str) -> tuple[Chain, ...]:
+    """The chains a request for `fqn` by `identity` charges; () when no quota applies."""
+    chains: list[Chain] = []
+    for capability in access.scoped(fqn):
+        for ref in capability.quotas:
+            chain = tuple(_link(config, t, identity) for t in (ref.bucket, *ref.overdraft))
+            if chain not in chains:
+                chains.append(chain)
+    return tuple(chains)
+
+
+def template_of(config: Config, name: str) -> str | None:
+    """The template of `config.quotas` a concrete bucket name was expanded from, if any."""
+    if name in config.quotas:
+        return name
+    for template in config.quotas:
+        if _template_pattern(template).fullmatch(name):
+            return template
+    return None
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(<user>|<node>)", template)
+    return re.compile("".join(".+" if p in ("<user>", "<node>") else re.escape(p) for p in parts))
+
+
+def _link(config: Config, template: str, identity: Identity) -> Link:
+    name = expand(template, identity)
+    quota = config.quotas.get(template)
+    if quota is not None:
+        return Link(name, template, quota)
+    problem = config.broken_quotas.get(template)
+    if problem is None:
+        problem = f'bucket "{template}" is not defined in quotas'
+    if "<node>" in template and not identity.node_id:
+        problem = f'bucket "{template}" needs a node id and this caller has none'
+    return Link(name, template, None, problem)

@@ -1,0 +1,98 @@
+"""The quota stage of the gateway: charges, estimate, admission, settlement.
+
+The pipeline calls `admit` after routing (a 429 in the caller's format when refused) and
+`settle` once the cost is known; everything else lives in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.routing import Route
+from irisgate.grants import Access
+from irisgate.identity import Identity
+from irisgate.quotas.charges import Chain, charges_for
+from irisgate.quotas.estimate import estimate
+from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reservation
+from irisgate.snapshot import Snapshot
+from irisgate.store.database import Database
+
+
+@dataclass(slots=True)
+class Admission:
+    chains: tuple[Chain, ...]
+    reservation: Reservation
+    estimate: int | None
+
+
+class QuotaGate:
+    def __init__(self, db: Database) -> None:
+        self.ledger = Ledger(db)
+
+    def start(self) -> None:
+        self.ledger.start()
+
+    async def stop(self) -> None:
+        await self.ledger.stop()
+
+    async def admit(
+        self,
+        snapshot: Snapshot,
+        *,
+        access: Access,
+        identity: Identity,
+        route: Route,
+        format_basis: str,
+        body: dict[str, Any],
+        body_size: int,
+    ) -> Admission | None:
+        """Reserve the request's estimate in every bucket it charges; None when none applies."""
+        chains = charges_for(snapshot.config, access, identity, route.fqn)
+        if not chains:
+            return None
+        guess = self.estimate(snapshot, route, format_basis, body, body_size)
+        try:
+            reservation = await self.ledger.admit(chains, guess)
+        except QuotaRefused as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+            raise GatewayError("rate_limit", exc.message, headers=headers) from None
+        except QuotaUnavailable as exc:
+            raise GatewayError("unavailable", str(exc)) from None
+        return Admission(chains, reservation, guess)
+
+    @staticmethod
+    def estimate(
+        snapshot: Snapshot, route: Route, format_basis: str, body: dict[str, Any], body_size: int
+    ) -> int | None:
+        """What the request may cost at most (see `quotas.estimate`); None when unknown."""
+        return estimate(
+            snapshot.pricer,
+            provider=route.provider,
+            format_basis=format_basis,
+            model=route.model,
+            body=body,
+            body_size=body_size,
+        )
+
+    def settle(self, admission: Admission, cost: int | None) -> None:
+        """Charge the recorded cost (an unpriced request costs nothing: its cost is None)."""
+        self.ledger.settle(admission.reservation, cost or 0)
+
+    def describe(self, admission: Admission | None) -> dict[str, dict[str, Any]]:
+        """The hook metadata `quotas` block: bucket -> current, capacity (nanodollars), rate."""
+        if admission is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for chain in admission.chains:
+            for link in chain:
+                bucket = self.ledger.known(link.name)
+                if bucket is None or link.quota is None:
+                    continue
+                out[link.name] = {
+                    "current": bucket.balance,
+                    "capacity": link.quota.capacity_nanodollars,
+                    "rate": link.quota.rate_text,
+                }
+        return out

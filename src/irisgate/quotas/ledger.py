@@ -1,0 +1,353 @@
+"""Quota balances in memory: admission with reservation, settlement, and the leases behind.
+
+The request path never waits for the database in steady state. Each bucket this instance
+uses holds a *lease*: a slice of the bucket's money taken from the database row (see
+`irisgate.store.balances`). Admission and settlement are arithmetic on the lease:
+
+    remaining = held (leased) - spent (settled, not yet reported) - reserved (in flight)
+
+- admit: every chain the request charges must have remaining > 0 (summed over the chain);
+  then the estimate is reserved. Checks and reservation run without an `await` between
+  them, so concurrent requests see each other's reservations.
+- settle: the reservation is released and the actual cost added to `spent`.
+- a background task reports `spent` and tops the lease up (or gives it back when the bucket
+  goes idle) in one short transaction per bucket, every `FLUSH_SECONDS` while money moves and
+  at once when a lease runs low; on shutdown every lease is returned and all spending reported.
+
+Only a bucket this instance has never leased, or whose lease ran dry before the background
+top-up, costs the request a database round trip (shared by all requests waiting for it).
+
+Overshoot bound: a request is admitted while `remaining > 0` and reserves its estimate, so an
+instance can spend beyond the money it leased by at most one request's estimate, plus what
+in-flight requests cost beyond their estimates. With N instances the bucket overshoots by at
+most N * (largest estimate) when estimates hold. Money leased to one instance is invisible to
+the others, so a bucket can refuse while another instance still holds up to one lease
+(capacity / `LEASE_DIVISOR` plus what its in-flight requests reserve) of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+
+import structlog
+
+from irisgate.config.model import Quota
+from irisgate.quotas.amounts import dollars
+from irisgate.quotas.charges import Chain
+from irisgate.store import balances
+from irisgate.store.balances import BucketRow, BucketSpec
+from irisgate.store.database import Database
+
+log = structlog.get_logger("irisgate.quotas")
+
+#: a lease is this fraction of the bucket's capacity (plus what is reserved in flight)
+LEASE_DIVISOR = 10
+#: how often settled spending is reported while a bucket is in use
+FLUSH_SECONDS = 0.25
+#: a bucket unused this long gives its lease back
+IDLE_SECONDS = 15.0
+#: leases are renewed well inside balances.LEASE_TTL
+RENEW_SECONDS = 10.0
+#: an exhausted bucket asks the database again at most this often
+DRY_RECHECK_SECONDS = 1.0
+
+
+class QuotaRefused(Exception):
+    """The request may not run: a bucket is exhausted or invalid. `str()` is for the caller."""
+
+    def __init__(self, message: str, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class QuotaUnavailable(Exception):
+    """The balance of a bucket cannot be learned: the database did not answer."""
+
+
+@dataclass(slots=True)
+class Bucket:
+    """This instance's view of one bucket."""
+
+    spec: BucketSpec
+    quota: Quota
+    held: int = 0
+    spent: int = 0
+    reserved: int = 0
+    unleased: int = 0  # the database's money outside every lease, at the last sync
+    total: int = 0  # the bucket's whole balance at the last sync
+    synced: bool = False
+    synced_at: float = 0.0
+    used_at: float = 0.0
+    dry_until: float = 0.0
+    updated_at: datetime | None = None
+    syncing: asyncio.Task[None] | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.held - self.spent - self.reserved
+
+    @property
+    def balance(self) -> int:
+        """The bucket's balance as this instance knows it (other instances' spending since
+        their last report excepted)."""
+        return self.total - self.spent
+
+    @property
+    def lease_size(self) -> int:
+        return max(1, self.spec.capacity // LEASE_DIVISOR)
+
+
+@dataclass(slots=True)
+class Reservation:
+    parts: list[tuple[list[Bucket], list[int]]] = field(default_factory=list)
+
+
+def _split(buckets: list[Bucket], amount: int) -> list[int]:
+    """`amount` over a chain: each bucket up to what it has left, the last takes the rest."""
+    out: list[int] = []
+    left = amount
+    for bucket in buckets[:-1]:
+        take = min(max(bucket.remaining, 0), left)
+        out.append(take)
+        left -= take
+    out.append(left)
+    return out
+
+
+def retry_after(buckets: list[Bucket]) -> int | None:
+    """Whole seconds until refill makes the chain's combined balance positive; None: never."""
+    deficit = -sum(b.remaining + min(b.unleased, 0) for b in buckets)
+    rate = sum((Fraction(b.spec.rate, b.spec.period_s) for b in buckets), Fraction(0))
+    if rate <= 0:
+        return None
+    return max(1, math.ceil((deficit + 1) / rate))
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.instance = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+        self._buckets: dict[str, Bucket] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._keep())
+
+    async def stop(self) -> None:
+        """Report all spending and give every lease back (the SIGTERM path)."""
+        if self._task is not None:
+            # let the upkeep loop finish its round: a sync cancelled half-way could leave it
+            # unknown whether the database counted the spending it reported
+            self._stopping = True
+            self._wake.set()
+            await self._task
+        for bucket in list(self._buckets.values()):
+            if bucket.syncing is not None:
+                with contextlib.suppress(Exception):
+                    await bucket.syncing
+            if not (bucket.held or bucket.spent):
+                continue
+            for attempt in range(3):
+                try:
+                    await self._sync(bucket, want=0)
+                    break
+                except Exception:  # retried, then reported with the amounts
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            else:
+                log.error(
+                    "quota spending could not be reported at shutdown",
+                    bucket=bucket.spec.name,
+                    spent=bucket.spent,
+                    held=bucket.held,
+                )
+
+    def bucket(self, name: str, template: str, quota: Quota) -> Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.quota is not quota:
+            spec = BucketSpec(
+                name,
+                template,
+                quota.capacity_nanodollars,
+                quota.rate_nanodollars,
+                quota.rate_period_seconds,
+            )
+            if bucket is None:
+                bucket = self._buckets[name] = Bucket(spec, quota)
+            else:  # the config changed: same money, new limits
+                bucket.spec, bucket.quota = spec, quota
+        return bucket
+
+    def known(self, name: str) -> Bucket | None:
+        return self._buckets.get(name)
+
+    async def admit(self, chains: tuple[Chain, ...], estimate: int | None) -> Reservation:
+        """Check every chain and reserve the estimate; raises QuotaRefused / QuotaUnavailable."""
+        now = time.monotonic()
+        resolved: list[list[Bucket]] = []
+        for chain in chains:
+            buckets = []
+            for link in chain:
+                if link.quota is None:
+                    raise QuotaRefused(
+                        f"quota {link.template} is invalid, so requests charging it are "
+                        f"refused: {link.problem}",
+                        None,
+                    )
+                buckets.append(self.bucket(link.name, link.template, link.quota))
+            resolved.append(buckets)
+        stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, now)}
+        if stale:
+            await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
+        for buckets in resolved:
+            if sum(b.remaining for b in buckets) <= 0:
+                names = " + ".join(b.spec.name for b in buckets)
+                wait = retry_after(buckets)
+                when = f"refills in {wait} s" if wait else "does not refill; ask an admin"
+                raise QuotaRefused(
+                    f"quota exceeded: bucket {names} is exhausted "
+                    f"(balance {dollars(sum(b.balance for b in buckets))}); {when}",
+                    wait,
+                )
+        reservation = Reservation()
+        for buckets in resolved:
+            default = buckets[0].quota.default_estimate_nanodollars
+            amount = estimate if estimate is not None else default
+            amounts = _split(buckets, amount)
+            for bucket, part in zip(buckets, amounts, strict=True):
+                bucket.reserved += part
+                bucket.used_at = now
+            reservation.parts.append((buckets, amounts))
+        return reservation
+
+    def settle(self, reservation: Reservation, cost: int) -> None:
+        """Release the reservation and charge the actual cost to every chain."""
+        for buckets, amounts in reservation.parts:
+            for bucket, part in zip(buckets, amounts, strict=True):
+                bucket.reserved -= part
+            for bucket, part in zip(buckets, _split(buckets, cost), strict=True):
+                bucket.spent += part
+                if bucket.remaining < bucket.lease_size // 2:
+                    self._wake.set()
+        reservation.parts = []
+
+    async def adjust(
+        self, name: str, template: str, quota: Quota, *, action: str, amount: int, who: str
+    ) -> BucketRow:
+        """An admin's refill or set; the bucket's next use here learns the new balance."""
+        bucket = self.bucket(name, template, quota)
+        if bucket.syncing is not None or (bucket.synced and bucket.spent):
+            # report what was spent before the change, so a set balance is what it says
+            await self._sync_shared(bucket)
+        row = await balances.adjust(
+            self._db, bucket.spec, action=action, amount=amount, who=who, now=_utcnow()
+        )
+        bucket.dry_until = 0.0
+        bucket.total = row.balance
+        if action == "set":  # the database revoked every lease, this one included
+            bucket.held = 0
+        self._wake.set()
+        log.info("quota balance changed", bucket=name, action=action, amount=amount, by=who)
+        return row
+
+    def _needs_sync(self, bucket: Bucket, now: float) -> bool:
+        return not bucket.synced or (bucket.remaining <= 0 and now >= bucket.dry_until)
+
+    async def _sync_shared(self, bucket: Bucket) -> None:
+        """One sync at a time per bucket; concurrent callers wait for the same one."""
+        task = bucket.syncing
+        if task is None:
+            task = self._start_sync(bucket, bucket.lease_size + bucket.reserved)
+        try:
+            await asyncio.shield(task)
+        except QuotaUnavailable:
+            if not bucket.synced:
+                raise
+
+    def _start_sync(self, bucket: Bucket, want: int) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._sync(bucket, want))
+
+        def done(_: asyncio.Task[None]) -> None:
+            bucket.syncing = None
+
+        bucket.syncing = task
+        task.add_done_callback(done)
+        return task
+
+    async def _sync(self, bucket: Bucket, want: int) -> None:
+        spent = bucket.spent
+        try:
+            result = await balances.sync(
+                self._db,
+                bucket.spec,
+                instance=self.instance,
+                spent=spent,
+                want=want,
+                now=_utcnow(),
+            )
+        except Exception as exc:
+            log.warning("quota sync failed", bucket=bucket.spec.name, error=repr(exc))
+            raise QuotaUnavailable(f"quota store unavailable: {exc.__class__.__name__}") from exc
+        now = time.monotonic()
+        bucket.spent -= spent
+        bucket.held, bucket.unleased, bucket.total = result.held, result.unleased, result.total
+        bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
+        if bucket.remaining <= 0:
+            bucket.dry_until = now + DRY_RECHECK_SECONDS
+
+    async def _keep(self) -> None:
+        """Report spending, keep leases topped up and renewed, give idle ones back."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self._keep_once(time.monotonic())
+            except Exception:  # keep going: the next round retries what failed
+                log.exception("quota upkeep failed")
+
+    async def _keep_once(self, now: float) -> None:
+        for bucket in list(self._buckets.values()):
+            want = self._want(bucket, now)
+            if want is None or bucket.syncing is not None:
+                continue
+            task = self._start_sync(bucket, want)
+            with contextlib.suppress(QuotaUnavailable):
+                await task
+        self._forget_idle(now)
+
+    def _want(self, bucket: Bucket, now: float) -> int | None:
+        """The lease a background sync should ask for now, or None when none is due."""
+        if not bucket.synced:
+            return None
+        idle = now - bucket.used_at > IDLE_SECONDS and bucket.reserved == 0
+        if idle:
+            return 0 if bucket.held or bucket.spent else None
+        want = bucket.lease_size + bucket.reserved
+        due = now - bucket.synced_at
+        if bucket.spent and due >= FLUSH_SECONDS:
+            return want
+        if bucket.remaining < bucket.lease_size // 2 and now >= bucket.dry_until:
+            return want
+        return want if bucket.held and due >= RENEW_SECONDS else None
+
+    def _forget_idle(self, now: float) -> None:
+        for name, bucket in list(self._buckets.items()):
+            quiet = now - bucket.used_at > 10 * IDLE_SECONDS
+            if quiet and not (bucket.held or bucket.spent or bucket.reserved or bucket.syncing):
+                del self._buckets[name]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

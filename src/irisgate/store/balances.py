@@ -1,0 +1,252 @@
+"""Quota balances in the database: the authority every instance leases from.
+
+A bucket row holds `balance_nanodollars`, the money outside every lease, credited with refill
+up to `refilled_at`. An instance never spends the row directly: it *syncs*, in one short
+transaction that holds the row lock (`SELECT … FOR UPDATE` on PostgreSQL, the database-wide
+write lock of `BEGIN IMMEDIATE` on SQLite):
+
+1. its settled spending since the last sync is taken out of its lease row; spending beyond
+   the lease is debited from the balance (which may go negative);
+2. refill is credited, capped so that balance + every lease never exceeds capacity;
+3. its lease is topped up to the wanted size from a positive balance, or the excess given
+   back.
+
+Leases of instances that stopped renewing them (crashed) for `LEASE_TTL` are put back into
+the balance by whoever syncs the bucket next. Manual changes (refill, set) run in the same
+kind of transaction and are logged in `quota_changes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from irisgate.quotas.refill import refilled
+from irisgate.store.database import Database
+from irisgate.store.tables import quota_buckets, quota_changes, quota_leases
+
+#: a lease not renewed for this long belongs to a dead instance and is reclaimed
+LEASE_TTL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """What the config says about one concrete bucket (its template expanded)."""
+
+    name: str
+    template: str
+    capacity: int
+    rate: int
+    period_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    held: int  # this instance's lease after the sync
+    unleased: int  # the row's balance outside every lease
+    total: int  # unleased + every lease: the bucket's balance as the database knows it
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    name: str
+    template: str
+    balance: int  # unleased + every lease
+    updated_at: datetime
+    refilled_at: datetime | None = None
+
+
+async def sync(
+    db: Database, spec: BucketSpec, *, instance: str, spent: int, want: int, now: datetime
+) -> Synced:
+    """Report `spent` and resize this instance's lease towards `want` (see module doc)."""
+    async with db.begin() as conn:
+        balance, since = await _locked_row(db, conn, spec, now)
+        leases, reclaimed = await _leases(conn, spec.name, instance, now)
+        balance += reclaimed
+        held = leases.pop(instance, 0) - spent
+        if held < 0:
+            balance += held
+            held = 0
+        others = sum(leases.values())
+        total, since = refilled(
+            balance + held + others,
+            spec.capacity,
+            rate=spec.rate,
+            period_s=spec.period_s,
+            since=since,
+            now=now,
+        )
+        balance = total - held - others
+        if held < want:
+            take = min(want - held, max(balance, 0))
+            balance, held = balance - take, held + take
+        elif held > want:
+            balance, held = balance + held - want, want
+        await _write(conn, spec, balance, since, now)
+        await _write_lease(conn, spec.name, instance, held, now)
+    return Synced(held=held, unleased=balance, total=balance + held + others, updated_at=now)
+
+
+async def adjust(
+    db: Database, spec: BucketSpec, *, action: str, amount: int, who: str, now: datetime
+) -> BucketRow:
+    """A manual change: `refill` adds `amount` (capped at capacity), `set` sets the balance.
+
+    Acts on the balance as a whole (leases included). A refill goes to the unleased part; a
+    set revokes every lease: each instance learns at its next sync (within a fraction of a
+    second while it spends) that it holds nothing, and what it spent meanwhile is debited.
+    """
+    async with db.begin() as conn:
+        balance, since = await _locked_row(db, conn, spec, now)
+        live, reclaimed = await _leases(conn, spec.name, None, now)
+        balance, leases = balance + reclaimed, sum(live.values())
+        before, since = refilled(
+            balance + leases,
+            spec.capacity,
+            rate=spec.rate,
+            period_s=spec.period_s,
+            since=since,
+            now=now,
+        )
+        if action == "refill":
+            after = max(before, min(spec.capacity, before + amount))
+            await _write(conn, spec, after - leases, since, now)
+        else:  # set: leases are revoked, so no instance keeps spending money taken before
+            after = min(amount, spec.capacity)
+            await conn.execute(delete(quota_leases).where(quota_leases.c.bucket == spec.name))
+            await _write(conn, spec, after, since, now)
+        await conn.execute(
+            insert(quota_changes).values(
+                bucket=spec.name,
+                changed_at=now,
+                changed_by=who,
+                action=action,
+                amount_nanodollars=amount,
+                balance_before_nanodollars=before,
+                balance_after_nanodollars=after,
+            )
+        )
+    return BucketRow(spec.name, spec.template, after, now, since)
+
+
+async def rows(db: Database) -> dict[str, BucketRow]:
+    """Every bucket row with its balance (leases included), as last written."""
+    held = (
+        select(quota_leases.c.bucket, func.sum(quota_leases.c.held_nanodollars).label("held"))
+        .group_by(quota_leases.c.bucket)
+        .subquery()
+    )
+    query = select(
+        quota_buckets.c.name,
+        quota_buckets.c.template,
+        quota_buckets.c.balance_nanodollars,
+        func.coalesce(held.c.held, 0),
+        quota_buckets.c.updated_at,
+        quota_buckets.c.refilled_at,
+    ).outerjoin(held, held.c.bucket == quota_buckets.c.name)
+    async with db.connect() as conn:
+        result = await conn.execute(query)
+        return {
+            name: BucketRow(name, template, int(balance) + int(leased), updated, refilled)
+            for name, template, balance, leased, updated, refilled in result
+        }
+
+
+async def changes(db: Database, bucket: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest manual changes of one bucket."""
+    query = (
+        select(quota_changes)
+        .where(quota_changes.c.bucket == bucket)
+        .order_by(quota_changes.c.id.desc())
+        .limit(limit)
+    )
+    async with db.connect() as conn:
+        return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def _locked_row(
+    db: Database, conn: AsyncConnection, spec: BucketSpec, now: datetime
+) -> tuple[int, datetime]:
+    """(balance, refilled_at) of the bucket's row, created full when missing, locked."""
+    dialect_insert = postgresql_insert if db.dialect == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(quota_buckets)
+        .values(
+            name=spec.name,
+            template=spec.template,
+            balance_nanodollars=spec.capacity,
+            capacity_nanodollars=spec.capacity,
+            refilled_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    query = (
+        select(quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at)
+        .where(quota_buckets.c.name == spec.name)
+        .with_for_update()
+    )
+    balance, since = (await conn.execute(query)).one()
+    return int(balance), since
+
+
+async def _leases(
+    conn: AsyncConnection, bucket: str, instance: str | None, now: datetime
+) -> tuple[dict[str, int], int]:
+    """(live leases of `bucket` by instance, money of the dead leases removed first).
+
+    A lease is dead when not renewed for `LEASE_TTL` (never the caller's own); the caller
+    adds the reclaimed money back to the balance it writes."""
+    stale = (
+        delete(quota_leases)
+        .where(quota_leases.c.bucket == bucket)
+        .where(quota_leases.c.renewed_at < now - LEASE_TTL)
+        .returning(quota_leases.c.held_nanodollars)
+    )
+    if instance is not None:
+        stale = stale.where(quota_leases.c.instance != instance)
+    reclaimed = sum(int(held) for (held,) in await conn.execute(stale))
+    query = select(quota_leases.c.instance, quota_leases.c.held_nanodollars).where(
+        quota_leases.c.bucket == bucket
+    )
+    return {name: int(held) for name, held in await conn.execute(query)}, reclaimed
+
+
+async def _write(
+    conn: AsyncConnection, spec: BucketSpec, balance: int, since: datetime, now: datetime
+) -> None:
+    await conn.execute(
+        update(quota_buckets)
+        .where(quota_buckets.c.name == spec.name)
+        .values(
+            balance_nanodollars=balance,
+            refilled_at=since,
+            updated_at=now,
+            capacity_nanodollars=spec.capacity,
+            template=spec.template,
+        )
+    )
+
+
+async def _write_lease(
+    conn: AsyncConnection, bucket: str, instance: str, held: int, now: datetime
+) -> None:
+    await conn.execute(
+        delete(quota_leases)
+        .where(quota_leases.c.bucket == bucket)
+        .where(quota_leases.c.instance == instance)
+    )
+    if held:
+        await conn.execute(
+            insert(quota_leases).values(
+                bucket=bucket, instance=instance, held_nanodollars=held, renewed_at=now
+            )
+        )

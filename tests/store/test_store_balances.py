@@ -1,0 +1,94 @@
+"""Quota balances in the database: leases, reported spending, refill, manual changes, and the
+money of instances that died holding a lease. Time is passed in, so no test waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from irisgate.store import balances
+from irisgate.store.balances import LEASE_TTL, BucketSpec
+from irisgate.store.database import Database
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SPEC = BucketSpec("team", "team", capacity=1000, rate=0, period_s=86400)
+
+
+async def test_a_new_bucket_starts_full_and_leases_come_out_of_it(db: Database) -> None:
+    got = await balances.sync(db, SPEC, instance="a", spent=0, want=100, now=T0)
+    assert (got.held, got.unleased, got.total) == (100, 900, 1000)
+    got = await balances.sync(db, SPEC, instance="a", spent=30, want=100, now=T0)
+    assert (got.held, got.unleased, got.total) == (100, 870, 970)
+    rows = await balances.rows(db)
+    assert rows["team"].balance == 970
+
+
+async def test_spending_beyond_the_lease_is_debited_and_the_balance_may_go_negative(
+    db: Database,
+) -> None:
+    await balances.sync(db, SPEC, instance="a", spent=0, want=1000, now=T0)
+    got = await balances.sync(db, SPEC, instance="a", spent=1040, want=100, now=T0)
+    assert (got.held, got.unleased, got.total) == (0, -40, -40)
+
+
+async def test_two_instances_share_one_balance_and_give_leases_back(db: Database) -> None:
+    await balances.sync(db, SPEC, instance="a", spent=0, want=600, now=T0)
+    got_b = await balances.sync(db, SPEC, instance="b", spent=0, want=600, now=T0)
+    assert got_b.held == 400  # only what A left
+    await balances.sync(db, SPEC, instance="a", spent=250, want=0, now=T0)
+    got = await balances.sync(db, SPEC, instance="b", spent=400, want=0, now=T0)
+    assert (got.held, got.total) == (0, 350)
+
+
+async def test_concurrent_syncs_never_lose_spending(db: Database) -> None:
+    await asyncio.gather(
+        *(
+            balances.sync(db, SPEC, instance=f"i{n % 3}", spent=n % 3, want=10, now=T0)
+            for n in range(30)
+        )
+    )
+    for name in ("i0", "i1", "i2"):
+        await balances.sync(db, SPEC, instance=name, spent=0, want=0, now=T0)
+    assert (await balances.rows(db))["team"].balance == 1000 - 30
+
+
+async def test_a_dead_instances_lease_returns_after_the_ttl(db: Database) -> None:
+    await balances.sync(db, SPEC, instance="dead", spent=0, want=300, now=T0)
+    soon = await balances.sync(db, SPEC, instance="b", spent=0, want=1000, now=T0)
+    assert soon.held == 700
+    later = T0 + LEASE_TTL + timedelta(seconds=1)
+    got = await balances.sync(db, SPEC, instance="b", spent=0, want=1000, now=later)
+    assert (got.held, got.total) == (1000, 1000)
+
+
+async def test_refill_is_credited_and_capped_with_leases_counted(db: Database) -> None:
+    spec = BucketSpec("daily:a", "daily:<user>", capacity=1000, rate=100, period_s=3600)
+    await balances.sync(db, spec, instance="a", spent=0, want=200, now=T0)
+    await balances.sync(db, spec, instance="a", spent=500, want=200, now=T0)
+    got = await balances.sync(
+        db, spec, instance="a", spent=0, want=200, now=T0 + timedelta(hours=2)
+    )
+    assert got.total == 700
+    got = await balances.sync(db, spec, instance="a", spent=0, want=200, now=T0 + timedelta(days=9))
+    assert got.total == 1000
+
+
+async def test_manual_changes_are_capped_audited_and_set_revokes_leases(db: Database) -> None:
+    await balances.sync(db, SPEC, instance="a", spent=0, want=100, now=T0)
+    await balances.sync(db, SPEC, instance="a", spent=600, want=100, now=T0)
+    row = await balances.adjust(db, SPEC, action="refill", amount=1000, who="alice", now=T0)
+    assert row.balance == 1000
+    row = await balances.adjust(db, SPEC, action="set", amount=250, who="bob", now=T0)
+    assert row.balance == 250
+    assert (await balances.rows(db))["team"].balance == 250  # A's lease is gone
+    got = await balances.sync(db, SPEC, instance="a", spent=20, want=0, now=T0)
+    assert got.total == 230  # what A spent after the set is still charged
+    changes = await balances.changes(db, "team")
+    assert [(c["action"], c["changed_by"], c["amount_nanodollars"]) for c in changes] == [
+        ("set", "bob", 250),
+        ("refill", "alice", 1000),
+    ]
+    assert (changes[1]["balance_before_nanodollars"], changes[1]["balance_after_nanodollars"]) == (
+        400,
+        1000,
+    )
