@@ -13,6 +13,7 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.gateway.relay import SKIP_AUTO_HEADERS
 from irisgate.identity.resolver import IdentityResolver, make_resolver
@@ -36,6 +37,7 @@ class Runtime:
         self._writer: BatchWriter | None = None
         self._config: ConfigService | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._cloud: CloudAuth | None = None
 
     @property
     def db(self) -> Database:
@@ -56,6 +58,11 @@ class Runtime:
     def config(self) -> ConfigService:
         assert self._config is not None, "runtime not started"
         return self._config
+
+    @property
+    def cloud(self) -> CloudAuth:
+        assert self._cloud is not None, "runtime not started"
+        return self._cloud
 
     @property
     def snapshot(self) -> Snapshot:
@@ -79,6 +86,7 @@ class Runtime:
             trust_env=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
         )
+        self._cloud = CloudAuth(self._http)
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()
         # genai-prices loads its price table on first use (~0.4 s): not on a user's request
@@ -113,6 +121,8 @@ class Runtime:
             )
         if self._config is not None:
             await self._config.stop()
+        if self._cloud is not None:
+            await self._cloud.close()
         if self._http is not None:
             await self._http.close()
         await self.resolver.close()

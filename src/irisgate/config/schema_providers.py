@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from irisgate.cloudauth import keys as cloud_keys
 from irisgate.config.model import (
     AUTHORIZATION_STYLES,
     COMPATIBILITY_FLAGS,
@@ -74,6 +75,9 @@ def _provider(provider_id: str, section: Section, env: Mapping[str, str]) -> Pro
     baseurl = _baseurl(section)
     models = _models(section)
     apikey = section.secret("apikey", env)
+    cloud_problem = cloud_keys.problem(apikey.value, baseurl or "")
+    if cloud_problem is not None:
+        section.error("apikey", cloud_problem)
     auth_mode = AUTH_MODES.get(section.choice("auth_mode", AUTH_MODES, ""), "override")
     provider = Provider(
         id=provider_id,

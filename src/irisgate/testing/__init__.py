@@ -2,6 +2,8 @@
 
 - `FakeLLM`: OpenAI (Chat Completions, Responses, models) and Anthropic (Messages,
   count_tokens) on one local HTTP server, with knobs for streaming, failures, delays, usage.
+  The same server also speaks Gemini, Vertex AI and Bedrock (`fake_cloud`).
+- `FakeGoogleOAuth`: Google's OAuth token endpoint for service-account (JWT bearer) grants.
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
@@ -14,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from irisgate.testing.fake_google_oauth import FakeGoogleOAuth
     from irisgate.testing.fake_llm import FakeLLM
     from irisgate.testing.fake_localapi import FakeLocalAPI
     from irisgate.testing.fake_reply import (
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
     "FakeLLM": "fake_llm",
+    "FakeGoogleOAuth": "fake_google_oauth",
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
@@ -38,6 +42,7 @@ _HOMES = {
 
 __all__ = [
     "CALL_TOOL_TRIGGER",
+    "FakeGoogleOAuth",
     "FakeLLM",
     "FakeLocalAPI",
     "RecordedRequest",
