@@ -37,6 +37,9 @@ CREDENTIALS = frozenset(
         "api-key",
         "cf-aig-authorization",
         "x-amz-security-token",
+        # the rest of a client's own SigV4 signature: meaningless once its signature is gone
+        "x-amz-date",
+        "x-amz-content-sha256",
     }
 )
 #: secrets in captured headers are stored as this

@@ -93,8 +93,8 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
 async def _raw_predict(
     fake: FakeLLM, request: web.Request, body: dict[str, Any], model: str, stream: bool
 ) -> web.StreamResponse:
-    if body.get("anthropic_version") != "vertex-2023-10-16":
-        message = "anthropic_version: Input should be 'vertex-2023-10-16'"
+    if not isinstance(body.get("anthropic_version"), str):  # Vertex wants it in the body
+        message = "anthropic_version: Field required"
         return fake._json(
             request, fake._error("anthropic", 400, message), status=400, dialect="anthropic"
         )

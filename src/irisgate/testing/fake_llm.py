@@ -314,6 +314,7 @@ class FakeLLM:
             hdrs = {
                 "Content-Type": "application/json",
                 **self._vendor_headers(dialect),
+                **(fake_bedrock.error(failure.status)[1] if dialect == "bedrock" else {}),
                 **failure.headers,
             }
             return web.Response(status=failure.status, body=body, headers=hdrs)
