@@ -96,14 +96,16 @@ def parse_service_account(value: str) -> ServiceAccount:
 def parse_aws_keys(value: str, baseurl: str) -> AwsKeys:
     what = "sigv4:: AWS credentials"
     data = _json_object(value[len(SIGV4) :], what)
+    access_key_id = _text(data, "access_key_id", what)
+    secret_access_key = _text(data, "secret_access_key", what)
     region = _text(data, "region", what, required=False) or aws_region(baseurl)
     if not region:
         raise CredentialError(
-            f"{what} have no 'region' and the baseurl is not bedrock-runtime.<region>.amazonaws.com"
+            f"{what} has no 'region' and the baseurl is not bedrock-runtime.<region>.amazonaws.com"
         )
     return AwsKeys(
-        access_key_id=_text(data, "access_key_id", what),
-        secret_access_key=_text(data, "secret_access_key", what),
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
         session_token=_text(data, "session_token", what, required=False),
         region=region,
     )
