@@ -60,15 +60,15 @@ class ProviderAuth:
 class CloudAuth:
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self._http = http
-        self._by_key: dict[tuple[str, str], ProviderAuth | None] = {}
+        self._by_key: dict[tuple[str, str, str, str], ProviderAuth | None] = {}
         self._tokens: dict[ServiceAccountKey, TokenSource] = {}
 
     def for_provider(self, provider: Provider) -> ProviderAuth | None:
         value = provider.apikey.value or ""
-        key = (provider.id, value)
-        found = self._by_key.get(key, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
+        # everything ProviderAuth reads: a config change to any of it builds a new one
+        key = (provider.id, value, provider.baseurl, provider.auth_mode)
+        if key in self._by_key:
+            return self._by_key[key]
         auth = self._build(provider, value) if is_cloud_key(value) else None
         self._by_key[key] = auth
         return auth

@@ -95,13 +95,11 @@ def invoke_stream_result(body: bytes) -> StreamResult:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             continue
-        event = load_object(raw)
-        if event is None:
-            continue
-        if "amazon-bedrock-invocationMetrics" in event:
-            metrics = metrics_usage(event["amazon-bedrock-invocationMetrics"])
-        kind_name = event.get("type")
-        inner.feed_event(kind_name if isinstance(kind_name, str) else "", raw)
+        if b"amazon-bedrock-invocationMetrics" in raw:  # only the last event: parse it twice
+            event = load_object(raw)
+            if event is not None:
+                metrics = metrics_usage(event.get("amazon-bedrock-invocationMetrics"))
+        inner.feed_event("", raw)  # the accumulator reads the event's own `type`
     outcome = inner.result()
     usage = outcome.usage
     if metrics is not None and (usage.is_empty() or not usage.output_tokens):

@@ -77,44 +77,60 @@ def _decode_headers(data: bytes) -> dict[str, HeaderValue]:
     return headers
 
 
+#: header blocks repeat in every message of a stream: decode each distinct one once
+_HEADER_CACHE: dict[bytes, dict[str, HeaderValue]] = {}
+
+
+def _headers(raw: bytes) -> dict[str, HeaderValue]:
+    headers = _HEADER_CACHE.get(raw)
+    if headers is None:
+        headers = _decode_headers(raw)
+        if len(_HEADER_CACHE) < 512:
+            _HEADER_CACHE[raw] = headers
+    return headers
+
+
 class EventStreamDecoder:
     """Incremental decoder: `feed(data)` returns the messages completed by `data`.
 
     After an `EventStreamError` the stream cannot be resynchronised; the decoder stays failed
-    (`error` holds the reason) and returns no more messages.
+    (`error` holds the reason) and returns no more messages. Treat `Message.headers` as
+    read-only: equal header blocks share one dict.
     """
 
     __slots__ = ("_buffer", "error")
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = b""
         self.error: str | None = None
 
     def feed(self, data: bytes) -> list[Message]:
         if self.error is not None:
             return []
-        self._buffer += data
+        buffer = self._buffer + data if self._buffer else data
+        view = memoryview(buffer)
         messages: list[Message] = []
-        buffer = self._buffer
-        while len(buffer) >= _PRELUDE.size:
-            total, headers_len, prelude_crc = _PRELUDE.unpack_from(buffer)
-            try:
-                if zlib.crc32(buffer[:8]) != prelude_crc:
+        pos, size, crc32 = 0, len(buffer), zlib.crc32
+        try:
+            while size - pos >= 12:
+                total, headers_len, prelude_crc = _PRELUDE.unpack_from(buffer, pos)
+                if crc32(view[pos : pos + 8]) != prelude_crc:
                     raise EventStreamError("prelude CRC mismatch")
                 if total < 16 + headers_len or total > _MAX_MESSAGE:
                     raise EventStreamError(f"impossible message length {total}")
-                if len(buffer) < total:
+                end = pos + total
+                if end > size:
                     break
-                frame = bytes(buffer[:total])
-                (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-                if zlib.crc32(frame[:-4]) != message_crc:
+                if crc32(view[pos : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
                     raise EventStreamError("message CRC mismatch")
-                headers = _decode_headers(frame[12 : 12 + headers_len])
-            except EventStreamError as exc:
-                self.error = str(exc)
-                return messages
-            messages.append(Message(headers, frame[12 + headers_len : -4]))
-            del buffer[:total]
+                start = pos + 12 + headers_len
+                messages.append(
+                    Message(_headers(buffer[pos + 12 : start]), buffer[start : end - 4])
+                )
+                pos = end
+        except EventStreamError as exc:
+            self.error = str(exc)
+        self._buffer = buffer[pos:]
         return messages
 
     @property
