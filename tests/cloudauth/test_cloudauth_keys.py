@@ -1,5 +1,6 @@
 """Cloud credentials in `apikey` are checked when the config is: a malformed key file or AWS
-key set is an error naming what is wrong (never echoing the secret)."""
+key set is a warning naming what is wrong (never echoing the secret) and takes the provider
+out of routing, the way an unset `env:` key does, so an Aperture example config still loads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from irisgate.cloudauth.keys import aws_region, vertex_region
 from irisgate.config.check import check_text
+from irisgate.config.schema import build_config
 from irisgate.testing import FakeGoogleOAuth
 
 
@@ -24,7 +26,17 @@ def provider_config(apikey: str, baseurl: str = "https://aiplatform.googleapis.c
 
 
 def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
-    return [i.message for i in check_text(text, env or {}) if i.severity == "error"]
+    """The problems reported (as warnings) about the provider's key."""
+    issues = check_text(text, env or {})
+    assert not [i for i in issues if i.severity == "error"]
+    return [i.message for i in issues if i.path == "providers.p.apikey"]
+
+
+def test_bad_key_takes_the_provider_out_of_routing() -> None:
+    config, warnings = build_config(provider_config("keyfile::{...service account json...}"), {})
+    assert config.providers["p"].unavailable_reason == "keyfile:: service account is not valid JSON"
+    assert not config.providers["p"].enabled
+    assert [w.path for w in warnings] == ["providers.p.apikey"]
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,9 @@ def test_classify(path: str, fmt: str, model: str, stream: bool, upstream: str) 
         "/bedrock/model/x/invoke/extra",
         "/bedrock/model/x",
         "/v1/chat/completions",
+        "/v1/projects/../locations/r/publishers/google/models/m:generateContent",
+        "/v1/projects/p/locations/r/publishers/%2E%2E/models/m:rawPredict",
+        "/v1/projects/a%2Fb/locations/r/publishers/google/models/m:generateContent",
     ],
 )
 def test_other_paths_are_not_templated(path: str) -> None:

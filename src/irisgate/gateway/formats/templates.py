@@ -22,9 +22,12 @@ from irisgate.gateway.formats import cloud
 from irisgate.gateway.formats.base import Operation, PathTarget
 
 _GEMINI = re.compile(r"(/v1(?:beta)?/models/)([^/:]+)(:(generateContent|streamGenerateContent))")
+# project, region and publisher are plain names: never "." / ".." or escapes that would walk
+# the upstream path elsewhere with the provider's credential (the model must be a configured id)
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _VERTEX = re.compile(
-    r"(/v1(?:beta1)?/(?:projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/models/)([^/:]+)"
-    r"(:(generateContent|streamGenerateContent|rawPredict|streamRawPredict))"
+    rf"(/v1(?:beta1)?/(?:projects/{_NAME}/locations/{_NAME}/)?publishers/{_NAME}/models/)"
+    r"([^/:]+)(:(generateContent|streamGenerateContent|rawPredict|streamRawPredict))"
 )
 _BEDROCK = re.compile(
     r"/bedrock(/model/)([^/]+)(/(invoke|invoke-with-response-stream|converse|converse-stream))"
