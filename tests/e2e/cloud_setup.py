@@ -33,7 +33,13 @@ PLACEHOLDER_PROJECT = "_aperture_auto_vertex_project_id_"
 PLACEHOLDER_REGION = "_aperture_auto_vertex_region_"
 
 
-def cloud_config(upstream: str, keyfile: str, refresh_keyfile: str, **extra: Any) -> str:
+def cloud_config(
+    upstream: str,
+    keyfile: str,
+    refresh_keyfile: str,
+    burst_keyfile: str | None = None,
+    **extra: Any,
+) -> str:
     providers: dict[str, Any] = {
         "gemini": {
             "baseurl": upstream,
@@ -52,6 +58,12 @@ def cloud_config(upstream: str, keyfile: str, refresh_keyfile: str, **extra: Any
             "baseurl": upstream,
             "apikey": "keyfile::" + refresh_keyfile,
             "models": ["gemini-2.0-flash"],
+            "compatibility": {"google_generate_content": True},
+        },
+        "vertex-burst": {
+            "baseurl": upstream,
+            "apikey": "keyfile::" + (burst_keyfile or refresh_keyfile),
+            "models": ["gemini-2.5-flash-image"],
             "compatibility": {"google_generate_content": True},
         },
         "vertex-express": {

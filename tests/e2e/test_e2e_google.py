@@ -5,7 +5,9 @@ placeholders are filled in, and usage and cost are recorded."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ def cloud_gw(
         fake_llm.base_url,
         oauth.service_account("vertex-proj"),
         oauth.service_account("refresh-proj", name="refresher"),
+        oauth.service_account("burst-proj", name="burst"),
     )
     server = IrisgateServer(config, data_dir=Path(tmp_path_factory.mktemp("gw")), identity="dev")
     with server:
@@ -188,22 +191,60 @@ def test_vertex_token_minted_once_and_renewed_before_expiry(
 ) -> None:
     """A token inside its renewal window is still used while one renewal runs behind it."""
     oauth.expires_in = 200  # under irisgate's 300 s renewal margin, well above the 30 s slack
-    before = len(oauth.issued)
-    client = vertex_client(cloud_gw)
-    client.models.generate_content(model="gemini-2.0-flash", contents="first")
-    assert len(oauth.issued) == before + 1
-    first = oauth.issued[-1]
-    assert fake_llm.last_request.headers["authorization"] == f"Bearer {first}"
-    client.models.generate_content(model="gemini-2.0-flash", contents="second")
-    assert fake_llm.last_request.headers["authorization"] == f"Bearer {first}"
-    assert fake_llm.wait_for(lambda: len(oauth.issued) >= before + 2, timeout=10)
-    renewed = oauth.issued[before + 1]
-    client.models.generate_content(model="gemini-2.0-flash", contents="third")
-    assert fake_llm.last_request.headers["authorization"] in {
-        f"Bearer {t}" for t in oauth.issued[before + 1 :]
-    }
-    assert renewed != first
-    oauth.expires_in = 3599
+    try:
+        before = len(oauth.issued)
+        client = vertex_client(cloud_gw)
+        client.models.generate_content(model="gemini-2.0-flash", contents="first")
+        assert len(oauth.issued) == before + 1
+        first = f"Bearer {oauth.issued[-1]}"
+        assert fake_llm.last_request.headers["authorization"] == first
+        client.models.generate_content(model="gemini-2.0-flash", contents="second")
+        assert fake_llm.last_request.headers["authorization"] == first, "did not wait"
+        assert fake_llm.wait_for(lambda: len(oauth.issued) >= before + 2, timeout=10)
+        # the renewed token is stored once irisgate has read the endpoint's answer
+        used = first
+        for _ in range(100):
+            client.models.generate_content(model="gemini-2.0-flash", contents="again")
+            used = fake_llm.last_request.headers["authorization"]
+            if used != first:
+                break
+        assert used in {f"Bearer {t}" for t in oauth.issued[before + 1 :]}
+    finally:
+        oauth.expires_in = 3599
+
+
+def test_concurrent_first_requests_share_one_mint(
+    cloud_gw: IrisgateServer, fake_llm: FakeLLM, oauth: FakeGoogleOAuth
+) -> None:
+    path = (
+        f"/v1/projects/{PLACEHOLDER_PROJECT}/locations/{PLACEHOLDER_REGION}"
+        "/publishers/google/models/gemini-2.5-flash-image:generateContent"
+    )
+    body = {"contents": [{"role": "user", "parts": [{"text": "burst"}]}]}
+    gate = threading.Barrier(8)
+
+    def call() -> int:
+        with _http(cloud_gw) as http:
+            gate.wait()
+            return http.post(path, json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: call(), range(8)))
+    assert statuses == [200] * 8
+    burst = [r for r in fake_llm.requests if "/projects/burst-proj/" in r.path]
+    assert len(burst) == 8
+    tokens = {r.headers["authorization"] for r in burst}
+    assert len(tokens) == 1, "one token for all of them"
+    assert sum(1 for t in oauth.issued if f"Bearer {t}" in tokens) == 1
+
+
+def test_anthropic_on_vertex_error_envelope(cloud_gw: IrisgateServer) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        _anthropic_vertex(cloud_gw).messages.create(
+            model="claude-nowhere@1", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
+    error = caught.value.response.json()["error"]
+    assert error["status"] == "NOT_FOUND" and error["code"] == 404
 
 
 def test_vertex_express_with_plain_api_key(cloud_gw: IrisgateServer, fake_llm: FakeLLM) -> None:

@@ -5,7 +5,8 @@ account's `token_uri`, caches it, and renews it before it expires: while more th
 `REFRESH_BEFORE` seconds remain the cached token is used as is; inside that window the next
 request still uses it and starts one renewal in the background; only with no usable token at
 all does a request wait, and concurrent waiters share the one mint in flight. So a token is
-never minted per request.
+never minted per request; after a failed mint, requests get its error for a few seconds
+rather than each trying again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ASSERTION_LIFETIME = 3600
 REFRESH_BEFORE = 300
 #: a token this close to expiry is not used at all (clock skew, request duration)
 EXPIRY_SLACK = 30
+#: after a failed mint, requests fail with its error for this long instead of each minting
+RETRY_AFTER_FAILURE = 5.0
 
 
 @lru_cache(maxsize=64)
@@ -82,6 +85,8 @@ class TokenSource:
         self._token = ""
         self._expires = 0.0
         self._minting: asyncio.Task[None] | None = None
+        self._failure: GatewayError | None = None
+        self._retry_at = 0.0
         self.mints = 0
 
     async def token(self) -> str:
@@ -91,6 +96,8 @@ class TokenSource:
         if self._token and left > EXPIRY_SLACK:
             self._start_mint()  # renew in the background; this request keeps the old one
             return self._token
+        if self._failure is not None and self._clock() < self._retry_at:
+            raise GatewayError(self._failure.kind, self._failure.message)
         await asyncio.shield(self._start_mint())
         return self._token
 
@@ -101,6 +108,14 @@ class TokenSource:
         return self._minting
 
     async def _mint(self) -> None:
+        try:
+            await self._request_token()
+        except GatewayError as exc:
+            self._failure, self._retry_at = exc, self._clock() + RETRY_AFTER_FAILURE
+            raise
+        self._failure = None
+
+    async def _request_token(self) -> None:
         now = int(self._clock())
         form = urlencode({"grant_type": GRANT_TYPE, "assertion": assertion(self.account, now)})
         try:
