@@ -136,6 +136,23 @@ def test_gemini_json_array_stream_under_v1_and_client_key_dropped(
     assert "key=" not in record["path"]
 
 
+def test_gemini_count_tokens_is_relayed_not_billed(
+    cloud_gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    client = gemini_client(cloud_gw)
+    counted = client.models.count_tokens(
+        model="gemini-2.5-flash", contents="five words are in here"
+    )
+    assert counted.total_tokens == 5
+    assert fake_llm.last_request.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert fake_llm.last_request.headers["x-goog-api-key"] == GEMINI_KEY
+    record = wait_for_record(cloud_gw, _request_id(counted))
+    assert record["input_tokens"] == 0 and record["cost_nanodollars"] == 0
+    with pytest.raises(genai_errors.ClientError) as denied:
+        client.models.count_tokens(model="gemini-secret", contents="hi")
+    assert denied.value.code == 403
+
+
 def test_gemini_errors_in_google_envelope(cloud_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
     client = gemini_client(cloud_gw)
     with pytest.raises(genai_errors.ClientError) as missing:

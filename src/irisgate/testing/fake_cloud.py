@@ -1,6 +1,7 @@
 """FakeLLM's Google and AWS endpoints: Gemini, Vertex AI (Gemini and Anthropic) and Bedrock.
 
-    POST /v1beta/models/{model}:generateContent | :streamGenerateContent   (also /v1/)
+    POST /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens
+         (also /v1/)
     POST /v1/projects/{p}/locations/{r}/publishers/google/models/{m}:generateContent | …
     POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{m}:rawPredict | …
          (also /v1beta1/, and the project-less /v1/publishers/… form of Vertex Express)
@@ -63,6 +64,9 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
     model, method = _split_call(request)
     if method in ("rawPredict", "streamRawPredict"):
         return await _raw_predict(fake, request, body, model, method == "streamRawPredict")
+    if method == "countTokens":
+        tokens = fake.prompt_tokens or fake_google.count_prompt_tokens(body)
+        return fake._json(request, fake_google.count_tokens(tokens), dialect="google")
     if method not in ("generateContent", "streamGenerateContent"):
         return fake._json(request, fake_google.error_body(404), status=404, dialect="google")
     problem = fake_google.check_request(body)

@@ -81,6 +81,12 @@ def check_request(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def count_tokens(tokens: int) -> bytes:
+    """The `countTokens` answer."""
+    details = [{"modality": "TEXT", "tokenCount": tokens}]
+    return orjson.dumps({"totalTokens": tokens, "promptTokensDetails": details})
+
+
 def function_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
     """(name, parameters) of the function to call when the last user turn asks for one."""
     contents = body.get("contents")

@@ -93,6 +93,14 @@ def test_exception_event_is_kept() -> None:
     assert "error" in outcome.response
 
 
+def test_invoke_bodies_of_other_vendors() -> None:
+    nova = {"output": {"message": {}}, "usage": {"inputTokens": 5, "outputTokens": 7}}
+    llama = {"generation": "hi", "prompt_token_count": 11, "generation_token_count": 3}
+    assert BEDROCK_INVOKE.usage_from_body(nova)[0] == Usage(input_tokens=5, output_tokens=7)
+    assert BEDROCK_INVOKE.usage_from_body(llama)[0] == Usage(input_tokens=11, output_tokens=3)
+    assert BEDROCK_INVOKE.usage_from_body({"outputs": [{"text": "x"}]})[0] == Usage()
+
+
 def test_converse_body_usage_and_tool_calls() -> None:
     body = {
         "output": {

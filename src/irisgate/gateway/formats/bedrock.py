@@ -31,6 +31,7 @@ __all__ = [
     "converse_usage",
     "invoke_stream_result",
     "metrics_usage",
+    "other_vendor_usage",
 ]
 
 
@@ -58,6 +59,21 @@ def metrics_usage(metrics: object) -> Usage:
         cache_read_tokens=read,
         cache_write_5m_tokens=write,
     )
+
+
+def other_vendor_usage(body: Mapping[str, Any]) -> Usage:
+    """Usage of a non-Anthropic InvokeModel body; empty when the vendor reports none."""
+    if "amazon-bedrock-invocationMetrics" in body:
+        return metrics_usage(body["amazon-bedrock-invocationMetrics"])
+    usage = body.get("usage")
+    if isinstance(usage, dict) and "inputTokens" in usage:  # Amazon Nova
+        return converse_usage(usage)
+    if "prompt_token_count" in body:  # Meta Llama
+        return Usage(
+            input_tokens=as_int(body.get("prompt_token_count")),
+            output_tokens=as_int(body.get("generation_token_count")),
+        )
+    return Usage()
 
 
 def converse_tool_calls(body: Mapping[str, Any]) -> int:

@@ -141,9 +141,12 @@ class BedrockInvoke(_BedrockBase):
     title = "Bedrock InvokeModel"
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        """Anthropic bodies (`usage.input_tokens`), else the other vendors' shapes Bedrock
+        passes through: Amazon Nova (`usage.inputTokens`), Meta Llama
+        (`prompt_token_count`), or Bedrock's own invocation metrics."""
         usage = anthropic_messages.usage_from_response(body)
-        if usage.is_empty() and "amazon-bedrock-invocationMetrics" in body:
-            usage = bedrock.metrics_usage(body["amazon-bedrock-invocationMetrics"])
+        if usage.is_empty():
+            usage = bedrock.other_vendor_usage(body)
         return usage, anthropic_messages.count_tool_calls(body)
 
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:

@@ -3,11 +3,13 @@
 `registry.PATHS` matches fixed paths exactly and stays the fast path; `classify` is tried after
 it, on the raw (still percent-encoded) path, for the APIs that put the model in the URL:
 
-    /v1beta/models/{model}:generateContent | :streamGenerateContent      Gemini (also /v1/)
+    /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens   Gemini
+      (also under /v1/)
     /v1/projects/{p}/locations/{r}/publishers/{pub}/models/{model}:{method}   Vertex AI
     /v1/publishers/{pub}/models/{model}:{method}        Vertex AI Express (also /v1beta1/)
     /bedrock/model/{modelId}/invoke | invoke-with-response-stream | converse | converse-stream
 
+`countTokens` (Gemini API and Vertex) is routed and granted like the model but not billed.
 Vertex methods `generateContent`/`streamGenerateContent` are Gemini on Vertex,
 `rawPredict`/`streamRawPredict` Anthropic on Vertex. Bedrock paths lose their `/bedrock`
 prefix upstream. A client's `key=` query parameter (a Google API key) never goes upstream.
@@ -21,13 +23,15 @@ from urllib.parse import unquote
 from irisgate.gateway.formats import cloud
 from irisgate.gateway.formats.base import Operation, PathTarget
 
-_GEMINI = re.compile(r"(/v1(?:beta)?/models/)([^/:]+)(:(generateContent|streamGenerateContent))")
+_GEMINI = re.compile(
+    r"(/v1(?:beta)?/models/)([^/:]+)(:(generateContent|streamGenerateContent|countTokens))"
+)
 # project, region and publisher are plain names: never "." / ".." or escapes that would walk
 # the upstream path elsewhere with the provider's credential (the model must be a configured id)
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _VERTEX = re.compile(
     rf"(/v1(?:beta1)?/(?:projects/{_NAME}/locations/{_NAME}/)?publishers/{_NAME}/models/)"
-    r"([^/:]+)(:(generateContent|streamGenerateContent|rawPredict|streamRawPredict))"
+    r"([^/:]+)(:(generateContent|streamGenerateContent|countTokens|rawPredict|streamRawPredict))"
 )
 _BEDROCK = re.compile(
     r"/bedrock(/model/)([^/]+)(/(invoke|invoke-with-response-stream|converse|converse-stream))"
@@ -35,6 +39,8 @@ _BEDROCK = re.compile(
 
 _OPERATIONS = {
     "gemini": Operation(cloud.GEMINI),
+    "gemini:countTokens": Operation(cloud.GEMINI, billable=False, can_stream=False),
+    "countTokens": Operation(cloud.VERTEX_GENERATE, billable=False, can_stream=False),
     "generateContent": Operation(cloud.VERTEX_GENERATE),
     "streamGenerateContent": Operation(cloud.VERTEX_GENERATE),
     "rawPredict": Operation(cloud.VERTEX_RAW_PREDICT),
@@ -60,7 +66,8 @@ def classify(raw_path: str, query: bytes) -> tuple[Operation, PathTarget] | None
         return None
     match = _GEMINI.fullmatch(raw_path)
     if match is not None:
-        return _target(match, match[1], _without_key(query), safe="@", op_key="gemini")
+        key = "gemini:countTokens" if match[4] == "countTokens" else "gemini"
+        return _target(match, match[1], _without_key(query), safe="@", op_key=key)
     match = _VERTEX.fullmatch(raw_path)
     if match is not None:
         return _target(match, match[1], _without_key(query), safe="@", op_key=match[4])
