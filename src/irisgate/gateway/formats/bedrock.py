@@ -13,7 +13,6 @@ reads and writes, as Anthropic's does); `ConverseStream` sends `messageStart`,
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any
@@ -97,19 +96,15 @@ def invoke_stream_result(body: bytes) -> StreamResult:
     metrics: Usage | None = None
     error: dict[str, Any] | None = None
     for message in messages:
-        kind = message.header(":message-type")
-        if kind == "exception":
-            error = {message.header(":exception-type"): load_object(message.payload)}
-            continue
-        if message.header(":event-type") != "chunk":
-            continue
-        wrapper = load_object(message.payload)
-        encoded = wrapper.get("bytes") if wrapper is not None else None
-        if not isinstance(encoded, str):
+        headers = message.headers
+        if headers.get(":event-type") != "chunk":
+            if headers.get(":message-type") == "exception":
+                error = {message.header(":exception-type"): load_object(message.payload)}
             continue
         try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
+            encoded = orjson.loads(message.payload)["bytes"]
+            raw = binascii.a2b_base64(encoded, strict_mode=True)
+        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
             continue
         if b"amazon-bedrock-invocationMetrics" in raw:  # only the last event: parse it twice
             event = load_object(raw)

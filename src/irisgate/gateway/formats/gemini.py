@@ -17,7 +17,13 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.formats.streamresult import StreamResult, as_dict, as_int, load_object
+from irisgate.gateway.formats.streamresult import (
+    EMPTY,
+    StreamResult,
+    as_dict,
+    as_int,
+    load_object,
+)
 from irisgate.usage.tokens import Usage
 
 __all__ = [
@@ -104,13 +110,17 @@ class GenerateContentAccumulator:
 
     def _add_candidate(self, position: int, candidate: Mapping[str, Any]) -> None:
         index = as_int(candidate.get("index", position))
-        state = self._candidates.setdefault(index, {"parts": [], "rest": {}, "role": "model"})
+        state = self._candidates.get(index)
+        if state is None:
+            state = self._candidates[index] = {"parts": [], "rest": {}, "role": "model"}
+        rest, content = state["rest"], EMPTY
         for key, value in candidate.items():
-            if key != "content":
-                state["rest"][key] = value
+            if key == "content":
+                content = as_dict(value)
+            else:
+                rest[key] = value
         if "finishReason" in candidate:
             self._finished = True
-        content = as_dict(candidate.get("content"))
         role = content.get("role")
         if isinstance(role, str):
             state["role"] = role
