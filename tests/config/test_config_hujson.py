@@ -150,9 +150,11 @@ def test_parses_a_one_megabyte_config_quickly() -> None:
 
 
 def _timed_parse(text: str) -> float:
-    start = time.perf_counter()
+    # CPU time of this thread, not wall time: on a shared machine the wall clock also counts
+    # the time other processes had the CPU, which made this test fail under load
+    start = time.thread_time()
     doc = parse(text)
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     assert doc.value["providers"]["provider3999"]["preference"] == 3999
     return elapsed
 
