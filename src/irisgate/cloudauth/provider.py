@@ -26,6 +26,9 @@ from irisgate.config.model import Provider
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.upstream import UpstreamRequest
 
+#: (client_email, private_key_id, token_uri): one token source per service account
+ServiceAccountKey = tuple[str, str, str]
+
 
 @dataclass(slots=True)
 class ProviderAuth:
@@ -87,13 +90,6 @@ class CloudAuth:
             # config validation refuses these; reaching here means the key changed under us
             raise GatewayError("internal", f"provider '{provider.id}': {exc}") from None
 
-    def token_source(self, client_email: str) -> TokenSource | None:
-        """The token source of a service account (for status pages and tests)."""
-        return next((s for k, s in self._tokens.items() if k[0] == client_email), None)
-
     async def close(self) -> None:
         for source in self._tokens.values():
             await source.close()
-
-
-ServiceAccountKey = tuple[str, str, str]
