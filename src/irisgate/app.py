@@ -24,6 +24,7 @@ from irisgate.api.models import list_models
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.gateway.formats.registry import PATHS
+from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
@@ -34,6 +35,11 @@ ASGIApp = Any
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return exc.response()
+
+
+def _raw_path(scope: dict[str, Any]) -> str:
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else str(scope["path"])
 
 
 def build_app(settings: Settings) -> ASGIApp:
@@ -72,6 +78,10 @@ def build_app(settings: Settings) -> ASGIApp:
             op = PATHS.get(scope["path"])
             if op is not None:
                 await gateway.handle(scope, receive, send, op)
+                return
+            templated = classify(_raw_path(scope), scope.get("query_string", b""))
+            if templated is not None:
+                await gateway.handle(scope, receive, send, templated[0], templated[1])
                 return
         if scope["type"] == "http":
             path: str = scope["path"]

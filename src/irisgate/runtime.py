@@ -13,6 +13,7 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.gateway.relay import SKIP_AUTO_HEADERS
 from irisgate.hooks.runner import HookRunner
@@ -40,6 +41,7 @@ class Runtime:
         self._pending: set[asyncio.Task[None]] = set()
         self._quotas: QuotaGate | None = None
         self.hooks = HookRunner(lambda: self.http)
+        self._cloud: CloudAuth | None = None
 
     @property
     def db(self) -> Database:
@@ -67,6 +69,11 @@ class Runtime:
         return self._quotas
 
     @property
+    def cloud(self) -> CloudAuth:
+        assert self._cloud is not None, "runtime not started"
+        return self._cloud
+
+    @property
     def snapshot(self) -> Snapshot:
         return self.config.snapshot
 
@@ -88,6 +95,7 @@ class Runtime:
             trust_env=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
         )
+        self._cloud = CloudAuth(self._http)
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()
         self._quotas = QuotaGate(self._db)
@@ -129,6 +137,8 @@ class Runtime:
             )
         if self._config is not None:
             await self._config.stop()
+        if self._cloud is not None:
+            await self._cloud.close()
         if self._http is not None:
             await self._http.close()
         await self.resolver.close()

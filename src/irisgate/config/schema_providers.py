@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from irisgate.cloudauth import keys as cloud_keys
 from irisgate.config.model import (
     AUTHORIZATION_STYLES,
     COMPATIBILITY_FLAGS,
@@ -90,7 +91,7 @@ def _provider(provider_id: str, section: Section, env: Mapping[str, str]) -> Pro
         model_cost_map=_model_cost_map(section),
         add_headers=section.header_lines("add_headers"),
         auth_mode=auth_mode,
-        unavailable_reason=_unavailable_reason(section, apikey, auth_mode),
+        unavailable_reason=_unavailable_reason(section, apikey, auth_mode, baseurl or ""),
     )
     return provider if len(section.log.errors) == errors_before else None
 
@@ -170,8 +171,15 @@ def _model_cost_map(section: Section) -> tuple[CostMapEntry, ...]:
     return tuple(entries)
 
 
-def _unavailable_reason(section: Section, apikey: Secret, auth_mode: AuthMode) -> str | None:
-    """Why the provider cannot be routed to although enabled: its injected key is missing."""
+def _unavailable_reason(
+    section: Section, apikey: Secret, auth_mode: AuthMode, baseurl: str
+) -> str | None:
+    """Why the provider cannot be routed to although enabled: its injected key is missing,
+    or is a cloud credential (`keyfile::`, `sigv4::`) that cannot be used as written."""
+    cloud_problem = cloud_keys.problem(apikey.value, baseurl)
+    if cloud_problem is not None and auth_mode != "none":
+        section.warn("apikey", f"{cloud_problem}: provider is out of routing until it is fixed")
+        return cloud_problem
     reason = unresolved_reason("apikey", apikey)
     if reason is None or auth_mode != "override":
         return None  # passthrough / none never inject the configured key

@@ -47,6 +47,9 @@ def read_answer(
     fmt: ApiFormat, status: int, content_type: str, body: bytes
 ) -> tuple[Usage, bytes, int]:
     """(usage, response body to store, tool calls) for a relayed answer."""
+    framed = fmt.stream_result(content_type, body) if 200 <= status < 300 else None
+    if framed is not None:
+        return framed.usage, orjson.dumps(framed.response), framed.tool_calls
     if "text/event-stream" in content_type:
         outcome = read_stream(fmt, body)
         return outcome.usage, orjson.dumps(outcome.response), outcome.tool_calls

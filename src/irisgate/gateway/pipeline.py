@@ -23,7 +23,7 @@ import structlog
 
 from irisgate.gateway.capture import decompress, read_answer
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats.base import ChunkFilter, Operation
+from irisgate.gateway.formats.base import ChunkFilter, Operation, PathTarget
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
@@ -73,13 +73,21 @@ class Exchange:
     hooks: HookPlan | None = None
     url: str = ""
     estimate: int | None = None  # nanodollars, for hooks
+    target: PathTarget | None = None  # what a path-templated API said in its URL
 
 
 class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def handle(self, scope: Scope, receive: Any, send: Any, op: Operation) -> None:
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Any,
+        send: Any,
+        op: Operation,
+        target: PathTarget | None = None,
+    ) -> None:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         record = RequestRecord(
@@ -92,7 +100,7 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record)
+        ex = Exchange(op, headers, record, target=target)
         try:
             body = await _read_body(receive, headers)
             await self._prepare(ex, scope, body)
@@ -135,7 +143,8 @@ class Gateway:
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
         parsed = _parse_json(body)
-        model = fmt.model_of(parsed)
+        target = ex.target
+        model = target.model if target is not None else fmt.model_of(parsed)
         if not model:
             raise GatewayError(
                 "invalid_request", "request body has no 'model' string", param="model"
@@ -143,7 +152,8 @@ class Gateway:
         record.model = model
         route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
         record.model, record.provider = route.model, route.provider.id
-        if route.qualified:
+        in_body = route.qualified and target is None
+        if in_body:
             parsed["model"] = route.model
         ex.identity, ex.access = identity, access
         record.session_id = session_id(ex.headers, parsed, identity.login_name)
@@ -157,19 +167,30 @@ class Gateway:
             body_size=len(body),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
-        record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
+        if target is not None:
+            record.stream = target.stream
+        else:
+            record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
-        rewritten = route.qualified or ex.chunk_filter is not None or modified
+        rewritten = in_body or ex.chunk_filter is not None or modified
         out_body = orjson.dumps(parsed) if rewritten else body
         upstream_headers = build_headers(
             route.provider, ex.headers, access.add_headers_for(route.fqn)
         )
         if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
             upstream_headers["accept-encoding"] = "identity"
-        query = scope.get("query_string", b"")
+        cloud = self.runtime.cloud.for_provider(route.provider)
+        if target is None:
+            path, query = scope["path"], scope.get("query_string", b"")
+        else:
+            project = cloud.project if cloud is not None else None
+            region = cloud.region if cloud is not None else None
+            path, query = target.upstream_path(route.model, project, region), target.query
         ex.request = UpstreamRequest(
-            upstream_url(route.provider, scope["path"], query), upstream_headers, out_body
+            upstream_url(route.provider, path, query), upstream_headers, out_body
         )
+        if cloud is not None:  # last: a signature covers the final URL and body
+            await cloud.authorize(ex.request)
         record.request_headers = redact(upstream_headers)
         record.request_body = out_body
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irisgate.cloudauth.keys import is_cloud_key
 from irisgate.config.model import Provider
 
 #: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)
@@ -29,7 +30,17 @@ HOP_BY_HOP = frozenset(
 )
 #: headers that carry a client credential
 CREDENTIALS = frozenset(
-    {"authorization", "x-api-key", "x-goog-api-key", "api-key", "cf-aig-authorization"}
+    {
+        "authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "api-key",
+        "cf-aig-authorization",
+        "x-amz-security-token",
+        # the rest of a client's own SigV4 signature: meaningless once its signature is gone
+        "x-amz-date",
+        "x-amz-content-sha256",
+    }
 )
 #: secrets in captured headers are stored as this
 REDACTED = "[redacted]"
@@ -78,7 +89,7 @@ def build_headers(
         out[name] = value
     if mode == "passthrough" and client_creds:
         out.update(client_creds)
-    elif mode != "none":
+    elif mode != "none" and not is_cloud_key(provider.apikey.value):  # cloudauth signs those
         out.update(credential_headers(provider.authorization, provider.apikey.value or ""))
     for name, value in (*provider.add_headers, *extra):
         out[name.lower()] = value

@@ -2,6 +2,8 @@
 
 - `FakeLLM`: OpenAI (Chat Completions, Responses, models) and Anthropic (Messages,
   count_tokens) on one local HTTP server, with knobs for streaming, failures, delays, usage.
+  The same server also speaks Gemini, Vertex AI and Bedrock (`fake_cloud`).
+- `FakeGoogleOAuth`: Google's OAuth token endpoint for service-account (JWT bearer) grants.
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
 - `McpToolServer`: a real MCP server (the `mcp` SDK) that checks the credential it receives.
 - `FakeHttpApi`: an HTTP API that records requests, for HTTP connectors.
@@ -17,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from irisgate.testing.fake_google_oauth import FakeGoogleOAuth
     from irisgate.testing.fake_hook import FakeHook
     from irisgate.testing.fake_http_api import FakeHttpApi
     from irisgate.testing.fake_llm import FakeLLM
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "FakeLLM": "fake_llm",
     "FakeHook": "fake_hook",
+    "FakeGoogleOAuth": "fake_google_oauth",
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
@@ -47,6 +51,7 @@ _HOMES = {
 
 __all__ = [
     "CALL_TOOL_TRIGGER",
+    "FakeGoogleOAuth",
     "FakeHook",
     "FakeHttpApi",
     "FakeLLM",

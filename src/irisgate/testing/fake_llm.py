@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gzip as gzip_module
 import sys
 import threading
@@ -43,7 +44,8 @@ from typing import Any, Literal, Self
 import orjson
 from aiohttp import web
 
-from irisgate.testing import fake_anthropic, fake_openai
+from irisgate.cloudauth.keys import AwsKeys
+from irisgate.testing import fake_anthropic, fake_bedrock, fake_cloud, fake_google, fake_openai
 from irisgate.testing.fake_reply import (
     Reply,
     arguments_for_schema,
@@ -55,7 +57,7 @@ from irisgate.testing.fake_reply import (
 )
 from irisgate.testing.fake_server import RecordedRequest, ServerThread, start_runner
 
-Dialect = Literal["openai", "anthropic"]
+Dialect = Literal["openai", "anthropic", "google", "bedrock"]
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -93,7 +95,8 @@ class FakeLLM:
     - ``stream_gate`` [None]: a `threading.Event`; streams pause after their first event
       until it is set (``gated_streams`` counts the pauses).
     - ``drop_after_events`` [None]: close the connection after that many stream events.
-    - ``api_key`` [None]: when set, other keys get the vendor's 401.
+    - ``api_key`` [None]: when set, other keys get the vendor's 401 (Bedrock: 403).
+    - ``aws_keys`` [None]: when set, Bedrock requests must be SigV4-signed with these keys.
     - ``models``: ids listed by ``GET /v1/models``.
     - ``coalesce`` [False]: without delay, gate or drop, send a whole stream in one write
       (same bytes, one syscall instead of one per event: for benchmarks).
@@ -136,6 +139,7 @@ class FakeLLM:
         self.stream_gate: threading.Event | None = None
         self.drop_after_events: int | None = None
         self.api_key: str | None = None
+        self.aws_keys: AwsKeys | None = None
         self.models: list[str] = list(DEFAULT_MODELS)
         self.record = True
         self.coalesce = False
@@ -203,6 +207,10 @@ class FakeLLM:
         route.add_post("/v1/messages/count_tokens", self._wrap("anthropic", self._count_tokens))
         for path in ("/v1/models", "/models"):
             route.add_get(path, self._models)
+        for path in fake_cloud.GOOGLE_PATHS:
+            route.add_post(path, self._wrap("google", functools.partial(fake_cloud.google, self)))
+        bedrock = functools.partial(fake_cloud.bedrock, self)
+        route.add_post(fake_cloud.BEDROCK_PATH, self._wrap("bedrock", bedrock))
         route.add_route("*", "/{tail:.*}", self._unknown)
         return app
 
@@ -266,7 +274,7 @@ class FakeLLM:
             except orjson.JSONDecodeError:
                 parsed = None
             self._record(request, raw, parsed)
-            early = await self._before_answer(request, dialect)
+            early = await self._before_answer(request, dialect, raw)
             if early is not None:
                 return early
             if not isinstance(parsed, dict):
@@ -290,7 +298,7 @@ class FakeLLM:
         )
 
     async def _before_answer(
-        self, request: web.Request, dialect: Dialect
+        self, request: web.Request, dialect: Dialect, raw: bytes = b""
     ) -> web.StreamResponse | None:
         """Apply hang, delay, queued failures and the key check; a response ends the request."""
         while self.hang:  # noqa: ASYNC110 - a plain attribute tests flip from their own thread
@@ -306,20 +314,36 @@ class FakeLLM:
             hdrs = {
                 "Content-Type": "application/json",
                 **self._vendor_headers(dialect),
+                **(fake_bedrock.error(failure.status)[1] if dialect == "bedrock" else {}),
                 **failure.headers,
             }
             return web.Response(status=failure.status, body=body, headers=hdrs)
+        if dialect == "bedrock":
+            problem = fake_cloud.bedrock_auth_problem(self, request, raw)
+            if problem is not None:
+                body, hdrs = fake_bedrock.error(403, problem)
+                hdrs["x-amzn-ErrorType"] = hdrs["x-amzn-ErrorType"].replace(
+                    "AccessDeniedException", "InvalidSignatureException"
+                )
+                return web.Response(status=403, body=body, headers=hdrs)
+            return None
         if self.api_key is not None and not self._key_ok(request, dialect):
             return self._json(request, self._error(dialect, 401), status=401, dialect=dialect)
         return None
 
     def _key_ok(self, request: web.Request, dialect: Dialect) -> bool:
+        if dialect == "google":
+            return fake_cloud.google_key_ok(self, request)
         bearer = request.headers.get("Authorization") == f"Bearer {self.api_key}"
         if dialect == "anthropic":
             return bearer or request.headers.get("x-api-key") == self.api_key
         return bearer
 
     def _error(self, dialect: Dialect, status: int, message: str | None = None) -> bytes:
+        if dialect == "google":
+            return fake_google.error_body(status, message)
+        if dialect == "bedrock":
+            return fake_bedrock.error(status, message)[0]
         if dialect == "anthropic":
             return fake_anthropic.error_body(status, self._request_id(dialect), message)
         return fake_openai.error_body(status, message)
@@ -327,6 +351,10 @@ class FakeLLM:
     def _request_id(self, dialect: Dialect) -> str:
         if dialect == "anthropic":
             return new_id("req_011", 21)
+        if dialect == "bedrock":
+            return (
+                f"{new_id('', 8)}-{new_id('', 4)}-{new_id('', 4)}-{new_id('', 4)}-{new_id('', 12)}"
+            )
         return new_id("req_", 32)
 
     def _invalid_json(self, request: web.Request, dialect: Dialect) -> web.Response:
@@ -347,6 +375,8 @@ class FakeLLM:
         dialect: Dialect = "openai",
     ) -> web.Response:
         hdrs = {"Content-Type": "application/json", **self._vendor_headers(dialect)}
+        if dialect == "bedrock" and status >= 400:
+            hdrs.update(fake_bedrock.error(status)[1])
         if self.gzip and "gzip" in request.headers.get("Accept-Encoding", ""):
             payload = gzip_module.compress(payload, compresslevel=1, mtime=0)
             hdrs["Content-Encoding"] = "gzip"
@@ -356,12 +386,24 @@ class FakeLLM:
         rid = self._request_id(dialect)
         if dialect == "anthropic":
             return fake_anthropic.headers(rid)
+        if dialect == "google":
+            return {"Vary": "Origin, X-Origin, Referer", "Server": "scaffolding on HTTPServer2"}
+        if dialect == "bedrock":
+            return {"x-amzn-RequestId": rid}
         return fake_openai.headers(rid)
 
     async def _stream(
-        self, request: web.Request, events: Iterable[bytes], dialect: Dialect
+        self,
+        request: web.Request,
+        events: Iterable[bytes],
+        dialect: Dialect,
+        *,
+        content_type: str | None = None,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={**_SSE_HEADERS, **self._vendor_headers(dialect)})
+        kind = {"Content-Type": content_type} if content_type else _SSE_HEADERS
+        if dialect == "google" and content_type is None:
+            kind = fake_google.SSE_HEADERS
+        response = web.StreamResponse(headers={**kind, **self._vendor_headers(dialect)})
         await response.prepare(request)
         delay, gate, drop_after = self.chunk_delay, self.stream_gate, self.drop_after_events
         if self.coalesce and not delay and gate is None and drop_after is None:
@@ -404,6 +446,7 @@ class FakeLLM:
         tool_id_prefix: str,
         *,
         thinking: bool = False,
+        prompt_tokens: int | None = None,
     ) -> Reply:
         model = body.get("model")
         call = None
@@ -416,7 +459,7 @@ class FakeLLM:
             call = make_tool_call(tool_id_prefix, name, args, self.n_chunks)
         else:
             pieces = text_pieces(self.reply_text, self.n_chunks)
-        prompt = self.prompt_tokens
+        prompt = self.prompt_tokens if self.prompt_tokens is not None else prompt_tokens
         return Reply(
             model=model if isinstance(model, str) else "unknown",
             created=int(time.time()),

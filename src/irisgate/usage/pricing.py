@@ -37,6 +37,25 @@ BASIS_PROVIDER: dict[str, str | None] = {
 
 NANO = Decimal(1_000_000_000)
 
+# Bedrock cross-region inference profiles (`us.`, `eu.`, `apac.`, ...) cost what the in-region
+# model costs; `global.` profiles are priced apart, so that prefix is never stripped.
+_BEDROCK_REGION = re.compile(r"(?:us|eu|apac|jp|au|ca|us-gov)\.(?=[a-z0-9-]+\.)")
+_BEDROCK_VERSION = re.compile(r"-v\d+(?::\d+)?\Z")
+
+
+def price_names(basis: str, model: str) -> tuple[str, ...]:
+    """The names to try, in order, when pricing `model` under `basis`: the id as given, then
+    vendor spellings genai-prices may know it by (Bedrock without the region prefix and the
+    `-v1:0` version suffix, Vertex without `@date`). Each is the same model, so a match is
+    never a different model's price; no match at all leaves the request unpriced."""
+    names = [model]
+    if basis.startswith("bedrock"):
+        bare = _BEDROCK_REGION.sub("", model, count=1)
+        names += [bare, _BEDROCK_VERSION.sub("", bare)]
+    elif basis in ("vertex", "google") and "@" in model:
+        names.append(model.partition("@")[0])
+    return tuple(dict.fromkeys(names))
+
 
 @lru_cache(maxsize=256)
 def _go_glob(pattern: str) -> re.Pattern[str]:
@@ -86,8 +105,12 @@ class Pricer:
         entry = _first_match(provider.model_cost_map, model)
         if entry is not None:
             as_model, adjustment = entry.as_model, entry.adjustment
-        price = _model_price(BASIS_PROVIDER.get(basis), as_model)
-        return price, (f"{basis}/{as_model}" if price is not None else ""), adjustment
+        provider_id = BASIS_PROVIDER.get(basis)
+        for name in price_names(basis, as_model):
+            price = _model_price(provider_id, name)
+            if price is not None:
+                return price, f"{basis}/{name}", adjustment
+        return None, "", adjustment
 
     def cost(
         self, provider: Provider, format_basis: str, model: str, usage: Usage

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.streamresult import StreamResult
@@ -57,6 +58,53 @@ class ApiFormat(Protocol):
         """Adjust a streaming request before it goes upstream (e.g. ask for usage); return a
         filter that removes from the answer whatever the adjustment added, or None."""
         ...
+
+    def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
+        """A streamed answer framed other than SSE (Bedrock's event stream, Gemini's JSON
+        array), read whole; None when `body` is not such a stream."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PathTarget:
+    """What a path-templated API (Gemini, Vertex, Bedrock) says in its URL rather than its body.
+
+    `model` is the model as the client named it (percent-decoded), `stream` whether the method
+    streams. The upstream path is `prefix` + model segment + `suffix`; the client's own raw
+    segment is reused unless routing renamed the model. `query` is what goes upstream.
+    Vertex's `_aperture_auto_vertex_*_` placeholders stay in `prefix` until `upstream_path`.
+    """
+
+    model: str
+    stream: bool
+    prefix: str
+    raw_model: str
+    suffix: str
+    query: bytes = b""
+    safe: str = ""  # characters left unescaped when a renamed model is put in the path
+
+    def upstream_path(self, model: str, project: str | None, region: str | None) -> str:
+        segment = self.raw_model if model == self.model else quote(model, safe=self.safe)
+        prefix = self.prefix
+        if VERTEX_PROJECT in prefix or VERTEX_REGION in prefix:
+            prefix = _fill_vertex(prefix, project, region)
+        return prefix + segment + self.suffix
+
+
+VERTEX_PROJECT = "_aperture_auto_vertex_project_id_"
+VERTEX_REGION = "_aperture_auto_vertex_region_"
+
+
+def _fill_vertex(prefix: str, project: str | None, region: str | None) -> str:
+    """Put the provider's project and region in for the placeholders; without a project
+    (Vertex Express: a plain API key) the path takes the project-less global form."""
+    if project is None:
+        start = prefix.find("/projects/")
+        end = prefix.find("/publishers/")
+        if start >= 0 and end > start:
+            return prefix[:start] + prefix[end:]
+        return prefix
+    return prefix.replace(VERTEX_PROJECT, project).replace(VERTEX_REGION, region or "global")
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,9 @@ class _ModelInBody:
     def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
         return None
 
+    def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
+        return None  # these stream as SSE only
+
 
 class _OpenAIBase(_ModelInBody):
     cost_basis = "openai"
