@@ -208,6 +208,18 @@ class Ledger:
         stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, now)}
         if stale:
             await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
+        # An overdraft chain spends its first buckets before the next: one whose lease is
+        # too short for this request while the database still holds money for it is topped
+        # up first, or the request would borrow from the next bucket too early.
+        short: dict[int, tuple[Bucket, int]] = {}
+        for buckets in resolved:
+            default = buckets[0].quota.default_estimate_nanodollars
+            need = estimate if estimate is not None else default
+            for b in buckets[:-1]:
+                if b.remaining < need and b.unleased > 0:
+                    short[id(b)] = (b, max(b.lease_size, need) + b.reserved)
+        if short:
+            await asyncio.gather(*(self._sync_shared(b, want) for b, want in short.values()))
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:
                 names = " + ".join(b.spec.name for b in buckets)
@@ -262,11 +274,13 @@ class Ledger:
     def _needs_sync(self, bucket: Bucket, now: float) -> bool:
         return not bucket.synced or (bucket.remaining <= 0 and now >= bucket.dry_until)
 
-    async def _sync_shared(self, bucket: Bucket) -> None:
-        """One sync at a time per bucket; concurrent callers wait for the same one."""
+    async def _sync_shared(self, bucket: Bucket, want: int | None = None) -> None:
+        """One sync at a time per bucket; concurrent callers wait for the same one. `want`:
+        the lease to hold afterwards (default: a lease's size beyond what is reserved)."""
         task = bucket.syncing
         if task is None:
-            task = self._start_sync(bucket, bucket.lease_size + bucket.reserved)
+            lease = want if want is not None else bucket.lease_size + bucket.reserved
+            task = self._start_sync(bucket, lease)
         try:
             await asyncio.shield(task)
         except QuotaUnavailable:
