@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from irisgate.api import observability
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
@@ -44,7 +45,7 @@ def build_app(settings: Settings) -> ASGIApp:
             await runtime.stop()
 
     web = Starlette(
-        routes=[*api_routes.routes, Route("/v1/models", list_models)],
+        routes=[*api_routes.routes, *observability.routes, Route("/v1/models", list_models)],
         exception_handlers={ApiError: _api_error},
         lifespan=lifespan,
     )

@@ -34,6 +34,10 @@ class Settings:
     config_poll_seconds: float = 1.0
     log_format: Literal["json", "console"] = "console"
     log_level: str = "info"
+    otel: bool = False  # OpenTelemetry traces (needs the `otel` extra)
+    # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
+    # process right after an upload, before the export cursor moves, to test crash recovery
+    test_exit_after_export_upload: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -60,6 +64,7 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     ),
     "log_format": ("IRISGATE_LOG_FORMAT", "json or console (default: console on a terminal)"),
     "log_level": ("IRISGATE_LOG_LEVEL", "debug, info, warning or error (default info)"),
+    "otel": ("IRISGATE_OTEL", "1 to emit OpenTelemetry traces (install irisgate[otel])"),
 }
 
 
@@ -108,6 +113,8 @@ def load_settings(
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=(pick("log_level") or "info").lower(),
+        otel=_switch(pick, "otel"),
+        test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
 
@@ -123,3 +130,12 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
     return value
+
+
+def _switch(pick: Callable[[str], str | None], name: str) -> bool:
+    raw = (pick(name) or "0").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"--{name.replace('_', '-')} must be 1 or 0, got {raw!r}")

@@ -61,6 +61,7 @@ class Exchange:
     route: Route | None = None
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
+    started: float = 0.0  # perf_counter when the request arrived
 
 
 class Gateway:
@@ -80,7 +81,7 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record)
+        ex = Exchange(op, headers, record, started=started)
         try:
             body = await _read_body(receive, headers)
             await self._prepare(ex, scope, body)
@@ -102,6 +103,7 @@ class Gateway:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
             if record.cost_nanodollars is None and record.usage.is_empty():
                 record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
+            self.runtime.observe(record)
             if record.login_name:
                 self.runtime.record(record)
 
@@ -173,6 +175,7 @@ class Gateway:
                 result,
                 extra_headers=extra,
                 chunk_filter=ex.chunk_filter,
+                request_started=ex.started,
             )
         except asyncio.CancelledError:
             if not record.cancelled:

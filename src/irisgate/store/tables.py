@@ -204,9 +204,8 @@ export_state = Table(
     metadata,
     Column("exporter", Text, primary_key=True),
     Column("last_id", BigInteger, nullable=False, server_default=text("0")),
-    Column("batch_first_id", BigInteger, nullable=True),
-    Column("batch_last_id", BigInteger, nullable=True),
     Column("batch_key", Text, nullable=True),
+    Column("batch_ids", Text, nullable=True),
     Column("exported_total", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", UTCDateTime, nullable=True),
 )

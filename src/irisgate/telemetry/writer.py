@@ -230,6 +230,11 @@ class BatchWriter:
         return self._queue.qsize() + self._in_flight
 
     @property
+    def queue_capacity(self) -> int:
+        """Records the queue holds before `submit` raises `QueueFull`."""
+        return self._queue.maxsize
+
+    @property
     def batches_total(self) -> int:
         """Transactions that stored at least one record."""
         return self._batches_total

@@ -37,9 +37,8 @@ def upgrade() -> None:
         "export_state",
         sa.Column("exporter", sa.Text(), primary_key=True),
         sa.Column("last_id", _BIG, nullable=False, server_default=sa.text("0")),
-        sa.Column("batch_first_id", _BIG, nullable=True),
-        sa.Column("batch_last_id", _BIG, nullable=True),
         sa.Column("batch_key", sa.Text(), nullable=True),
+        sa.Column("batch_ids", sa.Text(), nullable=True),
         sa.Column("exported_total", _BIG, nullable=False, server_default=sa.text("0")),
         sa.Column("updated_at", _TS, nullable=True),
     )
