@@ -3,6 +3,7 @@
 - `FakeLLM`: OpenAI (Chat Completions, Responses, models) and Anthropic (Messages,
   count_tokens) on one local HTTP server, with knobs for streaming, failures, delays, usage.
 - `FakeLocalAPI`: tailscaled's LocalAPI WhoIs on a unix socket.
+- `S3Server`: moto's S3 server in a child process (needs the `test` extra).
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         count_prompt_tokens,
     )
     from irisgate.testing.fake_server import RecordedRequest, ServerThread
+    from irisgate.testing.s3 import S3Server
 
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
@@ -30,6 +32,7 @@ _HOMES = {
     "RecordedRequest": "fake_server",
     "ServerThread": "fake_server",
     "FakeLocalAPI": "fake_localapi",
+    "S3Server": "s3",
     "CALL_TOOL_TRIGGER": "fake_reply",
     "Reply": "fake_reply",
     "ToolCall": "fake_reply",
@@ -42,6 +45,7 @@ __all__ = [
     "FakeLocalAPI",
     "RecordedRequest",
     "Reply",
+    "S3Server",
     "ServerThread",
     "ToolCall",
     "count_prompt_tokens",
