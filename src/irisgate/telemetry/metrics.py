@@ -155,6 +155,11 @@ class Metrics:
             ["category"],
             registry=r,
         )
+        self.purge_last_run = Gauge(
+            "irisgate_retention_last_run_timestamp_seconds",
+            "Unix time the retention purge last finished a round.",
+            registry=r,
+        )
         self._children: dict[tuple[str, str, str, int], _Request] = {}
 
     # --- the request path ------------------------------------------------------------------

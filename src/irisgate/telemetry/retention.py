@@ -19,6 +19,7 @@ that the batch writer is never blocked for long.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -81,6 +82,7 @@ class RetentionPurge:
         while True:
             try:
                 await self.purge_once()
+                self._metrics.purge_last_run.set(time.time())
             except Exception as exc:  # the database may be away; the next round tries again
                 log.error("retention purge failed; retrying later", error=str(exc)[:300])
             await asyncio.sleep(self._every_s)
