@@ -136,7 +136,9 @@ def test_require_export_purges_only_exported(
 
     with gateway(localapi, tmp_path, config(fake_llm.base_url, retention)) as gw:
         wait_until(lambda: purge_ran(gw), "a purge round")
-        assert "old question" in record(gw, old)["request_body"]  # not exported: kept
+        kept = record(gw, old)
+        assert "old question" in kept["request_body"]  # not exported: kept
+        assert kept["exported_at"] is None
 
     with S3Server() as s3:
         s3.create_bucket(BUCKET)
@@ -149,3 +151,4 @@ def test_require_export_purges_only_exported(
             gone = record(gw, old)
     assert gone["captured"] is False  # no list of categories: the whole capture goes
     assert gone["input_tokens"] > 0
+    assert gone["exported_at"].endswith("Z")  # when the exporter delivered it

@@ -103,9 +103,9 @@ class Gateway:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
             if record.cost_nanodollars is None and record.usage.is_empty():
                 record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
-            self.runtime.observe(record)
             if record.login_name:
                 self.runtime.record(record)
+            self.runtime.observe(record)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
         """identify → authorize → classify → route → upstream request."""
