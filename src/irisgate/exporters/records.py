@@ -22,12 +22,11 @@ import gzip
 import io
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import cbor2
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 import zstandard
 
 RECORD_VERSION = 2
@@ -119,74 +118,82 @@ def encode_jsonl_gz(records: Sequence[Record]) -> bytes:
     return gzip.compress(body, mtime=0)  # mtime 0: the same batch always gives the same bytes
 
 
-_HEADERS = pa.map_(pa.string(), pa.string())
-PARQUET_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("ver", pa.int32()),
-        ("timestamp", pa.string()),
-        (
-            "identity",
-            pa.struct(
-                [
-                    ("login_name", pa.string()),
-                    ("display_name", pa.string()),
-                    ("stable_node_id", pa.string()),
-                    ("node_name", pa.string()),
-                    ("tags", pa.list_(pa.string())),
-                ]
+@cache
+def parquet_schema() -> Any:
+    """The Parquet schema of a record. pyarrow (~40 MiB) is imported on first use only."""
+    import pyarrow as pa
+
+    headers = pa.map_(pa.string(), pa.string())
+    return pa.schema(
+        [
+            ("id", pa.int64()),
+            ("ver", pa.int32()),
+            ("timestamp", pa.string()),
+            (
+                "identity",
+                pa.struct(
+                    [
+                        ("login_name", pa.string()),
+                        ("display_name", pa.string()),
+                        ("stable_node_id", pa.string()),
+                        ("node_name", pa.string()),
+                        ("tags", pa.list_(pa.string())),
+                    ]
+                ),
             ),
-        ),
-        ("model", pa.string()),
-        ("provider", pa.string()),
-        ("api_type", pa.string()),
-        ("path", pa.string()),
-        ("status_code", pa.int32()),
-        ("duration_ms", pa.float64()),
-        ("stream", pa.bool_()),
-        (
-            "usage",
-            pa.struct(
-                [
-                    (name, pa.int64())
-                    for name in ("input", "output", "cached", "cache_write", "reasoning")
-                ]
+            ("model", pa.string()),
+            ("provider", pa.string()),
+            ("api_type", pa.string()),
+            ("path", pa.string()),
+            ("status_code", pa.int32()),
+            ("duration_ms", pa.float64()),
+            ("stream", pa.bool_()),
+            (
+                "usage",
+                pa.struct(
+                    [
+                        (name, pa.int64())
+                        for name in ("input", "output", "cached", "cache_write", "reasoning")
+                    ]
+                ),
             ),
-        ),
-        ("capture_id", pa.string()),
-        ("session_id", pa.string()),
-        ("user_agent", pa.string()),
-        (
-            "estimated_cost",
-            pa.struct(
-                [
-                    ("dollars", pa.float64()),
-                    ("nanodollars", pa.int64()),
-                    ("cost_basis", pa.string()),
-                ]
+            ("capture_id", pa.string()),
+            ("session_id", pa.string()),
+            ("user_agent", pa.string()),
+            (
+                "estimated_cost",
+                pa.struct(
+                    [
+                        ("dollars", pa.float64()),
+                        ("nanodollars", pa.int64()),
+                        ("cost_basis", pa.string()),
+                    ]
+                ),
             ),
-        ),
-        (
-            "capture",
-            pa.struct(
-                [
-                    ("request_headers", _HEADERS),
-                    ("response_headers", _HEADERS),
-                    ("tool_calls", pa.int32()),
-                    ("request_body", pa.string()),
-                    ("request_body_encoding", pa.string()),
-                    ("response_body", pa.string()),
-                    ("response_body_encoding", pa.string()),
-                ]
+            (
+                "capture",
+                pa.struct(
+                    [
+                        ("request_headers", headers),
+                        ("response_headers", headers),
+                        ("tool_calls", pa.int32()),
+                        ("request_body", pa.string()),
+                        ("request_body_encoding", pa.string()),
+                        ("response_body", pa.string()),
+                        ("response_body_encoding", pa.string()),
+                    ]
+                ),
             ),
-        ),
-    ]
-)
+        ]
+    )
 
 
 def encode_parquet(records: Sequence[Record]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     rows = [_parquet_row(record) for record in records]
-    table = pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=parquet_schema())
     out = io.BytesIO()
     pq.write_table(table, out, compression="zstd")
     return out.getvalue()

@@ -26,9 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import boto3
 import structlog
-from botocore.config import Config as BotoConfig
 
 from irisgate.config.model import S3Exporter
 from irisgate.exporters import cursor
@@ -145,6 +143,10 @@ class S3Export:
     def _s3(self, config: S3Exporter) -> Any:
         """The boto3 client for `config` (rebuilt when the exporter config changes)."""
         if self._client is None or self._client_for != config:
+            # imported here: boto3 costs ~25 MiB, paid only when export is configured
+            import boto3
+            from botocore.config import Config as BotoConfig
+
             session = boto3.session.Session()
             self._client = session.client(
                 "s3",
