@@ -8,12 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import gateway_config, openai_client
+from conftest import gateway_config, openai_client, wait_for_record
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -92,13 +93,12 @@ def test_each_request_becomes_a_genai_span(
         env=env,
     )
     with server as gw:
-        started = time.time_ns()
         raw = openai_client(gw).chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "trace me"}]
         )
-        finished = time.time_ns()
         request_id = raw.headers["x-irisgate-request-id"]
         answer = raw.parse()
+        stored = wait_for_record(gw, request_id)
         deadline = time.monotonic() + 30
         while not collector.spans and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -116,7 +116,12 @@ def test_each_request_becomes_a_genai_span(
     assert attributes["http.response.status_code"] == 200
     assert attributes["irisgate.request_id"] == request_id
     assert attributes["enduser.id"] == "alice@example.com"
-    assert started <= span.start_time_unix_nano <= span.end_time_unix_nano <= finished
+    # the span has the request's own times (as stored), not the time it was made
+    started = datetime.fromisoformat(stored["started_at"].replace("Z", "+00:00"))
+    started_ms = (started - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert span.start_time_unix_nano // 1_000_000 == started_ms
+    duration_ns = span.end_time_unix_nano - span.start_time_unix_nano
+    assert abs(duration_ns - stored["duration_ms"] * 1e6) <= 1
     assert collector.resources[0]["service.name"] == "irisgate"
 
 

@@ -122,7 +122,8 @@ class S3Export:
         )
         if batch is None:
             return False
-        _, content_type, encode = FORMATS[config.format]
+        # a batch claimed before a config change keeps the format its key names
+        _, content_type, encode = FORMATS[_format_of(batch.key, config.format)]
         records = [export_record(row) for row in batch.rows]
         body = await asyncio.to_thread(encode, records)
         await asyncio.to_thread(self._put, config, batch.key, body, content_type)
@@ -164,6 +165,13 @@ class S3Export:
             )
             self._client_for = config
         return self._client
+
+
+def _format_of(key: str, default: str) -> str:
+    for name, (extension, _, _) in FORMATS.items():
+        if key.endswith("." + extension):
+            return name
+    return default
 
 
 def _retry_cap(config: S3Exporter) -> float:

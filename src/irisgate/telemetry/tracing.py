@@ -14,6 +14,7 @@ and attributes follow the OpenTelemetry GenAI semantic conventions (`chat gpt-4o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from irisgate.telemetry.record import RequestRecord
@@ -27,6 +28,10 @@ _GENAI_PROVIDERS = {
     "vertex": "gcp.vertex_ai",
     "bedrock": "aws.bedrock",
 }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class TracingUnavailable(RuntimeError):
@@ -59,7 +64,7 @@ class Tracing:
     def span(self, record: RequestRecord) -> None:
         """Record one finished request as a span."""
         trace = self._trace
-        start_ns = int(record.started_at.timestamp() * 1e9)
+        start_ns = (record.started_at - _EPOCH) // _MICROSECOND * 1000  # exact, no float
         operation = "chat"
         span = self._tracer.start_span(
             f"{operation} {record.model}" if record.model else operation,
@@ -69,7 +74,7 @@ class Tracing:
         )
         if record.status >= 500 or (record.error and record.status >= 400):
             span.set_status(trace.Status(trace.StatusCode.ERROR, record.error or None))
-        span.end(end_time=start_ns + int(record.duration_ms * 1e6))
+        span.end(end_time=start_ns + round(record.duration_ms * 1e6))
 
 
 def _attributes(record: RequestRecord, operation: str) -> dict[str, Any]:
