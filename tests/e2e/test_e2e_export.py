@@ -238,3 +238,24 @@ def test_metrics_need_read_metrics(
         assert allowed.status_code == 200
         assert allowed.headers["content-type"].startswith("text/plain")
         assert "irisgate_export_records_total" in allowed.text
+
+
+def test_sigterm_during_an_outage_stops_cleanly_and_keeps_records(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, s3: S3Server, tmp_path: Path
+) -> None:
+    config = export_config(fake_llm.base_url, s3)
+    s3.stop()  # S3 down from the start: the exporter is in its retry loop
+    server = gateway(fake_llm, localapi, tmp_path, config)
+    with server as gw:
+        ids = {chat(gw, "kept through the stop") for _ in range(2)}
+        wait_until(lambda: metric(gw, "irisgate_export_failures_total") >= 1, "a failed try")
+        assert gw.process is not None
+        gw.process.send_signal(signal.SIGTERM)
+        exit_code = gw.process.wait(30)  # no hanging background worker
+    assert exit_code in (0, -signal.SIGTERM), server.logs()[-3000:]
+
+    s3.start()
+    s3.create_bucket(BUCKET)
+    with gateway(fake_llm, localapi, tmp_path, config):  # the records waited in the database
+        objects = wait_for_export(s3, ids)
+    assert sorted(capture_ids(objects)) == sorted(ids)
