@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
+from irisgate.api import observability, ui_routes
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
-from irisgate.api import ui_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
@@ -62,6 +62,7 @@ def build_app(settings: Settings) -> ASGIApp:
     web = Starlette(
         routes=[
             *api_routes.routes,
+            *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
             *ui_routes.routes,

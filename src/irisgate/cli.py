@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from irisgate.app import build_app
     from irisgate.logs import configure
+    from irisgate.telemetry.tracing import TracingUnavailable
 
     flags = {name: getattr(args, name) for name in FLAG_ENV}
     try:
@@ -77,7 +78,11 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.config_file is not None and _config_check(settings.config_file, serving=True) != 0:
         return 1
     configure(settings)
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except TracingUnavailable as exc:  # --otel 1 without the otel extra
+        print(f"irisgate: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.listen_host,

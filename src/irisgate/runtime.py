@@ -15,6 +15,7 @@ import structlog
 
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
+from irisgate.exporters.s3 import S3Export
 from irisgate.gateway.relay import SKIP_AUTO_HEADERS
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
@@ -22,7 +23,10 @@ from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database, open_database
+from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
+from irisgate.telemetry.tracing import Tracing
 from irisgate.telemetry.writer import BatchWriter, QueueFull
 
 log = structlog.get_logger("irisgate")
@@ -42,6 +46,9 @@ class Runtime:
         self._quotas: QuotaGate | None = None
         self.hooks = HookRunner(lambda: self.http)
         self._cloud: CloudAuth | None = None
+        self.metrics = Metrics()  # per app, so several apps in one process count apart
+        self.tracing: Tracing | None = Tracing() if settings.otel else None
+        self._workers: list[S3Export | RetentionPurge] = []
 
     @property
     def db(self) -> Database:
@@ -99,8 +106,10 @@ class Runtime:
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()
         self._quotas = QuotaGate(self._db)
+        self._quotas.metrics = self.hooks.metrics = self.metrics
         self._quotas.start()
         self.hooks.start()
+        self._start_workers(self._writer)
         # genai-prices loads its price table on first use (~0.4 s): not on a user's request
         await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
         # Everything loaded so far (price table, modules, config) lives as long as the process:
@@ -114,9 +123,36 @@ class Runtime:
             config_version=self.snapshot.version,
         )
 
+    def _start_workers(self, writer: BatchWriter) -> None:
+        """Metrics read at scrape time, and the export and retention background workers."""
+        self.metrics.watch(
+            queue_depth=lambda: writer.queue_depth,
+            queue_capacity=writer.queue_capacity,
+            dropped_total=lambda: writer.skipped_total,
+            config_version=lambda: self.snapshot.version,
+        )
+        self._workers = [
+            S3Export(
+                self.db,
+                lambda: self.snapshot.config.s3_exporter,
+                self.metrics,
+                exit_after_upload=self.settings.test_exit_after_export_upload,
+            ),
+            RetentionPurge(self.db, lambda: self.snapshot.config.database.retention, self.metrics),
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def observe(self, record: RequestRecord) -> None:
+        """Metrics (and a trace span, when on) of every finished request, stored or not."""
+        self.metrics.observe(record)
+        if self.tracing is not None:
+            self.tracing.span(record)
+
     def record(self, record: RequestRecord) -> None:
         """Queue a finished request for storage. Never drops: a full queue makes this one
         request's task wait for room, off the client's path (its answer is already sent)."""
+        strip_for_zero_retention(record, self.snapshot.config.database.retention)
         try:
             self.writer.submit(record)
         except QueueFull:
@@ -125,8 +161,9 @@ class Runtime:
             task.add_done_callback(self._pending.discard)
 
     async def stop(self) -> None:
-        """Graceful stop: report quota spending, finish queued records and hook events, then
-        close everything."""
+        """Graceful stop: stop the exporters, report quota spending, finish queued records
+        and hook events, then close everything."""
+        await asyncio.gather(*(worker.stop() for worker in self._workers))
         if self._quotas is not None:
             await self._quotas.stop()
         await self.hooks.stop()
@@ -144,3 +181,5 @@ class Runtime:
         await self.resolver.close()
         if self._db is not None:
             await self._db.close()
+        if self.tracing is not None:
+            self.tracing.close()

@@ -40,6 +40,10 @@ class Settings:
     connector_key: str = field(default="", repr=False)
     #: let connector and OAuth URLs reach loopback and link-local addresses (tests, labs)
     allow_local_connectors: bool = False
+    otel: bool = False  # OpenTelemetry traces (needs the `otel` extra)
+    # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
+    # process right after an upload, before the export cursor moves, to test crash recovery
+    test_exit_after_export_upload: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -74,6 +78,7 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOW_LOCAL_CONNECTORS",
         "true: connectors may reach loopback and link-local addresses (default false)",
     ),
+    "otel": ("IRISGATE_OTEL", "true to emit OpenTelemetry traces (install irisgate[otel])"),
 }
 
 
@@ -124,6 +129,8 @@ def load_settings(
         log_level=(pick("log_level") or "info").lower(),
         connector_key=_fernet_key(pick("connector_key") or ""),
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
+        otel=_flag(pick, "otel"),
+        test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
 
@@ -143,9 +150,9 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:
     raw = (pick(name) or "false").strip().lower()
-    if raw not in ("true", "false", "1", "0", "yes", "no"):
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
-    return raw in ("true", "1", "yes")
+    return raw in ("true", "1", "yes", "on")
 
 
 def _fernet_key(value: str) -> str:

@@ -182,6 +182,7 @@ class S3Exporter:
     prefix: str = ""
     every_seconds: int = 3600
     limit: int = 1000
+    format: str = "cbor.zstd"  # one of EXPORT_FORMATS
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +203,16 @@ class Connector:
     auth: ConnectorAuth = field(default_factory=lambda: ConnectorAuth(type="none"))
 
 
+#: Object formats of the S3 exporter: Aperture's zstd CBOR sequence, gzip JSON Lines, Parquet.
+EXPORT_FORMATS: tuple[str, ...] = ("cbor.zstd", "jsonl.gz", "parquet")
+#: What the retention purge may remove (`database.retention.purge`); never the usage metrics.
+PURGE_CATEGORIES: tuple[str, ...] = ("bodies", "headers", "raws")
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     duration_seconds: int | None = None  # None: keep forever; 0: bodies never written
-    purge: tuple[str, ...] = ()
+    purge: tuple[str, ...] = ()  # PURGE_CATEGORIES to remove; () means all of them
     require_export: bool = False
 
 

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from irisgate.config.model import (
     AUTHORIZATION_STYLES,
+    EXPORT_FORMATS,
+    PURGE_CATEGORIES,
     DatabaseSettings,
     FilterableHeader,
     Hook,
@@ -193,6 +195,7 @@ _S3_KEYS = (
     "prefix",
     "every",
     "limit",
+    "format",
 )
 
 
@@ -228,6 +231,7 @@ def read_s3_exporter(root: Section, env: Mapping[str, str]) -> S3Exporter | None
         prefix=prefix,
         every_seconds=_bounded(section, "every", 3600, 1, None),
         limit=_bounded(section, "limit", 1000, 1, S3_LIMIT_MAX),
+        format=section.choice("format", EXPORT_FORMATS, "cbor.zstd"),
     )
     return exporter if len(section.log.errors) == errors_before else None
 
@@ -264,9 +268,25 @@ def _retention(section: Section | None) -> Retention:
     section.check_keys(("duration", "purge", "require_export"))
     return Retention(
         duration_seconds=_retention_duration(section),
-        purge=section.texts("purge"),
+        purge=_purge_categories(section),
         require_export=section.flag("require_export", False),
     )
+
+
+def _purge_categories(section: Section) -> tuple[str, ...]:
+    """`purge`: known categories only; an unknown one is reported and ignored (not fatal, so
+    an Aperture file naming categories irisgate does not keep still loads)."""
+    known: list[str] = []
+    for category in section.texts("purge"):
+        if category in PURGE_CATEGORIES:
+            known.append(category)
+        else:
+            section.warn(
+                "purge",
+                f'"{category}" is not a category irisgate keeps '
+                f"({', '.join(PURGE_CATEGORIES)}); ignored",
+            )
+    return tuple(known)
 
 
 def _retention_duration(section: Section) -> int | None:

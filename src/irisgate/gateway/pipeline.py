@@ -74,6 +74,7 @@ class Exchange:
     url: str = ""
     estimate: int | None = None  # nanodollars, for hooks
     target: PathTarget | None = None  # what a path-templated API said in its URL
+    started: float = 0.0  # perf_counter when the request arrived
 
 
 class Gateway:
@@ -100,7 +101,7 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record, target=target)
+        ex = Exchange(op, headers, record, target=target, started=started)
         try:
             body = await _read_body(receive, headers)
             await self._prepare(ex, scope, body)
@@ -128,6 +129,7 @@ class Gateway:
                 self.runtime.record(record)
             if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
                 self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
+            self.runtime.observe(record)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
         """identify → authorize → classify → route → quota → pre-request hooks → upstream
@@ -247,6 +249,7 @@ class Gateway:
                 result,
                 extra_headers=extra,
                 chunk_filter=ex.chunk_filter,
+                request_started=ex.started,
             )
         except asyncio.CancelledError:
             if not record.cancelled:

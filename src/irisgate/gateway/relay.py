@@ -19,6 +19,8 @@ from yarl import URL
 
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ChunkFilter
+from irisgate.gateway.timing import NAME as SERVER_TIMING
+from irisgate.gateway.timing import server_timing
 from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -59,12 +61,17 @@ async def relay(
     *,
     extra_headers: list[tuple[bytes, bytes]],
     chunk_filter: ChunkFilter | None = None,
+    request_started: float | None = None,
 ) -> None:
     """Fill `result` while streaming. Raises GatewayError before the answer starts only;
     once the client has the status line, a failure sets `result.error` and leaves the body
     unfinished: returning without the final body message makes the ASGI server close the
     connection, so the client sees the answer broken off (as the upstream's own client would)
-    instead of a clean end of a truncated answer."""
+    instead of a clean end of a truncated answer.
+
+    With `request_started` (perf_counter when the gateway began on the request) the answer
+    carries a `Server-Timing` header (see timing.py)."""
+    upstream_started = time.perf_counter()
     try:
         response_cm = session.post(
             _url(request.url),
@@ -80,6 +87,10 @@ async def relay(
             if chunk_filter is None and "content-length" in upstream.headers:
                 out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
             out_headers.extend(extra_headers)
+            if request_started is not None:
+                gateway_s = upstream_started - request_started
+                timing = server_timing(gateway_s, time.perf_counter() - upstream_started)
+                out_headers.append((SERVER_TIMING, timing))
             await send(
                 {"type": "http.response.start", "status": upstream.status, "headers": out_headers}
             )

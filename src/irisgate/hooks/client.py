@@ -11,7 +11,13 @@ from irisgate.config.model import Hook
 
 
 class HookFailed(Exception):
-    """The hook could not be used: unreachable, timeout, non-2xx or an invalid answer."""
+    """The hook could not be used: unreachable, timeout, non-2xx or an invalid answer.
+    `reason` is one of a few fixed words (a metrics label): http_status, timeout,
+    unreachable, invalid_answer."""
+
+    def __init__(self, message: str, reason: str = "invalid_answer") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _auth_headers(hook: Hook) -> dict[str, str]:
@@ -33,12 +39,13 @@ async def call(http: aiohttp.ClientSession, hook: Hook, payload: bytes) -> Any:
         async with http.post(hook.url, data=payload, headers=headers, timeout=timeout) as resp:
             body = await resp.read()
             if not 200 <= resp.status < 300:
-                raise HookFailed(f"hook {hook.name} answered HTTP {resp.status}")
+                raise HookFailed(f"hook {hook.name} answered HTTP {resp.status}", "http_status")
     except TimeoutError:
         wait = f"{hook.timeout_seconds:g}s"
-        raise HookFailed(f"hook {hook.name} did not answer within {wait}") from None
+        raise HookFailed(f"hook {hook.name} did not answer within {wait}", "timeout") from None
     except aiohttp.ClientError as exc:
-        raise HookFailed(f"hook {hook.name} is unreachable: {exc.__class__.__name__}") from None
+        problem = f"hook {hook.name} is unreachable: {exc.__class__.__name__}"
+        raise HookFailed(problem, "unreachable") from None
     try:
         return orjson.loads(body) if body else None
     except orjson.JSONDecodeError:

@@ -37,6 +37,7 @@ from irisgate.hooks.plan import (
     plan_for,
 )
 from irisgate.snapshot import Snapshot
+from irisgate.telemetry.metrics import Metrics
 
 log = structlog.get_logger("irisgate.hooks")
 
@@ -59,6 +60,7 @@ class HookRunner:
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._workers: list[asyncio.Task[None]] = []
         self.dropped = 0
+        self.metrics: Metrics | None = None  # set by the runtime
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -89,8 +91,10 @@ class HookRunner:
             hook = wired.hook
             data = orjson.dumps(payload.pre_request(call, wired.send, body))
             try:
+                self._count(hook.name, "pre_request")
                 answer = _guardrail(hook.name, await client.call(self._http(), hook, data))
             except HookFailed as exc:
+                self._count_failure(hook.name, "pre_request", exc)
                 if hook.fail_policy == "fail_closed":
                     log.warning("guardrail failed closed", hook=hook.name, reason=str(exc))
                     raise GatewayError(
@@ -134,6 +138,14 @@ class HookRunner:
                     dropped_total=self.dropped,
                 )
 
+    def _count(self, hook: str, event: str) -> None:
+        if self.metrics is not None:
+            self.metrics.hook_called(hook, event)
+
+    def _count_failure(self, hook: str, event: str, exc: HookFailed) -> None:
+        if self.metrics is not None:
+            self.metrics.hook_failed(hook, event, exc.reason)
+
     async def _work(self) -> None:
         while True:
             event = await self._queue.get()
@@ -146,8 +158,10 @@ class HookRunner:
         hook = event.wired.hook
         try:
             data = payload.post_response(event.call, event.wired.send, event.raw_body, event.stream)
+            self._count(hook.name, "post_response")
             await client.call(self._http(), hook, orjson.dumps(data))
         except HookFailed as exc:
+            self._count_failure(hook.name, "post_response", exc)
             log.warning(
                 "hook event not delivered",
                 hook=hook.name,

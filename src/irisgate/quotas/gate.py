@@ -18,6 +18,7 @@ from irisgate.quotas.estimate import estimate
 from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reservation
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
+from irisgate.telemetry.metrics import Metrics
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class Admission:
 class QuotaGate:
     def __init__(self, db: Database) -> None:
         self.ledger = Ledger(db)
+        self.metrics: Metrics | None = None  # set by the runtime
 
     def start(self) -> None:
         self.ledger.start()
@@ -56,6 +58,9 @@ class QuotaGate:
         try:
             reservation = await self.ledger.admit(chains, guess)
         except QuotaRefused as exc:
+            if self.metrics is not None:
+                for template in exc.templates:
+                    self.metrics.quota_rejected(template)
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
             raise GatewayError("rate_limit", exc.message, headers=headers) from None
         except QuotaUnavailable as exc:
@@ -79,6 +84,14 @@ class QuotaGate:
     def settle(self, admission: Admission, cost: int | None) -> None:
         """Charge the recorded cost (an unpriced request costs nothing: its cost is None)."""
         self.ledger.settle(admission.reservation, cost or 0)
+        if self.metrics is not None:
+            # shared buckets only: a per-user or per-node bucket's name holds a login or node
+            # id, which would make the label set unbounded (those are in /api/quotas)
+            for chain in admission.chains:
+                for link in chain:
+                    bucket = self.ledger.known(link.name)
+                    if bucket is not None and link.name == link.template:
+                        self.metrics.quota_balance(link.name, bucket.balance / 1e9)
 
     def describe(self, admission: Admission | None) -> dict[str, dict[str, Any]]:
         """The hook metadata `quotas` block: bucket -> current, capacity (nanodollars), rate."""

@@ -62,10 +62,13 @@ DRY_RECHECK_SECONDS = 1.0
 class QuotaRefused(Exception):
     """The request may not run: a bucket is exhausted or invalid. `str()` is for the caller."""
 
-    def __init__(self, message: str, retry_after: int | None) -> None:
+    def __init__(
+        self, message: str, retry_after: int | None, templates: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.templates = templates  # the refusing buckets' templates (bounded metric labels)
 
 
 class QuotaUnavailable(Exception):
@@ -202,6 +205,7 @@ class Ledger:
                         f"quota {link.template} is invalid, so requests charging it are "
                         f"refused: {link.problem}",
                         None,
+                        (link.template,),
                     )
                 buckets.append(self.bucket(link.name, link.template, link.quota))
             resolved.append(buckets)
@@ -229,6 +233,7 @@ class Ledger:
                     f"quota exceeded: bucket {names} is exhausted "
                     f"(balance {dollars(sum(b.balance for b in buckets))}); {when}",
                     wait,
+                    tuple(b.spec.template for b in buckets),
                 )
         reservation = Reservation()
         for buckets in resolved:

@@ -141,6 +141,8 @@ _REQUEST_COLUMNS = tuple(column.name for column in requests.c)
 def _request(row: RowMapping) -> dict[str, Any]:
     result = {name: row[name] for name in _REQUEST_COLUMNS}
     result["started_at"] = iso_utc(row["started_at"])
+    exported_at = row["exported_at"]  # when the S3 exporter delivered it; None until then
+    result["exported_at"] = iso_utc(exported_at) if exported_at is not None else None
     result["tags"] = row["tags"].split(",") if row["tags"] else []
     result["stream"] = bool(row["stream"])
     result["cancelled"] = bool(row["cancelled"])

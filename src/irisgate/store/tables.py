@@ -15,6 +15,10 @@ Tables:
   cost). These rows are what usage and cost reports are made of; they survive body purges.
 - `captures`: headers and bodies of a request, kept apart from `requests` so that retention
   can delete them while the usage metrics stay.
+- `export_state`: one row per usage exporter (`s3`): the id cursor and the batch being
+  uploaded, so that a batch interrupted between upload and cursor update is redone under the
+  same object key (see `irisgate.exporters.cursor`). `requests.exported_at` marks exported
+  rows (retention's `require_export`); `ix_requests_unexported` finds the rest cheaply.
 - `usage_daily`: per (UTC day, login, model, provider) sums of `requests`, kept current by the
   batch writer so that dashboards never scan `requests`.
 - `connector_tokens`: one user's OAuth tokens for one connector, encrypted (`data` is a
@@ -170,6 +174,7 @@ requests = Table(
     Column("tool_calls", Integer, nullable=False, server_default=text("0")),
     _count("request_bytes"),
     _count("response_bytes"),
+    Column("exported_at", UTCDateTime, nullable=True),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -178,6 +183,12 @@ Index("ix_requests_started_at", requests.c.started_at)
 Index("ix_requests_model", requests.c.model)
 Index("ix_requests_login_name_started_at", requests.c.login_name, requests.c.started_at)
 Index("ix_requests_session_id_started_at", requests.c.session_id, requests.c.started_at)
+Index(
+    "ix_requests_unexported",
+    requests.c.id,
+    sqlite_where=requests.c.exported_at.is_(None),
+    postgresql_where=requests.c.exported_at.is_(None),
+)
 
 captures = Table(
     "captures",
@@ -192,6 +203,17 @@ captures = Table(
     Column("response_headers", Text, nullable=False, server_default=text("'{}'")),
     Column("request_body", LargeBinary, nullable=False),
     Column("response_body", LargeBinary, nullable=False),
+)
+
+export_state = Table(
+    "export_state",
+    metadata,
+    Column("exporter", Text, primary_key=True),
+    Column("last_id", BigInteger, nullable=False, server_default=text("0")),
+    Column("batch_key", Text, nullable=True),
+    Column("batch_ids", Text, nullable=True),
+    Column("exported_total", BigInteger, nullable=False, server_default=text("0")),
+    Column("updated_at", UTCDateTime, nullable=True),
 )
 
 usage_daily = Table(

@@ -33,7 +33,7 @@ from irisgate.usage.agents import agent_name
 _SESSION_KEY = ("login_name", "session_id")
 _SESSION_COLUMNS = (*_SESSION_KEY, "agent", "first_at", "last_at", *SESSION_SUM_COLUMNS)
 _AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
-_REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name != "id")
+_REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name not in ("id", "exported_at"))
 _AT = _REQUEST_COLUMNS.index("started_at")
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
 _SESSION = _REQUEST_COLUMNS.index("session_id")

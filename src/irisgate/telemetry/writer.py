@@ -83,7 +83,10 @@ class WriterStoppedError(RuntimeError):
 
 #: The columns the writer fills, in table order, which is also the order of the tuples
 #: `_prepare` builds (checked against the compiled statements at start).
-_REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in requests.c if c.name != "id")
+#: `exported_at` is the exporter's to set (see irisgate.exporters).
+_REQUEST_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in requests.c if c.name not in ("id", "exported_at")
+)
 _CAPTURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in captures.c)
 _ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
 # Positions in a request tuple that `_without_nul` needs.
@@ -232,6 +235,11 @@ class BatchWriter:
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize() + self._in_flight
+
+    @property
+    def queue_capacity(self) -> int:
+        """Records the queue holds before `submit` raises `QueueFull`."""
+        return self._queue.maxsize
 
     @property
     def batches_total(self) -> int:

@@ -8,6 +8,7 @@
 - `McpToolServer`: a real MCP server (the `mcp` SDK) that checks the credential it receives.
 - `FakeHttpApi`: an HTTP API that records requests, for HTTP connectors.
 - `FakeHook`: guardrail webhooks (allow / block / modify / slow / failing) per path.
+- `S3Server`: moto's S3 server in a child process (needs the `test` extra).
 
 Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     )
     from irisgate.testing.fake_server import RecordedRequest, ServerThread
     from irisgate.testing.mcp_server import McpToolServer
+    from irisgate.testing.s3 import S3Server
 
 # Loaded on first use, so `python -m irisgate.testing.fake_llm` does not import itself twice.
 _HOMES = {
@@ -43,6 +45,7 @@ _HOMES = {
     "FakeLocalAPI": "fake_localapi",
     "FakeHttpApi": "fake_http_api",
     "McpToolServer": "mcp_server",
+    "S3Server": "s3",
     "CALL_TOOL_TRIGGER": "fake_reply",
     "Reply": "fake_reply",
     "ToolCall": "fake_reply",
@@ -59,6 +62,7 @@ __all__ = [
     "McpToolServer",
     "RecordedRequest",
     "Reply",
+    "S3Server",
     "ServerThread",
     "ToolCall",
     "count_prompt_tokens",

@@ -1,0 +1,57 @@
+"""`GET /metrics` (Prometheus text, for callers granted `read_metrics`) and `GET /readyz`.
+
+`/healthz` (in routes.py) says the process is up. `/readyz` says this instance should get
+traffic: the database answers, a config version is loaded and the capture queue has room
+(a queue past `SATURATED` of its capacity means the database cannot keep up, and new
+requests would only wait). It answers 200 or 503 with the failing checks named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from irisgate.api.auth import ApiError, identify, runtime_of
+from irisgate.telemetry.metrics import CONTENT_TYPE
+
+#: capture queue fill ratio from which the instance reports itself not ready
+SATURATED = 0.9
+#: longest a readiness probe waits for the database (seconds)
+DATABASE_TIMEOUT_S = 2.0
+
+
+async def metrics(request: Request) -> Response:
+    caller = await identify(request)
+    if not caller.access.read_metrics:
+        raise ApiError(403, "access denied: read_metrics not granted")
+    body = runtime_of(request).metrics.exposition()
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+async def readyz(request: Request) -> Response:
+    runtime = runtime_of(request)
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S):
+            async with runtime.db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is reported
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    checks["config"] = f"version {runtime.snapshot.version}"
+    writer = runtime.writer
+    depth, capacity = writer.queue_depth, writer.queue_capacity
+    full = depth >= SATURATED * capacity
+    checks["capture_queue"] = f"{'saturated' if full else 'ok'}: {depth}/{capacity}"
+    ready = checks["database"] == "ok" and not full
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+routes = [Route("/metrics", metrics), Route("/readyz", readyz)]

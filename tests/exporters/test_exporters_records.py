@@ -1,0 +1,134 @@
+"""Export records in each format: what a consumer decodes is what was stored, including
+the cases the end-to-end tests do not reach (no price, purged capture, binary bodies)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from irisgate.exporters.records import FORMATS, export_record
+
+
+def row(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": 41,
+        "request_id": "req_abc",
+        "started_at": datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC),
+        "login_name": "ci",
+        "display_name": "",
+        "node_id": "nABC",
+        "node_name": "runner",
+        "tags": "tag:ci,tag:prod",
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "api_type": "oai_completions",
+        "path": "/v1/chat/completions",
+        "status": 200,
+        "duration_ms": 12.3456,
+        "stream": 1,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_read_tokens": 4,
+        "cache_write_5m_tokens": 1,
+        "cache_write_1h_tokens": 2,
+        "reasoning_tokens": 3,
+        "cost_nanodollars": None,
+        "cost_basis": "",
+        "session_id": "s1",
+        "user_agent": "ua",
+        "tool_calls": 0,
+        "capture_request_id": None,
+        "request_headers": None,
+        "response_headers": None,
+        "request_body": None,
+        "response_body": None,
+    }
+    base.update(overrides)
+    return base
+
+
+def decode(fmt: str, body: bytes) -> list[dict[str, Any]]:
+    if fmt == "cbor.zstd":
+        stream = io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(body))
+        out = []
+        while stream.tell() < len(stream.getbuffer()):
+            out.append(cbor2.load(stream))
+        return out
+    if fmt == "jsonl.gz":
+        return [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(body)).to_pylist()
+    return rows
+
+
+def test_unpriced_uncaptured_record_omits_cost_and_capture() -> None:
+    record = export_record(row())
+    assert "estimated_cost" not in record and "capture" not in record
+    assert record["identity"]["tags"] == ["tag:ci", "tag:prod"]
+    assert record["usage"] == {
+        "input": 10,
+        "output": 5,
+        "cached": 4,
+        "cache_write": 3,
+        "reasoning": 3,
+    }
+    assert record["timestamp"] == "2026-03-04T05:06:07.891000Z"
+    assert record["stream"] is True
+
+
+def test_binary_bodies_are_base64_with_their_encoding() -> None:
+    captured = row(
+        capture_request_id="req_abc",
+        request_headers='{"content-type": "application/json"}',
+        response_headers="{}",
+        request_body=b'{"model": "m"}',
+        response_body=b"\xff\x00binary",
+        cost_nanodollars=1_500_000,
+        cost_basis="openai/gpt-4o-mini",
+    )
+    record = export_record(captured)
+    assert record["estimated_cost"] == {
+        "dollars": 0.0015,
+        "nanodollars": 1_500_000,
+        "cost_basis": "openai/gpt-4o-mini",
+    }
+    capture = record["capture"]
+    assert capture["request_body"] == '{"model": "m"}' and "request_body_encoding" not in capture
+    assert capture["response_body"] == "/wBiaW5hcnk="
+    assert capture["response_body_encoding"] == "base64"
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_round_trips(fmt: str) -> None:
+    records = [
+        export_record(row()),
+        export_record(
+            row(
+                id=42,
+                capture_request_id="req_abc",
+                request_headers='{"a": "b"}',
+                response_headers="{}",
+                request_body=b"{}",
+                response_body=b"{}",
+                cost_nanodollars=7,
+                cost_basis="openai",
+            )
+        ),
+    ]
+    _, _, encode = FORMATS[fmt]
+    decoded = decode(fmt, encode(records))
+    assert [r["id"] for r in decoded] == [41, 42]
+    assert decoded[0]["usage"] == records[0]["usage"]
+    assert decoded[1]["estimated_cost"]["nanodollars"] == 7
+    if fmt == "parquet":  # fixed schema: absent fields are nulls, maps are pairs
+        assert decoded[0]["estimated_cost"] is None and decoded[0]["capture"] is None
+        assert decoded[1]["capture"]["request_headers"] == [("a", "b")]
+    else:
+        assert decoded == records
