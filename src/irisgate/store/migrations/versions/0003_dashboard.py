@@ -5,8 +5,8 @@ the requests they sum, so the Agent activity and Session logs pages never scan `
 Requests stored before this revision are summed once here, so upgraded instances show their
 history too.
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision: str | None = "0004"
+revision = "0003"
+down_revision: str | None = "0002"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 

@@ -5,7 +5,7 @@ tool calls and HTTP connector requests fill them; bodies may later be purged, si
 `connector_tokens` holds one user's OAuth token set for one connector, encrypted (the
 `data` column is a Fernet token; the key never reaches the database).
 
-Revision ID: 0004
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0002"
 down_revision: str | None = "0001"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
