@@ -368,6 +368,7 @@ def test_add_rename_and_delete_are_config_versions(
     page.locator('tr[data-connector="wiki"] button.edit').click()
     expect(form.locator("[name=id]")).to_have_value("wiki")
     expect(form.locator("[name='auth.token']")).to_have_value("[redacted]")
+    expect(form.locator("[data-auth-field=token]")).to_contain_text("leave")
     form.locator("[name=id]").fill("teamwiki")
     expect(page.locator("#connector-preview")).to_contain_text('"teamwiki"')
     page.click("#save-connector")

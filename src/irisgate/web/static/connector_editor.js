@@ -185,7 +185,8 @@ export function connectorEditor() {
           type: f.type || "text", placeholder: f.secret ? "the secret, env:NAME or file:PATH" : (f.placeholder || ""), autocomplete: "off" });
       }
       input.dataset.spelling = spelling;
-      return field(f.label, input, `auth.${spelling}`, { "data-auth-field": f.key });
+      const label = f.secret && value === REDACTED ? `${f.label} (stored: leave "${REDACTED}" to keep it)` : f.label;
+      return field(label, input, `auth.${spelling}`, { "data-auth-field": f.key });
     }));
   }
 
@@ -301,7 +302,7 @@ export function connectorEditor() {
 
   function confirmDelete(id) {
     document.getElementById("confirm-text").textContent =
-      `Delete connector ${id}? Agents lose its tools at once and users' sign-ins to it stop working. This cannot be undone here (a config rollback brings it back).`;
+      `Delete connector ${id}? Agents lose its tools at once and users' sign-ins to it stop working. Settings › History can roll the change back (literal secrets then have to be typed again).`;
     dialog.returnValue = "";
     dialog.showModal();
     dialog.addEventListener("close", async () => {
