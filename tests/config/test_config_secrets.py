@@ -155,6 +155,25 @@ def test_unmask_refuses_redacted_value_without_stored_secret() -> None:
     assert "no secret is stored" in issues[0].message
 
 
+def test_unmask_moves_the_secrets_of_a_renamed_connector() -> None:
+    renamed = mask_text(CONFIG).replace('"github": {', '"gh": {')
+    restored = unmask(renamed, CONFIG)
+    config, _ = build_config(restored, {"ANTHROPIC_API_KEY": "k"})
+    assert "github" not in config.connectors
+    assert config.connectors["gh"].auth.secrets["token"].value == "ghp_abc"
+    assert config.connectors["crm"].auth.secrets["client_secret"].value == "cs-1"
+
+
+def test_unmask_does_not_guess_between_several_renamed_connectors() -> None:
+    renamed = mask_text(CONFIG).replace('"github": {', '"gh": {').replace('"crm": {', '"sales": {')
+    with pytest.raises(ConfigError) as caught:
+        unmask(renamed, CONFIG)
+    assert [issue.path for issue in caught.value.issues] == [
+        "connectors.servers.gh.auth.token",
+        "connectors.servers.sales.auth.client_secret",
+    ]
+
+
 def test_unmask_without_any_stored_config() -> None:
     with pytest.raises(ConfigError) as caught:
         unmask(mask_text(CONFIG), "")

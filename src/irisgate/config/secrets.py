@@ -112,7 +112,8 @@ def unmask(new_raw_text: str, current_text: str) -> str:
     """`new_raw_text` with each `"[redacted]"` secret replaced by the literal stored now.
 
     A `"[redacted]"` value at a secret path is restored from the same path of `current_text`
-    (token text copied as written). If the current text holds no literal secret there (the
+    (token text copied as written); a renamed connector's come from its old id (see
+    `_renamed_connector`). If the current text holds no literal secret there (the
     provider was renamed, or the field is new), raise `ConfigError` naming every such path:
     the admin has to type the secret. An empty `current_text` means nothing is stored.
     Raises `HuJSONSyntaxError` if `new_raw_text` is not valid HuJSON.
@@ -122,10 +123,13 @@ def unmask(new_raw_text: str, current_text: str) -> str:
     if not redacted:
         return new_raw_text
     current = parse(current_text) if current_text.strip() else None
+    moved = _renamed_connector(new.value, current.value if current else None)
     replacements: dict[KeyPath, str] = {}
     issues: list[ConfigIssue] = []
     for path in redacted:
         token = _stored_token(current, path)
+        if token is None and path[:3] in moved:
+            token = _stored_token(current, moved[path[:3]] + path[3:])
         if token is None:
             issues.append(_missing_secret_issue(new, path))
         else:
@@ -133,6 +137,23 @@ def unmask(new_raw_text: str, current_text: str) -> str:
     if issues:
         raise ConfigError(issues)
     return _replace(new, replacements)
+
+
+def _renamed_connector(new: Any, current: Any) -> dict[KeyPath, KeyPath]:
+    """{new id's path: old id's path} when this save renames one connector.
+
+    A save that removes exactly one connector id and adds exactly one is a rename (the
+    dashboard's connector editor saves a rename that way): the new entry's `"[redacted]"`
+    secrets come from the old one. Anything more ambiguous restores nothing.
+    """
+    if current is None:
+        return {}
+    base = ("connectors", "servers")
+    old_ids, new_ids = set(_keys(current, base)), set(_keys(new, base))
+    removed, added = old_ids - new_ids, new_ids - old_ids
+    if len(removed) != 1 or len(added) != 1:
+        return {}
+    return {(*base, added.pop()): (*base, removed.pop())}
 
 
 def _stored_token(document: Document | None, path: KeyPath) -> str | None:

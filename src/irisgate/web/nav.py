@@ -31,6 +31,7 @@ NAV: tuple[Group, ...] = (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
             Page("models", "Models", "/ui/models"),
+            Page("connectors", "Connectors", "/ui/connectors"),
         ),
     ),
     Group(
@@ -49,7 +50,10 @@ NAV: tuple[Group, ...] = (
     ),
     Group(
         "Administration",
-        (Page("settings", "Settings", "/ui/admin/settings", admin=True),),
+        (
+            Page("settings", "Settings", "/ui/admin/settings", admin=True),
+            Page("connectors_admin", "Connector Settings", "/ui/admin/connectors", admin=True),
+        ),
         admin=True,
     ),
     Group(
