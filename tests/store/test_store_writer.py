@@ -273,7 +273,7 @@ async def test_nul_characters_do_not_lose_the_record(db: Database) -> None:
 def unusual_records() -> list[RequestRecord]:
     """Records with every value the column types convert: naive and non-UTC timestamps, a
     timestamp without microseconds, ints for floats, 1/0 for booleans, None floats, NUL
-    and non-UTF-8 bytes in bodies."""
+    and non-UTF-8 bytes in bodies, raw answers kept (`save_raws`) or not."""
     zones = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9, minutes=30)), None]
     return [
         make_record(
@@ -289,6 +289,8 @@ def unusual_records() -> list[RequestRecord]:
             cost_nanodollars=None if n % 7 == 0 else n,
             request_body=b"\x00\xff" * n,
             response_headers={"x-n": str(n)},
+            response_raw=None if n % 2 else b"\x1f\x8b\x00" * n,
+            response_raw_encoding="" if n % 4 else "gzip",
         )
         for n in range(12)
     ]
@@ -319,6 +321,8 @@ def core_capture_row(r: RequestRecord) -> dict[str, Any]:
         "response_headers": orjson.dumps(r.response_headers).decode(),
         "request_body": r.request_body,
         "response_body": r.response_body,
+        "response_raw": r.response_raw,
+        "response_raw_encoding": None if r.response_raw is None else r.response_raw_encoding,
     }
 
 

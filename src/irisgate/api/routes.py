@@ -172,6 +172,9 @@ async def get_request(request: Request) -> Response:
     row = await queries.get_request(runtime_of(request).db, request.path_params["request_id"])
     if row is None or (not caller.is_admin and row["login_name"] != caller.identity.login_name):
         raise ApiError(404, "no such request")
+    if not caller.is_admin:  # the raw upstream answer (`save_raws`) is for admins only
+        row.pop("response_raw", None)
+        row.pop("response_raw_encoding", None)
     return _json(row)
 
 

@@ -270,6 +270,8 @@ class Gateway:
         record, result, fmt = ex.record, ex.result, ex.op.format
         body = b"".join(result.chunks)
         encoding = result.headers.get("content-encoding", "")
+        if self.runtime.snapshot.config.database.save_raws:
+            record.response_raw, record.response_raw_encoding = body, encoding
         if encoding:
             body = decompress(body, encoding)
         usage, stored, tool_calls = read_answer(fmt, result.status, result.content_type, body)

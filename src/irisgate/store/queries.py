@@ -71,7 +71,9 @@ async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
     stored), `request_headers` and `response_headers` as dicts, and `request_body` /
     `response_body` as text when the bytes are valid UTF-8, else base64, with
     `request_body_encoding` / `response_body_encoding` set to `"utf-8"` or `"base64"`
-    (bodies and encodings are None when not captured).
+    (bodies and encodings are None when not captured). `response_raw` is the raw upstream
+    answer kept under `database.save_raws`, base64, with `response_raw_encoding` its
+    content-encoding ("" for identity); both None when not kept or purged.
     """
     capture_columns = [c for c in captures.c if c.name != "request_id"]
     query = (
@@ -92,6 +94,9 @@ async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
         body, encoding = _body(row[name]) if captured else (None, None)
         result[name] = body
         result[f"{name}_encoding"] = encoding
+    raw = row["response_raw"] if captured else None
+    result["response_raw"] = None if raw is None else base64.b64encode(raw).decode("ascii")
+    result["response_raw_encoding"] = None if raw is None else row["response_raw_encoding"]
     return result
 
 

@@ -14,7 +14,8 @@ Tables:
 - `requests`: one metrics row per gateway request (identity, routing, timing, token usage,
   cost). These rows are what usage and cost reports are made of; they survive body purges.
 - `captures`: headers and bodies of a request, kept apart from `requests` so that retention
-  can delete them while the usage metrics stay.
+  can delete them while the usage metrics stay; with `database.save_raws` also the upstream
+  answer's raw bytes and their content-encoding (retention category `raws`).
 - `export_state`: one row per usage exporter (`s3`): the id cursor and the batch being
   uploaded, so that a batch interrupted between upload and cursor update is redone under the
   same object key (see `irisgate.exporters.cursor`). `requests.exported_at` marks exported
@@ -203,6 +204,10 @@ captures = Table(
     Column("response_headers", Text, nullable=False, server_default=text("'{}'")),
     Column("request_body", LargeBinary, nullable=False),
     Column("response_body", LargeBinary, nullable=False),
+    # `database.save_raws`: the upstream answer's bytes as received (still compressed when
+    # `response_raw_encoding`, its content-encoding, says so); NULL when not kept or purged.
+    Column("response_raw", LargeBinary, nullable=True),
+    Column("response_raw_encoding", Text, nullable=True),
 )
 
 export_state = Table(

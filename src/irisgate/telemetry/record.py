@@ -45,6 +45,8 @@ class RequestRecord:
     response_headers: dict[str, str] = field(default_factory=dict)
     request_body: bytes = b""  # as forwarded upstream (after any modification)
     response_body: bytes = b""  # decompressed; streams reassembled into one JSON object
+    response_raw: bytes | None = None  # `save_raws`: upstream bytes as received, else None
+    response_raw_encoding: str = ""  # the upstream content-encoding of response_raw
     tool_calls: int = 0
     request_bytes: int = 0  # body size received from the client
     response_bytes: int = 0  # body size sent to the client

@@ -7,9 +7,12 @@ Two parts:
   queued, so they never reach the disk.
 - `RetentionPurge`, a background worker, removes captures older than `duration` every
   `PURGE_EVERY_S` seconds (and at start). `purge` names what goes: `bodies` (request and
-  response bodies), `headers` (captured headers), `raws` (raw binary bodies: irisgate never
-  stores them, so there is nothing to remove); no list means all of them. With
+  response bodies, processed), `headers` (captured headers), `raws` (the raw upstream answer
+  kept under `database.save_raws`); no list means all of them, and then the whole capture
+  row goes. Each category removes only itself: `bodies` leaves the raw answer alone. With
   `require_export`, only requests the usage exporter has delivered are purged.
+- With `duration: "0"` the raw answer is never written either when `bodies` or `raws` is
+  purged: "bodies never written" covers the bytes they were made from.
 
 The usage metrics (`requests` rows: tokens, model, cost, status) and the daily rollups are
 never deleted. Purges run in chunks of `CHUNK` captures, each its own short transaction, so
@@ -48,6 +51,8 @@ def strip_for_zero_retention(record: RequestRecord, retention: Retention) -> Non
     purged = categories(retention)
     if "bodies" in purged:
         record.request_body = record.response_body = b""
+    if "bodies" in purged or "raws" in purged:
+        record.response_raw = None
     if "headers" in purged:
         record.request_headers, record.response_headers = {}, {}
 
@@ -97,7 +102,7 @@ class RetentionPurge:
         due = select(requests.c.request_id).where(requests.c.started_at < cutoff)
         if retention.require_export:
             due = due.where(requests.c.exported_at.is_not(None))
-        if {"bodies", "headers"} <= purged:
+        if purged >= frozenset(PURGE_CATEGORIES):
             return await self._chunks("captures", due, None)
         changed = 0
         if "bodies" in purged:
@@ -114,6 +119,14 @@ class RetentionPurge:
             )
             changed += await self._chunks(
                 "headers", due, has_headers, request_headers="{}", response_headers="{}"
+            )
+        if "raws" in purged:
+            changed += await self._chunks(
+                "raws",
+                due,
+                captures.c.response_raw.is_not(None),
+                response_raw=None,
+                response_raw_encoding=None,
             )
         return changed
 
@@ -143,6 +156,6 @@ class RetentionPurge:
                     statement = delete(captures).where(captures.c.request_id.in_(ids))
                 await conn.execute(statement)
             total += len(ids)
-            for name in ("bodies", "headers") if category == "captures" else (category,):
+            for name in PURGE_CATEGORIES if category == "captures" else (category,):
                 self._metrics.purged.labels(name).inc(len(ids))
             log.info("retention purged captures", category=category, count=len(ids))

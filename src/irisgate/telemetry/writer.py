@@ -468,6 +468,8 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         orjson.dumps(record.response_headers, default=str).decode(),
         bytes(record.request_body),
         bytes(record.response_body),
+        record.response_raw,
+        None if record.response_raw is None else record.response_raw_encoding,
     )
     amounts = (
         (  # ROLLUP_SUM_COLUMNS order; () keeps the record out of the rollup

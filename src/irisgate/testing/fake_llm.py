@@ -107,7 +107,9 @@ class FakeLLM:
     - ``record`` [True]: keep every request in ``requests`` (the command line turns it off so
       a long benchmark does not grow memory).
 
-    Observations: ``requests`` (every `RecordedRequest`), ``cancelled_streams`` (streams the
+    Observations: ``requests`` (every `RecordedRequest`), ``responses`` (the body bytes of
+    every answer, in order, exactly as written: still gzipped or SSE; kept while ``record``
+    is on), ``cancelled_streams`` (streams the
     client left before the end), ``completed_streams``, ``dropped_streams``, ``gated_streams``.
     Stream counters change on the server's thread, possibly just after the client saw the last
     byte: assert them through `wait_for` (``fake.wait_for(lambda: fake.completed_streams == 1)``).
@@ -145,6 +147,7 @@ class FakeLLM:
         self.coalesce = False
         self.obfuscation = False
         self.requests: list[RecordedRequest] = []
+        self.responses: list[bytes] = []
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.dropped_streams = 0
@@ -380,6 +383,8 @@ class FakeLLM:
         if self.gzip and "gzip" in request.headers.get("Accept-Encoding", ""):
             payload = gzip_module.compress(payload, compresslevel=1, mtime=0)
             hdrs["Content-Encoding"] = "gzip"
+        if self.record:
+            self.responses.append(payload)
         return web.Response(status=status, body=payload, headers=hdrs)
 
     def _vendor_headers(self, dialect: Dialect) -> dict[str, str]:
@@ -408,6 +413,10 @@ class FakeLLM:
         delay, gate, drop_after = self.chunk_delay, self.stream_gate, self.drop_after_events
         if self.coalesce and not delay and gate is None and drop_after is None:
             events = (b"".join(events),)  # same bytes, one write: a cheap benchmark upstream
+        sent = bytearray()
+        slot = len(self.responses)
+        if self.record:
+            self.responses.append(b"")  # grows as events are written
         try:
             for i, event in enumerate(events):
                 if drop_after is not None and i >= drop_after:
@@ -418,6 +427,9 @@ class FakeLLM:
                 if i and delay:
                     await asyncio.sleep(delay)
                 await response.write(event)
+                if self.record and slot < len(self.responses):
+                    sent += event
+                    self.responses[slot] = bytes(sent)
                 if i == 0 and gate is not None:
                     await self._wait_gate(request, gate)
             await response.write_eof()
