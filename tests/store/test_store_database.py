@@ -36,6 +36,8 @@ TABLES = {
     "quota_buckets",
     "quota_leases",
     "quota_changes",
+    "chat_conversations",
+    "chat_messages",
     "alembic_version",
 }
 
@@ -100,7 +102,7 @@ async def test_migrations_create_the_schema_from_empty(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == head_revision() == "0002"
+        assert await current_revision(db) == head_revision() == "0007"
     finally:
         await db.close()
 

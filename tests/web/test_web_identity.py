@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import CHROMIUM, chat, screenshot
-from playwright.sync_api import Page, expect, sync_playwright
+from conftest import chat, screenshot
+from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
@@ -55,14 +55,13 @@ def tagged_gateway(
 
 
 @pytest.fixture
-def plain_page() -> Iterator[Page]:
-    """A browser with no identity headers at all."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
+def plain_page(browser: Browser) -> Iterator[Page]:
+    """A browser context with no identity headers at all (one Playwright per session: a
+    second sync Playwright cannot start while the shared `browser` runs)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
 
 
 def test_tag_identity_sees_the_warning(tagged_gateway: IrisgateServer, plain_page: Page) -> None:

@@ -92,6 +92,8 @@ class FakeLLM:
     - ``gzip`` [False]: gzip non-stream bodies for clients that accept it.
     - ``stream_gate`` [None]: a `threading.Event`; streams pause after their first event
       until it is set (``gated_streams`` counts the pauses).
+    - ``gate_after_events`` [1]: how many events a gated stream sends before it pauses (more
+      than one lets a client show part of the text while the rest waits on the gate).
     - ``drop_after_events`` [None]: close the connection after that many stream events.
     - ``api_key`` [None]: when set, other keys get the vendor's 401.
     - ``models``: ids listed by ``GET /v1/models``.
@@ -134,6 +136,7 @@ class FakeLLM:
         self.hang = False
         self.gzip = False
         self.stream_gate: threading.Event | None = None
+        self.gate_after_events = 1
         self.drop_after_events: int | None = None
         self.api_key: str | None = None
         self.models: list[str] = list(DEFAULT_MODELS)
@@ -364,6 +367,7 @@ class FakeLLM:
         response = web.StreamResponse(headers={**_SSE_HEADERS, **self._vendor_headers(dialect)})
         await response.prepare(request)
         delay, gate, drop_after = self.chunk_delay, self.stream_gate, self.drop_after_events
+        gate_at = max(self.gate_after_events, 1) - 1
         if self.coalesce and not delay and gate is None and drop_after is None:
             events = (b"".join(events),)  # same bytes, one write: a cheap benchmark upstream
         try:
@@ -376,7 +380,7 @@ class FakeLLM:
                 if i and delay:
                     await asyncio.sleep(delay)
                 await response.write(event)
-                if i == 0 and gate is not None:
+                if i == gate_at and gate is not None:
                     await self._wait_gate(request, gate)
             await response.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError too
