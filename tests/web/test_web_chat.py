@@ -325,3 +325,50 @@ def test_instructions_are_sent_as_the_system_prompt_to_anthropic_models(
     assert upstream.json["system"] == "Rhyme."
     assert upstream.json["messages"] == [{"role": "user", "content": "hello claude"}]
     context.close()
+
+
+def test_chat_activity_counts_turns_and_outcomes_per_day(
+    gateway: IrisgateServer, browser: Browser
+) -> None:
+    erin = "erin@example.com"
+    client = api(gateway, erin)
+    for title, outcomes in (("one", ["completed", "cancelled"]), ("two", ["truncated"])):
+        cid = client.post("/api/chat/conversations", json={"title": title}).json()["id"]
+        for outcome in outcomes:
+            client.post(
+                f"/api/chat/conversations/{cid}/messages", json={"role": "user", "content": "q"}
+            )
+            client.post(
+                f"/api/chat/conversations/{cid}/messages",
+                json={"role": "assistant", "content": "a", "outcome": outcome},
+            )
+    assert api(gateway, USER).get("/api/chat/activity").status_code == 403
+    report = api(gateway, ADMIN).get("/api/chat/activity", params={"user": erin}).json()
+    totals = report["totals"]
+    assert totals["conversations"] == 2
+    assert totals["user_messages"] == totals["assistant_turns"] == 3
+    assert totals["users"] == 1
+    assert totals["outcomes"] == {
+        "completed": 1,
+        "error": 0,
+        "cancelled": 1,
+        "refused": 0,
+        "truncated": 1,
+    }
+    assert report["days"][-1]["assistant_turns"] == 3  # today, the range's last day
+
+    context = context_as(browser, ADMIN)
+    page = context.new_page()
+    page.goto(gateway.url + "/ui/dashboard")
+    page.click('nav a[href="/ui/admin/chat-activity"]')
+    expect(page.locator("h1")).to_have_text("Chat Activity")
+    page.fill('#filters input[name="user"]', erin)
+    page.click('#filters button[type="submit"]')
+    expect(page.locator("#stat-user-messages")).to_have_text("3")
+    expect(page.locator("#stat-conversations")).to_have_text("2")
+    expect(page.locator('#outcomes-table tr[data-outcome="cancelled"] td.num')).to_have_text("1")
+    page.click('[data-view="outcomes"]')
+    expect(page.locator("#chart-title")).to_have_text("Outcomes per day")
+    expect(page.locator("#chart-chat canvas")).to_be_visible()
+    screenshot(page, "admin-chat-activity")
+    context.close()

@@ -51,6 +51,15 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/api/chat/activity",
+        "Chat activity",
+        "Per UTC day: conversations started, user messages, assistant turns, chat users and "
+        "`outcomes` of the turns (completed, error, cancelled, refused, truncated); `totals`.",
+        "admin",
+        (*_RANGE, ("user", "Only this login name.")),
+    ),
+    Endpoint(
+        "GET",
         "/api/chat/conversations",
         "Conversations",
         "The caller's conversations, most recently active first (at most 200).",

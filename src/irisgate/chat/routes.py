@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, runtime_of
+from irisgate.api.auth import ApiError, require_admin, runtime_of
+from irisgate.api.params import filters
 from irisgate.chat.access import require_chat
+from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
 
@@ -157,10 +159,17 @@ async def truncate_messages(request: Request) -> Response:
     return _json({"deleted": deleted})
 
 
+async def activity(request: Request) -> Response:
+    """Admins: chat use per day across users (or one `user`), whatever their own chat."""
+    await require_admin(request)
+    return _json(await chat_activity(runtime_of(request).db, filters(request)))
+
+
 _ONE = "/api/chat/conversations/{conversation_id:str}"
 
 routes = [
     Route("/api/chat/models", models, methods=["GET"]),
+    Route("/api/chat/activity", activity, methods=["GET"]),
     Route("/api/chat/conversations", list_conversations, methods=["GET"]),
     Route("/api/chat/conversations", create_conversation, methods=["POST"]),
     Route(_ONE, get_conversation, methods=["GET"]),

@@ -15,9 +15,11 @@ class Page:
     title: str
     path: str  # under /ui/ (an external app's own path when `new_tab`)
     admin: bool = False
-    #: Another app (the chat at /chat/): opens in a new tab, shown only with chat enabled,
-    #: and is not one of the dashboard's pages (no route or template under /ui/).
+    #: Another app (the chat at /chat/): opens in a new tab and is not one of the
+    #: dashboard's pages (no route or template under /ui/).
     new_tab: bool = False
+    #: Listed only for viewers with chat enabled (the Chat link, Chat activity).
+    chat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ NAV: tuple[Group, ...] = (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
             Page("models", "Models", "/ui/models"),
-            Page("chat", "Chat", "/chat/", new_tab=True),
+            Page("chat", "Chat", "/chat/", new_tab=True, chat=True),
         ),
     ),
     Group(
@@ -44,6 +46,9 @@ NAV: tuple[Group, ...] = (
             Page("user_activity", "User Activity", "/ui/admin/user-activity", admin=True),
             Page("model_activity", "Model Activity", "/ui/admin/model-activity", admin=True),
             Page("agent_activity", "Agent Activity", "/ui/admin/agent-activity", admin=True),
+            Page(
+                "chat_activity", "Chat Activity", "/ui/admin/chat-activity", admin=True, chat=True
+            ),
         ),
     ),
     Group(
