@@ -372,3 +372,34 @@ def test_chat_activity_counts_turns_and_outcomes_per_day(
     expect(page.locator("#chart-chat canvas")).to_be_visible()
     screenshot(page, "admin-chat-activity")
     context.close()
+
+
+def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    config = json.loads(chat_config(fake_llm.base_url))
+    with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as first:
+        made = api(first, USER).post(
+            "/api/chat/conversations", json={"title": "Before restart", "instructions": "Keep"}
+        )
+        cid = made.json()["id"]
+        added = api(first, USER).post(
+            f"/api/chat/conversations/{cid}/messages", json={"role": "user", "content": "hello"}
+        )
+        assert added.status_code == 201
+    with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as second:
+        detail = api(second, USER).get(f"/api/chat/conversations/{cid}").json()
+        assert detail["title"] == "Before restart"
+        assert detail["instructions"] == "Keep"
+        assert [m["content"] for m in detail["messages"]] == ["hello"]
+    config["flags"] = {"chat_ui": {"value": False}}
+    with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as off:
+        for login in (USER, ADMIN):
+            client = api(off, login)
+            refused = client.get("/api/chat/conversations")
+            assert refused.status_code == 403
+            assert "flags.chat_ui" in refused.json()["error"]
+            page = client.get("/chat/")
+            assert page.status_code == 403
+            assert "flags.chat_ui is false" in page.text
+            assert 'href="/chat/"' not in client.get("/ui/dashboard").text
