@@ -403,3 +403,26 @@ def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
             assert page.status_code == 403
             assert "flags.chat_ui is false" in page.text
             assert 'href="/chat/"' not in client.get("/ui/dashboard").text
+
+
+def test_text_files_are_attached_to_the_message_and_binary_files_refused(
+    gateway: IrisgateServer, user_page: Page, fake_llm: FakeLLM
+) -> None:
+    page = user_page
+    open_chat(page, gateway)
+    page.set_input_files(
+        "#attach",
+        files=[
+            {"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\nship it"},
+            {"name": "logo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n\x00\x00"},
+        ],
+    )
+    expect(page.locator("#chat-status")).to_contain_text("logo.png is not a text file")
+    expect(page.locator("#attachments li")).to_have_count(1)
+    expect(page.locator("#attachments li")).to_contain_text("notes.md")
+    send(page, "summarise the file")
+    expect(page.locator(".msg.assistant .body")).to_contain_text("tok19")
+    sent = fake_llm.last_request.json["messages"][-1]["content"]
+    assert sent.startswith("summarise the file\n\nAttached file notes.md:\n```\n# Notes\nship it")
+    expect(page.locator("#attachments li")).to_have_count(0)
+    expect(page.locator(".msg.user").last).to_contain_text("Attached file notes.md")

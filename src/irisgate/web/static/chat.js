@@ -6,7 +6,9 @@ import { marked } from "/ui/static/vendor/marked.esm.js";
 import DOMPurify from "/ui/static/vendor/purify.es.mjs";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], conversation: null, messages: [], controller: null };
+const state = { models: [], conversation: null, messages: [], controller: null, files: [] };
+// The largest text file one attachment may be (its text goes into the message).
+const MAX_FILE_BYTES = 200_000;
 
 async function api(path, options = {}) {
   const init = { ...options, headers: { "Content-Type": "application/json" } };
@@ -429,17 +431,73 @@ async function runTurn() {
   loadConversations();
 }
 
+// --- attachments: text files, sent as part of the user's message ----------------------
+
+async function attach(fileList) {
+  for (const file of fileList) {
+    if (file.size > MAX_FILE_BYTES) {
+      status(`${file.name} is larger than ${MAX_FILE_BYTES / 1000} kB: attach a smaller text file.`);
+      continue;
+    }
+    const text = await file.text();
+    if (text.includes("\u0000") || text.includes("\uFFFD")) {
+      status(`${file.name} is not a text file: only text files can be attached.`);
+      continue;
+    }
+    state.files.push({ name: file.name, text });
+  }
+  $("attach").value = "";
+  showAttachments();
+}
+
+function showAttachments() {
+  const list = $("attachments");
+  list.replaceChildren();
+  state.files.forEach((f, i) => {
+    const li = document.createElement("li");
+    li.textContent = f.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "✕";
+    remove.setAttribute("aria-label", `Remove ${f.name}`);
+    remove.addEventListener("click", () => {
+      state.files.splice(i, 1);
+      showAttachments();
+    });
+    li.appendChild(remove);
+    list.appendChild(li);
+  });
+}
+
+function withAttachments(text) {
+  const fence = (body) => {
+    let ticks = "```";
+    while (body.includes(ticks)) ticks += "`";
+    return ticks;
+  };
+  const parts = state.files.map((f) => {
+    const ticks = fence(f.text);
+    return `Attached file ${f.name}:\n${ticks}\n${f.text}\n${ticks}`;
+  });
+  return [text, ...parts].filter(Boolean).join("\n\n");
+}
+
 async function send(event) {
   event.preventDefault();
   if (state.controller) return;
-  const text = $("prompt").value.trim();
+  const typed = $("prompt").value.trim();
   const model = $("model-select").value;
-  if (!text || !model) return;
+  if ((!typed && !state.files.length) || !model) return;
+  const text = withAttachments(typed);
   try {
     if (!state.conversation) {
       state.conversation = await api("/api/chat/conversations", {
         method: "POST",
-        body: { title: text.slice(0, 80), model, instructions: $("instructions").value },
+        body: {
+          title: (typed || state.files[0].name).slice(0, 80),
+          model,
+          instructions: $("instructions").value,
+        },
       });
       $("chat-title").textContent = state.conversation.title;
       history.replaceState(null, "", `/chat/#${state.conversation.id}`);
@@ -459,6 +517,8 @@ async function send(event) {
     return;
   }
   $("prompt").value = "";
+  state.files = [];
+  showAttachments();
   document.querySelectorAll(".msg .retry").forEach((b) => b.remove());
   $("messages").appendChild(messageElement(state.messages[state.messages.length - 1]));
   await runTurn();
@@ -491,6 +551,7 @@ async function start() {
   $("stop").addEventListener("click", () => state.controller?.abort());
   $("new-chat").addEventListener("click", newChat);
   $("model-search").addEventListener("input", fillModels);
+  $("attach").addEventListener("change", () => attach($("attach").files));
   let timer = 0;
   $("conv-search").addEventListener("input", () => {
     clearTimeout(timer);
