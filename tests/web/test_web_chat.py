@@ -268,8 +268,18 @@ def test_conversations_belong_to_their_user_and_can_be_renamed_searched_and_dele
     assert bad.status_code == 400 and "'role'" in bad.json()["error"]
     bad = alice.patch(f"/api/chat/conversations/{cid}", json={"colour": "red"})
     assert bad.status_code == 400 and "colour" in bad.json()["error"]
-    bad = alice.post("/api/chat/conversations", content=b"{not json")
+    json_type = {"content-type": "application/json"}
+    bad = alice.post("/api/chat/conversations", content=b"{not json", headers=json_type)
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+    # what a cross-site form could send is refused
+    form = alice.post("/api/chat/conversations", content=b'{"title": "x"}')
+    assert form.status_code == 415 and "application/json" in form.json()["error"]
+    form = alice.post(
+        "/api/chat/conversations",
+        content=b'{"title": "x"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert form.status_code == 415
 
     context = context_as(browser, ADMIN)
     page = context.new_page()

@@ -40,6 +40,11 @@ def _store(request: Request) -> Conversations:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    # Only JSON: a cross-site HTML form can post text/plain to a tailnet host, but not
+    # application/json without a CORS preflight (which irisgate never grants).
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "body must be JSON, sent with Content-Type: application/json")
     try:
         payload = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
