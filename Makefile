@@ -24,6 +24,8 @@ $(UI_STAMP): ui/package.json ui/package-lock.json
 	mkdir -p $(VENDOR)
 	cp ui/node_modules/uplot/dist/uPlot.esm.js $(VENDOR)/uPlot.esm.js
 	cp ui/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
+	cp ui/node_modules/marked/lib/marked.esm.js $(VENDOR)/marked.esm.js
+	cp ui/node_modules/dompurify/dist/purify.es.mjs $(VENDOR)/purify.es.mjs
 	touch $(UI_STAMP)
 
 ui: $(UI_STAMP)

@@ -21,6 +21,7 @@ from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
+from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.gateway.formats.registry import PATHS
@@ -28,6 +29,7 @@ from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
+from irisgate.web import chat as chat_page
 
 ASGIApp = Any
 
@@ -66,6 +68,8 @@ def build_app(settings: Settings) -> ASGIApp:
             *connector_routes.routes,
             *quota_routes.routes,
             *ui_routes.routes,
+            *chat_api.routes,
+            *chat_page.routes,
             Route("/v1/models", list_models),
         ],
         exception_handlers={ApiError: _api_error},

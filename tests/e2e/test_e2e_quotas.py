@@ -114,8 +114,9 @@ def test_exhausted_bucket_answers_429_in_openai_format_and_debits_actual_costs(
     with pytest.raises(openai.RateLimitError):
         chat(gw)
     assert len(fake_llm.requests) == calls_before, "a refused request must not go upstream"
+    spent = recorded_cost(gw, passed)  # waits for the records: each is settled before stored
     balance = buckets(gw)["daily:alice@example.com"]
-    assert balance["balance_nanodollars"] == 100_000 - recorded_cost(gw, passed)
+    assert balance["balance_nanodollars"] == 100_000 - spent
     assert balance["balance_nanodollars"] <= 0
     assert balance["capacity"] == "$0.0001"
 
@@ -206,12 +207,13 @@ def test_overdraft_chain_borrows_from_the_next_bucket(start: Any, fake_llm: Fake
     caps = [{"quotas": [{"bucket": "base:<user>", "overdraft": ["extra"]}]}]
     gw = start(quota_config(fake_llm.base_url, quotas, g0=caps))
     passed = spend_until_refused(gw)
+    recorded = recorded_cost(gw, passed)  # waits for the records: each is settled before stored
     state = buckets(gw)
     base, extra = state["base:alice@example.com"], state["extra"]
     assert base["balance_nanodollars"] == 0  # used up first, never overdrawn
     assert extra["balance_nanodollars"] <= 0  # the last bucket took the rest
     spent = 30_000 - base["balance_nanodollars"] + 100_000 - extra["balance_nanodollars"]
-    assert spent == recorded_cost(gw, passed)
+    assert spent == recorded
 
 
 def test_streams_and_cancelled_streams_are_debited_their_recorded_cost(

@@ -32,11 +32,83 @@ class Endpoint:
     path: str
     summary: str
     description: str
-    access: str  # "any" (no role needed), "user" (any role) or "admin"
+    access: str  # "any" (no role needed), "user" (any role), "chat" (chat enabled) or "admin"
     params: tuple[tuple[str, str], ...] = ()
     body: str = ""
     media_type: str = "application/json"
 
+
+_CONVERSATION = "/api/chat/conversations/{conversation_id}"
+#: The chat app's endpoints (irisgate.chat.routes); every one needs chat enabled.
+CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET",
+        "/api/chat/models",
+        "Chat models",
+        "The caller's granted models whose provider speaks a chat API: `id` (provider/model), "
+        "`model`, `provider`, `provider_name`, `api` and the gateway `path` a turn is sent to.",
+        "chat",
+    ),
+    Endpoint(
+        "GET",
+        "/api/chat/activity",
+        "Chat activity",
+        "Per UTC day: conversations started, user messages, assistant turns, chat users and "
+        "`outcomes` of the turns (completed, error, cancelled, refused, truncated); `totals`.",
+        "admin",
+        (*_RANGE, ("user", "Only this login name.")),
+    ),
+    Endpoint(
+        "GET",
+        "/api/chat/conversations",
+        "Conversations",
+        "The caller's conversations, most recently active first (at most 200).",
+        "chat",
+        (("q", "Only those whose title or any message contains this (case-insensitive)."),),
+    ),
+    Endpoint(
+        "POST",
+        "/api/chat/conversations",
+        "New conversation",
+        "Create a conversation of the caller (201).",
+        "chat",
+        body='{"title": "...", "model": "provider/model", "instructions": "..."} (all optional)',
+    ),
+    Endpoint(
+        "GET",
+        _CONVERSATION,
+        "One conversation",
+        "The conversation with its messages in order; 404 when the caller has none with this id.",
+        "chat",
+    ),
+    Endpoint(
+        "PATCH",
+        _CONVERSATION,
+        "Rename / change a conversation",
+        "Change its title, model and/or per-conversation instructions (the system prompt).",
+        "chat",
+        body='{"title": "...", "model": "...", "instructions": "..."} (at least one)',
+    ),
+    Endpoint("DELETE", _CONVERSATION, "Delete a conversation", "With its messages (204).", "chat"),
+    Endpoint(
+        "POST",
+        _CONVERSATION + "/messages",
+        "Add a message",
+        "Append a turn (201). `outcome` of an assistant turn: completed, error, cancelled, "
+        "refused or truncated; `request_id` links the gateway request that produced it.",
+        "chat",
+        body='{"role": "user" | "assistant", "content": "...", "model": "...", '
+        '"outcome": "...", "request_id": "..."}',
+    ),
+    Endpoint(
+        "DELETE",
+        _CONVERSATION + "/messages/{message_id}",
+        "Drop messages from one on",
+        "Delete this message and every later one (a retry replaces the last answer); answers "
+        "`{deleted}`.",
+        "chat",
+    ),
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/whoami", "Who is calling", "The caller's identity and role.", "any"),
@@ -184,6 +256,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("per_page", "Rows per page (1-200, default 25)."),
         ),
     ),
+    *CHAT_ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
 )
 
@@ -191,6 +264,8 @@ _ACCESS = {
     "any": "Any caller irisgate can identify.",
     "user": "Callers with a role (user or admin); others get 403.",
     "admin": "Admins only; others get 403.",
+    "chat": "Callers with a role and chat enabled (no `enable_chat_ui: false` grant, "
+    "`chat_ui` flag not false); others get 403.",
 }
 
 
@@ -200,7 +275,7 @@ def document() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": ep.summary,
             "description": f"{ep.description}\n\nAccess: {_ACCESS[ep.access]}",
-            "tags": ["admin" if ep.access == "admin" else "everyone"],
+            "tags": [ep.access if ep.access in ("admin", "chat") else "everyone"],
             "parameters": [
                 {
                     "name": name,

@@ -26,6 +26,8 @@ Tables:
   Fernet token; see `irisgate.connectors.tokens`).
 - `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
   session id): the same kind of sums for the Agent activity and Session logs pages.
+- `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
+  their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -319,3 +321,41 @@ quota_changes = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_quota_changes_bucket", quota_changes.c.bucket, quota_changes.c.changed_at)
+
+# The chat app (irisgate.chat): conversations of one login and their messages in order.
+chat_conversations = Table(
+    "chat_conversations",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("login_name", Text, nullable=False),
+    _text("title"),
+    _text("model"),
+    _text("instructions"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index(
+    "ix_chat_conversations_login_name_updated_at",
+    chat_conversations.c.login_name,
+    chat_conversations.c.updated_at,
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "conversation_id",
+        Text,
+        ForeignKey("chat_conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", Text, nullable=False),
+    _text("content"),
+    _text("model"),
+    _text("outcome"),
+    _text("request_id"),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("ix_chat_messages_conversation_id", chat_messages.c.conversation_id, chat_messages.c.id)

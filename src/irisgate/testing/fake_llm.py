@@ -94,6 +94,8 @@ class FakeLLM:
     - ``gzip`` [False]: gzip non-stream bodies for clients that accept it.
     - ``stream_gate`` [None]: a `threading.Event`; streams pause after their first event
       until it is set (``gated_streams`` counts the pauses).
+    - ``gate_after_events`` [1]: how many events a gated stream sends before it pauses (more
+      than one lets a client show part of the text while the rest waits on the gate).
     - ``drop_after_events`` [None]: close the connection after that many stream events.
     - ``api_key`` [None]: when set, other keys get the vendor's 401 (Bedrock: 403).
     - ``aws_keys`` [None]: when set, Bedrock requests must be SigV4-signed with these keys.
@@ -139,6 +141,7 @@ class FakeLLM:
         self.hang = False
         self.gzip = False
         self.stream_gate: threading.Event | None = None
+        self.gate_after_events = 1
         self.drop_after_events: int | None = None
         self.api_key: str | None = None
         self.aws_keys: AwsKeys | None = None
@@ -411,6 +414,7 @@ class FakeLLM:
         response = web.StreamResponse(headers={**kind, **self._vendor_headers(dialect)})
         await response.prepare(request)
         delay, gate, drop_after = self.chunk_delay, self.stream_gate, self.drop_after_events
+        gate_at = max(self.gate_after_events, 1) - 1
         if self.coalesce and not delay and gate is None and drop_after is None:
             events = (b"".join(events),)  # same bytes, one write: a cheap benchmark upstream
         sent = bytearray()
@@ -430,7 +434,7 @@ class FakeLLM:
                 if self.record and slot < len(self.responses):
                     sent += event
                     self.responses[slot] = bytes(sent)
-                if i == 0 and gate is not None:
+                if i == gate_at and gate is not None:
                     await self._wait_gate(request, gate)
             await response.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError too

@@ -13,8 +13,13 @@ from dataclasses import dataclass
 class Page:
     key: str  # stable id, also the template name's stem
     title: str
-    path: str  # under /ui/
+    path: str  # under /ui/ (an external app's own path when `new_tab`)
     admin: bool = False
+    #: Another app (the chat at /chat/): opens in a new tab and is not one of the
+    #: dashboard's pages (no route or template under /ui/).
+    new_tab: bool = False
+    #: Listed only for viewers with chat enabled (the Chat link, Chat activity).
+    chat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,7 @@ NAV: tuple[Group, ...] = (
             Page("agent_config", "Agent Config", "/ui/agent-config"),
             Page("models", "Models", "/ui/models"),
             Page("connectors", "Connectors", "/ui/connectors"),
+            Page("chat", "Chat", "/chat/", new_tab=True, chat=True),
         ),
     ),
     Group(
@@ -41,6 +47,9 @@ NAV: tuple[Group, ...] = (
             Page("user_activity", "User Activity", "/ui/admin/user-activity", admin=True),
             Page("model_activity", "Model Activity", "/ui/admin/model-activity", admin=True),
             Page("agent_activity", "Agent Activity", "/ui/admin/agent-activity", admin=True),
+            Page(
+                "chat_activity", "Chat Activity", "/ui/admin/chat-activity", admin=True, chat=True
+            ),
         ),
     ),
     Group(
@@ -63,14 +72,19 @@ NAV: tuple[Group, ...] = (
     ),
 )
 
-PAGES: dict[str, Page] = {page.key: page for group in NAV for page in group.pages}
+PAGES: dict[str, Page] = {
+    page.key: page for group in NAV for page in group.pages if not page.new_tab
+}
 
 
-def visible(is_admin: bool) -> list[Group]:
-    """The groups and pages this viewer sees (empty groups left out)."""
+def visible(is_admin: bool, chat: bool = False) -> list[Group]:
+    """The groups and pages this viewer sees (empty groups left out); the Chat link only
+    when chat is enabled for them."""
     groups = []
     for group in NAV:
-        pages = tuple(p for p in group.pages if is_admin or not p.admin)
+        pages = tuple(
+            p for p in group.pages if (is_admin or not p.admin) and (chat or not p.new_tab)
+        )
         if pages and (is_admin or not group.admin):
             groups.append(Group(group.title, pages, group.admin))
     return groups

@@ -19,8 +19,9 @@ from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
 from irisgate.api.auth import ApiError, Caller, identify, runtime_of
+from irisgate.chat import access as chat_access
 from irisgate.web import setup
-from irisgate.web.nav import PAGES, visible
+from irisgate.web.nav import PAGES, Group, visible
 
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -31,9 +32,19 @@ _ENV = Environment(
 )
 
 
+def template(name: str) -> Any:
+    """A template of the web package (autoescaped), for apps beside the dashboard."""
+    return _ENV.get_template(name)
+
+
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     body = _ENV.get_template(template).render(request=request, version=__version__, **context)
     return HTMLResponse(body, status_code=status)
+
+
+def _nav(request: Request, caller: Caller) -> list[Group]:
+    config = runtime_of(request).snapshot.config
+    return visible(caller.is_admin, chat=chat_access.allowed(caller, config))
 
 
 def _denied(request: Request, message: str, caller: Caller | None = None) -> HTMLResponse:
@@ -42,7 +53,7 @@ def _denied(request: Request, message: str, caller: Caller | None = None) -> HTM
         "denied.html",
         status=403,
         message=message,
-        nav=visible(caller.is_admin) if caller and caller.access.role else [],
+        nav=_nav(request, caller) if caller and caller.access.role else [],
         caller=caller,
         page=None,
     )
@@ -61,7 +72,7 @@ async def _page(request: Request, key: str, **context: Any) -> Response:
     return _html(
         request,
         f"{key}.html",
-        nav=visible(caller.is_admin),
+        nav=_nav(request, caller),
         caller=caller,
         page=page,
         **context,

@@ -60,7 +60,7 @@ function showError(container, error) {
 }
 
 // Filters form <-> URL query (so every filtered view has a stable URL) <-> API query.
-function filterForm(form, onChange) {
+export function filterForm(form, onChange) {
   const params = new URLSearchParams(location.search);
   for (const input of form.elements) if (input.name && params.has(input.name)) input.value = params.get(input.name);
   form.addEventListener("submit", (event) => {

@@ -1,0 +1,187 @@
+"""Chat conversations in the database: each belongs to one login, and every query is scoped
+to that login, so one user can neither read nor change another's conversations (an id of
+someone else's conversation behaves exactly like an id that does not exist).
+
+The turns themselves run through the gateway as the user's ordinary requests; this module
+only keeps what the chat app shows again after a reload or a restart.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, func, insert, or_, select, update
+
+from irisgate.store.database import Database
+from irisgate.store.tables import chat_conversations as conv
+from irisgate.store.tables import chat_messages as msg
+
+#: What an assistant turn ended with (the empty string: not an assistant turn, or unknown).
+OUTCOMES: tuple[str, ...] = ("", "completed", "error", "cancelled", "refused", "truncated")
+ROLES: tuple[str, ...] = ("user", "assistant")
+#: The longest list a search or the sidebar gets back.
+LIST_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+    model: str = ""
+    outcome: str = ""
+    request_id: str = ""
+
+
+def _conversation(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "model": row.model,
+        "instructions": row.instructions,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _message(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "role": row.role,
+        "content": row.content,
+        "model": row.model,
+        "outcome": row.outcome,
+        "request_id": row.request_id,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _owned(login: str, conversation_id: str) -> Any:
+    return (conv.c.id == conversation_id) & (conv.c.login_name == login)
+
+
+class Conversations:
+    """The conversation store of one runtime (its database opens at start)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list(self, login: str, query: str = "") -> list[dict[str, Any]]:
+        """Newest first; `query` keeps those whose title or any message contains it
+        (case-insensitive)."""
+        statement = select(conv).where(conv.c.login_name == login)
+        needle = query.strip().lower()
+        if needle:
+            in_messages = exists().where(
+                msg.c.conversation_id == conv.c.id,
+                func.lower(msg.c.content).contains(needle, autoescape=True),
+            )
+            statement = statement.where(
+                or_(func.lower(conv.c.title).contains(needle, autoescape=True), in_messages)
+            )
+        statement = statement.order_by(conv.c.updated_at.desc(), conv.c.id).limit(LIST_LIMIT)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [_conversation(row) for row in rows]
+
+    async def create(
+        self, login: str, *, title: str, model: str, instructions: str
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        values = {
+            "id": "c_" + secrets.token_urlsafe(12),
+            "login_name": login,
+            "title": title,
+            "model": model,
+            "instructions": instructions,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.begin() as conn:
+            await conn.execute(insert(conv).values(**values))
+            row = (await conn.execute(select(conv).where(conv.c.id == values["id"]))).one()
+        return _conversation(row)
+
+    async def get(self, login: str, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation with its messages in order, or None when the login has none
+        with this id."""
+        async with self._db.connect() as conn:
+            row = (await conn.execute(select(conv).where(_owned(login, conversation_id)))).first()
+            if row is None:
+                return None
+            messages = (
+                await conn.execute(
+                    select(msg).where(msg.c.conversation_id == conversation_id).order_by(msg.c.id)
+                )
+            ).all()
+        return {**_conversation(row), "messages": [_message(m) for m in messages]}
+
+    async def update(
+        self, login: str, conversation_id: str, changes: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Change `title`, `model` and/or `instructions`; None when not found."""
+        values: dict[str, Any] = {**changes, "updated_at": datetime.now(UTC)}
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(conv).where(_owned(login, conversation_id)).values(**values)
+            )
+            if result.rowcount == 0:
+                return None
+            row = (await conn.execute(select(conv).where(conv.c.id == conversation_id))).one()
+        return _conversation(row)
+
+    async def delete(self, login: str, conversation_id: str) -> bool:
+        async with self._db.begin() as conn:
+            owned = (
+                await conn.execute(select(conv.c.id).where(_owned(login, conversation_id)))
+            ).first()
+            if owned is None:
+                return False
+            await conn.execute(delete(msg).where(msg.c.conversation_id == conversation_id))
+            await conn.execute(delete(conv).where(conv.c.id == conversation_id))
+        return True
+
+    async def add_message(
+        self, login: str, conversation_id: str, message: Message
+    ) -> dict[str, Any] | None:
+        """Append a message (and bump the conversation to the top); None when not found."""
+        now = datetime.now(UTC)
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(conv).where(_owned(login, conversation_id)).values(updated_at=now)
+            )
+            if result.rowcount == 0:
+                return None
+            inserted = await conn.execute(
+                insert(msg)
+                .values(
+                    conversation_id=conversation_id,
+                    role=message.role,
+                    content=message.content,
+                    model=message.model,
+                    outcome=message.outcome,
+                    request_id=message.request_id,
+                    created_at=now,
+                )
+                .returning(*msg.c)
+            )
+            row = inserted.one()
+        return _message(row)
+
+    async def truncate(self, login: str, conversation_id: str, message_id: int) -> int | None:
+        """Delete message `message_id` and every later one (a retry replaces the last answer).
+        The number deleted, or None when the conversation is not found."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(conv)
+                .where(_owned(login, conversation_id))
+                .values(updated_at=datetime.now(UTC))
+            )
+            if result.rowcount == 0:
+                return None
+            deleted = await conn.execute(
+                delete(msg).where(msg.c.conversation_id == conversation_id, msg.c.id >= message_id)
+            )
+        return int(deleted.rowcount)

@@ -1,0 +1,40 @@
+"""The chat app's page at /chat/: its own app (not a dashboard page), same identity.
+
+The page is a shell; `chat.js` fetches models and conversations from `/api/chat/...` and
+sends every turn to the gateway's own LLM endpoint. A caller without chat gets 403 with the
+reason, and no app.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from irisgate import __version__
+from irisgate.api.auth import ApiError, identify, runtime_of
+from irisgate.chat.access import refusal
+from irisgate.web.pages import template
+
+
+async def chat_page(request: Request) -> Response:
+    try:
+        caller = await identify(request)
+    except ApiError as exc:
+        return _page(exc.message, None, 403)
+    reason = refusal(caller, runtime_of(request).snapshot.config)
+    if reason is not None:
+        return _page(reason, caller.identity.login_name, 403)
+    return _page(None, caller.identity.login_name, 200)
+
+
+def _page(reason: str | None, login: str | None, status: int) -> HTMLResponse:
+    body = template("chat.html").render(refusal=reason, login=login, version=__version__)
+    return HTMLResponse(body, status_code=status)
+
+
+async def to_chat(request: Request) -> Response:
+    return RedirectResponse("/chat/", status_code=307)
+
+
+routes = [Route("/chat", to_chat), Route("/chat/", chat_page)]

@@ -1,0 +1,59 @@
+"""Chat conversations in the database on SQLite and PostgreSQL: owned by one login, searched
+by title and message text, truncated for a retry, deleted with their messages."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from irisgate.chat.conversations import Conversations, Message
+from irisgate.store.database import Database
+from irisgate.store.tables import chat_messages
+
+BOB = "bob@example.com"
+ALICE = "alice@example.com"
+
+
+async def test_conversations_are_scoped_to_their_login(db: Database) -> None:
+    store = Conversations(db)
+    made = await store.create(BOB, title="Plans", model="openai/gpt-4o-mini", instructions="Hi")
+    assert await store.get(ALICE, made["id"]) is None
+    assert await store.update(ALICE, made["id"], {"title": "mine"}) is None
+    assert await store.add_message(ALICE, made["id"], Message("user", "x")) is None
+    assert await store.truncate(ALICE, made["id"], 0) is None
+    assert await store.delete(ALICE, made["id"]) is False
+    assert await store.list(ALICE) == []
+    [listed] = await store.list(BOB)
+    assert listed["title"] == "Plans" and listed["instructions"] == "Hi"
+
+
+async def test_search_matches_titles_and_messages_literally(db: Database) -> None:
+    store = Conversations(db)
+    first = await store.create(BOB, title="Budget 100%", model="", instructions="")
+    second = await store.create(BOB, title="Trip", model="", instructions="")
+    await store.add_message(BOB, second["id"], Message("user", "Where is Kyoto_Station?"))
+    assert [c["id"] for c in await store.list(BOB, "budget 100%")] == [first["id"]]
+    assert [c["id"] for c in await store.list(BOB, "kyoto_station")] == [second["id"]]
+    assert await store.list(BOB, "kyotoXstation") == []  # `_` is not a wildcard
+    assert [c["id"] for c in await store.list(BOB, "0%")] == [first["id"]]  # `%` is literal
+    assert await store.list(BOB, "1%0") == []
+    # the conversation with the newest message comes first
+    assert [c["id"] for c in await store.list(BOB)] == [second["id"], first["id"]]
+
+
+async def test_truncate_and_delete_remove_messages(db: Database) -> None:
+    store = Conversations(db)
+    made = await store.create(BOB, title="t", model="", instructions="")
+    ids = []
+    for role, text in (("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")):
+        added = await store.add_message(BOB, made["id"], Message(role, text, outcome=""))
+        assert added is not None
+        ids.append(added["id"])
+    assert await store.truncate(BOB, made["id"], ids[3]) == 1
+    found = await store.get(BOB, made["id"])
+    assert found is not None
+    assert [m["content"] for m in found["messages"]] == ["q1", "a1", "q2"]
+    assert await store.delete(BOB, made["id"]) is True
+    assert await store.get(BOB, made["id"]) is None
+    async with db.connect() as conn:
+        left = (await conn.execute(select(func.count()).select_from(chat_messages))).scalar()
+    assert left == 0
