@@ -49,7 +49,10 @@ NAV: tuple[Group, ...] = (
     ),
     Group(
         "Administration",
-        (Page("settings", "Settings", "/ui/admin/settings", admin=True),),
+        (
+            Page("quotas", "Quotas", "/ui/admin/quotas", admin=True),
+            Page("settings", "Settings", "/ui/admin/settings", admin=True),
+        ),
         admin=True,
     ),
     Group(
