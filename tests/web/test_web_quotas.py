@@ -253,7 +253,7 @@ def test_set_balance_and_its_errors(quota_gw: IrisgateServer, browser: Browser) 
         assert admin.get("/api/quotas/changes", params={"bucket": TEAM}).json()["changes"] == []
 
         field.fill("1.25")
-        dialog.get_by_role("button", name="Set balance").click()
+        field.press("Enter")  # the keyboard confirms too
         expect(dialog).to_be_hidden()
         expect(row.locator(".balance-text")).to_have_text("$1.25 of $50.00")
         balance = buckets(quota_gw, ADMIN)[TEAM]["balance_nanodollars"]

@@ -137,8 +137,9 @@ export function quotasPage() {
   }
   input.addEventListener("input", showPreview);
 
+  // Cancel is not a submit button, so Enter in the amount field confirms.
+  document.getElementById("quota-cancel").addEventListener("click", () => dialog.close("cancel"));
   form.addEventListener("submit", async (event) => {
-    if (event.submitter?.value === "cancel") { pending = null; return; }
     event.preventDefault();
     if (!pending) return;
     const { bucket, action } = pending;
