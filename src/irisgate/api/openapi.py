@@ -256,6 +256,46 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("per_page", "Rows per page (1-200, default 25)."),
         ),
     ),
+    Endpoint(
+        "GET",
+        "/api/quotas",
+        "Quota buckets",
+        "Buckets with balance, capacity, refill rate and last update (money as nanodollars and "
+        "as a dollar string); `used_by` lists the grants and model globs that charge each one, "
+        "`caller_models` the configured models (provider/model) whose requests by the caller "
+        "charge it. Users see their own buckets; admins every bucket.",
+        "user",
+        (("own", "1: only the caller's own buckets (what non-admins always get)."),),
+    ),
+    Endpoint(
+        "POST",
+        "/api/quotas/refill",
+        "Add funds",
+        "Add dollars to a bucket, never above its capacity. Answers the bucket. 404 when no "
+        "quota of the config matches the name.",
+        "admin",
+        body='{"bucket": "<name>", "amount": "5.00"}',
+    ),
+    Endpoint(
+        "POST",
+        "/api/quotas/set",
+        "Set balance",
+        "Set a bucket's balance (0 to capacity). Answers the bucket.",
+        "admin",
+        body='{"bucket": "<name>", "balance": "2.50"}',
+    ),
+    Endpoint(
+        "GET",
+        "/api/quotas/changes",
+        "Quota change history",
+        "Manual refills and sets, newest first: bucket, action, who, when, amount, balance "
+        "before and after.",
+        "admin",
+        (
+            ("bucket", "Only this bucket; default: every bucket."),
+            ("limit", "At most this many (1-500, default 50)."),
+        ),
+    ),
     *CHAT_ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
 )

@@ -1,10 +1,12 @@
 """Quota endpoints: bucket status for everyone, manual balance changes for admins (§5.5).
 
-- `GET /api/quotas`: the caller's own buckets (admins: every bucket of the config) with
-  balance, capacity, rate, last update and the grants and models that charge them.
+- `GET /api/quotas`: the caller's own buckets (admins: every bucket of the config, or their
+  own with `?own=1`) with balance, capacity, rate, last update, the grants and model globs
+  that charge them, and which configured models charge them when the caller uses them.
 - `POST /api/quotas/refill` `{"bucket", "amount"}`: add money, never above capacity.
 - `POST /api/quotas/set` `{"bucket", "balance"}`: set the balance (0 .. capacity).
-- `GET /api/quotas/changes?bucket=NAME`: the audit log of manual changes (who, when, what).
+- `GET /api/quotas/changes[?bucket=NAME]`: the audit log of manual changes (who, when,
+  what), of one bucket or of all.
 
 Amounts are accepted as dollars (decimal string, with or without `$`, or a number); money
 is shown both as integer nanodollars and as a dollar string.
@@ -21,9 +23,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
+from irisgate.api.params import int_param
 from irisgate.config.model import Config, Quota
 from irisgate.quotas.amounts import dollars, parse_amount
-from irisgate.quotas.charges import expand, template_of
+from irisgate.quotas.charges import charges_for, expand, template_of
 from irisgate.quotas.refill import refilled
 from irisgate.store import balances
 from irisgate.store.balances import BucketRow
@@ -56,12 +59,40 @@ def _own_names(caller: Caller) -> dict[str, str]:
     return names
 
 
+def _caller_models(config: Config, caller: Caller) -> dict[str, list[str]]:
+    """Bucket name -> the configured models (`provider/model`) whose requests by the caller
+    charge it, computed with the gateway's own charging rules so the dashboard never
+    re-implements glob matching."""
+    models: dict[str, list[str]] = {}
+    for provider in config.providers.values():
+        for model in provider.models:
+            fqn = f"{provider.id}/{model}"
+            if not caller.access.may_use_model(fqn):
+                continue
+            for chain in charges_for(config, caller.access, caller.identity, fqn):
+                for link in chain:
+                    if fqn not in models.setdefault(link.name, []):
+                        models[link.name].append(fqn)
+    return models
+
+
 def _entry(
-    request: Request, name: str, template: str, row: BucketRow | None, uses: list[Any]
+    request: Request,
+    name: str,
+    template: str,
+    row: BucketRow | None,
+    *,
+    uses: list[Any],
+    caller_models: list[str],
 ) -> dict[str, Any]:
     config = runtime_of(request).snapshot.config
     quota = config.quotas.get(template)
-    entry: dict[str, Any] = {"name": name, "template": template, "used_by": uses}
+    entry: dict[str, Any] = {
+        "name": name,
+        "template": template,
+        "used_by": uses,
+        "caller_models": caller_models,
+    }
     if quota is None:
         problem = config.broken_quotas.get(template, "not defined in quotas")
         return {**entry, "error": f"invalid quota, requests charging it get 429: {problem}"}
@@ -102,7 +133,8 @@ async def list_quotas(request: Request) -> Response:
     config = runtime.snapshot.config
     rows = await balances.rows(runtime.db)
     uses = _used_by(config)
-    if caller.is_admin:
+    own = _own_names(caller)
+    if caller.is_admin and request.query_params.get("own") not in ("1", "true"):
         names = {
             name: row.template
             for name, row in rows.items()
@@ -111,10 +143,20 @@ async def list_quotas(request: Request) -> Response:
         for template in (*config.quotas, *config.broken_quotas):
             if "<" not in template:
                 names.setdefault(template, template)
+        for name, template in own.items():
+            names.setdefault(name, template)
     else:
-        names = _own_names(caller)
+        names = own
+    models = _caller_models(config, caller)
     buckets = [
-        _entry(request, name, template, rows.get(name), uses.get(template, []))
+        _entry(
+            request,
+            name,
+            template,
+            rows.get(name),
+            uses=uses.get(template, []),
+            caller_models=models.get(name, []),
+        )
         for name, template in sorted(names.items())
     ]
     return _json({"buckets": buckets})
@@ -159,8 +201,12 @@ async def _apply(request: Request, action: str, amount_key: str) -> Response:
     row = await runtime.quotas.ledger.adjust(
         bucket, template, quota, action=action, amount=amount, who=caller.identity.login_name
     )
-    uses = _used_by(runtime.snapshot.config).get(template, [])
-    return _json({"bucket": _entry(request, bucket, template, row, uses)})
+    config = runtime.snapshot.config
+    uses = _used_by(config).get(template, [])
+    models = _caller_models(config, caller).get(bucket, [])
+    return _json(
+        {"bucket": _entry(request, bucket, template, row, uses=uses, caller_models=models)}
+    )
 
 
 async def refill(request: Request) -> Response:
@@ -173,10 +219,9 @@ async def set_balance(request: Request) -> Response:
 
 async def list_changes(request: Request) -> Response:
     await require_admin(request)
-    bucket = request.query_params.get("bucket")
-    if not bucket:
-        raise ApiError(400, "'bucket' query parameter is required")
-    changes = await balances.changes(runtime_of(request).db, bucket)
+    bucket = request.query_params.get("bucket") or None
+    limit = int_param(request, "limit", 50, 1, 500)
+    changes = await balances.changes(runtime_of(request).db, bucket, limit)
     return _json(
         {
             "changes": [

@@ -160,14 +160,11 @@ async def rows(db: Database) -> dict[str, BucketRow]:
         }
 
 
-async def changes(db: Database, bucket: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest manual changes of one bucket."""
-    query = (
-        select(quota_changes)
-        .where(quota_changes.c.bucket == bucket)
-        .order_by(quota_changes.c.id.desc())
-        .limit(limit)
-    )
+async def changes(db: Database, bucket: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest manual changes of one bucket, or of every bucket when `bucket` is None."""
+    query = select(quota_changes).order_by(quota_changes.c.id.desc()).limit(limit)
+    if bucket is not None:
+        query = query.where(quota_changes.c.bucket == bucket)
     async with db.connect() as conn:
         return [dict(row._mapping) for row in await conn.execute(query)]
 

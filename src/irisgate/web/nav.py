@@ -60,6 +60,7 @@ NAV: tuple[Group, ...] = (
     Group(
         "Administration",
         (
+            Page("quotas", "Quotas", "/ui/admin/quotas", admin=True),
             Page("settings", "Settings", "/ui/admin/settings", admin=True),
             Page("connectors_admin", "Connector Settings", "/ui/admin/connectors", admin=True),
         ),

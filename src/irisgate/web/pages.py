@@ -83,6 +83,11 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/ui/dashboard", status_code=307)
 
 
+async def quotas_alias(request: Request) -> Response:
+    """`/ui/quotas`, the short address of the admin Quotas page."""
+    return RedirectResponse(PAGES["quotas"].path, status_code=307)
+
+
 async def dashboard(request: Request) -> Response:
     login = request.path_params.get("login_name")
     try:
@@ -120,6 +125,7 @@ routes = [
     Route("/ui/dashboard", dashboard),
     Route("/ui/dashboard/{login_name:path}", dashboard),
     Route("/ui/agent-config", agent_config),
+    Route("/ui/quotas", quotas_alias),
     *(_simple(key) for key in PAGES if key not in ("dashboard", "agent_config")),
     Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
 ]
