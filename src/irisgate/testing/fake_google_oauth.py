@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import base64
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from irisgate.testing.fake_reply import new_id
 from irisgate.testing.fake_server import ServerThread
+from irisgate.testing.lifecycle import StartStop
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -34,7 +34,7 @@ def _unb64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-class FakeGoogleOAuth:
+class FakeGoogleOAuth(StartStop):
     def __init__(self) -> None:
         self._server = ServerThread("FakeGoogleOAuth")
         self._keys: dict[str, rsa.RSAPublicKey] = {}
@@ -123,15 +123,3 @@ class FakeGoogleOAuth:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -25,14 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from irisgate.testing.fake_server import ServerThread, start_runner
+from irisgate.testing.lifecycle import StartStop
 
 Answer = dict[str, Any] | Callable[[Any], dict[str, Any]]
 ALLOW = orjson.dumps({"action": "allow"})
@@ -45,7 +45,7 @@ class HookCallReceived:
     payload: Any
 
 
-class FakeHook:
+class FakeHook(StartStop):
     def __init__(self, *, record: bool = True) -> None:
         self._lock = threading.Lock()
         self._server = ServerThread("FakeHook")
@@ -112,18 +112,6 @@ class FakeHook:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def _serve(host: str, port: int) -> None:

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from irisgate.testing.fake_server import RecordedRequest, ServerThread
+from irisgate.testing.lifecycle import StartStop
 
 
-class FakeHttpApi:
+class FakeHttpApi(StartStop):
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
@@ -90,15 +90,3 @@ class FakeHttpApi:
     def stop(self) -> None:
         self._release.set()
         self._server.stop()
-
-    def __enter__(self) -> FakeHttpApi:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

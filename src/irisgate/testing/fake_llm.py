@@ -38,8 +38,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -56,6 +55,7 @@ from irisgate.testing.fake_reply import (
     text_pieces,
 )
 from irisgate.testing.fake_server import RecordedRequest, ServerThread, start_runner
+from irisgate.testing.lifecycle import StartStop
 
 Dialect = Literal["openai", "anthropic", "google", "bedrock"]
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
@@ -75,7 +75,7 @@ DEFAULT_MODELS = ("gpt-5.5", "gpt-5.4-mini", "claude-sonnet-5", "claude-haiku-5-
 DEFAULT_THINKING = "The user wants an answer. I will give a short one."
 
 
-class FakeLLM:
+class FakeLLM(StartStop):
     """A wire-exact fake of OpenAI and Anthropic with test knobs and a request log.
 
     Knobs (set as attributes; defaults in brackets):
@@ -255,18 +255,6 @@ class FakeLLM:
         """Stop the background server (in-flight requests are cut) and join its thread."""
         self._closing = True
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- request pipeline -----------------------------------------------------------------
 

@@ -29,12 +29,12 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
 from irisgate.testing.fake_server import RecordedRequest, ServerThread, start_runner
+from irisgate.testing.lifecycle import StartStop
 
 LOCALAPI_HOST = "local-tailscaled.sock"
 TAGGED_LOGIN = "tagged-devices"
@@ -110,7 +110,7 @@ class _Peer:
     response: dict[str, Any]
 
 
-class FakeLocalAPI:
+class FakeLocalAPI(StartStop):
     """A stand-in for tailscaled's LocalAPI WhoIs, serving on a unix socket.
 
     Register peers with `add_user` / `add_tagged`; each returns the WhoIs response it will
@@ -361,15 +361,3 @@ class FakeLocalAPI:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
             self.socket_path = ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,12 +27,13 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
+from irisgate.testing.lifecycle import StartStop
 from irisgate.testing.server import free_port
 
 CredentialCheck = Callable[[dict[str, str], dict[str, str]], str | None]
 
 
-class McpToolServer:
+class McpToolServer(StartStop):
     def __init__(
         self,
         name: str,
@@ -127,17 +127,6 @@ class McpToolServer:
             self._server.should_exit = True
             self._thread.join(30)
         self._server = self._thread = None
-
-    def __enter__(self) -> McpToolServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _exact(header: tuple[str, str] | None, query: tuple[str, str] | None) -> CredentialCheck:

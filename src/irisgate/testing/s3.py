@@ -16,9 +16,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from types import TracebackType
 from typing import Any
 
+from irisgate.testing.lifecycle import StartStop
 from irisgate.testing.server import free_port
 
 REGION = "us-east-1"
@@ -26,7 +26,7 @@ ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"
 
 
-class S3Server:
+class S3Server(StartStop):
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,14 +81,3 @@ class S3Server:
                 body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
                 found[item["Key"]] = body
         return found
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -18,7 +18,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from irisgate.testing.lifecycle import StartStop
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -28,7 +29,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-class IrisgateServer:
+class IrisgateServer(StartStop):
     def __init__(
         self,
         config_text: str | None,
@@ -99,14 +100,3 @@ class IrisgateServer:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
-
-    def __enter__(self) -> IrisgateServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -1,0 +1,28 @@
+"""What every stand-in server here shares: `with server:` starts it and stops it after."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+
+class StartStop:
+    """A server with `start()` and `stop()`, usable as a context manager."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
