@@ -212,18 +212,7 @@ class Ledger:
         stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, now)}
         if stale:
             await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
-        # An overdraft chain spends its first buckets before the next: one whose lease is
-        # too short for this request while the database still holds money for it is topped
-        # up first, or the request would borrow from the next bucket too early.
-        short: dict[int, tuple[Bucket, int]] = {}
-        for buckets in resolved:
-            default = buckets[0].quota.default_estimate_nanodollars
-            need = estimate if estimate is not None else default
-            for b in buckets[:-1]:
-                if b.remaining < need and b.unleased > 0:
-                    short[id(b)] = (b, max(b.lease_size, need) + b.reserved)
-        if short:
-            await asyncio.gather(*(self._sync_shared(b, want) for b, want in short.values()))
+        await self._top_up(resolved, estimate)
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:
                 names = " + ".join(b.spec.name for b in buckets)
@@ -245,6 +234,34 @@ class Ledger:
                 bucket.used_at = now
             reservation.parts.append((buckets, amounts))
         return reservation
+
+    async def _top_up(self, resolved: list[list[Bucket]], estimate: int | None) -> None:
+        """Lease more from the database where the local leases fall short of a chain."""
+        # An overdraft chain spends its first buckets before the next: one whose lease is
+        # too short for this request while the database still holds money for it is topped
+        # up first, or the request would borrow from the next bucket too early.
+        short: dict[int, tuple[Bucket, int]] = {}
+        for buckets in resolved:
+            default = buckets[0].quota.default_estimate_nanodollars
+            need = estimate if estimate is not None else default
+            for b in buckets[:-1]:
+                if b.remaining < need and b.unleased > 0:
+                    short[id(b)] = (b, max(b.lease_size, need) + b.reserved)
+        if short:
+            await asyncio.gather(*(self._sync_shared(b, want) for b, want in short.values()))
+        # A chain that looks dry may still have money in the database that no lease holds
+        # (the local leases ran out, or its first bucket was overdrawn by a request that cost
+        # more than its estimate): take it before refusing.
+        dry: dict[int, tuple[Bucket, int]] = {}
+        for buckets in resolved:
+            left = sum(b.remaining for b in buckets)
+            if left > 0:
+                continue
+            for b in buckets:
+                if b.unleased > 0:
+                    dry[id(b)] = (b, b.lease_size + b.reserved - left)
+        if dry:
+            await asyncio.gather(*(self._sync_shared(b, want) for b, want in dry.values()))
 
     def settle(self, reservation: Reservation, cost: int) -> None:
         """Release the reservation and charge the actual cost to every chain."""
