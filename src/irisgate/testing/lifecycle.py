@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class StartStop:
+class StartStop(ABC):
     """A server with `start()` and `stop()`, usable as a context manager."""
 
-    def start(self) -> object:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> object: ...
 
-    def stop(self) -> object:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self) -> object: ...
 
     def __enter__(self) -> Self:
         self.start()
