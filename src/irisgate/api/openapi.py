@@ -296,6 +296,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("limit", "At most this many (1-500, default 50)."),
         ),
     ),
+    Endpoint(
+        "GET",
+        "/api/connectors",
+        "Connectors",
+        "The connectors the caller may see, each with its status for the caller (ready, "
+        "needs_auth, misconfigured, no_access), auth type and whether it signs in per user; "
+        "admins also get the upstream URL. Secrets are never included.",
+        "user",
+    ),
+    Endpoint(
+        "POST",
+        "/api/connectors/{connector_id}/connect",
+        "Connect a connector",
+        "Start the caller's OAuth sign-in for a per-user connector: answers `{auth_url}` to "
+        "open in the browser; the OAuth server returns to /aperture/auth/<id>/callback. 403 "
+        "without a grant for the connector.",
+        "user",
+    ),
     *CHAT_ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
 )
