@@ -9,8 +9,6 @@ upstreams run on loopback, so every gateway here starts with
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +22,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from irisgate.testing import FakeLocalAPI
+from irisgate.testing.oauth_server import oauth_mock_server
 from irisgate.testing.server import IrisgateServer
 
 ALICE_IP = "127.0.0.2"  # admin, every connector
@@ -150,25 +149,6 @@ class OAuthServer:
 @pytest.fixture(scope="session")
 def oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
     """oauth2-mock-server (npm, pinned in tests/oauth), made strict by tests/oauth/server.mjs."""
-    node = shutil.which("node")
-    assert node, "node is required for the OAuth tests (make test installs it)"
-    if not (OAUTH_DIR / "node_modules" / "oauth2-mock-server").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(OAUTH_DIR)], check=True
-        )
     events = tmp_path_factory.mktemp("oauth") / "events.jsonl"
-    process = subprocess.Popen(
-        [node, str(OAUTH_DIR / "server.mjs"), OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, str(events)],
-        cwd=OAUTH_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, "the OAuth server did not start"
-    issuer = json.loads(line)["issuer"].replace("//localhost:", "//127.0.0.1:")
-    try:
+    with oauth_mock_server(OAUTH_DIR, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, events) as issuer:
         yield OAuthServer(issuer, events)
-    finally:
-        process.terminate()
-        process.wait(10)

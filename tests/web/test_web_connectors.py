@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from conftest import ADMIN, USER, api, context_as, screenshot
 from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing import FakeHttpApi
+from irisgate.testing.oauth_server import oauth_mock_server
 from irisgate.testing.server import IrisgateServer
 
 OAUTH_DIR = Path(__file__).resolve().parents[1] / "oauth"
@@ -33,27 +32,9 @@ APERTURE = "tailscale.com/cap/aperture"
 @pytest.fixture(scope="module")
 def oauth_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The strict oauth2-mock-server of tests/oauth (PKCE S256, client authentication)."""
-    node = shutil.which("node")
-    assert node, "node is required for the OAuth tests (make test installs it)"
-    if not (OAUTH_DIR / "node_modules" / "oauth2-mock-server").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(OAUTH_DIR)], check=True
-        )
     events = tmp_path_factory.mktemp("oauth-web") / "events.jsonl"
-    process = subprocess.Popen(
-        [node, str(OAUTH_DIR / "server.mjs"), CLIENT_ID, CLIENT_SECRET, str(events)],
-        cwd=OAUTH_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, "the OAuth server did not start"
-    try:
-        yield json.loads(line)["issuer"].replace("//localhost:", "//127.0.0.1:")
-    finally:
-        process.terminate()
-        process.wait(10)
+    with oauth_mock_server(OAUTH_DIR, CLIENT_ID, CLIENT_SECRET, events) as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")
