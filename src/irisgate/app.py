@@ -47,16 +47,13 @@ def _raw_path(scope: dict[str, Any]) -> str:
 def build_app(settings: Settings) -> ASGIApp:
     runtime = Runtime(settings)
     gateway = Gateway(runtime)
-    connectors = ConnectorService(runtime)
-    mcp, proxy = connectors.build()
+    connectors = ConnectorService(runtime)  # built on first use
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            await connectors.start()
-            async with mcp.manager.run():
-                yield
+            yield
         finally:
             await connectors.stop()
             await runtime.stop()
@@ -91,10 +88,10 @@ def build_app(settings: Settings) -> ASGIApp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path in ("/v1/mcp", "/v1/mcp/"):
-                await mcp(scope, receive, send)
+                await connectors.mcp(scope, receive, send)
                 return
             if path.startswith(CONNECTORS_PREFIX):
-                await proxy(scope, receive, send)
+                await connectors.proxy(scope, receive, send)
                 return
         await web(scope, receive, send)
 

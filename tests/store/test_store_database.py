@@ -5,10 +5,13 @@ concurrent start-up of several instances, and that the migrations create what ta
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -16,7 +19,9 @@ from sqlalchemy.engine import Connection
 
 from irisgate.store import configs
 from irisgate.store.database import (
+    SCHEMA_HEAD,
     Database,
+    _alembic_config,
     current_revision,
     head_revision,
     normalize_url,
@@ -97,15 +102,81 @@ def _schema_differences(conn: Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
 
-async def test_migrations_create_the_schema_from_empty(db_url: str) -> None:
+async def _migrate_with_alembic(db: Database, revision: str) -> None:
+    """Run the migration scripts themselves up to `revision` (irisgate only does this for a
+    database that is neither empty nor at head)."""
+
+    def upgrade(conn: Connection) -> None:
+        command.upgrade(_alembic_config(conn), revision)
+
+    async with db._write_engine.begin() as conn:
+        await conn.run_sync(upgrade)
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    assert SCHEMA_HEAD == head_revision() == "0007"
+
+
+async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) -> None:
     db = await open_database(db_url)
     try:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == head_revision() == "0007"
+        assert await current_revision(db) == "0007"
     finally:
         await db.close()
+
+
+async def test_the_migrations_build_what_tables_py_says(db_url: str) -> None:
+    db = await open_database(db_url, migrate=False)
+    try:
+        await _migrate_with_alembic(db, "head")
+        async with db.connect() as conn:
+            assert await conn.run_sync(_table_names) == TABLES
+            assert await conn.run_sync(_schema_differences) == []
+        assert await current_revision(db) == "0007"
+    finally:
+        await db.close()
+
+
+async def test_an_older_database_is_migrated_to_head_keeping_its_data(db_url: str) -> None:
+    old = await open_database(db_url, migrate=False)
+    try:
+        await _migrate_with_alembic(old, "0006")
+        version = await configs.insert(old, "{}", "alice", "api", None)
+    finally:
+        await old.close()
+    db = await open_database(db_url)
+    try:
+        assert await current_revision(db) == "0007"
+        assert await configs.latest(db) == version
+        async with db.connect() as conn:
+            assert await conn.run_sync(_table_names) == TABLES
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("opens", [1, 2])
+def test_opening_a_new_or_current_database_does_not_load_alembic(
+    tmp_path: Path, opens: int
+) -> None:
+    # Alembic and its template engine cost a serving process about 11 MiB for good: they
+    # are only imported when a database actually needs a migration script.
+    script = (
+        "import asyncio, sys\n"
+        "from irisgate.store.database import open_database\n"
+        "async def main():\n"
+        f"    for _ in range({opens}):\n"
+        f"        db = await open_database({str(tmp_path / 'gw.db')!r})\n"
+        "        await db.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert run.stdout.strip() == "[]"
 
 
 async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:

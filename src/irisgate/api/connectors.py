@@ -30,14 +30,15 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def _service(request: Request) -> ConnectorService:
+async def _service(request: Request) -> ConnectorService:
     service: ConnectorService = request.app.state.connectors
+    await service.ready()
     return service
 
 
 async def list_connectors(request: Request) -> Response:
     caller = await require_role(request)
-    service = _service(request)
+    service = await _service(request)
     login = caller.identity.login_name
     out = []
     for connector in runtime_of(request).snapshot.config.connectors.values():
@@ -74,7 +75,7 @@ def _redirect_uri(request: Request, connector_id: str) -> str:
 
 async def connect(request: Request) -> Response:
     caller = await require_role(request)
-    service = _service(request)
+    service = await _service(request)
     connector_id = request.path_params["connector_id"]
     connector = runtime_of(request).snapshot.config.connectors.get(connector_id)
     if connector is None:
@@ -100,7 +101,7 @@ async def connect(request: Request) -> Response:
 
 async def callback(request: Request) -> Response:
     connector_id = request.path_params["connector_id"]
-    service = _service(request)
+    service = await _service(request)
     params = request.query_params
     if "error" in params:
         reason = params.get("error_description") or params["error"]

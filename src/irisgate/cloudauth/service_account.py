@@ -16,16 +16,18 @@ import base64
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 import structlog
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from irisgate.cloudauth.keys import CredentialError, ServiceAccount
 from irisgate.gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 log = structlog.get_logger("irisgate.cloudauth")
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -40,7 +42,11 @@ RETRY_AFTER_FAILURE = 5.0
 
 
 @lru_cache(maxsize=64)
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
+def load_private_key(pem: str) -> RSAPrivateKey:
+    # cryptography is imported on first use: only Vertex service accounts need it
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
@@ -68,6 +74,9 @@ def assertion(account: ServiceAccount, now: int) -> str:
     }
     signing_input = _b64(orjson.dumps(header)) + b"." + _b64(orjson.dumps(claims))
     key = load_private_key(account.private_key)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     return (signing_input + b"." + _b64(signature)).decode()
 

@@ -19,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
-import httpx2
 import orjson
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from irisgate.config.model import Connector
 from irisgate.connectors.safety import UnsafeURL, UrlGuard
 from irisgate.connectors.secretbox import InvalidToken, SecretBox
 from irisgate.connectors.tokens import TokenSet
+
+if TYPE_CHECKING:  # httpx2 and authlib are imported when connectors are first used
+    import httpx2
 
 #: an authorization attempt expires after this long (reference §6.2)
 ATTEMPT_SECONDS = 15 * 60
@@ -105,6 +104,10 @@ class OAuthClient:
 
     def start(self, connector: Connector, login: str, redirect_uri: str) -> str:
         """The URL to send the user's browser to."""
+        from authlib.common.security import generate_token
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         verifier = generate_token(64)
         state = self._box.seal(
             orjson.dumps({"l": login, "c": connector.id, "v": verifier, "r": redirect_uri})
@@ -150,6 +153,8 @@ class OAuthClient:
     async def _token_request(
         self, connector: Connector, form: dict[str, str], previous: TokenSet | None
     ) -> TokenSet:
+        import httpx2
+
         token_url = auth_field(connector, "token_url")
         try:
             await self._guard.check(token_url)

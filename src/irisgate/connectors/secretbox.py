@@ -8,13 +8,17 @@ Fernet authenticates as well as encrypts, and its timestamps let OAuth `state` v
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from cryptography.fernet import Fernet, InvalidToken
 
 from irisgate.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 log = structlog.get_logger("irisgate.connectors")
 KEY_FILE = "connector.key"
@@ -22,16 +26,34 @@ KEY_FILE = "connector.key"
 __all__ = ["InvalidToken", "SecretBox", "load_key"]
 
 
+class InvalidToken(Exception):
+    """A sealed value that was forged, sealed with another key, or is too old."""
+
+
 class SecretBox:
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        self._key = key
+        self._fernet: Fernet | None = None
+
+    def _box(self) -> Fernet:
+        # cryptography is imported when the first secret is sealed or opened
+        if self._fernet is None:
+            from cryptography.fernet import Fernet
+
+            self._fernet = Fernet(self._key)
+        return self._fernet
 
     def seal(self, data: bytes) -> bytes:
-        return self._fernet.encrypt(data)
+        return self._box().encrypt(data)
 
     def open(self, token: bytes, *, ttl: int | None = None) -> bytes:
         """The sealed data; InvalidToken when forged, sealed with another key or too old."""
-        return self._fernet.decrypt(token, ttl=ttl)
+        from cryptography import fernet
+
+        try:
+            return self._box().decrypt(token, ttl=ttl)
+        except fernet.InvalidToken:
+            raise InvalidToken("invalid or expired sealed value") from None
 
 
 def load_key(settings: Settings) -> bytes:
@@ -42,7 +64,7 @@ def load_key(settings: Settings) -> bytes:
     if path.exists():
         return path.read_bytes().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
+    key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() makes
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another instance on the same data dir was first

@@ -8,10 +8,10 @@ API. Templates autoescape everything.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -23,22 +23,33 @@ from irisgate.chat import access as chat_access
 from irisgate.web import setup
 from irisgate.web.nav import PAGES, Group, visible
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 _HERE = Path(__file__).parent
-_ENV = Environment(
-    loader=FileSystemLoader(_HERE / "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@cache
+def _env() -> Environment:
+    # Jinja2 is imported when the first page is rendered: a gateway nobody browses never
+    # carries it.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(_HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def template(name: str) -> Any:
     """A template of the web package (autoescaped), for apps beside the dashboard."""
-    return _ENV.get_template(name)
+    return _env().get_template(name)
 
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = _ENV.get_template(template).render(request=request, version=__version__, **context)
+    body = _env().get_template(template).render(request=request, version=__version__, **context)
     return HTMLResponse(body, status_code=status)
 
 
