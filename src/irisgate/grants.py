@@ -49,6 +49,9 @@ class Access:
     capabilities: tuple[Capability, ...]
     opaque: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     _model_cache: dict[str, bool] = field(default_factory=dict)
+    _scoped_cache: dict[str, tuple[Capability, ...]] = field(default_factory=dict)
+    #: per-request derivations kept with this caller's access (see `memo`)
+    _memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def is_admin(self) -> bool:
@@ -62,13 +65,29 @@ class Access:
                 self._model_cache[fqn] = allowed
         return allowed
 
-    def scoped(self, fqn: str) -> list[Capability]:
+    def scoped(self, fqn: str) -> tuple[Capability, ...]:
         """Capabilities that apply to a request for `fqn`: unscoped ones and matching ones."""
-        return [
-            cap
-            for cap in self.capabilities
-            if not cap.models or any(glob_matches(g, fqn) for g in cap.models)
-        ]
+        found = self._scoped_cache.get(fqn)
+        if found is None:
+            found = tuple(
+                cap
+                for cap in self.capabilities
+                if not cap.models or any(glob_matches(g, fqn) for g in cap.models)
+            )
+            if len(self._scoped_cache) < 4096:
+                self._scoped_cache[fqn] = found
+        return found
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()`, computed once per `key` for this access (it lives as long as the config
+        version and identity it was computed for); at most 4096 keys are kept."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = make()
+            if len(self._memo) < 4096:
+                self._memo[key] = value
+            return value
 
     def add_headers_for(self, fqn: str) -> list[tuple[str, str]]:
         return [h for cap in self.scoped(fqn) for h in cap.add_headers]

@@ -35,7 +35,17 @@ def expand(template: str, identity: Identity) -> str:
 
 
 def charges_for(config: Config, access: Access, identity: Identity, fqn: str) -> tuple[Chain, ...]:
-    """The chains a request for `fqn` by `identity` charges; () when no quota applies."""
+    """The chains a request for `fqn` by `identity` charges; () when no quota applies.
+
+    Kept with the caller's `Access` (one per config version and identity): the same caller,
+    node and model always charge the same chains under one config.
+    """
+    key = ("quota-chains", fqn, identity.login_name, identity.node_id)
+    chains: tuple[Chain, ...] = access.memo(key, lambda: _charges(config, access, identity, fqn))
+    return chains
+
+
+def _charges(config: Config, access: Access, identity: Identity, fqn: str) -> tuple[Chain, ...]:
     chains: list[Chain] = []
     for capability in access.scoped(fqn):
         for ref in capability.quotas:
