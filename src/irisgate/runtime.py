@@ -34,6 +34,28 @@ log = structlog.get_logger("irisgate")
 WRITE_LINGER_SECONDS = 0.05
 
 
+def upstream_session(
+    settings: Settings, resolver: aiohttp.abc.AbstractResolver | None = None
+) -> aiohttp.ClientSession:
+    """The HTTP client for upstream calls: no pool limit, bodies passed through as sent
+    (no decompression, no automatic headers), the configured connect and read timeouts."""
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=settings.upstream_connect_timeout,
+        sock_read=settings.upstream_read_timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        trust_env=False,
+        skip_auto_headers=SKIP_AUTO_HEADERS,
+    )
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -89,19 +111,7 @@ class Runtime:
         self._db = await open_database(settings.resolved_database_url)
         self._config = ConfigService(self._db, settings)
         await self._config.start()
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=settings.upstream_connect_timeout,
-            sock_read=settings.upstream_read_timeout,
-        )
-        self._http = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            auto_decompress=False,
-            trust_env=False,
-            skip_auto_headers=SKIP_AUTO_HEADERS,
-        )
+        self._http = upstream_session(settings)
         self._cloud = CloudAuth(self._http)
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._writer.start()

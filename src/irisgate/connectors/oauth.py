@@ -25,7 +25,7 @@ from urllib.parse import quote_plus
 import orjson
 
 from irisgate.config.model import Connector
-from irisgate.connectors.safety import UnsafeURL, UrlGuard
+from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 from irisgate.connectors.secretbox import InvalidToken, SecretBox
 from irisgate.connectors.tokens import TokenSet
 
@@ -172,6 +172,8 @@ class OAuthClient:
             form = {**form, "client_id": client_id}
         try:
             response = await self._http.post(token_url, data=form, headers=headers)
+        except UnsafeAddress as exc:  # the name resolved elsewhere when connecting
+            raise OAuthError(f"token_url refused: {exc}") from None
         except httpx2.HTTPError as exc:
             raise OAuthError(f"token endpoint unreachable: {type(exc).__name__}") from None
         body = _json(response)

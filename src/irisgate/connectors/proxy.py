@@ -22,7 +22,7 @@ from yarl import URL
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
 from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
-from irisgate.connectors.safety import UnsafeURL, UrlGuard
+from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
@@ -57,10 +57,19 @@ class _Exchange:
 
 
 class HttpConnectorProxy:
-    def __init__(self, runtime: Runtime, credentials: Credentials, guard: UrlGuard) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        credentials: Credentials,
+        guard: UrlGuard,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self._runtime = runtime
         self._credentials = credentials
         self._guard = guard
+        # the connector service passes a session whose resolver applies the guard to the
+        # addresses it connects to; without one, the runtime's (allow_local_connectors)
+        self._session = session
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         timer = CallTimer()
@@ -177,7 +186,7 @@ class HttpConnectorProxy:
     async def _relay(
         self, method: str, url: str, headers: dict[str, str], send: Any, ex: _Exchange
     ) -> None:
-        session = self._runtime.http
+        session = self._session if self._session is not None else self._runtime.http
         try:
             async with session.request(
                 method,
@@ -196,6 +205,9 @@ class HttpConnectorProxy:
             if ex.status:
                 ex.error = f"upstream connection broke mid-answer: {type(exc).__name__}"
                 return
+            refused = getattr(exc, "os_error", None)
+            if isinstance(refused, UnsafeAddress):
+                raise ProxyError(502, f"upstream refused: {refused}") from None
             raise ProxyError(502, f"upstream unreachable: {type(exc).__name__}") from None
 
     @staticmethod

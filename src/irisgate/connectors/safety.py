@@ -6,6 +6,10 @@ metadata service. The check resolves the host and looks at every address it reso
 hostname may point anywhere), unless the `allow_local_connectors` setting says otherwise.
 RFC 1918, ULA and Tailscale CGNAT addresses are allowed: connectors on the tailnet are the
 point. Results are cached briefly so the request path pays for DNS once per host and minute.
+
+A name can resolve differently a moment later (DNS rebinding), so the check of the URL is
+not the last word: the clients that reach connectors resolve through `netguard`, which
+applies the same rule to the very addresses they connect to.
 """
 
 from __future__ import annotations
@@ -23,11 +27,26 @@ class UnsafeURL(Exception):
     """The URL may not be reached from irisgate; `str(exc)` says why and is safe to show."""
 
 
+class UnsafeAddress(OSError):
+    """A name resolved, at connect time, to an address connectors may not reach."""
+
+
 def _local(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     mapped = getattr(address, "ipv4_mapped", None)
     if mapped is not None:
         address = mapped
     return address.is_loopback or address.is_link_local or address.is_unspecified
+
+
+def address_refusal(host: str, address: str) -> str:
+    """Why `host`, resolved to `address`, may not be reached ("" when it may)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if _local(ip):
+        return (
+            f"{host} resolves to {ip}, a loopback or link-local address;"
+            " connectors may not reach it"
+        )
+    return ""
 
 
 class UrlGuard:
@@ -73,9 +92,7 @@ async def _refusal(host: str, port: int | None) -> str:
             return f"{host} cannot be resolved: {exc.strerror or exc}"
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
-        if _local(address):
-            return (
-                f"{host} resolves to {address}, a loopback or link-local address;"
-                " connectors may not reach it"
-            )
+        refusal = address_refusal(host, str(address))
+        if refusal:
+            return refusal
     return ""

@@ -16,6 +16,7 @@ from irisgate.connectors.safety import UrlGuard
 from irisgate.runtime import Runtime
 
 if TYPE_CHECKING:
+    import aiohttp
     import httpx2
 
     from irisgate.connectors.aggregate import McpEndpoint
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class _Parts:
     http: httpx2.AsyncClient
+    session: aiohttp.ClientSession | None
     oauth: OAuthClient
     tokens: TokenStore
     mcp: McpEndpoint
@@ -84,30 +86,37 @@ class ConnectorService:
 
         from irisgate.connectors.aggregate import Aggregator, McpEndpoint
         from irisgate.connectors.credentials import Credentials
+        from irisgate.connectors.netguard import GuardedResolver, guarded_transport
         from irisgate.connectors.oauth import OAuthClient
         from irisgate.connectors.proxy import HttpConnectorProxy
         from irisgate.connectors.secretbox import SecretBox, load_key
         from irisgate.connectors.tokens import TokenStore
         from irisgate.connectors.upstream import McpUpstreams
+        from irisgate.runtime import upstream_session
 
         runtime, settings = self.runtime, self.runtime.settings
+        # Unless local connectors are allowed, every connection checks the addresses it
+        # actually connects to (see netguard), not only what the URL resolved to earlier.
+        local = settings.allow_local_connectors
         http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(settings.upstream_connect_timeout, read=30.0),
             follow_redirects=False,
             trust_env=False,
+            transport=None if local else guarded_transport(),
         )
+        session = None if local else upstream_session(settings, GuardedResolver())
         try:
             box = SecretBox(load_key(settings))
             oauth = OAuthClient(box, self.guard, http)
             tokens = TokenStore(lambda: runtime.db, box)
             await tokens.load()
         except BaseException:
-            await http.aclose()
+            await _close(http, session)
             raise
         credentials = Credentials(oauth, tokens)
         upstreams = McpUpstreams(self.guard, timeout=settings.upstream_connect_timeout * 3)
         mcp = McpEndpoint(runtime, Aggregator(runtime, credentials, upstreams))
-        proxy = HttpConnectorProxy(runtime, credentials, self.guard)
+        proxy = HttpConnectorProxy(runtime, credentials, self.guard, session)
         # The SDK's session manager runs for the life of the process; its task group must be
         # entered and left by one task, so it gets a task of its own.
         running, stop = asyncio.Event(), asyncio.Event()
@@ -122,9 +131,9 @@ class ConnectorService:
         await asyncio.wait({manager, started}, return_when=asyncio.FIRST_COMPLETED)
         if not running.is_set():
             started.cancel()
-            await http.aclose()
+            await _close(http, session)
             manager.result()  # raises what stopped the manager
-        return _Parts(http, oauth, tokens, mcp, proxy, manager, stop)
+        return _Parts(http, session, oauth, tokens, mcp, proxy, manager, stop)
 
     async def stop(self) -> None:
         self._closed = True
@@ -135,4 +144,12 @@ class ConnectorService:
         try:
             await parts.manager
         finally:
-            await parts.http.aclose()
+            await _close(parts.http, parts.session)
+
+
+async def _close(http: httpx2.AsyncClient, session: aiohttp.ClientSession | None) -> None:
+    try:
+        await http.aclose()
+    finally:
+        if session is not None:
+            await session.close()

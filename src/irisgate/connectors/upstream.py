@@ -18,7 +18,8 @@ from mcp.shared.exceptions import MCPError
 
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential
-from irisgate.connectors.safety import UrlGuard
+from irisgate.connectors.netguard import guarded_transport
+from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 
 T = TypeVar("T")
 Operation = Callable[[Client], Awaitable[T]]
@@ -56,7 +57,10 @@ class McpUpstreams:
         try:
             return await self._once(connector, credential, op)
         except Exception as exc:  # the SDK wraps transport errors in task groups
-            if not isinstance(_leaf(exc), httpx2.TransportError):
+            leaf = _leaf(exc)
+            if isinstance(leaf, UnsafeAddress):  # the name resolved elsewhere on connect
+                raise UnsafeURL(str(leaf)) from None
+            if not isinstance(leaf, httpx2.TransportError):
                 raise self._error(connector, exc) from None
         try:  # a connection error: once more on a fresh connection
             return await self._once(connector, credential, op)
@@ -64,12 +68,14 @@ class McpUpstreams:
             raise self._error(connector, exc) from None
 
     async def _once(self, connector: Connector, credential: Credential, op: Operation[T]) -> T:
+        guarded = None if self._guard.allow_local else guarded_transport(self._tls)
         async with httpx2.AsyncClient(
             headers=credential.headers,
             params=dict(credential.query),
             timeout=self._timeout,
             trust_env=False,
             verify=self._tls,
+            transport=guarded,
         ) as http:
             transport = streamable_http_client(connector.url, http_client=http)
             async with Client(transport, cache=None) as client:
