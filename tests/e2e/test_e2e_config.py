@@ -439,6 +439,47 @@ def test_put_config_with_a_redacted_secret_nothing_can_restore_is_400(
     assert current(gateway) == (masked, base)
 
 
+def rollback(gw: IrisgateServer, version: int, base_hash: object, ip: str = ALICE_IP) -> Any:
+    with http_from(ip, gw.url) as client:
+        return client.post(f"/api/config/versions/{version}/rollback", json={"hash": base_hash})
+
+
+def test_rollback_restores_a_literal_secret_deleted_since(
+    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+) -> None:
+    before = get_config(gateway).json()
+    # remove the openai provider (and its literal key) entirely
+    providers = json.loads(gateway_config(fake_llm.base_url).split("\n", 1)[1])["providers"]
+    del providers["openai"]
+    gone = put_config(
+        gateway, gateway_config(fake_llm.base_url, providers=providers), before["hash"]
+    )
+    assert gone.status_code == 200, gone.text
+    with pytest.raises(openai.NotFoundError):
+        chat(openai_client(gateway, ALICE_IP), "gpt-4o-mini")
+    # the masked old text cannot bring the key back through PUT...
+    now = get_config(gateway).json()  # the current version, whose hash a change builds on
+    with http_from(ALICE_IP, gateway.url) as client:
+        masked_old = client.get(f"/api/config/versions/{before['version']}").json()["config"]
+    assert put_config(gateway, masked_old, now["hash"]).status_code == 400
+    # ...a rollback can: it saves the version as stored, and the key works again
+    assert rollback(gateway, before["version"], "0" * 64).status_code == 409  # stale base
+    assert rollback(gateway, before["version"], None).status_code == 400
+    assert rollback(gateway, 999_999, now["hash"]).status_code == 404
+    assert rollback(gateway, before["version"], now["hash"], BOB_IP).status_code == 403
+    done = rollback(gateway, before["version"], now["hash"])
+    assert done.status_code == 200, done.text
+    assert done.json()["version"] == now["version"] + 1
+    assert chat(openai_client(gateway, ALICE_IP), "gpt-4o-mini").model == "gpt-4o-mini"
+    assert fake_llm.last_request.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
+    after = get_config(gateway).json()
+    assert after["config"] == before["config"]  # the same text, still masked
+    assert OPENAI_KEY not in done.text and OPENAI_KEY not in after["config"]
+    with http_from(ALICE_IP, gateway.url) as client:
+        versions = client.get("/api/config/versions").json()["versions"]
+    assert versions[0]["source"] == "rollback" and versions[0]["created_by"] == "alice@example.com"
+
+
 # -- starting without a config, and importing --config ----------------------------------------
 
 

@@ -1,9 +1,11 @@
 """Config history for the Settings page: versions, one version's text, and what changed.
 
-Rollback is not an endpoint of its own: the page PUTs an old version's text to `/api/config`
-as a new version, so it gets the same validation, conflict and self-lockout checks as any
-edit. Texts are returned with literal secrets masked; saving masked text keeps the secrets
-currently stored (`config.secrets.unmask`).
+Texts are returned with literal secrets masked; saving masked text keeps the secrets
+currently stored (`config.secrets.unmask`). Rollback (`POST
+/api/config/versions/{id}/rollback` with `{"hash": <current hash>}`) saves the old
+version's stored text, secrets included, as a new version: a literal secret deleted since
+comes back with it, which a PUT of the masked text could not do. It gets the same
+validation, conflict and self-lockout checks as any edit.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import difflib
 from starlette.requests import Request
 from starlette.responses import Response
 
+import orjson
+
 from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.params import int_param
+from irisgate.api.routes import apply_config
 from irisgate.api.usage import json_response
 from irisgate.config.secrets import mask_text
 from irisgate.store import configs
@@ -66,3 +71,17 @@ async def one_version(request: Request) -> Response:
     )
     current = runtime_of(request).snapshot.version
     return json_response({**_summary(version, current), "config": text, "diff": "".join(diff)})
+
+
+async def rollback(request: Request) -> Response:
+    """Save version `version_id`'s stored text as a new version on top of `hash`."""
+    caller = await require_admin(request)
+    try:
+        payload = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    base = payload.get("hash") if isinstance(payload, dict) else None
+    if not isinstance(base, str):
+        raise ApiError(400, "'hash' must be the hash of the current version (GET /api/config)")
+    version = await _version(request, request.path_params["version_id"])
+    return await apply_config(request, caller, version.content or "", base, source="rollback")

@@ -156,6 +156,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "admin",
     ),
     Endpoint(
+        "POST",
+        "/api/config/versions/{version_id}/rollback",
+        "Roll back to a version",
+        "Save that version's stored text (its secrets included) as a new version, with the "
+        "same checks and answers as `PUT /api/config`.",
+        "admin",
+        body='{"hash": "<hash of the current version>"}',
+    ),
+    Endpoint(
         "GET",
         "/api/requests",
         "Requests",

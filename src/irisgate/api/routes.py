@@ -11,7 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from irisgate import __version__
-from irisgate.api.auth import ApiError, identify, require_admin, require_role, runtime_of
+from irisgate.api.auth import (
+    ApiError,
+    Caller,
+    identify,
+    require_admin,
+    require_role,
+    runtime_of,
+)
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.config.service import StaleHash, WouldLockOut
 from irisgate.store import queries
@@ -88,9 +95,19 @@ async def put_config(request: Request) -> Response:
         raise ApiError(400, "'config' must be the config text as a string")
     if not isinstance(base, str):
         raise ApiError(400, "'hash' must be the hash of the version this change is based on")
+    return await apply_config(request, caller, text, base, source="api")
+
+
+async def apply_config(
+    request: Request, caller: Caller, text: str, base: str, *, source: str
+) -> Response:
+    """Save `text` as the new version on top of `base` (a hash), answering as PUT does:
+    409 stale, 400 with every error, 403 self-lockout, else the new hash and version."""
     service = runtime_of(request).config
     try:
-        applied = await service.put(text, base, caller.identity, caller.identity.login_name)
+        applied = await service.put(
+            text, base, caller.identity, caller.identity.login_name, source=source
+        )
     except StaleHash:
         raise ApiError(
             409,

@@ -13,6 +13,11 @@ routes: list[BaseRoute] = [
     Route("/api/models", catalog.list_models),
     Route("/api/config/versions", config_history.history),
     Route("/api/config/versions/{version_id:int}", config_history.one_version),
+    Route(
+        "/api/config/versions/{version_id:int}/rollback",
+        config_history.rollback,
+        methods=["POST"],
+    ),
     Route("/api/openapi.json", openapi.openapi),
     *pages.routes,
 ]

@@ -162,8 +162,11 @@ class ConfigService:
     def masked_text(self) -> str:
         return mask_text(self.snapshot.text)
 
-    async def put(self, text: str, base_hash: str, identity: Identity, who: str) -> Applied:
-        """Store a new version made by an admin through the API.
+    async def put(
+        self, text: str, base_hash: str, identity: Identity, who: str, *, source: str = "api"
+    ) -> Applied:
+        """Store a new version made by an admin through the API (`source`: "api", or
+        "rollback" for an old version's stored text saved again).
 
         Raises StaleHash (409), ConfigError (400, every error) or WouldLockOut (403)."""
         async with self._lock:
@@ -183,7 +186,7 @@ class ConfigService:
                 raise WouldLockOut
             try:
                 version = await configs.insert(
-                    self._db, full, created_by=who, source="api", parent_id=latest.id
+                    self._db, full, created_by=who, source=source, parent_id=latest.id
                 )
             except configs.StaleVersion:
                 raise StaleHash from None

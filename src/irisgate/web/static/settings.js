@@ -37,16 +37,17 @@ export function settingsPage() {
     text.scrollTop = Math.max(0, (line - 3) * lineHeight);
   }
 
-  async function save(configText) {
+  // Saves a new version (PUT of the text, or a rollback) and reports the API's answer.
+  async function send(url, method, payload, done) {
     status.replaceChildren();
     errors.replaceChildren();
     try {
-      const result = await api("/api/config", {
-        method: "PUT",
+      const result = await api(url, {
+        method,
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ config: configText, hash }),
+        body: JSON.stringify(payload),
       });
-      say("ok", `Saved as version ${result.version}.` + (result.warnings.length ? ` ${result.warnings.length} warning(s).` : ""));
+      say("ok", done(result) + (result.warnings.length ? ` ${result.warnings.length} warning(s).` : ""));
       await loadConfig();
       await loadHistory();
       await visual.load();
@@ -72,6 +73,9 @@ export function settingsPage() {
       }
       return false;
     }
+  }
+  function save(configText) {
+    return send("/api/config", "PUT", { config: configText, hash }, (result) => `Saved as version ${result.version}.`);
   }
 
   const visual = visualEditor({ getConfig: async () => (await loadConfig(), text.value), save });
@@ -107,9 +111,9 @@ export function settingsPage() {
     dialog.showModal();
     dialog.addEventListener("close", async () => {
       if (dialog.returnValue !== "ok") return;
-      const old = await api(`/api/config/versions/${id}`);
-      await loadConfig();
-      if (await save(old.config)) say("ok", `Rolled back to version ${id}: saved as version ${document.getElementById("config-version").textContent}.`);
+      await loadConfig();  // the rollback is based on the newest version
+      await send(`/api/config/versions/${id}/rollback`, "POST", { hash },
+        (result) => `Rolled back to version ${id}: saved as version ${result.version}.`);
     }, { once: true });
   }
   document.getElementById("tab-history").addEventListener("tab-selected", () =>
