@@ -35,6 +35,7 @@ SERVERS = {
     "apikeyh": {"header": ("x-api-key", "header-key-2")},
     "apikeyq": {"query": ("api_key", "query-key-3")},
     "basic": {"header": ("authorization", BASIC)},
+    "restarts": {},
 }
 AUTH = {
     "plain": None,
@@ -42,6 +43,7 @@ AUTH = {
     "apikeyh": {"type": "api_key", "in": "header", "name": "X-Api-Key", "secret": "header-key-2"},
     "apikeyq": {"type": "api_key", "in": "query", "name": "api_key", "key": "query-key-3"},
     "basic": {"type": "basic", "username": "svc-user", "password": "basic-pass-77"},
+    "restarts": None,
 }
 EXPECTED_CREDENTIAL = {
     "plain": "",
@@ -49,6 +51,7 @@ EXPECTED_CREDENTIAL = {
     "apikeyh": "header-key-2",
     "apikeyq": "query-key-3",
     "basic": BASIC,
+    "restarts": "",
 }
 BOB = ["plain/echo", "bearer/*", "apikeyq/credential"]
 
@@ -301,3 +304,29 @@ async def test_a_connection_error_is_retried_once(
         result = await client.call_tool("flaky_echo", {"text": "again"})
     assert flaky.dropped == 1  # the first connection broke...
     assert text_of(result) == "plain: again"  # ...and the call went through on the retry
+
+
+async def test_calls_reuse_one_upstream_session(
+    gateway: IrisgateServer, servers: dict[str, McpToolServer]
+) -> None:
+    server = servers["plain"]
+    async with mcp_as(gateway, ALICE_IP) as client:
+        await client.call_tool("plain_echo", {"text": "warm"})  # the session is open now
+        before = len(server.seen)
+        for i in range(5):
+            assert text_of(await client.call_tool("plain_echo", {"text": str(i)})) == f"plain: {i}"
+    # one HTTP request a call: no initialize / initialized round trips for each call
+    assert len(server.seen) - before == 5
+
+
+async def test_an_upstream_restart_between_calls_is_invisible_to_the_caller(
+    gateway: IrisgateServer, servers: dict[str, McpToolServer]
+) -> None:
+    server = servers["restarts"]
+    async with mcp_as(gateway, ALICE_IP) as client:
+        assert text_of(await client.call_tool("restarts_echo", {"text": "a"})) == "restarts: a"
+        server.stop()
+        server.start()  # the kept session's connection is gone; irisgate must not fail
+        assert text_of(await client.call_tool("restarts_echo", {"text": "b"})) == "restarts: b"
+    records = connector_records(gateway, 2, provider="restarts", model="echo")
+    assert [r["status"] for r in records[:2]] == [200, 200]  # the user saw no failure

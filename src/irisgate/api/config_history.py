@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import difflib
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-
-import orjson
 
 from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.params import int_param

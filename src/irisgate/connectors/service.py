@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from irisgate.connectors.oauth import OAuthClient
     from irisgate.connectors.proxy import HttpConnectorProxy
     from irisgate.connectors.tokens import TokenStore
+    from irisgate.connectors.upstream import McpUpstreams
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class _Parts:
     session: aiohttp.ClientSession | None
     oauth: OAuthClient
     tokens: TokenStore
+    upstreams: McpUpstreams
     mcp: McpEndpoint
     proxy: HttpConnectorProxy
     manager: asyncio.Task[None]
@@ -133,7 +135,7 @@ class ConnectorService:
             started.cancel()
             await _close(http, session)
             manager.result()  # raises what stopped the manager
-        return _Parts(http, session, oauth, tokens, mcp, proxy, manager, stop)
+        return _Parts(http, session, oauth, tokens, upstreams, mcp, proxy, manager, stop)
 
     async def stop(self) -> None:
         self._closed = True
@@ -143,6 +145,7 @@ class ConnectorService:
         parts.stop.set()
         try:
             await parts.manager
+            await parts.upstreams.close()
         finally:
             await _close(parts.http, parts.session)
 

@@ -110,7 +110,12 @@ class McpToolServer(StartStop):
 
     def start(self) -> McpToolServer:
         config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self._app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,  # a client's open connection must not hold a stop
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
