@@ -5,6 +5,7 @@ across an S3 outage and a crash between upload and cursor update.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import io
@@ -172,6 +173,27 @@ def test_every_record_is_exported_in_batches_of_limit(
     assert "export me 0" in capture["request_body"]
     assert json.loads(capture["response_body"])["choices"]
     assert "sk-upstream" not in json.dumps(capture["request_headers"])  # secrets redacted
+
+
+@pytest.mark.parametrize("fmt", ["cbor.zstd", "parquet"])
+def test_raw_answers_are_exported_when_kept(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, s3: S3Server, tmp_path: Path, fmt: str
+) -> None:
+    config = json.loads(export_config(fake_llm.base_url, s3, format=fmt))
+    config["database"] = {"save_raws": True}
+    with gateway(fake_llm, localapi, tmp_path, json.dumps(config)) as gw:
+        fake_llm.gzip = True
+        try:
+            request_id = chat(gw, "keep my raw answer")
+        finally:
+            fake_llm.gzip = False
+        sent = fake_llm.responses[-1]
+        objects = wait_for_export(s3, {request_id})
+    record = next(r for rs in objects.values() for r in rs if r["capture_id"] == request_id)
+    capture = record["capture"]
+    assert base64.b64decode(capture["response_raw"]) == sent  # as the upstream sent it
+    assert capture["response_raw_content_encoding"] == "gzip"
+    assert json.loads(capture["response_body"])["choices"]  # and the decoded body beside it
 
 
 def test_s3_outage_loses_and_duplicates_nothing(

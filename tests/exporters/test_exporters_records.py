@@ -103,6 +103,7 @@ def test_binary_bodies_are_base64_with_their_encoding() -> None:
     assert capture["request_body"] == '{"model": "m"}' and "request_body_encoding" not in capture
     assert capture["response_body"] == "/wBiaW5hcnk="
     assert capture["response_body_encoding"] == "base64"
+    assert "response_raw" not in capture  # none kept (save_raws off, or purged)
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -119,6 +120,8 @@ def test_every_format_round_trips(fmt: str) -> None:
                 response_body=b"{}",
                 cost_nanodollars=7,
                 cost_basis="openai",
+                response_raw=b"\x1f\x8b\x08raw",
+                response_raw_encoding="gzip",
             )
         ),
     ]
@@ -127,6 +130,8 @@ def test_every_format_round_trips(fmt: str) -> None:
     assert [r["id"] for r in decoded] == [41, 42]
     assert decoded[0]["usage"] == records[0]["usage"]
     assert decoded[1]["estimated_cost"]["nanodollars"] == 7
+    assert decoded[1]["capture"]["response_raw"] == "H4sIcmF3"  # the bytes, base64
+    assert decoded[1]["capture"]["response_raw_content_encoding"] == "gzip"
     if fmt == "parquet":  # fixed schema: absent fields are nulls, maps are pairs
         assert decoded[0]["estimated_cost"] is None and decoded[0]["capture"] is None
         assert decoded[1]["capture"]["request_headers"] == [("a", "b")]

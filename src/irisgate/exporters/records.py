@@ -3,7 +3,11 @@
 A record is Aperture's S3 export record (`ver` 2): `id`, `timestamp`, `identity`, `model`,
 `provider`, `api_type`, `path`, `status_code`, `duration_ms`, `usage`, `estimated_cost`
 (omitted when the request could not be priced), `capture_id`, `session_id` and `capture`
-(headers, processed bodies, tool-use count; absent once retention purged it).
+(headers, processed bodies, tool-use count; absent once retention purged it). With
+`database.save_raws` the capture also carries the upstream's answer as received,
+`response_raw` (base64 in every format: it is bytes, often compressed) and
+`response_raw_content_encoding` (its HTTP content-encoding, "" for none); both are absent when
+no raw answer is kept (not asked for, or purged by retention's `raws`).
 
 Bodies are text when they are UTF-8 (JSON, streams reassembled into JSON), else base64 with
 `request_body_encoding` / `response_body_encoding` set to `"base64"`, so that the three
@@ -89,6 +93,10 @@ def _capture(row: Mapping[str, Any]) -> dict[str, Any]:
         capture[name] = text
         if encoding != "utf-8":
             capture[f"{name}_encoding"] = encoding
+    raw = row.get("response_raw")
+    if raw is not None:
+        capture["response_raw"] = base64.b64encode(bytes(raw)).decode("ascii")
+        capture["response_raw_content_encoding"] = row.get("response_raw_encoding") or ""
     return capture
 
 
@@ -181,6 +189,8 @@ def parquet_schema() -> Any:
                         ("request_body_encoding", pa.string()),
                         ("response_body", pa.string()),
                         ("response_body_encoding", pa.string()),
+                        ("response_raw", pa.string()),
+                        ("response_raw_content_encoding", pa.string()),
                     ]
                 ),
             ),
