@@ -31,6 +31,7 @@ class ConnectorService:
         self._tokens: TokenStore | None = None
         self._oauth: OAuthClient | None = None
         self._credentials: Credentials | None = None
+        self._aggregator: Aggregator | None = None
 
     @property
     def tokens(self) -> TokenStore:
@@ -42,6 +43,12 @@ class ConnectorService:
         assert self._oauth is not None, "connectors not started"
         return self._oauth
 
+    @property
+    def aggregator(self) -> Aggregator:
+        """The `/v1/mcp` tool listing and calls, also used by the chat app's tools."""
+        assert self._aggregator is not None, "connectors not built"
+        return self._aggregator
+
     def build(self) -> tuple[McpEndpoint, HttpConnectorProxy]:
         """Create the endpoints (before start: the MCP manager runs in the app's lifespan)."""
         runtime = self.runtime
@@ -50,8 +57,9 @@ class ConnectorService:
         self._tokens = TokenStore(lambda: runtime.db, self._box)
         self._credentials = Credentials(self._oauth, self._tokens)
         upstreams = McpUpstreams(self.guard, timeout=runtime.settings.upstream_connect_timeout * 3)
+        self._aggregator = Aggregator(runtime, self._credentials, upstreams)
         return (
-            McpEndpoint(runtime, Aggregator(runtime, self._credentials, upstreams)),
+            McpEndpoint(runtime, self._aggregator),
             HttpConnectorProxy(runtime, self._credentials, self.guard),
         )
 
