@@ -424,10 +424,10 @@ def test_text_files_are_attached_to_the_message_and_binary_files_refused(
         "#attach",
         files=[
             {"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\nship it"},
-            {"name": "logo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n\x00\x00"},
+            {"name": "data.zip", "mimeType": "application/zip", "buffer": b"PK\x03\x04\x00\xff"},
         ],
     )
-    expect(page.locator("#chat-status")).to_contain_text("logo.png is not a text file")
+    expect(page.locator("#chat-status")).to_contain_text("data.zip is not a text file")
     expect(page.locator("#attachments li")).to_have_count(1)
     expect(page.locator("#attachments li")).to_contain_text("notes.md")
     send(page, "summarise the file")
