@@ -390,7 +390,13 @@ def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
     config = json.loads(chat_config(fake_llm.base_url))
     with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as first:
         made = api(first, USER).post(
-            "/api/chat/conversations", json={"title": "Before restart", "instructions": "Keep"}
+            "/api/chat/conversations",
+            json={
+                "title": "Before restart",
+                "instructions": "Keep",
+                "tools": ["docs_echo"],
+                "reasoning_effort": "low",
+            },
         )
         cid = made.json()["id"]
         added = api(first, USER).post(
@@ -401,6 +407,7 @@ def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
         detail = api(second, USER).get(f"/api/chat/conversations/{cid}").json()
         assert detail["title"] == "Before restart"
         assert detail["instructions"] == "Keep"
+        assert detail["tools"] == ["docs_echo"] and detail["reasoning_effort"] == "low"
         assert [m["content"] for m in detail["messages"]] == ["hello"]
     config["flags"] = {"chat_ui": {"value": False}}
     with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as off:

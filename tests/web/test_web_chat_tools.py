@@ -116,15 +116,19 @@ def llm_requests(fake: FakeLLM, path: str) -> list[dict[str, Any]]:
     return [r.json for r in fake.requests if r.path == path]
 
 
-def tool_records(gw: IrisgateServer, login: str, count: int) -> list[dict[str, Any]]:
-    """The newest tool-call records of `login`, once there are at least `count`."""
+def tool_record(gw: IrisgateServer, login: str, **fields: Any) -> dict[str, Any]:
+    """The newest tool-call record of `login` with these field values, once written."""
     admin = api(gw, ADMIN)
     deadline = time.monotonic() + 20
     while True:
         rows = admin.get("/api/requests", params={"limit": "500"}).json()["requests"]
-        found = [r for r in rows if r["api_format"] == "mcp" and r["login_name"] == login]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
+        for row in rows:
+            wanted = {"api_format": "mcp", "login_name": login, **fields}
+            if all(row.get(k) == v for k, v in wanted.items()):
+                found: dict[str, Any] = row
+                return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no tool-call record of {login} with {fields}")
         time.sleep(0.05)
 
 
@@ -174,9 +178,9 @@ def test_a_tool_call_round_trip_through_a_real_mcp_server_shows_inline(
         "content": f"docs: {TOOL_TEXT}",
     }
     # recorded like a /v1/mcp call, as bob's
-    [record] = tool_records(gateway, USER, 1)
+    path = f"/api/chat/conversations/{conversation_id(page)}/tools/call"
+    record = tool_record(gateway, USER, path=path)
     assert (record["provider"], record["model"], record["status"]) == ("docs", "echo", 200)
-    assert record["path"] == f"/api/chat/conversations/{conversation_id(page)}/tools/call"
 
     # the switch and the call survive a reload
     page.reload()
@@ -196,6 +200,32 @@ def test_a_tool_call_round_trip_through_a_real_mcp_server_shows_inline(
     expect(page.locator(".msg.assistant").last.locator(".meta")).to_be_visible()
     history = llm_requests(fake_llm, "/v1/chat/completions")[-1]["messages"]
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "user"]
+
+
+def test_a_model_that_keeps_calling_tools_is_stopped_after_eight_rounds(
+    gateway: IrisgateServer, bob: Page, fake_llm: FakeLLM
+) -> None:
+    page = bob
+    fake_llm.tool_every_turn = True
+    fake_llm.tool_arguments = {"text": "again"}
+    open_chat(page, gateway, "gpt-4o-mini")
+    page.click("#tools-toggle")
+    page.check('#tool-list input[value="docs_echo"]')
+    send(page, "loop forever")
+    answer = page.locator(".msg.assistant").last
+    expect(answer.locator(".outcome")).to_have_text("truncated")
+    expect(answer.locator(".body")).to_contain_text("Stopped after 8 rounds of tool calls")
+    expect(page.locator("#chat-status")).to_have_text("Stopped after 8 rounds of tool calls.")
+    calls = answer.locator(".tool-call")
+    expect(calls).to_have_count(8)
+    expect(answer.locator('.tool-call[data-state="done"]')).to_have_count(7)
+    expect(calls.last.locator(".tool-output")).to_have_text(
+        "not run: the chat stops after 8 rounds of tool calls", use_inner_text=False
+    )
+    assert len(llm_requests(fake_llm, "/v1/chat/completions")) == 8
+    stored = api(gateway, USER).get(f"/api/chat/conversations/{conversation_id(page)}").json()
+    assert stored["messages"][-1]["outcome"] == "truncated"
+    assert len(stored["messages"][-1]["tool_calls"]) == 8
 
 
 def test_tools_not_granted_are_not_offered_and_forged_calls_are_refused(
@@ -222,8 +252,8 @@ def test_tools_not_granted_are_not_offered_and_forged_calls_are_refused(
     forged = bob_api.post(call, json={"name": "docs_credential", "arguments": {}})
     assert forged.status_code == 403
     assert "docs_credential is not a connector tool you are granted" in forged.json()["error"]
-    records = tool_records(gateway, USER, 2)
-    assert any(r["model"] == "credential" and r["status"] == 403 for r in records)
+    denied = tool_record(gateway, USER, model="credential")
+    assert denied["status"] == 403 and "not a connector tool you are granted" in denied["error"]
     # someone else's conversation does not exist for bob
     theirs = api(gateway, ADMIN).post("/api/chat/conversations", json={"tools": ["docs_echo"]})
     other = f"/api/chat/conversations/{theirs.json()['id']}/tools/call"
