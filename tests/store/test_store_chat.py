@@ -57,3 +57,28 @@ async def test_truncate_and_delete_remove_messages(db: Database) -> None:
     async with db.connect() as conn:
         left = (await conn.execute(select(func.count()).select_from(chat_messages))).scalar()
     assert left == 0
+
+
+async def test_tools_effort_attachments_and_tool_rounds_are_kept(db: Database) -> None:
+    store = Conversations(db)
+    made = await store.create(
+        BOB, title="t", model="", instructions="", tools=("docs_echo",), reasoning_effort="low"
+    )
+    assert made["tools"] == ["docs_echo"] and made["reasoning_effort"] == "low"
+    image = {"name": "a.png", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    call = {"id": "call_1", "name": "docs_echo", "arguments": {"text": "hi"}}
+    rounds = ({"text": "", "calls": [{**call, "output": "docs: hi", "is_error": False}]},)
+    await store.add_message(BOB, made["id"], Message("user", "look", attachments=(image,)))
+    await store.add_message(
+        BOB, made["id"], Message("assistant", "done", tool_calls=rounds, reasoning="hmm")
+    )
+    updated = await store.update(BOB, made["id"], {"tools": (), "reasoning_effort": ""})
+    assert updated is not None and updated["tools"] == [] and updated["reasoning_effort"] == ""
+    assert await store.enabled_tools(BOB, made["id"]) == ()
+    assert await store.enabled_tools(ALICE, made["id"]) is None
+    found = await store.get(BOB, made["id"])
+    assert found is not None
+    user, assistant = found["messages"]
+    assert user["attachments"] == [image] and user["tool_calls"] == []
+    assert assistant["tool_calls"] == list(rounds) and assistant["reasoning"] == "hmm"
+    assert assistant["attachments"] == []

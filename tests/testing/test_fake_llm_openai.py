@@ -250,6 +250,12 @@ def test_tool_result_gets_a_text_answer(fake: FakeLLM) -> None:
     assert reply.usage is not None
     assert reply.usage.prompt_tokens == count_prompt_tokens({"messages": messages}) == 5
 
+    fake.tool_every_turn = True  # a model that never stops calling
+    again = client(fake).chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])
+    assert again.choices[0].finish_reason == "tool_calls"
+    without_tools = client(fake).chat.completions.create(model="m", messages=messages)
+    assert without_tools.choices[0].message.content == TEXT
+
 
 def test_responses_api_non_stream(fake: FakeLLM, post: Any) -> None:
     fake.cached_tokens = 3

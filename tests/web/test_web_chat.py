@@ -390,7 +390,13 @@ def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
     config = json.loads(chat_config(fake_llm.base_url))
     with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as first:
         made = api(first, USER).post(
-            "/api/chat/conversations", json={"title": "Before restart", "instructions": "Keep"}
+            "/api/chat/conversations",
+            json={
+                "title": "Before restart",
+                "instructions": "Keep",
+                "tools": ["docs_echo"],
+                "reasoning_effort": "low",
+            },
         )
         cid = made.json()["id"]
         added = api(first, USER).post(
@@ -401,6 +407,7 @@ def test_conversations_survive_a_restart_and_the_chat_ui_flag_turns_chat_off(
         detail = api(second, USER).get(f"/api/chat/conversations/{cid}").json()
         assert detail["title"] == "Before restart"
         assert detail["instructions"] == "Keep"
+        assert detail["tools"] == ["docs_echo"] and detail["reasoning_effort"] == "low"
         assert [m["content"] for m in detail["messages"]] == ["hello"]
     config["flags"] = {"chat_ui": {"value": False}}
     with IrisgateServer(json.dumps(config), data_dir=tmp_path, identity="serve") as off:
@@ -424,10 +431,10 @@ def test_text_files_are_attached_to_the_message_and_binary_files_refused(
         "#attach",
         files=[
             {"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\nship it"},
-            {"name": "logo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n\x00\x00"},
+            {"name": "data.zip", "mimeType": "application/zip", "buffer": b"PK\x03\x04\x00\xff"},
         ],
     )
-    expect(page.locator("#chat-status")).to_contain_text("logo.png is not a text file")
+    expect(page.locator("#chat-status")).to_contain_text("data.zip is not a text file")
     expect(page.locator("#attachments li")).to_have_count(1)
     expect(page.locator("#attachments li")).to_contain_text("notes.md")
     send(page, "summarise the file")

@@ -46,7 +46,17 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/chat/models",
         "Chat models",
         "The caller's granted models whose provider speaks a chat API: `id` (provider/model), "
-        "`model`, `provider`, `provider_name`, `api` and the gateway `path` a turn is sent to.",
+        "`model`, `provider`, `provider_name`, `api`, the gateway `path` a turn is sent to, "
+        "and whether the model gets a `reasoning` effort control and `images` attachments.",
+        "chat",
+    ),
+    Endpoint(
+        "GET",
+        "/api/chat/tools",
+        "Chat tools",
+        "The connector tools the caller is granted, as `tools/list` on /v1/mcp shows them: "
+        "`name` (`<connector>_<tool>`), `connector`, `tool`, `title`, `description`, "
+        "`input_schema`.",
         "chat",
     ),
     Endpoint(
@@ -72,7 +82,9 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "New conversation",
         "Create a conversation of the caller (201).",
         "chat",
-        body='{"title": "...", "model": "provider/model", "instructions": "..."} (all optional)',
+        body='{"title": "...", "model": "provider/model", "instructions": "...", '
+        '"tools": ["<connector>_<tool>"], "reasoning_effort": "" | "low" | "medium" | "high"} '
+        "(all optional)",
     ),
     Endpoint(
         "GET",
@@ -85,9 +97,11 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "PATCH",
         _CONVERSATION,
         "Rename / change a conversation",
-        "Change its title, model and/or per-conversation instructions (the system prompt).",
+        "Change its title, model, per-conversation instructions (the system prompt), the "
+        "tools switched on and/or the reasoning effort.",
         "chat",
-        body='{"title": "...", "model": "...", "instructions": "..."} (at least one)',
+        body='{"title": "...", "model": "...", "instructions": "...", "tools": [...], '
+        '"reasoning_effort": "..."} (at least one)',
     ),
     Endpoint("DELETE", _CONVERSATION, "Delete a conversation", "With its messages (204).", "chat"),
     Endpoint(
@@ -95,10 +109,14 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         _CONVERSATION + "/messages",
         "Add a message",
         "Append a turn (201). `outcome` of an assistant turn: completed, error, cancelled, "
-        "refused or truncated; `request_id` links the gateway request that produced it.",
+        "refused or truncated; `request_id` links the gateway request that produced it. "
+        "User messages may carry up to 4 image `attachments` (PNG, JPEG, GIF, WebP, base64, "
+        "3.75 MB each); assistant messages their `tool_calls` rounds and `reasoning` text.",
         "chat",
         body='{"role": "user" | "assistant", "content": "...", "model": "...", '
-        '"outcome": "...", "request_id": "..."}',
+        '"outcome": "...", "request_id": "...", "attachments": [{"name", "media_type", '
+        '"data"}], "tool_calls": [{"text", "calls": [{"id", "name", "arguments", "output", '
+        '"is_error"}]}], "reasoning": "..."}',
     ),
     Endpoint(
         "DELETE",
@@ -107,6 +125,17 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Delete this message and every later one (a retry replaces the last answer); answers "
         "`{deleted}`.",
         "chat",
+    ),
+    Endpoint(
+        "POST",
+        _CONVERSATION + "/tools/call",
+        "Run a tool call",
+        "Run one tool call the model made: 403 unless the tool is switched on in the "
+        "conversation, then exactly the grant check, credential and record of a `tools/call` "
+        "on /v1/mcp (403 not granted, 502 connector failed). Answers `{name, output, "
+        "is_error}`.",
+        "chat",
+        body='{"name": "<connector>_<tool>", "arguments": {...}}',
     ),
 )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 
 from irisgate.store.database import Database
@@ -24,6 +25,8 @@ OUTCOMES: tuple[str, ...] = ("", "completed", "error", "cancelled", "refused", "
 ROLES: tuple[str, ...] = ("user", "assistant")
 #: The longest list a search or the sidebar gets back.
 LIST_LIMIT = 200
+#: Columns holding a JSON list ('' in the database: an empty list).
+JSON_LISTS: frozenset[str] = frozenset({"tools", "attachments", "tool_calls"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,25 @@ class Message:
     model: str = ""
     outcome: str = ""
     request_id: str = ""
+    #: images of a user message: {name, media_type, data (base64)}
+    attachments: tuple[dict[str, Any], ...] = ()
+    #: tool rounds of an assistant turn: {text, calls: [{id, name, arguments, output, is_error}]}
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    reasoning: str = ""
+
+
+def _dump(value: Any) -> str:
+    return orjson.dumps(list(value)).decode() if value else ""
+
+
+def _load(text: str) -> list[Any]:
+    loaded = orjson.loads(text) if text else []
+    return loaded if isinstance(loaded, list) else []
+
+
+def _stored(changes: dict[str, Any]) -> dict[str, Any]:
+    """Values as the columns hold them (JSON lists as text)."""
+    return {k: _dump(v) if k in JSON_LISTS else v for k, v in changes.items()}
 
 
 def _conversation(row: Any) -> dict[str, Any]:
@@ -41,6 +63,8 @@ def _conversation(row: Any) -> dict[str, Any]:
         "title": row.title,
         "model": row.model,
         "instructions": row.instructions,
+        "tools": _load(row.tools),
+        "reasoning_effort": row.reasoning_effort,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -54,6 +78,9 @@ def _message(row: Any) -> dict[str, Any]:
         "model": row.model,
         "outcome": row.outcome,
         "request_id": row.request_id,
+        "attachments": _load(row.attachments),
+        "tool_calls": _load(row.tool_calls),
+        "reasoning": row.reasoning,
         "created_at": row.created_at.isoformat(),
     }
 
@@ -87,7 +114,14 @@ class Conversations:
         return [_conversation(row) for row in rows]
 
     async def create(
-        self, login: str, *, title: str, model: str, instructions: str
+        self,
+        login: str,
+        *,
+        title: str,
+        model: str,
+        instructions: str,
+        tools: tuple[str, ...] = (),
+        reasoning_effort: str = "",
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
         values = {
@@ -96,6 +130,8 @@ class Conversations:
             "title": title,
             "model": model,
             "instructions": instructions,
+            "tools": _dump(tools),
+            "reasoning_effort": reasoning_effort,
             "created_at": now,
             "updated_at": now,
         }
@@ -118,11 +154,20 @@ class Conversations:
             ).all()
         return {**_conversation(row), "messages": [_message(m) for m in messages]}
 
+    async def enabled_tools(self, login: str, conversation_id: str) -> tuple[str, ...] | None:
+        """The tools switched on in the conversation, or None when the login has none with
+        this id."""
+        statement = select(conv.c.tools).where(_owned(login, conversation_id))
+        async with self._db.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else tuple(t for t in _load(row.tools) if isinstance(t, str))
+
     async def update(
-        self, login: str, conversation_id: str, changes: dict[str, str]
+        self, login: str, conversation_id: str, changes: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Change `title`, `model` and/or `instructions`; None when not found."""
-        values: dict[str, Any] = {**changes, "updated_at": datetime.now(UTC)}
+        """Change `title`, `model`, `instructions`, `tools` (a list of tool names) and/or
+        `reasoning_effort`; None when not found."""
+        values: dict[str, Any] = {**_stored(changes), "updated_at": datetime.now(UTC)}
         async with self._db.begin() as conn:
             result = await conn.execute(
                 update(conv).where(_owned(login, conversation_id)).values(**values)
@@ -163,6 +208,9 @@ class Conversations:
                     model=message.model,
                     outcome=message.outcome,
                     request_id=message.request_id,
+                    attachments=_dump(message.attachments),
+                    tool_calls=_dump(message.tool_calls),
+                    reasoning=message.reasoning,
                     created_at=now,
                 )
                 .returning(*msg.c)

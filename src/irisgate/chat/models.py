@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from irisgate.chat.capabilities import accepts_images, supports_reasoning
 from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
@@ -19,7 +20,9 @@ def chat_models(snapshot: Snapshot, access: Access) -> list[dict[str, Any]]:
     """One entry per (provider, model) the caller may chat with, in the providers' order.
 
     `id` is the provider-qualified name (`openai/gpt-4o-mini`) so that a turn reaches exactly
-    the provider the user picked; `api` says which wire format the browser speaks to it.
+    the provider the user picked; `api` says which wire format the browser speaks to it;
+    `reasoning` and `images` whether the composer offers an effort control and image
+    attachments (`irisgate.chat.capabilities`).
     """
     out: list[dict[str, Any]] = []
     for model, providers in snapshot.routes.models().items():
@@ -38,6 +41,8 @@ def chat_models(snapshot: Snapshot, access: Access) -> list[dict[str, Any]]:
                     "provider_name": provider.name or provider.id,
                     "api": api[0],
                     "path": api[1],
+                    "reasoning": supports_reasoning(model),
+                    "images": accepts_images(model),
                 }
             )
     return out

@@ -1,4 +1,5 @@
-"""The chat app's JSON API under /api/chat/: its models and the caller's own conversations.
+"""The chat app's JSON API under /api/chat/: its models, the caller's own conversations and
+the connector tools a conversation may call (`irisgate.chat.tools`).
 
 Every endpoint needs chat enabled for the caller (403 naming why not). Conversations are the
 caller's only: another user's id answers 404 like an unknown one. Bad input is a 400 naming
@@ -7,7 +8,7 @@ the field, in irisgate's `{"error": ...}` envelope.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -16,10 +17,15 @@ from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.params import filters
+from irisgate.chat import parts
 from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
+from irisgate.gateway.upstream import redact
+
+if TYPE_CHECKING:
+    from irisgate.connectors.aggregate import Aggregator
 
 #: Longest accepted values, in characters.
 LIMITS: dict[str, int] = {
@@ -28,7 +34,13 @@ LIMITS: dict[str, int] = {
     "instructions": 20_000,
     "content": 1_000_000,
     "request_id": 200,
+    "reasoning": 1_000_000,
 }
+#: What the composer's reasoning control may say ("": the model's default, no thinking).
+EFFORTS: tuple[str, ...] = ("", "low", "medium", "high")
+#: The most tools one conversation may switch on.
+MAX_TOOLS = 128
+_CHANGEABLE = ("title", "model", "instructions", "tools", "reasoning_effort")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -66,6 +78,29 @@ def _text(payload: dict[str, Any], name: str, default: str | None = None) -> str
     return value
 
 
+def _tools(payload: dict[str, Any]) -> tuple[str, ...] | None:
+    """Field `tools`: names of connector tools (`<connector>_<tool>`), None when absent."""
+    value = payload.get("tools")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ApiError(400, "'tools' must be a list of tool names")
+    if len(value) > MAX_TOOLS:
+        raise ApiError(400, f"'tools' has more than {MAX_TOOLS} entries")
+    if any(not 0 < len(t) <= LIMITS["model"] for t in value):
+        raise ApiError(400, "'tools' holds an empty or overlong tool name")
+    return tuple(dict.fromkeys(value))
+
+
+def _effort(payload: dict[str, Any]) -> str | None:
+    value = payload.get("reasoning_effort")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in EFFORTS:
+        raise ApiError(400, "'reasoning_effort' must be one of low, medium, high or empty")
+    return value
+
+
 def _not_found(conversation_id: str) -> ApiError:
     return ApiError(404, f"conversation {conversation_id!r} not found")
 
@@ -90,6 +125,8 @@ async def create_conversation(request: Request) -> Response:
         title=_text(payload, "title", "") or "",
         model=_text(payload, "model", "") or "",
         instructions=_text(payload, "instructions", "") or "",
+        tools=_tools(payload) or (),
+        reasoning_effort=_effort(payload) or "",
     )
     return _json(created, status=201)
 
@@ -107,14 +144,20 @@ async def update_conversation(request: Request) -> Response:
     caller = await require_chat(request)
     conversation_id = request.path_params["conversation_id"]
     payload = await _body(request)
-    unknown = sorted(set(payload) - {"title", "model", "instructions"})
+    unknown = sorted(set(payload) - set(_CHANGEABLE))
     if unknown:
-        raise ApiError(
-            400, f"unknown field {unknown[0]!r}: only title, model and instructions change"
-        )
-    changes = {name: value for name in payload if (value := _text(payload, name)) is not None}
+        raise ApiError(400, f"unknown field {unknown[0]!r}: only {', '.join(_CHANGEABLE)} change")
+    changes: dict[str, Any] = {
+        name: value
+        for name in ("title", "model", "instructions")
+        if (value := _text(payload, name)) is not None
+    }
+    if (tools := _tools(payload)) is not None:
+        changes["tools"] = tools
+    if (effort := _effort(payload)) is not None:
+        changes["reasoning_effort"] = effort
     if not changes:
-        raise ApiError(400, "nothing to change: give title, model and/or instructions")
+        raise ApiError(400, f"nothing to change: give {', '.join(_CHANGEABLE)}")
     updated = await _store(request).update(caller.identity.login_name, conversation_id, changes)
     if updated is None:
         raise _not_found(conversation_id)
@@ -145,7 +188,14 @@ async def add_message(request: Request) -> Response:
         model=_text(payload, "model", "") or "",
         outcome=outcome,
         request_id=_text(payload, "request_id", "") or "",
+        attachments=parts.attachments(payload.get("attachments")),
+        tool_calls=parts.tool_rounds(payload.get("tool_calls")),
+        reasoning=_text(payload, "reasoning", "") or "",
     )
+    if message.attachments and role != "user":
+        raise ApiError(400, "'attachments' belong to user messages")
+    if message.tool_calls and role != "assistant":
+        raise ApiError(400, "'tool_calls' belong to assistant messages")
     added = await _store(request).add_message(caller.identity.login_name, conversation_id, message)
     if added is None:
         raise _not_found(conversation_id)
@@ -164,6 +214,59 @@ async def truncate_messages(request: Request) -> Response:
     return _json({"deleted": deleted})
 
 
+async def _aggregator(request: Request) -> Aggregator:
+    # the connector machinery (and the MCP SDK) is built by the first request needing it
+    service = request.app.state.connectors
+    await service.ready()
+    aggregator: Aggregator = service.aggregator
+    return aggregator
+
+
+async def list_tools(request: Request) -> Response:
+    """The connector tools the caller is granted (what `tools/list` on /v1/mcp shows)."""
+    from irisgate.chat.tools import mcp_caller, tool_entry
+
+    caller = await require_chat(request)
+    snapshot = runtime_of(request).snapshot
+    tools = await (await _aggregator(request)).tools_for(mcp_caller(caller, snapshot))
+    return _json({"tools": [tool_entry(tool) for tool in tools]})
+
+
+async def call_tool(request: Request) -> Response:
+    """Run one tool call the model made in this conversation, through /v1/mcp's checks."""
+    from mcp.shared.exceptions import MCPError
+
+    from irisgate.chat.tools import mcp_caller, result_output
+    from irisgate.connectors.aggregate import status_of
+
+    caller = await require_chat(request)
+    conversation_id = request.path_params["conversation_id"]
+    payload = await _body(request)
+    name = payload.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "'name' must be the tool's name (<connector>_<tool>)")
+    arguments = payload.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise ApiError(400, "'arguments' must be a JSON object")
+    enabled = await _store(request).enabled_tools(caller.identity.login_name, conversation_id)
+    if enabled is None:
+        raise _not_found(conversation_id)
+    if name not in enabled:
+        raise ApiError(403, f"tool {name!r} is not switched on in this conversation")
+    snapshot = runtime_of(request).snapshot
+    try:
+        result = await (await _aggregator(request)).call_for(
+            mcp_caller(caller, snapshot),
+            name,
+            arguments,
+            headers=redact(dict(request.headers)),
+            path=request.url.path,
+        )
+    except MCPError as exc:
+        raise ApiError(status_of(exc), exc.error.message) from None
+    return _json({"name": name, "output": result_output(result), "is_error": bool(result.is_error)})
+
+
 async def activity(request: Request) -> Response:
     """Admins: chat use per day across users (or one `user`), whatever their own chat."""
     await require_admin(request)
@@ -175,6 +278,7 @@ _ONE = "/api/chat/conversations/{conversation_id:str}"
 routes = [
     Route("/api/chat/models", models, methods=["GET"]),
     Route("/api/chat/activity", activity, methods=["GET"]),
+    Route("/api/chat/tools", list_tools, methods=["GET"]),
     Route("/api/chat/conversations", list_conversations, methods=["GET"]),
     Route("/api/chat/conversations", create_conversation, methods=["POST"]),
     Route(_ONE, get_conversation, methods=["GET"]),
@@ -182,4 +286,5 @@ routes = [
     Route(_ONE, delete_conversation, methods=["DELETE"]),
     Route(_ONE + "/messages", add_message, methods=["POST"]),
     Route(_ONE + "/messages/{message_id:int}", truncate_messages, methods=["DELETE"]),
+    Route(_ONE + "/tools/call", call_tool, methods=["POST"]),
 ]

@@ -12,6 +12,9 @@ connector. Upstream listings are kept for 5 seconds per connector and credential
 polls its upstreams every 5 s); an upstream that fails to answer is left out of the listing
 until it answers again.
 
+The chat app lists and calls tools through the same code (`tools_for`, `call_for`), so its
+tool calls meet the same grant checks and are recorded the same way.
+
 The transport runs stateless: every POST is answered on its own, with the identity of that
 request's TCP peer resolved exactly as for the LLM paths (`McpEndpoint`), so no MCP session
 can carry one caller's rights into another's request.
@@ -108,7 +111,11 @@ class Aggregator:
     async def list_tools(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        caller = _caller(ctx)
+        return types.ListToolsResult(tools=await self.tools_for(_caller(ctx)))
+
+    async def tools_for(self, caller: McpCaller) -> list[types.Tool]:
+        """The tools `caller` is granted, prefixed with their connector's id (the listing of
+        `tools/list`, and of the chat app's Tools menu)."""
 
         async def fetch(client: Client) -> list[Any]:
             return list((await client.list_tools()).tools)
@@ -120,7 +127,7 @@ class Aggregator:
                 for tool in listed
                 if caller.access.may_use_connector_item(connector.id, tool.name)
             )
-        return types.ListToolsResult(tools=tools)
+        return tools
 
     async def list_resources(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
@@ -207,19 +214,34 @@ class Aggregator:
     async def call_tool(
         self, ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        caller = _caller(ctx)
-        timer = CallTimer()
-        connector_id, tool = _split(params.name, "_")
-        request_body = orjson.dumps({"name": params.name, "arguments": params.arguments or {}})
         request = ctx.request
         headers = redact(dict(request.headers)) if request is not None else {}
+        return await self.call_for(
+            _caller(ctx), params.name, params.arguments, headers=headers, path="/v1/mcp"
+        )
+
+    async def call_for(
+        self,
+        caller: McpCaller,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        headers: dict[str, str],
+        path: str,
+    ) -> types.CallToolResult:
+        """Call tool `name` (`<connector>_<tool>`) for `caller`: the grant check, the
+        caller's credential, the upstream call and one record (`path` says where the call
+        came in: `/v1/mcp` or the chat app). MCPError when refused or failed."""
+        timer = CallTimer()
+        connector_id, tool = _split(name, "_")
+        request_body = orjson.dumps({"name": name, "arguments": arguments or {}})
         status, error, response_body = 200, "", b""
         try:
             connector = self._granted(caller, connector_id, tool)
             credential = await self._credential(connector, caller)
 
             async def call(client: Client) -> types.CallToolResult:
-                return await client.call_tool(tool, params.arguments or {})
+                return await client.call_tool(tool, arguments or {})
 
             try:
                 result = await self._upstreams.run(connector, credential, call)
@@ -232,7 +254,7 @@ class Aggregator:
                 error = "the tool reported an error"
             return result
         except MCPError as exc:
-            status, error = _status_of(exc), exc.error.message
+            status, error = status_of(exc), exc.error.message
             response_body = orjson.dumps({"error": error})
             raise
         except asyncio.CancelledError:
@@ -249,7 +271,7 @@ class Aggregator:
                     api_format=MCP_FORMAT,
                     connector_id=connector_id,
                     method="POST",
-                    path="/v1/mcp",
+                    path=path,
                     tool=tool,
                     status=status,
                     error=error,
@@ -287,7 +309,8 @@ class Aggregator:
         return result.model_copy(update={"contents": contents})
 
 
-def _status_of(exc: MCPError) -> int:
+def status_of(exc: MCPError) -> int:
+    """The HTTP status a refused or failed call is recorded (and answered) with."""
     return 403 if exc.error.code == ACCESS_DENIED else 502
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import aiohttp
     import httpx2
 
-    from irisgate.connectors.aggregate import McpEndpoint
+    from irisgate.connectors.aggregate import Aggregator, McpEndpoint
     from irisgate.connectors.oauth import OAuthClient
     from irisgate.connectors.proxy import HttpConnectorProxy
     from irisgate.connectors.tokens import TokenStore
@@ -33,6 +33,7 @@ class _Parts:
     oauth: OAuthClient
     tokens: TokenStore
     upstreams: McpUpstreams
+    aggregator: Aggregator
     mcp: McpEndpoint
     proxy: HttpConnectorProxy
     manager: asyncio.Task[None]
@@ -70,6 +71,12 @@ class ConnectorService:
     def oauth(self) -> OAuthClient:
         assert self._parts is not None, "await ready() first"
         return self._parts.oauth
+
+    @property
+    def aggregator(self) -> Aggregator:
+        """The `/v1/mcp` tool listing and calls, also used by the chat app's tools."""
+        assert self._parts is not None, "await ready() first"
+        return self._parts.aggregator
 
     async def mcp(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The ASGI app at /v1/mcp."""
@@ -117,7 +124,8 @@ class ConnectorService:
             raise
         credentials = Credentials(oauth, tokens)
         upstreams = McpUpstreams(self.guard, timeout=settings.upstream_connect_timeout * 3)
-        mcp = McpEndpoint(runtime, Aggregator(runtime, credentials, upstreams))
+        aggregator = Aggregator(runtime, credentials, upstreams)
+        mcp = McpEndpoint(runtime, aggregator)
         proxy = HttpConnectorProxy(runtime, credentials, self.guard, session)
         # The SDK's session manager runs for the life of the process; its task group must be
         # entered and left by one task, so it gets a task of its own.
@@ -135,7 +143,9 @@ class ConnectorService:
             started.cancel()
             await _close(http, session)
             manager.result()  # raises what stopped the manager
-        return _Parts(http, session, oauth, tokens, upstreams, mcp, proxy, manager, stop)
+        return _Parts(
+            http, session, oauth, tokens, upstreams, aggregator, mcp, proxy, manager, stop
+        )
 
     async def stop(self) -> None:
         self._closed = True

@@ -333,6 +333,8 @@ chat_conversations = Table(
     _text("instructions"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    _text("tools"),  # JSON list of the connector tools switched on ('' = none)
+    _text("reasoning_effort"),
 )
 Index(
     "ix_chat_conversations_login_name_updated_at",
@@ -356,6 +358,9 @@ chat_messages = Table(
     _text("outcome"),
     _text("request_id"),
     Column("created_at", UTCDateTime, nullable=False),
+    _text("attachments"),  # JSON list of images of a user message ('' = none)
+    _text("tool_calls"),  # JSON list of the tool rounds of an assistant turn ('' = none)
+    _text("reasoning"),
     sqlite_autoincrement=True,
 )
 Index("ix_chat_messages_conversation_id", chat_messages.c.conversation_id, chat_messages.c.id)

@@ -87,12 +87,13 @@ def check_message(body: Mapping[str, Any], *, count_only: bool = False) -> str |
     return None
 
 
-def message_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """(name, input schema) of the tool to use, when the request asks for one."""
+def message_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, Any] | None:
+    """(name, input schema) of the tool to use, when the request asks for one (`always`:
+    whenever it offers one)."""
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "none":
         return None
-    if not wants_tool_call(body.get("messages")):
+    if not always and not wants_tool_call(body.get("messages")):
         return None
     name, schema = first_function(body.get("tools"), None, "input_schema")
     return (name, schema) if name else None

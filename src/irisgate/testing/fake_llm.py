@@ -21,9 +21,10 @@ Knobs
 Tool calls and thinking
     With ``tools`` in the request and a final *user* message containing ``call tool``, the
     answer is a call of the first function tool (arguments from its schema, or
-    `tool_arguments`); a final tool-result message gets a text answer again. Anthropic requests
-    with ``thinking.type`` ``enabled``/``adaptive`` get a thinking block first. Responses API
-    answers are always a text message.
+    `tool_arguments`); a final tool-result message gets a text answer again, unless
+    `tool_every_turn` is set (then every request offering a tool gets a call of it).
+    Anthropic requests with ``thinking.type`` ``enabled``/``adaptive`` get a thinking block
+    first. Responses API answers are always a text message.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class FakeLLM(StartStop):
       ``cache_write_1h_tokens`` [0]: reported usage details (see `fake_reply`).
     - ``thinking_text``: the Anthropic thinking block, streamed word by word.
     - ``tool_arguments`` [None]: arguments of tool calls (else derived from the schema).
+    - ``tool_every_turn`` [False]: answer every request that offers a tool with a call of it,
+      tool results included (a model that never stops calling tools).
     - ``hang`` [False]: accept requests and answer nothing while it stays True.
     - ``gzip`` [False]: gzip non-stream bodies for clients that accept it.
     - ``stream_gate`` [None]: a `threading.Event`; streams pause after their first event
@@ -138,6 +141,7 @@ class FakeLLM(StartStop):
         self.cache_write_1h_tokens = 0
         self.thinking_text = DEFAULT_THINKING
         self.tool_arguments: Mapping[str, Any] | None = None
+        self.tool_every_turn = False
         self.hang = False
         self.gzip = False
         self.stream_gate: threading.Event | None = None
@@ -483,7 +487,8 @@ class FakeLLM(StartStop):
         problem = fake_openai.check_chat(body)
         if problem is not None:
             return self._json(request, problem, status=400)
-        reply = self._plan(body, fake_openai.chat_tool(body), "call_")
+        tool = fake_openai.chat_tool(body, always=self.tool_every_turn)
+        reply = self._plan(body, tool, "call_")
         completion_id = new_id("chatcmpl-", 29)
         if body.get("stream"):
             with_usage = fake_openai.include_usage(body)
@@ -513,7 +518,8 @@ class FakeLLM(StartStop):
                 request, self._error("anthropic", 400, problem), status=400, dialect="anthropic"
             )
         thinking = fake_anthropic.thinking_enabled(body)
-        reply = self._plan(body, fake_anthropic.message_tool(body), "toolu_01", thinking=thinking)
+        tool = fake_anthropic.message_tool(body, always=self.tool_every_turn)
+        reply = self._plan(body, tool, "toolu_01", thinking=thinking)
         message_id = new_id("msg_01", 22)
         if body.get("stream"):
             events = fake_anthropic.message_events(reply, message_id, pad=self.obfuscation)

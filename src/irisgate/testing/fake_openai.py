@@ -147,9 +147,12 @@ def _check_stream_options(body: Mapping[str, Any]) -> bytes | None:
     return None
 
 
-def chat_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """(name, parameters schema) of the function to call, when the request asks for one."""
-    if body.get("tool_choice") == "none" or not wants_tool_call(body.get("messages")):
+def chat_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, Any] | None:
+    """(name, parameters schema) of the function to call, when the request asks for one
+    (`always`: whenever it offers one)."""
+    if body.get("tool_choice") == "none":
+        return None
+    if not always and not wants_tool_call(body.get("messages")):
         return None
     name, schema = first_function(body.get("tools"), "function", "parameters")
     return (name, schema) if name else None

@@ -2,13 +2,43 @@
 // the gateway's own LLM endpoint (the path the picked model's provider speaks), so identity,
 // grants, quotas, hooks, capture and cost apply exactly as to any other client. Answers are
 // Markdown rendered by marked and sanitised by DOMPurify before they touch the page.
+//
+// Tools: the loop runs here. When the model answers with tool calls, each call goes to
+// /api/chat/conversations/<id>/tools/call (the same grant checks, credentials and records as
+// /v1/mcp), the results go back to the model in the next round, until it answers without
+// calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline.
 import { marked } from "/ui/static/vendor/marked.esm.js";
 import DOMPurify from "/ui/static/vendor/purify.es.mjs";
+import {
+  MAX_ROUNDS,
+  anthropicEvent,
+  buildRequest,
+  finishRound,
+  newRound,
+  openaiEvent,
+  readEvents,
+  wireName,
+} from "/ui/static/chat_wire.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], conversation: null, messages: [], controller: null, files: [] };
+const state = {
+  models: [],
+  conversation: null,
+  messages: [],
+  controller: null,
+  files: [],
+  images: [],
+  tools: [], // the connector tools the user is granted
+  toolsLoaded: null, // resolves when `tools` is known
+  enabled: new Set(), // the tools switched on in this conversation
+};
 // The largest text file one attachment may be (its text goes into the message).
 const MAX_FILE_BYTES = 200_000;
+// Images: the types every chat API takes, at most 4 per message of at most 3.75 MB each
+// (irisgate.chat.parts checks the same).
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const MAX_IMAGES = 4;
+const MAX_IMAGE_BYTES = 3_750_000;
 
 async function api(path, options = {}) {
   const init = { ...options, headers: { "Content-Type": "application/json" } };
@@ -62,6 +92,7 @@ function fillModels() {
     select.appendChild(option);
   }
   if ([...select.options].some((o) => o.value === current)) select.value = current;
+  updateComposer();
 }
 
 function pickModel(id) {
@@ -69,6 +100,19 @@ function pickModel(id) {
   $("model-search").value = "";
   fillModels();
   $("model-select").value = id;
+  updateComposer();
+}
+
+// The reasoning control only for models that reason; its "none" says what it means there.
+function updateComposer() {
+  const model = modelById($("model-select").value);
+  const effort = $("effort");
+  effort.hidden = !model?.reasoning;
+  effort.options[0].textContent =
+    model?.api === "anthropic_messages" ? "Thinking: off" : "Reasoning: default";
+  $("attach-label").title = model?.images
+    ? "Attach images (PNG, JPEG, GIF, WebP) or text files"
+    : "Attach text files (code, notes, CSV…)";
 }
 
 // --- conversation list ------------------------------------------------------------------
@@ -158,6 +202,9 @@ function newChat() {
   state.messages = [];
   $("chat-title").textContent = "New chat";
   $("instructions").value = "";
+  $("effort").value = "";
+  state.enabled = new Set();
+  renderTools();
   $("messages").replaceChildren();
   history.replaceState(null, "", "/chat/");
   for (const li of $("conv-list").children) li.removeAttribute("aria-current");
@@ -178,6 +225,9 @@ async function openConversation(id) {
   state.messages = data.messages;
   $("chat-title").textContent = data.title || "Untitled";
   $("instructions").value = data.instructions;
+  $("effort").value = data.reasoning_effort || "";
+  state.enabled = new Set(data.tools || []);
+  renderTools();
   if (data.model) pickModel(data.model);
   history.replaceState(null, "", `/chat/#${data.id}`);
   renderMessages();
@@ -199,11 +249,21 @@ function messageElement(m) {
   const el = document.createElement("article");
   el.className = `msg ${m.role}`;
   el.dataset.outcome = m.outcome || "";
+  if (m.role === "assistant") {
+    const reasoning = reasoningElement();
+    reasoning.hidden = !m.reasoning;
+    reasoning.querySelector(".reasoning-text").textContent = m.reasoning || "";
+    const rounds = document.createElement("div");
+    rounds.className = "tool-rounds";
+    for (const round of m.tool_calls || []) rounds.appendChild(roundElement(round));
+    el.append(reasoning, rounds);
+  }
   const body = document.createElement("div");
   body.className = "body";
   el.appendChild(body);
   if (m.role === "user") {
     body.textContent = m.content;
+    if ((m.attachments || []).length) el.appendChild(imagesElement(m.attachments));
   } else if (m.outcome === "error") {
     body.innerHTML = "";
     const err = document.createElement("p");
@@ -231,6 +291,74 @@ function messageElement(m) {
   return el;
 }
 
+function reasoningElement() {
+  const details = document.createElement("details");
+  details.className = "reasoning";
+  const summary = document.createElement("summary");
+  summary.textContent = "Reasoning";
+  const text = document.createElement("div");
+  text.className = "reasoning-text";
+  details.append(summary, text);
+  return details;
+}
+
+function imagesElement(images) {
+  const box = document.createElement("div");
+  box.className = "msg-images";
+  for (const image of images) {
+    if (!IMAGE_TYPES.includes(image.media_type)) continue;
+    const img = document.createElement("img");
+    img.alt = image.name || "image";
+    img.title = image.name || "";
+    img.src = `data:${image.media_type};base64,${image.data}`;
+    box.appendChild(img);
+  }
+  return box;
+}
+
+// One round of tool calls: the text the model wrote first, then each call (collapsed).
+function roundElement(round) {
+  const box = document.createElement("div");
+  box.className = "tool-round";
+  if (round.text) {
+    const text = document.createElement("div");
+    text.className = "round-text";
+    text.innerHTML = markdown(round.text);
+    box.appendChild(text);
+  }
+  for (const call of round.calls) box.appendChild(callElement(call));
+  return box;
+}
+
+function callElement(call) {
+  const details = document.createElement("details");
+  details.className = "tool-call";
+  details.dataset.tool = call.name;
+  const summary = document.createElement("summary");
+  details.appendChild(summary);
+  const input = document.createElement("pre");
+  input.className = "tool-input";
+  input.textContent = JSON.stringify(call.arguments, null, 2);
+  const output = document.createElement("pre");
+  output.className = "tool-output";
+  const inputLabel = document.createElement("div");
+  inputLabel.className = "tool-label";
+  inputLabel.textContent = "Input";
+  const outputLabel = document.createElement("div");
+  outputLabel.className = "tool-label";
+  outputLabel.textContent = "Output";
+  details.append(inputLabel, input, outputLabel, output);
+  showCall(details, call);
+  return details;
+}
+
+function showCall(details, call) {
+  const done = call.output !== undefined;
+  details.dataset.state = !done ? "running" : call.is_error ? "error" : "done";
+  const what = !done ? "running…" : call.is_error ? "failed" : "done";
+  details.querySelector("summary").textContent = `Tool ${call.name} · ${what}`;
+  details.querySelector(".tool-output").textContent = done ? call.output : "";
+}
 function markRetry() {
   document.querySelectorAll(".msg .retry").forEach((b) => b.remove());
   const last = state.messages[state.messages.length - 1];
@@ -262,64 +390,116 @@ async function saveInstructions() {
   }
 }
 
+// --- tools ------------------------------------------------------------------------------
+
+async function loadTools() {
+  try {
+    state.tools = (await api("/api/chat/tools")).tools;
+  } catch (err) {
+    state.tools = [];
+    status(`Tools are not available: ${err.message}`);
+  }
+  renderTools();
+  document.body.dataset.tools = "ready";
+}
+
+function renderTools() {
+  const list = $("tool-list");
+  list.replaceChildren();
+  if (!state.tools.length) {
+    const li = document.createElement("li");
+    li.className = "tool-none";
+    li.textContent = "No connector tools are granted to you.";
+    list.appendChild(li);
+  }
+  for (const tool of state.tools) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = tool.name;
+    box.checked = state.enabled.has(tool.name);
+    box.addEventListener("change", () => switchTool(tool.name, box.checked));
+    const name = document.createElement("span");
+    name.className = "tool-name";
+    name.textContent = tool.title ? `${tool.name} (${tool.title})` : tool.name;
+    const description = document.createElement("span");
+    description.className = "tool-description";
+    description.textContent = tool.description;
+    label.append(box, name, description);
+    li.appendChild(label);
+    list.appendChild(li);
+  }
+  showToolCount();
+}
+
+function showToolCount() {
+  const on = offeredTools().length;
+  $("tools-toggle").textContent = on ? `Tools (${on})` : "Tools";
+}
+
+// The tools to offer the model: granted and switched on in this conversation.
+function offeredTools() {
+  return state.tools.filter((t) => state.enabled.has(t.name));
+}
+
+async function switchTool(name, on) {
+  if (on) state.enabled.add(name);
+  else state.enabled.delete(name);
+  showToolCount();
+  if (!state.conversation) return; // kept with the conversation when it is created
+  try {
+    state.conversation = await api(`/api/chat/conversations/${state.conversation.id}`, {
+      method: "PATCH",
+      body: { tools: [...state.enabled] },
+    });
+  } catch (err) {
+    status(err.message);
+  }
+}
+
+async function saveEffort() {
+  if (!state.conversation) return;
+  try {
+    state.conversation = await api(`/api/chat/conversations/${state.conversation.id}`, {
+      method: "PATCH",
+      body: { reasoning_effort: $("effort").value },
+    });
+  } catch (err) {
+    status(err.message);
+  }
+}
+
+// Runs one call the model made; fills call.output and call.is_error.
+async function runTool(call, offered, problem, signal) {
+  if (problem) {
+    call.output = problem;
+    call.is_error = true;
+    return;
+  }
+  if (!offered.some((t) => t.name === call.name)) {
+    call.output = `tool ${call.name} is not available in this conversation`;
+    call.is_error = true;
+    return;
+  }
+  status(`Running tool ${call.name}…`);
+  const resp = await fetch(`/api/chat/conversations/${state.conversation.id}/tools/call`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: call.name, arguments: call.arguments }),
+    signal,
+  });
+  const data = await resp.json().catch(() => ({}));
+  if (resp.ok) {
+    call.output = data.output;
+    call.is_error = Boolean(data.is_error);
+  } else {
+    call.output = `refused: ${data.error || `HTTP ${resp.status}`}`;
+    call.is_error = true;
+  }
+}
+
 // --- turns ------------------------------------------------------------------------------
-
-function wireMessages(model, messages, instructions) {
-  const turns = messages
-    .filter((m) => m.content && m.outcome !== "error")
-    .map((m) => ({ role: m.role, content: m.content }));
-  if (model.api === "anthropic_messages") {
-    const body = { model: model.id, max_tokens: 4096, stream: true, messages: turns };
-    if (instructions) body.system = instructions;
-    return body;
-  }
-  const all = instructions ? [{ role: "system", content: instructions }, ...turns] : turns;
-  return { model: model.id, stream: true, stream_options: { include_usage: true }, messages: all };
-}
-
-// Reads an SSE stream and calls onEvent(parsed JSON) per `data:` line.
-async function readEvents(resp, onEvent) {
-  const reader = resp.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, cut).replace(/\r$/, "");
-      buffer = buffer.slice(cut + 1);
-      if (!line.startsWith("data:")) continue;
-      const data = line.slice(5).trim();
-      if (!data || data === "[DONE]") continue;
-      onEvent(JSON.parse(data));
-    }
-  }
-}
-
-// What one streamed event adds: {text, outcome, error}.
-function openaiEvent(ev) {
-  const choice = (ev.choices || [])[0];
-  const out = { text: choice?.delta?.content || "" };
-  const reason = choice?.finish_reason;
-  if (reason === "length") out.outcome = "truncated";
-  else if (reason === "content_filter") out.outcome = "refused";
-  else if (reason) out.outcome = "completed";
-  if (ev.error) out.error = ev.error.message || JSON.stringify(ev.error);
-  return out;
-}
-
-function anthropicEvent(ev) {
-  const out = { text: "" };
-  if (ev.type === "content_block_delta" && ev.delta?.type === "text_delta") out.text = ev.delta.text;
-  if (ev.type === "message_delta" && ev.delta?.stop_reason) {
-    const reason = ev.delta.stop_reason;
-    out.outcome = reason === "max_tokens" ? "truncated" : reason === "refusal" ? "refused" : "completed";
-  }
-  if (ev.type === "error") out.error = ev.error?.message || "upstream error";
-  return out;
-}
 
 function waitText(seconds) {
   const s = Number(seconds);
@@ -354,68 +534,182 @@ function setBusy(busy) {
   $("prompt").disabled = false;
 }
 
+// One model round: streams the answer into `view`, folding it into `round`.
+async function modelRound(model, request, view, signal, round) {
+  const resp = await fetch(model.path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(request),
+    signal,
+  });
+  round.requestId = resp.headers.get("x-irisgate-request-id") || "";
+  if (!resp.ok) {
+    round.error = await errorText(resp);
+    return round;
+  }
+  const fold = model.api === "anthropic_messages" ? anthropicEvent : openaiEvent;
+  let frame = 0;
+  const paint = () => {
+    frame = 0;
+    view.paint(round);
+  };
+  try {
+    await readEvents(resp, (ev) => {
+      fold(ev, round);
+      if (!frame) frame = requestAnimationFrame(paint);
+    });
+  } finally {
+    if (frame) cancelAnimationFrame(frame);
+    view.paint(round);
+  }
+  if (!round.outcome && !round.error) round.error = "the answer ended before the model finished";
+}
+
+// The streaming assistant message and what it shows while the turn runs.
+function pendingView(pending) {
+  const el = messageElement(pending);
+  el.classList.add("streaming");
+  const body = el.querySelector(".body");
+  const reasoning = el.querySelector(".reasoning");
+  const rounds = el.querySelector(".tool-rounds");
+  let earlier = "";
+  return {
+    el,
+    paint(round) {
+      const thought = earlier + round.reasoning;
+      reasoning.hidden = !thought;
+      reasoning.querySelector(".reasoning-text").textContent = thought;
+      body.innerHTML = markdown(round.text);
+      $("messages").scrollTop = $("messages").scrollHeight;
+    },
+    // the round asked for tools: its text moves into the round block
+    startRound(round, step) {
+      earlier += round.reasoning ? `${round.reasoning}\n\n` : "";
+      body.innerHTML = "";
+      const box = roundElement({ text: step.text, calls: [] });
+      rounds.appendChild(box);
+      return box;
+    },
+    addCall(box, call) {
+      const details = callElement(call);
+      box.appendChild(details);
+      return details;
+    },
+  };
+}
+
 async function runTurn() {
   const model = modelById($("model-select").value);
   if (!model) {
     status("No model selected.");
     return;
   }
+  await state.toolsLoaded;
   const instructions = state.conversation?.instructions || "";
-  const payload = wireMessages(model, state.messages, instructions);
-  const pending = { role: "assistant", content: "", model: model.id, outcome: "" };
-  const el = messageElement(pending);
-  el.classList.add("streaming");
-  $("messages").appendChild(el);
-  const body = el.querySelector(".body");
+  const effort = model.reasoning ? $("effort").value : "";
+  const offered = offeredTools();
+  const byWire = new Map(offered.map((t) => [wireName(t.name), t.name]));
+  const pending = { role: "assistant", content: "", model: model.id, outcome: "", tool_calls: [] };
+  const view = pendingView(pending);
+  $("messages").appendChild(view.el);
   const controller = new AbortController();
   state.controller = controller;
   setBusy(true);
-  status(`Asking ${model.model}…`);
-  let text = "";
   let outcome = "";
   let error = "";
   let requestId = "";
-  let frame = 0;
-  const paint = () => {
-    frame = 0;
-    body.innerHTML = markdown(text);
-    $("messages").scrollTop = $("messages").scrollHeight;
-  };
+  let reasoning = "";
+  let text = "";
+  let round = null; // the model round streaming now (null while tools run)
   try {
-    const resp = await fetch(model.path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(payload),
-      signal: controller.signal,
-    });
-    requestId = resp.headers.get("x-irisgate-request-id") || "";
-    if (!resp.ok) {
-      error = await errorText(resp);
-    } else {
-      const parse = model.api === "anthropic_messages" ? anthropicEvent : openaiEvent;
-      await readEvents(resp, (ev) => {
-        const got = parse(ev);
-        if (got.text) {
-          text += got.text;
-          if (!frame) frame = requestAnimationFrame(paint);
-        }
-        if (got.outcome) outcome = got.outcome;
-        if (got.error) error = got.error;
+    for (let n = 1; ; n++) {
+      status(n === 1 ? `Asking ${model.model}…` : `Asking ${model.model} (round ${n})…`);
+      const request = buildRequest(model, {
+        history: state.messages,
+        pending,
+        instructions,
+        tools: offered,
+        effort,
       });
-      if (!outcome && !error) error = "the answer ended before the model finished";
+      round = newRound();
+      await modelRound(model, request, view, controller.signal, round);
+      requestId = round.requestId || requestId;
+      reasoning += round.reasoning ? (reasoning ? "\n\n" : "") + round.reasoning : "";
+      text = round.text;
+      if (round.error) {
+        error = round.error;
+        break;
+      }
+      const { calls, thinking } = finishRound(model, round);
+      if (!calls.length) {
+        outcome = round.outcome;
+        break;
+      }
+      const step = { text: round.text, calls: [], thinking };
+      pending.tool_calls.push(step);
+      text = "";
+      const box = view.startRound(round, step);
+      round = null;
+      const limit = n >= MAX_ROUNDS;
+      for (const c of calls) {
+        const call = { id: c.id, name: byWire.get(c.wire) || c.wire, arguments: c.arguments };
+        step.calls.push(call);
+        const details = view.addCall(box, call);
+        if (limit) {
+          call.output = `not run: the chat stops after ${MAX_ROUNDS} rounds of tool calls`;
+          call.is_error = true;
+        } else {
+          try {
+            await runTool(call, offered, c.problem, controller.signal);
+          } catch (err) {
+            call.output = controller.signal.aborted ? "cancelled: the turn was stopped" : `failed: ${err.message}`;
+            call.is_error = true;
+            showCall(details, call);
+            throw err;
+          }
+        }
+        showCall(details, call);
+      }
+      if (limit) {
+        outcome = "truncated";
+        text = `Stopped after ${MAX_ROUNDS} rounds of tool calls: the model kept asking for tools. Send a message to let it continue.`;
+        break;
+      }
     }
   } catch (err) {
+    if (round) {
+      // stopped (or failed) while the answer streamed: keep what came
+      text = round.text;
+      reasoning += round.reasoning ? (reasoning ? "\n\n" : "") + round.reasoning : "";
+    }
     if (controller.signal.aborted) outcome = "cancelled";
     else error = `Error: ${err.message}`;
   }
-  if (frame) cancelAnimationFrame(frame);
   state.controller = null;
   setBusy(false);
+  const rounds = pending.tool_calls.map((r) => ({
+    text: r.text,
+    calls: r.calls.map((c) => ({
+      id: c.id,
+      name: c.name,
+      arguments: c.arguments,
+      output: c.output ?? "cancelled: the turn was stopped",
+      is_error: c.output === undefined ? true : Boolean(c.is_error),
+    })),
+  }));
   const saved = error
-    ? { role: "assistant", content: text ? `${text}\n\n${error}` : error, model: model.id, outcome: "error" }
-    : { role: "assistant", content: text, model: model.id, outcome: outcome || "completed" };
-  saved.request_id = requestId;
-  status(error ? "The turn failed." : outcome === "cancelled" ? "Stopped." : "");
+    ? { content: text ? `${text}\n\n${error}` : error, outcome: "error" }
+    : { content: text, outcome: outcome || "completed" };
+  Object.assign(saved, { role: "assistant", model: model.id, request_id: requestId, reasoning, tool_calls: rounds });
+  status(
+    error
+      ? "The turn failed."
+      : outcome === "cancelled"
+        ? "Stopped."
+        : outcome === "truncated" && rounds.length >= MAX_ROUNDS
+          ? `Stopped after ${MAX_ROUNDS} rounds of tool calls.`
+          : "",
+  );
   try {
     const stored = await api(`/api/chat/conversations/${state.conversation.id}/messages`, {
       method: "POST",
@@ -426,22 +720,50 @@ async function runTurn() {
     state.messages.push(saved);
     status(`The answer could not be saved: ${err.message}`);
   }
-  el.replaceWith(messageElement(state.messages[state.messages.length - 1]));
+  view.el.replaceWith(messageElement(state.messages[state.messages.length - 1]));
   markRetry();
   loadConversations();
 }
 
-// --- attachments: text files, sent as part of the user's message ----------------------
+// --- attachments: text files inlined in the message, images as image parts -----------
+
+function readBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function attachImage(file) {
+  const model = modelById($("model-select").value);
+  if (!IMAGE_TYPES.includes(file.type)) {
+    status(`${file.name}: only PNG, JPEG, GIF and WebP images can be attached.`);
+  } else if (!model?.images) {
+    status(`${model ? model.model : "This model"} does not accept images: pick one that does to attach ${file.name}.`);
+  } else if (file.size > MAX_IMAGE_BYTES) {
+    status(`${file.name} is larger than ${MAX_IMAGE_BYTES / 1_000_000} MB: attach a smaller image.`);
+  } else if (state.images.length >= MAX_IMAGES) {
+    status(`At most ${MAX_IMAGES} images per message: ${file.name} was not attached.`);
+  } else {
+    state.images.push({ name: file.name, media_type: file.type, data: await readBase64(file) });
+  }
+}
 
 async function attach(fileList) {
   for (const file of fileList) {
+    if (file.type.startsWith("image/")) {
+      await attachImage(file);
+      continue;
+    }
     if (file.size > MAX_FILE_BYTES) {
       status(`${file.name} is larger than ${MAX_FILE_BYTES / 1000} kB: attach a smaller text file.`);
       continue;
     }
     const text = await file.text();
     if (text.includes("\u0000") || text.includes("\uFFFD")) {
-      status(`${file.name} is not a text file: only text files can be attached.`);
+      status(`${file.name} is not a text file: only text files and images can be attached.`);
       continue;
     }
     state.files.push({ name: file.name, text });
@@ -450,22 +772,35 @@ async function attach(fileList) {
   showAttachments();
 }
 
+function attachmentChip(name, onRemove, image) {
+  const li = document.createElement("li");
+  if (image) {
+    const img = document.createElement("img");
+    img.alt = "";
+    img.src = `data:${image.media_type};base64,${image.data}`;
+    li.appendChild(img);
+  }
+  li.append(name);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "✕";
+  remove.setAttribute("aria-label", `Remove ${name}`);
+  remove.addEventListener("click", () => {
+    onRemove();
+    showAttachments();
+  });
+  li.appendChild(remove);
+  return li;
+}
+
 function showAttachments() {
   const list = $("attachments");
   list.replaceChildren();
+  state.images.forEach((image, i) => {
+    list.appendChild(attachmentChip(image.name, () => state.images.splice(i, 1), image));
+  });
   state.files.forEach((f, i) => {
-    const li = document.createElement("li");
-    li.textContent = f.name;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.textContent = "✕";
-    remove.setAttribute("aria-label", `Remove ${f.name}`);
-    remove.addEventListener("click", () => {
-      state.files.splice(i, 1);
-      showAttachments();
-    });
-    li.appendChild(remove);
-    list.appendChild(li);
+    list.appendChild(attachmentChip(f.name, () => state.files.splice(i, 1)));
   });
 }
 
@@ -487,16 +822,22 @@ async function send(event) {
   if (state.controller) return;
   const typed = $("prompt").value.trim();
   const model = $("model-select").value;
-  if ((!typed && !state.files.length) || !model) return;
+  if ((!typed && !state.files.length && !state.images.length) || !model) return;
+  if (state.images.length && !modelById(model)?.images) {
+    status(`${modelById(model)?.model || model} does not accept images: remove them or pick another model.`);
+    return;
+  }
   const text = withAttachments(typed);
   try {
     if (!state.conversation) {
       state.conversation = await api("/api/chat/conversations", {
         method: "POST",
         body: {
-          title: (typed || state.files[0].name).slice(0, 80),
+          title: (typed || (state.images[0] || state.files[0]).name).slice(0, 80),
           model,
           instructions: $("instructions").value,
+          tools: [...state.enabled],
+          reasoning_effort: $("effort").value,
         },
       });
       $("chat-title").textContent = state.conversation.title;
@@ -509,7 +850,7 @@ async function send(event) {
     }
     const stored = await api(`/api/chat/conversations/${state.conversation.id}/messages`, {
       method: "POST",
-      body: { role: "user", content: text },
+      body: { role: "user", content: text, attachments: state.images },
     });
     state.messages.push(stored);
   } catch (err) {
@@ -518,6 +859,7 @@ async function send(event) {
   }
   $("prompt").value = "";
   state.files = [];
+  state.images = [];
   showAttachments();
   document.querySelectorAll(".msg .retry").forEach((b) => b.remove());
   $("messages").appendChild(messageElement(state.messages[state.messages.length - 1]));
@@ -543,6 +885,11 @@ async function retryLast() {
 
 // --- start ------------------------------------------------------------------------------
 
+function togglePanel(button, panel) {
+  panel.hidden = !panel.hidden;
+  button.setAttribute("aria-expanded", String(!panel.hidden));
+}
+
 async function start() {
   $("composer").addEventListener("submit", send);
   $("prompt").addEventListener("keydown", (e) => {
@@ -551,18 +898,20 @@ async function start() {
   $("stop").addEventListener("click", () => state.controller?.abort());
   $("new-chat").addEventListener("click", newChat);
   $("model-search").addEventListener("input", fillModels);
+  $("model-select").addEventListener("change", updateComposer);
+  $("effort").addEventListener("change", saveEffort);
   $("attach").addEventListener("change", () => attach($("attach").files));
   let timer = 0;
   $("conv-search").addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(() => loadConversations().catch((err) => status(err.message)), 200);
   });
-  $("instructions-toggle").addEventListener("click", () => {
-    const panel = $("instructions-panel");
-    panel.hidden = !panel.hidden;
-    $("instructions-toggle").setAttribute("aria-expanded", String(!panel.hidden));
-  });
+  $("instructions-toggle").addEventListener("click", () =>
+    togglePanel($("instructions-toggle"), $("instructions-panel")),
+  );
+  $("tools-toggle").addEventListener("click", () => togglePanel($("tools-toggle"), $("tools-panel")));
   $("instructions-save").addEventListener("click", saveInstructions);
+  state.toolsLoaded = loadTools(); // connectors may answer slowly: do not hold the app up
   try {
     state.models = (await api("/api/chat/models")).models;
   } catch (err) {
