@@ -89,7 +89,7 @@ class CrossSiteGuard:
         own = _origin(f"{scheme}://{host}") if host else None
         if own is not None and _origin(origin) == own:
             return None
-        gateway = f" ({scheme}://{host})" if own is not None else ""
+        gateway = f" ({scheme}://{_shown(host)})" if own is not None else ""
         return (
             f"cross-site request refused: Origin {_shown(origin)} does not match "
             f"this gateway{gateway}"
