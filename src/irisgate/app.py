@@ -1,7 +1,9 @@
 """build_app(settings): wiring only.
 
-LLM paths are dispatched to the gateway pipeline as raw ASGI before any framework routing;
-everything else (management API, health) is a Starlette app.
+Every HTTP request first meets the cross-site guard (`crosssite`): a browser request another
+site's page sent is refused before anything acts on it. Then LLM paths are dispatched to the
+gateway pipeline as raw ASGI before any framework routing; everything else (management API,
+health) is a Starlette app.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from irisgate.api.models import list_models
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
+from irisgate.crosssite import CrossSiteGuard, refuse
 from irisgate.gateway.formats.registry import PATHS
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
@@ -48,6 +51,7 @@ def build_app(settings: Settings) -> ASGIApp:
     runtime = Runtime(settings)
     gateway = Gateway(runtime)
     connectors = ConnectorService(runtime)  # built on first use
+    guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +80,9 @@ def build_app(settings: Settings) -> ASGIApp:
     web.state.connectors = connectors
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (reason := guard.refusal(scope)) is not None:
+            await refuse(scope, send, reason)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             op = PATHS.get(scope["path"])
             if op is not None:

@@ -177,6 +177,48 @@ def test_grants_decide_which_connectors_and_paths(
     assert "no role granted" in nobody.json()["error"]
 
 
+def test_browsers_on_other_sites_cannot_use_connectors(
+    gateway: IrisgateServer, api: FakeHttpApi
+) -> None:
+    """What another site's page makes a user's browser send never reaches the upstream;
+    the same requests from the gateway's own origin (and without browser headers) do."""
+    evil = "https://evil.example"
+    no_cors = {"origin": evil, "sec-fetch-site": "cross-site", "content-type": "text/plain"}
+    count = len(api.requests)
+    with http_from(ALICE_IP, gateway) as client:
+        refused = [
+            client.post(  # fetch(url, {mode: "no-cors", method: "POST", body: "..."})
+                "/v1/connectors/open/tickets",
+                content=b'{"title": "x"}',
+                headers=no_cors,
+            ),
+            client.post(  # a <form> in a browser without Sec-Fetch-*
+                "/v1/connectors/open/tickets",
+                content=b"title=x",
+                headers={"origin": evil, "content-type": "application/x-www-form-urlencoded"},
+            ),
+            client.delete("/v1/connectors/open/tickets/1", headers={"origin": "null"}),
+            # an <img src> or link: even a GET may do something upstream
+            client.get("/v1/connectors/open/tickets", headers={"sec-fetch-site": "cross-site"}),
+        ]
+    for resp in refused:
+        assert resp.status_code == 403, resp.text
+        assert resp.json()["error"].startswith("cross-site request refused: ")
+        assert "access-control-allow-origin" not in resp.headers
+    assert "Origin https://evil.example does not match this gateway" in refused[1].json()["error"]
+    assert len(api.requests) == count
+    with http_from(ALICE_IP, gateway) as client:
+        own = client.post(
+            "/v1/connectors/open/tickets",
+            json={"title": "x"},
+            headers={"origin": gateway.url, "sec-fetch-site": "same-origin"},
+        )
+        plain = client.get("/v1/connectors/open/tickets")
+    assert own.status_code == 200, own.text
+    assert plain.status_code == 200, plain.text
+    assert len(api.requests) == count + 2
+
+
 def test_requests_are_recorded_with_sizes(gateway: IrisgateServer) -> None:
     with http_from(BOB_IP, gateway) as client:
         client.put("/v1/connectors/open/record/me", content=b"x" * 1234)

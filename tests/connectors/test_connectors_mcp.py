@@ -208,8 +208,25 @@ async def test_callers_without_a_role_and_cross_site_pages_are_refused(
                 "sec-fetch-site": "cross-site",  # what a browser sends from another site
             },
         )
-    assert response.status_code == 403
-    assert "cross-site" in response.json()["error"]["message"]
+        assert response.status_code == 403
+        assert "cross-site" in response.json()["error"]["message"]
+        # a browser without Sec-Fetch-*, posting text/plain (no CORS preflight)
+        response = await http.post(
+            gateway.url + "/v1/mcp",
+            content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
+            headers={"origin": "https://evil.example", "content-type": "text/plain"},
+        )
+        assert response.status_code == 403
+        error = response.json()["error"]
+        assert error["code"] == -32001
+        assert error["message"] == (
+            "cross-site request refused: Origin https://evil.example does not match "
+            f"this gateway ({gateway.url})"
+        )
+    # the gateway's own pages still may
+    own = {"origin": gateway.url, "sec-fetch-site": "same-origin"}
+    async with mcp_as(gateway, ALICE_IP, headers=own) as client:
+        assert (await client.list_tools()).tools
 
 
 async def test_resources_and_templates_are_prefixed_and_read_through(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import difflib
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate.api.auth import ApiError, require_admin, runtime_of
+from irisgate.api.body import json_object
 from irisgate.api.params import int_param
 from irisgate.api.routes import apply_config
 from irisgate.api.usage import json_response
@@ -75,11 +75,8 @@ async def one_version(request: Request) -> Response:
 async def rollback(request: Request) -> Response:
     """Save version `version_id`'s stored text as a new version on top of `hash`."""
     caller = await require_admin(request)
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    base = payload.get("hash") if isinstance(payload, dict) else None
+    payload = await json_object(request)
+    base = payload.get("hash")
     if not isinstance(base, str):
         raise ApiError(400, "'hash' must be the hash of the current version (GET /api/config)")
     version = await _version(request, request.path_params["version_id"])

@@ -393,11 +393,19 @@ def document() -> dict[str, Any]:
                 "403": {"description": "Access denied; `error` says why."},
             },
         }
+        if ep.method != "GET":
+            operation["responses"]["403"]["description"] = (
+                "Access denied, or a browser sent this from a page of another origin "
+                "(cross-site request); `error` says why."
+            )
         if ep.body:
             operation["requestBody"] = {
                 "required": True,
                 "description": ep.body,
                 "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+            operation["responses"]["415"] = {
+                "description": "The body was not sent with `Content-Type: application/json`."
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {

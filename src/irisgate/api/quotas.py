@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
+from irisgate.api.body import json_object
 from irisgate.api.params import int_param
 from irisgate.config.model import Config, Quota
 from irisgate.quotas.amounts import dollars, parse_amount
@@ -164,12 +165,7 @@ async def list_quotas(request: Request) -> Response:
 
 async def _change_request(request: Request, amount_key: str) -> tuple[Caller, str, str, int]:
     caller = await require_admin(request)
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, f'body must be {{"bucket": "<name>", "{amount_key}": "5.00"}}')
+    payload = await json_object(request, f'{{"bucket": "<name>", "{amount_key}": "5.00"}}')
     bucket = payload.get("bucket")
     if not isinstance(bucket, str) or not bucket:
         raise ApiError(400, "'bucket' must be a bucket name, e.g. \"daily:alice@example.com\"")

@@ -19,6 +19,7 @@ from irisgate.api.auth import (
     require_role,
     runtime_of,
 )
+from irisgate.api.body import json_object
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.config.service import StaleHash, WouldLockOut
 from irisgate.store import queries
@@ -84,12 +85,7 @@ async def legacy_config(request: Request) -> Response:
 
 async def put_config(request: Request) -> Response:
     caller = await require_admin(request)
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, 'body must be {"config": "<text>", "hash": "<hash>"}')
+    payload = await json_object(request, '{"config": "<text>", "hash": "<hash>"}')
     text, base = payload.get("config"), payload.get("hash")
     if not isinstance(text, str):
         raise ApiError(400, "'config' must be the config text as a string")

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, require_admin, runtime_of
+from irisgate.api.body import json_object
 from irisgate.api.params import filters
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
@@ -49,21 +50,6 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _store(request: Request) -> Conversations:
     return Conversations(runtime_of(request).db)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    # Only JSON: a cross-site HTML form can post text/plain to a tailnet host, but not
-    # application/json without a CORS preflight (which irisgate never grants).
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "body must be JSON, sent with Content-Type: application/json")
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return payload
 
 
 def _text(payload: dict[str, Any], name: str, default: str | None = None) -> str | None:
@@ -119,7 +105,7 @@ async def list_conversations(request: Request) -> Response:
 
 async def create_conversation(request: Request) -> Response:
     caller = await require_chat(request)
-    payload = await _body(request)
+    payload = await json_object(request)
     created = await _store(request).create(
         caller.identity.login_name,
         title=_text(payload, "title", "") or "",
@@ -143,7 +129,7 @@ async def get_conversation(request: Request) -> Response:
 async def update_conversation(request: Request) -> Response:
     caller = await require_chat(request)
     conversation_id = request.path_params["conversation_id"]
-    payload = await _body(request)
+    payload = await json_object(request)
     unknown = sorted(set(payload) - set(_CHANGEABLE))
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r}: only {', '.join(_CHANGEABLE)} change")
@@ -175,7 +161,7 @@ async def delete_conversation(request: Request) -> Response:
 async def add_message(request: Request) -> Response:
     caller = await require_chat(request)
     conversation_id = request.path_params["conversation_id"]
-    payload = await _body(request)
+    payload = await json_object(request)
     role = payload.get("role")
     if role not in ROLES:
         raise ApiError(400, f"'role' must be one of {', '.join(ROLES)}")
@@ -241,7 +227,7 @@ async def call_tool(request: Request) -> Response:
 
     caller = await require_chat(request)
     conversation_id = request.path_params["conversation_id"]
-    payload = await _body(request)
+    payload = await json_object(request)
     name = payload.get("name")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "'name' must be the tool's name (<connector>_<tool>)")

@@ -315,7 +315,10 @@ def status_of(exc: MCPError) -> int:
 
 
 class McpEndpoint:
-    """The raw ASGI app at /v1/mcp: identify the caller, then hand over to the MCP SDK."""
+    """The raw ASGI app at /v1/mcp: identify the caller, then hand over to the MCP SDK.
+
+    Browser requests from other sites' pages are refused before this (`irisgate.crosssite`).
+    """
 
     def __init__(self, runtime: Runtime, aggregator: Aggregator) -> None:
         self._runtime = runtime
@@ -329,10 +332,6 @@ class McpEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         runtime = self._runtime
-        if (b"sec-fetch-site", b"cross-site") in scope["headers"]:
-            # a page on another site would act with the visitor's tailnet identity
-            await _refuse(send, "access denied: cross-site browser requests are refused")
-            return
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
         except IdentityRefused as exc:

@@ -6,6 +6,7 @@ headers are dropped unless the connector has no auth of its own). The answer str
 as it arrives, on the runtime's aiohttp session like the LLM relay. Every request is
 recorded (who, connector, path, status, duration, sizes; bodies up to `CAPTURE_LIMIT`).
 Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
+A request a browser sent from another site's page never gets here (`irisgate.crosssite`).
 """
 
 from __future__ import annotations
@@ -85,9 +86,6 @@ class HttpConnectorProxy:
             return
         ex = _Exchange()
         try:
-            if headers.get("sec-fetch-site") == "cross-site":
-                # a page on another site would act with the visitor's tailnet identity
-                raise ProxyError(403, "access denied: cross-site browser requests are refused")
             ex.request_body = await _read_body(receive)
             connector = self._granted(snapshot, identity, connector_id, rest)
             credential = await self._credential(connector, identity)
