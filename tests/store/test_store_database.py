@@ -39,6 +39,7 @@ TABLES = {
     "export_state",
     "chat_conversations",
     "chat_messages",
+    "responses",
     "alembic_version",
 }
 
@@ -103,7 +104,7 @@ async def test_migrations_create_the_schema_from_empty(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == head_revision() == "0007"
+        assert await current_revision(db) == head_revision() == "0008"
     finally:
         await db.close()
 
@@ -117,7 +118,7 @@ async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
     for _ in range(2):
         again = await open_database(db_url)
         try:
-            assert await current_revision(again) == "0007"
+            assert await current_revision(again) == "0008"
             assert await configs.latest(again) == version
         finally:
             await again.close()
@@ -127,7 +128,7 @@ async def test_instances_starting_together_both_open(db_url: str) -> None:
     opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
     try:
         for db in opened:
-            assert await current_revision(db) == "0007"
+            assert await current_revision(db) == "0008"
     finally:
         for db in opened:
             await db.close()
