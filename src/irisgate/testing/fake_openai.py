@@ -183,15 +183,15 @@ def chat_usage(reply: Reply) -> dict[str, Any]:
     """The `usage` object of a chat completion."""
     prompt = reply.openai_prompt_tokens
     completion = reply.openai_completion_tokens
+    details = {"cached_tokens": reply.cached_tokens}
+    if reply.cache_creation_tokens:  # optional in chat usage: sent by models that report it
+        details["cache_write_tokens"] = reply.cache_creation_tokens
+    details["audio_tokens"] = 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {
-            "cached_tokens": reply.cached_tokens,
-            "cache_write_tokens": reply.cache_creation_tokens,
-            "audio_tokens": 0,
-        },
+        "prompt_tokens_details": details,
         "completion_tokens_details": {
             "reasoning_tokens": reply.reasoning_tokens,
             "audio_tokens": 0,
