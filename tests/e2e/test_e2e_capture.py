@@ -152,9 +152,11 @@ def test_openai_cache_writes_are_recorded_and_priced(
     )
     details = chat.parse().usage.prompt_tokens_details  # type: ignore[union-attr]
     assert details is not None and details.cache_write_tokens == 1000
-    with client.responses.stream(model="gpt-5-mini", input="one two three") as stream:
-        stream.get_final_response()
-        stream_id = stream.response.headers["x-irisgate-request-id"]
+    streamed = client.responses.with_raw_response.create(
+        model="gpt-5-mini", input="one two three", stream=True
+    )
+    stream_id = streamed.headers["x-irisgate-request-id"]
+    assert [e.type for e in streamed.parse()][-1] == "response.completed"
 
     for request_id, model in (
         (chat.headers["x-irisgate-request-id"], "gpt-4o-mini"),

@@ -157,12 +157,12 @@ class Gateway:
         reported usage, then finish the request as usual."""
         record = ex.record
         try:
-            usage = await asyncio.to_thread(pending.run)
-        except TokenizerUnavailable as exc:
-            log.error("usage not estimated", request_id=record.request_id, reason=str(exc))
-        else:
-            record.usage, record.usage_estimated = usage, True
-            if ex.route is not None:
+            try:
+                record.usage = await asyncio.to_thread(pending.run)
+                record.usage_estimated = True
+            except TokenizerUnavailable as exc:  # what the upstream did report still counts
+                log.error("usage not estimated", request_id=record.request_id, reason=str(exc))
+            if ex.route is not None and not record.usage.is_empty():
                 self._price(record, ex.route, ex.op.format)
         finally:
             self._finish(ex)
@@ -358,7 +358,7 @@ class Gateway:
                 record.response_id = created
         if ok and record.stream and not (answer.input_reported and answer.output_reported):
             ex.pending = _estimate_of(fmt, route, record, answer)
-        if not record.usage.is_empty():
+        if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
 
     def _price(self, record: RequestRecord, route: Route, fmt: ApiFormat) -> None:
