@@ -383,6 +383,8 @@ def targets(res: Results) -> list[tuple[str, str, bool]]:
     recorded, answered = res.capture["recorded"], res.capture["answered"]
     ok = answered <= recorded <= answered + res.capture["cut_off"]
     out.append(("every request recorded", f"{recorded:,} rows / {answered:,} answered", ok))
+    out.append(("clean stop: SIGTERM exits 0", f"exit status {res.exit_status}",
+                res.exit_status == 0))
     return out
 
 

@@ -27,9 +27,10 @@ from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.crosssite import CrossSiteGuard, refuse
-from irisgate.gateway.formats.registry import PATHS
+from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
+from irisgate.gateway.responses import response_id_of
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
@@ -94,6 +95,13 @@ def build_app(settings: Settings) -> ASGIApp:
                 return
         if scope["type"] == "http":
             path: str = scope["path"]
+            if path.startswith("/v1/responses/"):
+                response_id = response_id_of(scope["method"], path)
+                if response_id is not None:
+                    await gateway.handle(
+                        scope, receive, send, STORED_RESPONSE, response_id=response_id
+                    )
+                    return
             if path in ("/v1/mcp", "/v1/mcp/"):
                 await connectors.mcp(scope, receive, send)
                 return

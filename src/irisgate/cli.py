@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irisgate import __version__
 from irisgate.settings import FLAG_ENV, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +106,32 @@ def _serve(args: argparse.Namespace) -> int:
         # TCP peer (tailscale mode) or on it being loopback (serve and dev modes)
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     server.run()
-    return 0 if server.started else 1
+    if not server.started:
+        return 1
+    return 1 if getattr(server.lifespan, "shutdown_failed", False) else 0
+
+
+def _server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, except that a SIGTERM or SIGINT it handled (a graceful stop:
+        connections drained, the capture writer drained in the lifespan shutdown) ends the
+        process with status 0 instead of being re-raised to kill it (status -15 / -2)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 import structlog
 
-from irisgate.connectors.aggregate import ACCESS_DENIED
+from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import PATHS

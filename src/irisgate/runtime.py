@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
 import genai_prices.data_snapshot
@@ -17,6 +19,7 @@ from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.exporters.s3 import S3Export
 from irisgate.gateway.relay import SKIP_AUTO_HEADERS
+from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.quotas.gate import QuotaGate
@@ -65,6 +68,8 @@ class Runtime:
         self._writer: BatchWriter | None = None
         self._config: ConfigService | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._deferred: set[asyncio.Task[None]] = set()
+        self._responses: ResponseIndex | None = None
         self._quotas: QuotaGate | None = None
         self.hooks = HookRunner(lambda: self.http)
         self._cloud: CloudAuth | None = None
@@ -103,6 +108,11 @@ class Runtime:
         return self._cloud
 
     @property
+    def responses(self) -> ResponseIndex:
+        assert self._responses is not None, "runtime not started"
+        return self._responses
+
+    @property
     def snapshot(self) -> Snapshot:
         return self.config.snapshot
 
@@ -114,6 +124,7 @@ class Runtime:
         self._http = upstream_session(settings)
         self._cloud = CloudAuth(self._http)
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
+        self._responses = ResponseIndex(self._db)
         self._writer.start()
         self._quotas = QuotaGate(self._db)
         self._quotas.metrics = self.hooks.metrics = self.metrics
@@ -162,6 +173,8 @@ class Runtime:
     def record(self, record: RequestRecord) -> None:
         """Queue a finished request for storage. Never drops: a full queue makes this one
         request's task wait for room, off the client's path (its answer is already sent)."""
+        if record.response_id:
+            self.responses.remember(record)
         strip_for_zero_retention(record, self.snapshot.config.database.retention)
         try:
             self.writer.submit(record)
@@ -170,9 +183,23 @@ class Runtime:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+    def defer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Finish a request's bookkeeping in the background (a usage estimate, then its quota
+        settlement and record); `stop` waits for it before draining the writer."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred_done)
+
+    def _deferred_done(self, task: asyncio.Task[None]) -> None:
+        self._deferred.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("finishing a request failed", exc_info=task.exception())
+
     async def stop(self) -> None:
-        """Graceful stop: stop the exporters, report quota spending, finish queued records
-        and hook events, then close everything."""
+        """Graceful stop: finish deferred request bookkeeping, stop the exporters, report
+        quota spending, finish queued records and hook events, then close everything."""
+        if self._deferred:
+            await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
         if self._quotas is not None:
             await self._quotas.stop()

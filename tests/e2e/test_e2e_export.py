@@ -274,7 +274,7 @@ def test_sigterm_during_an_outage_stops_cleanly_and_keeps_records(
         assert gw.process is not None
         gw.process.send_signal(signal.SIGTERM)
         exit_code = gw.process.wait(30)  # no hanging background worker
-    assert exit_code in (0, -signal.SIGTERM), server.logs()[-3000:]
+    assert exit_code == 0, server.logs()[-3000:]  # a graceful stop exits 0
 
     s3.start()
     s3.create_bucket(BUCKET)

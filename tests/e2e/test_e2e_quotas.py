@@ -238,6 +238,9 @@ def test_streams_and_cancelled_streams_are_debited_their_recorded_cost(
     assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
     cancelled = wait_for_record(gw, cancelled_id)
     assert cancelled["cancelled"] is True
+    # cut before OpenAI's usage chunk: its estimated usage is what the bucket is charged
+    assert cancelled["usage_estimated"] is True
+    assert cancelled["cost_nanodollars"] > 0
     expected = 1_000_000_000 - recorded_cost(gw, [complete_id, cancelled_id])
     deadline = time.monotonic() + 10
     while buckets(gw)["daily:alice@example.com"]["balance_nanodollars"] != expected:

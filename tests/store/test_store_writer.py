@@ -19,8 +19,14 @@ from store_postgres import ADMIN_URL
 from store_records import make_record
 
 from irisgate.store.database import Database
-from irisgate.store.queries import daily_usage
-from irisgate.store.tables import ROLLUP_SUM_COLUMNS, USAGE_FIELDS, captures, requests
+from irisgate.store.queries import daily_usage, response_origin
+from irisgate.store.tables import (
+    ROLLUP_SUM_COLUMNS,
+    USAGE_FIELDS,
+    captures,
+    requests,
+    responses,
+)
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.writer import BatchWriter, QueueFull, WriterStoppedError
 from irisgate.usage.tokens import Usage
@@ -281,6 +287,7 @@ def unusual_records() -> list[RequestRecord]:
             started_at=datetime(2025, 3, 1, 23, 30, 15, 0 if n % 5 == 0 else 1 + n, zones[n % 4]),
             stream=[True, False, 1, 0][n % 4],
             cancelled=n % 3 == 0,
+            usage_estimated=n % 2 == 1,
             duration_ms=[120.5, 7, 0, 1e300][n % 4],
             ttfb_ms=None if n % 2 else 3,
             upstream_ms=None if n % 3 else 2.5,
@@ -306,6 +313,7 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
             "config_version", "tool_calls", "request_bytes", "response_bytes",
+            "usage_estimated",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
@@ -487,3 +495,25 @@ async def test_drain_gives_up_after_its_timeout_and_reports_the_loss(
     assert writer.written_total == 0
     with pytest.raises(WriterStoppedError):
         await writer.submit_wait(make_record(11))
+
+
+async def test_created_responses_are_stored_with_their_creator(db: Database) -> None:
+    """A record that created an OpenAI response stores its id → provider, model, login; an id
+    recorded twice keeps its first creator and costs no record."""
+    first = make_record(1, response_id="resp_abc", provider="openai", model="gpt-4o-mini")
+    again = make_record(2, response_id="resp_abc", provider="other", login_name="eve@x")
+    plain = make_record(3)
+    writer = BatchWriter(db)
+    for record in (first, again, plain):
+        writer.submit(record)
+    assert await writer.drain_and_stop() == 0
+    assert writer.written_total == 3 and writer.skipped_total == 0
+    assert await response_origin(db, "resp_abc") == {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "login_name": first.login_name,
+        "request_id": first.request_id,
+    }
+    assert await response_origin(db, "resp_missing") is None
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(responses))).scalar() == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import openai
@@ -376,3 +378,61 @@ def test_unknown_path_is_an_openai_404(fake: FakeLLM, post: Any) -> None:
 
     assert status == 404
     assert json.loads(raw)["error"]["message"] == "Invalid URL (POST /v1/embeddingz)"
+
+
+def test_cache_writes_are_reported_as_openai_does(fake: FakeLLM, post: Any) -> None:
+    """Chat: `prompt_tokens_details.cache_write_tokens` only when there are writes;
+    Responses: `input_tokens_details.cache_write_tokens` always; both inside the prompt."""
+    fake.cache_write_5m_tokens = 700
+    _, _, raw = post(fake.base_url + "/v1/chat/completions", {"model": "m", "messages": user("hi")})
+    usage = json.loads(raw)["usage"]
+    assert usage["prompt_tokens"] == 701
+    assert usage["prompt_tokens_details"] == {
+        "cached_tokens": 0,
+        "cache_write_tokens": 700,
+        "audio_tokens": 0,
+    }
+    _, _, raw = post(fake.base_url + "/v1/responses", {"model": "m", "input": "hi"})
+    usage = json.loads(raw)["usage"]
+    assert usage["input_tokens"] == 701
+    assert usage["input_tokens_details"] == {"cache_write_tokens": 700, "cached_tokens": 0}
+
+
+def _call(method: str, url: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_stored_responses_retrieve_list_cancel_and_delete(fake: FakeLLM, post: Any) -> None:
+    base = fake.base_url + "/v1/responses"
+    _, _, raw = post(base, {"model": "m", "input": [{"role": "user", "content": "hi"}]})
+    created = json.loads(raw)
+    rid = created["id"]
+    assert _call("GET", f"{base}/{rid}") == (200, created)
+    status, page = _call("GET", f"{base}/{rid}/input_items")
+    assert status == 200 and page["object"] == "list" and page["has_more"] is False
+    [item] = page["data"]
+    assert item["id"].startswith("msg_") and page["first_id"] == page["last_id"] == item["id"]
+    assert (item["type"], item["role"], item["status"]) == ("message", "user", "completed")
+    assert item["content"] == [{"type": "input_text", "text": "hi"}]
+    status, refused = _call("POST", f"{base}/{rid}/cancel")  # not a background response
+    assert status == 400 and "background=true" in refused["error"]["message"]
+    assert _call("DELETE", f"{base}/{rid}") == (
+        200,
+        {"id": rid, "object": "response.deleted", "deleted": True},
+    )
+    status, missing = _call("GET", f"{base}/{rid}")
+    assert status == 404
+    assert missing["error"]["message"] == f"Response with id '{rid}' not found."
+
+    _, _, raw = post(base, {"model": "m", "input": "hi", "background": True})
+    queued = json.loads(raw)
+    assert (queued["status"], queued["output"], queued["usage"]) == ("queued", [], None)
+    status, cancelled = _call("POST", f"{base}/{queued['id']}/cancel")
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    _, _, raw = post(base, {"model": "m", "input": "hi", "store": False})
+    assert _call("GET", f"{base}/{json.loads(raw)['id']}")[0] == 404  # store: false

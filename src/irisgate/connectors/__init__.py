@@ -10,3 +10,7 @@
 - `recording`: every tool call and HTTP connector request as a record for the batch writer.
 - `service`: the objects above, created once per process.
 """
+
+#: JSON-RPC error code for "the caller may not do this" (implementation-defined range), as
+#: `/v1/mcp` answers refusals. Here so that callers need not import the MCP SDK for it.
+ACCESS_DENIED = -32001

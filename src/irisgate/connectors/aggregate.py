@@ -40,6 +40,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
 from irisgate.config.model import Connector
+from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
 from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
@@ -54,8 +55,6 @@ log = structlog.get_logger("irisgate.connectors")
 LISTING_SECONDS = 5.0
 _SCOPE_KEY = "irisgate.mcp_caller"
 Ctx = ServerRequestContext[Any]
-#: JSON-RPC error code for "the caller may not do this" (implementation-defined range)
-ACCESS_DENIED = -32001
 
 
 @dataclass(frozen=True, slots=True)

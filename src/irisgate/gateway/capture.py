@@ -7,7 +7,7 @@ decompress, reassemble SSE streams into one response object, read usage, price i
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import brotli
 import orjson
@@ -43,23 +43,41 @@ def read_stream(fmt: ApiFormat, body: bytes) -> StreamResult:
     return accumulator.result()
 
 
-def read_answer(
-    fmt: ApiFormat, status: int, content_type: str, body: bytes
-) -> tuple[Usage, bytes, int]:
-    """(usage, response body to store, tool calls) for a relayed answer."""
+class Answer(NamedTuple):
+    """A relayed answer, read: its usage, the body to store (a stream reassembled into one
+    JSON object), the tool calls it asks for, the response object (None when the body is not
+    one) and whether the upstream reported the prompt's and the completion's token counts
+    (see `StreamResult`; a non-stream answer counts as reported)."""
+
+    usage: Usage
+    body: bytes
+    tool_calls: int
+    response: dict[str, Any] | None = None
+    input_reported: bool = True
+    output_reported: bool = True
+
+
+def read_answer(fmt: ApiFormat, status: int, content_type: str, body: bytes) -> Answer:
+    """Read a relayed answer (decompressed `body`) of the API format `fmt`."""
     framed = fmt.stream_result(content_type, body) if 200 <= status < 300 else None
+    if framed is None and "text/event-stream" in content_type:
+        framed = read_stream(fmt, body)
     if framed is not None:
-        return framed.usage, orjson.dumps(framed.response), framed.tool_calls
-    if "text/event-stream" in content_type:
-        outcome = read_stream(fmt, body)
-        return outcome.usage, orjson.dumps(outcome.response), outcome.tool_calls
+        return Answer(
+            framed.usage,
+            orjson.dumps(framed.response),
+            framed.tool_calls,
+            framed.response,
+            framed.input_reported,
+            framed.output_reported,
+        )
     if not 200 <= status < 300 or "json" not in content_type:
-        return Usage(), body, 0
+        return Answer(Usage(), body, 0)
     try:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return Usage(), body, 0
+        return Answer(Usage(), body, 0)
     if not isinstance(parsed, dict):
-        return Usage(), body, 0
+        return Answer(Usage(), body, 0)
     usage, tool_calls = fmt.usage_from_body(parsed)
-    return usage, body, tool_calls
+    return Answer(usage, body, tool_calls, parsed)

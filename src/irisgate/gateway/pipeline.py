@@ -5,6 +5,11 @@
       → relay (stream back, tee) → usage + cost → quota settle → capture record
       → post-response hooks
 
+A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
+in a background task: quota settle, record and hooks follow there, after the client is gone.
+Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
+response's creator (gateway/responses.py) instead of classify + route, without quota or hooks.
+
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
 """
@@ -21,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from irisgate.gateway.capture import decompress, read_answer
+from irisgate.gateway.capture import Answer, decompress, read_answer
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats.base import ChunkFilter, Operation, PathTarget
+from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
+from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
@@ -32,7 +38,9 @@ from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.quotas.gate import Admission
 from irisgate.telemetry.record import RequestRecord
+from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
+from irisgate.usage.tokenizer import TokenizerUnavailable
 
 if TYPE_CHECKING:
     from irisgate.runtime import Runtime
@@ -74,7 +82,9 @@ class Exchange:
     url: str = ""
     estimate: int | None = None  # nanodollars, for hooks
     target: PathTarget | None = None  # what a path-templated API said in its URL
+    response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
+    pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
 
 
 class Gateway:
@@ -88,6 +98,8 @@ class Gateway:
         send: Any,
         op: Operation,
         target: PathTarget | None = None,
+        *,
+        response_id: str | None = None,
     ) -> None:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -101,12 +113,13 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record, target=target, started=started)
+        ex = Exchange(op, headers, record, target=target, response_id=response_id)
+        ex.started = started
         try:
             body = await _read_body(receive, headers)
             await self._prepare(ex, scope, body)
             await self._relay(ex, send, receive)
-            if op.billable and ex.result.status and ex.route is not None:
+            if ex.result.status and ex.route is not None:
                 self._account(ex, ex.route)
         except GatewayError as exc:
             record.status, record.error = exc.status, exc.message
@@ -121,15 +134,38 @@ class Gateway:
             record.duration_ms = (time.perf_counter() - started) * 1000
             if ex.result.first_byte_at is not None:
                 record.ttfb_ms = (ex.result.first_byte_at - started) * 1000
-            if record.cost_nanodollars is None and record.usage.is_empty():
-                record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
-            if ex.admission is not None:
-                self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
-            if record.login_name:
-                self.runtime.record(record)
-            if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
-                self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
-            self.runtime.observe(record)
+            if ex.pending is None:
+                self._finish(ex)
+            else:  # tokenizing is CPU work: off the request path, before anything is settled
+                self.runtime.defer(self._estimate_then_finish(ex, ex.pending))
+
+    def _finish(self, ex: Exchange) -> None:
+        """quota settle → capture record → post-response hooks → metrics."""
+        record = ex.record
+        if record.cost_nanodollars is None and record.usage.is_empty():
+            record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
+        if ex.admission is not None:
+            self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
+        if record.login_name:
+            self.runtime.record(record)
+        if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
+            self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
+        self.runtime.observe(record)
+
+    async def _estimate_then_finish(self, ex: Exchange, pending: UsageEstimate) -> None:
+        """Count the tokens a stream ended without (in a worker thread), price them like
+        reported usage, then finish the request as usual."""
+        record = ex.record
+        try:
+            try:
+                record.usage = await asyncio.to_thread(pending.run)
+                record.usage_estimated = True
+            except TokenizerUnavailable as exc:  # what the upstream did report still counts
+                log.error("usage not estimated", request_id=record.request_id, reason=str(exc))
+            if ex.route is not None and not record.usage.is_empty():
+                self._price(record, ex.route, ex.op.format)
+        finally:
+            self._finish(ex)
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
         """identify → authorize → classify → route → quota → pre-request hooks → upstream
@@ -144,6 +180,9 @@ class Gateway:
         access = snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
+        if ex.response_id is not None:
+            await self._prepare_stored(ex, scope, body, identity, access)
+            return
         parsed = _parse_json(body)
         target = ex.target
         model = target.model if target is not None else fmt.model_of(parsed)
@@ -195,6 +234,37 @@ class Gateway:
             await cloud.authorize(ex.request)
         record.request_headers = redact(upstream_headers)
         record.request_body = out_body
+
+    async def _prepare_stored(
+        self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
+    ) -> None:
+        """route (to the creator's provider) → upstream request, for a call that names a
+        stored response: only its creator, still granted its model, may reach it; anyone
+        else gets the same 404 as for an id irisgate never saw. No quota, no hooks: nothing
+        is generated, so nothing is charged."""
+        assert ex.response_id is not None
+        record, fmt = ex.record, ex.op.format
+        origin = await self.runtime.responses.origin(ex.response_id)
+        missing = GatewayError(
+            "not_found", f"Response with id '{ex.response_id}' not found.", param="response_id"
+        )
+        if origin is None or origin.login_name != identity.login_name:
+            raise missing
+        fqn = f"{origin.provider}/{origin.model}"
+        try:
+            route = self.runtime.snapshot.routes.resolve(fqn, fmt.flag, fmt.title, access)
+        except GatewayError:  # the model is no longer granted or served: as if unknown
+            raise missing from None
+        ex.route, ex.identity, ex.access = route, identity, access
+        record.model, record.provider = route.model, route.provider.id
+        record.stream = b"stream=true" in scope.get("query_string", b"")
+        headers = build_headers(route.provider, ex.headers, access.add_headers_for(route.fqn))
+        query = scope.get("query_string", b"")
+        ex.request = UpstreamRequest(
+            upstream_url(route.provider, scope["path"], query), headers, body, scope["method"]
+        )
+        record.request_headers = redact(headers)
+        record.request_body = body
 
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
@@ -266,7 +336,8 @@ class Gateway:
                 record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
 
     def _account(self, ex: Exchange, route: Route) -> None:
-        """usage + cost, from the tee of upstream bytes (the client already has them all)."""
+        """Capture, then usage + cost, from the tee of upstream bytes (the client already has
+        them all). A stream that ended without the upstream's usage leaves `ex.pending`."""
         record, result, fmt = ex.record, ex.result, ex.op.format
         body = b"".join(result.chunks)
         encoding = result.headers.get("content-encoding", "")
@@ -274,14 +345,51 @@ class Gateway:
             record.response_raw, record.response_raw_encoding = body, encoding
         if encoding:
             body = decompress(body, encoding)
-        usage, stored, tool_calls = read_answer(fmt, result.status, result.content_type, body)
-        record.usage, record.response_body, record.tool_calls = usage, stored, tool_calls
+        answer = read_answer(fmt, result.status, result.content_type, body)
+        record.response_body = answer.body
         record.response_headers = redact(result.headers)
-        if not usage.is_empty():
-            pricer = self.runtime.snapshot.pricer
-            record.cost_nanodollars, record.cost_basis = pricer.cost(
-                route.provider, fmt.cost_basis, route.model, usage
-            )
+        if not ex.op.billable:
+            return
+        record.usage, record.tool_calls = answer.usage, answer.tool_calls
+        ok = 200 <= result.status < 300
+        if ok and fmt is OPENAI_RESPONSES and answer.response is not None:
+            created = answer.response.get("id")
+            if isinstance(created, str) and created:
+                record.response_id = created
+        if ok and record.stream and not (answer.input_reported and answer.output_reported):
+            ex.pending = _estimate_of(fmt, route, record, answer)
+        if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
+            self._price(record, route, fmt)
+
+    def _price(self, record: RequestRecord, route: Route, fmt: ApiFormat) -> None:
+        pricer = self.runtime.snapshot.pricer
+        record.cost_nanodollars, record.cost_basis = pricer.cost(
+            route.provider, fmt.cost_basis, route.model, record.usage
+        )
+
+
+def _estimate_of(
+    fmt: ApiFormat, route: Route, record: RequestRecord, answer: Answer
+) -> UsageEstimate | None:
+    """What to count for a stream that ended without (part of) its usage; None when the
+    format's text is not known to irisgate."""
+    if not isinstance(fmt, Estimable) or answer.response is None:
+        return None
+    response, request_body = answer.response, record.request_body
+
+    def prompt() -> Prompt:
+        try:
+            parsed = orjson.loads(request_body)
+        except orjson.JSONDecodeError:  # irisgate sent it, so it parsed once; be safe anyway
+            parsed = None
+        return fmt.prompt_text(parsed if isinstance(parsed, dict) else {})
+
+    return UsageEstimate(
+        model=route.model,
+        reported=answer.usage,
+        prompt=None if answer.input_reported else prompt,
+        answer=lambda: fmt.answer_text(response),
+    )
 
 
 async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:

@@ -73,9 +73,10 @@ async def relay(
     carries a `Server-Timing` header (see timing.py)."""
     upstream_started = time.perf_counter()
     try:
-        response_cm = session.post(
+        response_cm = session.request(
+            request.method,
             _url(request.url),
-            data=request.body,
+            data=request.body or None,
             headers=request.headers,
             allow_redirects=False,
         )

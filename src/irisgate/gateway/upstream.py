@@ -52,6 +52,7 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 def credential_headers(style: str, key: str) -> dict[str, str]:

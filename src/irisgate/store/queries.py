@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import ColumnElement, RowMapping, select
 
 from irisgate.store.database import Database
-from irisgate.store.tables import captures, requests, usage_daily
+from irisgate.store.tables import captures, requests, responses, usage_daily
 
 #: Most rows one `list_requests` call returns.
 MAX_LIMIT = 1000
@@ -100,6 +100,17 @@ async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
     return result
 
 
+async def response_origin(db: Database, response_id: str) -> dict[str, str] | None:
+    """Who created an OpenAI Responses API response, and where: `provider`, `model`,
+    `login_name` and `request_id`; None when irisgate never recorded it."""
+    query = select(
+        responses.c.provider, responses.c.model, responses.c.login_name, responses.c.request_id
+    ).where(responses.c.response_id == response_id)
+    async with db.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    return None if row is None else dict(row)
+
+
 async def daily_usage(
     db: Database,
     *,
@@ -151,6 +162,7 @@ def _request(row: RowMapping) -> dict[str, Any]:
     result["tags"] = row["tags"].split(",") if row["tags"] else []
     result["stream"] = bool(row["stream"])
     result["cancelled"] = bool(row["cancelled"])
+    result["usage_estimated"] = bool(row["usage_estimated"])
     return result
 
 

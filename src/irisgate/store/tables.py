@@ -16,10 +16,18 @@ Tables:
 - `captures`: headers and bodies of a request, kept apart from `requests` so that retention
   can delete them while the usage metrics stay; with `database.save_raws` also the upstream
   answer's raw bytes and their content-encoding (retention category `raws`).
+- `responses`: which provider, model and login created an OpenAI Responses API response
+  (by its `resp_…` id), written with the creating request's record; the routes that name a
+  response instead of a model (`GET/DELETE /v1/responses/{id}`, `input_items`, `cancel`)
+  look it up. A small table of its own rather than a `requests` column: most requests have
+  no response id, and a lookup by primary key needs no extra index on the widest, busiest
+  table.
 - `export_state`: one row per usage exporter (`s3`): the id cursor and the batch being
   uploaded, so that a batch interrupted between upload and cursor update is redone under the
   same object key (see `irisgate.exporters.cursor`). `requests.exported_at` marks exported
   rows (retention's `require_export`); `ix_requests_unexported` finds the rest cheaply.
+  `requests.usage_estimated` marks token counts irisgate estimated itself (a stream that
+  ended without the upstream's usage) instead of reading them from the upstream.
 - `usage_daily`: per (UTC day, login, model, provider) sums of `requests`, kept current by the
   batch writer so that dashboards never scan `requests`.
 - `connector_tokens`: one user's OAuth tokens for one connector, encrypted (`data` is a
@@ -178,6 +186,7 @@ requests = Table(
     _count("request_bytes"),
     _count("response_bytes"),
     Column("exported_at", UTCDateTime, nullable=True),
+    Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -210,6 +219,17 @@ captures = Table(
     # `response_raw_encoding`, its content-encoding, says so); NULL when not kept or purged.
     Column("response_raw", LargeBinary, nullable=True),
     Column("response_raw_encoding", Text, nullable=True),
+)
+
+responses = Table(
+    "responses",
+    metadata,
+    Column("response_id", Text, primary_key=True),
+    Column("provider", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 export_state = Table(

@@ -36,6 +36,9 @@ class RequestRecord:
     ttfb_ms: float | None = None  # to the first response body byte sent to the client
     upstream_ms: float | None = None  # time spent waiting on the upstream
     usage: Usage = field(default_factory=Usage)
+    #: True when `usage` was counted by irisgate (a stream that ended without the upstream's
+    #: usage), not reported by the upstream
+    usage_estimated: bool = False
     cost_nanodollars: int | None = None  # None: unpriced
     cost_basis: str = ""  # "<basis>/<pricing model>" or "" when unpriced
     session_id: str = ""
@@ -50,5 +53,7 @@ class RequestRecord:
     tool_calls: int = 0
     request_bytes: int = 0  # body size received from the client
     response_bytes: int = 0  # body size sent to the client
+    #: the `resp_…` id of an OpenAI Responses API response this request created ("" if none)
+    response_id: str = ""
     #: False for traffic that is not LLM usage (connector calls): kept out of usage_daily
     counts_as_usage: bool = True

@@ -6,13 +6,15 @@ is queued (up to `max_batch` records) and stores, in ONE transaction:
 
 - the `requests` rows and the `captures` rows (each an `executemany`), and
 - the dashboard's `usage_agent_daily` and `sessions` increments (`telemetry/rollups.py`),
+- the `responses` rows of OpenAI Responses API responses the batch created (id → provider,
+  model, login; a repeated id keeps its first row),
 - the `usage_daily` increments: the batch is first summed per (UTC day of `started_at`,
   login, model, provider), then one upsert per key adds the sums
   (`INSERT … ON CONFLICT DO UPDATE SET x = usage_daily.x + excluded.x`, SQLite or
   PostgreSQL dialect). Keys are written in sorted order so that instances sharing one
   PostgreSQL database lock rows in the same order and cannot deadlock.
 
-The writer's CPU counts against the gateway's per-request budget, so the three statements
+The writer's CPU counts against the gateway's per-request budget, so its statements
 are compiled once (by SQLAlchemy, for the engine's dialect: the same SQL text SQLAlchemy
 itself would send) and run with `exec_driver_sql` on rows that are plain tuples in the
 driver's positional order. That skips SQLAlchemy's per-row parameter processing; the few
@@ -65,6 +67,7 @@ from irisgate.store.tables import (
     ROLLUP_SUM_COLUMNS,
     captures,
     requests,
+    responses,
     usage_daily,
 )
 from irisgate.telemetry.record import RequestRecord
@@ -89,6 +92,7 @@ _REQUEST_COLUMNS: tuple[str, ...] = tuple(
 )
 _CAPTURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in captures.c)
 _ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
+_RESPONSE_COLUMNS: tuple[str, ...] = tuple(c.name for c in responses.c)
 # Positions in a request tuple that `_without_nul` needs.
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
 _MODEL = _REQUEST_COLUMNS.index("model")
@@ -103,6 +107,7 @@ class _Prepared(NamedTuple):
     capture: tuple[Any, ...]  # driver values in _CAPTURE_COLUMNS order
     rollup_key: tuple[date, str, str, str]
     rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
+    response: tuple[Any, ...] | None = None  # _RESPONSE_COLUMNS order, when it created one
 
     @property
     def dashboard_rollup(self) -> tuple[tuple[Any, ...], date, tuple[int, ...]]:
@@ -115,6 +120,7 @@ class _Statements(NamedTuple):
     requests: str
     captures: str
     rollups: str
+    responses: str
 
 
 class BatchWriter:
@@ -368,6 +374,9 @@ class BatchWriter:
             rollups = _rollup_rows(chunk, self._sqlite)
             if rollups:  # a batch of connector calls only has no usage to add
                 await conn.exec_driver_sql(sql.rollups, rollups)
+            created = [p.response for p in chunk if p.response is not None]
+            if created:
+                await conn.exec_driver_sql(sql.responses, created)
             dashboard, extra = self._dashboard, [p.dashboard_rollup for p in chunk]
             agents = dashboard.agent_rows(extra)
             if agents:
@@ -409,6 +418,7 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         )
         stream = _sqlite_bool(record.stream)
         cancelled = _sqlite_bool(record.cancelled)
+        estimated = _sqlite_bool(record.usage_estimated)
         duration_ms = _sqlite_float(record.duration_ms)
         ttfb_ms = _sqlite_float(record.ttfb_ms)
         upstream_ms = _sqlite_float(record.upstream_ms)
@@ -416,6 +426,7 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         started_at = utc
         stream = _native_bool(record.stream)
         cancelled = _native_bool(record.cancelled)
+        estimated = _native_bool(record.usage_estimated)
         duration_ms = record.duration_ms
         ttfb_ms = record.ttfb_ms
         upstream_ms = record.upstream_ms
@@ -461,6 +472,7 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         record.tool_calls,
         record.request_bytes,
         record.response_bytes,
+        estimated,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
@@ -484,7 +496,19 @@ def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
         else ()
     )
     key = (day, record.login_name, record.model, record.provider)
-    return _Prepared(record.request_id, request_row, capture_row, key, amounts)
+    response = (
+        (
+            record.response_id,
+            record.provider,
+            record.model,
+            record.login_name,
+            record.request_id,
+            started_at,
+        )
+        if record.response_id
+        else None
+    )
+    return _Prepared(record.request_id, request_row, capture_row, key, amounts, response)
 
 
 #: SQLAlchemy's SQLite `DATETIME` storage format (applied to the naive UTC value).
@@ -569,6 +593,7 @@ def _without_nul(prepared: _Prepared) -> _Prepared:
         capture=clean(prepared.capture),
         rollup_key=(day, request[_LOGIN], request[_MODEL], request[_PROVIDER]),
         rollup_amounts=prepared.rollup_amounts,
+        response=None if prepared.response is None else clean(prepared.response),
     )
 
 
@@ -597,7 +622,7 @@ def _rollup_rows(chunk: Sequence[_Prepared], sqlite: bool) -> list[tuple[Any, ..
 
 
 def _compile_statements(dialect: Dialect) -> _Statements:
-    """The writer's three statements compiled for `dialect`, checked to take their
+    """The writer's statements compiled for `dialect`, checked to take their
     parameters in the order `_prepare` and `_rollup_rows` put them."""
 
     def compile_(statement: Insert, columns: tuple[str, ...]) -> str:
@@ -614,7 +639,18 @@ def _compile_statements(dialect: Dialect) -> _Statements:
         requests=compile_(requests.insert(), _REQUEST_COLUMNS),
         captures=compile_(captures.insert(), _CAPTURE_COLUMNS),
         rollups=compile_(_rollup_upsert(dialect.name), _ROLLUP_COLUMNS),
+        responses=compile_(_response_insert(dialect.name), _RESPONSE_COLUMNS),
     )
+
+
+def _response_insert(dialect: str) -> Insert:
+    """`INSERT INTO responses … ON CONFLICT DO NOTHING`: an id seen twice keeps its first
+    creator (a duplicate must not make the whole record look unacceptable)."""
+    if dialect == "postgresql":
+        return postgresql_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
+    if dialect == "sqlite":
+        return sqlite_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
+    raise ValueError(f"no responses insert for the {dialect!r} database")
 
 
 def _rollup_upsert(dialect: str) -> Insert:

@@ -10,7 +10,9 @@ Endpoints
     ``POST /v1/chat/completions`` and ``/chat/completions`` (OpenAI Chat Completions),
     ``POST /v1/responses`` and ``/responses`` (OpenAI Responses), ``POST /v1/messages`` and
     ``POST /v1/messages/count_tokens`` (Anthropic), ``GET /v1/models`` and ``/models`` (OpenAI
-    list shape; Anthropic's when the request carries ``anthropic-version``). Anything else is a
+    list shape; Anthropic's when the request carries ``anthropic-version``),
+    ``GET``/``DELETE /v1/responses/{id}``, ``GET …/input_items`` and ``POST …/cancel`` (the
+    responses created with ``store`` not false; see `fake_openai`). Anything else is a
     404 in the vendor's envelope. Wire details: `fake_openai`, `fake_anthropic`; the reply and
     token-count rules: `fake_reply`.
 
@@ -66,6 +68,17 @@ _POLL = 0.005  # seconds between checks of a gate or the hang knob
 
 
 @dataclass(slots=True)
+class _Stored:
+    """A response the fake holds for retrieval: its object, input items, whether it was
+    created with background=true and whether anyone has looked at it since."""
+
+    response: dict[str, Any]
+    items: list[dict[str, Any]]
+    background: bool
+    retrieved: bool = False
+
+
+@dataclass(slots=True)
 class _Failure:
     status: int
     body: bytes | None
@@ -112,7 +125,8 @@ class FakeLLM(StartStop):
     - ``record`` [True]: keep every request in ``requests`` (the command line turns it off so
       a long benchmark does not grow memory).
 
-    Observations: ``requests`` (every `RecordedRequest`), ``responses`` (the body bytes of
+    Observations: ``stored_responses`` (response id -> what the stored-response endpoints
+    serve), ``requests`` (every `RecordedRequest`), ``responses`` (the body bytes of
     every answer, in order, exactly as written: still gzipped or SSE; kept while ``record``
     is on), ``cancelled_streams`` (streams the
     client left before the end), ``completed_streams``, ``dropped_streams``, ``gated_streams``.
@@ -155,6 +169,7 @@ class FakeLLM(StartStop):
         self.obfuscation = False
         self.requests: list[RecordedRequest] = []
         self.responses: list[bytes] = []
+        self.stored_responses: dict[str, _Stored] = {}
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.dropped_streams = 0
@@ -213,6 +228,11 @@ class FakeLLM(StartStop):
             route.add_post(path, self._wrap("openai", self._chat))
         for path in ("/v1/responses", "/responses"):
             route.add_post(path, self._wrap("openai", self._responses))
+        stored = "/v1/responses/{response_id}"
+        route.add_get(stored, self._stored_response)
+        route.add_delete(stored, self._stored_response)
+        route.add_get(stored + "/{action:input_items}", self._stored_response)
+        route.add_post(stored + "/{action:cancel}", self._stored_response)
         route.add_post("/v1/messages", self._wrap("anthropic", self._messages))
         route.add_post("/v1/messages/count_tokens", self._wrap("anthropic", self._count_tokens))
         for path in ("/v1/models", "/models"):
@@ -503,13 +523,52 @@ class FakeLLM(StartStop):
             return self._json(request, problem, status=400)
         reply = self._plan(body, None, "call_")
         response_id, item_id = new_id("resp_", 48), new_id("msg_", 48)
+        done = fake_openai.response_object(reply, response_id, item_id, body)
+        background = body.get("background") is True
+        if body.get("store", True) is not False:
+            self.stored_responses[response_id] = _Stored(
+                done, fake_openai.input_items(body), background
+            )
         if body.get("stream"):
             obfuscate = self.obfuscation and fake_openai.obfuscation_wanted(body)
             events = fake_openai.response_events(
                 reply, response_id, item_id, body, obfuscate=obfuscate
             )
             return await self._stream(request, events, "openai")
+        if background:  # the work goes on "in the background": queued for now
+            queued = {**done, "status": "queued", "output": [], "usage": None}
+            queued["completed_at"] = None
+            return self._json(request, orjson.dumps(queued, option=orjson.OPT_INDENT_2))
         return self._json(request, fake_openai.response_body(reply, response_id, item_id, body))
+
+    async def _stored_response(self, request: web.Request) -> web.StreamResponse:
+        """GET / DELETE /v1/responses/{id}, GET …/input_items, POST …/cancel."""
+        self._record(request, await request.read(), None)
+        early = await self._before_answer(request, "openai")
+        if early is not None:
+            return early
+        response_id = request.match_info["response_id"]
+        stored = self.stored_responses.get(response_id)
+        if stored is None:
+            body = fake_openai.response_not_found(response_id)
+            return self._json(request, body, status=404)
+        action = request.match_info.get("action", "")
+        if request.method == "DELETE":
+            del self.stored_responses[response_id]
+            return self._json(request, fake_openai.response_deleted(response_id))
+        if action == "input_items":
+            order = request.query.get("order", "desc")
+            return self._json(request, fake_openai.input_items_list(stored.items, order))
+        if action == "cancel":
+            if not stored.background:
+                return self._json(request, fake_openai.cancel_refused(), status=400)
+            if stored.response["status"] == "completed" and not stored.retrieved:
+                cancelled = {**stored.response, "status": "cancelled", "usage": None}
+                stored.response = {**cancelled, "output": [], "completed_at": None}
+            stored.retrieved = True
+        else:
+            stored.retrieved = True  # a background response has finished by now
+        return self._json(request, orjson.dumps(stored.response, option=orjson.OPT_INDENT_2))
 
     async def _messages(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         problem = fake_anthropic.check_message(body)

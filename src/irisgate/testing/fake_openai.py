@@ -21,6 +21,15 @@ Responses
     {compact JSON}\\n\\n`` where each payload starts with ``type`` and the other keys follow
     in alphabetical order, ``sequence_number`` counting from 0; no ``[DONE]``.
 
+Stored responses
+    ``GET /v1/responses/{id}`` answers the response object (a background response, created
+    ``queued``, reads ``completed`` from then on unless it was cancelled); ``DELETE`` answers
+    ``{"id", "object": "response.deleted", "deleted": true}``; ``GET …/input_items`` a list
+    page of the request's input items (ids added, string content as ``input_text`` parts);
+    ``POST …/cancel`` the response with status ``cancelled`` (a 400 unless it was created with
+    ``background: true``; an already finished one is returned unchanged). Unknown ids: 404
+    ``Response with id '…' not found.``
+
 Errors
     ``{"error": {"message", "type", "param", "code"}}`` pretty-printed with four-space indents.
 """
@@ -33,7 +42,13 @@ from typing import Any
 
 import orjson
 
-from irisgate.testing.fake_reply import Reply, first_function, padding, wants_tool_call
+from irisgate.testing.fake_reply import (
+    Reply,
+    first_function,
+    new_id,
+    padding,
+    wants_tool_call,
+)
 
 SYSTEM_FINGERPRINT = "fp_f4ke0000c0"
 SERVICE_TIER = "default"
@@ -171,11 +186,15 @@ def chat_usage(reply: Reply) -> dict[str, Any]:
     """The `usage` object of a chat completion."""
     prompt = reply.openai_prompt_tokens
     completion = reply.openai_completion_tokens
+    details = {"cached_tokens": reply.cached_tokens}
+    if reply.cache_creation_tokens:  # optional in chat usage: sent by models that report it
+        details["cache_write_tokens"] = reply.cache_creation_tokens
+    details["audio_tokens"] = 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
+        "prompt_tokens_details": details,
         "completion_tokens_details": {
             "reasoning_tokens": reply.reasoning_tokens,
             "audio_tokens": 0,
@@ -293,7 +312,10 @@ def responses_usage(reply: Reply) -> dict[str, Any]:
     output = reply.openai_completion_tokens
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": reply.cached_tokens},
+        "input_tokens_details": {
+            "cache_write_tokens": reply.cache_creation_tokens,
+            "cached_tokens": reply.cached_tokens,
+        },
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
         "total_tokens": prompt + output,
@@ -416,6 +438,64 @@ def response_events(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),
     )
+
+
+# -- stored responses (retrieve, delete, input items, cancel) -------------------------------------
+
+
+def response_not_found(response_id: str) -> bytes:
+    """The 404 body for a response id the API does not hold."""
+    return error_body(404, f"Response with id '{response_id}' not found.")
+
+
+def cancel_refused() -> bytes:
+    """The 400 body for cancelling a response that was not created with background=true."""
+    return error_body(
+        400, "Only responses created with background=true can be cancelled.", param="response_id"
+    )
+
+
+def response_deleted(response_id: str) -> bytes:
+    """The answer to `DELETE /v1/responses/{id}`."""
+    return orjson.dumps(
+        {"id": response_id, "object": "response.deleted", "deleted": True}, option=_INDENT
+    )
+
+
+def input_items(request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The input items of a Responses request as `GET …/input_items` lists them: each with an
+    id, messages with their content as parts (`input_text` for a plain string)."""
+    given = request.get("input")
+    raw: list[Any] = [{"role": "user", "content": given}] if isinstance(given, str) else []
+    if isinstance(given, list):
+        raw = given
+    items: list[dict[str, Any]] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        item = {"id": new_id("msg_", 48), **entry}
+        if item.get("type", "message") == "message":
+            content = item.get("content")
+            if isinstance(content, str):
+                kind = "output_text" if item.get("role") == "assistant" else "input_text"
+                item["content"] = [{"type": kind, "text": content}]
+            item["type"] = "message"
+            item.setdefault("status", "completed")
+        items.append(item)
+    return items
+
+
+def input_items_list(items: Sequence[dict[str, Any]], order: str) -> bytes:
+    """`GET /v1/responses/{id}/input_items`: a list page, newest first unless `order=asc`."""
+    data = list(items) if order == "asc" else list(reversed(items))
+    page = {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": False,
+    }
+    return orjson.dumps(page, option=_INDENT)
 
 
 # -- Models -----------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Prompt tokens
 Cached prompt tokens
     The counted words are the *uncached* part of the prompt. Cache knobs add on top, so the
     whole prompt is always ``counted + cached (+ cache writes)``: OpenAI reports
-    ``prompt_tokens = counted + cached`` with ``cached_tokens = cached``; Anthropic reports
+    ``prompt_tokens = counted + cached + writes`` with ``cached_tokens = cached`` and
+    ``cache_write_tokens = write_5m + write_1h`` (OpenAI has one kind); Anthropic reports
     ``input_tokens = counted`` beside ``cache_read_input_tokens = cached`` and
     ``cache_creation_input_tokens = write_5m + write_1h``.
 
@@ -224,7 +225,7 @@ class Reply:
 
     @property
     def openai_prompt_tokens(self) -> int:
-        return self.prompt_tokens + self.cached_tokens
+        return self.prompt_tokens + self.cached_tokens + self.cache_creation_tokens
 
     @property
     def anthropic_output_tokens(self) -> int:

@@ -300,3 +300,13 @@ def test_events_without_start_and_malformed_payloads() -> None:
     assert result.response["content"] == [{"text": "orphan"}]
     assert result.response["role"] == "assistant"
     assert result.usage.is_empty()
+
+
+def test_output_is_reported_only_by_message_delta() -> None:
+    complete = run(THINKING_TOOL_STREAM)
+    assert (complete.input_reported, complete.output_reported) == (True, True)
+    before_delta = THINKING_TOOL_STREAM[: THINKING_TOOL_STREAM.index(b"event: message_delta")]
+    cut = run(before_delta)
+    assert (cut.input_reported, cut.output_reported) == (True, False)
+    nothing = run(b"")
+    assert (nothing.input_reported, nothing.output_reported) == (False, False)

@@ -387,3 +387,22 @@ def test_filter_flush_handles_unterminated_tail() -> None:
     )
     assert out == TEXT_WITHOUT_USAGE[: TEXT_WITHOUT_USAGE.index(b"data: [DONE]")]
     assert chunk_filter.usage_event is not None
+
+
+def test_cache_write_tokens_are_five_minute_cache_writes() -> None:
+    usage = {
+        "prompt_tokens": 2048,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 512, "cache_write_tokens": 1024},
+    }
+    assert usage_from_response({"usage": usage}) == Usage(
+        input_tokens=2048, output_tokens=10, cache_read_tokens=512, cache_write_5m_tokens=1024
+    )
+
+
+def test_a_stream_says_whether_its_usage_was_reported() -> None:
+    complete = run(TEXT_WITH_USAGE)
+    assert (complete.input_reported, complete.output_reported) == (True, True)
+    for unreported in (TEXT_WITHOUT_USAGE, TEXT_WITH_USAGE[: TEXT_WITH_USAGE.index(b'"!"')]):
+        result = run(unreported)
+        assert (result.input_reported, result.output_reported) == (False, False)

@@ -357,3 +357,27 @@ def test_error_event_and_malformed_payloads() -> None:
     assert not result.finished
     assert result.response["error"]["code"] == "rate_limit_exceeded"
     assert result.usage.is_empty()
+
+
+def test_cache_write_tokens_are_five_minute_cache_writes() -> None:
+    usage = {
+        "input_tokens": 3000,
+        "input_tokens_details": {
+            "cached_tokens": 1000,
+            "cache_write_tokens": 1500,
+            "cache_write_tokens_details": {"ttl_30m_tokens": 1500, "ttl_12h_tokens": 0},
+        },
+        "output_tokens": 20,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 3020,
+    }
+    assert usage_from_response({"usage": usage}) == Usage(
+        input_tokens=3000, output_tokens=20, cache_read_tokens=1000, cache_write_5m_tokens=1500
+    )
+
+
+def test_only_a_terminal_response_reports_usage() -> None:
+    complete = run(SEARCH_STREAM)
+    assert (complete.input_reported, complete.output_reported) == (True, True)
+    cut = run(SEARCH_STREAM[: SEARCH_STREAM.index(b'"delta":" in Paris"')])
+    assert (cut.input_reported, cut.output_reported) == (False, False)

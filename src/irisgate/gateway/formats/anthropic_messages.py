@@ -146,10 +146,21 @@ class MessagesStreamAccumulator:
     each non-null member replaces the one seen before (output_tokens: the last one wins; input
     side members override message_start's when present). `message_stop` marks the stream
     finished; an `error` event is kept as the message's `error` member. A cut stream keeps its
-    partial content and the usage seen so far. `tool_calls` counts `tool_use` blocks.
+    partial content and the usage seen so far; `output_reported` is False until a
+    `message_delta` carried `output_tokens` (message_start's own count is only a placeholder).
+    `tool_calls` counts `tool_use` blocks.
     """
 
-    __slots__ = ("_blocks", "_error", "_message", "_stopped", "_usage", "malformed_events")
+    __slots__ = (
+        "_blocks",
+        "_error",
+        "_input_seen",
+        "_message",
+        "_output_seen",
+        "_stopped",
+        "_usage",
+        "malformed_events",
+    )
 
     def __init__(self) -> None:
         self._message: dict[str, Any] = {}
@@ -157,6 +168,8 @@ class MessagesStreamAccumulator:
         self._usage: dict[str, Any] = {}
         self._error: Any = None
         self._stopped = False
+        self._input_seen = False  # message_start carried usage
+        self._output_seen = False  # a message_delta carried the output count
         self.malformed_events = 0
 
     def feed_event(self, event_type: str, data: bytes) -> None:
@@ -195,13 +208,17 @@ class MessagesStreamAccumulator:
         delta = event.get("delta")
         if isinstance(delta, dict):
             self._message.update(delta)
-        self._merge_usage(event.get("usage"))
+        usage = event.get("usage")
+        if isinstance(usage, dict) and usage.get("output_tokens") is not None:
+            self._output_seen = True
+        self._merge_usage(usage)
 
     def _on_message_start(self, event: Mapping[str, Any]) -> None:
         message = event.get("message")
         if isinstance(message, dict):
             self._message = message
             self._usage = {}
+            self._input_seen = isinstance(message.get("usage"), dict)
             self._merge_usage(message.get("usage"))
 
     def _merge_usage(self, usage: object) -> None:
@@ -221,5 +238,10 @@ class MessagesStreamAccumulator:
         if self._error is not None:
             message["error"] = self._error
         return StreamResult(
-            parse_usage(self._usage), message, count_tool_calls(message), self._stopped
+            parse_usage(self._usage),
+            message,
+            count_tool_calls(message),
+            self._stopped,
+            self._input_seen,
+            self._output_seen,
         )

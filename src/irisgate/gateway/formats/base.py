@@ -8,11 +8,12 @@ streams, how its errors look, how to read usage from a body or a stream. The pip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
 
 
@@ -62,6 +63,20 @@ class ApiFormat(Protocol):
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
         """A streamed answer framed other than SSE (Bedrock's event stream, Gemini's JSON
         array), read whole; None when `body` is not such a stream."""
+        ...
+
+
+@runtime_checkable
+class Estimable(Protocol):
+    """A format whose streams may end without usage and whose text irisgate can count
+    (OpenAI Chat Completions and Responses, Anthropic Messages; see gateway/formats/texts.py)."""
+
+    def prompt_text(self, body: dict[str, Any]) -> Prompt:
+        """The prompt's text: what the model read."""
+        ...
+
+    def answer_text(self, response: dict[str, Any]) -> list[str]:
+        """The text of a reassembled (possibly partial) answer: what the model wrote."""
         ...
 
 

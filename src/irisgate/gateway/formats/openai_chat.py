@@ -42,8 +42,11 @@ def parse_usage(usage: Mapping[str, Any] | None) -> Usage:
     `prompt_tokens` is already the whole prompt, cached part included, and `completion_tokens`
     the whole completion, reasoning included. Cached prompt tokens come from
     `prompt_tokens_details.cached_tokens` (DeepSeek's `prompt_cache_hit_tokens` when absent);
-    image tokens from `prompt_tokens_details.image_tokens` / `completion_tokens_details.
-    image_tokens` where the upstream reports them.
+    prompt tokens written to the cache from `prompt_tokens_details.cache_write_tokens` (a part
+    of `prompt_tokens`, counted as `cache_write_5m_tokens`: priced at the model's cache-write
+    price where genai-prices has one, else as ordinary input); image tokens from
+    `prompt_tokens_details.image_tokens` / `completion_tokens_details.image_tokens` where the
+    upstream reports them.
     """
     u = as_dict(usage)
     if not u:
@@ -57,6 +60,7 @@ def parse_usage(usage: Mapping[str, Any] | None) -> Usage:
         input_tokens=as_int(u.get("prompt_tokens")),
         output_tokens=as_int(u.get("completion_tokens")),
         cache_read_tokens=as_int(cached),
+        cache_write_5m_tokens=as_int(prompt.get("cache_write_tokens")),
         reasoning_tokens=as_int(completion.get("reasoning_tokens")),
         image_input_tokens=as_int(prompt.get("image_tokens")),
         image_output_tokens=as_int(completion.get("image_tokens")),
@@ -289,7 +293,10 @@ class ChatStreamAccumulator:
             bool(self._choices)
             and all(state.finish_reason is not None for state in self._choices.values())
         )
-        return StreamResult(parse_usage(self._usage), response, tool_calls, finished)
+        reported = self._usage is not None
+        return StreamResult(
+            parse_usage(self._usage), response, tool_calls, finished, reported, reported
+        )
 
 
 # `"usage":null` with its separating comma, whichever side the comma is on; spaces allowed.

@@ -50,8 +50,12 @@ _ARGUMENT_DELTAS = frozenset(
 def parse_usage(usage: Mapping[str, Any] | None) -> Usage:
     """Map a Responses `usage` object to `Usage`; None or a non-object gives empty Usage.
 
-    `input_tokens` already includes `input_tokens_details.cached_tokens`, and `output_tokens`
-    includes `output_tokens_details.reasoning_tokens`.
+    `input_tokens` already includes `input_tokens_details.cached_tokens` and
+    `input_tokens_details.cache_write_tokens` (the prompt tokens written to the cache, counted
+    as `cache_write_5m_tokens` whatever their retention, `cache_write_tokens_details`' 30 min or
+    12 h: priced at the model's cache-write price where genai-prices has one, else as ordinary
+    input), and
+    `output_tokens` includes `output_tokens_details.reasoning_tokens`.
     """
     u = as_dict(usage)
     if not u:
@@ -62,6 +66,7 @@ def parse_usage(usage: Mapping[str, Any] | None) -> Usage:
         input_tokens=as_int(u.get("input_tokens")),
         output_tokens=as_int(u.get("output_tokens")),
         cache_read_tokens=as_int(details_in.get("cached_tokens")),
+        cache_write_5m_tokens=as_int(details_in.get("cache_write_tokens")),
         reasoning_tokens=as_int(details_out.get("reasoning_tokens")),
         image_input_tokens=as_int(details_in.get("image_tokens")),
         image_output_tokens=as_int(details_out.get("image_tokens")),
@@ -237,7 +242,10 @@ class ResponsesStreamAccumulator:
         if self._error is not None and not response.get("error"):
             response = {**response, "error": self._error}
         tool_calls = count_tool_calls(response)
-        return StreamResult(usage_from_response(response), response, tool_calls, finished)
+        reported = isinstance(response.get("usage"), dict)
+        return StreamResult(
+            usage_from_response(response), response, tool_calls, finished, reported, reported
+        )
 
 
 _HANDLERS: dict[str, Callable[[ResponsesStreamAccumulator, Mapping[str, Any]], None]] = {

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses
+from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses, texts
 from irisgate.gateway.formats.base import ChunkFilter, Operation, StreamAccumulator
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
@@ -100,6 +100,12 @@ class OpenAIChat(_OpenAIBase):
     def accumulator(self) -> StreamAccumulator:
         return _ChatAccumulator()
 
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return texts.chat_prompt(body)
+
+    def answer_text(self, response: dict[str, Any]) -> list[str]:
+        return texts.chat_answer(response)
+
     def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
         """Ask for the usage chunk when the client did not; the filter removes it again."""
         options = body.get("stream_options")
@@ -123,6 +129,12 @@ class OpenAIResponses(_OpenAIBase):
 
     def accumulator(self) -> StreamAccumulator:
         return openai_responses.ResponsesStreamAccumulator()
+
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return texts.responses_prompt(body)
+
+    def answer_text(self, response: dict[str, Any]) -> list[str]:
+        return texts.responses_answer(response)
 
 
 class AnthropicMessages(_ModelInBody):
@@ -148,6 +160,12 @@ class AnthropicMessages(_ModelInBody):
     def accumulator(self) -> StreamAccumulator:
         return anthropic_messages.MessagesStreamAccumulator()
 
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return texts.anthropic_prompt(body)
+
+    def answer_text(self, response: dict[str, Any]) -> list[str]:
+        return texts.anthropic_answer(response)
+
 
 OPENAI_CHAT = OpenAIChat()
 OPENAI_RESPONSES = OpenAIResponses()
@@ -161,3 +179,6 @@ PATHS: dict[str, Operation] = {
     "/v1/messages": Operation(ANTHROPIC_MESSAGES),
     "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
 }
+#: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
+#: response id (gateway/responses.py), relayed and recorded, never billed
+STORED_RESPONSE = Operation(OPENAI_RESPONSES, billable=False, can_stream=False)

@@ -32,6 +32,10 @@ class StreamResult:
     `tool_calls` counts the client-side tool calls the model asked for;
     `finished` is True only when the stream reached its terminal event (it says the stream was
     complete, not that the model succeeded: a `response.failed` stream is finished).
+    `input_reported` / `output_reported` say whether the upstream's own counts of the prompt /
+    the completion arrived; when one did not (a stream cut before its usage event), `usage`
+    lacks it and the recorder estimates it (see `irisgate.usage.estimate`). Formats whose
+    usage is not estimated leave both True.
     Treat `response` as read-only: it may share members with the accumulator's state.
     """
 
@@ -39,6 +43,8 @@ class StreamResult:
     response: dict[str, Any]
     tool_calls: int
     finished: bool
+    input_reported: bool = True
+    output_reported: bool = True
 
 
 def as_int(value: object) -> int:
