@@ -7,6 +7,7 @@ decompress, reassemble SSE streams into one response object, read usage, price i
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import brotli
@@ -44,9 +45,22 @@ def read_stream(fmt: ApiFormat, body: bytes) -> StreamResult:
 
 
 def read_answer(
+    fmt: ApiFormat, status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[Usage, bytes, int]:
+    """(usage, response body to store, tool calls) for a relayed answer.
+
+    `headers` are the upstream's response headers, names lower-cased. Usage comes from the
+    body or stream; only a successful answer that reports none there is asked for usage in
+    its headers (Bedrock's InvokeModel of vendors whose bodies carry no usage)."""
+    usage, stored, tool_calls = _read_body(fmt, status, headers.get("content-type", ""), body)
+    if usage.is_empty() and 200 <= status < 300:
+        usage = fmt.usage_from_headers(headers)
+    return usage, stored, tool_calls
+
+
+def _read_body(
     fmt: ApiFormat, status: int, content_type: str, body: bytes
 ) -> tuple[Usage, bytes, int]:
-    """(usage, response body to store, tool calls) for a relayed answer."""
     framed = fmt.stream_result(content_type, body) if 200 <= status < 300 else None
     if framed is not None:
         return framed.usage, orjson.dumps(framed.response), framed.tool_calls

@@ -274,7 +274,7 @@ class Gateway:
             record.response_raw, record.response_raw_encoding = body, encoding
         if encoding:
             body = decompress(body, encoding)
-        usage, stored, tool_calls = read_answer(fmt, result.status, result.content_type, body)
+        usage, stored, tool_calls = read_answer(fmt, result.status, result.headers, body)
         record.usage, record.response_body, record.tool_calls = usage, stored, tool_calls
         record.response_headers = redact(result.headers)
         if not usage.is_empty():

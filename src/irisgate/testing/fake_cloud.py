@@ -22,7 +22,7 @@ from aiohttp import web
 
 from irisgate.cloudauth import sigv4
 from irisgate.testing import fake_anthropic, fake_bedrock, fake_google
-from irisgate.testing.fake_reply import new_id
+from irisgate.testing.fake_reply import count_words, new_id
 
 if TYPE_CHECKING:
     from irisgate.testing.fake_llm import FakeLLM
@@ -124,8 +124,9 @@ async def _raw_predict(
 async def bedrock(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     model = unquote(request.match_info["model_id"])
     operation = request.match_info["operation"]
+    mistral = fake_bedrock.vendor(model) == "mistral"
     if operation in ("invoke", "invoke-with-response-stream"):
-        problem = fake_bedrock.check_invoke(body)
+        problem = (fake_bedrock.check_mistral if mistral else fake_bedrock.check_invoke)(body)
     elif operation in ("converse", "converse-stream"):
         problem = fake_bedrock.check_converse(body)
     else:
@@ -134,17 +135,37 @@ async def bedrock(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> 
         return fake._json(
             request, fake_bedrock.error(400, problem)[0], status=400, dialect="bedrock"
         )
+    if mistral and operation.startswith("invoke"):
+        return await _mistral_invoke(fake, request, body, model, operation == "invoke")
     is_invoke = operation.startswith("invoke")
     tool = fake_anthropic.message_tool(body) if is_invoke else None
     reply = fake._plan({**body, "model": model}, tool, "toolu_bdrk_01")
     if operation == "invoke":
         message = fake_anthropic.message(reply, new_id("msg_bdrk_01", 22))
-        return fake._json(request, message, dialect="bedrock")
+        headers = fake_bedrock.token_headers(reply)
+        return fake._json(request, message, dialect="bedrock", headers=headers)
     if operation == "converse":
-        return fake._json(request, fake_bedrock.converse_body(reply), dialect="bedrock")
+        headers = fake_bedrock.token_headers(reply)
+        body_out = fake_bedrock.converse_body(reply)
+        return fake._json(request, body_out, dialect="bedrock", headers=headers)
     events = (
         fake_bedrock.invoke_events(reply, new_id("msg_bdrk_01", 22))
         if is_invoke
         else fake_bedrock.converse_events(reply)
     )
+    return await fake._stream(request, events, "bedrock", content_type=fake_bedrock.EVENTSTREAM)
+
+
+async def _mistral_invoke(
+    fake: FakeLLM, request: web.Request, body: dict[str, Any], model: str, plain: bool
+) -> web.StreamResponse:
+    """Mistral's own InvokeModel shapes: no usage in the body, only in headers / metrics."""
+    prompt = count_words(body["prompt"])
+    reply = fake._plan({**body, "model": model}, None, "", prompt_tokens=max(prompt, 1))
+    if plain:
+        headers = fake_bedrock.token_headers(reply, anthropic=False)
+        return fake._json(
+            request, fake_bedrock.mistral_body(reply), dialect="bedrock", headers=headers
+        )
+    events = fake_bedrock.mistral_events(reply)
     return await fake._stream(request, events, "bedrock", content_type=fake_bedrock.EVENTSTREAM)
