@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -157,26 +157,25 @@ def invoke_stream_result(body: bytes) -> StreamResult:
     when it reports some, else Bedrock's `amazon-bedrock-invocationMetrics` of the last chunk.
     """
     messages, clean = _events(body)
-    vendor: _VendorStream | None = None
-    metrics: Usage | None = None
+    events: list[bytes] = []
     error: dict[str, Any] | None = None
-    for message in messages:
-        headers = message.headers
+    for headers, payload in messages:
         if headers.get(":event-type") != "chunk":
             if headers.get(":message-type") == "exception":
-                error = {message.header(":exception-type"): load_object(message.payload)}
+                error = {_text(headers, ":exception-type"): load_object(payload)}
             continue
-        raw = _chunk_bytes(message.payload)
-        if raw is None:
-            continue
-        if _METRICS_BYTES in raw:  # only the last event: parse it twice
-            event = load_object(raw)
-            if event is not None:
-                metrics = metrics_usage(event.get(_METRICS))
-        if vendor is None:
-            vendor = _AnthropicStream() if _is_anthropic(raw) else _OtherStream()
-        vendor.feed(raw)
-    outcome = (vendor or _AnthropicStream()).result(metrics is not None)
+        raw = _chunk_bytes(payload)
+        if raw is not None:
+            events.append(raw)
+    metrics = _last_metrics(events)
+    if events and not _is_anthropic(events[0]):
+        outcome = _other_vendor(events, finished=metrics is not None)
+    else:
+        accumulator = anthropic_messages.MessagesStreamAccumulator()
+        feed = accumulator.feed_event
+        for raw in events:
+            feed("", raw)  # the accumulator reads the event's own `type`
+        outcome = accumulator.result()
     usage = outcome.usage
     if metrics is not None and (usage.is_empty() or not usage.output_tokens):
         usage = metrics
@@ -184,6 +183,21 @@ def invoke_stream_result(body: bytes) -> StreamResult:
     if error is not None:
         response["error"] = error
     return StreamResult(usage, response, outcome.tool_calls, outcome.finished and clean)
+
+
+def _text(headers: Mapping[str, object], name: str) -> str:
+    value = headers.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _last_metrics(events: list[bytes]) -> Usage | None:
+    """The invocation metrics of the last event that carries them (Bedrock: the last one)."""
+    for raw in reversed(events):
+        if _METRICS_BYTES in raw:
+            event = load_object(raw)
+            if event is not None:
+                return metrics_usage(event.get(_METRICS))
+    return None
 
 
 def _is_anthropic(raw: bytes) -> bool:
@@ -194,65 +208,34 @@ def _is_anthropic(raw: bytes) -> bool:
     return event is not None and isinstance(event.get("type"), str)
 
 
-class _VendorStream(Protocol):
-    def feed(self, raw: bytes) -> None: ...
-
-    def result(self, saw_metrics: bool) -> StreamResult: ...
-
-
-class _AnthropicStream:
-    """Anthropic Messages events, read as the Messages API stream is."""
-
-    __slots__ = ("_inner",)
-
-    def __init__(self) -> None:
-        self._inner = anthropic_messages.MessagesStreamAccumulator()
-
-    def feed(self, raw: bytes) -> None:
-        self._inner.feed_event("", raw)  # the accumulator reads the event's own `type`
-
-    def result(self, saw_metrics: bool) -> StreamResult:
-        return self._inner.result()
-
-
-class _OtherStream:
-    """Chunks of a vendor whose stream irisgate does not rebuild: kept in order as `chunks`;
-    Mistral's (`{"outputs": [{"text", "stop_reason"}]}`) joined into one `outputs` body. The
-    stream counts as finished once the invocation metrics (sent with the last chunk) came."""
-
-    __slots__ = ("_chunks", "_outputs")
-
-    def __init__(self) -> None:
-        self._chunks: list[dict[str, Any]] = []
-        self._outputs: dict[int, dict[str, Any]] | None = {}
-
-    def feed(self, raw: bytes) -> None:
-        chunk = load_object(raw)
-        if chunk is None:
-            return
-        self._chunks.append(chunk)
-        outputs = chunk.get("outputs")
-        if self._outputs is None or not isinstance(outputs, list):
-            self._outputs = None
-            return
-        for index, output in enumerate(outputs):
-            merged = self._outputs.setdefault(index, {"text": ""})
+def _joined_outputs(chunks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Mistral's chunks as one `outputs` list (texts joined, the last stop reason); None when
+    a chunk is not of that shape."""
+    outputs: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        pieces = chunk.get("outputs")
+        if not isinstance(pieces, list):
+            return None
+        for index, output in enumerate(pieces):
+            merged = outputs.setdefault(index, {"text": ""})
             for key, value in as_dict(output).items():
                 if key == "text" and isinstance(value, str):
                     merged["text"] += value
                 elif value is not None:
                     merged[key] = value
+    return [outputs[i] for i in sorted(outputs)]
 
-    def result(self, saw_metrics: bool) -> StreamResult:
-        response: dict[str, Any]
-        if self._outputs:
-            response = {"outputs": [self._outputs[i] for i in sorted(self._outputs)]}
-        else:
-            response = {"chunks": self._chunks}
-        for chunk in self._chunks[-1:]:
-            if _METRICS in chunk:
-                response[_METRICS] = chunk[_METRICS]
-        return StreamResult(Usage(), response, 0, saw_metrics)
+
+def _other_vendor(events: list[bytes], *, finished: bool) -> StreamResult:
+    """Chunks of a vendor whose stream irisgate does not rebuild: kept in order as `chunks`,
+    or Mistral's (`{"outputs": [{"text", "stop_reason"}]}`) joined into one `outputs` body.
+    The stream counts as finished once the invocation metrics (sent last) came."""
+    chunks = [c for c in map(load_object, events) if c is not None]
+    outputs = _joined_outputs(chunks)
+    response: dict[str, Any] = {"outputs": outputs} if outputs else {"chunks": chunks}
+    if chunks and _METRICS in chunks[-1]:
+        response[_METRICS] = chunks[-1][_METRICS]
+    return StreamResult(Usage(), response, 0, finished)
 
 
 class _ConverseStream:
