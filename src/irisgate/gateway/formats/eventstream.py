@@ -9,7 +9,8 @@ all big-endian; the prelude CRC covers the first 8 bytes, the message CRC everyt
 A header is a 1-byte name length, the name, a 1-byte value type and the value (bool, byte,
 short, int, long, bytes, string, timestamp, uuid). The relay forwards the bytes untouched;
 `EventStreamDecoder` reads them on the side, fed in pieces split at any byte, and refuses a
-frame whose CRC does not match. `encode_message` is the inverse (for fakes and fixtures).
+frame whose CRC does not match. `encode_message` is the inverse (for fakes and fixtures);
+`encode_frame` frames a payload with a header block encoded once by `encode_headers`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import struct
 import zlib
 from typing import NamedTuple
 
-__all__ = ["EventStreamDecoder", "EventStreamError", "Message", "encode_message"]
+__all__ = [
+    "EventStreamDecoder",
+    "EventStreamError",
+    "Message",
+    "encode_frame",
+    "encode_headers",
+    "encode_message",
+]
 
 _PRELUDE = struct.Struct(">III")
 _U32 = struct.Struct(">I")
@@ -157,9 +165,18 @@ def _encode_header(name: str, value: HeaderValue) -> bytes:
     return out + bytes([kind]) + struct.pack(">H", len(raw)) + raw
 
 
+def encode_headers(headers: dict[str, HeaderValue]) -> bytes:
+    """A message's header block (string, bytes, int32 and bool values), for `encode_frame`."""
+    return b"".join(_encode_header(k, v) for k, v in headers.items())
+
+
 def encode_message(headers: dict[str, HeaderValue], payload: bytes) -> bytes:
     """One framed message (string, bytes, int32 and bool header values)."""
-    raw_headers = b"".join(_encode_header(k, v) for k, v in headers.items())
+    return encode_frame(encode_headers(headers), payload)
+
+
+def encode_frame(raw_headers: bytes, payload: bytes) -> bytes:
+    """One framed message around an already encoded header block."""
     total = 16 + len(raw_headers) + len(payload)
     prelude = struct.pack(">II", total, len(raw_headers))
     prelude += struct.pack(">I", zlib.crc32(prelude))
