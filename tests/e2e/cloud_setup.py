@@ -28,6 +28,7 @@ AWS_SESSION = "FwoGZXIvYXdzEXAMPLE-session-token"
 EXPECTED_TEXT = " ".join(f"tok{i}" for i in range(20))
 BEDROCK_HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 BEDROCK_SONNET = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
+BEDROCK_MISTRAL = "mistral.mistral-large-2402-v1:0"  # its bodies carry no usage
 VERTEX_CLAUDE = "claude-sonnet-4-5@20250929"
 PLACEHOLDER_PROJECT = "_aperture_auto_vertex_project_id_"
 PLACEHOLDER_REGION = "_aperture_auto_vertex_region_"
@@ -76,7 +77,12 @@ def cloud_config(
         "bedrock": {
             "baseurl": upstream,
             "apikey": BEDROCK_KEY,
-            "models": [BEDROCK_HAIKU, "us.anthropic.claude-unknown-9-v1:0"],
+            "models": [
+                BEDROCK_HAIKU,
+                "us.anthropic.claude-unknown-9-v1:0",
+                BEDROCK_MISTRAL,
+                "mistral.mistral-unknown-9-v1:0",
+            ],
             "compatibility": {"bedrock_model_invoke": True, "bedrock_converse": True},
             "cost_basis": "bedrock-us",
         },

@@ -19,6 +19,7 @@ from cloud_setup import (
     AWS_SESSION,
     BEDROCK_HAIKU,
     BEDROCK_KEY,
+    BEDROCK_MISTRAL,
     BEDROCK_SONNET,
     EXPECTED_TEXT,
     bedrock_client,
@@ -58,6 +59,10 @@ def _invoke_body(text: str = "hello there claude") -> str:
     )
 
 
+def _mistral_body() -> str:
+    return json.dumps({"prompt": "<s>[INST] bonjour le monde [/INST]", "max_tokens": 200})
+
+
 def _request_id(response: dict[str, Any]) -> str:
     return str(response["ResponseMetadata"]["HTTPHeaders"]["x-irisgate-request-id"])
 
@@ -79,6 +84,52 @@ def test_invoke_model_with_api_key(bedrock_gw: IrisgateServer, fake_llm: FakeLLM
     assert record["cost_basis"] == f"bedrock-us/{BEDROCK_HAIKU}"
     expected = nanodollars("aws", BEDROCK_HAIKU, input_tokens=3, output_tokens=20)
     assert record["cost_nanodollars"] == expected
+
+
+def test_invoke_model_usage_from_bedrock_headers(
+    bedrock_gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    """Mistral's InvokeModel body has no usage: the tokens come from Bedrock's headers."""
+    fake_llm.api_key = BEDROCK_KEY
+    client = bedrock_client(bedrock_gw)
+    response = client.invoke_model(modelId=BEDROCK_MISTRAL, body=_mistral_body())
+    body = json.loads(response["body"].read())
+    assert body == {"outputs": [{"text": EXPECTED_TEXT, "stop_reason": "stop"}]}
+    headers = response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["x-amzn-bedrock-input-token-count"] == "5"
+    assert headers["x-amzn-bedrock-output-token-count"] == "20"
+    record = wait_for_record(bedrock_gw, _request_id(response))
+    assert (record["input_tokens"], record["output_tokens"]) == (5, 20)
+    assert record["cost_basis"] == f"bedrock-us/{BEDROCK_MISTRAL}"
+    expected = nanodollars("aws", BEDROCK_MISTRAL, input_tokens=5, output_tokens=20)
+    assert expected > 0 and record["cost_nanodollars"] == expected
+    assert json.loads(record["response_body"]) == body
+
+    unknown = client.invoke_model(modelId="mistral.mistral-unknown-9-v1:0", body=_mistral_body())
+    assert json.loads(unknown["body"].read())["outputs"][0]["text"] == EXPECTED_TEXT
+    record = wait_for_record(bedrock_gw, _request_id(unknown))
+    assert (record["input_tokens"], record["output_tokens"]) == (5, 20)
+    assert record["cost_nanodollars"] is None and record["cost_basis"] in ("", None)
+
+
+def test_invoke_stream_of_another_vendor(bedrock_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+    """A Mistral stream: usage from the invocation metrics of its last chunk, the pieces
+    joined in the capture."""
+    fake_llm.api_key = BEDROCK_KEY
+    response = bedrock_client(bedrock_gw).invoke_model_with_response_stream(
+        modelId=BEDROCK_MISTRAL, body=_mistral_body()
+    )
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
+    assert "".join(c["outputs"][0]["text"] for c in chunks) == EXPECTED_TEXT
+    assert chunks[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 20
+    record = wait_for_record(bedrock_gw, _request_id(response))
+    assert record["stream"] is True
+    assert (record["input_tokens"], record["output_tokens"]) == (5, 20)
+    assert record["cost_nanodollars"] == nanodollars(
+        "aws", BEDROCK_MISTRAL, input_tokens=5, output_tokens=20
+    )
+    stored = json.loads(record["response_body"])
+    assert stored["outputs"] == [{"text": EXPECTED_TEXT, "stop_reason": "stop"}]
 
 
 def test_invoke_stream_decoded_on_the_side(bedrock_gw: IrisgateServer, fake_llm: FakeLLM) -> None:

@@ -7,6 +7,7 @@ decompress, reassemble SSE streams into one response object, read usage, price i
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import brotli
@@ -57,8 +58,19 @@ class Answer(NamedTuple):
     output_reported: bool = True
 
 
-def read_answer(fmt: ApiFormat, status: int, content_type: str, body: bytes) -> Answer:
-    """Read a relayed answer (decompressed `body`) of the API format `fmt`."""
+def read_answer(fmt: ApiFormat, status: int, headers: Mapping[str, str], body: bytes) -> Answer:
+    """Read a relayed answer (decompressed `body`) of the API format `fmt`.
+
+    `headers` are the upstream's response headers, names lower-cased. Usage comes from the
+    body or stream; only a successful answer that reports none there is asked for usage in
+    its headers (Bedrock's InvokeModel of vendors whose bodies carry no usage)."""
+    answer = _read_body(fmt, status, headers.get("content-type", ""), body)
+    if answer.usage.is_empty() and 200 <= status < 300:
+        answer = answer._replace(usage=fmt.usage_from_headers(headers))
+    return answer
+
+
+def _read_body(fmt: ApiFormat, status: int, content_type: str, body: bytes) -> Answer:
     framed = fmt.stream_result(content_type, body) if 200 <= status < 300 else None
     if framed is None and "text/event-stream" in content_type:
         framed = read_stream(fmt, body)

@@ -345,7 +345,7 @@ class Gateway:
             record.response_raw, record.response_raw_encoding = body, encoding
         if encoding:
             body = decompress(body, encoding)
-        answer = read_answer(fmt, result.status, result.content_type, body)
+        answer = read_answer(fmt, result.status, result.headers, body)
         record.response_body = answer.body
         record.response_headers = redact(result.headers)
         if not ex.op.billable:

@@ -131,12 +131,19 @@ async def _pump(
         result.upstream_done_at = result.first_byte_at = time.perf_counter()
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
-    async for chunk in upstream.content.iter_any():
+    content = upstream.content
+    async for chunk in content.iter_any():
         chunks.append(chunk)
         out = chunk_filter.feed(chunk) if chunk_filter is not None else chunk
         if out:
             if result.first_byte_at is None:
                 result.first_byte_at = time.perf_counter()
+            if chunk_filter is None and content.at_eof():
+                # the upstream's last piece came with its end: one write, not two (the
+                # ASGI server appends the end of the chunked body to this piece)
+                result.upstream_done_at = time.perf_counter()
+                await send({"type": "http.response.body", "body": out, "more_body": False})
+                return
             await send({"type": "http.response.body", "body": out, "more_body": True})
     result.upstream_done_at = time.perf_counter()
     tail = chunk_filter.flush() if chunk_filter is not None else b""

@@ -1,10 +1,19 @@
-"""Amazon Bedrock runtime's wire format, rendered from a `Reply` (Anthropic models).
+"""Amazon Bedrock runtime's wire format, rendered from a `Reply` (Anthropic and Mistral models).
 
-``InvokeModel`` answers with the Anthropic `message` body; ``InvokeModelWithResponseStream``
+``InvokeModel`` answers with the model vendor's own body: the Anthropic `message`, or for
+Mistral models (``mistral.…``) ``{"outputs": [{"text", "stop_reason"}]}``, which carries no
+token counts. Either way Bedrock reports its counts in the response headers
+``X-Amzn-Bedrock-Input-Token-Count`` and ``X-Amzn-Bedrock-Output-Token-Count`` (beside
+``X-Amzn-Bedrock-Invocation-Latency``; Anthropic models also get
+``X-Amzn-Bedrock-Cache-Read-Input-Token-Count`` / ``…-Cache-Write-…``), input counts
+excluding cache reads and writes as in the invocation metrics. Converse answers get the same
+headers. ``InvokeModelWithResponseStream`` answers
 with an ``application/vnd.amazon.eventstream`` of ``chunk`` events (headers ``:event-type``
 ``chunk``, ``:content-type`` ``application/json``, ``:message-type`` ``event``) whose payload
-is ``{"bytes": "<base64 Anthropic event>", "p": "<padding>"}``; the ``message_stop`` event
-also carries ``amazon-bedrock-invocationMetrics``. ``Converse`` answers with ``output``,
+is ``{"bytes": "<base64 vendor event>", "p": "<padding>"}``: Anthropic stream events, or
+Mistral's ``{"outputs": [{"text", "stop_reason"}]}`` pieces; the last event also carries
+``amazon-bedrock-invocationMetrics`` (a stream's headers have no token counts).
+``Converse`` answers with ``output``,
 ``stopReason``, ``usage`` and ``metrics``; ``ConverseStream`` sends ``messageStart``,
 ``contentBlockDelta``…, ``contentBlockStop``, ``messageStop`` and ``metadata`` events, each a
 JSON payload with a ``p`` padding member. Errors are ``{"message": …}`` with the exception
@@ -14,6 +23,7 @@ name in the ``x-amzn-ErrorType`` header.
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import string
 from collections.abc import Iterator
@@ -21,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.formats.eventstream import HeaderValue, encode_message
+from irisgate.gateway.formats.eventstream import HeaderValue, encode_frame, encode_headers
 from irisgate.testing import fake_anthropic
 from irisgate.testing.fake_reply import Reply
 
@@ -65,6 +75,25 @@ def check_invoke(body: dict[str, Any]) -> str | None:
     return None
 
 
+#: cross-region inference profile prefixes (`us.anthropic.…`)
+_GEO_PREFIXES = frozenset({"us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"})
+
+
+def vendor(model_id: str) -> str:
+    """The model vendor of a Bedrock model id: ``anthropic`` for
+    ``us.anthropic.claude-…-v1:0``, ``mistral`` for ``mistral.mistral-large-2402-v1:0``."""
+    parts = model_id.split(".")
+    if len(parts) > 2 and parts[0] in _GEO_PREFIXES:
+        return parts[1]
+    return parts[0]
+
+
+def check_mistral(body: dict[str, Any]) -> str | None:
+    if not isinstance(body.get("prompt"), str):
+        return "Malformed input request: #: required key [prompt] not found"
+    return None
+
+
 def check_converse(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -72,36 +101,91 @@ def check_converse(body: dict[str, Any]) -> str | None:
     return None
 
 
+#: a shuffled pool of letters and digits: padding is a random slice of it (cheap enough for
+#: the benchmark's upstream, which renders every event of every stream)
+_PAD_POOL = "".join(random.sample((string.ascii_letters + string.digits) * 2, 124))
+
+
 def _padding() -> str:
-    return "".join(random.choices(string.ascii_letters + string.digits, k=random.randint(1, 20)))
+    """1 to 20 random letters and digits."""
+    bits = random.getrandbits(16)
+    start = (bits >> 5) % (len(_PAD_POOL) - 20)
+    return _PAD_POOL[start : start + bits % 20 + 1]
 
 
-def _event(kind: str, payload: dict[str, Any]) -> bytes:
+@functools.cache
+def _headers(kind: str) -> bytes:
     headers: dict[str, HeaderValue] = {
         ":event-type": kind,
         ":content-type": "application/json",
         ":message-type": "event",
     }
-    return encode_message(headers, orjson.dumps(payload))
+    return encode_headers(headers)
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    return encode_frame(_headers(kind), orjson.dumps(payload))
+
+
+def token_headers(reply: Reply, *, anthropic: bool = True) -> dict[str, str]:
+    """The usage headers Bedrock adds to InvokeModel and Converse answers."""
+    headers = {
+        "X-Amzn-Bedrock-Invocation-Latency": "120",
+        "X-Amzn-Bedrock-Output-Token-Count": str(reply.anthropic_output_tokens),
+        "X-Amzn-Bedrock-Input-Token-Count": str(reply.prompt_tokens),
+    }
+    if anthropic:
+        headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cached_tokens)
+        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(
+            reply.cache_creation_tokens
+        )
+    return headers
+
+
+def _metrics(reply: Reply) -> dict[str, int]:
+    return {
+        "inputTokenCount": reply.prompt_tokens,
+        "outputTokenCount": reply.anthropic_output_tokens,
+        "invocationLatency": 120,
+        "firstByteLatency": 40,
+    }
+
+
+def _chunk(data: bytes) -> bytes:
+    """A `chunk` event: {"bytes": base64, "p": padding}, as orjson would write it."""
+    payload = b'{"bytes":"%b","p":"%b"}' % (base64.b64encode(data), _padding().encode())
+    return encode_frame(_headers("chunk"), payload)
 
 
 def invoke_events(reply: Reply, message_id: str) -> Iterator[bytes]:
-    """The event stream of InvokeModelWithResponseStream."""
+    """The event stream of InvokeModelWithResponseStream (Anthropic models)."""
     for sse in fake_anthropic.message_events(reply, message_id):
         if sse.startswith(b"event: ping"):
             continue
         data = sse[sse.index(b"\ndata: ") + 7 : -2]
-        event = orjson.loads(data)
-        if event.get("type") == "message_stop":
-            event["amazon-bedrock-invocationMetrics"] = {
-                "inputTokenCount": reply.prompt_tokens,
-                "outputTokenCount": reply.anthropic_output_tokens,
-                "invocationLatency": 120,
-                "firstByteLatency": 40,
-            }
+        if data.startswith(b'{"type":"message_stop"'):
+            event = orjson.loads(data)
+            event["amazon-bedrock-invocationMetrics"] = _metrics(reply)
             data = orjson.dumps(event)
-        payload = {"bytes": base64.b64encode(data).decode(), "p": _padding()}
-        yield _event("chunk", payload)
+        yield _chunk(data)
+
+
+def mistral_body(reply: Reply) -> bytes:
+    """A Mistral InvokeModel body: the text and why it stopped, no usage."""
+    return orjson.dumps({"outputs": [{"text": reply.text, "stop_reason": "stop"}]})
+
+
+def mistral_events(reply: Reply) -> Iterator[bytes]:
+    """Mistral's InvokeModelWithResponseStream: one chunk per piece, the last one with the stop
+    reason and the invocation metrics."""
+    pieces = reply.pieces or ("",)
+    for i, piece in enumerate(pieces):
+        last = i == len(pieces) - 1
+        output = {"text": piece, "stop_reason": "stop" if last else None}
+        event: dict[str, Any] = {"outputs": [output]}
+        if last:
+            event["amazon-bedrock-invocationMetrics"] = _metrics(reply)
+        yield _chunk(orjson.dumps(event))
 
 
 def _converse_usage(reply: Reply) -> dict[str, Any]:

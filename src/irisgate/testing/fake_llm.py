@@ -391,8 +391,11 @@ class FakeLLM(StartStop):
         *,
         status: int = 200,
         dialect: Dialect = "openai",
+        headers: Mapping[str, str] | None = None,
     ) -> web.Response:
         hdrs = {"Content-Type": "application/json", **self._vendor_headers(dialect)}
+        if headers:
+            hdrs.update(headers)
         if dialect == "bedrock" and status >= 400:
             hdrs.update(fake_bedrock.error(status)[1])
         if self.gzip and "gzip" in request.headers.get("Accept-Encoding", ""):

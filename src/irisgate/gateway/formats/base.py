@@ -1,12 +1,13 @@
 """The interface every API format plug-in implements.
 
 A format knows its wire details and nothing else: where the model is, whether a request
-streams, how its errors look, how to read usage from a body or a stream. The pipeline
-(gateway/pipeline.py) drives formats through this interface only.
+streams, how its errors look, how to read usage from a body, a stream or the response
+headers. The pipeline (gateway/pipeline.py) drives formats through this interface only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -51,6 +52,13 @@ class ApiFormat(Protocol):
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         """Usage and tool-call count of a complete (non-stream) response body."""
+        ...
+
+    def usage_from_headers(self, headers: Mapping[str, str]) -> Usage:
+        """Usage the upstream reported in its response headers (lower-cased names), e.g.
+        Bedrock's `x-amzn-bedrock-*-token-count`; empty for APIs that report none there.
+        Read only for a successful answer whose body or stream reported no usage: the body
+        wins, as it carries details (cache TTLs, reasoning) headers do not."""
         ...
 
     def accumulator(self) -> StreamAccumulator: ...

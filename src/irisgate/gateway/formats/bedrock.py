@@ -1,14 +1,17 @@
 """Amazon Bedrock runtime answers: token usage and stream reassembly (sans-io).
 
 `InvokeModel` bodies are the model vendor's own; for Anthropic models they are Messages API
-`message` objects, read with `anthropic_messages`. `InvokeModelWithResponseStream` sends event
-stream messages of type `chunk` whose payload is ``{"bytes": "<base64>"}``, the base64 holding
-one vendor event (Anthropic: `message_start`, `content_block_delta`, ...); the last one also
-carries `amazon-bedrock-invocationMetrics` with Bedrock's own token counts, used when the
-vendor events report none. `Converse` answers carry `usage` (`inputTokens` excludes cache
-reads and writes, as Anthropic's does); `ConverseStream` sends `messageStart`,
-`contentBlockStart`, `contentBlockDelta`, `contentBlockStop`, `messageStop` and a final
-`metadata` event with `usage`.
+`message` objects, read with `anthropic_messages`; Nova and Llama bodies carry usage in their
+own shapes; Mistral, Cohere, AI21 and Titan bodies may carry none, and then Bedrock's
+response headers (`x-amzn-bedrock-input-token-count`, `…-output-token-count`) are the only
+count (`header_usage`; the body wins when both exist). `InvokeModelWithResponseStream` sends
+event stream messages of type `chunk` whose payload is ``{"bytes": "<base64>"}``, the base64
+holding one vendor event (Anthropic: `message_start`, `content_block_delta`, ...; Mistral:
+`{"outputs": [...]}`); the last one also carries `amazon-bedrock-invocationMetrics` with
+Bedrock's own token counts, used when the vendor events report none. `Converse` answers
+carry `usage` (`inputTokens` excludes cache reads and writes, as Anthropic's does);
+`ConverseStream` sends `messageStart`, `contentBlockStart`, `contentBlockDelta`,
+`contentBlockStop`, `messageStop` and a final `metadata` event with `usage`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "converse_stream_result",
     "converse_tool_calls",
     "converse_usage",
+    "header_usage",
     "invoke_stream_result",
     "metrics_usage",
     "other_vendor_usage",
@@ -55,6 +59,36 @@ def metrics_usage(metrics: object) -> Usage:
     return Usage(
         input_tokens=as_int(m.get("inputTokenCount")) + read + write,
         output_tokens=as_int(m.get("outputTokenCount")),
+        cache_read_tokens=read,
+        cache_write_5m_tokens=write,
+    )
+
+
+#: Bedrock's usage response headers (InvokeModel, Converse), as the relay lower-cases them
+INPUT_HEADER = "x-amzn-bedrock-input-token-count"
+OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
+CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
+CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int:
+    value = headers.get(name, "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def header_usage(headers: Mapping[str, str]) -> Usage:
+    """Bedrock's token count headers as `Usage`; empty when the answer has none.
+
+    Like the invocation metrics, the input count excludes cache reads and writes, so the
+    prompt is their sum. Values that are not decimal integers read as 0.
+    """
+    if INPUT_HEADER not in headers and OUTPUT_HEADER not in headers:
+        return Usage()
+    read = _header_int(headers, CACHE_READ_HEADER)
+    write = _header_int(headers, CACHE_WRITE_HEADER)
+    return Usage(
+        input_tokens=_header_int(headers, INPUT_HEADER) + read + write,
+        output_tokens=_header_int(headers, OUTPUT_HEADER),
         cache_read_tokens=read,
         cache_write_5m_tokens=write,
     )
@@ -89,29 +123,59 @@ def _events(body: bytes) -> tuple[list[Message], bool]:
     return messages, decoder.error is None and decoder.pending == 0
 
 
+_CHUNK_HEAD = b'{"bytes":"'
+_METRICS = "amazon-bedrock-invocationMetrics"
+_METRICS_BYTES = _METRICS.encode()
+
+
+def _chunk_bytes(payload: bytes) -> bytes | None:
+    """The vendor event inside a `chunk` payload (`{"bytes": "<base64>", "p": ...}`), or None.
+
+    The layout Bedrock sends (`bytes` first) is sliced without a JSON parse: base64 holds no
+    quote or backslash, so the string ends at the next quote, and anything unexpected (an
+    escape, another member order) fails the strict decode and takes the JSON path.
+    """
+    if payload.startswith(_CHUNK_HEAD):
+        end = payload.find(b'"', 10)
+        if end > 0:
+            try:
+                return binascii.a2b_base64(payload[10:end], strict_mode=True)
+            except binascii.Error:
+                pass
+    try:
+        return binascii.a2b_base64(orjson.loads(payload)["bytes"], strict_mode=True)
+    except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
+        return None
+
+
 def invoke_stream_result(body: bytes) -> StreamResult:
-    """Reassemble an InvokeModelWithResponseStream answer (Anthropic events inside)."""
+    """Reassemble an InvokeModelWithResponseStream answer.
+
+    Anthropic events (the first chunk has a `type`) are rebuilt into a `message` as the
+    Messages API streams are; other vendors' chunks (Mistral's `outputs`, Cohere, Titan,
+    Llama) are kept as they came, Mistral's `outputs` texts joined. Usage is the vendor's
+    when it reports some, else Bedrock's `amazon-bedrock-invocationMetrics` of the last chunk.
+    """
     messages, clean = _events(body)
-    inner = anthropic_messages.MessagesStreamAccumulator()
-    metrics: Usage | None = None
+    events: list[bytes] = []
     error: dict[str, Any] | None = None
-    for message in messages:
-        headers = message.headers
+    for headers, payload in messages:
         if headers.get(":event-type") != "chunk":
             if headers.get(":message-type") == "exception":
-                error = {message.header(":exception-type"): load_object(message.payload)}
+                error = {_text(headers, ":exception-type"): load_object(payload)}
             continue
-        try:
-            encoded = orjson.loads(message.payload)["bytes"]
-            raw = binascii.a2b_base64(encoded, strict_mode=True)
-        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
-            continue
-        if b"amazon-bedrock-invocationMetrics" in raw:  # only the last event: parse it twice
-            event = load_object(raw)
-            if event is not None:
-                metrics = metrics_usage(event.get("amazon-bedrock-invocationMetrics"))
-        inner.feed_event("", raw)  # the accumulator reads the event's own `type`
-    outcome = inner.result()
+        raw = _chunk_bytes(payload)
+        if raw is not None:
+            events.append(raw)
+    metrics = _last_metrics(events)
+    if events and not _is_anthropic(events[0]):
+        outcome = _other_vendor(events, finished=metrics is not None)
+    else:
+        accumulator = anthropic_messages.MessagesStreamAccumulator()
+        feed = accumulator.feed_event
+        for raw in events:
+            feed("", raw)  # the accumulator reads the event's own `type`
+        outcome = accumulator.result()
     usage = outcome.usage
     if metrics is not None and (usage.is_empty() or not usage.output_tokens):
         usage = metrics
@@ -119,6 +183,59 @@ def invoke_stream_result(body: bytes) -> StreamResult:
     if error is not None:
         response["error"] = error
     return StreamResult(usage, response, outcome.tool_calls, outcome.finished and clean)
+
+
+def _text(headers: Mapping[str, object], name: str) -> str:
+    value = headers.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _last_metrics(events: list[bytes]) -> Usage | None:
+    """The invocation metrics of the last event that carries them (Bedrock: the last one)."""
+    for raw in reversed(events):
+        if _METRICS_BYTES in raw:
+            event = load_object(raw)
+            if event is not None:
+                return metrics_usage(event.get(_METRICS))
+    return None
+
+
+def _is_anthropic(raw: bytes) -> bool:
+    """Anthropic events name their `type` (first, as Bedrock relays them)."""
+    if raw.startswith(b'{"type":'):
+        return True
+    event = load_object(raw)
+    return event is not None and isinstance(event.get("type"), str)
+
+
+def _joined_outputs(chunks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Mistral's chunks as one `outputs` list (texts joined, the last stop reason); None when
+    a chunk is not of that shape."""
+    outputs: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        pieces = chunk.get("outputs")
+        if not isinstance(pieces, list):
+            return None
+        for index, output in enumerate(pieces):
+            merged = outputs.setdefault(index, {"text": ""})
+            for key, value in as_dict(output).items():
+                if key == "text" and isinstance(value, str):
+                    merged["text"] += value
+                elif value is not None:
+                    merged[key] = value
+    return [outputs[i] for i in sorted(outputs)]
+
+
+def _other_vendor(events: list[bytes], *, finished: bool) -> StreamResult:
+    """Chunks of a vendor whose stream irisgate does not rebuild: kept in order as `chunks`,
+    or Mistral's (`{"outputs": [{"text", "stop_reason"}]}`) joined into one `outputs` body.
+    The stream counts as finished once the invocation metrics (sent last) came."""
+    chunks = [c for c in map(load_object, events) if c is not None]
+    outputs = _joined_outputs(chunks)
+    response: dict[str, Any] = {"outputs": outputs} if outputs else {"chunks": chunks}
+    if chunks and _METRICS in chunks[-1]:
+        response[_METRICS] = chunks[-1][_METRICS]
+    return StreamResult(Usage(), response, 0, finished)
 
 
 class _ConverseStream:

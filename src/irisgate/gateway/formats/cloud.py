@@ -9,6 +9,7 @@ stream is framed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -57,6 +58,9 @@ class _ModelInPath:
 
     def prepare_stream(self, body: dict[str, Any]) -> ChunkFilter | None:
         return None
+
+    def usage_from_headers(self, headers: Mapping[str, str]) -> Usage:
+        return Usage()  # Google reports usage in the body only
 
 
 class _GoogleErrors:
@@ -129,6 +133,11 @@ class _BedrockBase(_ModelInPath):
             "x-amzn-ErrorType": f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"
         }
         return orjson.dumps({"message": error.message}), headers
+
+    def usage_from_headers(self, headers: Mapping[str, str]) -> Usage:
+        """Bedrock's own counts (`x-amzn-bedrock-input-token-count`, ...): InvokeModel of a
+        vendor whose body has no usage (Mistral, Cohere, AI21, Titan) has only these."""
+        return bedrock.header_usage(headers)
 
     def accumulator(self) -> StreamAccumulator:
         # Bedrock never streams SSE; an SSE answer (a misconfigured upstream) is read as

@@ -9,18 +9,27 @@ all big-endian; the prelude CRC covers the first 8 bytes, the message CRC everyt
 A header is a 1-byte name length, the name, a 1-byte value type and the value (bool, byte,
 short, int, long, bytes, string, timestamp, uuid). The relay forwards the bytes untouched;
 `EventStreamDecoder` reads them on the side, fed in pieces split at any byte, and refuses a
-frame whose CRC does not match. `encode_message` is the inverse (for fakes and fixtures).
+frame whose CRC does not match. `encode_message` is the inverse (for fakes and fixtures);
+`encode_frame` frames a payload with a header block encoded once by `encode_headers`.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["EventStreamDecoder", "EventStreamError", "Message", "encode_message"]
+__all__ = [
+    "EventStreamDecoder",
+    "EventStreamError",
+    "Message",
+    "encode_frame",
+    "encode_headers",
+    "encode_message",
+]
 
 _PRELUDE = struct.Struct(">III")
+_U32 = struct.Struct(">I")
 _MAX_MESSAGE = 16 * 1024 * 1024 + 128 * 1024  # AWS: 16 MiB payload + 128 KiB headers
 HeaderValue = bool | int | bytes | str
 
@@ -29,8 +38,7 @@ class EventStreamError(ValueError):
     """The bytes are not a valid event stream (bad length or CRC, unknown header type)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):  # a tuple: built once per frame, cheaper than a dataclass
     headers: dict[str, HeaderValue]
     payload: bytes
 
@@ -110,23 +118,29 @@ class EventStreamDecoder:
         buffer = self._buffer + data if self._buffer else data
         view = memoryview(buffer)
         messages: list[Message] = []
+        append = messages.append
         pos, size, crc32 = 0, len(buffer), zlib.crc32
+        unpack, u32, cache = _PRELUDE.unpack_from, _U32.unpack_from, _HEADER_CACHE
         try:
             while size - pos >= 12:
-                total, headers_len, prelude_crc = _PRELUDE.unpack_from(buffer, pos)
-                if crc32(view[pos : pos + 8]) != prelude_crc:
+                total, headers_len, prelude_crc = unpack(buffer, pos)
+                prelude = crc32(view[pos : pos + 8])
+                if prelude != prelude_crc:
                     raise EventStreamError("prelude CRC mismatch")
                 if total < 16 + headers_len or total > _MAX_MESSAGE:
                     raise EventStreamError(f"impossible message length {total}")
                 end = pos + total
                 if end > size:
                     break
-                if crc32(view[pos : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
+                # the message CRC covers the prelude too: continue from the prelude's CRC
+                if crc32(view[pos + 8 : end - 4], prelude) != u32(buffer, end - 4)[0]:
                     raise EventStreamError("message CRC mismatch")
                 start = pos + 12 + headers_len
-                messages.append(
-                    Message(_headers(buffer[pos + 12 : start]), buffer[start : end - 4])
-                )
+                raw_headers = buffer[pos + 12 : start]
+                headers = cache.get(raw_headers)
+                if headers is None:
+                    headers = _headers(raw_headers)
+                append(Message(headers, buffer[start : end - 4]))
                 pos = end
         except EventStreamError as exc:
             self.error = str(exc)
@@ -151,9 +165,18 @@ def _encode_header(name: str, value: HeaderValue) -> bytes:
     return out + bytes([kind]) + struct.pack(">H", len(raw)) + raw
 
 
+def encode_headers(headers: dict[str, HeaderValue]) -> bytes:
+    """A message's header block (string, bytes, int32 and bool values), for `encode_frame`."""
+    return b"".join(_encode_header(k, v) for k, v in headers.items())
+
+
 def encode_message(headers: dict[str, HeaderValue], payload: bytes) -> bytes:
     """One framed message (string, bytes, int32 and bool header values)."""
-    raw_headers = b"".join(_encode_header(k, v) for k, v in headers.items())
+    return encode_frame(encode_headers(headers), payload)
+
+
+def encode_frame(raw_headers: bytes, payload: bytes) -> bytes:
+    """One framed message around an already encoded header block."""
     total = 16 + len(raw_headers) + len(payload)
     prelude = struct.pack(">II", total, len(raw_headers))
     prelude += struct.pack(">I", zlib.crc32(prelude))

@@ -7,6 +7,7 @@ code here at all: it is configuration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -58,6 +59,9 @@ class _ModelInBody:
 
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
         return None  # these stream as SSE only
+
+    def usage_from_headers(self, headers: Mapping[str, str]) -> Usage:
+        return Usage()  # these report usage in the body only
 
 
 class _OpenAIBase(_ModelInBody):
