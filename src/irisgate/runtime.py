@@ -31,6 +31,7 @@ from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
 from irisgate.telemetry.tracing import Tracing
 from irisgate.telemetry.writer import BatchWriter, QueueFull
+from irisgate.usage.tokenizer import TokenizerJanitor
 
 log = structlog.get_logger("irisgate")
 #: how long a finished request's record may wait to share a transaction with others
@@ -75,7 +76,7 @@ class Runtime:
         self._cloud: CloudAuth | None = None
         self.metrics = Metrics()  # per app, so several apps in one process count apart
         self.tracing: Tracing | None = Tracing() if settings.otel else None
-        self._workers: list[S3Export | RetentionPurge] = []
+        self._workers: list[S3Export | RetentionPurge | TokenizerJanitor] = []
 
     @property
     def db(self) -> Database:
@@ -145,7 +146,7 @@ class Runtime:
         )
 
     def _start_workers(self, writer: BatchWriter) -> None:
-        """Metrics read at scrape time, and the export and retention background workers."""
+        """Metrics read at scrape time, and the export, retention and tokenizer workers."""
         self.metrics.watch(
             queue_depth=lambda: writer.queue_depth,
             queue_capacity=writer.queue_capacity,
@@ -160,6 +161,7 @@ class Runtime:
                 exit_after_upload=self.settings.test_exit_after_export_upload,
             ),
             RetentionPurge(self.db, lambda: self.snapshot.config.database.retention, self.metrics),
+            TokenizerJanitor(),
         ]
         for worker in self._workers:
             worker.start()

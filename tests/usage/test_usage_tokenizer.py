@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import subprocess
+import sys
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -111,3 +113,34 @@ def test_estimate_fills_in_only_what_was_not_reported() -> None:
     ).run()
     assert output_only == Usage(input_tokens=1500, output_tokens=6, cache_read_tokens=1000)
     assert reported.output_tokens == 1  # the reported usage is not changed in place
+
+
+def test_an_idle_encoding_is_given_back_and_its_memory_with_it() -> None:
+    # In a fresh interpreter, so the figures are this encoding's alone.
+    script = """
+import sys
+from irisgate.usage import tokenizer
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+
+before = rss()
+first = tokenizer.count_tokens("o200k_base", ["hello world, " * 50])
+held = rss()
+assert tokenizer.loaded() == ["o200k_base"]
+assert tokenizer.release_idle(3600) == []  # used just now: kept
+assert tokenizer.release_idle(0) == ["o200k_base"]
+assert tokenizer.loaded() == []
+released = rss()
+again = tokenizer.count_tokens("o200k_base", ["hello world, " * 50])
+print(first, again, round(held - before), round(held - released))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    first, again, grew, gave_back = (int(x) for x in run.stdout.split())
+    assert first == again == 151  # loaded again on demand, counting the same
+    assert grew > 30  # MiB: the encoding's tables
+    assert gave_back > 0.8 * grew  # nearly all of it returned to the system

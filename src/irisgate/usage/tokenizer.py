@@ -11,20 +11,29 @@ o-series (o1, o3, o4…), gpt-oss and codex models; `cl100k_base` for older Open
 (gpt-4, gpt-3.5, the text-embedding models); `o200k_base` for anything else (OpenAI-compatible
 providers and other vendors, whose own tokenizers are not public: an approximation).
 
-Encodings load lazily, once per process, from whichever thread first needs them (measured
-here: o200k_base ~0.6 s and ~47 MiB of RSS, cl100k_base ~0.2 s and ~25 MiB); a process that
-never estimates never pays for them. `count_tokens` is safe to call from worker threads.
+Encodings load lazily, from whichever thread first needs them (measured here: o200k_base
+~0.6 s and ~47 MiB of RSS, cl100k_base ~0.2 s and ~25 MiB); a process that never estimates
+never pays for them, and `release_idle` gives an encoding unused for a while back (the
+runtime calls it every minute: `TokenizerJanitor`), so a gateway that estimated once does not
+carry it for good. `count_tokens` is safe to call from worker threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ctypes
+import ctypes.util
+import gc
 import gzip
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
+
+import structlog
 
 if TYPE_CHECKING:
     import tiktoken
@@ -37,6 +46,11 @@ __all__ = [
     "encoding_for_model",
     "load_encoding",
 ]
+
+
+log = structlog.get_logger("irisgate.usage")
+#: an encoding unused this long is given back (loading it again takes ~0.6 s in a thread)
+IDLE_SECONDS = 300.0
 
 
 class TokenizerUnavailable(Exception):
@@ -128,6 +142,7 @@ def encoding_for_model(model: str) -> str:
 
 _lock = threading.Lock()
 _loaded: dict[str, tiktoken.Encoding] = {}
+_used_at: dict[str, float] = {}
 
 
 def count_tokens(encoding: str, texts: list[str]) -> int:
@@ -135,6 +150,7 @@ def count_tokens(encoding: str, texts: list[str]) -> int:
     if not texts:
         return 0
     coder = _loaded.get(encoding) or _load(encoding)
+    _used_at[encoding] = time.monotonic()
     return sum(len(coder.encode_ordinary(text)) for text in texts)
 
 
@@ -143,7 +159,41 @@ def _load(encoding: str) -> tiktoken.Encoding:
         coder = _loaded.get(encoding)
         if coder is None:
             coder = _loaded[encoding] = _build(encoding)
+            _used_at[encoding] = time.monotonic()
         return coder
+
+
+def loaded() -> list[str]:
+    """The encodings held in memory now."""
+    return sorted(_loaded)
+
+
+def release_idle(idle_seconds: float) -> list[str]:
+    """Drop the encodings unused for `idle_seconds` and give their memory back to the system
+    (the next estimate loads them again); returns the names dropped. Call it from a worker
+    thread: collecting and trimming take a few milliseconds."""
+    now = time.monotonic()
+    with _lock:
+        stale = [name for name in _loaded if now - _used_at.get(name, 0.0) >= idle_seconds]
+        for name in stale:
+            del _loaded[name]
+    if stale:
+        gc.collect()
+        _trim_heap()
+    return stale
+
+
+def _trim_heap() -> None:
+    """Return free heap pages to the system (glibc's malloc_trim; elsewhere nothing): the
+    encoding's tables are many small allocations, which free() alone mostly keeps."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
 
 
 def _build(encoding: str) -> tiktoken.Encoding:
@@ -190,3 +240,28 @@ def _read(data: EncodingData) -> bytes:
         raise TokenizerUnavailable(
             f"cannot read {data.resource} from the {data.package} package: {exc}"
         ) from None
+
+
+class TokenizerJanitor:
+    """The runtime's worker that calls `release_idle` every `every` seconds."""
+
+    def __init__(self, *, every: float = 60.0, idle: float = IDLE_SECONDS) -> None:
+        self._every, self._idle = every, idle
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tokenizer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            if _loaded:
+                dropped = await asyncio.to_thread(release_idle, self._idle)
+                if dropped:
+                    log.info("released idle tokenizer encodings", encodings=dropped)
