@@ -31,6 +31,7 @@ from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
 from irisgate.gateway.responses import response_id_of
+from irisgate.hosts import HostGuard
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
@@ -53,6 +54,7 @@ def build_app(settings: Settings) -> ASGIApp:
     gateway = Gateway(runtime)
     connectors = ConnectorService(runtime)  # built on first use
     guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
+    hosts = HostGuard(settings, lambda: runtime.resolver)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -81,9 +83,13 @@ def build_app(settings: Settings) -> ASGIApp:
     web.state.connectors = connectors
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (reason := guard.refusal(scope)) is not None:
-            await refuse(scope, send, reason)
-            return
+        if scope["type"] == "http":
+            if (reason := guard.refusal(scope)) is not None:
+                await refuse(scope, send, reason)
+                return
+            if (reason := await hosts.refusal(scope)) is not None:
+                await refuse(scope, send, reason, "refused a request for another host name")
+                return
         if scope["type"] == "http" and scope["method"] == "POST":
             op = PATHS.get(scope["path"])
             if op is not None:

@@ -131,11 +131,16 @@ def _shown(value: str | None) -> str:
     return value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
 
 
-async def refuse(scope: dict[str, Any], send: Any, message: str) -> None:
+async def refuse(
+    scope: dict[str, Any],
+    send: Any,
+    message: str,
+    event: str = "refused a browser request from another site",
+) -> None:
     """Answer 403 with `message`, in the envelope of the API the request was for."""
     body, headers = _envelope(scope, message)
     log.warning(
-        "refused a browser request from another site",
+        event,
         method=scope["method"],
         path=scope["path"],
         reason=message,

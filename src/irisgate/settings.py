@@ -41,6 +41,9 @@ class Settings:
     #: let connector and OAuth URLs reach loopback and link-local addresses (tests, labs)
     allow_local_connectors: bool = False
     otel: bool = False  # OpenTelemetry traces (needs the `otel` extra)
+    #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
+    #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
+    allowed_hosts: tuple[str, ...] = ()
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -79,6 +82,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "true: connectors may reach loopback and link-local addresses (default false)",
     ),
     "otel": ("IRISGATE_OTEL", "true to emit OpenTelemetry traces (install irisgate[otel])"),
+    "allowed_hosts": (
+        "IRISGATE_ALLOWED_HOSTS",
+        "comma-separated Host names clients may use besides IP addresses, localhost and the"
+        " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
 }
 
 
@@ -130,9 +138,21 @@ def load_settings(
         connector_key=_fernet_key(pick("connector_key") or ""),
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
+        allowed_hosts=_hosts(pick("allowed_hosts") or ""),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    names = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+    for name in names:
+        wildcard = name.startswith("*") and not name.startswith("*.")
+        if name != "*" and ("*" in name[2:] or wildcard):
+            raise SettingsError(
+                f"--allowed-hosts entries are names, *.domain or *; got {name!r}"
+            )
+    return names
 
 
 def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> float:

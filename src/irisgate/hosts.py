@@ -1,0 +1,104 @@
+"""Refusing requests addressed to a name that is not this gateway's (DNS rebinding).
+
+irisgate knows its callers by their network address. A web page a tailnet user opens could
+point its own name at the gateway's address (DNS rebinding): the browser then treats the
+gateway as that page's origin and lets the page send requests *and read the answers*, as the
+user, and the cross-site guard cannot tell (to the browser nothing is cross-site). What
+gives it away is the `Host` header, which carries the page's name. `HostGuard` lets a request
+through only when its `Host` is:
+
+- an IP address, `localhost` or a `*.localhost` name (no DNS answer can move those);
+- one of the node's own MagicDNS names (identity mode `tailscale`): the short and the full
+  name WhoIs gives for the address the request arrived on, learned once per address;
+- listed in `--allowed-hosts` (`IRISGATE_ALLOWED_HOSTS`): exact names, `*.domain`, or `*`
+  to turn the check off.
+
+Identity mode `serve` is not checked: `tailscale serve` answers only for the node's names
+(its HTTPS certificate names the node), and irisgate listens on loopback behind it. A request
+without `Host` (HTTP/1.0) passes. The refusal is a 403 in the caller's API format naming the
+host and the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from typing import Any
+
+from irisgate.identity import IdentityRefused
+from irisgate.identity.resolver import IdentityResolver
+from irisgate.settings import Settings
+
+#: how long a failed WhoIs of the gateway's own address is remembered
+_RETRY_SECONDS = 10.0
+
+
+def host_of(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's host name (lower case, no port, no trailing dot), None without one."""
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            if host.startswith("["):  # [v6] or [v6]:port
+                return host[1 : host.find("]")] if "]" in host else host
+            return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def listed(host: str, allowed: tuple[str, ...]) -> bool:
+    return any(
+        pattern in ("*", host) or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+        for pattern in allowed
+    )
+
+
+class HostGuard:
+    def __init__(self, settings: Settings, resolver: Callable[[], IdentityResolver]) -> None:
+        self._mode = settings.identity
+        self._allowed = settings.allowed_hosts
+        self._resolver = resolver
+        self._names: dict[str, tuple[float, frozenset[str]]] = {}  # address -> (until, names)
+
+    async def refusal(self, scope: dict[str, Any]) -> str | None:
+        """Why this request's Host is refused, or None."""
+        if self._mode == "serve":
+            return None
+        host = host_of(scope["headers"])
+        if not host or host == "localhost" or host.endswith(".localhost") or _is_ip(host):
+            return None
+        if listed(host, self._allowed):
+            return None
+        server = scope.get("server")
+        if self._mode == "tailscale" and server and host in await self._own_names(server):
+            return None
+        shown = host if len(host) <= 200 else host[:200] + "…"
+        return (
+            f"host {shown!r} is not a name of this gateway; if clients reach it by that name,"
+            " add it to --allowed-hosts (IRISGATE_ALLOWED_HOSTS)"
+        )
+
+    async def _own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        """The MagicDNS names of the node owning `server`'s address (WhoIs), remembered; an
+        address WhoIs cannot name has none (asked again after a few seconds)."""
+        address, port = server[0], server[1]
+        cached = self._names.get(address)
+        if cached is not None and (cached[0] == 0.0 or cached[0] > time.monotonic()):
+            return cached[1]
+        try:
+            node = await self._resolver().resolve((address, port), [])
+        except IdentityRefused:
+            self._names[address] = (time.monotonic() + _RETRY_SECONDS, frozenset())
+            return frozenset()
+        names = {node.node_name.lower()} if node.node_name else set()
+        if node.node_name and node.tailnet:
+            names.add(f"{node.node_name}.{node.tailnet}".lower())
+        self._names[address] = (0.0, frozenset(names))
+        return self._names[address][1]
