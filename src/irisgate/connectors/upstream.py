@@ -113,18 +113,12 @@ class McpUpstreams:
             return await self._on(key, connector, credential, op)
         except Exception as exc:  # the SDK wraps transport errors in task groups
             leaf = _leaf(exc)
-            if isinstance(leaf, UnsafeAddress):  # the name resolved elsewhere on connect
-                raise UnsafeURL(str(leaf)) from None
-            retry = _connection_lost(leaf) or (reused and _forgotten(leaf))
-            if not retry:
-                raise self._error(connector, exc) from None
+            if not (_connection_lost(leaf) or (reused and _forgotten(leaf))):
+                raise self._failure(connector, exc) from None
         try:  # once more, on a fresh session
             return await self._on(key, connector, credential, op)
         except Exception as exc:
-            leaf = _leaf(exc)
-            if isinstance(leaf, UnsafeAddress):
-                raise UnsafeURL(str(leaf)) from None
-            raise self._error(connector, exc) from None
+            raise self._failure(connector, exc) from None
 
     async def _on(
         self, key: Key, connector: Connector, credential: Credential, op: Operation[T]
@@ -230,8 +224,12 @@ class McpUpstreams:
                 await asyncio.wait_for(session.task, 5)
 
     @staticmethod
-    def _error(connector: Connector, exc: BaseException) -> UpstreamError:
+    def _failure(connector: Connector, exc: BaseException) -> UnsafeURL | UpstreamError:
+        """What `run` raises for `exc`: UnsafeURL when the name resolved, on connect, to an
+        address connectors may not reach; else the UpstreamError naming the connector."""
         leaf = _leaf(exc)
+        if isinstance(leaf, UnsafeAddress):
+            return UnsafeURL(str(leaf))
         if isinstance(leaf, MCPError):
             return ToolError(f"{connector.id}: {leaf.error.message}", leaf.error.code)
         if isinstance(leaf, httpx2.HTTPStatusError):
