@@ -30,12 +30,18 @@ function search() {
   const input = document.getElementById("page-search");
   if (!input) return;
   const options = [...document.querySelectorAll("#page-list option")];
+  // Enter fires both "change" and "keydown": navigate once, or the second navigation aborts
+  // the first.
+  let leaving = false;
   const go = () => {
     const wanted = input.value.trim().toLowerCase();
-    if (!wanted) return;
+    if (!wanted || leaving) return;
     const hit = options.find((o) => o.value.toLowerCase() === wanted) ||
       options.find((o) => o.value.toLowerCase().includes(wanted));
-    if (hit) location.assign(hit.dataset.path);
+    if (hit) {
+      leaving = true;
+      location.assign(hit.dataset.path);
+    }
   };
   input.addEventListener("change", go);
   input.addEventListener("keydown", (event) => { if (event.key === "Enter") go(); });
