@@ -18,7 +18,7 @@ import structlog
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.exporters.s3 import S3Export
-from irisgate.gateway.relay import SKIP_AUTO_HEADERS
+from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
@@ -41,8 +41,9 @@ WRITE_LINGER_SECONDS = 0.05
 def upstream_session(
     settings: Settings, resolver: aiohttp.abc.AbstractResolver | None = None
 ) -> aiohttp.ClientSession:
-    """The HTTP client for upstream calls: no pool limit, bodies passed through as sent
-    (no decompression, no automatic headers), the configured connect and read timeouts."""
+    """The aiohttp client for hooks, cloud token endpoints and connector upstreams (LLM
+    calls go through `Http1Client`): no pool limit, bodies passed through as sent (no
+    decompression, no automatic headers), the configured connect and read timeouts."""
     connector = aiohttp.TCPConnector(
         limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver
     )
@@ -56,7 +57,7 @@ def upstream_session(
         timeout=timeout,
         auto_decompress=False,
         trust_env=False,
-        skip_auto_headers=SKIP_AUTO_HEADERS,
+        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
     )
 
 
@@ -66,6 +67,7 @@ class Runtime:
         self.resolver: IdentityResolver = make_resolver(settings)
         self._db: Database | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._upstream: Http1Client | None = None
         self._writer: BatchWriter | None = None
         self._config: ConfigService | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -87,6 +89,12 @@ class Runtime:
     def http(self) -> aiohttp.ClientSession:
         assert self._http is not None, "runtime not started"
         return self._http
+
+    @property
+    def upstream(self) -> Http1Client:
+        """The LLM relay's HTTP/1.1 client."""
+        assert self._upstream is not None, "runtime not started"
+        return self._upstream
 
     @property
     def writer(self) -> BatchWriter:
@@ -123,6 +131,10 @@ class Runtime:
         self._config = ConfigService(self._db, settings)
         await self._config.start()
         self._http = upstream_session(settings)
+        self._upstream = Http1Client(
+            connect_timeout=settings.upstream_connect_timeout,
+            read_timeout=settings.upstream_read_timeout,
+        )
         self._cloud = CloudAuth(self._http)
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._responses = ResponseIndex(self._db)
@@ -217,6 +229,8 @@ class Runtime:
             await self._cloud.close()
         if self._http is not None:
             await self._http.close()
+        if self._upstream is not None:
+            await self._upstream.close()
         await self.resolver.close()
         if self._db is not None:
             await self._db.close()

@@ -313,7 +313,7 @@ class Gateway:
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
         try:
             await relay(
-                self.runtime.http,
+                self.runtime.upstream,
                 ex.request,
                 send,
                 result,

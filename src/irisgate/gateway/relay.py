@@ -11,14 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-
-import aiohttp
-from yarl import URL
 
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ChunkFilter
+from irisgate.gateway.http1 import Http1Client, Response, UpstreamError
 from irisgate.gateway.timing import NAME as SERVER_TIMING
 from irisgate.gateway.timing import server_timing
 from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
@@ -28,15 +25,6 @@ _HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 #: set by the ASGI server itself on every response (uvicorn prepends its own `date`); the
 #: upstream's copy is captured but not forwarded, or the client would get two Date headers
 _SERVER_SET = frozenset({b"date"})
-#: headers aiohttp would invent; the client's own (or none) are forwarded instead. Set on the
-#: session (see runtime.py) so aiohttp does not rebuild the set for every request.
-SKIP_AUTO_HEADERS = ("Accept-Encoding", "User-Agent", "Content-Type")
-
-
-@lru_cache(maxsize=1024)
-def _url(url: str) -> URL:
-    """Parsed once per upstream URL: the gateway builds it already encoded."""
-    return URL(url, encoded=True)
 
 
 @dataclass(slots=True)
@@ -54,7 +42,7 @@ class RelayResult:
 
 
 async def relay(
-    session: aiohttp.ClientSession,
+    client: Http1Client,
     request: UpstreamRequest,
     send: Send,
     result: RelayResult,
@@ -73,42 +61,46 @@ async def relay(
     carries a `Server-Timing` header (see timing.py)."""
     upstream_started = time.perf_counter()
     try:
-        response_cm = session.request(
-            request.method,
-            _url(request.url),
-            data=request.body or None,
-            headers=request.headers,
-            allow_redirects=False,
-        )
-        async with response_cm as upstream:
-            result.status = upstream.status
-            kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP_BYTES]
-            result.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
-            out_headers = [(k, v) for k, v in kept if k.lower() not in _SERVER_SET]
-            if chunk_filter is None and "content-length" in upstream.headers:
-                out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
-            out_headers.extend(extra_headers)
-            if request_started is not None:
-                gateway_s = upstream_started - request_started
-                timing = server_timing(gateway_s, time.perf_counter() - upstream_started)
-                out_headers.append((SERVER_TIMING, timing))
-            await send(
-                {"type": "http.response.start", "status": upstream.status, "headers": out_headers}
-            )
-            await _pump(upstream, send, result, chunk_filter)
+        upstream = await client.request(request.method, request.url, request.headers, request.body)
     except TimeoutError as exc:
-        if result.status == 0:
-            raise GatewayError(
-                "timeout", f"upstream did not answer in time: {request.url}"
-            ) from exc
+        result.upstream_done_at = time.perf_counter()
+        raise GatewayError("timeout", f"upstream did not answer in time: {request.url}") from exc
+    except UpstreamError as exc:
+        result.upstream_done_at = time.perf_counter()
+        raise GatewayError(
+            "upstream", f"upstream unreachable: {_describe(exc)}", code="upstream_error"
+        ) from exc
+    try:
+        result.status = upstream.status
+        headers = result.headers
+        out_headers: list[tuple[bytes, bytes]] = []
+        length = b""
+        for name, value in upstream.raw_headers:
+            lowered = name.lower()
+            if lowered in _HOP_BYTES:
+                if lowered == b"content-length":
+                    length = value
+                continue
+            headers[lowered.decode("latin-1")] = value.decode("latin-1")
+            if lowered not in _SERVER_SET:
+                out_headers.append((name, value))
+        if chunk_filter is None and length:
+            out_headers.append((b"content-length", length))
+        out_headers.extend(extra_headers)
+        if request_started is not None:
+            gateway_s = upstream_started - request_started
+            timing = server_timing(gateway_s, time.perf_counter() - upstream_started)
+            out_headers.append((SERVER_TIMING, timing))
+        await send(
+            {"type": "http.response.start", "status": upstream.status, "headers": out_headers}
+        )
+        await _pump(upstream, send, result, chunk_filter)
+    except TimeoutError:
         result.error = "upstream stopped sending before the answer was complete (timeout)"
-    except aiohttp.ClientError as exc:
-        if result.status == 0:
-            raise GatewayError(
-                "upstream", f"upstream unreachable: {_describe(exc)}", code="upstream_error"
-            ) from exc
+    except UpstreamError as exc:
         result.error = f"upstream connection broke mid-answer: {_describe(exc)}"
     finally:
+        upstream.close()
         if result.upstream_done_at is None:
             result.upstream_done_at = time.perf_counter()
 
@@ -118,7 +110,7 @@ _ONE_WRITE = 1 << 20
 
 
 async def _pump(
-    upstream: aiohttp.ClientResponse,
+    upstream: Response,
     send: Send,
     result: RelayResult,
     chunk_filter: ChunkFilter | None,
@@ -131,25 +123,25 @@ async def _pump(
         result.upstream_done_at = result.first_byte_at = time.perf_counter()
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
-    content = upstream.content
-    async for chunk in content.iter_any():
-        chunks.append(chunk)
-        out = chunk_filter.feed(chunk) if chunk_filter is not None else chunk
+    while True:
+        chunk, done = await upstream.chunk()
+        if chunk:
+            chunks.append(chunk)
+        out = chunk_filter.feed(chunk) if chunk_filter is not None and chunk else chunk
+        if done:
+            result.upstream_done_at = time.perf_counter()
+            if chunk_filter is not None:
+                out += chunk_filter.flush()
+            if result.first_byte_at is None:
+                result.first_byte_at = result.upstream_done_at
+            # the upstream's last piece came with its end: one write, not two (the ASGI
+            # server appends the end of the chunked body to this piece)
+            await send({"type": "http.response.body", "body": out, "more_body": False})
+            return
         if out:
             if result.first_byte_at is None:
                 result.first_byte_at = time.perf_counter()
-            if chunk_filter is None and content.at_eof():
-                # the upstream's last piece came with its end: one write, not two (the
-                # ASGI server appends the end of the chunked body to this piece)
-                result.upstream_done_at = time.perf_counter()
-                await send({"type": "http.response.body", "body": out, "more_body": False})
-                return
             await send({"type": "http.response.body", "body": out, "more_body": True})
-    result.upstream_done_at = time.perf_counter()
-    tail = chunk_filter.flush() if chunk_filter is not None else b""
-    if result.first_byte_at is None:
-        result.first_byte_at = time.perf_counter()
-    await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
 def _describe(exc: BaseException) -> str:

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import functools
 import gzip as gzip_module
+import ssl
 import sys
 import threading
 import time
@@ -263,16 +264,22 @@ class FakeLLM(StartStop):
             self._closing = True
             await runner.cleanup()
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve from a background thread; returns the base URL (``http://127.0.0.1:PORT``).
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Serve from a background thread; returns the base URL (``http://127.0.0.1:PORT``,
+        ``https://`` with `ssl_context`).
 
         Port 0 picks a free port. Raises RuntimeError when the server cannot start.
         """
         if self._server.running:
             return self.base_url
         self._closing = False
-        address = self._server.start(self.make_app(), lambda r: web.TCPSite(r, host, port))
-        self.base_url = f"http://{host}:{address[1]}"
+        address = self._server.start(
+            self.make_app(), lambda r: web.TCPSite(r, host, port, ssl_context=ssl_context)
+        )
+        scheme = "https" if ssl_context is not None else "http"
+        self.base_url = f"{scheme}://{host}:{address[1]}"
         return self.base_url
 
     def stop(self) -> None:

@@ -1,0 +1,440 @@
+"""The relay's HTTP/1.1 client: keep-alive connections to LLM upstreams, nothing more.
+
+Why not aiohttp's `ClientSession` here (it still serves hooks, cloud token endpoints and the
+connector proxy): per request it builds a `ClientRequest`, cookie jar filter, payload object,
+`StreamReader`, timer handles and several futures, about 0.15 ms of CPU on the benchmark
+machine, a third of everything irisgate does for a plain request. The relay needs a small
+part of what that machinery offers, and this module is that part:
+
+- a pool of idle keep-alive connections per (scheme, host, port), newest first, dropped after
+  `keepalive` seconds idle or as soon as the server closes them;
+- one write per request (head and body through `writelines`); the body is always complete
+  bytes (the gateway has read it), so no chunked request bodies;
+- responses parsed by httptools (llhttp, the parser uvicorn already uses for requests):
+  `Content-Length`, chunked, and read-until-close bodies; 1xx interim answers skipped;
+- the body handed over as it arrives, all buffered pieces at once, with back-pressure:
+  reading pauses while more than `_HIGH_WATER` bytes wait for a slow client;
+- a connect timeout and a read timeout: the longest silence allowed while irisgate waits for
+  the upstream (not while it waits for a slow client);
+- TLS with the system's certificate store and hostname verification.
+
+Not supported, on purpose: redirects (the relay passes them to the client), proxies, cookies,
+decompression (bodies pass through as sent), HTTP/2, upgrades, HEAD. Errors are two kinds:
+`TimeoutError`, and `UpstreamError` for everything else (refused, reset, TLS, bad response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+#: body bytes buffered for a slow consumer before reading from the upstream pauses
+_HIGH_WATER = 256 * 1024
+#: response head size accepted from an upstream (status line and headers)
+_MAX_HEAD = 64 * 1024
+#: idle connections kept per upstream (scheme, host, port)
+_MAX_IDLE = 256
+
+
+class UpstreamError(Exception):
+    """Could not talk HTTP/1.1 with the upstream: refused, reset, TLS, malformed answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key: tuple[str, str, int]  # scheme, host, port: what a connection can be reused for
+    host: str  # the Host header: the URL's authority as written
+    path: str  # the request target: path and query, as written (already encoded)
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UpstreamError(f"unsupported URL scheme {scheme!r} in {url!r}")
+    if "@" in parts.netloc:
+        raise UpstreamError("credentials in an upstream URL are not supported")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise UpstreamError(f"bad port in upstream URL {url!r}: {exc}") from None
+    host = parts.hostname
+    if not host:
+        raise UpstreamError(f"no host in upstream URL {url!r}")
+    port = port or (443 if scheme == "https" else 80)
+    authority = parts.netloc if parts.netloc.isascii() else parts.netloc.encode("idna").decode()
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in path):
+        raise UpstreamError(f"space or control character in the upstream path {path!r}")
+    return _Target((scheme, host, port), authority, path)
+
+
+def _head(method: str, target: _Target, headers: dict[str, str], length: int | None) -> bytes:
+    """The request line and headers, refusing any CR or LF inside a name or value (they
+    would let one header smuggle in another, or a second request)."""
+    lines = [f"{method} {target.path} HTTP/1.1\r\nhost: {target.host}\r\n"]
+    lines.extend([f"{name}: {value}\r\n" for name, value in headers.items()])
+    count = len(headers) + 3
+    if length is not None:
+        lines.append(f"content-length: {length}\r\n")
+        count += 1
+    lines.append("\r\n")
+    text = "".join(lines)
+    if text.count("\n") != count or text.count("\r") != count:
+        raise UpstreamError("a header name or value contains a line break")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a configured header beyond latin-1: send it as UTF-8
+        return text.encode()
+
+
+class Response:
+    """One upstream answer: status and headers at once, the body as it arrives. `close()`
+    must follow (the relay does it in `finally`): it returns the connection to the pool when
+    the body was read to its end, and closes it otherwise."""
+
+    __slots__ = ("_conn", "content_length", "raw_headers", "status")
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.status = conn.status
+        self.raw_headers = conn.headers
+        self.content_length = conn.content_length
+
+    async def chunk(self) -> tuple[bytes, bool]:
+        """Every body byte that arrived since the last call (waiting for at least one), and
+        whether the body is complete with them. At the end: `(b"", True)`."""
+        conn = self._conn
+        while True:
+            pieces = conn.pieces
+            if pieces:
+                data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                pieces.clear()
+                conn.buffered = 0
+                if conn.paused:
+                    conn.resume()
+                return data, conn.complete
+            if conn.complete:
+                return b"", True
+            await conn.wait()
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        parts: list[bytes] = []
+        while True:
+            data, done = await self.chunk()
+            parts.append(data)
+            if done:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self._conn.finish()
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection, parsing what the upstream sends with httptools."""
+
+    def __init__(self, pool: Http1Client, key: tuple[str, str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        self.loop = pool.loop
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.busy = False  # a request is out (from send until finish)
+        self.idle_since = 0.0
+        self.last_read = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.head_done = False
+        self.interim = False  # parsing a 1xx answer, which another answer follows
+        self.content_length: int | None = None
+        self.until_close = False  # the body ends when the connection does
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self.paused = False
+        self.complete = False
+        self.keep_alive = False
+        self.error: BaseException | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy or self.complete:  # nothing asked: a confused upstream; never reuse
+            self.keep_alive = False
+            self._close()
+            return
+        self.last_read = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(UpstreamError(f"invalid HTTP answer from the upstream: {exc}"))
+            self._close()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost settles the request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.pool.forget(self)
+        if self.busy and not self.complete:
+            if self.head_done and self.until_close and self.error is None:
+                self.complete = True  # a body without length ends with its connection
+                self.wake()
+            else:
+                reason = f": {exc}" if exc is not None else ""
+                self.fail(UpstreamError(f"upstream closed the connection{reason}"))
+
+    # --- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > _MAX_HEAD:
+            error = UpstreamError(f"upstream answer headers larger than {_MAX_HEAD} bytes")
+            self.fail(error)  # first: the parser reports only "callback error"
+            raise error
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
+            self.interim = True
+            return
+        self.status = status
+        chunked = False
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == b"content-length" and value.isdigit():
+                self.content_length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            self.content_length = None
+        self.until_close = not chunked and self.content_length is None and status not in (204, 304)
+        self.head_done = True
+        self.wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self.wake()
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            self.headers = []
+            self.head_size = 0
+            return
+        self.keep_alive = self.parser.should_keep_alive()
+        self.complete = True
+        self.wake()
+
+    # --- the request -----------------------------------------------------------------------
+
+    def send(self, head: bytes, body: bytes) -> None:
+        assert self.transport is not None
+        self.busy = True
+        self.last_read = self.loop.time()
+        timeout = self.pool.read_timeout
+        if timeout is not None:
+            self.timer = self.loop.call_at(self.last_read + timeout, self._check_silence)
+        if body:
+            self.transport.writelines((head, body))
+        else:
+            self.transport.write(head)
+
+    async def response_head(self) -> None:
+        while not self.head_done:
+            await self.wait()
+
+    async def wait(self) -> None:
+        """Until the parser or the connection has news; raises what went wrong."""
+        if self.error is not None:
+            raise self.error
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+        if self.error is not None:
+            raise self.error
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.wake()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _check_silence(self) -> None:
+        """The read timeout: fires at most once per `read_timeout` of a request's life."""
+        self.timer = None
+        timeout = self.pool.read_timeout
+        if not self.busy or self.complete or timeout is None:
+            return
+        due = self.last_read + timeout
+        now = self.loop.time()
+        if self.paused or now < due:  # data came meanwhile, or the client is the slow one
+            self.timer = self.loop.call_at(max(due, now + timeout / 8), self._check_silence)
+            return
+        self.fail(TimeoutError(f"no data from the upstream for {timeout:g} s"))
+        self._close()
+
+    def finish(self) -> None:
+        """The request is over: back to the pool if the answer ended cleanly, else closed."""
+        if not self.busy:
+            return
+        self.busy = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        reusable = (
+            self.complete
+            and self.keep_alive
+            and self.error is None
+            and not self.paused
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+        if reusable:
+            self._reset()
+            self.pool.put(self)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Http1Client:
+    """Pooled HTTP/1.1 requests to upstreams; one per runtime, used from its event loop."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        keepalive: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.keepalive = keepalive
+        self._ssl = ssl_context
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._closed = False
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> Response:
+        """Send one request and wait for the answer's status and headers."""
+        if self._closed:
+            raise UpstreamError("the upstream client is closed")
+        target = _target(url)
+        sized = bool(body) or method in ("POST", "PUT", "PATCH")
+        head = _head(method, target, headers, len(body) if sized else None)
+        conn = self._take(target.key)
+        if conn is None:
+            conn = await self._connect(target.key)
+        conn.send(head, body)
+        try:
+            await conn.response_head()
+        except BaseException:
+            conn.finish()
+            raise
+        return Response(conn)
+
+    def _take(self, key: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        oldest_ok = self.loop.time() - self.keepalive
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if transport is not None and not transport.is_closing() and conn.idle_since > oldest_ok:
+                return conn
+            conn._close()
+        return None
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+        scheme, host, port = key
+        context = None
+        if scheme == "https":
+            context = self._ssl
+            if context is None:
+                context = self._ssl = ssl.create_default_context()
+                context.set_alpn_protocols(["http/1.1"])
+        conn = _Connection(self, key)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self.loop.create_connection(
+                    lambda: conn,
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
+        except TimeoutError:
+            raise TimeoutError(f"connecting to {host}:{port} took too long") from None
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UpstreamError(f"cannot connect to {host}:{port}: {reason}") from exc
+        return conn
+
+    def put(self, conn: _Connection) -> None:
+        if self._closed:
+            conn._close()
+            return
+        conn.idle_since = self.loop.time()
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= _MAX_IDLE:
+            idle.pop(0)._close()
+        idle.append(conn)
+
+    def forget(self, conn: _Connection) -> None:
+        """A connection closed: it must not be handed out again."""
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    async def close(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn._close()
+        self._idle.clear()
+        await asyncio.sleep(0)  # let the transports finish closing
