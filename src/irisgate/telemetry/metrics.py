@@ -320,7 +320,8 @@ class Metrics:
         if not routed:
             return
         if record.upstream_ms is not None:
-            self._overhead.observe(max(0.0, record.duration_ms - record.upstream_ms) / 1000)
+            overhead = record.duration_ms - record.upstream_ms
+            self._overhead.observe((overhead if overhead > 0.0 else 0.0) / 1000)
         for value, series in zip(_token_counts(record.usage), child.tokens, strict=True):
             if value:
                 if value < 0:
@@ -331,9 +332,10 @@ class Metrics:
             if cost < 0:
                 raise ValueError(_NEGATIVE)
             child.cost.value += cost / 1e9
-        failure = upstream_error_kind(record)
-        if failure is not None:
-            self._upstream_errors.of(record.provider, failure).value += 1
+        if record.error or record.status >= 500:  # else upstream_error_kind says None
+            failure = upstream_error_kind(record)
+            if failure is not None:
+                self._upstream_errors.of(record.provider, failure).value += 1
 
     # --- features of other modules: one call each ------------------------------------------
 
