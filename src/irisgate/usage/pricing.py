@@ -12,6 +12,7 @@ import re
 from bisect import bisect_left
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import genai_prices
@@ -175,6 +176,8 @@ _FIELDS: tuple[tuple[str, str, str], ...] = (
     ("web_search_count", "web_searches", "none"),
 )
 _STEP = 1000
+#: a `Usage`'s counts of the `_FIELDS`, as one tuple
+_field_counts = attrgetter(*(name for name, _, _ in _FIELDS))
 
 
 def _genai_usage(**counts: int) -> genai_prices.Usage:
@@ -225,10 +228,11 @@ class _Rates:
                 web_searches=usage.web_search_count,
             )
         total = rates[0] * usage.input_tokens + rates[1] * usage.output_tokens
-        for rate, (name, _, _) in zip(rates[2:], _FIELDS, strict=True):
-            count = getattr(usage, name)
-            if count:
-                total += rate * count
+        counts = _field_counts(usage)
+        if any(counts):  # most requests have none of them
+            for rate, count in zip(rates[2:], counts, strict=True):
+                if count:
+                    total += rate * count
         return total
 
     def _measure(self, tier: int) -> tuple[Decimal, ...] | None:
