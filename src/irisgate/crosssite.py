@@ -53,6 +53,8 @@ _SHOWN = 200  # longest header value quoted back in a refusal
 _READ = frozenset(
     {b"sec-fetch-site", b"origin", b"host", b"x-forwarded-host", b"x-forwarded-proto"}
 )
+#: the headers that tell a browser's request (without either: not a browser)
+_BROWSER = frozenset({b"sec-fetch-site", b"origin"})
 Origin = tuple[str, str, int]
 
 
@@ -67,11 +69,13 @@ class CrossSiteGuard:
         """Why this request is refused as cross-site; None when it may go on."""
         if scope["method"] in SAFE_METHODS and not _passes_through(scope["path"]):
             return None
-        seen = {
-            name: value.decode("latin-1").strip()
-            for name, value in scope["headers"]
-            if name in _READ
-        }
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        for name, _ in headers:
+            if name in _BROWSER:
+                break
+        else:
+            return None  # not a browser: SDKs, curl and agents send neither header
+        seen = {name: value.decode("latin-1").strip() for name, value in headers if name in _READ}
         fetch_site, origin = seen.get(b"sec-fetch-site"), seen.get(b"origin")
         if fetch_site is not None:
             if fetch_site.lower() in ALLOWED_FETCH_SITES:

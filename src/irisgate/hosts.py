@@ -17,6 +17,11 @@ Identity mode `serve` is not checked: `tailscale serve` answers only for the nod
 (its HTTPS certificate names the node), and irisgate listens on loopback behind it. A request
 without `Host` (HTTP/1.0) passes. The refusal is a 403 in the caller's API format naming the
 host and the setting.
+
+What a `Host` value decides by itself (its name; IP, localhost or listed) is remembered per
+value, for the first 1024 values of up to 300 bytes (then forgotten and learned again), so
+the request path parses it once; whether it is a MagicDNS name of the node is looked up on
+each request (in the names learned per address), as those can change.
 """
 
 from __future__ import annotations
@@ -32,17 +37,31 @@ from irisgate.settings import Settings
 
 #: how long a failed WhoIs of the gateway's own address is remembered
 _RETRY_SECONDS = 10.0
+#: `Host` values whose verdict is remembered (all forgotten when full) and the longest one
+_MEMO_ENTRIES = 1024
+_MEMO_LONGEST = 300
 
 
 def host_of(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The request's host name (lower case, no port, no trailing dot), None without one."""
+    value = _host_header(headers)
+    return None if value is None else _host_name(value)
+
+
+def _host_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The first `Host` header's raw value, None without one."""
     for name, value in headers:
         if name == b"host":
-            host = value.decode("latin-1").strip().lower()
-            if host.startswith("["):  # [v6] or [v6]:port
-                return host[1 : host.find("]")] if "]" in host else host
-            return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+            return value
     return None
+
+
+def _host_name(value: bytes) -> str:
+    """A `Host` header value's host name: lower case, no port, no trailing dot."""
+    host = value.decode("latin-1").strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
 
 
 def _is_ip(host: str) -> bool:
@@ -66,15 +85,25 @@ class HostGuard:
         self._allowed = settings.allowed_hosts
         self._resolver = resolver
         self._names: dict[str, tuple[float, frozenset[str]]] = {}  # address -> (until, names)
+        #: raw `Host` value -> (host name, passes whatever the address): pure, so remembered
+        self._verdicts: dict[bytes, tuple[str, bool]] = {}
 
     async def refusal(self, scope: dict[str, Any]) -> str | None:
         """Why this request's Host is refused, or None."""
         if self._mode == "serve":
             return None
-        host = host_of(scope["headers"])
-        if not host or host == "localhost" or host.endswith(".localhost") or _is_ip(host):
+        value = _host_header(scope["headers"])
+        if value is None:
             return None
-        if listed(host, self._allowed):
+        verdict = self._verdicts.get(value)
+        if verdict is None:
+            verdict = self._verdict(value)
+            if len(value) <= _MEMO_LONGEST:
+                if len(self._verdicts) >= _MEMO_ENTRIES:
+                    self._verdicts.clear()
+                self._verdicts[value] = verdict
+        host, passes = verdict
+        if passes:
             return None
         server = scope.get("server")
         if self._mode == "tailscale" and server and host in await self._own_names(server):
@@ -84,6 +113,13 @@ class HostGuard:
             f"host {shown!r} is not a name of this gateway; if clients reach it by that name,"
             " add it to --allowed-hosts (IRISGATE_ALLOWED_HOSTS)"
         )
+
+    def _verdict(self, value: bytes) -> tuple[str, bool]:
+        """The host name of a `Host` value, and whether it passes without asking WhoIs (no
+        name, an IP address, localhost, or listed in --allowed-hosts)."""
+        host = _host_name(value)
+        local = host == "localhost" or host.endswith(".localhost")
+        return host, not host or local or _is_ip(host) or listed(host, self._allowed)
 
     async def _own_names(self, server: tuple[str, int]) -> frozenset[str]:
         """The MagicDNS names of the node owning `server`'s address (WhoIs), remembered; an

@@ -114,3 +114,14 @@ def test_per_token_prices_are_decimal_strings() -> None:
     assert prices["input_cache_read"] == "0.00000030"
     assert prices["input_cache_write"] == "0.00000375"
     assert prices["input_cache_write_1h"] == "0.00000600"
+
+
+def test_lookups_are_remembered_per_provider_object() -> None:
+    pricer = Pricer(Config(providers={}, grants=()))
+    openai_basis, anthropic_basis = provider("openai"), provider("anthropic")  # same id "p"
+    first = pricer.lookup(anthropic_basis, "openai", "claude-sonnet-4-5")
+    assert first[1] == "anthropic/claude-sonnet-4-5"
+    assert pricer.lookup(anthropic_basis, "openai", "claude-sonnet-4-5") is first
+    assert pricer.lookup(openai_basis, "openai", "claude-sonnet-4-5")[1] == ""  # not OpenAI's
+    assert pricer.lookup(provider(), "anthropic", "claude-sonnet-4-5")[1] == first[1]
+    assert pricer.lookup(provider(), "openai", "claude-sonnet-4-5") == (None, "", 1.0)

@@ -8,22 +8,35 @@ routed provider id and model (a request that was not routed counts with both emp
 model it named), `api_format` is one of the format plug-ins, `status` an HTTP status code.
 No request id, login name or session id is ever a label.
 
-The request path pays one call per finished request (`observe`), which updates counters and
-histograms through children cached per label tuple: no label dict is built per request.
+The request path pays one call per finished request (`observe`). The request metrics
+(requests, durations, tokens, cost, upstream errors) are plain Python numbers kept per label
+tuple, with the series one request updates cached per (provider, model, api_format, status):
+no lock, no label dict, no prometheus-client call per request (everything runs on the event
+loop's thread). `_RequestCollector` turns them into metric families when scraped, exactly as
+prometheus-client's Counter and Histogram print them (series appear when their label tuple is
+first seen, `_created` follows prometheus-client's switch); tests/telemetry checks the text
+against those classes.
 
 Quota and hook metrics are declared here with a one-line API for the features that produce
 them (`quota_balance`, `quota_rejected`, `hook_called`, `hook_failed`); until those features
-call them, the series stay absent, never faked.
+call them, the series stay absent, never faked. They, and the rarer metrics below, stay
+prometheus-client metrics.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from irisgate.telemetry.record import RequestRecord
 
@@ -43,19 +56,142 @@ _TOKEN_TYPES = (
 )
 
 
-class _Request:
-    """The metric children one (provider, model, api_format, status) updates."""
+#: the `Usage` counters of `_TOKEN_TYPES`, as one tuple
+_token_counts = attrgetter(*(attr for attr, _ in _TOKEN_TYPES))
+#: what prometheus-client's Counter.inc raises for a negative amount (kept: same behaviour)
+_NEGATIVE = "Counters can only be incremented by non-negative amounts."
 
-    __slots__ = ("cost", "count", "duration", "overhead", "tokens", "ttfb", "upstream_errors")
+
+class _Count:
+    """One counter series: its value and when it appeared (`_created`)."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+
+class _Observations:
+    """One histogram series: observations per bucket (not cumulative), their sum, creation."""
+
+    __slots__ = ("bounds", "buckets", "created", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, amount: float) -> None:
+        """Count `amount` in the first bucket whose upper bound is >= it (+Inf is last)."""
+        self.sum += amount
+        self.buckets[bisect_left(self.bounds, amount)] += 1
+
+
+class _CounterFamily:
+    """A labelled counter: its series by label values, in the order they first appeared."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.series: dict[tuple[str, ...], _Count] = {}
+
+    def of(self, *labels: str) -> _Count:
+        """The series of these label values, created (at 0) when first asked for."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = _Count()
+        return series
+
+    def empty(self) -> Metric:
+        return Metric(self.name, self.documentation, "counter")
+
+    def family(self, created: bool) -> Metric:
+        """Samples as prometheus-client's Counter gives them: `_total` (and `_created`)."""
+        metric = self.empty()
+        total, since = self.name + "_total", self.name + "_created"
+        for labels, series in list(self.series.items()):
+            named = dict(zip(self.labelnames, labels, strict=True))
+            metric.add_sample(total, named, series.value)
+            if created:
+                metric.add_sample(since, named, series.created)
+        return metric
+
+
+class _HistogramFamily:
+    """A histogram: its series by label values, in the order they first appeared. Without
+    label names its one series exists from the start, as prometheus-client's does."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: tuple[str, ...],
+        buckets: tuple[float, ...],
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.bounds = (*(float(b) for b in buckets), math.inf)
+        #: `le` label values, spelt as prometheus-client spells them (its function is unannotated)
+        self._le = tuple(floatToGoString(b) for b in self.bounds)  # type: ignore[no-untyped-call]
+        self.series: dict[tuple[str, ...], _Observations] = {}
+        if not labelnames:
+            self.of()
+
+    def of(self, *labels: str) -> _Observations:
+        """The series of these label values, created (empty) when first asked for."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = _Observations(self.bounds)
+        return series
+
+    def empty(self) -> Metric:
+        return Metric(self.name, self.documentation, "histogram")
+
+    def family(self, created: bool) -> Metric:
+        """Samples as prometheus-client's Histogram gives them: cumulative `_bucket`s up to
+        `+Inf`, `_count`, `_sum` (and `_created`)."""
+        metric = self.empty()
+        bucket = self.name + "_bucket"
+        for labels, series in list(self.series.items()):
+            named = list(zip(self.labelnames, labels, strict=True))
+            total = 0.0
+            for le, count in zip(self._le, list(series.buckets), strict=True):
+                total += count
+                metric.add_sample(bucket, dict([*named, ("le", le)]), total)
+            metric.add_sample(self.name + "_count", dict(named), total)
+            metric.add_sample(self.name + "_sum", dict(named), series.sum)
+            if created:
+                metric.add_sample(self.name + "_created", dict(named), series.created)
+        return metric
+
+
+class _RequestFamilies(Collector):
+    """The request metrics, read at scrape time."""
+
+    def __init__(self, *families: _CounterFamily | _HistogramFamily) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        created = prometheus_metrics._use_created  # prometheus-client's own switch
+        return [family.family(created) for family in self._families]
+
+    def describe(self) -> Iterator[Metric]:
+        return iter([family.empty() for family in self._families])
+
+
+class _Request:
+    """The series one (provider, model, api_format, status) updates."""
+
+    __slots__ = ("cost", "count", "duration", "tokens", "ttfb")
 
     def __init__(self, m: Metrics, provider: str, model: str, api_format: str, status: str):
-        self.count = m.requests.labels(provider, model, api_format, status)
-        self.duration = m.request_duration.labels(provider, api_format)
-        self.ttfb = m.time_to_first_byte.labels(provider, api_format)
-        self.overhead = m.gateway_overhead
-        self.cost = m.cost.labels(provider, model)
-        self.tokens = {kind: m.tokens.labels(provider, model, kind) for _, kind in _TOKEN_TYPES}
-        self.upstream_errors = m.upstream_errors
+        self.count = m._requests.of(provider, model, api_format, status)
+        self.duration = m._request_duration.of(provider, api_format)
+        self.ttfb = m._time_to_first_byte.of(provider, api_format)
+        self.cost = m._cost.of(provider, model)
+        kinds = {kind: m._tokens.of(provider, model, kind) for _, kind in _TOKEN_TYPES}
+        #: in the order of `_token_counts`
+        self.tokens = tuple(kinds[kind] for _, kind in _TOKEN_TYPES)
 
 
 class Metrics:
@@ -64,51 +200,57 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        self._requests = _CounterFamily(
             "irisgate_requests",
             "Gateway requests answered, by routed provider/model, API format and status.",
-            ["provider", "model", "api_format", "status"],
-            registry=r,
+            ("provider", "model", "api_format", "status"),
         )
-        self.request_duration = Histogram(
+        self._request_duration = _HistogramFamily(
             "irisgate_request_duration_seconds",
             "First request byte in to last answer byte out.",
-            ["provider", "api_format"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+            ("provider", "api_format"),
+            _DURATION_BUCKETS,
         )
-        self.time_to_first_byte = Histogram(
+        self._time_to_first_byte = _HistogramFamily(
             "irisgate_time_to_first_byte_seconds",
             "Request start to the first answer body byte sent to the client.",
-            ["provider", "api_format"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+            ("provider", "api_format"),
+            _DURATION_BUCKETS,
         )
-        self.gateway_overhead = Histogram(
+        self._gateway_overhead = _HistogramFamily(
             "irisgate_gateway_overhead_seconds",
             "Request duration minus the time spent on the upstream call (routed requests).",
-            buckets=_OVERHEAD_BUCKETS,
-            registry=r,
+            (),
+            _OVERHEAD_BUCKETS,
         )
-        self.tokens = Counter(
+        self._tokens = _CounterFamily(
             "irisgate_tokens",
             "Tokens reported by upstreams, by type (input, output, cached, cache_write, "
             "reasoning).",
-            ["provider", "model", "type"],
-            registry=r,
+            ("provider", "model", "type"),
         )
-        self.cost = Counter(
+        self._cost = _CounterFamily(
             "irisgate_cost_dollars",
             "Estimated cost of priced requests in US dollars.",
-            ["provider", "model"],
-            registry=r,
+            ("provider", "model"),
         )
-        self.upstream_errors = Counter(
+        self._upstream_errors = _CounterFamily(
             "irisgate_upstream_errors",
             "Upstream failures: unreachable, timeout, interrupted (broke off mid-answer) or "
             "http_5xx (the upstream answered with a server error).",
-            ["provider", "kind"],
-            registry=r,
+            ("provider", "kind"),
+        )
+        self._overhead = self._gateway_overhead.of()
+        r.register(
+            _RequestFamilies(
+                self._requests,
+                self._request_duration,
+                self._time_to_first_byte,
+                self._gateway_overhead,
+                self._tokens,
+                self._cost,
+                self._upstream_errors,
+            )
         )
         self.quota_balances = Gauge(
             "irisgate_quota_balance_dollars",
@@ -171,24 +313,29 @@ class Metrics:
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = _Request(self, key[0], key[1], key[2], str(key[3]))
-        child.count.inc()
+        child.count.value += 1
         child.duration.observe(record.duration_ms / 1000)
         if record.ttfb_ms is not None:
             child.ttfb.observe(record.ttfb_ms / 1000)
         if not routed:
             return
         if record.upstream_ms is not None:
-            child.overhead.observe(max(0.0, record.duration_ms - record.upstream_ms) / 1000)
-        usage = record.usage
-        for attr, kind in _TOKEN_TYPES:
-            value = getattr(usage, attr)
+            overhead = record.duration_ms - record.upstream_ms
+            self._overhead.observe((overhead if overhead > 0.0 else 0.0) / 1000)
+        for value, series in zip(_token_counts(record.usage), child.tokens, strict=True):
             if value:
-                child.tokens[kind].inc(value)
-        if record.cost_nanodollars:
-            child.cost.inc(record.cost_nanodollars / 1e9)
-        failure = upstream_error_kind(record)
-        if failure is not None:
-            child.upstream_errors.labels(record.provider, failure).inc()
+                if value < 0:
+                    raise ValueError(_NEGATIVE)
+                series.value += value
+        cost = record.cost_nanodollars
+        if cost:
+            if cost < 0:
+                raise ValueError(_NEGATIVE)
+            child.cost.value += cost / 1e9
+        if record.error or record.status >= 500:  # else upstream_error_kind says None
+            failure = upstream_error_kind(record)
+            if failure is not None:
+                self._upstream_errors.of(record.provider, failure).value += 1
 
     # --- features of other modules: one call each ------------------------------------------
 

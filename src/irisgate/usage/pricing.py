@@ -9,8 +9,10 @@ tokens are recorded and its cost is None, never a guessed number.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import genai_prices
@@ -36,6 +38,8 @@ BASIS_PROVIDER: dict[str, str | None] = {
 }
 
 NANO = Decimal(1_000_000_000)
+#: (provider, format basis, model) lookups a `Pricer` remembers before starting over
+_LOOKUPS = 4096
 
 # Bedrock cross-region inference profiles (`us.`, `eu.`, `apac.`, ...) cost what the in-region
 # model costs; `global.` profiles are priced apart, so that prefix is never stripped.
@@ -88,16 +92,29 @@ class Pricer:
 
     def __init__(self, config: Config) -> None:
         self._auto = config.auto_cost_basis
+        #: (id(provider), format basis, model) -> (provider, `lookup`'s answer); the provider
+        #: is kept so that its id cannot be reused by another object while it is remembered
+        self._looked_up: dict[tuple[int, str, str], tuple[Provider, _Lookup]] = {}
 
     def basis_for(self, provider: Provider, format_basis: str) -> str | None:
         if provider.cost_basis:
             return provider.cost_basis
         return format_basis if self._auto else None
 
-    def lookup(
-        self, provider: Provider, format_basis: str, model: str
-    ) -> tuple[_Rates | None, str, float]:
-        """(price, "<basis>/<pricing model>", adjustment); price None when unpriced."""
+    def lookup(self, provider: Provider, format_basis: str, model: str) -> _Lookup:
+        """(price, "<basis>/<pricing model>", adjustment); price None when unpriced.
+        Remembered per provider, format basis and model (it depends on nothing else)."""
+        key = (id(provider), format_basis, model)
+        known = self._looked_up.get(key)
+        if known is not None and known[0] is provider:
+            return known[1]
+        found = self._lookup(provider, format_basis, model)
+        if len(self._looked_up) >= _LOOKUPS:
+            self._looked_up.clear()
+        self._looked_up[key] = (provider, found)
+        return found
+
+    def _lookup(self, provider: Provider, format_basis: str, model: str) -> _Lookup:
         basis = self.basis_for(provider, format_basis)
         if basis is None:
             return None, "", 1.0
@@ -159,6 +176,8 @@ _FIELDS: tuple[tuple[str, str, str], ...] = (
     ("web_search_count", "web_searches", "none"),
 )
 _STEP = 1000
+#: a `Usage`'s counts of the `_FIELDS`, as one tuple
+_field_counts = attrgetter(*(name for name, _, _ in _FIELDS))
 
 
 def _genai_usage(**counts: int) -> genai_prices.Usage:
@@ -192,7 +211,7 @@ class _Rates:
         self._tiers: dict[int, tuple[Decimal, ...] | None] = {}
 
     def cost(self, usage: Usage) -> Decimal:
-        tier = sum(1 for start in self._starts if usage.input_tokens > start)
+        tier = bisect_left(self._starts, usage.input_tokens)  # tier starts below the prompt
         rates = self._tiers.get(tier, ())
         if rates == ():
             rates = self._tiers[tier] = self._measure(tier)
@@ -209,10 +228,11 @@ class _Rates:
                 web_searches=usage.web_search_count,
             )
         total = rates[0] * usage.input_tokens + rates[1] * usage.output_tokens
-        for rate, (name, _, _) in zip(rates[2:], _FIELDS, strict=True):
-            count = getattr(usage, name)
-            if count:
-                total += rate * count
+        counts = _field_counts(usage)
+        if any(counts):  # most requests have none of them
+            for rate, count in zip(rates[2:], counts, strict=True):
+                if count:
+                    total += rate * count
         return total
 
     def _measure(self, tier: int) -> tuple[Decimal, ...] | None:
@@ -232,6 +252,10 @@ class _Rates:
         except (ValueError, ArithmeticError):
             return None
         return tuple(rates)
+
+
+#: `Pricer.lookup`'s answer: (price, "<basis>/<pricing model>", adjustment)
+_Lookup = tuple[_Rates | None, str, float]
 
 
 def decimal_text(value: Decimal) -> str:

@@ -49,11 +49,8 @@ def _from_metadata(metadata: Any) -> str | None:
 
 def fingerprint(body: dict[str, Any], login: str) -> str:
     """Hash of the caller and the conversation's first instructions and user message."""
-    first = _first_turn(body)
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(login.encode())
-    digest.update(b"\0")
-    digest.update(orjson.dumps(first, option=orjson.OPT_SORT_KEYS))
+    digest = hashlib.blake2b(login.encode() + b"\0", digest_size=8)
+    digest.update(orjson.dumps(_first_turn(body), option=orjson.OPT_SORT_KEYS))
     return "fp_" + digest.hexdigest()
 
 

@@ -9,7 +9,8 @@ Anthropic `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 
 @dataclass(slots=True)
@@ -33,7 +34,24 @@ class Usage:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
     def is_empty(self) -> bool:
-        return not any(getattr(self, f.name) for f in fields(self))
+        # asked twice per request: plain attribute reads (tests/usage checks every field is here)
+        return not (
+            self.input_tokens
+            or self.output_tokens
+            or self.cache_read_tokens
+            or self.cache_write_5m_tokens
+            or self.cache_write_1h_tokens
+            or self.reasoning_tokens
+            or self.image_input_tokens
+            or self.image_output_tokens
+            or self.web_search_count
+        )
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return dict(zip(FIELD_NAMES, _counts(self), strict=True))
+
+
+#: the `Usage` field names, in declaration order
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Usage))
+#: a `Usage`'s counts as one tuple, in `FIELD_NAMES` order
+_counts = attrgetter(*FIELD_NAMES)
