@@ -41,8 +41,8 @@ WRITE_LINGER_SECONDS = 0.05
 def upstream_session(
     settings: Settings, resolver: aiohttp.abc.AbstractResolver | None = None
 ) -> aiohttp.ClientSession:
-    """The aiohttp client for hooks, cloud token endpoints and connector upstreams (LLM
-    calls go through `Http1Client`): no pool limit, bodies passed through as sent (no
+    """The aiohttp client for cloud token endpoints and connector upstreams (LLM calls and
+    hooks go through `Http1Client`): no pool limit, bodies passed through as sent (no
     decompression, no automatic headers), the configured connect and read timeouts."""
     connector = aiohttp.TCPConnector(
         limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver
@@ -74,7 +74,7 @@ class Runtime:
         self._deferred: set[asyncio.Task[None]] = set()
         self._responses: ResponseIndex | None = None
         self._quotas: QuotaGate | None = None
-        self.hooks = HookRunner(lambda: self.http)
+        self.hooks = HookRunner(lambda: self.upstream)
         self._cloud: CloudAuth | None = None
         self.metrics = Metrics()  # per app, so several apps in one process count apart
         self.tracing: Tracing | None = Tracing() if settings.otel else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import aiohttp
 import orjson
 
 from irisgate.config.model import Hook
+from irisgate.gateway.http1 import Http1Client, UpstreamError
 
 
 class HookFailed(Exception):
@@ -31,21 +32,24 @@ def _auth_headers(hook: Hook) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 
 
-async def call(http: aiohttp.ClientSession, hook: Hook, payload: bytes) -> Any:
-    """The hook's JSON answer (whatever JSON it is); raises HookFailed."""
+async def call(http: Http1Client, hook: Hook, payload: bytes) -> Any:
+    """The hook's JSON answer (whatever JSON it is); raises HookFailed. The timeout covers
+    everything: connecting, sending, waiting and reading the answer."""
     headers = {"content-type": "application/json", **_auth_headers(hook)}
-    timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
     try:
-        async with http.post(hook.url, data=payload, headers=headers, timeout=timeout) as resp:
-            body = await resp.read()
-            if not 200 <= resp.status < 300:
-                raise HookFailed(f"hook {hook.name} answered HTTP {resp.status}", "http_status")
+        async with asyncio.timeout(hook.timeout_seconds):
+            answer = await http.request("POST", hook.url, headers, payload)
+            try:
+                body = await answer.read()
+            finally:
+                answer.close()
     except TimeoutError:
         wait = f"{hook.timeout_seconds:g}s"
         raise HookFailed(f"hook {hook.name} did not answer within {wait}", "timeout") from None
-    except aiohttp.ClientError as exc:
-        problem = f"hook {hook.name} is unreachable: {exc.__class__.__name__}"
-        raise HookFailed(problem, "unreachable") from None
+    except UpstreamError as exc:
+        raise HookFailed(f"hook {hook.name} is unreachable: {exc}", "unreachable") from None
+    if not 200 <= answer.status < 300:
+        raise HookFailed(f"hook {hook.name} answered HTTP {answer.status}", "http_status")
     try:
         return orjson.loads(body) if body else None
     except orjson.JSONDecodeError:

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 import structlog
 
 from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.relay import RelayResult
 from irisgate.hooks import client, payload
 from irisgate.hooks.client import HookFailed
@@ -55,7 +55,7 @@ class _Event:
 
 
 class HookRunner:
-    def __init__(self, http: Callable[[], aiohttp.ClientSession]) -> None:
+    def __init__(self, http: Callable[[], Http1Client]) -> None:
         self._http = http
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._workers: list[asyncio.Task[None]] = []
