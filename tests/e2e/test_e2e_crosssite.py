@@ -192,13 +192,28 @@ def _balance(gw: IrisgateServer) -> int:
     return balance
 
 
+def _manual_changes(gw: IrisgateServer) -> list[dict[str, Any]]:
+    """The bucket's audit log of refills and set-balance calls, newest first."""
+    with http_from(ALICE_IP, gw.url) as alice:
+        changes = alice.get("/api/quotas/changes", params={"bucket": BUCKET}).json()["changes"]
+    assert isinstance(changes, list)
+    return changes
+
+
+def _assert_not_refilled(gw: IrisgateServer, balance: int, changes: list[dict[str, Any]]) -> None:
+    """No manual change was made. Spending by earlier tests' requests may still be reported
+    to the bucket in the background, so the balance may drop, never rise."""
+    assert _manual_changes(gw) == changes
+    assert _balance(gw) <= balance
+
+
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_admin_api_changes_from_other_sites_are_refused_and_change_nothing(
     gw: IrisgateServer, attack: str
 ) -> None:
     before = _config(gw)
     changed = before["config"].replace("written by the test suite", "changed by evil.example")
-    balance = _balance(gw)
+    balance, changes = _balance(gw), _manual_changes(gw)
     headers = ATTACKS[attack]
     with http_from(ALICE_IP, gw.url) as alice:  # alice is an admin
         put = alice.put(
@@ -219,14 +234,14 @@ def test_admin_api_changes_from_other_sites_are_refused_and_change_nothing(
         assert "access-control-allow-origin" not in resp.headers
     after = _config(gw)
     assert (after["version"], after["hash"]) == (before["version"], before["hash"])
-    assert _balance(gw) == balance
+    _assert_not_refilled(gw, balance, changes)
 
 
 def test_admin_api_bodies_must_be_json(gw: IrisgateServer) -> None:
     """A browser that sends no Origin at all still cannot post a form or text here."""
     before = _config(gw)
     body = json.dumps({"config": before["config"], "hash": before["hash"]})
-    balance = _balance(gw)
+    balance, changes = _balance(gw), _manual_changes(gw)
     with http_from(ALICE_IP, gw.url) as alice:
         text = alice.put("/api/config", content=body, headers={"content-type": "text/plain"})
         bare = alice.put("/api/config", content=body)
@@ -244,7 +259,7 @@ def test_admin_api_bodies_must_be_json(gw: IrisgateServer) -> None:
     assert form.status_code == 415
     assert "'application/x-www-form-urlencoded'" in form.json()["error"]
     assert _config(gw)["version"] == before["version"]
-    assert _balance(gw) == balance
+    _assert_not_refilled(gw, balance, changes)
 
 
 def test_admin_api_changes_from_the_dashboard_itself_work(gw: IrisgateServer) -> None:
@@ -267,7 +282,10 @@ def test_admin_api_changes_from_the_dashboard_itself_work(gw: IrisgateServer) ->
     assert _config(gw)["version"] == put.json()["version"] > before["version"]
     assert balance.status_code == 200, balance.text
     assert refill.status_code == 200, refill.text
-    assert _balance(gw) == 3_000_000_000
+    latest = _manual_changes(gw)[0]  # set to $2, then $1 added; later spending may lower it
+    assert (latest["action"], latest["balance_after_nanodollars"]) == ("refill", 3_000_000_000)
+    assert latest["changed_by"] == "alice@example.com"
+    assert _balance(gw) <= 3_000_000_000
 
 
 def test_reads_carry_no_cors_headers(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
