@@ -91,13 +91,15 @@ def answering(*answers: bytes) -> Callable[[Upstream], Handler]:
 
 
 @asynccontextmanager
-async def scripted(make: Callable[[Upstream], Handler]) -> AsyncIterator[Upstream]:
+async def scripted(
+    make: Callable[[Upstream], Handler], context: ssl.SSLContext | None = None
+) -> AsyncIterator[Upstream]:
     holder: list[Upstream] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await make(holder[0])(reader, writer)
 
-    async with upstream(handler) as up:
+    async with upstream(handler, context) as up:
         holder.append(up)
         yield up
 
@@ -349,14 +351,7 @@ async def test_closing_before_the_end_closes_the_connection() -> None:
 
 async def test_tls_upstream_is_verified(tmp_path: Path) -> None:
     certificate = self_signed(tmp_path)
-
-    holder: list[Upstream] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await answering(OK, OK)(holder[0])(reader, writer)
-
-    async with upstream(handler, certificate.server_context()) as up:
-        holder.append(up)
+    async with scripted(answering(OK, OK), certificate.server_context()) as up:
         async with client(ssl_context=certificate.client_context()) as http:
             for _ in range(2):
                 answer = await http.request("POST", up.url + "/", {}, b"x")
