@@ -295,6 +295,7 @@ class _Connection(asyncio.Protocol):
 
     def resume(self) -> None:
         self.paused = False
+        self.last_read = self.loop.time()  # time spent waiting for the client is not silence
         if self.transport is not None:
             self.transport.resume_reading()
 
