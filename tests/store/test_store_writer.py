@@ -4,21 +4,25 @@ database outage or at shutdown; a refused record skipped alone."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 from sqlalchemy import event, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from store_postgres import ADMIN_URL
 from store_records import make_record
 
-from irisgate.store.database import Database
+from irisgate.store.database import Database, open_database
 from irisgate.store.queries import daily_usage, response_origin
 from irisgate.store.tables import (
     ROLLUP_SUM_COLUMNS,
@@ -355,7 +359,8 @@ async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Databas
             rows = parameters if many else [parameters]
             sent.append((statement, [tuple(map(unwrap, row)) for row in rows]))
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    # on every engine: on SQLite the writer runs its transactions on engines of its own
+    event.listen(Engine, "before_cursor_execute", capture)
     try:
         async with db.connect() as conn:
             await conn.begin()
@@ -369,7 +374,7 @@ async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Databas
             writer.submit(record)
         assert await writer.drain_and_stop() == 0
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+        event.remove(Engine, "before_cursor_execute", capture)
     assert len(by_core) == 2
     assert sent == by_core
     assert writer.written_total == len(records)
@@ -517,3 +522,96 @@ async def test_created_responses_are_stored_with_their_creator(db: Database) -> 
     assert await response_origin(db, "resp_missing") is None
     async with db.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(responses))).scalar() == 1
+
+
+# -- SQLite: the transaction in a thread of its own, at idle priority while keeping up ------
+
+SCHED_IDLE_POLICY = 5  # /proc/<pid>/task/<tid>/stat field 41
+
+
+def thread_policies() -> dict[int, int]:
+    """The scheduling policy of each thread of this process."""
+    policies = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        policies[int(tid)] = int(fields[38])
+    return policies
+
+
+linux_only = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+
+
+@linux_only
+async def test_sqlite_batches_are_written_by_an_idle_priority_thread(tmp_path: Path) -> None:
+    db = await open_database(f"sqlite:///{tmp_path}/irisgate.db")
+    try:
+        before = thread_policies()
+        assert SCHED_IDLE_POLICY not in before.values()
+        writer = BatchWriter(db)
+        writer.start()
+        writer.submit(make_record(1))
+        await eventually(lambda: writer.written_total == 1)
+        new = {tid: p for tid, p in thread_policies().items() if tid not in before}
+        assert list(new.values()) == [SCHED_IDLE_POLICY]  # the background write thread
+        assert await writer.drain_and_stop() == 0
+        assert await stored_ids(db) == [make_record(1).request_id]
+    finally:
+        await db.close()
+
+
+@linux_only
+async def test_a_saturated_event_loop_does_not_starve_the_idle_priority_writer(
+    tmp_path: Path,
+) -> None:
+    """On one CPU, an idle-priority thread runs only when nothing else wants the CPU. An event
+    loop kept busy after a batch went out must still let that batch finish (it holds SQLite's
+    write lock), rather than keep it waiting for as long as the load lasts."""
+    db = await open_database(f"sqlite:///{tmp_path}/irisgate.db")
+    cpus = os.sched_getaffinity(0)
+    # this thread, and the write threads it starts from here on, on a single CPU
+    os.sched_setaffinity(0, {min(cpus)})
+    spinning = True
+
+    async def load() -> None:
+        """A saturated event loop: 20 ms of CPU at a time, for 5 s. Hashing, which runs
+        without the GIL, as an event loop mostly does (in I/O and C code): otherwise the
+        writer thread, waiting for the GIL, would get the CPU handed to it every 5 ms."""
+        blob = bytes(1 << 20)
+        while SCHED_IDLE_POLICY not in thread_policies().values():  # noqa: ASYNC110
+            await asyncio.sleep(0)  # until the batch has gone out at idle priority
+        end = time.monotonic() + 5
+        while spinning and time.monotonic() < end:
+            stop = time.monotonic() + 0.02
+            while time.monotonic() < stop:
+                hashlib.sha256(blob).digest()
+            await asyncio.sleep(0)
+
+    records = varied_records(400)  # tens of milliseconds of SQLite's work
+    try:
+        writer = BatchWriter(db, max_batch=1000)
+        for record in records:
+            writer.submit(record)
+        started = time.monotonic()
+        writer.start()
+        busy = asyncio.create_task(load())
+        await eventually(lambda: writer.written_total == 400, within=4)
+        # stepping aside 1 ms in 10 gets it through in ~0.3 s here; without, ~1.5 s
+        assert time.monotonic() - started < 0.9
+        assert not busy.done()  # the loop was saturated all along
+        spinning = False
+        await busy
+        assert await writer.drain_and_stop() == 0
+    finally:
+        spinning = False
+        os.sched_setaffinity(0, cpus)
+        await db.close()
+    assert await count_file_rows(tmp_path / "irisgate.db") == 400
+
+
+async def count_file_rows(path: Path) -> int:
+    db = await open_database(f"sqlite:///{path}")
+    try:
+        return await count(db, requests)
+    finally:
+        await db.close()

@@ -16,6 +16,19 @@ foreign keys. SQLAlchemy, not the sqlite3 module, emits BEGIN, so transactions (
 included) behave as documented; `Database.begin` starts write transactions with
 `BEGIN IMMEDIATE` so they wait for the write lock up front instead of failing half-way.
 
+Bulk writes on SQLite (`Database.write_in_thread`, the batch writer's): a transaction is run
+whole in a thread of its own, on a synchronous engine (the sqlite3 module) on the same file,
+rather than through aiosqlite, which hands every statement, cursor and commit back and forth
+between its thread and the event loop. Under load each of those hand-overs waits for the
+loop to come round, so a batch of a few milliseconds' work took hundreds of milliseconds and
+the queue behind it grew. There are two such threads. The background one runs at idle CPU
+priority (Linux `SCHED_IDLE`): SQLite does its work inside irisgate's process, and at
+normal priority the scheduler lets a batch use up its time slice while requests that became
+ready wait; at idle priority the event loop takes the CPU back at once. A thread cannot
+raise its own priority again without privileges, hence a second, normal thread, for when
+the writer falls behind (see telemetry/writer.py). Where `SCHED_IDLE` does not exist or is
+refused, both threads run at normal priority.
+
 PostgreSQL specifics: a pool of 5 (+10 overflow) connections, checked with a ping before
 use and recycled after 30 minutes, a 60 s statement timeout, and `application_name=irisgate`.
 
@@ -26,13 +39,26 @@ identities).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, inspect, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -42,6 +68,8 @@ from irisgate.store.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+_T = TypeVar("_T")
 
 #: Key of the PostgreSQL advisory lock held while migrating ("irisgate" in ASCII).
 MIGRATION_LOCK_KEY = 0x6972697367617465
@@ -123,15 +151,19 @@ class Database:
     - `connect()`: a connection for reads (`async with db.connect() as conn`).
     - `begin()`: a connection inside a write transaction, committed when the block ends
       without an exception and rolled back otherwise (`async with db.begin() as conn`).
+    - `write_in_thread(fn, background=)`: on SQLite, `fn(connection)` inside one write
+      transaction in a thread of its own (see the module doc); None on PostgreSQL.
     - `close()`: close every pooled connection; the `Database` is unusable afterwards.
     """
 
-    __slots__ = ("_write_engine", "dialect", "engine", "url")
+    __slots__ = ("_lanes", "_write_engine", "dialect", "engine", "url")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self.url: str = engine.url.render_as_string(hide_password=True)
+        # normal and background write threads (SQLite only), made on first use
+        self._lanes: dict[bool, _WriteLane] = {}
         self._write_engine = (
             engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             if self.dialect == "sqlite"
@@ -146,9 +178,30 @@ class Database:
         """A write transaction; use as `async with db.begin() as conn`."""
         return self._write_engine.begin()
 
+    @property
+    def writes_in_thread(self) -> bool:
+        """Whether `write_in_thread` is available (SQLite)."""
+        return self.dialect == "sqlite"
+
+    def write_in_thread(
+        self, fn: Callable[[Connection], _T], *, background: bool = False
+    ) -> asyncio.Future[_T]:
+        """Run `fn(connection)` inside one write transaction (BEGIN IMMEDIATE, committed when
+        `fn` returns, rolled back when it raises) in a thread of its own; `background`: in
+        the thread at idle CPU priority. SQLite only (see the module doc)."""
+        if self.dialect != "sqlite":
+            raise RuntimeError("write_in_thread is for SQLite")
+        lane = self._lanes.get(background)
+        if lane is None:
+            lane = self._lanes[background] = _WriteLane(self.engine.url, idle=background)
+        return lane.run(fn)
+
     async def close(self) -> None:
-        """Close all pooled connections."""
+        """Close all pooled connections (and the write threads, once their work is done)."""
         await self.engine.dispose()
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            await asyncio.to_thread(lane.close)
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -260,6 +313,42 @@ async def _sqlite_engine(url: URL) -> AsyncEngine:
         await engine.dispose()
         raise
     return engine
+
+
+class _WriteLane:
+    """One thread with one synchronous SQLite connection to the database file."""
+
+    def __init__(self, async_url: URL, *, idle: bool) -> None:
+        url = async_url.set(drivername="sqlite+pysqlite")
+        # one connection, made and only ever used in the lane's one thread
+        self._engine = create_engine(url, hide_parameters=True, pool_size=1, max_overflow=0)
+        event.listen(self._engine, "connect", _sqlite_on_connect)
+        event.listen(self._engine, "begin", _sqlite_on_begin)
+        self._immediate = self._engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        self._executor = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="irisgate-db-background" if idle else "irisgate-db-write",
+            initializer=_idle_priority if idle else None,
+        )
+
+    def run(self, fn: Callable[[Connection], _T]) -> asyncio.Future[_T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, fn)
+
+    def _transaction(self, fn: Callable[[Connection], _T]) -> _T:
+        with self._immediate.begin() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._engine.dispose()
+
+
+def _idle_priority() -> None:
+    """Put the calling thread at idle CPU priority, where the platform has it."""
+    if hasattr(os, "SCHED_IDLE"):
+        # refused under some seccomp profiles: the thread then stays at normal priority
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _make_parent_dir(database: str) -> None:

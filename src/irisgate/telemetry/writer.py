@@ -14,6 +14,21 @@ is queued (up to `max_batch` records) and stores, in ONE transaction:
   PostgreSQL dialect). Keys are written in sorted order so that instances sharing one
   PostgreSQL database lock rows in the same order and cannot deadlock.
 
+How it stays out of the requests' way (each measured with `bench/`; numbers in its README):
+
+- Records are prepared (turned into rows) as they arrive during the linger, a slice every
+  `PREPARE_SLICE_S`, not all at once when it ends: a few hundred at once held the event loop
+  for milliseconds.
+- On SQLite the whole transaction goes to a thread in one hand-over
+  (`Database.write_in_thread`), not statement by statement through aiosqlite, whose
+  hand-overs each wait for the busy event loop to come round.
+- While keeping up, that thread runs at idle CPU priority, so SQLite's work never delays a
+  request on the same CPU. When the writer falls behind (a full batch, a full batch still
+  queued, or the event loop busy more than `BUSY_FRACTION` of the time since the last
+  batch), the batch goes to a normal-priority thread instead. And if the load rises while an
+  idle-priority batch is out, the event loop steps aside 1 ms in every 10 until it is done:
+  that batch holds SQLite's write lock.
+
 The writer's CPU counts against the gateway's per-request budget, so its statements
 are compiled once (by SQLAlchemy, for the engine's dialect: the same SQL text SQLAlchemy
 itself would send) and run with `exec_driver_sql` on rows that are plain tuples in the
@@ -50,15 +65,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from irisgate.store.database import Database
@@ -74,6 +91,15 @@ from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.rollups import DashboardRollups
 
 _LOG = logging.getLogger(__name__)
+#: while lingering, queued records are prepared this often (a few dozen at a time under load)
+PREPARE_SLICE_S = 0.005
+#: the event loop's thread counts as saturated above this share of the wall clock
+BUSY_FRACTION = 0.9
+BUSY_WINDOW_S = 0.01
+#: while a background write is out, how often to look whether the loop starves it, and how
+#: long to step aside when it does
+STARVE_CHECK_S = 0.01
+STARVE_YIELD_S = 0.001
 
 
 class QueueFull(Exception):
@@ -166,6 +192,8 @@ class BatchWriter:
         self._sqlite = db.dialect == "sqlite"
         self._sql = _compile_statements(db.engine.dialect)
         self._dashboard = DashboardRollups(db.engine.dialect)
+        self._clock = (time.monotonic(), time.thread_time())
+        self._busy = False
 
     # -- the request-path side -------------------------------------------------------------
 
@@ -281,11 +309,14 @@ class BatchWriter:
         self._stopped = True
         self._stopped_event.set()
 
-    async def _next_batch(self) -> list[RequestRecord]:
-        """Up to `max_batch` queued records; waits while the queue is empty, unless stopping.
-        Returns [] when woken by `drain_and_stop`."""
+    async def _next_batch(self) -> list[_Prepared]:
+        """Up to `max_batch` queued records, prepared; waits while the queue is empty, unless
+        stopping. Returns [] when woken by `drain_and_stop` with nothing queued.
+
+        With a linger, records are prepared as they arrive, a slice at a time, rather than
+        all at once when the linger ends: preparing is event-loop CPU (~7 us a record here),
+        and a batch of a few hundred done in one go would hold up the requests behind it."""
         queue = self._queue
-        first: list[RequestRecord] = []
         if queue.empty():
             if self._stopping.is_set():
                 return []
@@ -299,17 +330,25 @@ class BatchWriter:
                 getter.cancel()
             if not getter.done() or getter.cancelled():
                 return []
-            first.append(getter.result())
-        if self._linger_s > 0 and queue.qsize() + len(first) < self._max_batch:
-            with contextlib.suppress(TimeoutError):  # drain_and_stop cuts the wait short
-                await asyncio.wait_for(self._stopping.wait(), self._linger_s)
-        count = min(queue.qsize(), self._max_batch - len(first))
-        self._in_flight = len(first) + count
-        return first + [queue.get_nowait() for _ in range(count)]
+            self._in_flight = 1
+            batch = self._prepare_all([getter.result()])
+        else:
+            batch = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger_s
+        while True:
+            room = self._max_batch - len(batch)
+            if room > 0 and not queue.empty():
+                taken = [queue.get_nowait() for _ in range(min(queue.qsize(), room))]
+                self._in_flight += len(taken)
+                batch += self._prepare_all(taken)
+            left = deadline - loop.time()
+            if left <= 0 or len(batch) >= self._max_batch or self._stopping.is_set():
+                return batch
+            await asyncio.sleep(min(left, PREPARE_SLICE_S))
 
-    async def _store(self, batch: list[RequestRecord]) -> None:
-        """Store `batch`, retrying until every record is stored or skipped."""
-        pending = self._prepare_all(batch)
+    async def _store(self, pending: list[_Prepared]) -> None:
+        """Store `pending`, retrying until every record is stored or skipped."""
         one_by_one = False
         delay = self._retry_initial_s
         while pending:
@@ -367,23 +406,69 @@ class BatchWriter:
         self._log.error("request record %s was not stored: %s", request_id, reason)
 
     async def _write(self, chunk: Sequence[_Prepared]) -> None:
-        sql = self._sql
-        async with self._db.begin() as conn:
-            await conn.exec_driver_sql(sql.requests, [p.request for p in chunk])
-            await conn.exec_driver_sql(sql.captures, [p.capture for p in chunk])
-            rollups = _rollup_rows(chunk, self._sqlite)
-            if rollups:  # a batch of connector calls only has no usage to add
-                await conn.exec_driver_sql(sql.rollups, rollups)
-            created = [p.response for p in chunk if p.response is not None]
-            if created:
-                await conn.exec_driver_sql(sql.responses, created)
-            dashboard, extra = self._dashboard, [p.dashboard_rollup for p in chunk]
-            agents = dashboard.agent_rows(extra)
-            if agents:
-                await conn.exec_driver_sql(dashboard.agents_sql, agents)
-            sessions = dashboard.session_rows(extra)
-            if sessions:
-                await conn.exec_driver_sql(dashboard.sessions_sql, sessions)
+        plan = await self._plan(chunk)
+        if not self._db.writes_in_thread:  # PostgreSQL: the work happens in the server
+            async with self._db.begin() as conn:
+                for sql, rows in plan:
+                    await conn.exec_driver_sql(sql, rows)
+            return
+        # SQLite: the whole transaction in one hand-over to a thread. Keeping up: in the
+        # thread at idle CPU priority, so requests never wait behind a batch. Falling behind
+        # (a full batch, a full batch's worth still queued, or the event loop saturated
+        # since the last batch): at normal priority, or the backlog would grow for as long
+        # as requests keep the CPU busy.
+        saturated = self._loop_busy()
+        if saturated or len(chunk) >= self._max_batch or self._queue.qsize() >= self._max_batch:
+            await self._db.write_in_thread(partial(_execute, plan))
+            return
+        write = self._db.write_in_thread(partial(_execute, plan), background=True)
+        while True:
+            wall, cpu = time.monotonic(), time.thread_time()
+            done, _ = await asyncio.wait((write,), timeout=STARVE_CHECK_S)
+            if done:
+                break
+            if time.thread_time() - cpu > BUSY_FRACTION * (time.monotonic() - wall):
+                # The load rose while the batch was out and the idle-priority thread gets no
+                # CPU: it holds SQLite's write lock and the batch, so step aside briefly
+                # (blocking, on purpose), leaving it a tenth of the CPU until it is done.
+                time.sleep(STARVE_YIELD_S)  # noqa: ASYNC251
+        write.result()
+
+    async def _plan(self, chunk: Sequence[_Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """The batch's statements with their rows, in execution order. Summing the rollups is
+        event-loop CPU: one sum at a time, letting requests in between."""
+        sql, dashboard = self._sql, self._dashboard
+        plan = [
+            (sql.requests, [p.request for p in chunk]),
+            (sql.captures, [p.capture for p in chunk]),
+        ]
+        rollups = _rollup_rows(chunk, self._sqlite)
+        if rollups:  # a batch of connector calls only has no usage to add
+            plan.append((sql.rollups, rollups))
+        created = [p.response for p in chunk if p.response is not None]
+        if created:
+            plan.append((sql.responses, created))
+        await asyncio.sleep(0)
+        extra = [p.dashboard_rollup for p in chunk]
+        agents = dashboard.agent_rows(extra)
+        if agents:
+            plan.append((dashboard.agents_sql, agents))
+        await asyncio.sleep(0)
+        sessions = dashboard.session_rows(extra)
+        if sessions:
+            plan.append((dashboard.sessions_sql, sessions))
+        return plan
+
+    def _loop_busy(self) -> bool:
+        """Whether the event loop's thread was busy more than BUSY_FRACTION of the time
+        since this was last decided (its CPU time against the clock, over at least
+        BUSY_WINDOW_S: a shorter stretch says nothing)."""
+        wall, cpu = time.monotonic(), time.thread_time()
+        last_wall, last_cpu = self._clock
+        if wall - last_wall >= BUSY_WINDOW_S:
+            self._clock = (wall, cpu)
+            self._busy = cpu - last_cpu > BUSY_FRACTION * (wall - last_wall)
+        return self._busy
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -619,6 +704,12 @@ def _rollup_rows(chunk: Sequence[_Prepared], sqlite: bool) -> list[tuple[Any, ..
         )
         for (day, login, model, provider), amounts in sorted(groups.items())
     ]
+
+
+def _execute(plan: list[tuple[str, list[tuple[Any, ...]]]], conn: Connection) -> None:
+    """Run `plan` on a synchronous connection (in a write thread)."""
+    for sql, rows in plan:
+        conn.exec_driver_sql(sql, rows)
 
 
 def _compile_statements(dialect: Dialect) -> _Statements:
