@@ -153,12 +153,12 @@ class Gateway:
         self.runtime.observe(record)
 
     async def _estimate_then_finish(self, ex: Exchange, pending: UsageEstimate) -> None:
-        """Count the tokens a stream ended without (in a worker thread), price them like
+        """Count the tokens a stream ended without (a slice at a time), price them like
         reported usage, then finish the request as usual."""
         record = ex.record
         try:
             try:
-                record.usage = await asyncio.to_thread(pending.run)
+                record.usage = await pending.run()
                 record.usage_estimated = True
             except TokenizerUnavailable as exc:  # what the upstream did report still counts
                 log.error("usage not estimated", request_id=record.request_id, reason=str(exc))

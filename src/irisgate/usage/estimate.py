@@ -11,8 +11,9 @@ did report (Anthropic's `message_start` prompt counts, cache reads and writes) i
 Each prompt item (message, input item) adds `ITEM_FRAMING` tokens and every prompt
 `PROMPT_FRAMING` (the role and separator tokens OpenAI's chat format wraps around text).
 The result is priced like reported usage and the record is marked `usage_estimated`.
-`run` is CPU work (tokenizing): the recorder calls it in a worker thread, never on the
-request path.
+`run` is CPU work (tokenizing): the recorder awaits it after the response has ended, never
+on the request path, and it gives way to other tasks as it counts
+(`tokenizer.count_tokens_async`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from irisgate.usage.tokenizer import count_tokens, encoding_for_model
+from irisgate.usage.tokenizer import count_tokens_async, encoding_for_model
 from irisgate.usage.tokens import Usage
 
 ITEM_FRAMING = 3
@@ -46,13 +47,13 @@ class UsageEstimate:
     prompt: Callable[[], Prompt] | None
     answer: Callable[[], list[str]]
 
-    def run(self) -> Usage:
+    async def run(self) -> Usage:
         """The usage with the missing counts filled in (raises `TokenizerUnavailable`)."""
         encoding = encoding_for_model(self.model)
         usage = replace(self.reported)
         if self.prompt is not None:
             texts, items = self.prompt()
-            counted = count_tokens(encoding, texts)
+            counted = await count_tokens_async(encoding, texts)
             usage.input_tokens = counted + ITEM_FRAMING * items + PROMPT_FRAMING
-        usage.output_tokens = count_tokens(encoding, self.answer())
+        usage.output_tokens = await count_tokens_async(encoding, self.answer())
         return usage
