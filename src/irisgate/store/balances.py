@@ -18,18 +18,22 @@ kind of transaction and are logged in `quota_changes`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from irisgate.quotas.refill import refilled
 from irisgate.store.database import Database
 from irisgate.store.tables import quota_buckets, quota_changes, quota_leases
+
+_T = TypeVar("_T")
 
 #: a lease not renewed for this long belongs to a dead instance and is reclaimed
 LEASE_TTL = timedelta(seconds=60)
@@ -67,32 +71,10 @@ async def sync(
     db: Database, spec: BucketSpec, *, instance: str, spent: int, want: int, now: datetime
 ) -> Synced:
     """Report `spent` and resize this instance's lease towards `want` (see module doc)."""
-    async with db.begin() as conn:
-        balance, since = await _locked_row(db, conn, spec, now)
-        leases, reclaimed = await _leases(conn, spec.name, instance, now)
-        balance += reclaimed
-        held = leases.pop(instance, 0) - spent
-        if held < 0:
-            balance += held
-            held = 0
-        others = sum(leases.values())
-        total, since = refilled(
-            balance + held + others,
-            spec.capacity,
-            rate=spec.rate,
-            period_s=spec.period_s,
-            since=since,
-            now=now,
-        )
-        balance = total - held - others
-        if held < want:
-            take = min(want - held, max(balance, 0))
-            balance, held = balance - take, held + take
-        elif held > want:
-            balance, held = balance + held - want, want
-        await _write(conn, spec, balance, since, now)
-        await _write_lease(conn, spec.name, instance, held, now)
-    return Synced(held=held, unleased=balance, total=balance + held + others, updated_at=now)
+    sync_ = partial(
+        _sync, dialect=db.dialect, spec=spec, instance=instance, spent=spent, want=want, now=now
+    )
+    return await _in_transaction(db, sync_)
 
 
 async def adjust(
@@ -104,36 +86,99 @@ async def adjust(
     set revokes every lease: each instance learns at its next sync (within a fraction of a
     second while it spends) that it holds nothing, and what it spent meanwhile is debited.
     """
+    adjust_ = partial(
+        _adjust, dialect=db.dialect, spec=spec, action=action, amount=amount, who=who, now=now
+    )
+    return await _in_transaction(db, adjust_)
+
+
+async def _in_transaction(db: Database, fn: Callable[[Connection], _T]) -> _T:
+    """`fn(connection)` in one write transaction. On SQLite in a write thread, in one
+    hand-over (`Database.write_in_thread`): through aiosqlite each of its statements would
+    wait for a busy event loop while holding the database's write lock, which the capture
+    writer needs too."""
+    if db.writes_in_thread:
+        return await db.write_in_thread(fn)
     async with db.begin() as conn:
-        balance, since = await _locked_row(db, conn, spec, now)
-        live, reclaimed = await _leases(conn, spec.name, None, now)
-        balance, leases = balance + reclaimed, sum(live.values())
-        before, since = refilled(
-            balance + leases,
-            spec.capacity,
-            rate=spec.rate,
-            period_s=spec.period_s,
-            since=since,
-            now=now,
+        return await conn.run_sync(fn)
+
+
+def _sync(
+    conn: Connection,
+    *,
+    dialect: str,
+    spec: BucketSpec,
+    instance: str,
+    spent: int,
+    want: int,
+    now: datetime,
+) -> Synced:
+    balance, since = _locked_row(dialect, conn, spec, now)
+    leases, reclaimed = _leases(conn, spec.name, instance, now)
+    balance += reclaimed
+    held = leases.pop(instance, 0) - spent
+    if held < 0:
+        balance += held
+        held = 0
+    others = sum(leases.values())
+    total, since = refilled(
+        balance + held + others,
+        spec.capacity,
+        rate=spec.rate,
+        period_s=spec.period_s,
+        since=since,
+        now=now,
+    )
+    balance = total - held - others
+    if held < want:
+        take = min(want - held, max(balance, 0))
+        balance, held = balance - take, held + take
+    elif held > want:
+        balance, held = balance + held - want, want
+    _write(conn, spec, balance, since, now)
+    _write_lease(conn, spec.name, instance, held, now)
+    return Synced(held=held, unleased=balance, total=balance + held + others, updated_at=now)
+
+
+def _adjust(
+    conn: Connection,
+    *,
+    dialect: str,
+    spec: BucketSpec,
+    action: str,
+    amount: int,
+    who: str,
+    now: datetime,
+) -> BucketRow:
+    balance, since = _locked_row(dialect, conn, spec, now)
+    live, reclaimed = _leases(conn, spec.name, None, now)
+    balance, leases = balance + reclaimed, sum(live.values())
+    before, since = refilled(
+        balance + leases,
+        spec.capacity,
+        rate=spec.rate,
+        period_s=spec.period_s,
+        since=since,
+        now=now,
+    )
+    if action == "refill":
+        after = max(before, min(spec.capacity, before + amount))
+        _write(conn, spec, after - leases, since, now)
+    else:  # set: leases are revoked, so no instance keeps spending money taken before
+        after = min(amount, spec.capacity)
+        conn.execute(delete(quota_leases).where(quota_leases.c.bucket == spec.name))
+        _write(conn, spec, after, since, now)
+    conn.execute(
+        insert(quota_changes).values(
+            bucket=spec.name,
+            changed_at=now,
+            changed_by=who,
+            action=action,
+            amount_nanodollars=amount,
+            balance_before_nanodollars=before,
+            balance_after_nanodollars=after,
         )
-        if action == "refill":
-            after = max(before, min(spec.capacity, before + amount))
-            await _write(conn, spec, after - leases, since, now)
-        else:  # set: leases are revoked, so no instance keeps spending money taken before
-            after = min(amount, spec.capacity)
-            await conn.execute(delete(quota_leases).where(quota_leases.c.bucket == spec.name))
-            await _write(conn, spec, after, since, now)
-        await conn.execute(
-            insert(quota_changes).values(
-                bucket=spec.name,
-                changed_at=now,
-                changed_by=who,
-                action=action,
-                amount_nanodollars=amount,
-                balance_before_nanodollars=before,
-                balance_after_nanodollars=after,
-            )
-        )
+    )
     return BucketRow(spec.name, spec.template, after, now, since)
 
 
@@ -169,12 +214,12 @@ async def changes(db: Database, bucket: str | None, limit: int = 50) -> list[dic
         return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-async def _locked_row(
-    db: Database, conn: AsyncConnection, spec: BucketSpec, now: datetime
+def _locked_row(
+    dialect: str, conn: Connection, spec: BucketSpec, now: datetime
 ) -> tuple[int, datetime]:
     """(balance, refilled_at) of the bucket's row, created full when missing, locked."""
-    dialect_insert = postgresql_insert if db.dialect == "postgresql" else sqlite_insert
-    await conn.execute(
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    conn.execute(
         dialect_insert(quota_buckets)
         .values(
             name=spec.name,
@@ -191,12 +236,12 @@ async def _locked_row(
         .where(quota_buckets.c.name == spec.name)
         .with_for_update()
     )
-    balance, since = (await conn.execute(query)).one()
+    balance, since = conn.execute(query).one()
     return int(balance), since
 
 
-async def _leases(
-    conn: AsyncConnection, bucket: str, instance: str | None, now: datetime
+def _leases(
+    conn: Connection, bucket: str, instance: str | None, now: datetime
 ) -> tuple[dict[str, int], int]:
     """(live leases of `bucket` by instance, money of the dead leases removed first).
 
@@ -210,17 +255,17 @@ async def _leases(
     )
     if instance is not None:
         stale = stale.where(quota_leases.c.instance != instance)
-    reclaimed = sum(int(held) for (held,) in await conn.execute(stale))
+    reclaimed = sum(int(held) for (held,) in conn.execute(stale))
     query = select(quota_leases.c.instance, quota_leases.c.held_nanodollars).where(
         quota_leases.c.bucket == bucket
     )
-    return {name: int(held) for name, held in await conn.execute(query)}, reclaimed
+    return {name: int(held) for name, held in conn.execute(query)}, reclaimed
 
 
-async def _write(
-    conn: AsyncConnection, spec: BucketSpec, balance: int, since: datetime, now: datetime
+def _write(
+    conn: Connection, spec: BucketSpec, balance: int, since: datetime, now: datetime
 ) -> None:
-    await conn.execute(
+    conn.execute(
         update(quota_buckets)
         .where(quota_buckets.c.name == spec.name)
         .values(
@@ -233,16 +278,14 @@ async def _write(
     )
 
 
-async def _write_lease(
-    conn: AsyncConnection, bucket: str, instance: str, held: int, now: datetime
-) -> None:
-    await conn.execute(
+def _write_lease(conn: Connection, bucket: str, instance: str, held: int, now: datetime) -> None:
+    conn.execute(
         delete(quota_leases)
         .where(quota_leases.c.bucket == bucket)
         .where(quota_leases.c.instance == instance)
     )
     if held:
-        await conn.execute(
+        conn.execute(
             insert(quota_leases).values(
                 bucket=bucket, instance=instance, held_nanodollars=held, renewed_at=now
             )
