@@ -37,7 +37,7 @@ from itertools import pairwise
 import regex
 
 #: pieces remembered per encoding (piece -> token count); forgotten all at once when full
-PIECE_CACHE = 32_768
+PIECE_CACHE = 8_192
 #: texts of at least TEXT_MIN characters remembered per encoding (digest -> count), LRU
 TEXT_CACHE = 4_096
 TEXT_MIN = 512

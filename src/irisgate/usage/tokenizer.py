@@ -171,6 +171,7 @@ def _load(encoding: str) -> Encoding:
         if coder is None:
             coder = _loaded[encoding] = _build(encoding)
             _used_at[encoding] = time.monotonic()
+            _trim_heap()  # the file and the token list it was built from: ~2 MiB
         return coder
 
 
