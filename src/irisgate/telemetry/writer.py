@@ -29,15 +29,11 @@ How it stays out of the requests' way (each measured with `bench/`; numbers in i
   idle-priority batch is out, the event loop steps aside 1 ms in every 10 until it is done:
   that batch holds SQLite's write lock.
 
-The writer's CPU counts against the gateway's per-request budget, so its statements
-are compiled once (by SQLAlchemy, for the engine's dialect: the same SQL text SQLAlchemy
-itself would send) and run with `exec_driver_sql` on rows that are plain tuples in the
-driver's positional order. That skips SQLAlchemy's per-row parameter processing; the few
-conversions the column types would make are done by `_prepare` instead, identically:
-`UTCDateTime` (naive UTC `YYYY-MM-DD HH:MM:SS.ffffff` text on SQLite, an aware UTC datetime
-on PostgreSQL), `Boolean` (strictly None/True/False; 0/1 on SQLite), `Float` (`float()` on
-SQLite) and `Date` (ISO text on SQLite). Driver errors still arrive wrapped in SQLAlchemy's
-`DBAPIError` subclasses, so the error handling below is the same for both paths.
+The writer's CPU counts against the gateway's per-request budget, so its statements are
+compiled once and run on plain driver tuples (`telemetry/rows.py` says how, and converts the
+values exactly as the column types would). Driver errors still arrive wrapped in
+SQLAlchemy's `DBAPIError` subclasses, so the error handling below is the same for both
+databases.
 
 Nothing is dropped for an outage. When a write fails the batch is kept, the error logged
 and the same batch retried after a backoff that doubles up to `retry_max_s`, for as long as
@@ -67,28 +63,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
-from sqlalchemy import Insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from irisgate.store.database import Database
-from irisgate.store.tables import (
-    ROLLUP_KEY_COLUMNS,
-    ROLLUP_SUM_COLUMNS,
-    captures,
-    requests,
-    responses,
-    usage_daily,
-)
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.rollups import DashboardRollups
+from irisgate.telemetry.rows import (
+    Prepared,
+    compile_statements,
+    prepare,
+    rollup_rows,
+    without_nul,
+)
 
 _LOG = logging.getLogger(__name__)
 #: while lingering, queued records are prepared this often (a few dozen at a time under load)
@@ -108,45 +99,6 @@ class QueueFull(Exception):
 
 class WriterStoppedError(RuntimeError):
     """The writer has stopped (after `drain_and_stop`); it accepts no more records."""
-
-
-#: The columns the writer fills, in table order, which is also the order of the tuples
-#: `_prepare` builds (checked against the compiled statements at start).
-#: `exported_at` is the exporter's to set (see irisgate.exporters).
-_REQUEST_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in requests.c if c.name not in ("id", "exported_at")
-)
-_CAPTURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in captures.c)
-_ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
-_RESPONSE_COLUMNS: tuple[str, ...] = tuple(c.name for c in responses.c)
-# Positions in a request tuple that `_without_nul` needs.
-_LOGIN = _REQUEST_COLUMNS.index("login_name")
-_MODEL = _REQUEST_COLUMNS.index("model")
-_PROVIDER = _REQUEST_COLUMNS.index("provider")
-
-
-class _Prepared(NamedTuple):
-    """One record turned into what the database statements take."""
-
-    request_id: str
-    request: tuple[Any, ...]  # driver values in _REQUEST_COLUMNS order
-    capture: tuple[Any, ...]  # driver values in _CAPTURE_COLUMNS order
-    rollup_key: tuple[date, str, str, str]
-    rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
-    response: tuple[Any, ...] | None = None  # _RESPONSE_COLUMNS order, when it created one
-
-    @property
-    def dashboard_rollup(self) -> tuple[tuple[Any, ...], date, tuple[int, ...]]:
-        return (self.request, self.rollup_key[0], self.rollup_amounts)
-
-
-class _Statements(NamedTuple):
-    """The writer's statements as SQL text in the driver's positional paramstyle."""
-
-    requests: str
-    captures: str
-    rollups: str
-    responses: str
 
 
 class BatchWriter:
@@ -190,7 +142,7 @@ class BatchWriter:
         self._failed_batches_total = 0
         self._skipped_total = 0
         self._sqlite = db.dialect == "sqlite"
-        self._sql = _compile_statements(db.engine.dialect)
+        self._sql = compile_statements(db.engine.dialect)
         self._dashboard = DashboardRollups(db.engine.dialect)
         self._clock = (time.monotonic(), time.thread_time())
         self._busy = False
@@ -309,7 +261,7 @@ class BatchWriter:
         self._stopped = True
         self._stopped_event.set()
 
-    async def _next_batch(self) -> list[_Prepared]:
+    async def _next_batch(self) -> list[Prepared]:
         """Up to `max_batch` queued records, prepared; waits while the queue is empty, unless
         stopping. Returns [] when woken by `drain_and_stop` with nothing queued.
 
@@ -347,7 +299,7 @@ class BatchWriter:
                 return batch
             await asyncio.sleep(min(left, PREPARE_SLICE_S))
 
-    async def _store(self, pending: list[_Prepared]) -> None:
+    async def _store(self, pending: list[Prepared]) -> None:
         """Store `pending`, retrying until every record is stored or skipped."""
         one_by_one = False
         delay = self._retry_initial_s
@@ -372,7 +324,7 @@ class BatchWriter:
                     self._log.warning(
                         "a batch was refused (%s); storing it record by record", _describe(exc)
                     )
-                elif (repaired := _without_nul(chunk[0])) is not chunk[0]:
+                elif (repaired := without_nul(chunk[0])) is not chunk[0]:
                     pending[0] = repaired  # PostgreSQL text cannot hold NUL; try once without
                 else:
                     self._skip(chunk[0].request_id, f"refused by the database: {_describe(exc)}")
@@ -385,11 +337,11 @@ class BatchWriter:
             delay = self._retry_initial_s
         self._in_flight = 0
 
-    def _prepare_all(self, batch: list[RequestRecord]) -> list[_Prepared]:
-        prepared: list[_Prepared] = []
+    def _prepare_all(self, batch: list[RequestRecord]) -> list[Prepared]:
+        prepared: list[Prepared] = []
         for record in batch:
             try:
-                prepared.append(_prepare(record, self._sqlite))
+                prepared.append(prepare(record, self._sqlite))
             except (
                 AttributeError,
                 TypeError,
@@ -405,7 +357,7 @@ class BatchWriter:
         self._in_flight = max(0, self._in_flight - 1)
         self._log.error("request record %s was not stored: %s", request_id, reason)
 
-    async def _write(self, chunk: Sequence[_Prepared]) -> None:
+    async def _write(self, chunk: Sequence[Prepared]) -> None:
         plan = await self._plan(chunk)
         if not self._db.writes_in_thread:  # PostgreSQL: the work happens in the server
             async with self._db.begin() as conn:
@@ -434,7 +386,7 @@ class BatchWriter:
                 time.sleep(STARVE_YIELD_S)  # noqa: ASYNC251
         write.result()
 
-    async def _plan(self, chunk: Sequence[_Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    async def _plan(self, chunk: Sequence[Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:
         """The batch's statements with their rows, in execution order. Summing the rollups is
         event-loop CPU: one sum at a time, letting requests in between."""
         sql, dashboard = self._sql, self._dashboard
@@ -442,7 +394,7 @@ class BatchWriter:
             (sql.requests, [p.request for p in chunk]),
             (sql.captures, [p.capture for p in chunk]),
         ]
-        rollups = _rollup_rows(chunk, self._sqlite)
+        rollups = rollup_rows(chunk, self._sqlite)
         if rollups:  # a batch of connector calls only has no usage to add
             plan.append((sql.rollups, rollups))
         created = [p.response for p in chunk if p.response is not None]
@@ -475,163 +427,6 @@ class BatchWriter:
             self._log.error("the batch writer task died", exc_info=task.exception())
 
 
-def _prepare(record: RequestRecord, sqlite: bool) -> _Prepared:
-    """The rows for one record, as the driver takes them (`sqlite`: for SQLite, else for
-    PostgreSQL). Pure CPU; this is the per-record cost of the writer.
-
-    Values are converted exactly as the column types' bind processors would (see the
-    module doc); a value they would refuse raises ValueError/TypeError/OverflowError here.
-    """
-    usage = record.usage
-    total = usage.input_tokens + usage.output_tokens
-    cost = record.cost_nanodollars
-    started = record.started_at
-    # UTCDateTime: a naive value is UTC already; SQLite stores naive UTC as text.
-    utc = started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)
-    day = utc.date()
-    is_error = record.status >= 400 or bool(record.error)
-    started_at: datetime | str
-    if sqlite:
-        started_at = _SQLITE_DATETIME % (
-            utc.year,
-            utc.month,
-            utc.day,
-            utc.hour,
-            utc.minute,
-            utc.second,
-            utc.microsecond,
-        )
-        stream = _sqlite_bool(record.stream)
-        cancelled = _sqlite_bool(record.cancelled)
-        estimated = _sqlite_bool(record.usage_estimated)
-        duration_ms = _sqlite_float(record.duration_ms)
-        ttfb_ms = _sqlite_float(record.ttfb_ms)
-        upstream_ms = _sqlite_float(record.upstream_ms)
-    else:
-        started_at = utc
-        stream = _native_bool(record.stream)
-        cancelled = _native_bool(record.cancelled)
-        estimated = _native_bool(record.usage_estimated)
-        duration_ms = record.duration_ms
-        ttfb_ms = record.ttfb_ms
-        upstream_ms = record.upstream_ms
-    counts = (  # USAGE_FIELDS order, in both the request row and the rollup amounts
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_5m_tokens,
-        usage.cache_write_1h_tokens,
-        usage.reasoning_tokens,
-        usage.image_input_tokens,
-        usage.image_output_tokens,
-        usage.web_search_count,
-    )
-    request_row = (  # _REQUEST_COLUMNS order
-        record.request_id,
-        started_at,
-        record.login_name,
-        record.display_name,
-        record.node_id,
-        record.node_name,
-        ",".join(record.tags),
-        record.method,
-        record.path,
-        record.api_format,
-        record.api_type,
-        record.model,
-        record.provider,
-        stream,
-        record.status,
-        record.error,
-        cancelled,
-        duration_ms,
-        ttfb_ms,
-        upstream_ms,
-        *counts,
-        total,
-        cost,
-        record.cost_basis,
-        record.session_id,
-        record.user_agent,
-        record.config_version,
-        record.tool_calls,
-        record.request_bytes,
-        record.response_bytes,
-        estimated,
-    )
-    capture_row = (  # _CAPTURE_COLUMNS order
-        record.request_id,
-        orjson.dumps(record.request_headers, default=str).decode(),
-        orjson.dumps(record.response_headers, default=str).decode(),
-        bytes(record.request_body),
-        bytes(record.response_body),
-        record.response_raw,
-        None if record.response_raw is None else record.response_raw_encoding,
-    )
-    amounts = (
-        (  # ROLLUP_SUM_COLUMNS order; () keeps the record out of the rollup
-            1,
-            *counts,
-            total,
-            cost if cost is not None else 0,
-            1 if cost is None else 0,
-            1 if is_error else 0,
-        )
-        if record.counts_as_usage
-        else ()
-    )
-    key = (day, record.login_name, record.model, record.provider)
-    response = (
-        (
-            record.response_id,
-            record.provider,
-            record.model,
-            record.login_name,
-            record.request_id,
-            started_at,
-        )
-        if record.response_id
-        else None
-    )
-    return _Prepared(record.request_id, request_row, capture_row, key, amounts, response)
-
-
-#: SQLAlchemy's SQLite `DATETIME` storage format (applied to the naive UTC value).
-_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
-_STRICT_BOOLS = frozenset([None, True, False])
-
-
-def _checked_bool(value: object) -> bool | None:
-    """SQLAlchemy's `Boolean` check: only None, True or False (or a number equal to one)."""
-    if value not in _STRICT_BOOLS:
-        if not isinstance(value, int):
-            raise TypeError(f"Not a boolean value: {value!r}")
-        raise ValueError(f"Value {value!r} is not None, True, or False")
-    return None if value is None else bool(value)
-
-
-def _native_bool(value: object) -> bool | None:
-    """A `Boolean` bind value where the database has a boolean type (PostgreSQL)."""
-    if value is True or value is False:
-        return value
-    return _checked_bool(value)
-
-
-def _sqlite_bool(value: object) -> int | None:
-    """A `Boolean` bind value for SQLite, which stores 0/1."""
-    if value is True:
-        return 1
-    if value is False:
-        return 0
-    checked = _checked_bool(value)
-    return None if checked is None else int(checked)
-
-
-def _sqlite_float(value: Any) -> float | None:
-    """A `Float` bind value for SQLite (its bind processor calls float())."""
-    return None if value is None else float(value)
-
-
 def _is_record_error(exc: BaseException) -> bool:
     """Whether `exc` means "this data is unacceptable" (so retrying the same rows can never
     succeed) rather than "the database is unavailable" (so retrying will)."""
@@ -661,106 +456,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _without_nul(prepared: _Prepared) -> _Prepared:
-    """`prepared` with NUL characters removed from its text values, or `prepared` itself
-    when it has none."""
-    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request):
-        return prepared
-
-    def clean(values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in values)
-
-    request = clean(prepared.request)
-    day = prepared.rollup_key[0]
-    return _Prepared(
-        request_id=request[0],
-        request=request,
-        capture=clean(prepared.capture),
-        rollup_key=(day, request[_LOGIN], request[_MODEL], request[_PROVIDER]),
-        rollup_amounts=prepared.rollup_amounts,
-        response=None if prepared.response is None else clean(prepared.response),
-    )
-
-
-def _rollup_rows(chunk: Sequence[_Prepared], sqlite: bool) -> list[tuple[Any, ...]]:
-    """The batch summed per usage_daily key, in key order, as driver values in
-    _ROLLUP_COLUMNS order (the `Date` key as ISO text on SQLite)."""
-    groups: dict[tuple[date, str, str, str], list[tuple[int, ...]]] = {}
-    for prepared in chunk:
-        if not prepared.rollup_amounts:
-            continue
-        amounts = groups.get(prepared.rollup_key)
-        if amounts is None:
-            groups[prepared.rollup_key] = [prepared.rollup_amounts]
-        else:
-            amounts.append(prepared.rollup_amounts)
-    return [
-        (
-            day.isoformat() if sqlite else day,
-            login,
-            model,
-            provider,
-            *map(sum, zip(*amounts, strict=True)),
-        )
-        for (day, login, model, provider), amounts in sorted(groups.items())
-    ]
-
-
 def _execute(plan: list[tuple[str, list[tuple[Any, ...]]]], conn: Connection) -> None:
     """Run `plan` on a synchronous connection (in a write thread)."""
     for sql, rows in plan:
         conn.exec_driver_sql(sql, rows)
-
-
-def _compile_statements(dialect: Dialect) -> _Statements:
-    """The writer's statements compiled for `dialect`, checked to take their
-    parameters in the order `_prepare` and `_rollup_rows` put them."""
-
-    def compile_(statement: Insert, columns: tuple[str, ...]) -> str:
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-        order = compiled.positiontup
-        if order is None or tuple(order) != columns:
-            raise RuntimeError(
-                f"the batch writer's {statement.table.name} columns {columns} do not match "
-                f"the compiled statement's parameters {order}"
-            )
-        return compiled.string
-
-    return _Statements(
-        requests=compile_(requests.insert(), _REQUEST_COLUMNS),
-        captures=compile_(captures.insert(), _CAPTURE_COLUMNS),
-        rollups=compile_(_rollup_upsert(dialect.name), _ROLLUP_COLUMNS),
-        responses=compile_(_response_insert(dialect.name), _RESPONSE_COLUMNS),
-    )
-
-
-def _response_insert(dialect: str) -> Insert:
-    """`INSERT INTO responses … ON CONFLICT DO NOTHING`: an id seen twice keeps its first
-    creator (a duplicate must not make the whole record look unacceptable)."""
-    if dialect == "postgresql":
-        return postgresql_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
-    if dialect == "sqlite":
-        return sqlite_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
-    raise ValueError(f"no responses insert for the {dialect!r} database")
-
-
-def _rollup_upsert(dialect: str) -> Insert:
-    """`INSERT INTO usage_daily … ON CONFLICT (key) DO UPDATE SET x = usage_daily.x +
-    excluded.x` for every sum column, in the given dialect."""
-    if dialect == "postgresql":
-        pg_stmt = postgresql_insert(usage_daily)
-        return pg_stmt.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY_COLUMNS),
-            set_={
-                name: usage_daily.c[name] + pg_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
-            },
-        )
-    if dialect == "sqlite":
-        lite_stmt = sqlite_insert(usage_daily)
-        return lite_stmt.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY_COLUMNS),
-            set_={
-                name: usage_daily.c[name] + lite_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
-            },
-        )
-    raise ValueError(f"no usage rollup upsert for the {dialect!r} database")
