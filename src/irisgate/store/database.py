@@ -151,8 +151,8 @@ class Database:
     - `connect()`: a connection for reads (`async with db.connect() as conn`).
     - `begin()`: a connection inside a write transaction, committed when the block ends
       without an exception and rolled back otherwise (`async with db.begin() as conn`).
-    - `write_in_thread(fn, background=)`: on SQLite, `fn(connection)` inside one write
-      transaction in a thread of its own (see the module doc); None on PostgreSQL.
+    - `write_in_thread(fn, background=)`: on SQLite (`writes_in_thread`), `fn(connection)`
+      inside one write transaction in a thread of its own (see the module doc).
     - `close()`: close every pooled connection; the `Database` is unusable afterwards.
     """
 
