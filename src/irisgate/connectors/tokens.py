@@ -17,12 +17,10 @@ from typing import Any
 import orjson
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from irisgate.connectors.secretbox import InvalidToken, SecretBox
 from irisgate.store.database import Database
-from irisgate.store.tables import connector_tokens
+from irisgate.store.tables import conflict_insert, connector_tokens
 
 log = structlog.get_logger("irisgate.connectors")
 _MISS_SECONDS = 5.0
@@ -105,8 +103,9 @@ class TokenStore:
         data = self._box.seal(orjson.dumps(asdict(tokens)))
         now = datetime.now(UTC)
         values = {"login_name": login, "connector_id": connector_id, "data": data}
-        insert = postgresql_insert if self._db().dialect == "postgresql" else sqlite_insert
-        statement = insert(connector_tokens).values(**values, updated_at=now)
+        statement = conflict_insert(self._db().dialect, connector_tokens).values(
+            **values, updated_at=now
+        )
         statement = statement.on_conflict_do_update(
             index_elements=["login_name", "connector_id"],
             set_={"data": data, "updated_at": now},

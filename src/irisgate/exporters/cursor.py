@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from irisgate.store.database import Database
-from irisgate.store.tables import captures, export_state, requests
+from irisgate.store.tables import captures, conflict_insert, export_state, requests
 
 #: ids per `IN (...)` list, well under SQLite's and asyncpg's parameter limits
 _ID_CHUNK = 500
@@ -120,15 +120,9 @@ async def _state(conn: AsyncConnection, exporter: str) -> dict[str, Any]:
 def _insert_if_missing(conn: AsyncConnection, exporter: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the connection's dialect (instances may race)."""
     values = {"exporter": exporter, "last_id": 0, "exported_total": 0}
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(export_state).values(**values).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(export_state).values(**values).on_conflict_do_nothing()
-    return insert(export_state).values(**values)
+    return (
+        conflict_insert(conn.dialect.name, export_state).values(**values).on_conflict_do_nothing()
+    )
 
 
 async def _rows(conn: AsyncConnection, ids: tuple[int, ...]) -> list[dict[str, Any]]:

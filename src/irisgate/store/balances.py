@@ -25,13 +25,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from irisgate.quotas.refill import refilled
 from irisgate.store.database import Database
-from irisgate.store.tables import quota_buckets, quota_changes, quota_leases
+from irisgate.store.tables import conflict_insert, quota_buckets, quota_changes, quota_leases
 
 _T = TypeVar("_T")
 
@@ -218,9 +216,8 @@ def _locked_row(
     dialect: str, conn: Connection, spec: BucketSpec, now: datetime
 ) -> tuple[int, datetime]:
     """(balance, refilled_at) of the bucket's row, created full when missing, locked."""
-    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     conn.execute(
-        dialect_insert(quota_buckets)
+        conflict_insert(dialect, quota_buckets)
         .values(
             name=spec.name,
             template=spec.template,

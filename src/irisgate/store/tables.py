@@ -43,6 +43,7 @@ Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every ba
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -63,6 +64,8 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -384,3 +387,13 @@ chat_messages = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_chat_messages_conversation_id", chat_messages.c.conversation_id, chat_messages.c.id)
+
+
+def conflict_insert(dialect: str, table: Table) -> Any:
+    """`INSERT INTO table` in the dialect's own form, the one that takes `ON CONFLICT`
+    clauses (`on_conflict_do_nothing` / `on_conflict_do_update`, `.excluded`)."""
+    if dialect == "postgresql":
+        return postgresql_insert(table)
+    if dialect == "sqlite":
+        return sqlite_insert(table)
+    raise ValueError(f"no INSERT … ON CONFLICT for the {dialect!r} database")

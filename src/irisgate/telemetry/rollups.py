@@ -16,14 +16,13 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Insert, func
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
     AGENT_ROLLUP_KEY_COLUMNS,
     ROLLUP_SUM_COLUMNS,
     SESSION_SUM_COLUMNS,
+    conflict_insert,
     requests,
     sessions,
     usage_agent_daily,
@@ -103,16 +102,8 @@ def _compile(statement: Insert, columns: tuple[str, ...], dialect: Dialect) -> s
     return compiled.string
 
 
-def _insert(dialect: str, table: Any) -> Any:
-    if dialect == "postgresql":
-        return postgresql_insert(table)
-    if dialect == "sqlite":
-        return sqlite_insert(table)
-    raise ValueError(f"no dashboard rollups for the {dialect!r} database")
-
-
 def _agent_upsert(dialect: str) -> Insert:
-    stmt = _insert(dialect, usage_agent_daily)
+    stmt = conflict_insert(dialect, usage_agent_daily)
     table = usage_agent_daily.c
     update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
     result: Insert = stmt.on_conflict_do_update(
@@ -122,7 +113,7 @@ def _agent_upsert(dialect: str) -> Insert:
 
 
 def _session_upsert(dialect: str) -> Insert:
-    stmt = _insert(dialect, sessions)
+    stmt = conflict_insert(dialect, sessions)
     table = sessions.c
     # two-argument min/max are scalar in SQLite; PostgreSQL spells them least/greatest
     least, greatest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)

@@ -18,14 +18,13 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
     ROLLUP_KEY_COLUMNS,
     ROLLUP_SUM_COLUMNS,
     captures,
+    conflict_insert,
     requests,
     responses,
     usage_daily,
@@ -298,30 +297,18 @@ def compile_statements(dialect: Dialect) -> Statements:
 def _response_insert(dialect: str) -> Insert:
     """`INSERT INTO responses … ON CONFLICT DO NOTHING`: an id seen twice keeps its first
     creator (a duplicate must not make the whole record look unacceptable)."""
-    if dialect == "postgresql":
-        return postgresql_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
-    if dialect == "sqlite":
-        return sqlite_insert(responses).on_conflict_do_nothing(index_elements=["response_id"])
-    raise ValueError(f"no responses insert for the {dialect!r} database")
+    insert: Insert = conflict_insert(dialect, responses).on_conflict_do_nothing(
+        index_elements=["response_id"]
+    )
+    return insert
 
 
 def _rollup_upsert(dialect: str) -> Insert:
     """`INSERT INTO usage_daily … ON CONFLICT (key) DO UPDATE SET x = usage_daily.x +
     excluded.x` for every sum column, in the given dialect."""
-    if dialect == "postgresql":
-        pg_stmt = postgresql_insert(usage_daily)
-        return pg_stmt.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY_COLUMNS),
-            set_={
-                name: usage_daily.c[name] + pg_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
-            },
-        )
-    if dialect == "sqlite":
-        lite_stmt = sqlite_insert(usage_daily)
-        return lite_stmt.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY_COLUMNS),
-            set_={
-                name: usage_daily.c[name] + lite_stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS
-            },
-        )
-    raise ValueError(f"no usage rollup upsert for the {dialect!r} database")
+    stmt = conflict_insert(dialect, usage_daily)
+    upsert: Insert = stmt.on_conflict_do_update(
+        index_elements=list(ROLLUP_KEY_COLUMNS),
+        set_={name: usage_daily.c[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS},
+    )
+    return upsert
