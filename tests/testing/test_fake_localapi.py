@@ -65,6 +65,19 @@ async def test_user_node(localapi: FakeLocalAPI, session: aiohttp.ClientSession)
     assert body["CapMap"] == GRANTS
 
 
+async def test_relayed_connections_are_named_by_local_port(
+    localapi: FakeLocalAPI, session: aiohttp.ClientSession
+) -> None:
+    localapi.add_user("100.64.0.5", "alice@example.com", "Alice")
+    localapi.forward("127.0.0.1:41000", "100.64.0.5")
+
+    status, _, text = await whois(session, "127.0.0.1:41000")
+    assert status == 200
+    assert json.loads(text)["UserProfile"]["LoginName"] == "alice@example.com"
+    assert (await whois(session, "127.0.0.1:41001"))[0:3:2] == (404, "no match for IP:port\n")
+    assert (await whois(session, "127.0.0.1"))[0] == 404
+
+
 async def test_tagged_node(localapi: FakeLocalAPI, session: aiohttp.ClientSession) -> None:
     localapi.add_tagged("100.64.0.9", ["tag:prod", "tag:api"], node_name="ci-runner")
 

@@ -43,7 +43,7 @@ class TailscaleResolver:
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         if client is None:
             raise IdentityRefused("connection has no peer address to identify")
-        return await self._whois.whois(client[0], client[1])
+        return await self._whois.whois(client)
 
     async def close(self) -> None:
         await self._whois.close()

@@ -14,7 +14,10 @@ Behaviour follows ``ipn/localapi/localapi.go`` (see shared/reference/tailscale-i
   for tagged nodes, Online, ComputedName…), ``UserProfile`` (ID, LoginName, DisplayName,
   ProfilePicURL only when set, Groups only when non-empty) and ``CapMap`` (``{cap: [values]}``,
   null when the node has none) — the caps of the node's first address, as tailscaled does.
-- A peer matches on any of its addresses, whatever the port.
+- A peer matches on any of its addresses, whatever the port. A connection tailscaled itself
+  relays to this machine (userspace networking, `tailscale serve` TCP forwarding) comes from a
+  local address such as ``127.0.0.1``, told apart only by port: WhoIs of that ``ip:port``
+  names the peer tailscaled relayed (`forward`), and any other port of it is ``no match``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ def parse_addr(value: str) -> IPAddress | None:
     return ip if isinstance(ip, want) else None
 
 
+def _port_of(addr: str) -> int | None:
+    """The port of an ``ip:port`` or ``[ipv6]:port`` that `parse_addr` accepted, else None."""
+    if addr.startswith("[") or addr.count(":") == 1:
+        return int(addr.rpartition(":")[2])
+    return None
+
+
 def _hex_key(prefix: str, seed: str) -> str:
     return f"{prefix}:{hashlib.sha256(f'{prefix}/{seed}'.encode()).hexdigest()}"
 
@@ -129,6 +139,7 @@ class FakeLocalAPI(StartStop):
         self.whois_calls = 0
         self.requests: list[RecordedRequest] = []
         self._peers: list[_Peer] = []
+        self._forwards: dict[tuple[IPAddress, int], IPAddress] = {}
         self._user_ids: dict[str, int] = {}
         self._next_node_id = 101
         self._server = ServerThread("FakeLocalAPI")
@@ -191,10 +202,17 @@ class FakeLocalAPI(StartStop):
         addr = ipaddress.ip_address(ip)
         self._peers = [p for p in self._peers if addr not in p.addresses]
 
+    def forward(self, local: str, peer_ip: str) -> None:
+        """A connection tailscaled relays from the node at `peer_ip` arrives from `local`
+        (``ip:port``, e.g. ``127.0.0.1:53122``); WhoIs of exactly that ``ip:port`` names it."""
+        host, _, port = local.rpartition(":")
+        local_ip = ipaddress.ip_address(host.strip("[]"))
+        self._forwards[(local_ip, int(port))] = ipaddress.ip_address(peer_ip)
+
     def whois(self, addr: str) -> dict[str, Any] | None:
         """The response a WhoIs of `addr` gets (None for no match), without counting a call."""
         ip = parse_addr(addr)
-        peer = self._find(ip) if ip is not None else None
+        peer = self._find(ip, _port_of(addr)) if ip is not None else None
         return peer.response if peer is not None else None
 
     def _add(
@@ -259,7 +277,10 @@ class FakeLocalAPI(StartStop):
             pair = (other, ip)
         return pair if other not in taken else (ip,)
 
-    def _find(self, ip: IPAddress) -> _Peer | None:
+    def _find(self, ip: IPAddress, port: int | None = None) -> _Peer | None:
+        relayed = self._forwards.get((ip, port)) if port is not None else None
+        if relayed is not None:
+            ip = relayed
         for peer in reversed(self._peers):
             if ip in peer.addresses:
                 return peer
@@ -312,7 +333,7 @@ class FakeLocalAPI(StartStop):
             ip = parse_addr(addr)
             if ip is None:
                 return _http_error(400, "invalid 'addr' parameter")
-            peer = self._find(ip)
+            peer = self._find(ip, _port_of(addr))
         if peer is None:
             return _http_error(404, "no match for IP:port")
         return web.Response(body=go_json(peer.response), content_type="application/json")
