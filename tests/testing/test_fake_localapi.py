@@ -197,8 +197,22 @@ async def test_calls_are_counted_and_peers_removable(
     assert localapi.requests[-1].query == {"addr": "100.64.0.5"}
 
 
+async def test_status_names_this_node(
+    localapi: FakeLocalAPI, session: aiohttp.ClientSession
+) -> None:
+    localapi.self_name = "gateway"
+    url = "http://local-tailscaled.sock/localapi/v0/status?peers=false"
+    async with session.get(url) as response:
+        assert response.status == 200
+        status = json.loads(await response.text())
+    assert status["BackendState"] == "Running"
+    assert status["Self"]["DNSName"] == "gateway.example.ts.net."
+    assert status["CertDomains"] == ["gateway.example.ts.net"]
+    assert status["Peer"] is None
+
+
 async def test_other_paths(session: aiohttp.ClientSession) -> None:
-    async with session.get("http://local-tailscaled.sock/localapi/v0/status") as response:
+    async with session.get("http://local-tailscaled.sock/localapi/v0/prefs") as response:
         assert response.status == 404
         assert await response.text() == "404 page not found\n"
     async with session.get("http://local-tailscaled.sock/") as response:

@@ -151,21 +151,39 @@ class WhoIsClient:
         self._by_ip[ip] = (now + self._ttl, identity)
         return identity
 
-    async def _ask(self, ip: str, port: int) -> Identity:
-        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    async def node_names(self) -> frozenset[str]:
+        """This node's own names (LocalAPI status: its MagicDNS name, short and full, and the
+        names it has certificates for), lower case; empty when tailscaled cannot say."""
+        try:
+            status, body = await self._get("/localapi/v0/status", {"peers": "false"})
+            answer = orjson.loads(body) if status == 200 else {}
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError):
+            return frozenset()
+        if not isinstance(answer, dict):
+            return frozenset()
+        me = answer.get("Self")
+        full = str(me.get("DNSName") or "") if isinstance(me, dict) else ""
+        certs = answer.get("CertDomains")
+        names = {str(n) for n in certs if isinstance(n, str)} if isinstance(certs, list) else set()
+        if full:
+            names |= {full, full.split(".", 1)[0]}
+        return frozenset(n.rstrip(".").lower() for n in names if n.rstrip("."))
+
+    async def _get(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         session = self._session
         if session is None or session.closed:
             connector = aiohttp.UnixConnector(path=self._socket_path)
             timeout = aiohttp.ClientTimeout(total=5)
             session = self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        async with session.get(
+            f"http://{WHOIS_HOST}{path}", params=params, headers={"Host": WHOIS_HOST}
+        ) as resp:
+            return resp.status, await resp.read()
+
+    async def _ask(self, ip: str, port: int) -> Identity:
+        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         try:
-            async with session.get(
-                f"http://{WHOIS_HOST}/localapi/v0/whois",
-                params={"addr": addr},
-                headers={"Host": WHOIS_HOST},
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
+            status, body = await self._get("/localapi/v0/whois", {"addr": addr})
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise IdentityRefused(
                 f"cannot ask tailscaled who {ip} is ({self._socket_path}): {exc}"

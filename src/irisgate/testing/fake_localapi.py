@@ -14,6 +14,9 @@ Behaviour follows ``ipn/localapi/localapi.go`` (see shared/reference/tailscale-i
   for tagged nodes, Online, ComputedName…), ``UserProfile`` (ID, LoginName, DisplayName,
   ProfilePicURL only when set, Groups only when non-empty) and ``CapMap`` (``{cap: [values]}``,
   null when the node has none) — the caps of the node's first address, as tailscaled does.
+- ``GET /localapi/v0/status`` (``?peers=false``): ``ipnstate.Status`` of this node, named
+  `self_name` in the tailnet (``Self.DNSName`` with its trailing dot, ``CertDomains``,
+  ``MagicDNSSuffix``, ``CurrentTailnet``; ``Peer`` null as with ``peers=false``).
 - A peer matches on any of its addresses, whatever the port. A connection tailscaled itself
   relays to this machine (userspace networking, `tailscale serve` TCP forwarding) comes from a
   local address such as ``127.0.0.1``, told apart only by port: WhoIs of that ``ip:port``
@@ -134,6 +137,8 @@ class FakeLocalAPI(StartStop):
     ) -> None:
         self.socket_path = str(socket_path) if socket_path is not None else ""
         self.tailnet = tailnet.strip(".")
+        #: this node's own name in the tailnet, as `status` reports it
+        self.self_name = "ai"
         self.deny_whois = False
         self.delay = 0.0
         self.whois_calls = 0
@@ -314,6 +319,8 @@ class FakeLocalAPI(StartStop):
     async def _route(self, request: web.Request) -> web.Response:
         if request.path == "/":
             return web.Response(body=b"tailscaled\n", content_type="text/plain")
+        if request.path == "/localapi/v0/status":
+            return web.Response(body=go_json(self._status()), content_type="application/json")
         if request.path != "/localapi/v0/whois":
             return _http_error(404, "404 page not found")
         self.whois_calls += 1
@@ -337,6 +344,43 @@ class FakeLocalAPI(StartStop):
         if peer is None:
             return _http_error(404, "no match for IP:port")
         return web.Response(body=go_json(peer.response), content_type="application/json")
+
+    def _status(self) -> dict[str, Any]:
+        fqdn = f"{self.self_name}.{self.tailnet}."
+        ips = ["100.64.0.1", "fd7a:115c:a1e0::1"]
+        me = {
+            "ID": "nSELF0CNTRL",
+            "PublicKey": _hex_key("nodekey", "self"),
+            "HostName": self.self_name,
+            "DNSName": fqdn,
+            "OS": "linux",
+            "UserID": TAGGED_USER_ID,
+            "TailscaleIPs": ips,
+            "AllowedIPs": [f"{ips[0]}/32", f"{ips[1]}/128"],
+            "Tags": ["tag:gateway"],
+            "Online": True,
+            "InNetworkMap": True,
+        }
+        return {
+            "Version": TAILSCALE_VERSION,
+            "TUN": False,
+            "BackendState": "Running",
+            "HaveNodeKey": True,
+            "AuthURL": "",
+            "TailscaleIPs": ips,
+            "Self": me,
+            "Health": None,
+            "MagicDNSSuffix": self.tailnet,
+            "CurrentTailnet": {
+                "Name": self.tailnet,
+                "MagicDNSSuffix": self.tailnet,
+                "MagicDNSEnabled": True,
+            },
+            "CertDomains": [fqdn.rstrip(".")],
+            "Peer": None,
+            "User": None,
+            "ClientVersion": None,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------
 
