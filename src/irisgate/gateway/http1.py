@@ -59,16 +59,16 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UpstreamError(f"unsupported URL scheme {scheme!r} in {url!r}")
+        raise UpstreamError(f"unsupported URL scheme {scheme!r} in the upstream URL")
     if "@" in parts.netloc:
         raise UpstreamError("credentials in an upstream URL are not supported")
     try:
         port = parts.port
     except ValueError as exc:
-        raise UpstreamError(f"bad port in upstream URL {url!r}: {exc}") from None
+        raise UpstreamError(f"bad port in the upstream URL: {exc}") from None
     host = parts.hostname
     if not host:
-        raise UpstreamError(f"no host in upstream URL {url!r}")
+        raise UpstreamError("no host in the upstream URL")
     port = port or (443 if scheme == "https" else 80)
     authority = parts.netloc if parts.netloc.isascii() else parts.netloc.encode("idna").decode()
     path = parts.path or "/"

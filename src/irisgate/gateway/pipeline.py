@@ -228,7 +228,10 @@ class Gateway:
             region = cloud.region if cloud is not None else None
             path, query = target.upstream_path(route.model, project, region), target.query
         ex.request = UpstreamRequest(
-            upstream_url(route.provider, path, query), upstream_headers, out_body
+            upstream_url(route.provider, path, query),
+            upstream_headers,
+            out_body,
+            name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(ex.request)
@@ -261,7 +264,11 @@ class Gateway:
         headers = build_headers(route.provider, ex.headers, access.add_headers_for(route.fqn))
         query = scope.get("query_string", b"")
         ex.request = UpstreamRequest(
-            upstream_url(route.provider, scope["path"], query), headers, body, scope["method"]
+            upstream_url(route.provider, scope["path"], query),
+            headers,
+            body,
+            scope["method"],
+            name=f"provider {route.provider.id}",
         )
         record.request_headers = redact(headers)
         record.request_body = body
