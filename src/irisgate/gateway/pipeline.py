@@ -37,7 +37,7 @@ from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.quotas.gate import Admission
-from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.record import RequestRecord, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
@@ -190,7 +190,7 @@ class Gateway:
             raise GatewayError(
                 "invalid_request", "request body has no 'model' string", param="model"
             )
-        record.model = model
+        record.model = recorded_name(model)  # until routed: as the caller named it, made safe
         route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
         record.model, record.provider = route.model, route.provider.id
         in_body = route.qualified and target is None
