@@ -827,6 +827,13 @@ def test_serve_refuses_requests_without_a_login(
             {"Tailscale-User-Login": "eve@example.com", "Tailscale-App-Capabilities": "{role"},
             "Tailscale-App-Capabilities header is not JSON",
         ),
+        (
+            {
+                "Tailscale-User-Login": "eve@example.com",
+                "Tailscale-App-Capabilities": '{"cap": [' + "[" * 300 + "]" * 300 + "]}",
+            },
+            "Tailscale-App-Capabilities header is nested deeper than 128 levels",
+        ),
     ],
 )
 def test_serve_refuses_malformed_identity_headers_naming_the_header(

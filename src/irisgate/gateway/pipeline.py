@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from irisgate import nesting
 from irisgate.gateway.capture import Answer, decompress, read_answer
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
@@ -425,7 +426,7 @@ def _url(scope: Scope, headers: dict[str, str]) -> str:
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
-        parsed = orjson.loads(body)
+        parsed = nesting.loads(body)
     except orjson.JSONDecodeError as exc:
         raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
