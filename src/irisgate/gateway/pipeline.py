@@ -28,6 +28,7 @@ import structlog
 
 from irisgate import nesting
 from irisgate.gateway.capture import Answer, decompress, read_answer
+from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
@@ -184,8 +185,8 @@ class Gateway:
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
-        parsed = _parse_json(body)
         target = ex.target
+        parsed = _parse_json(body, keys_in_body=target is None)
         model = target.model if target is not None else fmt.model_of(parsed)
         if not model:
             raise GatewayError(
@@ -424,13 +425,17 @@ def _url(scope: Scope, headers: dict[str, str]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def _parse_json(body: bytes, *, keys_in_body: bool) -> dict[str, Any]:
+    """The body as a JSON object; with `keys_in_body` (the model is read from it, not from
+    the URL) its routing keys must each appear once."""
     try:
         parsed = nesting.loads(body)
     except orjson.JSONDecodeError as exc:
         raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise GatewayError("invalid_request", "request body must be a JSON object")
+    if keys_in_body:
+        refuse_duplicate_keys(body)
     return parsed
 
 
