@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -59,10 +59,13 @@ _TAILNET_RANGES = (
     ipaddress.ip_network("100.64.0.0/10"),
     ipaddress.ip_network("fd7a:115c:a1e0::/48"),
 )
-#: cached answers kept before the expired ones are swept out
+#: cached answers kept before the expired ones are swept out (all of them, when none has
+#: expired yet: a sweep per new connection would cost more than asking again)
 _SWEEP_AT = 4096
 
 Client = tuple[str, int]
+_K = TypeVar("_K")
+_V = TypeVar("_V", bound=tuple[Any, ...])  # (expiry, ...)
 
 
 @lru_cache(maxsize=1024)
@@ -73,6 +76,13 @@ def is_tailnet_address(ip: str) -> bool:
     except ValueError:
         return False
     return any(addr in net for net in _TAILNET_RANGES if net.version == addr.version)
+
+
+def _unexpired(cache: dict[_K, _V], now: float) -> dict[_K, _V]:
+    """The entries of `cache` still valid at `now`; none when that is still too many to keep
+    (half the limit: so the next sweep is thousands of new connections away)."""
+    kept = {k: v for k, v in cache.items() if v[0] > now}
+    return kept if len(kept) < _SWEEP_AT // 2 else {}
 
 
 class WhoIsClient:
@@ -121,7 +131,7 @@ class WhoIsClient:
             return hit[2]
         identity = await self._ask(ip, client[1])
         if len(self._by_connection) >= _SWEEP_AT:
-            self._by_connection = {k: v for k, v in self._by_connection.items() if v[0] > now}
+            self._by_connection = _unexpired(self._by_connection, now)
         self._by_connection[client] = (now + self._ttl, client, identity)
         return identity
 
@@ -147,7 +157,7 @@ class WhoIsClient:
             del self._inflight[ip]
         future.set_result(identity)
         if len(self._by_ip) >= _SWEEP_AT:
-            self._by_ip = {k: v for k, v in self._by_ip.items() if v[0] > now}
+            self._by_ip = _unexpired(self._by_ip, now)
         self._by_ip[ip] = (now + self._ttl, identity)
         return identity
 
