@@ -16,6 +16,7 @@ from irisgate.gateway.errors import GatewayError
         (b'{"model":"a","\\u006D\\u006f\\u0064\\u0065\\u006C"\n:\t"b"}', "model"),
         (b'{"stream":true,"model":"x","stream":false}', "stream"),
         (b'{"model":"a","messages":[{"model":1}],"model":"a"}', "model"),  # even equal copies
+        (b'{"tools":[{"model":1},{"model":2}],"model":"a","x":{"model":3},"model":"b"}', "model"),
     ],
 )
 def test_refused_naming_the_key(body: bytes, key: str) -> None:
@@ -33,6 +34,7 @@ def test_refused_naming_the_key(body: bytes, key: str) -> None:
         b'{"model":"a","contents":[{"role":"model"},{"role":"model"}]}',
         b'{"model":"a","tools":[{"model":1},{"model":2}],"x":{"stream":1,"stream":2}}',
         b'{"model":"a","text":"\\"model\\": \\"b\\", \\"model\\": \\"c\\""}',
+        b'{"model":"a","x\\"model":1,"y\\"model" : 2}',  # keys that end in model
     ],
 )
 def test_passed(body: bytes) -> None:
