@@ -229,3 +229,13 @@ def test_unmask_leaves_text_without_redactions_untouched() -> None:
 def test_mask_text_rejects_malformed_text() -> None:
     with pytest.raises(HuJSONSyntaxError):
         mask_text('{"providers": ')
+
+
+def test_a_cloud_credential_may_span_lines_but_holds_no_other_control(tmp_path: Path) -> None:
+    pasted = 'keyfile::{\n\t"type": "service_account",\n\t"client_email": "a@b.iam"\n}'
+    (tmp_path / "sa").write_text(pasted + "\n", encoding="utf-8")
+    source = SecretSource({}, tmp_path)
+    assert resolve_secret("file:sa", source).value == pasted
+    assert resolve_secret('sigv4::{"access_key_id": "AK\x00"}', source).problem == (
+        "the literal secret contains a control character"
+    )

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from irisgate.cloudauth.keys import is_cloud_key
 from irisgate.config.hujson import Document, KeyPath, parse, render_path
 from irisgate.config.model import ConfigError, ConfigIssue, Secret
 
@@ -35,6 +36,9 @@ S3_SECRET_FIELDS: tuple[str, ...] = ("access_key_id", "access_secret")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 #: C0 controls and DEL: never part of a key, and they would corrupt the header carrying it
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: in a cloud credential (`keyfile::` / `sigv4::` JSON, never sent as it is) line breaks and
+#: tabs are JSON whitespace, as in a service account file pasted whole; the rest is refused
+_CLOUD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class SecretSource(Mapping[str, str]):
@@ -74,7 +78,8 @@ def resolve_secret(ref: str, env: Mapping[str, str]) -> Secret:
         secret = _read_secret_file(ref, files_dir)
     else:
         secret = Secret(ref, ref)
-    if secret.value is not None and _CONTROL.search(secret.value):
+    control = _CLOUD_CONTROL if is_cloud_key(secret.value) else _CONTROL
+    if secret.value is not None and control.search(secret.value):
         what = "the literal secret" if secret.is_literal else ref
         return Secret(ref, None, f"{what} contains a control character")
     return secret
