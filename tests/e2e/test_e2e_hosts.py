@@ -154,6 +154,7 @@ def test_serve_mode_without_tailscaled_takes_its_names_from_allowed_hosts(
     ) as gw:
         listed_name = read_config_behind_serve(gw, "ai.corp.example", "ai.corp.example")
         rebound = read_config_behind_serve(gw, "ai.example.ts.net", "ai.example.ts.net")
+        assert "cannot learn this node's names from tailscaled" in gw.logs()
     assert listed_name.status_code == 200, listed_name.text
     assert rebound.status_code == 403
     assert "--allowed-hosts" in rebound.json()["error"]

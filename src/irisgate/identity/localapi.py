@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import structlog
 
 from irisgate.identity import Identity, IdentityRefused, canonical_capmap
 
 WHOIS_HOST = "local-tailscaled.sock"
+log = structlog.get_logger("irisgate.identity")
 
 
 def identity_from_whois(answer: dict[str, Any]) -> Identity:
@@ -166,10 +168,15 @@ class WhoIsClient:
         names it has certificates for), lower case; empty when tailscaled cannot say."""
         try:
             status, body = await self._get("/localapi/v0/status", {"peers": "false"})
-            answer = orjson.loads(body) if status == 200 else {}
-        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError):
-            return frozenset()
+            answer = orjson.loads(body) if status == 200 else f"HTTP {status}"
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError) as exc:
+            answer = str(exc) or type(exc).__name__
         if not isinstance(answer, dict):
+            log.warning(
+                "cannot learn this node's names from tailscaled",
+                socket=self._socket_path,
+                reason=str(answer)[:200],
+            )
             return frozenset()
         me = answer.get("Self")
         full = str(me.get("DNSName") or "") if isinstance(me, dict) else ""
