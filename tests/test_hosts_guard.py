@@ -16,17 +16,20 @@ SERVER = ("100.64.0.1", 8080)
 
 
 class WhoIs:
-    """A resolver that names the gateway's node as `node` (or refuses when None)."""
+    """A resolver that names the gateway's node as `node` (or knows no name when None)."""
 
     def __init__(self) -> None:
         self.node: str | None = "gw"
         self.asked = 0
 
     async def resolve(self, client: tuple[str, int] | None, headers: object) -> Identity:
+        raise IdentityRefused("the host guard does not identify callers")
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         self.asked += 1
         if self.node is None:
-            raise IdentityRefused("not a tailnet node")
-        return Identity("tagged:gw", node_name=self.node, tailnet="tail1.ts.net")
+            return frozenset()
+        return frozenset({self.node, f"{self.node}.tail1.ts.net"})
 
     async def close(self) -> None:
         return None
@@ -92,9 +95,15 @@ async def test_no_host_header_passes_and_the_first_one_counts() -> None:
     assert await twice(g, scope(b"evil.example", b"127.0.0.1")) is not None
 
 
-async def test_mode_serve_checks_nothing_and_any_turns_it_off() -> None:
-    assert await twice(guard("serve")[0], scope(b"evil.example")) is None
+async def test_mode_serve_checks_host_and_forwarded_host_and_any_turns_it_off() -> None:
+    serve = guard("serve")[0]
+    assert await twice(serve, scope(b"evil.example")) is not None
+    assert await twice(serve, scope(b"gw.tail1.ts.net")) is None
+    forwarded = scope(b"127.0.0.1")
+    forwarded["headers"].append((b"x-forwarded-host", b"evil.example"))
+    assert await twice(serve, forwarded) is not None
     assert await twice(guard(allowed="*")[0], scope(b"evil.example")) is None
+    assert await twice(guard("serve", allowed="*")[0], forwarded) is None
 
 
 async def test_own_names_follow_whois_not_a_remembered_verdict() -> None:

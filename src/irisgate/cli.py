@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irisgate import __version__
-from irisgate.settings import FLAG_ENV, SettingsError, load_settings
+from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -29,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a config file; exit 1 on errors")
     check.add_argument("file", type=Path)
+    env, help_text = FLAG_ENV["secrets_dir"]
+    check.add_argument("--secrets-dir", dest="secrets_dir", help=f"{help_text} [{env}]")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -39,22 +40,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"irisgate {__version__}")
         return 0
     if args.command == "config":
-        return _config_check(args.file)
+        try:
+            settings = load_settings({"secrets_dir": args.secrets_dir})
+        except SettingsError as exc:
+            print(f"irisgate: {exc}", file=sys.stderr)
+            return 2
+        return _config_check(args.file, settings)
     return _serve(args)
 
 
-def _config_check(path: Path, *, serving: bool = False) -> int:
+def _config_check(path: Path, settings: Settings, *, serving: bool = False) -> int:
     """`config check`; when `serving`, contained errors (invalid quotas, which fail closed
     at run time) are printed but do not stop the server."""
     from irisgate.config.check import format_issues
     from irisgate.config.schema import analyze
+    from irisgate.config.secrets import SecretSource
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
-    analysis = analyze(text, os.environ)
+    analysis = analyze(text, SecretSource(settings.env, settings.secrets_dir))
     issues = analysis.issues
     if issues:
         print(format_issues(str(path), issues), file=sys.stderr)
@@ -83,7 +90,8 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2
-    if settings.config_file is not None and _config_check(settings.config_file, serving=True) != 0:
+    config_file = settings.config_file
+    if config_file is not None and _config_check(config_file, settings, serving=True) != 0:
         return 1
     configure(settings)
     try:

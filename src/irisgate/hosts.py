@@ -8,13 +8,15 @@ gives it away is the `Host` header, which carries the page's name. `HostGuard` l
 through only when its `Host` is:
 
 - an IP address, `localhost` or a `*.localhost` name (no DNS answer can move those);
-- one of the node's own MagicDNS names (identity mode `tailscale`): the short and the full
-  name WhoIs gives for the address the request arrived on, learned once per address;
+- one of the node's own names: in identity mode `tailscale` the short and the full MagicDNS
+  name WhoIs gives for the address the request arrived on; in mode `serve` the names
+  tailscaled's status gives (when its socket is there); learned once per address;
 - listed in `--allowed-hosts` (`IRISGATE_ALLOWED_HOSTS`): exact names, `*.domain`, or `*`
   to turn the check off.
 
-Identity mode `serve` is not checked: `tailscale serve` answers only for the node's names
-(its HTTPS certificate names the node), and irisgate listens on loopback behind it. A request
+Every identity mode is checked. Behind `tailscale serve` the name the browser used arrives
+as `Host` and as `X-Forwarded-Host`; both are checked (trusting neither alone), so a
+rebinding page cannot read `/api/config` as the admin whose browser it runs in. A request
 without `Host` (HTTP/1.0) passes. The refusal is a 403 in the caller's API format naming the
 host and the setting.
 
@@ -31,7 +33,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from irisgate.identity import IdentityRefused
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.settings import Settings
 
@@ -44,14 +45,14 @@ _MEMO_LONGEST = 300
 
 def host_of(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The request's host name (lower case, no port, no trailing dot), None without one."""
-    value = _host_header(headers)
+    value = _header(headers, b"host")
     return None if value is None else _host_name(value)
 
 
-def _host_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The first `Host` header's raw value, None without one."""
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
+    """The first `wanted` header's raw value, None without one."""
     for name, value in headers:
-        if name == b"host":
+        if name == wanted:
             return value
     return None
 
@@ -89,12 +90,17 @@ class HostGuard:
         self._verdicts: dict[bytes, tuple[str, bool]] = {}
 
     async def refusal(self, scope: dict[str, Any]) -> str | None:
-        """Why this request's Host is refused, or None."""
+        """Why this request's Host (and, behind `tailscale serve`, X-Forwarded-Host) is
+        refused, or None."""
+        headers = scope["headers"]
         if self._mode == "serve":
-            return None
-        value = _host_header(scope["headers"])
-        if value is None:
-            return None
+            forwarded = _header(headers, b"x-forwarded-host")
+            if forwarded is not None and (reason := await self._refusal(scope, forwarded)):
+                return reason
+        value = _header(headers, b"host")
+        return None if value is None else await self._refusal(scope, value)
+
+    async def _refusal(self, scope: dict[str, Any], value: bytes) -> str | None:
         verdict = self._verdicts.get(value)
         if verdict is None:
             verdict = self._verdict(value)
@@ -106,7 +112,7 @@ class HostGuard:
         if passes:
             return None
         server = scope.get("server")
-        if self._mode == "tailscale" and server and host in await self._own_names(server):
+        if server and host in await self._own_names(server):
             return None
         shown = host if len(host) <= 200 else host[:200] + "…"
         return (
@@ -122,19 +128,12 @@ class HostGuard:
         return host, not host or local or _is_ip(host) or listed(host, self._allowed)
 
     async def _own_names(self, server: tuple[str, int]) -> frozenset[str]:
-        """The MagicDNS names of the node owning `server`'s address (WhoIs), remembered; an
-        address WhoIs cannot name has none (asked again after a few seconds)."""
-        address, port = server[0], server[1]
+        """The node's own names for requests arriving on `server`'s address (see the identity
+        resolver), remembered; when none are known, asked again after a few seconds."""
+        address = server[0]
         cached = self._names.get(address)
         if cached is not None and (cached[0] == 0.0 or cached[0] > time.monotonic()):
             return cached[1]
-        try:
-            node = await self._resolver().resolve((address, port), [])
-        except IdentityRefused:
-            self._names[address] = (time.monotonic() + _RETRY_SECONDS, frozenset())
-            return frozenset()
-        names = {node.node_name.lower()} if node.node_name else set()
-        if node.node_name and node.tailnet:
-            names.add(f"{node.node_name}.{node.tailnet}".lower())
-        self._names[address] = (0.0, frozenset(names))
-        return self._names[address][1]
+        names = await self._resolver().own_names((address, server[1]))
+        self._names[address] = (0.0 if names else time.monotonic() + _RETRY_SECONDS, names)
+        return names

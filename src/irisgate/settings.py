@@ -17,6 +17,7 @@ IdentityMode = Literal["tailscale", "serve", "dev"]
 IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
+DEFAULT_SECRETS_DIR = "/run/secrets"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Settings:
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
+    #: the only folder `file:` secret references may read (relative ones are taken inside it)
+    secrets_dir: Path = Path(DEFAULT_SECRETS_DIR)
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -86,6 +89,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
         " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
+    "secrets_dir": (
+        "IRISGATE_SECRETS_DIR",
+        "the only folder file:PATH secrets may be read from (default /run/secrets)",
     ),
 }
 
@@ -139,6 +146,7 @@ def load_settings(
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
+        secrets_dir=Path(pick("secrets_dir") or DEFAULT_SECRETS_DIR),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )

@@ -26,7 +26,7 @@ def _issue_at(issues: list[ConfigIssue], path: str) -> ConfigIssue:
 
 
 def _check(text: str, env: Mapping[str, str] | None = None) -> Analysis:
-    return analyze(text, env or {})
+    return analyze(text, env if env is not None else {})
 
 
 @pytest.fixture

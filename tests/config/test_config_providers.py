@@ -9,6 +9,7 @@ import pytest
 
 from irisgate.config.model import DEFAULT_COMPATIBILITY, ConfigIssue, CostMapEntry
 from irisgate.config.schema import Analysis
+from irisgate.config.secrets import SecretSource
 
 Check = Callable[..., Analysis]
 IssueAt = Callable[[list[ConfigIssue], str], ConfigIssue]
@@ -334,13 +335,26 @@ def test_set_env_key_resolves(check: Check) -> None:
 def test_file_key_resolves_and_unreadable_file_disables(check: Check, tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("sk-file\n", encoding="utf-8")
-    analysis = check(provider_config(*BASE, f'"apikey": "file:{key}"'))
+    secrets = SecretSource({}, tmp_path)
+    analysis = check(provider_config(*BASE, f'"apikey": "file:{key}"'), secrets)
     assert analysis.config is not None
     assert analysis.config.providers["p"].apikey.value == "sk-file"
-    analysis = check(provider_config(*BASE, f'"apikey": "file:{tmp_path}/nope"'))
+    analysis = check(provider_config(*BASE, f'"apikey": "file:{tmp_path}/nope"'), secrets)
     assert analysis.config is not None
     reason = analysis.config.providers["p"].unavailable_reason
     assert reason == f"apikey file:{tmp_path}/nope cannot be read"
+
+
+def test_file_key_outside_the_secrets_directory_is_an_error(check: Check, tmp_path: Path) -> None:
+    analysis = check(provider_config(*BASE, '"apikey": "file:/etc/passwd"'))
+    assert analysis.config is None
+    assert [(e.path, e.message) for e in analysis.errors] == [
+        (
+            "providers.p.apikey",
+            "file:/etc/passwd is outside the secrets directory /run/secrets (set --secrets-dir"
+            " / IRISGATE_SECRETS_DIR to the folder holding the key files)",
+        )
+    ]
 
 
 def test_passthrough_provider_does_not_need_its_env_key(check: Check) -> None:

@@ -11,6 +11,7 @@ from irisgate.config.model import ConfigError
 from irisgate.config.schema import build_config
 from irisgate.config.secrets import (
     REDACTED,
+    SecretSource,
     mask_text,
     resolve_secret,
     secret_paths,
@@ -31,8 +32,8 @@ CONFIG = """\
     "local": {"baseurl": "http://gpu.example.ts.net:8000", "apikey": "", "models": ["m"]},
   },
   "hooks": {"guard": {"url": "https://guard.example.com/hook", "apikey": "hook-secret"}},
-  "exporters": {"s3": {"bucket_name": "b", "region": "us-east-1",
-                       "access_key_id": "AKIAEXAMPLE", "access_secret": "file:/run/s3-secret"}},
+  "exporters": {"s3": {"bucket_name": "b", "region": "us-east-1", "access_key_id": "AKIAEXAMPLE",
+                       "access_secret": "file:/run/secrets/s3-secret"}},
   "connectors": {"servers": {
     "github": {"protocol": "mcp", "url": "https://api.githubcopilot.com/mcp/",
                "auth": {"type": "bearer_token", "token": "ghp_abc"}},
@@ -66,18 +67,59 @@ def test_empty_env_variable_counts_as_unset() -> None:
 def test_file_secret_strips_the_trailing_newline(tmp_path: Path) -> None:
     path = tmp_path / "key"
     path.write_text("s3cr3t\n", encoding="utf-8")
-    secret = resolve_secret(f"file:{path}", {})
+    secret = resolve_secret(f"file:{path}", SecretSource({}, tmp_path))
     assert secret.value == "s3cr3t"
     assert not secret.is_literal
 
 
 def test_unreadable_file_secret_has_no_value(tmp_path: Path) -> None:
-    secret = resolve_secret(f"file:{tmp_path / 'missing'}", {})
+    secret = resolve_secret(f"file:{tmp_path / 'missing'}", SecretSource({}, tmp_path))
     assert secret.value is None
     assert (
         unresolved_reason("apikey", secret) == f"apikey file:{tmp_path / 'missing'} cannot be read"
     )
     assert unresolved_reason("apikey", resolve_secret("x", {})) is None
+
+
+def test_file_secrets_are_read_only_inside_the_secrets_directory(tmp_path: Path) -> None:
+    secrets, elsewhere = tmp_path / "secrets", tmp_path / "elsewhere"
+    (secrets / "team").mkdir(parents=True)
+    elsewhere.mkdir()
+    (secrets / "team" / "key").write_text("sk-inside\n", encoding="utf-8")
+    (elsewhere / "key").write_text("sk-outside\n", encoding="utf-8")
+    (secrets / "link").symlink_to(elsewhere / "key")
+    source = SecretSource({}, secrets)
+    assert resolve_secret(f"file:{secrets}/team/key", source).value == "sk-inside"
+    assert resolve_secret("file:team/key", source).value == "sk-inside"  # relative: inside
+    for ref in (
+        f"file:{elsewhere}/key",
+        f"file:{secrets}/../elsewhere/key",
+        "file:../elsewhere/key",
+        f"file:{secrets}/link",  # a link out of the folder
+        "file:/etc/passwd",
+    ):
+        secret = resolve_secret(ref, source)
+        assert secret.value is None, ref
+        assert secret.problem.startswith(f"{ref} is outside the secrets directory {secrets}")
+        assert "--secrets-dir" in unresolved_reason("apikey", secret)  # type: ignore[operator]
+    # a plain mapping: only the default folder
+    assert resolve_secret(f"file:{secrets}/team/key", {}).problem.startswith(
+        f"file:{secrets}/team/key is outside the secrets directory /run/secrets"
+    )
+
+
+@pytest.mark.parametrize("value", ["sk-\x00abc", "sk-abc\nX-Injected: 1", "sk-\x1b[0m", "sk\x7f"])
+def test_secrets_with_control_characters_are_refused(tmp_path: Path, value: str) -> None:
+    (tmp_path / "key").write_text(value + "\n", encoding="utf-8")
+    source = SecretSource({"KEY": value}, tmp_path)
+    literal = resolve_secret(value, source)
+    assert literal.value is None
+    assert literal.problem == "the literal secret contains a control character"
+    assert value not in repr(literal)
+    env = resolve_secret("env:KEY", source)
+    assert (env.value, env.problem) == (None, "env:KEY contains a control character")
+    file = resolve_secret("file:key", source)
+    assert (file.value, file.problem) == (None, "file:key contains a control character")
 
 
 def test_secret_paths_lists_only_literal_secrets() -> None:
@@ -108,7 +150,7 @@ def test_mask_text_hides_literal_secrets_and_keeps_everything_else() -> None:
     assert "// the production key" in masked
     assert "// a reference, not a secret" in masked
     assert '"apikey": "env:ANTHROPIC_API_KEY"' in masked
-    assert '"access_secret": "file:/run/s3-secret"' in masked
+    assert '"access_secret": "file:/run/secrets/s3-secret"' in masked
     assert '"apikey": ""' in masked  # empty keys are not secrets
     assert masked.splitlines()[3] == (
         '    "openai": {"baseurl": "https://api.openai.com", "apikey": "[redacted]", '
@@ -187,3 +229,13 @@ def test_unmask_leaves_text_without_redactions_untouched() -> None:
 def test_mask_text_rejects_malformed_text() -> None:
     with pytest.raises(HuJSONSyntaxError):
         mask_text('{"providers": ')
+
+
+def test_a_cloud_credential_may_span_lines_but_holds_no_other_control(tmp_path: Path) -> None:
+    pasted = 'keyfile::{\n\t"type": "service_account",\n\t"client_email": "a@b.iam"\n}'
+    (tmp_path / "sa").write_text(pasted + "\n", encoding="utf-8")
+    source = SecretSource({}, tmp_path)
+    assert resolve_secret("file:sa", source).value == pasted
+    assert resolve_secret('sigv4::{"access_key_id": "AK\x00"}', source).problem == (
+        "the literal secret contains a control character"
+    )

@@ -5,6 +5,7 @@ request recorded, and loopback upstreams refused unless the setting allows them.
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -315,3 +316,38 @@ def test_a_client_that_goes_away_cancels_the_upstream(
         api.release()
     assert row["login_name"] == "bob@example.com"
     assert row["status"] == 200
+
+
+def test_a_timeout_names_the_connector_never_its_url_with_the_credential(
+    localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    secret = "appid-secret-0c47"
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        base = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        weather = {
+            "protocol": "http",
+            "url": base + "/data",
+            "auth": {"type": "api_key", "in": "query", "name": "appid", "secret": secret},
+        }
+        with IrisgateServer(
+            config_text({"weather": weather}, BOB),
+            data_dir=tmp_path_factory.mktemp("silent"),
+            identity="tailscale",
+            tailscaled_socket=str(localapi.socket_path),
+            env={
+                "IRISGATE_ALLOW_LOCAL_CONNECTORS": "true",
+                "IRISGATE_UPSTREAM_READ_TIMEOUT": "1",
+            },
+        ) as gw:
+            with http_from(ALICE_IP, gw) as client:
+                response = client.get("/v1/connectors/weather/forecast", params={"q": "oslo"})
+            assert response.status_code == 504
+            assert response.json() == {"error": "connector weather did not answer in time"}
+            row = connector_records(gw, 1, provider="weather")[0]
+            with http_from(ALICE_IP, gw) as admin:
+                full = admin.get(f"/api/requests/{row['request_id']}").text
+            assert "connector weather did not answer in time" in full
+            assert secret not in full
+            assert secret not in gw.logs()

@@ -48,7 +48,7 @@ async def test_private_tailnet_and_ula_addresses_are_allowed(url: str) -> None:
 async def test_the_setting_allows_local_addresses_but_not_other_schemes() -> None:
     guard = UrlGuard(allow_local=True)
     await guard.check("http://127.0.0.1:9/")
-    with pytest.raises(UnsafeURL, match="not an http"):
+    with pytest.raises(UnsafeURL, match="is not http or https"):
         await guard.check("file:///etc/passwd")
 
 

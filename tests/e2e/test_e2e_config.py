@@ -8,6 +8,7 @@ plain user (bob) from their own loopback addresses.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -562,3 +563,54 @@ def test_config_file_import_on_restart(fake_llm: FakeLLM, tmp_path: Path) -> Non
         assert state(gw)[:2] == (hash3, version2 + 1)
         assert chat(openai_client(gw, "127.0.0.1"), "llama-api").model == "llama-api"
     assert fake_llm.requests[-1].json["model"] == "llama-api"
+
+
+# -- file: secrets ------------------------------------------------------------------------------
+
+
+def secret_file_config(upstream: str, apikey: str) -> str:
+    config = json.loads(gateway_config(upstream).split("\n", 1)[1])
+    config["providers"]["openai"]["apikey"] = apikey
+    return json.dumps(config, indent=2)
+
+
+def test_file_secrets_come_only_from_the_secrets_directory(
+    fake_llm: FakeLLM, localapi: Any, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "openai").write_text("sk-from-secrets-dir\n", encoding="utf-8")
+    assert localapi.socket_path
+    with IrisgateServer(
+        secret_file_config(fake_llm.base_url, "file:openai"),
+        data_dir=tmp_path / "data",
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+        env={"IRISGATE_SECRETS_DIR": str(secrets)},
+    ) as gw:
+        assert chat(openai_client(gw), "gpt-4o-mini").model == "gpt-4o-mini"
+        assert fake_llm.last_request.headers["Authorization"] == "Bearer sk-from-secrets-dir"
+        # an admin (or a page acting as one) cannot point a key at any other file
+        outside = tmp_path / "data" / "irisgate.db"
+        _, base = current(gw)
+        refused = put_config(gw, secret_file_config(fake_llm.base_url, f"file:{outside}"), base)
+        assert refused.status_code == 400
+        assert f"file:{outside} is outside the secrets directory {secrets}" in refused.text
+        assert current(gw)[1] == base  # nothing was saved
+    # `irisgate config check` applies the same setting
+    path = tmp_path / "outside.hujson"
+    path.write_text(secret_file_config(fake_llm.base_url, "file:/etc/passwd"), encoding="utf-8")
+    done = irisgate_cli("config", "check", "--secrets-dir", str(secrets), str(path))
+    assert done.returncode == 1
+    problem = f"file:/etc/passwd is outside the secrets directory {secrets}"
+    assert f"providers.openai.apikey: {problem}" in done.stderr
+
+
+def test_a_secret_with_a_control_character_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "nul.hujson"
+    path.write_text(secret_file_config("http://127.0.0.1:9", "env:NUL_KEY"), encoding="utf-8")
+    env = {**os.environ, "NUL_KEY": "sk-abc\x01def", "IRISGATE_SECRETS_DIR": str(tmp_path)}
+    done = irisgate_cli("config", "check", str(path), env=env)
+    assert done.returncode == 1
+    assert "providers.openai.apikey: env:NUL_KEY contains a control character" in done.stderr
+    assert "sk-abc" not in done.stderr

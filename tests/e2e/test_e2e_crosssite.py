@@ -319,6 +319,7 @@ def test_serve_mode_takes_the_gateway_origin_from_tailscale_serve(
         gateway_config(fake_llm.base_url),
         data_dir=tmp_path_factory.mktemp("crosssite-serve"),
         identity="serve",
+        env={"IRISGATE_ALLOWED_HOSTS": "ai.example.ts.net"},  # serve's name (no tailscaled here)
     )
     public = "ai.example.ts.net"
     serve = {  # what tailscale serve adds in front of irisgate

@@ -204,6 +204,27 @@ def test_slow_failing_and_down_hooks_follow_the_fail_policy(
         gw.stop()
 
 
+def test_a_hook_answer_nested_too_deep_is_a_hook_failure_not_a_500(
+    start: Any, hooks: FakeHook, fake_llm: FakeLLM
+) -> None:
+    def deep(payload: Any) -> dict[str, Any]:
+        body = payload["request_body"]
+        value: Any = []
+        for _ in range(199):  # deeper than irisgate takes, not than the fake hook can encode
+            value = [value]
+        body["metadata"] = value
+        return {"action": "modify", "request_body": body}
+
+    hooks.answer("deep", deep)
+    gw = start({"deep": {"url": hooks.url("deep"), "fail_policy": "fail_closed"}}, [pre("deep")])
+    with pytest.raises(openai.InternalServerError) as failed:
+        openai_client(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert failed.value.status_code == 503
+    assert "guardrail deep is unavailable" in failed.value.message
+    assert fake_llm.requests == []
+    assert "hook deep answered with invalid JSON: nested deeper than 128 levels" in gw.logs()
+
+
 def test_post_response_events_arrive_without_delaying_the_client(
     start: Any, hooks: FakeHook, fake_llm: FakeLLM
 ) -> None:

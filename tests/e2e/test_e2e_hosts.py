@@ -103,3 +103,58 @@ def test_dev_mode_answers_only_to_loopback_names(
             with httpx2.Client(base_url=gw.url) as client:
                 answer = client.get("/api/whoami", headers={"Host": host})
             assert answer.status_code == status, (host, answer.text)
+
+
+SERVE_ALICE = {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"}
+
+
+def read_config_behind_serve(gw: IrisgateServer, host: str, forwarded: str) -> httpx2.Response:
+    """GET /api/config as the admin, relayed by `tailscale serve` for a browser that used
+    `host` (serve keeps `Host` and adds `X-Forwarded-Host`)."""
+    headers = {**SERVE_ALICE, "Host": host, "X-Forwarded-Host": forwarded}
+    with httpx2.Client(base_url=gw.url, timeout=30) as client:
+        return client.get("/api/config", headers=headers)
+
+
+def test_serve_mode_learns_its_names_from_tailscaled_and_refuses_others(
+    fake_llm: FakeLLM, tailnet: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert tailnet.socket_path
+    with IrisgateServer(
+        gateway_config(fake_llm.base_url),
+        data_dir=tmp_path_factory.mktemp("serve-names"),
+        identity="serve",
+        tailscaled_socket=tailnet.socket_path,
+    ) as gw:
+        own = read_config_behind_serve(gw, "ai.example.ts.net", "ai.example.ts.net")
+        rebound = read_config_behind_serve(gw, "evil.example", "evil.example")
+        forwarded_only = read_config_behind_serve(gw, "127.0.0.1", "evil.example")
+        local = read_config_behind_serve(gw, f"127.0.0.1:{gw.port}", f"127.0.0.1:{gw.port}")
+    assert own.status_code == 200, own.text
+    assert "providers" in own.json()["config"]
+    for refused in (rebound, forwarded_only):
+        assert refused.status_code == 403
+        assert refused.json()["error"].startswith("host 'evil.example' is not a name of this")
+        assert "providers" not in refused.text
+    assert local.status_code == 200
+    status = [r for r in tailnet.requests if r.path == "/localapi/v0/status"]
+    assert status and status[0].query == {"peers": "false"}
+
+
+def test_serve_mode_without_tailscaled_takes_its_names_from_allowed_hosts(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("serve-allowed")
+    with IrisgateServer(
+        gateway_config(fake_llm.base_url),
+        data_dir=data_dir,
+        identity="serve",
+        tailscaled_socket=str(data_dir / "no-tailscaled.sock"),
+        env={"IRISGATE_ALLOWED_HOSTS": "ai.corp.example"},
+    ) as gw:
+        listed_name = read_config_behind_serve(gw, "ai.corp.example", "ai.corp.example")
+        rebound = read_config_behind_serve(gw, "ai.example.ts.net", "ai.example.ts.net")
+        assert "cannot learn this node's names from tailscaled" in gw.logs()
+    assert listed_name.status_code == 200, listed_name.text
+    assert rebound.status_code == 403
+    assert "--allowed-hosts" in rebound.json()["error"]

@@ -8,6 +8,7 @@ directly: this machine cannot produce a non-loopback peer.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ MODELS_ONLY_IP = "127.0.1.10"  # granted {"models": "**"} but no role
 STAR_IP = "127.0.1.11"  # user, router/*
 GLOBSTAR_IP = "127.0.1.12"  # user, router/** and backup/*
 BOTH_IP = "127.0.1.13"  # granted user by one grant and admin by another
+RELAY_IP = "127.0.0.1"  # tailscaled relays peers from here, told apart by port (`forward`)
 
 BACKUP_KEY = "sk-backup-upstream-secret"
 ROUTER_KEY = "sk-router-upstream-secret"
@@ -261,19 +263,62 @@ def test_peer_unknown_to_tailscaled_is_refused_never_anonymous(
     assert fake_llm.requests == []
 
 
-def test_whois_answers_are_cached(
+def test_whois_answer_is_reused_on_one_connection_only(
     gateway: IrisgateServer, peers: FakeLocalAPI, fake_llm: FakeLLM
 ) -> None:
     # cache@ has no grant: every request still needs its identity, none reaches upstream
     before = peers.whois_calls
-    for _ in range(3):
-        assert whoami(gateway, CACHE_IP).json()["login_name"] == "cache@example.com"
-    with pytest.raises(openai.PermissionDeniedError):
-        chat(openai_client(gateway, CACHE_IP), "gpt-4o-mini")
+    with http_from(CACHE_IP, gateway.url) as client:  # one keep-alive connection
+        for _ in range(3):
+            assert client.get("/api/whoami").json()["login_name"] == "cache@example.com"
     assert peers.whois_calls == before + 1
     whois = [r for r in peers.requests if r.path == "/localapi/v0/whois"][-1]
     assert whois.query["addr"].startswith(f"{CACHE_IP}:")
     assert whois.headers["Host"] == "local-tailscaled.sock"
+    # a new connection from the same (loopback) address is asked about afresh
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(openai_client(gateway, CACHE_IP), "gpt-4o-mini")
+    assert peers.whois_calls == before + 2
+
+
+def _connect_from(gw: IrisgateServer, ip: str) -> http.client.HTTPConnection:
+    """A keep-alive connection to irisgate from `ip` on a port the system picks."""
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, source_address=(ip, 0), timeout=30)
+    conn.connect()
+    return conn
+
+
+def _whoami_on(conn: http.client.HTTPConnection) -> tuple[int, Any]:
+    conn.request("GET", "/api/whoami")
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+def test_peers_relayed_through_one_loopback_address_are_told_apart_by_port(
+    gateway: IrisgateServer, localapi: FakeLocalAPI, fake_llm: FakeLLM
+) -> None:
+    # tailscaled's userspace networking / `tailscale serve` TCP forwarding: every tailnet peer
+    # reaches irisgate from 127.0.0.1, and only WhoIs of the full ip:port says who it is
+    alice, bob, stranger = (_connect_from(gateway, RELAY_IP) for _ in range(3))
+    localapi.forward(f"{RELAY_IP}:{alice.sock.getsockname()[1]}", ALICE_IP)
+    localapi.forward(f"{RELAY_IP}:{bob.sock.getsockname()[1]}", BOB_IP)
+    before = localapi.whois_calls
+    try:
+        assert _whoami_on(alice)[1]["login_name"] == "alice@example.com"
+        assert _whoami_on(bob)[1]["login_name"] == "bob@example.com"
+        status, body = _whoami_on(stranger)
+        assert status == 403
+        assert body == {
+            "error": f"access denied: tailscale does not know peer {RELAY_IP}: not a tailnet node"
+        }
+        # the same keep-alive connection keeps its identity without asking again
+        assert _whoami_on(alice)[1]["login_name"] == "alice@example.com"
+        assert _whoami_on(bob)[1]["role"] == "user"
+    finally:
+        for conn in (alice, bob, stranger):
+            conn.close()
+    assert localapi.whois_calls == before + 3
+    assert fake_llm.requests == []
 
 
 def test_whois_failure_is_not_cached(gateway: IrisgateServer, peers: FakeLocalAPI) -> None:
@@ -781,6 +826,13 @@ def test_serve_refuses_requests_without_a_login(
         (
             {"Tailscale-User-Login": "eve@example.com", "Tailscale-App-Capabilities": "{role"},
             "Tailscale-App-Capabilities header is not JSON",
+        ),
+        (
+            {
+                "Tailscale-User-Login": "eve@example.com",
+                "Tailscale-App-Capabilities": '{"cap": [' + "[" * 300 + "]" * 300 + "]}",
+            },
+            "Tailscale-App-Capabilities header is nested deeper than 128 levels",
         ),
     ],
 )

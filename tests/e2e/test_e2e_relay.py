@@ -369,6 +369,30 @@ def test_hanging_upstream_is_504_in_the_callers_format(
     assert "did not answer in time" in record["error"]
 
 
+def test_a_timeout_names_the_provider_never_the_url_with_its_query(
+    fragile_gateway: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    # a client's query (Gemini clients send `?key=`, Azure ones `?api-version=`) is forwarded
+    # upstream; the URL it ends up in must not come back in an error or the record
+    secret = "appid-secret-5f1c"
+    fake_llm.hang = True
+    with pytest.raises(openai.APIStatusError) as caught:
+        openai_client(fragile_gateway).chat.completions.create(
+            model="gpt-4o-mini", messages=CHAT["messages"], extra_query={"appid": secret}
+        )
+    fake_llm.hang = False
+    assert caught.value.status_code == 504
+    assert caught.value.response.json()["error"]["message"] == (
+        "provider openai did not answer in time"
+    )
+    assert fake_llm.requests[-1].query["appid"] == secret  # it did go upstream
+    request_id = caught.value.response.headers["x-irisgate-request-id"]
+    record = wait_for_record(fragile_gateway, request_id)
+    assert record["error"] == "provider openai did not answer in time"
+    assert secret not in json.dumps({k: v for k, v in record.items() if k != "request_body"})
+    assert secret not in fragile_gateway.logs()
+
+
 def test_upstream_errors_pass_through_unchanged_and_are_recorded(
     gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client
 ) -> None:

@@ -305,6 +305,19 @@ async def test_line_breaks_in_headers_are_refused_before_anything_is_sent() -> N
         assert up.heads == []
 
 
+@pytest.mark.parametrize("value", ["sk-\x00abc", "a\x1b[31m", "b\x7f", "c\x0bd", "e\x0cf"])
+async def test_other_control_characters_in_headers_are_refused_naming_the_header(
+    value: str,
+) -> None:
+    async with scripted(answering(OK)) as up, client() as http:
+        with pytest.raises(UpstreamError, match="header 'authorization' contains a control"):
+            await http.request("POST", up.url + "/", {"authorization": value}, b"x")
+        assert up.heads == []
+        response = await http.request("POST", up.url + "/", {"x-tab": "a\tb"}, b"x")
+        response.close()
+        assert len(up.heads) == 1  # a tab is fine (RFC 9110 allows it in a value)
+
+
 async def test_a_slow_reader_pauses_the_upstream() -> None:
     body = b"z" * (32 * 1024 * 1024)
     blocked = asyncio.Event()

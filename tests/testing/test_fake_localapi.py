@@ -65,6 +65,19 @@ async def test_user_node(localapi: FakeLocalAPI, session: aiohttp.ClientSession)
     assert body["CapMap"] == GRANTS
 
 
+async def test_relayed_connections_are_named_by_local_port(
+    localapi: FakeLocalAPI, session: aiohttp.ClientSession
+) -> None:
+    localapi.add_user("100.64.0.5", "alice@example.com", "Alice")
+    localapi.forward("127.0.0.1:41000", "100.64.0.5")
+
+    status, _, text = await whois(session, "127.0.0.1:41000")
+    assert status == 200
+    assert json.loads(text)["UserProfile"]["LoginName"] == "alice@example.com"
+    assert (await whois(session, "127.0.0.1:41001"))[0:3:2] == (404, "no match for IP:port\n")
+    assert (await whois(session, "127.0.0.1"))[0] == 404
+
+
 async def test_tagged_node(localapi: FakeLocalAPI, session: aiohttp.ClientSession) -> None:
     localapi.add_tagged("100.64.0.9", ["tag:prod", "tag:api"], node_name="ci-runner")
 
@@ -184,8 +197,22 @@ async def test_calls_are_counted_and_peers_removable(
     assert localapi.requests[-1].query == {"addr": "100.64.0.5"}
 
 
+async def test_status_names_this_node(
+    localapi: FakeLocalAPI, session: aiohttp.ClientSession
+) -> None:
+    localapi.self_name = "gateway"
+    url = "http://local-tailscaled.sock/localapi/v0/status?peers=false"
+    async with session.get(url) as response:
+        assert response.status == 200
+        status = json.loads(await response.text())
+    assert status["BackendState"] == "Running"
+    assert status["Self"]["DNSName"] == "gateway.example.ts.net."
+    assert status["CertDomains"] == ["gateway.example.ts.net"]
+    assert status["Peer"] is None
+
+
 async def test_other_paths(session: aiohttp.ClientSession) -> None:
-    async with session.get("http://local-tailscaled.sock/localapi/v0/status") as response:
+    async with session.get("http://local-tailscaled.sock/localapi/v0/prefs") as response:
         assert response.status == 404
         assert await response.text() == "404 page not found\n"
     async with session.get("http://local-tailscaled.sock/") as response:

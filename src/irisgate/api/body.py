@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from irisgate import nesting
 from irisgate.api.auth import ApiError
 
 JSON_TYPE = "application/json"
@@ -28,7 +29,7 @@ async def json_object(request: Request, shape: str = "a JSON object") -> dict[st
             415, f"body must be JSON, sent with Content-Type: {JSON_TYPE} (this request had {sent})"
         )
     try:
-        payload = orjson.loads(await request.body())
+        payload = nesting.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):

@@ -124,6 +124,18 @@ def _sort_value(row: dict[str, Any], key: str) -> tuple[int, Any]:
     return (0, 0) if value is None else (1, value)
 
 
+#: what a spreadsheet reads as the start of a formula (or hides before one)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `@SUM(…)`) gets a
+    leading `'`, so it shows as the text it is; numbers are left alone."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 async def export_csv(request: Request) -> Response:
     """Usage per day x user x model with token counts and cost, for the filters (admins)."""
     await require_admin(request)
@@ -134,7 +146,7 @@ async def export_csv(request: Request) -> Response:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         cost = f"{row['cost_nanodollars'] / 1e9:.9f}"
-        writer.writerow([*(row[name] for name in CSV_COLUMNS[:-1]), cost])
+        writer.writerow([*(_csv_cell(row[name]) for name in CSV_COLUMNS[:-1]), cost])
     name = f"irisgate-usage-{found.since.isoformat()}-{found.until.isoformat()}.csv"
     return Response(
         out.getvalue(),

@@ -65,6 +65,9 @@ class Secret:
 
     ref: str
     value: str | None
+    #: why the reference was refused (outside the secrets directory, a control character):
+    #: a config error; "" otherwise. Never shows the value.
+    problem: str = ""
 
     def __repr__(self) -> str:
         return f"Secret(ref={'<literal>' if self.is_literal else self.ref!r})"

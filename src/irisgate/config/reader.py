@@ -268,8 +268,12 @@ class Section:
         return value
 
     def secret(self, key: str, env: Mapping[str, str]) -> Secret:
-        """A secret field (literal, `env:NAME` or `file:PATH`), resolved; absent means ""."""
-        return resolve_secret(self.text(key, ""), env)
+        """A secret field (literal, `env:NAME` or `file:PATH`), resolved; absent means "".
+        A reference refused outright (see `resolve_secret`) is a config error."""
+        secret = resolve_secret(self.text(key, ""), env)
+        if secret.problem:
+            self.error(key, secret.problem)
+        return secret
 
     def header_lines(self, key: str) -> tuple[tuple[str, str], ...]:
         """A list of `"Header: value"` strings as (name, value) pairs; bad lines are logged."""

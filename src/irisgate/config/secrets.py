@@ -2,7 +2,12 @@
 
 A secret field holds either the secret itself (a literal) or a reference: `env:NAME` (an
 environment variable, looked up in the mapping the settings pass in, never `os.environ`
-directly) or `file:PATH` (the file's content without its trailing newline).
+directly) or `file:PATH` (the file's content without its trailing newline). A `file:` path
+must lie in the secrets directory (`--secrets-dir`, default `/run/secrets`; a relative path
+is taken inside it), symbolic links followed: otherwise a config could send any file irisgate
+can read (`file:/etc/shadow`, its own database) as a provider key to a `baseurl` of its
+choosing. A secret whose value holds a control character is refused too: it would end up in
+an HTTP header.
 
 The management API shows the config text to admins with every literal secret replaced by
 `"[redacted]"`; `mask_text` does that in place, keeping comments and layout. When an admin
@@ -13,10 +18,12 @@ back. References (`env:`, `file:`) are not secret and are never masked.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from irisgate.cloudauth.keys import is_cloud_key
 from irisgate.config.hujson import Document, KeyPath, parse, render_path
 from irisgate.config.model import ConfigError, ConfigIssue, Secret
 
@@ -25,33 +32,86 @@ REDACTED = "[redacted]"
 #: Secret fields of a connector's `auth` object (`key` is api_key's alias of `secret`).
 CONNECTOR_SECRET_FIELDS: tuple[str, ...] = ("token", "secret", "key", "password", "client_secret")
 S3_SECRET_FIELDS: tuple[str, ...] = ("access_key_id", "access_secret")
+#: where `file:` secrets may be read from when nothing else is set
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+#: C0 controls and DEL: never part of a key, and they would corrupt the header carrying it
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: in a cloud credential (`keyfile::` / `sigv4::` JSON, never sent as it is) line breaks and
+#: tabs are JSON whitespace, as in a service account file pasted whole; the rest is refused
+_CLOUD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class SecretSource(Mapping[str, str]):
+    """The environment `env:` references read, plus the one directory `file:` ones may read.
+
+    It is the environment mapping the config readers already take; a plain mapping given
+    instead allows `file:` references in DEFAULT_SECRETS_DIR only.
+    """
+
+    def __init__(self, env: Mapping[str, str], files_dir: Path = DEFAULT_SECRETS_DIR) -> None:
+        self._env = env
+        self.files_dir = files_dir
+
+    def __getitem__(self, name: str) -> str:
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def resolve_secret(ref: str, env: Mapping[str, str]) -> Secret:
-    """Resolve one secret field: a literal, `env:NAME` from `env`, or `file:PATH`.
+    """Resolve one secret field: a literal, `env:NAME` from `env`, or `file:PATH` inside the
+    secrets directory (see SecretSource).
 
     An unset or empty variable and an unreadable file resolve to `value=None`; the caller
-    decides what that means (a provider leaves routing, see `unresolved_reason`).
+    decides what that means (a provider leaves routing, see `unresolved_reason`). A path
+    outside the directory, or a value with a control character, resolves to `value=None`
+    with `problem` saying why (a config error).
     """
     if ref.startswith("env:"):
-        return Secret(ref, env.get(ref[4:]) or None)
-    if ref.startswith("file:"):
-        return Secret(ref, _read_secret_file(ref[5:]))
-    return Secret(ref, ref)
+        secret = Secret(ref, env.get(ref[4:]) or None)
+    elif ref.startswith("file:"):
+        files_dir = env.files_dir if isinstance(env, SecretSource) else DEFAULT_SECRETS_DIR
+        secret = _read_secret_file(ref, files_dir)
+    else:
+        secret = Secret(ref, ref)
+    control = _CLOUD_CONTROL if is_cloud_key(secret.value) else _CONTROL
+    if secret.value is not None and control.search(secret.value):
+        what = "the literal secret" if secret.is_literal else ref
+        return Secret(ref, None, f"{what} contains a control character")
+    return secret
 
 
-def _read_secret_file(path: str) -> str | None:
+def _read_secret_file(ref: str, files_dir: Path) -> Secret:
+    """The file's content (trailing newline removed), if the file is in `files_dir`."""
     try:
-        content = Path(path).read_text(encoding="utf-8")
+        allowed = files_dir.resolve()
+        path = (allowed / ref[5:]).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return Secret(ref, None)
+    if not path.is_relative_to(allowed):
+        return Secret(
+            ref,
+            None,
+            f"{ref} is outside the secrets directory {files_dir} (set --secrets-dir /"
+            " IRISGATE_SECRETS_DIR to the folder holding the key files)",
+        )
+    try:
+        content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-    return content.rstrip("\r\n")
+        return Secret(ref, None)
+    return Secret(ref, content.rstrip("\r\n"))
 
 
 def unresolved_reason(field_name: str, secret: Secret) -> str | None:
     """Why `secret` has no value, e.g. "apikey env:OPENAI_API_KEY is not set"; None if it has."""
     if secret.value is not None:
         return None
+    if secret.problem:
+        return f"{field_name} {secret.problem}"
     if secret.ref.startswith("env:"):
         return f"{field_name} {secret.ref} is not set"
     return f"{field_name} {secret.ref} cannot be read"

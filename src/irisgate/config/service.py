@@ -20,7 +20,7 @@ from irisgate.config.hujson import HuJSONSyntaxError
 from irisgate.config.model import ConfigError, ConfigIssue
 from irisgate.config.schema import build_config, parse_capability, syntax_issue
 from irisgate.config.schema_connectors import save_errors
-from irisgate.config.secrets import mask_text, unmask
+from irisgate.config.secrets import SecretSource, mask_text, unmask
 from irisgate.grants import GrantIndex
 from irisgate.identity import Identity
 from irisgate.settings import Settings
@@ -50,6 +50,7 @@ class ConfigService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
+        self._secrets = SecretSource(settings.env, settings.secrets_dir)
         self._snapshot: Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -61,7 +62,7 @@ class ConfigService:
 
     def build(self, version: configs.ConfigVersion) -> Snapshot:
         text = version.content or ""
-        config, warnings = build_config(text, self._settings.env)
+        config, warnings = build_config(text, self._secrets)
         for issue in warnings:
             log.warning("config warning", version=version.id, issue=str(issue))
         return Snapshot(
@@ -79,7 +80,7 @@ class ConfigService:
         if path is not None:
             latest = await self._import_file(path, latest)
         elif latest is None:
-            build_config(DEFAULT_CONFIG_TEXT, self._settings.env)
+            build_config(DEFAULT_CONFIG_TEXT, self._secrets)
             latest = await self._insert_first(DEFAULT_CONFIG_TEXT, "default")
         self._snapshot = self.build(latest)
         self._task = asyncio.get_running_loop().create_task(self._follow())
@@ -88,7 +89,7 @@ class ConfigService:
         self, path: Path, latest: configs.ConfigVersion | None
     ) -> configs.ConfigVersion:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        build_config(text, self._settings.env)  # raises ConfigError: refuse to start on it
+        build_config(text, self._secrets)  # raises ConfigError: refuse to start on it
         source = f"file:{await asyncio.to_thread(path.resolve)}"
         digest = configs.content_hash(text)
         history = await configs.history(self._db, limit=1000)
@@ -177,7 +178,7 @@ class ConfigService:
                 full = unmask(text, latest.content or "")
             except HuJSONSyntaxError as exc:  # a 400 listing the syntax error, not a 500
                 raise ConfigError([syntax_issue(exc)]) from None
-            config, warnings = build_config(full, self._settings.env)
+            config, warnings = build_config(full, self._secrets)
             refused = save_errors(warnings, allow_local=self._settings.allow_local_connectors)
             if refused:
                 raise ConfigError(refused)

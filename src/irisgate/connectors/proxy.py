@@ -44,6 +44,7 @@ class ProxyError(Exception):
 
 @dataclass(slots=True)
 class _Exchange:
+    connector: str = ""  # its id: errors name it, never its URL (the query may hold a secret)
     status: int = 0
     error: str = ""
     cancelled: bool = False
@@ -84,7 +85,7 @@ class HttpConnectorProxy:
         except IdentityRefused as exc:
             await _answer(send, 403, f"access denied: {exc}")
             return
-        ex = _Exchange()
+        ex = _Exchange(connector=connector_id)
         try:
             ex.request_body = await _read_body(receive)
             connector = self._granted(snapshot, identity, connector_id, rest)
@@ -198,7 +199,7 @@ class HttpConnectorProxy:
             if ex.status:
                 ex.error = "upstream stopped sending before the answer was complete (timeout)"
                 return
-            raise ProxyError(504, f"upstream did not answer in time: {url}") from None
+            raise ProxyError(504, f"connector {ex.connector} did not answer in time") from None
         except aiohttp.ClientError as exc:
             if ex.status:
                 ex.error = f"upstream connection broke mid-answer: {type(exc).__name__}"

@@ -59,8 +59,11 @@ class UrlGuard:
     async def check(self, url: str) -> None:
         """Raise UnsafeURL when `url` is not http(s) or its host resolves to a local address."""
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UnsafeURL(f"{url!r} is not an http(s) URL")
+        # the message never shows the URL: its query may carry the connector's credential
+        if parts.scheme not in ("http", "https"):
+            raise UnsafeURL(f"the URL's scheme {parts.scheme!r} is not http or https")
+        if not parts.hostname:
+            raise UnsafeURL("the URL has no host")
         if self.allow_local:
             return
         host = parts.hostname.rstrip(".").lower()

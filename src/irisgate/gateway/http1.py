@@ -27,6 +27,7 @@ decompression (bodies pass through as sent), HTTP/2, upgrades, HEAD. Errors are 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,16 +60,16 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UpstreamError(f"unsupported URL scheme {scheme!r} in {url!r}")
+        raise UpstreamError(f"unsupported URL scheme {scheme!r} in the upstream URL")
     if "@" in parts.netloc:
         raise UpstreamError("credentials in an upstream URL are not supported")
     try:
         port = parts.port
     except ValueError as exc:
-        raise UpstreamError(f"bad port in upstream URL {url!r}: {exc}") from None
+        raise UpstreamError(f"bad port in the upstream URL: {exc}") from None
     host = parts.hostname
     if not host:
-        raise UpstreamError(f"no host in upstream URL {url!r}")
+        raise UpstreamError("no host in the upstream URL")
     port = port or (443 if scheme == "https" else 80)
     authority = parts.netloc if parts.netloc.isascii() else parts.netloc.encode("idna").decode()
     path = parts.path or "/"
@@ -79,9 +80,15 @@ def _target(url: str) -> _Target:
     return _Target((scheme, host, port), authority, path)
 
 
+#: control characters other than CR, LF (counted separately) and tab (allowed in a field
+#: value by RFC 9110): a NUL or an escape in a header is refused, whatever brought it
+_HEAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _head(method: str, target: _Target, headers: dict[str, str], length: int | None) -> bytes:
     """The request line and headers, refusing any CR or LF inside a name or value (they
-    would let one header smuggle in another, or a second request)."""
+    would let one header smuggle in another, or a second request) and any other control
+    character but tab (NUL, ESC, DEL: servers disagree on what they mean)."""
     lines = [f"{method} {target.path} HTTP/1.1\r\nhost: {target.host}\r\n"]
     lines.extend([f"{name}: {value}\r\n" for name, value in headers.items()])
     count = len(headers) + 3
@@ -92,6 +99,9 @@ def _head(method: str, target: _Target, headers: dict[str, str], length: int | N
     text = "".join(lines)
     if text.count("\n") != count or text.count("\r") != count:
         raise UpstreamError("a header name or value contains a line break")
+    if _HEAD_CONTROL.search(text) is not None:
+        bad = next((n for n, v in headers.items() if _HEAD_CONTROL.search(f"{n}{v}")), "host")
+        raise UpstreamError(f"header {bad[:100]!r} contains a control character")
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:  # a configured header beyond latin-1: send it as UTF-8

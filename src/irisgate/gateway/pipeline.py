@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from irisgate import nesting
 from irisgate.gateway.capture import Answer, decompress, read_answer
+from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
@@ -37,7 +39,7 @@ from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.quotas.gate import Admission
-from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.record import RequestRecord, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
@@ -183,14 +185,14 @@ class Gateway:
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
-        parsed = _parse_json(body)
         target = ex.target
+        parsed = _parse_json(body, keys_in_body=target is None)
         model = target.model if target is not None else fmt.model_of(parsed)
         if not model:
             raise GatewayError(
                 "invalid_request", "request body has no 'model' string", param="model"
             )
-        record.model = model
+        record.model = recorded_name(model)  # until routed: as the caller named it, made safe
         route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
         record.model, record.provider = route.model, route.provider.id
         in_body = route.qualified and target is None
@@ -228,7 +230,10 @@ class Gateway:
             region = cloud.region if cloud is not None else None
             path, query = target.upstream_path(route.model, project, region), target.query
         ex.request = UpstreamRequest(
-            upstream_url(route.provider, path, query), upstream_headers, out_body
+            upstream_url(route.provider, path, query),
+            upstream_headers,
+            out_body,
+            name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(ex.request)
@@ -261,7 +266,11 @@ class Gateway:
         headers = build_headers(route.provider, ex.headers, access.add_headers_for(route.fqn))
         query = scope.get("query_string", b"")
         ex.request = UpstreamRequest(
-            upstream_url(route.provider, scope["path"], query), headers, body, scope["method"]
+            upstream_url(route.provider, scope["path"], query),
+            headers,
+            body,
+            scope["method"],
+            name=f"provider {route.provider.id}",
         )
         record.request_headers = redact(headers)
         record.request_body = body
@@ -416,13 +425,17 @@ def _url(scope: Scope, headers: dict[str, str]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def _parse_json(body: bytes, *, keys_in_body: bool) -> dict[str, Any]:
+    """The body as a JSON object; with `keys_in_body` (the model is read from it, not from
+    the URL) its routing keys must each appear once."""
     try:
-        parsed = orjson.loads(body)
+        parsed = nesting.loads(body)
     except orjson.JSONDecodeError as exc:
         raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise GatewayError("invalid_request", "request body must be a JSON object")
+    if keys_in_body:
+        refuse_duplicate_keys(body)
     return parsed
 
 

@@ -64,7 +64,7 @@ async def relay(
         upstream = await client.request(request.method, request.url, request.headers, request.body)
     except TimeoutError as exc:
         result.upstream_done_at = time.perf_counter()
-        raise GatewayError("timeout", f"upstream did not answer in time: {request.url}") from exc
+        raise GatewayError("timeout", f"{request.name} did not answer in time") from exc
     except UpstreamError as exc:
         result.upstream_done_at = time.perf_counter()
         raise GatewayError(

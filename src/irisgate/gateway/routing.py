@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from irisgate.config.model import Config, Provider
 from irisgate.gateway.errors import GatewayError
 from irisgate.grants import Access
+from irisgate.telemetry.record import recorded_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class RouteTable:
                 return route
         raise GatewayError(
             "permission",
-            f"access denied: model '{model}' is not granted to you",
+            f"access denied: model '{recorded_name(model)}' is not granted to you",
             code="model_not_granted",
         )
 
@@ -64,7 +65,7 @@ class RouteTable:
         if not providers:
             raise GatewayError(
                 "not_found",
-                f"model '{model}' is not served by any provider",
+                f"model '{recorded_name(model)}' is not served by any provider",
                 code="model_not_found",
             )
         enabled = [p for p in providers if p.enabled]
@@ -76,14 +77,16 @@ class RouteTable:
                 for p in providers
             )
             raise GatewayError(
-                "not_found", f"model '{model}' is unavailable: {reasons}", code="model_not_found"
+                "not_found",
+                f"model '{recorded_name(model)}' is unavailable: {reasons}",
+                code="model_not_found",
             )
         routes = [Route(p, bare, is_q) for p in enabled if p.accepts(flag)]
         if not routes:
             names = ", ".join(p.id for p in enabled)
             raise GatewayError(
                 "not_found",
-                f"model '{model}' is not available through the {title} API "
+                f"model '{recorded_name(model)}' is not available through the {title} API "
                 f"(provider {names} does not enable '{flag}')",
                 code="model_not_found",
             )

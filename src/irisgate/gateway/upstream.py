@@ -53,6 +53,9 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    #: who the upstream is, for errors (`provider openai`): never the URL, whose query may
+    #: carry a credential
+    name: str = "upstream"
 
 
 def credential_headers(style: str, key: str) -> dict[str, str]:

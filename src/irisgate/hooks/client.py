@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from irisgate import nesting
 from irisgate.config.model import Hook
 from irisgate.gateway.http1 import Http1Client, UpstreamError
 
@@ -51,6 +52,6 @@ async def call(http: Http1Client, hook: Hook, payload: bytes) -> Any:
     if not 200 <= answer.status < 300:
         raise HookFailed(f"hook {hook.name} answered HTTP {answer.status}", "http_status")
     try:
-        return orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        raise HookFailed(f"hook {hook.name} answered with invalid JSON") from None
+        return nesting.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        raise HookFailed(f"hook {hook.name} answered with invalid JSON: {exc}") from None

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from irisgate import nesting
 from irisgate.gateway.formats.sse import SSEParser
 from irisgate.hooks.plan import HookCall
 
@@ -92,7 +93,7 @@ def _json(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return orjson.loads(body)
+        return nesting.loads(body)
     except orjson.JSONDecodeError:
         return body.decode("utf-8", "replace")
 

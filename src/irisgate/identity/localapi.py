@@ -1,4 +1,4 @@
-"""tailscaled LocalAPI client: WhoIs over the unix socket, with a short cache.
+"""tailscaled LocalAPI client: WhoIs of a TCP peer over the unix socket, answers reused briefly.
 
 Wire format per reference/tailscale-identity.md: `GET /localapi/v0/whois?addr=IP:PORT` with
 `Host: local-tailscaled.sock`. A tagged node's `UserProfile.LoginName` is `tagged-devices`; its
@@ -8,15 +8,19 @@ identity is the node's tags, sorted and comma-joined.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import structlog
 
 from irisgate.identity import Identity, IdentityRefused, canonical_capmap
 
 WHOIS_HOST = "local-tailscaled.sock"
+log = structlog.get_logger("irisgate.identity")
 
 
 def identity_from_whois(answer: dict[str, Any]) -> Identity:
@@ -52,8 +56,54 @@ def _tailnet_of(node_name: str) -> str:
     return parts[1] if len(parts) == 2 else ""
 
 
+#: the address ranges tailscaled gives tailnet nodes: a peer there is one node, whatever port
+_TAILNET_RANGES = (
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("fd7a:115c:a1e0::/48"),
+)
+#: cached answers kept before the expired ones are swept out (all of them, when none has
+#: expired yet: a sweep per new connection would cost more than asking again)
+_SWEEP_AT = 4096
+
+Client = tuple[str, int]
+_K = TypeVar("_K")
+_V = TypeVar("_V", bound=tuple[Any, ...])  # (expiry, ...)
+
+
+@lru_cache(maxsize=1024)
+def is_tailnet_address(ip: str) -> bool:
+    """Whether `ip` is in the ranges tailscaled assigns to nodes (CGNAT v4, ULA v6)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in _TAILNET_RANGES if net.version == addr.version)
+
+
+def _unexpired(cache: dict[_K, _V], now: float) -> dict[_K, _V]:
+    """The entries of `cache` still valid at `now`; none when that is still too many to keep
+    (half the limit: so the next sweep is thousands of new connections away)."""
+    kept = {k: v for k, v in cache.items() if v[0] > now}
+    return kept if len(kept) < _SWEEP_AT // 2 else {}
+
+
 class WhoIsClient:
-    """Asks tailscaled who a peer is. Answers are cached per peer IP for `ttl` seconds.
+    """Asks tailscaled who a TCP peer is: WhoIs of the full `ip:port`, never of the IP alone.
+
+    Which answer is reused for which request (each for `ttl` seconds at most):
+
+    - A peer on a tailnet address (100.64.0.0/10, fd7a:115c:a1e0::/48) is one node whatever
+      its port, so its answer is reused for that IP.
+    - Any other address, loopback above all, may be shared by several peers told apart only by
+      port: with userspace networking or `tailscale serve` TCP forwarding, tailscaled connects
+      every tailnet peer from 127.0.0.1. There an answer is reused for the same TCP connection
+      only. The ASGI server builds the scope's `client` tuple once per connection and hands
+      that same object to every request on it, so the cache keeps the object and reuses the
+      answer only for a request whose `client` *is* it. A later connection that gets the same
+      port (ports are reused as soon as the previous connection is gone) brings a new tuple and
+      is asked about afresh; a cache keyed by the `(ip, port)` value alone would give it the
+      previous peer's identity. Were a server to build a new tuple per request, each request
+      would cost one WhoIs, never a wrong identity.
 
     Failures are never cached and never produce an anonymous identity: they raise
     IdentityRefused with a message saying what went wrong.
@@ -62,7 +112,9 @@ class WhoIsClient:
     def __init__(self, socket_path: str, ttl: float = 10.0) -> None:
         self._socket_path = socket_path
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Identity]] = {}
+        self._by_ip: dict[str, tuple[float, Identity]] = {}
+        #: (ip, port) -> (expiry, the connection's own `client` tuple, identity)
+        self._by_connection: dict[Client, tuple[float, Client, Identity]] = {}
         self._inflight: dict[str, asyncio.Future[Identity]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -70,9 +122,26 @@ class WhoIsClient:
         if self._session is not None:
             await self._session.close()
 
-    async def whois(self, ip: str, port: int) -> Identity:
+    async def whois(self, client: Client) -> Identity:
+        """The identity of the peer of the connection whose ASGI `client` this is."""
+        ip = client[0]
+        if is_tailnet_address(ip):
+            return await self._whois_node(client)
         now = time.monotonic()
-        hit = self._cache.get(ip)
+        hit = self._by_connection.get(client)
+        if hit is not None and hit[1] is client and hit[0] > now:
+            return hit[2]
+        identity = await self._ask(ip, client[1])
+        if len(self._by_connection) >= _SWEEP_AT:
+            self._by_connection = _unexpired(self._by_connection, now)
+        self._by_connection[client] = (now + self._ttl, client, identity)
+        return identity
+
+    async def _whois_node(self, client: Client) -> Identity:
+        """A tailnet address is one node: its answer serves every connection from it."""
+        ip = client[0]
+        now = time.monotonic()
+        hit = self._by_ip.get(ip)
         if hit is not None and hit[0] > now:
             return hit[1]
         pending = self._inflight.get(ip)
@@ -81,7 +150,7 @@ class WhoIsClient:
         future: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
         self._inflight[ip] = future
         try:
-            identity = await self._ask(ip, port)
+            identity = await self._ask(ip, client[1])
         except IdentityRefused as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
@@ -89,30 +158,49 @@ class WhoIsClient:
         finally:
             del self._inflight[ip]
         future.set_result(identity)
-        self._cache[ip] = (now + self._ttl, identity)
-        if len(self._cache) > 4096:
-            self._evict(now)
+        if len(self._by_ip) >= _SWEEP_AT:
+            self._by_ip = _unexpired(self._by_ip, now)
+        self._by_ip[ip] = (now + self._ttl, identity)
         return identity
 
-    def _evict(self, now: float) -> None:
-        for key in [k for k, (expiry, _) in self._cache.items() if expiry <= now]:
-            del self._cache[key]
+    async def node_names(self) -> frozenset[str]:
+        """This node's own names (LocalAPI status: its MagicDNS name, short and full, and the
+        names it has certificates for), lower case; empty when tailscaled cannot say."""
+        try:
+            status, body = await self._get("/localapi/v0/status", {"peers": "false"})
+            answer = orjson.loads(body) if status == 200 else f"HTTP {status}"
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError) as exc:
+            answer = str(exc) or type(exc).__name__
+        if not isinstance(answer, dict):
+            log.warning(
+                "cannot learn this node's names from tailscaled",
+                socket=self._socket_path,
+                reason=str(answer)[:200],
+            )
+            return frozenset()
+        me = answer.get("Self")
+        full = str(me.get("DNSName") or "") if isinstance(me, dict) else ""
+        certs = answer.get("CertDomains")
+        names = {str(n) for n in certs if isinstance(n, str)} if isinstance(certs, list) else set()
+        if full:
+            names |= {full, full.split(".", 1)[0]}
+        return frozenset(n.rstrip(".").lower() for n in names if n.rstrip("."))
 
-    async def _ask(self, ip: str, port: int) -> Identity:
-        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    async def _get(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         session = self._session
         if session is None or session.closed:
             connector = aiohttp.UnixConnector(path=self._socket_path)
             timeout = aiohttp.ClientTimeout(total=5)
             session = self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        async with session.get(
+            f"http://{WHOIS_HOST}{path}", params=params, headers={"Host": WHOIS_HOST}
+        ) as resp:
+            return resp.status, await resp.read()
+
+    async def _ask(self, ip: str, port: int) -> Identity:
+        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         try:
-            async with session.get(
-                f"http://{WHOIS_HOST}/localapi/v0/whois",
-                params={"addr": addr},
-                headers={"Host": WHOIS_HOST},
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
+            status, body = await self._get("/localapi/v0/whois", {"addr": addr})
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise IdentityRefused(
                 f"cannot ask tailscaled who {ip} is ({self._socket_path}): {exc}"

@@ -9,7 +9,7 @@ from typing import Protocol
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.identity.localapi import WhoIsClient
 from irisgate.identity.serve import identity_from_serve_headers
-from irisgate.settings import Settings
+from irisgate.settings import DEFAULT_SOCKET, Settings
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -18,6 +18,11 @@ class IdentityResolver(Protocol):
     mode: str
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity: ...
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        """The names (lower case) this gateway's node answers to, for requests that arrived
+        on `server`; empty when there is no way to know them."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -43,7 +48,18 @@ class TailscaleResolver:
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         if client is None:
             raise IdentityRefused("connection has no peer address to identify")
-        return await self._whois.whois(client[0], client[1])
+        return await self._whois.whois(client)
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        """The MagicDNS names (short and full) WhoIs gives for the address requests arrive on."""
+        try:
+            node = await self._whois.whois(server)
+        except IdentityRefused:
+            return frozenset()
+        names = {node.node_name.lower()} if node.node_name else set()
+        if node.node_name and node.tailnet:
+            names.add(f"{node.node_name}.{node.tailnet}".lower())
+        return frozenset(names)
 
     async def close(self) -> None:
         await self._whois.close()
@@ -53,6 +69,14 @@ class ServeResolver:
     """Trusts `tailscale serve` headers, from loopback peers only."""
 
     mode = "serve"
+
+    def __init__(self, socket_path: str = DEFAULT_SOCKET, ttl: float = 10.0) -> None:
+        self._localapi = WhoIsClient(socket_path, ttl)
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        """The node's names, from tailscaled's status when its socket is there (irisgate
+        behind `tailscale serve` runs on the same machine as tailscaled)."""
+        return await self._localapi.node_names()
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         if client is None or not is_loopback(client[0]):
@@ -72,7 +96,7 @@ class ServeResolver:
         return identity_from_serve_headers(found)
 
     async def close(self) -> None:
-        return None
+        await self._localapi.close()
 
 
 class DevResolver:
@@ -91,6 +115,9 @@ class DevResolver:
             )
         return self._identity
 
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        return frozenset()
+
     async def close(self) -> None:
         return None
 
@@ -99,5 +126,5 @@ def make_resolver(settings: Settings) -> IdentityResolver:
     if settings.identity == "tailscale":
         return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "serve":
-        return ServeResolver()
+        return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     return DevResolver(settings.dev_login)

@@ -13,6 +13,7 @@ from email.header import decode_header, make_header
 
 import orjson
 
+from irisgate import nesting
 from irisgate.identity import Identity, IdentityRefused, canonical_capmap
 
 
@@ -40,7 +41,9 @@ def identity_from_serve_headers(headers: Mapping[str, str]) -> Identity:
     raw_caps = headers.get("tailscale-app-capabilities")
     if raw_caps:
         try:
-            parsed = orjson.loads(raw_caps)
+            parsed = nesting.loads(raw_caps)
+        except nesting.TooDeep as exc:
+            raise IdentityRefused(f"Tailscale-App-Capabilities header is {exc}") from None
         except orjson.JSONDecodeError:
             raise IdentityRefused("Tailscale-App-Capabilities header is not JSON") from None
         if isinstance(parsed, dict):

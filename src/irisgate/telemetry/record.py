@@ -12,6 +12,19 @@ from datetime import datetime
 
 from irisgate.usage.tokens import Usage
 
+#: the longest caller-chosen name (a model never routed) a record keeps
+NAME_LIMIT = 200
+
+
+def recorded_name(name: str) -> str:
+    """A name the caller chose, as records, errors and exports show it: at most NAME_LIMIT
+    characters (cut ones end in `…`), every control or other non-printable character (C0,
+    C1, line separators, bidi overrides) replaced by U+FFFD."""
+    if len(name) <= NAME_LIMIT and name.isprintable():
+        return name
+    cut = name[: NAME_LIMIT - 1] + "…" if len(name) > NAME_LIMIT else name
+    return "".join(c if c.isprintable() else "\ufffd" for c in cut)
+
 
 @dataclass(slots=True)
 class RequestRecord:

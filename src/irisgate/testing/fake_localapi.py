@@ -14,7 +14,13 @@ Behaviour follows ``ipn/localapi/localapi.go`` (see shared/reference/tailscale-i
   for tagged nodes, Online, ComputedName…), ``UserProfile`` (ID, LoginName, DisplayName,
   ProfilePicURL only when set, Groups only when non-empty) and ``CapMap`` (``{cap: [values]}``,
   null when the node has none) — the caps of the node's first address, as tailscaled does.
-- A peer matches on any of its addresses, whatever the port.
+- ``GET /localapi/v0/status`` (``?peers=false``): ``ipnstate.Status`` of this node, named
+  `self_name` in the tailnet (``Self.DNSName`` with its trailing dot, ``CertDomains``,
+  ``MagicDNSSuffix``, ``CurrentTailnet``; ``Peer`` null as with ``peers=false``).
+- A peer matches on any of its addresses, whatever the port. A connection tailscaled itself
+  relays to this machine (userspace networking, `tailscale serve` TCP forwarding) comes from a
+  local address such as ``127.0.0.1``, told apart only by port: WhoIs of that ``ip:port``
+  names the peer tailscaled relayed (`forward`), and any other port of it is ``no match``.
 """
 
 from __future__ import annotations
@@ -90,6 +96,13 @@ def parse_addr(value: str) -> IPAddress | None:
     return ip if isinstance(ip, want) else None
 
 
+def _port_of(addr: str) -> int | None:
+    """The port of an ``ip:port`` or ``[ipv6]:port`` that `parse_addr` accepted, else None."""
+    if addr.startswith("[") or addr.count(":") == 1:
+        return int(addr.rpartition(":")[2])
+    return None
+
+
 def _hex_key(prefix: str, seed: str) -> str:
     return f"{prefix}:{hashlib.sha256(f'{prefix}/{seed}'.encode()).hexdigest()}"
 
@@ -124,11 +137,14 @@ class FakeLocalAPI(StartStop):
     ) -> None:
         self.socket_path = str(socket_path) if socket_path is not None else ""
         self.tailnet = tailnet.strip(".")
+        #: this node's own name in the tailnet, as `status` reports it
+        self.self_name = "ai"
         self.deny_whois = False
         self.delay = 0.0
         self.whois_calls = 0
         self.requests: list[RecordedRequest] = []
         self._peers: list[_Peer] = []
+        self._forwards: dict[tuple[IPAddress, int], IPAddress] = {}
         self._user_ids: dict[str, int] = {}
         self._next_node_id = 101
         self._server = ServerThread("FakeLocalAPI")
@@ -191,10 +207,17 @@ class FakeLocalAPI(StartStop):
         addr = ipaddress.ip_address(ip)
         self._peers = [p for p in self._peers if addr not in p.addresses]
 
+    def forward(self, local: str, peer_ip: str) -> None:
+        """A connection tailscaled relays from the node at `peer_ip` arrives from `local`
+        (``ip:port``, e.g. ``127.0.0.1:53122``); WhoIs of exactly that ``ip:port`` names it."""
+        host, _, port = local.rpartition(":")
+        local_ip = ipaddress.ip_address(host.strip("[]"))
+        self._forwards[(local_ip, int(port))] = ipaddress.ip_address(peer_ip)
+
     def whois(self, addr: str) -> dict[str, Any] | None:
         """The response a WhoIs of `addr` gets (None for no match), without counting a call."""
         ip = parse_addr(addr)
-        peer = self._find(ip) if ip is not None else None
+        peer = self._find(ip, _port_of(addr)) if ip is not None else None
         return peer.response if peer is not None else None
 
     def _add(
@@ -259,7 +282,10 @@ class FakeLocalAPI(StartStop):
             pair = (other, ip)
         return pair if other not in taken else (ip,)
 
-    def _find(self, ip: IPAddress) -> _Peer | None:
+    def _find(self, ip: IPAddress, port: int | None = None) -> _Peer | None:
+        relayed = self._forwards.get((ip, port)) if port is not None else None
+        if relayed is not None:
+            ip = relayed
         for peer in reversed(self._peers):
             if ip in peer.addresses:
                 return peer
@@ -293,6 +319,8 @@ class FakeLocalAPI(StartStop):
     async def _route(self, request: web.Request) -> web.Response:
         if request.path == "/":
             return web.Response(body=b"tailscaled\n", content_type="text/plain")
+        if request.path == "/localapi/v0/status":
+            return web.Response(body=go_json(self._status()), content_type="application/json")
         if request.path != "/localapi/v0/whois":
             return _http_error(404, "404 page not found")
         self.whois_calls += 1
@@ -312,10 +340,47 @@ class FakeLocalAPI(StartStop):
             ip = parse_addr(addr)
             if ip is None:
                 return _http_error(400, "invalid 'addr' parameter")
-            peer = self._find(ip)
+            peer = self._find(ip, _port_of(addr))
         if peer is None:
             return _http_error(404, "no match for IP:port")
         return web.Response(body=go_json(peer.response), content_type="application/json")
+
+    def _status(self) -> dict[str, Any]:
+        fqdn = f"{self.self_name}.{self.tailnet}."
+        ips = ["100.64.0.1", "fd7a:115c:a1e0::1"]
+        me = {
+            "ID": "nSELF0CNTRL",
+            "PublicKey": _hex_key("nodekey", "self"),
+            "HostName": self.self_name,
+            "DNSName": fqdn,
+            "OS": "linux",
+            "UserID": TAGGED_USER_ID,
+            "TailscaleIPs": ips,
+            "AllowedIPs": [f"{ips[0]}/32", f"{ips[1]}/128"],
+            "Tags": ["tag:gateway"],
+            "Online": True,
+            "InNetworkMap": True,
+        }
+        return {
+            "Version": TAILSCALE_VERSION,
+            "TUN": False,
+            "BackendState": "Running",
+            "HaveNodeKey": True,
+            "AuthURL": "",
+            "TailscaleIPs": ips,
+            "Self": me,
+            "Health": None,
+            "MagicDNSSuffix": self.tailnet,
+            "CurrentTailnet": {
+                "Name": self.tailnet,
+                "MagicDNSSuffix": self.tailnet,
+                "MagicDNSEnabled": True,
+            },
+            "CertDomains": [fqdn.rstrip(".")],
+            "Peer": None,
+            "User": None,
+            "ClientVersion": None,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from irisgate import nesting
+
 _CLAUDE_SESSION = re.compile(r"session_([0-9A-Za-z-]{8,64})")
 SESSION_HEADERS = ("x-session-id", "session_id", "session-id", "conversation_id")
 
@@ -38,7 +40,7 @@ def _from_metadata(metadata: Any) -> str | None:
         return None
     if user_id.startswith("{"):
         try:
-            parsed = orjson.loads(user_id)
+            parsed = nesting.loads(user_id)
         except orjson.JSONDecodeError:
             return None
         value = parsed.get("session_id") if isinstance(parsed, dict) else None
