@@ -18,6 +18,7 @@ import structlog
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.exporters.s3 import S3Export
+from irisgate.gateway.drain import Drain
 from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
@@ -76,6 +77,7 @@ class Runtime:
         self._quotas: QuotaGate | None = None
         self.hooks = HookRunner(lambda: self.upstream)
         self._cloud: CloudAuth | None = None
+        self.drain = Drain()  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = Metrics()  # per app, so several apps in one process count apart
         self.tracing: Tracing | None = Tracing() if settings.otel else None
         self._workers: list[S3Export | RetentionPurge | TokenizerJanitor] = []

@@ -7,6 +7,7 @@ settings so config secrets (`env:NAME`) resolve against the same snapshot.
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class Settings:
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
     config_poll_seconds: float = 1.0
+    #: seconds requests in flight get to finish after SIGTERM before they are cut
+    shutdown_grace: float = 30.0
     log_format: Literal["json", "console"] = "console"
     log_level: str = "info"
     #: Fernet key (urlsafe base64 of 32 bytes) for connector tokens at rest; "" means the key
@@ -70,6 +73,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "upstream_read_timeout": (
         "IRISGATE_UPSTREAM_READ_TIMEOUT",
         "seconds of upstream silence before giving up with 504 (default 600)",
+    ),
+    "shutdown_grace": (
+        "IRISGATE_SHUTDOWN_GRACE",
+        "seconds requests in flight get to finish after SIGTERM before they are cut and"
+        " recorded (default 30)",
     ),
     "log_format": ("IRISGATE_LOG_FORMAT", "json or console (default: console on a terminal)"),
     "log_level": ("IRISGATE_LOG_LEVEL", "debug, info, warning or error (default info)"),
@@ -133,6 +141,7 @@ def load_settings(
         dev_login=pick("dev_login") or "dev@localhost",
         upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
+        shutdown_grace=_seconds(pick, "shutdown_grace", 30.0, zero=True),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=(pick("log_level") or "info").lower(),
         connector_key=_fernet_key(pick("connector_key") or ""),
@@ -155,7 +164,10 @@ def _hosts(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> float:
+def _seconds(
+    pick: Callable[[str], str | None], name: str, default: float, *, zero: bool = False
+) -> float:
+    """A number of seconds: positive, or (`zero`) at least 0; never NaN or infinite."""
     raw = pick(name)
     if raw is None:
         return default
@@ -163,8 +175,9 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
         value = float(raw)
     except ValueError:
         raise SettingsError(f"--{name.replace('_', '-')} must be a number of seconds") from None
-    if value <= 0:
-        raise SettingsError(f"--{name.replace('_', '-')} must be positive")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        qualifier = "0 or more" if zero else "positive"
+        raise SettingsError(f"--{name.replace('_', '-')} must be {qualifier}, got {raw!r}")
     return value
 
 
