@@ -76,6 +76,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     configure(settings)
     try:
+        if settings.workers > 1:
+            from irisgate.workers import supervise
+
+            return supervise(settings)
         from irisgate.server import run
 
         return run(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -154,6 +155,7 @@ class Runtime:
         gc.freeze()
         log.info(
             "irisgate started",
+            pid=os.getpid(),
             identity=settings.identity,
             database=self._db.dialect,
             config_version=self.snapshot.version,

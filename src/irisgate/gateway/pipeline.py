@@ -19,6 +19,7 @@ Each stage lives in its own module and knows nothing of the others. LLM paths ar
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,14 @@ _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
 # request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
 _rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
+
+
+def _reseed() -> None:
+    _rng.seed(random.SystemRandom().getrandbits(128))
+
+
+# forked workers (workers.py) must not draw the same ids from a copied generator
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_request_id() -> str:
