@@ -18,7 +18,8 @@ The parent does what must happen once, then supervises:
    their grace at once) and the parent exits when all have exited, with 0 when all stopped
    cleanly. A worker that dies otherwise is logged and replaced; one that keeps dying within
    `QUICK_DEATH_S` of its start is restarted after a growing pause, and after
-   `MAX_QUICK_DEATHS` such deaths in a row the parent stops all and exits 1.
+   `MAX_QUICK_DEATHS` such deaths in a row the parent stops all and exits 1. A worker that
+   exits with `UNUSABLE` (settings no worker can run with) stops them all at once.
 
 Workers run in their own process group so a terminal's Ctrl-C reaches them once, through
 the parent; a worker whose parent disappears (kill -9) shuts down gracefully on its own.
@@ -31,6 +32,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from types import FrameType
 
@@ -39,6 +41,7 @@ import structlog
 from irisgate.connectors.secretbox import load_key
 from irisgate.settings import Settings
 from irisgate.store.database import open_database
+from irisgate.telemetry.tracing import TracingUnavailable
 
 log = structlog.get_logger("irisgate.workers")
 
@@ -49,11 +52,17 @@ MAX_QUICK_DEATHS = 5
 #: listen backlog of the shared socket
 BACKLOG = 2048
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
+#: a worker's exit status meaning that no worker can run with these settings
+UNUSABLE = 2
 
 
 def supervise(settings: Settings) -> int:
     """Run `settings.workers` workers until a signal stops them; the exit status."""
-    asyncio.run(_prepare(settings))
+    try:
+        asyncio.run(_prepare(settings))
+    except Exception as exc:  # reported like a single process reports it, then exit 1
+        log.error("cannot prepare the database", error=f"{type(exc).__name__}: {exc}")
+        return 1
     load_key(settings)
     sock = _listen(settings)
     host, port = sock.getsockname()[:2]
@@ -109,6 +118,11 @@ class Supervisor:
     def _replace(self, pid: int, code: int, started: float) -> None:
         """A worker died without being asked to: log it and start another."""
         lived = time.monotonic() - started
+        if code == UNUSABLE:
+            log.error("a worker cannot run with these settings: stopping", pid=pid)
+            self.failed = True
+            self._forward(signal.SIGTERM, None)
+            return
         log.error("worker died; starting another", pid=pid, status=code, lived_s=round(lived, 1))
         self.quick_deaths = self.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
         if self.quick_deaths >= MAX_QUICK_DEATHS:
@@ -116,8 +130,10 @@ class Supervisor:
             self.failed = True
             self._forward(signal.SIGTERM, None)
             return
-        if self.quick_deaths:
-            time.sleep(min(2.0 ** (self.quick_deaths - 1), 30.0))
+        if self.quick_deaths:  # a pause that a stop signal ends
+            resume = time.monotonic() + min(2.0 ** (self.quick_deaths - 1), 30.0)
+            while not self.stopping and time.monotonic() < resume:
+                time.sleep(0.1)
             if self.stopping:
                 return
         self._fork()
@@ -136,6 +152,7 @@ class Supervisor:
         parent = os.getpid()
         # signals wait until the new worker is known (parent) or has its own handlers (worker)
         signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        _flush()  # or the worker would write the parent's buffered output a second time
         pid = os.fork()
         if pid == 0:  # the worker
             os._exit(_worker(self.settings, self.sock, parent))
@@ -154,6 +171,17 @@ def _worker(settings: Settings, sock: socket.socket, parent: int) -> int:
         from irisgate.server import run
 
         return run(settings, sock, parent)
+    except TracingUnavailable as exc:  # --otel 1 without the otel extra
+        log.error(str(exc))
+        return UNUSABLE
     except BaseException:  # a worker must end here, whatever happened
         log.exception("worker failed")
         return 1
+    finally:
+        _flush()  # os._exit follows: nothing else would
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
