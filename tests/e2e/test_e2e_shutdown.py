@@ -96,7 +96,8 @@ def test_stream_still_open_at_the_end_of_the_grace_is_cut_recorded_and_charged(
     with pytest.raises(openai.APIConnectionError):  # broken off, not a clean end
         list(rest)
     assert gw.process.wait(30) == 0
-    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)  # upstream closed too
+    # the upstream request was cancelled too
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1, timeout=30)
     logs = gw.logs()
     assert "request cut by shutdown" in logs
     assert "could not be reported" not in logs
@@ -123,7 +124,7 @@ def test_during_the_grace_new_requests_get_503_in_their_format_and_readyz_is_not
     assert probe.get("/readyz").status_code == 200
     assert gw.process is not None
     gw.process.send_signal(signal.SIGTERM)
-    assert fake_llm.wait_for(lambda: probe.get("/readyz").status_code == 503)
+    assert fake_llm.wait_for(lambda: probe.get("/readyz").status_code == 503, timeout=30)
     ready = probe.get("/readyz").json()
     assert ready["status"] == "not ready"
     assert ready["checks"]["shutdown"] == "draining: 1 request(s) in flight"
@@ -168,7 +169,7 @@ def test_a_second_sigterm_ends_the_grace_at_once(
     probe = http_from(ALICE_IP, gw.url)
     assert gw.process is not None
     gw.process.send_signal(signal.SIGTERM)
-    assert fake_llm.wait_for(lambda: probe.get("/readyz").status_code == 503)
+    assert fake_llm.wait_for(lambda: probe.get("/readyz").status_code == 503, timeout=30)
     gw.process.send_signal(signal.SIGTERM)
     with pytest.raises(openai.APIConnectionError):
         list(rest)
@@ -190,7 +191,7 @@ def test_usage_the_upstream_reported_before_the_cut_counts_as_reported(
         messages=PROMPT,  # type: ignore[arg-type]
     ) as stream:
         request_id = stream.response.headers["x-irisgate-request-id"]
-        assert fake_llm.wait_for(lambda: fake_llm.gated_streams == 1)
+        assert fake_llm.wait_for(lambda: fake_llm.gated_streams == 1, timeout=30)
         assert gw.process is not None
         gw.process.send_signal(signal.SIGTERM)
         with pytest.raises(httpx2.RemoteProtocolError):  # broken off (the stream helper's way)

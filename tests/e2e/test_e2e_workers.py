@@ -93,7 +93,9 @@ def test_two_workers_answer_on_one_port_and_follow_a_config_change_made_through_
     put = a.put("/api/config", json={"config": json.dumps(config), "hash": loaded["hash"]})
     assert put.status_code == 200, put.text
     version = put.json()["version"]
-    assert fake_llm.wait_for(lambda: b.get("/api/config").json()["version"] == version)
+    assert fake_llm.wait_for(
+        lambda: b.get("/api/config").json()["version"] == version, timeout=30
+    )
     answer = openai_on(b).chat.completions.create(model="llama-new", messages=PROMPT)  # type: ignore[arg-type]
     assert answer.choices[0].message.content
 
@@ -128,7 +130,7 @@ def test_quota_is_spent_exactly_across_workers_and_sigterm_stops_all_with_record
             )
             held.append(stream)
             ids.append(stream.response.headers["x-irisgate-request-id"])
-        assert fake_llm.wait_for(lambda: fake_llm.gated_streams == 2)
+        assert fake_llm.wait_for(lambda: fake_llm.gated_streams == 2, timeout=30)
         gw.process.send_signal(signal.SIGTERM)
         for stream in held:
             with pytest.raises(openai.APIConnectionError):
