@@ -33,6 +33,7 @@ PROMPT = [{"role": "user", "content": "hello there world"}]
 ESTIMATED_PROMPT = 9
 QUOTAS = {"daily:<user>": {"capacity": "$1.00", "rate": "$0/day"}}
 CAPACITY = 1_000_000_000
+BEDROCK_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 @pytest.fixture
@@ -144,6 +145,13 @@ def test_during_the_grace_new_requests_get_503_in_their_format_and_readyz_is_not
     assert ant.value.status_code == 503
     assert ant.value.body["type"] == "error"  # type: ignore[index]
     assert "shutting down" in ant.value.body["error"]["message"]  # type: ignore[index]
+    gemini = probe.post("/v1beta/models/gemini-2.5-flash:generateContent", json={})
+    assert gemini.status_code == 503
+    assert gemini.json()["error"]["status"] == "UNAVAILABLE"
+    bedrock = probe.post(f"/bedrock/model/{BEDROCK_MODEL}/converse", json={})
+    assert bedrock.status_code == 503
+    assert bedrock.headers["x-amzn-errortype"].startswith("ServiceUnavailableException:")
+    assert "shutting down" in bedrock.json()["message"]
     api = probe.get("/api/whoami")
     assert api.status_code == 503
     assert "shutting down" in api.json()["error"]
