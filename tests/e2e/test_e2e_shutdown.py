@@ -116,6 +116,39 @@ def test_stream_still_open_at_the_end_of_the_grace_is_cut_recorded_and_charged(
     assert bucket["balance_nanodollars"] == CAPACITY - record["cost_nanodollars"]
 
 
+def test_a_stream_still_flowing_at_the_end_of_the_grace_is_billed_what_it_relayed(
+    server: Any, fake_llm: FakeLLM
+) -> None:
+    fake_llm.n_chunks, fake_llm.chunk_delay = 3000, 0.01  # a 30 s answer, events flowing
+    gw = server("--shutdown-grace", "0.5")
+    stream = openai_client(gw).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=PROMPT,  # type: ignore[arg-type]
+        stream=True,
+    )
+    request_id = stream.response.headers["x-irisgate-request-id"]
+    chunks = iter(stream)
+    next(chunks)
+    assert gw.process is not None
+    gw.process.send_signal(signal.SIGTERM)
+    with pytest.raises(openai.APIConnectionError):
+        list(chunks)
+    assert gw.process.wait(30) == 0
+
+    again = server()
+    record = record_of(again, request_id)
+    assert record["cancelled"] is True
+    assert record["error"].startswith("shutdown")
+    text = json.loads(record["response_body"])["choices"][0]["message"]["content"]
+    pieces = len(text.split())
+    assert pieces > 0
+    assert record["usage_estimated"] is True
+    assert record["output_tokens"] == 2 * pieces  # every relayed "tokN" piece, billed
+    assert record["cost_nanodollars"] > 0
+    bucket = buckets(again)["daily:alice@example.com"]
+    assert bucket["balance_nanodollars"] == CAPACITY - record["cost_nanodollars"]
+
+
 def test_during_the_grace_new_requests_get_503_in_their_format_and_readyz_is_not_ready(
     server: Any, fake_llm: FakeLLM, gate: threading.Event
 ) -> None:
