@@ -98,18 +98,23 @@ class Supervisor:
         for _ in range(self.settings.workers):
             self._fork()
         status = 0
+        announced = False
         while self.children:
             try:
                 pid, wait_status = os.wait()
             except ChildProcessError:  # none left (cannot happen while children is not empty)
                 break
+            if self.stopping and not announced:
+                log.info("stopping workers", workers=len(self.children))
+                announced = True
             started = self.children.pop(pid, None)
             if started is None:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=code)
-                status = status or (0 if code == 0 else 1)
+                # killed by the signal itself: it was still starting, nothing was lost
+                status = status or (0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else 1)
                 continue
             self._replace(pid, code, started)
         self.sock.close()
@@ -139,10 +144,8 @@ class Supervisor:
         self._fork()
 
     def _forward(self, sig: int, frame: FrameType | None) -> None:
-        """The parent's signal handler: every worker gets the signal."""
-        if not self.stopping:
-            name = signal.Signals(sig).name
-            log.info("stopping workers", signal=name, workers=len(self.children))
+        """The parent's signal handler: every worker gets the signal. It logs nothing: the
+        interrupted code may be writing a log line itself."""
         self.stopping = True
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):  # exited; os.wait collects it
