@@ -27,6 +27,7 @@ from run import (
     check_once,
     count_recorded,
     ensure_wrk,
+    log_problems,
     make_config,
     start_upstream,
     wrk,
@@ -101,6 +102,9 @@ def run_workers(tmp: Path, workers: int, seconds: int, upstream: str) -> list[st
             f"{workers:>7} exit {status}; recorded {recorded} of {answered} answered"
             f" (+ up to {cut_off} cut off by wrk)"
         )
+        problems = log_problems(gateway.logs())
+        lines.append(f"{workers:>7} {len(problems)} warning/error lines in irisgate's log")
+        lines += [f"        {line[:200]}" for line in problems[:5]]
     finally:
         gateway.stop()
         localapi.stop()
