@@ -154,7 +154,7 @@ def test_quota_is_spent_exactly_across_workers_and_sigterm_stops_all_with_record
     assert bucket["balance_nanodollars"] == CAPACITY - spent
 
 
-def test_a_worker_that_dies_is_replaced_and_port_0_is_served(
+def test_a_dead_worker_is_replaced_port_0_is_served_and_orphans_stop(
     fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "irisgate.log"
@@ -188,13 +188,25 @@ def test_a_worker_that_dies_is_replaced_and_port_0_is_served(
                 return False
 
         assert fake_llm.wait_for(replacement_answers, timeout=60)
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(60) == 0
+        workers = children_of(parent.pid)
+        parent.kill()  # kill -9: nobody passes a signal on; the workers notice by themselves
+        parent.wait()
+        assert fake_llm.wait_for(lambda: all(map(gone, workers)), timeout=60)
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
     assert f'"pid": {victim}, "status": -9' in logs()
+    assert logs().count("the supervising process is gone") == 2
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie counts: its parent is gone and nobody may reap it here)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 
