@@ -38,6 +38,7 @@ class Drain:
     def __init__(self) -> None:
         self.draining = False
         self._inflight: dict[asyncio.Task[object], RequestRecord] = {}
+        self._cut: set[str] = set()  # request ids
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._idle.set()
 
@@ -59,9 +60,8 @@ class Drain:
             if not self._inflight:
                 self._idle.set()
 
-    @staticmethod
-    def was_cut(record: RequestRecord) -> bool:
-        return record.cancelled and record.error.startswith(SHUTDOWN)
+    def was_cut(self, record: RequestRecord) -> bool:
+        return record.request_id in self._cut
 
     def begin(self) -> None:
         """Refuse new requests from now on (and report not ready)."""
@@ -77,7 +77,10 @@ class Drain:
         # polled: `interrupted` is set by a signal handler, which may not touch an Event
         while self._inflight and loop.time() < deadline and not interrupted():  # noqa: ASYNC110
             await asyncio.sleep(_POLL_S)
-        cut = self.cut(grace)
+        if interrupted():
+            cut = self.cut(f"{SHUTDOWN}: cut by a second stop signal during the grace")
+        else:
+            cut = self.cut(f"{SHUTDOWN}: cut after the {grace:g} s shutdown grace")
         # a cut request finishes at once (its upstream closed, its bookkeeping deferred)
         try:
             await asyncio.wait_for(self._idle.wait(), _UNWIND_S)
@@ -85,11 +88,13 @@ class Drain:
             log.error("cut requests did not finish", in_flight=self.inflight)
         return cut
 
-    def cut(self, grace: float) -> int:
-        """Cancel every request in flight, recorded as cancelled by the shutdown."""
+    def cut(self, reason: str) -> int:
+        """Cancel every request in flight, recorded as cancelled with `reason` (which starts
+        with `SHUTDOWN`) as the error."""
         for task, record in list(self._inflight.items()):
             record.cancelled = True
-            record.error = f"{SHUTDOWN}: cut after the {grace:g} s shutdown grace"
+            record.error = reason
+            self._cut.add(record.request_id)
             task.cancel()
             log.warning("request cut by shutdown", request_id=record.request_id)
         return len(self._inflight)
