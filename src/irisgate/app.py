@@ -27,6 +27,7 @@ from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.crosssite import CrossSiteGuard, refuse
+from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
@@ -47,6 +48,21 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 def _raw_path(scope: dict[str, Any]) -> str:
     raw = scope.get("raw_path")
     return raw.decode("latin-1") if raw else str(scope["path"])
+
+
+#: what a shutting-down process still answers: probes and metrics (new work gets 503)
+_WHILE_DRAINING = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _drain_exempt(path: str) -> bool:
+    return path in _WHILE_DRAINING or path.startswith("/v1/responses/")
+
+
+async def _refuse_draining(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    response = ApiError(503, REFUSAL).response()
+    response.headers["retry-after"] = "1"
+    response.headers["connection"] = "close"
+    await response(scope, receive, send)
 
 
 def build_app(settings: Settings) -> ASGIApp:
@@ -82,14 +98,19 @@ def build_app(settings: Settings) -> ASGIApp:
     web.state.runtime = runtime
     web.state.connectors = connectors
 
+    async def refused(scope: dict[str, Any], send: Any) -> bool:
+        """Answered already: a cross-site request, or one for another host name."""
+        if (reason := guard.refusal(scope)) is not None:
+            await refuse(scope, send, reason)
+            return True
+        if (reason := await hosts.refusal(scope)) is not None:
+            await refuse(scope, send, reason, "refused a request for another host name")
+            return True
+        return False
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            if (reason := guard.refusal(scope)) is not None:
-                await refuse(scope, send, reason)
-                return
-            if (reason := await hosts.refusal(scope)) is not None:
-                await refuse(scope, send, reason, "refused a request for another host name")
-                return
+        if scope["type"] == "http" and await refused(scope, send):
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             op = PATHS.get(scope["path"])
             if op is not None:
@@ -101,6 +122,10 @@ def build_app(settings: Settings) -> ASGIApp:
                 return
         if scope["type"] == "http":
             path: str = scope["path"]
+            # LLM calls (the gateway's) are refused in the caller's API format instead
+            if runtime.drain.draining and not _drain_exempt(path):
+                await _refuse_draining(scope, receive, send)
+                return
             if path.startswith("/v1/responses/"):
                 response_id = response_id_of(scope["method"], path)
                 if response_id is not None:

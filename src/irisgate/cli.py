@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from irisgate import __version__
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    import uvicorn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,9 +70,6 @@ def _config_check(path: Path, settings: Settings, *, serving: bool = False) -> i
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from irisgate.app import build_app
     from irisgate.logs import configure
     from irisgate.telemetry.tracing import TracingUnavailable
 
@@ -95,51 +84,13 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     configure(settings)
     try:
-        app = build_app(settings)
+        if settings.workers > 1:
+            from irisgate.workers import supervise
+
+            return supervise(settings)
+        from irisgate.server import run
+
+        return run(settings)
     except TracingUnavailable as exc:  # --otel 1 without the otel extra
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        app,
-        host=settings.listen_host,
-        port=settings.listen_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-        server_header=False,
-        # never rewrite the peer address from X-Forwarded-For: identity depends on the real
-        # TCP peer (tailscale mode) or on it being loopback (serve and dev modes)
-        proxy_headers=False,
-    )
-    server = _server_class()(config)
-    server.run()
-    if not server.started:
-        return 1
-    return 1 if getattr(server.lifespan, "shutdown_failed", False) else 0
-
-
-def _server_class() -> type[uvicorn.Server]:
-    import uvicorn
-
-    class GracefulServer(uvicorn.Server):
-        """uvicorn's server, except that a SIGTERM or SIGINT it handled (a graceful stop:
-        connections drained, the capture writer drained in the lifespan shutdown) ends the
-        process with status 0 instead of being re-raised to kill it (status -15 / -2)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            handled = (signal.SIGINT, signal.SIGTERM)
-            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-            try:
-                yield
-            finally:
-                for sig, handler in original.items():
-                    signal.signal(sig, handler)
-
-    return GracefulServer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -18,6 +19,7 @@ import structlog
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.exporters.s3 import S3Export
+from irisgate.gateway.drain import Drain
 from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
@@ -76,6 +78,7 @@ class Runtime:
         self._quotas: QuotaGate | None = None
         self.hooks = HookRunner(lambda: self.upstream)
         self._cloud: CloudAuth | None = None
+        self.drain = Drain()  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = Metrics()  # per app, so several apps in one process count apart
         self.tracing: Tracing | None = Tracing() if settings.otel else None
         self._workers: list[S3Export | RetentionPurge | TokenizerJanitor] = []
@@ -152,6 +155,7 @@ class Runtime:
         gc.freeze()
         log.info(
             "irisgate started",
+            pid=os.getpid(),
             identity=settings.identity,
             database=self._db.dialect,
             config_version=self.snapshot.version,

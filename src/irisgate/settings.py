@@ -7,6 +7,7 @@ settings so config secrets (`env:NAME`) resolve against the same snapshot.
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class Settings:
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
     config_poll_seconds: float = 1.0
+    #: seconds requests in flight get to finish after SIGTERM before they are cut
+    shutdown_grace: float = 30.0
+    #: processes serving the same listening socket and database (1: this process serves)
+    workers: int = 1
     log_format: Literal["json", "console"] = "console"
     log_level: str = "info"
     #: Fernet key (urlsafe base64 of 32 bytes) for connector tokens at rest; "" means the key
@@ -74,6 +80,15 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_UPSTREAM_READ_TIMEOUT",
         "seconds of upstream silence before giving up with 504 (default 600)",
     ),
+    "shutdown_grace": (
+        "IRISGATE_SHUTDOWN_GRACE",
+        "seconds requests in flight get to finish after SIGTERM before they are cut and"
+        " recorded (default 30)",
+    ),
+    "workers": (
+        "IRISGATE_WORKERS",
+        f"processes serving the same port and database (1 to {MAX_WORKERS}, default 1)",
+    ),
     "log_format": ("IRISGATE_LOG_FORMAT", "json or console (default: console on a terminal)"),
     "log_level": ("IRISGATE_LOG_LEVEL", "debug, info, warning or error (default info)"),
     "connector_key": (
@@ -103,7 +118,7 @@ class SettingsError(ValueError):
 
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise SettingsError(f"--listen must be HOST:PORT, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -140,6 +155,8 @@ def load_settings(
         dev_login=pick("dev_login") or "dev@localhost",
         upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
+        shutdown_grace=_seconds(pick, "shutdown_grace", 30.0, zero=True),
+        workers=_workers(pick("workers")),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
         log_level=(pick("log_level") or "info").lower(),
         connector_key=_fernet_key(pick("connector_key") or ""),
@@ -163,7 +180,10 @@ def _hosts(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> float:
+def _seconds(
+    pick: Callable[[str], str | None], name: str, default: float, *, zero: bool = False
+) -> float:
+    """A number of seconds: positive, or (`zero`) at least 0; never NaN or infinite."""
     raw = pick(name)
     if raw is None:
         return default
@@ -171,9 +191,18 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
         value = float(raw)
     except ValueError:
         raise SettingsError(f"--{name.replace('_', '-')} must be a number of seconds") from None
-    if value <= 0:
-        raise SettingsError(f"--{name.replace('_', '-')} must be positive")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        qualifier = "0 or more" if zero else "positive"
+        raise SettingsError(f"--{name.replace('_', '-')} must be {qualifier}, got {raw!r}")
     return value
+
+
+def _workers(raw: str | None) -> int:
+    if raw is None:
+        return 1
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+        raise SettingsError(f"--workers must be a number from 1 to {MAX_WORKERS}, got {raw!r}")
+    return int(raw)
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

@@ -1,9 +1,10 @@
 """`GET /metrics` (Prometheus text, for callers granted `read_metrics`) and `GET /readyz`.
 
 `/healthz` (in routes.py) says the process is up. `/readyz` says this instance should get
-traffic: the database answers, a config version is loaded and the capture queue has room
+traffic: the database answers, a config version is loaded, the capture queue has room
 (a queue past `SATURATED` of its capacity means the database cannot keep up, and new
-requests would only wait). It answers 200 or 503 with the failing checks named.
+requests would only wait) and the process is not shutting down (gateway/drain.py). It
+answers 200 or 503 with the failing checks named.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ async def readyz(request: Request) -> Response:
     full = depth >= SATURATED * capacity
     checks["capture_queue"] = f"{'saturated' if full else 'ok'}: {depth}/{capacity}"
     ready = checks["database"] == "ok" and not full
+    if runtime.drain.draining:  # load balancers: stop sending, this process is stopping
+        checks["shutdown"] = f"draining: {runtime.drain.inflight} request(s) in flight"
+        ready = False
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,7 +193,8 @@ async def get_request(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__})
+    # the pid tells which process answered (`serve --workers N` runs several on one port)
+    return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 routes = [

@@ -7,6 +7,8 @@
 
 A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
 in a background task: quota settle, record and hooks follow there, after the client is gone.
+While the process shuts down, new requests are refused with 503 before any stage, and those
+still running at the end of the grace are cut like a client disconnect (gateway/drain.py).
 Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
 response's creator (gateway/responses.py) instead of classify + route, without quota or hooks.
 
@@ -17,6 +19,7 @@ Each stage lives in its own module and knows nothing of the others. LLM paths ar
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ import structlog
 
 from irisgate import nesting
 from irisgate.gateway.capture import Answer, decompress, read_answer
+from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
@@ -51,10 +55,20 @@ if TYPE_CHECKING:
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
 MAX_BODY = 64 * 1024 * 1024
+#: a request refused because the process shuts down: retry at once, on a new connection
+_REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
 
 # request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
 _rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
+
+
+def _reseed() -> None:
+    _rng.seed(random.SystemRandom().getrandbits(128))
+
+
+# forked workers (workers.py) must not draw the same ids from a copied generator
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_request_id() -> str:
@@ -117,12 +131,18 @@ class Gateway:
         )
         ex = Exchange(op, headers, record, target=target, response_id=response_id)
         ex.started = started
+        drain = self.runtime.drain
         try:
-            body = await _read_body(receive, headers)
-            await self._prepare(ex, scope, body)
-            await self._relay(ex, send, receive)
-            if ex.result.status and ex.route is not None:
-                self._account(ex, ex.route)
+            if drain.draining:  # checked before any work: nothing is recorded or charged
+                raise GatewayError("unavailable", REFUSAL, headers=_REFUSAL_HEADERS)
+            with drain.track(record):
+                body = await _read_body(receive, headers)
+                await self._prepare(ex, scope, body)
+                await self._relay(ex, send, receive)
+                if ex.result.status and ex.route is not None:
+                    self._account(ex, ex.route)
+                elif drain.was_cut(record):  # cut before the upstream answered
+                    await self._refuse_cut(ex, send)
         except GatewayError as exc:
             record.status, record.error = exc.status, exc.message
             await _send_error(send, op, exc, record.request_id)
@@ -132,6 +152,11 @@ class Gateway:
             error = GatewayError("permission", f"access denied: {exc}")
             record.status, record.error = error.status, error.message
             await _send_error(send, op, error, record.request_id)
+        except asyncio.CancelledError:
+            if not drain.was_cut(record):
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # we run in a task
+            await self._refuse_cut(ex, send)  # cut while being prepared (hooks, quota)
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             if ex.result.first_byte_at is not None:
@@ -140,6 +165,13 @@ class Gateway:
                 self._finish(ex)
             else:  # tokenizing is CPU work: off the request path, before anything is settled
                 self.runtime.defer(self._estimate_then_finish(ex, ex.pending))
+
+    async def _refuse_cut(self, ex: Exchange, send: Any) -> None:
+        """Answer 503 to a request the shutdown cut before its answer started; the record
+        keeps the shutdown as its error."""
+        error = GatewayError("unavailable", REFUSAL, headers=_REFUSAL_HEADERS)
+        ex.record.status = error.status
+        await _send_error(send, ex.op, error, ex.record.request_id)
 
     def _finish(self, ex: Exchange) -> None:
         """quota settle → capture record → post-response hooks → metrics."""
