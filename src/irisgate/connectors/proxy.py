@@ -1,10 +1,12 @@
 """`ANY /v1/connectors/<id>/<path>`: HTTP connectors, proxied to `<url>/<path>`.
 
 The caller is identified as on every other path, needs a `connectors` grant matching `<id>`
-or `<id>/<path>`, and gets the connector's credential injected (the caller's own credential
-headers are dropped unless the connector has no auth of its own). The answer streams back
-as it arrives, on the runtime's aiohttp session like the LLM relay. Every request is
-recorded (who, connector, path, status, duration, sizes; bodies up to `CAPTURE_LIMIT`).
+or `<id>/<path>` (the path decoded once and checked by `irisgate.connectors.paths`, then
+forwarded exactly as matched), and gets the connector's credential injected (the caller's
+own credential headers are dropped unless the connector has no auth of its own). The
+answer streams back as it arrives, on the runtime's aiohttp session like the LLM relay.
+Every request is recorded (who, connector, path, status, duration, sizes; bodies up to
+`CAPTURE_LIMIT`).
 Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
 A request a browser sent from another site's page never gets here (`irisgate.crosssite`).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -22,6 +24,7 @@ from yarl import URL
 
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
+from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
 from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
@@ -76,8 +79,9 @@ class HttpConnectorProxy:
         timer = CallTimer()
         runtime = self._runtime
         snapshot = runtime.snapshot
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        connector_id, _, rest = raw_path.decode("latin-1")[len(PREFIX) :].partition("/")
+        raw: bytes = (scope.get("raw_path") or quote(scope["path"]).encode())[len(PREFIX) :]
+        connector_id = raw.partition(b"/")[0].decode("latin-1")
+        tool = ""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
@@ -87,9 +91,11 @@ class HttpConnectorProxy:
         ex = _Exchange()
         try:
             ex.request_body = await _read_body(receive)
-            connector = self._granted(snapshot, identity, connector_id, rest)
+            path = _parsed(raw)
+            connector_id, tool = path.connector_id, path.path
+            connector = self._granted(snapshot, identity, path)
             credential = await self._credential(connector, identity)
-            url = _upstream_url(connector, rest, scope.get("query_string", b""), credential)
+            url = _upstream_url(connector, path, scope.get("query_string", b""), credential)
             try:
                 await self._guard.check(url)
             except UnsafeURL as exc:
@@ -112,7 +118,7 @@ class HttpConnectorProxy:
                     connector_id=connector_id,
                     method=scope["method"],
                     path=scope["path"],
-                    tool=rest.partition("?")[0],
+                    tool=tool,
                     status=ex.status,
                     error=ex.error,
                     request_body=ex.request_body[:CAPTURE_LIMIT],
@@ -127,17 +133,18 @@ class HttpConnectorProxy:
             )
 
     @staticmethod
-    def _granted(snapshot: Snapshot, identity: Identity, connector_id: str, rest: str) -> Connector:
+    def _granted(snapshot: Snapshot, identity: Identity, path: ConnectorPath) -> Connector:
         access = snapshot.grants.access_for(identity)
         if access.role is None:
             raise ProxyError(403, "access denied: no role granted")
+        connector_id = path.connector_id
         connector = snapshot.config.connectors.get(connector_id)
         if connector is None or connector.protocol != "http":
             raise ProxyError(404, f"no HTTP connector {connector_id!r}")
-        if any(unquote(part) in (".", "..") for part in rest.split("/")):
-            raise ProxyError(400, "path segments '.' and '..' are not allowed")
-        if not access.may_use_http_path(connector_id, rest.partition("?")[0]):
-            raise ProxyError(403, f"access denied: no connectors grant for {connector_id}/{rest}")
+        if not access.may_use_http_path(connector_id, path.path):
+            raise ProxyError(
+                403, f"access denied: no connectors grant for {connector_id}/{path.path}"
+            )
         return connector
 
     async def _credential(self, connector: Connector, identity: Identity) -> Credential:
@@ -228,12 +235,20 @@ class HttpConnectorProxy:
             ex.cancelled = True
 
 
-def _upstream_url(connector: Connector, rest: str, query: bytes, credential: Credential) -> str:
-    path, _, inline_query = rest.partition("?")
-    parts = [q for q in (query.decode("latin-1") or inline_query,) if q]
+def _parsed(raw: bytes) -> ConnectorPath:
+    try:
+        return parse(raw)
+    except PathRefused as exc:
+        raise ProxyError(400, str(exc)) from None
+
+
+def _upstream_url(
+    connector: Connector, path: ConnectorPath, query: bytes, credential: Credential
+) -> str:
+    parts = [q for q in (query.decode("latin-1"),) if q]
     if credential.query:
         parts.append(urlencode(credential.query))
-    url = f"{connector.url}/{path}"
+    url = f"{connector.url}/{path.forwarded}"
     return f"{url}?{'&'.join(parts)}" if parts else url
 
 
@@ -262,7 +277,10 @@ async def _read_body(receive: Any) -> bytes:
 
 async def _answer(send: Any, status: int, message: str) -> None:
     body = orjson.dumps({"error": message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     try:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

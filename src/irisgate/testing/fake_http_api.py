@@ -53,6 +53,7 @@ class FakeHttpApi(StartStop):
             headers=request.headers,
             body=body,
             json=parsed,
+            raw_path=request.raw_path.partition("?")[0],
         )
         self.requests.append(recorded)
         return recorded
