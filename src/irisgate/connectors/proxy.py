@@ -8,6 +8,7 @@ answer streams back as it arrives, on the runtime's aiohttp session like the LLM
 Every request is recorded (who, connector, path, status, duration, sizes; bodies up to
 `CAPTURE_LIMIT`).
 Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
+Answers never run as a page of the gateway: see `_contained`.
 A request a browser sent from another site's page never gets here (`irisgate.crosssite`).
 """
 
@@ -37,6 +38,9 @@ PREFIX = "/v1/connectors/"
 CAPTURE_LIMIT = 1 << 20
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _SERVER_SET = frozenset({b"date", b"server"})
+_CONTAINMENT_HEADERS = frozenset({b"content-security-policy", b"x-content-type-options"})
+_RENDER_HEADERS = _CONTAINMENT_HEADERS | {b"content-disposition"}
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xsl"})
 
 
 class ProxyError(Exception):
@@ -219,7 +223,7 @@ class HttpConnectorProxy:
     async def _pump(upstream: aiohttp.ClientResponse, send: Any, ex: _Exchange) -> None:
         kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP]
         ex.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
-        out = [(k, v) for k, v in kept if k.lower() not in _SERVER_SET]
+        out = _contained([(k, v) for k, v in kept if k.lower() not in _SERVER_SET])
         if "content-length" in upstream.headers:
             out.append((b"content-length", upstream.headers["content-length"].encode()))
         ex.status = upstream.status
@@ -233,6 +237,31 @@ class HttpConnectorProxy:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away: stop reading the upstream too
             ex.cancelled = True
+
+
+def _contained(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers with irisgate's containment in place of the upstream's say.
+
+    A connector's answer comes from the gateway's origin: rendered as a page, its script could
+    call `/api/` as whoever opened it. `sandbox` gives the document an opaque origin with no
+    script, `nosniff` stops a browser guessing a type that renders, and what would render as
+    a page is downloaded instead. The upstream's own headers on these points are replaced.
+    """
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    renders = _renders_as_page(content_type.decode("latin-1"))
+    dropped = _RENDER_HEADERS if renders else _CONTAINMENT_HEADERS
+    out = [(k, v) for k, v in headers if k.lower() not in dropped]
+    out += [(b"content-security-policy", b"sandbox"), (b"x-content-type-options", b"nosniff")]
+    if renders:
+        out.append((b"content-disposition", b"attachment"))
+    return out
+
+
+def _renders_as_page(content_type: str) -> bool:
+    """HTML, XHTML, SVG and other XML (which can carry XHTML), or no type a browser could
+    trust: what a browser opens as a document that runs script."""
+    mime = content_type.partition(";")[0].strip().lower()
+    return not mime or mime in _PAGE_TYPES or mime.endswith(("/xml", "+xml"))
 
 
 def _parsed(raw: bytes) -> ConnectorPath:
@@ -280,6 +309,7 @@ async def _answer(send: Any, status: int, message: str) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"),
     ]
     try:
         await send({"type": "http.response.start", "status": status, "headers": headers})
