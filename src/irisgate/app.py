@@ -1,9 +1,10 @@
 """build_app(settings): wiring only.
 
 Every HTTP request first meets the cross-site guard (`crosssite`): a browser request another
-site's page sent is refused before anything acts on it. Then LLM paths are dispatched to the
-gateway pipeline as raw ASGI before any framework routing; everything else (management API,
-health) is a Starlette app.
+site's page sent is refused before anything acts on it. Every answer on a page path, refusals
+included, carries the pages' security headers (`web.headers`). Then LLM paths are dispatched
+to the gateway pipeline as raw ASGI before any framework routing; everything else
+(management API, health) is a Starlette app.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from irisgate.hosts import HostGuard
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
+from irisgate.web import headers as page_headers
 
 ASGIApp = Any
 
@@ -84,6 +86,8 @@ def build_app(settings: Settings) -> ASGIApp:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if page_headers.is_page(scope["path"]):
+                send = page_headers.with_page_headers(send)
             if (reason := guard.refusal(scope)) is not None:
                 await refuse(scope, send, reason)
                 return
