@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes
+from irisgate.api import observability, ui_routes, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
@@ -78,7 +79,7 @@ def build_app(settings: Settings) -> ASGIApp:
             *chat_page.routes,
             Route("/v1/models", list_models),
         ],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={ApiError: _api_error, HTTPException: unrouted.http_error},
         lifespan=lifespan,
     )
     web.state.runtime = runtime
