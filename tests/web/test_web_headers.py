@@ -120,8 +120,10 @@ def test_every_answer_on_page_paths_carries_the_headers(gateway: IrisgateServer)
             anonymous.post("/ui/dashboard", headers={"origin": "https://evil.example"}),
             # a name the gateway does not answer to (DNS rebinding)
             anonymous.get("/ui/dashboard", headers={"host": "evil.example"}),
+            # the page an OAuth server sends the browser back to, showing its error
+            anonymous.get("/aperture/auth/site/callback", params={"error": "access_denied"}),
         ]
-    assert [r.status_code for r in refusals] == [403, 403, 403, 403]
+    assert [r.status_code for r in refusals] == [403, 403, 403, 403, 400]
     for response in refusals:
         assert_page_headers(response)
 

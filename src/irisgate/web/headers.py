@@ -1,5 +1,6 @@
-"""The headers every response under `/ui/` and `/chat/` carries: pages, redirects, static
-files, 404s and refusals alike (`build_app` wraps those paths before anything answers).
+"""The headers every response under `/ui/` and `/chat/` (and the OAuth callback page)
+carries: pages, redirects, static files, 404s and refusals alike (`build_app` wraps those
+paths before anything answers).
 
 - No page can be framed (`frame-ancestors 'none'`, `X-Frame-Options: DENY`): another site
   cannot overlay the dashboard and trick a click.
@@ -40,8 +41,9 @@ _NAMES = frozenset(name for name, _ in HEADERS)
 
 
 def is_page(path: str) -> bool:
-    """A path of the dashboard (`/ui`) or the chat app (`/chat`), not `/api/chat/...`."""
-    return path in ("/ui", "/chat") or path.startswith(("/ui/", "/chat/"))
+    """A path of the dashboard (`/ui`), the chat app (`/chat`, not `/api/chat/...`) or the
+    page an OAuth sign-in for a connector returns to (`/aperture/auth/<id>/callback`)."""
+    return path in ("/ui", "/chat") or path.startswith(("/ui/", "/chat/", "/aperture/auth/"))
 
 
 def with_page_headers(send: Any) -> Any:
