@@ -80,7 +80,8 @@ def schemathesis(gw: IrisgateServer, login: str, cwd: Path) -> subprocess.Comple
         cwd=cwd,  # nothing of the run lands in the tree
         env={**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "contract_checks"},
         capture_output=True,
-        text=True,
+        encoding="utf-8",  # its report has emoji, whatever the locale
+        errors="replace",
         timeout=300,
         check=False,
     )
