@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes, unrouted
+from irisgate.api import observability, outage, ui_routes, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
@@ -79,7 +79,11 @@ def build_app(settings: Settings) -> ASGIApp:
             *chat_page.routes,
             Route("/v1/models", list_models),
         ],
-        exception_handlers={ApiError: _api_error, HTTPException: unrouted.http_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: unrouted.http_error,
+            **dict.fromkeys(outage.UNAVAILABLE, outage.database_unavailable),
+        },
         lifespan=lifespan,
     )
     web.state.runtime = runtime

@@ -54,6 +54,8 @@ _ERRORS = {
     409: "Conflict with the current state; `error` says what to do.",
     415: "The body was not sent with `Content-Type: application/json`.",
     502: "The connector behind it failed; `error` says how.",
+    503: "The database is unavailable (refuses connections, unreachable, timed out); "
+    "try again shortly.",
 }
 _CSV = "text/csv"
 
@@ -73,7 +75,8 @@ class Endpoint:
     returns: str = "object"  # the JSON type of a successful answer
     errors: tuple[int, ...] = ()
     """Error statuses beyond 403 (always), 400 (with parameters or a body), 415 (with a
-    body) and 404 (with path parameters)."""
+    body), 404 (with path parameters) and 503 (with `database`)."""
+    database: bool = True  # answers from the database (503 while it is unavailable)
 
 
 def _object(required: tuple[str, ...] = (), /, **properties: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +148,7 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "`model`, `provider`, `provider_name`, `api`, the gateway `path` a turn is sent to, "
         "and whether the model gets a `reasoning` effort control and `images` attachments.",
         "chat",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -257,7 +261,14 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/whoami", "Who is calling", "The caller's identity and role.", "any"),
+    Endpoint(
+        "GET",
+        "/api/whoami",
+        "Who is calling",
+        "The caller's identity and role.",
+        "any",
+        database=False,
+    ),
     Endpoint(
         "GET",
         "/api/providers",
@@ -265,6 +276,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Configured providers and their models (a list).",
         "user",
         returns="array",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -273,6 +285,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Every configured model grouped by provider: API formats, whether the caller may use "
         "it, and prices in USD per million tokens.",
         "user",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -500,7 +513,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(409,),
     ),
     *CHAT_ENDPOINTS,
-    Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
+    Endpoint(
+        "GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any", database=False
+    ),
 )
 
 #: path parameters that are whole numbers (the routes' `:int` converters)
@@ -553,6 +568,8 @@ def _responses(ep: Endpoint) -> dict[str, Any]:
         errors.add(415)
     if _path_params(ep.path):
         errors.add(404)
+    if ep.database:
+        errors.add(503)
     for status in sorted(errors):
         description = _ERRORS[status]
         if status == 403 and ep.method != "GET":
