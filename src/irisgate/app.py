@@ -1,9 +1,10 @@
 """build_app(settings): wiring only.
 
 Every HTTP request first meets the cross-site guard (`crosssite`): a browser request another
-site's page sent is refused before anything acts on it. Then LLM paths are dispatched to the
-gateway pipeline as raw ASGI before any framework routing; everything else (management API,
-health) is a Starlette app.
+site's page sent is refused before anything acts on it. Every answer on a page path, refusals
+included, carries the pages' security headers (`web.headers`). Then LLM paths are dispatched
+to the gateway pipeline as raw ASGI before any framework routing; everything else
+(management API, health) is a Starlette app.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes
+from irisgate.api import observability, outage, ui_routes, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
@@ -36,6 +38,7 @@ from irisgate.hosts import HostGuard
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
+from irisgate.web import headers as page_headers
 
 ASGIApp = Any
 
@@ -92,7 +95,11 @@ def build_app(settings: Settings) -> ASGIApp:
             *chat_page.routes,
             Route("/v1/models", list_models),
         ],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: unrouted.http_error,
+            **dict.fromkeys(outage.UNAVAILABLE, outage.database_unavailable),
+        },
         lifespan=lifespan,
     )
     web.state.runtime = runtime
@@ -109,8 +116,11 @@ def build_app(settings: Settings) -> ASGIApp:
         return False
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and await refused(scope, send):
-            return
+        if scope["type"] == "http":
+            if page_headers.is_page(scope["path"]):
+                send = page_headers.with_page_headers(send)
+            if await refused(scope, send):
+                return
         if scope["type"] == "http" and scope["method"] == "POST":
             op = PATHS.get(scope["path"])
             if op is not None:

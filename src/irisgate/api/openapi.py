@@ -13,17 +13,51 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate import __version__
-from irisgate.api.usage import json_response
+from irisgate.api.usage import SORT_KEYS, json_response
 
-_RANGE = (
-    ("since", "First UTC day (YYYY-MM-DD), inclusive; default: 30 days before `until`."),
-    ("until", "UTC day (YYYY-MM-DD) the range ends before; default: tomorrow."),
+#: JSON Schemas of the values the handlers accept (`irisgate.api.params`); an empty value
+#: means the default, as an absent one does
+_DAY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
+_TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+_TEXT = {"type": "string"}
+
+
+def _count(high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": high}
+
+
+Param = tuple[str, str, dict[str, Any]]
+_RANGE: tuple[Param, ...] = (
+    ("since", "First UTC day (YYYY-MM-DD), inclusive; default: 30 days before `until`.", _DAY),
+    (
+        "until",
+        "UTC day (YYYY-MM-DD) the range ends before; default: tomorrow. The range may span "
+        "at most 400 days and must not be empty (400 otherwise).",
+        _DAY,
+    ),
 )
-_FILTERS = (
+_FILTERS: tuple[Param, ...] = (
     *_RANGE,
-    ("user", "Only this login name."),
-    ("model", "Only this model."),
+    ("user", "Only this login name.", _TEXT),
+    ("model", "Only this model.", _TEXT),
 )
+#: the error envelope of every /api/ error answer
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
+_ERRORS = {
+    400: "A parameter or the body is invalid; `error` names it.",
+    403: "Access denied; `error` says why.",
+    404: "Nothing with this id (or not the caller's); `error` says what.",
+    409: "Conflict with the current state; `error` says what to do.",
+    415: "The body was not sent with `Content-Type: application/json`.",
+    502: "The connector behind it failed; `error` says how.",
+    503: "The database is unavailable (refuses connections, unreachable, timed out); "
+    "try again shortly.",
+}
+_CSV = "text/csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +67,75 @@ class Endpoint:
     summary: str
     description: str
     access: str  # "any" (no role needed), "user" (any role), "chat" (chat enabled) or "admin"
-    params: tuple[tuple[str, str], ...] = ()
+    params: tuple[Param, ...] = ()
     body: str = ""
     media_type: str = "application/json"
+    body_schema: dict[str, Any] | None = None
+    status: int = 200
+    returns: str = "object"  # the JSON type of a successful answer
+    errors: tuple[int, ...] = ()
+    """Error statuses beyond 403 (always), 400 (with parameters or a body), 415 (with a
+    body), 404 (with path parameters) and 503 (with `database`)."""
+    database: bool = True  # answers from the database (503 while it is unavailable)
 
+
+def _object(required: tuple[str, ...] = (), /, **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _string(limit: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": limit, **extra}
+
+
+_TOOL_NAMES = {
+    "type": "array",
+    "maxItems": 128,
+    "items": {"type": "string", "minLength": 1, "maxLength": 300},
+}
+_EFFORT = {"type": "string", "enum": ["", "low", "medium", "high"]}
+_CONVERSATION_FIELDS: dict[str, dict[str, Any]] = {
+    "title": _string(200),
+    "model": _string(300),
+    "instructions": _string(20_000),
+    "tools": _TOOL_NAMES,
+    "reasoning_effort": _EFFORT,
+}
+_IMAGE = _object(
+    ("media_type", "data"),
+    name=_string(200),
+    media_type={"type": "string", "enum": ["image/png", "image/jpeg", "image/gif", "image/webp"]},
+    data={"type": "string", "contentEncoding": "base64"},
+)
+_TOOL_CALL = _object(
+    ("id", "name"),
+    id=_string(200),
+    name=_string(200),
+    arguments={"type": "object"},
+    output=_string(100_200),
+    is_error={"type": "boolean"},
+)
+_TOOL_ROUND = _object(
+    ("calls",),
+    text=_string(1_000_000),
+    calls={"type": "array", "maxItems": 64, "items": _TOOL_CALL},
+)
+_MESSAGE = _object(
+    ("role",),
+    role={"type": "string", "enum": ["user", "assistant"]},
+    content=_string(1_000_000),
+    model=_string(300),
+    outcome={
+        "type": "string",
+        "enum": ["", "completed", "error", "cancelled", "refused", "truncated"],
+    },
+    request_id=_string(200),
+    attachments={"type": "array", "maxItems": 4, "items": _IMAGE},
+    tool_calls={"type": "array", "maxItems": 8, "items": _TOOL_ROUND},
+    reasoning=_string(1_000_000),
+)
+#: dollars as `"5.00"`, `"$5.00"` or a number, at most nanodollar precision; its bounds
+#: (more than 0 to add, at most the capacity to set) depend on the bucket
+_AMOUNT = {"type": ["string", "number"]}
 
 _CONVERSATION = "/api/chat/conversations/{conversation_id}"
 #: The chat app's endpoints (irisgate.chat.routes); every one needs chat enabled.
@@ -49,6 +148,7 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "`model`, `provider`, `provider_name`, `api`, the gateway `path` a turn is sent to, "
         "and whether the model gets a `reasoning` effort control and `images` attachments.",
         "chat",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -66,7 +166,7 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Per UTC day: conversations started, user messages, assistant turns, chat users and "
         "`outcomes` of the turns (completed, error, cancelled, refused, truncated); `totals`.",
         "admin",
-        (*_RANGE, ("user", "Only this login name.")),
+        (*_RANGE, ("user", "Only this login name.", _TEXT)),
     ),
     Endpoint(
         "GET",
@@ -74,7 +174,7 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Conversations",
         "The caller's conversations, most recently active first (at most 200).",
         "chat",
-        (("q", "Only those whose title or any message contains this (case-insensitive)."),),
+        (("q", "Only those whose title or any message contains this (case-insensitive).", _TEXT),),
     ),
     Endpoint(
         "POST",
@@ -85,6 +185,8 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         body='{"title": "...", "model": "provider/model", "instructions": "...", '
         '"tools": ["<connector>_<tool>"], "reasoning_effort": "" | "low" | "medium" | "high"} '
         "(all optional)",
+        body_schema=_object(**_CONVERSATION_FIELDS),
+        status=201,
     ),
     Endpoint(
         "GET",
@@ -102,8 +204,20 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "chat",
         body='{"title": "...", "model": "...", "instructions": "...", "tools": [...], '
         '"reasoning_effort": "..."} (at least one)',
+        body_schema={
+            **_object(**_CONVERSATION_FIELDS),
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
     ),
-    Endpoint("DELETE", _CONVERSATION, "Delete a conversation", "With its messages (204).", "chat"),
+    Endpoint(
+        "DELETE",
+        _CONVERSATION,
+        "Delete a conversation",
+        "With its messages (204).",
+        "chat",
+        status=204,
+    ),
     Endpoint(
         "POST",
         _CONVERSATION + "/messages",
@@ -111,12 +225,15 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Append a turn (201). `outcome` of an assistant turn: completed, error, cancelled, "
         "refused or truncated; `request_id` links the gateway request that produced it. "
         "User messages may carry up to 4 image `attachments` (PNG, JPEG, GIF, WebP, base64, "
-        "3.75 MB each); assistant messages their `tool_calls` rounds and `reasoning` text.",
+        "3.75 MB each, whose bytes must be of the named type); assistant messages their "
+        "`tool_calls` rounds and `reasoning` text.",
         "chat",
         body='{"role": "user" | "assistant", "content": "...", "model": "...", '
         '"outcome": "...", "request_id": "...", "attachments": [{"name", "media_type", '
         '"data"}], "tool_calls": [{"text", "calls": [{"id", "name", "arguments", "output", '
         '"is_error"}]}], "reasoning": "..."}',
+        body_schema=_MESSAGE,
+        status=201,
     ),
     Endpoint(
         "DELETE",
@@ -136,13 +253,30 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "is_error}`.",
         "chat",
         body='{"name": "<connector>_<tool>", "arguments": {...}}',
+        body_schema=_object(
+            ("name",), name={"type": "string", "minLength": 1}, arguments={"type": "object"}
+        ),
+        errors=(502,),
     ),
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/whoami", "Who is calling", "The caller's identity and role.", "any"),
     Endpoint(
-        "GET", "/api/providers", "Providers", "Configured providers and their models.", "user"
+        "GET",
+        "/api/whoami",
+        "Who is calling",
+        "The caller's identity and role.",
+        "any",
+        database=False,
+    ),
+    Endpoint(
+        "GET",
+        "/api/providers",
+        "Providers",
+        "Configured providers and their models (a list).",
+        "user",
+        returns="array",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -151,6 +285,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Every configured model grouped by provider: API formats, whether the caller may use "
         "it, and prices in USD per million tokens.",
         "user",
+        database=False,
     ),
     Endpoint(
         "GET",
@@ -168,6 +303,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "own admin role.",
         "admin",
         body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
+        body_schema=_object(("config", "hash"), config=_TEXT, hash=_TEXT),
+        errors=(409,),
     ),
     Endpoint(
         "GET",
@@ -175,7 +312,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Config history",
         "Stored config versions, newest first.",
         "admin",
-        (("limit", "At most this many (1-1000, default 50)."),),
+        (("limit", "At most this many (1-1000, default 50).", _count(1000)),),
     ),
     Endpoint(
         "GET",
@@ -192,6 +329,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "same checks and answers as `PUT /api/config`.",
         "admin",
         body='{"hash": "<hash of the current version>"}',
+        body_schema=_object(("hash",), hash=_TEXT),
+        errors=(409,),
     ),
     Endpoint(
         "GET",
@@ -200,13 +339,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Recorded requests, newest first (non-admins: their own). Cursor paging with `before`.",
         "user",
         (
-            ("user", "Only this login name (admins)."),
-            ("model", "Only this model."),
-            ("session", "Only this session id."),
-            ("since", "ISO 8601 time, inclusive."),
-            ("until", "ISO 8601 time, exclusive."),
-            ("before", "Rows with an id below this (the previous page's `next_before`)."),
-            ("limit", "Rows per page (1-500, default 50)."),
+            ("user", "Only this login name (admins).", _TEXT),
+            ("model", "Only this model.", _TEXT),
+            ("session", "Only this session id.", _TEXT),
+            ("since", "RFC 3339 time (`2026-01-31T00:00:00Z`), inclusive.", _TIME),
+            ("until", "RFC 3339 time, exclusive.", _TIME),
+            (
+                "before",
+                "Rows with an id below this (the previous page's `next_before`).",
+                _count(2**62),
+            ),
+            ("limit", "Rows per page (1-500, default 50).", _count(500)),
         ),
     ),
     Endpoint(
@@ -239,10 +382,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 "total_tokens (default), input_tokens, output_tokens, cache_read_tokens, "
                 "reasoning_tokens, requests, avg_cost_per_mtok_nanodollars, cost_nanodollars, "
                 "login_name.",
+                {"type": "string", "enum": list(SORT_KEYS)},
             ),
-            ("order", "desc or asc."),
-            ("page", "Page number from 1."),
-            ("per_page", "Rows per page (1-500, default 25)."),
+            ("order", "desc or asc.", {"type": "string", "enum": ["desc", "asc"]}),
+            ("page", "Page number from 1.", _count(1_000_000)),
+            ("per_page", "Rows per page (1-500, default 25).", _count(500)),
         ),
     ),
     Endpoint(
@@ -252,7 +396,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Usage per day, user and model with token counts and cost in USD.",
         "admin",
         _FILTERS,
-        media_type="text/csv",
+        media_type=_CSV,
     ),
     Endpoint("GET", "/api/usage/models", "Model activity", "Per-model sums.", "admin", _FILTERS),
     Endpoint(
@@ -287,11 +431,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Agent sessions, most recent first, with their sums.",
         "admin",
         (
-            ("user", "Only this login name."),
-            ("since", "Last request at or after this ISO 8601 time."),
-            ("until", "Last request before this ISO 8601 time."),
-            ("page", "Page number from 1."),
-            ("per_page", "Rows per page (1-200, default 25)."),
+            ("user", "Only this login name.", _TEXT),
+            ("since", "Last request at or after this RFC 3339 time.", _TIME),
+            ("until", "Last request before this RFC 3339 time.", _TIME),
+            ("page", "Page number from 1.", _count(1_000_000)),
+            ("per_page", "Rows per page (1-200, default 25).", _count(200)),
         ),
     ),
     Endpoint(
@@ -303,24 +447,39 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "`caller_models` the configured models (provider/model) whose requests by the caller "
         "charge it. Users see their own buckets; admins every bucket.",
         "user",
-        (("own", "1: only the caller's own buckets (what non-admins always get)."),),
+        (
+            (
+                "own",
+                "1 or true: only the caller's own buckets (what non-admins always get).",
+                _TEXT,
+            ),
+        ),
     ),
     Endpoint(
         "POST",
         "/api/quotas/refill",
         "Add funds",
-        "Add dollars to a bucket, never above its capacity. Answers the bucket. 404 when no "
-        "quota of the config matches the name.",
+        "Add dollars (more than $0) to a bucket, never above its capacity. Answers the bucket. "
+        "404 when no quota of the config matches the name.",
         "admin",
         body='{"bucket": "<name>", "amount": "5.00"}',
+        body_schema=_object(
+            ("bucket", "amount"), bucket={"type": "string", "minLength": 1}, amount=_AMOUNT
+        ),
+        errors=(404,),
     ),
     Endpoint(
         "POST",
         "/api/quotas/set",
         "Set balance",
-        "Set a bucket's balance (0 to capacity). Answers the bucket.",
+        "Set a bucket's balance (0 to capacity). Answers the bucket. 404 when no quota of the "
+        "config matches the name.",
         "admin",
         body='{"bucket": "<name>", "balance": "2.50"}',
+        body_schema=_object(
+            ("bucket", "balance"), bucket={"type": "string", "minLength": 1}, balance=_AMOUNT
+        ),
+        errors=(404,),
     ),
     Endpoint(
         "GET",
@@ -330,8 +489,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "before and after.",
         "admin",
         (
-            ("bucket", "Only this bucket; default: every bucket."),
-            ("limit", "At most this many (1-500, default 50)."),
+            ("bucket", "Only this bucket; default: every bucket.", _TEXT),
+            ("limit", "At most this many (1-500, default 50).", _count(500)),
         ),
     ),
     Endpoint(
@@ -349,12 +508,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Connect a connector",
         "Start the caller's OAuth sign-in for a per-user connector: answers `{auth_url}` to "
         "open in the browser; the OAuth server returns to /aperture/auth/<id>/callback. 403 "
-        "without a grant for the connector.",
+        "without a grant for the connector, 409 when it cannot start (misconfigured).",
         "user",
+        errors=(409,),
     ),
     *CHAT_ENDPOINTS,
-    Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any"),
+    Endpoint(
+        "GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any", database=False
+    ),
 )
+
+#: path parameters that are whole numbers (the routes' `:int` converters)
+_INTEGER_PATH_PARAMS = frozenset({"version_id", "message_id"})
 
 _ACCESS = {
     "any": "Any caller irisgate can identify.",
@@ -365,6 +530,60 @@ _ACCESS = {
 }
 
 
+def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
+    query = [
+        {"name": name, "in": "query", "required": False, "description": text, "schema": schema}
+        for name, text, schema in ep.params
+    ]
+    path = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0}
+            if name in _INTEGER_PATH_PARAMS
+            else {"type": "string", "minLength": 1},
+        }
+        for name in _path_params(ep.path)
+    ]
+    return query + path
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _responses(ep: Endpoint) -> dict[str, Any]:
+    if ep.status == 204:
+        responses: dict[str, Any] = {"204": {"description": "Done; no content."}}
+    else:
+        schema = {"type": "string" if ep.media_type == _CSV else ep.returns}
+        responses = {
+            str(ep.status): {"description": "OK", "content": {ep.media_type: {"schema": schema}}}
+        }
+    errors = {403, *ep.errors}
+    if ep.params or ep.body_schema is not None:
+        errors.add(400)
+    if ep.body_schema is not None:
+        errors.add(415)
+    if _path_params(ep.path):
+        errors.add(404)
+    if ep.database:
+        errors.add(503)
+    for status in sorted(errors):
+        description = _ERRORS[status]
+        if status == 403 and ep.method != "GET":
+            description = (
+                "Access denied, or a browser sent this from a page of another origin "
+                "(cross-site request); `error` says why."
+            )
+        responses[str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+    return responses
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
@@ -372,40 +591,14 @@ def document() -> dict[str, Any]:
             "summary": ep.summary,
             "description": f"{ep.description}\n\nAccess: {_ACCESS[ep.access]}",
             "tags": [ep.access if ep.access in ("admin", "chat") else "everyone"],
-            "parameters": [
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": False,
-                    "description": text,
-                    "schema": {"type": "string"},
-                }
-                for name, text in ep.params
-            ]
-            + [
-                {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-                for part in ep.path.split("/")
-                if part.startswith("{")
-            ],
-            "responses": {
-                "200": {"description": "OK", "content": {ep.media_type: {}}},
-                "400": {"description": "A parameter is invalid; `error` names it."},
-                "403": {"description": "Access denied; `error` says why."},
-            },
+            "parameters": _parameters(ep),
+            "responses": _responses(ep),
         }
-        if ep.method != "GET":
-            operation["responses"]["403"]["description"] = (
-                "Access denied, or a browser sent this from a page of another origin "
-                "(cross-site request); `error` says why."
-            )
-        if ep.body:
+        if ep.body_schema is not None:
             operation["requestBody"] = {
                 "required": True,
                 "description": ep.body,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-            operation["responses"]["415"] = {
-                "description": "The body was not sent with `Content-Type: application/json`."
+                "content": {"application/json": {"schema": ep.body_schema}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {

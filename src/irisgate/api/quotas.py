@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import int_param
+from irisgate.api.params import int_param, query_value
 from irisgate.config.model import Config, Quota
 from irisgate.quotas.amounts import dollars, parse_amount
 from irisgate.quotas.charges import charges_for, expand, template_of
@@ -135,7 +135,7 @@ async def list_quotas(request: Request) -> Response:
     rows = await balances.rows(runtime.db)
     uses = _used_by(config)
     own = _own_names(caller)
-    if caller.is_admin and request.query_params.get("own") not in ("1", "true"):
+    if caller.is_admin and query_value(request, "own") not in ("1", "true"):
         names = {
             name: row.template
             for name, row in rows.items()
@@ -215,7 +215,7 @@ async def set_balance(request: Request) -> Response:
 
 async def list_changes(request: Request) -> Response:
     await require_admin(request)
-    bucket = request.query_params.get("bucket") or None
+    bucket = query_value(request, "bucket") or None
     limit = int_param(request, "limit", 50, 1, 500)
     changes = await balances.changes(runtime_of(request).db, bucket, limit)
     return _json(

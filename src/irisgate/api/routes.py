@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,6 +20,7 @@ from irisgate.api.auth import (
     runtime_of,
 )
 from irisgate.api.body import json_object
+from irisgate.api.params import int_param, query_value, time_param
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.config.service import StaleHash, WouldLockOut
 from irisgate.store import queries
@@ -139,42 +139,22 @@ async def _latest_hash(request: Request) -> str:
     return latest.hash if latest else ""
 
 
-def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"'{name}' must be an ISO 8601 time, got {raw!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _int_param(request: Request, name: str, default: int | None, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) <= high:
-        raise ApiError(400, f"'{name}' must be a whole number from 1 to {high}")
-    return int(raw)
-
-
 async def list_requests(request: Request) -> Response:
     caller = await require_role(request)
-    user = request.query_params.get("user")
+    user = query_value(request, "user")
     if not caller.is_admin:
         if user and user != caller.identity.login_name:
             raise ApiError(403, "access denied: only admins can see other users' requests")
         user = caller.identity.login_name
-    limit = _int_param(request, "limit", 50, 500) or 50
+    limit = int_param(request, "limit", 50, 1, 500)
     rows = await queries.list_requests(
         runtime_of(request).db,
         login_name=user or None,
-        model=request.query_params.get("model") or None,
-        session_id=request.query_params.get("session") or None,
-        since=_time_param(request, "since"),
-        until=_time_param(request, "until"),
-        before_id=_int_param(request, "before", None, 2**62),
+        model=query_value(request, "model") or None,
+        session_id=query_value(request, "session") or None,
+        since=time_param(request, "since"),
+        until=time_param(request, "until"),
+        before_id=int_param(request, "before", 0, 1, 2**62) or None,
         limit=limit,
     )
     next_before = rows[-1]["id"] if len(rows) == limit else None

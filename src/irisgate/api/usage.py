@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
-from irisgate.api.params import choice_param, filters, int_param, time_param
+from irisgate.api.params import choice_param, filters, int_param, query_value, time_param
 from irisgate.store import queries, reports
 from irisgate.store.reports import Filters
 
@@ -220,7 +220,7 @@ async def list_sessions(request: Request) -> Response:
     per_page = int_param(request, "per_page", 25, 1, 200)
     rows, total = await reports.list_sessions(
         runtime_of(request).db,
-        login_name=request.query_params.get("user") or None,
+        login_name=query_value(request, "user") or None,
         since=time_param(request, "since"),
         until=time_param(request, "until"),
         offset=(page - 1) * per_page,

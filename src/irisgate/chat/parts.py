@@ -63,7 +63,7 @@ def _image(value: Any, where: str) -> dict[str, Any]:
     item = _object(value, where)
     name = _string(item.get("name", ""), f"{where}.name", _NAME_LIMIT)
     media_type = item.get("media_type")
-    if media_type not in IMAGE_TYPES:
+    if not isinstance(media_type, str) or media_type not in IMAGE_TYPES:
         kinds = ", ".join(IMAGE_TYPES)
         raise ApiError(400, f"'{where}.media_type' must be one of {kinds}")
     data = _string(item.get("data"), f"{where}.data", MAX_IMAGE_BYTES * 4 // 3 + 4)
@@ -81,9 +81,7 @@ def _image(value: Any, where: str) -> dict[str, Any]:
 
 
 def attachments(value: Any) -> tuple[dict[str, Any], ...]:
-    """The images of a user message, checked (`()` when absent)."""
-    if value is None:
-        return ()
+    """The images of a user message, checked."""
     items = _list(value, "attachments", MAX_IMAGES)
     return tuple(_image(item, f"attachments[{i}]") for i, item in enumerate(items))
 
@@ -115,8 +113,6 @@ def _round(value: Any, where: str) -> dict[str, Any]:
 
 
 def tool_rounds(value: Any) -> tuple[dict[str, Any], ...]:
-    """The tool rounds of an assistant turn, checked (`()` when absent)."""
-    if value is None:
-        return ()
+    """The tool rounds of an assistant turn, checked."""
     items = _list(value, "tool_calls", MAX_ROUNDS)
     return tuple(_round(item, f"tool_calls[{i}]") for i, item in enumerate(items))

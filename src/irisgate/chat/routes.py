@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import filters
+from irisgate.api.params import filters, query_value
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
@@ -53,10 +53,11 @@ def _store(request: Request) -> Conversations:
 
 
 def _text(payload: dict[str, Any], name: str, default: str | None = None) -> str | None:
-    """Field `name` as a string within its limit; `default` when absent."""
-    value = payload.get(name, default)
-    if value is None:
-        return None
+    """Field `name` as a string within its limit; `default` when absent (null is not a
+    string: a 400 like any other wrong type)."""
+    if name not in payload:
+        return default
+    value = payload[name]
     if not isinstance(value, str):
         raise ApiError(400, f"'{name}' must be a string")
     if len(value) > LIMITS[name]:
@@ -66,9 +67,9 @@ def _text(payload: dict[str, Any], name: str, default: str | None = None) -> str
 
 def _tools(payload: dict[str, Any]) -> tuple[str, ...] | None:
     """Field `tools`: names of connector tools (`<connector>_<tool>`), None when absent."""
-    value = payload.get("tools")
-    if value is None:
+    if "tools" not in payload:
         return None
+    value = payload["tools"]
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ApiError(400, "'tools' must be a list of tool names")
     if len(value) > MAX_TOOLS:
@@ -79,9 +80,9 @@ def _tools(payload: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def _effort(payload: dict[str, Any]) -> str | None:
-    value = payload.get("reasoning_effort")
-    if value is None:
+    if "reasoning_effort" not in payload:
         return None
+    value = payload["reasoning_effort"]
     if not isinstance(value, str) or value not in EFFORTS:
         raise ApiError(400, "'reasoning_effort' must be one of low, medium, high or empty")
     return value
@@ -98,7 +99,7 @@ async def models(request: Request) -> Response:
 
 async def list_conversations(request: Request) -> Response:
     caller = await require_chat(request)
-    query = request.query_params.get("q", "")
+    query = query_value(request, "q") or ""
     found = await _store(request).list(caller.identity.login_name, query)
     return _json({"conversations": found})
 
@@ -174,8 +175,8 @@ async def add_message(request: Request) -> Response:
         model=_text(payload, "model", "") or "",
         outcome=outcome,
         request_id=_text(payload, "request_id", "") or "",
-        attachments=parts.attachments(payload.get("attachments")),
-        tool_calls=parts.tool_rounds(payload.get("tool_calls")),
+        attachments=parts.attachments(payload.get("attachments", [])),
+        tool_calls=parts.tool_rounds(payload.get("tool_calls", [])),
         reasoning=_text(payload, "reasoning", "") or "",
     )
     if message.attachments and role != "user":

@@ -1,11 +1,14 @@
 """`ANY /v1/connectors/<id>/<path>`: HTTP connectors, proxied to `<url>/<path>`.
 
 The caller is identified as on every other path, needs a `connectors` grant matching `<id>`
-or `<id>/<path>`, and gets the connector's credential injected (the caller's own credential
-headers are dropped unless the connector has no auth of its own). The answer streams back
-as it arrives, on the runtime's aiohttp session like the LLM relay. Every request is
-recorded (who, connector, path, status, duration, sizes; bodies up to `CAPTURE_LIMIT`).
+or `<id>/<path>` (the path decoded once and checked by `irisgate.connectors.paths`, then
+forwarded exactly as matched), and gets the connector's credential injected (the caller's
+own credential headers are dropped unless the connector has no auth of its own). The
+answer streams back as it arrives, on the runtime's aiohttp session like the LLM relay.
+Every request is recorded (who, connector, path, status, duration, sizes; bodies up to
+`CAPTURE_LIMIT`).
 Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
+Answers never run as a page of the gateway: see `_contained`.
 A request a browser sent from another site's page never gets here (`irisgate.crosssite`).
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -22,6 +25,7 @@ from yarl import URL
 
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
+from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
 from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
@@ -34,6 +38,9 @@ PREFIX = "/v1/connectors/"
 CAPTURE_LIMIT = 1 << 20
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _SERVER_SET = frozenset({b"date", b"server"})
+_CONTAINMENT_HEADERS = frozenset({b"content-security-policy", b"x-content-type-options"})
+_RENDER_HEADERS = _CONTAINMENT_HEADERS | {b"content-disposition"}
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xsl"})
 
 
 class ProxyError(Exception):
@@ -77,8 +84,9 @@ class HttpConnectorProxy:
         timer = CallTimer()
         runtime = self._runtime
         snapshot = runtime.snapshot
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        connector_id, _, rest = raw_path.decode("latin-1")[len(PREFIX) :].partition("/")
+        raw: bytes = (scope.get("raw_path") or quote(scope["path"]).encode())[len(PREFIX) :]
+        connector_id = raw.partition(b"/")[0].decode("latin-1")
+        tool = ""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
@@ -88,9 +96,12 @@ class HttpConnectorProxy:
         ex = _Exchange(connector=connector_id)
         try:
             ex.request_body = await _read_body(receive)
-            connector = self._granted(snapshot, identity, connector_id, rest)
+            path = _parsed(raw)
+            connector_id, tool = path.connector_id, path.path
+            ex.connector = connector_id  # errors name the decoded id
+            connector = self._granted(snapshot, identity, path)
             credential = await self._credential(connector, identity)
-            url = _upstream_url(connector, rest, scope.get("query_string", b""), credential)
+            url = _upstream_url(connector, path, scope.get("query_string", b""), credential)
             try:
                 await self._guard.check(url)
             except UnsafeURL as exc:
@@ -113,7 +124,7 @@ class HttpConnectorProxy:
                     connector_id=connector_id,
                     method=scope["method"],
                     path=scope["path"],
-                    tool=rest.partition("?")[0],
+                    tool=tool,
                     status=ex.status,
                     error=ex.error,
                     request_body=ex.request_body[:CAPTURE_LIMIT],
@@ -128,17 +139,18 @@ class HttpConnectorProxy:
             )
 
     @staticmethod
-    def _granted(snapshot: Snapshot, identity: Identity, connector_id: str, rest: str) -> Connector:
+    def _granted(snapshot: Snapshot, identity: Identity, path: ConnectorPath) -> Connector:
         access = snapshot.grants.access_for(identity)
         if access.role is None:
             raise ProxyError(403, "access denied: no role granted")
+        connector_id = path.connector_id
         connector = snapshot.config.connectors.get(connector_id)
         if connector is None or connector.protocol != "http":
             raise ProxyError(404, f"no HTTP connector {connector_id!r}")
-        if any(unquote(part) in (".", "..") for part in rest.split("/")):
-            raise ProxyError(400, "path segments '.' and '..' are not allowed")
-        if not access.may_use_http_path(connector_id, rest.partition("?")[0]):
-            raise ProxyError(403, f"access denied: no connectors grant for {connector_id}/{rest}")
+        if not access.may_use_http_path(connector_id, path.path):
+            raise ProxyError(
+                403, f"access denied: no connectors grant for {connector_id}/{path.path}"
+            )
         return connector
 
     async def _credential(self, connector: Connector, identity: Identity) -> Credential:
@@ -213,7 +225,7 @@ class HttpConnectorProxy:
     async def _pump(upstream: aiohttp.ClientResponse, send: Any, ex: _Exchange) -> None:
         kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP]
         ex.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
-        out = [(k, v) for k, v in kept if k.lower() not in _SERVER_SET]
+        out = _contained([(k, v) for k, v in kept if k.lower() not in _SERVER_SET])
         if "content-length" in upstream.headers:
             out.append((b"content-length", upstream.headers["content-length"].encode()))
         ex.status = upstream.status
@@ -229,12 +241,45 @@ class HttpConnectorProxy:
             ex.cancelled = True
 
 
-def _upstream_url(connector: Connector, rest: str, query: bytes, credential: Credential) -> str:
-    path, _, inline_query = rest.partition("?")
-    parts = [q for q in (query.decode("latin-1") or inline_query,) if q]
+def _contained(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers with irisgate's containment in place of the upstream's say.
+
+    A connector's answer comes from the gateway's origin: rendered as a page, its script could
+    call `/api/` as whoever opened it. `sandbox` gives the document an opaque origin with no
+    script, `nosniff` stops a browser guessing a type that renders, and what would render as
+    a page is downloaded instead. The upstream's own headers on these points are replaced.
+    """
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    renders = _renders_as_page(content_type.decode("latin-1"))
+    dropped = _RENDER_HEADERS if renders else _CONTAINMENT_HEADERS
+    out = [(k, v) for k, v in headers if k.lower() not in dropped]
+    out += [(b"content-security-policy", b"sandbox"), (b"x-content-type-options", b"nosniff")]
+    if renders:
+        out.append((b"content-disposition", b"attachment"))
+    return out
+
+
+def _renders_as_page(content_type: str) -> bool:
+    """HTML, XHTML, SVG and other XML (which can carry XHTML), or no type a browser could
+    trust: what a browser opens as a document that runs script."""
+    mime = content_type.partition(";")[0].strip().lower()
+    return not mime or mime in _PAGE_TYPES or mime.endswith(("/xml", "+xml"))
+
+
+def _parsed(raw: bytes) -> ConnectorPath:
+    try:
+        return parse(raw)
+    except PathRefused as exc:
+        raise ProxyError(400, str(exc)) from None
+
+
+def _upstream_url(
+    connector: Connector, path: ConnectorPath, query: bytes, credential: Credential
+) -> str:
+    parts = [q for q in (query.decode("latin-1"),) if q]
     if credential.query:
         parts.append(urlencode(credential.query))
-    url = f"{connector.url}/{path}"
+    url = f"{connector.url}/{path.forwarded}"
     return f"{url}?{'&'.join(parts)}" if parts else url
 
 
@@ -263,7 +308,11 @@ async def _read_body(receive: Any) -> bytes:
 
 async def _answer(send: Any, status: int, message: str) -> None:
     body = orjson.dumps({"error": message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
     try:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,8 @@
 
 - any path: `{"method", "path", "query", "body"}` of the request, status 200
   (`/status/<code>` answers with that status instead);
+- `/page.html`: an HTML page with an inline script, sent with headers that would let it
+  run inline (`PAGE`, `PAGE_HEADERS`; `?type=` replaces its Content-Type);
 - `/stream`: a server-sent event stream whose second event waits for `release()`, so a test
   can prove the first event reached the client before the stream ended.
 
@@ -22,6 +24,20 @@ from aiohttp import web
 from irisgate.testing.fake_server import RecordedRequest, ServerThread
 from irisgate.testing.lifecycle import StartStop
 
+#: what `/page.html` answers: a page whose script would act as its viewer on the page's origin
+PAGE = (
+    b"<!doctype html><title>connector page</title><p id=status>static</p>"
+    b"<script>document.getElementById('status').textContent = 'script ran';"
+    b"fetch('/api/whoami').then(r => r.text()).then(t => fetch('/stolen?who=' + t));</script>"
+)
+#: and the headers it sends to let that page run inline, as loosely as a server can
+PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": "default-src * 'unsafe-inline'; script-src * 'unsafe-inline'",
+    "Content-Disposition": "inline",
+    "X-Content-Type-Options": "sniff",
+}
+
 
 class FakeHttpApi(StartStop):
     def __init__(self) -> None:
@@ -37,6 +53,7 @@ class FakeHttpApi(StartStop):
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("GET", "/stream", self._stream)
+        app.router.add_route("GET", "/page.html", self._page)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         return app
 
@@ -53,6 +70,7 @@ class FakeHttpApi(StartStop):
             headers=request.headers,
             body=body,
             json=parsed,
+            raw_path=request.raw_path.partition("?")[0],
         )
         self.requests.append(recorded)
         return recorded
@@ -69,6 +87,13 @@ class FakeHttpApi(StartStop):
             "body": recorded.body.decode("utf-8", "replace"),
         }
         return web.json_response(payload, status=status)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        headers = dict(PAGE_HEADERS)
+        if "type" in request.query:
+            headers["Content-Type"] = request.query["type"]
+        return web.Response(body=PAGE, headers=headers)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)

@@ -24,6 +24,8 @@ class RecordedRequest:
     body: bytes
     json: Any
     """The parsed body, or None when it is empty or not JSON."""
+    raw_path: str = ""
+    """The path exactly as it came on the request line (percent-escapes kept), where known."""
 
 
 async def start_runner(

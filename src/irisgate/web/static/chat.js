@@ -54,8 +54,24 @@ function status(text) {
   $("chat-status").textContent = text || "";
 }
 
+// Images in a reply load only from the gateway itself (or data:/blob: URLs): one elsewhere
+// would send the browser to that host with whatever the model wrote into its URL, such as
+// the conversation. The page's Content-Security-Policy refuses the fetch as well; here it
+// becomes a link the user may choose to follow.
 function markdown(text) {
-  return DOMPurify.sanitize(marked.parse(text || ""));
+  const template = document.createElement("template"); // inert: nothing in it loads
+  template.innerHTML = DOMPurify.sanitize(marked.parse(text || ""));
+  for (const img of template.content.querySelectorAll("img")) {
+    const url = new URL(img.getAttribute("src") || "", location.href);
+    if (url.origin === location.origin || ["data:", "blob:"].includes(url.protocol)) continue;
+    const link = document.createElement("a");
+    link.href = url.href;
+    link.rel = "noopener noreferrer";
+    link.target = "_blank";
+    link.textContent = `image: ${img.alt || url.host}`;
+    img.replaceWith(link);
+  }
+  return template.innerHTML;
 }
 
 function addCopyButtons(body) {
