@@ -23,6 +23,7 @@ from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
+from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
@@ -84,6 +85,7 @@ def build_app(settings: Settings) -> ASGIApp:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            receive, send = close_unread(scope, receive, send)
             if (reason := guard.refusal(scope)) is not None:
                 await refuse(scope, send, reason)
                 return

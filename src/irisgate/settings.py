@@ -17,6 +17,8 @@ IdentityMode = Literal["tailscale", "serve", "dev"]
 IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
+KIB = 1024
+MIB = 1024 * KIB
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Settings:
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
+    #: request body limits in bytes: LLM paths, connectors (HTTP and MCP), /api/ and /chat/
+    max_request_body: int = 64 * MIB
+    max_connector_body: int = 16 * MIB
+    max_api_body: int = 8 * MIB
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -86,6 +92,18 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
         " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
+    "max_request_body": (
+        "IRISGATE_MAX_REQUEST_BODY",
+        "largest request body on the LLM paths, in bytes (default 64MiB; KiB/MiB suffixes ok)",
+    ),
+    "max_connector_body": (
+        "IRISGATE_MAX_CONNECTOR_BODY",
+        "largest request body on /v1/connectors/ and /v1/mcp (default 16MiB)",
+    ),
+    "max_api_body": (
+        "IRISGATE_MAX_API_BODY",
+        "largest request body on /api/ and /chat/ (default 8MiB)",
     ),
 }
 
@@ -139,6 +157,9 @@ def load_settings(
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
+        max_request_body=_size(pick, "max_request_body", 64 * MIB),
+        max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
+        max_api_body=_size(pick, "max_api_body", 8 * MIB),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -166,6 +187,25 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
     return value
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": KIB, "kb": KIB, "k": KIB, "mib": MIB, "mb": MIB, "m": MIB}
+
+
+def _size(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A positive count (bytes, connections); sizes may end in KiB or MiB (binary units)."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower().replace(" ", "")
+    digits = text.rstrip("kmgib")
+    unit = _SIZE_UNITS.get(text[len(digits) :])
+    if not digits.isdigit() or unit is None or int(digits) <= 0:
+        raise SettingsError(
+            f"--{name.replace('_', '-')} must be a positive whole number"
+            f" (bytes may end in KiB or MiB), got {raw!r}"
+        )
+    return int(digits) * unit
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.gateway.capture import Answer, decompress, read_answer
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
-MAX_BODY = 64 * 1024 * 1024
 
 
 # request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
@@ -58,10 +58,6 @@ _rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
 def new_request_id() -> str:
     """A unique id: 112 random bits (not a secret, so a fast seeded generator will do)."""
     return f"req_{_rng.getrandbits(112):028x}"
-
-
-class ClientGone(Exception):
-    """The client disconnected while its request was being served."""
 
 
 @dataclass(slots=True)
@@ -116,7 +112,8 @@ class Gateway:
         ex = Exchange(op, headers, record, target=target, response_id=response_id)
         ex.started = started
         try:
-            body = await _read_body(receive, headers)
+            await self._admit(ex, scope)
+            body = await self._read_body(scope, receive)
             await self._prepare(ex, scope, body)
             await self._relay(ex, send, receive)
             if ex.result.status and ex.route is not None:
@@ -167,19 +164,33 @@ class Gateway:
         finally:
             self._finish(ex)
 
-    async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """identify → authorize → classify → route → quota → pre-request hooks → upstream
-        request."""
-        record, fmt = ex.record, ex.op.format
-        snapshot = self.runtime.snapshot
-        record.config_version = snapshot.version
+    async def _admit(self, ex: Exchange, scope: Scope) -> None:
+        """identify → authorize (role): before a byte of the body is read."""
+        record = ex.record
         identity = await self.runtime.resolver.resolve(scope.get("client"), scope["headers"])
         record.login_name, record.display_name = identity.login_name, identity.display_name
         record.node_id, record.node_name = identity.node_id, identity.node_name
         record.tags = identity.tags
-        access = snapshot.grants.access_for(identity)
+        access = self.runtime.snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
+        ex.identity, ex.access = identity, access
+
+    async def _read_body(self, scope: Scope, receive: Any) -> bytes:
+        limit = self.runtime.settings.max_request_body
+        try:
+            return await read_body(receive, scope["headers"], limit, "--max-request-body")
+        except BodyTooLarge as exc:
+            raise GatewayError("too_large", str(exc)) from None
+
+    async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
+        """classify → route → quota → pre-request hooks → upstream request."""
+        record, fmt = ex.record, ex.op.format
+        snapshot = self.runtime.snapshot
+        record.config_version = snapshot.version
+        identity, access = ex.identity, ex.access
+        assert identity is not None
+        assert access is not None
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
@@ -196,7 +207,6 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
-        ex.identity, ex.access = identity, access
         record.session_id = session_id(ex.headers, parsed, identity.login_name)
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
@@ -255,7 +265,7 @@ class Gateway:
             route = self.runtime.snapshot.routes.resolve(fqn, fmt.flag, fmt.title, access)
         except GatewayError:  # the model is no longer granted or served: as if unknown
             raise missing from None
-        ex.route, ex.identity, ex.access = route, identity, access
+        ex.route = route
         record.model, record.provider = route.model, route.provider.id
         record.stream = b"stream=true" in scope.get("query_string", b"")
         headers = build_headers(route.provider, ex.headers, access.add_headers_for(route.fqn))
@@ -390,25 +400,6 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
-
-
-async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _url(scope: Scope, headers: dict[str, str]) -> str:
