@@ -74,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from irisgate.app import build_app
+    from irisgate.listener import protocol_class
     from irisgate.logs import configure
     from irisgate.telemetry.tracing import TracingUnavailable
 
@@ -96,7 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.listen_host,
         port=settings.listen_port,
         loop="uvloop",
-        http="httptools",
+        # httptools with time, size and connection limits (irisgate.listener)
+        http=protocol_class(settings),
         lifespan="on",
         access_log=False,
         log_config=None,

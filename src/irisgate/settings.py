@@ -50,6 +50,17 @@ class Settings:
     max_request_body: int = 64 * MIB
     max_connector_body: int = 16 * MIB
     max_api_body: int = 8 * MIB
+    #: seconds a client may take to send a request's line and headers
+    header_timeout: float = 10.0
+    #: seconds a request body may stall (no byte arriving while irisgate waits for one)
+    body_timeout: float = 60.0
+    #: seconds an idle keep-alive connection stays open
+    keepalive_timeout: float = 5.0
+    #: a request's line and headers: total bytes, and number of header fields
+    max_header_bytes: int = 64 * KIB
+    max_headers: int = 100
+    #: open client connections; past it the oldest idle one is closed for a new one
+    max_connections: int = 10_000
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -104,6 +115,27 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "max_api_body": (
         "IRISGATE_MAX_API_BODY",
         "largest request body on /api/ and /chat/ (default 8MiB)",
+    ),
+    "header_timeout": (
+        "IRISGATE_HEADER_TIMEOUT",
+        "seconds a client may take to send a request's line and headers (default 10)",
+    ),
+    "body_timeout": (
+        "IRISGATE_BODY_TIMEOUT",
+        "seconds a request body may stall before the connection is closed (default 60)",
+    ),
+    "keepalive_timeout": (
+        "IRISGATE_KEEPALIVE_TIMEOUT",
+        "seconds an idle keep-alive client connection stays open (default 5)",
+    ),
+    "max_header_bytes": (
+        "IRISGATE_MAX_HEADER_BYTES",
+        "largest request line plus headers, in bytes (default 64KiB)",
+    ),
+    "max_headers": ("IRISGATE_MAX_HEADERS", "most header fields in a request (default 100)"),
+    "max_connections": (
+        "IRISGATE_MAX_CONNECTIONS",
+        "open client connections; past it the oldest idle one is closed (default 10000)",
     ),
 }
 
@@ -160,6 +192,12 @@ def load_settings(
         max_request_body=_size(pick, "max_request_body", 64 * MIB),
         max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
         max_api_body=_size(pick, "max_api_body", 8 * MIB),
+        header_timeout=_seconds(pick, "header_timeout", 10.0),
+        body_timeout=_seconds(pick, "body_timeout", 60.0),
+        keepalive_timeout=_seconds(pick, "keepalive_timeout", 5.0),
+        max_header_bytes=_size(pick, "max_header_bytes", 64 * KIB),
+        max_headers=_size(pick, "max_headers", 100),
+        max_connections=_size(pick, "max_connections", 10_000),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
