@@ -50,6 +50,8 @@ class Settings:
     max_request_body: int = 64 * MIB
     max_connector_body: int = 16 * MIB
     max_api_body: int = 8 * MIB
+    #: stored request and response bodies are cut to this many bytes (marked as cut)
+    max_capture_body: int = 16 * MIB
     #: seconds a client may take to send a request's line and headers
     header_timeout: float = 10.0
     #: seconds a request body may stall (no byte arriving while irisgate waits for one)
@@ -115,6 +117,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "max_api_body": (
         "IRISGATE_MAX_API_BODY",
         "largest request body on /api/ and /chat/ (default 8MiB)",
+    ),
+    "max_capture_body": (
+        "IRISGATE_MAX_CAPTURE_BODY",
+        "request and response bodies are stored up to this size, then cut (default 16MiB)",
     ),
     "header_timeout": (
         "IRISGATE_HEADER_TIMEOUT",
@@ -192,6 +198,7 @@ def load_settings(
         max_request_body=_size(pick, "max_request_body", 64 * MIB),
         max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
         max_api_body=_size(pick, "max_api_body", 8 * MIB),
+        max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
         header_timeout=_seconds(pick, "header_timeout", 10.0),
         body_timeout=_seconds(pick, "body_timeout", 60.0),
         keepalive_timeout=_seconds(pick, "keepalive_timeout", 5.0),

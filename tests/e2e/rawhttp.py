@@ -80,3 +80,8 @@ def memory_kib(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             figures[name] = int(value.split()[0])
     return figures
+
+
+def reset_peak(pid: int) -> None:
+    """Start a new VmHWM measurement: the peak becomes the current resident size."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")

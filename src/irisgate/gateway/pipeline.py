@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +27,13 @@ import orjson
 import structlog
 
 from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
-from irisgate.gateway.capture import Answer, decompress, read_answer
+from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
+from irisgate.gateway.tee import Tee, marker
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
 from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
@@ -67,7 +68,7 @@ class Exchange:
     op: Operation
     headers: dict[str, str]
     record: RequestRecord
-    result: RelayResult = field(default_factory=RelayResult)
+    result: RelayResult
     route: Route | None = None
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
@@ -109,7 +110,8 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record, target=target, response_id=response_id)
+        result = RelayResult(Tee(self.runtime.settings.max_capture_body))
+        ex = Exchange(op, headers, record, result, target=target, response_id=response_id)
         ex.started = started
         try:
             await self._admit(ex, scope)
@@ -243,7 +245,7 @@ class Gateway:
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(ex.request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = out_body
+        record.request_body = self._stored(out_body)
 
     async def _prepare_stored(
         self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
@@ -274,7 +276,7 @@ class Gateway:
             upstream_url(route.provider, scope["path"], query), headers, body, scope["method"]
         )
         record.request_headers = redact(headers)
-        record.request_body = body
+        record.request_body = self._stored(body)
 
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
@@ -349,13 +351,10 @@ class Gateway:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has
         them all). A stream that ended without the upstream's usage leaves `ex.pending`."""
         record, result, fmt = ex.record, ex.result, ex.op.format
-        body = b"".join(result.chunks)
-        encoding = result.headers.get("content-encoding", "")
         if self.runtime.snapshot.config.database.save_raws:
-            record.response_raw, record.response_raw_encoding = body, encoding
-        if encoding:
-            body = decompress(body, encoding)
-        answer = read_answer(fmt, result.status, result.headers, body)
+            record.response_raw = result.tee.stored()
+            record.response_raw_encoding = result.headers.get("content-encoding", "")
+        answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
         record.response_headers = redact(result.headers)
         if not ex.op.billable:
@@ -367,9 +366,14 @@ class Gateway:
             if isinstance(created, str) and created:
                 record.response_id = created
         if ok and record.stream and not (answer.input_reported and answer.output_reported):
-            ex.pending = _estimate_of(fmt, route, record, answer)
+            ex.pending = _estimate_of(fmt, route, ex.request, answer)
         if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
+
+    def _stored(self, body: bytes) -> bytes:
+        """A request body as capture keeps it: cut past `--max-capture-body`, with a marker."""
+        limit = self.runtime.settings.max_capture_body
+        return body if len(body) <= limit else body[:limit] + marker(len(body), limit)
 
     def _price(self, record: RequestRecord, route: Route, fmt: ApiFormat) -> None:
         pricer = self.runtime.snapshot.pricer
@@ -379,13 +383,13 @@ class Gateway:
 
 
 def _estimate_of(
-    fmt: ApiFormat, route: Route, record: RequestRecord, answer: Answer
+    fmt: ApiFormat, route: Route, request: UpstreamRequest | None, answer: Answer
 ) -> UsageEstimate | None:
     """What to count for a stream that ended without (part of) its usage; None when the
     format's text is not known to irisgate."""
-    if not isinstance(fmt, Estimable) or answer.response is None:
+    if not isinstance(fmt, Estimable) or answer.response is None or request is None:
         return None
-    response, request_body = answer.response, record.request_body
+    response, request_body = answer.response, request.body
 
     def prompt() -> Prompt:
         try:
