@@ -6,14 +6,18 @@ for the server to close the connection (EOF), never for a time to pass.
 
 from __future__ import annotations
 
+import json
 import select
 import socket
+import threading
 from collections.abc import Iterator
 
 import httpx2
 import pytest
+from conftest import ALICE_IP, gateway_config
 from rawhttp import closed_by_server, read_answer
 
+from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
 
 HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
@@ -135,4 +139,54 @@ def test_half_sent_requests_give_way_to_new_clients(
             assert readable == []
         finally:
             for sock in half_sent:
+                sock.close()
+
+
+def test_requests_being_served_are_never_cut_for_new_connections(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """At the cap with every connection serving a request, a new one gets 503; the streams
+    in flight finish whole."""
+    assert localapi.socket_path
+    cap = 3
+    gate = threading.Event()
+    fake_llm.stream_gate = gate
+    server = IrisgateServer(
+        gateway_config(fake_llm.base_url),
+        data_dir=tmp_path_factory.mktemp("busy"),
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+        env={"IRISGATE_MAX_CONNECTIONS": str(cap)},
+    )
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+    )
+    with server:
+        streams = []
+        try:
+            for _ in range(cap):
+                sock = socket.socket()
+                sock.bind((ALICE_IP, 0))
+                sock.connect(("127.0.0.1", server.port))
+                sock.settimeout(60)
+                sock.sendall(head + body)
+                streams.append(sock)
+            assert fake_llm.wait_for(lambda: fake_llm.gated_streams == cap, timeout=30)
+            with _connect(server) as late:
+                answer = read_answer(late)
+                assert answer.status == 503
+                assert b"too many connections" in answer.body
+                assert late.recv(1) == b""
+            gate.set()
+            for sock in streams:
+                answer = read_answer(sock)
+                assert answer.status == 200
+                assert answer.body.endswith(b"data: [DONE]\n\n")
+        finally:
+            gate.set()
+            for sock in streams:
                 sock.close()
