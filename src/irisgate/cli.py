@@ -99,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         # httptools with time, size and connection limits (irisgate.listener)
         http=protocol_class(settings),
+        ws="none",  # irisgate serves no WebSocket: an upgrade is an ordinary request
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -174,8 +174,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
+        super().on_response_complete()  # starts a pipelined request, if one waits
+        if not self.transport.is_closing() and self.cycle.response_complete:
             self.table.idle(self)
 
     # --- timers ----------------------------------------------------------------------------

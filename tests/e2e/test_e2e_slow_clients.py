@@ -190,3 +190,27 @@ def test_requests_being_served_are_never_cut_for_new_connections(
             gate.set()
             for sock in streams:
                 sock.close()
+
+
+def test_websocket_upgrades_do_not_use_up_the_connection_cap(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """irisgate serves no WebSocket: an upgrade request is an ordinary request, and its
+    connection is counted out when it closes like any other."""
+    cap = 5
+    server = IrisgateServer(
+        None,
+        data_dir=tmp_path_factory.mktemp("upgrades"),
+        env={"IRISGATE_MAX_CONNECTIONS": str(cap)},
+    )
+    upgrade = (
+        b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: upgrade\r\n"
+        b"upgrade: websocket\r\nsec-websocket-version: 13\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with server:
+        for _ in range(3 * cap):
+            with _connect(server) as sock:
+                sock.sendall(upgrade)
+                read_answer(sock)
+        assert httpx2.get(server.url + "/healthz", timeout=60).status_code == 200
