@@ -110,7 +110,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._counted = True
         if not self.table.opened(self):
-            self._answer(503, "too many connections; try again later")
+            self._answer(503, "too many connections (--max-connections); try again later")
             return
         self._arm(self.header_timeout, self._head_expired)
 
@@ -131,7 +131,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._in_head and self._head_bytes > self.max_header_bytes:
-            self._answer(431, f"request head larger than {self.max_header_bytes} bytes")
+            self._answer(
+                431, f"request head larger than {self.max_header_bytes} bytes (--max-header-bytes)"
+            )
 
     def send_400_response(self, msg: str) -> None:
         if self._refusal:  # a limit stopped the parser, not a malformed request
@@ -151,7 +153,9 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.max_headers:
-            self._refusal = _raw_answer(431, f"more than {self.max_headers} header fields")
+            self._refusal = _raw_answer(
+                431, f"more than {self.max_headers} header fields (--max-headers)"
+            )
             raise _HeadRefused
         super().on_header(name, value)
 
