@@ -85,6 +85,7 @@ def _declared(gw: IrisgateServer, ip: str, path: str, method: str = "POST") -> A
         ("/v1/chat/completions", "POST", 413, "openai"),
         ("/v1/messages", "POST", 413, "anthropic"),
         ("/v1beta/models/gemini-2.0-flash:generateContent", "POST", 413, "gemini"),
+        ("/bedrock/model/anthropic.claude-sonnet-4-5/converse", "POST", 413, "bedrock"),
         ("/v1/connectors/open/anything", "POST", 413, "api"),
         ("/api/config", "PUT", 413, "api"),
         ("/api/chat/conversations", "POST", 413, "api"),
@@ -117,6 +118,8 @@ def _message(body: dict[str, object], envelope: str) -> str:
         error = body["error"]
         assert isinstance(error, dict) and error["code"] == 413
         return str(error["message"])
+    if envelope == "bedrock":
+        return str(body["message"])
     if envelope == "jsonrpc":
         assert body["jsonrpc"] == "2.0"
         error = body["error"]
@@ -135,6 +138,14 @@ def test_a_caller_without_a_role_is_refused_before_the_body_is_read(
     answer = _declared(gw, ip, path, "PUT" if path == "/api/config" else "POST")
     assert answer.status == 403, answer.body
     assert b"access denied" in answer.body
+
+
+def test_no_100_continue_for_a_caller_without_a_role(gw: IrisgateServer) -> None:
+    """A client that waits for `100 Continue` before sending its body gets the refusal."""
+    with _connect(gw, NOBODY_IP) as sock:
+        sock.sendall(_head("/v1/chat/completions", HUGE, extra="expect: 100-continue\r\n"))
+        answer = read_answer(sock)
+    assert answer.status == 403
 
 
 def test_a_chunked_body_is_cut_as_soon_as_it_crosses_the_limit(gw: IrisgateServer) -> None:
