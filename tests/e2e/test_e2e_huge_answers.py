@@ -9,6 +9,7 @@ still read; the stored body is the first 1 MiB with a marker saying it was cut.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ MIB = 1024 * 1024
 HUGE = 200 * MIB
 #: peak growth allowed while relaying 200 MiB (it took 1.5 GiB before the tee was bounded)
 PEAK_KIB = 64 * 1024
+BEDROCK_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,15 @@ def gw(
     fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IrisgateServer]:
     assert localapi.socket_path
+    config = json.loads(gateway_config(fake_llm.base_url).split("\n", 1)[1])
+    config["providers"]["bedrock"] = {
+        "baseurl": fake_llm.base_url,
+        "apikey": "bedrock-api-key",
+        "models": [BEDROCK_MODEL],
+        "compatibility": {"bedrock_converse": True},
+    }
     server = IrisgateServer(
-        gateway_config(fake_llm.base_url),
+        json.dumps(config),
         data_dir=tmp_path_factory.mktemp("huge"),
         identity="tailscale",
         tailscaled_socket=localapi.socket_path,
@@ -50,12 +59,17 @@ def huge(fake_llm: FakeLLM) -> FakeLLM:
     return fake_llm
 
 
-def _relay(gw: IrisgateServer, body: dict[str, Any], **headers: str) -> tuple[int, bytes, str]:
+def _relay(
+    gw: IrisgateServer,
+    body: dict[str, Any],
+    path: str = "/v1/chat/completions",
+    **headers: str,
+) -> tuple[int, bytes, str]:
     """POST through irisgate; (bytes received, their last KiB, request id)."""
     size, last = 0, b""
     with (
         http_from(ALICE_IP, gw.url) as client,
-        client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp,
+        client.stream("POST", path, json=body, headers=headers) as resp,
     ):
         assert resp.status_code == 200
         for chunk in resp.iter_raw():
@@ -124,6 +138,26 @@ def test_a_200_mib_json_answer_is_relayed_whole_in_bounded_memory(
     assert record["output_tokens"] == 3200  # the trailing usage member, read from the tail
     assert record["cost_nanodollars"] > 0
     _assert_cut(record, f"{size} bytes")
+
+
+def test_a_200_mib_bedrock_event_stream_is_read_from_its_head_and_tail(
+    gw: IrisgateServer, huge: FakeLLM
+) -> None:
+    huge.n_chunks = 3200
+    pid, before = _measured(gw)
+    ask = {"messages": [{"role": "user", "content": [{"text": "a long answer, please"}]}]}
+    path = f"/bedrock/model/{BEDROCK_MODEL}/converse-stream"
+    size, _, request_id = _relay(gw, ask, path)
+    assert size > HUGE
+    record = wait_for_record(gw, request_id, timeout=60)
+    _assert_bounded(pid, before)
+    assert record["output_tokens"] == 3200  # the metadata event, found in the tail's frames
+    assert record["cost_nanodollars"] > 0
+    stored = base64.b64decode(record["response_body"])  # binary frames: the API sends base64
+    assert stored[MIB:] == (
+        f"\n[irisgate: truncated; the body was {size} bytes, the first {MIB} bytes are stored"
+        " (--max-capture-body)]"
+    ).encode()
 
 
 def test_a_small_gzip_answer_that_inflates_to_200_mib_is_stored_cut(

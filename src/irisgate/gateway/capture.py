@@ -17,11 +17,13 @@ import brotli
 import orjson
 
 from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.eventstream import whole_frames
 from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.gateway.tee import Tee, marker
 from irisgate.usage.tokens import Usage
 
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
 #: a usage member longer than this is not looked for (they are a few hundred bytes)
 _MAX_USAGE = 64 * 1024
 
@@ -81,7 +83,10 @@ def _read_cut(
     """An answer of which only `head` and `tail` were kept."""
     ok = 200 <= status < 300
     content_type = headers.get("content-type", "")
-    if ok and "text/event-stream" in content_type:
+    framed = None
+    if ok and _EVENTSTREAM in content_type:  # Bedrock: binary frames, found by their CRCs
+        framed = fmt.stream_result(content_type, whole_frames(head, tail))
+    elif ok and "text/event-stream" in content_type:
         accumulator = fmt.accumulator()
         events = SSEParser().feed(head)
         start = _next_event(tail)
@@ -90,6 +95,7 @@ def _read_cut(
         for event in events:
             accumulator.feed_event(event.event, event.data)
         framed = accumulator.result()
+    if framed is not None:
         return Answer(
             framed.usage,
             stored,
