@@ -97,8 +97,7 @@ def close_unread(scope: dict[str, Any], receive: Receive, send: Send) -> tuple[R
     async def closing_send(message: Message) -> None:
         if message["type"] == "http.response.start" and not done:
             headers = list(message.get("headers", ()))
-            closing = (b"connection", b"close")
-            if not any((name.lower(), value.lower()) == closing for name, value in headers):
+            if not any((name.lower(), value.lower()) == CLOSE for name, value in headers):
                 message = {**message, "headers": [*headers, CLOSE]}
         await send(message)
 
