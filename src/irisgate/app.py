@@ -25,6 +25,7 @@ from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError
 from irisgate.api.models import list_models
+from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
@@ -117,6 +118,7 @@ def build_app(settings: Settings) -> ASGIApp:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            receive, send = close_unread(scope, receive, send)
             if page_headers.is_page(scope["path"]):
                 send = page_headers.with_page_headers(send)
             if await refused(scope, send):

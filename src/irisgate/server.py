@@ -28,6 +28,7 @@ import uvicorn
 
 from irisgate.app import build_app
 from irisgate.gateway.drain import Drain
+from irisgate.listener import protocol_class
 from irisgate.settings import Settings
 
 log = structlog.get_logger("irisgate.server")
@@ -95,7 +96,9 @@ def run(settings: Settings, sock: socket.socket | None = None, parent: int | Non
         host=settings.listen_host,
         port=settings.listen_port,
         loop="uvloop",
-        http="httptools",
+        # httptools with time, size and connection limits (irisgate.listener)
+        http=protocol_class(settings),
+        ws="none",  # irisgate serves no WebSocket: an upgrade is an ordinary request
         lifespan="on",
         access_log=False,
         log_config=None,

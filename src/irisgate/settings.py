@@ -20,6 +20,8 @@ DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 MAX_WORKERS = 64
+KIB = 1024
+MIB = 1024 * KIB
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,23 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     #: the only folder `file:` secret references may read (relative ones are taken inside it)
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIR)
+    #: request body limits in bytes: LLM paths, connectors (HTTP and MCP), /api/ and /chat/
+    max_request_body: int = 64 * MIB
+    max_connector_body: int = 16 * MIB
+    max_api_body: int = 8 * MIB
+    #: stored request and response bodies are cut to this many bytes (marked as cut)
+    max_capture_body: int = 16 * MIB
+    #: seconds a client may take to send a request's line and headers
+    header_timeout: float = 10.0
+    #: seconds a request body may stall (no byte arriving while irisgate waits for one)
+    body_timeout: float = 60.0
+    #: seconds an idle keep-alive connection stays open
+    keepalive_timeout: float = 5.0
+    #: a request's line and headers: total bytes, and number of header fields
+    max_header_bytes: int = 64 * KIB
+    max_headers: int = 100
+    #: open client connections; past it the oldest idle one is closed for a new one
+    max_connections: int = 10_000
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -109,6 +128,43 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_SECRETS_DIR",
         "the only folder file:PATH secrets may be read from (default /run/secrets)",
     ),
+    "max_request_body": (
+        "IRISGATE_MAX_REQUEST_BODY",
+        "largest request body on the LLM paths, in bytes (default 64MiB; KiB/MiB suffixes ok)",
+    ),
+    "max_connector_body": (
+        "IRISGATE_MAX_CONNECTOR_BODY",
+        "largest request body on /v1/connectors/ and /v1/mcp (default 16MiB)",
+    ),
+    "max_api_body": (
+        "IRISGATE_MAX_API_BODY",
+        "largest request body on /api/ and /chat/ (default 8MiB)",
+    ),
+    "max_capture_body": (
+        "IRISGATE_MAX_CAPTURE_BODY",
+        "request and response bodies are stored up to this size, then cut (default 16MiB)",
+    ),
+    "header_timeout": (
+        "IRISGATE_HEADER_TIMEOUT",
+        "seconds a client may take to send a request's line and headers (default 10)",
+    ),
+    "body_timeout": (
+        "IRISGATE_BODY_TIMEOUT",
+        "seconds a request body may stall before the connection is closed (default 60)",
+    ),
+    "keepalive_timeout": (
+        "IRISGATE_KEEPALIVE_TIMEOUT",
+        "seconds an idle keep-alive client connection stays open (default 5)",
+    ),
+    "max_header_bytes": (
+        "IRISGATE_MAX_HEADER_BYTES",
+        "largest request line plus headers, in bytes (default 64KiB)",
+    ),
+    "max_headers": ("IRISGATE_MAX_HEADERS", "most header fields in a request (default 100)"),
+    "max_connections": (
+        "IRISGATE_MAX_CONNECTIONS",
+        "open client connections; past it the oldest idle one is closed (default 10000)",
+    ),
 }
 
 
@@ -164,6 +220,16 @@ def load_settings(
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
         secrets_dir=Path(pick("secrets_dir") or DEFAULT_SECRETS_DIR),
+        max_request_body=_size(pick, "max_request_body", 64 * MIB),
+        max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
+        max_api_body=_size(pick, "max_api_body", 8 * MIB),
+        max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
+        header_timeout=_seconds(pick, "header_timeout", 10.0),
+        body_timeout=_seconds(pick, "body_timeout", 60.0),
+        keepalive_timeout=_seconds(pick, "keepalive_timeout", 5.0),
+        max_header_bytes=_size(pick, "max_header_bytes", 64 * KIB),
+        max_headers=_size(pick, "max_headers", 100),
+        max_connections=_size(pick, "max_connections", 10_000),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -203,6 +269,23 @@ def _workers(raw: str | None) -> int:
     if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
         raise SettingsError(f"--workers must be a number from 1 to {MAX_WORKERS}, got {raw!r}")
     return int(raw)
+_SIZE_UNITS = {"": 1, "b": 1, "kib": KIB, "kb": KIB, "k": KIB, "mib": MIB, "mb": MIB, "m": MIB}
+
+
+def _size(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A positive count (bytes, connections); sizes may end in KiB or MiB (binary units)."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower().replace(" ", "")
+    digits = text.rstrip("kmgib")
+    unit = _SIZE_UNITS.get(text[len(digits) :])
+    if not digits.isdigit() or unit is None or int(digits) <= 0:
+        raise SettingsError(
+            f"--{name.replace('_', '-')} must be a positive whole number"
+            f" (bytes may end in KiB or MiB), got {raw!r}"
+        )
+    return int(digits) * unit
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

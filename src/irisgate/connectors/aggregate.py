@@ -39,6 +39,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
+from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body, replay
 from irisgate.config.model import Connector
 from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
@@ -341,14 +342,26 @@ class McpEndpoint:
         if access.role is None:
             await _refuse(send, "access denied: no role granted")
             return
+        limit = runtime.settings.max_connector_body
+        try:  # read here, under the limit; the SDK would read any size
+            body = await read_body(receive, scope["headers"], limit, "--max-connector-body")
+        except BodyTooLarge as exc:
+            await _refuse(send, str(exc), status=413, code=types.INVALID_REQUEST)
+            return
+        except ClientGone:
+            return
         scope[_SCOPE_KEY] = McpCaller(identity, access, snapshot)
-        await self.manager.handle_request(scope, receive, send)
+        await self.manager.handle_request(scope, replay(body, receive), send)
 
 
-async def _refuse(send: Any, message: str) -> None:
-    body = orjson.dumps(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": ACCESS_DENIED, "message": message}}
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 403, "headers": headers})
+async def _refuse(
+    send: Any, message: str, *, status: int = 403, code: int = ACCESS_DENIED
+) -> None:
+    """A JSON-RPC error before the SDK saw the request."""
+    body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
 from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
@@ -95,11 +96,11 @@ class HttpConnectorProxy:
             return
         ex = _Exchange(connector=connector_id)
         try:
-            ex.request_body = await _read_body(receive)
             path = _parsed(raw)
             connector_id, tool = path.connector_id, path.path
             ex.connector = connector_id  # errors name the decoded id
             connector = self._granted(snapshot, identity, path)
+            ex.request_body = await _read_body(receive, scope, runtime.settings.max_connector_body)
             credential = await self._credential(connector, identity)
             url = _upstream_url(connector, path, scope.get("query_string", b""), credential)
             try:
@@ -295,18 +296,17 @@ def _forwarded(headers: dict[str, str], connector: Connector) -> dict[str, str]:
     }
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ProxyError(499, "client disconnected before its request ended")
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+async def _read_body(receive: Any, scope: dict[str, Any], limit: int) -> bytes:
+    try:
+        return await read_body(receive, scope["headers"], limit, "--max-connector-body")
+    except BodyTooLarge as exc:
+        raise ProxyError(413, str(exc)) from None
+    except ClientGone:
+        raise ProxyError(499, "client disconnected before its request ended") from None
 
 
 async def _answer(send: Any, status: int, message: str) -> None:
+    """`{"error": message}`."""
     body = orjson.dumps({"error": message})
     headers = [
         (b"content-type", b"application/json"),

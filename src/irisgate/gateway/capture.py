@@ -1,7 +1,10 @@
 """After the answer: tokens, a complete response object and the cost, from the relayed bytes.
 
-Runs once per request after the client has its last byte, over the tee of upstream bytes:
-decompress, reassemble SSE streams into one response object, read usage, price it.
+Runs once per request after the client has its last byte, over the tee of upstream bytes
+(tee.py): decompress, reassemble SSE streams into one response object, read usage, price it.
+An answer larger than the tee's limit (or one that inflates past it) is read from what the
+tee kept, its head and its tail: usage from the stream's last events or the JSON body's
+trailing `usage` member; the stored body is the head with a marker.
 """
 
 from __future__ import annotations
@@ -14,27 +17,152 @@ import brotli
 import orjson
 
 from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.eventstream import whole_frames
 from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.gateway.tee import Tee, marker
 from irisgate.usage.tokens import Usage
 
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
+#: a usage member longer than this is not looked for (they are a few hundred bytes)
+_MAX_USAGE = 64 * 1024
 
-def decompress(body: bytes, encoding: str) -> bytes:
-    """Undo Content-Encoding for capture; an unknown or broken encoding keeps the bytes."""
+
+def decompress(body: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
+    """Undo Content-Encoding for capture, producing at most `limit` bytes: (bytes, whether
+    that is all of it). A body that inflates past the limit is cut there, like one that
+    arrived larger (a small compressed answer can inflate a thousandfold). A prefix of a
+    body inflates as far as it goes. An unknown or broken encoding keeps the bytes."""
     encoding = encoding.strip().lower()
     try:
         if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+            return _inflate(body, 16 + zlib.MAX_WBITS, limit)
         if encoding == "deflate":
             try:
-                return zlib.decompress(body)
+                return _inflate(body, zlib.MAX_WBITS, limit)
             except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)
+                return _inflate(body, -zlib.MAX_WBITS, limit)
         if encoding == "br":
-            return bytes(brotli.decompress(body))
+            out = brotli.Decompressor().process(body, output_buffer_limit=limit + 1)
+            return out[:limit], len(out) <= limit
     except (zlib.error, brotli.error):
-        return body
-    return body
+        return body, True
+    return body, True
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> tuple[bytes, bool]:
+    out = zlib.decompressobj(wbits).decompress(body, limit + 1)
+    return out[:limit], len(out) <= limit
+
+
+def read_tee(fmt: ApiFormat, status: int, headers: Mapping[str, str], tee: Tee) -> Answer:
+    """Read a relayed answer from the tee that kept it: as `read_answer` when it fit in the
+    tee's limit (decompressed, too), else from its head and tail."""
+    encoding = headers.get("content-encoding", "")
+    head, whole = tee.head(), not tee.truncated
+    tail = tee.tail()
+    if encoding:
+        head, inflated_whole = decompress(head, encoding, tee.limit)
+        if not inflated_whole or not whole:
+            whole, tail = False, b""  # a compressed tail cannot be read without its start
+    if whole:
+        return read_answer(fmt, status, headers, head)
+    size = tee.size if not encoding else None
+    return _read_cut(fmt, status, headers, head, tail, stored=head + marker(size, len(head)))
+
+
+def _read_cut(
+    fmt: ApiFormat,
+    status: int,
+    headers: Mapping[str, str],
+    head: bytes,
+    tail: bytes,
+    *,
+    stored: bytes,
+) -> Answer:
+    """An answer of which only `head` and `tail` were kept."""
+    ok = 200 <= status < 300
+    content_type = headers.get("content-type", "")
+    framed = None
+    if ok and _EVENTSTREAM in content_type:  # Bedrock: binary frames, found by their CRCs
+        framed = fmt.stream_result(content_type, whole_frames(head, tail))
+    elif ok and "text/event-stream" in content_type:
+        accumulator = fmt.accumulator()
+        events = SSEParser().feed(head)
+        start = _next_event(tail)
+        if start is not None:
+            events += SSEParser().feed(tail[start:])
+        for event in events:
+            accumulator.feed_event(event.event, event.data)
+        framed = accumulator.result()
+    if framed is not None:
+        return Answer(
+            framed.usage,
+            stored,
+            framed.tool_calls,
+            framed.response,
+            framed.input_reported,
+            framed.output_reported,
+        )
+    usage = _trailing_usage(fmt, tail) if ok and "json" in content_type else Usage()
+    if usage.is_empty() and ok:
+        usage = fmt.usage_from_headers(headers)
+    return Answer(usage, stored, 0)
+
+
+def _next_event(data: bytes) -> int | None:
+    """Where the first whole event of a stream cut at an arbitrary byte starts."""
+    seps = (b"\n\n", b"\r\n\r\n", b"\r\r")
+    ends = [(at, len(sep)) for sep in seps if (at := data.find(sep)) >= 0]
+    if not ends:
+        return None
+    at, length = min(ends)
+    return at + length
+
+
+def _trailing_usage(fmt: ApiFormat, tail: bytes) -> Usage:
+    """The usage member near the end of a JSON body of which only the tail was kept (the
+    vendors write it after the content)."""
+    for key in ("usage", "usageMetadata"):
+        quoted = f'"{key}"'.encode()
+        at = tail.rfind(quoted)
+        start = tail.find(b"{", at + len(quoted)) if at >= 0 else -1
+        if start < 0 or tail[at + len(quoted) : start].strip() != b":":
+            continue
+        end = _object_end(tail, start)
+        if end is None:
+            continue
+        try:
+            member = orjson.loads(tail[start:end])
+        except orjson.JSONDecodeError:
+            continue
+        usage, _ = fmt.usage_from_body({key: member})
+        if not usage.is_empty():
+            return usage
+    return Usage()
+
+
+def _object_end(data: bytes, start: int) -> int | None:
+    """The end (exclusive) of the JSON object opening at `start`, or None if cut off."""
+    depth, in_string, escaped = 0, False, False
+    for at in range(start, min(len(data), start + _MAX_USAGE)):
+        byte = data[at]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x7B:
+            depth += 1
+        elif byte == 0x7D:
+            depth -= 1
+            if depth == 0:
+                return at + 1
+    return None
 
 
 def read_stream(fmt: ApiFormat, body: bytes) -> StreamResult:

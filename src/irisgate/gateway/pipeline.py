@@ -22,7 +22,7 @@ import asyncio
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,8 @@ import orjson
 import structlog
 
 from irisgate import nesting
-from irisgate.gateway.capture import Answer, decompress, read_answer
+from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
@@ -38,6 +39,7 @@ from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Ope
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
+from irisgate.gateway.tee import Tee, marker
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
 from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
@@ -54,7 +56,6 @@ if TYPE_CHECKING:
 
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
-MAX_BODY = 64 * 1024 * 1024
 #: a request refused because the process shuts down: retry at once, on a new connection
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
@@ -76,10 +77,6 @@ def new_request_id() -> str:
     return f"req_{_rng.getrandbits(112):028x}"
 
 
-class ClientGone(Exception):
-    """The client disconnected while its request was being served."""
-
-
 @dataclass(slots=True)
 class Exchange:
     """One request on its way through the stages."""
@@ -87,7 +84,7 @@ class Exchange:
     op: Operation
     headers: dict[str, str]
     record: RequestRecord
-    result: RelayResult = field(default_factory=RelayResult)
+    result: RelayResult
     route: Route | None = None
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
@@ -129,14 +126,16 @@ class Gateway:
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
         )
-        ex = Exchange(op, headers, record, target=target, response_id=response_id)
+        result = RelayResult(Tee(self.runtime.settings.max_capture_body))
+        ex = Exchange(op, headers, record, result, target=target, response_id=response_id)
         ex.started = started
         drain = self.runtime.drain
         try:
             if drain.draining:  # checked before any work: nothing is recorded or charged
                 raise GatewayError("unavailable", REFUSAL, headers=_REFUSAL_HEADERS)
             with drain.track(record):
-                body = await _read_body(receive, headers)
+                await self._admit(ex, scope)
+                body = await self._read_body(scope, receive)
                 await self._prepare(ex, scope, body)
                 await self._relay(ex, send, receive)
                 if ex.result.status and ex.route is not None:
@@ -201,19 +200,33 @@ class Gateway:
         finally:
             self._finish(ex)
 
-    async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """identify → authorize → classify → route → quota → pre-request hooks → upstream
-        request."""
-        record, fmt = ex.record, ex.op.format
-        snapshot = self.runtime.snapshot
-        record.config_version = snapshot.version
+    async def _admit(self, ex: Exchange, scope: Scope) -> None:
+        """identify → authorize (role): before a byte of the body is read."""
+        record = ex.record
         identity = await self.runtime.resolver.resolve(scope.get("client"), scope["headers"])
         record.login_name, record.display_name = identity.login_name, identity.display_name
         record.node_id, record.node_name = identity.node_id, identity.node_name
         record.tags = identity.tags
-        access = snapshot.grants.access_for(identity)
+        access = self.runtime.snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
+        ex.identity, ex.access = identity, access
+
+    async def _read_body(self, scope: Scope, receive: Any) -> bytes:
+        limit = self.runtime.settings.max_request_body
+        try:
+            return await read_body(receive, scope["headers"], limit, "--max-request-body")
+        except BodyTooLarge as exc:
+            raise GatewayError("too_large", str(exc)) from None
+
+    async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
+        """classify → route → quota → pre-request hooks → upstream request."""
+        record, fmt = ex.record, ex.op.format
+        snapshot = self.runtime.snapshot
+        record.config_version = snapshot.version
+        identity, access = ex.identity, ex.access
+        assert identity is not None
+        assert access is not None
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
@@ -230,7 +243,6 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
-        ex.identity, ex.access = identity, access
         record.session_id = session_id(ex.headers, parsed, identity.login_name)
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
@@ -270,7 +282,7 @@ class Gateway:
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(ex.request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = out_body
+        record.request_body = self._stored(out_body)
 
     async def _prepare_stored(
         self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
@@ -292,7 +304,7 @@ class Gateway:
             route = self.runtime.snapshot.routes.resolve(fqn, fmt.flag, fmt.title, access)
         except GatewayError:  # the model is no longer granted or served: as if unknown
             raise missing from None
-        ex.route, ex.identity, ex.access = route, identity, access
+        ex.route = route
         record.model, record.provider = route.model, route.provider.id
         record.stream = b"stream=true" in scope.get("query_string", b"")
         headers = build_headers(route.provider, ex.headers, access.add_headers_for(route.fqn))
@@ -305,7 +317,7 @@ class Gateway:
             name=f"provider {route.provider.id}",
         )
         record.request_headers = redact(headers)
-        record.request_body = body
+        record.request_body = self._stored(body)
 
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
@@ -380,13 +392,10 @@ class Gateway:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has
         them all). A stream that ended without the upstream's usage leaves `ex.pending`."""
         record, result, fmt = ex.record, ex.result, ex.op.format
-        body = b"".join(result.chunks)
-        encoding = result.headers.get("content-encoding", "")
         if self.runtime.snapshot.config.database.save_raws:
-            record.response_raw, record.response_raw_encoding = body, encoding
-        if encoding:
-            body = decompress(body, encoding)
-        answer = read_answer(fmt, result.status, result.headers, body)
+            record.response_raw = result.tee.stored()
+            record.response_raw_encoding = result.headers.get("content-encoding", "")
+        answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
         record.response_headers = redact(result.headers)
         if not ex.op.billable:
@@ -398,9 +407,14 @@ class Gateway:
             if isinstance(created, str) and created:
                 record.response_id = created
         if ok and record.stream and not (answer.input_reported and answer.output_reported):
-            ex.pending = _estimate_of(fmt, route, record, answer)
+            ex.pending = _estimate_of(fmt, route, ex.request, answer)
         if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
+
+    def _stored(self, body: bytes) -> bytes:
+        """A request body as capture keeps it: cut past `--max-capture-body`, with a marker."""
+        limit = self.runtime.settings.max_capture_body
+        return body if len(body) <= limit else body[:limit] + marker(len(body), limit)
 
     def _price(self, record: RequestRecord, route: Route, fmt: ApiFormat) -> None:
         pricer = self.runtime.snapshot.pricer
@@ -410,13 +424,13 @@ class Gateway:
 
 
 def _estimate_of(
-    fmt: ApiFormat, route: Route, record: RequestRecord, answer: Answer
+    fmt: ApiFormat, route: Route, request: UpstreamRequest | None, answer: Answer
 ) -> UsageEstimate | None:
     """What to count for a stream that ended without (part of) its usage; None when the
     format's text is not known to irisgate."""
-    if not isinstance(fmt, Estimable) or answer.response is None:
+    if not isinstance(fmt, Estimable) or answer.response is None or request is None:
         return None
-    response, request_body = answer.response, record.request_body
+    response, request_body = answer.response, request.body
 
     def prompt() -> Prompt:
         try:
@@ -431,25 +445,6 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
-
-
-async def _read_body(receive: Any, headers: dict[str, str]) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise GatewayError("too_large", f"request body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _url(scope: Scope, headers: dict[str, str]) -> str:

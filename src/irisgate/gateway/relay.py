@@ -1,9 +1,10 @@
 """Relay: send the upstream request and stream the answer back to the client as it arrives.
 
 Status, headers (minus hop-by-hop) and body bytes pass through unchanged; each chunk is
-forwarded as soon as it is read and also kept (the tee) for usage parsing and capture after
-the answer ends. Only when the gateway itself asked for stream usage on the client's behalf
-does a filter sit between upstream and client, removing exactly what was added.
+forwarded as soon as it is read and also kept, within bounds (the tee, tee.py), for usage
+parsing and capture after the answer ends. Only when the gateway itself asked for stream
+usage on the client's behalf does a filter sit between upstream and client, removing exactly
+what was added.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ChunkFilter
 from irisgate.gateway.http1 import Http1Client, Response, UpstreamError
+from irisgate.gateway.tee import Tee
 from irisgate.gateway.timing import NAME as SERVER_TIMING
 from irisgate.gateway.timing import server_timing
 from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
@@ -29,9 +31,9 @@ _SERVER_SET = frozenset({b"date"})
 
 @dataclass(slots=True)
 class RelayResult:
+    tee: Tee  # upstream body bytes, unfiltered, within the capture limit
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)  # upstream body bytes, unfiltered
     first_byte_at: float | None = None  # perf_counter when the first body byte went out
     upstream_done_at: float | None = None
     error: str = ""  # set when the upstream broke off after the answer had started
@@ -115,18 +117,18 @@ async def _pump(
     result: RelayResult,
     chunk_filter: ChunkFilter | None,
 ) -> None:
-    chunks = result.chunks
+    tee = result.tee
     length = upstream.content_length
     if chunk_filter is None and length is not None and length <= _ONE_WRITE:
         body = await upstream.read()
-        chunks.append(body)
+        tee.add(body)
         result.upstream_done_at = result.first_byte_at = time.perf_counter()
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
     while True:
         chunk, done = await upstream.chunk()
         if chunk:
-            chunks.append(chunk)
+            tee.add(chunk)
         out = chunk_filter.feed(chunk) if chunk_filter is not None and chunk else chunk
         if done:
             result.upstream_done_at = time.perf_counter()

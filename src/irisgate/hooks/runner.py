@@ -120,7 +120,7 @@ class HookRunner:
         """Queue the post-response events of a request that reached the upstream."""
         if result.status == 0:
             return
-        raw = b"".join(result.chunks) if call.record.stream else b""
+        raw = result.tee.stored() if call.record.stream else b""
         for wired in plan.post:
             fire = ENTIRE_REQUEST in wired.events or (
                 TOOL_CALL_ENTIRE_REQUEST in wired.events and call.record.tool_calls > 0

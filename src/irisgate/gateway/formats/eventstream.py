@@ -11,6 +11,8 @@ short, int, long, bytes, string, timestamp, uuid). The relay forwards the bytes 
 `EventStreamDecoder` reads them on the side, fed in pieces split at any byte, and refuses a
 frame whose CRC does not match. `encode_message` is the inverse (for fakes and fixtures);
 `encode_frame` frames a payload with a header block encoded once by `encode_headers`.
+`whole_frames` keeps the complete messages of a stream of which only the start and the end
+were kept (a long answer, see gateway/tee.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "encode_frame",
     "encode_headers",
     "encode_message",
+    "whole_frames",
 ]
 
 _PRELUDE = struct.Struct(">III")
@@ -151,6 +154,29 @@ class EventStreamDecoder:
     def pending(self) -> int:
         """Bytes of an incomplete message held back (non-zero at the end: a cut stream)."""
         return len(self._buffer)
+
+
+#: how far back from its end a cut stream's tail is searched for a message boundary
+_RESYNC_WINDOW = 64 * 1024
+
+
+def whole_frames(head: bytes, tail: bytes) -> bytes:
+    """The complete messages at the start of `head` followed by those that end `tail`, for a
+    stream whose middle was not kept. The tail's first message boundary is found by its
+    prelude CRC within its last `_RESYNC_WINDOW` bytes (a stream's closing messages, which
+    carry the usage, are small), and must lead to a clean end."""
+    decoder = EventStreamDecoder()
+    decoder.feed(head)
+    kept = b"" if decoder.error is not None else head[: len(head) - decoder.pending]
+    unpack, crc32 = _PRELUDE.unpack_from, zlib.crc32
+    for pos in range(max(0, len(tail) - _RESYNC_WINDOW), len(tail) - 12):
+        total, _, prelude_crc = unpack(tail, pos)
+        if crc32(tail[pos : pos + 8]) != prelude_crc or total > len(tail) - pos:
+            continue
+        rest = EventStreamDecoder()
+        if rest.feed(tail[pos:]) and rest.error is None and rest.pending == 0:
+            return kept + tail[pos:]
+    return kept
 
 
 def _encode_header(name: str, value: HeaderValue) -> bytes:

@@ -322,21 +322,35 @@ class UsageChunkFilter:
     upstream bytes (its own `SSEParser`), which already include the usage chunk. For callers
     that only see the filtered output, the data payload of the dropped chunk is kept in
     `usage_event` (None until one was dropped): pass it to `ChatStreamAccumulator.feed_event`.
+
+    An event longer than `MAX_EVENT` (no real chunk comes close) is not held back whole:
+    the filter forwards what it holds and passes the rest of the stream through unchanged.
     """
 
-    __slots__ = ("_pending", "usage_event")
+    __slots__ = ("_pending", "passing", "usage_event")
+
+    #: bytes of one event held back at most
+    MAX_EVENT = 1 << 20
 
     def __init__(self) -> None:
         self._pending = b""
         self.usage_event: bytes | None = None
+        self.passing = False  # gave up filtering: an event was longer than MAX_EVENT
 
     def feed(self, data: bytes) -> bytes:
         """Consume the next piece of the upstream body; return what to forward to the client."""
+        if self.passing:
+            return data
         pending = self._pending
-        if not (b"\n" in data or b"\r" in data or pending.endswith(b"\r")):
-            self._pending = pending + data
-            return b""
-        blocks, self._pending = split_events(pending + data if pending else data)
+        if b"\n" in data or b"\r" in data or pending.endswith(b"\r"):
+            blocks, self._pending = split_events(pending + data if pending else data)
+        else:
+            blocks, self._pending = [], pending + data
+        if len(self._pending) > self.MAX_EVENT:
+            self.passing = True
+            blocks.append(self._pending)  # forwarded as it is, like all that follows
+            self._pending = b""
+            return b"".join([self._filter(block) for block in blocks[:-1]] + blocks[-1:])
         if len(blocks) == 1:
             return self._filter(blocks[0])
         return b"".join([self._filter(block) for block in blocks])
