@@ -52,6 +52,7 @@ _ERRORS = {
     403: "Access denied; `error` says why.",
     404: "Nothing with this id (or not the caller's); `error` says what.",
     409: "Conflict with the current state; `error` says what to do.",
+    413: "The body is larger than `--max-api-body` allows; `error` names the limit.",
     415: "The body was not sent with `Content-Type: application/json`.",
     502: "The connector behind it failed; `error` says how.",
     503: "The database is unavailable (refuses connections, unreachable, timed out); "
@@ -74,8 +75,8 @@ class Endpoint:
     status: int = 200
     returns: str = "object"  # the JSON type of a successful answer
     errors: tuple[int, ...] = ()
-    """Error statuses beyond 403 (always), 400 (with parameters or a body), 415 (with a
-    body), 404 (with path parameters) and 503 (with `database`)."""
+    """Error statuses beyond 403 (always), 400 (with parameters or a body), 413 and 415 (with
+    a body), 404 (with path parameters) and 503 (with `database`)."""
     database: bool = True  # answers from the database (503 while it is unavailable)
 
 
@@ -565,7 +566,7 @@ def _responses(ep: Endpoint) -> dict[str, Any]:
     if ep.params or ep.body_schema is not None:
         errors.add(400)
     if ep.body_schema is not None:
-        errors.add(415)
+        errors.update((413, 415))
     if _path_params(ep.path):
         errors.add(404)
     if ep.database:
