@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +22,7 @@ from irisgate.api import connectors as connector_routes
 from irisgate.api import observability, ui_routes
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
-from irisgate.api.auth import ApiError
+from irisgate.api.auth import ApiError, database_error
 from irisgate.api.models import list_models
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
@@ -76,7 +77,11 @@ def build_app(settings: Settings) -> ASGIApp:
             *chat_page.routes,
             Route("/v1/models", list_models),
         ],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={
+            ApiError: _api_error,
+            SQLAlchemyError: database_error,
+            OSError: database_error,
+        },
         lifespan=lifespan,
     )
     web.state.runtime = runtime

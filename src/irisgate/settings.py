@@ -44,6 +44,11 @@ class Settings:
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
+    #: flush each request record in the spool (DATA_DIR/spool) to the disk before its answer
+    #: ends, so that a machine crash loses none (a process crash never does)
+    spool_fsync: bool = False
+    #: the spool's size limit; when full, new LLM requests are refused with 503
+    spool_max_mb: int = 1024
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -86,6 +91,16 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
         " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
+    "spool_fsync": (
+        "IRISGATE_SPOOL_FSYNC",
+        "true: flush every request record to disk before its answer ends, so that even a"
+        " machine crash loses none (default false: a process crash loses none)",
+    ),
+    "spool_max_mb": (
+        "IRISGATE_SPOOL_MAX_MB",
+        "MiB of request records the spool (DATA_DIR/spool) may hold while the database is"
+        " unavailable; when full, new requests get 503 (default 1024)",
     ),
 }
 
@@ -139,6 +154,8 @@ def load_settings(
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
+        spool_fsync=_flag(pick, "spool_fsync"),
+        spool_max_mb=_megabytes(pick, "spool_max_mb", 1024),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -166,6 +183,15 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
     return value
+
+
+def _megabytes(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    raw = pick(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise SettingsError(f"--{name.replace('_', '-')} must be a whole number of MiB, at least 1")
+    return int(raw)
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

@@ -85,6 +85,8 @@ class Exchange:
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
+    accounted: bool = False  # usage and cost taken from the answer (before its end went out)
+    journaled: bool = False  # the record is in the spool as it was when the answer ended
 
 
 class Gateway:
@@ -116,10 +118,17 @@ class Gateway:
         ex = Exchange(op, headers, record, target=target, response_id=response_id)
         ex.started = started
         try:
+            if self.runtime.recording_refused:
+                raise GatewayError(
+                    "unavailable",
+                    "irisgate cannot record requests right now (the database is unavailable "
+                    "and the record spool is full); try again later",
+                    headers={"retry-after": "30"},
+                )
             body = await _read_body(receive, headers)
             await self._prepare(ex, scope, body)
             await self._relay(ex, send, receive)
-            if ex.result.status and ex.route is not None:
+            if ex.result.status and ex.route is not None and not ex.accounted:
                 self._account(ex, ex.route)
         except GatewayError as exc:
             record.status, record.error = exc.status, exc.message
@@ -147,7 +156,8 @@ class Gateway:
         if ex.admission is not None:
             self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
         if record.login_name:
-            self.runtime.record(record)
+            unchanged = ex.journaled and ex.pending is None and not record.cancelled
+            self.runtime.record(record, journaled=unchanged)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
             self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
         self.runtime.observe(record)
@@ -320,6 +330,7 @@ class Gateway:
                 extra_headers=extra,
                 chunk_filter=ex.chunk_filter,
                 request_started=ex.started,
+                before_end=lambda: self._seal(ex, upstream_started),
             )
         except asyncio.CancelledError:
             if not record.cancelled:
@@ -334,6 +345,24 @@ class Gateway:
             record.error = result.error or record.error
             if result.upstream_done_at is not None:
                 record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+
+    def _seal(self, ex: Exchange, upstream_started: float) -> None:
+        """The upstream's answer is complete and the client is about to get its end: take
+        usage and cost from it and journal the record, so that from the moment the client
+        has its answer no crash can lose the record (telemetry/spool.py)."""
+        record, result = ex.record, ex.result
+        record.status = result.status or record.status
+        record.error = result.error or record.error
+        record.duration_ms = (time.perf_counter() - ex.started) * 1000
+        if result.first_byte_at is not None:
+            record.ttfb_ms = (result.first_byte_at - ex.started) * 1000
+        if result.upstream_done_at is not None:
+            record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+        if ex.route is not None:
+            self._account(ex, ex.route)
+            ex.accounted = True
+        if record.login_name:
+            ex.journaled = self.runtime.journal(record)
 
     def _account(self, ex: Exchange, route: Route) -> None:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has
