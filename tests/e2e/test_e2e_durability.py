@@ -22,8 +22,9 @@ from typing import Any
 
 import asyncpg
 import httpx2
+import openai
 import pytest
-from conftest import ALICE_IP, gateway_config, http_from
+from conftest import ALICE_IP, gateway_config, http_from, openai_client
 from postgres_cluster import PostgresCluster
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -105,7 +106,11 @@ def wait_until(check: Callable[[], bool], within: float, what: str) -> None:
 
 
 def gateway(
-    fake_llm: FakeLLM, localapi: FakeLocalAPI, data_dir: Path, database: str | None = None
+    fake_llm: FakeLLM,
+    localapi: FakeLocalAPI,
+    data_dir: Path,
+    database: str | None = None,
+    *extra_args: str,
 ) -> IrisgateServer:
     config = json.loads(gateway_config(fake_llm.base_url).split("\n", 1)[1])
     config["grants"][0]["app"]["tailscale.com/cap/aperture"].append({"read_metrics": True})
@@ -116,6 +121,7 @@ def gateway(
         identity="tailscale",
         tailscaled_socket=localapi.socket_path,
         database=database,
+        extra_args=extra_args,
     )
 
 
@@ -199,6 +205,29 @@ def test_kill_9_under_load_loses_no_answered_request(
     assert again.process is not None and again.process.returncode == 0
 
 
+def test_a_sibling_never_reads_a_live_spool_and_stores_a_dead_ones(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """Two processes sharing one data folder (as several workers do): each spool file is
+    read back only once its owner is gone, by the one still alive."""
+    data = tmp_path / "data"
+    first = gateway(fake_llm, localapi, data).start()
+    with gateway(fake_llm, localapi, data) as second:
+        load = Load(first.url).start()
+        try:
+            load.wait_for(200)
+            assert "of a process that is gone" not in second.logs()  # first's files are live
+            assert first.process is not None
+            first.process.kill()
+            first.process.wait()
+        finally:
+            answered = load.stop()
+            first.stop()
+        assert_stored_once(lambda sql: sqlite_rows(data, sql), answered)
+        assert "of a process that is gone: storing its" in second.logs()
+    assert second.process is not None and second.process.returncode == 0
+
+
 # -- a PostgreSQL outage ------------------------------------------------------------------
 
 
@@ -280,3 +309,47 @@ def _clean_database(request: pytest.FixtureRequest) -> None:
             await conn.close()
 
     asyncio.run(reset())
+
+
+def test_a_full_spool_refuses_new_requests_until_the_database_is_back(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    pg = postgres_cluster
+    with gateway(fake_llm, localapi, tmp_path, pg.url, "--spool-max-mb", "1") as gw:
+        client = openai_client(gw)
+        admin = http_from(ALICE_IP, gw.url)
+        answered: list[str] = []
+        refused: list[openai.APIStatusError] = []
+
+        def ask() -> str:
+            """A request with a 100 KB prompt: "" when answered, else the error's message."""
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "x" * 100_000}],
+                )
+            except openai.APIStatusError as exc:
+                refused.append(exc)
+                return exc.message
+            answered.append(raw.headers["x-irisgate-request-id"])
+            return ""
+
+        assert ask() == ""
+        pg.stop()
+        for _ in range(40):  # 1 MiB holds about ten of these records
+            refusal = ask()
+            if refusal:
+                break
+        assert "the record spool is full" in refusal
+        assert refused[-1].status_code == 503
+        assert refused[-1].response.headers["retry-after"] == "30"
+        assert 5 <= len(answered) <= 20
+        assert admin.get("/readyz").json()["checks"]["spool"].startswith("full: ")
+        assert metric(gw, "irisgate_spool_full") == 1
+        pg.start()
+        wait_until(lambda: ask() == "", 60, "requests served again")
+        assert metric(gw, "irisgate_spool_full") == 0
+        assert_stored_once(lambda sql: postgres_rows(pg.url, sql), answered)
+        logs = gw.logs()
+    assert logs.count("the spool is full") == 1
+    assert logs.count("the spool has room again") == 1
