@@ -17,9 +17,9 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from postgres_cluster import PostgresCluster
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.postgres import PostgresCluster
 from irisgate.testing.server import IrisgateServer
 
 ALICE_IP = "127.0.0.2"  # admin
@@ -81,7 +81,7 @@ def gateway_config(upstream: str, **overrides: Any) -> str:
 @pytest.fixture(scope="module")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A private PostgreSQL server for one test module, which its tests may stop and start
-    (postgres_cluster.py). `IRISGATE_TEST_POSTGRES=0` skips the tests using it."""
+    (irisgate.testing.postgres). `IRISGATE_TEST_POSTGRES=0` skips the tests using it."""
     if os.environ.get("IRISGATE_TEST_POSTGRES", "1") == "0":
         pytest.skip("IRISGATE_TEST_POSTGRES=0")
     with PostgresCluster() as cluster:

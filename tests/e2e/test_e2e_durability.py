@@ -5,7 +5,7 @@ Clients keep sending requests (plain and streamed) and note the request id of ev
 got a complete answer. Afterwards each of those must be in the database exactly once, and
 the daily rollups must count each once (a record replayed from the spool must not add its
 tokens and cost a second time). The outage tests stop and start a private PostgreSQL server
-(postgres_cluster.py); the machine's shared one is never touched.
+(irisgate.testing.postgres); the machine's shared one is never touched.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import httpx2
 import openai
 import pytest
 from conftest import ALICE_IP, gateway_config, http_from, openai_client
-from postgres_cluster import PostgresCluster
 from prometheus_client.parser import text_string_to_metric_families
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.postgres import PostgresCluster
 from irisgate.testing.server import IrisgateServer
 
 CLIENTS = 4

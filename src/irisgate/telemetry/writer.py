@@ -47,7 +47,8 @@ in the spool), logs once that the database is down, and from then on `submit` on
 records (they stay in the spool). It tries again after a backoff that doubles up to
 `retry_max_s`, reading the oldest spilled records back from the spool; the first write that
 works ends the outage (logged once). The spool is then drained into the database a batch at
-a time, whenever the queue of live records is empty, so live traffic goes first. Records
+a time: whenever the queue of live records is empty, and under load every other transaction,
+so that neither live records nor spooled ones wait behind the other for long. Records
 read back are first looked up by request id, and those the database already has are
 skipped: a record stored just before a crash, or whose commit was acknowledged late, is
 never stored twice. The same path stores the spool files left by a process that died.
@@ -175,6 +176,8 @@ class BatchWriter:
         """Write `record` to the spool now (the gateway calls this before the client has
         the last byte); `submit(record, journaled=True)` follows when it is final. False
         when the spool could not be written (logged; the record is then kept in memory)."""
+        if self._stopped:
+            return False
         try:
             self.spool.append(record)
         except EntryError:  # malformed: preparing it fails too, and skips it with a log
@@ -293,6 +296,10 @@ class BatchWriter:
     # -- the background task ---------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Live batches from the queue, and batches read back from the spool: those when
+        the queue is empty, and otherwise every other transaction, so that neither starves
+        the other."""
+        spool_turn = False
         try:
             while True:
                 if self._outage:
@@ -300,16 +307,20 @@ class BatchWriter:
                         return
                     await self._retry_after_outage()
                     continue
-                if self._queue.empty() and not self._stopping.is_set():
-                    await self._adopt_now_and_then()
-                    self.spool.rotate_spilled()
+                if not self._stopping.is_set():
+                    idle = self._queue.empty()
+                    if idle:
+                        await self._adopt_now_and_then()
+                        self.spool.rotate_spilled()
                     segment = self.spool.drainable()
-                    if segment is not None:
+                    if segment is not None and (idle or spool_turn):
+                        spool_turn = False
                         await self._drain(segment)
                         continue
                 batch = await self._next_batch()
                 if batch:
                     await self._store_live(batch)
+                    spool_turn = True
                 elif self._stopping.is_set() and self._queue.empty():
                     return
         finally:

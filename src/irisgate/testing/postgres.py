@@ -1,9 +1,10 @@
-"""A private PostgreSQL server for tests that stop and start it (database outages).
+"""A private PostgreSQL server for tests and benchmarks that stop and start it (database
+outages).
 
 The machine's shared server must never be stopped by a test, so `PostgresCluster` makes
 its own: `initdb` into a fresh folder, `pg_ctl start` on a free loopback port, unix socket
 in the same folder. The binaries are Debian's (`/usr/lib/postgresql/<version>/bin`, the
-newest version found) or `IRISGATE_TEST_PG_BIN`. initdb refuses to run as root, so as root
+newest version found) unless `bin_dir` names them. initdb refuses to run as root, so as root
 every command runs as the `postgres` user (`runuser -u postgres`), in a folder it owns.
 
     with PostgresCluster() as pg:
@@ -11,7 +12,8 @@ every command runs as the `postgres` user (`runuser -u postgres`), in a folder i
         pg.stop()             # an outage: connections are cut, new ones refused
         pg.start()            # back, same data
 
-The fixture `postgres_cluster` (tests/e2e/conftest.py) gives a test module one, started.
+irisgate's own tests get one per module from the `postgres_cluster` fixture
+(tests/e2e/conftest.py); `bench/outage.py` uses one too.
 """
 
 from __future__ import annotations
@@ -26,14 +28,9 @@ from types import TracebackType
 
 from irisgate.testing.server import free_port
 
-ENV_BIN = "IRISGATE_TEST_PG_BIN"
-
 
 def postgres_bin() -> Path | None:
-    """The folder of initdb/pg_ctl, or None when PostgreSQL's server is not installed."""
-    given = os.environ.get(ENV_BIN)
-    if given:
-        return Path(given)
+    """The folder of Debian's newest initdb/pg_ctl, or None when none is installed."""
     found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
     if not found:
         return None
@@ -44,12 +41,12 @@ def postgres_bin() -> Path | None:
 class PostgresCluster:
     """A throwaway PostgreSQL server (see the module doc)."""
 
-    def __init__(self) -> None:
-        bin_dir = postgres_bin()
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        bin_dir = bin_dir or postgres_bin()
         if bin_dir is None:
             raise RuntimeError(
-                f"PostgreSQL's server binaries were not found (/usr/lib/postgresql/*/bin); "
-                f"install postgresql or set {ENV_BIN}"
+                "PostgreSQL's server binaries were not found (/usr/lib/postgresql/*/bin): "
+                "install postgresql or pass bin_dir"
             )
         self._bin = bin_dir
         self._as_root = os.geteuid() == 0
