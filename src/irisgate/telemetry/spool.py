@@ -148,7 +148,9 @@ class Spool:
         self.folder = folder
         self._fsync = fsync
         self.max_bytes = max_bytes
-        self._segment_bytes = segment_bytes
+        # small limits get small segments, so that stored records never fill the spool
+        self._segment_bytes = min(segment_bytes, max_bytes // 4)
+        self._truncate_bytes = min(TRUNCATE_BYTES, max_bytes // 8)
         self._log = logger if logger is not None else _LOG
         self._prefix = f"records-{os.getpid()}-{secrets.token_hex(4)}-"
         self._count = 0
@@ -267,7 +269,7 @@ class Spool:
                 segment.pending -= 1
                 if segment.pending == 0 and not segment.spilled:
                     if segment is active:
-                        if segment.size >= TRUNCATE_BYTES:
+                        if segment.size >= self._truncate_bytes:
                             self._truncate(segment)
                     else:
                         self._drop(segment)
