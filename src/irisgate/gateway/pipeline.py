@@ -131,14 +131,11 @@ class Gateway:
             if ex.result.status and ex.route is not None and not ex.accounted:
                 self._account(ex, ex.route)
         except GatewayError as exc:
-            record.status, record.error = exc.status, exc.message
-            await _send_error(send, op, exc, record.request_id)
+            await self._refuse(ex, send, exc)
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
-            error = GatewayError("permission", f"access denied: {exc}")
-            record.status, record.error = error.status, error.message
-            await _send_error(send, op, error, record.request_id)
+            await self._refuse(ex, send, GatewayError("permission", f"access denied: {exc}"))
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             if ex.result.first_byte_at is not None:
@@ -345,6 +342,15 @@ class Gateway:
             record.error = result.error or record.error
             if result.upstream_done_at is not None:
                 record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+
+    async def _refuse(self, ex: Exchange, send: Any, error: GatewayError) -> None:
+        """Answer with irisgate's own error; like an answer, its record is journaled first."""
+        record = ex.record
+        record.status, record.error = error.status, error.message
+        if record.login_name:
+            record.duration_ms = (time.perf_counter() - ex.started) * 1000
+            ex.journaled = self.runtime.journal(record)
+        await _send_error(send, ex.op, error, record.request_id)
 
     def _seal(self, ex: Exchange, upstream_started: float) -> None:
         """The upstream's answer is complete and the client is about to get its end: take
