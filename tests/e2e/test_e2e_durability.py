@@ -109,10 +109,11 @@ def gateway(
     fake_llm: FakeLLM,
     localapi: FakeLocalAPI,
     data_dir: Path,
-    database: str | None = None,
+    database_url: str | None = None,
     *extra_args: str,
+    **overrides: Any,
 ) -> IrisgateServer:
-    config = json.loads(gateway_config(fake_llm.base_url).split("\n", 1)[1])
+    config = json.loads(gateway_config(fake_llm.base_url, **overrides).split("\n", 1)[1])
     config["grants"][0]["app"]["tailscale.com/cap/aperture"].append({"read_metrics": True})
     assert localapi.socket_path
     return IrisgateServer(
@@ -120,7 +121,7 @@ def gateway(
         data_dir=data_dir,
         identity="tailscale",
         tailscaled_socket=localapi.socket_path,
-        database=database,
+        database=database_url,
         extra_args=extra_args,
     )
 
@@ -228,6 +229,28 @@ def test_a_sibling_never_reads_a_live_spool_and_stores_a_dead_ones(
     assert second.process is not None and second.process.returncode == 0
 
 
+def test_with_zero_retention_no_body_reaches_the_spool(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """The spool holds what the database would: with `duration: "0"` no prompt touches the
+    disk, not even for the moment before the record is stored (fsync on, too)."""
+    zero = {"retention": {"duration": "0"}}
+    with gateway(fake_llm, localapi, tmp_path, None, "--spool-fsync", "1", database=zero) as gw:
+        resp = http_from(ALICE_IP, gw.url).post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "p4ssw0rd-42"}]},
+        )
+        assert resp.status_code == 200
+        request_id = resp.headers["x-irisgate-request-id"]
+        assert_stored_once(lambda sql: sqlite_rows(tmp_path, sql), [request_id])
+        files = list((tmp_path / "spool").glob("*.spool"))
+        spooled = b"".join(f.read_bytes() for f in files)
+        assert request_id.encode() in spooled  # the record went through the spool
+        assert b"p4ssw0rd-42" not in spooled
+        assert (tmp_path / "spool").stat().st_mode & 0o777 == 0o700
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+
+
 # -- a PostgreSQL outage ------------------------------------------------------------------
 
 
@@ -236,7 +259,7 @@ def test_an_outage_under_load_spools_answers_503_and_stores_everything_after(
 ) -> None:
     pg = postgres_cluster
     data = tmp_path / "data"
-    with gateway(fake_llm, localapi, data, database=pg.url) as gw:
+    with gateway(fake_llm, localapi, data, database_url=pg.url) as gw:
         admin = http_from(ALICE_IP, gw.url)
         load = Load(gw.url).start()
         try:
@@ -274,7 +297,7 @@ def test_sigterm_during_an_outage_leaves_everything_in_the_spool(
 ) -> None:
     pg = postgres_cluster
     data = tmp_path / "data"
-    gw = gateway(fake_llm, localapi, data, database=pg.url).start()
+    gw = gateway(fake_llm, localapi, data, database_url=pg.url).start()
     load = Load(gw.url).start()
     try:
         load.wait_for(100)
@@ -289,7 +312,7 @@ def test_sigterm_during_an_outage_leaves_everything_in_the_spool(
     waiting = re.findall(r"(\d+) request records wait in the spool", gw.logs())
     assert len(waiting) == 1 and int(waiting[0]) > 0, gw.logs()[-3000:]
 
-    with gateway(fake_llm, localapi, data, database=pg.url):
+    with gateway(fake_llm, localapi, data, database_url=pg.url):
         assert_stored_once(lambda sql: postgres_rows(pg.url, sql), answered)
 
 
