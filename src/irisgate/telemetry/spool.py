@@ -185,28 +185,35 @@ class Spool:
 
     def adopt(self) -> int:
         """Take over the spool files whose owner is gone (their lock is free): their records
-        are spilled, for the writer to store. Returns how many files were adopted."""
-        ours = {s.path for s in self._segments}
-        adopted = 0
-        found = sorted(self.folder.glob(_PATTERN), key=_age)
-        for path in found:
-            if path in ours:
+        are spilled, for the writer to store. Returns how many files were adopted. Blocking:
+        `orphans` in a thread, then `take` on the event loop, is the same without blocking."""
+        return self.take(self.orphans())
+
+    def orphans(self) -> list[Segment]:
+        """The spool files nobody alive holds, locked and counted, oldest first (blocking:
+        reads them; touches nothing of this spool's own state, so any thread may call it)."""
+        found: list[Segment] = []
+        for path in sorted(self.folder.glob(_PATTERN), key=_age):
+            if path.name.startswith(self._prefix):
                 continue
             segment = _lock_existing(path)
-            if segment is None:
-                continue
-            segment.entries = segment.count()
-            segment.spilled = True
-            # oldest first, before the active segment (the last)
+            if segment is not None:
+                segment.entries = segment.count()
+                segment.spilled = True
+                found.append(segment)
+        return found
+
+    def take(self, segments: list[Segment]) -> int:
+        """Make `orphans` this spool's own, before the active segment (oldest first)."""
+        for segment in segments:
             self._segments.insert(len(self._segments) - 1, segment)
             self._bytes += segment.size
-            adopted += 1
             self._log.warning(
                 "spool file %s of a process that is gone: storing its %d records",
-                path,
+                segment.path,
                 segment.entries,
             )
-        return adopted
+        return len(segments)
 
     # -- the request path ------------------------------------------------------------------
 

@@ -483,7 +483,7 @@ class BatchWriter:
         now = time.monotonic()
         if now - self._adopted_at >= ADOPT_EVERY_S:
             self._adopted_at = now
-            await asyncio.to_thread(self.spool.adopt)
+            self.spool.take(await asyncio.to_thread(self.spool.orphans))
 
     def _prepare_all(self, batch: list[RequestRecord]) -> list[Prepared]:
         prepared: list[Prepared] = []
