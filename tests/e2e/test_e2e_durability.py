@@ -206,6 +206,34 @@ def test_kill_9_under_load_loses_no_answered_request(
     assert again.process is not None and again.process.returncode == 0
 
 
+def test_a_spool_file_cut_short_by_a_machine_crash_is_read_up_to_the_damage(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """A torn last entry (what a power cut can leave; `kill -9` cannot) is skipped and
+    named in the log; the start-up goes on and stores nothing twice."""
+    gw = gateway(fake_llm, localapi, tmp_path).start()
+    try:
+        client = http_from(ALICE_IP, gw.url)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        answered = [
+            client.post("/v1/chat/completions", json=body).headers["x-irisgate-request-id"]
+            for _ in range(3)
+        ]
+        assert_stored_once(lambda sql: sqlite_rows(tmp_path, sql), answered)
+        assert gw.process is not None
+        gw.process.kill()
+        gw.process.wait()
+    finally:
+        gw.stop()
+    [spool_file] = (tmp_path / "spool").glob("*.spool")  # still holds the stored entries
+    spool_file.write_bytes(spool_file.read_bytes()[:-7])
+
+    with gateway(fake_llm, localapi, tmp_path) as again:
+        wait_until(lambda: not spool_file.exists(), 30, "the damaged file replayed and removed")
+        assert re.search(r"the last \d+ bytes are damaged .* and were skipped", again.logs())
+        assert_stored_once(lambda sql: sqlite_rows(tmp_path, sql), answered)
+
+
 def test_a_sibling_never_reads_a_live_spool_and_stores_a_dead_ones(
     fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
 ) -> None:
