@@ -277,6 +277,7 @@ def test_with_zero_retention_no_body_reaches_the_spool(
         assert b"p4ssw0rd-42" not in spooled
         assert (tmp_path / "spool").stat().st_mode & 0o777 == 0o700
         assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+    assert list((tmp_path / "spool").glob("*.spool")) == []  # a clean stop leaves nothing
 
 
 # -- a PostgreSQL outage ------------------------------------------------------------------
