@@ -212,11 +212,13 @@ class BatchWriter:
             self.spool.spill((record.request_id,))
         else:  # neither the spool nor the queue has room for it
             self._lost_total += 1
-            self._log.error(
-                "request record %s was lost: the database is unavailable or behind and the "
-                "spool cannot be written",
-                record.request_id,
-            )
+            if self._lost_total == 1 or self._lost_total % 1000 == 0:
+                self._log.error(
+                    "request record %s was lost (%d so far): the database is unavailable or "
+                    "behind and the spool cannot be written",
+                    record.request_id,
+                    self._lost_total,
+                )
 
     # -- lifecycle -------------------------------------------------------------------------
 
