@@ -365,8 +365,11 @@ class Gateway:
         if result.upstream_done_at is not None:
             record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
         if ex.route is not None:
-            self._account(ex, ex.route)
             ex.accounted = True
+            try:
+                self._account(ex, ex.route)
+            except Exception:  # a bug here must not cost the client the end of its answer
+                log.exception("accounting for an answer failed", request_id=record.request_id)
         if record.login_name:
             ex.journaled = self.runtime.journal(record)
 
