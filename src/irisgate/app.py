@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,10 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, outage, ui_routes, unrouted
+from irisgate.api import observability, ui_routes, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
-from irisgate.api.auth import ApiError
+from irisgate.api.auth import ApiError, database_error
 from irisgate.api.models import list_models
 from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
@@ -99,7 +100,8 @@ def build_app(settings: Settings) -> ASGIApp:
         exception_handlers={
             ApiError: _api_error,
             HTTPException: unrouted.http_error,
-            **dict.fromkeys(outage.UNAVAILABLE, outage.database_unavailable),
+            SQLAlchemyError: database_error,
+            OSError: database_error,
         },
         lifespan=lifespan,
     )

@@ -31,8 +31,9 @@ from irisgate.store.database import Database, open_database
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
+from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.tracing import Tracing
-from irisgate.telemetry.writer import BatchWriter, QueueFull
+from irisgate.telemetry.writer import BatchWriter
 from irisgate.usage.tokenizer import TokenizerJanitor
 
 log = structlog.get_logger("irisgate")
@@ -72,7 +73,6 @@ class Runtime:
         self._upstream: Http1Client | None = None
         self._writer: BatchWriter | None = None
         self._config: ConfigService | None = None
-        self._pending: set[asyncio.Task[None]] = set()
         self._deferred: set[asyncio.Task[None]] = set()
         self._responses: ResponseIndex | None = None
         self._quotas: QuotaGate | None = None
@@ -139,7 +139,13 @@ class Runtime:
             read_timeout=settings.upstream_read_timeout,
         )
         self._cloud = CloudAuth(self._http)
-        self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
+        spool = Spool(
+            settings.data_dir / "spool",
+            fsync=settings.spool_fsync,
+            max_bytes=settings.spool_max_mb << 20,
+        )
+        await asyncio.to_thread(spool.open)  # adopts the files of a process that died
+        self._writer = BatchWriter(self._db, spool, linger_s=WRITE_LINGER_SECONDS)
         self._responses = ResponseIndex(self._db)
         self._writer.start()
         self._quotas = QuotaGate(self._db)
@@ -167,6 +173,9 @@ class Runtime:
             queue_depth=lambda: writer.queue_depth,
             queue_capacity=writer.queue_capacity,
             dropped_total=lambda: writer.skipped_total,
+            spool_records=lambda: writer.spooled,
+            spool_bytes=lambda: writer.spool.bytes,
+            spool_full=lambda: writer.spool.full,
             config_version=lambda: self.snapshot.version,
         )
         self._workers = [
@@ -188,18 +197,26 @@ class Runtime:
         if self.tracing is not None:
             self.tracing.span(record)
 
-    def record(self, record: RequestRecord) -> None:
-        """Queue a finished request for storage. Never drops: a full queue makes this one
-        request's task wait for room, off the client's path (its answer is already sent)."""
+    def journal(self, record: RequestRecord) -> bool:
+        """Put a request's record in the spool before the client has the last byte of its
+        answer (so a crash from then on cannot lose it); `record(..., journaled=True)`
+        follows when the request is done. False when the spool could not be written."""
+        strip_for_zero_retention(record, self.snapshot.config.database.retention)
+        return self.writer.journal(record)
+
+    def record(self, record: RequestRecord, *, journaled: bool = False) -> None:
+        """Hand a finished request over for storage; never blocks, never drops (see
+        telemetry/writer.py). `journaled`: `journal` has put it in the spool as it is."""
         if record.response_id:
             self.responses.remember(record)
         strip_for_zero_retention(record, self.snapshot.config.database.retention)
-        try:
-            self.writer.submit(record)
-        except QueueFull:
-            task = asyncio.get_running_loop().create_task(self.writer.submit_wait(record))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        self.writer.submit(record, journaled=journaled)
+
+    @property
+    def recording_refused(self) -> bool:
+        """Whether new requests must be refused because they could not be recorded (the
+        database is unavailable and the spool is full)."""
+        return self._writer is not None and self._writer.spool.full
 
     def defer(self, work: Coroutine[Any, Any, None]) -> None:
         """Finish a request's bookkeeping in the background (a usage estimate, then its quota
@@ -223,10 +240,7 @@ class Runtime:
             await self._quotas.stop()
         await self.hooks.stop()
         if self._writer is not None:
-            # draining makes room, so records still waiting for room get in too
-            await asyncio.gather(
-                self._writer.drain_and_stop(), *self._pending, return_exceptions=True
-            )
+            await self._writer.drain_and_stop()
         if self._config is not None:
             await self._config.stop()
         if self._cloud is not None:

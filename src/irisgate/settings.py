@@ -72,6 +72,11 @@ class Settings:
     max_headers: int = 100
     #: open client connections; past it the oldest idle one is closed for a new one
     max_connections: int = 10_000
+    #: flush each request record in the spool (DATA_DIR/spool) to the disk before its answer
+    #: ends, so that a machine crash loses none (a process crash never does)
+    spool_fsync: bool = False
+    #: the spool's size limit; when full, new LLM requests are refused with 503
+    spool_max_mb: int = 1024
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -165,6 +170,16 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_MAX_CONNECTIONS",
         "open client connections; past it the oldest idle one is closed (default 10000)",
     ),
+    "spool_fsync": (
+        "IRISGATE_SPOOL_FSYNC",
+        "true: flush every request record to disk before its answer ends, so that even a"
+        " machine crash loses none (default false: a process crash loses none)",
+    ),
+    "spool_max_mb": (
+        "IRISGATE_SPOOL_MAX_MB",
+        "MiB of request records the spool (DATA_DIR/spool) may hold while the database is"
+        " unavailable; when full, new requests get 503 (default 1024)",
+    ),
 }
 
 
@@ -230,6 +245,8 @@ def load_settings(
         max_header_bytes=_size(pick, "max_header_bytes", 64 * KIB),
         max_headers=_size(pick, "max_headers", 100),
         max_connections=_size(pick, "max_connections", 10_000),
+        spool_fsync=_flag(pick, "spool_fsync"),
+        spool_max_mb=_megabytes(pick, "spool_max_mb", 1024),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -269,6 +286,8 @@ def _workers(raw: str | None) -> int:
     if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
         raise SettingsError(f"--workers must be a number from 1 to {MAX_WORKERS}, got {raw!r}")
     return int(raw)
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "kib": KIB, "kb": KIB, "k": KIB, "mib": MIB, "mb": MIB, "m": MIB}
 
 
@@ -286,6 +305,15 @@ def _size(pick: Callable[[str], str | None], name: str, default: int) -> int:
             f" (bytes may end in KiB or MiB), got {raw!r}"
         )
     return int(digits) * unit
+
+
+def _megabytes(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    raw = pick(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise SettingsError(f"--{name.replace('_', '-')} must be a whole number of MiB, at least 1")
+    return int(raw)
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

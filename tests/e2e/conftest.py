@@ -8,6 +8,7 @@ to a tailnet user or tagged node — exactly how WhoIs of a TCP peer works on a 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import openai
 import pytest
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.postgres import PostgresCluster
 from irisgate.testing.server import IrisgateServer
 
 ALICE_IP = "127.0.0.2"  # admin
@@ -74,6 +76,16 @@ def gateway_config(upstream: str, **overrides: Any) -> str:
     }
     config.update(overrides)
     return "// written by the test suite\n" + json.dumps(config, indent=2)
+
+
+@pytest.fixture(scope="module")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL server for one test module, which its tests may stop and start
+    (irisgate.testing.postgres). `IRISGATE_TEST_POSTGRES=0` skips the tests using it."""
+    if os.environ.get("IRISGATE_TEST_POSTGRES", "1") == "0":
+        pytest.skip("IRISGATE_TEST_POSTGRES=0")
+    with PostgresCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

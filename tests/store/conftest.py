@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from store_postgres import BACKENDS, create_pg_database, drop_pg_database
+from store_records import new_spool
 
 from irisgate.store.database import Database, open_database
+from irisgate.telemetry.spool import Spool
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,3 +37,9 @@ async def db(db_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+def spool(tmp_path: Any) -> Spool:
+    """An opened record spool in the test's tmp_path (closed by the writer's drain)."""
+    return new_spool(tmp_path / "spool")

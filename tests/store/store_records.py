@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.spool import Spool
 from irisgate.usage.tokens import Usage
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -43,3 +45,10 @@ def make_record(index: int, **overrides: Any) -> RequestRecord:
     }
     values.update(overrides)
     return RequestRecord(**values)
+
+
+def new_spool(folder: Path, **options: Any) -> Spool:
+    """An opened spool in `folder` (the batch writer journals every record to one)."""
+    spool = Spool(folder, **options)
+    spool.open()
+    return spool

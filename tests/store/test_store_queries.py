@@ -4,20 +4,28 @@ daily usage."""
 from __future__ import annotations
 
 import base64
+import tempfile
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete
-from store_records import T0, make_record
+from store_records import T0, make_record, new_spool
 
 from irisgate.store.database import Database
 from irisgate.store.queries import daily_usage, get_request, iso_utc, list_requests
 from irisgate.store.tables import captures
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.writer import BatchWriter
 
 
 async def store(db: Database, records: list[RequestRecord]) -> None:
-    writer = BatchWriter(db)
+    with tempfile.TemporaryDirectory() as folder:
+        await _store_in(db, records, new_spool(Path(folder)))
+
+
+async def _store_in(db: Database, records: list[RequestRecord], spool: Spool) -> None:
+    writer = BatchWriter(db, spool)
     for record in records:
         writer.submit(record)
     assert await writer.drain_and_stop() == 0

@@ -3,16 +3,19 @@ queries over them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
-from store_records import T0, make_record
+from store_records import T0, make_record, new_spool
 
 from irisgate.store import reports
 from irisgate.store.database import Database
 from irisgate.store.reports import Filters
 from irisgate.store.tables import sessions
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.writer import BatchWriter
 from irisgate.usage.tokens import Usage
 
@@ -20,7 +23,12 @@ DAY = T0.date()
 
 
 async def _write(db: Database, records: list[RequestRecord]) -> None:
-    writer = BatchWriter(db)
+    with tempfile.TemporaryDirectory() as folder:
+        await _store_in(db, records, new_spool(Path(folder)))
+
+
+async def _store_in(db: Database, records: list[RequestRecord], spool: Spool) -> None:
+    writer = BatchWriter(db, spool)
     writer.start()
     for record in records:
         writer.submit(record)

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine, make_url
 from store_postgres import ADMIN_URL
-from store_records import make_record
+from store_records import make_record, new_spool
 
 from irisgate.store.database import Database, open_database
 from irisgate.store.queries import daily_usage, response_origin
@@ -32,7 +32,8 @@ from irisgate.store.tables import (
     responses,
 )
 from irisgate.telemetry.record import RequestRecord
-from irisgate.telemetry.writer import BatchWriter, QueueFull, WriterStoppedError
+from irisgate.telemetry.spool import Spool
+from irisgate.telemetry.writer import BatchWriter, WriterStoppedError
 from irisgate.usage.tokens import Usage
 
 FAST_RETRY: dict[str, float] = {"retry_initial_s": 0.02, "retry_max_s": 0.1}
@@ -118,9 +119,9 @@ async def stored_ids(db: Database) -> list[str]:
         return [row[0] for row in rows]
 
 
-async def test_stores_records_captures_and_daily_rollups(db: Database) -> None:
+async def test_stores_records_captures_and_daily_rollups(db: Database, spool: Spool) -> None:
     records = varied_records(1234)
-    writer = BatchWriter(db, max_batch=97)
+    writer = BatchWriter(db, spool, max_batch=97)
     writer.start()
     for record in records:
         writer.submit(record)
@@ -146,7 +147,9 @@ async def test_stores_records_captures_and_daily_rollups(db: Database) -> None:
     assert bytes(capture["request_body"]) == records[9].request_body
 
 
-async def test_records_that_are_not_usage_stay_out_of_the_rollup(db: Database) -> None:
+async def test_records_that_are_not_usage_stay_out_of_the_rollup(
+    db: Database, tmp_path: Path
+) -> None:
     """Connector calls are stored with their sizes but never counted as LLM usage, alone in
     a batch or mixed with LLM requests."""
     tool_call = make_record(
@@ -160,7 +163,7 @@ async def test_records_that_are_not_usage_stay_out_of_the_rollup(db: Database) -
     )
     llm = make_record(2)
     for batch in ([tool_call], [replace(tool_call, request_id="req_3"), llm]):
-        writer = BatchWriter(db)
+        writer = BatchWriter(db, new_spool(tmp_path / "spool"))
         for record in batch:
             writer.submit(record)
         assert await writer.drain_and_stop() == 0
@@ -172,26 +175,26 @@ async def test_records_that_are_not_usage_stay_out_of_the_rollup(db: Database) -
     assert (row["request_bytes"], row["response_bytes"]) == (321, 4567)
 
 
-async def test_rollup_day_is_the_utc_date(db: Database) -> None:
+async def test_rollup_day_is_the_utc_date(db: Database, spool: Spool) -> None:
     eastern = timezone(timedelta(hours=-5))
     late_evening = make_record(1, started_at=datetime(2025, 3, 1, 23, 30, tzinfo=eastern))
-    writer = BatchWriter(db)
+    writer = BatchWriter(db, spool)
     writer.submit(late_evening)
     await writer.drain_and_stop()
     rows = await daily_usage(db, since=date(2025, 3, 1), until=date(2025, 3, 3))
     assert [row["day"] for row in rows] == ["2025-03-02"]
 
 
-async def test_drain_and_stop_writes_everything_queued(db: Database) -> None:
+async def test_drain_and_stop_writes_everything_queued(db: Database, spool: Spool) -> None:
     records = varied_records(2500)
-    writer = BatchWriter(db, max_batch=500)
+    writer = BatchWriter(db, spool, max_batch=500)
     for record in records[:2000]:
         writer.submit(record)  # queued before the task even runs
     writer.start()
     drain = asyncio.create_task(writer.drain_and_stop(timeout=60))
     await asyncio.sleep(0)
     for record in records[2000:]:
-        await writer.submit_wait(record)  # still accepted while draining
+        writer.submit(record)  # still accepted while draining
     assert await drain == 0
     assert writer.written_total == 2500
     assert await count(db, requests) == 2500
@@ -200,8 +203,10 @@ async def test_drain_and_stop_writes_everything_queued(db: Database) -> None:
         writer.submit(make_record(99_999))
 
 
-async def test_linger_gathers_a_trickle_of_records_into_few_transactions(db: Database) -> None:
-    writer = BatchWriter(db, linger_s=0.5)
+async def test_linger_gathers_a_trickle_of_records_into_few_transactions(
+    db: Database, spool: Spool
+) -> None:
+    writer = BatchWriter(db, spool, linger_s=0.5)
     writer.start()
     for number in range(20):  # one request's record every 10 ms
         writer.submit(make_record(number))
@@ -216,23 +221,23 @@ async def test_linger_gathers_a_trickle_of_records_into_few_transactions(db: Dat
     assert await count(db, requests) == 21
 
 
-async def test_full_queue_raises_and_submit_wait_waits(db: Database) -> None:
-    writer = BatchWriter(db, max_queue=3, max_batch=2)
-    for n in range(3):
-        writer.submit(make_record(n))
-    with pytest.raises(QueueFull):
-        writer.submit(make_record(3))
-    waiting = asyncio.create_task(writer.submit_wait(make_record(3)))
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
+async def test_a_full_queue_spills_to_the_spool_and_loses_nothing(
+    db: Database, spool: Spool
+) -> None:
+    writer = BatchWriter(db, spool, max_queue=3, max_batch=2)
+    for n in range(8):
+        writer.submit(make_record(n))  # never blocks: 5 of them live only in the spool now
+    assert writer.queue_depth == 3
+    assert writer.spooled == 8  # the segment they share is read back whole
     writer.start()
-    await asyncio.wait_for(waiting, 10)
+    await eventually(lambda: writer.spooled == 0)
     assert await writer.drain_and_stop() == 0
-    assert await count(db, requests) == 4
+    assert await stored_ids(db) == [make_record(n).request_id for n in range(8)]
+    assert list(spool.folder.iterdir()) == []
 
 
-async def test_a_refused_record_is_skipped_alone(db: Database) -> None:
-    writer = BatchWriter(db, **FAST_RETRY)
+async def test_a_refused_record_is_skipped_alone(db: Database, spool: Spool) -> None:
+    writer = BatchWriter(db, spool, **FAST_RETRY)
     writer.start()
     first = make_record(1)
     writer.submit(first)
@@ -257,8 +262,8 @@ async def test_a_refused_record_is_skipped_alone(db: Database) -> None:
     assert await stored_rollups(db) == expected_rollups(stored)
 
 
-async def test_malformed_record_is_skipped_alone(db: Database) -> None:
-    writer = BatchWriter(db, **FAST_RETRY)
+async def test_malformed_record_is_skipped_alone(db: Database, spool: Spool) -> None:
+    writer = BatchWriter(db, spool, **FAST_RETRY)
     huge = make_record(2, usage=Usage(input_tokens=2**70))  # beyond BIGINT
     broken = make_record(3)
     broken.usage = None  # type: ignore[assignment]
@@ -270,8 +275,8 @@ async def test_malformed_record_is_skipped_alone(db: Database) -> None:
     assert await stored_ids(db) == [make_record(n).request_id for n in (1, 4)]
 
 
-async def test_nul_characters_do_not_lose_the_record(db: Database) -> None:
-    writer = BatchWriter(db, **FAST_RETRY)
+async def test_nul_characters_do_not_lose_the_record(db: Database, spool: Spool) -> None:
+    writer = BatchWriter(db, spool, **FAST_RETRY)
     odd = make_record(1, user_agent="curl\x00/8", login_name="eve\x00@example.com")
     writer.submit(odd)
     writer.submit(make_record(2))
@@ -338,7 +343,9 @@ def core_capture_row(r: RequestRecord) -> dict[str, Any]:
     }
 
 
-async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Database) -> None:
+async def test_sends_the_statements_and_values_sqlalchemy_core_would(
+    db: Database, spool: Spool
+) -> None:
     """The writer runs pre-compiled SQL on rows it converts itself: what reaches the driver
     must be exactly what SQLAlchemy Core sends for the same rows (the column types'
     conversions included)."""
@@ -369,7 +376,7 @@ async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Databas
             await conn.rollback()
         by_core = list(sent)
         sent.clear()
-        writer = BatchWriter(db)
+        writer = BatchWriter(db, spool)
         for record in records:
             writer.submit(record)
         assert await writer.drain_and_stop() == 0
@@ -388,8 +395,10 @@ async def test_sends_the_statements_and_values_sqlalchemy_core_would(db: Databas
     assert await stored_rollups(db) == expected_rollups(records)
 
 
-async def test_values_the_column_types_refuse_skip_only_their_record(db: Database) -> None:
-    writer = BatchWriter(db, **FAST_RETRY)
+async def test_values_the_column_types_refuse_skip_only_their_record(
+    db: Database, spool: Spool
+) -> None:
+    writer = BatchWriter(db, spool, **FAST_RETRY)
     refused = [
         make_record(2, stream=2),
         make_record(3, cancelled="yes"),
@@ -448,9 +457,11 @@ class Outage:
         await self._sql("ALTER TABLE requests_offline RENAME TO requests")
 
 
-async def test_an_outage_delays_records_but_loses_none(db: Database, db_url: str) -> None:
+async def test_an_outage_delays_records_but_loses_none(
+    db: Database, db_url: str, spool: Spool
+) -> None:
     records = varied_records(60)
-    writer = BatchWriter(db, max_batch=25, **FAST_RETRY)
+    writer = BatchWriter(db, spool, max_batch=25, **FAST_RETRY)
     writer.start()
     for record in records[:10]:
         writer.submit(record)
@@ -467,10 +478,11 @@ async def test_an_outage_delays_records_but_loses_none(db: Database, db_url: str
         await eventually(lambda: writer.failed_batches_total >= failed + 3)
         await outage.accept_connections()
     assert writer.written_total == 10
-    assert writer.queue_depth == 50
+    assert writer.queue_depth == 0  # nothing held in memory during the outage
+    assert writer.spooled >= 50
     await outage.end()
 
-    await eventually(lambda: writer.written_total == 60)
+    await eventually(lambda: writer.spooled == 0)
     assert await writer.drain_and_stop() == 0
     assert writer.skipped_total == 0
     assert await stored_ids(db) == [r.request_id for r in records]
@@ -478,37 +490,41 @@ async def test_an_outage_delays_records_but_loses_none(db: Database, db_url: str
     assert await stored_rollups(db) == expected_rollups(records)
 
 
-async def test_drain_gives_up_after_its_timeout_and_reports_the_loss(
-    db: Database, db_url: str
+async def test_stopping_during_an_outage_leaves_the_records_in_the_spool(
+    db: Database, db_url: str, tmp_path: Path
 ) -> None:
-    writer = BatchWriter(db, max_queue=5, **FAST_RETRY)
+    writer = BatchWriter(db, new_spool(tmp_path / "spool"), max_queue=5, **FAST_RETRY)
     writer.start()
     outage = Outage(db, db_url)
     await outage.start()
     try:
         for n in range(5):
-            await writer.submit_wait(make_record(n))
+            writer.submit(make_record(n))
         await eventually(lambda: writer.failed_batches_total >= 1)
         for n in range(5, 10):
-            writer.submit(make_record(n))  # the queue again holds 5, 5 more are in flight
-        blocked = asyncio.create_task(writer.submit_wait(make_record(10)))
-        assert await writer.drain_and_stop(timeout=0.5) == 10
-        with pytest.raises(WriterStoppedError):
-            await blocked
+            writer.submit(make_record(n))
+        assert await writer.drain_and_stop(timeout=30) == 10
     finally:
         await outage.end()
     assert writer.written_total == 0
     with pytest.raises(WriterStoppedError):
-        await writer.submit_wait(make_record(11))
+        writer.submit(make_record(11))
+    # the next process with this data folder stores them, each once
+    later = BatchWriter(db, new_spool(tmp_path / "spool"))
+    assert later.spooled == 10
+    later.start()
+    await eventually(lambda: later.spooled == 0)
+    assert await later.drain_and_stop() == 0
+    assert await stored_ids(db) == [make_record(n).request_id for n in range(10)]
 
 
-async def test_created_responses_are_stored_with_their_creator(db: Database) -> None:
+async def test_created_responses_are_stored_with_their_creator(db: Database, spool: Spool) -> None:
     """A record that created an OpenAI response stores its id → provider, model, login; an id
     recorded twice keeps its first creator and costs no record."""
     first = make_record(1, response_id="resp_abc", provider="openai", model="gpt-4o-mini")
     again = make_record(2, response_id="resp_abc", provider="other", login_name="eve@x")
     plain = make_record(3)
-    writer = BatchWriter(db)
+    writer = BatchWriter(db, spool)
     for record in (first, again, plain):
         writer.submit(record)
     assert await writer.drain_and_stop() == 0
@@ -543,12 +559,14 @@ linux_only = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDL
 
 
 @linux_only
-async def test_sqlite_batches_are_written_by_an_idle_priority_thread(tmp_path: Path) -> None:
+async def test_sqlite_batches_are_written_by_an_idle_priority_thread(
+    tmp_path: Path, spool: Spool
+) -> None:
     db = await open_database(f"sqlite:///{tmp_path}/irisgate.db")
     try:
         before = thread_policies()
         assert SCHED_IDLE_POLICY not in before.values()
-        writer = BatchWriter(db)
+        writer = BatchWriter(db, spool)
         writer.start()
         writer.submit(make_record(1))
         await eventually(lambda: writer.written_total == 1)
@@ -563,6 +581,7 @@ async def test_sqlite_batches_are_written_by_an_idle_priority_thread(tmp_path: P
 @linux_only
 async def test_a_saturated_event_loop_does_not_starve_the_idle_priority_writer(
     tmp_path: Path,
+    spool: Spool,
 ) -> None:
     """On one CPU, an idle-priority thread runs only when nothing else wants the CPU. An event
     loop kept busy after a batch went out must still let that batch finish (it holds SQLite's
@@ -589,7 +608,7 @@ async def test_a_saturated_event_loop_does_not_starve_the_idle_priority_writer(
 
     records = varied_records(400)  # tens of milliseconds of SQLite's work
     try:
-        writer = BatchWriter(db, max_batch=1000)
+        writer = BatchWriter(db, spool, max_batch=1000)
         for record in records:
             writer.submit(record)
         started = time.monotonic()

@@ -7,14 +7,20 @@ Same identity and grants as the LLM paths; management errors use irisgate's JSON
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from irisgate.grants import Access
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
+from irisgate.store.availability import unavailable
+
+#: where an error must come from to be the database's (asyncpg raises plain OSErrors)
+_DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "irisgate.store")
+DATABASE_DOWN = "the database is unavailable; try again shortly"
 
 
 class ApiError(Exception):
@@ -65,3 +71,21 @@ async def require_admin(request: Request) -> Caller:
     if not caller.is_admin:
         raise ApiError(403, "access denied: admin role required")
     return caller
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A management call that could not reach the database: 503 with a message that says
+    so (the outage is logged once, see store/availability.py). Any other error is re-raised
+    (a 500, logged with its traceback)."""
+    if not (unavailable(exc) and _raised_by_database(exc.__traceback__)):
+        raise exc
+    runtime_of(request).db.availability.failed(exc)
+    return JSONResponse({"error": DATABASE_DOWN}, status_code=503, headers={"retry-after": "5"})
+
+
+def _raised_by_database(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+            return True
+        tb = tb.tb_next
+    return False

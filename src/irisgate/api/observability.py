@@ -1,10 +1,11 @@
 """`GET /metrics` (Prometheus text, for callers granted `read_metrics`) and `GET /readyz`.
 
 `/healthz` (in routes.py) says the process is up. `/readyz` says this instance should get
-traffic: the database answers, a config version is loaded, the capture queue has room
-(a queue past `SATURATED` of its capacity means the database cannot keep up, and new
-requests would only wait) and the process is not shutting down (gateway/drain.py). It
-answers 200 or 503 with the failing checks named.
+traffic: the database answers, a config version is loaded, the capture queue has room (a
+queue past `SATURATED` of its capacity means the database cannot keep up), the spool is
+not full (when it is, new requests are refused) and the process is not shutting down
+(gateway/drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
+how many records wait in the spool to be stored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from irisgate.api.auth import ApiError, identify, runtime_of
+from irisgate.store.availability import unavailable
 from irisgate.telemetry.metrics import CONTENT_TYPE
 
 #: capture queue fill ratio from which the instance reports itself not ready
@@ -41,14 +43,22 @@ async def readyz(request: Request) -> Response:
             async with runtime.db.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
+        runtime.db.availability.answered()
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unreachable: {type(exc).__name__}"
+        if unavailable(exc):
+            runtime.db.availability.failed(exc)
     checks["config"] = f"version {runtime.snapshot.version}"
     writer = runtime.writer
     depth, capacity = writer.queue_depth, writer.queue_capacity
     full = depth >= SATURATED * capacity
     checks["capture_queue"] = f"{'saturated' if full else 'ok'}: {depth}/{capacity}"
-    ready = checks["database"] == "ok" and not full
+    spool = writer.spool
+    checks["spool"] = (
+        f"{'full' if spool.full else 'ok'}: {writer.spooled} records waiting, "
+        f"{spool.bytes}/{spool.max_bytes} bytes"
+    )
+    ready = checks["database"] == "ok" and not full and not spool.full
     if runtime.drain.draining:  # load balancers: stop sending, this process is stopping
         checks["shutdown"] = f"draining: {runtime.drain.inflight} request(s) in flight"
         ready = False

@@ -26,6 +26,7 @@ from irisgate.identity import Identity
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store import configs
+from irisgate.store.availability import unavailable
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.config")
@@ -136,10 +137,15 @@ class ConfigService:
             await asyncio.sleep(self._settings.config_poll_seconds)
             try:
                 await self.refresh()
-            except Exception:  # keep following: a DB hiccup must not stop config updates
+            except Exception as exc:  # keep following: a DB hiccup must not stop config updates
+                if unavailable(exc):  # logged once per outage, not once a poll
+                    self._db.availability.failed(exc)
+                    continue
                 log.exception(
                     "config refresh failed; keeping version", version=self.snapshot.version
                 )
+            else:
+                self._db.availability.answered()
 
     async def refresh(self) -> None:
         newest = await configs.latest_summary(self._db)

@@ -98,6 +98,8 @@ class Exchange:
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
+    accounted: bool = False  # usage and cost taken from the answer (before its end went out)
+    journaled: bool = False  # the record is in the spool as it was when the answer ended
 
 
 class Gateway:
@@ -131,26 +133,23 @@ class Gateway:
         ex.started = started
         drain = self.runtime.drain
         try:
-            if drain.draining:  # checked before any work: nothing is recorded or charged
-                raise GatewayError("unavailable", REFUSAL, headers=_REFUSAL_HEADERS)
+            self._check_taking_work()
             with drain.track(record):
                 await self._admit(ex, scope)
                 body = await self._read_body(scope, receive)
                 await self._prepare(ex, scope, body)
                 await self._relay(ex, send, receive)
                 if ex.result.status and ex.route is not None:
-                    self._account(ex, ex.route)
+                    if not ex.accounted:  # sealed before the answer's end otherwise
+                        self._account(ex, ex.route)
                 elif drain.was_cut(record):  # cut before the upstream answered
                     await self._refuse_cut(ex, send)
         except GatewayError as exc:
-            record.status, record.error = exc.status, exc.message
-            await _send_error(send, op, exc, record.request_id)
+            await self._refuse(ex, send, exc)
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
-            error = GatewayError("permission", f"access denied: {exc}")
-            record.status, record.error = error.status, error.message
-            await _send_error(send, op, error, record.request_id)
+            await self._refuse(ex, send, GatewayError("permission", f"access denied: {exc}"))
         except asyncio.CancelledError:
             if not drain.was_cut(record):
                 raise
@@ -164,6 +163,19 @@ class Gateway:
                 self._finish(ex)
             else:  # tokenizing is CPU work: off the request path, before anything is settled
                 self.runtime.defer(self._estimate_then_finish(ex, ex.pending))
+
+    def _check_taking_work(self) -> None:
+        """Refuse before any work (nothing is recorded or charged): the process is stopping,
+        or the database is away and the record spool is full."""
+        if self.runtime.drain.draining:
+            raise GatewayError("unavailable", REFUSAL, headers=_REFUSAL_HEADERS)
+        if self.runtime.recording_refused:
+            raise GatewayError(
+                "unavailable",
+                "irisgate cannot record requests right now (the database is unavailable "
+                "and the record spool is full); try again later",
+                headers={"retry-after": "30"},
+            )
 
     async def _refuse_cut(self, ex: Exchange, send: Any) -> None:
         """Answer 503 to a request the shutdown cut before its answer started; the record
@@ -180,7 +192,8 @@ class Gateway:
         if ex.admission is not None:
             self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
         if record.login_name:
-            self.runtime.record(record)
+            unchanged = ex.journaled and ex.pending is None and not record.cancelled
+            self.runtime.record(record, journaled=unchanged)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
             self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
         self.runtime.observe(record)
@@ -373,6 +386,7 @@ class Gateway:
                 extra_headers=extra,
                 chunk_filter=ex.chunk_filter,
                 request_started=ex.started,
+                before_end=lambda: self._seal(ex, upstream_started),
             )
         except asyncio.CancelledError:
             if not record.cancelled:
@@ -387,6 +401,36 @@ class Gateway:
             record.error = result.error or record.error
             if result.upstream_done_at is not None:
                 record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+
+    async def _refuse(self, ex: Exchange, send: Any, error: GatewayError) -> None:
+        """Answer with irisgate's own error; like an answer, its record is journaled first."""
+        record = ex.record
+        record.status, record.error = error.status, error.message
+        if record.login_name:
+            record.duration_ms = (time.perf_counter() - ex.started) * 1000
+            ex.journaled = self.runtime.journal(record)
+        await _send_error(send, ex.op, error, record.request_id)
+
+    def _seal(self, ex: Exchange, upstream_started: float) -> None:
+        """The upstream's answer is complete and the client is about to get its end: take
+        usage and cost from it and journal the record, so that from the moment the client
+        has its answer no crash can lose the record (telemetry/spool.py)."""
+        record, result = ex.record, ex.result
+        record.status = result.status or record.status
+        record.error = result.error or record.error
+        record.duration_ms = (time.perf_counter() - ex.started) * 1000
+        if result.first_byte_at is not None:
+            record.ttfb_ms = (result.first_byte_at - ex.started) * 1000
+        if result.upstream_done_at is not None:
+            record.upstream_ms = (result.upstream_done_at - upstream_started) * 1000
+        if ex.route is not None:
+            ex.accounted = True
+            try:
+                self._account(ex, ex.route)
+            except Exception:  # a bug here must not cost the client the end of its answer
+                log.exception("accounting for an answer failed", request_id=record.request_id)
+        if record.login_name:
+            ex.journaled = self.runtime.journal(record)
 
     def _account(self, ex: Exchange, route: Route) -> None:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has

@@ -52,6 +52,7 @@ async def relay(
     extra_headers: list[tuple[bytes, bytes]],
     chunk_filter: ChunkFilter | None = None,
     request_started: float | None = None,
+    before_end: Callable[[], None] | None = None,
 ) -> None:
     """Fill `result` while streaming. Raises GatewayError before the answer starts only;
     once the client has the status line, a failure sets `result.error` and leaves the body
@@ -60,7 +61,9 @@ async def relay(
     instead of a clean end of a truncated answer.
 
     With `request_started` (perf_counter when the gateway began on the request) the answer
-    carries a `Server-Timing` header (see timing.py)."""
+    carries a `Server-Timing` header (see timing.py). `before_end` is called once the
+    upstream's answer is complete, just before the message that completes the client's
+    (the gateway journals the request's record there)."""
     upstream_started = time.perf_counter()
     try:
         upstream = await client.request(request.method, request.url, request.headers, request.body)
@@ -96,7 +99,7 @@ async def relay(
         await send(
             {"type": "http.response.start", "status": upstream.status, "headers": out_headers}
         )
-        await _pump(upstream, send, result, chunk_filter)
+        await _pump(upstream, send, result, chunk_filter, before_end)
     except TimeoutError:
         result.error = "upstream stopped sending before the answer was complete (timeout)"
     except UpstreamError as exc:
@@ -116,6 +119,7 @@ async def _pump(
     send: Send,
     result: RelayResult,
     chunk_filter: ChunkFilter | None,
+    before_end: Callable[[], None] | None,
 ) -> None:
     tee = result.tee
     length = upstream.content_length
@@ -123,6 +127,8 @@ async def _pump(
         body = await upstream.read()
         tee.add(body)
         result.upstream_done_at = result.first_byte_at = time.perf_counter()
+        if before_end is not None:
+            before_end()
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
     while True:
@@ -136,6 +142,8 @@ async def _pump(
                 out += chunk_filter.flush()
             if result.first_byte_at is None:
                 result.first_byte_at = result.upstream_done_at
+            if before_end is not None:
+                before_end()
             # the upstream's last piece came with its end: one write, not two (the ASGI
             # server appends the end of the chunked body to this piece)
             await send({"type": "http.response.body", "body": out, "more_body": False})

@@ -64,6 +64,7 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from irisgate.store.availability import Availability
 from irisgate.store.tables import metadata
 
 if TYPE_CHECKING:
@@ -153,15 +154,17 @@ class Database:
       without an exception and rolled back otherwise (`async with db.begin() as conn`).
     - `write_in_thread(fn, background=)`: on SQLite (`writes_in_thread`), `fn(connection)`
       inside one write transaction in a thread of its own (see the module doc).
+    - `availability`: whether the database was reachable when last used (store/availability).
     - `close()`: close every pooled connection; the `Database` is unusable afterwards.
     """
 
-    __slots__ = ("_lanes", "_write_engine", "dialect", "engine", "url")
+    __slots__ = ("_lanes", "_write_engine", "availability", "dialect", "engine", "url")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self.url: str = engine.url.render_as_string(hide_password=True)
+        self.availability = Availability(self.url)
         # normal and background write threads (SQLite only), made on first use
         self._lanes: dict[bool, _WriteLane] = {}
         self._write_engine = (

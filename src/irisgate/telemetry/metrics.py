@@ -364,6 +364,9 @@ class Metrics:
         queue_capacity: float,
         dropped_total: Callable[[], float],
         config_version: Callable[[], float],
+        spool_records: Callable[[], float],
+        spool_bytes: Callable[[], float],
+        spool_full: Callable[[], float],
     ) -> None:
         """Gauges and counters read from their owners when scraped (no per-request cost)."""
         Gauge(
@@ -373,9 +376,25 @@ class Metrics:
         ).set_function(queue_depth)
         Gauge(
             "irisgate_capture_queue_capacity",
-            "Records the capture queue holds before callers wait for room.",
+            "Records the capture queue holds; further ones wait in the spool only.",
             registry=self.registry,
         ).set(queue_capacity)
+        Gauge(
+            "irisgate_spool_records",
+            "Request records waiting in the spool only (database unavailable or behind, or "
+            "left by a process that died), to be stored from there.",
+            registry=self.registry,
+        ).set_function(spool_records)
+        Gauge(
+            "irisgate_spool_bytes",
+            "Bytes in the spool files (DATA_DIR/spool).",
+            registry=self.registry,
+        ).set_function(spool_bytes)
+        Gauge(
+            "irisgate_spool_full",
+            "1 while the spool is full and new requests are refused with 503.",
+            registry=self.registry,
+        ).set_function(spool_full)
         Gauge(
             "irisgate_config_version",
             "Id of the config version this instance runs.",

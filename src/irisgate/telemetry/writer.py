@@ -35,9 +35,27 @@ values exactly as the column types would). Driver errors still arrive wrapped in
 SQLAlchemy's `DBAPIError` subclasses, so the error handling below is the same for both
 databases.
 
-Nothing is dropped for an outage. When a write fails the batch is kept, the error logged
-and the same batch retried after a backoff that doubles up to `retry_max_s`, for as long as
-it takes (connection refused, connections killed, a table missing or locked: all the same).
+Every record is in the spool (`telemetry/spool.py`) before it reaches the writer: the
+gateway journals it before the client has the last byte of its answer (`journal`), other
+callers' records are journaled by `submit`. The in-memory queue is only the fast path.
+
+Nothing is dropped for an outage, and nothing piles up in memory during one. When a write
+fails because the database is unavailable (`store.availability.unavailable`: connection
+refused or killed, SQLite unable to open or locked past its timeout, a missing table), the
+writer lets go of everything it holds in memory (the batch and the queue: their records are
+in the spool), logs once that the database is down, and from then on `submit` only counts
+records (they stay in the spool). It tries again after a backoff that doubles up to
+`retry_max_s`, reading the oldest spilled records back from the spool; the first write that
+works ends the outage (logged once). The spool is then drained into the database a batch at
+a time: whenever the queue of live records is empty, and under load every other transaction,
+so that neither live records nor spooled ones wait behind the other for long. Records
+read back are first looked up by request id, and those the database already has are
+skipped: a record stored just before a crash, or whose commit was acknowledged late, is
+never stored twice. The same path stores the spool files left by a process that died.
+
+A full queue (the database is up but slower than the traffic) spills the same way, only the
+records that did not fit: `submit` never blocks and never creates a task.
+
 A record that is itself unacceptable to the database must not block the others: when the
 error says the data is at fault (`IntegrityError` such as a duplicate `request_id`,
 `DataError`, SQLSTATE class 22/23, or a value the driver cannot encode) the batch is
@@ -46,14 +64,10 @@ without NUL characters (PostgreSQL text cannot hold them) and otherwise logged a
 (`skipped_total`). Log lines carry the driver's message only: the engines are created with
 `hide_parameters`, since parameters hold request bodies.
 
-Back-pressure: the queue holds at most `max_queue` records. `submit` never blocks and never
-drops: when the queue is full it raises `QueueFull`, and the caller falls back to
-`await submit_wait(record)`, which waits for room. A full queue means the database is down
-or too slow; waiting there slows the callers instead of losing their records.
-
 Shutdown: `await drain_and_stop()` (the SIGTERM path) writes everything queued, including
-records submitted while it drains, then stops the task. Records submitted after it has
-stopped raise `WriterStoppedError`.
+records submitted while it drains, then stops the task; during an outage it stops at once.
+Either way it logs how many records wait in the spool for the next start. Records
+submitted after it has stopped raise `WriterStoppedError`.
 """
 
 from __future__ import annotations
@@ -67,10 +81,14 @@ from functools import partial
 from typing import Any
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from irisgate.store.availability import describe, unavailable
 from irisgate.store.database import Database
+from irisgate.store.tables import requests
+from irisgate.telemetry.entries import EntryError
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.rollups import DashboardRollups
 from irisgate.telemetry.rows import (
@@ -80,6 +98,7 @@ from irisgate.telemetry.rows import (
     rollup_rows,
     without_nul,
 )
+from irisgate.telemetry.spool import Segment, Spool
 
 _LOG = logging.getLogger(__name__)
 #: while lingering, queued records are prepared this often (a few dozen at a time under load)
@@ -91,10 +110,8 @@ BUSY_WINDOW_S = 0.01
 #: long to step aside when it does
 STARVE_CHECK_S = 0.01
 STARVE_YIELD_S = 0.001
-
-
-class QueueFull(Exception):
-    """The writer's queue is full; `await BatchWriter.submit_wait(record)` instead."""
+#: how often an idle writer looks for spool files left by a process that died
+ADOPT_EVERY_S = 5.0
 
 
 class WriterStoppedError(RuntimeError):
@@ -104,15 +121,16 @@ class WriterStoppedError(RuntimeError):
 class BatchWriter:
     """Stores `RequestRecord`s in batches from one background task (see the module doc).
 
-    Counters, for metrics: `queue_depth` (records accepted and not yet stored or skipped,
-    the batch being written included), `written_total` (records stored),
-    `failed_batches_total` (write attempts that failed and were retried) and
-    `skipped_total` (records refused by the database and dropped, each logged).
+    Counters, for metrics: `queue_depth` (records in memory not yet stored or skipped, the
+    batch being written included), `written_total` (records stored), `failed_batches_total`
+    (write attempts that failed), `skipped_total` (records refused by the database and
+    dropped, each logged) and `spooled` (records that wait in the spool only).
     """
 
     def __init__(
         self,
         db: Database,
+        spool: Spool,
         *,
         max_queue: int = 10_000,
         max_batch: int = 500,
@@ -124,6 +142,7 @@ class BatchWriter:
         if max_queue < 1 or max_batch < 1:
             raise ValueError("max_queue and max_batch must be at least 1")
         self._db = db
+        self.spool = spool
         self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=max_queue)
         self._max_batch = max_batch
         self._log = logger if logger is not None else _LOG
@@ -135,10 +154,13 @@ class BatchWriter:
         self._batches_total = 0
         self._stopping = asyncio.Event()
         self._stopped = False
-        self._stopped_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight = 0
+        self._in_flight: list[str] = []  # ids of the batch taken from the queue
+        self._outage = False
+        self._delay = retry_initial_s
         self._written_total = 0
+        self._spool_failures = 0
+        self._lost_total = 0
         self._failed_batches_total = 0
         self._skipped_total = 0
         self._sqlite = db.dialect == "sqlite"
@@ -146,36 +168,57 @@ class BatchWriter:
         self._dashboard = DashboardRollups(db.engine.dialect)
         self._clock = (time.monotonic(), time.thread_time())
         self._busy = False
+        self._adopted_at = 0.0
 
     # -- the request-path side -------------------------------------------------------------
 
-    def submit(self, record: RequestRecord) -> None:
-        """Queue `record` without waiting. Raises `QueueFull` when there is no room (then
-        `await submit_wait(record)`), `WriterStoppedError` after the writer has stopped."""
+    def journal(self, record: RequestRecord) -> bool:
+        """Write `record` to the spool now (the gateway calls this before the client has
+        the last byte); `submit(record, journaled=True)` follows when it is final. False
+        when the spool could not be written (logged; the record is then kept in memory)."""
         if self._stopped:
-            raise WriterStoppedError("the batch writer has stopped")
+            return False
         try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            raise QueueFull(f"{self._queue.maxsize} records are waiting to be stored") from None
+            self.spool.append(record)
+        except EntryError:  # malformed: preparing it fails too, and skips it with a log
+            return False
+        except OSError as exc:
+            self._spool_failures += 1
+            if self._spool_failures == 1 or self._spool_failures % 1000 == 0:
+                self._log.error(
+                    "the spool %s cannot be written (%d times so far): %s",
+                    self.spool.folder,
+                    self._spool_failures,
+                    exc,
+                )
+            return False
+        return True
 
-    async def submit_wait(self, record: RequestRecord) -> None:
-        """Queue `record`, waiting for room when the queue is full. Raises
-        `WriterStoppedError` if the writer stops (or has stopped) before there is room."""
+    def submit(self, record: RequestRecord, *, journaled: bool = False) -> None:
+        """Hand `record` over for storage without waiting: to the spool (unless `journaled`
+        already, unchanged since) and to the in-memory queue when the database is up and the
+        queue has room. Raises `WriterStoppedError` after the writer has stopped."""
         if self._stopped:
             raise WriterStoppedError("the batch writer has stopped")
-        if not self._queue.full():
-            self._queue.put_nowait(record)
-            return
-        put = asyncio.ensure_future(self._queue.put(record))
-        stopped = asyncio.ensure_future(self._stopped_event.wait())
-        try:
-            await asyncio.wait((put, stopped), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            put.cancel()  # no effect once the record is in
-        if self._stopped or put.cancelled() or not put.done():
-            raise WriterStoppedError("the batch writer stopped before storing the record")
+        in_spool = journaled or self.journal(record)
+        if not self._outage:
+            try:
+                self._queue.put_nowait(record)
+            except asyncio.QueueFull:
+                pass
+            else:
+                return
+        if in_spool:
+            self.spool.spill((record.request_id,))
+        else:  # neither the spool nor the queue has room for it
+            self._lost_total += 1
+            if self._lost_total == 1 or self._lost_total % 1000 == 0:
+                self._log.error(
+                    "request record %s was lost (%d so far): the database is unavailable or "
+                    "behind and the spool cannot be written",
+                    record.request_id,
+                    self._lost_total,
+                )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -188,11 +231,10 @@ class BatchWriter:
 
     async def drain_and_stop(
         self,
-        timeout: float = 30.0,  # noqa: ASYNC109 - on expiry it cancels and reports the loss
+        timeout: float = 30.0,  # noqa: ASYNC109 - on expiry it cancels; the spool keeps all
     ) -> int:
-        """Store everything queued, then stop. Returns the number of records NOT stored:
-        0 normally; more only when the database stayed unwritable for `timeout` seconds, in
-        which case the task is cancelled and the loss is logged as an error."""
+        """Store everything queued (at once during an outage: nothing), then stop. Returns
+        the number of records that wait in the spool for the next start, and logs it."""
         self._stopping.set()
         if self._task is None:
             self.start()
@@ -204,28 +246,35 @@ class BatchWriter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._mark_stopped()
-        lost = self.queue_depth
-        if lost:
-            self._log.error(
-                "batch writer stopped after %.1f s with %d records not stored "
-                "(database unwritable: %s)",
-                timeout,
-                lost,
-                self._db.url,
+        self._stopped = True
+        self.spool.spill([*self._in_flight, *self._take_queue()])
+        self._in_flight = []
+        waiting = self.spool.close()
+        if waiting:
+            self._log.warning(
+                "%d request records wait in the spool (%s); they are stored when irisgate "
+                "starts again with this data folder",
+                waiting,
+                self.spool.folder,
             )
-        return lost
+        return waiting
 
     # -- counters --------------------------------------------------------------------------
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize() + self._in_flight
+        return self._queue.qsize() + len(self._in_flight)
 
     @property
     def queue_capacity(self) -> int:
-        """Records the queue holds before `submit` raises `QueueFull`."""
+        """Records the queue holds before further ones are spilled to the spool."""
         return self._queue.maxsize
+
+    @property
+    def spooled(self) -> int:
+        """Records that wait in the spool only (spilled during an outage, or left by a
+        process that died), to be read back and stored."""
+        return self.spool.waiting
 
     @property
     def batches_total(self) -> int:
@@ -242,28 +291,47 @@ class BatchWriter:
 
     @property
     def skipped_total(self) -> int:
-        return self._skipped_total
+        """Records dropped, each logged: refused by the database, or (the spool failing
+        while the queue was full) not kept anywhere."""
+        return self._skipped_total + self._lost_total
 
     # -- the background task ---------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Live batches from the queue, and batches read back from the spool: those when
+        the queue is empty, and otherwise every other transaction, so that neither starves
+        the other."""
+        spool_turn = False
         try:
             while True:
+                if self._outage:
+                    if self._stopping.is_set():
+                        return
+                    await self._retry_after_outage()
+                    continue
+                if not self._stopping.is_set():
+                    idle = self._queue.empty()
+                    if idle:
+                        await self._adopt_now_and_then()
+                        self.spool.rotate_spilled()
+                    segment = self.spool.drainable()
+                    if segment is not None and (idle or spool_turn):
+                        spool_turn = False
+                        await self._drain(segment)
+                        continue
                 batch = await self._next_batch()
                 if batch:
-                    await self._store(batch)
+                    await self._store_live(batch)
+                    spool_turn = True
                 elif self._stopping.is_set() and self._queue.empty():
                     return
         finally:
-            self._mark_stopped()
-
-    def _mark_stopped(self) -> None:
-        self._stopped = True
-        self._stopped_event.set()
+            self._stopped = True
 
     async def _next_batch(self) -> list[Prepared]:
         """Up to `max_batch` queued records, prepared; waits while the queue is empty, unless
-        stopping. Returns [] when woken by `drain_and_stop` with nothing queued.
+        stopping. Returns [] when woken by `drain_and_stop` with nothing queued, or after
+        `ADOPT_EVERY_S` of an empty queue.
 
         With a linger, records are prepared as they arrive, a slice at a time, rather than
         all at once when the linger ends: preparing is event-loop CPU (~7 us a record here),
@@ -275,15 +343,18 @@ class BatchWriter:
             getter = asyncio.ensure_future(queue.get())
             stopper = asyncio.ensure_future(self._stopping.wait())
             try:
-                await asyncio.wait((getter, stopper), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    (getter, stopper), timeout=ADOPT_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 stopper.cancel()
                 # A cancelled Queue.get leaves its item in the queue, so nothing is lost.
                 getter.cancel()
             if not getter.done() or getter.cancelled():
                 return []
-            self._in_flight = 1
-            batch = self._prepare_all([getter.result()])
+            first = getter.result()
+            self._in_flight = [first.request_id]
+            batch = self._prepare_all([first])
         else:
             batch = []
         loop = asyncio.get_running_loop()
@@ -292,50 +363,129 @@ class BatchWriter:
             room = self._max_batch - len(batch)
             if room > 0 and not queue.empty():
                 taken = [queue.get_nowait() for _ in range(min(queue.qsize(), room))]
-                self._in_flight += len(taken)
+                self._in_flight += [r.request_id for r in taken]
                 batch += self._prepare_all(taken)
             left = deadline - loop.time()
             if left <= 0 or len(batch) >= self._max_batch or self._stopping.is_set():
                 return batch
             await asyncio.sleep(min(left, PREPARE_SLICE_S))
 
-    async def _store(self, pending: list[Prepared]) -> None:
-        """Store `pending`, retrying until every record is stored or skipped."""
+    async def _store_live(self, batch: list[Prepared]) -> None:
+        """Store a batch from the queue; on an outage, spill it and the queue."""
+        stored = await self._store(batch)
+        if stored:
+            self.spool.release(self._in_flight)
+        else:
+            self.spool.spill_all([*self._in_flight, *self._take_queue()])
+            self.spool.rotate_spilled()
+        self._in_flight = []
+
+    def _take_queue(self) -> list[str]:
+        taken: list[str] = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait().request_id)
+        return taken
+
+    async def _drain(self, segment: Segment) -> str:
+        """Store the next batch of `segment`'s records that the database does not have yet:
+        "stored"; "finished" when none was left (the segment is deleted); "outage"."""
+        if not segment.loaded:
+            await asyncio.to_thread(segment.load, self._log)
+        records, position = segment.take(self._max_batch, self._log)
+        if not records:
+            self.spool.finish(segment)
+            return "finished"
+        try:
+            known = await self._known([r.request_id for r in records])
+        except Exception as exc:  # whatever it is, the records stay in the spool
+            self._outage_began(exc)
+            return "outage"
+        fresh = [r for r in records if r.request_id not in known]
+        if not await self._store(self._prepare_all(fresh)):
+            return "outage"
+        segment.advance(position, len(records))
+        return "stored"
+
+    async def _known(self, request_ids: list[str]) -> set[str]:
+        """Which of `request_ids` the database has already."""
+        query = select(requests.c.request_id).where(requests.c.request_id.in_(request_ids))
+        async with self._db.connect() as conn:
+            return set((await conn.execute(query)).scalars())
+
+    async def _retry_after_outage(self) -> None:
+        """Wait the backoff (or until stopping), then try to store the oldest spilled
+        records; the first write that works ends the outage."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._delay)
+        if self._stopping.is_set():
+            return
+        self._delay = min(self._delay * 2, self._retry_max_s)
+        self.spool.rotate_spilled()
+        while (segment := self.spool.drainable()) is not None:
+            outcome = await self._drain(segment)
+            if outcome == "stored":
+                self._outage_ended()
+            if outcome != "finished":
+                return
+        try:  # nothing to read back (yet): just ask the database
+            await self._known([])
+        except Exception as exc:  # still down (or broken: logged once more)
+            self._outage_began(exc)
+            return
+        self._outage_ended()
+
+    def _outage_began(self, exc: BaseException) -> None:
+        """A write (or a look-up) failed for a reason other than the data: an outage, until
+        a write works. Not the usual unavailable database: logged each time (it is a bug
+        or a broken schema, and the backoff keeps it at most every `retry_max_s`)."""
+        self._failed_batches_total += 1
+        if not unavailable(exc):
+            self._log.error("storing request records failed: %s", describe(exc), exc_info=exc)
+        self._outage = True
+        self._db.availability.failed(exc)
+
+    def _outage_ended(self) -> None:
+        self._outage = False
+        self._db.availability.answered()
+
+    async def _store(self, pending: list[Prepared]) -> bool:
+        """Store `pending`: True when every record is stored or skipped, False when the
+        database is unavailable (the outage has begun; the caller keeps them in the spool)."""
         one_by_one = False
-        delay = self._retry_initial_s
         while pending:
             chunk = pending[:1] if one_by_one else pending
             try:
                 await self._write(chunk)
-            except Exception as exc:  # classified below; whatever it is, the batch is kept
-                if not _is_record_error(exc):
-                    self._failed_batches_total += 1
-                    self._log.error(
-                        "storing %d records failed, retrying in %.1f s: %s",
-                        len(chunk),
-                        delay,
-                        _describe(exc),
-                        exc_info=not isinstance(exc, SQLAlchemyError | OSError | TimeoutError),
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max_s)
-                elif len(chunk) > 1:
-                    one_by_one = True
-                    self._log.warning(
-                        "a batch was refused (%s); storing it record by record", _describe(exc)
-                    )
-                elif (repaired := without_nul(chunk[0])) is not chunk[0]:
-                    pending[0] = repaired  # PostgreSQL text cannot hold NUL; try once without
-                else:
-                    self._skip(chunk[0].request_id, f"refused by the database: {_describe(exc)}")
-                    del pending[0]
-                continue
+            except Exception as exc:  # classified below
+                if _is_record_error(exc):
+                    if len(chunk) > 1:
+                        one_by_one = True
+                        self._log.warning(
+                            "a batch was refused (%s); storing it record by record",
+                            describe(exc),
+                        )
+                    elif (repaired := without_nul(chunk[0])) is not chunk[0]:
+                        pending[0] = repaired  # PostgreSQL text cannot hold NUL; once more
+                    else:
+                        self._skip(chunk[0].request_id, f"refused by the database: {describe(exc)}")
+                        del pending[0]
+                    continue
+                self._outage_began(exc)
+                return False
             self._written_total += len(chunk)
             self._batches_total += 1
-            self._in_flight -= len(chunk)
             del pending[: len(chunk)]
-            delay = self._retry_initial_s
-        self._in_flight = 0
+            self._delay = self._retry_initial_s
+        self._db.availability.answered()
+        return True
+
+    async def _adopt_now_and_then(self) -> None:
+        """Look for spool files of processes that died (a sibling worker) every
+        `ADOPT_EVERY_S`."""
+        now = time.monotonic()
+        if now - self._adopted_at >= ADOPT_EVERY_S:
+            self._adopted_at = now
+            self.spool.take(await asyncio.to_thread(self.spool.orphans))
 
     def _prepare_all(self, batch: list[RequestRecord]) -> list[Prepared]:
         prepared: list[Prepared] = []
@@ -354,7 +504,6 @@ class BatchWriter:
 
     def _skip(self, request_id: str, reason: str) -> None:
         self._skipped_total += 1
-        self._in_flight = max(0, self._in_flight - 1)
         self._log.error("request record %s was not stored: %s", request_id, reason)
 
     async def _write(self, chunk: Sequence[Prepared]) -> None:
@@ -447,13 +596,6 @@ def _is_record_error(exc: BaseException) -> bool:
         return isinstance(exc.orig, ValueError | TypeError | OverflowError)
     # sqlite3 raises OverflowError itself for integers beyond 64 bits.
     return isinstance(exc, ValueError | TypeError | OverflowError)
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's own message, without the SQL and parameters SQLAlchemy adds."""
-    if isinstance(exc, StatementError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _execute(plan: list[tuple[str, list[tuple[Any, ...]]]], conn: Connection) -> None:

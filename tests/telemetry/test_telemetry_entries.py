@@ -1,0 +1,92 @@
+"""The spool's entry format: a record comes back exactly as written, and a file cut short
+(a machine crash in the middle of a write) or damaged yields exactly its intact entries
+before the damage, never an error or a wrong record."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+
+import pytest
+
+from irisgate.telemetry.entries import HEADER, EntryError, decode, encode, read_frames
+from irisgate.telemetry.record import RequestRecord
+from irisgate.usage.tokens import Usage
+
+
+def record(number: int, **overrides: object) -> RequestRecord:
+    values: dict[str, object] = {
+        "request_id": f"req_{number:028x}",
+        "started_at": datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC),
+        "login_name": "alice@example.com",
+        "display_name": "Alice Ünïcode",
+        "tags": ("tag:ci", "tag:prod"),
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "stream": True,
+        "status": 200,
+        "duration_ms": 12.5,
+        "ttfb_ms": None,
+        "usage": Usage(input_tokens=10 + number, output_tokens=3, reasoning_tokens=1),
+        "cost_nanodollars": 1234 * number,
+        "request_headers": {"content-type": "application/json", "x-odd": "a\x00b"},
+        "request_body": b'{"model":"gpt-4o-mini"}' * number,
+        "response_body": bytes(range(256)),  # not UTF-8
+        "response_raw": b"data: [DONE]\n\n" if number % 2 else None,
+        "response_raw_encoding": "gzip" if number % 2 else "",
+    }
+    values.update(overrides)
+    return RequestRecord(**values)  # type: ignore[arg-type]
+
+
+RECORDS = [record(1), record(2), record(3, cost_nanodollars=None, response_id="resp_1")]
+
+
+def test_a_record_comes_back_exactly_as_written() -> None:
+    for original in RECORDS:
+        frames = read_frames(encode(original))
+        [(offset, payload)] = frames.items
+        assert offset == 0
+        assert decode(payload) == original
+
+
+def test_a_buffer_cut_anywhere_yields_exactly_the_entries_before_the_cut() -> None:
+    encoded = [encode(r) for r in RECORDS]
+    data = b"".join(encoded)
+    ends = [sum(len(e) for e in encoded[: n + 1]) for n in range(len(encoded))]
+    for cut in range(len(data) + 1):
+        frames = read_frames(data[:cut])
+        complete = sum(1 for end in ends if end <= cut)
+        assert [decode(p) for _, p in frames.items] == RECORDS[:complete]
+        assert frames.end == (ends[complete - 1] if complete else 0)
+
+
+def test_a_damaged_entry_ends_the_reading_there() -> None:
+    encoded = [encode(r) for r in RECORDS]
+    data = bytearray(b"".join(encoded))
+    second = len(encoded[0])
+    for position in (second, second + 5, second + HEADER.size + 3, second + len(encoded[1]) - 1):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x40
+        frames = read_frames(bytes(damaged))
+        assert [decode(p) for _, p in frames.items] == RECORDS[:1]
+        assert frames.end == second
+
+
+def test_a_length_beyond_the_buffer_is_damage_not_a_huge_read() -> None:
+    header = HEADER.pack(b"IGR1", 2**31, 0)
+    assert read_frames(encode(RECORDS[0]) + header).items[0][0] == 0
+    assert len(read_frames(encode(RECORDS[0]) + header + b"x" * 100).items) == 1
+
+
+def test_a_checksummed_payload_that_is_no_record_is_refused_by_name() -> None:
+    payload = b"\x03\x00abc\x02\x00\x00\x00[]"
+    frame = HEADER.pack(b"IGR1", len(payload), zlib.crc32(payload)) + payload
+    [(_, read)] = read_frames(frame).items
+    with pytest.raises(EntryError, match="not a request record"):
+        decode(read)
+
+
+def test_a_record_that_cannot_be_encoded_is_refused_by_name() -> None:
+    with pytest.raises(EntryError, match="cannot be written to the spool"):
+        encode(record(1, cost_nanodollars=2**70))
