@@ -18,6 +18,9 @@ _LOG = logging.getLogger("irisgate.store")
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
 # "the database system is starting up").
 _UNAVAILABLE_SQLSTATES = frozenset({"08", "53", "57"})
+# and 55000 object_not_in_prerequisite_state, which is what connecting to a database an admin
+# closed (`ALTER DATABASE ... ALLOW_CONNECTIONS false`, as during a restore) raises
+_UNAVAILABLE_CODES = frozenset({"55000"})
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -30,7 +33,7 @@ def unavailable(exc: BaseException) -> bool:
             return True
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if isinstance(sqlstate, str):
-            return sqlstate[:2] in _UNAVAILABLE_SQLSTATES
+            return sqlstate[:2] in _UNAVAILABLE_SQLSTATES or sqlstate in _UNAVAILABLE_CODES
         if isinstance(exc, OperationalError):  # SQLite: locked, unable to open, disk I/O
             return True
         return isinstance(exc.orig, OSError | TimeoutError)
