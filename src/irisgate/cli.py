@@ -1,4 +1,5 @@
-"""The `irisgate` command line: serve, config check, version."""
+"""The `irisgate` command line: serve, config check, version (and, from
+`irisgate.operations`, db upgrade|check and doctor)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irisgate import __version__
+from irisgate.operations import commands as operations
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     env, help_text = FLAG_ENV["secrets_dir"]
     check.add_argument("--secrets-dir", dest="secrets_dir", help=f"{help_text} [{env}]")
     sub.add_parser("version", help="print the version")
+    operations.add_parsers(sub)
     return parser
 
 
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"irisgate: {exc}", file=sys.stderr)
             return 2
         return _config_check(args.file, settings)
+    if args.command in operations.COMMANDS:
+        return operations.run(args)
     return _serve(args)
 
 

@@ -47,6 +47,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     #: the only folder `file:` secret references may read (relative ones are taken inside it)
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIR)
+    #: serve brings the schema to head at start; False: it refuses a schema not at head
+    migrate: bool = True
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -93,6 +95,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "secrets_dir": (
         "IRISGATE_SECRETS_DIR",
         "the only folder file:PATH secrets may be read from (default /run/secrets)",
+    ),
+    "migrate": (
+        "IRISGATE_MIGRATE",
+        "true (default): serve upgrades the database schema at start; false: serve refuses"
+        " a schema that is not current (run `irisgate db upgrade` as its own step)",
     ),
 }
 
@@ -147,6 +154,7 @@ def load_settings(
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
         secrets_dir=Path(pick("secrets_dir") or DEFAULT_SECRETS_DIR),
+        migrate=_flag(pick, "migrate", default=True),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -176,8 +184,8 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     return value
 
 
-def _flag(pick: Callable[[str], str | None], name: str) -> bool:
-    raw = (pick(name) or "false").strip().lower()
+def _flag(pick: Callable[[str], str | None], name: str, *, default: bool = False) -> bool:
+    raw = (pick(name) or str(default)).strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes", "on")
