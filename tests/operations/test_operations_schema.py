@@ -121,7 +121,13 @@ def test_instances_upgrading_together_all_succeed(db_url: str) -> None:
     async def upgrade_three() -> list[int]:
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "irisgate", "db", "upgrade", "--database", db_url,
+                sys.executable,
+                "-m",
+                "irisgate",
+                "db",
+                "upgrade",
+                "--database",
+                db_url,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
@@ -175,5 +181,3 @@ def test_an_unreachable_database_is_named_with_exit_2(tmp_path: Path) -> None:
     assert check.stderr.startswith("irisgate: cannot reach the database: ")
     assert "Connect call failed" in check.stderr
     assert "s3cret" not in check.stderr + check.stdout
-
-

@@ -1,4 +1,4 @@
-"""The operator subcommands' command line: `db upgrade|check`.
+"""The operator subcommands' command line: `db upgrade|check` and `doctor`.
 
 Kept apart from `irisgate.cli` (which only registers and dispatches them) and light to
 import: the work is imported when a command runs.
@@ -12,13 +12,13 @@ from typing import Any
 
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
-COMMANDS = ("db",)
+COMMANDS = ("db", "doctor")
 #: the settings the `db` commands read (the database's location)
 _DB_FLAGS = ("database", "data_dir")
 
 
 def add_parsers(sub: Any) -> None:
-    """Add `db` to the `irisgate` subparsers `sub`."""
+    """Add `db` and `doctor` to the `irisgate` subparsers `sub`."""
     db = sub.add_parser("db", help="database schema: upgrade or check it")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser(
@@ -29,14 +29,28 @@ def add_parsers(sub: Any) -> None:
     )
     for parser in (upgrade, check):
         _add_flags(parser, _DB_FLAGS)
+    doctor = sub.add_parser(
+        "doctor", help="check config, database, identity and provider keys; exit 1 on problems"
+    )
+    _add_flags(doctor, tuple(FLAG_ENV))
+    doctor.add_argument(
+        "--probe",
+        action="store_true",
+        help="also send one small request to each provider (costs a few tokens)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    names = _DB_FLAGS if args.command == "db" else tuple(FLAG_ENV)
     try:
-        settings = load_settings({name: getattr(args, name) for name in _DB_FLAGS})
+        settings = load_settings({name: getattr(args, name) for name in names})
     except SettingsError as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2
+    if args.command == "doctor":
+        from irisgate.operations import doctor
+
+        return doctor.run(settings, probe=args.probe)
     return _db(args.db_command, settings)
 
 

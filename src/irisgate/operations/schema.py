@@ -98,9 +98,7 @@ async def connect(settings: Settings) -> Database:
     except ValueError as exc:
         raise Unreachable(f"--database: {exc}") from None
     except TimeoutError:
-        raise Unreachable(
-            f"the database did not answer within {CONNECT_TIMEOUT_S:g} s"
-        ) from None
+        raise Unreachable(f"the database did not answer within {CONNECT_TIMEOUT_S:g} s") from None
     except (SQLAlchemyError, OSError) as exc:
         raise Unreachable(f"cannot reach the database: {reason(exc)}") from None
     return db
