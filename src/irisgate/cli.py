@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irisgate import __version__
 from irisgate.operations import commands as operations
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
@@ -32,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     env, help_text = FLAG_ENV["secrets_dir"]
     check.add_argument("--secrets-dir", dest="secrets_dir", help=f"{help_text} [{env}]")
-    sub.add_parser("version", help="print the version")
+    sub.add_parser("version", help="print the version and the commit it was built from")
     operations.add_parsers(sub)
     return parser
 
@@ -40,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
-        print(f"irisgate {__version__}")
+        from irisgate.version import describe
+
+        print(describe())
         return 0
     if args.command == "config":
         try:
