@@ -74,6 +74,10 @@ async def _database(settings: Settings, findings: list[Finding]) -> str | None:
     """Database findings; returns the newest stored config text, if any."""
     try:
         db = await schema.connect(settings)
+    except schema.NoDatabaseYet as exc:
+        level: Level = "ok" if settings.migrate else "FIX"
+        findings.append(Finding(level, "database", str(exc)))
+        return None
     except schema.Unreachable as exc:
         findings.append(Finding("FIX", "database", f"{exc}: check --database / IRISGATE_DATABASE"))
         return None

@@ -4,15 +4,18 @@
 lock that `serve` takes too (a PostgreSQL advisory lock; SQLite's write lock), so several
 instances and deploy jobs may run it at once: one migrates, the others wait and find it done.
 
-`db check` changes nothing. Exit codes: 0 current, 1 behind or empty (run `db upgrade`),
-2 the database cannot be reached, 3 newer than this irisgate (a newer release upgraded it).
+`db check` changes nothing (a missing SQLite file is reported, not created). Exit codes:
+0 current, 1 behind, empty or no SQLite file yet (run `db upgrade`), 2 the database cannot
+be reached, 3 newer than this irisgate (a newer release upgraded it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from irisgate.settings import Settings
@@ -20,6 +23,7 @@ from irisgate.store.database import (
     Database,
     SchemaMismatch,
     SchemaStatus,
+    normalize_url,
     open_database,
     schema_status,
     upgrade_schema,
@@ -44,7 +48,7 @@ def check(settings: Settings) -> int:
 
 async def _upgrade(settings: Settings) -> int:
     try:
-        db = await connect(settings)
+        db = await connect(settings, create=True)
     except Unreachable as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -70,6 +74,9 @@ async def _upgrade(settings: Settings) -> int:
 async def _check(settings: Settings) -> int:
     try:
         db = await connect(settings)
+    except NoDatabaseYet as exc:
+        print(f"irisgate: {exc}", file=sys.stderr)
+        return EXIT_BEHIND
     except Unreachable as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -84,9 +91,16 @@ async def _check(settings: Settings) -> int:
     return {"current": EXIT_CURRENT, "ahead": EXIT_AHEAD}.get(status.state, EXIT_BEHIND)
 
 
-async def connect(settings: Settings) -> Database:
-    """The database of `settings`, opened without migrating; `Unreachable` when it cannot be."""
+class NoDatabaseYet(Unreachable):
+    """A SQLite file that does not exist (yet): checking never creates one."""
+
+
+async def connect(settings: Settings, *, create: bool = False) -> Database:
+    """The database of `settings`, opened without migrating; `Unreachable` when it cannot be.
+    A missing SQLite file is `NoDatabaseYet` unless `create` (upgrading makes it)."""
     url = settings.resolved_database_url
+    if not create:
+        _require_sqlite_file(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             db = await open_database(url, migrate=False)
@@ -102,6 +116,19 @@ async def connect(settings: Settings) -> Database:
     except (SQLAlchemyError, OSError) as exc:
         raise Unreachable(f"cannot reach the database: {reason(exc)}") from None
     return db
+
+
+def _require_sqlite_file(url: str) -> None:
+    try:
+        parsed = make_url(normalize_url(url))
+    except ValueError:
+        return  # connect() reports it
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and not Path(path).expanduser().exists():
+        raise NoDatabaseYet(
+            f"no SQLite database at {path} yet: `irisgate db upgrade` or `serve` creates it"
+            " (or give --database / --data-dir where it is)"
+        )
 
 
 def describe(status: SchemaStatus) -> str:
