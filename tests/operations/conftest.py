@@ -1,35 +1,15 @@
-"""Fixtures for the operator commands: a real `irisgate` command line, and an empty database
-on each backend (SQLite file, throwaway PostgreSQL database; see tests/store/store_postgres.py).
+"""Fixtures for the operator commands: an empty database on each backend (SQLite file,
+throwaway PostgreSQL database; see tests/store/store_postgres.py). The command line itself:
+operator_cli.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-# the PostgreSQL helpers the store tests use (tests/ is not a package)
-sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
-from store_postgres import BACKENDS, create_pg_database, drop_pg_database
-
-
-def irisgate(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `irisgate ARGS...` as an operator does; never raises on a nonzero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "irisgate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-    )
+from operator_cli import BACKENDS, create_pg_database, drop_pg_database
 
 
 @pytest.fixture(params=BACKENDS)

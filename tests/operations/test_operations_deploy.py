@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import create_pg_database, drop_pg_database
+from operator_cli import create_pg_database, drop_pg_database
 from sqlalchemy.engine import make_url
 
 from irisgate.testing import FakeLLM

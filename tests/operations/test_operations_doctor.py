@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import irisgate
+from operator_cli import irisgate
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from alembic import command
-from conftest import irisgate
+from operator_cli import irisgate
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
