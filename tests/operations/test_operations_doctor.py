@@ -187,3 +187,32 @@ def test_serve_mode_without_known_host_names(tmp_path: Path) -> None:
     assert "ok   hosts: browsers may use ai.example.ts.net (and IPs, localhost)" in _lines(
         fixed.stdout
     )
+
+
+def test_serve_mode_checks_that_tailscale_serve_proxies_to_irisgate(
+    tmp_path: Path, tailscaled: FakeLocalAPI
+) -> None:
+    args = ("doctor", "--data-dir", str(tmp_path), "--identity", "serve")
+    args += ("--listen", "127.0.0.1:8123", "--tailscaled-socket", str(tailscaled.socket_path))
+    env = {"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY}
+    try:
+        tailscaled.serve_config = {}
+        unset = irisgate(*args, env=env)
+        tailscaled.set_serve("http://127.0.0.1:9999")  # another service's port
+        elsewhere = irisgate(*args, env=env)
+        tailscaled.set_serve("http://127.0.0.1:8123")
+        proxied = irisgate(*args, env=env)
+    finally:
+        tailscaled.serve_config = {}
+    fix = (
+        "FIX  tailscale serve: nothing is proxied to irisgate (127.0.0.1:8123):"
+        " run `tailscale serve --bg http://127.0.0.1:8123`"
+    )
+    assert unset.returncode == elsewhere.returncode == 1
+    assert fix in _lines(unset.stdout) and fix in _lines(elsewhere.stdout)
+    assert proxied.returncode == 0, proxied.stdout
+    lines = _lines(proxied.stdout)
+    assert (
+        "ok   tailscale serve: https://ai.example.ts.net/ is proxied to http://127.0.0.1:8123"
+    ) in lines
+    assert "ok   hosts: browsers may use ai, ai.example.ts.net (and IPs, localhost)" in lines

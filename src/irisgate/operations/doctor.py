@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -146,6 +147,8 @@ async def _identity(settings: Settings, findings: list[Finding]) -> None:
         return
     names = await _tailscaled(settings, findings, required=mode == "tailscale")
     if mode == "serve":
+        if names:  # tailscaled answered: does `tailscale serve` send requests here?
+            findings.append(await _serve_config(settings))
         findings.append(_serve_hosts(settings, names))
 
 
@@ -201,6 +204,66 @@ def _whois_finding(status: int, body: bytes, level: Level) -> Finding:
         else ""
     )
     return Finding(level, "tailscaled", f"WhoIs answered HTTP {status} {text}{fix}")
+
+
+async def _serve_config(settings: Settings) -> Finding:
+    """Whether `tailscale serve` proxies to the address irisgate listens on."""
+    client = WhoIsClient(settings.tailscaled_socket)
+    try:
+        status, body = await client.ask("/localapi/v0/serve-config", {})
+        config = orjson.loads(body) if status == 200 else None
+    except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError):
+        config = None
+    finally:
+        await client.close()
+    if not isinstance(config, dict):
+        return Finding("warn", "tailscale serve", "cannot read tailscaled's serve config")
+    listen = f"127.0.0.1:{settings.listen_port}"
+    routes = [
+        (f"https://{host.removesuffix(':443')}{path}", proxy)
+        for host, path, proxy in _serve_routes(config)
+        if _reaches(proxy, settings.listen_port)
+    ]
+    if routes:
+        url, proxy = routes[0]
+        return Finding("ok", "tailscale serve", f"{url} is proxied to {proxy}")
+    return Finding(
+        "FIX",
+        "tailscale serve",
+        f"nothing is proxied to irisgate ({listen}): run"
+        f" `tailscale serve --bg http://{listen}`",
+    )
+
+
+def _serve_routes(config: dict[str, object]) -> list[tuple[str, str, str]]:
+    """(host:port, path, proxy target) of every web handler in an ipn.ServeConfig, the
+    foreground sessions' included."""
+    configs = [config]
+    foreground = config.get("Foreground")
+    if isinstance(foreground, dict):
+        configs += [c for c in foreground.values() if isinstance(c, dict)]
+    routes = []
+    for one in configs:
+        web = one.get("Web")
+        for host, server in (web.items() if isinstance(web, dict) else ()):
+            handlers = server.get("Handlers") if isinstance(server, dict) else None
+            for path, handler in (handlers.items() if isinstance(handlers, dict) else ()):
+                proxy = handler.get("Proxy") if isinstance(handler, dict) else None
+                if isinstance(proxy, str) and proxy:
+                    routes.append((str(host), str(path), proxy))
+    return routes
+
+
+def _reaches(proxy: str, port: int) -> bool:
+    """Whether a serve proxy target (`http://127.0.0.1:8080`, `localhost:8080`, `8080`)
+    is irisgate's loopback port."""
+    target = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        target_port = int(proxy) if proxy.isdigit() else target.port
+    except ValueError:
+        return False
+    host = "127.0.0.1" if proxy.isdigit() else target.hostname or ""
+    return target_port == port and (host == "localhost" or is_loopback(host))
 
 
 def _serve_hosts(settings: Settings, names: frozenset[str]) -> Finding:
