@@ -15,18 +15,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Third-party dashboard assets: npm installs the pinned versions (ui/package-lock.json) and
-# the needed files are copied into the package's static folder (gitignored, never committed).
+# ui/vendor.py copies the needed files into the package's static folder (gitignored, never
+# committed). The package build (setup.py) runs the same script when a file is missing.
 VENDOR := src/irisgate/web/static/vendor
 UI_STAMP := $(VENDOR)/.built
 
-$(UI_STAMP): ui/package.json ui/package-lock.json
-	cd ui && npm ci --no-audit --no-fund --silent
-	mkdir -p $(VENDOR)
-	cp ui/node_modules/uplot/dist/uPlot.esm.js $(VENDOR)/uPlot.esm.js
-	cp ui/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
-	cp ui/node_modules/marked/lib/marked.esm.js $(VENDOR)/marked.esm.js
-	cp ui/node_modules/dompurify/dist/purify.es.mjs $(VENDOR)/purify.es.mjs
-	touch $(UI_STAMP)
+$(UI_STAMP): ui/package.json ui/package-lock.json ui/vendor.py
+	$(PYTHON) ui/vendor.py
 
 ui: $(UI_STAMP)
 
@@ -51,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(VENDOR) ui/node_modules build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENDOR) ui/node_modules build dist *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,5 @@
-"""The `irisgate` command line: serve, config check, version."""
+"""The `irisgate` command line: serve, config check, version (and, from
+`irisgate.operations`, db upgrade|check and doctor)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from irisgate import __version__
+from irisgate.operations import commands as operations
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
 
@@ -22,14 +23,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     env, help_text = FLAG_ENV["secrets_dir"]
     check.add_argument("--secrets-dir", dest="secrets_dir", help=f"{help_text} [{env}]")
-    sub.add_parser("version", help="print the version")
+    sub.add_parser("version", help="print the version and the commit it was built from")
+    operations.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
-        print(f"irisgate {__version__}")
+        from irisgate.version import describe
+
+        print(describe())
         return 0
     if args.command == "config":
         try:
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"irisgate: {exc}", file=sys.stderr)
             return 2
         return _config_check(args.file, settings)
+    if args.command in operations.COMMANDS:
+        return operations.run(args)
     return _serve(args)
 
 

@@ -27,7 +27,7 @@ from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
-from irisgate.store.database import Database, open_database
+from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
@@ -130,7 +130,13 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
-        self._db = await open_database(settings.resolved_database_url)
+        try:
+            self._db = await open_database(settings.resolved_database_url, migrate=settings.migrate)
+            if not settings.migrate:
+                await require_current(self._db)
+        except SchemaMismatch as exc:
+            log.error("irisgate cannot serve this database", reason=str(exc))
+            raise
         self._config = ConfigService(self._db, settings)
         await self._config.start()
         self._http = upstream_session(settings)

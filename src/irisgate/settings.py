@@ -77,6 +77,8 @@ class Settings:
     spool_fsync: bool = False
     #: the spool's size limit; when full, new LLM requests are refused with 503
     spool_max_mb: int = 1024
+    #: serve brings the schema to head at start; False: it refuses a schema not at head
+    migrate: bool = True
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -180,6 +182,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "MiB of request records the spool (DATA_DIR/spool) may hold while the database is"
         " unavailable; when full, new requests get 503 (default 1024)",
     ),
+    "migrate": (
+        "IRISGATE_MIGRATE",
+        "true (default): serve upgrades the database schema at start; false: serve refuses"
+        " a schema that is not current (run `irisgate db upgrade` as its own step)",
+    ),
 }
 
 
@@ -247,6 +254,7 @@ def load_settings(
         max_connections=_size(pick, "max_connections", 10_000),
         spool_fsync=_flag(pick, "spool_fsync"),
         spool_max_mb=_megabytes(pick, "spool_max_mb", 1024),
+        migrate=_flag(pick, "migrate", default=True),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -316,8 +324,8 @@ def _megabytes(pick: Callable[[str], str | None], name: str, default: int) -> in
     return int(raw)
 
 
-def _flag(pick: Callable[[str], str | None], name: str) -> bool:
-    raw = (pick(name) or "false").strip().lower()
+def _flag(pick: Callable[[str], str | None], name: str, *, default: bool = False) -> bool:
+    raw = (pick(name) or str(default)).strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes", "on")

@@ -2,7 +2,8 @@
 
 The parent does what must happen once, then supervises:
 
-1. brings the database schema to the newest revision (so workers never race migrating) and
+1. brings the database schema to the newest revision (so workers never race migrating; with
+   `--migrate false` it refuses a schema that is not current instead) and
    makes sure the connector key file exists (so no worker reads it half-written);
 2. binds the listening socket itself (`--listen`; port 0 picks a free port, logged as
    "irisgate listening") and forks the workers, which inherit it. One socket shared by
@@ -40,7 +41,7 @@ import structlog
 
 from irisgate.connectors.secretbox import load_key
 from irisgate.settings import Settings
-from irisgate.store.database import open_database
+from irisgate.store.database import open_database, require_current
 from irisgate.telemetry.tracing import TracingUnavailable
 
 log = structlog.get_logger("irisgate.workers")
@@ -71,8 +72,14 @@ def supervise(settings: Settings) -> int:
 
 
 async def _prepare(settings: Settings) -> None:
-    db = await open_database(settings.resolved_database_url)  # migrates, holding the lock
-    await db.close()
+    """Migrate once, holding the lock (or, with `--migrate false`, refuse a schema that is
+    not current before any worker starts)."""
+    db = await open_database(settings.resolved_database_url, migrate=settings.migrate)
+    try:
+        if not settings.migrate:
+            await require_current(db)
+    finally:
+        await db.close()
 
 
 def _listen(settings: Settings) -> socket.socket:

@@ -186,6 +186,12 @@ class WhoIsClient:
             names |= {full, full.split(".", 1)[0]}
         return frozenset(n.rstrip(".").lower() for n in names if n.rstrip("."))
 
+    async def ask(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """One GET to the LocalAPI as irisgate makes it: (HTTP status, body). Raises
+        `aiohttp.ClientError`, `OSError` or `TimeoutError` when tailscaled cannot be reached
+        (`irisgate doctor` reports those)."""
+        return await self._get(path, params)
+
     async def _get(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         session = self._session
         if session is None or session.closed:

@@ -8,6 +8,9 @@ Migrations are safe when several instances start at once: on PostgreSQL they run
 transaction that first takes `pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`, so a second
 instance waits, then finds the schema at head and does nothing; on SQLite they run in a
 `BEGIN IMMEDIATE` transaction, which holds the database's single write lock throughout.
+A schema newer than this irisgate knows (a newer release migrated it) is never touched:
+`SchemaTooNew` says so. `schema_status` tells current, behind, ahead or empty without
+changing anything (`irisgate db check`).
 
 SQLite specifics: the parent directory of the file is created; the file is switched to WAL
 journaling once (readers never block the writer); every connection gets
@@ -45,8 +48,9 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -255,6 +259,67 @@ async def upgrade_schema(db: Database) -> None:
         await conn.commit()
 
 
+class SchemaMismatch(RuntimeError):
+    """The database schema is not the one this irisgate serves; the message says what to do."""
+
+
+class SchemaTooNew(SchemaMismatch):
+    """The database was migrated by a newer irisgate: this one must not write to it."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database schema is at revision {revision}, newer than this irisgate knows"
+            f" (its newest is {SCHEMA_HEAD}): a newer irisgate upgraded it. Run that version"
+            " (or newer), or restore a backup taken before the upgrade"
+        )
+        self.revision = revision
+
+
+SchemaState = Literal["current", "behind", "ahead", "empty"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a database's schema stands against this irisgate's migrations."""
+
+    revision: str | None  # None: never migrated
+    head: str
+    state: SchemaState
+
+
+def schema_state(revision: str | None) -> SchemaState:
+    """`empty` (never migrated), `current`, `behind` (an older irisgate's; `db upgrade`
+    brings it to head) or `ahead` (a revision this irisgate does not have: a newer one's)."""
+    if revision is None:
+        return "empty"
+    if revision == SCHEMA_HEAD:
+        return "current"
+    # revisions are numbered in the order they run ("0001", "0002", ...)
+    if revision.isdigit() and int(revision) < int(SCHEMA_HEAD):
+        return "behind"
+    return "ahead"
+
+
+async def schema_status(db: Database) -> SchemaStatus:
+    """The schema's state, read without changing anything."""
+    revision = await current_revision(db)
+    return SchemaStatus(revision, SCHEMA_HEAD, schema_state(revision))
+
+
+async def require_current(db: Database) -> None:
+    """Raise `SchemaMismatch` unless the schema is exactly this irisgate's (serving without
+    migrating: the schema is upgraded as its own step)."""
+    status = await schema_status(db)
+    if status.state == "ahead":
+        raise SchemaTooNew(str(status.revision))
+    if status.state != "current":
+        where = status.revision or "no revision (never migrated)"
+        raise SchemaMismatch(
+            f"the database schema is at {where} and this irisgate needs {SCHEMA_HEAD}: run"
+            " `irisgate db upgrade` first (--migrate is false)"
+        )
+
+
 async def current_revision(db: Database) -> str | None:
     """The schema revision the database is at (None before the first migration)."""
     async with db.connect() as conn:
@@ -275,6 +340,8 @@ def _bring_to_head(connection: Connection) -> None:
     current = _current_revision(connection)
     if current == SCHEMA_HEAD:
         return
+    if current is not None and schema_state(current) == "ahead":
+        raise SchemaTooNew(current)
     if current is None and not inspect(connection).get_table_names():
         metadata.create_all(connection)
         _VERSION_TABLE.create(connection)

@@ -14,6 +14,9 @@ Behaviour follows ``ipn/localapi/localapi.go`` (see shared/reference/tailscale-i
   for tagged nodes, Online, ComputedName…), ``UserProfile`` (ID, LoginName, DisplayName,
   ProfilePicURL only when set, Groups only when non-empty) and ``CapMap`` (``{cap: [values]}``,
   null when the node has none) — the caps of the node's first address, as tailscaled does.
+- ``GET /localapi/v0/serve-config``: the ``ipn.ServeConfig`` that ``tailscale serve`` set
+  (`serve_config`, ``{}`` when none; `set_serve` sets it as ``tailscale serve --bg`` does),
+  with its ``Etag``.
 - ``GET /localapi/v0/status`` (``?peers=false``): ``ipnstate.Status`` of this node, named
   `self_name` in the tailnet (``Self.DNSName`` with its trailing dot, ``CertDomains``,
   ``MagicDNSSuffix``, ``CurrentTailnet``; ``Peer`` null as with ``peers=false``).
@@ -128,8 +131,9 @@ class FakeLocalAPI(StartStop):
 
     Register peers with `add_user` / `add_tagged`; each returns the WhoIs response it will
     serve. Knobs: ``deny_whois`` (answer 403 ``whois access denied``), ``delay`` (seconds before
-    answering). Observations: ``whois_calls`` (requests to the whois endpoint that passed the
-    guard), ``requests`` (every request, as `RecordedRequest`).
+    answering), ``serve_config`` (what ``tailscale serve`` configured). Observations:
+    ``whois_calls`` (requests to the whois endpoint that passed the guard), ``requests``
+    (every request, as `RecordedRequest`).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class FakeLocalAPI(StartStop):
         #: this node's own name in the tailnet, as `status` reports it
         self.self_name = "ai"
         self.deny_whois = False
+        self.serve_config: dict[str, Any] = {}
         self.delay = 0.0
         self.whois_calls = 0
         self.requests: list[RecordedRequest] = []
@@ -201,6 +206,15 @@ class FakeLocalAPI(StartStop):
             tags=tag_list,
             capmap=capmap,
         )
+
+    def set_serve(self, proxy: str, https_port: int = 443, path: str = "/") -> None:
+        """Configure what `tailscale serve --bg --https=PORT --set-path=PATH PROXY` does:
+        HTTPS on the node's name, `path` proxied to `proxy` (e.g. `http://127.0.0.1:8080`)."""
+        host = f"{self.self_name}.{self.tailnet}:{https_port}"
+        self.serve_config = {
+            "TCP": {str(https_port): {"HTTPS": True}},
+            "Web": {host: {"Handlers": {path: {"Proxy": proxy}}}},
+        }
 
     def remove(self, ip: str) -> None:
         """Forget the node that has `ip` among its addresses (no error when there is none)."""
@@ -319,6 +333,12 @@ class FakeLocalAPI(StartStop):
     async def _route(self, request: web.Request) -> web.Response:
         if request.path == "/":
             return web.Response(body=b"tailscaled\n", content_type="text/plain")
+        if request.path == "/localapi/v0/serve-config" and request.method == "GET":
+            body = go_json(self.serve_config)
+            etag = hashlib.sha256(body).hexdigest()
+            return web.Response(
+                body=body, content_type="application/json", headers={"Etag": f'"{etag}"'}
+            )
         if request.path == "/localapi/v0/status":
             return web.Response(body=go_json(self._status()), content_type="application/json")
         if request.path != "/localapi/v0/whois":

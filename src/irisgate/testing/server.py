@@ -41,7 +41,11 @@ class IrisgateServer(StartStop):
         env: dict[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
         port: int | None = None,
+        program: tuple[str, ...] = (sys.executable, "-m", "irisgate"),
+        cwd: Path | None = None,
     ) -> None:
+        """`program`: how irisgate is started (e.g. another virtualenv's `irisgate` script,
+        to test an installed package); `cwd`: the folder it starts in (default: the caller's)."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +55,8 @@ class IrisgateServer(StartStop):
             self.config_path = data_dir / "config.hujson"
             self.config_path.write_text(config_text, encoding="utf-8")
         self.log_path = data_dir / f"irisgate-{self.port}.log"
-        args = [sys.executable, "-m", "irisgate", "serve", "--listen", f"127.0.0.1:{self.port}"]
+        self.cwd = cwd
+        args = [*program, "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--identity", identity, "--data-dir", str(data_dir)]
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
@@ -65,7 +70,9 @@ class IrisgateServer(StartStop):
 
     def start(self, timeout: float = 30.0) -> IrisgateServer:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=log, stderr=log, cwd=self.cwd
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
