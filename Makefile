@@ -38,6 +38,7 @@ unit: $(STAMP) $(UI_STAMP)
 	scripts/ensure-postgres
 	scripts/ensure-oauth-server
 	scripts/ensure-chromium
+	scripts/ensure-systemd-analyze
 	$(BIN)/pytest
 
 test: lint typecheck unit
