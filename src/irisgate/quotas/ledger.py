@@ -92,6 +92,9 @@ class Bucket:
     dry_until: float = 0.0
     updated_at: datetime | None = None
     syncing: asyncio.Task[None] | None = None
+    #: admissions, reservations and admin changes holding this object: while pinned it is
+    #: neither idle nor forgotten, so no spending can land on an object the upkeep dropped
+    pins: int = 0
 
     @property
     def remaining(self) -> int:
@@ -111,6 +114,11 @@ class Bucket:
 @dataclass(slots=True)
 class Reservation:
     parts: list[tuple[list[Bucket], list[int]]] = field(default_factory=list)
+
+
+def _pin(buckets: list[Bucket], by: int) -> None:
+    for bucket in buckets:
+        bucket.pins += by
 
 
 def _split(buckets: list[Bucket], amount: int) -> list[int]:
@@ -195,7 +203,6 @@ class Ledger:
 
     async def admit(self, chains: tuple[Chain, ...], estimate: int | None) -> Reservation:
         """Check every chain and reserve the estimate; raises QuotaRefused / QuotaUnavailable."""
-        now = time.monotonic()
         resolved: list[list[Bucket]] = []
         for chain in chains:
             buckets = []
@@ -209,10 +216,19 @@ class Ledger:
                     )
                 buckets.append(self.bucket(link.name, link.template, link.quota))
             resolved.append(buckets)
-        stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, now)}
+        pinned = [b for bs in resolved for b in bs]
+        _pin(pinned, 1)  # before the first await: the upkeep must not drop them meanwhile
+        try:
+            return await self._admit(resolved, estimate)
+        finally:
+            _pin(pinned, -1)  # a reservation pins what it holds on its own
+
+    async def _admit(self, resolved: list[list[Bucket]], estimate: int | None) -> Reservation:
+        stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, time.monotonic())}
         if stale:
             await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
         await self._top_up(resolved, estimate)
+        now = time.monotonic()
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:
                 names = " + ".join(b.spec.name for b in buckets)
@@ -232,6 +248,7 @@ class Ledger:
             for bucket, part in zip(buckets, amounts, strict=True):
                 bucket.reserved += part
                 bucket.used_at = now
+            _pin(buckets, 1)
             reservation.parts.append((buckets, amounts))
         return reservation
 
@@ -272,6 +289,7 @@ class Ledger:
                 bucket.spent += part
                 if bucket.remaining < bucket.lease_size // 2:
                     self._wake.set()
+            _pin(buckets, -1)
         reservation.parts = []
 
     async def adjust(
@@ -279,12 +297,16 @@ class Ledger:
     ) -> BucketRow:
         """An admin's refill or set; the bucket's next use here learns the new balance."""
         bucket = self.bucket(name, template, quota)
-        if bucket.syncing is not None or (bucket.synced and bucket.spent):
-            # report what was spent before the change, so a set balance is what it says
-            await self._sync_shared(bucket)
-        row = await balances.adjust(
-            self._db, bucket.spec, action=action, amount=amount, who=who, now=_utcnow()
-        )
+        bucket.pins += 1
+        try:
+            if bucket.syncing is not None or (bucket.synced and bucket.spent):
+                # report what was spent before the change, so a set balance is what it says
+                await self._sync_shared(bucket)
+            row = await balances.adjust(
+                self._db, bucket.spec, action=action, amount=amount, who=who, now=_utcnow()
+            )
+        finally:
+            bucket.pins -= 1
         bucket.dry_until = 0.0
         bucket.total = row.balance
         if action == "set":  # the database revoked every lease, this one included
@@ -367,7 +389,7 @@ class Ledger:
         """The lease a background sync should ask for now, or None when none is due."""
         if not bucket.synced:
             return None
-        idle = now - bucket.used_at > IDLE_SECONDS and bucket.reserved == 0
+        idle = now - bucket.used_at > IDLE_SECONDS and not (bucket.reserved or bucket.pins)
         if idle:
             return 0 if bucket.held or bucket.spent else None
         want = bucket.lease_size + bucket.reserved
@@ -381,7 +403,8 @@ class Ledger:
     def _forget_idle(self, now: float) -> None:
         for name, bucket in list(self._buckets.items()):
             quiet = now - bucket.used_at > 10 * IDLE_SECONDS
-            if quiet and not (bucket.held or bucket.spent or bucket.reserved or bucket.syncing):
+            busy = bucket.held or bucket.spent or bucket.reserved or bucket.pins or bucket.syncing
+            if quiet and not busy:
                 del self._buckets[name]
 
 

@@ -1,0 +1,184 @@
+"""Every cent an instance spends is debited from its bucket, whatever the interleaving.
+
+The race reproduced here (issue 25): a request's admission leases two buckets at once. One of
+them (`user-bob`) is new and answers at once; the other (`shared`) waits for a row lock held
+by the test. Meanwhile the instance's upkeep runs its rounds. Before the fix, the upkeep took
+the new bucket for idle (it had never been "used"), gave its lease back and forgot it while
+the admission still held it; the admission then leased and spent on the forgotten object and
+that spending was never reported. The rounds are observed, not timed: Alice's spending in
+another bucket is flushed by a round, and a second flush proves a whole round passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx2
+import openai
+import pytest
+from conftest import ALICE_IP, BOB_IP, gateway_config
+from test_e2e_postgres import _fetch, pg_url  # noqa: F401  # the throwaway-database fixture
+
+from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.server import IrisgateServer
+
+CAPACITY = 1_000_000_000  # $1 in every bucket
+
+
+def _config(upstream: str) -> str:
+    bucket = {"capacity": "$1", "rate": "$0/day"}
+    config = json.loads(gateway_config(upstream).split("\n", 1)[1])
+    config["quotas"] = {"shared": bucket, "user-<user>": bucket}
+    config["grants"] = [
+        {
+            "src": ["alice@example.com"],
+            "app": {
+                "tailscale.com/cap/aperture": [
+                    {"role": "admin"},
+                    {"models": "**", "quotas": [{"bucket": "user-<user>"}]},
+                ]
+            },
+        },
+        {
+            "src": ["bob@example.com"],
+            "app": {
+                "tailscale.com/cap/aperture": [
+                    {"role": "user"},
+                    {"models": "**", "quotas": [{"bucket": "shared"}, {"bucket": "user-<user>"}]},
+                ]
+            },
+        },
+    ]
+    return json.dumps(config)
+
+
+@pytest.fixture
+def server(
+    pg_url: str,  # noqa: F811
+    fake_llm: FakeLLM,
+    localapi: FakeLocalAPI,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[IrisgateServer]:
+    assert localapi.socket_path
+    gw = IrisgateServer(
+        _config(fake_llm.base_url),
+        data_dir=tmp_path_factory.mktemp("quota-exact"),
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+        database=pg_url,
+    )
+    with gw:
+        yield gw
+
+
+def _client(gw: IrisgateServer, ip: str) -> openai.AsyncOpenAI:
+    http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(local_address=ip), timeout=120)
+    return openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="-", http_client=http, max_retries=0)
+
+
+async def _ask(client: openai.AsyncOpenAI, text: str) -> None:
+    await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}], max_tokens=20
+    )
+
+
+async def _debited(conn: asyncpg.Connection, bucket: str) -> int:
+    """Capacity minus the bucket's balance (unleased money plus every lease)."""
+    row = await conn.fetchrow(
+        "SELECT b.balance_nanodollars + COALESCE(SUM(l.held_nanodollars), 0) AS balance "
+        "FROM quota_buckets b LEFT JOIN quota_leases l ON l.bucket = b.name "
+        "WHERE b.name = $1 GROUP BY b.name",
+        bucket,
+    )
+    return 0 if row is None else CAPACITY - int(row["balance"])
+
+
+async def _until(check: Any) -> None:
+    """Poll a condition (an async callable returning bool) until it holds."""
+    while not await check():  # noqa: ASYNC110 - the condition is in another process
+        await asyncio.sleep(0.02)
+
+
+async def _race(gw: IrisgateServer, url: str) -> None:
+    alice, bob = _client(gw, ALICE_IP), _client(gw, BOB_IP)
+    watcher = await asyncpg.connect(url)
+    blocker = await asyncpg.connect(url)
+    try:
+        # the test's own uncommitted insert of the shared row: the instance's insert of it
+        # waits for this transaction, so Bob's admission stays half done
+        blocker_tx = blocker.transaction()
+        await blocker_tx.start()
+        now = datetime.now(UTC)
+        await blocker.execute(
+            "INSERT INTO quota_buckets (name, template, balance_nanodollars, "
+            "capacity_nanodollars, refilled_at, updated_at) VALUES ($1, $1, $2, $2, $3, $3)",
+            "shared",
+            CAPACITY,
+            now,
+        )
+        bob_request = asyncio.create_task(_ask(bob, "Bob's request"))
+
+        async def bob_half_admitted() -> bool:
+            leased = await watcher.fetchval(
+                "SELECT count(*) FROM quota_leases WHERE bucket = 'user-bob@example.com'"
+            )
+            waiting = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return bool(leased) and bool(waiting)
+
+        await _until(bob_half_admitted)
+        # two flushes of Alice's spending: at least one whole upkeep round ran meanwhile
+        for n in (1, 2):
+            before = await _debited(watcher, "user-alice@example.com")
+            await _ask(alice, f"Alice's request {n}")
+
+            async def flushed(before: int = before) -> bool:
+                return await _debited(watcher, "user-alice@example.com") > before
+
+            await _until(flushed)
+        assert not bob_request.done()
+        await blocker_tx.rollback()
+        await bob_request
+    finally:
+        await blocker.close()
+        await watcher.close()
+        await alice.close()
+        await bob.close()
+
+
+def test_a_bucket_leased_while_an_admission_waits_is_debited_exactly(
+    server: IrisgateServer,
+    pg_url: str,  # noqa: F811
+) -> None:
+    asyncio.run(_race(server, pg_url))
+    server.stop()  # SIGTERM: every lease back, all spending reported, records written
+    costs = {
+        row["login_name"]: int(row["cost"])
+        for row in asyncio.run(
+            _fetch(
+                pg_url,
+                "SELECT login_name, SUM(cost_nanodollars) AS cost FROM requests "
+                "GROUP BY login_name",
+            )
+        )
+    }
+    assert set(costs) == {"alice@example.com", "bob@example.com"}
+    assert all(costs.values())
+    debited = {
+        row["name"]: CAPACITY - int(row["balance_nanodollars"])
+        for row in asyncio.run(_fetch(pg_url, "SELECT * FROM quota_buckets"))
+    }
+    leases = asyncio.run(_fetch(pg_url, "SELECT * FROM quota_leases"))
+    assert [dict(lease) for lease in leases] == [], "every lease was given back"
+    assert debited == {
+        "shared": costs["bob@example.com"],
+        "user-bob@example.com": costs["bob@example.com"],
+        "user-alice@example.com": costs["alice@example.com"],
+    }
