@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,8 @@ import httpx2
 import openai
 import pytest
 from conftest import ALICE_IP, BOB_IP, gateway_config
-from test_e2e_postgres import _fetch, pg_url  # noqa: F401  # the throwaway-database fixture
+from sqlalchemy.engine import make_url
+from test_e2e_postgres import ADMIN_URL, _admin, _fetch
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
@@ -58,8 +60,19 @@ def _config(upstream: str) -> str:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database for each test, dropped afterwards."""
+    name = f"irisgate_exact_{secrets.token_hex(6)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
 def server(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     fake_llm: FakeLLM,
     localapi: FakeLocalAPI,
     tmp_path_factory: pytest.TempPathFactory,
@@ -155,7 +168,7 @@ async def _race(gw: IrisgateServer, url: str) -> None:
 
 def test_a_bucket_leased_while_an_admission_waits_is_debited_exactly(
     server: IrisgateServer,
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     asyncio.run(_race(server, pg_url))
     server.stop()  # SIGTERM: every lease back, all spending reported, records written
@@ -182,3 +195,97 @@ def test_a_bucket_leased_while_an_admission_waits_is_debited_exactly(
         "user-bob@example.com": costs["bob@example.com"],
         "user-alice@example.com": costs["alice@example.com"],
     }
+
+
+async def _spend_unreported(
+    gw: IrisgateServer, url: str, while_unreported: Callable[[], None]
+) -> None:
+    """Alice spends with a lease in hand while the bucket's row is locked: her spending is
+    settled in the instance but cannot be reported; then `while_unreported()` runs."""
+    alice = _client(gw, ALICE_IP)
+    watcher = await asyncpg.connect(url)
+    blocker = await asyncpg.connect(url)
+    try:
+        await _ask(alice, "leases the bucket")
+
+        async def reported() -> bool:
+            return await _debited(watcher, "user-alice@example.com") > 0
+
+        await _until(reported)
+        async with blocker.transaction():
+            await blocker.execute(
+                "SELECT * FROM quota_buckets WHERE name = 'user-alice@example.com' FOR UPDATE"
+            )
+            for n in range(3):
+                await _ask(alice, f"spends from the lease {n}")
+
+            async def recorded() -> bool:
+                return await watcher.fetchval("SELECT count(*) FROM requests") == 4
+
+            await _until(recorded)
+
+            async def flush_waits() -> bool:
+                return bool(
+                    await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+
+            await _until(flush_waits)
+            while_unreported()
+    finally:
+        await blocker.close()
+        await watcher.close()
+        await alice.close()
+
+
+def _beside(server: IrisgateServer, pg_url: str) -> IrisgateServer:
+    """Another instance on the same data folder and database."""
+    return IrisgateServer(
+        None,
+        data_dir=server.data_dir,
+        identity="tailscale",
+        tailscaled_socket=server.args[server.args.index("--tailscaled-socket") + 1],
+        database=pg_url,
+        extra_args=("--config", str(server.config_path)),
+    )
+
+
+def _debited_equals_recorded(pg_url: str) -> None:
+    [row] = asyncio.run(
+        _fetch(pg_url, "SELECT count(*) AS n, SUM(cost_nanodollars) AS cost FROM requests")
+    )
+    assert row["n"] == 4
+    [bucket] = asyncio.run(_fetch(pg_url, "SELECT * FROM quota_buckets"))
+    leases = asyncio.run(_fetch(pg_url, "SELECT * FROM quota_leases"))
+    assert CAPACITY - bucket["balance_nanodollars"] == int(row["cost"]), "all spending debited"
+    assert [dict(lease) for lease in leases] == [], "every lease was given back"
+
+
+def test_spending_of_a_killed_instance_is_debited_by_the_next_start(
+    server: IrisgateServer,
+    pg_url: str,
+) -> None:
+    def kill() -> None:
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+
+    asyncio.run(_spend_unreported(server, pg_url, kill))
+    with _beside(server, pg_url):
+        pass  # starting replays the killed instance's journal; stopping reports the rest
+    _debited_equals_recorded(pg_url)
+
+
+def test_a_live_instance_journal_is_not_replayed_by_another_on_the_same_folder(
+    server: IrisgateServer,
+    pg_url: str,
+) -> None:
+    def start_and_stop_another() -> None:
+        with _beside(server, pg_url):
+            pass
+
+    asyncio.run(_spend_unreported(server, pg_url, start_and_stop_another))
+    server.stop()  # the lock is gone: the first instance reports its own spending
+    _debited_equals_recorded(pg_url)

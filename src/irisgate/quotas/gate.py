@@ -7,6 +7,7 @@ The pipeline calls `admit` after routing (a 429 in the caller's format when refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from irisgate.gateway.errors import GatewayError
@@ -29,8 +30,8 @@ class Admission:
 
 
 class QuotaGate:
-    def __init__(self, db: Database) -> None:
-        self.ledger = Ledger(db)
+    def __init__(self, db: Database, data_dir: Path) -> None:
+        self.ledger = Ledger(db, data_dir)
         self.metrics: Metrics | None = None  # set by the runtime
 
     def start(self) -> None:

@@ -13,6 +13,9 @@ uses holds a *lease*: a slice of the bucket's money taken from the database row 
 - a background task reports `spent` and tops the lease up (or gives it back when the bucket
   goes idle) in one short transaction per bucket, every `FLUSH_SECONDS` while money moves and
   at once when a lease runs low; on shutdown every lease is returned and all spending reported.
+- settled spending is appended to this process's journal (`irisgate.quotas.journal`) before
+  anything else, and each report names the last journal entry it covers: what a crash or a
+  database outage kept from being reported is debited when the journal is replayed.
 
 Only a bucket this instance has never leased, or whose lease ran dry before the background
 top-up, costs the request a database round trip (shared by all requests waiting for it).
@@ -35,12 +38,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from pathlib import Path
 
 import structlog
 
 from irisgate.config.model import Quota
 from irisgate.quotas.amounts import dollars
 from irisgate.quotas.charges import Chain
+from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
 from irisgate.store import balances
 from irisgate.store.balances import BucketRow, BucketSpec
 from irisgate.store.database import Database
@@ -92,6 +97,7 @@ class Bucket:
     dry_until: float = 0.0
     updated_at: datetime | None = None
     syncing: asyncio.Task[None] | None = None
+    seq: int = 0  # the journal entry of the latest spending in `spent`
     #: admissions, reservations and admin changes holding this object: while pinned it is
     #: neither idle nor forgotten, so no spending can land on an object the upkeep dropped
     pins: int = 0
@@ -143,15 +149,19 @@ def retry_after(buckets: list[Bucket]) -> int | None:
 
 
 class Ledger:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, data_dir: Path) -> None:
         self._db = db
         self.instance = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._folder = data_dir / FOLDER
+        self._journal: Journal | None = None
+        self._replayed = False
 
     def start(self) -> None:
+        self._journal = Journal(self._folder, self.instance)
         self._task = asyncio.get_running_loop().create_task(self._keep())
 
     async def stop(self) -> None:
@@ -162,6 +172,11 @@ class Ledger:
             self._stopping = True
             self._wake.set()
             await self._task
+        if not self._replayed:
+            try:
+                await self._replay()
+            except Exception:  # the journals stay: the next start replays them
+                log.exception("quota journals not replayed")
         for bucket in list(self._buckets.values()):
             if bucket.syncing is not None:
                 with contextlib.suppress(Exception):
@@ -176,11 +191,19 @@ class Ledger:
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 log.error(
-                    "quota spending could not be reported at shutdown",
+                    "quota spending could not be reported at shutdown; it stays journaled "
+                    "and is reported by the next start on this data folder",
                     bucket=bucket.spec.name,
                     spent=bucket.spent,
                     held=bucket.held,
                 )
+        if self._journal is not None:
+            reported = not any(b.spent for b in self._buckets.values())
+            self._journal.close(reported=reported)
+            self._journal = None
+            if reported:
+                with contextlib.suppress(Exception):  # only bookkeeping rows are left behind
+                    await balances.forget_journal(self._db, self.instance)
 
     def bucket(self, name: str, template: str, quota: Quota) -> Bucket:
         bucket = self._buckets.get(name)
@@ -281,16 +304,27 @@ class Ledger:
             await asyncio.gather(*(self._sync_shared(b, want) for b, want in dry.values()))
 
     def settle(self, reservation: Reservation, cost: int) -> None:
-        """Release the reservation and charge the actual cost to every chain."""
+        """Release the reservation and charge the actual cost to every chain (journaled
+        first, see `irisgate.quotas.journal`)."""
+        charges: list[tuple[Bucket, int]] = []
         for buckets, amounts in reservation.parts:
             for bucket, part in zip(buckets, amounts, strict=True):
                 bucket.reserved -= part
-            for bucket, part in zip(buckets, _split(buckets, cost), strict=True):
-                bucket.spent += part
-                if bucket.remaining < bucket.lease_size // 2:
-                    self._wake.set()
+            charges += [(b, part) for b, part in zip(buckets, _split(buckets, cost), strict=True)]
             _pin(buckets, -1)
         reservation.parts = []
+        charges = [(bucket, part) for bucket, part in charges if part]
+        if not charges:
+            return
+        if self._journal is not None:
+            seqs = self._journal.append([(bucket.spec, part) for bucket, part in charges])
+        else:  # not started (never on the request path)
+            seqs = [0] * len(charges)
+        for (bucket, part), seq in zip(charges, seqs, strict=True):
+            bucket.spent += part
+            bucket.seq = seq
+            if bucket.remaining < bucket.lease_size // 2:
+                self._wake.set()
 
     async def adjust(
         self, name: str, template: str, quota: Quota, *, action: str, amount: int, who: str
@@ -342,7 +376,7 @@ class Ledger:
         return task
 
     async def _sync(self, bucket: Bucket, want: int) -> None:
-        spent = bucket.spent
+        spent, seq = bucket.spent, bucket.seq
         try:
             result = await balances.sync(
                 self._db,
@@ -351,6 +385,7 @@ class Ledger:
                 spent=spent,
                 want=want,
                 now=_utcnow(),
+                seq=seq if spent else 0,
             )
         except Exception as exc:
             log.warning("quota sync failed", bucket=bucket.spec.name, error=repr(exc))
@@ -371,6 +406,8 @@ class Ledger:
             if self._stopping:
                 return
             try:
+                if not self._replayed:
+                    await self._replay()
                 await self._keep_once(time.monotonic())
             except Exception:  # keep going: the next round retries what failed
                 log.exception("quota upkeep failed")
@@ -384,6 +421,55 @@ class Ledger:
             with contextlib.suppress(QuotaUnavailable):
                 await task
         self._forget_idle(now)
+        if self._journal is not None and not any(b.spent for b in self._buckets.values()):
+            self._journal.clear()
+
+    async def _replay(self) -> None:
+        """Report the journals of processes that are gone (see `irisgate.quotas.journal`)."""
+        found = orphans(self._folder, self.instance)
+        try:
+            for orphan in found:
+                await self._replay_one(orphan)
+        finally:
+            for orphan in found:
+                if orphan.path.exists():
+                    orphan.release()
+        self._replayed = True
+
+    async def _replay_one(self, orphan: Orphan) -> None:
+        reported = await balances.marks(self._db, orphan.name)
+        # summed as the file is read: a journal written through a long outage can be large
+        unreported: dict[str, tuple[BucketSpec, int, int]] = {}
+        for entry in orphan.entries():
+            name = entry.spec.name
+            if entry.seq <= reported.get(name, 0):
+                continue
+            _, spent, _ = unreported.get(name, (entry.spec, 0, 0))
+            unreported[name] = (entry.spec, spent + entry.spent, entry.seq)
+        debited = 0
+        for name, (spec, spent, last) in unreported.items():
+            known = self._buckets.get(name)
+            done = await balances.replay(
+                self._db,
+                known.spec if known is not None else spec,
+                journal=orphan.name,
+                after=reported.get(name, 0),
+                spent=spent,
+                last=last,
+                now=_utcnow(),
+            )
+            if done:
+                debited += spent
+            else:
+                log.error("quota journal changed while replayed", journal=orphan.name, bucket=name)
+        orphan.done()
+        await balances.forget_journal(self._db, orphan.name)
+        log.info(
+            "quota journal replayed",
+            journal=orphan.name,
+            buckets=len(unreported),
+            debited=dollars(debited),
+        )
 
     def _want(self, bucket: Bucket, now: float) -> int | None:
         """The lease a background sync should ask for now, or None when none is due."""

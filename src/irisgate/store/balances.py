@@ -14,6 +14,12 @@ write lock of `BEGIN IMMEDIATE` on SQLite):
 Leases of instances that stopped renewing them (crashed) for `LEASE_TTL` are put back into
 the balance by whoever syncs the bucket next. Manual changes (refill, set) run in the same
 kind of transaction and are logged in `quota_changes`.
+
+A sync that reports journaled spending (see `irisgate.quotas.journal`) also stores the
+sequence number of the last journal entry it covers in `quota_journal`; `replay` debits a
+dead process's journal entries above that number, so no spending is counted twice or lost.
+Its lease, if not reclaimed yet, is given back in the same transaction: reclaimed or not,
+the money it spent is debited once.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from sqlalchemy.engine import Connection
 
 from irisgate.quotas.refill import refilled
 from irisgate.store.database import Database
-from irisgate.store.tables import conflict_insert, quota_buckets, quota_changes, quota_leases
+from irisgate.store.tables import (
+    conflict_insert,
+    quota_buckets,
+    quota_changes,
+    quota_journal,
+    quota_leases,
+)
 
 _T = TypeVar("_T")
 
@@ -66,13 +78,62 @@ class BucketRow:
 
 
 async def sync(
-    db: Database, spec: BucketSpec, *, instance: str, spent: int, want: int, now: datetime
+    db: Database,
+    spec: BucketSpec,
+    *,
+    instance: str,
+    spent: int,
+    want: int,
+    now: datetime,
+    seq: int = 0,
 ) -> Synced:
-    """Report `spent` and resize this instance's lease towards `want` (see module doc)."""
+    """Report `spent` and resize this instance's lease towards `want` (see module doc).
+    `seq`: the last journal entry `spent` covers (the instance's journal is named like it)."""
     sync_ = partial(
-        _sync, dialect=db.dialect, spec=spec, instance=instance, spent=spent, want=want, now=now
+        _sync,
+        dialect=db.dialect,
+        spec=spec,
+        instance=instance,
+        spent=spent,
+        want=want,
+        now=now,
+        mark=seq,
     )
     return await _in_transaction(db, sync_)
+
+
+async def marks(db: Database, journal: str) -> dict[str, int]:
+    """The last entry of `journal` already reported, per bucket."""
+    query = select(quota_journal.c.bucket, quota_journal.c.seq).where(
+        quota_journal.c.journal == journal
+    )
+    async with db.connect() as conn:
+        return {bucket: int(seq) for bucket, seq in await conn.execute(query)}
+
+
+async def replay(
+    db: Database,
+    spec: BucketSpec,
+    *,
+    journal: str,
+    after: int,
+    spent: int,
+    last: int,
+    now: datetime,
+) -> bool:
+    """Debit `spent`, a dead process's journal entries `after` < seq <= `last` of one bucket,
+    and give its lease back. False (nothing done) when the bucket's mark is no longer
+    `after`: the entries were counted differently meanwhile."""
+    replay_ = partial(
+        _replay, dialect=db.dialect, spec=spec, journal=journal, after=after, spent=spent
+    )
+    return await _in_transaction(db, partial(replay_, last=last, now=now))
+
+
+async def forget_journal(db: Database, journal: str) -> None:
+    """Drop a journal's marks once its file is gone (replayed, or all reported)."""
+    statement = delete(quota_journal).where(quota_journal.c.journal == journal)
+    await _in_transaction(db, lambda conn: conn.execute(statement))
 
 
 async def adjust(
@@ -110,6 +171,7 @@ def _sync(
     spent: int,
     want: int,
     now: datetime,
+    mark: int = 0,
 ) -> Synced:
     balance, since = _locked_row(dialect, conn, spec, now)
     leases, reclaimed = _leases(conn, spec.name, instance, now)
@@ -135,7 +197,48 @@ def _sync(
         balance, held = balance + held - want, want
     _write(conn, spec, balance, since, now)
     _write_lease(conn, spec.name, instance, held, now)
+    if mark:
+        _mark(conn, dialect, instance, spec.name, mark)
     return Synced(held=held, unleased=balance, total=balance + held + others, updated_at=now)
+
+
+def _replay(
+    conn: Connection,
+    *,
+    dialect: str,
+    spec: BucketSpec,
+    journal: str,
+    after: int,
+    spent: int,
+    last: int,
+    now: datetime,
+) -> bool:
+    _locked_row(dialect, conn, spec, now)  # first: the mark read next cannot change under us
+    query = select(quota_journal.c.seq).where(
+        (quota_journal.c.journal == journal) & (quota_journal.c.bucket == spec.name)
+    )
+    if (conn.execute(query).scalar() or 0) != after:
+        return False
+    _sync(
+        conn,
+        dialect=dialect,
+        spec=spec,
+        instance=journal,
+        spent=spent,
+        want=0,
+        now=now,
+        mark=last,
+    )
+    return True
+
+
+def _mark(conn: Connection, dialect: str, journal: str, bucket: str, seq: int) -> None:
+    statement = (
+        conflict_insert(dialect, quota_journal)
+        .values(journal=journal, bucket=bucket, seq=seq)
+        .on_conflict_do_update(index_elements=["journal", "bucket"], set_={"seq": seq})
+    )
+    conn.execute(statement)
 
 
 def _adjust(
