@@ -139,7 +139,7 @@ class Runtime:
         self._writer = BatchWriter(self._db, linger_s=WRITE_LINGER_SECONDS)
         self._responses = ResponseIndex(self._db)
         self._writer.start()
-        self._quotas = QuotaGate(self._db, settings.data_dir)
+        self._quotas = QuotaGate(self._db, settings.data_dir, settings.quota_max_reservation)
         self._quotas.metrics = self.hooks.metrics = self.metrics
         self._quotas.start()
         self.hooks.start()

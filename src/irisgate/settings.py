@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class Settings:
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
+    #: nanodollars a request without an output limit reserves at most (irisgate.quotas.estimate)
+    quota_max_reservation: int = 100_000_000
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -86,6 +89,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
         " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
+    "quota_max_reservation": (
+        "IRISGATE_QUOTA_MAX_RESERVATION",
+        "most a request without an output limit reserves in a quota, in dollars (default 0.10)",
     ),
 }
 
@@ -139,6 +146,7 @@ def load_settings(
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
+        quota_max_reservation=_dollars(pick, "quota_max_reservation", 100_000_000),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -166,6 +174,18 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
     return value
+
+
+def _dollars(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A dollar amount (`0.10` or `$0.10`) in nanodollars; more than $0."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    flag = "--" + name.replace("_", "-")
+    match = re.fullmatch(r"\$?([0-9]{1,9})(?:\.([0-9]{1,9}))?", raw.strip())
+    if match is None or not int(match[1] + (match[2] or "").ljust(9, "0")):
+        raise SettingsError(f"{flag} must be a dollar amount above 0 like 0.10, got {raw!r}")
+    return int(match[1] + (match[2] or "").ljust(9, "0"))
 
 
 def _flag(pick: Callable[[str], str | None], name: str) -> bool:

@@ -145,7 +145,9 @@ class Gateway:
         if record.cost_nanodollars is None and record.usage.is_empty():
             record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
         if ex.admission is not None:
-            self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
+            self.runtime.quotas.settle(
+                ex.admission, record.cost_nanodollars, record.usage.output_tokens
+            )
         if record.login_name:
             self.runtime.record(record)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
@@ -276,11 +278,12 @@ class Gateway:
         if ex.hooks is None:
             return parsed, False
         ex.url = _url(scope, ex.headers)
-        ex.estimate = (
-            ex.admission.estimate
+        guess = (
+            ex.admission.guess
             if ex.admission is not None
             else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
         )
+        ex.estimate = guess.amount
         if not ex.hooks.pre:
             return parsed, False
         return await self.runtime.hooks.before(ex.hooks, self._hook_call(ex), parsed)

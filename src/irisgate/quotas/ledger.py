@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import secrets
 import time
@@ -45,6 +46,7 @@ import structlog
 from irisgate.config.model import Quota
 from irisgate.quotas.amounts import dollars
 from irisgate.quotas.charges import Chain
+from irisgate.quotas.inflight import InFlight
 from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
 from irisgate.store import balances
 from irisgate.store.balances import BucketRow, BucketSpec
@@ -98,6 +100,7 @@ class Bucket:
     updated_at: datetime | None = None
     syncing: asyncio.Task[None] | None = None
     seq: int = 0  # the journal entry of the latest spending in `spent`
+    inflight: InFlight = field(default_factory=InFlight)
     #: admissions, reservations and admin changes holding this object: while pinned it is
     #: neither idle nor forgotten, so no spending can land on an object the upkeep dropped
     pins: int = 0
@@ -117,9 +120,22 @@ class Bucket:
         return max(1, self.spec.capacity // LEASE_DIVISOR)
 
 
+_reservation_keys = itertools.count()
+
+
 @dataclass(slots=True)
 class Reservation:
     parts: list[tuple[list[Bucket], list[int]]] = field(default_factory=list)
+    key: int = field(default_factory=lambda: next(_reservation_keys))
+
+
+def reserve_amount(quota: Quota, estimate: int | None, limited: bool) -> int:
+    """What a request reserves in a chain starting with `quota`'s bucket: the estimate,
+    except the bucket's `default_estimate` for an unpriced model, or for a request without an
+    output limit when the config sets it (see `irisgate.quotas.estimate`)."""
+    if estimate is None or (quota.default_estimate_given and not limited):
+        return quota.default_estimate_nanodollars
+    return estimate
 
 
 def _pin(buckets: list[Bucket], by: int) -> None:
@@ -137,6 +153,43 @@ def _split(buckets: list[Bucket], amount: int) -> list[int]:
         left -= take
     out.append(left)
     return out
+
+
+def _refusal(buckets: list[Bucket], now: float) -> QuotaRefused:
+    """Why a chain with nothing left here refuses: exhausted only when its balance is gone;
+    otherwise the money is reserved by requests in flight or leased to other instances."""
+    names = " + ".join(b.spec.name for b in buckets)
+    templates = tuple(b.spec.template for b in buckets)
+    unspent = sum(b.balance for b in buckets)
+    reserved = sum(b.reserved for b in buckets)
+    if unspent <= 0:
+        wait = retry_after(buckets)
+        when = f"refills in {wait} s" if wait else "does not refill; ask an admin"
+        return QuotaRefused(
+            f"quota exceeded: bucket {names} is exhausted (balance {dollars(unspent)}, "
+            f"{dollars(reserved)} reserved by requests in flight); {when}",
+            wait,
+            templates,
+        )
+    held: list[str] = []
+    if reserved > 0:
+        running = max(len(b.inflight) for b in buckets)
+        wait = min(b.inflight.next_settlement(now) for b in buckets if len(b.inflight))
+        held.append(
+            f"{dollars(reserved)} reserved by {running} request(s) in flight, the first "
+            f"expected to settle in about {wait} s"
+        )
+    else:
+        wait = math.ceil(IDLE_SECONDS)
+    elsewhere = sum(max(b.total - b.unleased - b.held, 0) for b in buckets)
+    if elsewhere > 0:
+        held.append(f"{dollars(elsewhere)} leased to other irisgate instances")
+    return QuotaRefused(
+        f"quota busy: bucket {names} has {dollars(unspent)} unspent but none free here: "
+        f"{'; '.join(held) or 'held elsewhere'}; retry in {wait} s",
+        wait,
+        templates,
+    )
 
 
 def retry_after(buckets: list[Bucket]) -> int | None:
@@ -224,8 +277,11 @@ class Ledger:
     def known(self, name: str) -> Bucket | None:
         return self._buckets.get(name)
 
-    async def admit(self, chains: tuple[Chain, ...], estimate: int | None) -> Reservation:
-        """Check every chain and reserve the estimate; raises QuotaRefused / QuotaUnavailable."""
+    async def admit(
+        self, chains: tuple[Chain, ...], estimate: int | None, *, limited: bool = True
+    ) -> Reservation:
+        """Check every chain and reserve the estimate; raises QuotaRefused / QuotaUnavailable.
+        `limited`: the estimate comes from the request's output limit (see `reserve_amount`)."""
         resolved: list[list[Bucket]] = []
         for chain in chains:
             buckets = []
@@ -242,48 +298,43 @@ class Ledger:
         pinned = [b for bs in resolved for b in bs]
         _pin(pinned, 1)  # before the first await: the upkeep must not drop them meanwhile
         try:
-            return await self._admit(resolved, estimate)
+            return await self._admit(resolved, estimate, limited)
         finally:
             _pin(pinned, -1)  # a reservation pins what it holds on its own
 
-    async def _admit(self, resolved: list[list[Bucket]], estimate: int | None) -> Reservation:
+    async def _admit(
+        self, resolved: list[list[Bucket]], estimate: int | None, limited: bool
+    ) -> Reservation:
         stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, time.monotonic())}
         if stale:
             await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
-        await self._top_up(resolved, estimate)
+        await self._top_up(resolved, estimate, limited)
         now = time.monotonic()
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:
-                names = " + ".join(b.spec.name for b in buckets)
-                wait = retry_after(buckets)
-                when = f"refills in {wait} s" if wait else "does not refill; ask an admin"
-                raise QuotaRefused(
-                    f"quota exceeded: bucket {names} is exhausted "
-                    f"(balance {dollars(sum(b.balance for b in buckets))}); {when}",
-                    wait,
-                    tuple(b.spec.template for b in buckets),
-                )
+                raise _refusal(buckets, now)
         reservation = Reservation()
         for buckets in resolved:
-            default = buckets[0].quota.default_estimate_nanodollars
-            amount = estimate if estimate is not None else default
+            amount = reserve_amount(buckets[0].quota, estimate, limited)
             amounts = _split(buckets, amount)
             for bucket, part in zip(buckets, amounts, strict=True):
                 bucket.reserved += part
                 bucket.used_at = now
+                bucket.inflight.begin(reservation.key, now)
             _pin(buckets, 1)
             reservation.parts.append((buckets, amounts))
         return reservation
 
-    async def _top_up(self, resolved: list[list[Bucket]], estimate: int | None) -> None:
+    async def _top_up(
+        self, resolved: list[list[Bucket]], estimate: int | None, limited: bool
+    ) -> None:
         """Lease more from the database where the local leases fall short of a chain."""
         # An overdraft chain spends its first buckets before the next: one whose lease is
         # too short for this request while the database still holds money for it is topped
         # up first, or the request would borrow from the next bucket too early.
         short: dict[int, tuple[Bucket, int]] = {}
         for buckets in resolved:
-            default = buckets[0].quota.default_estimate_nanodollars
-            need = estimate if estimate is not None else default
+            need = reserve_amount(buckets[0].quota, estimate, limited)
             for b in buckets[:-1]:
                 if b.remaining < need and b.unleased > 0:
                     short[id(b)] = (b, max(b.lease_size, need) + b.reserved)
@@ -307,9 +358,11 @@ class Ledger:
         """Release the reservation and charge the actual cost to every chain (journaled
         first, see `irisgate.quotas.journal`)."""
         charges: list[tuple[Bucket, int]] = []
+        now = time.monotonic()
         for buckets, amounts in reservation.parts:
             for bucket, part in zip(buckets, amounts, strict=True):
                 bucket.reserved -= part
+                bucket.inflight.end(reservation.key, now)
             charges += [(b, part) for b, part in zip(buckets, _split(buckets, cost), strict=True)]
             _pin(buckets, -1)
         reservation.parts = []
