@@ -10,9 +10,11 @@ uses holds a *lease*: a slice of the bucket's money taken from the database row 
   then the estimate is reserved. Checks and reservation run without an `await` between
   them, so concurrent requests see each other's reservations.
 - settle: the reservation is released and the actual cost added to `spent`.
-- a background task reports `spent` and tops the lease up (or gives it back when the bucket
-  goes idle) in one short transaction per bucket, every `FLUSH_SECONDS` while money moves and
-  at once when a lease runs low; on shutdown every lease is returned and all spending reported.
+- a background task reports `spent` and tops leases up (or gives them back when a bucket
+  goes idle) every `FLUSH_SECONDS` while money moves and at once when a lease runs low: one
+  short transaction for every bucket due (`balances.sync_many`, up to `SYNC_BATCH` buckets),
+  so the transaction rate does not grow with the number of buckets; on shutdown every lease
+  is returned and all spending reported.
 - settled spending is appended to this process's journal (`irisgate.quotas.journal`) before
   anything else, and each report names the last journal entry it covers: what a crash or a
   database outage kept from being reported is debited when the journal is replayed.
@@ -64,6 +66,8 @@ IDLE_SECONDS = 15.0
 RENEW_SECONDS = 10.0
 #: an exhausted bucket asks the database again at most this often
 DRY_RECHECK_SECONDS = 1.0
+#: most buckets one sync transaction reports (an upkeep round with more uses several)
+SYNC_BATCH = 1000
 
 
 class QuotaRefused(Exception):
@@ -209,6 +213,7 @@ class Ledger:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.syncs = 0  # sync transactions committed (each covers any number of buckets)
         self._folder = data_dir / FOLDER
         self._journal: Journal | None = None
         self._replayed = False
@@ -234,21 +239,22 @@ class Ledger:
             if bucket.syncing is not None:
                 with contextlib.suppress(Exception):
                     await bucket.syncing
-            if not (bucket.held or bucket.spent):
-                continue
+        left = [(b, 0) for b in self._buckets.values() if b.held or b.spent]
+        for start in range(0, len(left), SYNC_BATCH):
+            batch = left[start : start + SYNC_BATCH]
             for attempt in range(3):
                 try:
-                    await self._sync(bucket, want=0)
+                    await self._sync(batch)
                     break
-                except Exception:  # retried, then reported with the amounts
+                except QuotaUnavailable:  # retried, then reported with the amounts
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 log.error(
                     "quota spending could not be reported at shutdown; it stays journaled "
                     "and is reported by the next start on this data folder",
-                    bucket=bucket.spec.name,
-                    spent=bucket.spent,
-                    held=bucket.held,
+                    buckets=len(batch),
+                    spent=sum(b.spent for b, _ in batch),
+                    held=sum(b.held for b, _ in batch),
                 )
         if self._journal is not None:
             reported = not any(b.spent for b in self._buckets.values())
@@ -307,7 +313,7 @@ class Ledger:
     ) -> Reservation:
         stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, time.monotonic())}
         if stale:
-            await asyncio.gather(*(self._sync_shared(b) for b in stale.values()))
+            await self._sync_together([(b, None) for b in stale.values()])
         await self._top_up(resolved, estimate, limited)
         now = time.monotonic()
         for buckets in resolved:
@@ -339,7 +345,7 @@ class Ledger:
                 if b.remaining < need and b.unleased > 0:
                     short[id(b)] = (b, max(b.lease_size, need) + b.reserved)
         if short:
-            await asyncio.gather(*(self._sync_shared(b, want) for b, want in short.values()))
+            await self._sync_together(list(short.values()))
         # A chain that looks dry may still have money in the database that no lease holds
         # (the local leases ran out, or its first bucket was overdrawn by a request that cost
         # more than its estimate): take it before refusing.
@@ -352,7 +358,7 @@ class Ledger:
                 if b.unleased > 0:
                     dry[id(b)] = (b, b.lease_size + b.reserved - left)
         if dry:
-            await asyncio.gather(*(self._sync_shared(b, want) for b, want in dry.values()))
+            await self._sync_together(list(dry.values()))
 
     def settle(self, reservation: Reservation, cost: int) -> None:
         """Release the reservation and charge the actual cost to every chain (journaled
@@ -406,49 +412,70 @@ class Ledger:
         return not bucket.synced or (bucket.remaining <= 0 and now >= bucket.dry_until)
 
     async def _sync_shared(self, bucket: Bucket, want: int | None = None) -> None:
-        """One sync at a time per bucket; concurrent callers wait for the same one. `want`:
-        the lease to hold afterwards (default: a lease's size beyond what is reserved)."""
-        task = bucket.syncing
-        if task is None:
-            lease = want if want is not None else bucket.lease_size + bucket.reserved
-            task = self._start_sync(bucket, lease)
-        try:
-            await asyncio.shield(task)
-        except QuotaUnavailable:
-            if not bucket.synced:
-                raise
+        """Sync one bucket (see `_sync_together`); `want`: the lease to hold afterwards
+        (default: a lease's size beyond what is reserved)."""
+        await self._sync_together([(bucket, want)])
 
-    def _start_sync(self, bucket: Bucket, want: int) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._sync(bucket, want))
+    async def _sync_together(self, wants: list[tuple[Bucket, int | None]]) -> None:
+        """Sync these buckets in one transaction; one sync at a time per bucket: one already
+        syncing is waited for instead. Raises QuotaUnavailable only for a bucket that has
+        never been synced (the others keep working on what they know)."""
+        fresh: dict[int, tuple[Bucket, int]] = {}
+        running: dict[int, asyncio.Task[None]] = {}
+        for bucket, want in wants:
+            if bucket.syncing is not None:
+                running[id(bucket.syncing)] = bucket.syncing
+            elif id(bucket) not in fresh:
+                lease = want if want is not None else bucket.lease_size + bucket.reserved
+                fresh[id(bucket)] = (bucket, lease)
+        tasks = list(running.values())
+        if fresh:
+            tasks.append(self._start_sync(list(fresh.values())))
+        outcomes = await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, QuotaUnavailable):
+                raise outcome
+        unavailable = next((o for o in outcomes if isinstance(o, QuotaUnavailable)), None)
+        if unavailable is not None and not all(bucket.synced for bucket, _ in wants):
+            raise unavailable
+
+    def _start_sync(self, wants: list[tuple[Bucket, int]]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._sync(wants))
 
         def done(_: asyncio.Task[None]) -> None:
-            bucket.syncing = None
+            for bucket, _want in wants:
+                if bucket.syncing is task:
+                    bucket.syncing = None
 
-        bucket.syncing = task
+        for bucket, _want in wants:
+            bucket.syncing = task
         task.add_done_callback(done)
         return task
 
-    async def _sync(self, bucket: Bucket, want: int) -> None:
-        spent, seq = bucket.spent, bucket.seq
+    async def _sync(self, wants: list[tuple[Bucket, int]]) -> None:
+        """Report the buckets' spending and resize their leases, in one transaction."""
+        taken = [(bucket, want, bucket.spent, bucket.seq) for bucket, want in wants]
+        reports = [
+            balances.Report(bucket.spec, spent, want, seq if spent else 0)
+            for bucket, want, spent, seq in taken
+        ]
         try:
-            result = await balances.sync(
-                self._db,
-                bucket.spec,
-                instance=self.instance,
-                spent=spent,
-                want=want,
-                now=_utcnow(),
-                seq=seq if spent else 0,
+            results = await balances.sync_many(
+                self._db, reports, instance=self.instance, now=_utcnow()
             )
         except Exception as exc:
-            log.warning("quota sync failed", bucket=bucket.spec.name, error=repr(exc))
+            names = [bucket.spec.name for bucket, _ in wants[:3]]
+            log.warning("quota sync failed", buckets=len(wants), first=names, error=repr(exc))
             raise QuotaUnavailable(f"quota store unavailable: {exc.__class__.__name__}") from exc
+        self.syncs += 1
         now = time.monotonic()
-        bucket.spent -= spent
-        bucket.held, bucket.unleased, bucket.total = result.held, result.unleased, result.total
-        bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
-        if bucket.remaining <= 0:
-            bucket.dry_until = now + DRY_RECHECK_SECONDS
+        for bucket, _want, spent, _seq in taken:
+            result = results[bucket.spec.name]
+            bucket.spent -= spent
+            bucket.held, bucket.unleased, bucket.total = result.held, result.unleased, result.total
+            bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
+            if bucket.remaining <= 0:
+                bucket.dry_until = now + DRY_RECHECK_SECONDS
 
     async def _keep(self) -> None:
         """Report spending, keep leases topped up and renewed, give idle ones back."""
@@ -466,11 +493,13 @@ class Ledger:
                 log.exception("quota upkeep failed")
 
     async def _keep_once(self, now: float) -> None:
+        due: list[tuple[Bucket, int]] = []
         for bucket in list(self._buckets.values()):
             want = self._want(bucket, now)
-            if want is None or bucket.syncing is not None:
-                continue
-            task = self._start_sync(bucket, want)
+            if want is not None and bucket.syncing is None:
+                due.append((bucket, want))
+        for start in range(0, len(due), SYNC_BATCH):
+            task = self._start_sync(due[start : start + SYNC_BATCH])
             with contextlib.suppress(QuotaUnavailable):
                 await task
         self._forget_idle(now)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from irisgate.quotas.refill import refilled
@@ -77,6 +77,17 @@ class BucketRow:
     refilled_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One bucket's part of a sync: spending to report and the lease wanted afterwards.
+    `seq`: the last journal entry `spent` covers (0: none)."""
+
+    spec: BucketSpec
+    spent: int
+    want: int
+    seq: int = 0
+
+
 async def sync(
     db: Database,
     spec: BucketSpec,
@@ -87,18 +98,18 @@ async def sync(
     now: datetime,
     seq: int = 0,
 ) -> Synced:
-    """Report `spent` and resize this instance's lease towards `want` (see module doc).
-    `seq`: the last journal entry `spent` covers (the instance's journal is named like it)."""
-    sync_ = partial(
-        _sync,
-        dialect=db.dialect,
-        spec=spec,
-        instance=instance,
-        spent=spent,
-        want=want,
-        now=now,
-        mark=seq,
-    )
+    """Report `spent` and resize this instance's lease towards `want` (see module doc)."""
+    report = Report(spec, spent, want, seq)
+    return (await sync_many(db, [report], instance=instance, now=now))[spec.name]
+
+
+async def sync_many(
+    db: Database, reports: list[Report], *, instance: str, now: datetime
+) -> dict[str, Synced]:
+    """`sync` of several buckets (each at most once) in one transaction, with a handful of
+    statements whatever their number: each statement covers every bucket. Rows are locked
+    in name order, so instances syncing overlapping sets never deadlock."""
+    sync_ = partial(_sync_all, dialect=db.dialect, reports=reports, instance=instance, now=now)
     return await _in_transaction(db, sync_)
 
 
@@ -173,33 +184,55 @@ def _sync(
     now: datetime,
     mark: int = 0,
 ) -> Synced:
-    balance, since = _locked_row(dialect, conn, spec, now)
-    leases, reclaimed = _leases(conn, spec.name, instance, now)
-    balance += reclaimed
-    held = leases.pop(instance, 0) - spent
-    if held < 0:
-        balance += held
-        held = 0
-    others = sum(leases.values())
-    total, since = refilled(
-        balance + held + others,
-        spec.capacity,
-        rate=spec.rate,
-        period_s=spec.period_s,
-        since=since,
-        now=now,
-    )
-    balance = total - held - others
-    if held < want:
-        take = min(want - held, max(balance, 0))
-        balance, held = balance - take, held + take
-    elif held > want:
-        balance, held = balance + held - want, want
-    _write(conn, spec, balance, since, now)
-    _write_lease(conn, spec.name, instance, held, now)
-    if mark:
-        _mark(conn, dialect, instance, spec.name, mark)
-    return Synced(held=held, unleased=balance, total=balance + held + others, updated_at=now)
+    reports = [Report(spec, spent, want, mark)]
+    return _sync_all(conn, dialect=dialect, reports=reports, instance=instance, now=now)[
+        spec.name
+    ]
+
+
+def _sync_all(
+    conn: Connection, *, dialect: str, reports: list[Report], instance: str, now: datetime
+) -> dict[str, Synced]:
+    reports = sorted(reports, key=lambda r: r.spec.name)
+    names = [r.spec.name for r in reports]
+    if len(set(names)) != len(names):
+        raise ValueError("a bucket may appear only once in a sync")
+    locked = _locked_rows(dialect, conn, [r.spec for r in reports], now)
+    leases, reclaimed = _leases_of(conn, names, instance, now)
+    out: dict[str, Synced] = {}
+    rows: list[tuple[BucketSpec, int, datetime]] = []
+    for report in reports:
+        spec = report.spec
+        balance, since = locked[spec.name]
+        others_leases = leases.get(spec.name, {})
+        balance += reclaimed.get(spec.name, 0)
+        held = others_leases.pop(instance, 0) - report.spent
+        if held < 0:
+            balance += held
+            held = 0
+        others = sum(others_leases.values())
+        total, since = refilled(
+            balance + held + others,
+            spec.capacity,
+            rate=spec.rate,
+            period_s=spec.period_s,
+            since=since,
+            now=now,
+        )
+        balance = total - held - others
+        if held < report.want:
+            take = min(report.want - held, max(balance, 0))
+            balance, held = balance - take, held + take
+        elif held > report.want:
+            balance, held = balance + held - report.want, report.want
+        rows.append((spec, balance, since))
+        out[spec.name] = Synced(
+            held=held, unleased=balance, total=balance + held + others, updated_at=now
+        )
+    _write_all(conn, rows, now)
+    _write_leases(conn, instance, {name: synced.held for name, synced in out.items()}, now)
+    _mark_all(conn, dialect, instance, {r.spec.name: r.seq for r in reports if r.seq})
+    return out
 
 
 def _replay(
@@ -232,13 +265,17 @@ def _replay(
     return True
 
 
-def _mark(conn: Connection, dialect: str, journal: str, bucket: str, seq: int) -> None:
-    statement = (
-        conflict_insert(dialect, quota_journal)
-        .values(journal=journal, bucket=bucket, seq=seq)
-        .on_conflict_do_update(index_elements=["journal", "bucket"], set_={"seq": seq})
+def _mark_all(conn: Connection, dialect: str, journal: str, seqs: dict[str, int]) -> None:
+    if not seqs:
+        return
+    insert_ = conflict_insert(dialect, quota_journal).values(
+        [{"journal": journal, "bucket": bucket, "seq": seq} for bucket, seq in seqs.items()]
     )
-    conn.execute(statement)
+    conn.execute(
+        insert_.on_conflict_do_update(
+            index_elements=["journal", "bucket"], set_={"seq": insert_.excluded.seq}
+        )
+    )
 
 
 def _adjust(
@@ -319,74 +356,127 @@ def _locked_row(
     dialect: str, conn: Connection, spec: BucketSpec, now: datetime
 ) -> tuple[int, datetime]:
     """(balance, refilled_at) of the bucket's row, created full when missing, locked."""
+    return _locked_rows(dialect, conn, [spec], now)[spec.name]
+
+
+def _locked_rows(
+    dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime
+) -> dict[str, tuple[int, datetime]]:
+    """(balance, refilled_at) of each bucket's row, created full when missing, locked in
+    name order."""
+    specs = sorted(specs, key=lambda spec: spec.name)
     conn.execute(
         conflict_insert(dialect, quota_buckets)
         .values(
-            name=spec.name,
-            template=spec.template,
-            balance_nanodollars=spec.capacity,
-            capacity_nanodollars=spec.capacity,
-            refilled_at=now,
-            updated_at=now,
+            [
+                {
+                    "name": spec.name,
+                    "template": spec.template,
+                    "balance_nanodollars": spec.capacity,
+                    "capacity_nanodollars": spec.capacity,
+                    "refilled_at": now,
+                    "updated_at": now,
+                }
+                for spec in specs
+            ]
         )
         .on_conflict_do_nothing(index_elements=["name"])
     )
     query = (
-        select(quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at)
-        .where(quota_buckets.c.name == spec.name)
+        select(
+            quota_buckets.c.name, quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at
+        )
+        .where(quota_buckets.c.name.in_([spec.name for spec in specs]))
+        .order_by(quota_buckets.c.name)
         .with_for_update()
     )
-    balance, since = conn.execute(query).one()
-    return int(balance), since
+    return {name: (int(balance), since) for name, balance, since in conn.execute(query)}
 
 
 def _leases(
     conn: Connection, bucket: str, instance: str | None, now: datetime
 ) -> tuple[dict[str, int], int]:
-    """(live leases of `bucket` by instance, money of the dead leases removed first).
+    """(live leases of `bucket` by instance, money of the dead leases removed first)."""
+    leases, reclaimed = _leases_of(conn, [bucket], instance, now)
+    return leases.get(bucket, {}), reclaimed.get(bucket, 0)
+
+
+def _leases_of(
+    conn: Connection, buckets: list[str], instance: str | None, now: datetime
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """(live leases by bucket and instance, money of the dead leases removed first by bucket).
 
     A lease is dead when not renewed for `LEASE_TTL` (never the caller's own); the caller
     adds the reclaimed money back to the balance it writes."""
     stale = (
         delete(quota_leases)
-        .where(quota_leases.c.bucket == bucket)
+        .where(quota_leases.c.bucket.in_(buckets))
         .where(quota_leases.c.renewed_at < now - LEASE_TTL)
-        .returning(quota_leases.c.held_nanodollars)
+        .returning(quota_leases.c.bucket, quota_leases.c.held_nanodollars)
     )
     if instance is not None:
         stale = stale.where(quota_leases.c.instance != instance)
-    reclaimed = sum(int(held) for (held,) in conn.execute(stale))
-    query = select(quota_leases.c.instance, quota_leases.c.held_nanodollars).where(
-        quota_leases.c.bucket == bucket
-    )
-    return {name: int(held) for name, held in conn.execute(query)}, reclaimed
+    reclaimed: dict[str, int] = {}
+    for bucket, held in conn.execute(stale):
+        reclaimed[bucket] = reclaimed.get(bucket, 0) + int(held)
+    query = select(
+        quota_leases.c.bucket, quota_leases.c.instance, quota_leases.c.held_nanodollars
+    ).where(quota_leases.c.bucket.in_(buckets))
+    live: dict[str, dict[str, int]] = {}
+    for bucket, owner, held in conn.execute(query):
+        live.setdefault(bucket, {})[owner] = int(held)
+    return live, reclaimed
 
 
 def _write(
     conn: Connection, spec: BucketSpec, balance: int, since: datetime, now: datetime
 ) -> None:
-    conn.execute(
+    _write_all(conn, [(spec, balance, since)], now)
+
+
+def _write_all(
+    conn: Connection, rows: list[tuple[BucketSpec, int, datetime]], now: datetime
+) -> None:
+    """Every bucket row's new balance: one statement, executed for all rows at once."""
+    if not rows:
+        return
+    statement = (
         update(quota_buckets)
-        .where(quota_buckets.c.name == spec.name)
+        .where(quota_buckets.c.name == bindparam("b_name"))
         .values(
-            balance_nanodollars=balance,
-            refilled_at=since,
+            balance_nanodollars=bindparam("b_balance"),
+            refilled_at=bindparam("b_since"),
             updated_at=now,
-            capacity_nanodollars=spec.capacity,
-            template=spec.template,
+            capacity_nanodollars=bindparam("b_capacity"),
+            template=bindparam("b_template"),
         )
+    )
+    conn.execute(
+        statement,
+        [
+            {
+                "b_name": spec.name,
+                "b_balance": balance,
+                "b_since": since,
+                "b_capacity": spec.capacity,
+                "b_template": spec.template,
+            }
+            for spec, balance, since in rows
+        ],
     )
 
 
-def _write_lease(conn: Connection, bucket: str, instance: str, held: int, now: datetime) -> None:
+def _write_leases(conn: Connection, instance: str, held: dict[str, int], now: datetime) -> None:
+    """This instance's leases of the given buckets: replaced, dropped when empty."""
     conn.execute(
         delete(quota_leases)
-        .where(quota_leases.c.bucket == bucket)
         .where(quota_leases.c.instance == instance)
+        .where(quota_leases.c.bucket.in_(list(held)))
     )
-    if held:
-        conn.execute(
-            insert(quota_leases).values(
-                bucket=bucket, instance=instance, held_nanodollars=held, renewed_at=now
-            )
-        )
+    rows = [
+        {"bucket": bucket, "instance": instance, "held_nanodollars": amount, "renewed_at": now}
+        for bucket, amount in held.items()
+        if amount
+    ]
+    if rows:
+        conn.execute(insert(quota_leases).values(rows))
