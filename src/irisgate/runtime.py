@@ -25,6 +25,7 @@ from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
+from irisgate.store import connections
 from irisgate.store.database import Database, open_database
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
@@ -127,7 +128,10 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
-        self._db = await open_database(settings.resolved_database_url)
+        self._db = await open_database(
+            settings.resolved_database_url, pool_size=settings.db_pool_size
+        )
+        await connections.check(self._db)
         self._config = ConfigService(self._db, settings)
         await self._config.start()
         self._http = upstream_session(settings)

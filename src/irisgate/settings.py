@@ -45,6 +45,8 @@ class Settings:
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
+    #: most PostgreSQL connections one process opens (irisgate.store.connections)
+    db_pool_size: int = 15
     #: nanodollars a request without an output limit reserves at most (irisgate.quotas.estimate)
     quota_max_reservation: int = 100_000_000
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
@@ -89,6 +91,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
         " node's MagicDNS names (*.example.com for a domain, * for any)",
+    ),
+    "db_pool_size": (
+        "IRISGATE_DB_POOL_SIZE",
+        "most PostgreSQL connections one irisgate process opens (default 15, 5 kept open)",
     ),
     "quota_max_reservation": (
         "IRISGATE_QUOTA_MAX_RESERVATION",
@@ -146,6 +152,7 @@ def load_settings(
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
+        db_pool_size=_count(pick, "db_pool_size", 15),
         quota_max_reservation=_dollars(pick, "quota_max_reservation", 100_000_000),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
@@ -174,6 +181,17 @@ def _seconds(pick: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise SettingsError(f"--{name.replace('_', '-')} must be positive")
     return value
+
+
+def _count(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A whole number from 1 to 1000."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 1000:
+        flag = "--" + name.replace("_", "-")
+        raise SettingsError(f"{flag} must be a whole number from 1 to 1000, got {raw!r}")
+    return int(raw)
 
 
 def _dollars(pick: Callable[[str], str | None], name: str, default: int) -> int:

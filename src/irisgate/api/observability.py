@@ -3,7 +3,10 @@
 `/healthz` (in routes.py) says the process is up. `/readyz` says this instance should get
 traffic: the database answers, a config version is loaded and the capture queue has room
 (a queue past `SATURATED` of its capacity means the database cannot keep up, and new
-requests would only wait). It answers 200 or 503 with the failing checks named.
+requests would only wait). It answers 200 or 503 with the failing checks named. On
+PostgreSQL it also reports the connection pool's pressure (`database_pool`: connections in
+use of the most this process opens, `busy` when all are in use: then work waits for a
+connection), which does not by itself make the instance unready.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    pool = runtime.db.pool_use()
+    if pool is not None:
+        in_use, most = pool
+        checks["database_pool"] = f"{'busy' if in_use >= most else 'ok'}: {in_use}/{most}"
     checks["config"] = f"version {runtime.snapshot.version}"
     writer = runtime.writer
     depth, capacity = writer.queue_depth, writer.queue_capacity
