@@ -2,11 +2,12 @@
 
 The race reproduced here (issue 25): a request's admission leases two buckets at once. One of
 them (`user-bob`) is new; the other (`shared`) waits for a row lock held by the test (when
-both are leased in one transaction, as now, both wait). Meanwhile the instance's upkeep runs its rounds. Before the fix, the upkeep took
-the new bucket for idle (it had never been "used"), gave its lease back and forgot it while
-the admission still held it; the admission then leased and spent on the forgotten object and
-that spending was never reported. The rounds are observed, not timed: Alice's spending in
-another bucket is flushed by a round, and a second flush proves a whole round passed.
+both are leased in one transaction, as now, both wait). Meanwhile the instance's upkeep runs
+its rounds. Before the fix, the upkeep took the new bucket for idle (it had never been
+"used"), gave its lease back and forgot it while the admission still held it; the admission
+then leased and spent on the forgotten object and that spending was never reported. The
+rounds are observed, not timed: Alice's spending in another bucket is flushed by a round,
+and a second flush proves a whole round passed.
 """
 
 from __future__ import annotations
@@ -210,8 +211,8 @@ async def _spend_unreported(
 
         await _until(reported)
         async with blocker.transaction():
-            await blocker.execute(
-                "SELECT * FROM quota_buckets WHERE name = 'user-alice@example.com' FOR UPDATE"
+            await blocker.execute(  # the lease row: reports touch it, with or without the bucket's
+                "SELECT * FROM quota_leases WHERE bucket = 'user-alice@example.com' FOR UPDATE"
             )
             for n in range(3):
                 await _ask(alice, f"spends from the lease {n}")

@@ -128,3 +128,24 @@ async def test_instances_syncing_the_same_buckets_in_any_order_never_deadlock(
         )
     rows = await balances.rows(db)
     assert all(rows[spec.name].balance == 1000 - 15 for spec in specs)
+
+
+async def test_spending_within_the_lease_is_reported_without_the_buckets_row(
+    db: Database,
+) -> None:
+    await balances.sync(db, SPEC, instance="a", spent=0, want=300, now=T0)
+    before = (await balances.rows(db))["team"].updated_at
+    later = T0 + timedelta(seconds=5)
+    got = await balances.sync(db, SPEC, instance="a", spent=120, want=balances.KEEP, now=later)
+    assert (got.held, got.unleased, got.total) == (180, None, None)
+    rows = await balances.rows(db)
+    assert rows["team"].balance == 880
+    assert rows["team"].updated_at == before, "the bucket's row was not written"
+    # more than the lease holds: the bucket's row pays the rest, the lease is what is left
+    got = await balances.sync(db, SPEC, instance="a", spent=200, want=balances.KEEP, now=later)
+    assert (got.held, got.total) == (0, 680)
+    # a revoked lease (an admin set the balance): the spending is still debited
+    await balances.sync(db, SPEC, instance="a", spent=0, want=100, now=later)
+    await balances.adjust(db, SPEC, action="set", amount=500, who="admin", now=later)
+    got = await balances.sync(db, SPEC, instance="a", spent=30, want=balances.KEEP, now=later)
+    assert (got.held, got.total) == (0, 470)

@@ -11,7 +11,7 @@ uses holds a *lease*: a slice of the bucket's money taken from the database row 
   them, so concurrent requests see each other's reservations.
 - settle: the reservation is released and the actual cost added to `spent`.
 - a background task reports `spent` and tops leases up (or gives them back when a bucket
-  goes idle) every `FLUSH_SECONDS` while money moves and at once when a lease runs low: one
+  goes idle) every `REPORT_SECONDS` while money moves and at once when a lease runs low: one
   short transaction for every bucket due (`balances.sync_many`, up to `SYNC_BATCH` buckets),
   so the transaction rate does not grow with the number of buckets; on shutdown every lease
   is returned and all spending reported.
@@ -51,15 +51,19 @@ from irisgate.quotas.charges import Chain
 from irisgate.quotas.inflight import InFlight
 from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
 from irisgate.store import balances
-from irisgate.store.balances import BucketRow, BucketSpec
+from irisgate.store.balances import KEEP, BucketRow, BucketSpec
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.quotas")
 
 #: a lease is this fraction of the bucket's capacity (plus what is reserved in flight)
 LEASE_DIVISOR = 10
-#: how often settled spending is reported while a bucket is in use
+#: how often the upkeep looks for work (a lease running low is topped up this fast)
 FLUSH_SECONDS = 0.25
+#: settled spending is reported within this long (sooner when a lease runs low). It is
+#: journaled meanwhile, so the interval trades nothing but how fresh other instances' view
+#: of the balance is against one sync transaction per instance per interval.
+REPORT_SECONDS = 1.0
 #: a bucket unused this long gives its lease back
 IDLE_SECONDS = 15.0
 #: leases are renewed well inside balances.LEASE_TTL
@@ -456,7 +460,7 @@ class Ledger:
         """Report the buckets' spending and resize their leases, in one transaction."""
         taken = [(bucket, want, bucket.spent, bucket.seq) for bucket, want in wants]
         reports = [
-            balances.Report(bucket.spec, spent, want, seq if spent else 0)
+            balances.Report(bucket.spec, spent, want, seq if spent else 0, new=not bucket.synced)
             for bucket, want, spent, seq in taken
         ]
         try:
@@ -472,7 +476,11 @@ class Ledger:
         for bucket, _want, spent, _seq in taken:
             result = results[bucket.spec.name]
             bucket.spent -= spent
-            bucket.held, bucket.unleased, bucket.total = result.held, result.unleased, result.total
+            bucket.held = result.held
+            if result.total is None or result.unleased is None:  # a lease-only report
+                bucket.total -= spent
+            else:
+                bucket.unleased, bucket.total = result.unleased, result.total
             bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
             if bucket.remaining <= 0:
                 bucket.dry_until = now + DRY_RECHECK_SECONDS
@@ -544,6 +552,7 @@ class Ledger:
                 debited += spent
             else:
                 log.error("quota journal changed while replayed", journal=orphan.name, bucket=name)
+        returned = await balances.release(self._db, orphan.name)  # all it spent is debited
         orphan.done()
         await balances.forget_journal(self._db, orphan.name)
         log.info(
@@ -551,6 +560,7 @@ class Ledger:
             journal=orphan.name,
             buckets=len(unreported),
             debited=dollars(debited),
+            leases_returned=dollars(returned),
         )
 
     def _want(self, bucket: Bucket, now: float) -> int | None:
@@ -562,11 +572,12 @@ class Ledger:
             return 0 if bucket.held or bucket.spent else None
         want = bucket.lease_size + bucket.reserved
         due = now - bucket.synced_at
-        if bucket.spent and due >= FLUSH_SECONDS:
-            return want
         if bucket.remaining < bucket.lease_size // 2 and now >= bucket.dry_until:
             return want
-        return want if bucket.held and due >= RENEW_SECONDS else None
+        if bucket.spent and due >= REPORT_SECONDS:
+            # the lease still holds enough: report out of it, leaving the bucket's row alone
+            return KEEP if bucket.held >= bucket.spent else want
+        return KEEP if bucket.held and due >= RENEW_SECONDS else None
 
     def _forget_idle(self, now: float) -> None:
         for name, bucket in list(self._buckets.items()):

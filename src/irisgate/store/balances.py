@@ -30,7 +30,15 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from irisgate.quotas.refill import refilled
@@ -63,8 +71,11 @@ class BucketSpec:
 @dataclass(frozen=True, slots=True)
 class Synced:
     held: int  # this instance's lease after the sync
-    unleased: int  # the row's balance outside every lease
-    total: int  # unleased + every lease: the bucket's balance as the database knows it
+    #: the row's balance outside every lease, and unleased + every lease (the bucket's
+    #: balance as the database knows it); None after a lease-only report (`KEEP`), which
+    #: does not read the bucket's row
+    unleased: int | None
+    total: int | None
     updated_at: datetime
 
 
@@ -77,15 +88,24 @@ class BucketRow:
     refilled_at: datetime | None = None
 
 
+#: `Report.want` for "report the spending, keep the rest of the lease as it is": when the
+#: lease covers the spending, only this instance's lease row changes, and the bucket's row,
+#: which every instance using the bucket needs, is neither locked nor written
+KEEP = -1
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One bucket's part of a sync: spending to report and the lease wanted afterwards.
-    `seq`: the last journal entry `spent` covers (0: none)."""
+    """One bucket's part of a sync: spending to report and the lease wanted afterwards
+    (`KEEP`: what is left of it). `seq`: the last journal entry `spent` covers (0: none)."""
 
     spec: BucketSpec
     spent: int
     want: int
     seq: int = 0
+    #: the row may not exist yet (False: the caller synced this bucket before, so it does;
+    #: the insert that would create it is skipped, as it waits for any instance writing it)
+    new: bool = True
 
 
 async def sync(
@@ -141,6 +161,36 @@ async def replay(
     return await _in_transaction(db, partial(replay_, last=last, now=now))
 
 
+async def release(db: Database, instance: str) -> int:
+    """Give every lease `instance` still holds back to its bucket; returns the money. Only
+    for an instance that is gone and whose spending has all been reported (its journal
+    replayed): the lease then holds nothing that was spent."""
+    return await _in_transaction(db, partial(_release, instance=instance))
+
+
+def _release(conn: Connection, *, instance: str) -> int:
+    held = select(quota_leases.c.bucket).where(quota_leases.c.instance == instance)
+    lock = (
+        select(quota_buckets.c.name)
+        .where(quota_buckets.c.name.in_(held.scalar_subquery()))
+        .order_by(quota_buckets.c.name)
+        .with_for_update()
+    )
+    if not conn.execute(lock).all():
+        return 0
+    freed = conn.execute(
+        delete(quota_leases)
+        .where(quota_leases.c.instance == instance)
+        .returning(quota_leases.c.bucket, quota_leases.c.held_nanodollars)
+    ).all()
+    back = update(quota_buckets).where(quota_buckets.c.name == bindparam("b_name"))
+    conn.execute(
+        back.values(balance_nanodollars=quota_buckets.c.balance_nanodollars + bindparam("b_held")),
+        [{"b_name": bucket, "b_held": int(amount)} for bucket, amount in freed],
+    )
+    return sum(int(amount) for _, amount in freed)
+
+
 async def forget_journal(db: Database, journal: str) -> None:
     """Drop a journal's marks once its file is gone (replayed, or all reported)."""
     statement = delete(quota_journal).where(quota_journal.c.journal == journal)
@@ -185,21 +235,24 @@ def _sync(
     mark: int = 0,
 ) -> Synced:
     reports = [Report(spec, spent, want, mark)]
-    return _sync_all(conn, dialect=dialect, reports=reports, instance=instance, now=now)[
-        spec.name
-    ]
+    return _sync_all(conn, dialect=dialect, reports=reports, instance=instance, now=now)[spec.name]
 
 
 def _sync_all(
     conn: Connection, *, dialect: str, reports: list[Report], instance: str, now: datetime
 ) -> dict[str, Synced]:
-    reports = sorted(reports, key=lambda r: r.spec.name)
     names = [r.spec.name for r in reports]
     if len(set(names)) != len(names):
         raise ValueError("a bucket may appear only once in a sync")
-    locked = _locked_rows(dialect, conn, [r.spec for r in reports], now)
-    leases, reclaimed = _leases_of(conn, names, instance, now)
-    out: dict[str, Synced] = {}
+    out = _report_within_leases(conn, [r for r in reports if r.want == KEEP], instance, now)
+    _mark_all(conn, dialect, instance, {r.spec.name: r.seq for r in reports if r.seq})
+    reports = sorted((r for r in reports if r.spec.name not in out), key=lambda r: r.spec.name)
+    if not reports:
+        return out
+    _insert_missing(dialect, conn, [r.spec for r in reports if r.new], now)
+    locked, leases, reclaimed = _locked_with_leases(
+        dialect, conn, [r.spec for r in reports], instance, now
+    )
     rows: list[tuple[BucketSpec, int, datetime]] = []
     for report in reports:
         spec = report.spec
@@ -220,19 +273,45 @@ def _sync_all(
             now=now,
         )
         balance = total - held - others
-        if held < report.want:
-            take = min(report.want - held, max(balance, 0))
+        want = held if report.want == KEEP else report.want
+        if held < want:
+            take = min(want - held, max(balance, 0))
             balance, held = balance - take, held + take
-        elif held > report.want:
-            balance, held = balance + held - report.want, report.want
+        elif held > want:
+            balance, held = balance + held - want, want
         rows.append((spec, balance, since))
         out[spec.name] = Synced(
             held=held, unleased=balance, total=balance + held + others, updated_at=now
         )
     _write_all(conn, rows, now)
-    _write_leases(conn, instance, {name: synced.held for name, synced in out.items()}, now)
-    _mark_all(conn, dialect, instance, {r.spec.name: r.seq for r in reports if r.seq})
+    _write_leases(conn, instance, {r.spec.name: out[r.spec.name].held for r in reports}, now)
     return out
+
+
+def _report_within_leases(
+    conn: Connection, reports: list[Report], instance: str, now: datetime
+) -> dict[str, Synced]:
+    """Take each report's spending out of this instance's lease, renewing it, where the lease
+    covers it: one statement, touching only this instance's lease rows. The buckets it
+    returns are done; the others (no lease: revoked or reclaimed; or too small) need the
+    bucket's row."""
+    if not reports:
+        return {}
+    lease = quota_leases
+    # the spending by bucket as one expression: the same statement on both databases
+    spent = case({r.spec.name: r.spent for r in reports}, value=lease.c.bucket)
+    statement = (
+        update(lease)
+        .where(lease.c.instance == instance)
+        .where(lease.c.bucket.in_([r.spec.name for r in reports]))
+        .where(lease.c.held_nanodollars >= spent)
+        .values(held_nanodollars=lease.c.held_nanodollars - spent, renewed_at=now)
+        .returning(lease.c.bucket, lease.c.held_nanodollars)
+    )
+    return {
+        bucket: Synced(held=int(held), unleased=None, total=None, updated_at=now)
+        for bucket, held in conn.execute(statement)
+    }
 
 
 def _replay(
@@ -360,10 +439,28 @@ def _locked_row(
 
 
 def _locked_rows(
-    dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime
+    dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime, *, create: bool = True
 ) -> dict[str, tuple[int, datetime]]:
-    """(balance, refilled_at) of each bucket's row, created full when missing, locked in
-    name order."""
+    """(balance, refilled_at) of each bucket's row, created full when missing (`create`),
+    locked in name order."""
+    specs = sorted(specs, key=lambda spec: spec.name)
+    if create:
+        _insert_missing(dialect, conn, specs, now)
+    query = (
+        select(
+            quota_buckets.c.name, quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at
+        )
+        .where(quota_buckets.c.name.in_([spec.name for spec in specs]))
+        .order_by(quota_buckets.c.name)
+        .with_for_update()
+    )
+    return {name: (int(balance), since) for name, balance, since in conn.execute(query)}
+
+
+def _insert_missing(dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime) -> None:
+    """Create the rows of buckets never seen, full (existing rows are left alone)."""
+    if not specs:
+        return
     specs = sorted(specs, key=lambda spec: spec.name)
     conn.execute(
         conflict_insert(dialect, quota_buckets)
@@ -382,15 +479,32 @@ def _locked_rows(
         )
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    query = (
-        select(
-            quota_buckets.c.name, quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at
-        )
-        .where(quota_buckets.c.name.in_([spec.name for spec in specs]))
-        .order_by(quota_buckets.c.name)
-        .with_for_update()
-    )
-    return {name: (int(balance), since) for name, balance, since in conn.execute(query)}
+
+
+def _locked_with_leases(
+    dialect: str, conn: Connection, specs: list[BucketSpec], instance: str, now: datetime
+) -> tuple[dict[str, tuple[int, datetime]], dict[str, dict[str, int]], dict[str, int]]:
+    """`_locked_rows`, then the leases of those buckets read after the lock is held (a join
+    in the locking statement would read them as they were before waiting for the lock):
+    (balance and refilled_at by bucket, live leases by bucket and instance, money of dead
+    leases by bucket). The dead leases (not renewed for `LEASE_TTL`, never `instance`'s
+    own) are deleted by `_write_leases`, with this instance's own."""
+    locked = _locked_rows(dialect, conn, specs, now, create=False)
+    query = select(
+        quota_leases.c.bucket,
+        quota_leases.c.instance,
+        quota_leases.c.held_nanodollars,
+        quota_leases.c.renewed_at,
+    ).where(quota_leases.c.bucket.in_(list(locked)))
+    live: dict[str, dict[str, int]] = {}
+    reclaimed: dict[str, int] = {}
+    cutoff = now - LEASE_TTL
+    for name, owner, held, renewed in conn.execute(query):
+        if owner != instance and renewed < cutoff:
+            reclaimed[name] = reclaimed.get(name, 0) + int(held)
+        else:
+            live.setdefault(name, {})[owner] = int(held)
+    return locked, live, reclaimed
 
 
 def _leases(
@@ -467,11 +581,13 @@ def _write_all(
 
 
 def _write_leases(conn: Connection, instance: str, held: dict[str, int], now: datetime) -> None:
-    """This instance's leases of the given buckets: replaced, dropped when empty."""
+    """This instance's leases of the given buckets: replaced, dropped when empty; the dead
+    leases of other instances (reclaimed by the caller, see `_locked_with_leases`) go too."""
+    mine_or_dead = (quota_leases.c.instance == instance) | (
+        quota_leases.c.renewed_at < now - LEASE_TTL
+    )
     conn.execute(
-        delete(quota_leases)
-        .where(quota_leases.c.instance == instance)
-        .where(quota_leases.c.bucket.in_(list(held)))
+        delete(quota_leases).where(quota_leases.c.bucket.in_(list(held))).where(mine_or_dead)
     )
     rows = [
         {"bucket": bucket, "instance": instance, "held_nanodollars": amount, "renewed_at": now}
