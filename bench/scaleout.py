@@ -116,9 +116,12 @@ async def load(urls: list[str], users: int, total: int, concurrency: int) -> int
                 i = queue.get_nowait()
                 headers = {"Tailscale-User-Login": f"user{i % users}@example.com"}
                 url = urls[i % len(urls)] + "/v1/chat/completions"
-                async with http.post(url, json=body, headers=headers) as resp:
-                    await resp.read()
-                    failed += resp.status != 200
+                try:
+                    async with http.post(url, json=body, headers=headers) as resp:
+                        await resp.read()
+                        failed += resp.status != 200
+                except aiohttp.ClientError:  # e.g. a kept-alive connection closed meanwhile
+                    failed += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return failed
