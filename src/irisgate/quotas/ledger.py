@@ -182,7 +182,8 @@ def _refusal(buckets: list[Bucket], now: float) -> QuotaRefused:
     held: list[str] = []
     if reserved > 0:
         running = max(len(b.inflight) for b in buckets)
-        wait = min(b.inflight.next_settlement(now) for b in buckets if len(b.inflight))
+        settle = [b.inflight.next_settlement(now) for b in buckets if len(b.inflight)]
+        wait = min(settle, default=1)
         held.append(
             f"{dollars(reserved)} reserved by {running} request(s) in flight, the first "
             f"expected to settle in about {wait} s"
