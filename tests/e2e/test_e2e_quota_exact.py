@@ -13,9 +13,10 @@ and a second flush proves a whole round passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,10 +197,11 @@ def test_a_bucket_leased_while_an_admission_waits_is_debited_exactly(
 
 
 async def _spend_unreported(
-    gw: IrisgateServer, url: str, while_unreported: Callable[[], None]
+    gw: IrisgateServer, url: str, while_unreported: Callable[[], Awaitable[None]]
 ) -> None:
-    """Alice spends with a lease in hand while the bucket's row is locked: her spending is
-    settled in the instance but cannot be reported; then `while_unreported()` runs."""
+    """Alice spends with a lease in hand while her lease row is locked: her spending is
+    settled in the instance (and recorded) but cannot be reported; then `while_unreported()`
+    runs (it may cut the database off: the test's own connections may be gone after it)."""
     alice = _client(gw, ALICE_IP)
     watcher = await asyncpg.connect(url)
     blocker = await asyncpg.connect(url)
@@ -210,31 +212,35 @@ async def _spend_unreported(
             return await _debited(watcher, "user-alice@example.com") > 0
 
         await _until(reported)
-        async with blocker.transaction():
-            await blocker.execute(  # the lease row: reports touch it, with or without the bucket's
-                "SELECT * FROM quota_leases WHERE bucket = 'user-alice@example.com' FOR UPDATE"
-            )
-            for n in range(3):
-                await _ask(alice, f"spends from the lease {n}")
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute(  # the lease row: reports touch it, with or without the bucket's
+            "SELECT * FROM quota_leases WHERE bucket = 'user-alice@example.com' FOR UPDATE"
+        )
+        for n in range(3):
+            await _ask(alice, f"spends from the lease {n}")
 
-            async def recorded() -> bool:
-                return await watcher.fetchval("SELECT count(*) FROM requests") == 4
+        async def recorded() -> bool:
+            return await watcher.fetchval("SELECT count(*) FROM requests") == 4
 
-            await _until(recorded)
+        await _until(recorded)
 
-            async def flush_waits() -> bool:
-                return bool(
-                    await watcher.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
+        async def flush_waits() -> bool:
+            return bool(
+                await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
+            )
 
-            await _until(flush_waits)
-            while_unreported()
+        await _until(flush_waits)
+        await while_unreported()
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await transaction.rollback()
     finally:
-        await blocker.close()
-        await watcher.close()
+        for conn in (blocker, watcher):
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.close()
         await alice.close()
 
 
@@ -265,10 +271,10 @@ def test_spending_of_a_killed_instance_is_debited_by_the_next_start(
     server: IrisgateServer,
     pg_url: str,
 ) -> None:
-    def kill() -> None:
+    async def kill() -> None:
         assert server.process is not None
         server.process.kill()
-        server.process.wait()
+        await asyncio.to_thread(server.process.wait)
 
     asyncio.run(_spend_unreported(server, pg_url, kill))
     with _beside(server, pg_url):
@@ -280,10 +286,36 @@ def test_a_live_instance_journal_is_not_replayed_by_another_on_the_same_folder(
     server: IrisgateServer,
     pg_url: str,
 ) -> None:
-    def start_and_stop_another() -> None:
-        with _beside(server, pg_url):
-            pass
+    async def start_and_stop_another() -> None:
+        def run() -> None:
+            with _beside(server, pg_url):
+                pass
+
+        await asyncio.to_thread(run)
 
     asyncio.run(_spend_unreported(server, pg_url, start_and_stop_another))
     server.stop()  # the lock is gone: the first instance reports its own spending
+    _debited_equals_recorded(pg_url)
+
+
+def test_spending_of_an_instance_stopped_during_a_database_outage_is_debited_later(
+    server: IrisgateServer,
+    pg_url: str,
+) -> None:
+    name = make_url(pg_url).database
+
+    async def outage_then_sigterm() -> None:
+        await _admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await _admin(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        try:
+            assert await asyncio.to_thread(server.stop) == 0
+        finally:
+            await _admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+    asyncio.run(_spend_unreported(server, pg_url, outage_then_sigterm))
+    assert "quota spending could not be reported at shutdown" in server.logs()
+    with _beside(server, pg_url):
+        pass  # starting replays the stopped instance's journal
     _debited_equals_recorded(pg_url)
