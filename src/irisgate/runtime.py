@@ -27,6 +27,7 @@ from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
+from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
@@ -131,12 +132,17 @@ class Runtime:
     async def start(self) -> None:
         settings = self.settings
         try:
-            self._db = await open_database(settings.resolved_database_url, migrate=settings.migrate)
+            self._db = await open_database(
+                settings.resolved_database_url,
+                migrate=settings.migrate,
+                pool_size=settings.db_pool_size,
+            )
             if not settings.migrate:
                 await require_current(self._db)
         except SchemaMismatch as exc:
             log.error("irisgate cannot serve this database", reason=str(exc))
             raise
+        await connections.check(self._db)
         self._config = ConfigService(self._db, settings)
         await self._config.start()
         self._http = upstream_session(settings)
@@ -154,7 +160,7 @@ class Runtime:
         self._writer = BatchWriter(self._db, spool, linger_s=WRITE_LINGER_SECONDS)
         self._responses = ResponseIndex(self._db)
         self._writer.start()
-        self._quotas = QuotaGate(self._db)
+        self._quotas = QuotaGate(self._db, settings.data_dir, settings.quota_max_reservation)
         self._quotas.metrics = self.hooks.metrics = self.metrics
         self._quotas.start()
         self.hooks.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ class Settings:
     spool_max_mb: int = 1024
     #: serve brings the schema to head at start; False: it refuses a schema not at head
     migrate: bool = True
+    #: most PostgreSQL connections one process opens (irisgate.store.connections)
+    db_pool_size: int = 15
+    #: nanodollars a request without an output limit reserves at most (irisgate.quotas.estimate)
+    quota_max_reservation: int = 100_000_000
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -187,6 +192,14 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "true (default): serve upgrades the database schema at start; false: serve refuses"
         " a schema that is not current (run `irisgate db upgrade` as its own step)",
     ),
+    "db_pool_size": (
+        "IRISGATE_DB_POOL_SIZE",
+        "most PostgreSQL connections one irisgate process opens (default 15, 5 kept open)",
+    ),
+    "quota_max_reservation": (
+        "IRISGATE_QUOTA_MAX_RESERVATION",
+        "most a request without an output limit reserves in a quota, in dollars (default 0.10)",
+    ),
 }
 
 
@@ -255,6 +268,8 @@ def load_settings(
         spool_fsync=_flag(pick, "spool_fsync"),
         spool_max_mb=_megabytes(pick, "spool_max_mb", 1024),
         migrate=_flag(pick, "migrate", default=True),
+        db_pool_size=_count(pick, "db_pool_size", 15),
+        quota_max_reservation=_dollars(pick, "quota_max_reservation", 100_000_000),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -322,6 +337,29 @@ def _megabytes(pick: Callable[[str], str | None], name: str, default: int) -> in
     if not raw.strip().isdigit() or int(raw) < 1:
         raise SettingsError(f"--{name.replace('_', '-')} must be a whole number of MiB, at least 1")
     return int(raw)
+
+
+def _count(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A whole number from 1 to 1000."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 1000:
+        flag = "--" + name.replace("_", "-")
+        raise SettingsError(f"{flag} must be a whole number from 1 to 1000, got {raw!r}")
+    return int(raw)
+
+
+def _dollars(pick: Callable[[str], str | None], name: str, default: int) -> int:
+    """A dollar amount (`0.10` or `$0.10`) in nanodollars; more than $0."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    flag = "--" + name.replace("_", "-")
+    match = re.fullmatch(r"\$?([0-9]{1,9})(?:\.([0-9]{1,9}))?", raw.strip())
+    if match is None or not int(match[1] + (match[2] or "").ljust(9, "0")):
+        raise SettingsError(f"{flag} must be a dollar amount above 0 like 0.10, got {raw!r}")
+    return int(match[1] + (match[2] or "").ljust(9, "0"))
 
 
 def _flag(pick: Callable[[str], str | None], name: str, *, default: bool = False) -> bool:

@@ -92,3 +92,60 @@ async def test_manual_changes_are_capped_audited_and_set_revokes_leases(db: Data
         400,
         1000,
     )
+
+
+async def test_one_sync_reports_many_buckets_as_separate_syncs_would(db: Database) -> None:
+    specs = [BucketSpec(f"user-{n}", "user-<user>", 1000, 0, 86400) for n in range(50)]
+    first = [balances.Report(spec, spent=0, want=100) for spec in specs]
+    await balances.sync_many(db, first, instance="a", now=T0)
+    second = [balances.Report(spec, spent=n, want=100, seq=n + 1) for n, spec in enumerate(specs)]
+    got = await balances.sync_many(db, second, instance="a", now=T0)
+    assert {name: (s.held, s.total) for name, s in got.items()} == {
+        f"user-{n}": (100, 1000 - n) for n in range(50)
+    }
+    assert await balances.marks(db, "a") == {f"user-{n}": n + 1 for n in range(50)}
+    rows = await balances.rows(db)
+    assert sum(row.balance for row in rows.values()) == 50 * 1000 - sum(range(50))
+
+
+async def test_instances_syncing_the_same_buckets_in_any_order_never_deadlock(
+    db: Database,
+) -> None:
+    specs = [BucketSpec(f"b{n}", "b<user>", 1000, 0, 86400) for n in range(20)]
+
+    async def spend(instance: str, order: list[BucketSpec]) -> None:
+        for _ in range(5):
+            reports = [balances.Report(spec, spent=1, want=10) for spec in order]
+            await balances.sync_many(db, reports, instance=instance, now=T0)
+
+    await balances.sync_many(
+        db, [balances.Report(spec, 0, 0) for spec in specs], instance="setup", now=T0
+    )
+    await asyncio.gather(spend("a", specs), spend("b", specs[::-1]), spend("c", specs))
+    for name in ("a", "b", "c"):  # the first round's 1 came out of a lease of 0
+        await balances.sync_many(
+            db, [balances.Report(spec, 0, 0) for spec in specs], instance=name, now=T0
+        )
+    rows = await balances.rows(db)
+    assert all(rows[spec.name].balance == 1000 - 15 for spec in specs)
+
+
+async def test_spending_within_the_lease_is_reported_without_the_buckets_row(
+    db: Database,
+) -> None:
+    await balances.sync(db, SPEC, instance="a", spent=0, want=300, now=T0)
+    before = (await balances.rows(db))["team"].updated_at
+    later = T0 + timedelta(seconds=5)
+    got = await balances.sync(db, SPEC, instance="a", spent=120, want=balances.KEEP, now=later)
+    assert (got.held, got.unleased, got.total) == (180, None, None)
+    rows = await balances.rows(db)
+    assert rows["team"].balance == 880
+    assert rows["team"].updated_at == before, "the bucket's row was not written"
+    # more than the lease holds: the bucket's row pays the rest, the lease is what is left
+    got = await balances.sync(db, SPEC, instance="a", spent=200, want=balances.KEEP, now=later)
+    assert (got.held, got.total) == (0, 680)
+    # a revoked lease (an admin set the balance): the spending is still debited
+    await balances.sync(db, SPEC, instance="a", spent=0, want=100, now=later)
+    await balances.adjust(db, SPEC, action="set", amount=500, who="admin", now=later)
+    got = await balances.sync(db, SPEC, instance="a", spent=30, want=balances.KEEP, now=later)
+    assert (got.held, got.total) == (0, 470)

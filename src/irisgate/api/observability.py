@@ -5,7 +5,10 @@ traffic: the database answers, a config version is loaded, the capture queue has
 queue past `SATURATED` of its capacity means the database cannot keep up), the spool is
 not full (when it is, new requests are refused) and the process is not shutting down
 (gateway/drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
-how many records wait in the spool to be stored.
+how many records wait in the spool to be stored. On PostgreSQL it also reports the
+connection pool's pressure (`database_pool`: connections in use of the most this process
+opens, `busy` when all are in use: then work waits for a connection), which does not by
+itself make the instance unready.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ async def readyz(request: Request) -> Response:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         if unavailable(exc):
             runtime.db.availability.failed(exc)
+    pool = runtime.db.pool_use()
+    if pool is not None:
+        in_use, most = pool
+        checks["database_pool"] = f"{'busy' if in_use >= most else 'ok'}: {in_use}/{most}"
     checks["config"] = f"version {runtime.snapshot.version}"
     writer = runtime.writer
     depth, capacity = writer.queue_depth, writer.queue_capacity

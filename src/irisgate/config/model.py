@@ -158,9 +158,11 @@ class Quota:
     rate_text: str  # as written, e.g. "$5.00/day"
     capacity_text: str
     on_exceed: str = "reject"
-    #: reserved at admission when a request's cost cannot be estimated (no output limit or
-    #: no price): irisgate's `default_estimate`, "$0.01" unless the file says otherwise
+    #: reserved at admission for a request to an unpriced model, and (only when the file
+    #: sets it) for a request without an output limit: irisgate's `default_estimate`, "$0.01"
+    #: unless the file says otherwise
     default_estimate_nanodollars: int = 10_000_000
+    default_estimate_given: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,7 @@ def _quota(template: str, section: Section) -> Quota | None:
         capacity_text=capacity_text,
         on_exceed="reject",
         default_estimate_nanodollars=estimate,
+        default_estimate_given=section.has("default_estimate"),
     )
 
 

@@ -190,7 +190,9 @@ class Gateway:
         if record.cost_nanodollars is None and record.usage.is_empty():
             record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
         if ex.admission is not None:
-            self.runtime.quotas.settle(ex.admission, record.cost_nanodollars)
+            self.runtime.quotas.settle(
+                ex.admission, record.cost_nanodollars, record.usage.output_tokens
+            )
         if record.login_name:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
@@ -342,11 +344,12 @@ class Gateway:
         if ex.hooks is None:
             return parsed, False
         ex.url = _url(scope, ex.headers)
-        ex.estimate = (
-            ex.admission.estimate
+        guess = (
+            ex.admission.guess
             if ex.admission is not None
             else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
         )
+        ex.estimate = guess.amount
         if not ex.hooks.pre:
             return parsed, False
         return await self.runtime.hooks.before(ex.hooks, self._hook_call(ex), parsed)

@@ -1,15 +1,21 @@
 """What a request may cost, reserved at admission before the answer is known.
 
-The estimate is the prompt (its JSON size / 4 as tokens: more than the real count, on
-purpose) plus the request's output limit, priced like the real answer will be. A request
-without an output limit, or for a model without a price, reserves each bucket's
-`default_estimate` instead. Output-limit fields by API: `max_tokens` (Anthropic, OpenAI chat),
-`max_completion_tokens` (OpenAI chat), `max_output_tokens` (OpenAI Responses),
-`generationConfig.maxOutputTokens` (Gemini).
+With an output limit, the estimate is the prompt (its JSON size / 4 as tokens: more than the
+real count, on purpose) plus the limit, priced like the real answer will be: an upper bound.
+Output-limit fields by API: `max_tokens` (Anthropic, OpenAI chat), `max_completion_tokens`
+(OpenAI chat), `max_output_tokens` (OpenAI Responses), `generationConfig.maxOutputTokens`
+(Gemini).
+
+Without an output limit, the answer's length is unknown: the estimate is the prompt plus the
+model's *typical* output, learned from the answers this process has seen of that model (it
+rises at once to a longer answer and decays a fifth of the way towards each shorter one;
+`SEED_OUTPUT_TOKENS` before the first), capped by `--quota-max-reservation`. A request for a
+model without a price reserves each bucket's `default_estimate` instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from irisgate.config.model import Provider
@@ -17,6 +23,17 @@ from irisgate.usage.pricing import Pricer
 from irisgate.usage.tokens import Usage
 
 _LIMIT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+#: output tokens assumed for a model before this process has seen one of its answers
+SEED_OUTPUT_TOKENS = 4096
+#: models whose typical output is remembered (one entry each; then the oldest goes)
+_TYPICAL_MODELS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    amount: int | None  # nanodollars; None: the model has no price
+    limited: bool  # from the request's output limit (an upper bound), not a typical answer
+    model: str = ""  # provider/model whose answers teach the typical output
 
 
 def output_limit(body: dict[str, Any]) -> int | None:
@@ -32,19 +49,40 @@ def output_limit(body: dict[str, Any]) -> int | None:
     return None
 
 
+class TypicalOutput:
+    """Output tokens of a typical answer, per model, from the answers this process saw."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+
+    def of(self, model: str) -> int:
+        return round(self._tokens.get(model, SEED_OUTPUT_TOKENS))
+
+    def learn(self, model: str, tokens: int) -> None:
+        known = self._tokens.pop(model, None)
+        if known is None and len(self._tokens) >= _TYPICAL_MODELS:
+            del self._tokens[next(iter(self._tokens))]
+        typical = tokens if known is None else max(tokens, known + (tokens - known) / 5)
+        self._tokens[model] = typical
+
+
 def estimate(
     pricer: Pricer,
+    typical: TypicalOutput,
     *,
     provider: Provider,
     format_basis: str,
     model: str,
     body: dict[str, Any],
     body_size: int,
-) -> int | None:
-    """Nanodollars this request may cost at most (roughly), or None when unknown."""
+    cap: int,
+) -> Guess:
+    """What this request may cost (see module doc)."""
     limit = output_limit(body)
-    if limit is None:
-        return None
-    usage = Usage(input_tokens=body_size // 4 + 1, output_tokens=limit)
+    key = f"{provider.id}/{model}"
+    output = limit if limit is not None else typical.of(key)
+    usage = Usage(input_tokens=body_size // 4 + 1, output_tokens=output)
     cost, _ = pricer.cost(provider, format_basis, model, usage)
-    return cost
+    if limit is not None or cost is None:
+        return Guess(cost, limited=limit is not None, model=key)
+    return Guess(min(cost, cap), limited=False, model=key)

@@ -7,6 +7,7 @@ The pipeline calls `admit` after routing (a 429 in the caller's format when refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from irisgate.gateway.errors import GatewayError
@@ -14,7 +15,7 @@ from irisgate.gateway.routing import Route
 from irisgate.grants import Access
 from irisgate.identity import Identity
 from irisgate.quotas.charges import Chain, charges_for
-from irisgate.quotas.estimate import estimate
+from irisgate.quotas.estimate import Guess, TypicalOutput, estimate
 from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reservation
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
@@ -25,12 +26,14 @@ from irisgate.telemetry.metrics import Metrics
 class Admission:
     chains: tuple[Chain, ...]
     reservation: Reservation
-    estimate: int | None
+    guess: Guess
 
 
 class QuotaGate:
-    def __init__(self, db: Database) -> None:
-        self.ledger = Ledger(db)
+    def __init__(self, db: Database, data_dir: Path, max_reservation: int) -> None:
+        self.ledger = Ledger(db, data_dir)
+        self.typical = TypicalOutput()
+        self.max_reservation = max_reservation
         self.metrics: Metrics | None = None  # set by the runtime
 
     def start(self) -> None:
@@ -56,7 +59,7 @@ class QuotaGate:
             return None
         guess = self.estimate(snapshot, route, format_basis, body, body_size)
         try:
-            reservation = await self.ledger.admit(chains, guess)
+            reservation = await self.ledger.admit(chains, guess.amount, limited=guess.limited)
         except QuotaRefused as exc:
             if self.metrics is not None:
                 for template in exc.templates:
@@ -67,23 +70,33 @@ class QuotaGate:
             raise GatewayError("unavailable", str(exc)) from None
         return Admission(chains, reservation, guess)
 
-    @staticmethod
     def estimate(
-        snapshot: Snapshot, route: Route, format_basis: str, body: dict[str, Any], body_size: int
-    ) -> int | None:
-        """What the request may cost at most (see `quotas.estimate`); None when unknown."""
+        self,
+        snapshot: Snapshot,
+        route: Route,
+        format_basis: str,
+        body: dict[str, Any],
+        body_size: int,
+    ) -> Guess:
+        """What the request may cost (see `quotas.estimate`)."""
         return estimate(
             snapshot.pricer,
+            self.typical,
             provider=route.provider,
             format_basis=format_basis,
             model=route.model,
             body=body,
             body_size=body_size,
+            cap=self.max_reservation,
         )
 
-    def settle(self, admission: Admission, cost: int | None) -> None:
-        """Charge the recorded cost (an unpriced request costs nothing: its cost is None)."""
+    def settle(self, admission: Admission, cost: int | None, output_tokens: int = 0) -> None:
+        """Charge the recorded cost (an unpriced request costs nothing: its cost is None).
+        `output_tokens` of an answer without an output limit teach its model's typical one."""
         self.ledger.settle(admission.reservation, cost or 0)
+        guess = admission.guess
+        if not guess.limited and guess.amount is not None and output_tokens > 0:
+            self.typical.learn(guess.model, output_tokens)
         if self.metrics is not None:
             # shared buckets only: a per-user or per-node bucket's name holds a login or node
             # id, which would make the label set unbounded (those are in /api/quotas)

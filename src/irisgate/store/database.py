@@ -32,8 +32,12 @@ raise its own priority again without privileges, hence a second, normal thread, 
 the writer falls behind (see telemetry/writer.py). Where `SCHED_IDLE` does not exist or is
 refused, both threads run at normal priority.
 
-PostgreSQL specifics: a pool of 5 (+10 overflow) connections, checked with a ping before
-use and recycled after 30 minutes, a 60 s statement timeout, and `application_name=irisgate`.
+PostgreSQL specifics: a pool of at most `pool_size` connections (`--db-pool-size`, default
+15: up to 5 kept open, the rest opened for bursts and closed after), checked with a ping
+before use and recycled after 30 minutes, a 60 s statement timeout, and
+`application_name=irisgate <pid>@<host>` (one name per process, so the connections of each
+process can be told apart). `store.connections` checks the sum against the server's
+`max_connections` at start.
 
 Both: error messages and logs never include bound parameters (they carry request bodies and
 identities).
@@ -44,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +72,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from irisgate.store.availability import Availability
 from irisgate.store.tables import metadata
@@ -83,11 +89,19 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Upper bound for one PostgreSQL statement, so a hung connection cannot stall the writer.
 POSTGRES_COMMAND_TIMEOUT_S = 60.0
 
+#: how this process's PostgreSQL connections introduce themselves (at most 63 bytes)
+APPLICATION_NAME = f"irisgate {os.getpid()}@{socket.gethostname()}"[:63]
+#: connections a PostgreSQL pool keeps open; the rest of `pool_size` only for bursts
+POOL_KEPT = 5
+#: default most connections one process opens to PostgreSQL (`--db-pool-size`)
+POOL_SIZE = 15
+
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest migration in MIGRATIONS_DIR (a test keeps the two equal). A database already
 #: there, or a new empty one, is handled without importing Alembic at all (about 11 MiB of
 #: resident memory a process would otherwise carry for its whole life).
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 # Alembic's own bookkeeping table, exactly as Alembic creates it.
 _VERSION_TABLE = Table(
@@ -162,10 +176,11 @@ class Database:
     - `close()`: close every pooled connection; the `Database` is unusable afterwards.
     """
 
-    __slots__ = ("_lanes", "_write_engine", "availability", "dialect", "engine", "url")
+    __slots__ = ("_lanes", "_write_engine", "availability", "dialect", "engine", "pool_size", "url")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, pool_size: int = POOL_SIZE) -> None:
         self.engine = engine
+        self.pool_size = pool_size
         self.dialect: str = engine.dialect.name
         self.url: str = engine.url.render_as_string(hide_password=True)
         self.availability = Availability(self.url)
@@ -176,6 +191,13 @@ class Database:
             if self.dialect == "sqlite"
             else engine
         )
+
+    def pool_use(self) -> tuple[int, int] | None:
+        """(connections in use, most the pool opens) on PostgreSQL; None on SQLite."""
+        pool = self.engine.sync_engine.pool
+        if self.dialect == "sqlite" or not isinstance(pool, QueuePool):
+            return None
+        return pool.checkedout(), self.pool_size
 
     def connect(self) -> AsyncConnection:
         """A connection for reads; use as `async with db.connect() as conn`."""
@@ -214,7 +236,7 @@ class Database:
         return f"Database({self.url!r})"
 
 
-async def open_database(url: str, *, migrate: bool = True) -> Database:
+async def open_database(url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE) -> Database:
     """Open the database at `url` (any form `normalize_url` accepts).
 
     With `migrate` (the default) the schema is brought to the newest revision first, safely
@@ -228,16 +250,16 @@ async def open_database(url: str, *, migrate: bool = True) -> Database:
         engine = create_async_engine(
             async_url,
             hide_parameters=True,
-            pool_size=5,
-            max_overflow=10,
+            pool_size=min(POOL_KEPT, pool_size),
+            max_overflow=max(pool_size - POOL_KEPT, 0),
             pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={
                 "command_timeout": POSTGRES_COMMAND_TIMEOUT_S,
-                "server_settings": {"application_name": "irisgate"},
+                "server_settings": {"application_name": APPLICATION_NAME},
             },
         )
-    db = Database(engine)
+    db = Database(engine, pool_size)
     if migrate:
         try:
             await upgrade_schema(db)

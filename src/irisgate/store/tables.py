@@ -345,6 +345,16 @@ quota_changes = Table(
 )
 Index("ix_quota_changes_bucket", quota_changes.c.bucket, quota_changes.c.changed_at)
 
+# The last quota-journal entry (irisgate.quotas.journal) each report of an instance covered.
+quota_journal = Table(
+    "quota_journal",
+    metadata,
+    Column("journal", Text, nullable=False),
+    Column("bucket", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("journal", "bucket", name="pk_quota_journal"),
+)
+
 # The chat app (irisgate.chat): conversations of one login and their messages in order.
 chat_conversations = Table(
     "chat_conversations",
