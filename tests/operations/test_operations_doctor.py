@@ -14,6 +14,7 @@ import pytest
 from operator_cli import irisgate
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.store.database import SCHEMA_HEAD
 
 KEY = "sk-doctor-secret-key-1234"
 
@@ -81,7 +82,7 @@ def test_a_good_setup_passes_with_probes(
     lines = _lines(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
     assert lines[0].startswith("ok   database: sqlite+aiosqlite:///") and lines[0].endswith(
-        "schema 0009, current"
+        f"schema {SCHEMA_HEAD}, current"
     )
     assert f"ok   config: {tmp_path}/config.hujson is valid" in lines
     assert f"ok   tailscaled: {tailscaled.socket_path}: this node is ai.example.ts.net" in lines
