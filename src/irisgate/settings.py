@@ -65,6 +65,8 @@ class Settings:
     header_timeout: float = 10.0
     #: seconds a request body may stall (no byte arriving while irisgate waits for one)
     body_timeout: float = 60.0
+    #: seconds an answer may stall (the client accepting no byte while irisgate has some to send)
+    send_timeout: float = 60.0
     #: seconds an idle keep-alive connection stays open
     keepalive_timeout: float = 5.0
     #: a request's line and headers: total bytes, and number of header fields
@@ -159,6 +161,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_BODY_TIMEOUT",
         "seconds a request body may stall before the connection is closed (default 60)",
     ),
+    "send_timeout": (
+        "IRISGATE_SEND_TIMEOUT",
+        "seconds a client may accept no byte of an answer before the connection is cut "
+        "(default 60)",
+    ),
     "keepalive_timeout": (
         "IRISGATE_KEEPALIVE_TIMEOUT",
         "seconds an idle keep-alive client connection stays open (default 5)",
@@ -248,6 +255,7 @@ def load_settings(
         max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
         header_timeout=_seconds(pick, "header_timeout", 10.0),
         body_timeout=_seconds(pick, "body_timeout", 60.0),
+        send_timeout=_seconds(pick, "send_timeout", 60.0),
         keepalive_timeout=_seconds(pick, "keepalive_timeout", 5.0),
         max_header_bytes=_size(pick, "max_header_bytes", 64 * KIB),
         max_headers=_size(pick, "max_headers", 100),
