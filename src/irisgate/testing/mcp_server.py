@@ -7,6 +7,7 @@ credential reached the upstream:
 - `echo(text)` → `"<name>: <text>"`
 - `credential()` → the credential value the request carried
 - `fail()` → a tool error
+- `sized(size)` → a text of `size` bytes, with `sized_tool=True` (for answer limits)
 - resource `notes://readme` and template `notes://{name}`
 
     with McpToolServer("docs", header=("authorization", "Bearer s3cret")) as server:
@@ -41,10 +42,15 @@ class McpToolServer(StartStop):
         header: tuple[str, str] | None = None,
         query: tuple[str, str] | None = None,
         check: CredentialCheck | None = None,
+        json_response: bool = False,
+        sized_tool: bool = False,
     ) -> None:
         """Expect `header` (name, exact value), or `query` (param, value), or let `check`
-        return the credential it accepts from (headers, query) or None to refuse."""
+        return the credential it accepts from (headers, query) or None to refuse.
+        `json_response`: answer calls with one JSON body instead of an SSE stream."""
         self.name = name
+        self.json_response = json_response
+        self.sized_tool = sized_tool
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self._check = check or _exact(header, query)
@@ -74,6 +80,13 @@ class McpToolServer(StartStop):
             """Always fails."""
             raise ValueError("this tool always fails")
 
+        if self.sized_tool:
+
+            @mcp.tool()
+            def sized(size: int) -> str:
+                """A text of `size` bytes."""
+                return "x" * size
+
         @mcp.resource("notes://readme", mime_type="text/plain")
         def readme() -> str:
             return f"readme of {name}"
@@ -87,6 +100,7 @@ class McpToolServer(StartStop):
     def _app(self) -> Any:
         inner = self._mcp().streamable_http_app(
             stateless_http=True,
+            json_response=self.json_response,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
 
