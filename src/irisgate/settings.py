@@ -61,6 +61,8 @@ class Settings:
     max_api_body: int = 8 * MIB
     #: stored request and response bodies are cut to this many bytes (marked as cut)
     max_capture_body: int = 16 * MIB
+    #: the longest MCP connector answer read (a JSON answer, or one event of an SSE answer)
+    max_connector_answer: int = 16 * MIB
     #: the longest answer read from a hook; a longer one is a hook failure
     max_hook_answer: int = 16 * MIB
     #: seconds a client may take to send a request's line and headers
@@ -154,6 +156,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "max_capture_body": (
         "IRISGATE_MAX_CAPTURE_BODY",
         "request and response bodies are stored up to this size, then cut (default 16MiB)",
+    ),
+    "max_connector_answer": (
+        "IRISGATE_MAX_CONNECTOR_ANSWER",
+        "longest MCP connector answer read, or event of a streamed one (default 16MiB)",
     ),
     "max_hook_answer": (
         "IRISGATE_MAX_HOOK_ANSWER",
@@ -259,6 +265,7 @@ def load_settings(
         max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
         max_api_body=_size(pick, "max_api_body", 8 * MIB),
         max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
+        max_connector_answer=_size(pick, "max_connector_answer", 16 * MIB),
         max_hook_answer=_size(pick, "max_hook_answer", 16 * MIB),
         header_timeout=_seconds(pick, "header_timeout", 10.0),
         body_timeout=_seconds(pick, "body_timeout", 60.0),
