@@ -70,7 +70,7 @@ def _text(result: object) -> str:
 
 async def test_answers_within_the_limit_pass_json_or_streamed(gateway: IrisgateServer) -> None:
     """A 1 MiB text (over 2 MiB of JSON-RPC: text and structured content) passes either
-    way; the SDK alone would refuse a streamed event over 1 MiB."""
+    way."""
     async with mcp_client(gateway) as client:
         for connector in ("jsonish", "streamy"):
             result = await client.call_tool(f"{connector}_sized", {"size": MIB})
