@@ -27,6 +27,7 @@ def servers() -> Iterator[dict[str, McpToolServer]]:
     started = {
         "jsonish": McpToolServer("jsonish", json_response=True, sized_tool=True).start(),
         "streamy": McpToolServer("streamy", sized_tool=True).start(),
+        "packed": McpToolServer("packed", json_response=True, gzip_always=True).start(),
     }
     yield started
     for server in started.values():
@@ -92,3 +93,14 @@ async def test_an_answer_over_the_limit_fails_the_call_naming_the_connector(
         small = await client.call_tool(f"{connector}_sized", {"size": 10})
         assert _text(small) == "x" * 10
     assert json.dumps(message)  # a plain, safe message
+
+
+async def test_a_compressed_json_answer_is_refused_unread(gateway: IrisgateServer) -> None:
+    """irisgate asks for uncompressed answers: a JSON answer compressed anyway could inflate
+    past any limit, so it is not read."""
+    async with mcp_client(gateway) as client:
+        with pytest.raises(MCPError) as failed:
+            await client.call_tool("packed_echo", {"text": "hi"})
+    message = failed.value.error.message
+    assert message.startswith("packed: "), message
+    assert "answer compressed (gzip) although irisgate asked for none" in message
