@@ -20,6 +20,19 @@ def test_defaults() -> None:
     )
     assert (settings.max_header_bytes, settings.max_headers) == (64 * 1024, 100)
     assert settings.max_connections == 10_000
+    assert settings.send_timeout == 60.0
+    assert settings.max_hook_answer == settings.max_connector_answer == 16 * 1024 * 1024
+
+
+def test_the_answer_limits_and_send_timeout_come_from_flags_and_environment() -> None:
+    env = {"IRISGATE_MAX_HOOK_ANSWER": "1MiB", "IRISGATE_SEND_TIMEOUT": "1.5"}
+    settings = load_settings({"max_connector_answer": "2MiB"}, env)
+    assert (settings.max_hook_answer, settings.max_connector_answer) == (1 << 20, 2 << 20)
+    assert settings.send_timeout == 1.5
+    with pytest.raises(SettingsError, match="--send-timeout must be positive"):
+        load_settings({"send_timeout": "0"}, {})
+    with pytest.raises(SettingsError, match="--max-hook-answer must be a positive whole"):
+        load_settings({"max_hook_answer": "0"}, {})
 
 
 @pytest.mark.parametrize(

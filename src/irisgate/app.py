@@ -25,6 +25,7 @@ from irisgate.api import observability, ui_routes, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError, database_error
+from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
 from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
@@ -102,11 +103,13 @@ def build_app(settings: Settings) -> ASGIApp:
             HTTPException: unrouted.http_error,
             SQLAlchemyError: database_error,
             OSError: database_error,
+            Exception: internal_error,
         },
         lifespan=lifespan,
     )
     web.state.runtime = runtime
     web.state.connectors = connectors
+    serve_web = answered(web)
 
     async def refused(scope: dict[str, Any], send: Any) -> bool:
         """Answered already: a cross-site request, or one for another host name."""
@@ -153,7 +156,7 @@ def build_app(settings: Settings) -> ASGIApp:
             if path.startswith(CONNECTORS_PREFIX):
                 await connectors.proxy(scope, receive, send)
                 return
-        await web(scope, receive, send)
+        await serve_web(scope, receive, send)
 
     app.runtime = runtime  # type: ignore[attr-defined]  # handy for tests and the CLI
     return app

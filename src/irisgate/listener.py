@@ -9,6 +9,10 @@ headers of any size and number. `protocol_class` adds, per connection:
   seconds (from the connection's start, or from the first byte of a later request on it);
 - **body timeout**: a request body may stall (no byte arriving while irisgate is ready for
   one) at most `--body-timeout` seconds; time irisgate itself is not reading does not count;
+- **send timeout**: an answer may stall (irisgate has bytes for the client, which accepts
+  none of them) at most `--send-timeout` seconds; then the connection is cut (aborted: a
+  plain close would wait for the client to take the buffered bytes). The app sees the
+  client disconnect, so a relayed stream stops its upstream and is recorded as cancelled;
 - **head size and count**: at most `--max-header-bytes` of request line plus headers and
   `--max-headers` header fields, else `431` and the connection closes;
 - **connection cap**: at most `--max-connections` open connections. A new connection past
@@ -82,6 +86,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     header_timeout: float
     body_timeout: float
+    send_timeout: float
     keepalive_timeout: float
     max_header_bytes: int
     max_headers: int
@@ -103,6 +108,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._body_at = 0.0  # loop time of the last body byte (or of being ready for one)
         self._refusal = b""
         self._counted = False
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes the transport held when the send timer was last armed
 
     # --- connection ------------------------------------------------------------------------
 
@@ -116,6 +123,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_send_timer()
         if self._counted:
             self._counted = False
             self.table.closed(self)
@@ -182,6 +190,37 @@ class GuardedProtocol(HttpToolsProtocol):
         if not self.transport.is_closing() and self.cycle.response_complete:
             self.table.idle(self)
 
+    # --- writing ---------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport holds more than its high-water mark for the client."""
+        super().pause_writing()
+        self._arm_send_timer()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_send_timer()
+
+    def _arm_send_timer(self) -> None:
+        self._stop_send_timer()
+        self._unsent = self.transport.get_write_buffer_size()
+        self._send_timer = self.loop.call_later(self.send_timeout, self._send_stalled)
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_stalled(self) -> None:
+        self._send_timer = None
+        if self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() < self._unsent:  # the client took some
+            self._arm_send_timer()
+            return
+        log.info("cut a connection whose client stopped reading its answer", client=self.client)
+        self.transport.abort()
+
     # --- timers ----------------------------------------------------------------------------
 
     def _arm(self, delay: float, callback: Any) -> None:
@@ -245,6 +284,7 @@ def protocol_class(settings: Settings) -> type[GuardedProtocol]:
 
     ServerProtocol.header_timeout = settings.header_timeout
     ServerProtocol.body_timeout = settings.body_timeout
+    ServerProtocol.send_timeout = settings.send_timeout
     ServerProtocol.keepalive_timeout = settings.keepalive_timeout
     ServerProtocol.max_header_bytes = settings.max_header_bytes
     ServerProtocol.max_headers = settings.max_headers

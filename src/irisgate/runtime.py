@@ -77,7 +77,7 @@ class Runtime:
         self._deferred: set[asyncio.Task[None]] = set()
         self._responses: ResponseIndex | None = None
         self._quotas: QuotaGate | None = None
-        self.hooks = HookRunner(lambda: self.upstream)
+        self.hooks = HookRunner(lambda: self.upstream, settings.max_hook_answer)
         self._cloud: CloudAuth | None = None
         self.drain = Drain()  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = Metrics()  # per app, so several apps in one process count apart

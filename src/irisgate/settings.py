@@ -62,10 +62,16 @@ class Settings:
     max_api_body: int = 8 * MIB
     #: stored request and response bodies are cut to this many bytes (marked as cut)
     max_capture_body: int = 16 * MIB
+    #: the longest MCP connector answer read (a JSON answer, or one event of an SSE answer)
+    max_connector_answer: int = 16 * MIB
+    #: the longest answer read from a hook; a longer one is a hook failure
+    max_hook_answer: int = 16 * MIB
     #: seconds a client may take to send a request's line and headers
     header_timeout: float = 10.0
     #: seconds a request body may stall (no byte arriving while irisgate waits for one)
     body_timeout: float = 60.0
+    #: seconds an answer may stall (the client accepting no byte while irisgate has some to send)
+    send_timeout: float = 60.0
     #: seconds an idle keep-alive connection stays open
     keepalive_timeout: float = 5.0
     #: a request's line and headers: total bytes, and number of header fields
@@ -156,6 +162,14 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_MAX_CAPTURE_BODY",
         "request and response bodies are stored up to this size, then cut (default 16MiB)",
     ),
+    "max_connector_answer": (
+        "IRISGATE_MAX_CONNECTOR_ANSWER",
+        "longest MCP connector answer read, or event of a streamed one (default 16MiB)",
+    ),
+    "max_hook_answer": (
+        "IRISGATE_MAX_HOOK_ANSWER",
+        "longest hook answer read; a longer one is a hook failure (default 16MiB)",
+    ),
     "header_timeout": (
         "IRISGATE_HEADER_TIMEOUT",
         "seconds a client may take to send a request's line and headers (default 10)",
@@ -163,6 +177,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "body_timeout": (
         "IRISGATE_BODY_TIMEOUT",
         "seconds a request body may stall before the connection is closed (default 60)",
+    ),
+    "send_timeout": (
+        "IRISGATE_SEND_TIMEOUT",
+        "seconds a client may accept no byte of an answer before the connection is cut "
+        "(default 60)",
     ),
     "keepalive_timeout": (
         "IRISGATE_KEEPALIVE_TIMEOUT",
@@ -259,8 +278,11 @@ def load_settings(
         max_connector_body=_size(pick, "max_connector_body", 16 * MIB),
         max_api_body=_size(pick, "max_api_body", 8 * MIB),
         max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
+        max_connector_answer=_size(pick, "max_connector_answer", 16 * MIB),
+        max_hook_answer=_size(pick, "max_hook_answer", 16 * MIB),
         header_timeout=_seconds(pick, "header_timeout", 10.0),
         body_timeout=_seconds(pick, "body_timeout", 60.0),
+        send_timeout=_seconds(pick, "send_timeout", 60.0),
         keepalive_timeout=_seconds(pick, "keepalive_timeout", 5.0),
         max_header_bytes=_size(pick, "max_header_bytes", 64 * KIB),
         max_headers=_size(pick, "max_headers", 100),

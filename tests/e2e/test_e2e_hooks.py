@@ -24,10 +24,12 @@ from conftest import (
     openai_client,
     wait_for_record,
 )
+from rawhttp import memory_kib, reset_peak
 
 from irisgate.testing import FakeHook, FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer, free_port
 
+MIB = 1024 * 1024
 MESSAGES = [{"role": "user", "content": "my ssn is 123-45-6789"}]
 ALL_SEND = [
     "request_body",
@@ -55,6 +57,7 @@ def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator
         hooks: dict[str, Any],
         wiring: list[dict[str, Any]],
         alice_caps: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        env: dict[str, str] | None = None,
         **extra: Any,
     ) -> IrisgateServer:
         """irisgate with `hooks` defined and wired (send_hooks) for alice and bob."""
@@ -70,6 +73,7 @@ def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator
             data_dir=tmp_path / f"gw{len(servers)}",
             identity="tailscale",
             tailscaled_socket=_socket_of(localapi),
+            env=env,
         )
         servers.append(server.start())
         return server
@@ -223,6 +227,39 @@ def test_a_hook_answer_nested_too_deep_is_a_hook_failure_not_a_500(
     assert "guardrail deep is unavailable" in failed.value.message
     assert fake_llm.requests == []
     assert "hook deep answered with invalid JSON: nested deeper than 128 levels" in gw.logs()
+
+
+@pytest.mark.parametrize("policy", ["fail_open", "fail_closed"])
+def test_a_hook_answer_over_the_size_limit_is_a_hook_failure_and_is_not_read(
+    start: Any, hooks: FakeHook, fake_llm: FakeLLM, policy: str
+) -> None:
+    """A 64 MiB answer past `--max-hook-answer 1MiB`: the fail policy decides, and the
+    server's peak memory shows the answer was never taken in."""
+    huge = {"action": "allow", "padding": "x" * (64 * MIB)}
+    hooks.answer("chatty", lambda payload: huge)
+    gw = start(
+        {"chatty": {"url": hooks.url("chatty"), "fail_policy": policy}},
+        [pre("chatty")],
+        env={"IRISGATE_MAX_HOOK_ANSWER": "1MiB"},
+    )
+    assert gw.process is not None
+    reset_peak(gw.process.pid)
+    before = memory_kib(gw.process.pid)["VmHWM"]
+    client = openai_client(gw)
+    if policy == "fail_open":
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert answer.choices[0].message.content
+    else:
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert failed.value.status_code == 503
+        assert (
+            "guardrail chatty is unavailable: hook chatty answered more than 1048576 bytes "
+            "(the limit set by --max-hook-answer)"
+        ) in failed.value.message
+        assert fake_llm.requests == []
+    assert len(hooks.calls_to("chatty")) == 1
+    assert memory_kib(gw.process.pid)["VmHWM"] - before < 16 * 1024  # KiB; 64 MiB before
 
 
 def test_post_response_events_arrive_without_delaying_the_client(

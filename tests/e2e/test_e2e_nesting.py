@@ -85,3 +85,35 @@ def test_deep_api_and_chat_bodies_get_400_in_the_json_envelope(
         answer = admin.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400
     assert answer.json() == {"error": f"body is not valid JSON: {REFUSAL}"}
+
+
+MCP_HEADERS = {"accept": "application/json, text/event-stream"}
+
+
+def _mcp_ping(gateway: IrisgateServer, depth: int) -> Any:
+    """A JSON-RPC `ping` to /v1/mcp whose params nest `depth` levels deep in all."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)
+    body = '{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": ' + inner + "}}"
+    headers = {**MCP_HEADERS, "content-type": "application/json"}
+    with http_from(ALICE_IP, gateway.url) as alice:
+        return alice.post("/v1/mcp", content=body, headers=headers)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 150, 1000])
+def test_deep_mcp_bodies_get_a_json_rpc_parse_error_naming_the_limit(
+    gateway: IrisgateServer, depth: int
+) -> None:
+    """The same limit as every other body, before the MCP SDK (whose own is ~200) sees it."""
+    answer = _mcp_ping(gateway, depth)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": f"Parse error: JSON {REFUSAL}"},
+    }
+
+
+def test_mcp_bodies_up_to_the_limit_reach_the_sdk(gateway: IrisgateServer) -> None:
+    answer = _mcp_ping(gateway, MAX_DEPTH)
+    assert answer.status_code == 200, answer.text
+    assert '"result":{}' in answer.text.replace(" ", "")

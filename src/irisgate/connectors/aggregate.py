@@ -39,6 +39,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
+from irisgate import nesting
 from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body, replay
 from irisgate.config.model import Connector
 from irisgate.connectors import ACCESS_DENIED
@@ -350,8 +351,27 @@ class McpEndpoint:
             return
         except ClientGone:
             return
+        if _too_deep(body):
+            message = f"Parse error: JSON nested deeper than {nesting.MAX_DEPTH} levels"
+            await _refuse(send, message, status=400, code=types.PARSE_ERROR)
+            return
         scope[_SCOPE_KEY] = McpCaller(identity, access, snapshot)
         await self.manager.handle_request(scope, replay(body, receive), send)
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether `body` is JSON nested deeper than irisgate's one limit (`irisgate.nesting`),
+    checked before the SDK parses it with its own, higher one. Other bad JSON is left to
+    the SDK, which answers it as a parse error."""
+    if not body:
+        return False
+    try:
+        nesting.loads(body)
+    except nesting.TooDeep:
+        return True
+    except orjson.JSONDecodeError:
+        return False
+    return False
 
 
 async def _refuse(

@@ -123,7 +123,11 @@ class ConnectorService:
             await _close(http, session)
             raise
         credentials = Credentials(oauth, tokens)
-        upstreams = McpUpstreams(self.guard, timeout=settings.upstream_connect_timeout * 3)
+        upstreams = McpUpstreams(
+            self.guard,
+            timeout=settings.upstream_connect_timeout * 3,
+            max_answer=settings.max_connector_answer,
+        )
         aggregator = Aggregator(runtime, credentials, upstreams)
         mcp = McpEndpoint(runtime, aggregator)
         proxy = HttpConnectorProxy(runtime, credentials, self.guard, session)

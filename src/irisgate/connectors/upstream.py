@@ -12,6 +12,9 @@ apart); the first callers of a new key share its opening.
 A connection error is retried once on a fresh session (reference §6.5), and so is a reused
 session the server has forgotten ("Session terminated", HTTP 404); a failed session is
 closed. Any other failure is reported as `UpstreamError` naming the connector.
+
+Answers are bounded by `max_answer` (`--max-connector-answer`): a JSON answer by its length
+(`answerlimit`), an SSE answer event by event (the SDK's `max_sse_event_size`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST
 
 from irisgate.config.model import Connector
+from irisgate.connectors.answerlimit import LimitedTransport
 from irisgate.connectors.credentials import Credential
 from irisgate.connectors.netguard import guarded_transport
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
@@ -94,8 +98,9 @@ def _forgotten(exc: BaseException) -> bool:
 
 
 class McpUpstreams:
-    def __init__(self, guard: UrlGuard, *, timeout: float) -> None:
+    def __init__(self, guard: UrlGuard, *, timeout: float, max_answer: int) -> None:
         self._guard = guard
+        self._max_answer = max_answer
         self._timeout = httpx2.Timeout(timeout, read=timeout)
         # building an SSL context costs ~7 ms; each session's client shares this one
         self._tls = httpx2.create_ssl_context(trust_env=False)
@@ -167,19 +172,27 @@ class McpUpstreams:
         """Start a task that opens a session and holds it until told to close."""
         ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         closing = asyncio.Event()
-        guarded = None if self._guard.allow_local else guarded_transport(self._tls)
+        inner = (
+            httpx2.AsyncHTTPTransport(verify=self._tls, trust_env=False)
+            if self._guard.allow_local
+            else guarded_transport(self._tls)
+        )
+        limited = LimitedTransport(inner, self._max_answer)
+        # asked uncompressed: the limit counts the bytes that arrive, not what they inflate to
+        headers = {**credential.headers, "accept-encoding": "identity"}
 
         async def hold() -> None:
             try:
                 async with httpx2.AsyncClient(
-                    headers=credential.headers,
+                    headers=headers,
                     params=dict(credential.query),
                     timeout=self._timeout,
                     trust_env=False,
-                    verify=self._tls,
-                    transport=guarded,
+                    transport=limited,
                 ) as http:
-                    transport = streamable_http_client(connector.url, http_client=http)
+                    transport = streamable_http_client(
+                        connector.url, http_client=http, max_sse_event_size=self._max_answer
+                    )
                     async with Client(transport, cache=None) as client:
                         ready.set_result(client)
                         await closing.wait()

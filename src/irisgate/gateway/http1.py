@@ -48,6 +48,15 @@ class UpstreamError(Exception):
     """Could not talk HTTP/1.1 with the upstream: refused, reset, TLS, malformed answer."""
 
 
+class AnswerTooLarge(Exception):
+    """An answer read whole is longer than the reader's limit (known from its
+    `Content-Length`, or as soon as the bytes read cross the limit)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer larger than {limit} bytes")
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     key: tuple[str, str, int]  # scheme, host, port: what a connection can be reused for
@@ -138,11 +147,19 @@ class Response:
                 return b"", True
             await conn.wait()
 
-    async def read(self) -> bytes:
-        """The whole body."""
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body; with `limit`, AnswerTooLarge instead of a body longer than it,
+        before reading any of it when `Content-Length` says so (else once the bytes read
+        cross it: at most `limit` plus one read's worth is held)."""
+        if limit is not None and self.content_length is not None and self.content_length > limit:
+            raise AnswerTooLarge(limit)
         parts: list[bytes] = []
+        size = 0
         while True:
             data, done = await self.chunk()
+            size += len(data)
+            if limit is not None and size > limit:
+                raise AnswerTooLarge(limit)
             parts.append(data)
             if done:
                 return parts[0] if len(parts) == 1 else b"".join(parts)

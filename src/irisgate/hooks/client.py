@@ -9,7 +9,7 @@ import orjson
 
 from irisgate import nesting
 from irisgate.config.model import Hook
-from irisgate.gateway.http1 import Http1Client, UpstreamError
+from irisgate.gateway.http1 import AnswerTooLarge, Http1Client, UpstreamError
 
 
 class HookFailed(Exception):
@@ -33,15 +33,16 @@ def _auth_headers(hook: Hook) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 
 
-async def call(http: Http1Client, hook: Hook, payload: bytes) -> Any:
+async def call(http: Http1Client, hook: Hook, payload: bytes, limit: int) -> Any:
     """The hook's JSON answer (whatever JSON it is); raises HookFailed. The timeout covers
-    everything: connecting, sending, waiting and reading the answer."""
+    everything: connecting, sending, waiting and reading the answer; an answer longer than
+    `limit` bytes (`--max-hook-answer`) is a failure, and no more than that is read."""
     headers = {"content-type": "application/json", **_auth_headers(hook)}
     try:
         async with asyncio.timeout(hook.timeout_seconds):
             answer = await http.request("POST", hook.url, headers, payload)
             try:
-                body = await answer.read()
+                body = await answer.read(limit)
             finally:
                 answer.close()
     except TimeoutError:
@@ -49,6 +50,11 @@ async def call(http: Http1Client, hook: Hook, payload: bytes) -> Any:
         raise HookFailed(f"hook {hook.name} did not answer within {wait}", "timeout") from None
     except UpstreamError as exc:
         raise HookFailed(f"hook {hook.name} is unreachable: {exc}", "unreachable") from None
+    except AnswerTooLarge:
+        raise HookFailed(
+            f"hook {hook.name} answered more than {limit} bytes (the limit set by "
+            "--max-hook-answer)"
+        ) from None
     if not 200 <= answer.status < 300:
         raise HookFailed(f"hook {hook.name} answered HTTP {answer.status}", "http_status")
     try:

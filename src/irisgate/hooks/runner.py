@@ -4,7 +4,8 @@ Pre-request (reference §9.3): hooks run one after another in chain order. `allo
 the next; `block` stops the request with the hook's `status_code` (default 403) and message in
 the caller's error format; `modify` replaces the request body for the next hook and for the
 upstream. A hook that cannot be used (unreachable, timeout, non-2xx, an answer that is not a
-valid GuardrailResponse) is skipped under `fail_open` and answers 503 under `fail_closed`.
+valid GuardrailResponse, one longer than
+`--max-hook-answer`) is skipped under `fail_open` and answers 503 under `fail_closed`.
 
 Post-response events go to a bounded queue drained by a few worker tasks, so they never delay
 a client. Their failures are logged (they always fail open); an event that finds the queue
@@ -55,8 +56,9 @@ class _Event:
 
 
 class HookRunner:
-    def __init__(self, http: Callable[[], Http1Client]) -> None:
+    def __init__(self, http: Callable[[], Http1Client], max_answer: int) -> None:
         self._http = http
+        self._max_answer = max_answer  # bytes of one hook answer (--max-hook-answer)
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._workers: list[asyncio.Task[None]] = []
         self.dropped = 0
@@ -92,7 +94,8 @@ class HookRunner:
             data = orjson.dumps(payload.pre_request(call, wired.send, body))
             try:
                 self._count(hook.name, "pre_request")
-                answer = _guardrail(hook.name, await client.call(self._http(), hook, data))
+                answered = await client.call(self._http(), hook, data, self._max_answer)
+                answer = _guardrail(hook.name, answered)
             except HookFailed as exc:
                 self._count_failure(hook.name, "pre_request", exc)
                 if hook.fail_policy == "fail_closed":
@@ -159,7 +162,7 @@ class HookRunner:
         try:
             data = payload.post_response(event.call, event.wired.send, event.raw_body, event.stream)
             self._count(hook.name, "post_response")
-            await client.call(self._http(), hook, orjson.dumps(data))
+            await client.call(self._http(), hook, orjson.dumps(data), self._max_answer)
         except HookFailed as exc:
             self._count_failure(hook.name, "post_response", exc)
             log.warning(

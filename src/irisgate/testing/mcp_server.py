@@ -7,6 +7,11 @@ credential reached the upstream:
 - `echo(text)` → `"<name>: <text>"`
 - `credential()` → the credential value the request carried
 - `fail()` → a tool error
+- `sized(size)` → a text of `size` bytes, with `sized_tool=True` (for answer limits)
+
+`json_response=True` answers calls with one JSON body instead of an SSE stream, and
+`gzip_always=True` then compresses those bodies whatever the client asked for (a server
+that ignores `Accept-Encoding`).
 - resource `notes://readme` and template `notes://{name}`
 
     with McpToolServer("docs", header=("authorization", "Bearer s3cret")) as server:
@@ -17,6 +22,7 @@ credential reached the upstream:
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Callable
@@ -41,10 +47,17 @@ class McpToolServer(StartStop):
         header: tuple[str, str] | None = None,
         query: tuple[str, str] | None = None,
         check: CredentialCheck | None = None,
+        json_response: bool = False,
+        sized_tool: bool = False,
+        gzip_always: bool = False,
     ) -> None:
         """Expect `header` (name, exact value), or `query` (param, value), or let `check`
-        return the credential it accepts from (headers, query) or None to refuse."""
+        return the credential it accepts from (headers, query) or None to refuse.
+        `json_response`: answer calls with one JSON body instead of an SSE stream."""
         self.name = name
+        self.json_response = json_response
+        self.sized_tool = sized_tool
+        self.gzip_always = gzip_always
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self._check = check or _exact(header, query)
@@ -74,6 +87,13 @@ class McpToolServer(StartStop):
             """Always fails."""
             raise ValueError("this tool always fails")
 
+        if self.sized_tool:
+
+            @mcp.tool()
+            def sized(size: int) -> str:
+                """A text of `size` bytes."""
+                return "x" * size
+
         @mcp.resource("notes://readme", mime_type="text/plain")
         def readme() -> str:
             return f"readme of {name}"
@@ -87,6 +107,7 @@ class McpToolServer(StartStop):
     def _app(self) -> Any:
         inner = self._mcp().streamable_http_app(
             stateless_http=True,
+            json_response=self.json_response,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
 
@@ -104,7 +125,7 @@ class McpToolServer(StartStop):
                 return
             self.seen.append(accepted)
             scope["irisgate.test.credential"] = accepted
-            await inner(scope, receive, send)
+            await inner(scope, receive, _gzipping(send) if self.gzip_always else send)
 
         return app
 
@@ -132,6 +153,34 @@ class McpToolServer(StartStop):
             self._server.should_exit = True
             self._thread.join(30)
         self._server = self._thread = None
+
+
+def _gzipping(send: Any) -> Any:
+    """`send` that gzips a JSON answer (held until its body is complete)."""
+    start: dict[str, Any] = {}
+    body = bytearray()
+
+    async def gzipped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            types = [v for k, v in message.get("headers", []) if k.lower() == b"content-type"]
+            if not types or not types[0].startswith(b"application/json"):
+                await send(message)
+                return
+            start.update(message)
+            return
+        if not start:
+            await send(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        packed = gzip.compress(bytes(body))
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers += [(b"content-encoding", b"gzip"), (b"content-length", b"%d" % len(packed))]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": packed})
+
+    return gzipped
 
 
 def _exact(header: tuple[str, str] | None, query: tuple[str, str] | None) -> CredentialCheck:
