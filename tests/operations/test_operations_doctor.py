@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from operator_cli import irisgate
 
-from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.store.database import SCHEMA_HEAD
+from irisgate.testing import FakeLLM, FakeLocalAPI
 
 KEY = "sk-doctor-secret-key-1234"
 
