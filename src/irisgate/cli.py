@@ -16,6 +16,9 @@ from irisgate import __version__
 from irisgate.settings import FLAG_ENV, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    import asyncio
+    import socket
+
     import uvicorn
 
 
@@ -106,20 +109,33 @@ def _serve(args: argparse.Namespace) -> int:
         # TCP peer (tailscale mode) or on it being loopback (serve and dev modes)
         proxy_headers=False,
     )
-    server = _server_class()(config)
+    server = _server_class(settings.port_file)(config)
     server.run()
     if not server.started:
         return 1
     return 1 if getattr(server.lifespan, "shutdown_failed", False) else 0
 
 
-def _server_class() -> type[uvicorn.Server]:
+def _server_class(port_file: Path | None) -> type[uvicorn.Server]:
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
         """uvicorn's server, except that a SIGTERM or SIGINT it handled (a graceful stop:
         connections drained, the capture writer drained in the lifespan shutdown) ends the
-        process with status 0 instead of being re-raised to kill it (status -15 / -2)."""
+        process with status 0 instead of being re-raised to kill it (status -15 / -2), and
+        that it writes the port it listens on to `port_file` once it serves."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if port_file is None:
+                return
+            try:
+                _write_port_file(port_file, self.servers)
+            except OSError as exc:
+                # as uvicorn does when it cannot bind: nobody can find the server
+                print(f"irisgate: cannot write --port-file {port_file}: {exc}", file=sys.stderr)
+                await self.lifespan.shutdown()
+                sys.exit(1)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -135,3 +151,13 @@ def _server_class() -> type[uvicorn.Server]:
                     signal.signal(sig, handler)
 
     return GracefulServer
+
+
+def _write_port_file(path: Path, servers: list[asyncio.Server]) -> None:
+    """The port of the first listening socket, then a newline, written whole or not at all
+    (a new file renamed into place), so a reader polling for the file never sees half of it."""
+    sockets = [sock for server in servers for sock in server.sockets]
+    port = int(sockets[0].getsockname()[1])
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(f"{port}\n", encoding="ascii")
+    partial.replace(path)
