@@ -106,8 +106,9 @@ class BatchWriter:
 
     Counters, for metrics: `queue_depth` (records accepted and not yet stored or skipped,
     the batch being written included), `written_total` (records stored),
-    `failed_batches_total` (write attempts that failed and were retried) and
-    `skipped_total` (records refused by the database and dropped, each logged).
+    `failed_batches_total` (write attempts that failed and were retried),
+    `skipped_total` (records refused by the database and dropped, each logged) and
+    `stepped_aside_total` (times the event loop paused for a starved idle-priority batch).
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class BatchWriter:
         self._written_total = 0
         self._failed_batches_total = 0
         self._skipped_total = 0
+        self._stepped_aside_total = 0
         self._sqlite = db.dialect == "sqlite"
         self._sql = compile_statements(db.engine.dialect)
         self._dashboard = DashboardRollups(db.engine.dialect)
@@ -243,6 +245,10 @@ class BatchWriter:
     @property
     def skipped_total(self) -> int:
         return self._skipped_total
+
+    @property
+    def stepped_aside_total(self) -> int:
+        return self._stepped_aside_total
 
     # -- the background task ---------------------------------------------------------------
 
@@ -384,6 +390,7 @@ class BatchWriter:
                 # CPU: it holds SQLite's write lock and the batch, so step aside briefly
                 # (blocking, on purpose), leaving it a tenth of the CPU until it is done.
                 time.sleep(STARVE_YIELD_S)  # noqa: ASYNC251
+                self._stepped_aside_total += 1
         write.result()
 
     async def _plan(self, chunk: Sequence[Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:
