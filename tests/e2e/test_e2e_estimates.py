@@ -165,7 +165,7 @@ def test_a_client_gone_before_any_answer_costs_nothing(
     gateway: IrisgateServer, fake_llm: FakeLLM
 ) -> None:
     """No upstream answer at all: nothing was generated, so nothing is estimated."""
-    fake_llm.first_byte_delay = 5
+    fake_llm.first_byte_delay = 60  # the client leaves first, however busy the machine
     client = openai_client(gateway, timeout=0.5)
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT, stream=True)  # type: ignore[arg-type]

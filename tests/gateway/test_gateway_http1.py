@@ -258,7 +258,8 @@ async def test_silence_before_the_answer_is_a_timeout() -> None:
         started = asyncio.get_running_loop().time()
         with pytest.raises(TimeoutError):
             await http.request("POST", up.url + "/", {}, b"x")
-        assert 0.15 < asyncio.get_running_loop().time() - started < 1.5
+        # not before the 0.2 s timeout (a busy machine can only make it later)
+        assert asyncio.get_running_loop().time() - started > 0.15
 
 
 async def test_silence_mid_body_is_a_timeout_after_what_arrived() -> None:

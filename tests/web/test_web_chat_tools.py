@@ -126,7 +126,7 @@ def received(fake: FakeLLM, path: str, count: int) -> list[dict[str, Any]]:
 def tool_record(gw: IrisgateServer, login: str, **fields: Any) -> dict[str, Any]:
     """The newest tool-call record of `login` with these field values, once written."""
     admin = api(gw, ADMIN)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30  # only a stuck test waits this long
     while True:
         rows = admin.get("/api/requests", params={"limit": "500"}).json()["requests"]
         for row in rows:
