@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from irisgate.gateway.http1 import Http1Client, UpstreamError
+from irisgate.testing.server import free_port
 from irisgate.testing.tls import self_signed
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -240,11 +241,7 @@ async def test_upstream_status_and_body_pass_as_they_are() -> None:
 
 
 async def test_refused_connection_is_an_upstream_error() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        return
-
-    async with upstream(handle) as up:
-        url = up.url  # closed when the block ends: nothing listens there any more
+    url = f"http://127.0.0.1:{free_port()}"  # reserved: nothing listens there, nor will
     async with client() as http:
         with pytest.raises(UpstreamError, match=r"cannot connect to 127\.0\.0\.1"):
             await http.request("POST", url + "/", {}, b"x")
