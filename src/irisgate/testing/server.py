@@ -83,7 +83,9 @@ class IrisgateServer(StartStop):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> IrisgateServer:
+    def start(self, timeout: float = 60.0) -> IrisgateServer:
+        """Start irisgate and wait until /healthz answers 200; `timeout` only stops a start
+        that is stuck (a loaded machine can make a start take many seconds)."""
         self.port_file.unlink(missing_ok=True)
         listen = ["--listen", f"127.0.0.1:{self._port}", "--port-file", str(self.port_file)]
         log = self.log_path.open("ab")
@@ -96,26 +98,30 @@ class IrisgateServer(StartStop):
                 raise RuntimeError(
                     f"irisgate exited with {self.process.returncode}:\n{self.logs()}"
                 )
-            if self._serving():
+            waiting_for = self._serving()
+            if not waiting_for:
                 if self._reservation is not None:  # listening there now: no longer needed
                     self._reservation.release()
                     self._reservation = None
                 return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"irisgate did not become healthy in {timeout}s:\n{self.logs()}")
+        raise RuntimeError(
+            f"irisgate did not become healthy in {timeout}s ({waiting_for}):\n{self.logs()}"
+        )
 
-    def _serving(self) -> bool:
-        """Whether the port file has appeared and /healthz answers 200 there."""
+    def _serving(self) -> str:
+        """What the start still waits for ("" once /healthz answers 200 on the port that
+        irisgate wrote to the port file)."""
         try:
             self._port = int(self.port_file.read_text(encoding="ascii"))
         except FileNotFoundError:
-            return False
+            return "no port file yet"
         try:
             with urllib.request.urlopen(self.url + "/healthz", timeout=5) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+                return "" if resp.status == 200 else f"/healthz answered {resp.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            return f"/healthz: {exc}"
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
