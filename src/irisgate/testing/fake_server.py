@@ -77,7 +77,7 @@ class ServerThread:
             target=self._run, args=(app, make_site, ready, outcome), name=self._name, daemon=True
         )
         self._thread.start()
-        ready.wait(30)
+        ready.wait(60)  # only a stuck start takes this long
         if not outcome or isinstance(outcome[0], BaseException):
             self._thread.join(5)
             self._thread = None

@@ -127,7 +127,7 @@ class McpToolServer(StartStop):
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # only a stuck start takes this long
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"MCP test server {self.name} did not start")
