@@ -10,7 +10,6 @@ import pytest
 from irisgate.hosts import HostGuard
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.settings import load_settings
-from irisgate.testing.server import free_port
 
 SERVER = ("100.64.0.1", 8080)
 
@@ -38,7 +37,7 @@ class WhoIs:
 def guard(identity: str = "tailscale", allowed: str | None = None) -> tuple[HostGuard, WhoIs]:
     whois = WhoIs()
     settings = load_settings(
-        {"identity": identity, "allowed_hosts": allowed, "listen": f"127.0.0.1:{free_port()}"},
+        {"identity": identity, "allowed_hosts": allowed, "listen": "127.0.0.1:8080"},
         {},
     )
     return HostGuard(settings, lambda: whois), whois  # type: ignore[arg-type, return-value]

@@ -19,8 +19,10 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -29,6 +31,7 @@ import uvicorn
 from irisgate.app import build_app
 from irisgate.gateway.drain import Drain
 from irisgate.listener import protocol_class
+from irisgate.portfile import write_port_file
 from irisgate.settings import Settings
 
 log = structlog.get_logger("irisgate.server")
@@ -42,13 +45,31 @@ class GracefulServer(uvicorn.Server):
     process with status 0 instead of being re-raised to kill it (status -15 / -2)."""
 
     def __init__(
-        self, config: uvicorn.Config, drain: Drain, grace: float, parent: int | None = None
+        self,
+        config: uvicorn.Config,
+        drain: Drain,
+        grace: float,
+        parent: int | None = None,
+        port_file: Path | None = None,
     ) -> None:
         super().__init__(config)
         self.drain = drain
         self.grace = grace
         self.parent = parent  # the supervisor's pid, for a worker
+        self.port_file = port_file  # a worker's parent writes it: None then
         self.cut_now = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.port_file is None or not self.started:
+            return
+        try:
+            write_port_file(self.port_file, int(self.servers[0].sockets[0].getsockname()[1]))
+        except OSError as exc:
+            # as uvicorn does when it cannot bind: nobody could find the server
+            log.error("cannot write --port-file", path=str(self.port_file), error=str(exc))
+            await self.lifespan.shutdown()
+            sys.exit(1)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -108,8 +129,10 @@ def run(settings: Settings, sock: socket.socket | None = None, parent: int | Non
         # TCP peer (tailscale mode) or on it being loopback (serve and dev modes)
         proxy_headers=False,
     )
-    server = GracefulServer(config, app.runtime.drain, settings.shutdown_grace, parent)
+    port_file = settings.port_file if parent is None else None
+    server = GracefulServer(config, app.runtime.drain, settings.shutdown_grace, parent, port_file)
     server.run(sockets=None if sock is None else [sock])
     if not server.started:
         return 1
     return 1 if getattr(server.lifespan, "shutdown_failed", False) else 0
+

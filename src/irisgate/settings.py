@@ -28,7 +28,9 @@ MIB = 1024 * KIB
 @dataclass(frozen=True)
 class Settings:
     listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
+    listen_port: int = 8080  # 0: a free port the system picks (see port_file)
+    #: after binding, the port actually listened on is written here (for `--listen HOST:0`)
+    port_file: Path | None = None
     database_url: str = ""  # "" means SQLite under data_dir
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     identity: IdentityMode = "dev"
@@ -103,7 +105,14 @@ class Settings:
 # flag name -> (environment variable, help text); the CLI builds its parser from this table
 FLAG_ENV: dict[str, tuple[str, str]] = {
     "config": ("IRISGATE_CONFIG", "config file (HuJSON) imported as a new version when it changed"),
-    "listen": ("IRISGATE_LISTEN", "HOST:PORT to serve on (default 127.0.0.1:8080)"),
+    "listen": (
+        "IRISGATE_LISTEN",
+        "HOST:PORT to serve on (default 127.0.0.1:8080); port 0 picks a free port",
+    ),
+    "port_file": (
+        "IRISGATE_PORT_FILE",
+        "file to write the listening port to once serving (default: none)",
+    ),
     "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
     "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve or dev"),
     "data_dir": ("IRISGATE_DATA_DIR", "folder for the SQLite database (default ./irisgate-data)"),
@@ -254,9 +263,11 @@ def load_settings(
     if log_format not in ("json", "console"):
         raise SettingsError(f"--log-format must be json or console, got {log_format!r}")
     config = pick("config")
+    port_file = pick("port_file")
     return Settings(
         listen_host=host,
         listen_port=port,
+        port_file=Path(port_file) if port_file else None,
         database_url=pick("database") or "",
         data_dir=Path(pick("data_dir") or DEFAULT_DATA_DIR),
         identity=identity,  # type: ignore[arg-type]  # checked against IDENTITY_MODES above

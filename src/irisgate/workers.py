@@ -40,6 +40,7 @@ from types import FrameType
 import structlog
 
 from irisgate.connectors.secretbox import load_key
+from irisgate.portfile import write_port_file
 from irisgate.settings import Settings
 from irisgate.store.database import open_database, require_current
 from irisgate.telemetry.tracing import TracingUnavailable
@@ -68,6 +69,13 @@ def supervise(settings: Settings) -> int:
     sock = _listen(settings)
     host, port = sock.getsockname()[:2]
     log.info("irisgate listening", host=host, port=port, workers=settings.workers)
+    if settings.port_file is not None:
+        try:
+            write_port_file(settings.port_file, int(port))
+        except OSError as exc:
+            log.error("cannot write --port-file", path=str(settings.port_file), error=str(exc))
+            sock.close()
+            return 1
     return Supervisor(settings, sock).run()
 
 

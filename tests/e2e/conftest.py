@@ -158,7 +158,7 @@ def anthropic_client(gw: IrisgateServer, ip: str = ALICE_IP) -> anthropic.Anthro
     )
 
 
-def wait_for_record(gw: IrisgateServer, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
+def wait_for_record(gw: IrisgateServer, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """The stored capture of one request, polling the API as the admin until it is written."""
     import time
 

@@ -116,7 +116,7 @@ def test_openai_request_is_recorded_with_identity_tokens_and_cost(
     assert (record["method"], record["path"]) == ("POST", "/v1/chat/completions")
     assert record["status"] == 200 and record["error"] == "" and record["cancelled"] is False
     assert record["stream"] is False
-    assert 0 < record["ttfb_ms"] <= record["duration_ms"] < 5000
+    assert 0 < record["ttfb_ms"] <= record["duration_ms"]
     assert record["input_tokens"] == 8  # 5 counted words + 3 cached
     assert record["cache_read_tokens"] == 3
     assert record["output_tokens"] == 11  # 7 pieces + 4 reasoning

@@ -236,10 +236,9 @@ def test_chat_stream_with_include_usage_passes_the_usage_chunk(
 def test_client_disconnect_cancels_upstream_and_records_partial_usage(
     gateway: IrisgateServer, fake_llm: FakeLLM
 ) -> None:
-    fake_llm.n_chunks = 400
-    fake_llm.chunk_delay = 0.02  # an 8 s answer
+    fake_llm.n_chunks = 3000
+    fake_llm.chunk_delay = 0.02  # a 60 s answer: only a cancel ends it sooner
     client = anthropic_client(gateway)
-    started = time.monotonic()
     with client.messages.stream(**MESSAGE) as stream:
         request_id = stream.response.headers["x-irisgate-request-id"]
         seen = 0
@@ -248,8 +247,7 @@ def test_client_disconnect_cancels_upstream_and_records_partial_usage(
                 seen += 1
                 if seen == 3:
                     break
-    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1, timeout=3)
-    assert time.monotonic() - started < 4
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
     assert fake_llm.completed_streams == 0
 
     record = wait_for_record(gateway, request_id)
@@ -261,22 +259,21 @@ def test_client_disconnect_cancels_upstream_and_records_partial_usage(
     partial = json.loads(record["response_body"])
     text = partial["content"][0]["text"]
     assert text.startswith("tok0 tok1")
-    assert "tok399" not in text
-    assert record["duration_ms"] < 4000
+    assert "tok2999" not in text
 
 
 def test_openai_client_disconnect_is_recorded_as_cancelled(
     gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client
 ) -> None:
-    fake_llm.n_chunks = 400
-    fake_llm.chunk_delay = 0.02
+    fake_llm.n_chunks = 3000
+    fake_llm.chunk_delay = 0.02  # a 60 s answer: only a cancel ends it sooner
     with alice.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
         request_id = resp.headers["x-irisgate-request-id"]
         for chunk in resp.iter_raw():
             if b"tok2" in chunk:
                 break
     alice.close()
-    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1, timeout=3)
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
     record = wait_for_record(gateway, request_id)
     assert record["cancelled"] is True
     assert record["stream"] is True
@@ -354,7 +351,7 @@ def test_hanging_upstream_is_504_in_the_callers_format(
         openai_client(fragile_gateway).chat.completions.create(
             model="gpt-4o-mini", messages=CHAT["messages"]
         )
-    assert 0.9 < time.monotonic() - started < 5
+    assert time.monotonic() - started > 0.9  # not before the 1 s timeout (load only adds)
     assert oai.value.status_code == 504
     assert oai.value.response.json()["error"]["type"] == "timeout"
 
@@ -487,9 +484,9 @@ def test_upstream_silent_mid_stream_times_out_and_breaks_the_stream(
             client, "/v1/chat/completions", {**CHAT, "stream": True}
         )
     assert isinstance(error, httpx2.RemoteProtocolError)
-    assert 0.9 < time.monotonic() - started < 5
+    assert time.monotonic() - started > 0.9  # not before the 1 s timeout (load only adds)
     assert b'"role":"assistant"' in received
-    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1, timeout=3)
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
     record = wait_for_record(fragile_gateway, request_id)
     assert record["status"] == 200
     assert "timeout" in record["error"]

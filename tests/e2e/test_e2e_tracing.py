@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
-from irisgate.testing.server import IrisgateServer, free_port
+from irisgate.testing.server import IrisgateServer
 
 
 class Collector:
@@ -52,7 +52,7 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -4,6 +4,7 @@ database outage or at shutdown; a refused record skipped alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
@@ -39,7 +40,7 @@ from irisgate.usage.tokens import Usage
 FAST_RETRY: dict[str, float] = {"retry_initial_s": 0.02, "retry_max_s": 0.1}
 
 
-async def eventually(check: Callable[[], bool], within: float = 15.0) -> None:
+async def eventually(check: Callable[[], bool], within: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not check():
         if asyncio.get_running_loop().time() > deadline:
@@ -206,18 +207,18 @@ async def test_drain_and_stop_writes_everything_queued(db: Database, spool: Spoo
 async def test_linger_gathers_a_trickle_of_records_into_few_transactions(
     db: Database, spool: Spool
 ) -> None:
-    writer = BatchWriter(db, spool, linger_s=0.5)
+    # a linger longer than any test: only a full batch, or stopping, ends it
+    writer = BatchWriter(db, spool, linger_s=3600, max_batch=20)
     writer.start()
     for number in range(20):  # one request's record every 10 ms
         writer.submit(make_record(number))
         await asyncio.sleep(0.01)
     await eventually(lambda: writer.written_total == 20)
-    assert writer.batches_total <= 2
+    assert writer.batches_total == 1
     assert await count(db, requests) == 20
-    started = asyncio.get_running_loop().time()
-    writer.submit(make_record(100))
-    assert await writer.drain_and_stop(timeout=10) == 0  # stopping cuts the linger short
-    assert asyncio.get_running_loop().time() - started < 0.4
+    writer.submit(make_record(101))
+    # stopping cuts the linger short: everything stored, rather than given up after 60 s
+    assert await writer.drain_and_stop(timeout=60) == 0
     assert await count(db, requests) == 21
 
 
@@ -579,50 +580,58 @@ async def test_sqlite_batches_are_written_by_an_idle_priority_thread(
 
 
 @linux_only
-async def test_a_saturated_event_loop_does_not_starve_the_idle_priority_writer(
+async def test_a_saturated_event_loop_steps_aside_for_the_idle_priority_writer(
     tmp_path: Path,
     spool: Spool,
 ) -> None:
     """On one CPU, an idle-priority thread runs only when nothing else wants the CPU. An event
-    loop kept busy after a batch went out must still let that batch finish (it holds SQLite's
-    write lock), rather than keep it waiting for as long as the load lasts."""
+    loop kept busy after a batch went out must step aside for that batch (it holds SQLite's
+    write lock) rather than keep it waiting for as long as the load lasts. How much of the
+    CPU the batch then gets depends on what else the machine runs, so this counts the loop's
+    steps aside instead of timing the batch."""
     db = await open_database(f"sqlite:///{tmp_path}/irisgate.db")
     cpus = os.sched_getaffinity(0)
     # this thread, and the write threads it starts from here on, on a single CPU
     os.sched_setaffinity(0, {min(cpus)})
-    spinning = True
+    # and ahead of every other process on it (needs root or CAP_SYS_NICE), so that on a
+    # shared machine too the loop keeps the CPU, as it would have it to itself: at nice -20,
+    # with a load average of 15 it still got less than the 90% that counts as saturated
+    policy = os.sched_getscheduler(0)
+    with contextlib.suppress(PermissionError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    records = varied_records(400)  # tens of milliseconds of SQLite's work
+    writer = BatchWriter(db, spool, max_batch=1000)
 
     async def load() -> None:
-        """A saturated event loop: 20 ms of CPU at a time, for 5 s. Hashing, which runs
-        without the GIL, as an event loop mostly does (in I/O and C code): otherwise the
-        writer thread, waiting for the GIL, would get the CPU handed to it every 5 ms."""
+        """A saturated event loop: 20 ms of CPU at a time, until the writer has stepped aside
+        (or, which the assertions refuse, the batch is written without that).
+        Hashing, which runs without the GIL, as an event loop mostly does (in I/O and C
+        code): otherwise the writer thread, waiting for the GIL, would get the CPU handed to
+        it every 5 ms."""
         blob = bytes(1 << 20)
-        while SCHED_IDLE_POLICY not in thread_policies().values():  # noqa: ASYNC110
-            await asyncio.sleep(0)  # until the batch has gone out at idle priority
-        end = time.monotonic() + 5
-        while spinning and time.monotonic() < end:
+        end = time.monotonic() + 30  # only a loop that never steps aside runs this long
+        while SCHED_IDLE_POLICY not in thread_policies().values():
+            assert time.monotonic() < end, "the batch never went out at idle priority"
+            await asyncio.sleep(0)
+        while not writer.stepped_aside_total and not writer.written_total:
+            if time.monotonic() > end:
+                return
             stop = time.monotonic() + 0.02
             while time.monotonic() < stop:
                 hashlib.sha256(blob).digest()
             await asyncio.sleep(0)
 
-    records = varied_records(400)  # tens of milliseconds of SQLite's work
     try:
-        writer = BatchWriter(db, spool, max_batch=1000)
         for record in records:
             writer.submit(record)
-        started = time.monotonic()
         writer.start()
-        busy = asyncio.create_task(load())
-        await eventually(lambda: writer.written_total == 400, within=4)
-        # stepping aside 1 ms in 10 gets it through in ~0.3 s here; without, ~1.5 s
-        assert time.monotonic() - started < 0.9
-        assert not busy.done()  # the loop was saturated all along
-        spinning = False
-        await busy
+        await load()
+        # while the batch was out (the only time it does), the loop stepped aside for it
+        assert writer.stepped_aside_total > 0
+        await eventually(lambda: writer.written_total == 400)
         assert await writer.drain_and_stop() == 0
     finally:
-        spinning = False
+        os.sched_setscheduler(0, policy, os.sched_param(0))
         os.sched_setaffinity(0, cpus)
         await db.close()
     assert await count_file_rows(tmp_path / "irisgate.db") == 400

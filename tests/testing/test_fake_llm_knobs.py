@@ -31,8 +31,7 @@ async def test_gate_holds_the_stream_after_the_first_event(fake: FakeLLM) -> Non
     ):
         first = await response.content.readuntil(b"\n\n")
         assert b'"role":"assistant"' in first
-        await asyncio.sleep(0.05)
-        assert fake.gated_streams == 1
+        assert await asyncio.to_thread(fake.wait_for, lambda: fake.gated_streams == 1)
         assert not response.content.at_eof()
         assert response.content.total_bytes == len(first)  # nothing after the first event
 
@@ -92,7 +91,7 @@ async def test_hang_never_answers_until_released(fake: FakeLLM) -> None:
         pending = asyncio.ensure_future(
             session.post(fake.base_url + "/v1/chat/completions", json=CHAT)
         )
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(fake.wait_for, lambda: len(fake.requests) == 2)
         assert not pending.done()
         fake.hang = False
         response = await pending

@@ -97,7 +97,7 @@ def chat(gw: IrisgateServer, login: str, model: str = "gpt-4o-mini", text: str =
 
 def wait_recorded(gw: IrisgateServer, request_id: str) -> dict[str, Any]:
     client = api(gw, ADMIN)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30  # only a stuck test waits this long
     while time.monotonic() < deadline:
         resp = client.get(f"/api/requests/{request_id}")
         if resp.status_code == 200:

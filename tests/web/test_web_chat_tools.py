@@ -116,10 +116,17 @@ def llm_requests(fake: FakeLLM, path: str) -> list[dict[str, Any]]:
     return [r.json for r in fake.requests if r.path == path]
 
 
+def received(fake: FakeLLM, path: str, count: int) -> list[dict[str, Any]]:
+    """The request bodies the fake received at `path`, once it has `count` of them: the page
+    shows a turn's assistant message (model name and all) before its request has left."""
+    assert fake.wait_for(lambda: len(llm_requests(fake, path)) >= count), llm_requests(fake, path)
+    return llm_requests(fake, path)
+
+
 def tool_record(gw: IrisgateServer, login: str, **fields: Any) -> dict[str, Any]:
     """The newest tool-call record of `login` with these field values, once written."""
     admin = api(gw, ADMIN)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30  # only a stuck test waits this long
     while True:
         rows = admin.get("/api/requests", params={"limit": "500"}).json()["requests"]
         for row in rows:
@@ -198,7 +205,7 @@ def test_a_tool_call_round_trip_through_a_real_mcp_server_shows_inline(
     send(page, "thanks")
     expect(page.locator(".msg.assistant")).to_have_count(2)
     expect(page.locator(".msg.assistant").last.locator(".meta")).to_be_visible()
-    history = llm_requests(fake_llm, "/v1/chat/completions")[-1]["messages"]
+    history = received(fake_llm, "/v1/chat/completions", 3)[-1]["messages"]
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "user"]
 
 
@@ -370,7 +377,8 @@ def test_an_image_attachment_reaches_the_upstream_as_an_image_part_and_survives_
     expect(page.locator("#attachments li img")).to_have_count(1)
     send(page, "what colour is this")
     expect(page.locator(".msg.assistant .body")).to_contain_text("tok19")
-    sent = fake_llm.last_request.json["messages"][-1]
+    [asked] = received(fake_llm, "/v1/chat/completions", 1)
+    sent = asked["messages"][-1]
     assert sent == {
         "role": "user",
         "content": [
@@ -394,7 +402,8 @@ def test_an_image_attachment_reaches_the_upstream_as_an_image_part_and_survives_
     send(page, "and now?")
     expect(page.locator(".msg.assistant")).to_have_count(2)
     expect(page.locator(".msg.assistant").last.locator(".meta")).to_be_visible()
-    first_turn = fake_llm.last_request.json["messages"][0]
+    [asked] = received(fake_llm, "/v1/messages", 1)
+    first_turn = asked["messages"][0]
     assert first_turn["content"][0] == {
         "type": "image",
         "source": {"type": "base64", "media_type": "image/png", "data": encoded},

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
-from irisgate.testing.server import IrisgateServer, free_port
+from irisgate.testing.server import IrisgateServer
 
 BROWSER_IP = "127.0.0.1"
 ADMIN = "alice@example.com"
@@ -66,7 +66,7 @@ class _Page(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def hostile_site() -> Iterator[int]:
     """A tiny web server on its own port: the other origin."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Page)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]

@@ -142,10 +142,17 @@ def test_non_admins_see_other_users_cost_redacted(gateway: IrisgateServer, user_
     expect(page.locator("#stat-cost")).to_have_text("redacted")
     assert page.locator("#download-csv").count() == 0
     page.click("button[data-sort=login_name]")
-    rows = page.locator("#users-table tbody tr")
-    expect(rows).to_have_count(10)
-    for row in rows.all():
-        login, avg = row.locator("td").nth(1).inner_text(), row.locator("td").nth(7).inner_text()
+    # the table is redrawn when the sorted rows arrive, header and rows at once: reading rows
+    # before that could pair one row's login with another's cost in the next drawing
+    sorted_by_login = page.locator("#users-table th:has(button[data-sort=login_name])")
+    expect(sorted_by_login).to_have_attribute("aria-sort", "ascending")
+    shown = page.eval_on_selector_all(  # one reading of the whole table
+        "#users-table tbody tr",
+        "rows => rows.map(r => [r.cells[1].innerText, r.cells[7].innerText])",
+    )
+    assert len(shown) == 10
+    assert [login for login, _ in shown] == sorted(login for login, _ in shown)
+    for login, avg in shown:
         assert (avg == "redacted") == (login != USER), (login, avg)
     users = api(gateway, USER).get("/api/usage/users", params={"per_page": 100}).json()["users"]
     others = [u for u in users if u["login_name"] != USER]

@@ -124,7 +124,8 @@ class BatchWriter:
     Counters, for metrics: `queue_depth` (records in memory not yet stored or skipped, the
     batch being written included), `written_total` (records stored), `failed_batches_total`
     (write attempts that failed), `skipped_total` (records refused by the database and
-    dropped, each logged) and `spooled` (records that wait in the spool only).
+    dropped, each logged), `spooled` (records that wait in the spool only) and
+    `stepped_aside_total` (times the event loop paused for a starved idle-priority batch).
     """
 
     def __init__(
@@ -163,6 +164,7 @@ class BatchWriter:
         self._lost_total = 0
         self._failed_batches_total = 0
         self._skipped_total = 0
+        self._stepped_aside_total = 0
         self._sqlite = db.dialect == "sqlite"
         self._sql = compile_statements(db.engine.dialect)
         self._dashboard = DashboardRollups(db.engine.dialect)
@@ -294,6 +296,10 @@ class BatchWriter:
         """Records dropped, each logged: refused by the database, or (the spool failing
         while the queue was full) not kept anywhere."""
         return self._skipped_total + self._lost_total
+
+    @property
+    def stepped_aside_total(self) -> int:
+        return self._stepped_aside_total
 
     # -- the background task ---------------------------------------------------------------
 
@@ -533,6 +539,7 @@ class BatchWriter:
                 # CPU: it holds SQLite's write lock and the batch, so step aside briefly
                 # (blocking, on purpose), leaving it a tenth of the CPU until it is done.
                 time.sleep(STARVE_YIELD_S)  # noqa: ASYNC251
+                self._stepped_aside_total += 1
         write.result()
 
     async def _plan(self, chunk: Sequence[Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from irisgate.testing.fake_server import ServerThread, start_runner
+from irisgate.testing.fake_server import WAIT_S, ServerThread, start_runner, wait_until
 from irisgate.testing.lifecycle import StartStop
 
 Answer = dict[str, Any] | Callable[[Any], dict[str, Any]]
@@ -68,13 +67,9 @@ class FakeHook(StartStop):
         with self._lock:
             return [c for c in self.calls if c.name == name]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                return predicate()
-            time.sleep(0.01)
-        return True
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+        """Poll `predicate` until it holds or `timeout` seconds pass; returns its last value."""
+        return wait_until(predicate, timeout)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -58,7 +58,13 @@ from irisgate.testing.fake_reply import (
     split_words,
     text_pieces,
 )
-from irisgate.testing.fake_server import RecordedRequest, ServerThread, start_runner
+from irisgate.testing.fake_server import (
+    WAIT_S,
+    RecordedRequest,
+    ServerThread,
+    start_runner,
+    wait_until,
+)
 from irisgate.testing.lifecycle import StartStop
 
 Dialect = Literal["openai", "anthropic", "google", "bedrock"]
@@ -210,14 +216,9 @@ class FakeLLM(StartStop):
         """The most recent request (IndexError when there was none)."""
         return self.requests[-1]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
         """Poll `predicate` until it holds or `timeout` seconds pass; returns its last value."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                return predicate()
-            time.sleep(_POLL)
-        return True
+        return wait_until(predicate, timeout)
 
     # -- lifecycle ------------------------------------------------------------------------
 

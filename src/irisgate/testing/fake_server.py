@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+#: how long `wait_until` waits by default: long enough that only a stuck test runs out of it,
+#: even on a loaded machine (a condition that holds returns at once)
+WAIT_S = 30.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return predicate()
+        time.sleep(0.005)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,7 @@ class ServerThread:
             target=self._run, args=(app, make_site, ready, outcome), name=self._name, daemon=True
         )
         self._thread.start()
-        ready.wait(30)
+        ready.wait(60)  # only a stuck start takes this long
         if not outcome or isinstance(outcome[0], BaseException):
             self._thread.join(5)
             self._thread = None

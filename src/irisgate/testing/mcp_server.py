@@ -17,7 +17,8 @@ that ignores `Accept-Encoding`).
     with McpToolServer("docs", header=("authorization", "Bearer s3cret")) as server:
         ... connector url: server.url ...
 
-`stop()` and `start()` again serve on the same port, to test an upstream going away.
+It binds a free port itself; `url` and `port` are known once `start()` returns. `stop()` and
+`start()` again serve on the same port (reserved in between), to test an upstream going away.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 from irisgate.testing.lifecycle import StartStop
-from irisgate.testing.server import free_port
+from irisgate.testing.ports import Reservation
 
 CredentialCheck = Callable[[dict[str, str], dict[str, str]], str | None]
 
@@ -58,13 +59,19 @@ class McpToolServer(StartStop):
         self.json_response = json_response
         self.sized_tool = sized_tool
         self.gzip_always = gzip_always
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.port = 0  # until start(): the port uvicorn bound
+        self._reservation: Reservation | None = None
         self._check = check or _exact(header, query)
         self.refused = 0  # requests refused for a wrong or missing credential
         self.seen: list[str] = []  # accepted credentials, in order
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError(f"MCP test server {self.name} has no port before start()")
+        return f"http://127.0.0.1:{self.port}/mcp"
 
     def _mcp(self) -> MCPServer:
         mcp: MCPServer = MCPServer(self.name)
@@ -141,17 +148,23 @@ class McpToolServer(StartStop):
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # only a stuck start takes this long
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"MCP test server {self.name} did not start")
             time.sleep(0.02)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        if self._reservation is not None:  # listening there now
+            self._reservation.release()
+            self._reservation = None
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(30)
+            # the port stays this server's until it starts again
+            self._reservation = Reservation(self.port)
         self._server = self._thread = None
 
 

@@ -4,7 +4,8 @@
         s3.create_bucket("usage")
         ...  # irisgate's `exporters.s3.endpoint` = s3.url
 
-`stop()` and `start()` again (same port) simulate an S3 outage. moto keeps everything in
+`stop()` and `start()` again (same port, reserved for the whole test process: moto cannot
+report a port it picked itself) simulate an S3 outage. moto keeps everything in
 memory, so a restarted server is empty: create the bucket again. Needs `moto[server]` and
 `boto3` (both in irisgate's `test` extra).
 """
@@ -19,7 +20,7 @@ import urllib.request
 from typing import Any
 
 from irisgate.testing.lifecycle import StartStop
-from irisgate.testing.server import free_port
+from irisgate.testing.ports import reserve_port
 
 REGION = "us-east-1"
 ACCESS_KEY = "testing-access-key"
@@ -28,11 +29,11 @@ SECRET_KEY = "testing-secret-key"
 
 class S3Server(StartStop):
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.port = port or reserve_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> S3Server:
+    def start(self, timeout: float = 60.0) -> S3Server:
         args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

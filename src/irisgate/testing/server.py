@@ -3,15 +3,18 @@
     with IrisgateServer(config_text, data_dir=tmp_path) as gw:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key="-")
 
-The process is started exactly as a user starts it (`python -m irisgate serve ...`) on a free
-loopback port; `stop()` sends SIGTERM and waits, like a service manager.
+The process is started exactly as a user starts it (`python -m irisgate serve ...`). It binds
+a free loopback port itself (`--listen 127.0.0.1:0`) and writes the port it got to a
+`--port-file`, which `start()` reads: `url` and `port` are known once `start()` returns.
+`stop()` sends SIGTERM and waits, like a service manager; `start()` again serves on the same
+port, which stays reserved between the two (see `irisgate.testing.ports`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,13 +23,16 @@ import urllib.request
 from pathlib import Path
 
 from irisgate.testing.lifecycle import StartStop
+from irisgate.testing.ports import Reservation, reserve_port
+
+_SERIAL = itertools.count(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing else gets while this process runs (`ports.reserve_port`): for
+    a server that must be told its port, or a URL where nothing listens. A server that can
+    bind port 0 and report its port needs none."""
+    return reserve_port(0, host)
 
 
 class IrisgateServer(StartStop):
@@ -44,19 +50,23 @@ class IrisgateServer(StartStop):
         program: tuple[str, ...] = (sys.executable, "-m", "irisgate"),
         cwd: Path | None = None,
     ) -> None:
-        """`program`: how irisgate is started (e.g. another virtualenv's `irisgate` script,
-        to test an installed package); `cwd`: the folder it starts in (default: the caller's)."""
+        """`port`: serve on this port (reserve it with `free_port()`); by default a free
+        port irisgate picks on the first start. `program`: how irisgate is started (e.g.
+        another virtualenv's `irisgate` script, to test an installed package); `cwd`: the
+        folder it starts in (default: the caller's)."""
         self.data_dir = data_dir
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._port = port or 0
+        self._reservation: Reservation | None = None
         self.config_path: Path | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
         if config_text is not None:
             self.config_path = data_dir / "config.hujson"
             self.config_path.write_text(config_text, encoding="utf-8")
-        self.log_path = data_dir / f"irisgate-{self.port}.log"
+        name = f"irisgate-{os.getpid()}-{next(_SERIAL)}"
+        self.log_path = data_dir / f"{name}.log"
+        self.port_file = data_dir / f"{name}.port"
         self.cwd = cwd
-        args = [*program, "serve", "--listen", f"127.0.0.1:{self.port}"]
+        args = [*program, "serve"]
         args += ["--identity", identity, "--data-dir", str(data_dir)]
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
@@ -68,10 +78,24 @@ class IrisgateServer(StartStop):
         self.env = {**os.environ, "IRISGATE_LOG_FORMAT": "json", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> IrisgateServer:
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("irisgate has no port before start() returned")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> IrisgateServer:
+        """Start irisgate and wait until /healthz answers 200; `timeout` only stops a start
+        that is stuck (a loaded machine can make a start take many seconds)."""
+        self.port_file.unlink(missing_ok=True)
+        listen = ["--listen", f"127.0.0.1:{self._port}", "--port-file", str(self.port_file)]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.args, env=self.env, stdout=log, stderr=log, cwd=self.cwd
+            [*self.args, *listen], env=self.env, stdout=log, stderr=log, cwd=self.cwd
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -79,14 +103,30 @@ class IrisgateServer(StartStop):
                 raise RuntimeError(
                     f"irisgate exited with {self.process.returncode}:\n{self.logs()}"
                 )
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.05)
+            waiting_for = self._serving()
+            if not waiting_for:
+                if self._reservation is not None:  # listening there now: no longer needed
+                    self._reservation.release()
+                    self._reservation = None
+                return self
+            time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"irisgate did not become healthy in {timeout}s:\n{self.logs()}")
+        raise RuntimeError(
+            f"irisgate did not become healthy in {timeout}s ({waiting_for}):\n{self.logs()}"
+        )
+
+    def _serving(self) -> str:
+        """What the start still waits for ("" once /healthz answers 200 on the port that
+        irisgate wrote to the port file)."""
+        try:
+            self._port = int(self.port_file.read_text(encoding="ascii"))
+        except FileNotFoundError:
+            return "no port file yet"
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=5) as resp:
+                return "" if resp.status == 200 else f"/healthz answered {resp.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            return f"/healthz: {exc}"
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
@@ -100,7 +140,14 @@ class IrisgateServer(StartStop):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._hold_port()
         return process.returncode
+
+    def _hold_port(self) -> None:
+        """Keep the port for a restart: from the moment the process is gone, no outgoing
+        connection or other server can take it."""
+        if self._port and self._reservation is None:
+            self._reservation = Reservation(self._port)
 
     def logs(self) -> str:
         try:
