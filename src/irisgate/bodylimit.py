@@ -2,7 +2,10 @@
 
 A body is refused from its `Content-Length` alone when that is over the limit, before a byte
 of it is read; a body without one (chunked) is counted as it arrives and refused as soon as
-it crosses the limit, so at most the limit plus one piece is ever held. Callers check the
+it crosses the limit. Such a body is held in memory only up to `SPILL_AT`; past that it goes
+to an anonymous temporary file (unlinked at once, mode 0600) until it has ended within the
+limit, so a chunked body the limit refuses never costs its size in memory, however many
+arrive at once. Callers check the
 caller's identity and role before they read (see docs/security.md). `close_unread` makes
 any answer given before the body was read to its end close the connection, so the rest of
 a refused body is never read.
@@ -12,14 +15,17 @@ The limits are settings (`--max-request-body`, `--max-connector-body`, `--max-ap
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import IO, Any
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 #: the header that makes the server close the connection after the answer
 CLOSE = (b"connection", b"close")
+#: bytes of a body without `Content-Length` held in memory before the rest goes to a file
+SPILL_AT = 1 << 20
 
 
 class BodyTooLarge(Exception):
@@ -34,33 +40,52 @@ class ClientGone(Exception):
     """The client disconnected before its request body ended."""
 
 
-def check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int, setting: str) -> None:
-    """Refuse a body whose `Content-Length` is over `limit`, from the header alone."""
+def check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int, setting: str) -> bool:
+    """Refuse a body whose `Content-Length` is over `limit`, from the header alone; whether
+    the body has a `Content-Length` (within the limit, then)."""
     for name, value in headers:
         declared = value.strip()
-        if name.lower() == b"content-length" and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(limit, setting)
+        if name.lower() == b"content-length" and declared.isdigit():
+            if int(declared) > limit:
+                raise BodyTooLarge(limit, setting)
+            return True
+    return False
 
 
 async def read_body(
     receive: Receive, headers: Iterable[tuple[bytes, bytes]], limit: int, setting: str
 ) -> bytes:
     """The whole body, or BodyTooLarge as soon as it is known to be over `limit`."""
-    check_declared(headers, limit, setting)
+    declared = check_declared(headers, limit, setting)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit, setting)
-        if chunk:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    spill: IO[bytes] | None = None
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit, setting)
+            if spill is not None:
+                spill.write(chunk)
+            elif chunk:
+                chunks.append(chunk)
+                if not declared and size > SPILL_AT:
+                    spill = tempfile.TemporaryFile()  # noqa: SIM115  # closed below
+                    spill.writelines(chunks)
+                    chunks = []
+            if not message.get("more_body", False):
+                break
+        if spill is not None:
+            spill.seek(0)
+            return spill.read()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        if spill is not None:
+            spill.close()
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

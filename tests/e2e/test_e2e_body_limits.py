@@ -179,14 +179,16 @@ def test_a_body_at_the_limit_is_served(gw: IrisgateServer, fake_llm: FakeLLM) ->
     assert answer.status == 200, answer.body
 
 
-def _stream_huge(gw: IrisgateServer, statuses: list[int], chunked: bool) -> None:
-    """Send a 400 MiB body as fast as the server takes it, until it answers and closes."""
+def _stream_huge(
+    gw: IrisgateServer, statuses: list[int], chunked: bool, size: int = HUGE
+) -> None:
+    """Send a `size` body as fast as the server takes it, until it answers and closes."""
     piece = b"x" * (1 << 20)
     with _connect(gw, ALICE_IP) as sock:
-        sock.sendall(_head("/v1/chat/completions", None if chunked else HUGE))
+        sock.sendall(_head("/v1/chat/completions", None if chunked else size))
         frame = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
         try:
-            for _ in range(HUGE // len(piece)):
+            for _ in range(size // len(piece)):
                 sock.sendall(frame)
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -215,6 +217,38 @@ def test_three_400_mib_bodies_at_once_leave_memory_where_it_was(
     assert set(statuses) <= {413, 0}
     assert 413 in statuses
     # the peak (VmHWM) may grow by the 1 MiB limit per body and some slack, never by the bodies
+    assert after["VmHWM"] - before["VmHWM"] < 16 * 1024, (before, after)
+
+
+def test_chunked_bodies_past_the_default_limit_never_cost_their_size_in_memory(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """With the default 64 MiB limit, a body without `Content-Length` is kept in memory only
+    up to 1 MiB and then in a temporary file until it ends: three chunked bodies refused at
+    64 MiB leave the peak memory where it was (held in memory, they cost 3 x 64 MiB)."""
+    assert localapi.socket_path
+    server = IrisgateServer(
+        gateway_config(fake_llm.base_url),
+        data_dir=tmp_path,
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+    )
+    with server:
+        assert server.process is not None
+        before = memory_kib(server.process.pid)
+        statuses: list[int] = []
+        senders = [
+            threading.Thread(target=_stream_huge, args=(server, statuses, True, 80 << 20))
+            for _ in range(3)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        after = memory_kib(server.process.pid)
+    assert len(statuses) == 3
+    assert set(statuses) <= {413, 0}
+    assert 413 in statuses
     assert after["VmHWM"] - before["VmHWM"] < 16 * 1024, (before, after)
 
 
