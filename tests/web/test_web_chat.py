@@ -17,6 +17,7 @@ from conftest import wait_recorded as _wait_recorded
 from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing import FakeLLM
+from irisgate.testing.fake_server import wait_until
 from irisgate.testing.server import IrisgateServer
 
 NO_CHAT = "carol@example.com"
@@ -174,9 +175,16 @@ def test_stop_cancels_the_upstream_stream_and_keeps_the_partial_answer(
     expect(answer.locator(".outcome")).to_have_text("cancelled")
     expect(page.locator("#send")).to_be_visible()
     conversation = page.evaluate("location.hash").lstrip("#")
-    detail = api(gateway, USER).get(f"/api/chat/conversations/{conversation}").json()
-    assert detail["messages"][-1]["outcome"] == "cancelled"
-    assert detail["messages"][-1]["content"] == "tok0"
+
+    def messages() -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = api(gateway, USER).get(
+            f"/api/chat/conversations/{conversation}"
+        ).json()["messages"]
+        return got
+
+    # the page shows the outcome as the stream ends; the server saves it right after
+    assert wait_until(lambda: messages()[-1]["outcome"] == "cancelled")
+    assert messages()[-1]["content"] == "tok0"
 
     # retry replaces the cancelled answer with a complete one
     fake_llm.stream_gate = None
@@ -184,8 +192,7 @@ def test_stop_cancels_the_upstream_stream_and_keeps_the_partial_answer(
     expect(page.locator(".msg.assistant")).to_have_count(1)
     expect(page.locator(".msg.assistant .body")).to_contain_text("tok19")
     expect(page.locator(".msg.assistant .outcome")).to_have_count(0)
-    detail = api(gateway, USER).get(f"/api/chat/conversations/{conversation}").json()
-    assert [m["outcome"] for m in detail["messages"]] == ["", "completed"]
+    assert wait_until(lambda: [m["outcome"] for m in messages()] == ["", "completed"])
 
 
 def test_an_exhausted_quota_shows_the_balance_and_when_it_refills(
