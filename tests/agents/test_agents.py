@@ -69,7 +69,7 @@ CASES = [
 ]
 
 
-def agents_config(upstream: str) -> str:
+def agents_config(upstream: str, models: str = "**") -> str:
     config = {
         "providers": {
             "openai": {
@@ -96,7 +96,7 @@ def agents_config(upstream: str) -> str:
         "grants": [
             {
                 "src": ["*"],
-                "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": "**"}]},
+                "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": models}]},
             }
         ],
     }
@@ -246,3 +246,40 @@ def test_irisgate_launch_runs_a_tool_turn(
         check=False,
     )
     check_run(gateway, run, seen, case)
+
+
+@pytest.fixture(scope="module")
+def messages_only(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    """A gateway granting only an Anthropic Messages model."""
+    server = IrisgateServer(
+        agents_config(fake_llm.base_url, "anthropic/**"),
+        data_dir=tmp_path_factory.mktemp("irisgate-messages"),
+    )
+    with server:
+        yield server
+
+
+def test_opencode_uses_the_anthropic_provider_without_a_chat_model(
+    messages_only: IrisgateServer, tmp_path: Path
+) -> None:
+    case = Case("opencode", ("run", PROMPT), "/v1/messages", "opencode/")
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir(parents=True)
+    env = clean_env(home, work)
+    text = snippet(messages_only, "opencode")
+    assert '"npm": "@ai-sdk/anthropic"' in text
+    command = apply_snippet(text, home, work, env)
+    seen = request_ids(messages_only)
+    run = subprocess.run(
+        [*command, *case.headless],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    check_run(messages_only, run, seen, case)
