@@ -477,9 +477,9 @@ export async function apiDocsPage() {
       sections.push(el("details", { class: "panel endpoint" },
         el("summary", {}, el("span", { class: `method ${method}`, text: method.toUpperCase() }), el("code", { text: path }), el("span", { class: "hint", text: ` ${op.summary}` })),
         ...op.description.split("\n\n").map((p) => el("p", { text: p })),
-        op.parameters.length ? el("table", { class: "data" },
+        op.parameters.length ? el("div", { class: "table-wrap" }, el("table", { class: "data" },
           el("thead", {}, el("tr", {}, el("th", { text: "Parameter" }), el("th", { text: "In" }), el("th", { text: "Description" }))),
-          el("tbody", {}, ...op.parameters.map((p) => el("tr", {}, el("td", {}, el("code", { text: p.name })), el("td", { text: p.in }), el("td", { text: p.description || "" }))))) : null,
+          el("tbody", {}, ...op.parameters.map((p) => el("tr", {}, el("td", {}, el("code", { text: p.name })), el("td", { text: p.in }), el("td", { text: p.description || "" })))))) : null,
         op.requestBody ? el("p", {}, "Body: ", el("code", { text: op.requestBody.description })) : null,
       ));
     }
