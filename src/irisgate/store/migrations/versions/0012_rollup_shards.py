@@ -5,8 +5,8 @@ primary key. Each batch-writer transaction adds to a shard no other transaction 
 the moment (see `irisgate.telemetry.shards`), and readers sum a key's shards. Existing rows
 become shard 0, so every sum reads the same as before.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision: str | None = "0010"
+revision = "0012"
+down_revision: str | None = "0011"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
