@@ -8,6 +8,7 @@ a chain spilling into its overdraft, a bucket exhausted or busy, the store unava
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -43,9 +44,20 @@ class Clock:
         return self.now
 
 
+@pytest.fixture(scope="session")
+async def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating costs about a second)."""
+    path = tmp_path_factory.mktemp("ledger") / "irisgate.db"
+    database = await open_database(f"sqlite:///{path}")
+    await database.close()
+    return path
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(f"sqlite:///{tmp_path}/data/irisgate.db")
+async def db(tmp_path: Path, migrated: Path) -> AsyncIterator[Database]:
+    (tmp_path / "data").mkdir()
+    shutil.copyfile(migrated, tmp_path / "data" / "irisgate.db")
+    database = await open_database(f"sqlite:///{tmp_path}/data/irisgate.db", migrate=False)
     yield database
     await database.close()
 
@@ -380,6 +392,76 @@ async def test_settled_spending_is_journaled_and_reported_when_the_lease_runs_lo
     finally:
         await ledger.stop()
     assert await balance(db, "team") == 91 * D // 10  # reported, every lease given back
+
+
+async def test_spending_the_lease_covers_is_reported_out_of_it_within_a_second(
+    ledger: Ledger, db: Database, clock: Clock
+) -> None:
+    team = quota("team", capacity=10 * D)
+    reservation = await ledger.admit((chain(team),), D // 10)
+    ledger.settle(reservation, D // 10)  # the $1 lease still holds $0.90: nothing due yet
+    bucket = ledger.known("team")
+    assert bucket is not None
+    ledger.start()
+    try:
+        clock.now += 1.5
+        assert await until(lambda: bucket.spent == 0)
+        assert bucket.held == 9 * D // 10  # taken out of the lease, the row left alone
+        assert bucket.total == 99 * D // 10 and bucket.balance == 99 * D // 10
+        syncs = ledger.syncs
+        clock.now += 11  # a lease is renewed well inside its time to live
+        assert await until(lambda: ledger.syncs > syncs)
+        assert bucket.held == 9 * D // 10
+    finally:
+        await ledger.stop()
+    assert await balance(db, "team") == 99 * D // 10
+
+
+async def test_an_idle_bucket_gives_its_lease_back_and_is_forgotten_later(
+    ledger: Ledger, db: Database, clock: Clock
+) -> None:
+    reservation = await ledger.admit((chain(quota("team", capacity=10 * D)),), D)
+    ledger.settle(reservation, D)
+    bucket = ledger.known("team")
+    assert bucket is not None
+    ledger.start()
+    try:
+        clock.now += 16
+        assert await until(lambda: bucket.held == 0 and bucket.spent == 0)
+        assert await balance(db, "team") == 9 * D
+        clock.now += 150
+        assert await until(lambda: ledger.known("team") is None)
+    finally:
+        await ledger.stop()
+
+
+async def test_stopping_reports_spending_and_returns_leases(ledger: Ledger, db: Database) -> None:
+    reservation = await ledger.admit((chain(quota("team", capacity=10 * D)),), D)
+    ledger.settle(reservation, D // 2)
+    await ledger.stop()  # never started: still reports what it knows
+    assert await balance(db, "team") == 19 * D // 2
+    rows = await balances.rows(db)
+    assert rows["team"].balance == 19 * D // 2
+
+
+async def test_an_admins_refill_and_set_reach_the_next_request(
+    ledger: Ledger, db: Database
+) -> None:
+    team = quota("team", capacity=10 * D)
+    first = await ledger.admit((chain(team),), D)
+    ledger.settle(first, 4 * D)  # beyond the lease: reported before the change
+    row = await ledger.adjust("team", "team", team, action="refill", amount=D, who="admin")
+    assert row.balance == 7 * D
+    bucket = ledger.known("team")
+    assert bucket is not None and bucket.spent == 0 and bucket.total == 7 * D
+    row = await ledger.adjust("team", "team", team, action="set", amount=0, who="admin")
+    assert row.balance == 0 and bucket.held == 0  # a set revokes every lease, this one too
+    with pytest.raises(QuotaRefused, match="exhausted"):
+        await ledger.admit((chain(team),), D)
+    await ledger.adjust("team", "team", team, action="set", amount=5 * D, who="admin")
+    again = await ledger.admit((chain(team),), D)  # the change lifted the dry wait
+    ledger.settle(again, D)
+    assert bucket.balance == 4 * D
 
 
 # The pieces admission is made of
