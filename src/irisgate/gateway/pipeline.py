@@ -37,8 +37,8 @@ from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
-from irisgate.gateway.relay import RelayResult, relay
-from irisgate.gateway.relaycore import watched
+from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
+from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.routing import Route
 from irisgate.gateway.tee import Tee, marker
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
@@ -371,14 +371,17 @@ class Gateway:
         def gone() -> None:
             record.cancelled = True
 
+        request = ex.request
         try:
             await watched(
                 receive,
                 relay(
-                    self.runtime.upstream,
-                    ex.request,
+                    self.runtime.upstream.request(
+                        request.method, request.url, request.headers, request.body
+                    ),
                     send,
                     result,
+                    FORWARDING,
                     extra_headers=extra,
                     chunk_filter=ex.chunk_filter,
                     request_started=ex.started,
@@ -387,6 +390,8 @@ class Gateway:
                 gone,
                 lambda: record.cancelled,
             )
+        except Unanswered as exc:
+            raise refusal(exc, request) from exc.cause
         finally:
             record.status = result.status or record.status
             record.error = result.error or record.error

@@ -1,26 +1,23 @@
-"""The LLM side of the relay: send the upstream request on irisgate's HTTP/1.1 client and stream
-the answer back through the relay core (relaycore.py).
+"""The LLM side of the relay: the upstream request goes out on irisgate's HTTP/1.1 client and
+its answer streams back through the relay core (relaycore.py; the pipeline calls it).
 
 Status, headers (minus hop-by-hop) and body bytes pass through unchanged; each chunk is
 forwarded as soon as it is read and also kept, within bounds (the tee, tee.py), for usage
 parsing and capture after the answer ends. Only when the gateway itself asked for stream
 usage on the client's behalf does a filter sit between upstream and client, removing exactly
-what was added. What is LLM-specific is here: the client, the `Server-Timing` header and
-the errors in the gateway's own terms (`GatewayError`, answered in the caller's API format).
+what was added. What is LLM-specific is here: which headers pass and which client errors
+mean a broken connection (`FORWARDING`), and an upstream that never answered as the
+gateway's own error (`refusal`, answered in the caller's API format).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats.base import ChunkFilter
-from irisgate.gateway.http1 import Http1Client, UpstreamError
-from irisgate.gateway.relaycore import Forwarding, RelayResult, Send, Unanswered
-from irisgate.gateway.relaycore import relay as relay_answer
+from irisgate.gateway.http1 import UpstreamError
+from irisgate.gateway.relaycore import Forwarding, RelayResult, Unanswered
 from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
 
-__all__ = ["RelayResult", "relay"]
+__all__ = ["FORWARDING", "RelayResult", "refusal"]
 
 
 def _describe(exc: BaseException) -> str:
@@ -38,33 +35,10 @@ FORWARDING = Forwarding(
 )
 
 
-async def relay(
-    client: Http1Client,
-    request: UpstreamRequest,
-    send: Send,
-    result: RelayResult,
-    *,
-    extra_headers: list[tuple[bytes, bytes]],
-    chunk_filter: ChunkFilter | None = None,
-    request_started: float | None = None,
-    before_end: Callable[[], None] | None = None,
-) -> None:
-    """Fill `result` while streaming (see `relaycore.relay`). Raises GatewayError before the
-    answer starts only. `before_end` is where the gateway journals the request's record."""
-    try:
-        await relay_answer(
-            client.request(request.method, request.url, request.headers, request.body),
-            send,
-            result,
-            FORWARDING,
-            extra_headers=extra_headers,
-            chunk_filter=chunk_filter,
-            request_started=request_started,
-            before_end=before_end,
-        )
-    except Unanswered as exc:
-        if exc.timed_out:
-            raise GatewayError("timeout", f"{request.name} did not answer in time") from exc.cause
-        raise GatewayError(
-            "upstream", f"upstream unreachable: {_describe(exc.cause)}", code="upstream_error"
-        ) from exc.cause
+def refusal(exc: Unanswered, request: UpstreamRequest) -> GatewayError:
+    """The gateway's answer to an upstream that failed before its answer started."""
+    if exc.timed_out:
+        return GatewayError("timeout", f"{request.name} did not answer in time")
+    return GatewayError(
+        "upstream", f"upstream unreachable: {_describe(exc.cause)}", code="upstream_error"
+    )
