@@ -529,9 +529,9 @@ def test_charges_expand_user_and_node_and_follow_overdrafts() -> None:
     assert chains[1][0].quota is None and chains[1][0].problem == "capacity must be positive"
     assert chains[2][0].problem == 'bucket "nowhere" is not defined in quotas'
     assert charges_for(config, access, alice, "openai/gpt-4o") is chains  # kept per access
-    nodeless = Identity("bob@example.com")
-    (link,) = charges_for(config, _access(QuotaRef("gone:<node>")), nodeless, "x/y")[0]
-    assert link.problem == 'bucket "gone:<node>" needs a node id and this caller has none'
+    nodeless = Identity("bob@example.com")  # a caller without a node: a bucket of their own
+    (link,) = charges_for(config, _access(QuotaRef("node:<node>")), nodeless, "x/y")[0]
+    assert link.name == "node:user:bob@example.com" and link.quota is not None
     assert charges_for(config, Access("user", ()), alice, "openai/gpt-4o") == ()
     assert expand("team:<user>@<node>", alice) == "team:alice@example.com@n1"
 
