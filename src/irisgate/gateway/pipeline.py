@@ -258,7 +258,7 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
-        record.session_id = session_id(ex.headers, parsed, identity.login_name)
+        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
             access=access,
@@ -358,7 +358,9 @@ class Gateway:
         assert ex.identity is not None
         assert ex.access is not None
         quotas = self.runtime.quotas.describe(ex.admission)
-        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate)
+        return HookCall(
+            ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate, ex.op.format
+        )
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""

@@ -532,8 +532,9 @@ class FakeLLM(StartStop):
         problem = fake_openai.check_responses(body)
         if problem is not None:
             return self._json(request, problem, status=400)
-        reply = self._plan(body, None, "call_")
-        response_id, item_id = new_id("resp_", 48), new_id("msg_", 48)
+        reply = self._plan(body, fake_openai.responses_tool(body), "call_")
+        response_id = new_id("resp_", 48)
+        item_id = new_id("fc_" if reply.tool_call is not None else "msg_", 48)
         done = fake_openai.response_object(reply, response_id, item_id, body)
         background = body.get("background") is True
         if body.get("store", True) is not False:

@@ -37,7 +37,7 @@ Errors
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -345,7 +345,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = [_message_item(item_id, "completed", [_output_text(reply.text)])] if completed else []
+    output = [_output_item(reply, item_id, "completed")] if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -390,6 +390,34 @@ def response_body(
     return orjson.dumps(response_object(reply, response_id, item_id, request), option=_INDENT)
 
 
+def _function_call_item(reply: Reply, item_id: str, status: str) -> dict[str, Any]:
+    call = reply.tool_call
+    assert call is not None
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": call.arguments if status == "completed" else "",
+        "call_id": call.id,
+        "name": call.name,
+    }
+
+
+def _output_item(reply: Reply, item_id: str, status: str) -> dict[str, Any]:
+    """The one output item: the tool call, else the message."""
+    if reply.tool_call is not None:
+        return _function_call_item(reply, item_id, status)
+    return _message_item(item_id, status, [_output_text(reply.text)])
+
+
+def responses_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """(name, parameters) of the function tool to call, when the last user input asks."""
+    if not wants_tool_call(body.get("input")):
+        return None
+    name, schema = first_function(body.get("tools"), None, "parameters")
+    return (name, schema) if name else None
+
+
 def _event(kind: str, seq: int, fields: dict[str, Any]) -> bytes:
     fields["sequence_number"] = seq
     payload = {"type": kind}
@@ -417,6 +445,13 @@ def response_events(
     pending = response_object(reply, response_id, item_id, request, completed=False)
     yield emit("response.created", response=pending)
     yield emit("response.in_progress", response=pending)
+    if reply.tool_call is not None:
+        yield from _function_call_events(reply, item_id, emit)
+        yield emit(
+            "response.completed",
+            response=response_object(reply, response_id, item_id, request),
+        )
+        return
     yield emit(
         "response.output_item.added",
         item=_message_item(item_id, "in_progress", []),
@@ -438,6 +473,22 @@ def response_events(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),
     )
+
+
+def _function_call_events(
+    reply: Reply, item_id: str, emit: Callable[..., bytes]
+) -> Iterator[bytes]:
+    """`output_item.added`, the arguments' deltas, their `done` and `output_item.done`."""
+    call = reply.tool_call
+    assert call is not None
+    added = _function_call_item(reply, item_id, "in_progress")
+    yield emit("response.output_item.added", item=added, output_index=0)
+    where = {"item_id": item_id, "output_index": 0}
+    for piece in call.argument_pieces:
+        yield emit("response.function_call_arguments.delta", delta=piece, **where)
+    yield emit("response.function_call_arguments.done", arguments=call.arguments, **where)
+    done = _function_call_item(reply, item_id, "completed")
+    yield emit("response.output_item.done", item=done, output_index=0)
 
 
 # -- stored responses (retrieve, delete, input items, cancel) -------------------------------------
