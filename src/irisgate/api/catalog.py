@@ -3,8 +3,8 @@
 Per model: the API formats its provider accepts (every format: OpenAI, Anthropic, Gemini,
 Vertex, Bedrock), whether the caller may use it, prices in USD per million tokens (web search
 per thousand) as decimal strings, and the minimal request the Models page's Test button sends
-(`test`: the first accepted format's `probe`). Price keys that the pricing data lacks are
-left out rather than shown as zero.
+(`test`: the first accepted format's `probe` that can ask the model). Price keys that the
+pricing data lacks are left out rather than shown as zero.
 """
 
 from __future__ import annotations
@@ -63,10 +63,12 @@ def cost_basis_of(formats: list[ApiFormat]) -> str:
 
 
 def _test(formats: list[ApiFormat], model: str) -> dict[str, Any] | None:
-    if not formats:
-        return None
-    path, body = formats[0].probe(model)
-    return {"format": formats[0].flag, "path": path, "body": body}
+    """The first accepted format's minimal request that can ask `model`."""
+    for fmt in formats:
+        probe = fmt.probe(model)
+        if probe is not None:
+            return {"format": fmt.flag, "path": probe[0], "body": probe[1]}
+    return None
 
 
 async def list_models(request: Request) -> Response:

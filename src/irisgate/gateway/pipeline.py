@@ -242,11 +242,18 @@ class Gateway:
         identity, access = ex.identity, ex.access
         assert identity is not None
         assert access is not None
+        # recorded as the client sent it, so that a refused request keeps it too; the
+        # upstream request replaces body and headers once it is built
+        record.request_bytes = len(body)
+        record.request_body = self._stored(body)
+        record.request_headers = redact(ex.headers)
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
         target = ex.target
         parsed = _parse_json(body, keys_in_body=target is None)
+        record.stream = _streams(ex.op, target, parsed)
+        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
         model = target.model if target is not None else fmt.model_of(parsed)
         if not model:
             raise GatewayError(
@@ -258,7 +265,6 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
-        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
             access=access,
@@ -269,10 +275,8 @@ class Gateway:
             body_size=len(body),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
-        if target is not None:
-            record.stream = target.stream
-        else:
-            record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
+        if modified:  # a hook may have changed the stream flag
+            record.stream = _streams(ex.op, target, parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
         out_body = orjson.dumps(parsed) if rewritten else body
@@ -402,6 +406,7 @@ class Gateway:
         finally:
             done = True
             watcher.cancel()
+            record.response_bytes = result.sent
             record.status = result.status or record.status
             record.error = result.error or record.error
             if result.upstream_done_at is not None:
@@ -411,6 +416,7 @@ class Gateway:
         """Answer with irisgate's own error; like an answer, its record is journaled first."""
         record = ex.record
         record.status, record.error = error.status, error.message
+        record.response_bytes = len(ex.op.format.error_body(error)[0])
         if record.login_name:
             record.duration_ms = (time.perf_counter() - ex.started) * 1000
             ex.journaled = self.runtime.journal(record)
@@ -423,6 +429,7 @@ class Gateway:
         record, result = ex.record, ex.result
         record.status = result.status or record.status
         record.error = result.error or record.error
+        record.response_bytes = result.sent
         record.duration_ms = (time.perf_counter() - ex.started) * 1000
         if result.first_byte_at is not None:
             record.ttfb_ms = (result.first_byte_at - ex.started) * 1000
@@ -494,6 +501,14 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
+
+
+def _streams(op: Operation, target: PathTarget | None, body: dict[str, Any]) -> bool:
+    """Whether the request asks for a stream: by its path (Gemini, Vertex, Bedrock methods)
+    or its body (`"stream": true`)."""
+    if target is not None:
+        return target.stream
+    return op.can_stream and op.format.wants_stream(body)
 
 
 def _url(scope: Scope, headers: dict[str, str]) -> str:

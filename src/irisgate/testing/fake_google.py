@@ -95,7 +95,7 @@ def function_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
     last = contents[-1]
     if not isinstance(last, dict) or last.get("role", "user") != "user":
         return None
-    text = last_user_text([{"role": "user", "content": list(_texts(last))}])
+    text = last_user_text([{"role": "user", "content": " ".join(_texts(last))}])
     if text is None or "call tool" not in text:
         return None
     tools = body.get("tools")

@@ -267,8 +267,12 @@ def test_tool_calls_of_plain_streamed_and_tool_answers(fmt: ApiFormat, streamed:
 def test_catalog_entry_and_probe_reach_the_format(fmt: ApiFormat) -> None:
     entry = fmt.catalog_entry()
     assert entry["flag"] == fmt.flag and entry["title"] and entry["endpoints"]
-    model = "vendor.model-1:0@2025" if fmt.name.startswith("bedrock") else "model-1@2025"
-    path, body = fmt.probe(model)
+    model = "claude-x@2025" if fmt is cloud.VERTEX_RAW_PREDICT else "model-1@2025"
+    if fmt.name.startswith("bedrock"):
+        model = "us.anthropic.claude-x-v1:0"
+    probe = fmt.probe(model)
+    assert probe is not None
+    path, body = probe
     op = PATHS.get(path)
     if op is not None:
         assert op.format is fmt and fmt.model_of(body) == model
@@ -278,6 +282,13 @@ def test_catalog_entry_and_probe_reach_the_format(fmt: ApiFormat) -> None:
         assert found[0].format is fmt and found[1].model == model
         assert found[0].billable and not found[1].stream
     assert fmt.user_message(body)  # the probe asks something
+
+
+def test_probes_ask_only_the_models_their_api_serves() -> None:
+    assert cloud.VERTEX_GENERATE.probe("claude-sonnet-4-5@20250929") is None
+    assert cloud.VERTEX_RAW_PREDICT.probe("gemini-2.5-pro") is None
+    assert cloud.BEDROCK_INVOKE.probe("mistral.mistral-large-2402-v1:0") is None
+    assert cloud.BEDROCK_CONVERSE.probe("mistral.mistral-large-2402-v1:0") is not None
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,10 @@ class ApiFormat(Protocol):
         gateway endpoints it enables (model placeholders as `{model}`)."""
         ...
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
-        """A minimal request to `model` (gateway path, JSON body): the Models page's Test."""
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        """A minimal request to `model` (gateway path, JSON body): the Models page's Test;
+        None when this API cannot ask that model (Vertex publishes Gemini and Claude under
+        different methods, Bedrock's InvokeModel body is the model vendor's own)."""
         ...
 
 

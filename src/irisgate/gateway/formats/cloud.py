@@ -64,6 +64,11 @@ _VERTEX_ANTHROPIC = "vertex-2023-10-16"
 _BEDROCK_ANTHROPIC = "bedrock-2023-05-31"
 
 
+def _is_claude(model: str) -> bool:
+    """An Anthropic model on Vertex (`claude-…@date`) or Bedrock (`[region.]anthropic.…`)."""
+    return model.startswith("claude") or "anthropic." in model
+
+
 def _google_segment(model: str) -> str:
     return quote(model, safe="@")
 
@@ -133,7 +138,7 @@ class GeminiGenerateContent(_ModelInPath, _GoogleErrors):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return gemini.count_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
         return f"/v1beta/models/{_google_segment(model)}:generateContent", _contents_probe()
 
     def accumulator(self) -> StreamAccumulator:
@@ -158,7 +163,9 @@ class VertexGenerateContent(GeminiGenerateContent):
         "/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:countTokens",
     )
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        if _is_claude(model):  # served by rawPredict
+            return None
         path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
         return path, _contents_probe()
 
@@ -195,7 +202,9 @@ class VertexRawPredict(_ModelInPath, _GoogleErrors):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return anthropic_messages.count_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        if not _is_claude(model):
+            return None
         path = f"{_VERTEX_PREFIX}/anthropic/models/{_google_segment(model)}:rawPredict"
         return path, _messages_probe(_VERTEX_ANTHROPIC)
 
@@ -261,9 +270,11 @@ class BedrockInvoke(_BedrockBase):
             response
         )
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
-        """An Anthropic body: InvokeModel bodies are the vendor's own, and the Test button
-        asks Bedrock's Anthropic models (other vendors' models answer to Converse)."""
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        """An Anthropic body: InvokeModel bodies are the vendor's own, so only Bedrock's
+        Anthropic models are asked this way (every model answers to Converse)."""
+        if not _is_claude(model):
+            return None
         return f"/bedrock/model/{quote(model, safe='')}/invoke", _messages_probe(_BEDROCK_ANTHROPIC)
 
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
@@ -294,7 +305,7 @@ class BedrockConverse(_BedrockBase):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return bedrock.converse_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
         body = {
             "messages": [{"role": "user", "content": [{"text": PROBE_TEXT}]}],
             "inferenceConfig": {"maxTokens": PROBE_TOKENS},

@@ -129,7 +129,7 @@ class OpenAIChat(_OpenAIBase):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return openai_chat.count_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
         messages = [{"role": "user", "content": PROBE_TEXT}]
         return "/v1/chat/completions", {
             "model": model,
@@ -180,7 +180,7 @@ class OpenAIResponses(_OpenAIBase):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return openai_responses.count_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
         return "/v1/responses", {
             "model": model,
             "max_output_tokens": PROBE_TOKENS,
@@ -230,7 +230,7 @@ class AnthropicMessages(_ModelInBody):
     def count_tool_calls(self, response: dict[str, Any]) -> int:
         return anthropic_messages.count_tool_calls(response)
 
-    def probe(self, model: str) -> tuple[str, dict[str, Any]]:
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
         messages = [{"role": "user", "content": PROBE_TEXT}]
         return "/v1/messages", {"model": model, "max_tokens": PROBE_TOKENS, "messages": messages}
 
