@@ -97,6 +97,7 @@ class Exchange:
     target: PathTarget | None = None  # what a path-templated API said in its URL
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
+    body: bytes = b""  # the request body as the client sent it, once read
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
@@ -242,11 +243,8 @@ class Gateway:
         identity, access = ex.identity, ex.access
         assert identity is not None
         assert access is not None
-        # recorded as the client sent it, so that a refused request keeps it too; the
-        # upstream request replaces body and headers once it is built
         record.request_bytes = len(body)
-        record.request_body = self._stored(body)
-        record.request_headers = redact(ex.headers)
+        ex.body = body  # a refused request is recorded with it (`_refuse`)
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
@@ -417,6 +415,9 @@ class Gateway:
         record = ex.record
         record.status, record.error = error.status, error.message
         record.response_bytes = len(ex.op.format.error_body(error)[0])
+        if not record.request_headers:  # refused before the upstream request was complete:
+            record.request_headers = redact(ex.headers)  # recorded as the client sent it
+            record.request_body = self._stored(ex.body)
         if record.login_name:
             record.duration_ms = (time.perf_counter() - ex.started) * 1000
             ex.journaled = self.runtime.journal(record)

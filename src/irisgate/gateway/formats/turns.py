@@ -81,7 +81,9 @@ def _role_first_turn(system: Any, messages: Any) -> list[Any]:
     if isinstance(messages, str):
         return [system, messages]
     first_user: Any = None
-    for message in _dicts(messages):
+    for message in messages if isinstance(messages, list) else ():  # stops at the first user
+        if not isinstance(message, dict):
+            continue
         role = message.get("role")
         if role in ("system", "developer"):
             system = system or message.get("content")
@@ -189,7 +191,12 @@ def gemini_first_turn(body: Mapping[str, Any]) -> list[Any]:
     contents = body.get("contents")
     if isinstance(contents, dict):  # the REST API takes a single Content too
         contents = [contents]
-    first = next((c.get("parts") for c in _dicts(contents) if _is_user(c)), None)
+    users = (
+        (c for c in contents if isinstance(c, dict) and _is_user(c))
+        if isinstance(contents, list)
+        else ()
+    )
+    first = next((c.get("parts") for c in users), None)
     return [system, first]
 
 
