@@ -78,7 +78,14 @@ def gw(
                 "send": ["user_message", "tools", "estimated_cost"],
             },
         ]
-        config["grants"][0]["app"]["tailscale.com/cap/aperture"].append({"send_hooks": wiring})
+        # a bucket too small for any request to Vertex Express's model: refused with 429
+        config["quotas"] = {"tiny:<user>": {"capacity": "$0.000000001", "rate": "$0/day"}}
+        config["grants"][0]["app"]["tailscale.com/cap/aperture"].extend(
+            [
+                {"send_hooks": wiring},
+                {"models": "vertex-express/**", "quotas": [{"bucket": "tiny:<user>"}]},
+            ]
+        )
         server = IrisgateServer(
             json.dumps(config), data_dir=Path(tmp_path_factory.mktemp("gw")), identity="dev"
         )
@@ -372,6 +379,16 @@ def test_refused_requests_are_recorded_whole(gw: IrisgateServer, hooks: FakeHook
         assert record["request_headers"]["authorization"] == "[redacted]"
         assert record["request_headers"]["content-type"] == "application/json"
         assert record["request_bytes"] > 0 and record["response_bytes"] > 0
+    # a quota's refusal (429), through Vertex
+    express = vertex_client(gw)
+    for _ in range(20):  # the first request spends the bucket, a later one is refused
+        request_id, status = _google_turn(express, "gemini-2.5-flash-lite", ["costly"])
+        if status != 200:
+            break
+    assert status == 429
+    record = wait_for_record(gw, request_id)
+    assert record["status"] == 429 and record["stream"] is False and record["session_id"]
+    assert "costly" in record["request_body"] and record["request_headers"]
     # a hook's block (451), asked for as a Gemini stream
     google = gemini_client(gw)  # kept: the SDK closes its HTTP client when collected
     stream = google.models.generate_content_stream(
