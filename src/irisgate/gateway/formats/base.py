@@ -112,6 +112,10 @@ class ApiFormat(Protocol):
         different methods, Bedrock's InvokeModel body is the model vendor's own)."""
         ...
 
+    # -- chat --------------------------------------------------------------------------------
+    # Whether and how the browser chat speaks this format is the chat's own adapter
+    # (irisgate/chat), deliberately not part of this interface: the relay never needs it.
+
 
 class Catalogued:
     """`catalog_entry` from a format's data: its `flag`, `title`, `api_type`, `endpoints`."""
