@@ -306,6 +306,27 @@ def test_bedrock_invoke_reads_every_vendor_body(body: dict[str, Any], text: str)
     assert text in orjson.dumps(fmt.first_turn(body)).decode()
 
 
+def test_gemini_cli_runs_in_one_place_are_sessions_of_their_own() -> None:
+    """Gemini CLI starts every run with the same setup turn (date, OS, folder): the first
+    thing the user asks after it tells the runs apart, and stays the same in later turns."""
+    setup_text = "This is the Gemini CLI. We are setting up the context for our chat.\nMonday."
+    setup = {"role": "user", "parts": [{"text": setup_text}]}
+    ack = {"role": "model", "parts": [{"text": "Got it. Thanks for the context!"}]}
+
+    def run(*asked: str) -> str:
+        contents: list[dict[str, Any]] = [setup, ack]
+        for i, text in enumerate(asked):
+            if i:
+                contents.append({"role": "model", "parts": [{"text": "done"}]})
+            contents.append({"role": "user", "parts": [{"text": text}]})
+        return fingerprint(cloud.GEMINI.first_turn({"contents": contents}), "u")
+
+    assert run("fix the tests") == run("fix the tests", "now commit")
+    assert run("fix the tests") != run("write the docs")
+    alone = fingerprint(cloud.GEMINI.first_turn({"contents": [setup]}), "u")
+    assert alone != fingerprint(cloud.GEMINI.first_turn({"contents": []}), "u")
+
+
 def test_bedrock_invoke_reads_nova_tool_use() -> None:
     nova = {"output": {"message": {"content": [{"toolUse": {"name": "f", "input": {"a": 1}}}]}}}
     assert cloud.BEDROCK_INVOKE.tool_calls(nova) == [{"name": "f", "params": {"a": 1}}]

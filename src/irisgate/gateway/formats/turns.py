@@ -185,19 +185,25 @@ def _is_user(content: Mapping[str, Any]) -> bool:
     return bool(content.get("role", "user") == "user")  # a single-turn request may omit the role
 
 
+#: how Gemini CLI's setup turn starts: its date, OS and folder listing are the same for every
+#: run in one place on one day, so the conversation starts with the user content after it
+_GEMINI_CLI_SETUP = "This is the Gemini CLI. We are setting up the context"
+
+
 def gemini_first_turn(body: Mapping[str, Any]) -> list[Any]:
-    """[systemInstruction, the first user content's parts]."""
+    """[systemInstruction, the first user content's parts] (Gemini CLI's setup turn skipped
+    when a user content follows it)."""
     system = body.get("systemInstruction") or body.get("system_instruction") or ""
     contents = body.get("contents")
     if isinstance(contents, dict):  # the REST API takes a single Content too
         contents = [contents]
-    users = (
-        (c for c in contents if isinstance(c, dict) and _is_user(c))
-        if isinstance(contents, list)
-        else ()
+    users = iter(
+        () if not isinstance(contents, list) else (c for c in contents if isinstance(c, dict))
     )
-    first = next((c.get("parts") for c in users), None)
-    return [system, first]
+    first = next((c for c in users if _is_user(c)), None)
+    if first is not None and _text(first.get("parts")).startswith(_GEMINI_CLI_SETUP):
+        first = next((c for c in users if _is_user(c)), first)
+    return [system, first.get("parts") if first is not None else None]
 
 
 def gemini_user_message(body: Mapping[str, Any]) -> str:
