@@ -173,6 +173,21 @@ def chat_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, An
     return (name, schema) if name else None
 
 
+def responses_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, Any] | None:
+    """(name, parameters schema) of the function a Responses request should get a call of:
+    its first `function` tool, when the final input item is a user message asking for a
+    tool call (`always`: whenever it offers one)."""
+    if body.get("tool_choice") == "none":
+        return None
+    if not always and not wants_tool_call(body.get("input")):
+        return None
+    tools = [
+        t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
+    ]
+    name, schema = first_function(tools, None, "parameters")
+    return (name, schema) if name else None
+
+
 def include_usage(body: Mapping[str, Any]) -> bool:
     """Whether a streamed chat request asked for the trailing usage chunk."""
     options = body.get("stream_options")
@@ -336,6 +351,27 @@ def _message_item(item_id: str, status: str, content: Sequence[dict[str, Any]]) 
     }
 
 
+def _function_call_item(item_id: str, status: str, reply: Reply) -> dict[str, Any]:
+    """The `function_call` output item of a reply that calls a tool."""
+    call = reply.tool_call
+    assert call is not None
+    done = status == "completed"
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": call.arguments if done else "",
+        "call_id": call.id,
+        "name": call.name,
+    }
+
+
+def _output_item(item_id: str, reply: Reply) -> dict[str, Any]:
+    if reply.tool_call is not None:
+        return _function_call_item(item_id, "completed", reply)
+    return _message_item(item_id, "completed", [_output_text(reply.text)])
+
+
 def response_object(
     reply: Reply,
     response_id: str,
@@ -345,7 +381,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = [_output_item(reply, item_id, "completed")] if completed else []
+    output = [_output_item(item_id, reply)] if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -388,34 +424,6 @@ def response_body(
 ) -> bytes:
     """A non-stream Responses API body."""
     return orjson.dumps(response_object(reply, response_id, item_id, request), option=_INDENT)
-
-
-def _function_call_item(reply: Reply, item_id: str, status: str) -> dict[str, Any]:
-    call = reply.tool_call
-    assert call is not None
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "arguments": call.arguments if status == "completed" else "",
-        "call_id": call.id,
-        "name": call.name,
-    }
-
-
-def _output_item(reply: Reply, item_id: str, status: str) -> dict[str, Any]:
-    """The one output item: the tool call, else the message."""
-    if reply.tool_call is not None:
-        return _function_call_item(reply, item_id, status)
-    return _message_item(item_id, status, [_output_text(reply.text)])
-
-
-def responses_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """(name, parameters) of the function tool to call, when the last user input asks."""
-    if not wants_tool_call(body.get("input")):
-        return None
-    name, schema = first_function(body.get("tools"), None, "parameters")
-    return (name, schema) if name else None
 
 
 def _event(kind: str, seq: int, fields: dict[str, Any]) -> bytes:
@@ -478,17 +486,23 @@ def response_events(
 def _function_call_events(
     reply: Reply, item_id: str, emit: Callable[..., bytes]
 ) -> Iterator[bytes]:
-    """`output_item.added`, the arguments' deltas, their `done` and `output_item.done`."""
+    """The events of a `function_call` output item, its arguments streamed in pieces."""
     call = reply.tool_call
     assert call is not None
-    added = _function_call_item(reply, item_id, "in_progress")
-    yield emit("response.output_item.added", item=added, output_index=0)
+    yield emit(
+        "response.output_item.added",
+        item=_function_call_item(item_id, "in_progress", reply),
+        output_index=0,
+    )
     where = {"item_id": item_id, "output_index": 0}
     for piece in call.argument_pieces:
         yield emit("response.function_call_arguments.delta", delta=piece, **where)
     yield emit("response.function_call_arguments.done", arguments=call.arguments, **where)
-    done = _function_call_item(reply, item_id, "completed")
-    yield emit("response.output_item.done", item=done, output_index=0)
+    yield emit(
+        "response.output_item.done",
+        item=_function_call_item(item_id, "completed", reply),
+        output_index=0,
+    )
 
 
 # -- stored responses (retrieve, delete, input items, cancel) -------------------------------------
