@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from irisgate.gateway.errors import ErrorKind, GatewayError
-from irisgate.gateway.formats import anthropic_messages, bedrock, gemini
+from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemini
 from irisgate.gateway.formats.base import ChunkFilter, StreamAccumulator
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
@@ -81,6 +81,8 @@ class GeminiGenerateContent(_ModelInPath, _GoogleErrors):
     api_type = "gemini_generate_content"
     cost_basis = "google"
     title = "Gemini"
+    #: how the chat app holds a conversation over this API (gateway/formats/chatwire.py)
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.GEMINI
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return gemini.usage_from_response(body), gemini.count_tool_calls(body)
@@ -100,6 +102,7 @@ class VertexGenerateContent(GeminiGenerateContent):
     api_type = "google_generate_content"
     cost_basis = "vertex"
     title = "Vertex AI generateContent"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_GEMINI
 
 
 class VertexRawPredict(_ModelInPath, _GoogleErrors):
@@ -110,6 +113,7 @@ class VertexRawPredict(_ModelInPath, _GoogleErrors):
     api_type = "google_raw_predict"
     cost_basis = "vertex"
     title = "Vertex AI rawPredict"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_ANTHROPIC
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return (
@@ -150,6 +154,8 @@ class BedrockInvoke(_BedrockBase):
     flag = "bedrock_model_invoke"
     api_type = "bedrock_model_invoke"
     title = "Bedrock InvokeModel"
+    #: the body is the model vendor's own: the chat uses Converse instead
+    chat_adapter: chatwire.ChatAdapter | None = None
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         """Anthropic bodies (`usage.input_tokens`), else the other vendors' shapes Bedrock
@@ -171,6 +177,7 @@ class BedrockConverse(_BedrockBase):
     flag = "bedrock_converse"
     api_type = "bedrock_converse"
     title = "Bedrock Converse"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.CONVERSE
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return bedrock.converse_usage(body.get("usage")), bedrock.converse_tool_calls(body)

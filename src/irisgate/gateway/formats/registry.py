@@ -13,7 +13,13 @@ from typing import Any
 import orjson
 
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses, texts
+from irisgate.gateway.formats import (
+    anthropic_messages,
+    chatwire,
+    openai_chat,
+    openai_responses,
+    texts,
+)
 from irisgate.gateway.formats.base import ChunkFilter, Operation, StreamAccumulator
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
@@ -97,6 +103,8 @@ class OpenAIChat(_OpenAIBase):
     flag = "openai_chat"
     api_type = "oai_completions"
     title = "OpenAI Chat Completions"
+    #: how the chat app holds a conversation over this API (gateway/formats/chatwire.py)
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.OPENAI_CHAT
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_chat.usage_from_response(body), openai_chat.count_tool_calls(body)
@@ -127,6 +135,7 @@ class OpenAIResponses(_OpenAIBase):
     flag = "openai_responses"
     api_type = "oai_responses"
     title = "OpenAI Responses"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.RESPONSES
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_responses.usage_from_response(body), openai_responses.count_tool_calls(body)
@@ -146,6 +155,7 @@ class AnthropicMessages(_ModelInBody):
     flag = "anthropic_messages"
     api_type = "ant_messages"
     title = "Anthropic Messages"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.ANTHROPIC
     cost_basis = "anthropic"
 
     def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
