@@ -27,10 +27,18 @@ FORMATS: tuple[ApiFormat, ...] = (
 )
 
 
-def chat_format(provider: Provider) -> ApiFormat | None:
-    """The format the chat speaks to this provider: its first with a chat adapter."""
+def chat_format(provider: Provider, model: str) -> ApiFormat | None:
+    """The format the chat speaks to this provider about `model`: the first the provider
+    accepts whose chat adapter serves the model."""
     return next(
-        (f for f in FORMATS if f.chat_adapter is not None and provider.accepts(f.flag)), None
+        (
+            f
+            for f in FORMATS
+            if f.chat_adapter is not None
+            and provider.accepts(f.flag)
+            and f.chat_adapter.serves(model)
+        ),
+        None,
     )
 
 
@@ -57,7 +65,7 @@ def _entries(snapshot: Snapshot, access: Access) -> list[tuple[dict[str, Any], C
         for provider in providers:
             if not provider.enabled or not access.may_use_model(f"{provider.id}/{model}"):
                 continue
-            fmt = chat_format(provider)
+            fmt = chat_format(provider, model)
             if fmt is None or fmt.chat_adapter is None:
                 continue
             out.append((_entry(provider, model, fmt, fmt.chat_adapter), fmt.chat_adapter))

@@ -198,7 +198,7 @@ def _model(
     if served and provider is not None and caller_access.may_use_model(model_id):
         if not provider.enabled:
             raise ApiError(400, f"model {model_id!r} cannot be used: its provider is disabled")
-        if chat_format(provider) is None:
+        if chat_format(provider, bare) is None:
             speaks = ", ".join(sorted(f for f, on in provider.compatibility.items() if on))
             raise ApiError(
                 400,

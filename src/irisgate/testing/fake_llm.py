@@ -25,8 +25,13 @@ Tool calls and thinking
     answer is a call of the first function tool (arguments from its schema, or
     `tool_arguments`); a final tool-result message gets a text answer again, unless
     `tool_every_turn` is set (then every request offering a tool gets a call of it).
-    Anthropic requests with ``thinking.type`` ``enabled``/``adaptive`` get a thinking block
-    first. Responses API answers are always a text message.
+    The same holds for Responses (``function`` tools), Gemini (``functionDeclarations``) and
+    Bedrock Converse (``toolConfig``). Anthropic requests with ``thinking.type``
+    ``enabled``/``adaptive`` get a thinking block first; so do Responses requests asking for a
+    ``reasoning.summary`` (a reasoning item), Gemini requests with
+    ``thinkingConfig.includeThoughts`` (thought parts; a call carries a thought signature)
+    and Converse requests with ``additionalModelRequestFields.thinking`` enabled (a
+    ``reasoningContent`` block with its signature).
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ class FakeLLM(StartStop):
     - ``prompt_tokens`` [None]: forces the counted prompt size (else the word rule).
     - ``cached_tokens`` [0], ``reasoning_tokens`` [0], ``cache_write_5m_tokens`` [0],
       ``cache_write_1h_tokens`` [0]: reported usage details (see `fake_reply`).
-    - ``thinking_text``: the Anthropic thinking block, streamed word by word.
+    - ``thinking_text``: the thinking (Anthropic block, Responses summary, Gemini thought
+      parts, Converse reasoning), streamed word by word.
     - ``tool_arguments`` [None]: arguments of tool calls (else derived from the schema).
     - ``tool_every_turn`` [False]: answer every request that offers a tool with a call of it,
       tool results included (a model that never stops calling tools).
@@ -532,7 +538,9 @@ class FakeLLM(StartStop):
         problem = fake_openai.check_responses(body)
         if problem is not None:
             return self._json(request, problem, status=400)
-        reply = self._plan(body, None, "call_")
+        tool = fake_openai.responses_tool(body)
+        thinking = fake_openai.responses_thinking(body)
+        reply = self._plan(body, tool, "call_", thinking=thinking)
         response_id, item_id = new_id("resp_", 48), new_id("msg_", 48)
         done = fake_openai.response_object(reply, response_id, item_id, body)
         background = body.get("background") is True

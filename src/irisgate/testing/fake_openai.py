@@ -19,7 +19,12 @@ Chat Completions
 Responses
     Non-stream: the response object (two-space indents). Stream: ``event: <type>\\ndata:
     {compact JSON}\\n\\n`` where each payload starts with ``type`` and the other keys follow
-    in alphabetical order, ``sequence_number`` counting from 0; no ``[DONE]``.
+    in alphabetical order, ``sequence_number`` counting from 0; no ``[DONE]``. A request
+    with ``reasoning.summary`` set gets a ``reasoning`` item first (its summary streamed as
+    ``response.reasoning_summary_text.delta`` events, one per thinking piece); one whose last
+    user message asks for a tool (`CALL_TOOL_TRIGGER`) and offers a ``function`` tool gets a
+    ``function_call`` item (``call_id``, ``name``, ``arguments`` streamed as
+    ``response.function_call_arguments.delta``) instead of the message.
 
 Stored responses
     ``GET /v1/responses/{id}`` answers the response object (a background response, created
@@ -150,6 +155,23 @@ def check_responses(body: Mapping[str, Any]) -> bytes | None:
             code="missing_required_parameter",
         )
     return _check_stream_options(body)
+
+
+def responses_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """(name, parameters) of the function a Responses request asks the model to call."""
+    if body.get("tool_choice") == "none" or not wants_tool_call(body.get("input")):
+        return None
+    functions = [t for t in body.get("tools") or () if isinstance(t, dict)]
+    name, schema = first_function(
+        [t for t in functions if t.get("type") == "function"], None, "parameters"
+    )
+    return (name, schema) if name else None
+
+
+def responses_thinking(body: Mapping[str, Any]) -> bool:
+    """Whether a Responses request asks for a reasoning summary."""
+    reasoning = body.get("reasoning")
+    return isinstance(reasoning, dict) and reasoning.get("summary") is not None
 
 
 def _check_stream_options(body: Mapping[str, Any]) -> bytes | None:
@@ -336,6 +358,31 @@ def _message_item(item_id: str, status: str, content: Sequence[dict[str, Any]]) 
     }
 
 
+def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"id": "rs_" + item_id[4:], "type": "reasoning", "summary": summary}
+
+
+def _call_item(reply: Reply, item_id: str, status: str, arguments: str) -> dict[str, Any]:
+    call = reply.tool_call
+    assert call is not None
+    return {
+        "id": "fc_" + item_id[4:],
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": call.id,
+        "name": call.name,
+    }
+
+
+def _output_items(reply: Reply, item_id: str) -> list[dict[str, Any]]:
+    items = [_reasoning_item(item_id, reply.thinking)] if reply.thinking_pieces else []
+    if reply.tool_call is not None:
+        return [*items, _call_item(reply, item_id, "completed", reply.tool_call.arguments)]
+    return [*items, _message_item(item_id, "completed", [_output_text(reply.text)])]
+
+
 def response_object(
     reply: Reply,
     response_id: str,
@@ -345,7 +392,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = [_message_item(item_id, "completed", [_output_text(reply.text)])] if completed else []
+    output = _output_items(reply, item_id) if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -397,6 +444,28 @@ def _event(kind: str, seq: int, fields: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+def _message_events(
+    reply: Reply, item_id: str, index: int, emit: Any, *, obfuscate: bool
+) -> Iterator[bytes]:
+    yield emit(
+        "response.output_item.added",
+        item=_message_item(item_id, "in_progress", []),
+        output_index=index,
+    )
+    where = {"content_index": 0, "item_id": item_id, "output_index": index}
+    yield emit("response.content_part.added", part=_output_text(""), **where)
+    for piece in reply.pieces:
+        extra = {"obfuscation": padding()} if obfuscate else {}
+        yield emit("response.output_text.delta", delta=piece, logprobs=[], **extra, **where)
+    yield emit("response.output_text.done", text=reply.text, logprobs=[], **where)
+    yield emit("response.content_part.done", part=_output_text(reply.text), **where)
+    yield emit(
+        "response.output_item.done",
+        item=_message_item(item_id, "completed", [_output_text(reply.text)]),
+        output_index=index,
+    )
+
+
 def response_events(
     reply: Reply,
     response_id: str,
@@ -417,23 +486,33 @@ def response_events(
     pending = response_object(reply, response_id, item_id, request, completed=False)
     yield emit("response.created", response=pending)
     yield emit("response.in_progress", response=pending)
-    yield emit(
-        "response.output_item.added",
-        item=_message_item(item_id, "in_progress", []),
-        output_index=0,
-    )
-    where = {"content_index": 0, "item_id": item_id, "output_index": 0}
-    yield emit("response.content_part.added", part=_output_text(""), **where)
-    for piece in reply.pieces:
-        extra = {"obfuscation": padding()} if obfuscate else {}
-        yield emit("response.output_text.delta", delta=piece, logprobs=[], **extra, **where)
-    yield emit("response.output_text.done", text=reply.text, logprobs=[], **where)
-    yield emit("response.content_part.done", part=_output_text(reply.text), **where)
-    yield emit(
-        "response.output_item.done",
-        item=_message_item(item_id, "completed", [_output_text(reply.text)]),
-        output_index=0,
-    )
+    index = 0
+    if reply.thinking_pieces:
+        reasoning = _reasoning_item(item_id, "")
+        yield emit("response.output_item.added", item=reasoning, output_index=0)
+        where = {"item_id": reasoning["id"], "output_index": 0, "summary_index": 0}
+        part = {"type": "summary_text", "text": ""}
+        yield emit("response.reasoning_summary_part.added", part=part, **where)
+        for piece in reply.thinking_pieces:
+            yield emit("response.reasoning_summary_text.delta", delta=piece, **where)
+        yield emit("response.reasoning_summary_text.done", text=reply.thinking, **where)
+        part = {"type": "summary_text", "text": reply.thinking}
+        yield emit("response.reasoning_summary_part.done", part=part, **where)
+        done = _reasoning_item(item_id, reply.thinking)
+        yield emit("response.output_item.done", item=done, output_index=0)
+        index = 1
+    if reply.tool_call is not None:
+        call = reply.tool_call
+        item = _call_item(reply, item_id, "in_progress", "")
+        yield emit("response.output_item.added", item=item, output_index=index)
+        at = {"item_id": item["id"], "output_index": index}
+        for piece in call.argument_pieces:
+            yield emit("response.function_call_arguments.delta", delta=piece, **at)
+        yield emit("response.function_call_arguments.done", arguments=call.arguments, **at)
+        item = _call_item(reply, item_id, "completed", call.arguments)
+        yield emit("response.output_item.done", item=item, output_index=index)
+    else:
+        yield from _message_events(reply, item_id, index, emit, obfuscate=obfuscate)
     yield emit(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),

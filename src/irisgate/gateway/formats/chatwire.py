@@ -110,11 +110,20 @@ class ChatAdapter(Protocol):
     #: what the effort control's empty choice means with this API
     effort_off: str
 
+    def serves(self, model: str) -> bool:
+        """Whether this API holds conversations with `model` (Vertex AI: Claude models by
+        rawPredict, the others by generateContent)."""
+        ...
+
     def path(self, model: str) -> str: ...
 
     def request(self, turn: ChatTurn) -> dict[str, Any]: ...
 
     def decoder(self) -> ChatDecoder: ...
+
+
+def _is_claude(model: str) -> bool:
+    return model.rsplit("/", 1)[-1].lower().startswith("claude")
 
 
 # --- shared pieces ------------------------------------------------------------------------
@@ -217,6 +226,9 @@ def _error_text(data: dict[str, Any]) -> str:
 class OpenAIChatAdapter:
     features = frozenset(FEATURES)
     effort_off = "Reasoning: default"
+
+    def serves(self, model: str) -> bool:
+        return True
 
     def path(self, model: str) -> str:
         return "/v1/chat/completions"
@@ -347,6 +359,9 @@ class AnthropicAdapter:
     features = frozenset(FEATURES)
     effort_off = "Thinking: off"
 
+    def serves(self, model: str) -> bool:
+        return True
+
     def path(self, model: str) -> str:
         return "/v1/messages"
 
@@ -425,6 +440,9 @@ class AnthropicAdapter:
 class VertexAnthropicAdapter(AnthropicAdapter):
     """Claude on Vertex AI: Messages bodies without `model` (it is in the path) and with
     Vertex's `anthropic_version`; project and region are the provider's."""
+
+    def serves(self, model: str) -> bool:
+        return _is_claude(model)
 
     def path(self, model: str) -> str:
         return (
@@ -521,6 +539,9 @@ class _AnthropicDecoder(_SSEDecoder):
 class ResponsesAdapter:
     features = frozenset(FEATURES)
     effort_off = "Reasoning: default"
+
+    def serves(self, model: str) -> bool:
+        return True
 
     def path(self, model: str) -> str:
         return "/v1/responses"
@@ -644,6 +665,9 @@ class GeminiAdapter:
     features = frozenset(FEATURES)
     effort_off = "Reasoning: default"
 
+    def serves(self, model: str) -> bool:
+        return True
+
     def path(self, model: str) -> str:
         return f"/v1beta/models/{quote(model, safe='')}:streamGenerateContent?alt=sse"
 
@@ -702,6 +726,9 @@ class GeminiAdapter:
 
 
 class VertexGeminiAdapter(GeminiAdapter):
+    def serves(self, model: str) -> bool:
+        return not _is_claude(model)
+
     def path(self, model: str) -> str:
         return (
             "/v1/projects/_aperture_auto_vertex_project_id_/locations/"
@@ -794,6 +821,9 @@ class ConverseAdapter:
 
     features = frozenset(FEATURES)
     effort_off = "Thinking: off"
+
+    def serves(self, model: str) -> bool:
+        return True
 
     def path(self, model: str) -> str:
         return f"/bedrock/model/{quote(model, safe='')}/converse-stream"
