@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -311,6 +312,30 @@ def test_reasoning_is_asked_for_shown_and_goes_back_with_a_tool_call(
     if signature is not None:
         assert signature in sent
     assert DEFAULT_THINKING.split()[0] in sent or signature is not None
+
+
+@pytest.mark.parametrize("model", ["gemini/gemini-2.5-flash", f"bedrock/{BEDROCK_SONNET}"])
+def test_leaving_a_round_cancels_the_upstream_stream_and_records_it_cancelled(
+    gateway: IrisgateServer, fake_llm: FakeLLM, model: str
+) -> None:
+    gate = threading.Event()
+    fake_llm.stream_gate = gate
+    fake_llm.gate_after_events = 2
+    cid = conversation(gateway, "A long story, please")
+    client = api(gateway, USER)
+    with client.stream(
+        "POST", f"/api/chat/conversations/{cid}/round", json={"model": model}
+    ) as resp:
+        request_id = resp.headers["x-irisgate-request-id"]
+        first = next(line for line in resp.iter_lines() if line.startswith("data:"))
+        assert orjson.loads(first[5:])["type"] == "text"
+    client.close()  # the browser's Stop: its connection goes away mid-answer
+    try:
+        assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
+    finally:
+        gate.set()
+    record = wait_recorded(gateway, request_id)
+    assert record["cancelled"] is True and record["login_name"] == USER
 
 
 def test_gemini_and_bedrock_answers_stream_in_the_chat_page(
