@@ -211,14 +211,20 @@ def _model(
 # --- the in-process gateway request -------------------------------------------------------
 
 
+#: answer messages held for a browser that reads slowly; past it the gateway waits (and its
+#: --send-timeout applies), as it would for a slow client of its own
+_HELD = 64
+
+
 class _Exchange:
     """One in-process request to the gateway: its body goes in once, its answer comes out
-    through a queue; `leave()` tells the gateway its client went away."""
+    through a bounded queue; `leave()` tells the gateway its client went away."""
 
     def __init__(self, body: bytes) -> None:
         self._body: bytes | None = body
         self._gone = asyncio.Event()
-        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._space = asyncio.Event()
+        self._messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_HELD)
 
     async def receive(self) -> dict[str, Any]:
         if self._body is not None:
@@ -228,11 +234,23 @@ class _Exchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: dict[str, Any]) -> None:
-        if not self._gone.is_set():
-            self.messages.put_nowait(message)
+        """Hand a message to the reader; waits while it is behind, drops once it left."""
+        while not self._gone.is_set():
+            try:
+                self._messages.put_nowait(message)
+                return
+            except asyncio.QueueFull:
+                self._space.clear()
+                await self._space.wait()
+
+    async def next(self) -> dict[str, Any]:
+        message = await self._messages.get()
+        self._space.set()
+        return message
 
     def leave(self) -> None:
         self._gone.set()
+        self._space.set()
 
 
 _RUNNING: set[asyncio.Task[None]] = set()
@@ -261,7 +279,7 @@ def _start(llm: Asgi, scope: dict[str, Any], exchange: _Exchange) -> None:
         try:
             await llm(scope, exchange.receive, exchange.send)
         finally:
-            exchange.messages.put_nowait({"type": "irisgate.done"})
+            await exchange.send({"type": "irisgate.done"})
 
     task = asyncio.create_task(run())
     _RUNNING.add(task)  # runs to its end (recording the request) even when the browser left
@@ -270,7 +288,7 @@ def _start(llm: Asgi, scope: dict[str, Any], exchange: _Exchange) -> None:
 
 async def _body_messages(exchange: _Exchange) -> AsyncIterator[bytes]:
     while True:
-        message = await exchange.messages.get()
+        message = await exchange.next()
         if message["type"] == "http.response.body":
             if message.get("body"):
                 yield message["body"]
@@ -321,7 +339,11 @@ async def run_round(request: Request) -> Response:
     exchange = _Exchange(body)
     llm: Asgi = request.app.state.llm
     _start(llm, _scope(dict(request.scope), adapter.path(model["id"]), body), exchange)
-    first = await exchange.messages.get()
+    try:
+        first = await exchange.next()
+    except BaseException:
+        exchange.leave()
+        raise
     if first["type"] != "http.response.start":
         raise ApiError(502, "the gateway gave no answer")
     status = int(first["status"])
