@@ -9,8 +9,9 @@ export const MAX_ROUNDS = 8;
 
 // Tool names as the APIs accept them (letters, digits, _ and -, at most 64); irisgate
 // writes them the same way (irisgate.chat.rounds.wire_name).
+// Counted in characters (code points), as Python counts them.
 export function wireName(name) {
-  return name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
+  return Array.from(name.replace(/[^A-Za-z0-9_-]/gu, "_")).slice(0, 64).join("");
 }
 
 // What one model round streamed so far.
