@@ -130,3 +130,10 @@ def test_tool_arguments_that_are_not_an_object_are_a_problem_not_a_crash() -> No
 def test_bedrock_invoke_has_no_chat_adapter_and_converse_one() -> None:
     assert cloud.BEDROCK_INVOKE.chat_adapter is None
     assert cloud.BEDROCK_CONVERSE.chat_adapter is chatwire.CONVERSE
+
+
+def test_every_format_the_chat_can_use_is_walked_here() -> None:
+    from irisgate.chat.models import FORMATS
+
+    chatty = {f.name for f in FORMATS if f.chat_adapter is not None}
+    assert chatty == {fmt.name for fmt, _ in STREAMS.values()}
