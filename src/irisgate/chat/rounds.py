@@ -211,8 +211,8 @@ def _model(
 # --- the in-process gateway request -------------------------------------------------------
 
 
-#: answer messages held for a browser that reads slowly; past it the gateway waits (and its
-#: --send-timeout applies), as it would for a slow client of its own
+#: answer messages held for a browser that reads slowly; past it the gateway waits, and a
+#: browser that stops reading is cut by its connection's --send-timeout (then `leave()`)
 _HELD = 64
 
 
