@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from irisgate.testing.fake_reply import Reply, count_words, first_function, wants_tool_call
+from irisgate.testing.fake_reply import Reply, count_words, first_function
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -126,18 +126,17 @@ def function_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
     last = contents[-1]
     if not isinstance(last, dict) or last.get("role", "user") != "user":
         return None
-    if not wants_tool_call(" ".join(_texts(last))):
+    text = " ".join(_texts(last))  # every part: Gemini CLI sends its context, then the prompt
+    if "call tool" not in text:
         return None
     tools = body.get("tools")
+    # a declaration's schema is `parameters` (OpenAPI subset) or `parametersJsonSchema`
+    # (JSON Schema, what Gemini CLI sends)
     declarations = [
-        d
+        {**d, "parameters": d.get("parameters") or d.get("parametersJsonSchema")}
         for tool in (tools if isinstance(tools, list) else [])
         if isinstance(tool, dict)
         for d in (tool.get("functionDeclarations") or [])
-    ]
-    declarations = [
-        {**d, "parameters": d.get("parameters", d.get("parametersJsonSchema"))}
-        for d in declarations
         if isinstance(d, dict)
     ]
     name, schema = first_function(declarations, None, "parameters")

@@ -25,8 +25,9 @@ Tool calls and thinking
     answer is a call of the first function tool (arguments from its schema, or
     `tool_arguments`); a final tool-result message gets a text answer again, unless
     `tool_every_turn` is set (then every request offering a tool gets a call of it).
-    The same holds for Responses (``function`` tools), Gemini (``functionDeclarations``) and
-    Bedrock Converse (``toolConfig``). Anthropic requests with ``thinking.type``
+    Responses API calls get a `function_call` output item by the same rule (a final
+    `function_call_output` item gets text); so do Gemini (``functionDeclarations``) and
+    Bedrock Converse (``toolConfig``) requests. Anthropic requests with ``thinking.type``
     ``enabled``/``adaptive`` get a thinking block first; so do Responses requests asking for a
     ``reasoning.summary`` (a reasoning item), Gemini requests with
     ``thinkingConfig.includeThoughts`` (thought parts; a call carries a thought signature)
@@ -538,10 +539,11 @@ class FakeLLM(StartStop):
         problem = fake_openai.check_responses(body)
         if problem is not None:
             return self._json(request, problem, status=400)
-        tool = fake_openai.responses_tool(body)
+        tool = fake_openai.responses_tool(body, always=self.tool_every_turn)
         thinking = fake_openai.responses_thinking(body)
         reply = self._plan(body, tool, "call_", thinking=thinking)
-        response_id, item_id = new_id("resp_", 48), new_id("msg_", 48)
+        item_prefix = "msg_" if tool is None else "fc_"
+        response_id, item_id = new_id("resp_", 48), new_id(item_prefix, 48)
         done = fake_openai.response_object(reply, response_id, item_id, body)
         background = body.get("background") is True
         if body.get("store", True) is not False:

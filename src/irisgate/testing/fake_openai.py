@@ -42,7 +42,7 @@ Errors
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -157,17 +157,6 @@ def check_responses(body: Mapping[str, Any]) -> bytes | None:
     return _check_stream_options(body)
 
 
-def responses_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """(name, parameters) of the function a Responses request asks the model to call."""
-    if body.get("tool_choice") == "none" or not wants_tool_call(body.get("input")):
-        return None
-    functions = [t for t in body.get("tools") or () if isinstance(t, dict)]
-    name, schema = first_function(
-        [t for t in functions if t.get("type") == "function"], None, "parameters"
-    )
-    return (name, schema) if name else None
-
-
 def responses_thinking(body: Mapping[str, Any]) -> bool:
     """Whether a Responses request asks for a reasoning summary."""
     reasoning = body.get("reasoning")
@@ -192,6 +181,21 @@ def chat_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, An
     if not always and not wants_tool_call(body.get("messages")):
         return None
     name, schema = first_function(body.get("tools"), "function", "parameters")
+    return (name, schema) if name else None
+
+
+def responses_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, Any] | None:
+    """(name, parameters schema) of the function a Responses request should get a call of:
+    its first `function` tool, when the final input item is a user message asking for a
+    tool call (`always`: whenever it offers one)."""
+    if body.get("tool_choice") == "none":
+        return None
+    if not always and not wants_tool_call(body.get("input")):
+        return None
+    tools = [
+        t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
+    ]
+    name, schema = first_function(tools, None, "parameters")
     return (name, schema) if name else None
 
 
@@ -360,26 +364,30 @@ def _message_item(item_id: str, status: str, content: Sequence[dict[str, Any]]) 
 
 def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     summary = [{"type": "summary_text", "text": text}] if text else []
-    return {"id": "rs_" + item_id[4:], "type": "reasoning", "summary": summary}
+    return {"id": "rs_" + item_id.split("_", 1)[-1], "type": "reasoning", "summary": summary}
 
 
-def _call_item(reply: Reply, item_id: str, status: str, arguments: str) -> dict[str, Any]:
+def _function_call_item(item_id: str, status: str, reply: Reply) -> dict[str, Any]:
+    """The `function_call` output item of a reply that calls a tool."""
     call = reply.tool_call
     assert call is not None
+    done = status == "completed"
     return {
-        "id": "fc_" + item_id[4:],
+        "id": item_id,
         "type": "function_call",
         "status": status,
-        "arguments": arguments,
+        "arguments": call.arguments if done else "",
         "call_id": call.id,
         "name": call.name,
     }
 
 
-def _output_items(reply: Reply, item_id: str) -> list[dict[str, Any]]:
+def _output_items(item_id: str, reply: Reply) -> list[dict[str, Any]]:
+    """The output items of a finished reply: its reasoning (when it thought), then the
+    function call or the message."""
     items = [_reasoning_item(item_id, reply.thinking)] if reply.thinking_pieces else []
     if reply.tool_call is not None:
-        return [*items, _call_item(reply, item_id, "completed", reply.tool_call.arguments)]
+        return [*items, _function_call_item(item_id, "completed", reply)]
     return [*items, _message_item(item_id, "completed", [_output_text(reply.text)])]
 
 
@@ -392,7 +400,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = _output_items(reply, item_id) if completed else []
+    output = _output_items(item_id, reply) if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -502,20 +510,34 @@ def response_events(
         yield emit("response.output_item.done", item=done, output_index=0)
         index = 1
     if reply.tool_call is not None:
-        call = reply.tool_call
-        item = _call_item(reply, item_id, "in_progress", "")
-        yield emit("response.output_item.added", item=item, output_index=index)
-        at = {"item_id": item["id"], "output_index": index}
-        for piece in call.argument_pieces:
-            yield emit("response.function_call_arguments.delta", delta=piece, **at)
-        yield emit("response.function_call_arguments.done", arguments=call.arguments, **at)
-        item = _call_item(reply, item_id, "completed", call.arguments)
-        yield emit("response.output_item.done", item=item, output_index=index)
+        yield from _function_call_events(reply, item_id, emit, index)
     else:
         yield from _message_events(reply, item_id, index, emit, obfuscate=obfuscate)
     yield emit(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),
+    )
+
+
+def _function_call_events(
+    reply: Reply, item_id: str, emit: Callable[..., bytes], index: int = 0
+) -> Iterator[bytes]:
+    """The events of a `function_call` output item, its arguments streamed in pieces."""
+    call = reply.tool_call
+    assert call is not None
+    yield emit(
+        "response.output_item.added",
+        item=_function_call_item(item_id, "in_progress", reply),
+        output_index=index,
+    )
+    where = {"item_id": item_id, "output_index": index}
+    for piece in call.argument_pieces:
+        yield emit("response.function_call_arguments.delta", delta=piece, **where)
+    yield emit("response.function_call_arguments.done", arguments=call.arguments, **where)
+    yield emit(
+        "response.output_item.done",
+        item=_function_call_item(item_id, "completed", reply),
+        output_index=index,
     )
 
 
