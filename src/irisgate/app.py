@@ -71,6 +71,23 @@ async def _refuse_draining(scope: dict[str, Any], receive: Any, send: Any) -> No
     await response(scope, receive, send)
 
 
+def _in_process(gateway: Gateway) -> Any:
+    """The gateway's LLM paths for calls made in-process (the chat's model rounds,
+    irisgate.chat.rounds): the caller's scope with the API's path and body."""
+
+    async def llm(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        op = PATHS.get(scope["path"])
+        if op is not None:
+            await gateway.handle(scope, receive, send, op)
+            return
+        templated = classify(_raw_path(scope), scope.get("query_string", b""))
+        if templated is None:
+            raise ValueError(f"not an LLM API path: {scope['path']}")
+        await gateway.handle(scope, receive, send, templated[0], templated[1])
+
+    return llm
+
+
 def build_app(settings: Settings) -> ASGIApp:
     runtime = Runtime(settings)
     gateway = Gateway(runtime)
@@ -108,7 +125,7 @@ def build_app(settings: Settings) -> ASGIApp:
         lifespan=lifespan,
     )
     web.state.runtime = runtime
-    web.state.connectors = connectors
+    web.state.connectors, web.state.llm = connectors, _in_process(gateway)
     serve_web = answered(web)
 
     async def refused(scope: dict[str, Any], send: Any) -> bool:
