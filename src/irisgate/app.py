@@ -27,7 +27,6 @@ from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError, database_error
 from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
-from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
@@ -42,6 +41,7 @@ from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
+from irisgate.wire.bodylimit import close_unread
 
 ASGIApp = Any
 

@@ -20,7 +20,6 @@ from irisgate.cloudauth.provider import CloudAuth
 from irisgate.config.service import ConfigService
 from irisgate.exporters.s3 import S3Export
 from irisgate.gateway.drain import Drain
-from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
@@ -36,6 +35,7 @@ from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.tracing import Tracing
 from irisgate.telemetry.writer import BatchWriter
 from irisgate.usage.tokenizer import TokenizerJanitor
+from irisgate.wire.http1 import Http1Client
 
 log = structlog.get_logger("irisgate")
 #: how long a finished request's record may wait to share a transaction with others

@@ -13,8 +13,8 @@ import pytest
 
 from irisgate.cloudauth.keys import parse_service_account
 from irisgate.cloudauth.service_account import REFRESH_BEFORE, RETRY_AFTER_FAILURE, TokenSource
-from irisgate.gateway.errors import GatewayError
 from irisgate.testing import FakeGoogleOAuth
+from irisgate.wire.errors import GatewayError
 
 
 class Clock:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate.api.auth import ApiError, identify, runtime_of
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.wire.errors import GatewayError
 
 _FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 

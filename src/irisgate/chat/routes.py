@@ -23,7 +23,7 @@ from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
-from irisgate.gateway.upstream import redact
+from irisgate.wire.upstream import redact
 
 if TYPE_CHECKING:
     from irisgate.connectors.aggregate import Aggregator

@@ -23,8 +23,8 @@ from irisgate.cloudauth.keys import (
 )
 from irisgate.cloudauth.service_account import TokenSource
 from irisgate.config.model import Provider
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.upstream import UpstreamRequest
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.upstream import UpstreamRequest
 
 #: (client_email, private_key_id, token_uri): one token source per service account
 ServiceAccountKey = tuple[str, str, str]

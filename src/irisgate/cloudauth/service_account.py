@@ -24,7 +24,7 @@ import orjson
 import structlog
 
 from irisgate.cloudauth.keys import CredentialError, ServiceAccount
-from irisgate.gateway.errors import GatewayError
+from irisgate.wire.errors import GatewayError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey

@@ -23,16 +23,16 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
 from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
 from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
-from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, redact
 
 PREFIX = "/v1/connectors/"
 #: bodies are captured up to this size each; sizes are always recorded in full

@@ -29,18 +29,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from irisgate import nesting
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.duplicates import refuse_duplicate_keys
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import RelayResult, relay
 from irisgate.gateway.routing import Route
 from irisgate.gateway.tee import Tee, marker
-from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
 from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
@@ -49,6 +45,10 @@ from irisgate.telemetry.record import RequestRecord, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
+from irisgate.wire import nesting
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 if TYPE_CHECKING:
     from irisgate.runtime import Runtime

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ChunkFilter
-from irisgate.gateway.http1 import Http1Client, Response, UpstreamError
 from irisgate.gateway.tee import Tee
 from irisgate.gateway.timing import NAME as SERVER_TIMING
 from irisgate.gateway.timing import server_timing
-from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import Http1Client, Response, UpstreamError
+from irisgate.wire.upstream import HOP_BY_HOP, UpstreamRequest
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)

@@ -24,8 +24,6 @@ from typing import Any
 import orjson
 import structlog
 
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.http1 import Http1Client
 from irisgate.gateway.relay import RelayResult
 from irisgate.hooks import client, payload
 from irisgate.hooks.client import HookFailed
@@ -39,6 +37,8 @@ from irisgate.hooks.plan import (
 )
 from irisgate.snapshot import Snapshot
 from irisgate.telemetry.metrics import Metrics
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import Http1Client
 
 log = structlog.get_logger("irisgate.hooks")
 

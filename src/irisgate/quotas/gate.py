@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.routing import Route
 from irisgate.grants import Access
 from irisgate.identity import Identity
@@ -20,6 +19,7 @@ from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reser
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
+from irisgate.wire.errors import GatewayError
 
 
 @dataclass(slots=True)

@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.formats.eventstream import HeaderValue, encode_frame, encode_headers
 from irisgate.testing import fake_anthropic
 from irisgate.testing.fake_reply import Reply
+from irisgate.wire.eventstream import HeaderValue, encode_frame, encode_headers
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 _ERRORS = {

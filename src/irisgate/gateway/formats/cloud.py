@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.errors import ErrorKind, GatewayError
 from irisgate.gateway.formats import anthropic_messages, bedrock, gemini
 from irisgate.gateway.formats.base import ChunkFilter, StreamAccumulator
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.errors import ErrorKind, GatewayError
 
 #: google.rpc.Code names Google APIs put in `error.status`
 GOOGLE_STATUS: dict[ErrorKind, str] = {

@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses, texts
 from irisgate.gateway.formats.base import ChunkFilter, Operation, StreamAccumulator
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.errors import GatewayError
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
