@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes, unrouted
+from irisgate.api import observability, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError, database_error
@@ -31,16 +31,17 @@ from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.crosssite import CrossSiteGuard, refuse
-from irisgate.gateway.drain import REFUSAL
+from irisgate.drain import REFUSAL
 from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
-from irisgate.gateway.responses import response_id_of
 from irisgate.hosts import HostGuard
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
+from irisgate.telemetry.responses import response_id_of
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
+from irisgate.web import ui_routes
 from irisgate.wire.bodylimit import close_unread
 
 ASGIApp = Any

@@ -17,10 +17,9 @@ import genai_prices.data_snapshot
 import structlog
 
 from irisgate.cloudauth.provider import CloudAuth
-from irisgate.config.service import ConfigService
+from irisgate.configservice import ConfigService
+from irisgate.drain import Drain
 from irisgate.exporters.s3 import S3Export
-from irisgate.gateway.drain import Drain
-from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.quotas.gate import QuotaGate
@@ -30,6 +29,7 @@ from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.responses import ResponseIndex
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
 from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.tracing import Tracing

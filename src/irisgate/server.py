@@ -1,7 +1,7 @@
 """One irisgate instance serving HTTP: uvicorn, with irisgate's shutdown.
 
 SIGTERM or SIGINT starts the shutdown: the process keeps its listening socket open and
-answers probes, but refuses new requests with 503 and reports not ready (gateway/drain.py)
+answers probes, but refuses new requests with 503 and reports not ready (drain.py)
 while the requests in flight get `--shutdown-grace` seconds to finish; those still running
 then are cut and recorded. Only then does uvicorn stop listening, close the connections and
 run the lifespan shutdown, which writes every record and reports quota spending. A second
@@ -29,7 +29,7 @@ import structlog
 import uvicorn
 
 from irisgate.app import build_app
-from irisgate.gateway.drain import Drain
+from irisgate.drain import Drain
 from irisgate.listener import protocol_class
 from irisgate.portfile import write_port_file
 from irisgate.settings import Settings

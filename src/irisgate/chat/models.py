@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from irisgate.access.grants import Access
 from irisgate.chat.capabilities import accepts_images, supports_reasoning
-from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
 #: Chat-capable APIs in order of preference: (compatibility flag, gateway path).

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 import structlog
 
-from irisgate.cloudauth.keys import CredentialError, ServiceAccount
+from irisgate.config.cloudkeys import CredentialError, ServiceAccount
 from irisgate.wire.errors import GatewayError
 
 if TYPE_CHECKING:

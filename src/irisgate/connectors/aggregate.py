@@ -39,13 +39,13 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Connector
 from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
 from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
-from irisgate.grants import Access
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot

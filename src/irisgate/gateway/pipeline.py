@@ -8,9 +8,9 @@
 A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
 in a background task: quota settle, record and hooks follow there, after the client is gone.
 While the process shuts down, new requests are refused with 503 before any stage, and those
-still running at the end of the grace are cut like a client disconnect (gateway/drain.py).
+still running at the end of the grace are cut like a client disconnect (drain.py).
 Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
-response's creator (gateway/responses.py) instead of classify + route, without quota or hooks.
+response's creator (telemetry/responses.py) instead of classify + route, without quota or hooks.
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from irisgate.access.grants import Access
+from irisgate.access.routing import Route
+from irisgate.drain import REFUSAL
 from irisgate.gateway.capture import Answer, read_tee
-from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import RelayResult, relay
-from irisgate.gateway.routing import Route
 from irisgate.gateway.tee import Tee, marker
-from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.quotas.gate import Admission

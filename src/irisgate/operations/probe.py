@@ -17,7 +17,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from irisgate.cloudauth.keys import is_cloud_key
+from irisgate.config.cloudkeys import is_cloud_key
 from irisgate.config.model import Provider
 from irisgate.wire.upstream import build_headers, upstream_url
 

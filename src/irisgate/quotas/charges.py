@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Config, Quota
-from irisgate.grants import Access
 from irisgate.identity import Identity
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irisgate.gateway.routing import Route
-from irisgate.grants import Access
+from irisgate.access.grants import Access
+from irisgate.access.routing import Route
 from irisgate.identity import Identity
 from irisgate.quotas.charges import Chain, charges_for
 from irisgate.quotas.estimate import Guess, TypicalOutput, estimate

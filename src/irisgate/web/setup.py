@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from irisgate.grants import Access
+from irisgate.access.grants import Access
 from irisgate.snapshot import Snapshot
 
 #: The key the snippets give clients that require one (irisgate ignores it).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irisgate.cloudauth.keys import is_cloud_key
+from irisgate.config.cloudkeys import is_cloud_key
 from irisgate.config.model import Provider
 
 #: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)

@@ -184,5 +184,5 @@ PATHS: dict[str, Operation] = {
     "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
 }
 #: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
-#: response id (gateway/responses.py), relayed and recorded, never billed
+#: response id (telemetry/responses.py), relayed and recorded, never billed
 STORED_RESPONSE = Operation(OPENAI_RESPONSES, billable=False, can_stream=False)

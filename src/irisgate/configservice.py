@@ -15,13 +15,13 @@ from pathlib import Path
 
 import structlog
 
+from irisgate.access.grants import GrantIndex
 from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
 from irisgate.config.hujson import HuJSONSyntaxError
 from irisgate.config.model import ConfigError, ConfigIssue
 from irisgate.config.schema import build_config, parse_capability, syntax_issue
 from irisgate.config.schema_connectors import save_errors
 from irisgate.config.secrets import SecretSource, mask_text, unmask
-from irisgate.grants import GrantIndex
 from irisgate.identity import Identity
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
