@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 import structlog
 
-from irisgate.gateway.relay import RelayResult
 from irisgate.hooks import client, payload
 from irisgate.hooks.client import HookFailed
 from irisgate.hooks.plan import (
@@ -119,11 +118,12 @@ class HookRunner:
                 body, modified = answer["request_body"], True
         return body, modified
 
-    def after(self, plan: HookPlan, call: HookCall, result: RelayResult) -> None:
-        """Queue the post-response events of a request that reached the upstream."""
-        if result.status == 0:
+    def after(self, plan: HookPlan, call: HookCall, status: int, raw: bytes) -> None:
+        """Queue the post-response events of a request that reached the upstream: `status`
+        is the upstream's (0: it never answered, nothing is queued), `raw` a streamed
+        answer's bytes as captured (b"" for an answer that was not streamed)."""
+        if status == 0:
             return
-        raw = result.tee.stored() if call.record.stream else b""
         for wired in plan.post:
             fire = ENTIRE_REQUEST in wired.events or (
                 TOOL_CALL_ENTIRE_REQUEST in wired.events and call.record.tool_calls > 0
