@@ -111,7 +111,8 @@ class GracefulServer(uvicorn.Server):
 def run(settings: Settings, sock: socket.socket | None = None, parent: int | None = None) -> int:
     """Serve until a signal stops it; `sock`: a listening socket to serve on instead of
     binding `--listen`. Returns the exit status (0: a graceful stop)."""
-    app = build_app(settings)
+    drain = Drain()  # requests in flight: the shutdown refuses new ones, then cuts
+    app = build_app(settings, drain)
     config = uvicorn.Config(
         app,
         host=settings.listen_host,
@@ -130,7 +131,7 @@ def run(settings: Settings, sock: socket.socket | None = None, parent: int | Non
         proxy_headers=False,
     )
     port_file = settings.port_file if parent is None else None
-    server = GracefulServer(config, app.runtime.drain, settings.shutdown_grace, parent, port_file)
+    server = GracefulServer(config, drain, settings.shutdown_grace, parent, port_file)
     server.run(sockets=None if sock is None else [sock])
     if not server.started:
         return 1

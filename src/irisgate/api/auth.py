@@ -45,7 +45,7 @@ class Caller:
 
 
 def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = request.state.runtime
     return runtime
 
 

@@ -27,6 +27,7 @@ from irisgate.wire.upstream import redact
 
 if TYPE_CHECKING:
     from irisgate.connectors.aggregate import Aggregator
+    from irisgate.connectors.service import ConnectorService
 
 #: Longest accepted values, in characters.
 LIMITS: dict[str, int] = {
@@ -203,9 +204,8 @@ async def truncate_messages(request: Request) -> Response:
 
 async def _aggregator(request: Request) -> Aggregator:
     # the connector machinery (and the MCP SDK) is built by the first request needing it
-    service = request.app.state.connectors
-    await service.ready()
-    aggregator: Aggregator = service.aggregator
+    service: ConnectorService = request.state.connectors
+    aggregator: Aggregator = (await service.ready()).aggregator
     return aggregator
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +54,13 @@ class _Event:
 
 
 class HookRunner:
-    def __init__(self, http: Callable[[], Http1Client], max_answer: int) -> None:
+    def __init__(self, http: Http1Client, max_answer: int, metrics: Metrics | None = None) -> None:
         self._http = http
         self._max_answer = max_answer  # bytes of one hook answer (--max-hook-answer)
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._workers: list[asyncio.Task[None]] = []
         self.dropped = 0
-        self.metrics: Metrics | None = None  # set by the runtime
+        self.metrics = metrics
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,7 +92,7 @@ class HookRunner:
             data = orjson.dumps(payload.pre_request(call, wired.send, body))
             try:
                 self._count(hook.name, "pre_request")
-                answered = await client.call(self._http(), hook, data, self._max_answer)
+                answered = await client.call(self._http, hook, data, self._max_answer)
                 answer = _guardrail(hook.name, answered)
             except HookFailed as exc:
                 self._count_failure(hook.name, "pre_request", exc)
@@ -162,7 +161,7 @@ class HookRunner:
         try:
             data = payload.post_response(event.call, event.wired.send, event.raw_body, event.stream)
             self._count(hook.name, "post_response")
-            await client.call(self._http(), hook, orjson.dumps(data), self._max_answer)
+            await client.call(self._http, hook, orjson.dumps(data), self._max_answer)
         except HookFailed as exc:
             self._count_failure(hook.name, "post_response", exc)
             log.warning(

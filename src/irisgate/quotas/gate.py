@@ -30,11 +30,13 @@ class Admission:
 
 
 class QuotaGate:
-    def __init__(self, db: Database, data_dir: Path, max_reservation: int) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, max_reservation: int, metrics: Metrics | None = None
+    ) -> None:
         self.ledger = Ledger(db, data_dir)
         self.typical = TypicalOutput()
         self.max_reservation = max_reservation
-        self.metrics: Metrics | None = None  # set by the runtime
+        self.metrics = metrics
 
     def start(self) -> None:
         self.ledger.start()
