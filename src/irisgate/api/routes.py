@@ -20,6 +20,7 @@ from irisgate.api.auth import (
     runtime_of,
 )
 from irisgate.api.body import json_object
+from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
 from irisgate.api.params import int_param, query_value, time_param
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.configservice import StaleHash, WouldLockOut
@@ -55,10 +56,17 @@ async def whoami(request: Request) -> Response:
 
 
 async def providers(request: Request) -> Response:
+    """Aperture's provider list (`id`, `name`, `description`, `models`, `compatibility`),
+    plus irisgate's `formats` (the accepted APIs' catalog entries: flag, endpoints) and
+    `prices_per_million` per model (null where unpriced)."""
     await require_role(request)
-    config = runtime_of(request).snapshot.config
-    return _json(
-        [
+    snapshot = runtime_of(request).snapshot
+    out = []
+    for p in snapshot.config.providers.values():
+        formats = formats_of(p)
+        basis = cost_basis_of(formats)
+        prices = {m: prices_per_million(snapshot.pricer.per_token(p, basis, m)) for m in p.models}
+        out.append(
             {
                 "id": p.id,
                 "name": p.name or p.id,
@@ -66,10 +74,11 @@ async def providers(request: Request) -> Response:
                 "models": list(p.models),
                 "compatibility": {flag: p.accepts(flag) for flag in COMPATIBILITY_FLAGS},
                 "disabled": not p.enabled,
+                "formats": [f.catalog_entry() for f in formats],
+                "prices_per_million": prices,
             }
-            for p in config.providers.values()
-        ]
-    )
+        )
+    return _json(out)
 
 
 async def get_config(request: Request) -> Response:
