@@ -73,6 +73,23 @@ async def _refuse_draining(scope: dict[str, Any], receive: Any, send: Any) -> No
     await response(scope, receive, send)
 
 
+def _in_process(gateway: Gateway) -> Any:
+    """The gateway's LLM paths for calls made in-process (the chat's model rounds,
+    irisgate.chat.rounds): the caller's scope with the API's path and body."""
+
+    async def llm(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        op = PATHS.get(scope["path"])
+        if op is not None:
+            await gateway.handle(scope, receive, send, op)
+            return
+        templated = classify(_raw_path(scope), scope.get("query_string", b""))
+        if templated is None:
+            raise ValueError(f"not an LLM API path: {scope['path']}")
+        await gateway.handle(scope, receive, send, templated[0], templated[1])
+
+    return llm
+
+
 def _lifespan(
     settings: Settings, resolver: IdentityResolver, drain: Drain
 ) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
@@ -85,7 +102,13 @@ def _lifespan(
             runtime = await Runtime.open(settings, resolver, drain)
             connectors = ConnectorService(runtime)
             try:
-                yield {"runtime": runtime, "gateway": Gateway(runtime), "connectors": connectors}
+                gateway = Gateway(runtime)
+                yield {
+                    "runtime": runtime,
+                    "gateway": gateway,
+                    "connectors": connectors,
+                    "llm": _in_process(gateway),
+                }
             finally:
                 await connectors.stop()
                 await runtime.stop()
