@@ -9,8 +9,8 @@ to the gateway pipeline as raw ASGI before any framework routing; everything els
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,27 +21,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes, unrouted
+from irisgate.api import observability, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.auth import ApiError, database_error
 from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
-from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.crosssite import CrossSiteGuard, refuse
-from irisgate.gateway.drain import REFUSAL
+from irisgate.drain import REFUSAL, Drain
 from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
 from irisgate.gateway.formats.templates import classify
 from irisgate.gateway.pipeline import Gateway
-from irisgate.gateway.responses import response_id_of
 from irisgate.hosts import HostGuard
+from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
+from irisgate.telemetry.responses import response_id_of
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
+from irisgate.web import ui_routes
+from irisgate.wire.bodylimit import close_unread
 
 ASGIApp = Any
 
@@ -88,22 +90,41 @@ def _in_process(gateway: Gateway) -> Any:
     return llm
 
 
-def build_app(settings: Settings) -> ASGIApp:
-    runtime = Runtime(settings)
-    gateway = Gateway(runtime)
-    connectors = ConnectorService(runtime)  # built on first use
-    guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
-    hosts = HostGuard(settings, lambda: runtime.resolver)
+def _lifespan(
+    settings: Settings, resolver: IdentityResolver, drain: Drain
+) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
+    """Start: the runtime (database, config, writer …), then the gateway and the connectors
+    built on it, handed to every request as its lifespan state. Stop: the other way round."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await runtime.start()
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
-            yield
+            runtime = await Runtime.open(settings, resolver, drain)
+            connectors = ConnectorService(runtime)
+            try:
+                gateway = Gateway(runtime)
+                yield {
+                    "runtime": runtime,
+                    "gateway": gateway,
+                    "connectors": connectors,
+                    "llm": _in_process(gateway),
+                }
+            finally:
+                await connectors.stop()
+                await runtime.stop()
         finally:
-            await connectors.stop()
-            await runtime.stop()
+            await resolver.close()
 
+    return lifespan
+
+
+def build_app(settings: Settings, drain: Drain) -> ASGIApp:
+    """The ASGI app. Its lifespan builds the runtime, the gateway and the connectors and
+    hands them to every request as ASGI lifespan state (`scope["state"]`); `drain` is the
+    server's, which starts the shutdown."""
+    resolver = make_resolver(settings)
+    guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
+    hosts = HostGuard(settings, resolver)
     web = Starlette(
         routes=[
             *api_routes.routes,
@@ -122,10 +143,8 @@ def build_app(settings: Settings) -> ASGIApp:
             OSError: database_error,
             Exception: internal_error,
         },
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, resolver, drain),
     )
-    web.state.runtime = runtime
-    web.state.connectors, web.state.llm = connectors, _in_process(gateway)
     serve_web = answered(web)
 
     async def refused(scope: dict[str, Any], send: Any) -> bool:
@@ -146,6 +165,7 @@ def build_app(settings: Settings) -> ASGIApp:
             if await refused(scope, send):
                 return
         if scope["type"] == "http" and scope["method"] == "POST":
+            gateway: Gateway = scope["state"]["gateway"]  # the lifespan's
             op = PATHS.get(scope["path"])
             if op is not None:
                 await gateway.handle(scope, receive, send, op)
@@ -157,23 +177,22 @@ def build_app(settings: Settings) -> ASGIApp:
         if scope["type"] == "http":
             path: str = scope["path"]
             # LLM calls (the gateway's) are refused in the caller's API format instead
-            if runtime.drain.draining and not _drain_exempt(path):
+            if drain.draining and not _drain_exempt(path):
                 await _refuse_draining(scope, receive, send)
                 return
             if path.startswith("/v1/responses/"):
                 response_id = response_id_of(scope["method"], path)
                 if response_id is not None:
-                    await gateway.handle(
+                    await scope["state"]["gateway"].handle(
                         scope, receive, send, STORED_RESPONSE, response_id=response_id
                     )
                     return
             if path in ("/v1/mcp", "/v1/mcp/"):
-                await connectors.mcp(scope, receive, send)
+                await scope["state"]["connectors"].mcp(scope, receive, send)
                 return
             if path.startswith(CONNECTORS_PREFIX):
-                await connectors.proxy(scope, receive, send)
+                await scope["state"]["connectors"].proxy(scope, receive, send)
                 return
         await serve_web(scope, receive, send)
 
-    app.runtime = runtime  # type: ignore[attr-defined]  # handy for tests and the CLI
     return app

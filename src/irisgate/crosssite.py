@@ -36,10 +36,10 @@ import structlog
 
 from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import PATHS
 from irisgate.gateway.formats.templates import classify
 from irisgate.identity.resolver import is_loopback
+from irisgate.wire.errors import GatewayError
 
 log = structlog.get_logger("irisgate.crosssite")
 

@@ -15,10 +15,10 @@ from irisgate.api.connectors import routes as connector_routes
 from irisgate.api.openapi import ENDPOINTS
 from irisgate.api.quotas import routes as quota_routes
 from irisgate.api.routes import routes as core_routes
-from irisgate.api.ui_routes import routes as ui_routes
 from irisgate.chat.routes import routes as chat_routes
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
+from irisgate.web.ui_routes import routes as ui_routes
 
 
 def test_models_page_lists_prices_and_the_test_button_round_trips(

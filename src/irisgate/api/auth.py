@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from irisgate.grants import Access
+from irisgate.access.grants import Access
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.store.availability import unavailable
@@ -45,7 +45,7 @@ class Caller:
 
 
 def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = request.state.runtime
     return runtime
 
 

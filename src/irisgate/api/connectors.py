@@ -22,7 +22,7 @@ from starlette.routing import Route
 from irisgate.api.auth import ApiError, identify, require_role, runtime_of
 from irisgate.connectors.oauth import OAuthError, auth_field
 from irisgate.connectors.safety import UnsafeURL
-from irisgate.connectors.service import ConnectorService
+from irisgate.connectors.service import Connectors, ConnectorService
 from irisgate.connectors.status import PER_USER, connector_status
 
 
@@ -30,10 +30,9 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-async def _service(request: Request) -> ConnectorService:
-    service: ConnectorService = request.app.state.connectors
-    await service.ready()
-    return service
+async def _service(request: Request) -> Connectors:
+    service: ConnectorService = request.state.connectors
+    return await service.ready()
 
 
 async def list_connectors(request: Request) -> Response:

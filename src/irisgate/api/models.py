@@ -8,8 +8,8 @@ from starlette.responses import Response
 
 from irisgate.api.auth import ApiError, identify, runtime_of
 from irisgate.api.catalog import cost_basis_of, formats_of
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import OPENAI_CHAT
+from irisgate.wire.errors import GatewayError
 
 
 def _error(error: GatewayError) -> Response:

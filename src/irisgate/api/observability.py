@@ -4,7 +4,7 @@
 traffic: the database answers, a config version is loaded, the capture queue has room (a
 queue past `SATURATED` of its capacity means the database cannot keep up), the spool is
 not full (when it is, new requests are refused) and the process is not shutting down
-(gateway/drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
+(drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
 how many records wait in the spool to be stored. On PostgreSQL it also reports the
 connection pool's pressure (`database_pool`: connections in use of the most this process
 opens, `busy` when all are in use: then work waits for a connection), which does not by

@@ -26,11 +26,11 @@ from irisgate.api.auth import ApiError, Caller, require_admin, require_role, run
 from irisgate.api.body import json_object
 from irisgate.api.params import int_param, query_value
 from irisgate.config.model import Config, Quota
+from irisgate.quotas import balances
 from irisgate.quotas.amounts import dollars, parse_amount
+from irisgate.quotas.balances import BucketRow
 from irisgate.quotas.charges import charges_for, expand, template_of
 from irisgate.quotas.refill import refilled
-from irisgate.store import balances
-from irisgate.store.balances import BucketRow
 
 
 def _json(data: Any, status: int = 200) -> Response:

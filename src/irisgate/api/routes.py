@@ -23,7 +23,7 @@ from irisgate.api.body import json_object
 from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
 from irisgate.api.params import int_param, query_value, time_param
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
-from irisgate.config.service import StaleHash, WouldLockOut
+from irisgate.configservice import StaleHash, WouldLockOut
 from irisgate.store import queries
 
 

@@ -337,7 +337,7 @@ async def run_round(request: Request) -> Response:
     turn = build_turn(model, conversation, pending, tools, effort)
     body = orjson.dumps(adapter.request(turn))
     exchange = _Exchange(body)
-    llm: Asgi = request.app.state.llm
+    llm: Asgi = request.state.llm
     _start(llm, _scope(dict(request.scope), adapter.path(model["id"]), body), exchange)
     try:
         first = await exchange.next()

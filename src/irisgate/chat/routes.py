@@ -24,10 +24,11 @@ from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
 from irisgate.chat.rounds import run_round
-from irisgate.gateway.upstream import redact
+from irisgate.wire.upstream import redact
 
 if TYPE_CHECKING:
     from irisgate.connectors.aggregate import Aggregator
+    from irisgate.connectors.service import ConnectorService
 
 #: Longest accepted values, in characters.
 LIMITS: dict[str, int] = {
@@ -204,9 +205,8 @@ async def truncate_messages(request: Request) -> Response:
 
 async def _aggregator(request: Request) -> Aggregator:
     # the connector machinery (and the MCP SDK) is built by the first request needing it
-    service = request.app.state.connectors
-    await service.ready()
-    aggregator: Aggregator = service.aggregator
+    service: ConnectorService = request.state.connectors
+    aggregator: Aggregator = (await service.ready()).aggregator
     return aggregator
 
 
