@@ -21,10 +21,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes, unrouted
+from irisgate.api import dashboard, observability, unrouted
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
-from irisgate.api.auth import ApiError, database_error
 from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
 from irisgate.bodylimit import close_unread
@@ -42,6 +41,8 @@ from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
+from irisgate.web import pages
+from irisgate.web.http import ApiError, database_error
 
 ASGIApp = Any
 
@@ -93,7 +94,8 @@ def build_app(settings: Settings) -> ASGIApp:
             *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
-            *ui_routes.routes,
+            *dashboard.routes,
+            *pages.routes,
             *chat_api.routes,
             *chat_page.routes,
             Route("/v1/models", list_models),

@@ -16,8 +16,8 @@ import orjson
 from starlette.requests import Request
 
 from irisgate import nesting
-from irisgate.api.auth import ApiError, runtime_of
 from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.web.http import ApiError, runtime_of
 
 JSON_TYPE = "application/json"
 

@@ -13,9 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import require_role, runtime_of
-from irisgate.api.usage import json_response
 from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.web.http import json_response, require_role, runtime_of
 
 _FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 #: per-token price keys of `Pricer.per_token`, and the unit they are shown in

@@ -15,14 +15,12 @@ import difflib
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import int_param
 from irisgate.api.routes import apply_config
-from irisgate.api.usage import json_response
 from irisgate.config.secrets import mask_text
 from irisgate.store import configs
 from irisgate.store.queries import iso_utc
+from irisgate.web.http import ApiError, int_param, json_response, require_admin, runtime_of
 
 
 def _summary(version: configs.ConfigVersion, current: int) -> dict[str, object]:

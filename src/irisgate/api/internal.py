@@ -20,8 +20,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError
 from irisgate.gateway.pipeline import new_request_id
+from irisgate.web.http import ApiError
 
 log = structlog.get_logger("irisgate.api")
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError, identify, runtime_of
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.web.http import ApiError, identify, json_response, runtime_of
 
 _FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 
@@ -48,4 +47,4 @@ async def list_models(request: Request) -> Response:
                 entry["pricing"] = pricing
             data.append(entry)
             break
-    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+    return json_response({"object": "list", "data": data})

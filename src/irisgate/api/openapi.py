@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate import __version__
-from irisgate.api.usage import SORT_KEYS, json_response
+from irisgate.api.usage import SORT_KEYS
+from irisgate.web.http import json_response
 
-#: JSON Schemas of the values the handlers accept (`irisgate.api.params`); an empty value
+#: JSON Schemas of the values the handlers accept (`irisgate.web.http`); an empty value
 #: means the default, as an absent one does
 _DAY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
 _TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
@@ -514,9 +515,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(409,),
     ),
     *CHAT_ENDPOINTS,
-    Endpoint(
-        "GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any", database=False
-    ),
+    Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any", database=False),
 )
 
 #: path parameters that are whole numbers (the routes' `:int` converters)

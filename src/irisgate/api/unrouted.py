@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match, Route
 
-from irisgate.api.auth import ApiError
+from irisgate.web.http import ApiError
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -18,10 +18,10 @@ from typing import Any
 import mcp_types as types
 import orjson
 
-from irisgate.api.auth import Caller
 from irisgate.chat.parts import OUTPUT_LIMIT
 from irisgate.connectors.aggregate import McpCaller
 from irisgate.snapshot import Snapshot
+from irisgate.web.http import Caller
 
 
 def mcp_caller(caller: Caller, snapshot: Snapshot) -> McpCaller:

@@ -18,9 +18,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
-from irisgate.api.auth import ApiError, Caller, identify, runtime_of
 from irisgate.chat import access as chat_access
 from irisgate.web import setup
+from irisgate.web.http import ApiError, Caller, identify, runtime_of
 from irisgate.web.nav import PAGES, Group, visible
 
 if TYPE_CHECKING:
