@@ -57,9 +57,10 @@ _GOOGLE_PREFIXES = ("/v1beta/", "/v1beta1/", "/v1/projects/", "/v1/publishers/")
 _ANTHROPIC_PREFIX = "/v1/messages/"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen one costs 4x to build
 class Endpoint:
-    """One request's classification: what serves it and in which envelope it hears errors."""
+    """One request's classification: what serves it and in which envelope it hears errors.
+    Read-only by convention: many requests share the instances of fixed paths."""
 
     kind: Kind
     #: the API whose error envelope this path's errors use (None: irisgate's own)
