@@ -1,4 +1,5 @@
-"""What hooks are told, read from each API's bodies: last user message, tool calls, events."""
+"""What hooks are told, read from each API's bodies: last user message, tool calls, events.
+(Every format's reading is walked in tests/gateway/formats/test_formats_contract.py.)"""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from typing import Any
 
 import pytest
 
-from irisgate.hooks.payload import raw_responses, tool_calls, user_message
+from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.hooks.payload import raw_responses
 
 
 @pytest.mark.parametrize(
-    ("body", "text"),
+    ("fmt", "body", "text"),
     [
         (
+            OPENAI_CHAT,
             {
                 "messages": [
                     {"role": "user", "content": "a"},
@@ -23,6 +27,7 @@ from irisgate.hooks.payload import raw_responses, tool_calls, user_message
             "last",
         ),
         (
+            ANTHROPIC_MESSAGES,
             {
                 "messages": [
                     {
@@ -37,14 +42,18 @@ from irisgate.hooks.payload import raw_responses, tool_calls, user_message
             },
             "x\ny",
         ),
-        ({"input": "plain responses input"}, "plain responses input"),
-        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "r"}]}]}, "r"),
-        ({"messages": [{"role": "system", "content": "s"}]}, ""),
-        ({}, ""),
+        (OPENAI_RESPONSES, {"input": "plain responses input"}, "plain responses input"),
+        (
+            OPENAI_RESPONSES,
+            {"input": [{"role": "user", "content": [{"type": "input_text", "text": "r"}]}]},
+            "r",
+        ),
+        (OPENAI_CHAT, {"messages": [{"role": "system", "content": "s"}]}, ""),
+        (ANTHROPIC_MESSAGES, {}, ""),
     ],
 )
-def test_user_message_in_every_shape(body: dict[str, Any], text: str) -> None:
-    assert user_message(body) == text
+def test_user_message_in_every_shape(fmt: ApiFormat, body: dict[str, Any], text: str) -> None:
+    assert fmt.user_message(body) == text
 
 
 def test_tool_calls_of_openai_chat_responses_and_anthropic() -> None:
@@ -68,10 +77,10 @@ def test_tool_calls_of_openai_chat_responses_and_anthropic() -> None:
             {"type": "tool_use", "name": "h", "input": {"a": [1]}},
         ]
     }
-    assert tool_calls(chat) == [{"name": "f", "params": {"q": 1}}]
-    assert tool_calls(responses) == [{"name": "g", "params": {}}]
-    assert tool_calls(messages) == [{"name": "h", "params": {"a": [1]}}]
-    assert tool_calls("not json") == []
+    assert OPENAI_CHAT.tool_calls(chat) == [{"name": "f", "params": {"q": 1}}]
+    assert OPENAI_RESPONSES.tool_calls(responses) == [{"name": "g", "params": {}}]
+    assert ANTHROPIC_MESSAGES.tool_calls(messages) == [{"name": "h", "params": {"a": [1]}}]
+    assert OPENAI_CHAT.tool_calls({"choices": "not a list"}) == []
 
 
 def test_raw_responses_are_the_data_of_every_event() -> None:

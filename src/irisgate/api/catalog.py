@@ -1,7 +1,9 @@
 """`GET /api/models`: every configured model grouped by provider, for the Models page.
 
-Per model: the API formats its provider accepts, whether the caller may use it, and prices in
-USD per million tokens (web search per thousand) as decimal strings. Price keys that the
+Per model: the API formats its provider accepts (every format: OpenAI, Anthropic, Gemini,
+Vertex, Bedrock), whether the caller may use it, prices in USD per million tokens (web search
+per thousand) as decimal strings, and the minimal request the Models page's Test button sends
+(`test`: the first accepted format's `probe` that can ask the model). Price keys that the
 pricing data lacks are left out rather than shown as zero.
 """
 
@@ -13,10 +15,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.config.model import Provider
+from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.registry import FORMATS, OPENAI_CHAT
 from irisgate.web.http import json_response, require_role, runtime_of
 
-_FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 #: per-token price keys of `Pricer.per_token`, and the unit they are shown in
 _PER_MILLION = (
     "input",
@@ -47,13 +50,33 @@ def prices_per_million(per_token: dict[str, str] | None) -> dict[str, str] | Non
     return out
 
 
+def formats_of(provider: Provider) -> list[ApiFormat]:
+    """The API formats a provider accepts, in catalog order (`registry.FORMATS`)."""
+    return [f for f in FORMATS if provider.accepts(f.flag)]
+
+
+def cost_basis_of(formats: list[ApiFormat]) -> str:
+    """The cost basis a provider's prices are looked up by: its first format's, as the
+    gateway prices its requests (a provider's `cost_basis` setting wins in the pricer)."""
+    return formats[0].cost_basis if formats else OPENAI_CHAT.cost_basis
+
+
+def _test(formats: list[ApiFormat], model: str) -> dict[str, Any] | None:
+    """The first accepted format's minimal request that can ask `model`."""
+    for fmt in formats:
+        probe = fmt.probe(model)
+        if probe is not None:
+            return {"format": fmt.flag, "path": probe[0], "body": probe[1]}
+    return None
+
+
 async def list_models(request: Request) -> Response:
     caller = await require_role(request)
     snapshot = runtime_of(request).snapshot
     groups: list[dict[str, Any]] = []
     for provider in snapshot.config.providers.values():
-        formats = [f for f in _FORMATS if provider.accepts(f.flag)]
-        basis = formats[0].cost_basis if formats else OPENAI_CHAT.cost_basis
+        formats = formats_of(provider)
+        basis = cost_basis_of(formats)
         models = []
         for model in provider.models:
             pricing = snapshot.pricer.per_token(provider, basis, model)
@@ -63,6 +86,7 @@ async def list_models(request: Request) -> Response:
                     "granted": caller.access.may_use_model(f"{provider.id}/{model}"),
                     "formats": [f.flag for f in formats],
                     "prices_per_million": prices_per_million(pricing),
+                    "test": _test(formats, model),
                 }
             )
         groups.append(
@@ -72,6 +96,7 @@ async def list_models(request: Request) -> Response:
                 "description": provider.description,
                 "enabled": provider.enabled,
                 "unavailable_reason": provider.unavailable_reason,
+                "apis": [f.catalog_entry() for f in formats],
                 "models": models,
             }
         )

@@ -5,11 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from irisgate.api.catalog import cost_basis_of, formats_of
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats.registry import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
+from irisgate.gateway.formats.registry import OPENAI_CHAT
 from irisgate.web.http import ApiError, identify, json_response, runtime_of
-
-_FORMATS = (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES)
 
 
 def _error(error: GatewayError) -> Response:
@@ -35,14 +34,15 @@ async def list_models(request: Request) -> Response:
             if model in seen:
                 break
             seen.add(model)
-            fmt = next((f for f in _FORMATS if provider.accepts(f.flag)), OPENAI_CHAT)
+            formats = formats_of(provider)
             entry: dict[str, object] = {
                 "id": model,
                 "object": "model",
                 "created": 0,
                 "owned_by": provider.id,
+                "formats": [f.flag for f in formats],
             }
-            pricing = snapshot.pricer.per_token(provider, fmt.cost_basis, model)
+            pricing = snapshot.pricer.per_token(provider, cost_basis_of(formats), model)
             if pricing is not None:
                 entry["pricing"] = pricing
             data.append(entry)

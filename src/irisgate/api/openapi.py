@@ -275,7 +275,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/api/providers",
         "Providers",
-        "Configured providers and their models (a list).",
+        "Configured providers and their models (a list), with the API formats each accepts "
+        "(flag, endpoints) and prices in USD per million tokens per model.",
         "user",
         returns="array",
         database=False,
@@ -285,7 +286,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/models",
         "Models by provider",
         "Every configured model grouped by provider: API formats, whether the caller may use "
-        "it, and prices in USD per million tokens.",
+        "it, prices in USD per million tokens, and the minimal request that tests it.",
         "user",
         database=False,
     ),

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from irisgate import __version__
 from irisgate.api.body import json_object
+from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.config.service import StaleHash, WouldLockOut
 from irisgate.store import queries
@@ -48,10 +49,17 @@ async def whoami(request: Request) -> Response:
 
 
 async def providers(request: Request) -> Response:
+    """Aperture's provider list (`id`, `name`, `description`, `models`, `compatibility`),
+    plus irisgate's `formats` (the accepted APIs' catalog entries: flag, endpoints) and
+    `prices_per_million` per model (null where unpriced)."""
     await require_role(request)
-    config = runtime_of(request).snapshot.config
-    return json_response(
-        [
+    snapshot = runtime_of(request).snapshot
+    out = []
+    for p in snapshot.config.providers.values():
+        formats = formats_of(p)
+        basis = cost_basis_of(formats)
+        prices = {m: prices_per_million(snapshot.pricer.per_token(p, basis, m)) for m in p.models}
+        out.append(
             {
                 "id": p.id,
                 "name": p.name or p.id,
@@ -59,10 +67,11 @@ async def providers(request: Request) -> Response:
                 "models": list(p.models),
                 "compatibility": {flag: p.accepts(flag) for flag in COMPATIBILITY_FLAGS},
                 "disabled": not p.enabled,
+                "formats": [f.catalog_entry() for f in formats],
+                "prices_per_million": prices,
             }
-            for p in config.providers.values()
-        ]
-    )
+        )
+    return json_response(out)
 
 
 async def get_config(request: Request) -> Response:

@@ -98,6 +98,7 @@ class Exchange:
     target: PathTarget | None = None  # what a path-templated API said in its URL
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
+    body: bytes = b""  # the request body as the client sent it, once read
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
@@ -243,11 +244,15 @@ class Gateway:
         identity, access = ex.identity, ex.access
         assert identity is not None
         assert access is not None
+        record.request_bytes = len(body)
+        ex.body = body  # a refused request is recorded with it (`_refuse`)
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
         target = ex.target
         parsed = _parse_json(body, keys_in_body=target is None)
+        record.stream = _streams(ex.op, target, parsed)
+        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
         model = target.model if target is not None else fmt.model_of(parsed)
         if not model:
             raise GatewayError(
@@ -259,7 +264,6 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
-        record.session_id = session_id(ex.headers, parsed, identity.login_name)
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
             access=access,
@@ -270,10 +274,8 @@ class Gateway:
             body_size=len(body),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
-        if target is not None:
-            record.stream = target.stream
-        else:
-            record.stream = ex.op.can_stream and fmt.wants_stream(parsed)
+        if modified:  # a hook may have changed the stream flag
+            record.stream = _streams(ex.op, target, parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
         out_body = orjson.dumps(parsed) if rewritten else body
@@ -359,7 +361,9 @@ class Gateway:
         assert ex.identity is not None
         assert ex.access is not None
         quotas = self.runtime.quotas.describe(ex.admission)
-        return HookCall(ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate)
+        return HookCall(
+            ex.identity, ex.access, ex.record, ex.url, quotas, ex.estimate, ex.op.format
+        )
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""
@@ -393,6 +397,7 @@ class Gateway:
         except Unanswered as exc:
             raise refusal(exc, request) from exc.cause
         finally:
+            record.response_bytes = result.sent
             record.status = result.status or record.status
             record.error = result.error or record.error
             if result.upstream_done_at is not None:
@@ -402,6 +407,10 @@ class Gateway:
         """Answer with irisgate's own error; like an answer, its record is journaled first."""
         record = ex.record
         record.status, record.error = error.status, error.message
+        record.response_bytes = len(ex.op.format.error_body(error)[0])
+        if not record.request_headers:  # refused before the upstream request was complete:
+            record.request_headers = redact(ex.headers)  # recorded as the client sent it
+            record.request_body = self._stored(ex.body)
         if record.login_name:
             record.duration_ms = (time.perf_counter() - ex.started) * 1000
             ex.journaled = self.runtime.journal(record)
@@ -414,6 +423,7 @@ class Gateway:
         record, result = ex.record, ex.result
         record.status = result.status or record.status
         record.error = result.error or record.error
+        record.response_bytes = result.sent
         record.duration_ms = (time.perf_counter() - ex.started) * 1000
         if result.first_byte_at is not None:
             record.ttfb_ms = (result.first_byte_at - ex.started) * 1000
@@ -485,6 +495,14 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
+
+
+def _streams(op: Operation, target: PathTarget | None, body: dict[str, Any]) -> bool:
+    """Whether the request asks for a stream: by its path (Gemini, Vertex, Bedrock methods)
+    or its body (`"stream": true`)."""
+    if target is not None:
+        return target.stream
+    return op.can_stream and op.format.wants_stream(body)
 
 
 def _url(scope: Scope, headers: dict[str, str]) -> str:

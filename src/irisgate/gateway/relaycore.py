@@ -88,6 +88,7 @@ class RelayResult:
     first_byte_at: float | None = None  # perf_counter when the first body byte went out
     upstream_done_at: float | None = None
     error: str = ""  # set when the upstream broke off after the answer had started
+    sent: int = 0  # body bytes given to the client (the last piece counted before it goes)
 
     @property
     def content_type(self) -> str:
@@ -192,6 +193,7 @@ async def _pump(
     if chunk_filter is None and length is not None and length <= ONE_WRITE:
         body = await upstream.read()
         tee.add(body)
+        result.sent = len(body)
         result.upstream_done_at = result.first_byte_at = time.perf_counter()
         if before_end is not None:
             before_end()
@@ -206,6 +208,7 @@ async def _pump(
             result.upstream_done_at = time.perf_counter()
             if chunk_filter is not None:
                 out += chunk_filter.flush()
+            result.sent += len(out)
             if result.first_byte_at is None:
                 result.first_byte_at = result.upstream_done_at
             if before_end is not None:
@@ -217,6 +220,7 @@ async def _pump(
         if out:
             if result.first_byte_at is None:
                 result.first_byte_at = time.perf_counter()
+            result.sent += len(out)
             await send({"type": "http.response.body", "body": out, "more_body": True})
 
 

@@ -3,13 +3,15 @@
 The `metadata` block is always sent; `send` values add fields: `request_body`,
 `response_body`, `raw_responses`, `user_message`, `tools` (as `tool_calls`), and inside
 metadata `grants` (the caller's non-Aperture capabilities), `estimated_cost` and `quotas`
-(nanodollars). Response fields exist only for post-response events. Reading the user's last
-message and the tool calls works on OpenAI Chat / Responses and Anthropic Messages shapes.
+(nanodollars). Response fields exist only for post-response events. The user's last message
+and the tool calls are read by the request's API format (`HookCall.conversation`), so they
+are there for every format: OpenAI, Anthropic, Gemini, Vertex and Bedrock alike.
+`estimated_cost.usage` names every token kind the answer reported, in the names of Aperture's
+`UsageTokens`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -48,10 +50,18 @@ def _cost(call: HookCall, *, after: bool) -> dict[str, Any]:
     if not after:
         nanos = call.estimate_nanodollars or 0
         return {"dollars": nanos / NANO, "cost_basis": record.cost_basis}
+    u = record.usage
     usage = {
-        "input_tokens": record.usage.input_tokens,
-        "output_tokens": record.usage.output_tokens,
-        "cached_tokens": record.usage.cache_read_tokens,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_tokens": u.cache_read_tokens,
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_creation_5m_input_tokens": u.cache_write_5m_tokens,
+        "cache_creation_1h_input_tokens": u.cache_write_1h_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "image_input_tokens": u.image_input_tokens,
+        "image_output_tokens": u.image_output_tokens,
+        "web_search_count": u.web_search_count,
     }
     return {
         "dollars": (record.cost_nanodollars or 0) / NANO,
@@ -65,7 +75,7 @@ def pre_request(call: HookCall, send: frozenset[str], body: dict[str, Any]) -> d
     if "request_body" in send:
         data["request_body"] = body
     if "user_message" in send:
-        data["user_message"] = user_message(body)
+        data["user_message"] = call.conversation.user_message(body)
     return data
 
 
@@ -79,13 +89,15 @@ def post_response(
     if "request_body" in send:
         data["request_body"] = request
     if "user_message" in send:
-        data["user_message"] = user_message(request if isinstance(request, dict) else {})
+        body = request if isinstance(request, dict) else {}
+        data["user_message"] = call.conversation.user_message(body)
     if "response_body" in send:
         data["response_body"] = response
     if "raw_responses" in send:
         data["raw_responses"] = raw_responses(raw_body) if stream else response
     if "tools" in send:
-        data["tool_calls"] = tool_calls(response)
+        answer = response if isinstance(response, dict) else {}
+        data["tool_calls"] = call.conversation.tool_calls(answer)
     return data
 
 
@@ -105,60 +117,3 @@ def raw_responses(stream_bytes: bytes) -> list[Any]:
         if event.data and event.data != b"[DONE]":
             out.append(_json(event.data))
     return out
-
-
-def user_message(body: dict[str, Any]) -> str:
-    """The text of the last user message, whichever API shape the body has."""
-    items = body.get("messages")
-    if not isinstance(items, list):
-        items = body.get("input")
-        if isinstance(items, str):
-            return items
-    if not isinstance(items, list):
-        return ""
-    for item in reversed(items):
-        if isinstance(item, dict) and item.get("role") == "user":
-            return _text(item.get("content"))
-    return ""
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def tool_calls(response: Any) -> list[dict[str, Any]]:
-    """`[{name, params}]` from an OpenAI Chat, OpenAI Responses or Anthropic answer."""
-    if not isinstance(response, dict):
-        return []
-    calls: list[dict[str, Any]] = []
-    for choice in _dicts(response.get("choices")):
-        message = choice.get("message")
-        for call in _dicts(message.get("tool_calls") if isinstance(message, dict) else None):
-            function = call.get("function")
-            if isinstance(function, dict):
-                calls.append(_call(function.get("name"), function.get("arguments")))
-    for item in _dicts(response.get("output")):
-        if item.get("type") == "function_call":
-            calls.append(_call(item.get("name"), item.get("arguments")))
-    for block in _dicts(response.get("content")):
-        if block.get("type") == "tool_use":
-            calls.append(_call(block.get("name"), block.get("input")))
-    return calls
-
-
-def _dicts(value: Any) -> Iterable[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _call(name: Any, params: Any) -> dict[str, Any]:
-    if isinstance(params, str):  # OpenAI sends arguments as a JSON string
-        params = _json(params.encode())
-    return {"name": name if isinstance(name, str) else "", "params": params}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from irisgate.config.model import Config, Hook
 from irisgate.grants import Access
@@ -35,6 +35,15 @@ class HookPlan:
     post: tuple[Wired, ...]
 
 
+class Conversation(Protocol):
+    """How the request's API format reads a conversation (the format plug-in itself:
+    `irisgate.gateway.formats.base.ApiFormat`)."""
+
+    def user_message(self, body: dict[str, Any]) -> str: ...
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HookCall:
     """What hooks may be told about one request."""
@@ -45,6 +54,7 @@ class HookCall:
     url: str
     quotas: Mapping[str, Any]
     estimate_nanodollars: int | None
+    conversation: Conversation
 
 
 def plan_for(config: Config, access: Access, fqn: str) -> HookPlan | None:

@@ -16,8 +16,11 @@ Mistral's ``{"outputs": [{"text", "stop_reason"}]}`` pieces; the last event also
 ``Converse`` answers with ``output``,
 ``stopReason``, ``usage`` and ``metrics``; ``ConverseStream`` sends ``messageStart``,
 ``contentBlockDelta``…, ``contentBlockStop``, ``messageStop`` and ``metadata`` events, each a
-JSON payload with a ``p`` padding member. Errors are ``{"message": …}`` with the exception
-name in the ``x-amzn-ErrorType`` header.
+JSON payload with a ``p`` padding member. A Converse request offering a tool
+(``toolConfig.tools[].toolSpec``) whose last user message says ``call tool`` gets a
+``toolUse`` block (``stopReason`` ``tool_use``; streamed as a ``contentBlockStart`` with
+``start.toolUse`` and ``delta.toolUse.input`` string pieces). Errors are
+``{"message": …}`` with the exception name in the ``x-amzn-ErrorType`` header.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import orjson
 
 from irisgate.gateway.formats.eventstream import HeaderValue, encode_frame, encode_headers
 from irisgate.testing import fake_anthropic
-from irisgate.testing.fake_reply import Reply
+from irisgate.testing.fake_reply import Reply, first_function, wants_tool_call
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 _ERRORS = {
@@ -200,12 +203,35 @@ def _converse_usage(reply: Reply) -> dict[str, Any]:
     return usage
 
 
+def converse_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
+    """(name, input schema) of the Converse tool to use, when the last user turn asks."""
+    if not wants_tool_call(body.get("messages")):
+        return None
+    config = body.get("toolConfig")
+    tools = config.get("tools") if isinstance(config, dict) else None
+    name, schema = first_function(tools, "toolSpec", "inputSchema")
+    if isinstance(schema, dict) and "json" in schema:
+        schema = schema["json"]
+    return (name, schema) if name else None
+
+
+def _converse_content(reply: Reply) -> list[dict[str, Any]]:
+    call = reply.tool_call
+    if call is None:
+        return [{"text": reply.text}]
+    return [{"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.input}}]
+
+
+def _converse_stop(reply: Reply) -> str:
+    return "tool_use" if reply.tool_call is not None else "end_turn"
+
+
 def converse_body(reply: Reply) -> bytes:
     return orjson.dumps(
         {
             "metrics": {"latencyMs": 312},
-            "output": {"message": {"content": [{"text": reply.text}], "role": "assistant"}},
-            "stopReason": "end_turn",
+            "output": {"message": {"content": _converse_content(reply), "role": "assistant"}},
+            "stopReason": _converse_stop(reply),
             "usage": _converse_usage(reply),
         }
     )
@@ -213,10 +239,17 @@ def converse_body(reply: Reply) -> bytes:
 
 def converse_events(reply: Reply) -> Iterator[bytes]:
     yield _event("messageStart", {"p": _padding(), "role": "assistant"})
-    for piece in reply.pieces:
+    call = reply.tool_call
+    if call is not None:
+        start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
+        yield _event("contentBlockStart", {"contentBlockIndex": 0, "p": _padding(), "start": start})
+        for piece in call.argument_pieces:
+            delta = {"contentBlockIndex": 0, "delta": {"toolUse": {"input": piece}}}
+            yield _event("contentBlockDelta", {**delta, "p": _padding()})
+    for piece in reply.pieces if call is None else ():
         delta = {"contentBlockIndex": 0, "delta": {"text": piece}, "p": _padding()}
         yield _event("contentBlockDelta", delta)
     yield _event("contentBlockStop", {"contentBlockIndex": 0, "p": _padding()})
-    yield _event("messageStop", {"p": _padding(), "stopReason": "end_turn"})
+    yield _event("messageStop", {"p": _padding(), "stopReason": _converse_stop(reply)})
     metadata = {"metrics": {"latencyMs": 298}, "p": _padding(), "usage": _converse_usage(reply)}
     yield _event("metadata", metadata)

@@ -139,7 +139,7 @@ async def bedrock(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> 
     if mistral and operation.startswith("invoke"):
         return await _mistral_invoke(fake, request, body, model, operation == "invoke")
     is_invoke = operation.startswith("invoke")
-    tool = fake_anthropic.message_tool(body) if is_invoke else None
+    tool = fake_anthropic.message_tool(body) if is_invoke else fake_bedrock.converse_tool(body)
     reply = fake._plan({**body, "model": model}, tool, "toolu_bdrk_01")
     if operation == "invoke":
         message = fake_anthropic.message(reply, new_id("msg_bdrk_01", 22))

@@ -3,14 +3,15 @@
 In order: an explicit `x-session-id` header; Claude Code's session inside
 `metadata.user_id` (`..._session_<uuid>` or a JSON string with `session_id`); Codex's
 `session_id` / `conversation_id` headers; else a fingerprint of the caller and the start of
-the conversation, so every turn of one chat lands in one session.
+the conversation (its first turn, as the request's API format reads it: `ApiFormat.first_turn`),
+so every turn of one chat lands in one session and two conversations in two.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -21,7 +22,14 @@ _CLAUDE_SESSION = re.compile(r"session_([0-9A-Za-z-]{8,64})")
 SESSION_HEADERS = ("x-session-id", "session_id", "session-id", "conversation_id")
 
 
-def session_id(headers: Mapping[str, str], body: dict[str, Any], login: str) -> str:
+def session_id(
+    headers: Mapping[str, str],
+    body: dict[str, Any],
+    login: str,
+    first_turn: Callable[[dict[str, Any]], list[Any]],
+) -> str:
+    """`first_turn` is the request's API format's (`ApiFormat.first_turn`): read only when
+    neither a header nor Claude Code's metadata names the session."""
     for name in SESSION_HEADERS:
         value = headers.get(name)
         if value:
@@ -29,7 +37,7 @@ def session_id(headers: Mapping[str, str], body: dict[str, Any], login: str) -> 
     found = _from_metadata(body.get("metadata"))
     if found:
         return found
-    return fingerprint(body, login)
+    return fingerprint(first_turn(body), login)
 
 
 def _from_metadata(metadata: Any) -> str | None:
@@ -49,25 +57,8 @@ def _from_metadata(metadata: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def fingerprint(body: dict[str, Any], login: str) -> str:
+def fingerprint(first_turn: list[Any], login: str) -> str:
     """Hash of the caller and the conversation's first instructions and user message."""
     digest = hashlib.blake2b(login.encode() + b"\0", digest_size=8)
-    digest.update(orjson.dumps(_first_turn(body), option=orjson.OPT_SORT_KEYS))
+    digest.update(orjson.dumps(first_turn, option=orjson.OPT_SORT_KEYS))
     return "fp_" + digest.hexdigest()
-
-
-def _first_turn(body: dict[str, Any]) -> list[Any]:
-    system = body.get("system") or body.get("instructions") or ""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        messages = body.get("input")
-    if isinstance(messages, str):
-        return [system, messages]
-    first_user: Any = None
-    for message in messages if isinstance(messages, list) else []:
-        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
-            system = system or message.get("content")
-        elif isinstance(message, dict) and message.get("role") == "user":
-            first_user = message.get("content")
-            break
-    return [system, first_user]

@@ -3,6 +3,12 @@
 A format knows its wire details and nothing else: where the model is, whether a request
 streams, how its errors look, how to read usage from a body, a stream or the response
 headers. The pipeline (gateway/pipeline.py) drives formats through this interface only.
+
+What a format knows of a conversation is asked of the format too, never read from bodies
+elsewhere: the first turn (session fingerprints, usage/sessions.py), the last user message
+and the tool calls (hooks, hooks/payload.py), and its catalog entry (`/api/models`,
+`/api/providers`, the Models page's Test button). Whether and how the browser chat can speak
+a format is a separate concern, kept apart from this interface (irisgate/chat).
 """
 
 from __future__ import annotations
@@ -72,6 +78,66 @@ class ApiFormat(Protocol):
         """A streamed answer framed other than SSE (Bedrock's event stream, Gemini's JSON
         array), read whole; None when `body` is not such a stream."""
         ...
+
+    # -- the conversation (gateway/formats/turns.py) -------------------------------------------
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        """The conversation's start (instructions, first user message): the same for every
+        later turn of one conversation, different between conversations."""
+        ...
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        """The text of the request's last user message ("" when there is none)."""
+        ...
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        """The tool calls a complete (or reassembled) answer asks the client to run, as
+        `{"name", "params"}`."""
+        ...
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        """How many tool calls the answer asks for (what `usage_from_body` reports)."""
+        ...
+
+    # -- the catalog ---------------------------------------------------------------------------
+
+    def catalog_entry(self) -> dict[str, Any]:
+        """The format as the catalog shows it: compatibility flag, title, API type and the
+        gateway endpoints it enables (model placeholders as `{model}`)."""
+        ...
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        """A minimal request to `model` (gateway path, JSON body): the Models page's Test;
+        None when this API cannot ask that model (Vertex publishes Gemini and Claude under
+        different methods, Bedrock's InvokeModel body is the model vendor's own)."""
+        ...
+
+    # -- chat --------------------------------------------------------------------------------
+    # Whether and how the browser chat speaks this format is the chat's own adapter
+    # (irisgate/chat), deliberately not part of this interface: the relay never needs it.
+
+
+class Catalogued:
+    """`catalog_entry` from a format's data: its `flag`, `title`, `api_type`, `endpoints`."""
+
+    flag: str
+    title: str
+    api_type: str
+    #: gateway paths this format answers (the model as `{model}`)
+    endpoints: tuple[str, ...]
+
+    def catalog_entry(self) -> dict[str, Any]:
+        return {
+            "flag": self.flag,
+            "title": self.title,
+            "api_type": self.api_type,
+            "endpoints": list(self.endpoints),
+        }
+
+
+#: what every Test button asks a model
+PROBE_TEXT = "Say hello in five words."
+PROBE_TOKENS = 16
 
 
 @runtime_checkable

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from irisgate.gateway.errors import ErrorKind, GatewayError
-from irisgate.gateway.formats import anthropic_messages, bedrock, gemini
-from irisgate.gateway.formats.base import ChunkFilter, StreamAccumulator
+from irisgate.gateway.formats import anthropic_messages, bedrock, gemini, turns
+from irisgate.gateway.formats.base import (
+    PROBE_TEXT,
+    PROBE_TOKENS,
+    VERTEX_PROJECT,
+    VERTEX_REGION,
+    Catalogued,
+    ChunkFilter,
+    StreamAccumulator,
+)
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
 
@@ -47,9 +56,36 @@ BEDROCK_ERRORS: dict[ErrorKind, str] = {
     "internal": "InternalServerException",
 }
 _EVENTSTREAM = "application/vnd.amazon.eventstream"
+#: Vertex paths as Aperture's clients send them: placeholders the provider's project and
+#: region replace (gateway/formats/base.py `PathTarget`)
+_VERTEX_PREFIX = f"/v1/projects/{VERTEX_PROJECT}/locations/{VERTEX_REGION}/publishers"
+#: the Anthropic `anthropic_version` values Vertex and Bedrock require in the body
+_VERTEX_ANTHROPIC = "vertex-2023-10-16"
+_BEDROCK_ANTHROPIC = "bedrock-2023-05-31"
 
 
-class _ModelInPath:
+def _is_claude(model: str) -> bool:
+    """An Anthropic model on Vertex (`claude-…@date`) or Bedrock (`[region.]anthropic.…`)."""
+    return model.startswith("claude") or "anthropic." in model
+
+
+def _google_segment(model: str) -> str:
+    return quote(model, safe="@")
+
+
+def _messages_probe(version: str) -> dict[str, Any]:
+    messages = [{"role": "user", "content": PROBE_TEXT}]
+    return {"anthropic_version": version, "max_tokens": PROBE_TOKENS, "messages": messages}
+
+
+def _contents_probe() -> dict[str, Any]:
+    return {
+        "contents": [{"role": "user", "parts": [{"text": PROBE_TEXT}]}],
+        "generationConfig": {"maxOutputTokens": PROBE_TOKENS},
+    }
+
+
+class _ModelInPath(Catalogued):
     def model_of(self, body: dict[str, Any]) -> str | None:
         return None
 
@@ -81,9 +117,29 @@ class GeminiGenerateContent(_ModelInPath, _GoogleErrors):
     api_type = "gemini_generate_content"
     cost_basis = "google"
     title = "Gemini"
+    endpoints: tuple[str, ...] = (
+        "/v1beta/models/{model}:generateContent",
+        "/v1beta/models/{model}:streamGenerateContent",
+        "/v1beta/models/{model}:countTokens",
+    )
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return gemini.usage_from_response(body), gemini.count_tool_calls(body)
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.gemini_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.gemini_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.gemini_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return gemini.count_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        return f"/v1beta/models/{_google_segment(model)}:generateContent", _contents_probe()
 
     def accumulator(self) -> StreamAccumulator:
         return gemini.GenerateContentAccumulator()
@@ -100,6 +156,18 @@ class VertexGenerateContent(GeminiGenerateContent):
     api_type = "google_generate_content"
     cost_basis = "vertex"
     title = "Vertex AI generateContent"
+    endpoints = (
+        "/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent",
+        "/v1/projects/{project}/locations/{region}/publishers/google/models/{model}"
+        ":streamGenerateContent",
+        "/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:countTokens",
+    )
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        if _is_claude(model):  # served by rawPredict
+            return None
+        path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
+        return path, _contents_probe()
 
 
 class VertexRawPredict(_ModelInPath, _GoogleErrors):
@@ -110,12 +178,35 @@ class VertexRawPredict(_ModelInPath, _GoogleErrors):
     api_type = "google_raw_predict"
     cost_basis = "vertex"
     title = "Vertex AI rawPredict"
+    endpoints = (
+        "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:rawPredict",
+        "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}"
+        ":streamRawPredict",
+    )
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return (
             anthropic_messages.usage_from_response(body),
             anthropic_messages.count_tool_calls(body),
         )
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.messages_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.messages_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.anthropic_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return anthropic_messages.count_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        if not _is_claude(model):
+            return None
+        path = f"{_VERTEX_PREFIX}/anthropic/models/{_google_segment(model)}:rawPredict"
+        return path, _messages_probe(_VERTEX_ANTHROPIC)
 
     def accumulator(self) -> StreamAccumulator:
         return anthropic_messages.MessagesStreamAccumulator()
@@ -150,6 +241,10 @@ class BedrockInvoke(_BedrockBase):
     flag = "bedrock_model_invoke"
     api_type = "bedrock_model_invoke"
     title = "Bedrock InvokeModel"
+    endpoints = (
+        "/bedrock/model/{model}/invoke",
+        "/bedrock/model/{model}/invoke-with-response-stream",
+    )
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         """Anthropic bodies (`usage.input_tokens`), else the other vendors' shapes Bedrock
@@ -158,7 +253,29 @@ class BedrockInvoke(_BedrockBase):
         usage = anthropic_messages.usage_from_response(body)
         if usage.is_empty():
             usage = bedrock.other_vendor_usage(body)
-        return usage, anthropic_messages.count_tool_calls(body)
+        return usage, self.count_tool_calls(body)
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.invoke_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.invoke_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.invoke_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        """Anthropic `tool_use` blocks, else Amazon Nova's `toolUse` blocks."""
+        return anthropic_messages.count_tool_calls(response) or bedrock.converse_tool_calls(
+            response
+        )
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        """An Anthropic body: InvokeModel bodies are the vendor's own, so only Bedrock's
+        Anthropic models are asked this way (every model answers to Converse)."""
+        if not _is_claude(model):
+            return None
+        return f"/bedrock/model/{quote(model, safe='')}/invoke", _messages_probe(_BEDROCK_ANTHROPIC)
 
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
         if _EVENTSTREAM not in content_type:
@@ -171,9 +288,29 @@ class BedrockConverse(_BedrockBase):
     flag = "bedrock_converse"
     api_type = "bedrock_converse"
     title = "Bedrock Converse"
+    endpoints = ("/bedrock/model/{model}/converse", "/bedrock/model/{model}/converse-stream")
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return bedrock.converse_usage(body.get("usage")), bedrock.converse_tool_calls(body)
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.messages_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.messages_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.converse_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return bedrock.converse_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        body = {
+            "messages": [{"role": "user", "content": [{"text": PROBE_TEXT}]}],
+            "inferenceConfig": {"maxTokens": PROBE_TOKENS},
+        }
+        return f"/bedrock/model/{quote(model, safe='')}/converse", body
 
     def stream_result(self, content_type: str, body: bytes) -> StreamResult | None:
         if _EVENTSTREAM not in content_type:

@@ -13,8 +13,23 @@ from typing import Any
 import orjson
 
 from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats import anthropic_messages, openai_chat, openai_responses, texts
-from irisgate.gateway.formats.base import ChunkFilter, Operation, StreamAccumulator
+from irisgate.gateway.formats import (
+    anthropic_messages,
+    cloud,
+    openai_chat,
+    openai_responses,
+    texts,
+    turns,
+)
+from irisgate.gateway.formats.base import (
+    PROBE_TEXT,
+    PROBE_TOKENS,
+    ApiFormat,
+    Catalogued,
+    ChunkFilter,
+    Operation,
+    StreamAccumulator,
+)
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
 
@@ -44,7 +59,7 @@ _ANTHROPIC_TYPES = {
 }
 
 
-class _ModelInBody:
+class _ModelInBody(Catalogued):
     """Formats that name the model in the JSON body and stream on `"stream": true`."""
 
     def model_of(self, body: dict[str, Any]) -> str | None:
@@ -97,9 +112,30 @@ class OpenAIChat(_OpenAIBase):
     flag = "openai_chat"
     api_type = "oai_completions"
     title = "OpenAI Chat Completions"
+    endpoints = ("/v1/chat/completions", "/chat/completions")
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_chat.usage_from_response(body), openai_chat.count_tool_calls(body)
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.chat_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.chat_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.chat_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return openai_chat.count_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        messages = [{"role": "user", "content": PROBE_TEXT}]
+        return "/v1/chat/completions", {
+            "model": model,
+            "max_tokens": PROBE_TOKENS,
+            "messages": messages,
+        }
 
     def accumulator(self) -> StreamAccumulator:
         return _ChatAccumulator()
@@ -127,9 +163,29 @@ class OpenAIResponses(_OpenAIBase):
     flag = "openai_responses"
     api_type = "oai_responses"
     title = "OpenAI Responses"
+    endpoints = ("/v1/responses",)
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_responses.usage_from_response(body), openai_responses.count_tool_calls(body)
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.responses_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.responses_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.responses_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return openai_responses.count_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        return "/v1/responses", {
+            "model": model,
+            "max_output_tokens": PROBE_TOKENS,
+            "input": PROBE_TEXT,
+        }
 
     def accumulator(self) -> StreamAccumulator:
         return openai_responses.ResponsesStreamAccumulator()
@@ -147,6 +203,7 @@ class AnthropicMessages(_ModelInBody):
     api_type = "ant_messages"
     title = "Anthropic Messages"
     cost_basis = "anthropic"
+    endpoints = ("/v1/messages", "/v1/messages/count_tokens")
 
     def error_body(self, error: GatewayError) -> tuple[bytes, dict[str, str]]:
         payload = {
@@ -161,6 +218,22 @@ class AnthropicMessages(_ModelInBody):
             anthropic_messages.count_tool_calls(body),
         )
 
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return turns.messages_first_turn(body)
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return turns.messages_user_message(body)
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return turns.anthropic_tool_calls(response)
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return anthropic_messages.count_tool_calls(response)
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        messages = [{"role": "user", "content": PROBE_TEXT}]
+        return "/v1/messages", {"model": model, "max_tokens": PROBE_TOKENS, "messages": messages}
+
     def accumulator(self) -> StreamAccumulator:
         return anthropic_messages.MessagesStreamAccumulator()
 
@@ -174,6 +247,19 @@ class AnthropicMessages(_ModelInBody):
 OPENAI_CHAT = OpenAIChat()
 OPENAI_RESPONSES = OpenAIResponses()
 ANTHROPIC_MESSAGES = AnthropicMessages()
+
+#: every API format, in the order a catalog lists them and picks a provider's cost basis
+#: and Test request by (chat-like APIs first, then the cloud APIs)
+FORMATS: tuple[ApiFormat, ...] = (
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    ANTHROPIC_MESSAGES,
+    cloud.GEMINI,
+    cloud.VERTEX_GENERATE,
+    cloud.VERTEX_RAW_PREDICT,
+    cloud.BEDROCK_CONVERSE,
+    cloud.BEDROCK_INVOKE,
+)
 
 #: gateway path -> what it does; matched exactly, before any framework routing
 PATHS: dict[str, Operation] = {

@@ -160,7 +160,7 @@ function modelRow(group, model) {
   const lines = tooltipSources.flatMap((source) => source(model, group));
   const tipId = `tip-${group.provider}-${model.id}`.replace(/[^A-Za-z0-9_-]/g, "_");
   const result = el("td", { class: "test-result", "aria-live": "polite" });
-  const testable = model.granted && group.enabled && model.formats.some((f) => f in TESTS);
+  const testable = model.granted && group.enabled && model.test !== null;
   const button = el("button", { type: "button", class: "test", disabled: !testable,
     title: testable ? `Send a minimal request to ${model.id}` : "Not granted to you, or the provider is unavailable",
     onclick: () => testModel(model, button, result) }, "Test");
@@ -180,22 +180,24 @@ function modelRow(group, model) {
   return [row, el("tr", { class: "result-row" }, result)];
 }
 
-// A minimal request per API format, sent by the browser itself so irisgate sees the viewer.
-const TESTS = {
-  openai_chat: (model) => ["/v1/chat/completions",
-    { model, max_tokens: 16, messages: [{ role: "user", content: "Say hello in five words." }] },
-    (b) => b.choices?.[0]?.message?.content],
-  anthropic_messages: (model) => ["/v1/messages",
-    { model, max_tokens: 16, messages: [{ role: "user", content: "Say hello in five words." }] },
-    (b) => b.content?.map((c) => c.text || "").join("")],
-  openai_responses: (model) => ["/v1/responses",
-    { model, max_output_tokens: 16, input: "Say hello in five words." },
-    (b) => b.output_text || b.output?.flatMap((o) => o.content || []).map((c) => c.text || "").join("")],
+// The answer's text, per API format (the request itself comes from /api/models: `model.test`).
+const geminiText = (b) => b.candidates?.[0]?.content?.parts?.map((p) => (p.thought ? "" : p.text || "")).join("");
+const messagesText = (b) => b.content?.map((c) => c.text || "").join("");
+const ANSWERS = {
+  openai_chat: (b) => b.choices?.[0]?.message?.content,
+  openai_responses: (b) => b.output_text || b.output?.flatMap((o) => o.content || []).map((c) => c.text || "").join(""),
+  anthropic_messages: messagesText,
+  gemini_generate_content: geminiText,
+  google_generate_content: geminiText,
+  google_raw_predict: messagesText,
+  bedrock_model_invoke: messagesText,
+  bedrock_converse: (b) => b.output?.message?.content?.map((c) => c.text || "").join(""),
 };
 
+// A minimal request, sent by the browser itself so irisgate sees the viewer.
 async function testModel(model, button, cell) {
-  const format = model.formats.find((f) => f in TESTS);
-  const [path, body, answerOf] = TESTS[format](model.id);
+  const { format, path, body } = model.test;
+  const answerOf = ANSWERS[format] || (() => "");
   button.disabled = true;
   cell.replaceChildren(el("span", { class: "hint", text: "Testing…" }));
   const started = performance.now();
@@ -209,7 +211,7 @@ async function testModel(model, button, cell) {
     const reply = await response.json().catch(() => ({}));
     const id = response.headers.get("x-irisgate-request-id");
     if (!response.ok) {
-      const message = reply.error?.message || reply.error || `HTTP ${response.status}`;
+      const message = reply.error?.message || reply.message || reply.error || `HTTP ${response.status}`;
       cell.replaceChildren(el("span", { class: "error test-error", text: `Error (HTTP ${response.status}, ${latency} ms): ${message}` }));
       return;
     }
