@@ -56,6 +56,20 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
 
+def _in_process(gateway: Gateway) -> Any:
+    """The gateway's LLM paths for calls made in-process (the chat's model rounds,
+    irisgate.chat.rounds): the caller's scope with the API's path and body."""
+
+    async def llm(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        endpoint = endpoint_of(scope)  # classified like a request from outside
+        if endpoint.op is None:
+            raise ValueError(f"not an LLM API operation: {scope['method']} {scope['path']}")
+        op, target, response_id = endpoint.op, endpoint.target, endpoint.response_id
+        await gateway.handle(scope, receive, send, op, target, response_id=response_id)
+
+    return llm
+
+
 def build_app(settings: Settings) -> ASGIApp:
     runtime = Runtime(settings)
     gateway = Gateway(runtime)
@@ -94,7 +108,7 @@ def build_app(settings: Settings) -> ASGIApp:
         lifespan=lifespan,
     )
     web.state.runtime = runtime
-    web.state.connectors = connectors
+    web.state.connectors, web.state.llm = connectors, _in_process(gateway)
     serve_web = answered(web)
 
     async def refused(scope: dict[str, Any], send: Any) -> bool:

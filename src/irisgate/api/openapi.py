@@ -53,6 +53,7 @@ _ERRORS = {
     403: "Access denied; `error` says why.",
     404: "Nothing with this id (or not the caller's); `error` says what.",
     409: "Conflict with the current state; `error` says what to do.",
+    429: "A quota refuses the request for now; `Retry-After` says when it refills enough.",
     413: "The body is larger than `--max-api-body` allows; `error` names the limit.",
     415: "The body was not sent with `Content-Type: application/json`.",
     502: "The connector behind it failed; `error` says how.",
@@ -146,9 +147,11 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/api/chat/models",
         "Chat models",
-        "The caller's granted models whose provider speaks a chat API: `id` (provider/model), "
-        "`model`, `provider`, `provider_name`, `api`, the gateway `path` a turn is sent to, "
-        "and whether the model gets a `reasoning` effort control and `images` attachments.",
+        "The caller's granted models whose provider speaks an API the chat can hold a "
+        "conversation over (OpenAI Chat Completions or Responses, Anthropic Messages, Gemini, "
+        "Vertex AI, Bedrock Converse): `id` (provider/model), `model`, `provider`, "
+        "`provider_name`, `api` and `api_title` (the API the chat speaks to it), and whether "
+        "the chat offers `stream`, `tools`, a `reasoning` effort control and `images`.",
         "chat",
         database=False,
     ),
@@ -259,6 +262,32 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
             ("name",), name={"type": "string", "minLength": 1}, arguments={"type": "object"}
         ),
         errors=(502,),
+    ),
+    Endpoint(
+        "POST",
+        _CONVERSATION + "/round",
+        "Run one model round",
+        "Ask the model for the next answer of the conversation: the picked model's API "
+        "format builds the request from the stored conversation, the turn's tool rounds so "
+        "far (`pending`, each with the `replay` items its `call`s came with) and the `tools` "
+        "offered, and it runs through the gateway as the caller's own request (grants, "
+        "quotas, hooks, record, cost; `x-irisgate-request-id`). Streams the chat's events as "
+        "SSE `data:` lines: `text`, `reasoning`, `call` {id, name, arguments, problem?}, "
+        "`replay` {items}, `usage`, `end` {outcome}, `error` {message}. The gateway's refusals "
+        "keep their status (and `Retry-After`) with `error.message`. 400 for a model whose "
+        "provider speaks no API the chat can use.",
+        "chat",
+        body='{"model": "provider/model", "tools": [...], "pending": [...], "effort": ""}',
+        body_schema=_object(
+            ("model",),
+            model={"type": "string", "minLength": 1},
+            tools={"type": "array"},
+            pending={"type": "array"},
+            effort={"type": "string", "enum": ["", "low", "medium", "high"]},
+        ),
+        media_type="text/event-stream",
+        returns="string",
+        errors=(429,),
     ),
 )
 

@@ -3,8 +3,10 @@
 Neither the configuration nor genai-prices (prices only) says which models reason or see, so
 the chat decides by the model's name, with rules for the families whose documentation says
 so. Only the name after the last ``/`` counts (``openrouter``-style ``vendor/model`` names
-work too), case-insensitively. A model no rule knows gets neither control: the chat then
-never sends a parameter or an image part an upstream might reject.
+work too), case-insensitively, without a Bedrock id's region and vendor prefixes
+(``us.anthropic.claude-sonnet-4-5-…`` counts as ``claude-sonnet-4-5-…``). A model no rule
+knows gets neither control: the chat then never sends a parameter or an image part an
+upstream might reject.
 
 Reasoning (sent as ``reasoning_effort`` on OpenAI chat, a ``thinking`` budget on Anthropic):
   OpenAI o-series (``o1``, ``o3``, ``o4-mini``…) and ``gpt-5`` or later (not ``*-chat*``);
@@ -32,8 +34,13 @@ _CLAUDE_NEW = re.compile(r"^claude-(opus|sonnet|haiku)-(\d+)")
 _O_WITHOUT_IMAGES = ("o1-mini", "o1-preview", "o3-mini")
 
 
+# Bedrock ids: an optional cross-region prefix, the vendor, then the model
+# (us.anthropic.claude-sonnet-4-5-20250929-v1:0, anthropic.claude-3-5-haiku-20241022-v1:0)
+_BEDROCK_PREFIX = re.compile(r"^(?:[a-z]{2,6}\.)?[a-z0-9-]+\.(?=claude-|gemini-|gpt-|o\d)")
+
+
 def _name(model: str) -> str:
-    return model.rsplit("/", 1)[-1].lower()
+    return _BEDROCK_PREFIX.sub("", model.rsplit("/", 1)[-1].lower())
 
 
 def _claude(name: str) -> tuple[float, str] | None:

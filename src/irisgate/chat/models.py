@@ -1,48 +1,90 @@
-"""The model picker's list: the caller's granted models whose provider speaks a chat API the
-browser can stream from the gateway (OpenAI chat completions, else Anthropic messages)."""
+"""The model picker's list: the caller's granted models whose provider speaks an API the chat
+can hold a conversation over, i.e. an API format with a chat adapter
+(`chat_adapter` on the format plug-in, gateway/formats/chatwire.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from irisgate.chat.capabilities import accepts_images, supports_reasoning
+from irisgate.config.model import Provider
+from irisgate.gateway.formats import cloud, registry
+from irisgate.gateway.formats.base import ApiFormat
+from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
-#: Chat-capable APIs in order of preference: (compatibility flag, gateway path).
-CHAT_APIS: tuple[tuple[str, str], ...] = (
-    ("openai_chat", "/v1/chat/completions"),
-    ("anthropic_messages", "/v1/messages"),
+#: the API formats in the order the chat prefers them when a provider speaks several
+FORMATS: tuple[ApiFormat, ...] = (
+    registry.OPENAI_CHAT,
+    registry.ANTHROPIC_MESSAGES,
+    registry.OPENAI_RESPONSES,
+    cloud.GEMINI,
+    cloud.VERTEX_GENERATE,
+    cloud.VERTEX_RAW_PREDICT,
+    cloud.BEDROCK_CONVERSE,
+    cloud.BEDROCK_INVOKE,
 )
+
+
+def chat_format(provider: Provider, model: str) -> ApiFormat | None:
+    """The format the chat speaks to this provider about `model`: the first the provider
+    accepts whose chat adapter serves the model."""
+    return next(
+        (
+            f
+            for f in FORMATS
+            if f.chat_adapter is not None
+            and provider.accepts(f.flag)
+            and f.chat_adapter.serves(model)
+        ),
+        None,
+    )
+
+
+def _entry(provider: Provider, model: str, fmt: ApiFormat, adapter: ChatAdapter) -> dict[str, Any]:
+    features = adapter.features
+    return {
+        "id": f"{provider.id}/{model}",
+        "model": model,
+        "provider": provider.id,
+        "provider_name": provider.name or provider.id,
+        "api": fmt.name,
+        "api_title": fmt.title,
+        "stream": "stream" in features,
+        "tools": "tools" in features,
+        "reasoning": "reasoning" in features and supports_reasoning(model),
+        "images": "images" in features and accepts_images(model),
+        "effort_off": adapter.effort_off,
+    }
+
+
+def _entries(snapshot: Snapshot, access: Access) -> list[tuple[dict[str, Any], ChatAdapter]]:
+    out: list[tuple[dict[str, Any], ChatAdapter]] = []
+    for model, providers in snapshot.routes.models().items():
+        for provider in providers:
+            if not provider.enabled or not access.may_use_model(f"{provider.id}/{model}"):
+                continue
+            fmt = chat_format(provider, model)
+            if fmt is None or fmt.chat_adapter is None:
+                continue
+            out.append((_entry(provider, model, fmt, fmt.chat_adapter), fmt.chat_adapter))
+    return out
 
 
 def chat_models(snapshot: Snapshot, access: Access) -> list[dict[str, Any]]:
     """One entry per (provider, model) the caller may chat with, in the providers' order.
 
     `id` is the provider-qualified name (`openai/gpt-4o-mini`) so that a turn reaches exactly
-    the provider the user picked; `api` says which wire format the browser speaks to it;
-    `reasoning` and `images` whether the composer offers an effort control and image
-    attachments (`irisgate.chat.capabilities`).
+    the provider the user picked; `api` and `api_title` name the API the chat speaks to it;
+    `stream`, `tools`, `reasoning` and `images` what the chat offers with it: what the API
+    has and, for reasoning and images, what the model does (`irisgate.chat.capabilities`).
     """
-    out: list[dict[str, Any]] = []
-    for model, providers in snapshot.routes.models().items():
-        for provider in providers:
-            fqn = f"{provider.id}/{model}"
-            if not provider.enabled or not access.may_use_model(fqn):
-                continue
-            api = next(((flag, path) for flag, path in CHAT_APIS if provider.accepts(flag)), None)
-            if api is None:
-                continue
-            out.append(
-                {
-                    "id": fqn,
-                    "model": model,
-                    "provider": provider.id,
-                    "provider_name": provider.name or provider.id,
-                    "api": api[0],
-                    "path": api[1],
-                    "reasoning": supports_reasoning(model),
-                    "images": accepts_images(model),
-                }
-            )
-    return out
+    return [entry for entry, _ in _entries(snapshot, access)]
+
+
+def chat_model(
+    snapshot: Snapshot, access: Access, model_id: str
+) -> tuple[dict[str, Any], ChatAdapter] | None:
+    """The picker's entry for `model_id` and its chat adapter; None when not offered."""
+    return next(((e, a) for e, a in _entries(snapshot, access) if e["id"] == model_id), None)

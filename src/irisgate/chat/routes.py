@@ -20,6 +20,7 @@ from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
+from irisgate.chat.rounds import run_round
 from irisgate.gateway.upstream import redact
 from irisgate.web.http import (
     ApiError,
@@ -277,4 +278,5 @@ routes = [
     Route(_ONE + "/messages", add_message, methods=["POST"]),
     Route(_ONE + "/messages/{message_id:int}", truncate_messages, methods=["DELETE"]),
     Route(_ONE + "/tools/call", call_tool, methods=["POST"]),
+    Route(_ONE + "/round", run_round, methods=["POST"]),
 ]

@@ -16,10 +16,13 @@ Mistral's ``{"outputs": [{"text", "stop_reason"}]}`` pieces; the last event also
 ``Converse`` answers with ``output``,
 ``stopReason``, ``usage`` and ``metrics``; ``ConverseStream`` sends ``messageStart``,
 ``contentBlockDelta``…, ``contentBlockStop``, ``messageStop`` and ``metadata`` events, each a
-JSON payload with a ``p`` padding member. A Converse request offering a tool
-(``toolConfig.tools[].toolSpec``) whose last user message says ``call tool`` gets a
-``toolUse`` block (``stopReason`` ``tool_use``; streamed as a ``contentBlockStart`` with
-``start.toolUse`` and ``delta.toolUse.input`` string pieces). Errors are
+JSON payload with a ``p`` padding member. A Converse request whose last user message asks for
+a tool (`CALL_TOOL_TRIGGER`) and offers one in ``toolConfig`` gets a ``toolUse`` block
+(``contentBlockStart`` with its id and name, ``contentBlockDelta`` pieces of its input,
+``stopReason`` ``tool_use``); one with ``additionalModelRequestFields.thinking`` enabled gets
+a ``reasoningContent`` block first (text pieces, then its ``signature``). Converse refuses
+messages that do not alternate between ``user`` and ``assistant`` and images whose
+``format`` or base64 ``source.bytes`` are wrong (ValidationException). Errors are
 ``{"message": …}`` with the exception name in the ``x-amzn-ErrorType`` header.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import random
 import string
 from collections.abc import Iterator
@@ -101,7 +105,61 @@ def check_converse(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "A conversation must start with a user message. Try again with a conversation"
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if roles[0] != "user" or any(a == b for a, b in itertools.pairwise(roles)):
+        return "A conversation must alternate between user and assistant roles."
+    for i, message in enumerate(messages):
+        for j, block in enumerate(message.get("content") or ()):
+            image = block.get("image") if isinstance(block, dict) else None
+            if image is None:
+                continue
+            problem = _image_problem(image)
+            if problem:
+                return f"messages.{i}.member.content.{j}.member.image: {problem}"
     return None
+
+
+_IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+
+
+def _image_problem(image: Any) -> str:
+    if not isinstance(image, dict) or image.get("format") not in _IMAGE_FORMATS:
+        return "format must be one of png, jpeg, gif, webp"
+    data = image.get("source", {}).get("bytes") if isinstance(image.get("source"), dict) else None
+    try:
+        base64.b64decode(data or "", validate=True)
+    except (ValueError, TypeError):
+        return "source.bytes is not valid base64"
+    return "" if data else "source.bytes is required"
+
+
+def converse_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
+    """(name, input schema) of the tool a Converse request asks the model to use."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    texts = [b.get("text") for b in last.get("content") or () if isinstance(b, dict)]
+    said = " ".join(t for t in texts if isinstance(t, str))
+    if last.get("role") != "user" or not wants_tool_call(said):
+        return None
+    config = body.get("toolConfig")
+    tools = config.get("tools") if isinstance(config, dict) else None
+    specs = [
+        {**t["toolSpec"], "schema": (t["toolSpec"].get("inputSchema") or {}).get("json")}
+        for t in tools or ()
+        if isinstance(t, dict) and isinstance(t.get("toolSpec"), dict)
+    ]
+    name, schema = first_function(specs, None, "schema")
+    return (name, schema) if name else None
+
+
+def converse_thinking(body: dict[str, Any]) -> bool:
+    fields = body.get("additionalModelRequestFields")
+    thinking = fields.get("thinking") if isinstance(fields, dict) else None
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
+
+
+#: the signature of the fake's reasoning blocks
+REASONING_SIGNATURE = "ZmFrZS1iZWRyb2NrLXNpZ25hdHVyZQ=="
 
 
 #: a shuffled pool of letters and digits: padding is a random slice of it (cheap enough for
@@ -139,9 +197,7 @@ def token_headers(reply: Reply, *, anthropic: bool = True) -> dict[str, str]:
     }
     if anthropic:
         headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cached_tokens)
-        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(
-            reply.cache_creation_tokens
-        )
+        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(reply.cache_creation_tokens)
     return headers
 
 
@@ -203,53 +259,57 @@ def _converse_usage(reply: Reply) -> dict[str, Any]:
     return usage
 
 
-def converse_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
-    """(name, input schema) of the Converse tool to use, when the last user turn asks."""
-    if not wants_tool_call(body.get("messages")):
-        return None
-    config = body.get("toolConfig")
-    tools = config.get("tools") if isinstance(config, dict) else None
-    name, schema = first_function(tools, "toolSpec", "inputSchema")
-    if isinstance(schema, dict) and "json" in schema:
-        schema = schema["json"]
-    return (name, schema) if name else None
-
-
-def _converse_content(reply: Reply) -> list[dict[str, Any]]:
-    call = reply.tool_call
-    if call is None:
-        return [{"text": reply.text}]
-    return [{"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.input}}]
-
-
-def _converse_stop(reply: Reply) -> str:
+def _stop_reason(reply: Reply) -> str:
     return "tool_use" if reply.tool_call is not None else "end_turn"
 
 
 def converse_body(reply: Reply) -> bytes:
+    content: list[dict[str, Any]] = []
+    if reply.thinking_pieces:
+        reasoning = {"text": reply.thinking, "signature": REASONING_SIGNATURE}
+        content.append({"reasoningContent": {"reasoningText": reasoning}})
+    if reply.tool_call is not None:
+        call = reply.tool_call
+        content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.input}})
+    else:
+        content.append({"text": reply.text})
     return orjson.dumps(
         {
             "metrics": {"latencyMs": 312},
-            "output": {"message": {"content": _converse_content(reply), "role": "assistant"}},
-            "stopReason": _converse_stop(reply),
+            "output": {"message": {"content": content, "role": "assistant"}},
+            "stopReason": _stop_reason(reply),
             "usage": _converse_usage(reply),
         }
     )
 
 
+def _block(index: int, delta: dict[str, Any]) -> bytes:
+    return _event(
+        "contentBlockDelta", {"contentBlockIndex": index, "delta": delta, "p": _padding()}
+    )
+
+
 def converse_events(reply: Reply) -> Iterator[bytes]:
     yield _event("messageStart", {"p": _padding(), "role": "assistant"})
-    call = reply.tool_call
-    if call is not None:
+    index = 0
+    if reply.thinking_pieces:
+        for piece in reply.thinking_pieces:
+            yield _block(0, {"reasoningContent": {"text": piece}})
+        yield _block(0, {"reasoningContent": {"signature": REASONING_SIGNATURE}})
+        yield _event("contentBlockStop", {"contentBlockIndex": 0, "p": _padding()})
+        index = 1
+    if reply.tool_call is not None:
+        call = reply.tool_call
         start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
-        yield _event("contentBlockStart", {"contentBlockIndex": 0, "p": _padding(), "start": start})
+        yield _event(
+            "contentBlockStart", {"contentBlockIndex": index, "start": start, "p": _padding()}
+        )
         for piece in call.argument_pieces:
-            delta = {"contentBlockIndex": 0, "delta": {"toolUse": {"input": piece}}}
-            yield _event("contentBlockDelta", {**delta, "p": _padding()})
-    for piece in reply.pieces if call is None else ():
-        delta = {"contentBlockIndex": 0, "delta": {"text": piece}, "p": _padding()}
-        yield _event("contentBlockDelta", delta)
-    yield _event("contentBlockStop", {"contentBlockIndex": 0, "p": _padding()})
-    yield _event("messageStop", {"p": _padding(), "stopReason": _converse_stop(reply)})
+            yield _block(index, {"toolUse": {"input": piece}})
+    else:
+        for piece in reply.pieces:
+            yield _block(index, {"text": piece})
+    yield _event("contentBlockStop", {"contentBlockIndex": index, "p": _padding()})
+    yield _event("messageStop", {"p": _padding(), "stopReason": _stop_reason(reply)})
     metadata = {"metrics": {"latencyMs": 298}, "p": _padding(), "usage": _converse_usage(reply)}
     yield _event("metadata", metadata)

@@ -80,6 +80,7 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
         {**body, "model": model},
         fake_google.function_tool(body),
         "",
+        thinking=fake_google.thinking_wanted(body),
         prompt_tokens=fake_google.count_prompt_tokens(body),
     )
     response_id = new_id("", 22)
@@ -139,8 +140,11 @@ async def bedrock(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> 
     if mistral and operation.startswith("invoke"):
         return await _mistral_invoke(fake, request, body, model, operation == "invoke")
     is_invoke = operation.startswith("invoke")
-    tool = fake_anthropic.message_tool(body) if is_invoke else fake_bedrock.converse_tool(body)
-    reply = fake._plan({**body, "model": model}, tool, "toolu_bdrk_01")
+    if is_invoke:
+        tool, thinking = fake_anthropic.message_tool(body), False
+    else:
+        tool, thinking = fake_bedrock.converse_tool(body), fake_bedrock.converse_thinking(body)
+    reply = fake._plan({**body, "model": model}, tool, "toolu_bdrk_01", thinking=thinking)
     if operation == "invoke":
         message = fake_anthropic.message(reply, new_id("msg_bdrk_01", 22))
         headers = fake_bedrock.token_headers(reply)

@@ -5,7 +5,13 @@ A body is a `GenerateContentResponse`: ``candidates`` (one, ``content.role`` ``m
 ``responseId`` (Vertex adds ``createTime``). A stream sends one such object per text piece:
 with ``alt=sse`` as ``data: {…}\\r\\n\\r\\n`` events, without it as one JSON array
 ``[{…},\\r\\n{…}]``. Every chunk carries the running ``usageMetadata``; the last one has
-``finishReason`` and the final counts. Errors are
+``finishReason`` and the final counts. A request with
+``generationConfig.thinkingConfig.includeThoughts`` gets its thinking first, one chunk per
+piece as ``{"text", "thought": true}`` parts, and its function call (when the last user turn
+asks for one, see `function_tool`) carries a ``thoughtSignature``, which Gemini wants back
+with the call in the next request. Function declarations are read from ``parameters`` or
+``parametersJsonSchema``. A thinking request whose current turn (from the last user text on)
+holds a function call without that signature is refused (400), as Gemini 3 does. Errors are
 ``{"error": {"code", "message", "status"}}``.
 
 Token rule: the prompt is the words of every ``text`` in ``contents`` and
@@ -73,11 +79,36 @@ def count_prompt_tokens(body: Mapping[str, Any]) -> int:
     return max(words, 1)
 
 
+def _turn_start(contents: list[Any]) -> int:
+    """Where the current turn starts: the last user content with text."""
+    for i in range(len(contents) - 1, -1, -1):
+        content = contents[i]
+        if not isinstance(content, dict) or content.get("role", "user") != "user":
+            continue
+        parts = content.get("parts")
+        if any(isinstance(p, dict) and "text" in p for p in parts or ()):
+            return i
+    return 0
+
+
 def check_request(body: Mapping[str, Any]) -> str | None:
     """The INVALID_ARGUMENT message a request earns, or None."""
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified\n"
+    if thinking_wanted(body):  # Gemini 3: this turn's calls come back with their signature
+        for i, content in enumerate(contents):
+            if i < _turn_start(contents):
+                continue
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for j, part in enumerate(parts if isinstance(parts, list) else ()):
+                if not isinstance(part, dict) or "functionCall" not in part:
+                    continue
+                if part.get("thoughtSignature") != THOUGHT_SIGNATURE:
+                    return (
+                        f"Function call is missing a thought_signature in functionCall "
+                        f"parts. contents[{i}].parts[{j}]"
+                    )
     return None
 
 
@@ -112,6 +143,17 @@ def function_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
     return (name, schema) if name else None
 
 
+def thinking_wanted(body: Mapping[str, Any]) -> bool:
+    """Whether the request asks to see the model's thoughts."""
+    config = body.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    return isinstance(thinking, dict) and thinking.get("includeThoughts") is True
+
+
+#: the thought signature the fake puts on a function call made while thinking
+THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="
+
+
 def usage_metadata(reply: Reply, output: int, *, vertex: bool) -> dict[str, Any]:
     prompt = reply.prompt_tokens + reply.cached_tokens
     usage: dict[str, Any] = {"promptTokenCount": prompt}
@@ -131,7 +173,10 @@ def usage_metadata(reply: Reply, output: int, *, vertex: bool) -> dict[str, Any]
 def _parts(reply: Reply) -> list[dict[str, Any]]:
     if reply.tool_call is not None:
         call = reply.tool_call
-        return [{"functionCall": {"name": call.name, "args": call.input}}]
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": call.input}}
+        if reply.thinking_pieces:
+            part["thoughtSignature"] = THOUGHT_SIGNATURE
+        return [part]
     return [{"text": reply.text}]
 
 
@@ -175,11 +220,22 @@ def response(reply: Reply, response_id: str, *, vertex: bool = False) -> bytes:
 
 def chunks(reply: Reply, response_id: str, *, vertex: bool = False) -> list[bytes]:
     """The `GenerateContentResponse` chunks of a streamed answer (JSON, unframed)."""
+    thoughts = [
+        _chunk(
+            reply,
+            [{"text": piece, "thought": True}],
+            response_id,
+            output=0,
+            finished=False,
+            vertex=vertex,
+        )
+        for piece in reply.thinking_pieces
+    ]
     if reply.tool_call is not None:
-        return [response(reply, response_id, vertex=vertex)]
+        return [*thoughts, response(reply, response_id, vertex=vertex)]
     pieces = reply.pieces or ("",)
     last = len(pieces) - 1
-    return [
+    return thoughts + [
         _chunk(
             reply,
             [{"text": piece}],

@@ -25,9 +25,14 @@ Tool calls and thinking
     answer is a call of the first function tool (arguments from its schema, or
     `tool_arguments`); a final tool-result message gets a text answer again, unless
     `tool_every_turn` is set (then every request offering a tool gets a call of it).
-    Anthropic requests with ``thinking.type`` ``enabled``/``adaptive`` get a thinking block
-    first. Responses API calls get a `function_call` output item by the same rule (a final
-    `function_call_output` item gets text).
+    Responses API calls get a `function_call` output item by the same rule (a final
+    `function_call_output` item gets text); so do Gemini (``functionDeclarations``) and
+    Bedrock Converse (``toolConfig``) requests. Anthropic requests with ``thinking.type``
+    ``enabled``/``adaptive`` get a thinking block first; so do Responses requests asking for a
+    ``reasoning.summary`` (a reasoning item), Gemini requests with
+    ``thinkingConfig.includeThoughts`` (thought parts; a call carries a thought signature)
+    and Converse requests with ``additionalModelRequestFields.thinking`` enabled (a
+    ``reasoningContent`` block with its signature).
 """
 
 from __future__ import annotations
@@ -110,7 +115,8 @@ class FakeLLM(StartStop):
     - ``prompt_tokens`` [None]: forces the counted prompt size (else the word rule).
     - ``cached_tokens`` [0], ``reasoning_tokens`` [0], ``cache_write_5m_tokens`` [0],
       ``cache_write_1h_tokens`` [0]: reported usage details (see `fake_reply`).
-    - ``thinking_text``: the Anthropic thinking block, streamed word by word.
+    - ``thinking_text``: the thinking (Anthropic block, Responses summary, Gemini thought
+      parts, Converse reasoning), streamed word by word.
     - ``tool_arguments`` [None]: arguments of tool calls (else derived from the schema).
     - ``tool_every_turn`` [False]: answer every request that offers a tool with a call of it,
       tool results included (a model that never stops calling tools).
@@ -534,7 +540,8 @@ class FakeLLM(StartStop):
         if problem is not None:
             return self._json(request, problem, status=400)
         tool = fake_openai.responses_tool(body, always=self.tool_every_turn)
-        reply = self._plan(body, tool, "call_")
+        thinking = fake_openai.responses_thinking(body)
+        reply = self._plan(body, tool, "call_", thinking=thinking)
         item_prefix = "msg_" if tool is None else "fc_"
         response_id, item_id = new_id("resp_", 48), new_id(item_prefix, 48)
         done = fake_openai.response_object(reply, response_id, item_id, body)

@@ -19,7 +19,12 @@ Chat Completions
 Responses
     Non-stream: the response object (two-space indents). Stream: ``event: <type>\\ndata:
     {compact JSON}\\n\\n`` where each payload starts with ``type`` and the other keys follow
-    in alphabetical order, ``sequence_number`` counting from 0; no ``[DONE]``.
+    in alphabetical order, ``sequence_number`` counting from 0; no ``[DONE]``. A request
+    with ``reasoning.summary`` set gets a ``reasoning`` item first (its summary streamed as
+    ``response.reasoning_summary_text.delta`` events, one per thinking piece); one whose last
+    user message asks for a tool (`CALL_TOOL_TRIGGER`) and offers a ``function`` tool gets a
+    ``function_call`` item (``call_id``, ``name``, ``arguments`` streamed as
+    ``response.function_call_arguments.delta``) instead of the message.
 
 Stored responses
     ``GET /v1/responses/{id}`` answers the response object (a background response, created
@@ -150,6 +155,12 @@ def check_responses(body: Mapping[str, Any]) -> bytes | None:
             code="missing_required_parameter",
         )
     return _check_stream_options(body)
+
+
+def responses_thinking(body: Mapping[str, Any]) -> bool:
+    """Whether a Responses request asks for a reasoning summary."""
+    reasoning = body.get("reasoning")
+    return isinstance(reasoning, dict) and reasoning.get("summary") is not None
 
 
 def _check_stream_options(body: Mapping[str, Any]) -> bytes | None:
@@ -351,6 +362,11 @@ def _message_item(item_id: str, status: str, content: Sequence[dict[str, Any]]) 
     }
 
 
+def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"id": "rs_" + item_id.split("_", 1)[-1], "type": "reasoning", "summary": summary}
+
+
 def _function_call_item(item_id: str, status: str, reply: Reply) -> dict[str, Any]:
     """The `function_call` output item of a reply that calls a tool."""
     call = reply.tool_call
@@ -366,10 +382,13 @@ def _function_call_item(item_id: str, status: str, reply: Reply) -> dict[str, An
     }
 
 
-def _output_item(item_id: str, reply: Reply) -> dict[str, Any]:
+def _output_items(item_id: str, reply: Reply) -> list[dict[str, Any]]:
+    """The output items of a finished reply: its reasoning (when it thought), then the
+    function call or the message."""
+    items = [_reasoning_item(item_id, reply.thinking)] if reply.thinking_pieces else []
     if reply.tool_call is not None:
-        return _function_call_item(item_id, "completed", reply)
-    return _message_item(item_id, "completed", [_output_text(reply.text)])
+        return [*items, _function_call_item(item_id, "completed", reply)]
+    return [*items, _message_item(item_id, "completed", [_output_text(reply.text)])]
 
 
 def response_object(
@@ -381,7 +400,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = [_output_item(item_id, reply)] if completed else []
+    output = _output_items(item_id, reply) if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -433,6 +452,28 @@ def _event(kind: str, seq: int, fields: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+def _message_events(
+    reply: Reply, item_id: str, index: int, emit: Any, *, obfuscate: bool
+) -> Iterator[bytes]:
+    yield emit(
+        "response.output_item.added",
+        item=_message_item(item_id, "in_progress", []),
+        output_index=index,
+    )
+    where = {"content_index": 0, "item_id": item_id, "output_index": index}
+    yield emit("response.content_part.added", part=_output_text(""), **where)
+    for piece in reply.pieces:
+        extra = {"obfuscation": padding()} if obfuscate else {}
+        yield emit("response.output_text.delta", delta=piece, logprobs=[], **extra, **where)
+    yield emit("response.output_text.done", text=reply.text, logprobs=[], **where)
+    yield emit("response.content_part.done", part=_output_text(reply.text), **where)
+    yield emit(
+        "response.output_item.done",
+        item=_message_item(item_id, "completed", [_output_text(reply.text)]),
+        output_index=index,
+    )
+
+
 def response_events(
     reply: Reply,
     response_id: str,
@@ -453,30 +494,25 @@ def response_events(
     pending = response_object(reply, response_id, item_id, request, completed=False)
     yield emit("response.created", response=pending)
     yield emit("response.in_progress", response=pending)
+    index = 0
+    if reply.thinking_pieces:
+        reasoning = _reasoning_item(item_id, "")
+        yield emit("response.output_item.added", item=reasoning, output_index=0)
+        where = {"item_id": reasoning["id"], "output_index": 0, "summary_index": 0}
+        part = {"type": "summary_text", "text": ""}
+        yield emit("response.reasoning_summary_part.added", part=part, **where)
+        for piece in reply.thinking_pieces:
+            yield emit("response.reasoning_summary_text.delta", delta=piece, **where)
+        yield emit("response.reasoning_summary_text.done", text=reply.thinking, **where)
+        part = {"type": "summary_text", "text": reply.thinking}
+        yield emit("response.reasoning_summary_part.done", part=part, **where)
+        done = _reasoning_item(item_id, reply.thinking)
+        yield emit("response.output_item.done", item=done, output_index=0)
+        index = 1
     if reply.tool_call is not None:
-        yield from _function_call_events(reply, item_id, emit)
-        yield emit(
-            "response.completed",
-            response=response_object(reply, response_id, item_id, request),
-        )
-        return
-    yield emit(
-        "response.output_item.added",
-        item=_message_item(item_id, "in_progress", []),
-        output_index=0,
-    )
-    where = {"content_index": 0, "item_id": item_id, "output_index": 0}
-    yield emit("response.content_part.added", part=_output_text(""), **where)
-    for piece in reply.pieces:
-        extra = {"obfuscation": padding()} if obfuscate else {}
-        yield emit("response.output_text.delta", delta=piece, logprobs=[], **extra, **where)
-    yield emit("response.output_text.done", text=reply.text, logprobs=[], **where)
-    yield emit("response.content_part.done", part=_output_text(reply.text), **where)
-    yield emit(
-        "response.output_item.done",
-        item=_message_item(item_id, "completed", [_output_text(reply.text)]),
-        output_index=0,
-    )
+        yield from _function_call_events(reply, item_id, emit, index)
+    else:
+        yield from _message_events(reply, item_id, index, emit, obfuscate=obfuscate)
     yield emit(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),
@@ -484,7 +520,7 @@ def response_events(
 
 
 def _function_call_events(
-    reply: Reply, item_id: str, emit: Callable[..., bytes]
+    reply: Reply, item_id: str, emit: Callable[..., bytes], index: int = 0
 ) -> Iterator[bytes]:
     """The events of a `function_call` output item, its arguments streamed in pieces."""
     call = reply.tool_call
@@ -492,16 +528,16 @@ def _function_call_events(
     yield emit(
         "response.output_item.added",
         item=_function_call_item(item_id, "in_progress", reply),
-        output_index=0,
+        output_index=index,
     )
-    where = {"item_id": item_id, "output_index": 0}
+    where = {"item_id": item_id, "output_index": index}
     for piece in call.argument_pieces:
         yield emit("response.function_call_arguments.delta", delta=piece, **where)
     yield emit("response.function_call_arguments.done", arguments=call.arguments, **where)
     yield emit(
         "response.output_item.done",
         item=_function_call_item(item_id, "completed", reply),
-        output_index=0,
+        output_index=index,
     )
 
 

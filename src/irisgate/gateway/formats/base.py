@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from irisgate.gateway.errors import GatewayError
+from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
@@ -47,6 +48,8 @@ class ApiFormat(Protocol):
     cost_basis: str
     #: human name for messages
     title: str
+    #: how the chat app holds a conversation over this API; None: the chat cannot use it
+    chat_adapter: ChatAdapter | None
 
     def model_of(self, body: dict[str, Any]) -> str | None: ...
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import orjson
 
 from irisgate.gateway.errors import ErrorKind, GatewayError
-from irisgate.gateway.formats import anthropic_messages, bedrock, gemini, turns
+from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemini, turns
 from irisgate.gateway.formats.base import (
     PROBE_TEXT,
     PROBE_TOKENS,
@@ -122,6 +122,8 @@ class GeminiGenerateContent(_ModelInPath, _GoogleErrors):
         "/v1beta/models/{model}:streamGenerateContent",
         "/v1beta/models/{model}:countTokens",
     )
+    #: how the chat app holds a conversation over this API (gateway/formats/chatwire.py)
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.GEMINI
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return gemini.usage_from_response(body), gemini.count_tool_calls(body)
@@ -168,6 +170,7 @@ class VertexGenerateContent(GeminiGenerateContent):
             return None
         path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
         return path, _contents_probe()
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_GEMINI
 
 
 class VertexRawPredict(_ModelInPath, _GoogleErrors):
@@ -183,6 +186,7 @@ class VertexRawPredict(_ModelInPath, _GoogleErrors):
         "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}"
         ":streamRawPredict",
     )
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_ANTHROPIC
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return (
@@ -245,6 +249,8 @@ class BedrockInvoke(_BedrockBase):
         "/bedrock/model/{model}/invoke",
         "/bedrock/model/{model}/invoke-with-response-stream",
     )
+    #: the body is the model vendor's own: the chat uses Converse instead
+    chat_adapter: chatwire.ChatAdapter | None = None
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         """Anthropic bodies (`usage.input_tokens`), else the other vendors' shapes Bedrock
@@ -289,6 +295,7 @@ class BedrockConverse(_BedrockBase):
     api_type = "bedrock_converse"
     title = "Bedrock Converse"
     endpoints = ("/bedrock/model/{model}/converse", "/bedrock/model/{model}/converse-stream")
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.CONVERSE
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return bedrock.converse_usage(body.get("usage")), bedrock.converse_tool_calls(body)

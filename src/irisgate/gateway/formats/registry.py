@@ -15,6 +15,7 @@ import orjson
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats import (
     anthropic_messages,
+    chatwire,
     cloud,
     openai_chat,
     openai_responses,
@@ -113,6 +114,8 @@ class OpenAIChat(_OpenAIBase):
     api_type = "oai_completions"
     title = "OpenAI Chat Completions"
     endpoints = ("/v1/chat/completions", "/chat/completions")
+    #: how the chat app holds a conversation over this API (gateway/formats/chatwire.py)
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.OPENAI_CHAT
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_chat.usage_from_response(body), openai_chat.count_tool_calls(body)
@@ -164,6 +167,7 @@ class OpenAIResponses(_OpenAIBase):
     api_type = "oai_responses"
     title = "OpenAI Responses"
     endpoints = ("/v1/responses",)
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.RESPONSES
 
     def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
         return openai_responses.usage_from_response(body), openai_responses.count_tool_calls(body)
@@ -202,6 +206,7 @@ class AnthropicMessages(_ModelInBody):
     flag = "anthropic_messages"
     api_type = "ant_messages"
     title = "Anthropic Messages"
+    chat_adapter: chatwire.ChatAdapter | None = chatwire.ANTHROPIC
     cost_basis = "anthropic"
     endpoints = ("/v1/messages", "/v1/messages/count_tokens")
 

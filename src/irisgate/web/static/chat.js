@@ -1,7 +1,9 @@
-// The chat app. Conversations live behind /api/chat/...; every turn is a streamed request to
-// the gateway's own LLM endpoint (the path the picked model's provider speaks), so identity,
-// grants, quotas, hooks, capture and cost apply exactly as to any other client. Answers are
-// Markdown rendered by marked and sanitised by DOMPurify before they touch the page.
+// The chat app. Conversations live behind /api/chat/...; every model round goes to
+// /api/chat/conversations/<id>/round, where irisgate writes it in the API the picked model's
+// provider speaks and sends it through its own gateway as this user's request, so identity,
+// grants, quotas, hooks, capture and cost apply exactly as to any other client; the answer
+// streams back as the chat's own events, whatever the API. Answers are Markdown rendered by
+// marked and sanitised by DOMPurify before they touch the page.
 //
 // Tools: the loop runs here. When the model answers with tool calls, each call goes to
 // /api/chat/conversations/<id>/tools/call (the same grant checks, credentials and records as
@@ -9,16 +11,7 @@
 // calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline.
 import { marked } from "/ui/static/vendor/marked.esm.js";
 import DOMPurify from "/ui/static/vendor/purify.es.mjs";
-import {
-  MAX_ROUNDS,
-  anthropicEvent,
-  buildRequest,
-  finishRound,
-  newRound,
-  openaiEvent,
-  readEvents,
-  wireName,
-} from "/ui/static/chat_wire.js";
+import { MAX_ROUNDS, finishRound, foldEvent, newRound, readEvents, wireName } from "/ui/static/chat_wire.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -105,6 +98,7 @@ function fillModels() {
     const option = document.createElement("option");
     option.value = m.id;
     option.textContent = label;
+    option.title = `${m.api_title}: ${features(m)}`;
     select.appendChild(option);
   }
   if ([...select.options].some((o) => o.value === current)) select.value = current;
@@ -119,13 +113,24 @@ function pickModel(id) {
   updateComposer();
 }
 
+// What the chat offers with a model (its API's abilities and the model's own).
+function features(m) {
+  const names = [
+    [m.stream, "streaming"],
+    [m.tools, "tools"],
+    [m.images, "images"],
+    [m.reasoning, "reasoning"],
+  ];
+  return names.filter(([on]) => on).map(([, name]) => name).join(" · ") || "text";
+}
+
 // The reasoning control only for models that reason; its "none" says what it means there.
 function updateComposer() {
   const model = modelById($("model-select").value);
   const effort = $("effort");
   effort.hidden = !model?.reasoning;
-  effort.options[0].textContent =
-    model?.api === "anthropic_messages" ? "Thinking: off" : "Reasoning: default";
+  effort.options[0].textContent = model?.effort_off || "Reasoning: default";
+  $("model-features").textContent = model ? `${model.api_title} · ${features(model)}` : "";
   $("attach-label").title = model?.images
     ? "Attach images (PNG, JPEG, GIF, WebP) or text files"
     : "Attach text files (code, notes, CSV…)";
@@ -551,8 +556,8 @@ function setBusy(busy) {
 }
 
 // One model round: streams the answer into `view`, folding it into `round`.
-async function modelRound(model, request, view, signal, round) {
-  const resp = await fetch(model.path, {
+async function modelRound(request, view, signal, round) {
+  const resp = await fetch(`/api/chat/conversations/${state.conversation.id}/round`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(request),
@@ -563,7 +568,6 @@ async function modelRound(model, request, view, signal, round) {
     round.error = await errorText(resp);
     return round;
   }
-  const fold = model.api === "anthropic_messages" ? anthropicEvent : openaiEvent;
   let frame = 0;
   const paint = () => {
     frame = 0;
@@ -571,7 +575,7 @@ async function modelRound(model, request, view, signal, round) {
   };
   try {
     await readEvents(resp, (ev) => {
-      fold(ev, round);
+      foldEvent(ev, round);
       if (!frame) frame = requestAnimationFrame(paint);
     });
   } finally {
@@ -579,6 +583,7 @@ async function modelRound(model, request, view, signal, round) {
     view.paint(round);
   }
   if (!round.outcome && !round.error) round.error = "the answer ended before the model finished";
+  return round;
 }
 
 // The streaming assistant message and what it shows while the turn runs.
@@ -621,7 +626,6 @@ async function runTurn() {
     return;
   }
   await state.toolsLoaded;
-  const instructions = state.conversation?.instructions || "";
   const effort = model.reasoning ? $("effort").value : "";
   const offered = offeredTools();
   const byWire = new Map(offered.map((t) => [wireName(t.name), t.name]));
@@ -640,15 +644,14 @@ async function runTurn() {
   try {
     for (let n = 1; ; n++) {
       status(n === 1 ? `Asking ${model.model}…` : `Asking ${model.model} (round ${n})…`);
-      const request = buildRequest(model, {
-        history: state.messages,
-        pending,
-        instructions,
-        tools: offered,
+      const request = {
+        model: model.id,
         effort,
-      });
+        tools: offered.map((t) => ({ name: t.name, description: t.description || t.name, input_schema: t.input_schema })),
+        pending: pending.tool_calls,
+      };
       round = newRound();
-      await modelRound(model, request, view, controller.signal, round);
+      await modelRound(request, view, controller.signal, round);
       requestId = round.requestId || requestId;
       reasoning += round.reasoning ? (reasoning ? "\n\n" : "") + round.reasoning : "";
       text = round.text;
@@ -656,12 +659,12 @@ async function runTurn() {
         error = round.error;
         break;
       }
-      const { calls, thinking } = finishRound(model, round);
+      const { calls, replay } = finishRound(round);
       if (!calls.length) {
         outcome = round.outcome;
         break;
       }
-      const step = { text: round.text, calls: [], thinking };
+      const step = { text: round.text, calls: [], replay };
       pending.tool_calls.push(step);
       text = "";
       const box = view.startRound(round, step);
