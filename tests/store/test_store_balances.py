@@ -137,10 +137,17 @@ async def test_spending_within_the_lease_is_reported_without_the_buckets_row(
     before = (await balances.rows(db))["team"].updated_at
     later = T0 + timedelta(seconds=5)
     got = await balances.sync(db, SPEC, instance="a", spent=120, want=balances.KEEP, now=later)
-    assert (got.held, got.unleased, got.total) == (180, None, None)
+    # the row is read (not locked, not written): the balance as the database has it
+    assert (got.held, got.unleased, got.total, got.sharers) == (180, 700, 880, 1)
     rows = await balances.rows(db)
     assert rows["team"].balance == 880
     assert rows["team"].updated_at == before, "the bucket's row was not written"
+    # another instance leases too: the next report counts it among the sharers
+    other = await balances.sync(db, SPEC, instance="b", spent=0, want=100, now=later)
+    assert (other.held, other.total, other.sharers) == (100, 880, 2)
+    got = await balances.sync(db, SPEC, instance="a", spent=0, want=balances.KEEP, now=later)
+    assert (got.held, got.unleased, got.total, got.sharers) == (180, 600, 880, 2)
+    await balances.sync(db, SPEC, instance="b", spent=0, want=0, now=later)
     # more than the lease holds: the bucket's row pays the rest, the lease is what is left
     got = await balances.sync(db, SPEC, instance="a", spent=200, want=balances.KEEP, now=later)
     assert (got.held, got.total) == (0, 680)

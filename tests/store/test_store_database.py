@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import sys
 import warnings
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from irisgate.store import configs
+from irisgate.store import configs, queries, reports
 from irisgate.store.database import (
     SCHEMA_HEAD,
     Database,
@@ -116,7 +117,7 @@ async def _migrate_with_alembic(db: Database, revision: str) -> None:
 
 
 def test_schema_head_is_the_newest_migration() -> None:
-    assert SCHEMA_HEAD == head_revision() == "0011"
+    assert SCHEMA_HEAD == head_revision() == "0012"
 
 
 async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) -> None:
@@ -125,7 +126,7 @@ async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) 
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0011"
+        assert await current_revision(db) == "0012"
     finally:
         await db.close()
 
@@ -137,7 +138,7 @@ async def test_the_migrations_build_what_tables_py_says(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0011"
+        assert await current_revision(db) == "0012"
     finally:
         await db.close()
 
@@ -151,10 +152,57 @@ async def test_an_older_database_is_migrated_to_head_keeping_its_data(db_url: st
         await old.close()
     db = await open_database(db_url)
     try:
-        assert await current_revision(db) == "0011"
+        assert await current_revision(db) == "0012"
         assert await configs.latest(db) == version
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
+    finally:
+        await db.close()
+
+
+async def test_rollups_written_before_shards_read_the_same_after_the_migration(
+    db_url: str,
+) -> None:
+    old = await open_database(db_url, migrate=False)
+    try:
+        await _migrate_with_alembic(old, "0011")
+        async with old._write_engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO usage_daily (day, login_name, model, provider, requests, "
+                    "input_tokens, total_tokens, cost_nanodollars) "
+                    "VALUES ('2025-03-01', 'alice@example.com', 'gpt-4o', 'openai', 3, 30, 40, 7)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO sessions (login_name, session_id, agent, first_at, last_at, "
+                    "requests, total_tokens) VALUES ('alice@example.com', 's1', 'curl', "
+                    "'2025-03-01 12:00:00', '2025-03-01 12:05:00', 3, 40)"
+                )
+            )
+    finally:
+        await old.close()
+    db = await open_database(db_url)
+    try:
+        daily = await queries.daily_usage(db, since=date(2025, 3, 1), until=date(2025, 3, 2))
+        assert [
+            (r["login_name"], r["requests"], r["total_tokens"], r["cost_nanodollars"])
+            for r in daily
+        ] == [("alice@example.com", 3, 40, 7)]
+        listed, total = await reports.list_sessions(
+            db, login_name=None, since=None, until=None, offset=0, limit=10
+        )
+        assert total == 1
+        assert (listed[0]["session_id"], listed[0]["requests"], listed[0]["agent"]) == (
+            "s1",
+            3,
+            "curl",
+        )
+        assert listed[0]["last_at"] == "2025-03-01T12:05:00.000Z"
+        async with db.connect() as conn:
+            shards = (await conn.execute(text("SELECT shard FROM usage_daily"))).scalars()
+            assert list(shards) == [0]
     finally:
         await db.close()
 
@@ -190,7 +238,7 @@ async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
     for _ in range(2):
         again = await open_database(db_url)
         try:
-            assert await current_revision(again) == "0011"
+            assert await current_revision(again) == "0012"
             assert await configs.latest(again) == version
         finally:
             await again.close()
@@ -200,7 +248,7 @@ async def test_instances_starting_together_both_open(db_url: str) -> None:
     opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
     try:
         for db in opened:
-            assert await current_revision(db) == "0011"
+            assert await current_revision(db) == "0012"
     finally:
         for db in opened:
             await db.close()

@@ -3,18 +3,21 @@ queries over them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from store_records import T0, make_record, new_spool
 
-from irisgate.store import reports
+from irisgate.store import queries, reports
 from irisgate.store.database import Database
 from irisgate.store.reports import Filters
-from irisgate.store.tables import sessions
+from irisgate.store.tables import sessions, usage_agent_daily, usage_daily
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.shards import ShardPicker
 from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.writer import BatchWriter
 from irisgate.usage.tokens import Usage
@@ -69,6 +72,78 @@ async def test_sessions_and_agents_sum_across_batches(db: Database) -> None:
         db, login_name="alice@example.com", since=None, until=None, offset=0, limit=10
     )
     assert total == 1 and listed[0]["session_id"] == "s1"
+
+
+async def test_a_writer_never_waits_for_rollup_rows_another_instance_holds(
+    db: Database, spool: Spool
+) -> None:
+    """Another instance is in the middle of its batch: it has added to the same day, user,
+    model, agent and session as our record and not committed yet. Our writer stores its
+    batch meanwhile (into another shard of those rollup rows), and once both are committed
+    every report sums the two."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to wait for")
+    other = {"requests": 2, "input_tokens": 40, "total_tokens": 50, "cost_nanodollars": 9}
+    mine = make_record(0, session_id="s1", user_agent="curl/8.5.0")
+    async with db.begin() as conn:  # the other instance's transaction
+        shard = await ShardPicker().take(conn)
+        day = {"day": DAY, "login_name": "alice@example.com", "shard": shard}
+        await conn.execute(
+            usage_daily.insert().values(**day, model="gpt-4o", provider="openai", **other)
+        )
+        await conn.execute(usage_agent_daily.insert().values(**day, agent="curl", **other))
+        await conn.execute(
+            sessions.insert().values(
+                login_name="alice@example.com",
+                session_id="s1",
+                shard=shard,
+                agent="curl",
+                first_at=T0 - timedelta(minutes=5),
+                last_at=T0 + timedelta(minutes=5),
+                **other,
+            )
+        )
+        writer = BatchWriter(db, spool)
+        writer.start()
+        writer.submit(mine)
+        for _ in range(3000):  # a writer waiting on those rows would never get there
+            if writer.written_total:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.written_total == 1
+    assert await writer.drain_and_stop() == 0
+
+    window = Filters(DAY, DAY + timedelta(days=1))
+    daily = await queries.daily_usage(db, since=window.since, until=window.until)
+    assert [(r["requests"], r["input_tokens"], r["cost_nanodollars"]) for r in daily] == [
+        (3, 40 + 100, 9 + 1_000)
+    ]
+    total = await reports.totals(db, window)
+    assert (total["requests"], total["active_users"]) == (3, 1)
+    assert [(r["agent"], r["requests"]) for r in await reports.by_agent(db, window)] == [
+        ("curl", 3)
+    ]
+    listed, count = await reports.list_sessions(
+        db, login_name=None, since=T0 + timedelta(minutes=1), until=None, offset=0, limit=10
+    )
+    assert count == 1
+    session = listed[0]
+    assert (session["session_id"], session["requests"], session["total_tokens"]) == (
+        "s1",
+        3,
+        50 + 110,
+    )
+    assert session["first_at"] == "2025-03-01T11:55:00.000Z"
+    assert session["last_at"] == "2025-03-01T12:05:00.000Z"
+    assert await reports.count_recent_sessions(db, "alice@example.com", T0) == 1
+    # before `until` only when all its rows are
+    _, early = await reports.list_sessions(
+        db, login_name=None, since=None, until=T0 + timedelta(minutes=1), offset=0, limit=10
+    )
+    assert early == 0
+    async with db.connect() as conn:
+        shards = (await conn.execute(select(sessions.c.shard))).scalars().all()
+    assert len(set(shards)) == 2
 
 
 async def test_totals_users_and_active_users(db: Database) -> None:

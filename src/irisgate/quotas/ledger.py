@@ -26,8 +26,13 @@ Overshoot bound: a request is admitted while `remaining > 0` and reserves its es
 instance can spend beyond the money it leased by at most one request's estimate, plus what
 in-flight requests cost beyond their estimates. With N instances the bucket overshoots by at
 most N * (largest estimate) when estimates hold. Money leased to one instance is invisible to
-the others, so a bucket can refuse while another instance still holds up to one lease
-(capacity / `LEASE_DIVISOR` plus what its in-flight requests reserve) of it.
+the others, so a bucket can refuse while other instances still hold some of it: a lease is
+at most capacity / `LEASE_DIVISOR` and at most the bucket's balance / (`LEASE_SHARE` x the
+instances leasing it), plus what its in-flight requests reserve. Every report tells an
+instance the balance and the number of instances leasing (`balances.Synced`), and once
+less than half of the balance is outside the leases, the upkeep gives back what its lease
+holds beyond that size: leases shrink as the bucket runs low, and a chain is refused only
+when less than about a quarter of what is left is leased elsewhere unused.
 """
 
 from __future__ import annotations
@@ -57,8 +62,13 @@ from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.quotas")
 
-#: a lease is this fraction of the bucket's capacity (plus what is reserved in flight)
+#: a lease is at most this fraction of the bucket's capacity (plus what is reserved in
+#: flight)
 LEASE_DIVISOR = 10
+#: and at most the bucket's balance over this times the instances sharing it: together the
+#: instances' unused leases stay under a quarter of what the bucket has left, so a request
+#: is refused here only when little is left anywhere (see `Bucket.lease_size`)
+LEASE_SHARE = 4
 #: how often the upkeep looks for work (a lease running low is topped up this fast)
 FLUSH_SECONDS = 0.25
 #: settled spending is reported within this long (sooner when a lease runs low). It is
@@ -109,6 +119,7 @@ class Bucket:
     updated_at: datetime | None = None
     syncing: asyncio.Task[None] | None = None
     seq: int = 0  # the journal entry of the latest spending in `spent`
+    sharers: int = 1  # instances leasing the bucket at the last sync, this one included
     inflight: InFlight = field(default_factory=InFlight)
     #: admissions, reservations and admin changes holding this object: while pinned it is
     #: neither idle nor forgotten, so no spending can land on an object the upkeep dropped
@@ -125,8 +136,20 @@ class Bucket:
         return self.total - self.spent
 
     @property
-    def lease_size(self) -> int:
+    def full_lease(self) -> int:
+        """The lease while the bucket holds plenty: a tenth of its capacity."""
         return max(1, self.spec.capacity // LEASE_DIVISOR)
+
+    @property
+    def lease_size(self) -> int:
+        """The lease to hold beyond what is reserved: `full_lease`, or less once the bucket's
+        balance is under `LEASE_SHARE` leases per instance sharing it. Leases then shrink
+        with the balance (the upkeep gives the excess back), so that N instances never sit
+        on a small bucket's money while another refuses requests."""
+        if not self.synced:
+            return self.full_lease
+        share = max(self.total, 0) // (LEASE_SHARE * self.sharers)
+        return max(1, min(self.full_lease, share))
 
 
 _reservation_keys = itertools.count()
@@ -483,10 +506,8 @@ class Ledger:
             result = results[bucket.spec.name]
             bucket.spent -= spent
             bucket.held = result.held
-            if result.total is None or result.unleased is None:  # a lease-only report
-                bucket.total -= spent
-            else:
-                bucket.unleased, bucket.total = result.unleased, result.total
+            bucket.unleased, bucket.total = result.unleased, result.total
+            bucket.sharers = result.sharers
             bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
             if bucket.remaining <= 0:
                 bucket.dry_until = now + DRY_RECHECK_SECONDS
@@ -576,14 +597,28 @@ class Ledger:
         idle = now - bucket.used_at > IDLE_SECONDS and not (bucket.reserved or bucket.pins)
         if idle:
             return 0 if bucket.held or bucket.spent else None
-        want = bucket.lease_size + bucket.reserved
+        lease = bucket.lease_size
+        want = lease + bucket.reserved
         due = now - bucket.synced_at
-        if bucket.remaining < bucket.lease_size // 2 and now >= bucket.dry_until:
+        if bucket.remaining < lease // 2 and now >= bucket.dry_until:
             return want
+        if self._oversized(bucket, lease):
+            return want  # the bucket runs low (or more instances share it): give back
         if bucket.spent and due >= REPORT_SECONDS:
             # the lease still holds enough: report out of it, leaving the bucket's row alone
             return KEEP if bucket.held >= bucket.spent else want
         return KEEP if bucket.held and due >= RENEW_SECONDS else None
+
+    @staticmethod
+    def _oversized(bucket: Bucket, lease: int) -> bool:
+        """Whether the lease holds well beyond its size while the bucket's unleased money
+        runs short (under half its balance): only then can the excess be missed by another
+        instance, so only then is it given back (a sync locking the bucket's row)."""
+        return (
+            lease < bucket.full_lease
+            and bucket.remaining > lease + lease // 2
+            and bucket.unleased < bucket.total // 2
+        )
 
     def _forget_idle(self, now: float) -> None:
         for name, bucket in list(self._buckets.items()):

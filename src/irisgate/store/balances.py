@@ -72,11 +72,14 @@ class BucketSpec:
 class Synced:
     held: int  # this instance's lease after the sync
     #: the row's balance outside every lease, and unleased + every lease (the bucket's
-    #: balance as the database knows it); None after a lease-only report (`KEEP`), which
-    #: does not read the bucket's row
-    unleased: int | None
-    total: int | None
+    #: balance as the database knows it). A lease-only report (`KEEP`) reads them without
+    #: locking the row: as committed when the report ran
+    unleased: int
+    total: int
     updated_at: datetime
+    #: instances holding a lease of the bucket, this one included (at least 1): leases are
+    #: sized by it, so that the instances together never hold much of a bucket running low
+    sharers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ class BucketRow:
 
 #: `Report.want` for "report the spending, keep the rest of the lease as it is": when the
 #: lease covers the spending, only this instance's lease row changes, and the bucket's row,
-#: which every instance using the bucket needs, is neither locked nor written
+#: which every instance using the bucket needs, is neither locked nor written (only read)
 KEEP = -1
 
 
@@ -281,7 +284,11 @@ def _sync_all(
             balance, held = balance + held - want, want
         rows.append((spec, balance, since))
         out[spec.name] = Synced(
-            held=held, unleased=balance, total=balance + held + others, updated_at=now
+            held=held,
+            unleased=balance,
+            total=balance + held + others,
+            updated_at=now,
+            sharers=len(others_leases) + 1,
         )
     _write_all(conn, rows, now)
     _write_leases(conn, instance, {r.spec.name: out[r.spec.name].held for r in reports}, now)
@@ -292,25 +299,56 @@ def _report_within_leases(
     conn: Connection, reports: list[Report], instance: str, now: datetime
 ) -> dict[str, Synced]:
     """Take each report's spending out of this instance's lease, renewing it, where the lease
-    covers it: one statement, touching only this instance's lease rows. The buckets it
+    covers it: one statement, writing only this instance's lease rows. The buckets it
     returns are done; the others (no lease: revoked or reclaimed; or too small) need the
-    bucket's row."""
+    bucket's row.
+
+    The statement also reads, without locking anything, each bucket's unleased balance and
+    the other instances' leases: so an instance that only reports still learns, every
+    report, how low the bucket is and how many instances share it (and shrinks its lease)."""
     if not reports:
         return {}
     lease = quota_leases
+    other = quota_leases.alias("other")
     # the spending by bucket as one expression: the same statement on both databases
     spent = case({r.spec.name: r.spent for r in reports}, value=lease.c.bucket)
+    others = (other.c.bucket == lease.c.bucket) & (other.c.instance != instance)
+    others_held = (
+        select(func.coalesce(func.sum(other.c.held_nanodollars), 0))
+        .where(others)
+        .correlate(lease)
+        .scalar_subquery()
+    )
+    sharers = select(func.count()).select_from(other).where(others).correlate(lease)
+    unleased = (
+        select(quota_buckets.c.balance_nanodollars)
+        .where(quota_buckets.c.name == lease.c.bucket)
+        .correlate(lease)
+        .scalar_subquery()
+    )
     statement = (
         update(lease)
         .where(lease.c.instance == instance)
         .where(lease.c.bucket.in_([r.spec.name for r in reports]))
         .where(lease.c.held_nanodollars >= spent)
         .values(held_nanodollars=lease.c.held_nanodollars - spent, renewed_at=now)
-        .returning(lease.c.bucket, lease.c.held_nanodollars)
+        .returning(
+            lease.c.bucket,
+            lease.c.held_nanodollars,
+            unleased,
+            others_held,
+            sharers.scalar_subquery(),
+        )
     )
     return {
-        bucket: Synced(held=int(held), unleased=None, total=None, updated_at=now)
-        for bucket, held in conn.execute(statement)
+        bucket: Synced(
+            held=int(held),
+            unleased=int(balance or 0),
+            total=int(balance or 0) + int(held) + int(held_elsewhere),
+            updated_at=now,
+            sharers=int(count) + 1,
+        )
+        for bucket, held, balance, held_elsewhere, count in conn.execute(statement)
     }
 
 

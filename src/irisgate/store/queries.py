@@ -14,10 +14,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, RowMapping, select
+from sqlalchemy import BigInteger, ColumnElement, RowMapping, cast, func, select
 
 from irisgate.store.database import Database
-from irisgate.store.tables import captures, requests, responses, usage_daily
+from irisgate.store.tables import (
+    ROLLUP_KEY_COLUMNS,
+    ROLLUP_SUM_COLUMNS,
+    captures,
+    requests,
+    responses,
+    usage_daily,
+)
 
 #: Most rows one `list_requests` call returns.
 MAX_LIMIT = 1000
@@ -131,16 +138,13 @@ async def daily_usage(
         conditions.append(usage_daily.c.login_name == login_name)
     if model is not None:
         conditions.append(usage_daily.c.model == model)
-    query = (
-        select(usage_daily)
-        .where(*conditions)
-        .order_by(
-            usage_daily.c.day,
-            usage_daily.c.login_name,
-            usage_daily.c.model,
-            usage_daily.c.provider,
-        )
-    )
+    keys = [usage_daily.c[name] for name in ROLLUP_KEY_COLUMNS]
+    # a key's shards (see tables.ROLLUP_SHARD) summed; cast: PostgreSQL's SUM of a BIGINT
+    # is NUMERIC
+    sums = [
+        cast(func.sum(usage_daily.c[name]), BigInteger).label(name) for name in ROLLUP_SUM_COLUMNS
+    ]
+    query = select(*keys, *sums).where(*conditions).group_by(*keys).order_by(*keys)
     async with db.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [{**row, "day": row["day"].isoformat()} for row in rows]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select, tuple_
 
 from irisgate.store.database import Database
 from irisgate.store.queries import iso_utc
-from irisgate.store.tables import sessions, usage_agent_daily, usage_daily
+from irisgate.store.tables import SESSION_SUM_COLUMNS, sessions, usage_agent_daily, usage_daily
 
 #: Token sums every report carries (the columns the dashboard's tables show, and more).
 TOKEN_SUMS: tuple[str, ...] = (
@@ -216,22 +216,33 @@ async def list_sessions(
     offset: int,
     limit: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Sessions whose last request is in the range, most recent first, and how many match."""
-    conditions: list[ColumnElement[bool]] = []
+    """Sessions whose last request is in the range, most recent first, and how many match.
+
+    A session's rows (one per shard, see `tables.ROLLUP_SHARD`) are merged: sums added,
+    the earliest `first_at` and the latest `last_at`. Its last request is at or after
+    `since` when any of its rows is, which the `last_at` indexes find without grouping every
+    session; before `until` only when all of them are."""
+    table = sessions.c
+    key = (table.login_name, table.session_id)
+    last_at = func.max(table.last_at)
+    merged = select(
+        *key,
+        func.min(table.agent).label("agent"),
+        func.min(table.first_at).label("first_at"),
+        last_at.label("last_at"),
+        *(cast(func.sum(table[name]), BigInteger).label(name) for name in SESSION_SUM_COLUMNS),
+    ).group_by(*key)
     if login_name is not None:
-        conditions.append(sessions.c.login_name == login_name)
+        merged = merged.where(table.login_name == login_name)
     if since is not None:
-        conditions.append(sessions.c.last_at >= since)
+        recent = select(*key).where(table.last_at >= since)
+        if login_name is not None:
+            recent = recent.where(table.login_name == login_name)
+        merged = merged.where(tuple_(*key).in_(recent))
     if until is not None:
-        conditions.append(sessions.c.last_at < until)
-    query = (
-        select(sessions)
-        .where(*conditions)
-        .order_by(sessions.c.last_at.desc(), sessions.c.session_id)
-        .offset(offset)
-        .limit(limit)
-    )
-    count = select(func.count()).select_from(sessions).where(*conditions)
+        merged = merged.having(last_at < until)
+    query = merged.order_by(last_at.desc(), table.session_id).offset(offset).limit(limit)
+    count = select(func.count()).select_from(merged.subquery())
     async with db.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
         total = int((await conn.execute(count)).scalar_one())
@@ -245,10 +256,8 @@ async def list_sessions(
 
 async def count_recent_sessions(db: Database, login_name: str, since: datetime) -> int:
     """Sessions of `login_name` with a request at or after `since` (its active sessions)."""
-    query = (
-        select(func.count())
-        .select_from(sessions)
-        .where(sessions.c.login_name == login_name, sessions.c.last_at >= since)
+    query = select(func.count(func.distinct(sessions.c.session_id))).where(
+        sessions.c.login_name == login_name, sessions.c.last_at >= since
     )
     async with db.connect() as conn:
         return int((await conn.execute(query)).scalar_one())

@@ -29,7 +29,8 @@ Tables:
   `requests.usage_estimated` marks token counts irisgate estimated itself (a stream that
   ended without the upstream's usage) instead of reading them from the upstream.
 - `usage_daily`: per (UTC day, login, model, provider) sums of `requests`, kept current by the
-  batch writer so that dashboards never scan `requests`.
+  batch writer so that dashboards never scan `requests`. Each key has one row per `shard`
+  (see `ROLLUP_SHARD` below); readers sum a key's shards.
 - `connector_tokens`: one user's OAuth tokens for one connector, encrypted (`data` is a
   Fernet token; see `irisgate.connectors.tokens`).
 - `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
@@ -58,6 +59,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -98,6 +100,14 @@ ROLLUP_SUM_COLUMNS: tuple[str, ...] = (
 #: The key of `usage_daily`.
 ROLLUP_KEY_COLUMNS: tuple[str, ...] = ("day", "login_name", "model", "provider")
 
+#: The last column of the primary key of the rollups (`usage_daily`, `usage_agent_daily`,
+#: `sessions`): which partial row of the key a writer's transaction adds to. A writer
+#: transaction on PostgreSQL takes a shard no other transaction holds at that moment
+#: (`irisgate.telemetry.shards`), so instances sharing the database never wait on each
+#: other's rollup row locks. A key's rows are partial sums: every reader adds them up
+#: (`SUM` of the sums, `MIN(first_at)`, `MAX(last_at)`). SQLite writes only shard 0.
+ROLLUP_SHARD = "shard"
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always a timezone-aware UTC `datetime` in Python.
@@ -134,6 +144,10 @@ def _text(name: str, *, index: bool = False) -> Column[str]:
 
 def _count(name: str) -> Column[int]:
     return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
+def _shard() -> Column[int]:
+    return Column(ROLLUP_SHARD, SmallInteger, nullable=False, server_default=text("0"))
 
 
 config_versions = Table(
@@ -255,7 +269,8 @@ usage_daily = Table(
     Column("model", Text, nullable=False),
     Column("provider", Text, nullable=False),
     *(_count(name) for name in ROLLUP_SUM_COLUMNS),
-    PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, name="pk_usage_daily"),
+    _shard(),
+    PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_daily"),
 )
 
 connector_tokens = Table(
@@ -290,11 +305,12 @@ usage_agent_daily = Table(
     Column("login_name", Text, nullable=False),
     Column("agent", Text, nullable=False),
     *(_count(name) for name in ROLLUP_SUM_COLUMNS),
-    PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, name="pk_usage_agent_daily"),
+    _shard(),
+    PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_agent_daily"),
 )
 
-# One row per agent session (`requests.session_id`) of one login: when it ran and its sums,
-# for the Session logs page, so that listing sessions never groups `requests`.
+# One row per agent session (`requests.session_id`) of one login and shard: when it ran and
+# its sums, for the Session logs page, so that listing sessions never groups `requests`.
 sessions = Table(
     "sessions",
     metadata,
@@ -304,7 +320,8 @@ sessions = Table(
     Column("first_at", UTCDateTime, nullable=False),
     Column("last_at", UTCDateTime, nullable=False),
     *(_count(name) for name in SESSION_SUM_COLUMNS),
-    PrimaryKeyConstraint("login_name", "session_id", name="pk_sessions"),
+    _shard(),
+    PrimaryKeyConstraint("login_name", "session_id", ROLLUP_SHARD, name="pk_sessions"),
 )
 Index("ix_sessions_last_at", sessions.c.last_at)
 Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)

@@ -2,11 +2,12 @@
 
 `usage_agent_daily` sums requests per (UTC day, login, agent program) and `sessions` per
 (login, session id), with first/last request times. Like `usage_daily`, each batch is summed
-per key first, then one upsert per key adds the sums, keys in sorted order (instances sharing
-a PostgreSQL database lock rows in the same order and cannot deadlock).
+per key first, then one upsert per key adds the sums to the transaction's shard of the key
+(`irisgate.telemetry.shards`), keys in sorted order.
 
 The writer hands over its prepared rows (driver values in `requests` column order) plus each
-record's rollup amounts, so nothing here converts values again.
+record's rollup amounts, so nothing here converts values again. The rows built here lack
+their last value, the shard, which the writer appends once its transaction has one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
     AGENT_ROLLUP_KEY_COLUMNS,
+    ROLLUP_SHARD,
     ROLLUP_SUM_COLUMNS,
     SESSION_SUM_COLUMNS,
     conflict_insert,
@@ -30,8 +32,15 @@ from irisgate.store.tables import (
 from irisgate.usage.agents import agent_name
 
 _SESSION_KEY = ("login_name", "session_id")
-_SESSION_COLUMNS = (*_SESSION_KEY, "agent", "first_at", "last_at", *SESSION_SUM_COLUMNS)
-_AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
+_SESSION_COLUMNS = (
+    *_SESSION_KEY,
+    "agent",
+    "first_at",
+    "last_at",
+    *SESSION_SUM_COLUMNS,
+    ROLLUP_SHARD,
+)
+_AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
 _REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name not in ("id", "exported_at"))
 _AT = _REQUEST_COLUMNS.index("started_at")
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
@@ -107,7 +116,7 @@ def _agent_upsert(dialect: str) -> Insert:
     table = usage_agent_daily.c
     update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
     result: Insert = stmt.on_conflict_do_update(
-        index_elements=list(AGENT_ROLLUP_KEY_COLUMNS), set_=update
+        index_elements=[*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD], set_=update
     )
     return result
 
@@ -122,7 +131,9 @@ def _session_upsert(dialect: str) -> Insert:
     }
     update["first_at"] = least(table.first_at, stmt.excluded.first_at)
     update["last_at"] = greatest(table.last_at, stmt.excluded.last_at)
-    result: Insert = stmt.on_conflict_do_update(index_elements=list(_SESSION_KEY), set_=update)
+    result: Insert = stmt.on_conflict_do_update(
+        index_elements=[*_SESSION_KEY, ROLLUP_SHARD], set_=update
+    )
     return result
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
     ROLLUP_KEY_COLUMNS,
+    ROLLUP_SHARD,
     ROLLUP_SUM_COLUMNS,
     captures,
     conflict_insert,
@@ -38,7 +39,8 @@ _REQUEST_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in requests.c if c.name not in ("id", "exported_at")
 )
 _CAPTURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in captures.c)
-_ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS)
+#: rollup rows are built without their shard, which is appended when the transaction has one
+_ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
 _RESPONSE_COLUMNS: tuple[str, ...] = tuple(c.name for c in responses.c)
 # Positions in a request tuple that `without_nul` needs.
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
@@ -251,7 +253,8 @@ def without_nul(prepared: Prepared) -> Prepared:
 
 def rollup_rows(chunk: Sequence[Prepared], sqlite: bool) -> list[tuple[Any, ...]]:
     """The batch summed per usage_daily key, in key order, as driver values in
-    _ROLLUP_COLUMNS order (the `Date` key as ISO text on SQLite)."""
+    _ROLLUP_COLUMNS order but the last (the shard, which the transaction appends; the
+    `Date` key as ISO text on SQLite)."""
     groups: dict[tuple[date, str, str, str], list[tuple[int, ...]]] = {}
     for prepared in chunk:
         if not prepared.rollup_amounts:
@@ -305,11 +308,11 @@ def _response_insert(dialect: str) -> Insert:
 
 
 def _rollup_upsert(dialect: str) -> Insert:
-    """`INSERT INTO usage_daily … ON CONFLICT (key) DO UPDATE SET x = usage_daily.x +
+    """`INSERT INTO usage_daily … ON CONFLICT (key, shard) DO UPDATE SET x = usage_daily.x +
     excluded.x` for every sum column, in the given dialect."""
     stmt = conflict_insert(dialect, usage_daily)
     upsert: Insert = stmt.on_conflict_do_update(
-        index_elements=list(ROLLUP_KEY_COLUMNS),
+        index_elements=[*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD],
         set_={name: usage_daily.c[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS},
     )
     return upsert

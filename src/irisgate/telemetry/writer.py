@@ -11,8 +11,10 @@ is queued (up to `max_batch` records) and stores, in ONE transaction:
 - the `usage_daily` increments: the batch is first summed per (UTC day of `started_at`,
   login, model, provider), then one upsert per key adds the sums
   (`INSERT … ON CONFLICT DO UPDATE SET x = usage_daily.x + excluded.x`, SQLite or
-  PostgreSQL dialect). Keys are written in sorted order so that instances sharing one
-  PostgreSQL database lock rows in the same order and cannot deadlock.
+  PostgreSQL dialect). The rollups go to the transaction's own shard of each key
+  (`telemetry/shards.py`): instances sharing one PostgreSQL database never wait on each
+  other's rollup rows. Keys are still written in sorted order (should more writers run
+  at once than there are shards, they lock rows in the same order and cannot deadlock).
 
 How it stays out of the requests' way (each measured with `bench/`; numbers in its README):
 
@@ -98,6 +100,7 @@ from irisgate.telemetry.rows import (
     rollup_rows,
     without_nul,
 )
+from irisgate.telemetry.shards import ShardPicker
 from irisgate.telemetry.spool import Segment, Spool
 
 _LOG = logging.getLogger(__name__)
@@ -112,6 +115,9 @@ STARVE_CHECK_S = 0.01
 STARVE_YIELD_S = 0.001
 #: how often an idle writer looks for spool files left by a process that died
 ADOPT_EVERY_S = 5.0
+
+#: statements (driver SQL) with their rows, in execution order
+_Plan = list[tuple[str, list[tuple[Any, ...]]]]
 
 
 class WriterStoppedError(RuntimeError):
@@ -168,6 +174,7 @@ class BatchWriter:
         self._sqlite = db.dialect == "sqlite"
         self._sql = compile_statements(db.engine.dialect)
         self._dashboard = DashboardRollups(db.engine.dialect)
+        self._shards = ShardPicker()
         self._clock = (time.monotonic(), time.thread_time())
         self._busy = False
         self._adopted_at = 0.0
@@ -513,12 +520,17 @@ class BatchWriter:
         self._log.error("request record %s was not stored: %s", request_id, reason)
 
     async def _write(self, chunk: Sequence[Prepared]) -> None:
-        plan = await self._plan(chunk)
+        plan, rollups = await self._plan(chunk)
         if not self._db.writes_in_thread:  # PostgreSQL: the work happens in the server
             async with self._db.begin() as conn:
                 for sql, rows in plan:
                     await conn.exec_driver_sql(sql, rows)
+                if rollups:
+                    shard = await self._shards.take(conn)
+                    for sql, rows in rollups:
+                        await conn.exec_driver_sql(sql, [(*row, shard) for row in rows])
             return
+        plan += [(sql, [(*row, 0) for row in rows]) for sql, rows in rollups]
         # SQLite: the whole transaction in one hand-over to a thread. Keeping up: in the
         # thread at idle CPU priority, so requests never wait behind a batch. Falling behind
         # (a full batch, a full batch's worth still queued, or the event loop saturated
@@ -542,30 +554,32 @@ class BatchWriter:
                 self._stepped_aside_total += 1
         write.result()
 
-    async def _plan(self, chunk: Sequence[Prepared]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """The batch's statements with their rows, in execution order. Summing the rollups is
-        event-loop CPU: one sum at a time, letting requests in between."""
+    async def _plan(self, chunk: Sequence[Prepared]) -> tuple[_Plan, _Plan]:
+        """The batch's statements with their rows, in execution order: the inserts, then the
+        rollup upserts, whose rows lack their shard (the transaction appends it). Summing
+        the rollups is event-loop CPU: one sum at a time, letting requests in between."""
         sql, dashboard = self._sql, self._dashboard
-        plan = [
+        plan: _Plan = [
             (sql.requests, [p.request for p in chunk]),
             (sql.captures, [p.capture for p in chunk]),
         ]
-        rollups = rollup_rows(chunk, self._sqlite)
-        if rollups:  # a batch of connector calls only has no usage to add
-            plan.append((sql.rollups, rollups))
         created = [p.response for p in chunk if p.response is not None]
         if created:
             plan.append((sql.responses, created))
+        rollups: _Plan = []
+        usage = rollup_rows(chunk, self._sqlite)
+        if usage:  # a batch of connector calls only has no usage to add
+            rollups.append((sql.rollups, usage))
         await asyncio.sleep(0)
         extra = [p.dashboard_rollup for p in chunk]
         agents = dashboard.agent_rows(extra)
         if agents:
-            plan.append((dashboard.agents_sql, agents))
+            rollups.append((dashboard.agents_sql, agents))
         await asyncio.sleep(0)
         sessions = dashboard.session_rows(extra)
         if sessions:
-            plan.append((dashboard.sessions_sql, sessions))
-        return plan
+            rollups.append((dashboard.sessions_sql, sessions))
+        return plan, rollups
 
     def _loop_busy(self) -> bool:
         """Whether the event loop's thread was busy more than BUSY_FRACTION of the time
@@ -605,7 +619,7 @@ def _is_record_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError | TypeError | OverflowError)
 
 
-def _execute(plan: list[tuple[str, list[tuple[Any, ...]]]], conn: Connection) -> None:
+def _execute(plan: _Plan, conn: Connection) -> None:
     """Run `plan` on a synchronous connection (in a write thread)."""
     for sql, rows in plan:
         conn.exec_driver_sql(sql, rows)
