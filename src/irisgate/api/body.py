@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from irisgate.api.auth import ApiError, runtime_of
+from irisgate.handlers import ApiError, runtime_of
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 

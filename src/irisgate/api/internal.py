@@ -20,7 +20,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError
+from irisgate.handlers import ApiError
 from irisgate.telemetry.record import new_request_id
 
 log = structlog.get_logger("irisgate.api")
