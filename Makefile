@@ -30,6 +30,7 @@ run: $(STAMP) $(UI_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports  # the package layers in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -40,7 +40,7 @@ def guard(identity: str = "tailscale", allowed: str | None = None) -> tuple[Host
         {"identity": identity, "allowed_hosts": allowed, "listen": "127.0.0.1:8080"},
         {},
     )
-    return HostGuard(settings, lambda: whois), whois  # type: ignore[arg-type, return-value]
+    return HostGuard(settings, whois), whois  # type: ignore[arg-type]
 
 
 def scope(*hosts: bytes) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """build_app(settings): wiring only.
 
-Every HTTP request first meets the cross-site guard (`crosssite`): a browser request another
-site's page sent is refused before anything acts on it. Every answer on a page path, refusals
-included, carries the pages' security headers (`web.headers`). Then LLM paths are dispatched
-to the gateway pipeline as raw ASGI before any framework routing; everything else
-(management API, health) is a Starlette app.
+Every HTTP request is first classified once (`web.endpoint`): which endpoint it is, and in
+which envelope it hears errors. Every answer on a page, refusals included, carries the pages'
+security headers (`web.headers`). Then the cross-site guard (`crosssite`) refuses a browser
+request another site's page sent, and the host guard one for another host name, before
+anything acts on it. LLM calls are dispatched to the gateway pipeline as raw ASGI before any
+framework routing; other paths in an LLM API's space answer 404/405 in that API's envelope;
+MCP and connector calls go to the connector service; everything else (management API, pages,
+health) is a Starlette app.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,27 +24,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
-from irisgate.api import observability, ui_routes, unrouted
+from irisgate.api import dashboard, observability
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
-from irisgate.api.auth import ApiError, database_error
 from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
-from irisgate.bodylimit import close_unread
 from irisgate.chat import routes as chat_api
-from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
 from irisgate.connectors.service import ConnectorService
 from irisgate.crosssite import CrossSiteGuard, refuse
-from irisgate.gateway.drain import REFUSAL
-from irisgate.gateway.formats.registry import PATHS, STORED_RESPONSE
-from irisgate.gateway.formats.templates import classify
+from irisgate.drain import REFUSAL, Drain
 from irisgate.gateway.pipeline import Gateway
-from irisgate.gateway.responses import response_id_of
+from irisgate.handlers import ApiError, database_error
 from irisgate.hosts import HostGuard
+from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
+from irisgate.web import pages, unrouted
+from irisgate.web.endpoint import endpoint_of
+from irisgate.wire.bodylimit import close_unread
 
 ASGIApp = Any
 
@@ -51,24 +53,8 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-def _raw_path(scope: dict[str, Any]) -> str:
-    raw = scope.get("raw_path")
-    return raw.decode("latin-1") if raw else str(scope["path"])
-
-
-#: what a shutting-down process still answers: probes and metrics (new work gets 503)
-_WHILE_DRAINING = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def _drain_exempt(path: str) -> bool:
-    return path in _WHILE_DRAINING or path.startswith("/v1/responses/")
-
-
-async def _refuse_draining(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    response = ApiError(503, REFUSAL).response()
-    response.headers["retry-after"] = "1"
-    response.headers["connection"] = "close"
-    await response(scope, receive, send)
+#: a shutting-down process still answers probes and metrics; other new work hears this
+_REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
 
 def _in_process(gateway: Gateway) -> Any:
@@ -76,41 +62,58 @@ def _in_process(gateway: Gateway) -> Any:
     irisgate.chat.rounds): the caller's scope with the API's path and body."""
 
     async def llm(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        op = PATHS.get(scope["path"])
-        if op is not None:
-            await gateway.handle(scope, receive, send, op)
-            return
-        templated = classify(_raw_path(scope), scope.get("query_string", b""))
-        if templated is None:
-            raise ValueError(f"not an LLM API path: {scope['path']}")
-        await gateway.handle(scope, receive, send, templated[0], templated[1])
+        endpoint = endpoint_of(scope)  # classified like a request from outside
+        if endpoint.op is None:
+            raise ValueError(f"not an LLM API operation: {scope['method']} {scope['path']}")
+        op, target, response_id = endpoint.op, endpoint.target, endpoint.response_id
+        await gateway.handle(scope, receive, send, op, target, response_id=response_id)
 
     return llm
 
 
-def build_app(settings: Settings) -> ASGIApp:
-    runtime = Runtime(settings)
-    gateway = Gateway(runtime)
-    connectors = ConnectorService(runtime)  # built on first use
-    guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
-    hosts = HostGuard(settings, lambda: runtime.resolver)
+def _lifespan(
+    settings: Settings, resolver: IdentityResolver, drain: Drain
+) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
+    """Start: the runtime (database, config, writer …), then the gateway and the connectors
+    built on it, handed to every request as its lifespan state. Stop: the other way round."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await runtime.start()
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
-            yield
+            runtime = await Runtime.open(settings, resolver, drain)
+            connectors = ConnectorService(runtime)
+            try:
+                gateway = Gateway(runtime)
+                yield {
+                    "runtime": runtime,
+                    "gateway": gateway,
+                    "connectors": connectors,
+                    "llm": _in_process(gateway),
+                }
+            finally:
+                await connectors.stop()
+                await runtime.stop()
         finally:
-            await connectors.stop()
-            await runtime.stop()
+            await resolver.close()
 
+    return lifespan
+
+
+def build_app(settings: Settings, drain: Drain) -> ASGIApp:
+    """The ASGI app. Its lifespan builds the runtime, the gateway and the connectors and
+    hands them to every request as ASGI lifespan state (`scope["state"]`); `drain` is the
+    server's, which starts the shutdown."""
+    resolver = make_resolver(settings)
+    guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
+    hosts = HostGuard(settings, resolver)
     web = Starlette(
         routes=[
             *api_routes.routes,
             *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
-            *ui_routes.routes,
+            *dashboard.routes,
+            *pages.routes,
             *chat_api.routes,
             *chat_page.routes,
             Route("/v1/models", list_models),
@@ -122,10 +125,8 @@ def build_app(settings: Settings) -> ASGIApp:
             OSError: database_error,
             Exception: internal_error,
         },
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, resolver, drain),
     )
-    web.state.runtime = runtime
-    web.state.connectors, web.state.llm = connectors, _in_process(gateway)
     serve_web = answered(web)
 
     async def refused(scope: dict[str, Any], send: Any) -> bool:
@@ -139,41 +140,31 @@ def build_app(settings: Settings) -> ASGIApp:
         return False
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            receive, send = close_unread(scope, receive, send)
-            if page_headers.is_page(scope["path"]):
-                send = page_headers.with_page_headers(send)
-            if await refused(scope, send):
-                return
-        if scope["type"] == "http" and scope["method"] == "POST":
-            op = PATHS.get(scope["path"])
-            if op is not None:
-                await gateway.handle(scope, receive, send, op)
-                return
-            templated = classify(_raw_path(scope), scope.get("query_string", b""))
-            if templated is not None:
-                await gateway.handle(scope, receive, send, templated[0], templated[1])
-                return
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            # LLM calls (the gateway's) are refused in the caller's API format instead
-            if runtime.drain.draining and not _drain_exempt(path):
-                await _refuse_draining(scope, receive, send)
-                return
-            if path.startswith("/v1/responses/"):
-                response_id = response_id_of(scope["method"], path)
-                if response_id is not None:
-                    await gateway.handle(
-                        scope, receive, send, STORED_RESPONSE, response_id=response_id
-                    )
-                    return
-            if path in ("/v1/mcp", "/v1/mcp/"):
-                await connectors.mcp(scope, receive, send)
-                return
-            if path.startswith(CONNECTORS_PREFIX):
-                await connectors.proxy(scope, receive, send)
-                return
-        await serve_web(scope, receive, send)
+        if scope["type"] != "http":
+            await serve_web(scope, receive, send)  # lifespan
+            return
+        receive, send = close_unread(scope, receive, send)
+        endpoint = endpoint_of(scope)  # what this request is, for everything below
+        if endpoint.kind == "page":
+            send = page_headers.with_page_headers(send)
+        if await refused(scope, send):
+            return
+        state = scope["state"]  # the lifespan's: gateway, connectors, runtime
+        if endpoint.op is not None:  # an LLM call: the gateway refuses it while draining
+            op, target, response_id = endpoint.op, endpoint.target, endpoint.response_id
+            gateway: Gateway = state["gateway"]
+            await gateway.handle(scope, receive, send, op, target, response_id=response_id)
+            return
+        if drain.draining and endpoint.kind != "health":
+            await endpoint.answer(send, 503, "unavailable", REFUSAL, **_REFUSAL_HEADERS)
+            return
+        if endpoint.kind == "llm":  # in an LLM API's space, but none of its operations
+            await endpoint.no_operation(scope, send)
+        elif endpoint.kind == "mcp":
+            await state["connectors"].mcp(scope, receive, send)
+        elif endpoint.kind == "connector":
+            await state["connectors"].proxy(scope, receive, send)
+        else:
+            await serve_web(scope, receive, send)
 
-    app.runtime = runtime  # type: ignore[attr-defined]  # handy for tests and the CLI
     return app

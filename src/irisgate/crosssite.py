@@ -23,7 +23,9 @@ The gateway's own origin is the request's scheme and `Host`. In identity mode `s
 loopback peer (that is `tailscale serve` itself, which sets them), `X-Forwarded-Host` and
 `X-Forwarded-Proto` say what the browser connected to; nothing else trusts them.
 
-The refusal is a 403 in the envelope of the API called (`refuse`), naming why.
+The refusal is a 403 in the envelope of the endpoint called (`refuse`, `web.endpoint`), naming
+why: OpenAI's on an OpenAI path, Anthropic's, Google's or Bedrock's on theirs, JSON-RPC on
+`/v1/mcp`, `{"error": ...}` on irisgate's own API, text on pages.
 """
 
 from __future__ import annotations
@@ -31,22 +33,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import structlog
 
-from irisgate.connectors import ACCESS_DENIED
-from irisgate.connectors.proxy import PREFIX as CONNECTORS_PREFIX
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.formats.registry import PATHS
-from irisgate.gateway.formats.templates import classify
 from irisgate.identity.resolver import is_loopback
+from irisgate.web.endpoint import endpoint_of
 
 log = structlog.get_logger("irisgate.crosssite")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: browser-initiated requests that come from irisgate's own pages, or from the user
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
-MCP_PATHS = ("/v1/mcp", "/v1/mcp/")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SHOWN = 200  # longest header value quoted back in a refusal
 #: the only headers the guard reads
@@ -67,7 +63,7 @@ class CrossSiteGuard:
 
     def refusal(self, scope: dict[str, Any]) -> str | None:
         """Why this request is refused as cross-site; None when it may go on."""
-        if scope["method"] in SAFE_METHODS and not _passes_through(scope["path"]):
+        if scope["method"] in SAFE_METHODS and not endpoint_of(scope).passes_through:
             return None
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         for name, _ in headers:
@@ -111,10 +107,6 @@ class CrossSiteGuard:
         return scheme, host
 
 
-def _passes_through(path: str) -> bool:
-    return path in MCP_PATHS or path.startswith(CONNECTORS_PREFIX)
-
-
 def _origin(text: str) -> Origin | None:
     """(scheme, host, port) of `scheme://host[:port]`; None when it is anything else."""
     try:
@@ -141,40 +133,6 @@ async def refuse(
     message: str,
     event: str = "refused a browser request from another site",
 ) -> None:
-    """Answer 403 with `message`, in the envelope of the API the request was for."""
-    body, headers = _envelope(scope, message)
-    log.warning(
-        event,
-        method=scope["method"],
-        path=scope["path"],
-        reason=message,
-    )
-    headers["content-length"] = str(len(body))
-    headers["x-content-type-options"] = "nosniff"
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    try:
-        await send({"type": "http.response.start", "status": 403, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
-    except OSError:
-        return  # the browser went away; nothing to tell it
-
-
-def _envelope(scope: dict[str, Any], message: str) -> tuple[bytes, dict[str, str]]:
-    path: str = scope["path"]
-    op = PATHS.get(path)
-    if op is None:
-        raw = scope.get("raw_path")
-        raw_path = raw.decode("latin-1") if raw else path
-        templated = classify(raw_path, scope.get("query_string", b""))
-        op = templated[0] if templated is not None else None
-    if op is not None:
-        body, extra = op.format.error_body(GatewayError("permission", message))
-        return body, {"content-type": "application/json", **extra}
-    if path in MCP_PATHS:
-        error = {"code": ACCESS_DENIED, "message": message}
-        return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error}), {
-            "content-type": "application/json"
-        }
-    if path.startswith(("/ui", "/chat")):  # pages: people read this, not programs
-        return message.encode(), {"content-type": "text/plain; charset=utf-8"}
-    return orjson.dumps({"error": message}), {"content-type": "application/json"}
+    """Answer 403 with `message`, in the envelope of the endpoint the request was for."""
+    log.warning(event, method=scope["method"], path=scope["path"], reason=message)
+    await endpoint_of(scope).answer(send, 403, "permission", message)

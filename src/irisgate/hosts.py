@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
 from typing import Any
 
 from irisgate.identity.resolver import IdentityResolver
@@ -81,7 +80,7 @@ def listed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 class HostGuard:
-    def __init__(self, settings: Settings, resolver: Callable[[], IdentityResolver]) -> None:
+    def __init__(self, settings: Settings, resolver: IdentityResolver) -> None:
         self._mode = settings.identity
         self._allowed = settings.allowed_hosts
         self._resolver = resolver
@@ -134,6 +133,6 @@ class HostGuard:
         cached = self._names.get(address)
         if cached is not None and (cached[0] == 0.0 or cached[0] > time.monotonic()):
             return cached[1]
-        names = await self._resolver().own_names((address, server[1]))
+        names = await self._resolver.own_names((address, server[1]))
         self._names[address] = (0.0 if names else time.monotonic() + _RETRY_SECONDS, names)
         return names

@@ -1,4 +1,5 @@
-"""Everything one irisgate process holds while it runs, created in start() and closed in stop().
+"""Everything one irisgate process holds while it runs, built by `Runtime.open` and closed
+by `stop()`.
 
 The request path reads `runtime.snapshot` (the current config version, swapped atomically by
 the config service) and hands finished records to `runtime.record`, which never blocks.
@@ -7,6 +8,7 @@ the config service) and hands finished records to `runtime.record`, which never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 from collections.abc import Coroutine
@@ -17,13 +19,11 @@ import genai_prices.data_snapshot
 import structlog
 
 from irisgate.cloudauth.provider import CloudAuth
-from irisgate.config.service import ConfigService
+from irisgate.configservice import ConfigService
+from irisgate.drain import Drain
 from irisgate.exporters.s3 import S3Export
-from irisgate.gateway.drain import Drain
-from irisgate.gateway.http1 import Http1Client
-from irisgate.gateway.responses import ResponseIndex
 from irisgate.hooks.runner import HookRunner
-from irisgate.identity.resolver import IdentityResolver, make_resolver
+from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
@@ -31,11 +31,13 @@ from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.responses import ResponseIndex
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
 from irisgate.telemetry.spool import Spool
 from irisgate.telemetry.tracing import Tracing
 from irisgate.telemetry.writer import BatchWriter
 from irisgate.usage.tokenizer import TokenizerJanitor
+from irisgate.wire.http1 import Http1Client
 
 log = structlog.get_logger("irisgate")
 #: how long a finished request's record may wait to share a transaction with others
@@ -48,9 +50,7 @@ def upstream_session(
     """The aiohttp client for cloud token endpoints and connector upstreams (LLM calls and
     hooks go through `Http1Client`): no pool limit, bodies passed through as sent (no
     decompression, no automatic headers), the configured connect and read timeouts."""
-    connector = aiohttp.TCPConnector(
-        limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver
-    )
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver)
     timeout = aiohttp.ClientTimeout(
         total=None,
         sock_connect=settings.upstream_connect_timeout,
@@ -66,107 +66,107 @@ def upstream_session(
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    """Everything one irisgate process holds while it serves: built whole by `open` in the
+    app's lifespan (every part is there from construction on) and closed by `stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: IdentityResolver,
+        drain: Drain,
+        metrics: Metrics,
+        tracing: Tracing | None,
+        db: Database,
+        config: ConfigService,
+        http: aiohttp.ClientSession,
+        upstream: Http1Client,
+        cloud: CloudAuth,
+        writer: BatchWriter,
+        responses: ResponseIndex,
+        quotas: QuotaGate,
+        hooks: HookRunner,
+        workers: list[S3Export | RetentionPurge | TokenizerJanitor],
+    ) -> None:
         self.settings = settings
-        self.resolver: IdentityResolver = make_resolver(settings)
-        self._db: Database | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._upstream: Http1Client | None = None
-        self._writer: BatchWriter | None = None
-        self._config: ConfigService | None = None
+        self.resolver = resolver
+        self.drain = drain  # requests in flight; shutdown refuses new ones, then cuts
+        self.metrics = metrics  # per app, so several apps in one process count apart
+        self.tracing = tracing
+        self.db = db
+        self.config = config
+        self.http = http  # cloud token endpoints and connector upstreams
+        self.upstream = upstream  # the LLM relay's and the hooks' HTTP/1.1 client
+        self.cloud = cloud
+        self.writer = writer
+        self.responses = responses
+        self.quotas = quotas
+        self.hooks = hooks
+        self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
-        self._responses: ResponseIndex | None = None
-        self._quotas: QuotaGate | None = None
-        self.hooks = HookRunner(lambda: self.upstream, settings.max_hook_answer)
-        self._cloud: CloudAuth | None = None
-        self.drain = Drain()  # requests in flight; shutdown refuses new ones, then cuts
-        self.metrics = Metrics()  # per app, so several apps in one process count apart
-        self.tracing: Tracing | None = Tracing() if settings.otel else None
-        self._workers: list[S3Export | RetentionPurge | TokenizerJanitor] = []
-
-    @property
-    def db(self) -> Database:
-        assert self._db is not None, "runtime not started"
-        return self._db
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        assert self._http is not None, "runtime not started"
-        return self._http
-
-    @property
-    def upstream(self) -> Http1Client:
-        """The LLM relay's HTTP/1.1 client."""
-        assert self._upstream is not None, "runtime not started"
-        return self._upstream
-
-    @property
-    def writer(self) -> BatchWriter:
-        assert self._writer is not None, "runtime not started"
-        return self._writer
-
-    @property
-    def config(self) -> ConfigService:
-        assert self._config is not None, "runtime not started"
-        return self._config
-
-    @property
-    def quotas(self) -> QuotaGate:
-        assert self._quotas is not None, "runtime not started"
-        return self._quotas
-
-    @property
-    def cloud(self) -> CloudAuth:
-        assert self._cloud is not None, "runtime not started"
-        return self._cloud
-
-    @property
-    def responses(self) -> ResponseIndex:
-        assert self._responses is not None, "runtime not started"
-        return self._responses
 
     @property
     def snapshot(self) -> Snapshot:
         return self.config.snapshot
 
-    async def start(self) -> None:
-        settings = self.settings
-        try:
-            self._db = await open_database(
-                settings.resolved_database_url,
-                migrate=settings.migrate,
-                pool_size=settings.db_pool_size,
+    @classmethod
+    async def open(cls, settings: Settings, resolver: IdentityResolver, drain: Drain) -> Runtime:
+        """Open the database, load the config, start the writer, quotas, hooks and workers;
+        what was opened is closed again when a later step fails."""
+        async with contextlib.AsyncExitStack() as opened:
+            db = await _open_database(settings, opened)
+            config = await ConfigService.open(db, settings)
+            opened.push_async_callback(config.stop)
+            http = upstream_session(settings)
+            opened.push_async_callback(http.close)
+            upstream = Http1Client(
+                connect_timeout=settings.upstream_connect_timeout,
+                read_timeout=settings.upstream_read_timeout,
             )
-            if not settings.migrate:
-                await require_current(self._db)
-        except SchemaMismatch as exc:
-            log.error("irisgate cannot serve this database", reason=str(exc))
-            raise
-        await connections.check(self._db)
-        self._config = ConfigService(self._db, settings)
-        await self._config.start()
-        self._http = upstream_session(settings)
-        self._upstream = Http1Client(
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
+            opened.push_async_callback(upstream.close)
+            cloud = CloudAuth(http)
+            opened.push_async_callback(cloud.close)
+            spool = Spool(
+                settings.data_dir / "spool",
+                fsync=settings.spool_fsync,
+                max_bytes=settings.spool_max_mb << 20,
+            )
+            await asyncio.to_thread(spool.open)  # adopts the files of a process that died
+            writer = BatchWriter(db, spool, linger_s=WRITE_LINGER_SECONDS)
+            writer.start()
+            opened.push_async_callback(writer.drain_and_stop)
+            metrics = Metrics()
+            quotas = QuotaGate(db, settings.data_dir, settings.quota_max_reservation, metrics)
+            quotas.start()
+            opened.push_async_callback(quotas.stop)
+            hooks = HookRunner(upstream, settings.max_hook_answer, metrics)
+            hooks.start()
+            opened.push_async_callback(hooks.stop)
+            _watch(metrics, writer, config)
+            workers = _workers(settings, db, config, metrics)
+            for worker in workers:
+                worker.start()
+                opened.push_async_callback(worker.stop)
+            # genai-prices loads its price table on first use (~0.4 s): not on a user's request
+            await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
+            opened.pop_all()  # from here on, `stop` closes everything
+        runtime = cls(
+            settings,
+            resolver=resolver,
+            drain=drain,
+            metrics=metrics,
+            tracing=Tracing() if settings.otel else None,
+            db=db,
+            config=config,
+            http=http,
+            upstream=upstream,
+            cloud=cloud,
+            writer=writer,
+            responses=ResponseIndex(db),
+            quotas=quotas,
+            hooks=hooks,
+            workers=workers,
         )
-        self._cloud = CloudAuth(self._http)
-        spool = Spool(
-            settings.data_dir / "spool",
-            fsync=settings.spool_fsync,
-            max_bytes=settings.spool_max_mb << 20,
-        )
-        await asyncio.to_thread(spool.open)  # adopts the files of a process that died
-        self._writer = BatchWriter(self._db, spool, linger_s=WRITE_LINGER_SECONDS)
-        self._responses = ResponseIndex(self._db)
-        self._writer.start()
-        self._quotas = QuotaGate(self._db, settings.data_dir, settings.quota_max_reservation)
-        self._quotas.metrics = self.hooks.metrics = self.metrics
-        self._quotas.start()
-        self.hooks.start()
-        self._start_workers(self._writer)
-        # genai-prices loads its price table on first use (~0.4 s): not on a user's request
-        await asyncio.to_thread(genai_prices.data_snapshot.get_snapshot)
         # Everything loaded so far (price table, modules, config) lives as long as the process:
         # keep it out of the collector's full scans, which would otherwise pause requests.
         gc.collect()
@@ -175,33 +175,10 @@ class Runtime:
             "irisgate started",
             pid=os.getpid(),
             identity=settings.identity,
-            database=self._db.dialect,
-            config_version=self.snapshot.version,
+            database=db.dialect,
+            config_version=runtime.snapshot.version,
         )
-
-    def _start_workers(self, writer: BatchWriter) -> None:
-        """Metrics read at scrape time, and the export, retention and tokenizer workers."""
-        self.metrics.watch(
-            queue_depth=lambda: writer.queue_depth,
-            queue_capacity=writer.queue_capacity,
-            dropped_total=lambda: writer.skipped_total,
-            spool_records=lambda: writer.spooled,
-            spool_bytes=lambda: writer.spool.bytes,
-            spool_full=lambda: writer.spool.full,
-            config_version=lambda: self.snapshot.version,
-        )
-        self._workers = [
-            S3Export(
-                self.db,
-                lambda: self.snapshot.config.s3_exporter,
-                self.metrics,
-                exit_after_upload=self.settings.test_exit_after_export_upload,
-            ),
-            RetentionPurge(self.db, lambda: self.snapshot.config.database.retention, self.metrics),
-            TokenizerJanitor(),
-        ]
-        for worker in self._workers:
-            worker.start()
+        return runtime
 
     def observe(self, record: RequestRecord) -> None:
         """Metrics (and a trace span, when on) of every finished request, stored or not."""
@@ -228,7 +205,7 @@ class Runtime:
     def recording_refused(self) -> bool:
         """Whether new requests must be refused because they could not be recorded (the
         database is unavailable and the spool is full)."""
-        return self._writer is not None and self._writer.spool.full
+        return self.writer.spool.full
 
     def defer(self, work: Coroutine[Any, Any, None]) -> None:
         """Finish a request's bookkeeping in the background (a usage estimate, then its quota
@@ -248,21 +225,61 @@ class Runtime:
         if self._deferred:
             await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
-        if self._quotas is not None:
-            await self._quotas.stop()
+        await self.quotas.stop()
         await self.hooks.stop()
-        if self._writer is not None:
-            await self._writer.drain_and_stop()
-        if self._config is not None:
-            await self._config.stop()
-        if self._cloud is not None:
-            await self._cloud.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._upstream is not None:
-            await self._upstream.close()
-        await self.resolver.close()
-        if self._db is not None:
-            await self._db.close()
+        await self.writer.drain_and_stop()
+        await self.config.stop()
+        await self.cloud.close()
+        await self.http.close()
+        await self.upstream.close()
+        await self.db.close()
         if self.tracing is not None:
             self.tracing.close()
+
+
+def _watch(metrics: Metrics, writer: BatchWriter, config: ConfigService) -> None:
+    """What the metrics read at scrape time."""
+    metrics.watch(
+        queue_depth=lambda: writer.queue_depth,
+        queue_capacity=writer.queue_capacity,
+        dropped_total=lambda: writer.skipped_total,
+        spool_records=lambda: writer.spooled,
+        spool_bytes=lambda: writer.spool.bytes,
+        spool_full=lambda: writer.spool.full,
+        config_version=lambda: config.snapshot.version,
+    )
+
+
+async def _open_database(settings: Settings, opened: contextlib.AsyncExitStack) -> Database:
+    """The database, migrated (or checked to be current, with `--no-migrate`); `opened`
+    closes it."""
+    try:
+        db = await open_database(
+            settings.resolved_database_url,
+            migrate=settings.migrate,
+            pool_size=settings.db_pool_size,
+        )
+        opened.push_async_callback(db.close)
+        if not settings.migrate:
+            await require_current(db)
+    except SchemaMismatch as exc:
+        log.error("irisgate cannot serve this database", reason=str(exc))
+        raise
+    await connections.check(db)
+    return db
+
+
+def _workers(
+    settings: Settings, db: Database, config: ConfigService, metrics: Metrics
+) -> list[S3Export | RetentionPurge | TokenizerJanitor]:
+    """The export, retention and tokenizer workers (not started)."""
+    return [
+        S3Export(
+            db,
+            lambda: config.snapshot.config.s3_exporter,
+            metrics,
+            exit_after_upload=settings.test_exit_after_export_upload,
+        ),
+        RetentionPurge(db, lambda: config.snapshot.config.database.retention, metrics),
+        TokenizerJanitor(),
+    ]

@@ -1,7 +1,7 @@
 """One irisgate instance serving HTTP: uvicorn, with irisgate's shutdown.
 
 SIGTERM or SIGINT starts the shutdown: the process keeps its listening socket open and
-answers probes, but refuses new requests with 503 and reports not ready (gateway/drain.py)
+answers probes, but refuses new requests with 503 and reports not ready (drain.py)
 while the requests in flight get `--shutdown-grace` seconds to finish; those still running
 then are cut and recorded. Only then does uvicorn stop listening, close the connections and
 run the lifespan shutdown, which writes every record and reports quota spending. A second
@@ -29,7 +29,7 @@ import structlog
 import uvicorn
 
 from irisgate.app import build_app
-from irisgate.gateway.drain import Drain
+from irisgate.drain import Drain
 from irisgate.listener import protocol_class
 from irisgate.portfile import write_port_file
 from irisgate.settings import Settings
@@ -111,7 +111,8 @@ class GracefulServer(uvicorn.Server):
 def run(settings: Settings, sock: socket.socket | None = None, parent: int | None = None) -> int:
     """Serve until a signal stops it; `sock`: a listening socket to serve on instead of
     binding `--listen`. Returns the exit status (0: a graceful stop)."""
-    app = build_app(settings)
+    drain = Drain()  # requests in flight: the shutdown refuses new ones, then cuts
+    app = build_app(settings, drain)
     config = uvicorn.Config(
         app,
         host=settings.listen_host,
@@ -130,7 +131,7 @@ def run(settings: Settings, sock: socket.socket | None = None, parent: int | Non
         proxy_headers=False,
     )
     port_file = settings.port_file if parent is None else None
-    server = GracefulServer(config, app.runtime.drain, settings.shutdown_grace, parent, port_file)
+    server = GracefulServer(config, drain, settings.shutdown_grace, parent, port_file)
     server.run(sockets=None if sock is None else [sock])
     if not server.started:
         return 1

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from irisgate.access.grants import GrantIndex
+from irisgate.access.routing import RouteTable
 from irisgate.config.model import Config
 from irisgate.config.schema import parse_capability
-from irisgate.gateway.routing import RouteTable
-from irisgate.grants import GrantIndex
 from irisgate.usage.pricing import Pricer
 
 

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from irisgate.cloudauth.keys import parse_service_account
 from irisgate.cloudauth.service_account import REFRESH_BEFORE, RETRY_AFTER_FAILURE, TokenSource
-from irisgate.gateway.errors import GatewayError
+from irisgate.config.cloudkeys import parse_service_account
 from irisgate.testing import FakeGoogleOAuth
+from irisgate.wire.errors import GatewayError
 
 
 class Clock:

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from irisgate.cloudauth import sigv4
-from irisgate.cloudauth.keys import AwsKeys
+from irisgate.config.cloudkeys import AwsKeys
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 

@@ -28,7 +28,7 @@ from cloud_setup import (
 )
 from conftest import wait_for_record
 
-from irisgate.cloudauth.keys import AwsKeys
+from irisgate.config.cloudkeys import AwsKeys
 from irisgate.testing import FakeGoogleOAuth, FakeLLM
 from irisgate.testing.server import IrisgateServer
 

@@ -11,9 +11,9 @@ import openai
 import pytest
 from conftest import ALICE_IP, anthropic_client, http_from, openai_client
 
-from irisgate.nesting import MAX_DEPTH
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
+from irisgate.wire.nesting import MAX_DEPTH
 
 USER_MSG = [{"role": "user", "content": "hi"}]
 REFUSAL = f"nested deeper than {MAX_DEPTH} levels"

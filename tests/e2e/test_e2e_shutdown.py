@@ -188,6 +188,10 @@ def test_during_the_grace_new_requests_get_503_in_their_format_and_readyz_is_not
     api = probe.get("/api/whoami")
     assert api.status_code == 503
     assert "shutting down" in api.json()["error"]
+    unserved = probe.post("/v1/embeddings", json={})  # no operation: still OpenAI's envelope
+    assert unserved.status_code == 503
+    assert unserved.json()["error"]["type"] == "service_unavailable"
+    assert "shutting down" in unserved.json()["error"]["message"]
 
     gate.set()  # the stream in flight finishes within the grace, whole
     text = "".join(c.choices[0].delta.content or "" for c in rest if c.choices)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from irisgate.gateway.duplicates import refuse_duplicate_keys
-from irisgate.gateway.errors import GatewayError
+from irisgate.wire.errors import GatewayError
 
 
 @pytest.mark.parametrize(

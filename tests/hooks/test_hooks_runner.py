@@ -16,12 +16,9 @@ from typing import Any
 
 import pytest
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Capability, Config, Hook, HookRef, Secret
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.http1 import Http1Client
-from irisgate.gateway.relaycore import RelayResult
-from irisgate.gateway.tee import Tee
-from irisgate.grants import Access
+from irisgate.gateway.formats.registry import OPENAI_CHAT
 from irisgate.hooks import runner as runner_module
 from irisgate.hooks.plan import HookCall, HookPlan, Wired, plan_for
 from irisgate.hooks.runner import HookRunner
@@ -29,6 +26,8 @@ from irisgate.identity import Identity
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
 from irisgate.testing.fake_hook import FakeHook
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import Http1Client
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]}
 KEY = "hook-key-1"
@@ -82,13 +81,12 @@ def call(*, tool_calls: int = 0, stream: bool = False) -> HookCall:
     record.tool_calls = tool_calls
     record.stream = stream
     quotas = {"team": {"current": 5, "capacity": 10, "rate": "$1/day"}}
-    return HookCall(identity, access, record, "http://gw/v1/chat/completions", quotas, 2_500_000)
+    url = "http://gw/v1/chat/completions"
+    return HookCall(identity, access, record, url, quotas, 2_500_000, OPENAI_CHAT)
 
 
 def make_runner(http: Http1Client, max_answer: int = 1 << 20) -> HookRunner:
-    runner = HookRunner(lambda: http, max_answer)
-    runner.metrics = Metrics()
-    return runner
+    return HookRunner(http, max_answer, Metrics())
 
 
 async def until(predicate: Callable[[], bool]) -> bool:
@@ -344,12 +342,6 @@ def _fields(h: Hook) -> dict[str, Any]:
 # Post-response events: queued, delivered by the workers, never in the client's way.
 
 
-def _relayed(status: int, raw: bytes = b"") -> RelayResult:
-    result = RelayResult(Tee(1 << 20), status=status)
-    result.tee.add(raw)
-    return result
-
-
 async def test_post_response_events_go_out_with_the_answer(
     hooks: FakeHook, http: Http1Client
 ) -> None:
@@ -368,7 +360,7 @@ async def test_post_response_events_go_out_with_the_answer(
         c.record.request_body = b'{"model": "gpt-4o"}'
         c.record.response_body = b'{"choices": []}'
         sse = b'data: {"n": 1}\n\ndata: [DONE]\n\n'
-        runner.after(plan, c, _relayed(200, sse))
+        runner.after(plan, c, 200, sse)
         assert await until(lambda: len(hooks.calls_to("audit")) == 1)
         payload = hooks.calls_to("audit")[0].payload
         assert payload["request_body"] == {"model": "gpt-4o"}
@@ -376,7 +368,7 @@ async def test_post_response_events_go_out_with_the_answer(
         assert payload["raw_responses"] == [{"n": 1}]
         assert payload["tool_calls"] == []
         # no tool calls: the tool-call hook is not told; with one it is
-        runner.after(plan, call(tool_calls=1), _relayed(200))
+        runner.after(plan, call(tool_calls=1), 200, b"")
         assert await until(lambda: len(hooks.calls_to("tools")) == 1)
         assert len(hooks.calls_to("audit")) == 2
     finally:
@@ -389,7 +381,7 @@ async def test_no_event_for_a_request_the_upstream_never_answered(
 ) -> None:
     runner = make_runner(http)
     plan = HookPlan((), (wired(hook("audit", hooks.url("audit")), "entire_request"),))
-    runner.after(plan, call(), _relayed(0))
+    runner.after(plan, call(), 0, b"")
     runner.start()
     await runner.stop()
     assert hooks.calls_to("audit") == []
@@ -409,7 +401,7 @@ async def test_a_failed_event_is_counted_and_the_worker_goes_on(
             ),
         )
         for _ in range(runner_module.WORKERS + 1):
-            runner.after(plan, call(), _relayed(200))
+            runner.after(plan, call(), 200, b"")
         assert await until(lambda: len(hooks.calls_to("audit")) == runner_module.WORKERS + 1)
     finally:
         await runner.stop()
@@ -425,7 +417,7 @@ async def test_a_full_outbox_drops_events_and_stop_reports_the_undelivered(
     runner = make_runner(http)  # not started: nothing takes events out
     plan = HookPlan((), (wired(hook("audit", hooks.url("audit")), "entire_request"),))
     for _ in range(5):
-        runner.after(plan, call(), _relayed(200))
+        runner.after(plan, call(), 200, b"")
     assert runner.dropped == 3
     await runner.stop()  # no workers: the two queued events are left, and logged
     assert hooks.calls_to("audit") == []

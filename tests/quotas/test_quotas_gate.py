@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from irisgate.config.schema import build_config
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import OPENAI_CHAT
 from irisgate.identity import Identity
 from irisgate.quotas.gate import QuotaGate
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database, open_database
 from irisgate.telemetry.metrics import Metrics
+from irisgate.wire.errors import GatewayError
 
 D = 1_000_000_000
 ALICE = Identity("alice@example.com", node_id="n1")
@@ -81,9 +81,7 @@ async def db(tmp_path: Path, migrated: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def gate(db: Database, tmp_path: Path) -> QuotaGate:
-    quotas = QuotaGate(db, tmp_path / "data", max_reservation=100 * D)
-    quotas.metrics = Metrics()
-    return quotas
+    return QuotaGate(db, tmp_path / "data", max_reservation=100 * D, metrics=Metrics())
 
 
 async def admit(gate: QuotaGate, snap: Snapshot, who: Identity, body: dict[str, Any]) -> Any:

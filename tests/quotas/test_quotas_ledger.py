@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Capability, Config, Quota, QuotaRef
-from irisgate.grants import Access
 from irisgate.identity import Identity
+from irisgate.quotas import balances
 from irisgate.quotas.charges import Chain, Link, charges_for, expand, template_of
 from irisgate.quotas.inflight import SEED_SECONDS, InFlight
 from irisgate.quotas.ledger import (
@@ -27,7 +28,6 @@ from irisgate.quotas.ledger import (
     reserve_amount,
     retry_after,
 )
-from irisgate.store import balances
 from irisgate.store.database import Database, open_database
 
 D = 1_000_000_000  # one dollar in nanodollars

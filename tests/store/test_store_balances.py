@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from irisgate.store import balances
-from irisgate.store.balances import LEASE_TTL, BucketSpec
+from irisgate.quotas import balances
+from irisgate.quotas.balances import LEASE_TTL, BucketSpec
 from irisgate.store.database import Database
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

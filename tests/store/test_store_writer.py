@@ -613,7 +613,9 @@ async def test_a_saturated_event_loop_steps_aside_for_the_idle_priority_writer(
         end = time.monotonic() + 30  # only a loop that never steps aside runs this long
         while SCHED_IDLE_POLICY not in thread_policies().values():
             assert time.monotonic() < end, "the batch never went out at idle priority"
-            await asyncio.sleep(0)
+            # the CPU is left free meanwhile: the write thread starts on this CPU, which a
+            # spinning loop with this thread's real-time priority would keep from it
+            await asyncio.sleep(0.001)
         while not writer.stepped_aside_total and not writer.written_total:
             if time.monotonic() > end:
                 return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
+import httpx2
 from conftest import (
     ADMIN,
     CROWD,
@@ -248,3 +249,27 @@ def test_phone_width_dark_theme_and_keyboard(gateway: IrisgateServer, browser: B
         assert page.evaluate("document.activeElement.className") == "skip"
     finally:
         context.close()
+
+
+def test_an_unknown_page_is_a_404_inside_the_dashboard(
+    gateway: IrisgateServer, user_page: Page
+) -> None:
+    page = user_page
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    response = page.goto(gateway.url + "/ui/no-such-page")
+    assert response is not None and response.status == 404
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    expect(page.locator("h1")).to_have_text("Page not found")
+    expect(page.locator("#not-found")).to_contain_text("/ui/no-such-page")
+    # the caller's navigation, as on every page: here a user's two groups
+    assert page.locator(".nav-group h2").all_text_contents() == ["My irisgate", "Usage & Adoption"]
+    expect(page.locator("#signed-in")).to_have_text(USER)
+    page.locator("#sidebar a", has_text="Agent Config").click()
+    page.wait_for_url("**/ui/agent-config")
+    assert errors == []
+    anonymous = httpx2.get(gateway.url + "/ui/no-such-page")  # unidentified: no nav
+    assert anonymous.status_code == 404 and 'id="not-found"' in anonymous.text
+    assert 'class="nav-group"' not in anonymous.text
+    missing_file = api(gateway, USER).get("/ui/static/no-such-file.js")
+    assert (missing_file.status_code, missing_file.text) == (404, "Not Found")

@@ -12,10 +12,10 @@ from playwright.sync_api import Browser, Page, expect
 from starlette.routing import Route
 
 from irisgate.api.connectors import routes as connector_routes
+from irisgate.api.dashboard import routes as dashboard_routes
 from irisgate.api.openapi import ENDPOINTS
 from irisgate.api.quotas import routes as quota_routes
 from irisgate.api.routes import routes as core_routes
-from irisgate.api.ui_routes import routes as ui_routes
 from irisgate.chat.routes import routes as chat_routes
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
@@ -197,7 +197,7 @@ def test_openapi_documents_every_api_endpoint(gateway: IrisgateServer) -> None:
     doc = api(gateway, USER).get("/api/openapi.json").json()
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     served = set()
-    for route in [*core_routes, *ui_routes, *chat_routes, *quota_routes, *connector_routes]:
+    for route in [*core_routes, *dashboard_routes, *chat_routes, *quota_routes, *connector_routes]:
         if isinstance(route, Route) and route.path.startswith("/api/"):
             path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
             served |= {(m, path) for m in route.methods or () if m != "HEAD"}

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from irisgate import nesting
-from irisgate.api.auth import ApiError, runtime_of
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.handlers import ApiError, runtime_of
+from irisgate.wire import nesting
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 
 JSON_TYPE = "application/json"
 

@@ -15,11 +15,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import require_role, runtime_of
-from irisgate.api.usage import json_response
 from irisgate.config.model import Provider
 from irisgate.gateway.formats.base import ApiFormat
 from irisgate.gateway.formats.registry import FORMATS, OPENAI_CHAT
+from irisgate.handlers import json_response, require_role, runtime_of
 
 #: per-token price keys of `Pricer.per_token`, and the unit they are shown in
 _PER_MILLION = (

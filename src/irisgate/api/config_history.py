@@ -15,12 +15,10 @@ import difflib
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import int_param
 from irisgate.api.routes import apply_config
-from irisgate.api.usage import json_response
 from irisgate.config.secrets import mask_text
+from irisgate.handlers import ApiError, int_param, json_response, require_admin, runtime_of
 from irisgate.store import configs
 from irisgate.store.queries import iso_utc
 

@@ -12,28 +12,21 @@ Editing connectors is editing the config (`PUT /api/config`), so changes are ver
 from __future__ import annotations
 
 import html
-from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, identify, require_role, runtime_of
 from irisgate.connectors.oauth import OAuthError, auth_field
 from irisgate.connectors.safety import UnsafeURL
-from irisgate.connectors.service import ConnectorService
+from irisgate.connectors.service import Connectors, ConnectorService
 from irisgate.connectors.status import PER_USER, connector_status
+from irisgate.handlers import ApiError, identify, json_response, require_role, runtime_of
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-async def _service(request: Request) -> ConnectorService:
-    service: ConnectorService = request.app.state.connectors
-    await service.ready()
-    return service
+async def _service(request: Request) -> Connectors:
+    service: ConnectorService = request.state.connectors
+    return await service.ready()
 
 
 async def list_connectors(request: Request) -> Response:
@@ -62,7 +55,7 @@ async def list_connectors(request: Request) -> Response:
         if caller.is_admin:
             item["url"] = connector.url
         out.append(item)
-    return _json({"connectors": out})
+    return json_response({"connectors": out})
 
 
 def _redirect_uri(request: Request, connector_id: str) -> str:
@@ -94,7 +87,7 @@ async def connect(request: Request) -> Response:
     except UnsafeURL as exc:
         raise ApiError(409, f"connector {connector_id}: auth_url refused: {exc}") from None
     redirect_uri = _redirect_uri(request, connector_id)
-    return _json(
+    return json_response(
         {"auth_url": service.oauth.start(connector, caller.identity.login_name, redirect_uri)}
     )
 

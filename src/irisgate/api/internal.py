@@ -20,8 +20,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError
-from irisgate.gateway.pipeline import new_request_id
+from irisgate.handlers import ApiError
+from irisgate.telemetry.record import new_request_id
 
 log = structlog.get_logger("irisgate.api")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from irisgate.api.auth import ApiError, identify, runtime_of
 from irisgate.api.catalog import cost_basis_of, formats_of
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.registry import OPENAI_CHAT
+from irisgate.handlers import ApiError, identify, json_response, runtime_of
+from irisgate.wire.errors import GatewayError
 
 
 def _error(error: GatewayError) -> Response:
@@ -48,4 +47,4 @@ async def list_models(request: Request) -> Response:
                 entry["pricing"] = pricing
             data.append(entry)
             break
-    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+    return json_response({"object": "list", "data": data})

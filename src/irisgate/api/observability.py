@@ -4,7 +4,7 @@
 traffic: the database answers, a config version is loaded, the capture queue has room (a
 queue past `SATURATED` of its capacity means the database cannot keep up), the spool is
 not full (when it is, new requests are refused) and the process is not shutting down
-(gateway/drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
+(drain.py). It answers 200 or 503 with the failing checks named; `spool` also says
 how many records wait in the spool to be stored. On PostgreSQL it also reports the
 connection pool's pressure (`database_pool`: connections in use of the most this process
 opens, `busy` when all are in use: then work waits for a connection), which does not by
@@ -17,10 +17,10 @@ import asyncio
 
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, identify, runtime_of
+from irisgate.handlers import ApiError, identify, json_response, runtime_of
 from irisgate.store.availability import unavailable
 from irisgate.telemetry.metrics import CONTENT_TYPE
 
@@ -69,9 +69,9 @@ async def readyz(request: Request) -> Response:
     if runtime.drain.draining:  # load balancers: stop sending, this process is stopping
         checks["shutdown"] = f"draining: {runtime.drain.inflight} request(s) in flight"
         ready = False
-    return JSONResponse(
+    return json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
+        status=200 if ready else 503,
     )
 
 

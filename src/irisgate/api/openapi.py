@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate import __version__
-from irisgate.api.usage import SORT_KEYS, json_response
+from irisgate.api.usage import SORT_KEYS
+from irisgate.handlers import json_response
 
-#: JSON Schemas of the values the handlers accept (`irisgate.api.params`); an empty value
+#: JSON Schemas of the values the handlers accept (`irisgate.handlers`); an empty value
 #: means the default, as an absent one does
 _DAY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
 _TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}

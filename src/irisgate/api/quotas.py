@@ -17,24 +17,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import int_param, query_value
 from irisgate.config.model import Config, Quota
+from irisgate.handlers import (
+    ApiError,
+    Caller,
+    int_param,
+    json_response,
+    query_value,
+    require_admin,
+    require_role,
+    runtime_of,
+)
+from irisgate.quotas import balances
 from irisgate.quotas.amounts import dollars, parse_amount
+from irisgate.quotas.balances import BucketRow
 from irisgate.quotas.charges import charges_for, expand, template_of
 from irisgate.quotas.refill import refilled
-from irisgate.store import balances
-from irisgate.store.balances import BucketRow
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def _used_by(config: Config) -> dict[str, list[dict[str, Any]]]:
@@ -162,7 +165,7 @@ async def list_quotas(request: Request) -> Response:
         )
         for name, template in sorted(names.items())
     ]
-    return _json({"buckets": buckets})
+    return json_response({"buckets": buckets})
 
 
 async def _change_request(request: Request, amount_key: str) -> tuple[Caller, str, str, int]:
@@ -202,7 +205,7 @@ async def _apply(request: Request, action: str, amount_key: str) -> Response:
     config = runtime.snapshot.config
     uses = _used_by(config).get(template, [])
     models = _caller_models(config, caller).get(bucket, [])
-    return _json(
+    return json_response(
         {"bucket": _entry(request, bucket, template, row, uses=uses, caller_models=models)}
     )
 
@@ -220,7 +223,7 @@ async def list_changes(request: Request) -> Response:
     bucket = query_value(request, "bucket") or None
     limit = int_param(request, "limit", 50, 1, 500)
     changes = await balances.changes(runtime_of(request).db, bucket, limit)
-    return _json(
+    return json_response(
         {
             "changes": [
                 {

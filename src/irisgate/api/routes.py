@@ -3,42 +3,35 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
-import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from irisgate import __version__
-from irisgate.api.auth import (
+from irisgate.api.body import json_object
+from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
+from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
+from irisgate.configservice import StaleHash, WouldLockOut
+from irisgate.handlers import (
     ApiError,
     Caller,
     identify,
+    int_param,
+    json_response,
+    query_value,
     require_admin,
     require_role,
     runtime_of,
+    time_param,
 )
-from irisgate.api.body import json_object
-from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
-from irisgate.api.params import int_param, query_value, time_param
-from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
-from irisgate.config.service import StaleHash, WouldLockOut
 from irisgate.store import queries
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
-        status_code=status,
-        media_type="application/json",
-    )
 
 
 async def whoami(request: Request) -> Response:
     caller = await identify(request)
     ident = caller.identity
-    return _json(
+    return json_response(
         {
             "login_name": ident.login_name,
             "display_name": ident.display_name,
@@ -78,19 +71,21 @@ async def providers(request: Request) -> Response:
                 "prices_per_million": prices,
             }
         )
-    return _json(out)
+    return json_response(out)
 
 
 async def get_config(request: Request) -> Response:
     await require_admin(request)
     service = runtime_of(request).config
     snap = service.snapshot
-    return _json({"config": service.masked_text(), "hash": snap.hash, "version": snap.version})
+    return json_response(
+        {"config": service.masked_text(), "hash": snap.hash, "version": snap.version}
+    )
 
 
 async def legacy_config(request: Request) -> Response:
     await require_admin(request)
-    return _json({"config": runtime_of(request).config.masked_text()})
+    return json_response({"config": runtime_of(request).config.masked_text()})
 
 
 async def put_config(request: Request) -> Response:
@@ -128,7 +123,7 @@ async def apply_config(
         ) from None
     except WouldLockOut:
         raise ApiError(403, "refused: this change would remove your own admin role") from None
-    return _json(
+    return json_response(
         {
             "success": True,
             "hash": applied.hash,
@@ -167,7 +162,7 @@ async def list_requests(request: Request) -> Response:
         limit=limit,
     )
     next_before = rows[-1]["id"] if len(rows) == limit else None
-    return _json({"requests": rows, "next_before": next_before})
+    return json_response({"requests": rows, "next_before": next_before})
 
 
 async def get_request(request: Request) -> Response:
@@ -178,12 +173,12 @@ async def get_request(request: Request) -> Response:
     if not caller.is_admin:  # the raw upstream answer (`save_raws`) is for admins only
         row.pop("response_raw", None)
         row.pop("response_raw_encoding", None)
-    return _json(row)
+    return json_response(row)
 
 
 async def healthz(request: Request) -> Response:
     # the pid tells which process answered (`serve --workers N` runs several on one port)
-    return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid()})
+    return json_response({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 routes = [

@@ -8,9 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, require_role, runtime_of
-from irisgate.api.params import filters, query_value
-from irisgate.api.usage import json_response
+from irisgate.handlers import (
+    ApiError,
+    filters,
+    json_response,
+    query_value,
+    require_role,
+    runtime_of,
+)
 from irisgate.store import tool_use
 
 MAX_NAME = 200

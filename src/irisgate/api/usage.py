@@ -12,13 +12,23 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, Caller, require_admin, require_role, runtime_of
-from irisgate.api.params import choice_param, filters, int_param, query_value, time_param
+from irisgate.handlers import (
+    ApiError,
+    Caller,
+    choice_param,
+    filters,
+    int_param,
+    json_response,
+    query_value,
+    require_admin,
+    require_role,
+    runtime_of,
+    time_param,
+)
 from irisgate.store import queries, reports
 from irisgate.store.reports import Filters
 
@@ -50,14 +60,6 @@ CSV_COLUMNS = (
     "total_tokens",
     "cost_usd",
 )
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
-        status_code=status,
-        media_type="application/json",
-    )
 
 
 def _redact(row: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from irisgate.api.auth import ApiError, Caller, identify, runtime_of
 from irisgate.config.model import Config
+from irisgate.handlers import ApiError, Caller, identify, runtime_of
 
 DISABLED = "access denied: chat is disabled for you (enable_chat_ui is false in your grants)"
 FLAG_OFF = "access denied: the chat app is turned off (flags.chat_ui is false)"

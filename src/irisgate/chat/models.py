@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from irisgate.access.grants import Access
 from irisgate.chat.capabilities import accepts_images, supports_reasoning
 from irisgate.config.model import Provider
 from irisgate.gateway.formats import cloud, registry
 from irisgate.gateway.formats.base import ApiFormat
 from irisgate.gateway.formats.chatwire import ChatAdapter
-from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
 #: the API formats in the order the chat prefers them when a provider speaks several

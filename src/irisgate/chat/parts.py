@@ -8,7 +8,7 @@
   arguments, output, is_error}]}``: the text the model wrote before calling, each call's input
   and the output the chat sent back. At most `MAX_ROUNDS` rounds (the chat's loop bound).
 
-Anything else is a 400 naming the field (`irisgate.api.auth.ApiError`).
+Anything else is a 400 naming the field (`irisgate.handlers.ApiError`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import base64
 import binascii
 from typing import Any
 
-from irisgate.api.auth import ApiError
+from irisgate.handlers import ApiError
 
 #: The most characters of a tool's output the chat keeps and sends back to the model.
 OUTPUT_LIMIT = 100_000

@@ -24,7 +24,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from irisgate.api.auth import ApiError, runtime_of
 from irisgate.api.body import json_object
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
@@ -40,6 +39,7 @@ from irisgate.gateway.formats.chatwire import (
     ChatTool,
     ChatTurn,
 )
+from irisgate.handlers import ApiError, runtime_of
 
 Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -337,7 +337,7 @@ async def run_round(request: Request) -> Response:
     turn = build_turn(model, conversation, pending, tools, effort)
     body = orjson.dumps(adapter.request(turn))
     exchange = _Exchange(body)
-    llm: Asgi = request.app.state.llm
+    llm: Asgi = request.state.llm
     _start(llm, _scope(dict(request.scope), adapter.path(model["id"]), body), exchange)
     try:
         first = await exchange.next()

@@ -10,24 +10,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irisgate.api.auth import ApiError, require_admin, runtime_of
 from irisgate.api.body import json_object
-from irisgate.api.params import filters, query_value
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
 from irisgate.chat.rounds import run_round
-from irisgate.gateway.upstream import redact
+from irisgate.handlers import (
+    ApiError,
+    filters,
+    json_response,
+    query_value,
+    require_admin,
+    runtime_of,
+)
+from irisgate.wire.upstream import redact
 
 if TYPE_CHECKING:
     from irisgate.connectors.aggregate import Aggregator
+    from irisgate.connectors.service import ConnectorService
 
 #: Longest accepted values, in characters.
 LIMITS: dict[str, int] = {
@@ -43,10 +49,6 @@ EFFORTS: tuple[str, ...] = ("", "low", "medium", "high")
 #: The most tools one conversation may switch on.
 MAX_TOOLS = 128
 _CHANGEABLE = ("title", "model", "instructions", "tools", "reasoning_effort")
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def _store(request: Request) -> Conversations:
@@ -95,14 +97,14 @@ def _not_found(conversation_id: str) -> ApiError:
 
 async def models(request: Request) -> Response:
     caller = await require_chat(request)
-    return _json({"models": chat_models(runtime_of(request).snapshot, caller.access)})
+    return json_response({"models": chat_models(runtime_of(request).snapshot, caller.access)})
 
 
 async def list_conversations(request: Request) -> Response:
     caller = await require_chat(request)
     query = query_value(request, "q") or ""
     found = await _store(request).list(caller.identity.login_name, query)
-    return _json({"conversations": found})
+    return json_response({"conversations": found})
 
 
 async def create_conversation(request: Request) -> Response:
@@ -116,7 +118,7 @@ async def create_conversation(request: Request) -> Response:
         tools=_tools(payload) or (),
         reasoning_effort=_effort(payload) or "",
     )
-    return _json(created, status=201)
+    return json_response(created, status=201)
 
 
 async def get_conversation(request: Request) -> Response:
@@ -125,7 +127,7 @@ async def get_conversation(request: Request) -> Response:
     found = await _store(request).get(caller.identity.login_name, conversation_id)
     if found is None:
         raise _not_found(conversation_id)
-    return _json(found)
+    return json_response(found)
 
 
 async def update_conversation(request: Request) -> Response:
@@ -149,7 +151,7 @@ async def update_conversation(request: Request) -> Response:
     updated = await _store(request).update(caller.identity.login_name, conversation_id, changes)
     if updated is None:
         raise _not_found(conversation_id)
-    return _json(updated)
+    return json_response(updated)
 
 
 async def delete_conversation(request: Request) -> Response:
@@ -187,7 +189,7 @@ async def add_message(request: Request) -> Response:
     added = await _store(request).add_message(caller.identity.login_name, conversation_id, message)
     if added is None:
         raise _not_found(conversation_id)
-    return _json(added, status=201)
+    return json_response(added, status=201)
 
 
 async def truncate_messages(request: Request) -> Response:
@@ -199,14 +201,13 @@ async def truncate_messages(request: Request) -> Response:
     )
     if deleted is None:
         raise _not_found(conversation_id)
-    return _json({"deleted": deleted})
+    return json_response({"deleted": deleted})
 
 
 async def _aggregator(request: Request) -> Aggregator:
     # the connector machinery (and the MCP SDK) is built by the first request needing it
-    service = request.app.state.connectors
-    await service.ready()
-    aggregator: Aggregator = service.aggregator
+    service: ConnectorService = request.state.connectors
+    aggregator: Aggregator = (await service.ready()).aggregator
     return aggregator
 
 
@@ -217,7 +218,7 @@ async def list_tools(request: Request) -> Response:
     caller = await require_chat(request)
     snapshot = runtime_of(request).snapshot
     tools = await (await _aggregator(request)).tools_for(mcp_caller(caller, snapshot))
-    return _json({"tools": [tool_entry(tool) for tool in tools]})
+    return json_response({"tools": [tool_entry(tool) for tool in tools]})
 
 
 async def call_tool(request: Request) -> Response:
@@ -252,13 +253,15 @@ async def call_tool(request: Request) -> Response:
         )
     except MCPError as exc:
         raise ApiError(status_of(exc), exc.error.message) from None
-    return _json({"name": name, "output": result_output(result), "is_error": bool(result.is_error)})
+    return json_response(
+        {"name": name, "output": result_output(result), "is_error": bool(result.is_error)}
+    )
 
 
 async def activity(request: Request) -> Response:
     """Admins: chat use per day across users (or one `user`), whatever their own chat."""
     await require_admin(request)
-    return _json(await chat_activity(runtime_of(request).db, filters(request)))
+    return json_response(await chat_activity(runtime_of(request).db, filters(request)))
 
 
 _ONE = "/api/chat/conversations/{conversation_id:str}"

@@ -18,9 +18,9 @@ from typing import Any
 import mcp_types as types
 import orjson
 
-from irisgate.api.auth import Caller
 from irisgate.chat.parts import OUTPUT_LIMIT
 from irisgate.connectors.aggregate import McpCaller
+from irisgate.handlers import Caller
 from irisgate.snapshot import Snapshot
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from irisgate.cloudauth import sigv4
-from irisgate.cloudauth.keys import (
+from irisgate.cloudauth.service_account import TokenSource
+from irisgate.config.cloudkeys import (
     KEYFILE,
     AwsKeys,
     CredentialError,
@@ -21,10 +22,9 @@ from irisgate.cloudauth.keys import (
     parse_service_account,
     vertex_region,
 )
-from irisgate.cloudauth.service_account import TokenSource
 from irisgate.config.model import Provider
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.upstream import UpstreamRequest
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.upstream import UpstreamRequest
 
 #: (client_email, private_key_id, token_uri): one token source per service account
 ServiceAccountKey = tuple[str, str, str]

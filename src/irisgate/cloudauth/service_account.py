@@ -15,19 +15,14 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable
-from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 import structlog
 
-from irisgate.cloudauth.keys import CredentialError, ServiceAccount
-from irisgate.gateway.errors import GatewayError
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from irisgate.config.cloudkeys import ServiceAccount, load_private_key
+from irisgate.wire.errors import GatewayError
 
 log = structlog.get_logger("irisgate.cloudauth")
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -39,21 +34,6 @@ REFRESH_BEFORE = 300
 EXPIRY_SLACK = 30
 #: after a failed mint, requests fail with its error for this long instead of each minting
 RETRY_AFTER_FAILURE = 5.0
-
-
-@lru_cache(maxsize=64)
-def load_private_key(pem: str) -> RSAPrivateKey:
-    # cryptography is imported on first use: only Vertex service accounts need it
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
-        raise CredentialError("keyfile:: service account 'private_key' cannot be read") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise CredentialError("keyfile:: service account 'private_key' is not an RSA key")
-    return key
 
 
 def _b64(data: bytes) -> bytes:

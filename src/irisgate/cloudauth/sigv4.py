@@ -18,7 +18,7 @@ import hmac
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from irisgate.cloudauth.keys import AwsKeys
+from irisgate.config.cloudkeys import AwsKeys
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "bedrock"

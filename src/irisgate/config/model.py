@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from irisgate.config.cloudkeys import is_cloud_key
+
 AuthMode = Literal["override", "passthrough", "none"]
 Role = Literal["user", "admin"]
 
@@ -111,6 +113,13 @@ class Provider:
 
     def accepts(self, flag: str) -> bool:
         return bool(self.compatibility.get(flag, False))
+
+    @property
+    def header_key(self) -> str:
+        """The key irisgate sends in a header: "" for a cloud credential (cloudauth signs
+        those requests instead) or none."""
+        value = self.apikey.value
+        return "" if is_cloud_key(value) else value or ""
 
 
 @dataclass(frozen=True, slots=True)

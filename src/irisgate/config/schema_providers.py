@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from irisgate.cloudauth import keys as cloud_keys
+from irisgate.config import cloudkeys as cloud_keys
 from irisgate.config.model import (
     AUTHORIZATION_STYLES,
     COMPATIBILITY_FLAGS,

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from irisgate.cloudauth.keys import is_cloud_key
+from irisgate.config.cloudkeys import is_cloud_key
 from irisgate.config.hujson import Document, KeyPath, parse, render_path
 from irisgate.config.model import ConfigError, ConfigIssue, Secret
 

@@ -39,19 +39,19 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
-from irisgate import nesting
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body, replay
+from irisgate.access.grants import Access
 from irisgate.config.model import Connector
 from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
 from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
-from irisgate.gateway.upstream import redact
-from irisgate.grants import Access
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.wire import nesting
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body, replay
+from irisgate.wire.upstream import redact
 
 log = structlog.get_logger("irisgate.connectors")
 LISTING_SECONDS = 5.0
@@ -360,7 +360,7 @@ class McpEndpoint:
 
 
 def _too_deep(body: bytes) -> bool:
-    """Whether `body` is JSON nested deeper than irisgate's one limit (`irisgate.nesting`),
+    """Whether `body` is JSON nested deeper than irisgate's one limit (`irisgate.wire.nesting`),
     checked before the SDK parses it with its own, higher one. Other bad JSON is left to
     the SDK, which answers it as a parse error."""
     if not body:

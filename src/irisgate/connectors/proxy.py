@@ -24,7 +24,6 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
 from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
@@ -39,10 +38,11 @@ from irisgate.gateway.relaycore import (
     watched,
 )
 from irisgate.gateway.tee import Tee
-from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, redact
 
 PREFIX = "/v1/connectors/"
 #: bodies are captured up to this size each; sizes are always recorded in full

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
 
-from irisgate.gateway.pipeline import new_request_id
 from irisgate.identity import Identity
-from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.record import RequestRecord, new_request_id
 from irisgate.usage.sessions import SESSION_HEADERS
 
 MCP_FORMAT = "mcp"

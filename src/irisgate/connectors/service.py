@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class _Parts:
+class Connectors:
+    """The connector machinery, once built (`ConnectorService.ready`)."""
+
+    guard: UrlGuard
     http: httpx2.AsyncClient
     session: aiohttp.ClientSession | None
     oauth: OAuthClient
@@ -46,14 +49,14 @@ class ConnectorService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.guard = UrlGuard(allow_local=runtime.settings.allow_local_connectors)
-        self._parts: _Parts | None = None
+        self._parts: Connectors | None = None
         self._building: asyncio.Lock | None = None
         self._closed = False
 
-    async def ready(self) -> None:
-        """Build everything once (concurrent first callers wait for the same build)."""
+    async def ready(self) -> Connectors:
+        """The machinery, built once (concurrent first callers wait for the same build)."""
         if self._parts is not None:
-            return
+            return self._parts
         if self._building is None:
             self._building = asyncio.Lock()
         async with self._building:
@@ -61,36 +64,17 @@ class ConnectorService:
                 raise RuntimeError("connectors are shutting down")
             if self._parts is None:
                 self._parts = await self._build()
-
-    @property
-    def tokens(self) -> TokenStore:
-        assert self._parts is not None, "await ready() first"
-        return self._parts.tokens
-
-    @property
-    def oauth(self) -> OAuthClient:
-        assert self._parts is not None, "await ready() first"
-        return self._parts.oauth
-
-    @property
-    def aggregator(self) -> Aggregator:
-        """The `/v1/mcp` tool listing and calls, also used by the chat app's tools."""
-        assert self._parts is not None, "await ready() first"
-        return self._parts.aggregator
+            return self._parts
 
     async def mcp(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The ASGI app at /v1/mcp."""
-        await self.ready()
-        assert self._parts is not None
-        await self._parts.mcp(scope, receive, send)
+        await (await self.ready()).mcp(scope, receive, send)
 
     async def proxy(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The ASGI app under /v1/connectors/."""
-        await self.ready()
-        assert self._parts is not None
-        await self._parts.proxy(scope, receive, send)
+        await (await self.ready()).proxy(scope, receive, send)
 
-    async def _build(self) -> _Parts:
+    async def _build(self) -> Connectors:
         import httpx2
 
         from irisgate.connectors.aggregate import Aggregator, McpEndpoint
@@ -147,8 +131,18 @@ class ConnectorService:
             started.cancel()
             await _close(http, session)
             manager.result()  # raises what stopped the manager
-        return _Parts(
-            http, session, oauth, tokens, upstreams, aggregator, mcp, proxy, manager, stop
+        return Connectors(
+            self.guard,
+            http,
+            session,
+            oauth,
+            tokens,
+            upstreams,
+            aggregator,
+            mcp,
+            proxy,
+            manager,
+            stop,
         )
 
     async def stop(self) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import config_problem
 from irisgate.connectors.safety import UnsafeURL, UrlGuard
 from irisgate.connectors.tokens import TokenSet
-from irisgate.grants import Access
 
 LABELS = {
     "ready": "Ready",

@@ -17,11 +17,11 @@ import brotli
 import orjson
 
 from irisgate.gateway.formats.base import ApiFormat
-from irisgate.gateway.formats.eventstream import whole_frames
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.gateway.tee import Tee, marker
 from irisgate.usage.tokens import Usage
+from irisgate.wire.eventstream import whole_frames
+from irisgate.wire.sse import SSEParser
 
 _EVENTSTREAM = "application/vnd.amazon.eventstream"
 #: a usage member longer than this is not looked for (they are a few hundred bytes)

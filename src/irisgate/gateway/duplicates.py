@@ -25,7 +25,7 @@ import re
 
 import orjson
 
-from irisgate.gateway.errors import GatewayError
+from irisgate.wire.errors import GatewayError
 
 #: keys whose value decides grant, route or how the answer is read
 ROUTING_KEYS = ("model", "stream")

@@ -8,9 +8,9 @@
 A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
 in a background task: quota settle, record and hooks follow there, after the client is gone.
 While the process shuts down, new requests are refused with 503 before any stage, and those
-still running at the end of the grace are cut like a client disconnect (gateway/drain.py).
+still running at the end of the grace are cut like a client disconnect (drain.py).
 Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
-response's creator (gateway/responses.py) instead of classify + route, without quota or hooks.
+response's creator (telemetry/responses.py) instead of classify + route, without quota or hooks.
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -19,63 +19,42 @@ Each stage lives in its own module and knows nothing of the others. LLM paths ar
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import structlog
 
-from irisgate import nesting
-from irisgate.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.access.grants import Access
+from irisgate.access.routing import Route
+from irisgate.drain import REFUSAL
 from irisgate.gateway.capture import Answer, read_tee
-from irisgate.gateway.drain import REFUSAL
 from irisgate.gateway.duplicates import refuse_duplicate_keys
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
-from irisgate.gateway.routing import Route
 from irisgate.gateway.tee import Tee, marker
-from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
-from irisgate.grants import Access
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.quotas.gate import Admission
-from irisgate.telemetry.record import RequestRecord, recorded_name
+from irisgate.runtime import Runtime
+from irisgate.snapshot import Snapshot
+from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
-
-if TYPE_CHECKING:
-    from irisgate.runtime import Runtime
-    from irisgate.snapshot import Snapshot
+from irisgate.wire import nesting
+from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 Scope = dict[str, Any]
 log = structlog.get_logger("irisgate.gateway")
 #: a request refused because the process shuts down: retry at once, on a new connection
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
-
-
-# request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
-_rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
-
-
-def _reseed() -> None:
-    _rng.seed(random.SystemRandom().getrandbits(128))
-
-
-# forked workers (workers.py) must not draw the same ids from a copied generator
-os.register_at_fork(after_in_child=_reseed)
-
-
-def new_request_id() -> str:
-    """A unique id: 112 random bits (not a secret, so a fast seeded generator will do)."""
-    return f"req_{_rng.getrandbits(112):028x}"
 
 
 @dataclass(slots=True)
@@ -199,7 +178,8 @@ class Gateway:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
-            self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result)
+            raw = ex.result.tee.stored() if record.stream else b""
+            self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result.status, raw)
         self.runtime.observe(record)
 
     async def _estimate_then_finish(self, ex: Exchange, pending: UsageEstimate) -> None:

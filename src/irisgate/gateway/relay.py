@@ -12,10 +12,10 @@ gateway's own error (`refusal`, answered in the caller's API format).
 
 from __future__ import annotations
 
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.http1 import UpstreamError
 from irisgate.gateway.relaycore import Forwarding, RelayResult, Unanswered
-from irisgate.gateway.upstream import HOP_BY_HOP, UpstreamRequest
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import UpstreamError
+from irisgate.wire.upstream import HOP_BY_HOP, UpstreamRequest
 
 __all__ = ["FORWARDING", "RelayResult", "refusal"]
 

@@ -15,7 +15,7 @@
 - `watched` runs the relay while watching the client: a disconnect (or a write the server
   could no longer make) cancels the upstream read.
 
-Request bodies are read under their limit by `irisgate.bodylimit`, before the relay. What the
+Request bodies are read under their limit by `irisgate.wire.bodylimit`, before the relay. What the
 upstream client is stays outside: the LLM path passes its HTTP/1.1 client's answer (already
 a `Source`), connectors an aiohttp answer wrapped in `AiohttpSource`; each names the
 exceptions its client raises for a broken connection (`broken`).

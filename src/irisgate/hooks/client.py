@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from irisgate import nesting
 from irisgate.config.model import Hook
-from irisgate.gateway.http1 import AnswerTooLarge, Http1Client, UpstreamError
+from irisgate.wire import nesting
+from irisgate.wire.http1 import AnswerTooLarge, Http1Client, UpstreamError
 
 
 class HookFailed(Exception):

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from irisgate import nesting
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.hooks.plan import HookCall
+from irisgate.wire import nesting
+from irisgate.wire.sse import SSEParser
 
 NANO = 1_000_000_000
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Config, Hook
-from irisgate.grants import Access
 from irisgate.identity import Identity
 from irisgate.telemetry.record import RequestRecord
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.http1 import Http1Client
-from irisgate.gateway.relay import RelayResult
 from irisgate.hooks import client, payload
 from irisgate.hooks.client import HookFailed
 from irisgate.hooks.plan import (
@@ -39,6 +35,8 @@ from irisgate.hooks.plan import (
 )
 from irisgate.snapshot import Snapshot
 from irisgate.telemetry.metrics import Metrics
+from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import Http1Client
 
 log = structlog.get_logger("irisgate.hooks")
 
@@ -56,13 +54,13 @@ class _Event:
 
 
 class HookRunner:
-    def __init__(self, http: Callable[[], Http1Client], max_answer: int) -> None:
+    def __init__(self, http: Http1Client, max_answer: int, metrics: Metrics | None = None) -> None:
         self._http = http
         self._max_answer = max_answer  # bytes of one hook answer (--max-hook-answer)
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._workers: list[asyncio.Task[None]] = []
         self.dropped = 0
-        self.metrics: Metrics | None = None  # set by the runtime
+        self.metrics = metrics
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -94,7 +92,7 @@ class HookRunner:
             data = orjson.dumps(payload.pre_request(call, wired.send, body))
             try:
                 self._count(hook.name, "pre_request")
-                answered = await client.call(self._http(), hook, data, self._max_answer)
+                answered = await client.call(self._http, hook, data, self._max_answer)
                 answer = _guardrail(hook.name, answered)
             except HookFailed as exc:
                 self._count_failure(hook.name, "pre_request", exc)
@@ -119,11 +117,12 @@ class HookRunner:
                 body, modified = answer["request_body"], True
         return body, modified
 
-    def after(self, plan: HookPlan, call: HookCall, result: RelayResult) -> None:
-        """Queue the post-response events of a request that reached the upstream."""
-        if result.status == 0:
+    def after(self, plan: HookPlan, call: HookCall, status: int, raw: bytes) -> None:
+        """Queue the post-response events of a request that reached the upstream: `status`
+        is the upstream's (0: it never answered, nothing is queued), `raw` a streamed
+        answer's bytes as captured (b"" for an answer that was not streamed)."""
+        if status == 0:
             return
-        raw = result.tee.stored() if call.record.stream else b""
         for wired in plan.post:
             fire = ENTIRE_REQUEST in wired.events or (
                 TOOL_CALL_ENTIRE_REQUEST in wired.events and call.record.tool_calls > 0
@@ -162,7 +161,7 @@ class HookRunner:
         try:
             data = payload.post_response(event.call, event.wired.send, event.raw_body, event.stream)
             self._count(hook.name, "post_response")
-            await client.call(self._http(), hook, orjson.dumps(data), self._max_answer)
+            await client.call(self._http, hook, orjson.dumps(data), self._max_answer)
         except HookFailed as exc:
             self._count_failure(hook.name, "post_response", exc)
             log.warning(

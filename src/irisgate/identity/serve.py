@@ -13,8 +13,8 @@ from email.header import decode_header, make_header
 
 import orjson
 
-from irisgate import nesting
 from irisgate.identity import Identity, IdentityRefused, canonical_capmap
+from irisgate.wire import nesting
 
 
 def decode_rfc2047(value: str, header: str = "Tailscale-User-Login") -> str:

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from irisgate.cloudauth.keys import is_cloud_key
+from irisgate.config.cloudkeys import is_cloud_key
 from irisgate.config.model import Provider
-from irisgate.gateway.upstream import build_headers, upstream_url
+from irisgate.wire.upstream import build_headers, upstream_url
 
 Level = Literal["ok", "warn", "FIX"]
 _PROMPT = [{"role": "user", "content": "Reply with the word ok."}]

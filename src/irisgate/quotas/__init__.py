@@ -6,5 +6,5 @@
 - `gate`: the pipeline stage built from the above.
 - `refill`, `amounts`: the arithmetic of refill and of dollar amounts at the API.
 
-The database side (rows, leases, the audit log) is `irisgate.store.balances`.
+The database side (rows, leases, the audit log) is `irisgate.quotas.balances`.
 """

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Config, Quota
-from irisgate.grants import Access
 from irisgate.identity import Identity
 
 #: what `<node>` becomes, before the login name, for a caller without a node id

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irisgate.gateway.errors import GatewayError
-from irisgate.gateway.routing import Route
-from irisgate.grants import Access
+from irisgate.access.grants import Access
+from irisgate.access.routing import Route
 from irisgate.identity import Identity
 from irisgate.quotas.charges import Chain, charges_for
 from irisgate.quotas.estimate import Guess, TypicalOutput, estimate
@@ -20,6 +19,7 @@ from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reser
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
+from irisgate.wire.errors import GatewayError
 
 
 @dataclass(slots=True)
@@ -30,11 +30,13 @@ class Admission:
 
 
 class QuotaGate:
-    def __init__(self, db: Database, data_dir: Path, max_reservation: int) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, max_reservation: int, metrics: Metrics | None = None
+    ) -> None:
         self.ledger = Ledger(db, data_dir)
         self.typical = TypicalOutput()
         self.max_reservation = max_reservation
-        self.metrics: Metrics | None = None  # set by the runtime
+        self.metrics = metrics
 
     def start(self) -> None:
         self.ledger.start()

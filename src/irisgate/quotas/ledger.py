@@ -2,7 +2,7 @@
 
 The request path never waits for the database in steady state. Each bucket this instance
 uses holds a *lease*: a slice of the bucket's money taken from the database row (see
-`irisgate.store.balances`). Admission and settlement are arithmetic on the lease:
+`irisgate.quotas.balances`). Admission and settlement are arithmetic on the lease:
 
     remaining = held (leased) - spent (settled, not yet reported) - reserved (in flight)
 
@@ -52,12 +52,12 @@ from pathlib import Path
 import structlog
 
 from irisgate.config.model import Quota
+from irisgate.quotas import balances
 from irisgate.quotas.amounts import dollars
+from irisgate.quotas.balances import KEEP, BucketRow, BucketSpec
 from irisgate.quotas.charges import Chain
 from irisgate.quotas.inflight import InFlight
 from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
-from irisgate.store import balances
-from irisgate.store.balances import KEEP, BucketRow, BucketSpec
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.quotas")

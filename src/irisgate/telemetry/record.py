@@ -7,10 +7,29 @@ text when they are UTF-8 (JSON, SSE reassembled to JSON), else base64 with `*_en
 
 from __future__ import annotations
 
+import os
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from irisgate.usage.tokens import Usage
+
+# request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
+_rng = random.Random(random.SystemRandom().getrandbits(128))  # noqa: S311
+
+
+def _reseed() -> None:
+    _rng.seed(random.SystemRandom().getrandbits(128))
+
+
+# forked workers (workers.py) must not draw the same ids from a copied generator
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_request_id() -> str:
+    """A unique id: 112 random bits (not a secret, so a fast seeded generator will do)."""
+    return f"req_{_rng.getrandbits(112):028x}"
+
 
 #: the longest caller-chosen name (a model never routed) a record keeps
 NAME_LIMIT = 200

@@ -38,9 +38,9 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.formats.eventstream import HeaderValue, encode_frame, encode_headers
 from irisgate.testing import fake_anthropic
 from irisgate.testing.fake_reply import Reply, first_function, wants_tool_call
+from irisgate.wire.eventstream import HeaderValue, encode_frame, encode_headers
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 _ERRORS = {

@@ -53,7 +53,7 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-from irisgate.cloudauth.keys import AwsKeys
+from irisgate.config.cloudkeys import AwsKeys
 from irisgate.testing import fake_anthropic, fake_bedrock, fake_cloud, fake_google, fake_openai
 from irisgate.testing.fake_reply import (
     Reply,

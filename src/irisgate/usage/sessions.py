@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from irisgate import nesting
+from irisgate.wire import nesting
 
 _CLAUDE_SESSION = re.compile(r"session_([0-9A-Za-z-]{8,64})")
 SESSION_HEADERS = ("x-session-id", "session_id", "session-id", "conversation_id")

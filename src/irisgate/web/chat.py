@@ -12,8 +12,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from irisgate import __version__
-from irisgate.api.auth import ApiError, identify, runtime_of
 from irisgate.chat.access import refusal
+from irisgate.handlers import ApiError, identify, runtime_of
 from irisgate.web.pages import template
 
 

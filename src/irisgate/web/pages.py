@@ -18,8 +18,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
-from irisgate.api.auth import ApiError, Caller, identify, runtime_of
 from irisgate.chat import access as chat_access
+from irisgate.handlers import ApiError, Caller, identify, runtime_of
 from irisgate.web import setup
 from irisgate.web.nav import PAGES, Group, visible
 
@@ -90,6 +90,25 @@ async def _page(request: Request, key: str, **context: Any) -> Response:
     )
 
 
+async def not_found(request: Request) -> Response:
+    """404 for a `/ui/` address no page has: a page inside the dashboard naming the address,
+    with the navigation the caller's role shows (none for a caller irisgate cannot identify)."""
+    try:
+        caller: Caller | None = await identify(request)
+    except ApiError:
+        caller = None
+    nav = _nav(request, caller) if caller is not None and caller.access.role else []
+    return _html(
+        request,
+        "not_found.html",
+        status=404,
+        path=request.url.path,
+        nav=nav,
+        caller=caller,
+        page=None,
+    )
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("/ui/dashboard", status_code=307)
 
@@ -131,6 +150,7 @@ def _simple(key: str) -> Route:
 
 
 routes = [
+    Route("/", home),  # the gateway's address in a browser (and HEAD / from health checkers)
     Route("/ui", home),
     Route("/ui/", home),
     Route("/ui/dashboard", dashboard),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from irisgate.access.grants import Access
 from irisgate.agentsetup import AGENTS, PLACEHOLDER_KEY, Setup, choose, setup
-from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
 #: the API formats the snippets use

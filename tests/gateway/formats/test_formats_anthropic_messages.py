@@ -10,9 +10,9 @@ from irisgate.gateway.formats.anthropic_messages import (
     count_tool_calls,
     usage_from_response,
 )
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.sse import SSEParser
 
 # Extended thinking, then a tool call, with 5m and 1h cache writes; as the API frames it.
 THINKING_TOOL_STREAM = (

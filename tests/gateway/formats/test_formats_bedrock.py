@@ -11,8 +11,8 @@ import orjson
 from irisgate.gateway.capture import read_answer
 from irisgate.gateway.formats import bedrock
 from irisgate.gateway.formats.cloud import BEDROCK_CONVERSE, BEDROCK_INVOKE, GEMINI
-from irisgate.gateway.formats.eventstream import encode_message
 from irisgate.usage.tokens import Usage
+from irisgate.wire.eventstream import encode_message
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 

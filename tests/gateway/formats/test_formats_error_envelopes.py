@@ -12,10 +12,10 @@ from typing import get_args
 import orjson
 import pytest
 
-from irisgate.gateway.errors import STATUS_OF, ErrorKind, GatewayError
 from irisgate.gateway.formats.base import ApiFormat
 from irisgate.gateway.formats.registry import PATHS
 from irisgate.gateway.formats.templates import classify
+from irisgate.wire.errors import STATUS_OF, ErrorKind, GatewayError
 
 TEMPLATED = [
     "/v1beta/models/gemini-2.5-flash:generateContent",

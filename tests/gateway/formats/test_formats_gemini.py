@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from irisgate.gateway.formats import gemini
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.usage.tokens import Usage
+from irisgate.wire.sse import SSEParser
 
 USAGE = {
     "promptTokenCount": 120,

@@ -11,9 +11,9 @@ from irisgate.gateway.formats.openai_chat import (
     count_tool_calls,
     usage_from_response,
 )
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.sse import SSEParser
 
 HEAD = (
     b'data: {"id":"chatcmpl-CVGm0aQ7pX2","object":"chat.completion.chunk","created":1761568800,'

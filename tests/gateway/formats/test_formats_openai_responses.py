@@ -11,9 +11,9 @@ from irisgate.gateway.formats.openai_responses import (
     count_tool_calls,
     usage_from_response,
 )
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.sse import SSEParser
 
 
 def sse(events: list[dict[str, Any]]) -> bytes:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from irisgate.gateway.errors import STATUS_OF, GatewayError
 from irisgate.gateway.formats import cloud
 from irisgate.gateway.formats.templates import classify
+from irisgate.wire.errors import STATUS_OF, GatewayError
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
+from irisgate.wire.errors import GatewayError
 
 
 class ChunkFilter(Protocol):

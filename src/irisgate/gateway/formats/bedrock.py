@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 
 from irisgate.gateway.formats import anthropic_messages
-from irisgate.gateway.formats.eventstream import EventStreamDecoder, Message
 from irisgate.gateway.formats.streamresult import StreamResult, as_dict, as_int, load_object
 from irisgate.usage.tokens import Usage
+from irisgate.wire.eventstream import EventStreamDecoder, Message
 
 __all__ = [
     "converse_stream_result",

@@ -34,10 +34,10 @@ from irisgate.gateway.formats import (
     openai_chat,
     openai_responses,
 )
-from irisgate.gateway.formats.eventstream import EventStreamDecoder
-from irisgate.gateway.formats.sse import SSEParser
 from irisgate.gateway.formats.streamresult import as_int
 from irisgate.usage.tokens import Usage
+from irisgate.wire.eventstream import EventStreamDecoder
+from irisgate.wire.sse import SSEParser
 
 Event = dict[str, Any]
 

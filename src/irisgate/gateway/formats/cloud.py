@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import orjson
 
-from irisgate.gateway.errors import ErrorKind, GatewayError
 from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemini, turns
 from irisgate.gateway.formats.base import (
     PROBE_TEXT,
@@ -28,6 +27,7 @@ from irisgate.gateway.formats.base import (
 )
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.errors import ErrorKind, GatewayError
 
 #: google.rpc.Code names Google APIs put in `error.status`
 GOOGLE_STATUS: dict[ErrorKind, str] = {

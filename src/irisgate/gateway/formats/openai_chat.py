@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from irisgate.gateway.formats.sse import SSEParser, split_events
 from irisgate.gateway.formats.streamresult import (
     StreamResult,
     as_dict,
@@ -20,6 +19,7 @@ from irisgate.gateway.formats.streamresult import (
     load_object,
 )
 from irisgate.usage.tokens import Usage
+from irisgate.wire.sse import SSEParser, split_events
 
 __all__ = [
     "ChatStreamAccumulator",

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats import (
     anthropic_messages,
     chatwire,
@@ -33,6 +32,7 @@ from irisgate.gateway.formats.base import (
 )
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.wire.errors import GatewayError
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -275,5 +275,5 @@ PATHS: dict[str, Operation] = {
     "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
 }
 #: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
-#: response id (gateway/responses.py), relayed and recorded, never billed
+#: response id (telemetry/responses.py), relayed and recorded, never billed
 STORED_RESPONSE = Operation(OPENAI_RESPONSES, billable=False, can_stream=False)

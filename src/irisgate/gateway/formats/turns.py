@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from irisgate import nesting
+from irisgate.wire import nesting
 
 __all__ = [
     "anthropic_tool_calls",

@@ -1,12 +1,11 @@
-"""The dashboard's routes: its `/api/` endpoints and its pages under `/ui/`, in one list for
-`build_app` (kept apart from `api.routes` so the core's list stays as it was)."""
+"""The `/api/` endpoints behind the dashboard's pages (usage, models, config history, the API
+document), in one list for `build_app`. The pages themselves are `web.pages.routes`."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
 from irisgate.api import catalog, config_history, openapi, tools, usage
-from irisgate.web import pages
 
 routes: list[BaseRoute] = [
     *usage.routes,
@@ -20,5 +19,4 @@ routes: list[BaseRoute] = [
         methods=["POST"],
     ),
     Route("/api/openapi.json", openapi.openapi),
-    *pages.routes,
 ]

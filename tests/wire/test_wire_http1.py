@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from irisgate.gateway.http1 import Http1Client, UpstreamError
 from irisgate.testing.server import free_port
 from irisgate.testing.tls import self_signed
+from irisgate.wire.http1 import Http1Client, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import structlog
 
+from irisgate.access.grants import GrantIndex
 from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
 from irisgate.config.hujson import HuJSONSyntaxError
 from irisgate.config.model import ConfigError, ConfigIssue
 from irisgate.config.schema import build_config, parse_capability, syntax_issue
 from irisgate.config.schema_connectors import save_errors
 from irisgate.config.secrets import SecretSource, mask_text, unmask
-from irisgate.grants import GrantIndex
 from irisgate.identity import Identity
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
@@ -48,89 +48,41 @@ class Applied:
 
 
 class ConfigService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    """The current config version (`snapshot`, swapped whole) and the versions to come: an
+    admin's `put`, and every `--config-poll-seconds` another instance's. Built by `open`,
+    which has loaded the first version, so a snapshot is there from construction on."""
+
+    def __init__(
+        self, db: Database, settings: Settings, secrets: SecretSource, snapshot: Snapshot
+    ) -> None:
         self._db = db
         self._settings = settings
-        self._secrets = SecretSource(settings.env, settings.secrets_dir)
-        self._snapshot: Snapshot | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._secrets = secrets
+        self.snapshot = snapshot
         self._lock = asyncio.Lock()
-
-    @property
-    def snapshot(self) -> Snapshot:
-        assert self._snapshot is not None, "config service not started"
-        return self._snapshot
-
-    def build(self, version: configs.ConfigVersion) -> Snapshot:
-        text = version.content or ""
-        config, warnings = build_config(text, self._secrets)
-        for issue in warnings:
-            log.warning("config warning", version=version.id, issue=str(issue))
-        return Snapshot(
-            version=version.id,
-            hash=version.hash,
-            text=text,
-            config=config,
-            created_at=version.created_at,
-        )
-
-    async def start(self) -> None:
-        """Load the newest version, importing `--config` (when changed) or the default."""
-        latest = await configs.latest(self._db)
-        path = self._settings.config_file
-        if path is not None:
-            latest = await self._import_file(path, latest)
-        elif latest is None:
-            build_config(DEFAULT_CONFIG_TEXT, self._secrets)
-            latest = await self._insert_first(DEFAULT_CONFIG_TEXT, "default")
-        self._snapshot = self.build(latest)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
-    async def _import_file(
-        self, path: Path, latest: configs.ConfigVersion | None
-    ) -> configs.ConfigVersion:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        build_config(text, self._secrets)  # raises ConfigError: refuse to start on it
-        source = f"file:{await asyncio.to_thread(path.resolve)}"
-        digest = configs.content_hash(text)
-        history = await configs.history(self._db, limit=1000)
-        imported = next((v.hash for v in history if v.source == source), None)
-        if latest is not None and digest in (latest.hash, imported):
-            return latest  # unchanged since it was last imported: keep later API edits
-        try:
-            version = await configs.insert(
-                self._db,
-                text,
-                created_by="irisgate",
-                source=source,
-                parent_id=latest.id if latest else None,
-            )
-        except configs.StaleVersion:
-            # another instance stored a version meanwhile (typically the same file, started
-            # together): decide again against the newest
-            newest = await configs.latest(self._db)
-            assert newest is not None
-            if newest.hash == digest:
-                return newest
-            return await self._import_file(path, newest)
-        log.info("imported config file", path=str(path), version=version.id)
-        return version
+    @classmethod
+    async def open(cls, db: Database, settings: Settings) -> ConfigService:
+        """Load the newest version, importing `--config` (when changed) or the default, and
+        start following the database for newer ones."""
+        secrets = SecretSource(settings.env, settings.secrets_dir)
+        latest = await configs.latest(db)
+        path = settings.config_file
+        if path is not None:
+            latest = await _import_file(db, secrets, path, latest)
+        elif latest is None:
+            build_config(DEFAULT_CONFIG_TEXT, secrets)
+            latest = await _insert_first(db, DEFAULT_CONFIG_TEXT, "default")
+        return cls(db, settings, secrets, build_snapshot(latest, secrets))
 
-    async def _insert_first(self, text: str, source: str) -> configs.ConfigVersion:
-        try:
-            return await configs.insert(
-                self._db, text, created_by="irisgate", source=source, parent_id=None
-            )
-        except configs.StaleVersion:  # another instance stored the first version just now
-            latest = await configs.latest(self._db)
-            assert latest is not None
-            return latest
+    def build(self, version: configs.ConfigVersion) -> Snapshot:
+        return build_snapshot(version, self._secrets)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _follow(self) -> None:
         while True:
@@ -156,7 +108,7 @@ class ConfigService:
             if latest is None or latest.id == self.snapshot.version:
                 return
             try:
-                self._snapshot = self.build(latest)
+                self.snapshot = self.build(latest)
             except ConfigError as exc:
                 log.error(
                     "newer config version is invalid; keeping the running one",
@@ -197,6 +149,60 @@ class ConfigService:
                 )
             except configs.StaleVersion:
                 raise StaleHash from None
-            self._snapshot = self.build(version)
+            self.snapshot = self.build(version)
             log.info("config version saved", version=version.id, by=who)
             return Applied(version.id, version.hash, warnings)
+
+
+def build_snapshot(version: configs.ConfigVersion, secrets: SecretSource) -> Snapshot:
+    text = version.content or ""
+    config, warnings = build_config(text, secrets)
+    for issue in warnings:
+        log.warning("config warning", version=version.id, issue=str(issue))
+    return Snapshot(
+        version=version.id,
+        hash=version.hash,
+        text=text,
+        config=config,
+        created_at=version.created_at,
+    )
+
+
+async def _import_file(
+    db: Database, secrets: SecretSource, path: Path, latest: configs.ConfigVersion | None
+) -> configs.ConfigVersion:
+    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    build_config(text, secrets)  # raises ConfigError: refuse to start on it
+    source = f"file:{await asyncio.to_thread(path.resolve)}"
+    digest = configs.content_hash(text)
+    history = await configs.history(db, limit=1000)
+    imported = next((v.hash for v in history if v.source == source), None)
+    if latest is not None and digest in (latest.hash, imported):
+        return latest  # unchanged since it was last imported: keep later API edits
+    try:
+        version = await configs.insert(
+            db,
+            text,
+            created_by="irisgate",
+            source=source,
+            parent_id=latest.id if latest else None,
+        )
+    except configs.StaleVersion:
+        # another instance stored a version meanwhile (typically the same file, started
+        # together): decide again against the newest
+        newest = await configs.latest(db)
+        assert newest is not None
+        if newest.hash == digest:
+            return newest
+        return await _import_file(db, secrets, path, newest)
+    log.info("imported config file", path=str(path), version=version.id)
+    return version
+
+
+async def _insert_first(db: Database, text: str, source: str) -> configs.ConfigVersion:
+    try:
+        return await configs.insert(db, text, created_by="irisgate", source=source, parent_id=None)
+    except configs.StaleVersion:  # another instance stored the first version just now
+        latest = await configs.latest(db)
+        assert latest is not None
+        return latest

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from irisgate.gateway.formats.eventstream import EventStreamDecoder, Message, encode_message
+from irisgate.wire.eventstream import EventStreamDecoder, Message, encode_message
 
 
 def frame(raw_headers: bytes, payload: bytes) -> bytes:

@@ -7,10 +7,9 @@ own `Authorization` / `x-api-key` is forwarded and the configured key is only a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from irisgate.cloudauth.keys import is_cloud_key
-from irisgate.config.model import Provider
+from typing import Protocol
 
 #: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)
 HOP_BY_HOP = frozenset(
@@ -47,6 +46,22 @@ REDACTED = "[redacted]"
 SECRET_HEADERS = CREDENTIALS | {"cookie", "set-cookie", "proxy-authorization"}
 
 
+class Destination(Protocol):
+    """Where a request goes and how irisgate authenticates it there: a configured provider
+    (`config.model.Provider`)."""
+
+    @property
+    def baseurl(self) -> str: ...
+    @property
+    def auth_mode(self) -> str: ...  # override, passthrough or none
+    @property
+    def authorization(self) -> str: ...  # the header style the key goes in
+    @property
+    def header_key(self) -> str: ...  # the key to send in a header; "" when none is
+    @property
+    def add_headers(self) -> Iterable[tuple[str, str]]: ...
+
+
 @dataclass(slots=True)
 class UpstreamRequest:
     url: str
@@ -74,7 +89,7 @@ def credential_headers(style: str, key: str) -> dict[str, str]:
 
 
 def build_headers(
-    provider: Provider,
+    provider: Destination,
     incoming: dict[str, str],
     extra: list[tuple[str, str]],
 ) -> dict[str, str]:
@@ -93,14 +108,14 @@ def build_headers(
         out[name] = value
     if mode == "passthrough" and client_creds:
         out.update(client_creds)
-    elif mode != "none" and not is_cloud_key(provider.apikey.value):  # cloudauth signs those
-        out.update(credential_headers(provider.authorization, provider.apikey.value or ""))
+    elif mode != "none":
+        out.update(credential_headers(provider.authorization, provider.header_key))
     for name, value in (*provider.add_headers, *extra):
         out[name.lower()] = value
     return out
 
 
-def upstream_url(provider: Provider, path: str, query: bytes) -> str:
+def upstream_url(provider: Destination, path: str, query: bytes) -> str:
     url = provider.baseurl + path
     return f"{url}?{query.decode('latin-1')}" if query else url
 

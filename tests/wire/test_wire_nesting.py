@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from irisgate import nesting
-from irisgate.nesting import MAX_DEPTH, TooDeep
+from irisgate.wire import nesting
+from irisgate.wire.nesting import MAX_DEPTH, TooDeep
 
 
 def arrays(depth: int) -> bytes:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Config, Provider
-from irisgate.gateway.errors import GatewayError
-from irisgate.grants import Access
 from irisgate.telemetry.record import recorded_name
+from irisgate.wire.errors import GatewayError
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from irisgate.access.grants import Access
 from irisgate.config.model import Capability
-from irisgate.grants import Access
 
 
 def access(*globs: str) -> Access:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 KEYFILE = "keyfile::"
 SIGV4 = "sigv4::"
@@ -122,6 +126,21 @@ def vertex_region(baseurl: str) -> str:
     return match[1] if match else "global"
 
 
+@lru_cache(maxsize=64)
+def load_private_key(pem: str) -> RSAPrivateKey:
+    # cryptography is imported on first use: only Vertex service accounts need it
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise CredentialError("keyfile:: service account 'private_key' cannot be read") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CredentialError("keyfile:: service account 'private_key' is not an RSA key")
+    return key
+
+
 def problem(value: str | None, baseurl: str) -> str | None:
     """What is wrong with a cloud credential, or None (also for ordinary keys)."""
     if not is_cloud_key(value):
@@ -130,8 +149,6 @@ def problem(value: str | None, baseurl: str) -> str | None:
     try:
         if value.startswith(KEYFILE):
             account = parse_service_account(value)
-            from irisgate.cloudauth.service_account import load_private_key
-
             load_private_key(account.private_key)
         else:
             parse_aws_keys(value, baseurl)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from irisgate.gateway.formats.sse import SSEEvent, SSEParser, split_events
+from irisgate.wire.sse import SSEEvent, SSEParser, split_events
 
 # One stream exercising most of the grammar: comments, named events, ids, retry, multi-line
 # data, a field without colon, an event without data, a non-ASCII payload.

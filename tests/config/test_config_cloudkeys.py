@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from irisgate.cloudauth.keys import aws_region, vertex_region
 from irisgate.config.check import check_text
+from irisgate.config.cloudkeys import aws_region, vertex_region
 from irisgate.config.schema import build_config
 from irisgate.testing import FakeGoogleOAuth
 
