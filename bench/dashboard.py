@@ -147,6 +147,8 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
                     "session_id": session,
                     "user_agent": agent + "/1.0",
                     "path": "/v1/chat/completions",
+                    # every fourth answer asks for 1-3 tools (the Tool Use page's data)
+                    "tool_calls": 0 if n % 4 else 1 + n % 3,
                 }
             )
     rows.sort(key=lambda r: r["started_at"])
@@ -189,6 +191,7 @@ def pages(login: str) -> dict[str, list[str]]:
             "/api/usage/summary",
             "/api/usage/users?sort=total_tokens&order=desc&page=1&per_page=10",
         ],
+        "Tool Use": ["/ui/tool-use", "/api/usage/tools"],
         "User Activity": ["/ui/admin/user-activity", "/api/usage/active-users"],
         "Model Activity": ["/ui/admin/model-activity", "/api/usage/models"],
         "Agent Activity": ["/ui/admin/agent-activity", "/api/usage/agents"],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from irisgate.api import catalog, config_history, openapi, usage
+from irisgate.api import catalog, config_history, openapi, tools, usage
 
 routes: list[BaseRoute] = [
     *usage.routes,
+    *tools.routes,
     Route("/api/models", catalog.list_models),
     Route("/api/config/versions", config_history.history),
     Route("/api/config/versions/{version_id:int}", config_history.one_version),

@@ -441,6 +441,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/api/usage/tools",
+        "Tool use",
+        "Tool calls in the range: `days` (calls per UTC day by kind: `mcp` MCP connector "
+        "tools, `http` HTTP connector requests, `model` tool calls in models' answers), "
+        "`tools` (per kind, connector, tool and model, with errors and users), `sessions` "
+        "(the 100 sessions with the most calls) and `totals`. Users see their own calls "
+        "only; `user` naming someone else is a 403 for them.",
+        "user",
+        (
+            *_RANGE,
+            ("user", "Only this login name (admins; others get their own).", _TEXT),
+            ("model", "Only the tool calls this model made in its answers.", _TEXT),
+            ("tool", "Only calls of this MCP tool or connector id.", _TEXT),
+        ),
+    ),
+    Endpoint(
+        "GET",
         "/api/usage/active-users",
         "User activity",
         "Daily, weekly (7 days) and monthly (30 days) active users for each day of the range.",

@@ -44,6 +44,7 @@ NAV: tuple[Group, ...] = (
         "Usage & Adoption",
         (
             Page("usage", "Usage Overview", "/ui/usage"),
+            Page("tool_use", "Tool Use", "/ui/tool-use"),
             Page("user_activity", "User Activity", "/ui/admin/user-activity", admin=True),
             Page("model_activity", "Model Activity", "/ui/admin/model-activity", admin=True),
             Page("agent_activity", "Agent Activity", "/ui/admin/agent-activity", admin=True),

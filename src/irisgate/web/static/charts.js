@@ -17,10 +17,15 @@ function axis(c, values) {
   return { stroke: c.text, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid }, values };
 }
 
+// The value axis of every chart starts at zero, so bar heights and line levels compare
+// (a model with half the tokens has half the bar); the top is rounded up to a tick.
+const fromZero = { range: (u, min, max) => [0, max > 0 ? uPlot.rangeNum(0, max, 0.1, true)[1] : 1] };
+
 function draw(container, build) {
   charts.get(container)?.destroy();
   container.replaceChildren();
   const chart = build(container.clientWidth || 600);
+  container.__chart = chart;
   if (chart) charts.set(container, chart);
   else {
     charts.delete(container);
@@ -39,7 +44,7 @@ export function barChart(container, labels, values, format = (v) => v) {
     const xs = labels.map((_, i) => i);
     return new uPlot({
       width, height: 260, legend: { show: false }, cursor: { show: false },
-      scales: { x: { time: false, range: [-0.6, labels.length - 0.4] } },
+      scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: fromZero },
       axes: [
         { ...axis(c, (u, ticks) => ticks.map((t) => labels[t] ?? "")), grid: { show: false },
           splits: () => xs, size: 40 },
@@ -62,7 +67,7 @@ export function lineChart(container, days, series, format = (v) => v, { integer 
     const c = colors();
     const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
     return new uPlot({
-      width, height: 260, legend: { show: series.length > 1 }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      width, height: 260, legend: { show: series.length > 1 }, scales: { y: fromZero }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70,
         ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) }],
       series: [{}, ...series.map((s, i) => ({

@@ -241,11 +241,34 @@ async function costOf(requestId) {
 }
 
 // ---- Usage Overview -----------------------------------------------------------------------
+// The token-kind columns of a table that the viewer chose (checkboxes with data-col), kept
+// in this browser; returns the function that shows and hides the cells after a redraw.
+function tokenColumns(table) {
+  const boxes = [...document.querySelectorAll("#token-columns [data-col]")];
+  const KEY = "irisgate-usage-columns";
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem(KEY) || "null"); } catch { saved = null; }
+  if (Array.isArray(saved)) for (const box of boxes) box.checked = saved.includes(box.dataset.col);
+  const apply = () => {
+    const shown = new Set(boxes.filter((b) => b.checked).map((b) => b.dataset.col));
+    for (const cell of table.querySelectorAll("[data-col]")) cell.hidden = !shown.has(cell.dataset.col);
+  };
+  for (const box of boxes) {
+    box.addEventListener("change", () => {
+      localStorage.setItem(KEY, JSON.stringify(boxes.filter((b) => b.checked).map((b) => b.dataset.col)));
+      apply();
+    });
+  }
+  apply();
+  return apply;
+}
+
 export function usagePage(isAdmin) {
   const query = filterForm(document.getElementById("filters"), () => { state.page = 1; load(); });
   const state = { sort: "total_tokens", order: "desc", page: 1, per_page: 10, metric: "tokens", summary: null };
   const table = document.getElementById("users-table");
   const csv = document.getElementById("download-csv");
+  const columns = tokenColumns(table);
 
   for (const button of table.querySelectorAll("[data-sort]")) {
     button.addEventListener("click", () => {
@@ -312,10 +335,13 @@ export function usagePage(isAdmin) {
     body.replaceChildren(...data.users.map((u) => el("tr", {},
       el("td", { text: u.rank }),
       el("td", {}, isAdmin ? el("a", { href: `/ui/dashboard/${encodeURIComponent(u.login_name)}`, text: u.login_name }) : u.login_name),
-      ...["input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens", "total_tokens"].map((k) => el("td", { class: "num", text: num(u[k]) })),
+      ...["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"].map((k) =>
+        el("td", { class: "num", "data-col": k, text: num(k === "cache_write_tokens" ? u.cache_write_5m_tokens + u.cache_write_1h_tokens : u[k]) })),
+      el("td", { class: "num", text: num(u.total_tokens) }),
       el("td", { class: "num", text: usd(u.avg_cost_per_mtok_nanodollars, u.cost_redacted) }),
     )));
-    if (!data.users.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty", text: "No usage in this range." })));
+    columns();
+    if (!data.users.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No usage in this range." })));
     const pages = Math.max(1, Math.ceil(data.total / data.per_page));
     setText("page-info", `Page ${data.page} of ${pages} · ${num(data.total)} users`);
     document.querySelector("#users-pager [data-page=prev]").disabled = data.page <= 1;
@@ -479,9 +505,9 @@ export async function apiDocsPage() {
       sections.push(el("details", { class: "panel endpoint" },
         el("summary", {}, el("span", { class: `method ${method}`, text: method.toUpperCase() }), el("code", { text: path }), el("span", { class: "hint", text: ` ${op.summary}` })),
         ...op.description.split("\n\n").map((p) => el("p", { text: p })),
-        op.parameters.length ? el("table", { class: "data" },
+        op.parameters.length ? el("div", { class: "table-wrap" }, el("table", { class: "data" },
           el("thead", {}, el("tr", {}, el("th", { text: "Parameter" }), el("th", { text: "In" }), el("th", { text: "Description" }))),
-          el("tbody", {}, ...op.parameters.map((p) => el("tr", {}, el("td", {}, el("code", { text: p.name })), el("td", { text: p.in }), el("td", { text: p.description || "" }))))) : null,
+          el("tbody", {}, ...op.parameters.map((p) => el("tr", {}, el("td", {}, el("code", { text: p.name })), el("td", { text: p.in }), el("td", { text: p.description || "" })))))) : null,
         op.requestBody ? el("p", {}, "Body: ", el("code", { text: op.requestBody.description })) : null,
       ));
     }

@@ -18,6 +18,7 @@ import {
 import { addQuotaTooltips, myQuotas, quotasPage } from "/ui/static/quotas.js";
 import { settingsPage } from "/ui/static/settings.js";
 import { copyButtons, tabs } from "/ui/static/shell.js";
+import { toolUsePage } from "/ui/static/tool_use.js";
 
 const starts = {
   activity: (endpoint, key) => activityPage(endpoint, key),
@@ -40,6 +41,7 @@ const starts = {
   quotas: () => quotasPage(),
   sessions: () => sessionsPage(),
   settings: (login) => settingsPage(login),
+  toolUse: () => toolUsePage(),
   usage: (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
 };
