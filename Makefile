@@ -45,7 +45,7 @@ services:
 # The suite runs in PYTEST_WORKERS processes (pytest-xdist), a test file's tests in one of
 # them, so that a module's shared servers are started once; most tests wait on the servers
 # they start, so two processes finish sooner than one even on one core.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 2  # 0: the whole suite in the one pytest process
 
 unit: $(STAMP) $(UI_STAMP) services
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
