@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit services bench install clean ui
+.PHONY: run test test-agents lint typecheck unit services bench install clean ui
 
 # Third-party dashboard assets: npm installs the pinned versions (ui/package-lock.json) and
 # ui/vendor.py copies the needed files into the package's static folder (gitignored, never
@@ -54,6 +54,21 @@ unit: $(STAMP) $(UI_STAMP) services
 test:
 	$(MAKE) --no-print-directory -j3 install services
 	$(MAKE) --no-print-directory -j3 lint typecheck unit
+
+# The real coding agents (Claude Code, Codex, Gemini CLI, OpenCode) from npm at the versions
+# pinned in tests/agents/package-lock.json, each run headless through irisgate against the fake
+# vendors, once as the Agent Config page says and once through `irisgate launch`. Not part of
+# `make test` (the install is about 400 MB); needs Node.js 20+ and npm.
+AGENTS_STAMP := tests/agents/node_modules/.installed
+
+# Not `npm ci`: npm leaves other platforms' opencode binaries out of the lock, and ci refuses
+# such a lock; the versions are exact pins and --no-save keeps the lock as it is.
+$(AGENTS_STAMP): tests/agents/package.json tests/agents/package-lock.json
+	cd tests/agents && npm install --no-save --no-audit --no-fund
+	touch $(AGENTS_STAMP)
+
+test-agents: $(STAMP) $(UI_STAMP) $(AGENTS_STAMP)
+	IRISGATE_TEST_AGENTS=1 $(BIN)/pytest tests/agents -v
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

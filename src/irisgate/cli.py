@@ -1,4 +1,4 @@
-"""The `irisgate` command line: serve, config check, version (and, from
+"""The `irisgate` command line: serve, config check, version, launch (and, from
 `irisgate.operations`, db upgrade|check and doctor)."""
 
 from __future__ import annotations
@@ -24,6 +24,17 @@ def _parser() -> argparse.ArgumentParser:
     env, help_text = FLAG_ENV["secrets_dir"]
     check.add_argument("--secrets-dir", dest="secrets_dir", help=f"{help_text} [{env}]")
     sub.add_parser("version", help="print the version and the commit it was built from")
+    launch = sub.add_parser(
+        "launch",
+        help="run a coding agent (claude-code, codex, gemini-cli, opencode) through a gateway",
+    )
+    launch.add_argument("--gateway", help="the gateway's URL [IRISGATE_GATEWAY; default http://ai]")
+    launch.add_argument("--model", help="the model to use (default: the first one granted)")
+    launch.add_argument(
+        "--print", dest="show", action="store_true", help="show the setup instead of running"
+    )
+    launch.add_argument("agent", help="claude-code, codex, gemini-cli or opencode")
+    launch.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the agent")
     operations.add_parsers(sub)
     return parser
 
@@ -42,9 +53,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"irisgate: {exc}", file=sys.stderr)
             return 2
         return _config_check(args.file, settings)
+    if args.command == "launch":
+        return _launch(args)
     if args.command in operations.COMMANDS:
         return operations.run(args)
     return _serve(args)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    import os
+
+    from irisgate import launch
+
+    environ = dict(os.environ)
+    gateway = launch.gateway_from(args.gateway, environ)
+    try:
+        return launch.main(
+            args.agent,
+            args.args,
+            gateway=gateway,
+            model=args.model,
+            show=args.show,
+            out=sys.stdout,
+            environ=environ,
+        )
+    except launch.LaunchError as exc:
+        print(f"irisgate launch: {exc}", file=sys.stderr)
+        return 2
 
 
 def _config_check(path: Path, settings: Settings, *, serving: bool = False) -> int:

@@ -54,7 +54,10 @@ def test_default_config_has_no_literal_secret_to_mask() -> None:
 def test_full_aperture_example_loads_unchanged(example_text: str) -> None:
     config, warnings = build_config(example_text, {})
     # the example's key file is a placeholder, not JSON: loaded, but kept out of routing
-    assert [(w.path, w.severity) for w in warnings] == [("providers.vertex.apikey", "warning")]
+    assert [(w.path, w.severity) for w in warnings] == [
+        ("providers.anthropic.apikey", "warning"),  # keyid: needs Aperture's key store
+        ("providers.vertex.apikey", "warning"),
+    ]
     assert list(config.providers) == [
         "anthropic",
         "openai",
@@ -89,7 +92,7 @@ def test_full_aperture_example_loads_unchanged(example_text: str) -> None:
 
 def test_full_example_secrets_mask_and_restore(example_text: str) -> None:
     masked = mask_text(example_text)
-    assert masked.count(REDACTED) == 11  # 6 providers, 1 hook, 2 for S3, 2 connectors
+    assert masked.count(REDACTED) == 10  # 5 providers (one keyid:), 1 hook, 2 S3, 2 connectors
     assert "sk-or-..." not in masked
     assert "ghp_..." not in masked
     assert "// [INF] token field name" in masked
@@ -123,7 +126,10 @@ def test_check_text_turns_a_syntax_error_into_one_issue() -> None:
 
 def test_check_text_of_clean_files_is_empty(example_text: str) -> None:
     issues = check_text(example_text, {})
-    assert [(i.path, i.line) for i in issues] == [("providers.vertex.apikey", 27)]  # placeholder
+    assert [(i.path, i.line) for i in issues] == [
+        ("providers.anthropic.apikey", 7),  # keyid: (Aperture's key store)
+        ("providers.vertex.apikey", 27),  # placeholder
+    ]
     assert not has_errors(issues)
     assert check_text(DEFAULT_CONFIG_TEXT, KEYS) == []
 
@@ -161,3 +167,35 @@ def test_build_config_raises_every_error_including_syntax() -> None:
         build_config("{,}", {})
     assert caught.value.issues[0].line == 1
     assert caught.value.issues[0].message.startswith("syntax error at column 2")
+
+
+def test_check_reports_keyid_references_with_what_to_write_instead() -> None:
+    text = (
+        "{\n"
+        '  "providers": {\n'
+        '    "a": {"baseurl": "https://api.anthropic.com", "apikey": "keyid:anthropic-prod",\n'
+        '          "models": ["m"]},\n'
+        '    "b": {"baseurl": "https://b.example", "apikey": "keyid:b", "models": ["m"],\n'
+        '          "auth_mode": "passthrough"},\n'
+        "  },\n"
+        "}\n"
+    )
+    issues = check_text(text, {})
+    assert [(i.line, i.severity, i.path) for i in issues] == [
+        (3, "warning", "providers.a.apikey"),
+        (5, "warning", "providers.b.apikey"),
+    ]
+    assert "keyid:anthropic-prod refers to Aperture's hosted key store" in issues[0].message
+    assert "env:NAME" in issues[0].message and "file:PATH" in issues[0].message
+    config, _ = build_config(text, {})
+    assert config.providers["a"].apikey.value is None  # never the reference itself
+    assert not config.providers["a"].enabled
+    assert config.providers["b"].enabled  # passthrough: the caller's own key is used
+    assert mask_text(text) == text  # a reference is not a secret
+
+
+def test_check_warns_that_node_buckets_are_per_user_without_a_node() -> None:
+    text = '{\n  "quotas": {\n    "device:<node>": {"capacity": "$1", "rate": "$1/day"},\n  },\n}\n'
+    [issue] = check_text(text, {})
+    assert (issue.line, issue.severity) == (3, "warning")
+    assert "user:LOGIN" in issue.message and "serve" in issue.message

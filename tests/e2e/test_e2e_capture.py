@@ -656,12 +656,15 @@ def test_daily_rollups_equal_the_request_rows(load_run: LoadRun) -> None:
                COUNT(*) AS requests, {sums},
                COALESCE(SUM(cost_nanodollars), 0) AS cost_nanodollars,
                SUM(cost_nanodollars IS NULL) AS unpriced_requests,
-               SUM(status >= 400 OR error != '') AS error_requests
+               SUM(status >= 400 OR error != '') AS error_requests,
+               SUM(CASE WHEN cost_nanodollars IS NULL THEN 0 ELSE total_tokens END)
+                   AS priced_tokens
         FROM requests GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     """
     from_rollups = f"""
         SELECT day, login_name, model, provider, requests,
-               {", ".join(SUM_COLUMNS)}, cost_nanodollars, unpriced_requests, error_requests
+               {", ".join(SUM_COLUMNS)}, cost_nanodollars, unpriced_requests, error_requests,
+               priced_tokens
         FROM usage_daily ORDER BY 1, 2, 3, 4
     """
     with _sqlite(load_run.db_path) as conn:

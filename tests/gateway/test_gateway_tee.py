@@ -33,3 +33,13 @@ def test_past_the_limit_the_head_and_a_bounded_tail_are_kept(piece: int) -> None
     assert data.endswith(tail)
     assert 10 <= len(tail) <= max(2 * 10, piece)
     assert tee.stored().startswith(data[:100] + b"\n[irisgate: truncated; the body was 5000 bytes")
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 5000])
+def test_without_a_tail_only_the_head_is_kept(piece: int) -> None:
+    # how connectors capture an answer: its first bytes and its size, nothing from its end
+    data = bytes(i % 251 for i in range(5000))
+    tee = _fed(data, piece, tail=0)
+    assert tee.truncated and tee.size == 5000
+    assert tee.head() == data[:100]
+    assert tee.tail() == b""

@@ -96,6 +96,7 @@ def expected_rollups(records: list[RequestRecord]) -> Rollups:
         row["cost_nanodollars"] += r.cost_nanodollars or 0
         row["unpriced_requests"] += r.cost_nanodollars is None
         row["error_requests"] += r.status >= 400 or bool(r.error)
+        row["priced_tokens"] += r.usage.total_tokens if r.cost_nanodollars is not None else 0
     return dict(sums)
 
 

@@ -436,3 +436,44 @@ def test_stored_responses_retrieve_list_cancel_and_delete(fake: FakeLLM, post: A
     assert (status, cancelled["status"]) == (200, "cancelled")
     _, _, raw = post(base, {"model": "m", "input": "hi", "store": False})
     assert _call("GET", f"{base}/{json.loads(raw)['id']}")[0] == 404  # store: false
+
+
+RESPONSES_TOOL: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": WEATHER_TOOL["function"]["parameters"],
+}
+
+
+def test_responses_tool_call_streams_a_function_call_item(fake: FakeLLM) -> None:
+    fake.tool_arguments = {"city": "Paris"}
+    web_search: Any = {"type": "web_search"}
+    with client(fake).responses.stream(
+        model="m", input="please call tool", tools=[web_search, RESPONSES_TOOL]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds[-1] == "response.completed"
+    [call] = final.output
+    assert call.type == "function_call"
+    assert call.name == "get_weather" and call.call_id.startswith("call_")
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    assert final.usage is not None  # one output token per argument piece
+    assert final.usage.output_tokens == kinds.count("response.function_call_arguments.delta")
+
+    plain = client(fake).responses.create(
+        model="m", input="please call tool", tools=[RESPONSES_TOOL]
+    )
+    assert plain.output[0].type == "function_call"
+
+
+def test_responses_tool_output_gets_a_text_answer(fake: FakeLLM) -> None:
+    items: Any = [
+        {"role": "user", "content": "call tool"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]
+    reply = client(fake).responses.create(model="m", input=items, tools=[RESPONSES_TOOL])
+    assert reply.output[0].type == "message"
+    assert reply.output_text == TEXT

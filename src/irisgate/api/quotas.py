@@ -66,6 +66,8 @@ def _caller_models(config: Config, caller: Caller) -> dict[str, list[str]]:
     re-implements glob matching."""
     models: dict[str, list[str]] = {}
     for provider in config.providers.values():
+        if not provider.enabled:  # the gateway routes nothing to it, so it charges nothing
+            continue
         for model in provider.models:
             fqn = f"{provider.id}/{model}"
             if not caller.access.may_use_model(fqn):

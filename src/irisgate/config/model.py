@@ -58,8 +58,9 @@ COST_BASES: tuple[str, ...] = (
 class Secret:
     """A credential from the config: `ref` is what the file says, `value` what it resolves to.
 
-    `ref` is the literal text for literal secrets, or `env:NAME` / `file:PATH`. `value` is None
-    when an `env:`/`file:` reference cannot be resolved (variable unset, file unreadable).
+    `ref` is the literal text for literal secrets, or `env:NAME` / `file:PATH` / `keyid:ID`.
+    `value` is None when a reference cannot be resolved (variable unset, file unreadable,
+    always for Aperture's `keyid:`).
     `repr` never shows the value.
     """
 
@@ -74,7 +75,7 @@ class Secret:
 
     @property
     def is_literal(self) -> bool:
-        return not (self.ref.startswith("env:") or self.ref.startswith("file:"))
+        return not self.ref.startswith(("env:", "file:", "keyid:"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from irisgate.config.model import (
     Secret,
 )
 from irisgate.config.reader import Section, is_number, not_one_of
-from irisgate.config.secrets import unresolved_reason
+from irisgate.config.secrets import KEYID_PREFIX, unresolved_reason
 
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]+")
 AUTH_MODES: dict[str, AuthMode] = {
@@ -181,7 +181,11 @@ def _unavailable_reason(
         section.warn("apikey", f"{cloud_problem}: provider is out of routing until it is fixed")
         return cloud_problem
     reason = unresolved_reason("apikey", apikey)
-    if reason is None or auth_mode != "override":
-        return None  # passthrough / none never inject the configured key
+    if reason is None:
+        return None
+    if auth_mode != "override":  # passthrough / none never need the configured key
+        if apikey.ref.startswith(KEYID_PREFIX):
+            section.warn("apikey", f"{reason}; until then no key is sent on the caller's behalf")
+        return None
     section.warn("apikey", f"{reason}: provider is out of routing until it is")
     return reason

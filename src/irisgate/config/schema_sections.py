@@ -89,6 +89,13 @@ def _check_template(section: Section, template: str) -> bool:
     if "<" in rest or ">" in rest:
         section.error(template, "unbalanced '<' or '>' in bucket name")
         return False
+    if "<node>" in template:
+        section.warn(
+            template,
+            "<node> is the calling device's node id, which only the tailscale identity mode"
+            " knows; in serve, dev and oidc modes and for API keys it becomes user:LOGIN"
+            " (one bucket per person)",
+        )
     return True
 
 

@@ -12,7 +12,11 @@ an HTTP header.
 The management API shows the config text to admins with every literal secret replaced by
 `"[redacted]"`; `mask_text` does that in place, keeping comments and layout. When an admin
 saves text that still holds `"[redacted]"` at a secret field, `unmask` puts the stored literal
-back. References (`env:`, `file:`) are not secret and are never masked.
+back. References (`env:`, `file:`, `keyid:`) are not secret and are never masked.
+
+`keyid:ID` is Aperture's reference into its hosted key store, which irisgate does not have:
+such a field resolves to no value (the provider leaves routing, `config check` says what to
+write instead) and the reference itself is never sent anywhere as a key.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from irisgate.config.hujson import Document, KeyPath, parse, render_path
 from irisgate.config.model import ConfigError, ConfigIssue, Secret
 
 REDACTED = "[redacted]"
+#: Aperture's hosted key-store reference (`keyid:anthropic-prod`); irisgate cannot resolve it
+KEYID_PREFIX = "keyid:"
 
 #: Secret fields of a connector's `auth` object (`key` is api_key's alias of `secret`).
 CONNECTOR_SECRET_FIELDS: tuple[str, ...] = ("token", "secret", "key", "password", "client_secret")
@@ -73,6 +79,8 @@ def resolve_secret(ref: str, env: Mapping[str, str]) -> Secret:
     """
     if ref.startswith("env:"):
         secret = Secret(ref, env.get(ref[4:]) or None)
+    elif ref.startswith(KEYID_PREFIX):
+        secret = Secret(ref, None)
     elif ref.startswith("file:"):
         files_dir = env.files_dir if isinstance(env, SecretSource) else DEFAULT_SECRETS_DIR
         secret = _read_secret_file(ref, files_dir)
@@ -114,6 +122,12 @@ def unresolved_reason(field_name: str, secret: Secret) -> str | None:
         return f"{field_name} {secret.problem}"
     if secret.ref.startswith("env:"):
         return f"{field_name} {secret.ref} is not set"
+    if secret.ref.startswith(KEYID_PREFIX):
+        return (
+            f"{field_name} {secret.ref} refers to Aperture's hosted key store, which irisgate"
+            " does not have: write the key as env:NAME (an environment variable), file:PATH"
+            " (a file in the secrets directory) or the key itself"
+        )
     return f"{field_name} {secret.ref} cannot be read"
 
 

@@ -4,7 +4,9 @@ The caller is identified as on every other path, needs a `connectors` grant matc
 or `<id>/<path>` (the path decoded once and checked by `irisgate.connectors.paths`, then
 forwarded exactly as matched), and gets the connector's credential injected (the caller's
 own credential headers are dropped unless the connector has no auth of its own). The
-answer streams back as it arrives, on the runtime's aiohttp session like the LLM relay.
+answer streams back as it arrives through the relay core shared with LLM calls
+(`irisgate.gateway.relaycore`), on an aiohttp session; this module keeps what is
+connector-specific: grants, paths, credentials, the sandbox headers and the record.
 Every request is recorded (who, connector, path, status, duration, sizes; bodies up to
 `CAPTURE_LIMIT`).
 Errors irisgate itself answers are JSON `{"error": "<message>"}`, as on the management API.
@@ -14,7 +16,6 @@ A request a browser sent from another site's page never gets here (`irisgate.cro
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,6 +30,15 @@ from irisgate.connectors.credentials import Credential, Credentials, Misconfigur
 from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
 from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
+from irisgate.gateway.relaycore import (
+    AiohttpSource,
+    Forwarding,
+    RelayResult,
+    Unanswered,
+    relay,
+    watched,
+)
+from irisgate.gateway.tee import Tee
 from irisgate.gateway.upstream import CREDENTIALS, HOP_BY_HOP, redact
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
@@ -37,8 +47,6 @@ from irisgate.snapshot import Snapshot
 PREFIX = "/v1/connectors/"
 #: bodies are captured up to this size each; sizes are always recorded in full
 CAPTURE_LIMIT = 1 << 20
-_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
-_SERVER_SET = frozenset({b"date", b"server"})
 _CONTAINMENT_HEADERS = frozenset({b"content-security-policy", b"x-content-type-options"})
 _RENDER_HEADERS = _CONTAINMENT_HEADERS | {b"content-disposition"}
 _PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xsl"})
@@ -50,20 +58,32 @@ class ProxyError(Exception):
         self.status = status
 
 
+def _answer_kept() -> RelayResult:
+    return RelayResult(Tee(CAPTURE_LIMIT, tail_limit=0))
+
+
 @dataclass(slots=True)
 class _Exchange:
     connector: str = ""  # its id: errors name it, never its URL (the query may hold a secret)
-    status: int = 0
-    error: str = ""
+    refused: int = 0  # the status of irisgate's own refusal, if it refused
+    refusal: str = ""
     cancelled: bool = False
     request_body: bytes = b""
-    captured: list[bytes] = field(default_factory=list)
-    response_bytes: int = 0
-    response_headers: dict[str, str] = field(default_factory=dict)
+    relayed: RelayResult = field(default_factory=_answer_kept)  # the upstream's answer
+
+    @property
+    def status(self) -> int:
+        return self.refused or self.relayed.status
+
+    @property
+    def error(self) -> str:
+        return self.refusal or self.relayed.error
 
     @property
     def response_body(self) -> bytes:
-        return b"".join(self.captured)[:CAPTURE_LIMIT]
+        if self.refused:
+            return orjson.dumps({"error": self.refusal})
+        return self.relayed.tee.head()
 
 
 class HttpConnectorProxy:
@@ -109,12 +129,9 @@ class HttpConnectorProxy:
                 raise ProxyError(502, f"connector {connector_id}: {exc}") from None
             out = _forwarded(headers, connector)
             out.update(credential.headers)
-            await self._watched_relay(
-                send, receive, ex, method=scope["method"], url=url, headers=out
-            )
+            await self._relay(receive, send, ex, method=scope["method"], url=url, headers=out)
         except ProxyError as exc:
-            ex.status, ex.error = exc.status, str(exc)
-            ex.captured = [orjson.dumps({"error": str(exc)})]
+            ex.refused, ex.refusal = exc.status, str(exc)
             await _answer(send, exc.status, str(exc))
         finally:
             runtime.record(
@@ -131,9 +148,9 @@ class HttpConnectorProxy:
                     request_body=ex.request_body[:CAPTURE_LIMIT],
                     response_body=ex.response_body,
                     request_bytes=len(ex.request_body),
-                    response_bytes=ex.response_bytes,
+                    response_bytes=ex.relayed.tee.size,
                     request_headers=redact(headers),
-                    response_headers=redact(ex.response_headers),
+                    response_headers=redact(ex.relayed.headers),
                     config_version=snapshot.version,
                     cancelled=ex.cancelled,
                 )
@@ -162,10 +179,10 @@ class HttpConnectorProxy:
         except Misconfigured as exc:
             raise ProxyError(502, str(exc)) from None
 
-    async def _watched_relay(
+    async def _relay(
         self,
-        send: Any,
         receive: Any,
+        send: Any,
         ex: _Exchange,
         *,
         method: str,
@@ -173,73 +190,36 @@ class HttpConnectorProxy:
         headers: dict[str, str],
     ) -> None:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""
-        task = asyncio.current_task()
-        assert task is not None
-        done = False
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not done:
-                ex.cancelled = True
-                task.cancel()
-
-        watcher = asyncio.get_running_loop().create_task(watch())
-        try:
-            await self._relay(method, url, headers, send, ex)
-        except asyncio.CancelledError:
-            if not ex.cancelled:
-                raise
-            task.uncancel()
-        finally:
-            done = True
-            watcher.cancel()
-
-    async def _relay(
-        self, method: str, url: str, headers: dict[str, str], send: Any, ex: _Exchange
-    ) -> None:
         session = self._session if self._session is not None else self._runtime.http
+        opening = session.request(
+            method,
+            URL(url, encoded=True),
+            data=ex.request_body or None,
+            headers=headers,
+            allow_redirects=False,
+        )
+
+        def gone() -> None:
+            ex.cancelled = True
+
         try:
-            async with session.request(
-                method,
-                URL(url, encoded=True),
-                data=ex.request_body or None,
-                headers=headers,
-                allow_redirects=False,
-            ) as upstream:
-                await self._pump(upstream, send, ex)
-        except TimeoutError:
-            if ex.status:
-                ex.error = "upstream stopped sending before the answer was complete (timeout)"
-                return
-            raise ProxyError(504, f"connector {ex.connector} did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            if ex.status:
-                ex.error = f"upstream connection broke mid-answer: {type(exc).__name__}"
-                return
-            refused = getattr(exc, "os_error", None)
+            await watched(
+                receive,
+                relay(AiohttpSource.of(opening), send, ex.relayed, FORWARDING, extra_headers=[]),
+                gone,
+                lambda: ex.cancelled,
+            )
+        except Unanswered as exc:
+            if exc.timed_out:
+                raise ProxyError(504, f"connector {ex.connector} did not answer in time") from None
+            refused = getattr(exc.cause, "os_error", None)
             if isinstance(refused, UnsafeAddress):
                 raise ProxyError(502, f"upstream refused: {refused}") from None
-            raise ProxyError(502, f"upstream unreachable: {type(exc).__name__}") from None
+            raise ProxyError(502, f"upstream unreachable: {_describe(exc.cause)}") from None
 
-    @staticmethod
-    async def _pump(upstream: aiohttp.ClientResponse, send: Any, ex: _Exchange) -> None:
-        kept = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _HOP]
-        ex.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in kept}
-        out = _contained([(k, v) for k, v in kept if k.lower() not in _SERVER_SET])
-        if "content-length" in upstream.headers:
-            out.append((b"content-length", upstream.headers["content-length"].encode()))
-        ex.status = upstream.status
-        try:
-            await send({"type": "http.response.start", "status": upstream.status, "headers": out})
-            async for chunk in upstream.content.iter_any():
-                if ex.response_bytes < CAPTURE_LIMIT:
-                    ex.captured.append(chunk)
-                ex.response_bytes += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:  # the client went away: stop reading the upstream too
-            ex.cancelled = True
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__
 
 
 def _contained(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -318,3 +298,12 @@ async def _answer(send: Any, status: int, message: str) -> None:
         await send({"type": "http.response.body", "body": body})
     except OSError:
         return
+
+
+FORWARDING = Forwarding(
+    hop_by_hop=frozenset(h.encode() for h in HOP_BY_HOP),
+    server_set=frozenset({b"date", b"server"}),  # the ASGI server sets its own
+    broken=(aiohttp.ClientError,),
+    describe=_describe,
+    rewrite=_contained,
+)

@@ -37,7 +37,8 @@ from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.errors import GatewayError
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
-from irisgate.gateway.relay import RelayResult, relay
+from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
+from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.routing import Route
 from irisgate.gateway.tee import Tee, marker
 from irisgate.gateway.upstream import UpstreamRequest, build_headers, redact, upstream_url
@@ -364,42 +365,34 @@ class Gateway:
         """Relay while watching for the client to go away; a disconnect cancels upstream."""
         record, result = ex.record, ex.result
         assert ex.request is not None
-        task = asyncio.current_task()
-        assert task is not None
-        done = False
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    if not done:
-                        record.cancelled = True
-                        task.cancel()
-                    return
-
-        watcher = asyncio.get_running_loop().create_task(watch())
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
-        try:
-            await relay(
-                self.runtime.upstream,
-                ex.request,
-                send,
-                result,
-                extra_headers=extra,
-                chunk_filter=ex.chunk_filter,
-                request_started=ex.started,
-                before_end=lambda: self._seal(ex, upstream_started),
-            )
-        except asyncio.CancelledError:
-            if not record.cancelled:
-                raise
-            task.uncancel()
-        except OSError:  # the server could not write to the client any more
+
+        def gone() -> None:
             record.cancelled = True
+
+        request = ex.request
+        try:
+            await watched(
+                receive,
+                relay(
+                    self.runtime.upstream.request(
+                        request.method, request.url, request.headers, request.body
+                    ),
+                    send,
+                    result,
+                    FORWARDING,
+                    extra_headers=extra,
+                    chunk_filter=ex.chunk_filter,
+                    request_started=ex.started,
+                    before_end=lambda: self._seal(ex, upstream_started),
+                ),
+                gone,
+                lambda: record.cancelled,
+            )
+        except Unanswered as exc:
+            raise refusal(exc, request) from exc.cause
         finally:
-            done = True
-            watcher.cancel()
             record.status = result.status or record.status
             record.error = result.error or record.error
             if result.upstream_done_at is not None:

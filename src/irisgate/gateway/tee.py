@@ -40,6 +40,8 @@ class Tee:
             self._head.append(chunk[:room])
             self._head_size = self.limit
             chunk = chunk[room:]
+        if not self.tail_limit:  # a head only (connectors keep no tail)
+            return
         tail = self._tail
         tail.append(chunk)
         self._tail_size += len(chunk)

@@ -4,7 +4,8 @@ Every capability that applies to the request's model (unscoped, or its `models` 
 matches) contributes its `quotas` references. Each reference is a *chain*: the bucket itself,
 then its `overdraft` buckets in order. Chains are charged in parallel (each the full cost);
 within a chain the cost goes to the first bucket while it has money, the rest to the next.
-Templates are expanded with the caller's login name (`<user>`) and node id (`<node>`).
+Templates are expanded with the caller's login name (`<user>`) and node id (`<node>`;
+`user:LOGIN` for callers without a node, see `expand`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from irisgate.config.model import Config, Quota
 from irisgate.grants import Access
 from irisgate.identity import Identity
+
+#: what `<node>` becomes, before the login name, for a caller without a node id
+NO_NODE_PREFIX = "user:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,14 @@ Chain = tuple[Link, ...]
 
 
 def expand(template: str, identity: Identity) -> str:
-    return template.replace("<user>", identity.login_name).replace("<node>", identity.node_id)
+    """The bucket name `template` means for `identity`.
+
+    `<node>` needs a node id, which only the `tailscale` identity mode knows. Without one
+    (`serve`, `dev`, `oidc`, an API key) it becomes `user:` and the login name, so such a
+    bucket is kept per person rather than shared by every caller without a node.
+    """
+    node = identity.node_id or NO_NODE_PREFIX + identity.login_name
+    return template.replace("<user>", identity.login_name).replace("<node>", node)
 
 
 def charges_for(config: Config, access: Access, identity: Identity, fqn: str) -> tuple[Chain, ...]:
@@ -78,6 +89,4 @@ def _link(config: Config, template: str, identity: Identity) -> Link:
     problem = config.broken_quotas.get(template)
     if problem is None:
         problem = f'bucket "{template}" is not defined in quotas'
-    if "<node>" in template and not identity.node_id:
-        problem = f'bucket "{template}" needs a node id and this caller has none'
     return Link(name, template, None, problem)

@@ -38,6 +38,7 @@ import itertools
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -211,8 +212,12 @@ def retry_after(buckets: list[Bucket]) -> int | None:
 
 
 class Ledger:
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`clock`: seconds on a monotonic scale, for leases' ages, idleness and waits."""
         self._db = db
+        self._clock = clock
         self.instance = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
@@ -316,11 +321,11 @@ class Ledger:
     async def _admit(
         self, resolved: list[list[Bucket]], estimate: int | None, limited: bool
     ) -> Reservation:
-        stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, time.monotonic())}
+        stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, self._clock())}
         if stale:
             await self._sync_together([(b, None) for b in stale.values()])
         await self._top_up(resolved, estimate, limited)
-        now = time.monotonic()
+        now = self._clock()
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:
                 raise _refusal(buckets, now)
@@ -369,7 +374,7 @@ class Ledger:
         """Release the reservation and charge the actual cost to every chain (journaled
         first, see `irisgate.quotas.journal`)."""
         charges: list[tuple[Bucket, int]] = []
-        now = time.monotonic()
+        now = self._clock()
         for buckets, amounts in reservation.parts:
             for bucket, part in zip(buckets, amounts, strict=True):
                 bucket.reserved -= part
@@ -473,7 +478,7 @@ class Ledger:
             log.warning("quota sync failed", buckets=len(wants), first=names, error=repr(exc))
             raise QuotaUnavailable(f"quota store unavailable: {exc.__class__.__name__}") from exc
         self.syncs += 1
-        now = time.monotonic()
+        now = self._clock()
         for bucket, _want, spent, _seq in taken:
             result = results[bucket.spec.name]
             bucket.spent -= spent
@@ -497,7 +502,7 @@ class Ledger:
             try:
                 if not self._replayed:
                     await self._replay()
-                await self._keep_once(time.monotonic())
+                await self._keep_once(self._clock())
             except Exception:  # keep going: the next round retries what failed
                 log.exception("quota upkeep failed")
 

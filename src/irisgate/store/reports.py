@@ -32,6 +32,7 @@ TOKEN_SUMS: tuple[str, ...] = (
     "cost_nanodollars",
     "unpriced_requests",
     "error_requests",
+    "priced_tokens",
 )
 
 
@@ -63,9 +64,10 @@ def _sums(table: Table) -> list[Any]:
 
 
 def with_average(row: dict[str, Any]) -> dict[str, Any]:
-    """`row` plus `avg_cost_per_mtok_nanodollars`: cost per million tokens (None without
-    tokens or cost)."""
-    tokens, cost = row.get("total_tokens") or 0, row.get("cost_nanodollars")
+    """`row` plus `avg_cost_per_mtok_nanodollars`: cost per million *priced* tokens (None
+    without priced tokens). Tokens of unpriced requests cost nothing and count nothing here:
+    counting them would make every priced model look cheaper than its list price."""
+    tokens, cost = row.get("priced_tokens") or 0, row.get("cost_nanodollars")
     row["avg_cost_per_mtok_nanodollars"] = (
         round(cost * 1_000_000 / tokens) if tokens and cost is not None else None
     )

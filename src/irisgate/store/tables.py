@@ -92,6 +92,7 @@ ROLLUP_SUM_COLUMNS: tuple[str, ...] = (
     "cost_nanodollars",
     "unpriced_requests",
     "error_requests",
+    "priced_tokens",  # total_tokens of the priced requests: the denominator of $/M averages
 )
 
 #: The key of `usage_daily`.
@@ -278,6 +279,7 @@ SESSION_SUM_COLUMNS: tuple[str, ...] = (
     "total_tokens",
     "cost_nanodollars",
     "error_requests",
+    "priced_tokens",
 )
 
 # Per (UTC day, login, agent name from the User-Agent) sums, for the Agent activity page.

@@ -171,6 +171,7 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
             cost if cost is not None else 0,
             1 if cost is None else 0,
             1 if is_error else 0,
+            total if cost is not None else 0,
         )
         if record.counts_as_usage
         else ()

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from irisgate.testing.fake_reply import Reply, count_words, first_function, last_user_text
+from irisgate.testing.fake_reply import Reply, count_words, first_function
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -95,15 +95,18 @@ def function_tool(body: Mapping[str, Any]) -> tuple[str, Any] | None:
     last = contents[-1]
     if not isinstance(last, dict) or last.get("role", "user") != "user":
         return None
-    text = last_user_text([{"role": "user", "content": list(_texts(last))}])
-    if text is None or "call tool" not in text:
+    text = " ".join(_texts(last))  # every part: Gemini CLI sends its context, then the prompt
+    if "call tool" not in text:
         return None
     tools = body.get("tools")
+    # a declaration's schema is `parameters` (OpenAPI subset) or `parametersJsonSchema`
+    # (JSON Schema, what Gemini CLI sends)
     declarations = [
-        d
+        {**d, "parameters": d.get("parameters") or d.get("parametersJsonSchema")}
         for tool in (tools if isinstance(tools, list) else [])
         if isinstance(tool, dict)
         for d in (tool.get("functionDeclarations") or [])
+        if isinstance(d, dict)
     ]
     name, schema = first_function(declarations, None, "parameters")
     return (name, schema) if name else None

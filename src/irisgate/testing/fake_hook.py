@@ -9,6 +9,7 @@ answers with what the test configured for that name, by default ``{"action": "al
         hooks.delay["slow"] = 2.0           # answer after 2 s
         hooks.gate["audit"] = threading.Event()  # hold answers until the event is set
         hooks.answer("broken", status=500)  # a hook that fails
+        hooks.answer_bytes("garbled", b"{not json")  # any body, as it is
         url = hooks.url("scrub")
 
 An answer may also be a function of the received payload returning the answer. Received
@@ -49,6 +50,7 @@ class FakeHook(StartStop):
         self._lock = threading.Lock()
         self._server = ServerThread("FakeHook")
         self._answers: dict[str, tuple[int, Answer | None]] = {}
+        self._bytes: dict[str, bytes] = {}
         self.delay: dict[str, float] = {}
         self.gate: dict[str, threading.Event] = {}
         self.calls: list[HookCallReceived] = []
@@ -59,6 +61,11 @@ class FakeHook(StartStop):
         """What `POST /<name>` answers from now on (`status` other than 2xx: an empty body)."""
         with self._lock:
             self._answers[name] = (status, answer)
+
+    def answer_bytes(self, name: str, body: bytes) -> None:
+        """`POST /<name>` answers 200 with exactly `body` (as `application/json`) from now on."""
+        with self._lock:
+            self._bytes[name] = body
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
@@ -79,7 +86,7 @@ class FakeHook(StartStop):
     async def _handle(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         body = await request.read()
-        if self.record or name in self._answers:
+        if self.record or name in self._answers or name in self._bytes:
             payload = orjson.loads(body) if body else None
             with self._lock:
                 self.calls.append(HookCallReceived(name, request.headers, payload))
@@ -93,6 +100,9 @@ class FakeHook(StartStop):
             await asyncio.to_thread(gate.wait, 60)
         with self._lock:
             status, answer = self._answers.get(name, (200, None))
+            raw = self._bytes.get(name)
+        if raw is not None:
+            return web.Response(body=raw, content_type="application/json")
         if status >= 300:
             return web.Response(status=status)
         if answer is None:

@@ -26,7 +26,8 @@ Tool calls and thinking
     `tool_arguments`); a final tool-result message gets a text answer again, unless
     `tool_every_turn` is set (then every request offering a tool gets a call of it).
     Anthropic requests with ``thinking.type`` ``enabled``/``adaptive`` get a thinking block
-    first. Responses API answers are always a text message.
+    first. Responses API calls get a `function_call` output item by the same rule (a final
+    `function_call_output` item gets text).
 """
 
 from __future__ import annotations
@@ -532,8 +533,10 @@ class FakeLLM(StartStop):
         problem = fake_openai.check_responses(body)
         if problem is not None:
             return self._json(request, problem, status=400)
-        reply = self._plan(body, None, "call_")
-        response_id, item_id = new_id("resp_", 48), new_id("msg_", 48)
+        tool = fake_openai.responses_tool(body, always=self.tool_every_turn)
+        reply = self._plan(body, tool, "call_")
+        item_prefix = "msg_" if tool is None else "fc_"
+        response_id, item_id = new_id("resp_", 48), new_id(item_prefix, 48)
         done = fake_openai.response_object(reply, response_id, item_id, body)
         background = body.get("background") is True
         if body.get("store", True) is not False:

@@ -37,7 +37,7 @@ Errors
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -170,6 +170,21 @@ def chat_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, An
     if not always and not wants_tool_call(body.get("messages")):
         return None
     name, schema = first_function(body.get("tools"), "function", "parameters")
+    return (name, schema) if name else None
+
+
+def responses_tool(body: Mapping[str, Any], *, always: bool = False) -> tuple[str, Any] | None:
+    """(name, parameters schema) of the function a Responses request should get a call of:
+    its first `function` tool, when the final input item is a user message asking for a
+    tool call (`always`: whenever it offers one)."""
+    if body.get("tool_choice") == "none":
+        return None
+    if not always and not wants_tool_call(body.get("input")):
+        return None
+    tools = [
+        t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
+    ]
+    name, schema = first_function(tools, None, "parameters")
     return (name, schema) if name else None
 
 
@@ -336,6 +351,27 @@ def _message_item(item_id: str, status: str, content: Sequence[dict[str, Any]]) 
     }
 
 
+def _function_call_item(item_id: str, status: str, reply: Reply) -> dict[str, Any]:
+    """The `function_call` output item of a reply that calls a tool."""
+    call = reply.tool_call
+    assert call is not None
+    done = status == "completed"
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": call.arguments if done else "",
+        "call_id": call.id,
+        "name": call.name,
+    }
+
+
+def _output_item(item_id: str, reply: Reply) -> dict[str, Any]:
+    if reply.tool_call is not None:
+        return _function_call_item(item_id, "completed", reply)
+    return _message_item(item_id, "completed", [_output_text(reply.text)])
+
+
 def response_object(
     reply: Reply,
     response_id: str,
@@ -345,7 +381,7 @@ def response_object(
     completed: bool = True,
 ) -> dict[str, Any]:
     """The response object; in progress (no output, no usage) unless `completed`."""
-    output = [_message_item(item_id, "completed", [_output_text(reply.text)])] if completed else []
+    output = [_output_item(item_id, reply)] if completed else []
     return {
         "id": response_id,
         "object": "response",
@@ -417,6 +453,13 @@ def response_events(
     pending = response_object(reply, response_id, item_id, request, completed=False)
     yield emit("response.created", response=pending)
     yield emit("response.in_progress", response=pending)
+    if reply.tool_call is not None:
+        yield from _function_call_events(reply, item_id, emit)
+        yield emit(
+            "response.completed",
+            response=response_object(reply, response_id, item_id, request),
+        )
+        return
     yield emit(
         "response.output_item.added",
         item=_message_item(item_id, "in_progress", []),
@@ -437,6 +480,28 @@ def response_events(
     yield emit(
         "response.completed",
         response=response_object(reply, response_id, item_id, request),
+    )
+
+
+def _function_call_events(
+    reply: Reply, item_id: str, emit: Callable[..., bytes]
+) -> Iterator[bytes]:
+    """The events of a `function_call` output item, its arguments streamed in pieces."""
+    call = reply.tool_call
+    assert call is not None
+    yield emit(
+        "response.output_item.added",
+        item=_function_call_item(item_id, "in_progress", reply),
+        output_index=0,
+    )
+    where = {"item_id": item_id, "output_index": 0}
+    for piece in call.argument_pieces:
+        yield emit("response.function_call_arguments.delta", delta=piece, **where)
+    yield emit("response.function_call_arguments.done", arguments=call.arguments, **where)
+    yield emit(
+        "response.output_item.done",
+        item=_function_call_item(item_id, "completed", reply),
+        output_index=0,
     )
 
 

@@ -7,13 +7,15 @@ the API key in each snippet is any non-empty text: clients insist on having one.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
+from irisgate.agentsetup import AGENTS, PLACEHOLDER_KEY, Setup, choose, setup
 from irisgate.grants import Access
 from irisgate.snapshot import Snapshot
 
-#: The key the snippets give clients that require one (irisgate ignores it).
-PLACEHOLDER_KEY = "irisgate"
+#: the API formats the snippets use
+_FLAGS = ("openai_chat", "openai_responses", "anthropic_messages", "gemini_generate_content")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,23 @@ class Guide:
     missing: list[str] = field(default_factory=list)  # clients no granted model can serve
 
 
+def _agent_snippet(found: Setup) -> Snippet:
+    """A coding agent's setup as text: its files, then the shell lines that start it."""
+    agent = found.agent
+    parts = [f"# {f.user_path}\n{f.content}" for f in found.files]
+    shell = [f"export {name}={shlex.quote(value)}" for name, value in found.env]
+    parts.append("\n".join([*shell, agent.program]))
+    if found.files:
+        where = " and ".join(f.user_path for f in found.files)
+        intro = f"Save the settings as {where} (merge them into yours), then start {agent.title}."
+    else:
+        intro = f"Point {agent.title} at irisgate; the token can be any text."
+    intro += f" Or let irisgate do it: irisgate launch {agent.id}."
+    if found.note:
+        intro += " " + found.note
+    return Snippet(agent.id, agent.title, intro, "\n".join(parts))
+
+
 def _granted(snapshot: Snapshot, access: Access, flag: str) -> list[str]:
     found: list[str] = []
     for provider in snapshot.config.providers.values():
@@ -46,78 +65,21 @@ def _granted(snapshot: Snapshot, access: Access, flag: str) -> list[str]:
 
 def guide(snapshot: Snapshot, access: Access, base_url: str) -> Guide:
     has_providers = any(p.enabled for p in snapshot.config.providers.values())
-    chat = _granted(snapshot, access, "openai_chat")
-    responses = _granted(snapshot, access, "openai_responses")
-    messages = _granted(snapshot, access, "anthropic_messages")
-    gemini = _granted(snapshot, access, "gemini_generate_content")
-    granted = list(dict.fromkeys([*chat, *responses, *messages, *gemini]))
+    offered = {flag: _granted(snapshot, access, flag) for flag in _FLAGS}
+    chat = offered["openai_chat"]
+    messages = offered["anthropic_messages"]
+    granted = list(dict.fromkeys(m for models in offered.values() for m in models))
     snippets: list[Snippet] = []
     missing: list[str] = []
     key = PLACEHOLDER_KEY
-    if messages:
-        model = messages[0]
-        snippets.append(
-            Snippet(
-                "claude-code",
-                "Claude Code",
-                "Point Claude Code at irisgate; the token can be any text.",
-                f"export ANTHROPIC_BASE_URL={base_url}\n"
-                f"export ANTHROPIC_AUTH_TOKEN={key}\n"
-                f"claude --model {model}",
-            )
-        )
-    else:
-        missing.append("Claude Code")
-    if responses:
-        model = responses[0]
-        snippets.append(
-            Snippet(
-                "codex",
-                "Codex",
-                "Add this to ~/.codex/config.toml, then run `codex`.",
-                f'model = "{model}"\nmodel_provider = "irisgate"\n\n'
-                "[model_providers.irisgate]\n"
-                'name = "irisgate"\n'
-                f'base_url = "{base_url}/v1"\n'
-                'wire_api = "responses"',
-            )
-        )
-    else:
-        missing.append("Codex")
-    if gemini:
-        snippets.append(
-            Snippet(
-                "gemini-cli",
-                "Gemini CLI",
-                "Point Gemini CLI at irisgate; the key can be any text.",
-                f"export GOOGLE_GEMINI_BASE_URL={base_url}\n"
-                f"export GEMINI_API_KEY={key}\n"
-                f"gemini --model {gemini[0]}",
-            )
-        )
-    else:
-        missing.append("Gemini CLI")
+    for agent in AGENTS.values():
+        chosen = choose(agent, offered)
+        if chosen is None:
+            missing.append(agent.title)
+        else:
+            snippets.append(_agent_snippet(setup(agent, *chosen, base_url)))
     if chat:
         model = chat[0]
-        snippets.append(
-            Snippet(
-                "opencode",
-                "OpenCode",
-                "Save as opencode.json in your project (or ~/.config/opencode/).",
-                "{\n"
-                '  "$schema": "https://opencode.ai/config.json",\n'
-                '  "provider": {\n'
-                '    "irisgate": {\n'
-                '      "npm": "@ai-sdk/openai-compatible",\n'
-                '      "name": "irisgate",\n'
-                f'      "options": {{ "baseURL": "{base_url}/v1", "apiKey": "{key}" }},\n'
-                f'      "models": {{ "{model}": {{}} }}\n'
-                "    }\n"
-                "  },\n"
-                f'  "model": "irisgate/{model}"\n'
-                "}",
-            )
-        )
         snippets.append(
             Snippet(
                 "openai-sdk",
@@ -144,7 +106,7 @@ def guide(snapshot: Snapshot, access: Access, base_url: str) -> Guide:
             )
         )
     else:
-        missing.extend(["OpenCode", "OpenAI SDK", "curl (OpenAI format)"])
+        missing.extend(["OpenAI SDK", "curl (OpenAI format)"])
     if messages:
         snippets.append(
             Snippet(
