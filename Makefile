@@ -4,15 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-agents lint typecheck unit bench install clean ui
-
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
-
-install: $(STAMP)
+.PHONY: run test test-agents lint typecheck unit services bench install clean ui
 
 # Third-party dashboard assets: npm installs the pinned versions (ui/package-lock.json) and
 # ui/vendor.py copies the needed files into the package's static folder (gitignored, never
@@ -25,25 +17,44 @@ $(UI_STAMP): ui/package.json ui/package-lock.json ui/vendor.py
 
 ui: $(UI_STAMP)
 
+install: $(STAMP)
+
+# --no-compile: Python compiles what it imports on first use, not the whole of every package
+# (most of boto3's, pyarrow's and moto's modules are never imported)
+$(STAMP): pyproject.toml | $(UI_STAMP)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
 run: $(STAMP) $(UI_STAMP)
 	$(BIN)/irisgate serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench conftest.py
 	$(BIN)/lint-imports  # the package layers in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(UI_STAMP)
+# what the suite needs besides Python packages (each script skips what is already there)
+services:
 	scripts/ensure-postgres
 	scripts/ensure-oauth-server
 	scripts/ensure-chromium
 	scripts/ensure-systemd-analyze
-	$(BIN)/pytest
 
-# lint and typecheck run beside the suite (which mostly waits on the servers it starts)
-test: $(STAMP) $(UI_STAMP)
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist), a test file's tests in one of
+# them, so that a module's shared servers are started once; most tests wait on the servers
+# they start, so two processes finish sooner than one even on one core.
+# PYTEST_WORKERS=0: the whole suite in the one pytest process
+PYTEST_WORKERS ?= 2
+
+unit: $(STAMP) $(UI_STAMP) services
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# installs and service checks side by side, then lint and typecheck beside the suite
+test:
+	$(MAKE) --no-print-directory -j3 install services
 	$(MAKE) --no-print-directory -j3 lint typecheck unit
 
 # The real coding agents (Claude Code, Codex, Gemini CLI, OpenCode) from npm at the versions

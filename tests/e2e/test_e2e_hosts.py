@@ -4,7 +4,8 @@ A page whose own name an attacker points at the gateway's address is, to the bro
 gateway's origin: only the `Host` header tells the two apart. A real irisgate in `tailscale`
 mode, with a fake tailscaled that knows the gateway's own node (`ai.example.ts.net` on
 127.0.0.1) and alice's laptop, and in `dev` mode; requests come with the Host a browser on
-such a page would send.
+such a page would send. Where the guard's answer is all that is checked, irisgate's app
+runs in the test's process (`InProcessIrisgate`): no process start per test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from conftest import ALICE_IP, gateway_config, http_from
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -96,22 +98,25 @@ def test_a_name_rebound_to_the_gateway_is_refused(
 def test_dev_mode_answers_only_to_loopback_names(
     fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    with IrisgateServer(
+    with InProcessIrisgate(
         gateway_config(fake_llm.base_url), data_dir=tmp_path_factory.mktemp("dev")
     ) as gw:
         for host, status in (("localhost", 200), ("127.0.0.1", 200), ("rebound.example", 403)):
-            with httpx2.Client(base_url=gw.url) as client:
-                answer = client.get("/api/whoami", headers={"Host": host})
+            answer = gw.client.get("/api/whoami", headers={"Host": host})
             assert answer.status_code == status, (host, answer.text)
 
 
 SERVE_ALICE = {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"}
 
 
-def read_config_behind_serve(gw: IrisgateServer, host: str, forwarded: str) -> httpx2.Response:
+def read_config_behind_serve(
+    gw: IrisgateServer | InProcessIrisgate, host: str, forwarded: str
+) -> httpx2.Response:
     """GET /api/config as the admin, relayed by `tailscale serve` for a browser that used
     `host` (serve keeps `Host` and adds `X-Forwarded-Host`)."""
     headers = {**SERVE_ALICE, "Host": host, "X-Forwarded-Host": forwarded}
+    if isinstance(gw, InProcessIrisgate):
+        return gw.client.get("/api/config", headers=headers)
     with httpx2.Client(base_url=gw.url, timeout=30) as client:
         return client.get("/api/config", headers=headers)
 
@@ -120,7 +125,7 @@ def test_serve_mode_learns_its_names_from_tailscaled_and_refuses_others(
     fake_llm: FakeLLM, tailnet: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     assert tailnet.socket_path
-    with IrisgateServer(
+    with InProcessIrisgate(
         gateway_config(fake_llm.base_url),
         data_dir=tmp_path_factory.mktemp("serve-names"),
         identity="serve",
@@ -129,7 +134,7 @@ def test_serve_mode_learns_its_names_from_tailscaled_and_refuses_others(
         own = read_config_behind_serve(gw, "ai.example.ts.net", "ai.example.ts.net")
         rebound = read_config_behind_serve(gw, "evil.example", "evil.example")
         forwarded_only = read_config_behind_serve(gw, "127.0.0.1", "evil.example")
-        local = read_config_behind_serve(gw, f"127.0.0.1:{gw.port}", f"127.0.0.1:{gw.port}")
+        local = read_config_behind_serve(gw, "127.0.0.1:8080", "127.0.0.1:8080")
     assert own.status_code == 200, own.text
     assert "providers" in own.json()["config"]
     for refused in (rebound, forwarded_only):

@@ -32,6 +32,8 @@ from irisgate.version import git_commit
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ("uPlot.esm.js", "uPlot.min.css", "marked.esm.js", "purify.es.mjs")
 
+pytestmark = pytest.mark.early  # the longest module (conftest.py)
+
 
 def _clean_env() -> dict[str, str]:
     """The environment without the checkout: no PYTHONPATH, no virtualenv of ours."""

@@ -10,7 +10,11 @@
 - `FakeHook`: guardrail webhooks (allow / block / modify / slow / failing) per path.
 - `S3Server`: moto's S3 server in a child process (needs the `test` extra).
 
-Both run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
+irisgate itself: `irisgate.testing.server.IrisgateServer` runs it as a process, as a user
+starts it; `irisgate.testing.inprocess.InProcessIrisgate` runs its app in the test's process,
+for tests of request handling (no process start).
+
+The fakes run in a background thread (``start()``/``stop()`` or ``with``) so synchronous and
 asynchronous tests can use them alike. Nothing here runs at import time.
 """
 
