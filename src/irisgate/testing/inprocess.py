@@ -26,6 +26,7 @@ from types import TracebackType
 from starlette.testclient import TestClient
 
 from irisgate.app import build_app
+from irisgate.drain import Drain
 from irisgate.settings import load_settings
 
 #: the address requests come from, as irisgate sees the peer of a TCP connection
@@ -76,7 +77,7 @@ class InProcessIrisgate:
     def start(self) -> InProcessIrisgate:
         """Build the app and run its start-up; returns once it would serve."""
         client = TestClient(
-            build_app(self.settings),
+            build_app(self.settings, Drain()),
             base_url=self.url,
             raise_server_exceptions=False,  # an error answers 500, as over HTTP
             client=PEER,
