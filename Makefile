@@ -19,11 +19,12 @@ ui: $(UI_STAMP)
 
 install: $(STAMP)
 
-# --no-compile: Python compiles what it imports on first use, not the whole of every package
-# (most of boto3's, pyarrow's and moto's modules are never imported)
+# Byte-compiled at install (pip's default) and irisgate's own source too: where
+# PYTHONDONTWRITEBYTECODE is set (CI machines set it), nothing imported is cached otherwise, and
+# every irisgate process the suite starts would compile SQLAlchemy, aiohttp … from source again.
 $(STAMP): pyproject.toml | $(UI_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP) $(UI_STAMP)
@@ -50,6 +51,7 @@ services:
 PYTEST_WORKERS ?= 2
 
 unit: $(STAMP) $(UI_STAMP) services
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # installs and service checks side by side, then lint and typecheck beside the suite

@@ -139,8 +139,11 @@ def gateway(
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module. Not for the session: while the sync Playwright runs,
+    its event loop counts as running in this thread, so the async tests run after these in
+    the same process (tests/wire, say) could not start theirs."""
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -38,6 +39,13 @@ TOOL = {
         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
     },
 }
+
+
+def _run(calls: Coroutine[Any, Any, None]) -> None:
+    """Run `calls` to the end on an event loop of its own thread: the sync Playwright of
+    the other tests in this folder may hold this thread's."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, calls).result()
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +125,13 @@ def gateway(
     )
     with server:
         # bob: 3 MCP calls and 1 model-side call in session bob-1, 2 HTTP connector requests
-        asyncio.run(_mcp_calls(server, USER, "bob-1", 3))
+        _run(_mcp_calls(server, USER, "bob-1", 3))
         _model_tool_call(server, USER, "bob-1")
         with httpx2.Client(base_url=server.url, headers=identity_headers(USER)) as http:
             for path in ("items", "users"):
                 assert http.get(f"/v1/connectors/site/{path}").status_code == 200
         # alice: 1 MCP call and 2 model-side calls in session alice-1
-        asyncio.run(_mcp_calls(server, ADMIN, "alice-1", 1))
+        _run(_mcp_calls(server, ADMIN, "alice-1", 1))
         _model_tool_call(server, ADMIN, "alice-1")
         _model_tool_call(server, ADMIN, "alice-1")
         _count(server, 9)
