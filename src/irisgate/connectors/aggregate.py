@@ -43,12 +43,13 @@ from irisgate.access.grants import Access
 from irisgate.config.model import Connector
 from irisgate.connectors import ACCESS_DENIED
 from irisgate.connectors.credentials import Credential, Credentials, CredentialUnavailable
-from irisgate.connectors.recording import MCP_FORMAT, CallTimer, connector_record
+from irisgate.connectors.recording import CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.store.tables import MCP_FORMAT
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body, replay
 from irisgate.wire.upstream import redact

@@ -27,7 +27,7 @@ from yarl import URL
 from irisgate.config.model import Connector
 from irisgate.connectors.credentials import Credential, Credentials, Misconfigured, NeedsAuth
 from irisgate.connectors.paths import ConnectorPath, PathRefused, parse
-from irisgate.connectors.recording import HTTP_FORMAT, CallTimer, connector_record
+from irisgate.connectors.recording import CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeAddress, UnsafeURL, UrlGuard
 from irisgate.gateway.relaycore import (
     AiohttpSource,
@@ -41,6 +41,7 @@ from irisgate.gateway.tee import Tee
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.store.tables import HTTP_FORMAT
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, redact
 

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from time import perf_counter
 
 from irisgate.identity import Identity
+from irisgate.store.tables import MCP_FORMAT
 from irisgate.telemetry.record import RequestRecord, new_request_id
 from irisgate.usage.sessions import SESSION_HEADERS
-
-MCP_FORMAT = "mcp"
-HTTP_FORMAT = "http_connector"
 
 
 @dataclass(slots=True)

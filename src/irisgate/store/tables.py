@@ -169,6 +169,10 @@ Index(
     unique=True,
 )
 
+#: `requests.api_format` of the connectors' records: an MCP tool call, an HTTP connector request
+MCP_FORMAT = "mcp"
+HTTP_FORMAT = "http_connector"
+
 requests = Table(
     "requests",
     metadata,

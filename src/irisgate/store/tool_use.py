@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from irisgate.connectors.recording import HTTP_FORMAT, MCP_FORMAT
 from irisgate.store.database import Database
 from irisgate.store.queries import iso_utc
-from irisgate.store.tables import requests
+from irisgate.store.tables import HTTP_FORMAT, MCP_FORMAT, requests
 
 KINDS = ("mcp", "http", "model")
 #: At most this many request rows are read for one report (`truncated` says when more).
