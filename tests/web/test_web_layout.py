@@ -75,8 +75,6 @@ CLIPPED = """(phone) => {
   return out;
 }"""
 
-WIDTHS = [390, 1280, 1300, 1440]
-
 
 @pytest.fixture(scope="module")
 def gateway(
