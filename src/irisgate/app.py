@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
 from irisgate.api import dashboard, observability
+from irisgate.api import keys as key_routes
 from irisgate.api import quotas as quota_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.internal import answered, internal_error
@@ -112,6 +113,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
+            *key_routes.routes,
             *dashboard.routes,
             *pages.routes,
             *chat_api.routes,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-IdentityMode = Literal["tailscale", "serve", "dev"]
-IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
+IdentityMode = Literal["tailscale", "serve", "dev", "keys"]
+IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "keys")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -114,7 +114,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "file to write the listening port to once serving (default: none)",
     ),
     "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
-    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve or dev"),
+    "identity": (
+        "IRISGATE_IDENTITY",
+        "identity mode: tailscale, serve, dev or keys (every caller needs an API key)",
+    ),
     "data_dir": ("IRISGATE_DATA_DIR", "folder for the SQLite database (default ./irisgate-data)"),
     "tailscaled_socket": ("IRISGATE_TAILSCALED_SOCKET", "tailscaled LocalAPI unix socket"),
     "dev_login": ("IRISGATE_DEV_LOGIN", "login name of the single user in dev mode"),

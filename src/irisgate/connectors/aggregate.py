@@ -336,8 +336,8 @@ class McpEndpoint:
         runtime = self._runtime
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
-        except IdentityRefused as exc:
-            await _refuse(send, f"access denied: {exc}")
+        except IdentityRefused as exc:  # 401 for an API key that is not valid
+            await _refuse(send, f"access denied: {exc}", status=exc.status)
             return
         snapshot = runtime.snapshot
         access = snapshot.grants.access_for(identity)

@@ -43,7 +43,7 @@ from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.store.tables import HTTP_FORMAT
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
-from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, redact
+from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, forwardable, redact
 
 PREFIX = "/v1/connectors/"
 #: bodies are captured up to this size each; sizes are always recorded in full
@@ -112,8 +112,8 @@ class HttpConnectorProxy:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
-        except IdentityRefused as exc:
-            await _answer(send, 403, f"access denied: {exc}")
+        except IdentityRefused as exc:  # 401 for an API key that is not valid
+            await _answer(send, exc.status, f"access denied: {exc}")
             return
         ex = _Exchange(connector=connector_id)
         try:
@@ -266,14 +266,15 @@ def _upstream_url(
 
 
 def _forwarded(headers: dict[str, str], connector: Connector) -> dict[str, str]:
-    """The client's headers minus hop-by-hop, identity and (with connector auth) credentials."""
+    """The client's headers minus hop-by-hop, identity, irisgate API keys and (with connector
+    auth) credentials."""
     strip_credentials = connector.auth.type != "none"
     return {
         name: value
         for name, value in headers.items()
         if name not in HOP_BY_HOP
         and not name.startswith("tailscale-")
-        and not (strip_credentials and name in CREDENTIALS)
+        and not (name in CREDENTIALS and (strip_credentials or not forwardable(name, value)))
     }
 
 

@@ -38,7 +38,7 @@ from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, KeyRefused
 from irisgate.quotas.gate import Admission
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
@@ -130,7 +130,7 @@ class Gateway:
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
-            await self._refuse(ex, send, GatewayError("permission", f"access denied: {exc}"))
+            await self._refuse(ex, send, _refused(exc))
         except asyncio.CancelledError:
             if not drain.was_cut(record):
                 raise
@@ -204,6 +204,8 @@ class Gateway:
         record.login_name, record.display_name = identity.login_name, identity.display_name
         record.node_id, record.node_name = identity.node_id, identity.node_name
         record.tags = identity.tags
+        if identity.key is not None:
+            record.key_id, record.key_name = identity.key.id, identity.key.name
         access = self.runtime.snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
@@ -517,3 +519,11 @@ async def _send_error(send: Any, op: Operation, error: GatewayError, request_id:
         await send({"type": "http.response.body", "body": body})
     except OSError:
         log.info("client gone before the error answer", request_id=request_id)
+
+
+def _refused(exc: IdentityRefused) -> GatewayError:
+    """A caller that could not be identified: 401 for a key that is not valid (or none where
+    one is needed; OpenAI's code `invalid_api_key`), 403 otherwise."""
+    if isinstance(exc, KeyRefused):
+        return GatewayError("authentication", str(exc), code="invalid_api_key")
+    return GatewayError("permission", f"access denied: {exc}")

@@ -6,7 +6,7 @@ import ipaddress
 from functools import lru_cache
 from typing import Protocol
 
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, KeyRefused
 from irisgate.identity.localapi import WhoIsClient
 from irisgate.identity.serve import identity_from_serve_headers
 from irisgate.settings import DEFAULT_SOCKET, Settings
@@ -122,9 +122,30 @@ class DevResolver:
         return None
 
 
+class KeysOnlyResolver:
+    """No network identity: every caller must bring an API key (`--identity keys`); the key
+    ring in front of this resolver answers those who do."""
+
+    mode = "keys"
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        raise KeyRefused(
+            "an API key is required (identity mode 'keys'): send it as "
+            "'Authorization: Bearer irisgate_…', x-api-key or x-goog-api-key"
+        )
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        return frozenset()
+
+    async def close(self) -> None:
+        return None
+
+
 def make_resolver(settings: Settings) -> IdentityResolver:
     if settings.identity == "tailscale":
         return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "serve":
         return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
+    if settings.identity == "keys":
+        return KeysOnlyResolver()
     return DevResolver(settings.dev_login)

@@ -43,6 +43,9 @@ _meta_of = attrgetter(*META_FIELDS)
 _STARTED_AT = META_FIELDS.index("started_at")
 _TAGS = META_FIELDS.index("tags")
 _USAGE = META_FIELDS.index("usage")
+#: defaults of the fields added last (in order), for entries an older version spooled
+_ADDED_DEFAULTS: tuple[Any, ...] = ("", "")  # key_id, key_name
+assert META_FIELDS[-len(_ADDED_DEFAULTS) :] == ("key_id", "key_name")
 
 
 class EntryError(ValueError):
@@ -99,6 +102,9 @@ def decode(payload: bytes | memoryview) -> RequestRecord:
         raw_size = values.pop()
         response_size = values.pop()
         request_size = values.pop()
+        missing = len(META_FIELDS) - len(values)
+        if 0 < missing <= len(_ADDED_DEFAULTS):  # written before the last fields existed
+            values.extend(_ADDED_DEFAULTS[len(_ADDED_DEFAULTS) - missing :])
         if len(values) != len(META_FIELDS):
             raise EntryError(f"{len(values)} fields, expected {len(META_FIELDS)}")
         values[_STARTED_AT] = datetime.fromisoformat(values[_STARTED_AT])

@@ -89,3 +89,6 @@ class RequestRecord:
     response_id: str = ""
     #: False for traffic that is not LLM usage (connector calls): kept out of usage_daily
     counts_as_usage: bool = True
+    #: the API key the caller used (its id and name, never the secret); "" for none
+    key_id: str = ""
+    key_name: str = ""

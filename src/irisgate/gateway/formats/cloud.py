@@ -32,6 +32,7 @@ from irisgate.wire.errors import ErrorKind, GatewayError
 #: google.rpc.Code names Google APIs put in `error.status`
 GOOGLE_STATUS: dict[ErrorKind, str] = {
     "invalid_request": "INVALID_ARGUMENT",
+    "authentication": "UNAUTHENTICATED",
     "permission": "PERMISSION_DENIED",
     "not_found": "NOT_FOUND",
     "too_large": "INVALID_ARGUMENT",
@@ -45,6 +46,7 @@ GOOGLE_STATUS: dict[ErrorKind, str] = {
 #: Bedrock runtime exception names (the `x-amzn-ErrorType` header, read by the AWS SDKs)
 BEDROCK_ERRORS: dict[ErrorKind, str] = {
     "invalid_request": "ValidationException",
+    "authentication": "UnrecognizedClientException",
     "permission": "AccessDeniedException",
     "not_found": "ResourceNotFoundException",
     "too_large": "ValidationException",
@@ -170,6 +172,7 @@ class VertexGenerateContent(GeminiGenerateContent):
             return None
         path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
         return path, _contents_probe()
+
     chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_GEMINI
 
 

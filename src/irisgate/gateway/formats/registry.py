@@ -36,6 +36,7 @@ from irisgate.wire.errors import GatewayError
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
+    "authentication": "invalid_request_error",
     "permission": "permission_error",
     "not_found": "invalid_request_error",
     "too_large": "invalid_request_error",
@@ -48,6 +49,7 @@ _OPENAI_TYPES = {
 }
 _ANTHROPIC_TYPES = {
     "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
     "permission": "permission_error",
     "not_found": "not_found_error",
     "too_large": "request_too_large",
