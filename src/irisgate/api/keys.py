@@ -11,7 +11,6 @@ stored only as their SHA-256 (irisgate.identity.keys).
 from __future__ import annotations
 
 import re
-import secrets as random
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +28,7 @@ from irisgate.handlers import (
     require_role,
     runtime_of,
 )
-from irisgate.identity.keyring import KeyRing
-from irisgate.identity.keys import SHOWN, new_secret, secret_hash
+from irisgate.identity.keyring import KeyRing, make
 from irisgate.store import keys as stored
 
 NAME_LIMIT = 100
@@ -139,24 +137,15 @@ async def create_key(request: Request) -> Response:
     expires_at, models = _expiry(body), _models(body)
     if len(await stored.listed(runtime.db, owner, limit=KEYS_PER_OWNER)) >= KEYS_PER_OWNER:
         raise ApiError(409, f"{owner} has {KEYS_PER_OWNER} keys already; revoke unused ones")
-    secret = new_secret()
-    key = stored.StoredKey(
-        id=f"key_{random.token_hex(8)}",
-        secret_hash=secret_hash(secret),
-        prefix=secret[:SHOWN],
-        name=name,
+    key, secret = await make(
+        runtime.db,
         owner=owner,
-        service=owner.endswith("@service"),
+        name=name,
         created_by=caller.identity.login_name,
-        created_at=datetime.now(UTC),
         expires_at=expires_at,
-        revoked_at=None,
-        revoked_by="",
         models=models,
         quota=quota,
-        last_used_at=None,
     )
-    await stored.insert(runtime.db, key)
     _ring(request).added(key)
     return json_response({**shown(key), "secret": secret}, 201)
 

@@ -532,7 +532,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/keys/{key_id}",
         "Revoke an API key",
         "Revoke a key at once, here and on every other instance within the config "
-        "convergence bound (`--config-poll-seconds`). Owners revoke their keys, admins any "
+        "convergence bound (2 s). Owners revoke their keys, admins any "
         "key. Answers the key.",
         "user",
     ),

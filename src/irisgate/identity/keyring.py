@@ -9,8 +9,8 @@ The ring maps the SHA-256 of each secret to a ready `Identity`, so a request wit
 key costs one hash and one dict lookup, no database round trip. It is kept current by:
 
 - this instance's own changes, at once (`added`, `revoked`);
-- polling `api_key_generation` every `--config-poll-seconds` (the config convergence bound)
-  and reloading the keys when it moved, so a key revoked on another instance stops working
+- polling `api_key_generation` as often as the config is polled (every second, inside
+  the 2 s config convergence bound) and reloading the keys when it moved, so a key revoked on another instance stops working
   here within that bound;
 - a database look-up for a well-formed key it does not know (one made on another instance
   since the last poll), at most `_LOOKUPS` at a time; an unknown key is not remembered, so
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 import structlog
 
 from irisgate.identity import Identity, KeyInfo, KeyRefused
-from irisgate.identity.keys import key_in, secret_hash
+from irisgate.identity.keys import SHOWN, key_in, new_secret, secret_hash
 from irisgate.identity.resolver import Headers, IdentityResolver
 from irisgate.store import keys as stored
 from irisgate.store.availability import unavailable
@@ -54,6 +55,38 @@ def identity_of(key: stored.StoredKey) -> Identity:
     narrowed = bool(key.models or key.quota or key.expires_at)
     info = KeyInfo(key.id, key.name, key.models, key.quota, narrowed)
     return Identity(login_name=key.owner, display_name=key.owner.split("@", 1)[0], key=info)
+
+
+async def make(
+    db: Database,
+    *,
+    owner: str,
+    name: str,
+    created_by: str,
+    expires_at: datetime | None = None,
+    models: tuple[str, ...] = (),
+    quota: str = "",
+) -> tuple[stored.StoredKey, str]:
+    """Store a new key: (the stored key, its secret, which nothing keeps)."""
+    secret = new_secret()
+    key = stored.StoredKey(
+        id=f"key_{secrets.token_hex(8)}",
+        secret_hash=secret_hash(secret),
+        prefix=secret[:SHOWN],
+        name=name,
+        owner=owner,
+        service=owner.endswith("@service"),
+        created_by=created_by,
+        created_at=datetime.now(UTC),
+        expires_at=expires_at,
+        revoked_at=None,
+        revoked_by="",
+        models=models,
+        quota=quota,
+        last_used_at=None,
+    )
+    await stored.insert(db, key)
+    return key, secret
 
 
 def _entry(key: stored.StoredKey) -> _Entry:
