@@ -10,8 +10,8 @@ key costs one hash and one dict lookup, no database round trip. It is kept curre
 
 - this instance's own changes, at once (`added`, `revoked`);
 - polling `api_key_generation` as often as the config is polled (every second, inside
-  the 2 s config convergence bound) and reloading the keys when it moved, so a key revoked on another instance stops working
-  here within that bound;
+  the 2 s config convergence bound) and reloading the keys when it moved, so a key revoked
+  on another instance stops working here within that bound;
 - a database look-up for a well-formed key it does not know (one made on another instance
   since the last poll), at most `_LOOKUPS` at a time; an unknown key is not remembered, so
   a key made a moment ago works as soon as it is in the database.
