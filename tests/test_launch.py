@@ -194,8 +194,10 @@ def test_launch_with_an_api_key_from_off_the_tailnet(tmp_path: Path) -> None:
     never shows the secret."""
     with IrisgateServer(launch_config(), data_dir=tmp_path / "gw", identity="keys") as gw:
         made = subprocess.run(
-            [sys.executable, "-m", "irisgate", "keys", "create", "ann@example.com"]
-            + ["--name", "laptop", "--data-dir", str(gw.data_dir)],
+            [
+                *(sys.executable, "-m", "irisgate", "keys", "create", "ann@example.com"),
+                *("--name", "laptop", "--data-dir", str(gw.data_dir)),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

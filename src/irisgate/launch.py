@@ -119,6 +119,7 @@ def plan(
     model: str | None,
     args: Sequence[str],
     folder: Path | None,
+    *,
     key: str | None = None,
 ) -> Plan:
     """How to run `agent_id` against `gateway` with `args`; files under `folder` when given;
@@ -210,13 +211,13 @@ def main(
     """`irisgate launch`: the agent's exit code (0 after `show`); raises LaunchError."""
     if show:
         text = io.StringIO()
-        describe(plan(agent_id, gateway, model, args, None, key), text)
+        describe(plan(agent_id, gateway, model, args, None, key=key), text)
         shown = text.getvalue()
         out.write(shown.replace(key, "$IRISGATE_API_KEY") if key else shown)
         return 0
     folder = Path(tempfile.mkdtemp(prefix="irisgate-launch-"))  # private: mode 0700
     try:
-        return run(plan(agent_id, gateway, model, args, folder, key), environ)
+        return run(plan(agent_id, gateway, model, args, folder, key=key), environ)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
