@@ -72,7 +72,10 @@ def _config(upstream: str) -> str:
     }
     aperture = "tailscale.com/cap/aperture"
     grants = [
-        {"src": ["dev@localhost"], "app": {aperture: [{"role": "admin"}, {"models": "**"}]}},
+        {
+            "src": ["dev@localhost"],
+            "app": {aperture: [{"role": "admin", "read_metrics": True}, {"models": "**"}]},
+        },
         {"src": ["ci-bot@service"], "app": {aperture: [{"role": "user", "models": "openai/**"}]}},
     ]
     quotas = {"pennies": {"capacity": "$0.000000001", "rate": "$0/day"}}
@@ -283,3 +286,43 @@ def test_a_key_with_its_own_budget_is_refused_when_it_is_spent(gw: IrisgateServe
         chat(gw, secret)
     assert "key:" in str(refused.value)
     chat(gw, make_key(gw)["secret"])  # the owner's other keys are not limited by it
+
+
+def test_the_secret_is_in_no_table_file_log_page_export_or_metric(
+    gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    key = make_key(gw, name="secretive")
+    secret = key["secret"]
+    wait_for_record(gw, chat(gw, secret))
+    with pytest.raises(openai.NotFoundError):  # a refused request is recorded too
+        chat(gw, secret, model="no-such-model")
+    wait_for_record(gw, chat(gw, secret))
+    needles = (secret, secret[len("irisgate_") :])  # whole, or without its prefix
+    seen = []
+    with sqlite3.connect(Path(gw.data_dir) / "irisgate.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert key["id"] in dump  # the right database: it holds the key, by id and hash
+    seen.append(dump)
+    # every file irisgate wrote: the database's, the record spool, the quota journal, its log
+    seen += [p.read_bytes().decode("latin-1") for p in Path(gw.data_dir).rglob("*") if p.is_file()]
+    admin = api(gw)
+    for path in (
+        "/ui/keys",
+        "/ui/dashboard",
+        "/ui/agent-config",
+        "/ui/admin/sessions",
+        "/api/keys?all=1",
+        "/api/requests",
+        "/api/sessions",
+        "/api/usage/export.csv",
+        "/api/usage/users",
+        "/metrics",
+    ):
+        answer = admin.get(path)
+        assert answer.status_code == 200, path
+        seen.append(answer.text)
+    for request in admin.get("/api/requests").json()["requests"]:
+        seen.append(admin.get(f"/api/requests/{request['request_id']}").text)
+    for text in seen:
+        for needle in needles:
+            assert needle not in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from irisgate.telemetry.entries import HEADER, EntryError, decode, encode, read_frames
@@ -90,3 +91,22 @@ def test_a_checksummed_payload_that_is_no_record_is_refused_by_name() -> None:
 def test_a_record_that_cannot_be_encoded_is_refused_by_name() -> None:
     with pytest.raises(EntryError, match="cannot be written to the spool"):
         encode(record(1, cost_nanodollars=2**70))
+
+
+def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None:
+    """A spool written by the version before API keys (no `key_id`, `key_name` in the meta)
+    is replayed after an upgrade: those fields come back empty."""
+    original = record(4, key_id="key_0123456789abcdef", key_name="laptop")
+    [(_, payload)] = read_frames(encode(original)).items
+    data = bytes(payload)
+    id_size = int.from_bytes(data[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(data[start : start + 4], "little")
+    meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
+    older = orjson.dumps([*meta[:-5], *meta[-3:]])  # the two key fields gone
+    rest = data[start + 4 + meta_size :]
+    old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
+    frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    [(_, read)] = read_frames(frame).items
+    assert decode(read) == record(4)
+    assert decode(payload) == original
