@@ -49,6 +49,13 @@ def _config(upstream: str) -> str:
             "models": ["gpt-4o-mini"],
             "compatibility": {"openai_chat": True},
         },
+        "passthru": {  # forwards the client's own credential, but never an irisgate key
+            "baseurl": upstream,
+            "apikey": "sk-passthrough-fallback",
+            "auth_mode": "passthrough",
+            "models": ["m-passthru"],
+            "compatibility": {"openai_chat": True},
+        },
         "anthropic": {
             "baseurl": upstream,
             "apikey": ANTHROPIC_KEY,
@@ -326,3 +333,13 @@ def test_the_secret_is_in_no_table_file_log_page_export_or_metric(
     for text in seen:
         for needle in needles:
             assert needle not in text
+
+
+def test_a_passthrough_provider_never_gets_the_irisgate_key(
+    gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    secret = make_key(gw)["secret"]
+    chat(gw, secret, model="m-passthru")
+    sent = {k.lower(): v for k, v in fake_llm.last_request.headers.items()}
+    assert sent["authorization"] == "Bearer sk-passthrough-fallback"
+    assert secret not in json.dumps(sent)
