@@ -1,8 +1,10 @@
-"""A real OAuth 2.0 authorization server for connector tests: npm's `oauth2-mock-server`.
+"""A real OAuth 2.0 authorization server and OpenID provider for tests: npm's
+`oauth2-mock-server`.
 
 The project's tests pin it in `tests/oauth` (package.json + lock) and make it strict with
-`server.mjs` there (PKCE S256, client authentication, one-shot refresh tokens); this starts
-that script and stops it afterwards.
+`server.mjs` there (PKCE S256, client authentication, one-shot refresh tokens) for the
+connectors, and with `oidc.mjs` for sign-in (discovery, JWKS, ID tokens with nonce, and ways
+to misbehave); these start a script and stop it afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ def oauth_mock_server(
 ) -> Iterator[str]:
     """Run `directory/server.mjs` for one client; yields the issuer URL (on 127.0.0.1).
     Every token-endpoint event is appended to `events` as a JSON line."""
+    with _node_script(directory, "server.mjs", client_id, client_secret, str(events)) as url:
+        yield url
+
+
+@contextmanager
+def oidc_provider(
+    directory: Path, client_id: str, client_secret: str, control: Path
+) -> Iterator[str]:
+    """Run `directory/oidc.mjs`: an OpenID provider for one confidential client; yields its
+    issuer URL (http://127.0.0.1:PORT). Who signs in and how the provider misbehaves is the
+    JSON in `control`, read at each token request (see oidc.mjs)."""
+    with _node_script(directory, "oidc.mjs", client_id, client_secret, str(control)) as url:
+        yield url
+
+
+@contextmanager
+def _node_script(directory: Path, script: str, *args: str) -> Iterator[str]:
     node = shutil.which("node")
     assert node, "node is required for the OAuth tests (make test installs it)"
     if not (directory / "node_modules" / "oauth2-mock-server").exists():
@@ -28,7 +47,7 @@ def oauth_mock_server(
             ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(directory)], check=True
         )
     process = subprocess.Popen(
-        [node, str(directory / "server.mjs"), client_id, client_secret, str(events)],
+        [node, str(directory / script), *args],
         cwd=directory,
         stdout=subprocess.PIPE,
         text=True,
