@@ -4,17 +4,23 @@ tests/oauth/oidc.mjs) with Chromium, and irisgate refuses every ID token it must
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import asyncpg
 import httpx2
 import openai
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.engine import make_url
 
 from irisgate.testing import FakeLLM
 from irisgate.testing.oauth_server import oidc_provider
@@ -158,9 +164,7 @@ def test_a_browser_signs_in_uses_the_chat_model_and_signs_out(
     expect(page.locator("#signin-message")).to_have_text("You are signed out.")
     assert not [c for c in page.context.cookies() if c["name"] == "irisgate_session"]
     # the old cookie is dead on the server too, not only gone from this browser
-    ended = httpx2.get(
-        gateway.url + "/api/whoami", cookies={"irisgate_session": cookie["value"]}
-    )
+    ended = httpx2.get(gateway.url + "/api/whoami", cookies={"irisgate_session": cookie["value"]})
     assert ended.status_code == 401
     assert "expired or ended" in ended.json()["error"]
 
@@ -198,7 +202,9 @@ def test_without_a_session_pages_go_to_sign_in_and_apis_answer_401(
 
     gpt = openai.OpenAI(base_url=gateway.url + "/v1", api_key="-", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as refused:
-        gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+        gpt.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
     assert "sign in first" in str(refused.value)
 
     claude = anthropic.Anthropic(base_url=gateway.url, api_key="-", max_retries=0)
@@ -233,7 +239,7 @@ def test_an_id_token_that_fails_a_check_starts_no_session(
     answer = sign_in(gateway)
     assert answer.status_code == 400
     assert "irisgate_session" not in answer.cookies
-    message = answer.text.split("signin-message\">", 1)[1].split("<", 1)[0]
+    message = answer.text.split('signin-message">', 1)[1].split("<", 1)[0]
     assert "the ID token is refused" in message and reason.lower() in message.lower(), message
     assert "eyJ" not in answer.text  # no token in the page
     assert "eyJ" not in gateway.logs() and CLIENT_SECRET not in gateway.logs()
@@ -245,7 +251,8 @@ def test_a_replayed_callback_is_refused(gateway: IrisgateServer, provider: Provi
         first = _through_provider(browser, gateway, "/ui/")
         assert first.status_code == 303 and first.headers["location"] == "/ui/"
         session_of(first)
-        again = browser.get(str(first.request.url), cookies={"irisgate_signin": _state(first)})
+    with httpx2.Client(timeout=30, cookies={"irisgate_signin": _state(first)}) as same:
+        again = same.get(str(first.request.url))
     assert again.status_code == 400 and "used already" in again.text
     assert "irisgate_session" not in again.cookies
 
@@ -285,3 +292,64 @@ def test_logout_from_another_site_is_refused(gateway: IrisgateServer, provider: 
 def _state(response: httpx2.Response) -> str:
     query = dict(response.request.url.params)
     return str(query["state"])
+
+
+# -- sessions in PostgreSQL: every instance, and after a restart ------------------------------
+
+ADMIN_URL = os.environ.get(
+    "IRISGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _admin(sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(ADMIN_URL, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    # in a thread of its own: the module's sync Playwright keeps an event loop running here
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if os.environ.get("IRISGATE_TEST_POSTGRES", "1") == "0":
+        pytest.skip("IRISGATE_TEST_POSTGRES=0")
+    name = f"irisgate_signin_{secrets.token_hex(6)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _whoami(server: IrisgateServer, session: str) -> httpx2.Response:
+    return httpx2.get(server.url + "/api/whoami", cookies={"irisgate_session": session})
+
+
+def test_a_session_works_on_every_instance_survives_a_restart_and_ends_everywhere(
+    provider: Provider,
+    fake_llm: FakeLLM,
+    pg_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    first = oidc_server(provider, fake_llm.base_url, tmp_path_factory.mktemp("a"), pg_url)
+    second = oidc_server(provider, fake_llm.base_url, tmp_path_factory.mktemp("b"), pg_url)
+    with first, second:
+        provider.next_sign_in(BOB)
+        bob = session_of(sign_in(first))
+        assert _whoami(second, bob).json()["login_name"] == "bob@example.com"
+        second.stop()
+        second.start()
+        assert _whoami(second, bob).json()["login_name"] == "bob@example.com"
+
+        ended = httpx2.post(first.url + "/auth/logout", cookies={"irisgate_session": bob})
+        assert ended.status_code == 200
+        assert _whoami(first, bob).status_code == 401  # at once where it was ended
+        deadline = time.monotonic() + 30  # the bound is 5 s (CACHE_S); only a stuck test waits
+        while _whoami(second, bob).status_code != 401:
+            assert time.monotonic() < deadline, "the other instance still accepts the session"
+            time.sleep(0.1)

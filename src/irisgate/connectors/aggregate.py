@@ -378,9 +378,7 @@ def _too_deep(body: bytes) -> bool:
     return False
 
 
-async def _refuse(
-    send: Any, message: str, *, status: int = 403, code: int = ACCESS_DENIED
-) -> None:
+async def _refuse(send: Any, message: str, *, status: int = 403, code: int = ACCESS_DENIED) -> None:
     """A JSON-RPC error before the SDK saw the request."""
     body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
     headers = [

@@ -230,8 +230,7 @@ async def _serve_config(settings: Settings) -> Finding:
     return Finding(
         "FIX",
         "tailscale serve",
-        f"nothing is proxied to irisgate ({listen}): run"
-        f" `tailscale serve --bg http://{listen}`",
+        f"nothing is proxied to irisgate ({listen}): run `tailscale serve --bg http://{listen}`",
     )
 
 
@@ -245,9 +244,9 @@ def _serve_routes(config: dict[str, object]) -> list[tuple[str, str, str]]:
     routes = []
     for one in configs:
         web = one.get("Web")
-        for host, server in (web.items() if isinstance(web, dict) else ()):
+        for host, server in web.items() if isinstance(web, dict) else ():
             handlers = server.get("Handlers") if isinstance(server, dict) else None
-            for path, handler in (handlers.items() if isinstance(handlers, dict) else ()):
+            for path, handler in handlers.items() if isinstance(handlers, dict) else ():
                 proxy = handler.get("Proxy") if isinstance(handler, dict) else None
                 if isinstance(proxy, str) and proxy:
                     routes.append((str(host), str(path), proxy))

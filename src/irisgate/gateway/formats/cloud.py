@@ -172,6 +172,7 @@ class VertexGenerateContent(GeminiGenerateContent):
             return None
         path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
         return path, _contents_probe()
+
     chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_GEMINI
 
 
