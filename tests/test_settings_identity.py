@@ -73,8 +73,10 @@ def test_dev_mode_beyond_loopback_is_refused(flags: dict[str, str], refused: boo
 
 def test_serve_refuses_to_start_on_all_addresses_without_an_identity(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "irisgate", "serve", "--listen", "0.0.0.0:0"]
-        + ["--data-dir", str(tmp_path), "--tailscaled-socket", str(tmp_path / "none.sock")],
+        [
+            *(sys.executable, "-m", "irisgate", "serve", "--listen", "0.0.0.0:0"),
+            *("--data-dir", str(tmp_path), "--tailscaled-socket", str(tmp_path / "none.sock")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -89,8 +91,10 @@ def test_serve_refuses_to_start_on_all_addresses_without_an_identity(tmp_path: P
 def test_an_unresolvable_client_secret_stops_serve(tmp_path: Path) -> None:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in OIDC.items() if k != "identity"]
     run = subprocess.run(
-        [sys.executable, "-m", "irisgate", "serve", "--identity", "oidc", *flags]
-        + ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
+        [
+            *(sys.executable, "-m", "irisgate", "serve", "--identity", "oidc", *flags),
+            *("--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
