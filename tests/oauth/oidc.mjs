@@ -6,6 +6,7 @@
 // token request: {"email", "name", "groups", "mode"}, mode one of
 //   ok | wrong-aud | wrong-iss | expired | wrong-nonce | tampered
 // ("tampered" changes the signed ID token's payload after signing, keeping its signature).
+// SIGUSR2 adds a signing key (see below).
 // Usage: node oidc.mjs CLIENT_ID CLIENT_SECRET CONTROL_FILE; prints {"issuer": URL} when ready.
 import { readFileSync } from "node:fs";
 import { OAuth2Server } from "oauth2-mock-server";
@@ -53,6 +54,13 @@ server.service.on("beforeResponse", (response, req) => {
     const forged = Buffer.from(JSON.stringify(claims)).toString("base64url");
     response.body.id_token = [header, forged, signature].join(".");
   }
+});
+
+// SIGUSR2: the provider rotates its keys (a new signing key, published in its JWKS; the
+// library signs with its keys in turn); it prints {"rotated": KID} when done.
+process.on("SIGUSR2", async () => {
+  const key = await server.issuer.keys.generate("RS256");
+  process.stdout.write(JSON.stringify({ rotated: key.kid }) + "\n");
 });
 
 await server.start(0, "127.0.0.1");

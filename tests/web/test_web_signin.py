@@ -8,9 +8,11 @@ import asyncio
 import json
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.engine import make_url
 
+from irisgate.store.signin import MAX_ATTEMPTS
 from irisgate.testing import FakeLLM
-from irisgate.testing.oauth_server import oidc_provider
+from irisgate.testing.oauth_server import OidcProvider, oidc_provider
 from irisgate.testing.server import IrisgateServer, free_port
 
 OAUTH_DIR = Path(__file__).parents[1] / "oauth"
@@ -34,8 +37,9 @@ CAROL = {"email": "carol@example.com", "name": "Carol", "groups": ["other"], "mo
 
 
 class Provider:
-    def __init__(self, issuer: str, control: Path) -> None:
-        self.issuer = issuer
+    def __init__(self, running: OidcProvider, control: Path) -> None:
+        self.issuer = running.issuer
+        self.rotate_keys = running.rotate_keys
         self._control = control
 
     def next_sign_in(self, person: dict[str, Any], **changes: Any) -> None:
@@ -46,8 +50,8 @@ class Provider:
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     control = tmp_path_factory.mktemp("oidc") / "control.json"
     control.write_text(json.dumps(ALICE))
-    with oidc_provider(OAUTH_DIR, CLIENT_ID, CLIENT_SECRET, control) as issuer:
-        yield Provider(issuer, control)
+    with oidc_provider(OAUTH_DIR, CLIENT_ID, CLIENT_SECRET, control) as running:
+        yield Provider(running, control)
 
 
 def _config(upstream: str) -> str:
@@ -245,6 +249,18 @@ def test_an_id_token_that_fails_a_check_starts_no_session(
     assert "eyJ" not in gateway.logs() and CLIENT_SECRET not in gateway.logs()
 
 
+def test_tokens_signed_with_a_new_key_of_the_provider_are_accepted(
+    gateway: IrisgateServer, provider: Provider
+) -> None:
+    """irisgate holds the JWKS it read; a token naming a key id it lacks makes it read the
+    JWKS again (the provider rotated its keys) instead of refusing everyone."""
+    provider.next_sign_in(BOB)
+    session_of(sign_in(gateway))  # irisgate has read the JWKS (one key)
+    provider.rotate_keys()  # from now on the provider signs with both keys in turn
+    for _ in range(2):  # an access token and an ID token each: one of them is the new key's
+        session_of(sign_in(gateway))
+
+
 def test_a_replayed_callback_is_refused(gateway: IrisgateServer, provider: Provider) -> None:
     provider.next_sign_in(BOB)
     with httpx2.Client(timeout=30) as browser:
@@ -353,3 +369,23 @@ def test_a_session_works_on_every_instance_survives_a_restart_and_ends_everywher
         while _whoami(second, bob).status_code != 401:
             assert time.monotonic() < deadline, "the other instance still accepts the session"
             time.sleep(0.1)
+
+
+def test_sign_ins_under_way_are_bounded(gateway: IrisgateServer, provider: Provider) -> None:
+    """Anyone may start a sign-in: past MAX_ATTEMPTS under way, /auth/login answers 503."""
+    database = sqlite3.connect(gateway.data_dir / "irisgate.db", timeout=30)
+    later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    rows = [(f"filler-{n}", "n", "v", "/ui/", later) for n in range(MAX_ATTEMPTS)]
+    with database:
+        database.executemany("INSERT INTO signin_attempts VALUES (?, ?, ?, ?, ?)", rows)
+    try:
+        busy = httpx2.get(gateway.url + "/auth/login")
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "60"
+        assert "sign-ins are under way" in busy.text
+        assert "irisgate_signin" not in busy.cookies
+    finally:
+        with database:
+            database.execute("DELETE FROM signin_attempts WHERE state_hash LIKE 'filler-%'")
+        database.close()
+    provider.next_sign_in(BOB)
+    session_of(sign_in(gateway))

@@ -12,7 +12,7 @@ believed:
 
 The discovery document is read once and kept; the JWKS is kept too and read again when a
 token names a key id it does not hold (the provider rotated its keys), at most once per
-`JWKS_REFRESH_S`, so tokens with made-up key ids cannot make irisgate hammer the provider.
+`JWKS_REFRESH_S`, so tokens with unknown key ids cannot make irisgate hammer the provider.
 Every answer read from the provider has a size limit. Tokens and the client secret are never
 logged or shown: errors name the claim or step that failed, not the token.
 """
@@ -20,6 +20,7 @@ logged or shown: errors name the claim or step that failed, not the token.
 from __future__ import annotations
 
 import base64
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,7 @@ class OidcClient:
         self._http = http
         self._metadata: dict[str, Any] | None = None
         self._keys: Any = None  # joserfc KeySet
-        self._keys_read_at = -JWKS_REFRESH_S
+        self._refreshed_at = -math.inf  # when an unknown key id last made us read the JWKS
 
     @property
     def redirect_uri(self) -> str:
@@ -222,8 +223,10 @@ class OidcClient:
         now = time.monotonic()
         if self._keys is not None and not refresh:
             return self._keys
-        if self._keys is not None and now - self._keys_read_at < JWKS_REFRESH_S:
-            return self._keys  # read a moment ago: an unknown key id stays unknown
+        if self._keys is not None:
+            if now - self._refreshed_at < JWKS_REFRESH_S:
+                return self._keys  # read again a moment ago: an unknown key id stays unknown
+            self._refreshed_at = now
         answer = await self._read("JWKS", "GET", await self._endpoint("jwks_uri"))
         keys = answer.get("keys")
         if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
@@ -233,7 +236,6 @@ class OidcClient:
             self._keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
             raise SignInFailed(f"the provider's JWKS cannot be read: {exc}") from None
-        self._keys_read_at = now
         return self._keys
 
     async def _read(

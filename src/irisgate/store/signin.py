@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from irisgate.store.database import Database
 from irisgate.store.tables import signin_attempts, signin_sessions
+
+#: the most sign-ins under way at once (each is kept ten minutes at most)
+MAX_ATTEMPTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,14 @@ async def delete_session(db: Database, id_hash: str) -> None:
 
 async def add_attempt(
     db: Database, state_hash: str, row: AttemptRow, expires_at: datetime, now: datetime
-) -> None:
+) -> bool:
+    """Keep a sign-in under way; False (and nothing kept) when MAX_ATTEMPTS are already:
+    anyone may start a sign-in, so their number is what bounds the table."""
     async with db.begin() as conn:
         await conn.execute(delete(signin_attempts).where(signin_attempts.c.expires_at <= now))
+        pending = await conn.scalar(select(func.count()).select_from(signin_attempts))
+        if (pending or 0) >= MAX_ATTEMPTS:
+            return False
         await conn.execute(
             insert(signin_attempts).values(
                 state_hash=state_hash,
@@ -80,6 +88,7 @@ async def add_attempt(
                 expires_at=expires_at,
             )
         )
+    return True
 
 
 async def take_attempt(db: Database, state_hash: str, now: datetime) -> AttemptRow | None:

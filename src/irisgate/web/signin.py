@@ -103,7 +103,15 @@ async def login(request: Request) -> Response:
     now = datetime.now(UTC)
     attempt = signin.AttemptRow(nonce, verifier, safe_next(request.query_params.get("next")))
     db = runtime_of(request).db
-    await signin.add_attempt(db, token_hash(state), attempt, now + ATTEMPT_TTL, now)
+    if not await signin.add_attempt(db, token_hash(state), attempt, now + ATTEMPT_TTL, now):
+        log.warning("sign-in refused: too many under way", limit=signin.MAX_ATTEMPTS)
+        busy = _page(
+            "Sign-in is busy",
+            f"More than {signin.MAX_ATTEMPTS} sign-ins are under way; try again in a minute.",
+            503,
+        )
+        busy.headers["retry-after"] = "60"
+        return busy
     response = RedirectResponse(url, 302)
     response.headers["cache-control"] = "no-store"
     max_age = int(ATTEMPT_TTL.total_seconds())
