@@ -103,3 +103,18 @@ def test_an_unresolvable_client_secret_stops_serve(tmp_path: Path) -> None:
     )
     assert run.returncode == 2, run.stderr
     assert "--oidc-client-secret env:OIDC_SECRET is not set" in run.stderr
+
+
+def test_doctor_says_dev_mode_beyond_loopback_needs_fixing(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "irisgate", "doctor", "--listen", "0.0.0.0:8080"),
+            *("--data-dir", str(tmp_path), "--tailscaled-socket", str(tmp_path / "none.sock")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "FIX  identity: refusing to listen on 0.0.0.0:8080 in identity mode dev" in run.stdout

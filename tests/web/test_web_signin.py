@@ -9,6 +9,8 @@ import json
 import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -389,3 +391,38 @@ def test_sign_ins_under_way_are_bounded(gateway: IrisgateServer, provider: Provi
         database.close()
     provider.next_sign_in(BOB)
     session_of(sign_in(gateway))
+
+
+def test_doctor_reads_the_providers_documents(
+    provider: Provider, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("doctor")
+    common = [sys.executable, "-m", "irisgate", "doctor", "--data-dir", str(data_dir)]
+    oidc = ["--identity", "oidc", "--oidc-client-id", CLIENT_ID]
+    oidc += ["--oidc-client-secret", "env:OIDC_SECRET", "--oidc-base-url", "https://ai.example"]
+    env = {**os.environ, "OIDC_SECRET": CLIENT_SECRET}
+    run = subprocess.run(
+        [*common, *oidc, "--oidc-issuer", provider.issuer],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    # one signing key, or two once the rotation test ran
+    assert f"ok   identity: mode oidc: people sign in at {provider.issuer} (" in run.stdout
+    assert "the provider must allow the redirect URI https://ai.example/auth/callback" in run.stdout
+    assert CLIENT_SECRET not in run.stdout
+
+    wrong = subprocess.run(
+        [*common, *oidc, "--oidc-issuer", provider.issuer + "/elsewhere"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 1
+    assert "FIX  identity: mode oidc: the provider's discovery document answered HTTP 404" in (
+        wrong.stdout
+    )

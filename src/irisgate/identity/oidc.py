@@ -200,6 +200,13 @@ class OidcClient:
 
     # -- the provider's documents --------------------------------------------------------
 
+    async def check(self) -> int:
+        """Read the discovery document and the JWKS (`irisgate doctor`): the number of keys;
+        SignInFailed saying what is wrong."""
+        await self._endpoint("authorization_endpoint")
+        await self._endpoint("token_endpoint")
+        return len((await self._key_set(refresh=False)).keys)
+
     async def _endpoint(self, name: str) -> str:
         metadata = self._metadata
         if metadata is None:
