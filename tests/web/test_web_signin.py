@@ -175,6 +175,29 @@ def test_a_browser_signs_in_uses_the_chat_model_and_signs_out(
     assert "expired or ended" in ended.json()["error"]
 
 
+def test_the_chat_app_answers_a_signed_in_person(
+    gateway: IrisgateServer, provider: Provider, page: Page, fake_llm: FakeLLM
+) -> None:
+    """The chat's model rounds run as the person of the session cookie (group grant)."""
+    provider.next_sign_in(BOB)
+    fake_llm.reply_text = "Hello from the model"
+    try:
+        page.goto(gateway.url + "/chat/")
+        expect(page).to_have_url(gateway.url + "/chat/")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.fill("#model-search", "gpt-4o-mini")
+        page.select_option("#model-select", index=0)
+        page.fill("#prompt", "hi")
+        page.click("#send")
+        answer = page.locator(".msg.assistant").last
+        expect(answer.locator(".body")).to_contain_text("Hello from the model")
+        expect(page.locator(".msg.assistant.streaming")).to_have_count(0)
+    finally:
+        fake_llm.reply_text = None
+    whoami = page.request.get(gateway.url + "/api/whoami").json()
+    assert whoami["login_name"] == "bob@example.com" and whoami["groups"] == ["llm-users"]
+
+
 def test_groups_from_the_id_token_match_group_grants(
     gateway: IrisgateServer, provider: Provider, fake_llm: FakeLLM
 ) -> None:
