@@ -81,10 +81,16 @@ def _config(upstream: str) -> str:
 
 
 def oidc_server(
-    provider: Provider, upstream: str, data_dir: Path, database: str | None = None
+    provider: Provider,
+    upstream: str,
+    data_dir: Path,
+    database: str | None = None,
+    *,
+    scheme: str = "http",
 ) -> IrisgateServer:
     """irisgate in mode oidc on a reserved port (the provider must know the callback URL
-    before irisgate starts); the client secret comes from an env: reference."""
+    before irisgate starts); the client secret comes from an env: reference. `scheme`: of
+    the base URL browsers are told (https: irisgate behind a TLS proxy)."""
     port = free_port()
     return IrisgateServer(
         _config(upstream),
@@ -101,7 +107,7 @@ def oidc_server(
             "--oidc-client-secret",
             "env:OIDC_SECRET",
             "--oidc-base-url",
-            f"http://127.0.0.1:{port}",
+            f"{scheme}://127.0.0.1:{port}",
         ),
     )
 
@@ -449,3 +455,36 @@ def test_doctor_reads_the_providers_documents(
     assert "FIX  identity: mode oidc: the provider's discovery document answered HTTP 404" in (
         wrong.stdout
     )
+
+
+def test_behind_https_the_cookies_are_secure_and_host_only(
+    provider: Provider, fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With an https base URL the cookies are `__Host-` prefixed and Secure (a TLS proxy in
+    front; this test talks to irisgate itself over http and sends the cookies by hand)."""
+    data_dir = tmp_path_factory.mktemp("irisgate-https")
+    with oidc_server(provider, fake_llm.base_url, data_dir, scheme="https") as server:
+        provider.next_sign_in(BOB)
+        start = httpx2.get(f"{server.url}/auth/login")
+        attempt = start.headers["set-cookie"]
+        assert attempt.startswith("__Host-irisgate_signin=")
+        assert all(part in attempt.lower() for part in ("; secure", "; httponly", "; path=/;"))
+        state = attempt.split(";", 1)[0].split("=", 1)[1]
+        callback = httpx2.get(start.headers["location"]).headers["location"]
+        assert callback.startswith(f"https://127.0.0.1:{server.port}/auth/callback?")
+        done = httpx2.get(
+            callback.replace("https://", "http://", 1),
+            headers={"cookie": f"__Host-irisgate_signin={state}"},
+        )
+        assert done.status_code == 303, done.text
+        session = next(
+            v for k, v in done.headers.multi_items() if v.startswith("__Host-irisgate_session=")
+        )
+        assert "; secure" in session.lower() and "samesite=lax" in session.lower()
+        token = session.split(";", 1)[0].split("=", 1)[1]
+        me = httpx2.get(server.url + "/api/whoami", headers={"cookie": session.split(";")[0]})
+        assert me.json()["login_name"] == "bob@example.com"
+        unprefixed = httpx2.get(
+            server.url + "/api/whoami", headers={"cookie": f"irisgate_session={token}"}
+        )
+        assert unprefixed.status_code == 401

@@ -175,7 +175,9 @@ class OidcResolver:
             timeout=httpx2.Timeout(10.0), follow_redirects=False, trust_env=False
         )
         self._client = OidcClient(self.settings, self._secret, self._http)
-        self._book = SessionBook(db, timedelta(hours=self.settings.session_hours))
+        lifetime = timedelta(hours=self.settings.session_hours)
+        secure = self.settings.base_url.startswith("https://")
+        self._book = SessionBook(db, lifetime, secure=secure)
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         return await identity_of(self.sessions, headers)

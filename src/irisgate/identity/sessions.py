@@ -1,8 +1,10 @@
 """Signed-in browsers (identity mode oidc): the session cookie and the sessions table.
 
 A sign-in gives the browser a cookie holding 32 random bytes (`irisgate_session`, HttpOnly,
-SameSite=Lax, Secure when `--oidc-base-url` is https, Path=/). The database keeps only its
-SHA-256 with the person it names (login, display name, groups) and its expiry, in
+SameSite=Lax, Path=/; behind https `__Host-irisgate_session` and Secure: the `__Host-`
+prefix makes browsers refuse the cookie from a sibling subdomain or with another path, so
+no other site under the same domain can plant a session of its choosing). The database
+keeps only its SHA-256 with the person it names (login, display name, groups) and its expiry, in
 `signin_sessions`. Why a table and not a signed cookie: every instance on the same
 PostgreSQL reads the same rows, so a session works on all of them and survives restarts
 with no signing key to share or rotate, and logging out deletes the row, which ends the
@@ -21,16 +23,28 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
-from irisgate.identity import Identity, SignInRequired
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.identity.oidc import Person
 from irisgate.store import signin
 from irisgate.store.database import Database
 
 COOKIE = "irisgate_session"
+ATTEMPT_COOKIE = "irisgate_signin"
+
+
+def cookie_name(name: str, *, secure: bool) -> str:
+    """`name`, with the `__Host-` prefix behind https (Secure, Path=/, no Domain)."""
+    return f"__Host-{name}" if secure else name
+
+
 #: the longest cookie value looked at (the real ones are 43 characters)
 _MAX_TOKEN = 128
 CACHE_S = 5.0
 MAX_CACHED = 4096
+log = structlog.get_logger("irisgate.identity.sessions")
 SIGN_IN = "sign in first: open /auth/login in a browser (programs use API keys)"
 
 
@@ -55,9 +69,11 @@ def cookie_value(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
 class SessionBook:
     """Creates, finds and ends sessions; `find` answers from memory for CACHE_S seconds."""
 
-    def __init__(self, db: Database, lifetime: timedelta) -> None:
+    def __init__(self, db: Database, lifetime: timedelta, *, secure: bool) -> None:
         self._db = db
         self.lifetime = lifetime
+        self.secure = secure
+        self.cookie = cookie_name(COOKIE, secure=secure)
         #: token hash -> (cached until, identity or None for "no such session", expires at)
         self._cache: dict[str, tuple[float, Identity | None, datetime]] = {}
 
@@ -79,7 +95,13 @@ class SessionBook:
         hit = self._cache.get(key)
         if hit is not None and hit[0] > clock and (hit[1] is None or hit[2] > now):
             return hit[1]
-        row = await signin.find_session(self._db, key, now)
+        try:
+            row = await signin.find_session(self._db, key, now)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("cannot look up a session", error=type(exc).__name__)
+            raise IdentityRefused(
+                "cannot check your sign-in: the database is unavailable; try again shortly"
+            ) from None
         identity = None
         if row is not None:
             identity = Identity(
@@ -103,7 +125,7 @@ class SessionBook:
 async def identity_of(book: SessionBook, headers: list[tuple[bytes, bytes]]) -> Identity:
     """The signed-in person of a request, from its session cookie; SignInRequired without
     one, or with one that has expired or was logged out."""
-    token = cookie_value(headers, COOKIE)
+    token = cookie_value(headers, book.cookie)
     if token is None:
         raise SignInRequired(SIGN_IN)
     identity = await book.find(token)

@@ -31,13 +31,18 @@ from irisgate import __version__
 from irisgate.handlers import runtime_of
 from irisgate.identity.oidc import SignInFailed
 from irisgate.identity.resolver import OidcResolver
-from irisgate.identity.sessions import COOKIE, cookie_value, token_hash
+from irisgate.identity.sessions import (
+    ATTEMPT_COOKIE,
+    COOKIE,
+    cookie_name,
+    cookie_value,
+    token_hash,
+)
 from irisgate.store import signin
 from irisgate.web.pages import template
 
 log = structlog.get_logger("irisgate.signin")
 
-ATTEMPT_COOKIE = "irisgate_signin"
 ATTEMPT_TTL = timedelta(minutes=10)
 DEFAULT_NEXT = "/ui/"
 _MAX_NEXT = 2048
@@ -74,10 +79,18 @@ def _page(
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _cookie(response: Response, request: Request, name: str, value: str, **options: object) -> None:
-    oidc = _resolver(request)
-    secure = oidc is not None and oidc.settings.base_url.startswith("https://")
-    response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, **options)  # type: ignore[arg-type]
+def _cookie(oidc: OidcResolver, response: Response, name: str, value: str, max_age: int) -> None:
+    """Set cookie `name` (HttpOnly, SameSite=Lax, Path=/; `__Host-` and Secure behind https)."""
+    secure = oidc.sessions.secure
+    response.set_cookie(
+        cookie_name(name, secure=secure),
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
 
 
 def _not_oidc() -> HTMLResponse:
@@ -115,7 +128,7 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(url, 302)
     response.headers["cache-control"] = "no-store"
     max_age = int(ATTEMPT_TTL.total_seconds())
-    _cookie(response, request, ATTEMPT_COOKIE, state, max_age=max_age, path="/auth/")
+    _cookie(oidc, response, ATTEMPT_COOKIE, state, max_age)
     return response
 
 
@@ -131,7 +144,8 @@ async def callback(request: Request) -> Response:
     state, code = params.get("state") or "", params.get("code") or ""
     if not state or not code or len(state) > _MAX_PARAM or len(code) > _MAX_PARAM:
         return _page("Sign-in failed", "The provider's answer has no code and state.", 400)
-    mine = cookie_value(request.scope["headers"], ATTEMPT_COOKIE) or ""
+    attempt_cookie = cookie_name(ATTEMPT_COOKIE, secure=oidc.sessions.secure)
+    mine = cookie_value(request.scope["headers"], attempt_cookie) or ""
     if not hmac.compare_digest(mine.encode(), state.encode()):
         return _page(
             "Sign-in failed",
@@ -152,8 +166,8 @@ async def callback(request: Request) -> Response:
     response = RedirectResponse(attempt.return_to, 303)
     response.headers["cache-control"] = "no-store"
     max_age = int(oidc.sessions.lifetime.total_seconds())
-    _cookie(response, request, COOKIE, token, max_age=max_age, path="/")
-    response.delete_cookie(ATTEMPT_COOKIE, path="/auth/")
+    _cookie(oidc, response, COOKIE, token, max_age)
+    _cookie(oidc, response, ATTEMPT_COOKIE, "", 0)
     return response
 
 
@@ -165,11 +179,11 @@ async def logout(request: Request) -> Response:
         return _page(
             "Sign out", "Sign out of irisgate in this browser?", 200, again=False, logout=True
         )
-    token = cookie_value(request.scope["headers"], COOKIE)
+    token = cookie_value(request.scope["headers"], oidc.sessions.cookie)
     if token is not None:
         await oidc.sessions.end(token)
     response = _page("Signed out", "You are signed out.", 200)
-    _cookie(response, request, COOKIE, "", max_age=0, path="/")
+    _cookie(oidc, response, COOKIE, "", 0)
     return response
 
 
