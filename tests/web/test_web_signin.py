@@ -202,6 +202,8 @@ def test_the_chat_app_answers_a_signed_in_person(
         fake_llm.reply_text = None
     whoami = page.request.get(gateway.url + "/api/whoami").json()
     assert whoami["login_name"] == "bob@example.com" and whoami["groups"] == ["llm-users"]
+    page.locator("#sign-out").click()
+    expect(page.locator("#signin-message")).to_have_text("You are signed out.")
 
 
 def test_groups_from_the_id_token_match_group_grants(
