@@ -38,7 +38,7 @@ from irisgate.gateway.relaycore import (
     watched,
 )
 from irisgate.gateway.tee import Tee
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.store.tables import HTTP_FORMAT
@@ -112,8 +112,11 @@ class HttpConnectorProxy:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
-        except IdentityRefused as exc:  # 401 for an API key that is not valid
-            await _answer(send, exc.status, f"access denied: {exc}")
+        except SignInRequired as exc:
+            await _answer(send, 401, str(exc))
+            return
+        except IdentityRefused as exc:
+            await _answer(send, exc.status, f"access denied: {exc}")  # 401: a bad key
             return
         ex = _Exchange(connector=connector_id)
         try:

@@ -38,7 +38,7 @@ from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
-from irisgate.identity import Identity, IdentityRefused, KeyRefused
+from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
@@ -130,7 +130,7 @@ class Gateway:
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
-            await self._refuse(ex, send, _refused(exc))
+            await self._refuse(ex, send, _identity_error(exc))
         except asyncio.CancelledError:
             if not drain.was_cut(record):
                 raise
@@ -521,9 +521,11 @@ async def _send_error(send: Any, op: Operation, error: GatewayError, request_id:
         log.info("client gone before the error answer", request_id=request_id)
 
 
-def _refused(exc: IdentityRefused) -> GatewayError:
-    """A caller that could not be identified: 401 for a key that is not valid (or none where
-    one is needed; OpenAI's code `invalid_api_key`), 403 otherwise."""
+def _identity_error(exc: IdentityRefused) -> GatewayError:
+    """401 for a key that is not valid (OpenAI's code `invalid_api_key`) and for a caller who
+    brought no credential (mode oidc without a session, mode keys without a key), else 403."""
     if isinstance(exc, KeyRefused):
         return GatewayError("authentication", str(exc), code="invalid_api_key")
+    if isinstance(exc, SignInRequired):
+        return GatewayError("authentication", str(exc))
     return GatewayError("permission", f"access denied: {exc}")

@@ -77,3 +77,10 @@ class KeyRefused(IdentityRefused):
     or the identity mode needs one and there is none: 401, never the network identity."""
 
     status = 401
+
+
+class SignInRequired(IdentityRefused):
+    """The caller brought no credential (no session cookie): answered 401, and a page
+    request is sent to sign in (mode oidc)."""
+
+    status = 401

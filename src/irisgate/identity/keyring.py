@@ -184,6 +184,8 @@ class KeyedResolver:
 
     def __init__(self, inner: IdentityResolver, ring: KeyRing) -> None:
         self._inner = inner
+        #: the identity mode's own resolver (the sign-in pages use mode oidc's)
+        self.inner = inner
         self.ring = ring
         self.mode = inner.mode
 
@@ -195,6 +197,9 @@ class KeyedResolver:
 
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return await self._inner.own_names(server)
+
+    async def open(self, db: Database) -> None:
+        """Nothing of its own to open: the runtime opens the mode's resolver and the ring."""
 
     async def close(self) -> None:
         """Nothing of its own to close: the app closes the mode's resolver, the runtime the
