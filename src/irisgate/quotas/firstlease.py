@@ -16,13 +16,13 @@ row is locked only while that statement runs, never across a round trip:
     SELECT … FROM took JOIN leased …
 
 Only buckets this instance holds no lease of take this way (the others are resized by the
-general sync). A new bucket's row is created full less the lease; an existing row gives the lease only if
-its balance covers it whole (the condition is checked on the row as locked, so concurrent
-takers never overdraw it). A bucket whose row cannot give the whole lease (running low, or
-owed refill that only the general sync credits) is not returned and goes through the general
-sync, as does every report with spending. The statement neither credits refill nor
-reclaims dead instances' leases: the next general sync of the bucket does both, exactly as
-it would have.
+general sync). A new bucket's row is created full less the lease; an existing row gives the
+lease only if its balance covers it whole (the condition is checked on the row as locked, so
+concurrent takers never overdraw it). A bucket whose row cannot give the whole lease
+(running low, or owed refill that only the general sync credits) is not returned and goes
+through the general sync, as does every report with spending. The statement neither
+credits refill nor reclaims dead instances' leases: the next general sync of the bucket
+does both, exactly as it would have.
 
 `wanted` carries each bucket's lease in the excluded row: the insert proposes `balance =
 capacity - want`, so `want = excluded.capacity - excluded.balance` in the conflict branch.
