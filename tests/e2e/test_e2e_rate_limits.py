@@ -8,6 +8,7 @@ requests are held in flight by the fake's stream gate, never by timing.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -191,25 +192,20 @@ def test_concurrent_requests_beyond_the_limit_wait_for_one_to_finish(
 
 def test_token_limits_count_the_recorded_tokens(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
     client = anthropic_client(gw, BOB_IP)
+
+    def counted(expected: int) -> bool:
+        return int(limits(gw, BOB_IP)["tokens:bob@example.com"]["used"]) == expected
+
     used = 0
-    for _ in range(30):
-        try:
-            answer = client.messages.create(
-                model="claude-sonnet-4-5", max_tokens=20, messages=MESSAGES
-            )
-        except anthropic.RateLimitError as exc:
-            assert 'rate limit "tokens:bob@example.com" reached' in exc.message
-            assert "60 tokens per hour" in exc.message
-            break
-        assert used < 60, "admitted although the recorded tokens had reached the limit"
+    while used < 60:  # each answer is admitted while fewer than 60 tokens are recorded
+        answer = client.messages.create(model="claude-sonnet-4-5", max_tokens=20, messages=MESSAGES)
         used += answer.usage.input_tokens + answer.usage.output_tokens
         # settled after the answer: wait until this request's tokens are counted
-        assert fake_llm.wait_for(
-            lambda: limits(gw, BOB_IP)["tokens:bob@example.com"]["used"] == used
-        )
-    else:
-        raise AssertionError("the token limit never refused")
-    assert used >= 60
+        assert fake_llm.wait_for(functools.partial(counted, used))
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=20, messages=MESSAGES)
+    assert 'rate limit "tokens:bob@example.com" reached' in refused.value.message
+    assert f"60 tokens per hour; {used} tokens used in the last hour" in refused.value.message
     entry = limits(gw, BOB_IP)["tokens:bob@example.com"]
     assert entry["used"] == used
     assert entry["reserved"] == 0
@@ -227,5 +223,6 @@ def test_the_api_lists_only_the_callers_own_limits(gw: IrisgateServer) -> None:
     }
     assert bob["conc:bob@example.com"]["per"] is None
     assert bob["conc:bob@example.com"]["description"] == "2 concurrent requests"
+    assert http_from(BOB_IP, gw.url).get("/api/rate-limits").json()["instances"] == 1
     spec = http_from(ALICE_IP, gw.url).get("/api/openapi.json").json()
     assert "/api/rate-limits" in spec["paths"]

@@ -549,7 +549,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The caller's rate limits (the `rate_limits` templates their grants list, expanded for "
         "them): name, template, kind (requests, tokens or concurrent), limit, per (second, "
         "minute, hour; null for concurrent), used now across every live instance, remaining, "
-        "and the tokens `reserved` or requests `in_flight`.",
+        "and the tokens `reserved` or requests `in_flight`; `instances`: the live irisgate "
+        "instances sharing the limits (other instances' use is as of the last sync, at most "
+        "half a second old).",
         "user",
     ),
     Endpoint(

@@ -20,8 +20,8 @@ from irisgate.config.model import Config, RateLimit
 from irisgate.identity import Identity
 from irisgate.quotas.charges import expand
 from irisgate.quotas.estimate import TypicalOutput, output_limit
-from irisgate.quotas.ratelimits import Counter, Limiter, Permit, RateRefused
-from irisgate.quotas.ratesync import RateSync, read_others, total_of
+from irisgate.quotas.ratelimits import Counter, Limiter, Permit, RateRefused, others_of
+from irisgate.quotas.ratesync import RateSync
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
@@ -131,17 +131,12 @@ class RateGate:
         """The request is done: release what it held; token limits count `tokens`."""
         self.limiter.settle(permit, tokens, time.time())
 
-    async def status(
-        self, config: Config, access: Access, identity: Identity
-    ) -> list[dict[str, Any]]:
-        """The caller's limits and their use now: this instance's own, and the other live
-        instances' as they last reported it (read from the database, off the request path)."""
-        applied = own_limits(config, access, identity)
-        names = [name for name, _, limit in applied if limit is not None]
-        seen = await read_others(self.sync.db, self.sync.instance, names)
+    def status(self, config: Config, access: Access, identity: Identity) -> dict[str, Any]:
+        """The caller's limits and their use as this instance enforces them: its own, and
+        the other live instances' as of the last sync (at most `SYNC_SECONDS` old)."""
         now = time.time()
         out: list[dict[str, Any]] = []
-        for name, template, limit in applied:
+        for name, template, limit in own_limits(config, access, identity):
             entry: dict[str, Any] = {"name": name, "template": template}
             if limit is None:
                 out.append({**entry, "error": "not defined in rate_limits; requests get 429"})
@@ -149,8 +144,10 @@ class RateGate:
             local = self.limiter.counters.get(name)
             counter = Counter(name, limit)
             if local is not None and local.limit == limit:
-                counter.own = local.own
-            counter.others = total_of(counter, seen.rows.get(name, ()), now)
+                counter = local
+            else:
+                rows = self.limiter.remote.get(name, ())
+                counter.others = others_of(counter, rows, self.limiter.remote_at)
             used = int(counter.used(now))
             entry.update(
                 kind=limit.kind,
@@ -164,4 +161,5 @@ class RateGate:
                 held = counter.own.held + counter.others.held
                 entry["in_flight" if limit.kind == "concurrent" else "reserved"] = held
             out.append(entry)
-        return sorted(out, key=lambda e: str(e["name"]))
+        out.sort(key=lambda e: str(e["name"]))
+        return {"rate_limits": out, "instances": self.limiter.instances}

@@ -15,12 +15,13 @@ the previous window's count weighted by the part of it still inside the sliding 
 Admission checks every limit that applies and then takes them all, without an `await` in
 between, so concurrent requests on one instance see each other exactly.
 
-Other instances: `Counter.others` is their use of the same limit as of the last background
-sync (`irisgate.quotas.ratesync`), added to this instance's own. A limit this instance has
-not synced yet (first seen since the last sync) admits only this instance's share of it:
-the limit divided by the live instances, so a limit new to every instance at once cannot be
-overrun many times over. Counters idle for two periods (nothing in flight) are dropped, and
-at most `MAX_COUNTERS` are kept (the least recently used idle ones go first).
+Other instances: `Limiter.remote` holds every other live instance's use of every limit as
+of the last background sync (`irisgate.quotas.ratesync`); `Counter.others` is their sum for
+one limit, added to this instance's own. A limit that no other instance reported at the
+last sync and that this instance has not synced yet admits only this instance's share of
+it (the limit divided by the live instances), so a limit new to every instance at once
+cannot be overrun many times over. Counters idle for two periods (nothing in flight) are
+dropped, and at most `MAX_COUNTERS` are kept (the least recently used idle ones go first).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Counter:
     limit: RateLimit
     own: Use = field(default_factory=Use)
     others: Use = field(default_factory=Use)  # every other instance, at the last sync
-    synced: bool = False  # `others` has been read at least once
+    synced: bool = False  # `others` is known (from a sync, or another instance's report)
     dirty: bool = True  # `own` changed since the last sync
     used_at: float = 0.0  # monotonic
 
@@ -120,6 +121,22 @@ class Counter:
         return max(1, math.ceil(wait))
 
 
+def others_of(counter: Counter, rows: Iterable[tuple[int, Use]], now: float) -> Use:
+    """The sum of other instances' rows of `counter`'s limit, seen from `now`; rows written
+    under another period (the limit was redefined) are left out."""
+    period = counter.limit.period_seconds
+    window = counter.window_of(now)
+    total = Use(window=window)
+    for row_period, use in rows:
+        if row_period != period:
+            continue
+        current, previous = use.at(window, period) if period else (0, 0)
+        total.current += current
+        total.previous += previous
+        total.held += use.held
+    return total
+
+
 @dataclass(slots=True)
 class Permit:
     """What one admitted request holds: released (and its tokens counted) by `settle`."""
@@ -146,6 +163,9 @@ class Limiter:
     def __init__(self, max_counters: int = MAX_COUNTERS) -> None:
         self.counters: dict[str, Counter] = {}
         self.instances = 1
+        #: other live instances' rows at the last sync: name -> [(period_s, use)]
+        self.remote: dict[str, list[tuple[int, Use]]] = {}
+        self.remote_at = 0.0  # wall-clock time of the last sync
         self.max_counters = max_counters
         self.unsynced = 0  # counters created since the last sync
         self.dropped: list[str] = []  # names dropped since the last sync, own rows to delete
@@ -156,7 +176,12 @@ class Limiter:
             if counter is None and len(self.counters) >= self.max_counters:
                 self.sweep(time.time(), mono, room=1)
             counter = Counter(name, limit)
-            self.unsynced += 1
+            rows = self.remote.get(name)
+            if rows is not None:
+                counter.others = others_of(counter, rows, self.remote_at)
+                counter.synced = True
+            else:
+                self.unsynced += 1
         counter.used_at = mono
         self.counters[name] = counter
         return counter

@@ -6,8 +6,9 @@ this instance has not synced yet), one short transaction:
 1. writes this instance's own use of every limit that changed (`rate_limit_use`, one row
    per limit and instance) and its heartbeat (the row named ""); deletes the rows of the
    limits this instance dropped as idle;
-2. reads the other live instances' rows (heartbeat younger than `ALIVE_SECONDS`) of every
-   limit this instance holds, and the number of live instances.
+2. reads the other live instances' rows (heartbeat younger than `ALIVE_SECONDS`), of every
+   limit, so that a limit this instance has not used yet starts with what the others use,
+   and the number of live instances.
 
 The request path never waits for it: admission adds the others' counts as of the last sync
 to this instance's own (`irisgate.quotas.ratelimits`). Tolerance: a limit can be exceeded by
@@ -35,7 +36,7 @@ import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from irisgate.quotas.ratelimits import Counter, Limiter, Use
+from irisgate.quotas.ratelimits import MAX_COUNTERS, Counter, Limiter, Use, others_of
 from irisgate.store.database import Database
 from irisgate.store.tables import conflict_insert, rate_limit_use
 
@@ -50,6 +51,8 @@ ALIVE_SECONDS = 5.0
 FORGET_SECONDS = 3 * 3600
 #: names per `IN (...)` list
 BATCH = 500
+#: other instances' rows read at most per sync (each instance writes at most MAX_COUNTERS)
+MAX_ROWS = 4 * MAX_COUNTERS
 #: the heartbeat row's name (no limit is named "": config check refuses empty names)
 HEARTBEAT = ""
 
@@ -124,7 +127,6 @@ class RateSync:
             instance=self.instance,
             rows=rows,
             dropped=dropped,
-            names=[c.name for c in counters],
             now=stamp,
         )
         try:
@@ -134,8 +136,10 @@ class RateSync:
                 counter.dirty = True
             raise
         limiter.instances = seen.instances
+        limiter.remote, limiter.remote_at = seen.rows, now
         for counter in counters:
-            _apply(counter, seen.rows.get(counter.name, ()), now)
+            counter.others = others_of(counter, seen.rows.get(counter.name, ()), now)
+            counter.synced = True
 
 
 def _row(counter: Counter, instance: str) -> dict[str, Any]:
@@ -151,27 +155,6 @@ def _row(counter: Counter, instance: str) -> dict[str, Any]:
     }
 
 
-def _apply(counter: Counter, rows: Any, now: float) -> None:
-    """Set `counter.others` to the sum of the other instances' rows, seen from now."""
-    counter.others = total_of(counter, rows, now)
-    counter.synced = True
-
-
-def total_of(counter: Counter, rows: Any, now: float) -> Use:
-    """The sum of other instances' rows of `counter`'s limit, seen from `now`."""
-    period = counter.limit.period_seconds
-    window = counter.window_of(now)
-    total = Use(window=window)
-    for row_period, use in rows:
-        if row_period != period:  # written under another definition of the limit
-            continue
-        current, previous = use.at(window, period) if period else (0, 0)
-        total.current += current
-        total.previous += previous
-        total.held += use.held
-    return total
-
-
 def _sync(
     conn: Connection,
     *,
@@ -179,7 +162,6 @@ def _sync(
     instance: str,
     rows: list[dict[str, Any]],
     dropped: list[str],
-    names: list[str],
     now: datetime,
 ) -> Seen:
     table = rate_limit_use
@@ -207,47 +189,35 @@ def _sync(
                 table.c.instance == instance, table.c.name.in_(dropped[start : start + BATCH])
             )
         )
-    seen = _read(conn, instance=instance, names=names, now=now)
+    seen = _read(conn, instance=instance, now=now)
     if int(now.timestamp()) % 60 == 0:  # about once a minute: rows nobody writes any more
         forget = now - timedelta(seconds=FORGET_SECONDS)
         conn.execute(delete(table).where(table.c.updated_at < forget))
     return seen
 
 
-def _read(conn: Connection, *, instance: str, names: list[str], now: datetime) -> Seen:
-    """The rows of `names` of every live instance but `instance`."""
+def _read(conn: Connection, *, instance: str, now: datetime) -> Seen:
+    """Every row of every live instance but `instance` (at most `MAX_ROWS`)."""
     table = rate_limit_use
     alive_since = now - timedelta(seconds=ALIVE_SECONDS)
-    live = {
-        other
-        for (other,) in conn.execute(
-            select(table.c.instance).where(
-                table.c.name == HEARTBEAT,
-                table.c.updated_at >= alive_since,
-                table.c.instance != instance,
-            )
-        )
-    }
+    live = select(table.c.instance).where(
+        table.c.name == HEARTBEAT, table.c.updated_at >= alive_since
+    )
+    instances = {other for (other,) in conn.execute(live) if other != instance}
     seen: dict[str, list[tuple[int, Use]]] = {}
-    if live:
+    if instances:
         columns = (table.c.instance, table.c.name, table.c.period_s, table.c.window_start)
         counts = (table.c.current, table.c.previous, table.c.held)
-        for start in range(0, len(names), BATCH):
-            query = select(*columns, *counts).where(
-                table.c.name.in_(names[start : start + BATCH]), table.c.instance != instance
-            )
-            for other, name, period, window, current, previous, held in conn.execute(query):
-                if other in live:
-                    use = Use(int(window), int(current), int(previous), int(held))
-                    seen.setdefault(name, []).append((int(period), use))
-    return Seen(seen, len(live) + 1)
-
-
-async def read_others(db: Database, instance: str, names: list[str]) -> Seen:
-    """What the other live instances use of `names` now (for the API, off the request path)."""
-    now = datetime.now(UTC)
-    async with db.connect() as conn:
-        return await conn.run_sync(partial(_read, instance=instance, names=names, now=now))
+        query = (
+            select(*columns, *counts)
+            .where(table.c.instance != instance, table.c.name != HEARTBEAT)
+            .limit(MAX_ROWS)
+        )
+        for other, name, period, window, current, previous, held in conn.execute(query):
+            if other in instances:
+                use = Use(int(window), int(current), int(previous), int(held))
+                seen.setdefault(name, []).append((int(period), use))
+    return Seen(seen, len(instances) + 1)
 
 
 async def _in_transaction(db: Database, fn: Callable[[Connection], _T]) -> _T:
