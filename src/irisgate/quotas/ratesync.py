@@ -73,6 +73,7 @@ class RateSync:
         self.instance = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failing = False  # the last round failed (logged once)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -105,8 +106,14 @@ class RateSync:
             try:
                 await self.sync_once()
             except Exception as exc:  # the database is away: limits go on, per instance
-                log.warning("rate limits not synced", error=str(exc))
+                if not self._failing:  # once per outage, not twice a second
+                    log.warning("rate limits not synced; retrying", error=str(exc))
+                self._failing = True
                 await asyncio.sleep(SYNC_SECONDS)
+            else:
+                if self._failing:
+                    log.info("rate limits synced again")
+                self._failing = False
 
     async def sync_once(self) -> None:
         """One round (see module doc)."""
@@ -131,9 +138,10 @@ class RateSync:
         )
         try:
             seen = await _in_transaction(self.db, work)
-        except BaseException:
+        except BaseException:  # all of it again next round
             for counter in written:
                 counter.dirty = True
+            limiter.dropped = [*dropped, *limiter.dropped][: limiter.max_counters]
             raise
         limiter.instances = seen.instances
         limiter.remote, limiter.remote_at = seen.rows, now
