@@ -1,6 +1,6 @@
 """Rate limits through one real irisgate: requests per period under concurrency, requests in
-flight, tokens per period, the 429 in the OpenAI, Anthropic and Gemini envelopes (with
-`Retry-After`, naming the limit), one limit per caller, and `GET /api/rate-limits`.
+flight, tokens per period, the 429 in the OpenAI, Anthropic, Gemini and Bedrock envelopes
+(with `Retry-After`, naming the limit), one limit per caller, and `GET /api/rate-limits`.
 
 Limits are per hour so that no test can straddle a window and see the previous one fade;
 requests are held in flight by the fake's stream gate, never by timing.
@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
+import botocore.exceptions
 import httpx2
 import openai
 import pytest
+from cloud_setup import BEDROCK_HAIKU, bedrock_client, cloud_config
 from conftest import (
     ALICE_IP,
     BOB_IP,
@@ -157,6 +159,27 @@ def test_gemini_callers_get_resource_exhausted(gw: IrisgateServer) -> None:
     assert error.status == "RESOURCE_EXHAUSTED"
     assert 'rate limit "gemini:alice@example.com" reached' in str(error.message)
     assert int(error.response.headers["retry-after"]) >= 1
+
+
+def test_bedrock_callers_get_a_throttling_exception(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = json.loads(cloud_config(fake_llm.base_url, "{}", "{}"))
+    config["rate_limits"] = {"bedrock:<user>": {"requests": 1, "per": "hour"}}
+    capabilities = config["grants"][0]["app"]["tailscale.com/cap/aperture"]
+    capabilities.append({"models": "bedrock/**", "rate_limits": ["bedrock:<user>"]})
+    data_dir = tmp_path_factory.mktemp("rate-limits-bedrock")
+    with IrisgateServer(json.dumps(config), data_dir=data_dir, identity="dev") as server:
+        client = bedrock_client(server)
+        converse = [{"role": "user", "content": [{"text": "hello"}]}]
+        assert client.converse(modelId=BEDROCK_HAIKU, messages=converse)["output"]
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            client.converse(modelId=BEDROCK_HAIKU, messages=converse)
+    error = refused.value.response
+    assert error["Error"]["Code"] == "ThrottlingException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert 'rate limit "bedrock:dev@localhost" reached' in error["Error"]["Message"]
+    assert int(error["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) >= 1
 
 
 def test_concurrent_requests_beyond_the_limit_wait_for_one_to_finish(

@@ -21,7 +21,8 @@ one limit, added to this instance's own. A limit that no other instance reported
 last sync and that this instance has not synced yet admits only this instance's share of
 it (the limit divided by the live instances), so a limit new to every instance at once
 cannot be overrun many times over. Counters idle for two periods (nothing in flight) are
-dropped, and at most `MAX_COUNTERS` are kept (the least recently used idle ones go first).
+dropped, and at most `MAX_COUNTERS` are kept: past that, a new counter replaces the least
+recently used one with nothing held (its count is forgotten here).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 from irisgate.config.model import RateLimit
 
-#: counters kept at most (idle ones beyond this are dropped, least recently used first)
+#: counters kept at most (beyond, the least recently used with nothing held are dropped)
 MAX_COUNTERS = 50_000
 #: a concurrency counter with nothing in flight is dropped after this long unused
 IDLE_SECONDS = 60.0
