@@ -113,6 +113,7 @@ def test_what_one_instance_admitted_is_refused_on_the_other(
     # a limit new to every instance admits this instance's share until its first sync, and
     # never more than the limit on one instance
     assert LIMIT // 2 <= admitted_a <= LIMIT
+    # `used` is rounded: A's requests still count whole if the hour turned meanwhile
     assert fake_llm.wait_for(lambda: _use(b, "rph:alice@example.com") == admitted_a)
     on_b = asyncio.run(_burst(b.url, BURST))
     assert on_b.count(200) == LIMIT - admitted_a, "B admits only what A left"

@@ -148,7 +148,7 @@ class RateGate:
             else:
                 rows = self.limiter.remote.get(name, ())
                 counter.others = others_of(counter, rows, self.limiter.remote_at)
-            used = int(counter.used(now))
+            used = round(counter.used(now))
             entry.update(
                 kind=limit.kind,
                 limit=limit.limit,

@@ -173,7 +173,7 @@ class Limiter:
 
     def counter(self, name: str, limit: RateLimit, mono: float) -> Counter:
         counter = self.counters.pop(name, None)  # re-inserted last: least recently used first
-        if counter is None or counter.limit != limit:
+        if counter is None or (counter.limit is not limit and counter.limit != limit):
             if counter is None and len(self.counters) >= self.max_counters:
                 self.sweep(time.time(), mono, room=1)
             counter = Counter(name, limit)
@@ -221,7 +221,7 @@ class Limiter:
         if limit.kind == "concurrent":
             what = f"{limit.limit} requests are already in flight"
         else:
-            what = f"{math.floor(used)} {limit.kind} used in the last {limit.per}"
+            what = f"{round(used)} {limit.kind} used in the last {limit.per}"
         raise RateRefused(
             f'rate limit "{counter.name}" reached ({limit.describe()}; {what}); retry in {wait} s',
             wait,
