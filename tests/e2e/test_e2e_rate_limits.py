@@ -39,6 +39,7 @@ from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
+POLICY_IP = "127.0.2.1"  # erin: grants from the tailnet policy file (CapMap) only
 RATE_LIMITS = {
     "rph:<user>": {"requests": 5, "per": "hour"},
     "claude:<user>": {"requests": 2, "per": "hour"},
@@ -233,6 +234,27 @@ def test_token_limits_count_the_recorded_tokens(gw: IrisgateServer, fake_llm: Fa
     assert entry["used"] == used
     assert entry["reserved"] == 0
     assert entry["kind"] == "tokens"
+
+
+def test_a_policy_grant_naming_an_undefined_limit_fails_closed(
+    gw: IrisgateServer, localapi: FakeLocalAPI, fake_llm: FakeLLM
+) -> None:
+    capabilities = [{"role": "user", "models": "openai/**", "rate_limits": ["nope:<user>"]}]
+    localapi.add_user(
+        POLICY_IP, "erin@example.com", "Erin", capmap={"tailscale.com/cap/aperture": capabilities}
+    )
+    try:
+        with pytest.raises(openai.RateLimitError) as refused:
+            openai_client(gw, POLICY_IP).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+        assert 'rate limit "nope:<user>" is not defined in rate_limits' in refused.value.message
+        assert not fake_llm.requests
+        entry = limits(gw, POLICY_IP)["nope:erin@example.com"]
+        assert entry["template"] == "nope:<user>"
+        assert "not defined" in entry["error"]
+    finally:
+        localapi.remove(POLICY_IP)
 
 
 def test_the_api_lists_only_the_callers_own_limits(gw: IrisgateServer) -> None:
