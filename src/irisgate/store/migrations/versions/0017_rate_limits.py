@@ -6,7 +6,7 @@ a limit holds across instances without a database round trip on the request path
 named "" is an instance's heartbeat: rows of an instance whose heartbeat is old are ignored.
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision: str | None = "0012"
+down_revision: str | None = "0015"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
