@@ -43,10 +43,13 @@ TABLES = {
     "quota_leases",
     "quota_changes",
     "quota_journal",
+    "rate_limit_use",
     "export_state",
     "chat_conversations",
     "chat_messages",
     "responses",
+    "signin_sessions",
+    "signin_attempts",
     "alembic_version",
 }
 

@@ -6,7 +6,7 @@ into their key's shard 0. These indexes hold only the rows not folded yet, so fi
 costs as little as there are, however large the tables grow.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0017"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
