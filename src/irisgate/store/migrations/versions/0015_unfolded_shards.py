@@ -5,8 +5,8 @@ any more (`usage_daily` and `usage_agent_daily` of past days, `sessions` quiet f
 into their key's shard 0. These indexes hold only the rows not folded yet, so finding them
 costs as little as there are, however large the tables grow.
 
-Revision ID: 0014
-Revises: 0017
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision: str | None = "0017"
+revision = "0015"
+down_revision: str | None = "0014"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 

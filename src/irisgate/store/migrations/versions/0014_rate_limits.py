@@ -5,8 +5,8 @@ its own counts here in the background (`irisgate.quotas.ratesync`); the others r
 a limit holds across instances without a database round trip on the request path. The row
 named "" is an instance's heartbeat: rows of an instance whose heartbeat is old are ignored.
 
-Revision ID: 0017
-Revises: 0015
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision: str | None = "0015"
+revision = "0014"
+down_revision: str | None = "0013"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
