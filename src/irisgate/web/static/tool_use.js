@@ -34,7 +34,7 @@ export function toolUsePage() {
       el("td", { class: "num", text: num(t.users) }))) :
       [el("tr", {}, el("td", { colspan: 7, class: "empty", text: "No tool calls in this range." }))]));
     sessionsBody.replaceChildren(...(data.sessions.length ? data.sessions.map((s) => el("tr", { "data-session": s.session_id },
-      el("td", {}, el("code", { text: s.session_id })), el("td", { text: s.login_name }),
+      el("td", {}, el("a", { href: `?session=${encodeURIComponent(s.session_id)}`, text: s.session_id })), el("td", { text: s.login_name }),
       el("td", {}, el("time", { datetime: s.last_at, text: short(s.last_at) })),
       el("td", { class: "num", text: num(s.mcp) }), el("td", { class: "num", text: num(s.http) }),
       el("td", { class: "num", text: num(s.model) }), el("td", { class: "num calls", text: num(s.calls) }))) :
