@@ -166,16 +166,14 @@ def filters(request: Request, caller: Caller | None = None) -> Filters:
         if value is not None and len(value) > MAX_FILTER:
             raise ApiError(400, f"'{name}' may be at most {MAX_FILTER} characters")
         names[name] = value or None
-    raw_status = query_value(request, "status") or None
+    raw_status = query_value(request, "status")  # given empty is a mistake too
     status = Status.parse(raw_status) if raw_status is not None else None
     if raw_status is not None and status is None:
         raise ApiError(
             400,
             f"'status' must be a code such as 429 or a class such as 5xx; got {raw_status!r}",
         )
-    header, value = names["header"], query_value(request, "header_value")
-    if header is None and value is not None:
-        raise ApiError(400, "'header_value' needs 'header'")
+    header, value = names["header"], names["header_value"]  # a value alone filters nothing
     if header is not None:
         header = header.lower()
         allowed = {h.name: h for h in filterable_for(request, caller)}

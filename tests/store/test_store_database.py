@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import warnings
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from irisgate.store import configs, queries, reports
+from irisgate.store import configs, queries, reports, tool_use
 from irisgate.store.database import (
     SCHEMA_HEAD,
     Database,
@@ -205,6 +205,71 @@ async def test_rollups_written_before_shards_read_the_same_after_the_migration(
         async with db.connect() as conn:
             shards = (await conn.execute(text("SELECT shard FROM usage_daily"))).scalars()
             assert list(shards) == [0]
+    finally:
+        await db.close()
+
+
+async def test_requests_recorded_before_0018_fill_the_tool_use_and_facet_rollups(
+    db_url: str,
+) -> None:
+    old = await open_database(db_url, migrate=False)
+    rows = [
+        # request id, started, login, api format, provider, model, status, tool calls, agent
+        ("r1", "2025-03-01 09:00:00", "alice", "openai_chat", "openai", "gpt-4o", 200, 2, "claude-cli/2.0.1 (cli)"),
+        ("r2", "2025-03-01 09:05:00", "alice", "openai_chat", "openai", "gpt-4o", 429, 0, "claude-cli/2.0.2"),
+        ("r3", "2025-03-01 09:06:00", "alice", "mcp", "docs", "echo", 200, 0, ""),
+        ("r4", "2025-03-01 09:07:00", "alice", "mcp", "docs", "echo", 502, 0, ""),
+        ("r5", "2025-03-02 10:00:00", "bob", "http_connector", "site", "", 200, 0, "curl/8.5.0"),
+    ]  # fmt: skip
+    try:
+        await _migrate_with_alembic(old, "0012")
+        async with old._write_engine.begin() as conn:
+            for rid, at, login, fmt, provider, model, status, tools, agent in rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO requests (request_id, started_at, login_name, api_format,"
+                        " provider, model, status, tool_calls, user_agent, session_id,"
+                        " input_tokens, output_tokens, total_tokens, cost_nanodollars)"
+                        " VALUES (:rid, :at, :login, :fmt, :provider, :model, :status, :tools,"
+                        " :agent, 's1', 10, 5, 15, 100)"
+                    ),
+                    {
+                        "rid": rid,
+                        "at": datetime.fromisoformat(at + "+00:00"),
+                        "login": login,
+                        "fmt": fmt,
+                        "provider": provider,
+                        "model": model,
+                        "status": status,
+                        "tools": tools,
+                        "agent": agent,
+                    },
+                )
+    finally:
+        await old.close()
+    db = await open_database(db_url)
+    try:
+        report = await tool_use.tool_use(
+            db, since=date(2025, 3, 1), until=date(2025, 3, 3), login_name=None, model=None,
+            tool=None,
+        )  # fmt: skip
+        assert report["totals"] == {"mcp": 2, "http": 1, "model": 2, "calls": 5}
+        tools = {(t["kind"], t["connector"], t["tool"], t["model"]): t for t in report["tools"]}
+        assert tools["mcp", "docs", "echo", ""]["errors"] == 1
+        assert tools["model", "", "", "gpt-4o"]["calls"] == 2
+        assert [(s["session_id"], s["calls"]) for s in report["sessions"]] == [
+            ("s1", 4),
+            ("s1", 1),
+        ]
+        march = (date(2025, 3, 1), date(2025, 3, 3))
+        cli = await reports.totals(db, reports.Filters(*march, agent="claude-cli"))
+        assert (cli["requests"], cli["total_tokens"]) == (2, 30)
+        refused = await reports.totals(db, reports.Filters(*march, status=reports.Status(429, 429)))
+        assert (refused["requests"], refused["error_requests"]) == (1, 1)
+        everything = await reports.totals(
+            db, reports.Filters(*march, status=reports.Status(100, 599))
+        )
+        assert everything["requests"] == 2  # connector calls are not usage
     finally:
         await db.close()
 

@@ -156,8 +156,9 @@ def test_csv_has_the_current_filters(gateway: IrisgateServer) -> None:
     rows = list(csv.DictReader(io.StringIO(resp.text)))
     got = sorted((r["login_name"], r["model"], int(r["requests"])) for r in rows)
     assert got == [(USER, "claude-haiku-4-5", 2), (CAROL, "gpt-4o-mini", 1)]
-    everything = list(csv.DictReader(io.StringIO(api(gateway, ADMIN).get(
-        "/api/usage/export.csv").text)))
+    everything = list(
+        csv.DictReader(io.StringIO(api(gateway, ADMIN).get("/api/usage/export.csv").text))
+    )
     assert sum(int(r["requests"]) for r in everything) == 9
 
 
@@ -194,9 +195,7 @@ def test_user_activity_groups(gateway: IrisgateServer) -> None:
             assert len(periods) == 14
         if group == "week":  # from the Monday of each week, clipped to the range
             assert periods[0]["start"] == since
-            assert all(
-                datetime.fromisoformat(p["start"]).weekday() == 0 for p in periods[1:]
-            )
+            assert all(datetime.fromisoformat(p["start"]).weekday() == 0 for p in periods[1:])
     bad = client.get("/api/usage/active-users", params={"group": "year"})
     assert bad.status_code == 400
 

@@ -358,6 +358,9 @@ tool_use_daily = Table(
     Column("last_at", UTCDateTime, nullable=False),
     _shard(),
     PrimaryKeyConstraint(*TOOL_KEY_COLUMNS, ROLLUP_SHARD, name="pk_tool_use_daily"),
+    # SQLite: rows stored in key order, so a range of days is one sequential read (a rowid
+    # table would look up every row the key's index finds: about three times slower)
+    sqlite_with_rowid=False,
 )
 
 #: The key of `usage_facets_daily` (its sums are `ROLLUP_SUM_COLUMNS`). `header` and `value`
@@ -390,6 +393,7 @@ usage_facets_daily = Table(
     *(_count(name) for name in ROLLUP_SUM_COLUMNS),
     _shard(),
     PrimaryKeyConstraint(*FACET_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_facets_daily"),
+    sqlite_with_rowid=False,  # as tool_use_daily
 )
 Index(
     "ix_usage_facets_daily_header_value_day",

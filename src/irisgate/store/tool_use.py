@@ -106,14 +106,21 @@ async def _sessions(conn: Any, where: list[ColumnElement[bool]]) -> tuple[list[A
             func.max(_T.last_at).label("last_at"),
             *(_sum(case((_T.kind == kind, _T.calls), else_=0)).label(kind) for kind in KINDS),
             calls.label("calls"),
+            func.count().over().label("sessions_total"),  # the groups, before the limit
         )
         .where(*where, _T.session_id != "")
         .group_by(*keys)
+        .order_by(calls.desc(), _T.session_id)
+        .limit(MAX_SESSIONS)
     )
-    top = query.order_by(calls.desc(), _T.session_id).limit(MAX_SESSIONS)
-    count = select(func.count()).select_from(query.subquery())
+    found = (await conn.execute(query)).mappings().all()
+    total = int(found[0]["sessions_total"]) if found else 0
     rows = [
-        {**row, "first_at": iso_utc(row["first_at"]), "last_at": iso_utc(row["last_at"])}
-        for row in (await conn.execute(top)).mappings().all()
+        {
+            **{k: v for k, v in row.items() if k != "sessions_total"},
+            "first_at": iso_utc(row["first_at"]),
+            "last_at": iso_utc(row["last_at"]),
+        }
+        for row in found
     ]
-    return rows, int((await conn.execute(count)).scalar_one())
+    return rows, total

@@ -84,7 +84,7 @@ export function lineChart(container, days, series, format = (v) => v, { integer 
 // Stacked bars over days: days as YYYY-MM-DD, series as [{label, values}] stacked bottom to
 // top in the given order. Each bar is drawn at its cumulative height, tallest first, so the
 // lower segments paint over it; the legend and the cursor show each series' own value.
-export function stackedBars(container, days, series, format = (v) => v) {
+export function stackedBars(container, days, series, format = (v) => v, { integer = false } = {}) {
   const render = () => draw(container, (width) => {
     if (!days.length || !series.length) return null;
     const c = colors();
@@ -102,7 +102,8 @@ export function stackedBars(container, days, series, format = (v) => v) {
       width, height: 280, legend: { show: true },
       scales: { y: fromZero, x: { time: true, range: (u, min, max) => [min - half, max + half] } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70 }],
+      axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70,
+        ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 1e5, 1e6] } : {}) }],
       series: [{}, ...order.map((i) => {
         const color = palette[i % palette.length];
         return {

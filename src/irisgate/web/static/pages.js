@@ -433,7 +433,7 @@ export function userActivityPage() {
     ], num, { integer: true });
     setText("group-title", GROUP_LABEL[data.group]);
     const periods = data.periods.some((p) => p.users > 0) ? data.periods : [];
-    stackedBars(grouped, periods.map((p) => p.start), [{ label: GROUP_LABEL[data.group], values: periods.map((p) => p.users) }], num);
+    stackedBars(grouped, periods.map((p) => p.start), [{ label: GROUP_LABEL[data.group], values: periods.map((p) => p.users) }], num, { integer: true });
     const body = document.querySelector("#periods-table tbody");
     body.replaceChildren(...data.periods.map((p) => el("tr", { "data-start": p.start },
       el("td", { text: p.start }), el("td", { class: "num", text: num(p.users) }))));

@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         _shard(),
         sa.PrimaryKeyConstraint(*_TOOL_KEY, "shard", name="pk_tool_use_daily"),
+        sqlite_with_rowid=False,
     )
     facets = op.create_table(
         "usage_facets_daily",
@@ -96,6 +97,7 @@ def upgrade() -> None:
         *(_count(name) for name in _SUMS),
         _shard(),
         sa.PrimaryKeyConstraint(*_FACET_KEY, "shard", name="pk_usage_facets_daily"),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_usage_facets_daily_header_value_day",
