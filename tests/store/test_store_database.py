@@ -49,6 +49,8 @@ TABLES = {
     "responses",
     "tool_use_daily",
     "usage_facets_daily",
+    "signin_sessions",
+    "signin_attempts",
     "alembic_version",
 }
 
@@ -215,11 +217,11 @@ async def test_requests_recorded_before_0018_fill_the_tool_use_and_facet_rollups
     old = await open_database(db_url, migrate=False)
     rows = [
         # request id, started, login, api format, provider, model, status, tool calls, agent
-        ("r1", "2025-03-01 09:00:00", "alice", "openai_chat", "openai", "gpt-4o", 200, 2, "claude-cli/2.0.1 (cli)"),
-        ("r2", "2025-03-01 09:05:00", "alice", "openai_chat", "openai", "gpt-4o", 429, 0, "claude-cli/2.0.2"),
-        ("r3", "2025-03-01 09:06:00", "alice", "mcp", "docs", "echo", 200, 0, ""),
-        ("r4", "2025-03-01 09:07:00", "alice", "mcp", "docs", "echo", 502, 0, ""),
-        ("r5", "2025-03-02 10:00:00", "bob", "http_connector", "site", "", 200, 0, "curl/8.5.0"),
+        ("r1", "2025-03-01 09:00", "alice", "chat", "openai", "gpt-4o", 200, 2, "claude-cli/2"),
+        ("r2", "2025-03-01 09:05", "alice", "chat", "openai", "gpt-4o", 429, 0, "claude-cli/3"),
+        ("r3", "2025-03-01 09:06", "alice", "mcp", "docs", "echo", 200, 0, ""),
+        ("r4", "2025-03-01 09:07", "alice", "mcp", "docs", "echo", 502, 0, ""),
+        ("r5", "2025-03-02 10:00", "bob", "http_connector", "site", "", 200, 0, "curl/8.5.0"),
     ]  # fmt: skip
     try:
         await _migrate_with_alembic(old, "0012")
