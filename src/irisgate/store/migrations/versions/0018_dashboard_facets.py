@@ -12,6 +12,7 @@ Revises: 0015
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -161,26 +162,29 @@ def _fill_tools(bind: sa.Connection, table: sa.Table) -> None:
         )
         .where(sa.or_(r.c.tool_calls > 0, r.c.api_format.in_(("mcp", "http_connector"))))
         .group_by(*keys, r.c.model)
+        .order_by(day)
     )
-    rows = []
-    for row in bind.execute(query):
-        kind = {"mcp": "mcp", "http_connector": "http"}.get(row.api_format, "model")
-        rows.append(
-            {
-                "day": _as_date(row.day),
-                "login_name": row.login_name,
-                "session_id": row.session_id,
-                "kind": kind,
-                "connector": row.provider if kind != "model" else "",
-                "tool": row.model if kind == "mcp" else "",
-                "model": row.model if kind == "model" else "",
-                "calls": int(row.calls),
-                "errors": int(row.errors) if kind != "model" else 0,
-                "first_at": row.first_at,
-                "last_at": row.last_at,
-            }
-        )
-    _insert(bind, table, _merge(rows, _TOOL_KEY, ("calls", "errors")))
+
+    def tool_rows() -> Iterator[dict[str, Any]]:
+        for row in bind.execute(query.execution_options(yield_per=_BATCH)):
+            kind = {"mcp": "mcp", "http_connector": "http"}.get(row.api_format, "model")
+            yield (
+                {
+                    "day": _as_date(row.day),
+                    "login_name": row.login_name,
+                    "session_id": row.session_id,
+                    "kind": kind,
+                    "connector": row.provider if kind != "model" else "",
+                    "tool": row.model if kind == "mcp" else "",
+                    "model": row.model if kind == "model" else "",
+                    "calls": int(row.calls),
+                    "errors": int(row.errors) if kind != "model" else 0,
+                    "first_at": row.first_at,
+                    "last_at": row.last_at,
+                }
+            )
+
+    _fill(bind, table, tool_rows(), _TOOL_KEY, ("calls", "errors"))
 
 
 def _fill_facets(bind: sa.Connection, table: sa.Table) -> None:
@@ -222,24 +226,46 @@ def _fill_facets(bind: sa.Connection, table: sa.Table) -> None:
         )
         .where(r.c.api_format.not_in(("mcp", "http_connector")))
         .group_by(*keys)
+        .order_by(day)
     )
-    rows = []
-    for row in bind.execute(query):
-        values = row._mapping
-        rows.append(
-            {
-                "day": _as_date(values["day"]),
-                "login_name": values["login_name"],
-                "model": values["model"],
-                "provider": values["provider"],
-                "agent": _agent_name(values["user_agent"]),
-                "status": values["status"],
-                "header": "",
-                "value": "",
-                **{name: int(values[name] or 0) for name in _SUMS},
-            }
-        )
-    _insert(bind, table, _merge(rows, _FACET_KEY, _SUMS))
+
+    def facet_rows() -> Iterator[dict[str, Any]]:
+        for row in bind.execute(query.execution_options(yield_per=_BATCH)):
+            values = row._mapping
+            yield (
+                {
+                    "day": _as_date(values["day"]),
+                    "login_name": values["login_name"],
+                    "model": values["model"],
+                    "provider": values["provider"],
+                    "agent": _agent_name(values["user_agent"]),
+                    "status": values["status"],
+                    "header": "",
+                    "value": "",
+                    **{name: int(values[name] or 0) for name in _SUMS},
+                }
+            )
+
+    _fill(bind, table, facet_rows(), _FACET_KEY, _SUMS)
+
+
+def _fill(
+    bind: sa.Connection,
+    table: sa.Table,
+    rows: Iterator[dict[str, Any]],
+    key: tuple[str, ...],
+    sums: tuple[str, ...],
+) -> None:
+    """Insert `rows` (in day order) merged per key, one day at a time: memory holds one
+    day's groups, whatever the size of `requests`."""
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        if batch and row["day"] != batch[-1]["day"]:
+            _insert(bind, table, _merge(batch, key, sums))
+            batch = []
+        batch.append(row)
+    if batch:
+        _insert(bind, table, _merge(batch, key, sums))
 
 
 def _merge(
