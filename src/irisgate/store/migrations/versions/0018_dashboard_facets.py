@@ -7,7 +7,7 @@ the pages show the past too; indexed header values start with the requests recor
 the upgrade (they were never stored before).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
