@@ -14,6 +14,7 @@ import {
   sessionsPage,
   usagePage,
   userActivityPage,
+  userPicker,
 } from "/ui/static/pages.js";
 import { addQuotaTooltips, myQuotas, quotasPage } from "/ui/static/quotas.js";
 import { settingsPage } from "/ui/static/settings.js";
@@ -30,8 +31,9 @@ const starts = {
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
   connectorEditor: () => connectorEditor(),
-  dashboard: (subject, own) => {
+  dashboard: (subject, own, admin) => {
     dashboardPage(subject);
+    if (admin) userPicker();
     if (own) myQuotas();
   },
   models: async () => {
@@ -42,7 +44,7 @@ const starts = {
   sessions: () => sessionsPage(),
   settings: (login) => settingsPage(login),
   toolUse: () => toolUsePage(),
-  usage: (isAdmin) => usagePage(isAdmin),
+  usage: async (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
 };
 
