@@ -148,7 +148,7 @@ def test_new_members_follow_the_objects_style() -> None:
     assert '"a": {"x": 1, "y": 2},' in out  # inline object grows inline
     assert "\t\t1,\n\t\t2\n" in out  # tab indentation kept
     assert "// last" in out
-    assert '\t"c": {\n\t\t"d": [\n\t\t\t{\n\t\t\t\t"e": true\n' in out
+    assert '\t"c": {\n\t\t"d": [\n\t\t\t{"e": true}\n\t\t]\n\t}\n' in out
 
 
 def test_removing_the_last_member_takes_its_comma() -> None:

@@ -11,6 +11,7 @@ value the text holds with the new one and rewrites only the tokens that differ:
   the file's order;
 * lists are matched item by item (`difflib` over the items' canonical JSON), so removing the
   second of five grants removes that grant's text, and the other four keep their comments;
+  an item that changed is changed in place;
 * anything else (a list that became an object, say) is written as JSON at its indentation.
 
 Every change is applied to the text and the text parsed again before the next one, so each
@@ -102,14 +103,15 @@ def _diff_list(path: KeyPath, old: list[Any], new: list[Any]) -> Iterator[_Op]:
     for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
         if tag == "equal":
             continue
-        if tag == "replace" and i2 - i1 == j2 - j1:
-            for offset in reversed(range(i2 - i1)):
-                yield from _diff((*path, i1 + offset), old[i1 + offset], new[j1 + offset])
-            continue
-        for index in reversed(range(i1, i2)):
+        # items replaced by as many are changed in place (their comments stay); the rest of
+        # the old ones are removed, the rest of the new ones inserted after them
+        paired = min(i2 - i1, j2 - j1)
+        for index in reversed(range(i1 + paired, i2)):
             yield _Op("delete", (*path, index))
-        for item in reversed(new[j1:j2]):
-            yield _Op("insert", path, item, i1)
+        for item in reversed(new[j1 + paired : j2]):
+            yield _Op("insert", path, item, i1 + paired)
+        for offset in reversed(range(paired)):
+            yield from _diff((*path, i1 + offset), old[i1 + offset], new[j1 + offset])
 
 
 def _canonical(value: Any) -> str:
@@ -192,10 +194,9 @@ class _Editor:
         flat = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
         if inline or not isinstance(value, dict | list) or not value:
             return flat
-        if isinstance(value, list) and len(flat) <= 80 and not any(
-            isinstance(item, dict | list) for item in value
-        ):
-            return flat  # a short list of names stays on its line: `"models": ["a", "b"]`
+        items = value.values() if isinstance(value, dict) else value
+        if len(flat) <= 72 and not any(isinstance(item, dict | list) for item in items):
+            return flat  # short and flat stays on its line: `"models": ["a", "b"]`
         inner = indent + self.unit
         if isinstance(value, list):
             items = [self.dumps(item, inner, inline=False) for item in value]

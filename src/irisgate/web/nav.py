@@ -22,6 +22,14 @@ class Page:
     chat: bool = False
 
 
+    @property
+    def href(self) -> str:
+        """The sidebar's link: admin pages at Aperture's `/admin/…` (`path` works too)."""
+        if self.path.startswith("/ui/admin/"):
+            return "/admin/" + self.path.removeprefix("/ui/admin/")
+        return self.path
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     title: str

@@ -19,6 +19,14 @@ from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
 from irisgate.chat import access as chat_access
+from irisgate.config.model import (
+    AUTHORIZATION_STYLES,
+    COMPATIBILITY_FLAGS,
+    COST_BASES,
+    EXPORT_FORMATS,
+    PURGE_CATEGORIES,
+)
+from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
 from irisgate.web import setup
 from irisgate.web.nav import PAGES, Group, visible
@@ -142,6 +150,39 @@ async def agent_config(request: Request) -> Response:
     return await _page(request, "agent_config", guide=guide)
 
 
+#: Settings' tabs: (route segment, title); `/admin/settings/config` is Aperture's name of
+#: the raw editor.
+SETTINGS_TABS: tuple[tuple[str, str], ...] = (
+    ("providers", "Providers"),
+    ("grants", "Grants"),
+    ("quotas", "Quotas"),
+    ("hooks", "Hooks"),
+    ("database", "Database"),
+    ("exporters", "Exporters"),
+    ("raw", "Raw config"),
+    ("history", "History"),
+)
+_TAB_ALIASES = {"config": "raw"}
+#: The choices the visual editors offer, from the config schema itself.
+EDITOR_OPTIONS = {
+    "formats": list(COMPATIBILITY_FLAGS),
+    "authorization": list(AUTHORIZATION_STYLES),
+    "auth_modes": [mode for mode in AUTH_MODES if mode],
+    "cost_bases": list(COST_BASES),
+    "purge": list(PURGE_CATEGORIES),
+    "export_formats": list(EXPORT_FORMATS),
+}
+
+
+async def settings(request: Request) -> Response:
+    """Settings, opened at one tab: `/ui/admin/settings/<tab>` or `/admin/settings/<tab>`."""
+    wanted = request.path_params.get("tab", "providers")
+    tab = _TAB_ALIASES.get(wanted, wanted)
+    if tab not in dict(SETTINGS_TABS):
+        return await not_found(request)
+    return await _page(request, "settings", tab=tab, tabs=SETTINGS_TABS, options=EDITOR_OPTIONS)
+
+
 def _simple(key: str) -> Route:
     async def handler(request: Request) -> Response:
         return await _page(request, key)
@@ -149,14 +190,32 @@ def _simple(key: str) -> Route:
     return Route(PAGES[key].path, handler)
 
 
+_SPECIAL = ("dashboard", "agent_config", "settings")
+_ADMIN_PREFIX = "/ui/admin/"
+
+
+def _admin_alias(route: Route) -> Route:
+    """The same page at Aperture's address: `/ui/admin/quotas` is also `/admin/quotas`."""
+    return Route("/admin/" + route.path.removeprefix(_ADMIN_PREFIX), route.endpoint)
+
+
+_page_routes = [
+    Route("/ui/dashboard", dashboard),
+    Route("/ui/dashboard/{login_name:path}", dashboard),
+    Route("/ui/agent-config", agent_config),
+    Route(PAGES["settings"].path, settings),
+    Route(PAGES["settings"].path + "/{tab}", settings),
+    *(_simple(key) for key in PAGES if key not in _SPECIAL),
+]
+
 routes = [
     Route("/", home),  # the gateway's address in a browser (and HEAD / from health checkers)
     Route("/ui", home),
     Route("/ui/", home),
-    Route("/ui/dashboard", dashboard),
-    Route("/ui/dashboard/{login_name:path}", dashboard),
-    Route("/ui/agent-config", agent_config),
     Route("/ui/quotas", quotas_alias),
-    *(_simple(key) for key in PAGES if key not in ("dashboard", "agent_config")),
+    *_page_routes,
+    *(_admin_alias(r) for r in _page_routes if r.path.startswith(_ADMIN_PREFIX)),
+    Route("/admin", home),
+    Route("/admin/", home),
     Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
 ]

@@ -40,7 +40,7 @@ const starts = {
   },
   quotas: () => quotasPage(),
   sessions: () => sessionsPage(),
-  settings: (login) => settingsPage(login),
+  settings: (login, options) => settingsPage(login, options),
   toolUse: () => toolUsePage(),
   usage: (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
