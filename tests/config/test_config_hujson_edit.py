@@ -52,7 +52,9 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -94,7 +96,9 @@ def test_one_change_round_trips_and_keeps_comments(name: str, data: st.DataObjec
     new, exempt = mutate(data, text)
     out = edit(text, new)
     assert parse(out).value == new
-    kept = [c for offset, c in comments(text) if exempt is None or not exempt[0] <= offset < exempt[1]]
+    kept = [
+        c for offset, c in comments(text) if exempt is None or not exempt[0] <= offset < exempt[1]
+    ]
     found = [c for _, c in comments(out)]
     for comment in kept:
         assert comment in found
@@ -153,7 +157,7 @@ def test_new_members_follow_the_objects_style() -> None:
 
 def test_removing_the_last_member_takes_its_comma() -> None:
     assert edit('{"a": 1, "b": 2}', {"a": 1}) == '{"a": 1}'
-    assert edit('[1, 2, 3]', [1, 3]) == "[1, 3]"
+    assert edit("[1, 2, 3]", [1, 3]) == "[1, 3]"
     assert edit('{\n  "a": 1,\n  "b": 2 // b\n}', {"a": 1}) == '{\n  "a": 1\n}'
     assert edit('{"a": 1}', {}) == "{}"
 

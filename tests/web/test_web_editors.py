@@ -32,7 +32,8 @@ CONFIG = """// Editors test: every comment below must survive the visual editors
   },
   // who may do what
   "grants": [
-    {"src": ["ADMIN"], "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": "**"}]}},
+    {"src": ["ADMIN"],
+     "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": "**"}]}},
     {
       "src": ["*"],
       "app": {"tailscale.com/cap/aperture": [
@@ -68,7 +69,9 @@ def comments(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisgateServer]:
+def gateway(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
     text = (
         CONFIG.replace("UPSTREAM", fake_llm.base_url)
         .replace("PROVIDER_KEY", PROVIDER_KEY)
@@ -227,7 +230,10 @@ def test_a_stale_save_and_a_lock_out_are_refused(gateway: IrisgateServer, page: 
     data = current(gateway)
     resp = api(gateway, ADMIN).put(
         "/api/config",
-        json={"config": data["config"].replace("// per person", "// per person, per day"), "hash": data["hash"]},
+        json={
+            "config": data["config"].replace("// per person", "// per person, per day"),
+            "hash": data["hash"],
+        },
     )
     assert resp.status_code == 200
     capacity.fill("$20.00")
@@ -255,7 +261,9 @@ def test_an_invalid_value_is_shown_at_its_field(gateway: IrisgateServer, page: P
     expect(card.locator('[data-key="baseurl"] .field-error')).not_to_be_empty()
     card.locator('[data-field="model_cost_map"]').fill("[not json")
     page.click('[data-save="providers"]')
-    expect(card.locator('[data-key="model_cost_map"] .field-error')).to_contain_text("not valid JSON")
+    expect(card.locator('[data-key="model_cost_map"] .field-error')).to_contain_text(
+        "not valid JSON"
+    )
 
 
 def test_raw_editor_and_history_at_their_aperture_addresses(

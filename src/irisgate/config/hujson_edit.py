@@ -30,7 +30,7 @@ from typing import Any
 
 from irisgate.config.hujson import Document, KeyPath, parse
 
-#: Characters parsed in all by one edit (changes × text size); 64 M is a few seconds at worst.
+#: Characters parsed in all by one edit (changes times text size); 64 M is a few seconds at worst.
 MAX_WORK = 64_000_000
 
 _INDENT = re.compile(r"^([ \t]+)\S", re.MULTILINE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
@@ -22,6 +23,11 @@ class IdentityResolver(Protocol):
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         """The names (lower case) this gateway's node answers to, for requests that arrived
         on `server`; empty when there is no way to know them."""
+        ...
+
+    async def key_expiry(self) -> datetime | None:
+        """When this gateway's node key expires (tailscaled's status); None when it never
+        does or there is no tailscaled to ask."""
         ...
 
     async def close(self) -> None: ...
@@ -61,6 +67,9 @@ class TailscaleResolver:
             names.add(f"{node.node_name}.{node.tailnet}".lower())
         return frozenset(names)
 
+    async def key_expiry(self) -> datetime | None:
+        return await self._whois.key_expiry()
+
     async def close(self) -> None:
         await self._whois.close()
 
@@ -77,6 +86,9 @@ class ServeResolver:
         """The node's names, from tailscaled's status when its socket is there (irisgate
         behind `tailscale serve` runs on the same machine as tailscaled)."""
         return await self._localapi.node_names()
+
+    async def key_expiry(self) -> datetime | None:
+        return await self._localapi.key_expiry()
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         if client is None or not is_loopback(client[0]):
@@ -117,6 +129,9 @@ class DevResolver:
 
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return frozenset()
+
+    async def key_expiry(self) -> datetime | None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -25,11 +25,17 @@ async def chat_page(request: Request) -> Response:
     reason = refusal(caller, runtime_of(request).snapshot.config)
     if reason is not None:
         return _page(reason, caller.identity.login_name, 403)
-    return _page(None, caller.identity.login_name, 200)
+    return _page(None, caller.identity.login_name, 200, admin=caller.is_admin)
 
 
-def _page(reason: str | None, login: str | None, status: int) -> HTMLResponse:
-    body = template("chat.html").render(refusal=reason, login=login, version=__version__)
+def _page(
+    reason: str | None, login: str | None, status: int, *, admin: bool = False
+) -> HTMLResponse:
+    """The page; its sidebar links to the caller's budget (admins: the Quotas page) and, for
+    admins, to the admin console."""
+    body = template("chat.html").render(
+        refusal=reason, login=login, version=__version__, admin=admin
+    )
     return HTMLResponse(body, status_code=status)
 
 

@@ -8,6 +8,7 @@ API. Templates autoescape everything.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from irisgate.config.model import (
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
 from irisgate.web import setup
+from irisgate.web.integrations import INTEGRATIONS
 from irisgate.web.nav import PAGES, Group, visible
 
 if TYPE_CHECKING:
@@ -57,8 +59,48 @@ def template(name: str) -> Any:
 
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = _env().get_template(template).render(request=request, version=__version__, **context)
+    feedback = runtime_of(request).settings.feedback_url
+    body = (
+        _env()
+        .get_template(template)
+        .render(request=request, version=__version__, feedback_url=feedback, **context)
+    )
     return HTMLResponse(body, status_code=status)
+
+
+#: admins are warned this long before the gateway's node key expires, as in Aperture
+KEY_EXPIRY_WARNING = timedelta(days=7)
+
+
+async def _key_expiry_banner(request: Request, caller: Caller) -> str | None:
+    """For admins: the warning that this node's Tailscale key expires within a week (or has
+    expired), from tailscaled's status; None otherwise."""
+    resolver = runtime_of(request).resolver
+    if not caller.is_admin or resolver.mode not in ("tailscale", "serve"):
+        return None
+    expiry = await resolver.key_expiry()
+    if expiry is None:
+        return None
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)
+    left = expiry - datetime.now(UTC)
+    if left > KEY_EXPIRY_WARNING:
+        return None
+    when = expiry.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    renew = (
+        "Re-authenticate this machine (tailscale up --force-reauth) or disable key expiry for"
+        " it in the Tailscale admin console."
+    )
+    if left <= timedelta(0):
+        return (
+            f"This gateway's Tailscale node key expired on {when}: it is off the tailnet. {renew}"
+        )
+    days = left.days
+    within = f"in {days} day{'s' if days != 1 else ''}" if days else "within a day"
+    return (
+        f"This gateway's Tailscale node key expires {within} ({when}); then nobody can reach"
+        f" it. {renew}"
+    )
 
 
 def _nav(request: Request, caller: Caller) -> list[Group]:
@@ -94,6 +136,7 @@ async def _page(request: Request, key: str, **context: Any) -> Response:
         nav=_nav(request, caller),
         caller=caller,
         page=page,
+        key_expiry=await _key_expiry_banner(request, caller),
         **context,
     )
 
@@ -119,6 +162,11 @@ async def not_found(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     return RedirectResponse("/ui/dashboard", status_code=307)
+
+
+async def admin_home(request: Request) -> Response:
+    """`/admin/`, Aperture's admin console: its first page, the usage overview."""
+    return RedirectResponse("/admin/adoption", status_code=307)
 
 
 async def quotas_alias(request: Request) -> Response:
@@ -190,7 +238,11 @@ def _simple(key: str) -> Route:
     return Route(PAGES[key].path, handler)
 
 
-_SPECIAL = ("dashboard", "agent_config", "settings")
+async def integrations(request: Request) -> Response:
+    return await _page(request, "integrations", integrations=INTEGRATIONS)
+
+
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -205,6 +257,7 @@ _page_routes = [
     Route("/ui/agent-config", agent_config),
     Route(PAGES["settings"].path, settings),
     Route(PAGES["settings"].path + "/{tab}", settings),
+    Route(PAGES["integrations"].path, integrations),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 
@@ -215,7 +268,8 @@ routes = [
     Route("/ui/quotas", quotas_alias),
     *_page_routes,
     *(_admin_alias(r) for r in _page_routes if r.path.startswith(_ADMIN_PREFIX)),
-    Route("/admin", home),
-    Route("/admin/", home),
+    Route("/admin", admin_home),
+    Route("/admin/", admin_home),
+    Route("/admin/adoption", _simple("usage").endpoint),  # Aperture's Usage Overview
     Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
 ]

@@ -30,6 +30,7 @@ const starts = {
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
   connectorEditor: () => connectorEditor(),
+  integrations: () => copyButtons(),
   dashboard: (subject, own) => {
     dashboardPage(subject);
     if (own) myQuotas();
