@@ -339,7 +339,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "caller's own admin role.",
         "admin",
         body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
-        body_schema=_object(("hash",), config=_TEXT, value={"type": "object"}, hash=_TEXT),
+        body_schema={
+            **_object(("hash",), config=_TEXT, value={"type": "object"}, hash=_TEXT),
+            "oneOf": [{"required": ["config"]}, {"required": ["value"]}],
+        },
         errors=(409,),
     ),
     Endpoint(

@@ -105,7 +105,9 @@ async def put_config(request: Request) -> Response:
     text, value, base = payload.get("config"), payload.get("value"), payload.get("hash")
     if not isinstance(base, str):
         raise ApiError(400, "'hash' must be the hash of the version this change is based on")
-    if "value" in payload and "config" not in payload:
+    if "value" in payload and "config" in payload:
+        raise ApiError(400, "send either 'config' (the text) or 'value' (the config), not both")
+    if "value" in payload:
         if not isinstance(value, dict):
             raise ApiError(400, "'value' must be the config as a JSON object")
         return await apply_config(request, caller, value, base, source="api")
