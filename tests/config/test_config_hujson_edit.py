@@ -162,6 +162,13 @@ def test_removing_the_last_member_takes_its_comma() -> None:
     assert edit('{"a": 1}', {}) == "{}"
 
 
+def test_long_lists_are_paired_by_position() -> None:
+    old = list(range(1000))
+    text = json.dumps({"models": old})
+    new = [*old[1:], -1]  # matching would find 999 equal items; pairing changes all 1000
+    assert parse(edit(text, {"models": new})).value == {"models": new}
+
+
 def test_work_is_bounded() -> None:
     big = {f"k{i}": i for i in range(2000)}
     text = json.dumps(big, indent=2) + " " * (MAX_WORK // 1000)

@@ -276,3 +276,28 @@ def test_raw_editor_and_history_at_their_aperture_addresses(
     expect(page.locator("#history-table tbody tr").first).to_be_visible()
     response = page.goto(gateway.url + "/admin/settings/nonsense")
     assert response is not None and response.status == 404
+
+
+def test_saving_a_value_is_checked_like_the_text(gateway: IrisgateServer) -> None:
+    admin = api(gateway, ADMIN)
+    data = current(gateway)
+    both = admin.put(
+        "/api/config", json={"config": data["config"], "value": {}, "hash": data["hash"]}
+    )
+    assert both.status_code == 400 and "not both" in both.json()["error"]
+    wrong = admin.put("/api/config", json={"value": [1], "hash": data["hash"]})
+    assert wrong.status_code == 400 and "'value'" in wrong.json()["error"]
+    # a value naming an unknown provider format is refused with its path, nothing saved
+    value = data["value"]
+    value["providers"]["openai"]["authorization"] = "sometimes"
+    bad = admin.put("/api/config", json={"value": value, "hash": data["hash"]})
+    assert bad.status_code == 400
+    assert [e["path"] for e in bad.json()["errors"]] == ["providers.openai.authorization"]
+    assert current(gateway)["version"] == data["version"]
+    # a secret left "[redacted]" keeps the stored one; the answer never holds it
+    value["providers"]["openai"]["authorization"] = "bearer"
+    assert value["providers"]["openai"]["apikey"] == "[redacted]"
+    saved_value = admin.put("/api/config", json={"value": value, "hash": data["hash"]})
+    assert saved_value.status_code == 200, saved_value.text
+    assert PROVIDER_KEY not in saved_value.text
+    assert current(gateway)["value"]["providers"]["openai"]["apikey"] == "[redacted]"

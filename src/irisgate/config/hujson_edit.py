@@ -32,6 +32,8 @@ from irisgate.config.hujson import Document, KeyPath, parse
 
 #: Characters parsed in all by one edit (changes times text size); 64 M is a few seconds at worst.
 MAX_WORK = 64_000_000
+#: Lists longer than this (old length times new length) are paired by position, not matched.
+MAX_MATCHED = 250_000
 
 _INDENT = re.compile(r"^([ \t]+)\S", re.MULTILINE)
 _BLANK = re.compile(r"[ \t]*")
@@ -98,9 +100,12 @@ def _diff(path: KeyPath, old: Any, new: Any) -> Iterator[_Op]:
 
 
 def _diff_list(path: KeyPath, old: list[Any], new: list[Any]) -> Iterator[_Op]:
-    keys = [_canonical(v) for v in old], [_canonical(v) for v in new]
-    matcher = difflib.SequenceMatcher(None, *keys, autojunk=False)
-    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+    if len(old) * len(new) > MAX_MATCHED:  # matching is quadratic: pair by position instead
+        opcodes = [("replace", 0, len(old), 0, len(new))]
+    else:
+        keys = [_canonical(v) for v in old], [_canonical(v) for v in new]
+        opcodes = difflib.SequenceMatcher(None, *keys, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(opcodes):
         if tag == "equal":
             continue
         # items replaced by as many are changed in place (their comments stay); the rest of
