@@ -173,9 +173,8 @@ def _merged(base: dict[str, Any], snippet: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("item", INTEGRATIONS, ids=lambda i: i.key)
 def test_every_snippet_is_a_config_irisgate_loads(item: Any) -> None:
     base = json.loads(dashboard_config("https://api.example.com").split("\n", 1)[1])
-    env = {
-        name: "value"
-        for name in (
+    env = dict.fromkeys(
+        (
             "OSO_API_KEY",
             "CRIBL_TOKEN",
             "GUARD_KEY",
@@ -183,8 +182,9 @@ def test_every_snippet_is_a_config_irisgate_loads(item: Any) -> None:
             "AWS_SECRET_ACCESS_KEY",
             "S3_KEY_ID",
             "S3_SECRET",
-        )
-    }
+        ),
+        "value",
+    )
     text = json.dumps(_merged(base, parse(item.snippet).value))
     _config, warnings = build_config(text, SecretSource(env))  # raises ConfigError on errors
     assert [str(w) for w in warnings] == []

@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,7 @@ def _diff(path: KeyPath, old: Any, new: Any) -> Iterator[_Op]:
 
 
 def _diff_list(path: KeyPath, old: list[Any], new: list[Any]) -> Iterator[_Op]:
+    opcodes: Sequence[tuple[str, int, int, int, int]]
     if len(old) * len(new) > MAX_MATCHED:  # matching is quadratic: pair by position instead
         opcodes = [("replace", 0, len(old), 0, len(new))]
     else:

@@ -59,11 +59,18 @@ def template(name: str) -> Any:
 
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    feedback = runtime_of(request).settings.feedback_url
+    runtime = runtime_of(request)
+    sign_out = runtime.resolver.mode == "oidc"
     body = (
         _env()
         .get_template(template)
-        .render(request=request, version=__version__, feedback_url=feedback, **context)
+        .render(
+            request=request,
+            version=__version__,
+            sign_out=sign_out,
+            feedback_url=runtime.settings.feedback_url,
+            **context,
+        )
     )
     return HTMLResponse(body, status_code=status)
 
