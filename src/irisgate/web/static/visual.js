@@ -323,7 +323,9 @@ function grantsEditor(root, capSpec, grants) {
         const grant = clone(r.grant);
         grant.src = splitList(r.src.value);
         grant.app = grant.app && typeof grant.app === "object" ? grant.app : {};
-        grant.app[CAP] = r.caps.filter((c) => !c.removed).map((c) => c.form.collect(errors));
+        const caps = r.caps.filter((c) => !c.removed).map((c) => c.form.collect(errors));
+        // a grant of other apps' capabilities only stays without an empty irisgate list
+        if (caps.length || CAP in grant.app) grant.app[CAP] = caps;
         return grant;
       });
     },
