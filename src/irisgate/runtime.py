@@ -25,6 +25,7 @@ from irisgate.exporters.s3 import S3Export
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
+from irisgate.quotas.rategate import RateGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store import connections
@@ -85,6 +86,7 @@ class Runtime:
         writer: BatchWriter,
         responses: ResponseIndex,
         quotas: QuotaGate,
+        rates: RateGate,
         hooks: HookRunner,
         workers: list[S3Export | RetentionPurge | TokenizerJanitor],
     ) -> None:
@@ -101,6 +103,7 @@ class Runtime:
         self.writer = writer
         self.responses = responses
         self.quotas = quotas
+        self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
@@ -140,6 +143,11 @@ class Runtime:
             quotas = QuotaGate(db, settings.data_dir, settings.quota_max_reservation, metrics)
             quotas.start()
             opened.push_async_callback(quotas.stop)
+            rates = RateGate(
+                db, quotas.typical, lambda: bool(config.snapshot.config.rate_limits), metrics
+            )
+            rates.start()
+            opened.push_async_callback(rates.stop)
             hooks = HookRunner(upstream, settings.max_hook_answer, metrics)
             hooks.start()
             opened.push_async_callback(hooks.stop)
@@ -165,6 +173,7 @@ class Runtime:
             writer=writer,
             responses=ResponseIndex(db),
             quotas=quotas,
+            rates=rates,
             hooks=hooks,
             workers=workers,
         )
@@ -227,6 +236,7 @@ class Runtime:
             await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
         await self.quotas.stop()
+        await self.rates.stop()
         await self.hooks.stop()
         await self.writer.drain_and_stop()
         await self.config.stop()

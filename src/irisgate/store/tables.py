@@ -381,6 +381,22 @@ quota_journal = Table(
     PrimaryKeyConstraint("journal", "bucket", name="pk_quota_journal"),
 )
 
+# Rate limits (irisgate.quotas.ratelimits): each instance's own use of each limit, written in
+# the background (irisgate.quotas.ratesync); the row named "" is the instance's heartbeat.
+rate_limit_use = Table(
+    "rate_limit_use",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("instance", Text, nullable=False),
+    Column("period_s", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("current", BigInteger, nullable=False),
+    Column("previous", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("name", "instance", name="pk_rate_limit_use"),
+)
+
 # The chat app (irisgate.chat): conversations of one login and their messages in order.
 chat_conversations = Table(
     "chat_conversations",

@@ -87,6 +87,7 @@ export function sections(options) {
         f("role", "Role", "select", { choices: ["", "user", "admin"] }),
         f("models", "Models (provider/model globs, comma-separated)", "list", { placeholder: "openai/*, anthropic/**" }),
         f("quotas", "Quota buckets (comma-separated)", "buckets"),
+        f("rate_limits", "Rate limits (template names, comma-separated)", "list"),
         f("send_hooks", "Hooks (JSON list of {name, events, send})", "json"),
         f("connectors", "Connectors (globs, comma-separated)", "list"),
         f("add_headers", "Extra upstream headers (one a line)", "lines"),
