@@ -45,6 +45,7 @@ CONFIG = """// Editors test: every comment below must survive the visual editors
   "quotas": {
     "daily:<user>": {"capacity": "$10.00", "rate": "$5.00/day"}, // per person
   },
+  "rate_limits": {"rpm:<user>": {"requests": 600, "per": "minute"}},
   "hooks": {
     "audit": {"url": "https://audit.example.com/hook", "apikey": "HOOK_KEY"}, // not wired
   },
@@ -160,6 +161,7 @@ def test_grant_editor_edits_capabilities_and_adds_a_grant(
     everyone = page.locator("fieldset.grant").nth(1)
     models_cap = everyone.locator("fieldset.capability").nth(1)
     models_cap.locator('[data-field="quotas"]').fill("daily:<user>")
+    models_cap.locator('[data-field="rate_limits"]').fill("rpm:<user>")
     models_cap.locator('[data-field="read_metrics"]').check()
     models_cap.locator('[data-field="enable_chat_ui"]').select_option("false")
     page.click("#add-grants")
@@ -172,6 +174,7 @@ def test_grant_editor_edits_capabilities_and_adds_a_grant(
     assert grants[1]["app"]["tailscale.com/cap/aperture"][1] == {
         "models": "openai/*",
         "quotas": [{"bucket": "daily:<user>"}],
+        "rate_limits": ["rpm:<user>"],
         "enable_chat_ui": False,
         "read_metrics": True,
     }
