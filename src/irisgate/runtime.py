@@ -30,6 +30,7 @@ from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
+from irisgate.telemetry.folding import RollupFold
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.responses import ResponseIndex
@@ -88,7 +89,7 @@ class Runtime:
         quotas: QuotaGate,
         rates: RateGate,
         hooks: HookRunner,
-        workers: list[S3Export | RetentionPurge | TokenizerJanitor],
+        workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -282,8 +283,8 @@ async def _open_database(settings: Settings, opened: contextlib.AsyncExitStack) 
 
 def _workers(
     settings: Settings, db: Database, config: ConfigService, metrics: Metrics
-) -> list[S3Export | RetentionPurge | TokenizerJanitor]:
-    """The export, retention and tokenizer workers (not started)."""
+) -> list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor]:
+    """The export, retention, rollup fold and tokenizer workers (not started)."""
     return [
         S3Export(
             db,
@@ -292,5 +293,6 @@ def _workers(
             exit_after_upload=settings.test_exit_after_export_upload,
         ),
         RetentionPurge(db, lambda: config.snapshot.config.database.retention, metrics),
+        RollupFold(db),
         TokenizerJanitor(),
     ]

@@ -280,6 +280,13 @@ usage_daily = Table(
     PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_daily"),
 )
 
+Index(
+    "ix_usage_daily_unfolded",
+    usage_daily.c.day,
+    postgresql_where=usage_daily.c.shard != 0,
+    sqlite_where=usage_daily.c.shard != 0,
+)
+
 connector_tokens = Table(
     "connector_tokens",
     metadata,
@@ -316,6 +323,13 @@ usage_agent_daily = Table(
     PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_agent_daily"),
 )
 
+Index(
+    "ix_usage_agent_daily_unfolded",
+    usage_agent_daily.c.day,
+    postgresql_where=usage_agent_daily.c.shard != 0,
+    sqlite_where=usage_agent_daily.c.shard != 0,
+)
+
 # One row per agent session (`requests.session_id`) of one login and shard: when it ran and
 # its sums, for the Session logs page, so that listing sessions never groups `requests`.
 sessions = Table(
@@ -332,6 +346,13 @@ sessions = Table(
 )
 Index("ix_sessions_last_at", sessions.c.last_at)
 Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)
+# the rows outside shard 0, which the rollup fold (`irisgate.telemetry.folding`) moves
+Index(
+    "ix_sessions_unfolded",
+    sessions.c.last_at,
+    postgresql_where=sessions.c.shard != 0,
+    sqlite_where=sessions.c.shard != 0,
+)
 # Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances
 # lease slices of `balance_nanodollars` (the part outside every lease) into `quota_leases`
 # and spend them locally; `quota_changes` records every manual change (who, when, what).
