@@ -340,19 +340,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/api/config",
         "Current config",
-        'The running config text (literal secrets as "[redacted]"), its hash and version.',
+        'The running config text (literal secrets as "[redacted]"), the same config parsed '
+        "(`value`, as the visual editors edit it), its hash and version.",
         "admin",
     ),
     Endpoint(
         "PUT",
         "/api/config",
         "Save config",
-        "Store a new config version. 409 when `hash` is not the newest version's; 400 with "
-        "`errors` (path, line, message) when invalid; 403 when it would remove the caller's "
-        "own admin role.",
+        "Store a new config version: `config`, the whole HuJSON text, or `value`, the config "
+        "as a JSON object, which irisgate writes into the stored text in place (only the "
+        "values that changed; comments, order and layout kept; a secret left "
+        '"[redacted]" keeps the stored one). 409 when `hash` is not the newest version\'s; '
+        "400 with `errors` (path, line, message) when invalid; 403 when it would remove the "
+        "caller's own admin role.",
         "admin",
         body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
-        body_schema=_object(("config", "hash"), config=_TEXT, hash=_TEXT),
+        body_schema={
+            **_object(("hash",), config=_TEXT, value={"type": "object"}, hash=_TEXT),
+            "oneOf": [{"required": ["config"]}, {"required": ["value"]}],
+        },
         errors=(409,),
     ),
     Endpoint(

@@ -31,6 +31,7 @@ const starts = {
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
   connectorEditor: () => connectorEditor(),
+  integrations: () => copyButtons(),
   dashboard: (subject, own, admin) => {
     dashboardPage(subject);
     if (admin) userPicker();
@@ -42,7 +43,7 @@ const starts = {
   },
   quotas: () => quotasPage(),
   sessions: () => sessionsPage(),
-  settings: (login) => settingsPage(login),
+  settings: (login, options) => settingsPage(login, options),
   toolUse: () => toolUsePage(),
   usage: async (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
