@@ -198,6 +198,10 @@ class KeyedResolver:
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return await self._inner.own_names(server)
 
+    async def key_expiry(self) -> datetime | None:
+        """The mode's node key expiry (Tailscale's node key, not an API key)."""
+        return await self._inner.key_expiry()
+
     async def open(self, db: Database) -> None:
         """Nothing of its own to open: the runtime opens the mode's resolver and the ring."""
 

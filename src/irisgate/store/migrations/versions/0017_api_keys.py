@@ -6,8 +6,8 @@ change) whose number every change of `api_keys` raises in the same transaction: 
 poll it and reload their key cache when it moved. `requests` gets `key_id` and `key_name`
 ("" for requests without a key).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision: str | None = "0015"
+revision = "0017"
+down_revision: str | None = "0016"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
