@@ -56,15 +56,16 @@ def test_a_record_comes_back_exactly_as_written() -> None:
 
 
 def test_a_frame_written_before_indexed_headers_still_reads() -> None:
-    """A spool left by the version before `indexed_headers` (its meta one field shorter)
-    is replayed after the upgrade, the record without indexed headers."""
+    """A spool left by the version before `indexed_headers` (its meta three fields shorter:
+    `indexed_headers` and the API key's `key_id`, `key_name` came after it) is replayed
+    after the upgrade, the record without indexed headers or key."""
     original = record(4)
     [(_, payload)] = read_frames(encode(original)).items
     id_size = int.from_bytes(payload[:2], "little")
     start = 2 + id_size
     meta_size = int.from_bytes(payload[start : start + 4], "little")
     meta = orjson.loads(bytes(payload[start + 4 : start + 4 + meta_size]))
-    older = orjson.dumps([*meta[:-4], *meta[-3:]])  # without the last field, indexed_headers
+    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # without indexed_headers and the key
     assert len(older) < meta_size
     old_payload = (
         bytes(payload[:start])
