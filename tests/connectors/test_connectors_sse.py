@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ALICE_IP, BOB_IP, config_text, mcp_as, start_gateway
+from conftest import ALICE_IP, BOB_IP, config_text, mcp_as
 from mcp.shared.exceptions import MCPError
 
 from irisgate.testing import FakeLocalAPI, McpToolServer
 from irisgate.testing.server import IrisgateServer
 
 TOKEN = "legacy-token-5521"
+LIMIT = str(256 * 1024)  # --max-connector-answer
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,14 @@ def gateway(
         # the same server without the setting: Streamable HTTP is what irisgate speaks then
         "guessed": {"protocol": "mcp", "url": legacy.url, "auth": auth},
     }
-    gw = start_gateway(
-        tmp_path_factory.mktemp("gw"), localapi, config_text(connectors, ["legacy/*", "guessed/*"])
-    )
+    assert localapi.socket_path
+    gw = IrisgateServer(
+        config_text(connectors, ["legacy/*", "guessed/*"]),
+        data_dir=tmp_path_factory.mktemp("gw"),
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+        env={"IRISGATE_ALLOW_LOCAL_CONNECTORS": "true", "IRISGATE_MAX_CONNECTOR_ANSWER": LIMIT},
+    ).start()
     yield gw
     gw.stop()
 
@@ -82,11 +88,12 @@ async def test_an_event_over_the_answer_limit_fails_the_call(gateway: IrisgateSe
     async with mcp_as(gateway, BOB_IP) as client:
         small = await client.call_tool("legacy_sized", {"size": 1000})
         assert len(text_of(small)) == 1000
-        with pytest.raises(MCPError, match="legacy"):
-            await client.call_tool("legacy_sized", {"size": 20 * 1024 * 1024})
+        with pytest.raises(MCPError) as failed:
+            await client.call_tool("legacy_sized", {"size": 400 * 1024})
         # the next call opens a new stream and works
         echo = await client.call_tool("legacy_echo", {"text": "again"})
     assert text_of(echo) == "legacy: again"
+    assert "legacy" in str(failed.value)  # the connector is named
 
 
 async def test_without_the_setting_the_legacy_server_is_not_reached(
