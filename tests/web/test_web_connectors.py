@@ -434,6 +434,10 @@ def test_the_picker_prefills_common_connectors(gateway: IrisgateServer, admin_pa
     expect(form.locator("[name=id]")).to_have_value("atlassian")
     expect(form.locator("[name=transport]")).to_have_value("sse")
     expect(form.locator("[data-auth-field]")).to_have_count(1)  # only the optional scopes
+    form.locator("[name=protocol]").select_option("http")
+    expect(form.locator("[data-field=transport]")).to_be_hidden()  # an MCP setting
+    form.locator("[name=protocol]").select_option("mcp")
+    expect(form.locator("[data-field=transport]")).to_be_visible()
     shown = preview(page)["atlassian"]
     assert shown == {
         "protocol": "mcp",

@@ -173,6 +173,11 @@ export function connectorEditor() {
     );
     typeSelect.addEventListener("change", () => { renderAuthFields(); update(); });
     picker?.querySelector("select").addEventListener("change", (event) => prefill(event.target.value));
+    // the transport is an MCP setting: hidden for HTTP connectors
+    const protocolSelect = form.querySelector("[name=protocol]");
+    const showTransport = () => { form.querySelector("[data-field=transport]").style.display = protocolSelect.value === "mcp" ? "" : "none"; };
+    protocolSelect.addEventListener("change", showTransport);
+    showTransport();
     renderAuthFields();
     showEditor(true);
     update();
@@ -186,6 +191,7 @@ export function connectorEditor() {
     const set = (name, value) => { form.querySelector(`[name="${name}"]`).value = value || ""; };
     set("id", chosen.id);
     set("protocol", chosen.protocol);
+    form.querySelector("[name=protocol]").dispatchEvent(new Event("change", { bubbles: true }));
     set("url", chosen.url);
     set("transport", chosen.transport || "streamable_http");
     set("description", chosen.description);
