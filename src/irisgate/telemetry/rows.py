@@ -158,6 +158,8 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.request_bytes,
         record.response_bytes,
         estimated,
+        record.key_id,
+        record.key_name,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
