@@ -241,6 +241,9 @@ class Connector:
     context: str = ""
     provider: str = "Custom"
     auth: ConnectorAuth = field(default_factory=lambda: ConnectorAuth(type="none"))
+    #: how irisgate talks to an MCP connector: Streamable HTTP, or the legacy (2024-11-05)
+    #: SSE transport (GET an event stream, POST to the endpoint it names)
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
 
 
 #: Object formats of the S3 exporter: Aperture's zstd CBOR sequence, gzip JSON Lines, Parquet.
