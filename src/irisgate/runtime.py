@@ -18,6 +18,7 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.access.health import Health, HealthCollector
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
@@ -86,6 +87,7 @@ class Runtime:
         responses: ResponseIndex,
         quotas: QuotaGate,
         hooks: HookRunner,
+        health: Health,
         workers: list[S3Export | RetentionPurge | TokenizerJanitor],
     ) -> None:
         self.settings = settings
@@ -102,6 +104,7 @@ class Runtime:
         self.responses = responses
         self.quotas = quotas
         self.hooks = hooks
+        self.health = health  # providers' and keys' health in this process (failover)
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
 
@@ -143,6 +146,16 @@ class Runtime:
             hooks.start()
             opened.push_async_callback(hooks.stop)
             _watch(metrics, writer, config)
+            health = Health(cool_down=settings.circuit_cool_down)
+            metrics.registry.register(
+                HealthCollector(
+                    health,
+                    lambda: [
+                        (p.id, p.key_count) for p in config.snapshot.config.providers.values()
+                    ],
+                    lambda: config.snapshot.version,
+                )
+            )
             workers = _workers(settings, db, config, metrics)
             for worker in workers:
                 worker.start()
@@ -165,6 +178,7 @@ class Runtime:
             responses=ResponseIndex(db),
             quotas=quotas,
             hooks=hooks,
+            health=health,
             workers=workers,
         )
         # Everything loaded so far (price table, modules, config) lives as long as the process:

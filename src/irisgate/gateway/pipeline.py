@@ -32,6 +32,7 @@ from irisgate.access.routing import Route
 from irisgate.drain import REFUSAL
 from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
+from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
@@ -49,6 +50,7 @@ from irisgate.usage.tokenizer import TokenizerUnavailable
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import GatewayError
+from irisgate.wire.http1 import Response
 from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 Scope = dict[str, Any]
@@ -65,7 +67,8 @@ class Exchange:
     headers: dict[str, str]
     record: RequestRecord
     result: RelayResult
-    route: Route | None = None
+    route: Route | None = None  # the first route, then the one whose attempt answered
+    routes: list[Route] | None = None  # every route to try, best first (failover.py)
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
     identity: Identity | None = None
@@ -78,6 +81,9 @@ class Exchange:
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
     body: bytes = b""  # the request body as the client sent it, once read
+    out_body: bytes = b""  # the body every attempt sends upstream
+    path: str = ""  # the client's path and query (a path-templated API's are per route)
+    query: bytes = b""
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
@@ -239,7 +245,9 @@ class Gateway:
                 "invalid_request", "request body has no 'model' string", param="model"
             )
         record.model = recorded_name(model)  # until routed: as the caller named it, made safe
-        route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
+        session = record.session_id or record.request_id
+        routes = ex.routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        route = ex.route = routes[0]
         record.model, record.provider = route.model, route.provider.id
         in_body = route.qualified and target is None
         if in_body:
@@ -258,29 +266,40 @@ class Gateway:
             record.stream = _streams(ex.op, target, parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
-        out_body = orjson.dumps(parsed) if rewritten else body
+        ex.out_body = orjson.dumps(parsed) if rewritten else body
+        ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+
+    async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
+        """The request one attempt sends: the same body to every provider, with its URL,
+        credential (key `key`), headers and, for a cloud, its signature."""
+        access, target, record = ex.access, ex.target, ex.record
+        assert access is not None
         upstream_headers = build_headers(
-            route.provider, ex.headers, access.add_headers_for(route.fqn)
+            route.provider,
+            ex.headers,
+            access.add_headers_for(route.fqn),
+            route.provider.key_at(key) if route.provider.keys else None,
         )
         if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
             upstream_headers["accept-encoding"] = "identity"
         cloud = self.runtime.cloud.for_provider(route.provider)
         if target is None:
-            path, query = scope["path"], scope.get("query_string", b"")
+            path, query = ex.path, ex.query
         else:
             project = cloud.project if cloud is not None else None
             region = cloud.region if cloud is not None else None
             path, query = target.upstream_path(route.model, project, region), target.query
-        ex.request = UpstreamRequest(
+        request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            out_body,
+            ex.out_body,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
-            await cloud.authorize(ex.request)
+            await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(out_body)
+        record.request_body = self._stored(ex.out_body)
+        return request
 
     async def _prepare_stored(
         self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
@@ -346,37 +365,59 @@ class Gateway:
         )
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
-        """Relay while watching for the client to go away; a disconnect cancels upstream."""
+        """Attempts (failover.py) until one answers, then relay its answer, all while
+        watching for the client to go away; a disconnect cancels upstream."""
         record, result = ex.record, ex.result
-        assert ex.request is not None
+        assert ex.route is not None
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
+        settings, snapshot = self.runtime.settings, self.runtime.snapshot
+        prepared = ex.request
+
+        async def build(route: Route, key: int) -> UpstreamRequest:
+            if prepared is not None:  # a stored response's call: made for its one route
+                return prepared
+            return await self._upstream_request(ex, route, key)
+
+        attempts = Attempts(
+            routes=ex.routes or [ex.route],
+            build=build,
+            client=self.runtime.upstream,
+            health=self.runtime.health,
+            version=snapshot.version,
+            session=record.session_id or record.request_id,
+            attempts=settings.failover_attempts,
+            budget=settings.failover_budget,
+        )
+
+        async def attempt_then_relay() -> None:
+            answer = await attempts.first_answer()
+            route = ex.route = answer.route
+            ex.request = answer.request
+            record.model, record.provider = route.model, route.provider.id
+            await relay(
+                _opened(answer.response),
+                send,
+                result,
+                FORWARDING,
+                extra_headers=extra,
+                chunk_filter=ex.chunk_filter,
+                request_started=ex.started,
+                before_end=lambda: self._seal(ex, upstream_started),
+            )
 
         def gone() -> None:
             record.cancelled = True
 
-        request = ex.request
         try:
-            await watched(
-                receive,
-                relay(
-                    self.runtime.upstream.request(
-                        request.method, request.url, request.headers, request.body
-                    ),
-                    send,
-                    result,
-                    FORWARDING,
-                    extra_headers=extra,
-                    chunk_filter=ex.chunk_filter,
-                    request_started=ex.started,
-                    before_end=lambda: self._seal(ex, upstream_started),
-                ),
-                gone,
-                lambda: record.cancelled,
-            )
+            await watched(receive, attempt_then_relay(), gone, lambda: record.cancelled)
         except Unanswered as exc:
-            raise refusal(exc, request) from exc.cause
+            assert attempts.last is not None  # an attempt was made to be unanswered
+            raise refusal(exc, attempts.last) from exc.cause
         finally:
+            tried = attempts.log  # kept when it says more than `provider` does
+            if len(tried) > 1 or (tried and ex.route.provider.key_count > 1):
+                record.attempts = tried
             record.response_bytes = result.sent
             record.status = result.status or record.status
             record.error = result.error or record.error
@@ -451,6 +492,11 @@ class Gateway:
         record.cost_nanodollars, record.cost_basis = pricer.cost(
             route.provider, fmt.cost_basis, route.model, record.usage
         )
+
+
+async def _opened(response: Response) -> Response:
+    """An answer failover already opened, as the relay's `opening`."""
+    return response
 
 
 def _estimate_of(

@@ -209,6 +209,8 @@ requests = Table(
     _count("response_bytes"),
     Column("exported_at", UTCDateTime, nullable=True),
     Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
+    # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
+    Column("attempts", Text, nullable=True),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )

@@ -155,6 +155,7 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.request_bytes,
         record.response_bytes,
         estimated,
+        orjson.dumps(record.attempts).decode() if record.attempts else None,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
