@@ -58,7 +58,9 @@ export function visualEditor({ getConfig, save }) {
       el("legend", { text: id || "new provider" }),
       field("Provider id", el("input", { name: "id", value: id, required: true }), ""),
       field("Base URL", el("input", { name: "baseurl", value: p.baseurl || "", placeholder: "https://api.example.com", type: "url" }), ".baseurl"),
-      field("API key", el("input", { name: "apikey", value: p.apikey || "", placeholder: "env:NAME, file:PATH or the key" }), ".apikey"),
+      field("API key", Array.isArray(p.apikey)
+        ? el("input", { name: "apikey", value: `${p.apikey.length} keys: edit them in the raw config`, readonly: true })
+        : el("input", { name: "apikey", value: p.apikey || "", placeholder: "env:NAME, file:PATH or the key" }), ".apikey"),
       field("Authorization", el("select", { name: "authorization" }, ...AUTHORIZATION.map((a) => el("option", { value: a, selected: (p.authorization || "bearer") === a, text: a }))), ".authorization"),
       field("Models (comma-separated)", el("input", { name: "models", value: (p.models || []).join(", ") }), ".models"),
       el("div", { class: "field", "data-suffix": ".compatibility" }, el("span", { text: "API formats" }),
@@ -111,7 +113,8 @@ export function visualEditor({ getConfig, save }) {
       const value = (name) => card.querySelector(`[name="${name}"]`).value.trim();
       const entry = { ...card.__original };
       entry.baseurl = value("baseurl");
-      if (value("apikey")) entry.apikey = value("apikey"); else delete entry.apikey;
+      if (Array.isArray(entry.apikey)) { /* a list of keys is kept as it is (raw editor) */ }
+      else if (value("apikey")) entry.apikey = value("apikey"); else delete entry.apikey;
       entry.authorization = value("authorization");
       entry.models = list(value("models"));
       entry.compatibility = Object.fromEntries(FORMATS.filter((f) => card.querySelector(`[name="compat:${f}"]`).checked).map((f) => [f, true]));
