@@ -11,6 +11,7 @@ from starlette.routing import Route
 from irisgate import __version__
 from irisgate.api.body import json_object
 from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
+from irisgate.api.health import health_rows
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.configservice import StaleHash, WouldLockOut
 from irisgate.handlers import (
@@ -72,6 +73,14 @@ async def providers(request: Request) -> Response:
             }
         )
     return json_response(out)
+
+
+async def provider_health(request: Request) -> Response:
+    """This instance's view of every provider's health (access/health.py): circuit state,
+    error rate over its last attempts, last error, cool-down and each key's rest or drop.
+    Admins only; per instance (each learns about an outage on its own)."""
+    await require_admin(request)
+    return json_response(health_rows(runtime_of(request)))
 
 
 async def get_config(request: Request) -> Response:
@@ -184,6 +193,7 @@ async def healthz(request: Request) -> Response:
 routes = [
     Route("/api/whoami", whoami),
     Route("/api/providers", providers),
+    Route("/api/providers/health", provider_health),
     Route("/api/config", get_config, methods=["GET"]),
     Route("/api/config", put_config, methods=["PUT"]),
     Route("/aperture/config", legacy_config),

@@ -134,9 +134,10 @@ def unresolved_reason(field_name: str, secret: Secret) -> str | None:
 def secret_paths(raw: Any) -> list[KeyPath]:
     """Key paths of the secret fields in `raw` that hold literal (non-empty) secrets.
 
-    Covers providers.*.apikey (each entry of a list of keys), hooks.*.apikey, exporters.s3 access_key_id / access_secret, and
-    the auth secrets of connectors.servers.* and of the deprecated mcp.servers.*. Values of
-    the wrong type are skipped: this runs on unvalidated input too.
+    Covers providers.*.apikey (each entry of a list of keys), hooks.*.apikey, exporters.s3
+    access_key_id / access_secret, and the auth secrets of connectors.servers.* and of the
+    deprecated mcp.servers.*. Values of the wrong type are skipped: this runs on unvalidated
+    input too.
     """
     return [path for path in _secret_fields(raw) if _is_literal_secret(_lookup(raw, path))]
 

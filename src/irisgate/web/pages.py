@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
+from irisgate.api.health import health_rows
 from irisgate.chat import access as chat_access
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
 from irisgate.web import setup
@@ -142,6 +143,11 @@ async def agent_config(request: Request) -> Response:
     return await _page(request, "agent_config", guide=guide)
 
 
+async def providers(request: Request) -> Response:
+    """Provider health in this process: circuit, error rate, last error, cool-down, keys."""
+    return await _page(request, "providers", rows=health_rows(runtime_of(request)))
+
+
 def _simple(key: str) -> Route:
     async def handler(request: Request) -> Response:
         return await _page(request, key)
@@ -157,6 +163,7 @@ routes = [
     Route("/ui/dashboard/{login_name:path}", dashboard),
     Route("/ui/agent-config", agent_config),
     Route("/ui/quotas", quotas_alias),
-    *(_simple(key) for key in PAGES if key not in ("dashboard", "agent_config")),
+    Route(PAGES["providers"].path, providers),
+    *(_simple(key) for key in PAGES if key not in ("dashboard", "agent_config", "providers")),
     Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
 ]
