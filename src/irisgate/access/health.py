@@ -96,6 +96,11 @@ class Health:
         self._clock = clock
         self._providers: dict[str, _Provider] = {}
 
+    def calm(self, provider: str) -> bool:
+        """Whether nothing is known against `provider` (no failure, rest or drop seen):
+        then it and every key of it may be tried, without asking further."""
+        return provider not in self._providers
+
     def allows(self, provider: str) -> bool:
         """Whether the circuit lets a request to `provider` through now. Taking the
         half-open probe is part of the answer: a True for it must be followed by a

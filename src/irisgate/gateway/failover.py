@@ -1,6 +1,6 @@
 """Failover: one request's upstream attempts, until one answers or none is left to try.
 
-    answer = await Attempts(...).first_answer()
+    response = await Attempts(...).first_answer()
 
 The routes come best first (access/routing.py), each with its keys in the order health
 gives (access/health.py: resting, dropped and open-circuit ones left out). An attempt is
@@ -39,16 +39,6 @@ Build = Callable[[Route, int], Awaitable[UpstreamRequest]]
 
 
 @dataclass(slots=True)
-class Answer:
-    """The attempt whose answer goes to the client."""
-
-    route: Route
-    key: int
-    request: UpstreamRequest
-    response: Response
-
-
-@dataclass(slots=True)
 class Attempts:
     """One request's attempts (see the module doc)."""
 
@@ -60,27 +50,44 @@ class Attempts:
     session: str  # spreads keys (the same session, the same key while healthy)
     attempts: int
     budget: float
-    log: list[dict[str, Any]] = field(default_factory=list)
-    last: UpstreamRequest | None = None  # the last request sent (for a refusal's wording)
+    #: (provider, key, status, error, ms) per attempt; `entries()` as records keep them
+    log: list[tuple[str, int, int, str, float]] = field(default_factory=list)
+    last: UpstreamRequest | None = None  # the last request sent (the answer's, once one came)
 
-    def _plan(self) -> list[tuple[Route, int]]:
+    def _plan(self) -> tuple[list[tuple[Route, int]], bool]:
+        """The (route, key) pairs to try in order, and whether that is one provider with
+        one key that nothing is known against (then health needs no asking)."""
+        routes = self.routes
+        if len(routes) == 1:  # the common case, made cheap: one provider, one healthy key
+            provider = routes[0].provider
+            if not provider.keys and self.health.calm(provider.id):
+                return [(routes[0], 0)], True
         pairs: list[tuple[Route, int]] = []
-        for route in self.routes:
+        for route in routes:
             provider = route.provider
             keys = self.health.keys(provider.id, provider.key_count, self.version, self.session)
             pairs.extend((route, key) for key in keys if provider.usable_key(key))
-        return pairs
+        return pairs, False
 
-    async def first_answer(self) -> Answer:
-        pairs = self._plan()
+    def entries(self) -> list[dict[str, Any]]:
+        """The attempts as the request record keeps them."""
+        return [
+            {"provider": provider, "key": key, "status": status, "error": error, "ms": ms}
+            for provider, key, status, error, ms in self.log
+        ]
+
+    async def first_answer(self) -> Response:
+        """The answer to relay: the first that needs no retry, or the last one made."""
+        pairs, calm = self._plan()
         skipped: set[str] = set()  # providers not to try again in this request
         started = time.monotonic()
         index = made = 0
+        health = self.health
         while index < len(pairs):
             route, key = pairs[index]
             index += 1
             provider = route.provider.id
-            if provider in skipped or not self.health.allows(provider):
+            if provider in skipped or not (calm or health.allows(provider)):
                 continue
             made += 1
             opened = time.perf_counter()
@@ -91,49 +98,42 @@ class Attempts:
                 )
             except (TimeoutError, UpstreamError) as exc:
                 error = str(exc) or type(exc).__name__
-                self._note(route, key, 0, error, opened)
-                self.health.report(provider, key, "failed", error=error)
+                self._note(provider, key, 0, error, opened)
+                health.report(provider, key, "failed", error=error)
                 skipped.add(provider)
                 if self._more(pairs, index, skipped, made, started):
                     continue
                 raise Unanswered(exc, timed_out=isinstance(exc, TimeoutError)) from exc
             except BaseException:  # cancelled, or irisgate's own error building it
-                self.health.report(provider, key, "abandoned")
+                health.report(provider, key, "abandoned")
                 raise
-            outcome = _outcome(response.status, route)
+            status = response.status
+            if status < 401 or (401 < status < 429) or (429 < status < 500):  # answered
+                if self.log or route.provider.keys:  # else the record's `provider` says it all
+                    self._note(provider, key, status, "", opened)
+                if not calm:
+                    health.report(provider, key, "ok")
+                return response
+            outcome = _outcome(status, route)
             retry_after: float | None = None
-            error = ""
-            if outcome != "ok":
-                if outcome == "rate_limited":
-                    retry_after = retry_after_seconds(_header(response, b"retry-after"))
-                error = _describe(response.status, retry_after)
-            self._note(route, key, response.status, error, opened)
-            self.health.report(
-                provider,
-                key,
-                outcome,
-                version=self.version,
-                retry_after=retry_after,
-                error=error,
+            if outcome == "rate_limited":
+                retry_after = retry_after_seconds(_header(response, b"retry-after"))
+            error = _describe(status, retry_after) if outcome != "ok" else ""
+            self._note(provider, key, status, error, opened)
+            health.report(
+                provider, key, outcome, version=self.version, retry_after=retry_after, error=error
             )
             if outcome == "failed":
                 skipped.add(provider)
             if outcome != "ok" and self._more(pairs, index, skipped, made, started):
                 response.close()
                 continue
-            return Answer(route, key, request, response)
+            return response
         raise self._nothing_to_try()
 
-    def _note(self, route: Route, key: int, status: int, error: str, opened: float) -> None:
-        self.log.append(
-            {
-                "provider": route.provider.id,
-                "key": key,
-                "status": status,
-                "error": error,
-                "ms": round((time.perf_counter() - opened) * 1000, 3),
-            }
-        )
+    def _note(self, provider: str, key: int, status: int, error: str, opened: float) -> None:
+        ms = round((time.perf_counter() - opened) * 1000, 3)
+        self.log.append((provider, key, status, error, ms))
 
     def _more(
         self,

@@ -22,6 +22,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -50,7 +51,6 @@ from irisgate.usage.tokenizer import TokenizerUnavailable
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import GatewayError
-from irisgate.wire.http1 import Response
 from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 Scope = dict[str, Any]
@@ -271,9 +271,15 @@ class Gateway:
 
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
         """The request one attempt sends: the same body to every provider, with its URL,
-        credential (key `key`), headers and, for a cloud, its signature."""
+        credential (key `key`), headers and, for a cloud, its signature. The last one made
+        is the answer's: `ex.route` and the record name its provider from then on."""
         access, target, record = ex.access, ex.target, ex.record
         assert access is not None
+        ex.route = route
+        record.model, record.provider = route.model, route.provider.id
+        if ex.response_id is not None:  # a stored response's call: made for its one route
+            assert ex.request is not None
+            return ex.request
         upstream_headers = build_headers(
             route.provider,
             ex.headers,
@@ -299,6 +305,7 @@ class Gateway:
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
         record.request_body = self._stored(ex.out_body)
+        ex.request = request
         return request
 
     async def _prepare_stored(
@@ -371,53 +378,44 @@ class Gateway:
         assert ex.route is not None
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
-        settings, snapshot = self.runtime.settings, self.runtime.snapshot
-        prepared = ex.request
-
-        async def build(route: Route, key: int) -> UpstreamRequest:
-            if prepared is not None:  # a stored response's call: made for its one route
-                return prepared
-            return await self._upstream_request(ex, route, key)
-
+        settings = self.runtime.settings
         attempts = Attempts(
             routes=ex.routes or [ex.route],
-            build=build,
+            build=partial(self._upstream_request, ex),
             client=self.runtime.upstream,
             health=self.runtime.health,
-            version=snapshot.version,
+            version=record.config_version,
             session=record.session_id or record.request_id,
             attempts=settings.failover_attempts,
             budget=settings.failover_budget,
         )
 
-        async def attempt_then_relay() -> None:
-            answer = await attempts.first_answer()
-            route = ex.route = answer.route
-            ex.request = answer.request
-            record.model, record.provider = route.model, route.provider.id
-            await relay(
-                _opened(answer.response),
-                send,
-                result,
-                FORWARDING,
-                extra_headers=extra,
-                chunk_filter=ex.chunk_filter,
-                request_started=ex.started,
-                before_end=lambda: self._seal(ex, upstream_started),
-            )
-
         def gone() -> None:
             record.cancelled = True
 
         try:
-            await watched(receive, attempt_then_relay(), gone, lambda: record.cancelled)
+            await watched(
+                receive,
+                relay(
+                    attempts.first_answer(),
+                    send,
+                    result,
+                    FORWARDING,
+                    extra_headers=extra,
+                    chunk_filter=ex.chunk_filter,
+                    request_started=ex.started,
+                    before_end=lambda: self._seal(ex, upstream_started),
+                ),
+                gone,
+                lambda: record.cancelled,
+            )
         except Unanswered as exc:
             assert attempts.last is not None  # an attempt was made to be unanswered
             raise refusal(exc, attempts.last) from exc.cause
         finally:
             tried = attempts.log  # kept when it says more than `provider` does
-            if len(tried) > 1 or (tried and ex.route.provider.key_count > 1):
-                record.attempts = tried
+            if len(tried) > 1 or (tried and ex.route.provider.keys):
+                record.attempts = attempts.entries()
             record.response_bytes = result.sent
             record.status = result.status or record.status
             record.error = result.error or record.error
@@ -492,11 +490,6 @@ class Gateway:
         record.cost_nanodollars, record.cost_basis = pricer.cost(
             route.provider, fmt.cost_basis, route.model, record.usage
         )
-
-
-async def _opened(response: Response) -> Response:
-    """An answer failover already opened, as the relay's `opening`."""
-    return response
 
 
 def _estimate_of(
