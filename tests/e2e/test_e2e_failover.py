@@ -20,11 +20,12 @@ import pytest
 from conftest import ALICE_IP, anthropic_client, http_from, openai_client, wait_for_record
 from prometheus_client.parser import text_string_to_metric_families
 
-from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing import FakeHook, FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
 
 RIGHT_KEY = "sk-the-right-key-0123456789"
 WRONG_KEY = "sk-a-revoked-key-9876543210"
+GUARD = {"name": "guard", "events": ["pre_request"], "send": ["request_body"]}
 MESSAGES = [{"role": "user", "content": "hello there world"}]
 
 
@@ -44,6 +45,12 @@ def hanging() -> Iterator[FakeLLM]:
 def keyed() -> Iterator[FakeLLM]:
     with FakeLLM() as fake:
         fake.api_key = RIGHT_KEY
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[FakeHook]:
+    with FakeHook() as fake:
         yield fake
 
 
@@ -87,7 +94,7 @@ def _pair(name: str, first: str, second: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _config(a: str, b: str, hang: str, keyed: str, refusing: str) -> str:
+def _config(a: str, b: str, hang: str, keyed: str, refusing: str, hook: str) -> str:
     providers: dict[str, Any] = {
         **_pair("refuse", refusing, b),
         **_pair("500", a, b),
@@ -111,11 +118,13 @@ def _config(a: str, b: str, hang: str, keyed: str, refusing: str) -> str:
                 "tailscale.com/cap/aperture": [
                     {"role": "admin"},
                     {"models": "**", "read_metrics": True},
+                    {"models": "*/m-500", "send_hooks": [GUARD]},
                 ]
             },
         }
     ]
-    return json.dumps({"providers": providers, "grants": grants})
+    hooks = {"guard": {"url": hook}}
+    return json.dumps({"providers": providers, "grants": grants, "hooks": hooks})
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +134,13 @@ def gw(
     hanging: FakeLLM,
     keyed: FakeLLM,
     refusing: str,
+    hooks: FakeHook,
     localapi: FakeLocalAPI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[IrisgateServer]:
     assert localapi.socket_path
-    config = _config(fake_llm.base_url, backup.base_url, hanging.base_url, keyed.base_url, refusing)
+    urls = (fake_llm.base_url, backup.base_url, hanging.base_url, keyed.base_url)
+    config = _config(*urls, refusing, hooks.url("guard"))
     server = IrisgateServer(
         config,
         data_dir=Path(tmp_path_factory.mktemp("failover")),
@@ -183,7 +194,7 @@ def test_a_refused_connection_fails_over_and_the_answer_is_charged_once(
 
 
 def test_a_5xx_is_retried_on_the_next_provider_with_the_same_body(
-    gw: IrisgateServer, fake_llm: FakeLLM, backup: FakeLLM
+    gw: IrisgateServer, fake_llm: FakeLLM, backup: FakeLLM, hooks: FakeHook
 ) -> None:
     fake_llm.fail_next(500)
     client = anthropic_client(gw)
@@ -204,6 +215,7 @@ def test_a_5xx_is_retried_on_the_next_provider_with_the_same_body(
         ("500-b", 200),
     ]
     assert record["attempts"][0]["error"] == "upstream answered 500"
+    assert len(hooks.calls) == 1  # the guardrail ran once for the request, not per attempt
 
 
 def test_a_429_with_retry_after_rests_the_provider_that_long(
