@@ -47,6 +47,8 @@ TABLES = {
     "chat_conversations",
     "chat_messages",
     "responses",
+    "signin_sessions",
+    "signin_attempts",
     "alembic_version",
 }
 

@@ -6,7 +6,7 @@ another provider or key, or served by a provider with several keys. NULL otherwi
 `provider` column says all there is.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision: str | None = "0012"
+down_revision: str | None = "0015"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
