@@ -5,6 +5,10 @@
       → relay (stream back, tee) → usage + cost → quota settle → capture record
       → post-response hooks
 
+Route gives every granted provider in order; the upstream request is built per attempt and
+sent again to the next provider or key while no answer has started (failover.py), so quota
+and hooks run once and only the answer that reached the client is charged.
+
 A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
 in a background task: quota settle, record and hooks follow there, after the client is gone.
 While the process shuts down, new requests are refused with 503 before any stage, and those
