@@ -108,6 +108,7 @@ def _config(a: str, b: str, hang: str, keyed: str, refusing: str, hook: str) -> 
             "apikey": [WRONG_KEY, "env:IRISGATE_TEST_RIGHT_KEY"],
             "models": ["m-keys"],
         },
+        "solo": {"baseurl": a, "apikey": "sk", "models": ["m-solo"]},
         "w1": {"baseurl": b, "apikey": "sk", "models": ["m-w"], "weight": 1},
         "w3": {"baseurl": b, "apikey": "sk", "models": ["m-w"], "weight": 3},
     }
@@ -338,3 +339,22 @@ def test_equal_preference_providers_share_sessions_by_weight_and_keep_each(
             assert chosen.setdefault(session, record["provider"]) == record["provider"]
     shares = list(chosen.values())
     assert shares.count("w3") > shares.count("w1") > 0
+
+
+def test_with_every_key_resting_irisgate_answers_429_itself_until_the_rest_ends(
+    gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    fake_llm.fail_next(429, headers={"Retry-After": "600"})
+    client = openai_client(gw)
+    with pytest.raises(openai.RateLimitError) as upstream:
+        client.chat.completions.create(model="m-solo", messages=MESSAGES)  # type: ignore[arg-type]
+    assert upstream.value.response.headers["retry-after"] == "600"  # the vendor's own answer
+    with pytest.raises(openai.RateLimitError) as resting:
+        client.chat.completions.create(model="m-solo", messages=MESSAGES)  # type: ignore[arg-type]
+    assert len(fake_llm.requests) == 1  # the rest spared the upstream the second request
+    assert 0 < int(resting.value.response.headers["retry-after"]) <= 600
+    body = resting.value.response.json()
+    assert body["error"]["code"] == "upstream_rate_limited"
+    assert "provider 'solo' is rate-limited" in body["error"]["message"]
+    record = wait_for_record(gw, resting.value.response.headers["x-irisgate-request-id"])
+    assert record["status"] == 429 and record["provider"] == "solo"
