@@ -26,10 +26,12 @@ from irisgate.exporters.s3 import S3Export
 from irisgate.hooks.runner import HookRunner
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
+from irisgate.quotas.rategate import RateGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
+from irisgate.telemetry.folding import RollupFold
 from irisgate.telemetry.metrics import Metrics
 from irisgate.telemetry.record import RequestRecord
 from irisgate.telemetry.responses import ResponseIndex
@@ -86,9 +88,10 @@ class Runtime:
         writer: BatchWriter,
         responses: ResponseIndex,
         quotas: QuotaGate,
+        rates: RateGate,
         hooks: HookRunner,
         health: Health,
-        workers: list[S3Export | RetentionPurge | TokenizerJanitor],
+        workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -103,6 +106,7 @@ class Runtime:
         self.writer = writer
         self.responses = responses
         self.quotas = quotas
+        self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
         self.health = health  # providers' and keys' health in this process (failover)
         self._workers = workers
@@ -143,6 +147,11 @@ class Runtime:
             quotas = QuotaGate(db, settings.data_dir, settings.quota_max_reservation, metrics)
             quotas.start()
             opened.push_async_callback(quotas.stop)
+            rates = RateGate(
+                db, quotas.typical, lambda: bool(config.snapshot.config.rate_limits), metrics
+            )
+            rates.start()
+            opened.push_async_callback(rates.stop)
             hooks = HookRunner(upstream, settings.max_hook_answer, metrics)
             hooks.start()
             opened.push_async_callback(hooks.stop)
@@ -178,6 +187,7 @@ class Runtime:
             writer=writer,
             responses=ResponseIndex(db),
             quotas=quotas,
+            rates=rates,
             hooks=hooks,
             health=health,
             workers=workers,
@@ -241,6 +251,7 @@ class Runtime:
             await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
         await self.quotas.stop()
+        await self.rates.stop()
         await self.hooks.stop()
         await self.writer.drain_and_stop()
         await self.config.stop()
@@ -286,8 +297,8 @@ async def _open_database(settings: Settings, opened: contextlib.AsyncExitStack) 
 
 def _workers(
     settings: Settings, db: Database, config: ConfigService, metrics: Metrics
-) -> list[S3Export | RetentionPurge | TokenizerJanitor]:
-    """The export, retention and tokenizer workers (not started)."""
+) -> list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor]:
+    """The export, retention, rollup fold and tokenizer workers (not started)."""
     return [
         S3Export(
             db,
@@ -296,5 +307,6 @@ def _workers(
             exit_after_upload=settings.test_exit_after_export_upload,
         ),
         RetentionPurge(db, lambda: config.snapshot.config.database.retention, metrics),
+        RollupFold(db),
         TokenizerJanitor(),
     ]

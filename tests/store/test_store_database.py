@@ -43,6 +43,7 @@ TABLES = {
     "quota_leases",
     "quota_changes",
     "quota_journal",
+    "rate_limit_use",
     "export_state",
     "chat_conversations",
     "chat_messages",

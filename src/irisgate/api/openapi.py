@@ -544,6 +544,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/api/rate-limits",
+        "Rate limits",
+        "The caller's rate limits (the `rate_limits` templates their grants list, expanded for "
+        "them): name, template, kind (requests, tokens or concurrent), limit, per (second, "
+        "minute, hour; null for concurrent), used now across every live instance, remaining, "
+        "and the tokens `reserved` or requests `in_flight`; `instances`: the live irisgate "
+        "instances sharing the limits (other instances' use is as of the last sync, at most "
+        "half a second old).",
+        "user",
+    ),
+    Endpoint(
+        "GET",
         "/api/connectors",
         "Connectors",
         "The connectors the caller may see, each with its status for the caller (ready, "

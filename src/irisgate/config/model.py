@@ -164,6 +164,7 @@ class Capability:
     role: Role | None = None
     models: tuple[str, ...] = ()  # provider/model globs
     quotas: tuple[QuotaRef, ...] = ()
+    rate_limits: tuple[str, ...] = ()  # templates of `rate_limits`, e.g. "rpm:<user>"
     send_hooks: tuple[HookRef, ...] = ()
     add_headers: tuple[tuple[str, str], ...] = ()
     connectors: tuple[str, ...] = ()
@@ -195,6 +196,30 @@ class Quota:
     #: unless the file says otherwise
     default_estimate_nanodollars: int = 10_000_000
     default_estimate_given: bool = False
+
+
+#: What a rate limit counts: requests or tokens per period, or requests in flight.
+RateKind = Literal["requests", "tokens", "concurrent"]
+#: `per` of a rate limit -> seconds
+RATE_PERIODS: dict[str, int] = {"second": 1, "minute": 60, "hour": 3600}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One template of `rate_limits`: at most `limit` requests or tokens per
+    `period_seconds`, or `limit` requests in flight at once (`concurrent`, no period)."""
+
+    template: str
+    kind: RateKind
+    limit: int
+    period_seconds: int = 0  # 0 for `concurrent`
+    per: str = ""  # as written: second, minute or hour
+
+    def describe(self) -> str:
+        """`60 requests per minute`, `200000 tokens per minute`, `4 concurrent requests`."""
+        if self.kind == "concurrent":
+            return f"{self.limit} concurrent requests"
+        return f"{self.limit} {self.kind} per {self.per}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +302,8 @@ class Config:
     #: bucket templates defined in the file but invalid -> why; requests that would charge
     #: them are refused (fail closed) while the rest of the config keeps working
     broken_quotas: Mapping[str, str] = field(default_factory=dict)
+    #: template -> limit (`rate_limits`); a config with an invalid one does not load
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     s3_exporter: S3Exporter | None = None
     connectors: Mapping[str, Connector] = field(default_factory=dict)

@@ -1,9 +1,9 @@
 """The gateway request path, in order. This module is the only place that states the order:
 
     read body → identify → authorize (role) → classify (format, model) → route (grants)
-      → quota check (reserve) → pre-request hooks → build upstream request
-      → relay (stream back, tee) → usage + cost → quota settle → capture record
-      → post-response hooks
+      → rate limits → quota check (reserve) → pre-request hooks → build upstream request
+      → relay (stream back, tee) → usage + cost → quota and rate-limit settle
+      → capture record → post-response hooks
 
 Route gives every granted provider in order; the upstream request is built per attempt and
 sent again to the next provider or key while no answer has started (failover.py), so quota
@@ -46,6 +46,7 @@ from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.quotas.gate import Admission
+from irisgate.quotas.ratelimits import Permit
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_name
@@ -78,6 +79,7 @@ class Exchange:
     identity: Identity | None = None
     access: Access | None = None
     admission: Admission | None = None
+    permit: Permit | None = None  # what the request holds of its rate limits
     hooks: HookPlan | None = None
     url: str = ""
     estimate: int | None = None  # nanodollars, for hooks
@@ -184,6 +186,8 @@ class Gateway:
             self.runtime.quotas.settle(
                 ex.admission, record.cost_nanodollars, record.usage.output_tokens
             )
+        if ex.permit is not None:
+            self.runtime.rates.settle(ex.permit, record.usage.total_tokens)
         if record.login_name:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
@@ -227,7 +231,7 @@ class Gateway:
             raise GatewayError("too_large", str(exc)) from None
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """classify → route → quota → pre-request hooks → upstream request."""
+        """classify → route → rate limits → quota → pre-request hooks → upstream request."""
         record, fmt = ex.record, ex.op.format
         snapshot = self.runtime.snapshot
         record.config_version = snapshot.version
@@ -256,6 +260,14 @@ class Gateway:
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
+        ex.permit = self.runtime.rates.admit(
+            snapshot,
+            access=access,
+            identity=identity,
+            route=route,
+            body=parsed,
+            body_size=len(body),
+        )
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
             access=access,

@@ -282,6 +282,13 @@ usage_daily = Table(
     PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_daily"),
 )
 
+Index(
+    "ix_usage_daily_unfolded",
+    usage_daily.c.day,
+    postgresql_where=usage_daily.c.shard != 0,
+    sqlite_where=usage_daily.c.shard != 0,
+)
+
 connector_tokens = Table(
     "connector_tokens",
     metadata,
@@ -318,6 +325,13 @@ usage_agent_daily = Table(
     PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_agent_daily"),
 )
 
+Index(
+    "ix_usage_agent_daily_unfolded",
+    usage_agent_daily.c.day,
+    postgresql_where=usage_agent_daily.c.shard != 0,
+    sqlite_where=usage_agent_daily.c.shard != 0,
+)
+
 # One row per agent session (`requests.session_id`) of one login and shard: when it ran and
 # its sums, for the Session logs page, so that listing sessions never groups `requests`.
 sessions = Table(
@@ -334,6 +348,13 @@ sessions = Table(
 )
 Index("ix_sessions_last_at", sessions.c.last_at)
 Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)
+# the rows outside shard 0, which the rollup fold (`irisgate.telemetry.folding`) moves
+Index(
+    "ix_sessions_unfolded",
+    sessions.c.last_at,
+    postgresql_where=sessions.c.shard != 0,
+    sqlite_where=sessions.c.shard != 0,
+)
 # Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances
 # lease slices of `balance_nanodollars` (the part outside every lease) into `quota_leases`
 # and spend them locally; `quota_changes` records every manual change (who, when, what).
@@ -381,6 +402,22 @@ quota_journal = Table(
     Column("bucket", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("journal", "bucket", name="pk_quota_journal"),
+)
+
+# Rate limits (irisgate.quotas.ratelimits): each instance's own use of each limit, written in
+# the background (irisgate.quotas.ratesync); the row named "" is the instance's heartbeat.
+rate_limit_use = Table(
+    "rate_limit_use",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("instance", Text, nullable=False),
+    Column("period_s", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("current", BigInteger, nullable=False),
+    Column("previous", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("name", "instance", name="pk_rate_limit_use"),
 )
 
 # The chat app (irisgate.chat): conversations of one login and their messages in order.
