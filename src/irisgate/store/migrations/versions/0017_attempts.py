@@ -5,8 +5,8 @@ status, error, milliseconds to the answer's head), for requests that were retrie
 another provider or key, or served by a provider with several keys. NULL otherwise: the
 `provider` column says all there is.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision: str | None = "0015"
+revision = "0017"
+down_revision: str | None = "0016"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
