@@ -212,7 +212,7 @@ async def test_rollups_written_before_shards_read_the_same_after_the_migration(
         await db.close()
 
 
-async def test_requests_recorded_before_0016_fill_the_tool_use_and_facet_rollups(
+async def test_requests_recorded_before_0017_fill_the_tool_use_and_facet_rollups(
     db_url: str,
 ) -> None:
     old = await open_database(db_url, migrate=False)
