@@ -389,6 +389,12 @@ tool_use_daily = Table(
     # table would look up every row the key's index finds: about three times slower)
     sqlite_with_rowid=False,
 )
+Index(
+    "ix_tool_use_daily_unfolded",
+    tool_use_daily.c.day,
+    postgresql_where=tool_use_daily.c.shard != 0,
+    sqlite_where=tool_use_daily.c.shard != 0,
+)
 
 #: The key of `usage_facets_daily` (its sums are `ROLLUP_SUM_COLUMNS`). `header` and `value`
 #: are '' in the row every request adds to; a request adds one more row per indexed header
@@ -427,6 +433,12 @@ Index(
     usage_facets_daily.c.header,
     usage_facets_daily.c.value,
     usage_facets_daily.c.day,
+)
+Index(
+    "ix_usage_facets_daily_unfolded",
+    usage_facets_daily.c.day,
+    postgresql_where=usage_facets_daily.c.shard != 0,
+    sqlite_where=usage_facets_daily.c.shard != 0,
 )
 
 # Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances

@@ -105,6 +105,12 @@ def upgrade() -> None:
         "usage_facets_daily",
         ["header", "value", "day"],
     )
+    # the rows outside shard 0, which the rollup fold (irisgate.telemetry.folding) moves
+    for table in ("tool_use_daily", "usage_facets_daily"):
+        where = sa.text("shard <> 0")
+        op.create_index(
+            f"ix_{table}_unfolded", table, ["day"], postgresql_where=where, sqlite_where=where
+        )
     assert tools is not None
     assert facets is not None
     bind = op.get_bind()
