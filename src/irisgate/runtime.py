@@ -24,6 +24,7 @@ from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
 from irisgate.exporters.s3 import S3Export
 from irisgate.hooks.runner import HookRunner
+from irisgate.identity.keyring import KeyedResolver, KeyRing
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.quotas.rategate import RateGate
@@ -76,7 +77,7 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        resolver: IdentityResolver,
+        resolver: KeyedResolver,
         drain: Drain,
         metrics: Metrics,
         tracing: Tracing | None,
@@ -94,6 +95,7 @@ class Runtime:
         workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
+        #: the identity mode's resolver behind the API key ring (`resolver.ring`)
         self.resolver = resolver
         self.drain = drain  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = metrics  # per app, so several apps in one process count apart
@@ -125,6 +127,8 @@ class Runtime:
             await resolver.open(db)
             config = await ConfigService.open(db, settings)
             opened.push_async_callback(config.stop)
+            ring = await KeyRing.open(db, settings.config_poll_seconds)
+            opened.push_async_callback(ring.stop)
             http = upstream_session(settings)
             opened.push_async_callback(http.close)
             upstream = Http1Client(
@@ -175,7 +179,7 @@ class Runtime:
             opened.pop_all()  # from here on, `stop` closes everything
         runtime = cls(
             settings,
-            resolver=resolver,
+            resolver=KeyedResolver(resolver, ring),
             drain=drain,
             metrics=metrics,
             tracing=Tracing() if settings.otel else None,
@@ -261,6 +265,7 @@ class Runtime:
         await self.hooks.stop()
         await self.writer.drain_and_stop()
         await self.config.stop()
+        await self.resolver.ring.stop()
         await self.cloud.close()
         await self.http.close()
         await self.upstream.close()

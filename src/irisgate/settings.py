@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-IdentityMode = Literal["tailscale", "serve", "dev", "oidc"]
-IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc")
+IdentityMode = Literal["tailscale", "serve", "dev", "oidc", "keys"]
+IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc", "keys")
 #: modes that identify callers from anywhere, without a network identity: chosen explicitly
 #: for a gateway listening on more than loopback (see `unidentified_exposure`)
-SIGN_IN_MODES: tuple[str, ...] = ("oidc",)
+SIGN_IN_MODES: tuple[str, ...] = ("oidc", "keys")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -146,7 +146,7 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "file to write the listening port to once serving (default: none)",
     ),
     "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
-    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve, dev or oidc"),
+    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve, dev, oidc or keys"),
     "oidc_issuer": (
         "IRISGATE_OIDC_ISSUER",
         "mode oidc: the OpenID provider's issuer URL (its discovery document is read from"
@@ -405,7 +405,7 @@ def unidentified_exposure(settings: Settings) -> str | None:
         " Choose how callers are identified with --identity: tailscale (tailnet, the"
         " default where tailscaled runs), serve (behind tailscale serve), "
         + ", ".join(SIGN_IN_MODES)
-        + " (sign-in without Tailscale); or listen on 127.0.0.1 for one-person use"
+        + " (sign-in or API keys without Tailscale); or listen on 127.0.0.1 for one-person use"
     )
 
 

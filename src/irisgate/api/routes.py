@@ -48,6 +48,7 @@ async def whoami(request: Request) -> Response:
             "tagged": ident.is_tagged,
             "role": caller.access.role,
             "identity_mode": runtime_of(request).resolver.mode,
+            "key": {"id": ident.key.id, "name": ident.key.name} if ident.key else None,
         }
     )
 

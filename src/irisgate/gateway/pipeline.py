@@ -44,7 +44,7 @@ from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
-from irisgate.identity import Identity, IdentityRefused, SignInRequired
+from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
 from irisgate.quotas.ratelimits import Permit
 from irisgate.runtime import Runtime
@@ -218,6 +218,8 @@ class Gateway:
         record.login_name, record.display_name = identity.login_name, identity.display_name
         record.node_id, record.node_name = identity.node_id, identity.node_name
         record.tags = identity.tags
+        if identity.key is not None:
+            record.key_id, record.key_name = identity.key.id, identity.key.name
         access = self.runtime.snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
@@ -575,7 +577,10 @@ async def _send_error(send: Any, op: Operation, error: GatewayError, request_id:
 
 
 def _identity_error(exc: IdentityRefused) -> GatewayError:
-    """401 for a caller who brought no credential (mode oidc without a session), else 403."""
+    """401 for a key that is not valid (OpenAI's code `invalid_api_key`) and for a caller who
+    brought no credential (mode oidc without a session, mode keys without a key), else 403."""
+    if isinstance(exc, KeyRefused):
+        return GatewayError("authentication", str(exc), code="invalid_api_key")
     if isinstance(exc, SignInRequired):
         return GatewayError("authentication", str(exc))
     return GatewayError("permission", f"access denied: {exc}")

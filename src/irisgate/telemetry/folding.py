@@ -23,7 +23,7 @@ rows. A writer transaction only writes the shard whose lock it holds, so while t
 nobody writes its rows (writers take the other shards, which stay free for them), and once
 it commits they take the folded shards again. When shard 0 is in use, or another instance
 folds at that moment, this round does nothing. The rows outside shard 0 are found through
-partial indexes (migrations 0015 and 0017), so a round costs as much as there is to fold.
+partial indexes (migrations 0015 and 0016), so a round costs as much as there is to fold.
 
 SQLite has one writer at a time and writes shard 0 only: the same fold (an insert and a
 delete in one write transaction) finds nothing there, except in a database copied from

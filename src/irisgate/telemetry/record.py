@@ -98,6 +98,9 @@ class RequestRecord:
     #: (name, value) of each `database.headers.filterable` header the request or its answer
     #: carried (value '' for `redact_values`), set by `index_headers` before it is stored
     indexed_headers: tuple[tuple[str, str], ...] = ()
+    #: the API key the caller used (its id and name, never the secret); "" for none
+    key_id: str = ""
+    key_name: str = ""
 
 
 def index_headers(record: RequestRecord, filterable: tuple[FilterableHeader, ...]) -> None:

@@ -42,6 +42,7 @@ NAV: tuple[Group, ...] = (
         (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
+            Page("keys", "API Keys", "/ui/keys"),
             Page("models", "Models", "/ui/models"),
             Page("connectors", "Connectors", "/ui/connectors"),
             Page("chat", "Chat", "/chat/", new_tab=True, chat=True),

@@ -3,6 +3,8 @@
 The incoming path (and query) is appended to the provider's `baseurl`. Client credentials
 never reach the upstream in `override` and `none` auth modes; in `passthrough` the client's
 own `Authorization` / `x-api-key` is forwarded and the configured key is only a fallback.
+An irisgate API key (a credential header whose value holds `IRISGATE_KEY_PREFIX`) is
+irisgate's own and never forwarded, in any mode (`forwardable`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+#: what every irisgate API key starts with (irisgate.identity.keys owns the format)
+IRISGATE_KEY_PREFIX = "irisgate_"
+
+
+def forwardable(name: str, value: str) -> bool:
+    """Whether a client's credential header may go upstream: not when it holds an irisgate
+    key, which is for irisgate alone."""
+    return IRISGATE_KEY_PREFIX not in value
+
 
 #: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)
 HOP_BY_HOP = frozenset(
@@ -104,7 +116,8 @@ def build_headers(
         if name in HOP_BY_HOP or name.startswith("tailscale-"):
             continue
         if name in CREDENTIALS:
-            if mode == "passthrough" and name in ("authorization", "x-api-key"):
+            passed = name in ("authorization", "x-api-key") and forwardable(name, value)
+            if mode == "passthrough" and passed:
                 client_creds[name] = value
             continue
         out[name] = value

@@ -6,8 +6,8 @@ indexed header, its value). Both are filled from the `requests` rows already rec
 the pages show the past too; indexed header values start with the requests recorded after
 the upgrade (they were never stored before).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision: str | None = "0016"
+revision = "0016"
+down_revision: str | None = "0015"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
