@@ -28,11 +28,6 @@ def _text(name: str) -> sa.Column[str]:
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        # 0016 reads `requests` through a server-side cursor (a portal), which stays open
-        # until the migrations' transaction ends and makes PostgreSQL refuse the ALTER TABLE
-        # of `requests` below: close the cursors this session holds
-        op.execute("CLOSE ALL")
     op.create_table(
         "api_keys",
         sa.Column("id", sa.Text(), primary_key=True),
