@@ -18,6 +18,7 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.access.health import Health, HealthCollector
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
@@ -90,6 +91,7 @@ class Runtime:
         quotas: QuotaGate,
         rates: RateGate,
         hooks: HookRunner,
+        health: Health,
         workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
@@ -108,6 +110,7 @@ class Runtime:
         self.quotas = quotas
         self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
+        self.health = health  # providers' and keys' health in this process (failover)
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
 
@@ -157,6 +160,16 @@ class Runtime:
             hooks.start()
             opened.push_async_callback(hooks.stop)
             _watch(metrics, writer, config)
+            health = Health(cool_down=settings.circuit_cool_down)
+            metrics.registry.register(
+                HealthCollector(
+                    health,
+                    lambda: [
+                        (p.id, p.key_count) for p in config.snapshot.config.providers.values()
+                    ],
+                    lambda: config.snapshot.version,
+                )
+            )
             workers = _workers(settings, db, config, metrics)
             for worker in workers:
                 worker.start()
@@ -180,6 +193,7 @@ class Runtime:
             quotas=quotas,
             rates=rates,
             hooks=hooks,
+            health=health,
             workers=workers,
         )
         # Everything loaded so far (price table, modules, config) lives as long as the process:

@@ -311,6 +311,9 @@ def unusual_records() -> list[RequestRecord]:
             response_raw_encoding="" if n % 4 else "gzip",
             key_id=f"key_{n:016x}" if n % 3 else "",
             key_name="ci runner" if n % 3 else "",
+            attempts=[{"provider": "p", "key": n, "status": 503, "error": "é", "ms": 1.5}]
+            if n % 3 == 1
+            else [],
         )
         for n in range(12)
     ]
@@ -332,6 +335,7 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
     row["tags"] = ",".join(r.tags)
     row["total_tokens"] = r.usage.input_tokens + r.usage.output_tokens
+    row["attempts"] = orjson.dumps(r.attempts).decode() if r.attempts else None
     return row
 
 

@@ -222,6 +222,8 @@ requests = Table(
     Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
     _text("key_id"),
     _text("key_name"),
+    # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
+    Column("attempts", Text, nullable=True),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )

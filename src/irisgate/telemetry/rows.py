@@ -160,6 +160,7 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         estimated,
         record.key_id,
         record.key_name,
+        orjson.dumps(record.attempts).decode() if record.attempts else None,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,

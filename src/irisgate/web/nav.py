@@ -70,6 +70,7 @@ NAV: tuple[Group, ...] = (
         "Administration",
         (
             Page("quotas", "Quotas", "/ui/admin/quotas", admin=True),
+            Page("providers", "Providers", "/ui/admin/providers", admin=True),
             Page("settings", "Settings", "/ui/admin/settings", admin=True),
             Page("connectors_admin", "Connector Settings", "/ui/admin/connectors", admin=True),
         ),

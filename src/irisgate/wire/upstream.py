@@ -104,9 +104,11 @@ def build_headers(
     provider: Destination,
     incoming: dict[str, str],
     extra: list[tuple[str, str]],
+    key: str | None = None,
 ) -> dict[str, str]:
     """Headers for the upstream: the client's minus hop-by-hop, identity and credentials,
-    plus the provider credential and the provider's and grants' `add_headers`."""
+    plus the provider credential (`key` when given: one of a provider's several keys) and
+    the provider's and grants' `add_headers`."""
     mode = provider.auth_mode
     out: dict[str, str] = {}
     client_creds: dict[str, str] = {}
@@ -122,7 +124,9 @@ def build_headers(
     if mode == "passthrough" and client_creds:
         out.update(client_creds)
     elif mode != "none":
-        out.update(credential_headers(provider.authorization, provider.header_key))
+        out.update(
+            credential_headers(provider.authorization, provider.header_key if key is None else key)
+        )
     for name, value in (*provider.add_headers, *extra):
         out[name.lower()] = value
     return out
