@@ -110,6 +110,9 @@ class Report:
     #: the row may not exist yet (False: the caller synced this bucket before, so it does;
     #: the insert that would create it is skipped, as it waits for any instance writing it)
     new: bool = True
+    #: > 0: a first lease on PostgreSQL is no bigger than half the balance over `share` × the
+    #: instances leasing the bucket (see `irisgate.quotas.firstlease`); 0: `want` as asked
+    share: int = 0
 
 
 async def sync(
@@ -138,7 +141,7 @@ async def sync_many(
     if first:  # one autocommitted statement: no queue between instances (`firstlease`)
         leased = await first_leases(
             db,
-            [(r.spec.name, r.spec.template, r.spec.capacity, r.want) for r in first],
+            [(r.spec.name, r.spec.template, r.spec.capacity, r.want, r.share) for r in first],
             instance=instance,
             now=now,
             live_since=now - LEASE_TTL,

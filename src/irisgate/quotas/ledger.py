@@ -504,7 +504,14 @@ class Ledger:
         """Report the buckets' spending and resize their leases, in one transaction."""
         taken = [(bucket, want, bucket.spent, bucket.seq) for bucket, want in wants]
         reports = [
-            balances.Report(bucket.spec, spent, want, seq if spent else 0, new=not bucket.synced)
+            balances.Report(
+                bucket.spec,
+                spent,
+                want,
+                seq if spent else 0,
+                new=not bucket.synced,
+                share=LEASE_SHARE,
+            )
             for bucket, want, spent, seq in taken
         ]
         try:
