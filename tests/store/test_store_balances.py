@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from irisgate.quotas import balances
-from irisgate.quotas.balances import LEASE_TTL, BucketSpec
+from irisgate.quotas.bucketrows import LEASE_TTL, BucketSpec
 from irisgate.store.database import Database
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

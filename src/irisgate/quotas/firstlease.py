@@ -25,11 +25,11 @@ credits refill nor reclaims dead instances' leases: the next general sync of the
 does both, exactly as it would have.
 
 A first lease is sized by the instances already leasing the bucket (`share` > 0): when
-there are `n` of them, at most `(unleased + their leases) / (2 × share × (n + 1))`, half the
+there are `n` of them, at most `(unleased + their leases) / (2 x share x (n + 1))`, half the
 size all their leases shrink to once this one joins (`ledger.Bucket.lease_size`), as read in
 the statement's snapshot (before any row lock). So the first leases of instances joining one
-after another hold together less than half of the bucket (`capacity / 10 + Σ 1 / (8 k)` for
-k = 2 … N: 31 % for 8 instances, 47 % for 30), and no instance's first report finds its lease
+after another hold together less than half of the bucket (`capacity / 10 + sum of 1 / (8 k)`
+for k = 2 .. N: 31 % for 8 instances, 47 % for 30), and no instance's first report finds its lease
 oversized (see `ledger.Ledger._oversized`). Before, each took a tenth of the capacity, eight
 of them 80 % of it, and each one's first report gave the excess back through the general
 sync, all of them at the same moment, queueing on the bucket's row.

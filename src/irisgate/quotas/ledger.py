@@ -54,7 +54,8 @@ import structlog
 from irisgate.config.model import Quota
 from irisgate.quotas import balances
 from irisgate.quotas.amounts import dollars
-from irisgate.quotas.balances import KEEP, BucketRow, BucketSpec
+from irisgate.quotas.balances import KEEP, BucketRow
+from irisgate.quotas.bucketrows import BucketSpec
 from irisgate.quotas.charges import Chain
 from irisgate.quotas.inflight import InFlight
 from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
@@ -77,7 +78,7 @@ FLUSH_SECONDS = 0.25
 REPORT_SECONDS = 1.0
 #: a bucket unused this long gives its lease back
 IDLE_SECONDS = 15.0
-#: leases are renewed well inside balances.LEASE_TTL
+#: leases are renewed well inside bucketrows.LEASE_TTL
 RENEW_SECONDS = 10.0
 #: an exhausted bucket asks the database again at most this often
 DRY_RECHECK_SECONDS = 1.0
