@@ -192,7 +192,7 @@ async def test_many_instances_leasing_a_new_bucket_at_once_each_get_a_whole_leas
 async def test_a_first_lease_is_sized_by_the_instances_already_leasing_the_bucket(
     db: Database,
 ) -> None:
-    # with `share`, an instance's first lease is at most half the balance over `share` times
+    # with `share`, an instance's first lease is at most 3/4 of the balance over `share` times
     # the instances leasing it: eight instances joining one after another together leave
     # most of it unleased, so none finds its lease oversized at its first report (and gives
     # money back through the bucket's row, all at once)
@@ -208,15 +208,15 @@ async def test_a_first_lease_is_sized_by_the_instances_already_leasing_the_bucke
     ]
     assert [(g.held, g.sharers) for g in got] == [
         (100, 1),  # alone: the lease asked for
-        (62, 2),  # 1000 / (2 x 4 x 2)
-        (41, 3),
-        (31, 4),
-        (25, 5),
-        (20, 6),
-        (17, 7),
-        (15, 8),
+        (93, 2),  # 3 x 1000 / (4 x 4 x 2)
+        (62, 3),
+        (46, 4),
+        (37, 5),
+        (31, 6),
+        (26, 7),
+        (23, 8),
     ]
-    assert got[-1].unleased == 1000 - sum(g.held for g in got) == 689
+    assert got[-1].unleased == 1000 - sum(g.held for g in got) == 582
     assert all(g.total == 1000 for g in got)
     # without `share` (and through the general sync) the lease asked for, as before
     plain = await balances.sync(db, SPEC, instance="j", spent=0, want=100, now=T0)

@@ -98,8 +98,8 @@ class Report:
     #: the row may not exist yet (False: the caller synced this bucket before, so it does;
     #: the insert that would create it is skipped, as it waits for any instance writing it)
     new: bool = True
-    #: > 0: a first lease on PostgreSQL is no bigger than half the balance over `share` x the
-    #: instances leasing the bucket (see `irisgate.quotas.firstlease`); 0: `want` as asked
+    #: > 0: a first lease on PostgreSQL is no bigger than 3/4 of the balance over `share` x
+    #: the instances leasing the bucket (see `irisgate.quotas.firstlease`); 0: `want` as asked
     share: int = 0
 
 

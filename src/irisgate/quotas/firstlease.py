@@ -25,14 +25,17 @@ credits refill nor reclaims dead instances' leases: the next general sync of the
 does both, exactly as it would have.
 
 A first lease is sized by the instances already leasing the bucket (`share` > 0): when
-there are `n` of them, at most `(unleased + their leases) / (2 x share x (n + 1))`, half the
-size all their leases shrink to once this one joins (`ledger.Bucket.lease_size`), as read in
-the statement's snapshot (before any row lock). So the first leases of instances joining one
-after another hold together less than half of the bucket (`capacity / 10 + sum of 1 / (8 k)`
-for k = 2 .. N: 31 % for 8 instances, 47 % for 30), and no instance's first report finds its lease
-oversized (see `ledger.Ledger._oversized`). Before, each took a tenth of the capacity, eight
-of them 80 % of it, and each one's first report gave the excess back through the general
-sync, all of them at the same moment, queueing on the bucket's row.
+there are `n` of them, at most `3 (unleased + their leases) / (4 x share x (n + 1))`, three
+quarters of the size all their leases shrink to once this one joins
+(`ledger.Bucket.lease_size`), as read in the statement's snapshot (before any row lock). So
+the first leases of instances joining one after another hold together less than half of the
+bucket (a tenth of it for the first, then `3 / (16 k)` for k = 2 .. N: 42 % for 8 instances,
+49 % for 12), and no instance's first report finds its lease oversized (see
+`ledger.Ledger._oversized`); nor does it need a top-up (that is for a lease under half its
+size). Before, each took a tenth of the capacity, eight of them 80 % of it, and each one's
+first report gave the excess back through the general sync, all at the same moment,
+queueing on the bucket's row. Instances whose statements run at the same moment do not see
+each other's leases (the snapshot predates them) and may still take more.
 
 `wanted` carries each bucket's lease in the excluded row: the insert proposes `balance =
 capacity - want`, so `want = excluded.capacity - excluded.balance` in the conflict branch.
@@ -60,10 +63,10 @@ WITH wanted AS (
         SELECT 1 FROM quota_leases h WHERE h.bucket = w.name AND h.instance = :instance
     )
 ),
-sized AS (  -- half what the leases of the instances sharing the bucket shrink to
+sized AS (  -- 3/4 of what the leases of the instances sharing the bucket shrink to
     SELECT w.name, w.template, w.capacity,
         CASE WHEN w.share > 0 AND o.n > 0 THEN LEAST(w.want, GREATEST(1,
-            (coalesce(b.balance_nanodollars, 0) + o.held) / (2 * w.share * (o.n + 1))))
+            3 * (coalesce(b.balance_nanodollars, 0) + o.held) / (4 * w.share * (o.n + 1))))
         ELSE w.want END AS want
     FROM wanted w
     LEFT JOIN quota_buckets b ON b.name = w.name
