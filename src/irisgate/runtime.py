@@ -32,7 +32,7 @@ from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
 from irisgate.telemetry.folding import RollupFold
 from irisgate.telemetry.metrics import Metrics
-from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.record import RequestRecord, index_headers
 from irisgate.telemetry.responses import ResponseIndex
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
 from irisgate.telemetry.spool import Spool
@@ -201,7 +201,7 @@ class Runtime:
         """Put a request's record in the spool before the client has the last byte of its
         answer (so a crash from then on cannot lose it); `record(..., journaled=True)`
         follows when the request is done. False when the spool could not be written."""
-        strip_for_zero_retention(record, self.snapshot.config.database.retention)
+        self._prepare_for_storage(record)
         return self.writer.journal(record)
 
     def record(self, record: RequestRecord, *, journaled: bool = False) -> None:
@@ -209,8 +209,14 @@ class Runtime:
         telemetry/writer.py). `journaled`: `journal` has put it in the spool as it is."""
         if record.response_id:
             self.responses.remember(record)
-        strip_for_zero_retention(record, self.snapshot.config.database.retention)
+        self._prepare_for_storage(record)
         self.writer.submit(record, journaled=journaled)
+
+    def _prepare_for_storage(self, record: RequestRecord) -> None:
+        """Index the filterable headers, then drop what zero retention never stores."""
+        database = self.snapshot.config.database
+        index_headers(record, database.filterable_headers)
+        strip_for_zero_retention(record, database.retention)
 
     @property
     def recording_refused(self) -> bool:

@@ -116,6 +116,8 @@ class Settings:
     db_pool_size: int = 15
     #: nanodollars a request without an output limit reserves at most (irisgate.quotas.estimate)
     quota_max_reservation: int = 100_000_000
+    #: the dashboard's Feedback link (http(s) or mailto); "" shows none
+    feedback_url: str = ""
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -284,6 +286,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_QUOTA_MAX_RESERVATION",
         "most a request without an output limit reserves in a quota, in dollars (default 0.10)",
     ),
+    "feedback_url": (
+        "IRISGATE_FEEDBACK_URL",
+        "where the dashboard's Feedback link goes: an https://, http:// or mailto: address"
+        " (default: no link)",
+    ),
 }
 
 
@@ -360,6 +367,7 @@ def load_settings(
         migrate=_flag(pick, "migrate", default=True),
         db_pool_size=_count(pick, "db_pool_size", 15),
         quota_max_reservation=_dollars(pick, "quota_max_reservation", 100_000_000),
+        feedback_url=_link(pick("feedback_url") or ""),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -523,6 +531,20 @@ def _flag(pick: Callable[[str], str | None], name: str, *, default: bool = False
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes", "on")
+
+
+def _link(value: str) -> str:
+    """ "" or an address a page may link to: https://, http:// or mailto:, nothing that runs
+    (`javascript:`) and no whitespace or control characters."""
+    value = value.strip()
+    if not value:
+        return ""
+    scheme = value.split(":", 1)[0].lower()
+    if scheme not in ("https", "http", "mailto") or any(c <= " " or c == "\x7f" for c in value):
+        raise SettingsError(
+            f"--feedback-url must be an https://, http:// or mailto: address, got {value[:80]!r}"
+        )
+    return value
 
 
 def _fernet_key(value: str) -> str:

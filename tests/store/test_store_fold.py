@@ -47,6 +47,7 @@ def records(start: int, count: int) -> list[RequestRecord]:
             user_agent="claude-cli/2.0.1" if n % 2 else "openai-python/3.51.0",
             usage=Usage(input_tokens=100 + n, output_tokens=n % 50),
             cost_nanodollars=1_000 * (n + 1),
+            tool_calls=n % 3,  # rows in tool_use_daily too
         )
         for n in range(start, start + count)
     ]
@@ -114,12 +115,35 @@ async def read(db: Database) -> Totals:
     }
 
 
-async def shards(db: Database) -> dict[str, list[int]]:
+ROLLUPS = ("usage_daily", "usage_agent_daily", "sessions")
+#: the dashboard's rollups keyed by day besides usage_daily and usage_agent_daily
+DAY_ROLLUPS = ("tool_use_daily", "usage_facets_daily")
+
+
+async def shards(db: Database, tables: tuple[str, ...] = ROLLUPS) -> dict[str, list[int]]:
     out = {}
     async with db.connect() as conn:
-        for table in ("usage_daily", "usage_agent_daily", "sessions"):
+        for table in tables:
             query = f"SELECT DISTINCT shard FROM {table} ORDER BY shard"
             out[table] = list((await conn.execute(text(query))).scalars())
+    return out
+
+
+async def day_rollup_sums(db: Database) -> dict[str, dict[tuple[Any, ...], int]]:
+    """Per key of tool_use_daily (calls) and usage_facets_daily (requests), over all shards."""
+    queries = {
+        "tool_use_daily": "SELECT day, login_name, session_id, kind, connector, tool, model,"
+        " SUM(calls) FROM tool_use_daily GROUP BY day, login_name, session_id, kind,"
+        " connector, tool, model",
+        "usage_facets_daily": "SELECT day, login_name, model, provider, agent, status, header,"
+        " value, SUM(requests) FROM usage_facets_daily GROUP BY day, login_name, model,"
+        " provider, agent, status, header, value",
+    }
+    out: dict[str, dict[tuple[Any, ...], int]] = {}
+    async with db.connect() as conn:
+        for table, query in queries.items():
+            rows = (await conn.execute(text(query))).all()
+            out[table] = {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in rows}
     return out
 
 
@@ -184,6 +208,8 @@ async def test_folding_keeps_every_total_while_two_instances_keep_writing(
         assert all(7 in found for found in before.values())
         if db.dialect == "postgresql":
             assert all(0 not in found and 1 in found for found in before.values()), before
+            spread = await shards(db, DAY_ROLLUPS)
+            assert all(0 not in found and 1 in found for found in spread.values()), spread
         assert await read(db) == expected(written)
 
         # Phase 2: both instances keep writing the same keys while both fold, over and over
@@ -207,14 +233,20 @@ async def test_folding_keeps_every_total_while_two_instances_keep_writing(
         # besides shard 0, where the last one ended) leave one row per key: shard 0
         for writer in writers:
             await writer.drain_and_stop()
+        unfolded = await day_rollup_sums(db)
+        assert sum(unfolded["tool_use_daily"].values()) == sum(r.tool_calls for r in written)
+        assert sum(unfolded["usage_facets_daily"].values()) == len(written)
         for _ in range(3):
             await fold(other, days_before=FAR.date(), sessions_before=FAR)
-        assert await shards(db) == {
+        assert await shards(db, ROLLUPS + DAY_ROLLUPS) == {
             "usage_daily": [0],
             "usage_agent_daily": [0],
             "sessions": [0],
+            "tool_use_daily": [0],
+            "usage_facets_daily": [0],
         }
         assert await read(other) == expected(written)
+        assert await day_rollup_sums(other) == unfolded
     finally:
         for writer in writers:
             await writer.drain_and_stop()

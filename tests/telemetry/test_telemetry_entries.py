@@ -7,6 +7,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from irisgate.telemetry.entries import HEADER, EntryError, decode, encode, read_frames
@@ -39,7 +40,11 @@ def record(number: int, **overrides: object) -> RequestRecord:
     return RequestRecord(**values)  # type: ignore[arg-type]
 
 
-RECORDS = [record(1), record(2), record(3, cost_nanodollars=None, response_id="resp_1")]
+RECORDS = [
+    record(1),
+    record(2, indexed_headers=(("x-team", "red"), ("x-secret", ""))),
+    record(3, cost_nanodollars=None, response_id="resp_1"),
+]
 
 
 def test_a_record_comes_back_exactly_as_written() -> None:
@@ -48,6 +53,29 @@ def test_a_record_comes_back_exactly_as_written() -> None:
         [(offset, payload)] = frames.items
         assert offset == 0
         assert decode(payload) == original
+
+
+def test_a_frame_written_before_indexed_headers_still_reads() -> None:
+    """A spool left by the version before `indexed_headers` (its meta one field shorter)
+    is replayed after the upgrade, the record without indexed headers."""
+    original = record(4)
+    [(_, payload)] = read_frames(encode(original)).items
+    id_size = int.from_bytes(payload[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(payload[start : start + 4], "little")
+    meta = orjson.loads(bytes(payload[start + 4 : start + 4 + meta_size]))
+    older = orjson.dumps([*meta[:-4], *meta[-3:]])  # without the last field, indexed_headers
+    assert len(older) < meta_size
+    old_payload = (
+        bytes(payload[:start])
+        + len(older).to_bytes(4, "little")
+        + older
+        + bytes(payload[start + 4 + meta_size :])
+    )
+    [(_, again)] = read_frames(
+        HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    ).items
+    assert decode(again) == original
 
 
 def test_a_buffer_cut_anywhere_yields_exactly_the_entries_before_the_cut() -> None:

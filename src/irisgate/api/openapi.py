@@ -41,6 +41,23 @@ _FILTERS: tuple[Param, ...] = (
     *_RANGE,
     ("user", "Only this login name.", _TEXT),
     ("model", "Only this model.", _TEXT),
+    ("agent", "Only this agent program (as Agent Activity names it).", _TEXT),
+    (
+        "status",
+        "Only this status code (`429`) or class (`5xx`).",
+        {"type": "string", "pattern": "^[1-5]([0-9]{2}|[xX]{2})$"},
+    ),
+    (
+        "header",
+        "Only requests that carried this indexed header (`database.headers.filterable`; "
+        "403 unless the caller's grants name it in `filterable_headers`).",
+        _TEXT,
+    ),
+    (
+        "header_value",
+        "With `header`: only this value (ignored without `header` and for `redact_values`).",
+        _TEXT,
+    ),
 )
 #: the error envelope of every /api/ error answer
 ERROR_SCHEMA: dict[str, Any] = {
@@ -323,19 +340,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/api/config",
         "Current config",
-        'The running config text (literal secrets as "[redacted]"), its hash and version.',
+        'The running config text (literal secrets as "[redacted]"), the same config parsed '
+        "(`value`, as the visual editors edit it), its hash and version.",
         "admin",
     ),
     Endpoint(
         "PUT",
         "/api/config",
         "Save config",
-        "Store a new config version. 409 when `hash` is not the newest version's; 400 with "
-        "`errors` (path, line, message) when invalid; 403 when it would remove the caller's "
-        "own admin role.",
+        "Store a new config version: `config`, the whole HuJSON text, or `value`, the config "
+        "as a JSON object, which irisgate writes into the stored text in place (only the "
+        "values that changed; comments, order and layout kept; a secret left "
+        '"[redacted]" keeps the stored one). 409 when `hash` is not the newest version\'s; '
+        "400 with `errors` (path, line, message) when invalid; 403 when it would remove the "
+        "caller's own admin role.",
         "admin",
         body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
-        body_schema=_object(("config", "hash"), config=_TEXT, hash=_TEXT),
+        body_schema={
+            **_object(("hash",), config=_TEXT, value={"type": "object"}, hash=_TEXT),
+            "oneOf": [{"required": ["config"]}, {"required": ["value"]}],
+        },
         errors=(409,),
     ),
     Endpoint(
@@ -430,14 +454,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         _FILTERS,
         media_type=_CSV,
     ),
-    Endpoint("GET", "/api/usage/models", "Model activity", "Per-model sums.", "admin", _FILTERS),
+    Endpoint(
+        "GET",
+        "/api/usage/models",
+        "Model activity",
+        "Per-model sums, and `daily`: tokens and cost per day for the 8 biggest models (the "
+        "rest as one series named null).",
+        "admin",
+        _FILTERS,
+    ),
     Endpoint(
         "GET",
         "/api/usage/agents",
         "Agent activity",
-        "Sums per agent program (the User-Agent's product, without version).",
+        "Sums per agent program (the User-Agent's product, without version), and `daily` "
+        "as for models.",
         "admin",
         _FILTERS,
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/filters",
+        "Filter choices",
+        "The indexed headers the caller may filter on (`name`, `redact_values`) and the "
+        "agents of the range.",
+        "user",
+        _RANGE,
     ),
     Endpoint(
         "GET",
@@ -454,15 +496,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("user", "Only this login name (admins; others get their own).", _TEXT),
             ("model", "Only the tool calls this model made in its answers.", _TEXT),
             ("tool", "Only calls of this MCP tool or connector id.", _TEXT),
+            ("session", "Only calls of this session id.", _TEXT),
         ),
     ),
     Endpoint(
         "GET",
         "/api/usage/active-users",
         "User activity",
-        "Daily, weekly (7 days) and monthly (30 days) active users for each day of the range.",
+        "Daily, weekly (7 days) and monthly (30 days) active users for each day of the "
+        "range, and `periods`: active users per period of `group`.",
         "admin",
-        _RANGE,
+        (
+            *_RANGE,
+            (
+                "group",
+                "day (default), week (from Monday), month, or 4of7 (per day, the users "
+                "active on at least 4 of the 7 days ending that day).",
+                {"type": "string", "enum": ["day", "week", "month", "4of7"]},
+            ),
+        ),
     ),
     Endpoint(
         "GET",

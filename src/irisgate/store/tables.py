@@ -35,6 +35,9 @@ Tables:
   Fernet token; see `irisgate.connectors.tokens`).
 - `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
   session id): the same kind of sums for the Agent activity and Session logs pages.
+- `tool_use_daily`: tool calls per (UTC day, login, session, kind, connector, tool, model),
+  for the Tool Use page. `usage_facets_daily`: `usage_daily`'s sums with agent, status code
+  and one indexed header's value as more key columns, for the Usage Overview's filters.
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
 - `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
@@ -353,6 +356,89 @@ Index(
     postgresql_where=sessions.c.shard != 0,
     sqlite_where=sessions.c.shard != 0,
 )
+
+#: `tool_use_daily.kind`: an MCP connector's tool, an HTTP connector request, or tool calls a
+#: model asked for in its answer.
+TOOL_KINDS: tuple[str, ...] = ("mcp", "http", "model")
+#: The key of `tool_use_daily` (its sums are `calls` and `errors`).
+TOOL_KEY_COLUMNS: tuple[str, ...] = (
+    "day",
+    "login_name",
+    "session_id",
+    "kind",
+    "connector",
+    "tool",
+    "model",
+)
+
+# Tool calls per (UTC day, login, session, kind, connector, tool, model): the Tool Use page
+# reads this instead of the requests that carry tool calls.
+tool_use_daily = Table(
+    "tool_use_daily",
+    metadata,
+    *(Column(name, Date if name == "day" else Text, nullable=False) for name in TOOL_KEY_COLUMNS),
+    _count("calls"),
+    _count("errors"),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    _shard(),
+    PrimaryKeyConstraint(*TOOL_KEY_COLUMNS, ROLLUP_SHARD, name="pk_tool_use_daily"),
+    # SQLite: rows stored in key order, so a range of days is one sequential read (a rowid
+    # table would look up every row the key's index finds: about three times slower)
+    sqlite_with_rowid=False,
+)
+Index(
+    "ix_tool_use_daily_unfolded",
+    tool_use_daily.c.day,
+    postgresql_where=tool_use_daily.c.shard != 0,
+    sqlite_where=tool_use_daily.c.shard != 0,
+)
+
+#: The key of `usage_facets_daily` (its sums are `ROLLUP_SUM_COLUMNS`). `header` and `value`
+#: are '' in the row every request adds to; a request adds one more row per indexed header
+#: it carried (`database.headers.filterable`), so a filter names at most one header.
+FACET_KEY_COLUMNS: tuple[str, ...] = (
+    "day",
+    "login_name",
+    "model",
+    "provider",
+    "agent",
+    "status",
+    "header",
+    "value",
+)
+
+# usage_daily with more dimensions, for the Usage Overview's agent, status code and header
+# filters (read only when one of them is set).
+usage_facets_daily = Table(
+    "usage_facets_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("agent", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("header", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    *(_count(name) for name in ROLLUP_SUM_COLUMNS),
+    _shard(),
+    PrimaryKeyConstraint(*FACET_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_facets_daily"),
+    sqlite_with_rowid=False,  # as tool_use_daily
+)
+Index(
+    "ix_usage_facets_daily_header_value_day",
+    usage_facets_daily.c.header,
+    usage_facets_daily.c.value,
+    usage_facets_daily.c.day,
+)
+Index(
+    "ix_usage_facets_daily_unfolded",
+    usage_facets_daily.c.day,
+    postgresql_where=usage_facets_daily.c.shard != 0,
+    sqlite_where=usage_facets_daily.c.shard != 0,
+)
+
 # Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances
 # lease slices of `balance_nanodollars` (the part outside every lease) into `quota_leases`
 # and spend them locally; `quota_changes` records every manual change (who, when, what).

@@ -6,7 +6,8 @@ without folding those rows would stay for good: the tables, and what every read 
 would grow with the number of writers. `RollupFold`, a background worker of every
 instance, folds them every `FOLD_EVERY_S` (and at start):
 
-- `usage_daily` and `usage_agent_daily` rows of days before the current UTC day, and
+- `usage_daily`, `usage_agent_daily`, `tool_use_daily` and `usage_facets_daily` rows of days
+  before the current UTC day, and
 - `sessions` rows whose last request is older than `SESSION_QUIET`,
 
 each table with ONE statement, whatever the number of keys. On PostgreSQL that statement
@@ -22,7 +23,7 @@ rows. A writer transaction only writes the shard whose lock it holds, so while t
 nobody writes its rows (writers take the other shards, which stay free for them), and once
 it commits they take the folded shards again. When shard 0 is in use, or another instance
 folds at that moment, this round does nothing. The rows outside shard 0 are found through
-partial indexes (migration 0015), so a round costs as much as there is to fold.
+partial indexes (migrations 0015 and 0016), so a round costs as much as there is to fold.
 
 SQLite has one writer at a time and writes shard 0 only: the same fold (an insert and a
 delete in one write transaction) finds nothing there, except in a database copied from
@@ -45,9 +46,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from irisgate.store.database import Database
 from irisgate.store.tables import (
     AGENT_ROLLUP_KEY_COLUMNS,
+    FACET_KEY_COLUMNS,
     ROLLUP_KEY_COLUMNS,
     ROLLUP_SUM_COLUMNS,
     SESSION_SUM_COLUMNS,
+    TOOL_KEY_COLUMNS,
 )
 from irisgate.telemetry.shards import LOCK_CLASS, SHARDS
 
@@ -119,6 +122,16 @@ class _Rollup:
 
 _DAILY = _Rollup("usage_daily", ROLLUP_KEY_COLUMNS, ROLLUP_SUM_COLUMNS, "day")
 _AGENTS = _Rollup("usage_agent_daily", AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SUM_COLUMNS, "day")
+_TOOLS = _Rollup(
+    "tool_use_daily",
+    TOOL_KEY_COLUMNS,
+    ("calls", "errors"),
+    "day",
+    (("first_at", "LEAST", "MIN", "MIN"), ("last_at", "GREATEST", "MAX", "MAX")),
+)
+_FACETS = _Rollup("usage_facets_daily", FACET_KEY_COLUMNS, ROLLUP_SUM_COLUMNS, "day")
+#: the rollups whose rows are keyed by day (folded once their day is over)
+_BY_DAY = (_DAILY, _AGENTS, _TOOLS, _FACETS)
 _SESSIONS = _Rollup(
     "sessions",
     ("login_name", "session_id"),
@@ -166,7 +179,8 @@ async def _fold_postgresql(conn: AsyncConnection, days: date, quiet: datetime) -
     if not shards:
         return 0
     folded = 0
-    for rollup, before in ((_DAILY, days), (_AGENTS, days), (_SESSIONS, quiet)):
+    due: list[tuple[_Rollup, Any]] = [(rollup, days) for rollup in _BY_DAY]
+    for rollup, before in (*due, (_SESSIONS, quiet)):
         (statement,) = rollup.statements("postgresql")
         params: dict[str, Any] = {"shards": shards, "before": before}
         folded += (await conn.execute(text(statement), params)).rowcount  # keys upserted
@@ -177,11 +191,8 @@ def _fold_sqlite(conn: Connection, days: date, quiet: datetime) -> int:
     folded = 0
     # the stored forms: a Date as ISO text, a UTCDateTime as naive UTC text
     stamp = quiet.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    for rollup, before in (
-        (_DAILY, days.isoformat()),
-        (_AGENTS, days.isoformat()),
-        (_SESSIONS, stamp),
-    ):
+    due: list[tuple[_Rollup, str]] = [(rollup, days.isoformat()) for rollup in _BY_DAY]
+    for rollup, before in (*due, (_SESSIONS, stamp)):
         upsert, remove = rollup.statements("sqlite")
         folded += conn.execute(text(upsert), {"before": before}).rowcount  # keys upserted
         conn.execute(text(remove), {"before": before})

@@ -21,6 +21,13 @@ class Page:
     #: Listed only for viewers with chat enabled (the Chat link, Chat activity).
     chat: bool = False
 
+    @property
+    def href(self) -> str:
+        """The sidebar's link: admin pages at Aperture's `/admin/…` (`path` works too)."""
+        if self.path.startswith("/ui/admin/"):
+            return "/admin/" + self.path.removeprefix("/ui/admin/")
+        return self.path
+
 
 @dataclass(frozen=True, slots=True)
 class Group:
@@ -69,7 +76,10 @@ NAV: tuple[Group, ...] = (
     ),
     Group(
         "Reference",
-        (Page("api_docs", "API Docs", "/ui/admin/api-docs", admin=True),),
+        (
+            Page("integrations", "Integrations", "/ui/admin/integrations", admin=True),
+            Page("api_docs", "API Docs", "/ui/admin/api-docs", admin=True),
+        ),
         admin=True,
     ),
 )

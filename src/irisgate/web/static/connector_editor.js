@@ -1,12 +1,12 @@
 // Connector Settings: the admins' editor of connectors.servers. It edits the parsed config
-// (like the visual editor in Settings) and saves the whole config through PUT /api/config, so
-// every change is a config version with history and rollback. Stored secrets arrive as
+// (like the visual editors in Settings) and saves it through PUT /api/config as `value`, so
+// every change is a config version with history and rollback, written into the stored text
+// in place (the file's comments kept). Stored secrets arrive as
 // "[redacted]" and are sent back unchanged, which tells irisgate to keep the stored value.
 // Errors come back with their key path and are shown at the field they name.
 import { el } from "/ui/static/shell.js";
 import { api } from "/ui/static/pages.js";
 import { authLabel } from "/ui/static/connectors.js";
-import { hujsonToJson } from "/ui/static/visual.js";
 
 const ID = /^[A-Za-z][A-Za-z0-9]*$/;
 const SECRET_FIELDS = new Set(["token", "secret", "key", "password", "client_secret"]);
@@ -82,7 +82,7 @@ export function connectorEditor() {
   async function load() {
     const data = await api("/api/config");
     hash = data.hash;
-    config = JSON.parse(hujsonToJson(data.config));
+    config = data.value;
     renderTable();
   }
 
@@ -253,7 +253,7 @@ export function connectorEditor() {
       const result = await api("/api/config", {
         method: "PUT",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ config: JSON.stringify(next, null, 2) + "\n", hash }),
+        body: JSON.stringify({ value: next, hash }),
       });
       say("ok", `Saved as version ${result.version}.`);
       await load();

@@ -14,6 +14,7 @@ import {
   sessionsPage,
   usagePage,
   userActivityPage,
+  userPicker,
 } from "/ui/static/pages.js";
 import { addQuotaTooltips, myQuotas, quotasPage } from "/ui/static/quotas.js";
 import { settingsPage } from "/ui/static/settings.js";
@@ -30,8 +31,10 @@ const starts = {
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
   connectorEditor: () => connectorEditor(),
-  dashboard: (subject, own) => {
+  integrations: () => copyButtons(),
+  dashboard: (subject, own, admin) => {
     dashboardPage(subject);
+    if (admin) userPicker();
     if (own) myQuotas();
   },
   models: async () => {
@@ -40,9 +43,9 @@ const starts = {
   },
   quotas: () => quotasPage(),
   sessions: () => sessionsPage(),
-  settings: (login) => settingsPage(login),
+  settings: (login, options) => settingsPage(login, options),
   toolUse: () => toolUsePage(),
-  usage: (isAdmin) => usagePage(isAdmin),
+  usage: async (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
 };
 
