@@ -32,7 +32,10 @@ instances leasing it), plus what its in-flight requests reserve. Every report te
 instance the balance and the number of instances leasing (`balances.Synced`), and once
 less than half of the balance is outside the leases, the upkeep gives back what its lease
 holds beyond that size: leases shrink as the bucket runs low, and a chain is refused only
-when less than about a quarter of what is left is leased elsewhere unused.
+when less than about a quarter of what is left is leased elsewhere unused. A first lease on
+PostgreSQL is sized by the instances already leasing the bucket from the start
+(`Report.share`, see `irisgate.quotas.firstlease`), so instances joining a shared bucket do
+not all give their excess back at their first report.
 """
 
 from __future__ import annotations
