@@ -61,7 +61,8 @@ from irisgate.quotas.balances import KEEP, BucketRow
 from irisgate.quotas.bucketrows import BucketSpec
 from irisgate.quotas.charges import Chain
 from irisgate.quotas.inflight import InFlight
-from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
+from irisgate.quotas.journal import FOLDER, Journal
+from irisgate.quotas.replay import replay_orphans
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.quotas")
@@ -568,53 +569,14 @@ class Ledger:
             self._journal.clear()
 
     async def _replay(self) -> None:
-        """Report the journals of processes that are gone (see `irisgate.quotas.journal`)."""
-        found = orphans(self._folder, self.instance)
-        try:
-            for orphan in found:
-                await self._replay_one(orphan)
-        finally:
-            for orphan in found:
-                if orphan.path.exists():
-                    orphan.release()
-        self._replayed = True
+        """Report the journals of processes that are gone (see `irisgate.quotas.replay`)."""
 
-    async def _replay_one(self, orphan: Orphan) -> None:
-        reported = await balances.marks(self._db, orphan.name)
-        # summed as the file is read: a journal written through a long outage can be large
-        unreported: dict[str, tuple[BucketSpec, int, int]] = {}
-        for entry in orphan.entries():
-            name = entry.spec.name
-            if entry.seq <= reported.get(name, 0):
-                continue
-            _, spent, _ = unreported.get(name, (entry.spec, 0, 0))
-            unreported[name] = (entry.spec, spent + entry.spent, entry.seq)
-        debited = 0
-        for name, (spec, spent, last) in unreported.items():
+        def spec_of(name: str) -> BucketSpec | None:
             known = self._buckets.get(name)
-            done = await balances.replay(
-                self._db,
-                known.spec if known is not None else spec,
-                journal=orphan.name,
-                after=reported.get(name, 0),
-                spent=spent,
-                last=last,
-                now=_utcnow(),
-            )
-            if done:
-                debited += spent
-            else:
-                log.error("quota journal changed while replayed", journal=orphan.name, bucket=name)
-        returned = await balances.release(self._db, orphan.name)  # all it spent is debited
-        orphan.done()
-        await balances.forget_journal(self._db, orphan.name)
-        log.info(
-            "quota journal replayed",
-            journal=orphan.name,
-            buckets=len(unreported),
-            debited=dollars(debited),
-            leases_returned=dollars(returned),
-        )
+            return known.spec if known is not None else None
+
+        await replay_orphans(self._db, self._folder, self.instance, spec_of)
+        self._replayed = True
 
     def _want(self, bucket: Bucket, now: float) -> int | None:
         """The lease a background sync should ask for now, or None when none is due."""
