@@ -85,8 +85,8 @@ async def identify(request: Request) -> Caller:
         identity = await runtime.resolver.resolve(client, request.scope["headers"])
     except SignInRequired as exc:
         raise ApiError(401, str(exc)) from None
-    except IdentityRefused as exc:
-        raise ApiError(403, f"access denied: {exc}") from None
+    except IdentityRefused as exc:  # 401 for an API key that is not valid
+        raise ApiError(exc.status, f"access denied: {exc}") from None
     return Caller(identity, runtime.snapshot.grants.access_for(identity))
 
 

@@ -18,11 +18,13 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.access.health import Health, HealthCollector
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
 from irisgate.exporters.s3 import S3Export
 from irisgate.hooks.runner import HookRunner
+from irisgate.identity.keyring import KeyedResolver, KeyRing
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
 from irisgate.quotas.rategate import RateGate
@@ -75,7 +77,7 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        resolver: IdentityResolver,
+        resolver: KeyedResolver,
         drain: Drain,
         metrics: Metrics,
         tracing: Tracing | None,
@@ -89,9 +91,11 @@ class Runtime:
         quotas: QuotaGate,
         rates: RateGate,
         hooks: HookRunner,
+        health: Health,
         workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
+        #: the identity mode's resolver behind the API key ring (`resolver.ring`)
         self.resolver = resolver
         self.drain = drain  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = metrics  # per app, so several apps in one process count apart
@@ -106,6 +110,7 @@ class Runtime:
         self.quotas = quotas
         self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
+        self.health = health  # providers' and keys' health in this process (failover)
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
 
@@ -122,6 +127,8 @@ class Runtime:
             await resolver.open(db)
             config = await ConfigService.open(db, settings)
             opened.push_async_callback(config.stop)
+            ring = await KeyRing.open(db, settings.config_poll_seconds)
+            opened.push_async_callback(ring.stop)
             http = upstream_session(settings)
             opened.push_async_callback(http.close)
             upstream = Http1Client(
@@ -153,6 +160,16 @@ class Runtime:
             hooks.start()
             opened.push_async_callback(hooks.stop)
             _watch(metrics, writer, config)
+            health = Health(cool_down=settings.circuit_cool_down)
+            metrics.registry.register(
+                HealthCollector(
+                    health,
+                    lambda: [
+                        (p.id, p.key_count) for p in config.snapshot.config.providers.values()
+                    ],
+                    lambda: config.snapshot.version,
+                )
+            )
             workers = _workers(settings, db, config, metrics)
             for worker in workers:
                 worker.start()
@@ -162,7 +179,7 @@ class Runtime:
             opened.pop_all()  # from here on, `stop` closes everything
         runtime = cls(
             settings,
-            resolver=resolver,
+            resolver=KeyedResolver(resolver, ring),
             drain=drain,
             metrics=metrics,
             tracing=Tracing() if settings.otel else None,
@@ -176,6 +193,7 @@ class Runtime:
             quotas=quotas,
             rates=rates,
             hooks=hooks,
+            health=health,
             workers=workers,
         )
         # Everything loaded so far (price table, modules, config) lives as long as the process:
@@ -247,6 +265,7 @@ class Runtime:
         await self.hooks.stop()
         await self.writer.drain_and_stop()
         await self.config.stop()
+        await self.resolver.ring.stop()
         await self.cloud.close()
         await self.http.close()
         await self.upstream.close()

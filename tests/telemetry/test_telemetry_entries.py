@@ -56,15 +56,16 @@ def test_a_record_comes_back_exactly_as_written() -> None:
 
 
 def test_a_frame_written_before_indexed_headers_still_reads() -> None:
-    """A spool left by the version before `indexed_headers` (its meta one field shorter)
-    is replayed after the upgrade, the record without indexed headers."""
+    """A spool left by the version before `indexed_headers` (its meta three fields shorter:
+    `indexed_headers` and the API key's `key_id`, `key_name` came after it) is replayed
+    after the upgrade, the record without indexed headers or key."""
     original = record(4)
     [(_, payload)] = read_frames(encode(original)).items
     id_size = int.from_bytes(payload[:2], "little")
     start = 2 + id_size
     meta_size = int.from_bytes(payload[start : start + 4], "little")
     meta = orjson.loads(bytes(payload[start + 4 : start + 4 + meta_size]))
-    older = orjson.dumps([*meta[:-4], *meta[-3:]])  # without the last field, indexed_headers
+    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # without indexed_headers and the key
     assert len(older) < meta_size
     old_payload = (
         bytes(payload[:start])
@@ -118,3 +119,22 @@ def test_a_checksummed_payload_that_is_no_record_is_refused_by_name() -> None:
 def test_a_record_that_cannot_be_encoded_is_refused_by_name() -> None:
     with pytest.raises(EntryError, match="cannot be written to the spool"):
         encode(record(1, cost_nanodollars=2**70))
+
+
+def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None:
+    """A spool written by the version before API keys (no `key_id`, `key_name` in the meta)
+    is replayed after an upgrade: those fields come back empty."""
+    original = record(4, key_id="key_0123456789abcdef", key_name="laptop")
+    [(_, payload)] = read_frames(encode(original)).items
+    data = bytes(payload)
+    id_size = int.from_bytes(data[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(data[start : start + 4], "little")
+    meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
+    older = orjson.dumps([*meta[:-5], *meta[-3:]])  # the two key fields gone
+    rest = data[start + 4 + meta_size :]
+    old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
+    frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    [(_, read)] = read_frames(frame).items
+    assert decode(read) == record(4)
+    assert decode(payload) == original

@@ -67,6 +67,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _ERRORS = {
     400: "A parameter or the body is invalid; `error` names it.",
+    401: "The request carries an irisgate API key that is not valid (unknown, revoked or "
+    "expired), or identity mode `keys` and no key; `error` says which.",
     403: "Access denied; `error` says why.",
     404: "Nothing with this id (or not the caller's); `error` says what.",
     409: "Conflict with the current state; `error` says what to do.",
@@ -540,6 +542,53 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ),
     ),
     Endpoint(
+        "POST",
+        "/api/keys",
+        "Make an API key",
+        "Make an API key for the caller, or (admins) for a service identity `NAME@service` "
+        "(`owner`). Answers the key with its `secret`, the only time it is shown. `models` "
+        "(provider/model globs) narrows what the key may use within its owner's grants; "
+        "`quota` names a quota of the config that the key's own bucket `key:<id>` follows; "
+        "`expires_at` (RFC 3339, in the future) ends it. A key narrower than its owner "
+        "cannot make keys (403). 409 when the owner has 1000 keys.",
+        "user",
+        body='{"name": "laptop", "expires_at": "2027-01-01T00:00:00Z", "models": ["openai/**"]}',
+        body_schema=_object(
+            ("name",),
+            name={"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^\S"},
+            expires_at={"type": ["string", "null"], "format": "date-time"},
+            models={
+                "type": ["array", "null"],
+                "maxItems": 64,
+                "items": {"type": "string", "minLength": 1, "maxLength": 300},
+            },
+            quota={"type": ["string", "null"], "maxLength": 200},
+            owner={"type": ["string", "null"], "maxLength": 80},
+        ),
+        status=201,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/keys",
+        "API keys",
+        "The caller's keys, newest first, revoked ones included: id, `prefix` (the secret's "
+        "first characters), name, owner, created, expires, revoked, last used, models, quota. "
+        "Never the secret. Admins list every key with `all=1`.",
+        "user",
+        (("all", "1 or true: every owner's keys (admins only).", _TEXT),),
+        returns="array",
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/keys/{key_id}",
+        "Revoke an API key",
+        "Revoke a key at once, here and on every other instance within the config "
+        "convergence bound (2 s). Owners revoke their keys, admins any "
+        "key. Answers the key.",
+        "user",
+    ),
+    Endpoint(
         "GET",
         "/api/quotas",
         "Quota buckets",
@@ -672,7 +721,7 @@ def _responses(ep: Endpoint) -> dict[str, Any]:
         responses = {
             str(ep.status): {"description": "OK", "content": {ep.media_type: {"schema": schema}}}
         }
-    errors = {403, *ep.errors}
+    errors = {401, 403, *ep.errors}
     if ep.params or ep.body_schema is not None:
         errors.add(400)
     if ep.body_schema is not None:
@@ -718,8 +767,9 @@ def document() -> dict[str, Any]:
             "title": "irisgate management API",
             "version": __version__,
             "description": "JSON endpoints behind the dashboard. Errors are "
-            '`{"error": "<message>"}`. Identity comes from the network (Tailscale), '
-            "never from API keys.",
+            '`{"error": "<message>"}`. The caller is known from the network (Tailscale) '
+            "or from an irisgate API key (`Authorization: Bearer irisgate_…`), which acts "
+            "as its owner.",
         },
         "paths": paths,
     }

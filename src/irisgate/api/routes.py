@@ -12,6 +12,7 @@ from starlette.routing import Route
 from irisgate import __version__
 from irisgate.api.body import json_object
 from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
+from irisgate.api.health import health_rows
 from irisgate.config.hujson import parse
 from irisgate.config.hujson_edit import TooManyChanges
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
@@ -47,6 +48,7 @@ async def whoami(request: Request) -> Response:
             "tagged": ident.is_tagged,
             "role": caller.access.role,
             "identity_mode": runtime_of(request).resolver.mode,
+            "key": {"id": ident.key.id, "name": ident.key.name} if ident.key else None,
         }
     )
 
@@ -75,6 +77,14 @@ async def providers(request: Request) -> Response:
             }
         )
     return json_response(out)
+
+
+async def provider_health(request: Request) -> Response:
+    """This instance's view of every provider's health (access/health.py): circuit state,
+    error rate over its last attempts, last error, cool-down and each key's rest or drop.
+    Admins only; per instance (each learns about an outage on its own)."""
+    await require_admin(request)
+    return json_response(health_rows(runtime_of(request)))
 
 
 async def get_config(request: Request) -> Response:
@@ -208,6 +218,7 @@ async def healthz(request: Request) -> Response:
 routes = [
     Route("/api/whoami", whoami),
     Route("/api/providers", providers),
+    Route("/api/providers/health", provider_health),
     Route("/api/config", get_config, methods=["GET"]),
     Route("/api/config", put_config, methods=["PUT"]),
     Route("/aperture/config", legacy_config),

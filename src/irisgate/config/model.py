@@ -106,6 +106,28 @@ class Provider:
     #: why the provider is out of routing although the file does not disable it
     #: (e.g. "apikey env:OPENAI_API_KEY is not set"); None when usable.
     unavailable_reason: str | None = None
+    #: every key when `apikey` is a list (`apikey` is then its first); () for one key
+    keys: tuple[Secret, ...] = ()
+    #: share of the requests among providers of equal `preference` (`weight`, default 1)
+    weight: int = 1
+
+    @property
+    def key_count(self) -> int:
+        """How many keys requests are spread over (1 for a single or no key)."""
+        return len(self.keys) or 1
+
+    def usable_key(self, index: int) -> bool:
+        """Whether key `index` resolved to a value (an unset `env:` entry of a list is not)."""
+        if not self.keys:
+            return True
+        return self.keys[index].value is not None
+
+    def key_at(self, index: int) -> str:
+        """Key `index` as sent in a header (see `header_key`)."""
+        if not self.keys:
+            return self.header_key
+        value = self.keys[index].value
+        return "" if is_cloud_key(value) else value or ""
 
     @property
     def enabled(self) -> bool:
@@ -241,6 +263,9 @@ class Connector:
     context: str = ""
     provider: str = "Custom"
     auth: ConnectorAuth = field(default_factory=lambda: ConnectorAuth(type="none"))
+    #: how irisgate talks to an MCP connector: Streamable HTTP, or the legacy (2024-11-05)
+    #: SSE transport (GET an event stream, POST to the endpoint it names)
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
 
 
 #: Object formats of the S3 exporter: Aperture's zstd CBOR sequence, gzip JSON Lines, Parquet.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from irisgate.config.secrets import SecretSource, resolve_secret, unresolved_reason
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, KeyRefused
 from irisgate.identity.localapi import WhoIsClient
 from irisgate.identity.oidc import OidcClient
 from irisgate.identity.serve import identity_from_serve_headers
@@ -209,6 +209,31 @@ class OidcResolver:
             await self._http.aclose()
 
 
+class KeysOnlyResolver:
+    """No network identity: every caller must bring an API key (`--identity keys`); the key
+    ring in front of this resolver answers those who do."""
+
+    mode = "keys"
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        raise KeyRefused(
+            "an API key is required (identity mode 'keys'): send it as "
+            "'Authorization: Bearer irisgate_…', x-api-key or x-goog-api-key"
+        )
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        return frozenset()
+
+    async def key_expiry(self) -> datetime | None:
+        return None
+
+    async def open(self, db: Database) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 def make_resolver(settings: Settings) -> IdentityResolver:
     if settings.identity == "oidc":
         assert settings.oidc is not None, "load_settings sets it in mode oidc"
@@ -217,6 +242,8 @@ def make_resolver(settings: Settings) -> IdentityResolver:
         return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "serve":
         return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
+    if settings.identity == "keys":
+        return KeysOnlyResolver()
     return DevResolver(settings.dev_login)
 
 

@@ -38,6 +38,11 @@ Tables:
 - `tool_use_daily`: tool calls per (UTC day, login, session, kind, connector, tool, model),
   for the Tool Use page. `usage_facets_daily`: `usage_daily`'s sums with agent, status code
   and one indexed header's value as more key columns, for the Usage Overview's filters.
+- `api_keys`: personal and service API keys, by id: the SHA-256 of the secret (never the
+  secret), its first characters to recognise it by, owner, name, expiry, revocation, the
+  model globs that narrow it and the quota template of its own bucket. `api_key_generation`
+  is one number every change of `api_keys` raises, which instances poll (irisgate.identity.
+  keyring). `requests.key_id` and `key_name` name the key a request used ("" for none).
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
 - `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
@@ -215,6 +220,10 @@ requests = Table(
     _count("response_bytes"),
     Column("exported_at", UTCDateTime, nullable=True),
     Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
+    _text("key_id"),
+    _text("key_name"),
+    # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
+    Column("attempts", Text, nullable=True),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -581,3 +590,31 @@ def conflict_insert(dialect: str, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite_insert(table)
     raise ValueError(f"no INSERT … ON CONFLICT for the {dialect!r} database")
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    _text("prefix"),
+    _text("name"),
+    Column("owner", Text, nullable=False),
+    Column("service", Boolean, nullable=False, server_default=text("false")),
+    _text("created_by"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    _text("revoked_by"),
+    _text("models"),  # JSON list of provider/model globs; "" for none
+    _text("quota"),  # a template of the config's quotas; "" for none
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
+)
+Index("ix_api_keys_owner", api_keys.c.owner)
+api_key_generation = Table(
+    "api_key_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)

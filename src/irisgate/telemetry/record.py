@@ -11,6 +11,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from irisgate.config.model import FilterableHeader
 from irisgate.usage.tokens import Usage
@@ -88,11 +89,18 @@ class RequestRecord:
     response_bytes: int = 0  # body size sent to the client
     #: the `resp_…` id of an OpenAI Responses API response this request created ("" if none)
     response_id: str = ""
+    #: the upstream attempts (failover, several keys): each {provider, key (index), status
+    #: (0: no answer), error, ms (to the answer's head)}; [] for a single-key provider's
+    #: only attempt, which `provider` says all of
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     #: False for traffic that is not LLM usage (connector calls): kept out of usage_daily
     counts_as_usage: bool = True
     #: (name, value) of each `database.headers.filterable` header the request or its answer
     #: carried (value '' for `redact_values`), set by `index_headers` before it is stored
     indexed_headers: tuple[tuple[str, str], ...] = ()
+    #: the API key the caller used (its id and name, never the secret); "" for none
+    key_id: str = ""
+    key_name: str = ""
 
 
 def index_headers(record: RequestRecord, filterable: tuple[FilterableHeader, ...]) -> None:

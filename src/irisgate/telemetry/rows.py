@@ -158,6 +158,9 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.request_bytes,
         record.response_bytes,
         estimated,
+        record.key_id,
+        record.key_name,
+        orjson.dumps(record.attempts).decode() if record.attempts else None,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,

@@ -42,6 +42,7 @@ NAV: tuple[Group, ...] = (
         (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
+            Page("keys", "API Keys", "/ui/keys"),
             Page("models", "Models", "/ui/models"),
             Page("connectors", "Connectors", "/ui/connectors"),
             Page("chat", "Chat", "/chat/", new_tab=True, chat=True),
@@ -69,6 +70,7 @@ NAV: tuple[Group, ...] = (
         "Administration",
         (
             Page("quotas", "Quotas", "/ui/admin/quotas", admin=True),
+            Page("providers", "Providers", "/ui/admin/providers", admin=True),
             Page("settings", "Settings", "/ui/admin/settings", admin=True),
             Page("connectors_admin", "Connector Settings", "/ui/admin/connectors", admin=True),
         ),

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from irisgate import __version__
+from irisgate.api.health import health_rows
 from irisgate.chat import access as chat_access
 from irisgate.config.model import (
     AUTHORIZATION_STYLES,
@@ -205,6 +206,11 @@ async def agent_config(request: Request) -> Response:
     return await _page(request, "agent_config", guide=guide)
 
 
+async def providers(request: Request) -> Response:
+    """Provider health in this process: circuit, error rate, last error, cool-down, keys."""
+    return await _page(request, "providers", rows=health_rows(runtime_of(request)))
+
+
 #: Settings' tabs: (route segment, title); `/admin/settings/config` is Aperture's name of
 #: the raw editor.
 SETTINGS_TABS: tuple[tuple[str, str], ...] = (
@@ -249,7 +255,7 @@ async def integrations(request: Request) -> Response:
     return await _page(request, "integrations", integrations=INTEGRATIONS)
 
 
-_SPECIAL = ("dashboard", "agent_config", "settings", "integrations")
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -265,6 +271,7 @@ _page_routes = [
     Route(PAGES["settings"].path, settings),
     Route(PAGES["settings"].path + "/{tab}", settings),
     Route(PAGES["integrations"].path, integrations),
+    Route(PAGES["providers"].path, providers),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 

@@ -555,7 +555,8 @@ export function sessionsPage() {
     if (!data) return;
     body.replaceChildren(...data.requests.map((r) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: short(r.started_at) })),
-      el("td", { text: r.model }), el("td", { text: r.status }),
+      el("td", { text: r.model }),
+      el("td", {}, String(r.status), retried(r.attempts) ? el("span", { class: "badge warn retried", title: attemptsText(r.attempts), text: `${r.attempts.length} attempts` }) : null),
       el("td", { class: "num", text: num(r.total_tokens) }), el("td", { class: "num", text: usd(r.cost_nanodollars) }),
       el("td", { class: "num", text: `${Math.round(r.duration_ms)} ms` }),
     )));
@@ -574,6 +575,7 @@ export function sessionsPage() {
       ["Cost", usd(r.cost_nanodollars)], ["Duration", `${Math.round(r.duration_ms)} ms`],
       ["Time to first byte", r.ttfb_ms === null ? "–" : `${Math.round(r.ttfb_ms)} ms`],
       ["User agent", r.user_agent || "–"], ["Started", when(r.started_at)]];
+    if (r.attempts && r.attempts.length) facts.push(["Upstream attempts", attemptsText(r.attempts)]);
     document.getElementById("capture-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
     setText("capture-tools", r.tool_calls ? `${r.tool_calls} tool call(s) in the answer (see the response body).` : "None.");
     const pretty = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text ?? "(not captured)"; } };
@@ -584,6 +586,12 @@ export function sessionsPage() {
     panel.scrollIntoView({ block: "start" });
   }
   load();
+}
+
+// A request's upstream attempts (failover, several keys): one line each, never a key itself.
+function retried(attempts) { return Boolean(attempts && attempts.length > 1); }
+function attemptsText(attempts) {
+  return attempts.map((a, i) => `${i + 1}. ${a.provider} key #${a.key}: ${a.status ? `HTTP ${a.status}` : "no answer"}${a.error ? ` (${a.error})` : ""}, ${Math.round(a.ms)} ms`).join("\n");
 }
 
 // ---- Admin: API docs --------------------------------------------------------------------

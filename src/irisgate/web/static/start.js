@@ -20,13 +20,16 @@ import { addQuotaTooltips, myQuotas, quotasPage } from "/ui/static/quotas.js";
 import { settingsPage } from "/ui/static/settings.js";
 import { copyButtons, tabs } from "/ui/static/shell.js";
 import { toolUsePage } from "/ui/static/tool_use.js";
+import { keyMaker, keysPage } from "/ui/static/keys.js";
 
 const starts = {
   activity: (endpoint, key) => activityPage(endpoint, key),
   agentConfig: () => {
     tabs();
     copyButtons();
+    keyMaker(document.getElementById("agent-key"), "agent off the tailnet");
   },
+  keys: (admin) => keysPage(admin),
   apiDocs: () => apiDocsPage(),
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),

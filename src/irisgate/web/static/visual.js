@@ -31,6 +31,7 @@ export function sections(options) {
         f("compatibility", "API formats", "checks", { choices: options.formats }),
         f("cost_basis", "Cost basis (empty: inferred)", "select", { choices: ["", ...options.cost_bases] }),
         f("preference", "Preference (higher wins)", "number"),
+        f("weight", "Weight (share among providers of equal preference)", "number"),
         f("add_headers", "Extra upstream headers (one \"Name: value\" a line)", "lines"),
         f("model_cost_map", "Model cost map (JSON list of {match, as, adjustment})", "json"),
         f("disabled", "Disabled", "bool"),
@@ -164,6 +165,11 @@ function input(field, value, name) {
       return { node, read };
     }
     case "secret": {
+      if (Array.isArray(value)) { // a provider's list of keys: kept as it is (raw editor)
+        node = wrap(text({ value: `${value.length} keys: edit them in the raw config`, readonly: true }));
+        read = () => value;
+        return { node, read };
+      }
       const stored = value === REDACTED;
       const box = text({ type: stored ? "password" : "text", value: stored ? "" : value ?? "", autocomplete: "off",
         placeholder: stored ? "stored (write-only): type to replace" : "env:NAME, file:PATH or the secret" });

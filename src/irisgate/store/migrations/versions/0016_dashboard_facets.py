@@ -116,6 +116,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     _fill_tools(bind, tools)
     _fill_facets(bind, facets)
+    if bind.dialect.name == "postgresql":
+        # the fills read `requests` through server-side cursors (yield_per); asyncpg leaves
+        # their portals open until the migrations' transaction ends, and PostgreSQL would
+        # refuse a later migration's ALTER TABLE of `requests` in the same run
+        op.execute("CLOSE ALL")
 
 
 def _day(bind: sa.Connection, column: Any) -> Any:
