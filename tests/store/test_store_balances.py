@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from irisgate.quotas import balances
-from irisgate.quotas.balances import LEASE_TTL, BucketSpec
+from irisgate.quotas.bucketrows import LEASE_TTL, BucketSpec
 from irisgate.store.database import Database
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -185,3 +187,41 @@ async def test_many_instances_leasing_a_new_bucket_at_once_each_get_a_whole_leas
     for n in range(8):  # spend 10 of each lease and give it back
         await balances.sync(db, SPEC, instance=f"i{n}", spent=10, want=0, now=T0)
     assert (await balances.rows(db))["team"].balance == 920
+
+
+async def test_a_first_lease_is_sized_by_the_instances_already_leasing_the_bucket(
+    db: Database,
+) -> None:
+    # with `share`, an instance's first lease is at most 3/4 of the balance over `share` times
+    # the instances leasing it: eight instances joining one after another together leave
+    # most of it unleased, so none finds its lease oversized at its first report (and gives
+    # money back through the bucket's row, all at once)
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: its first leases go through the general sync")
+    got = [
+        (
+            await balances.sync_many(
+                db, [balances.Report(SPEC, 0, 100, share=4)], instance=f"i{n}", now=T0
+            )
+        )["team"]
+        for n in range(8)
+    ]
+    assert [(g.held, g.sharers) for g in got] == [
+        (100, 1),  # alone: the lease asked for
+        (93, 2),  # 3 x 1000 / (4 x 4 x 2)
+        (62, 3),
+        (46, 4),
+        (37, 5),
+        (31, 6),
+        (26, 7),
+        (23, 8),
+    ]
+    assert got[-1].unleased == 1000 - sum(g.held for g in got) == 582
+    assert all(g.total == 1000 for g in got)
+    # without `share` (and through the general sync) the lease asked for, as before
+    plain = await balances.sync(db, SPEC, instance="j", spent=0, want=100, now=T0)
+    assert (plain.held, plain.sharers) == (100, 9)
+    for n in range(8):  # what each spent is debited once, whatever its lease
+        await balances.sync(db, SPEC, instance=f"i{n}", spent=n, want=0, now=T0)
+    await balances.sync(db, SPEC, instance="j", spent=0, want=0, now=T0)
+    assert (await balances.rows(db))["team"].balance == 1000 - 28

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,6 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from irisgate.quotas import bucketrows
+from irisgate.quotas.bucketrows import LEASE_TTL, BucketSpec
 from irisgate.quotas.firstlease import first_leases
 from irisgate.quotas.refill import refilled
 from irisgate.store.database import Database
@@ -53,20 +55,6 @@ from irisgate.store.tables import (
 )
 
 _T = TypeVar("_T")
-
-#: a lease not renewed for this long belongs to a dead instance and is reclaimed
-LEASE_TTL = timedelta(seconds=60)
-
-
-@dataclass(frozen=True, slots=True)
-class BucketSpec:
-    """What the config says about one concrete bucket (its template expanded)."""
-
-    name: str
-    template: str
-    capacity: int
-    rate: int
-    period_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +98,9 @@ class Report:
     #: the row may not exist yet (False: the caller synced this bucket before, so it does;
     #: the insert that would create it is skipped, as it waits for any instance writing it)
     new: bool = True
+    #: > 0: a first lease on PostgreSQL is no bigger than 3/4 of the balance over `share` x
+    #: the instances leasing the bucket (see `irisgate.quotas.firstlease`); 0: `want` as asked
+    share: int = 0
 
 
 async def sync(
@@ -138,7 +129,7 @@ async def sync_many(
     if first:  # one autocommitted statement: no queue between instances (`firstlease`)
         leased = await first_leases(
             db,
-            [(r.spec.name, r.spec.template, r.spec.capacity, r.want) for r in first],
+            [(r.spec.name, r.spec.template, r.spec.capacity, r.want, r.share) for r in first],
             instance=instance,
             now=now,
             live_since=now - LEASE_TTL,
@@ -274,8 +265,8 @@ def _sync_all(
     reports = sorted((r for r in reports if r.spec.name not in out), key=lambda r: r.spec.name)
     if not reports:
         return out
-    _insert_missing(dialect, conn, [r.spec for r in reports if r.new], now)
-    locked, leases, reclaimed = _locked_with_leases(
+    bucketrows.insert_missing(dialect, conn, [r.spec for r in reports if r.new], now)
+    locked, leases, reclaimed = bucketrows.locked_with_leases(
         dialect, conn, [r.spec for r in reports], instance, now
     )
     rows: list[tuple[BucketSpec, int, datetime]] = []
@@ -312,8 +303,10 @@ def _sync_all(
             updated_at=now,
             sharers=len(others_leases) + 1,
         )
-    _write_all(conn, rows, now)
-    _write_leases(conn, instance, {r.spec.name: out[r.spec.name].held for r in reports}, now)
+    bucketrows.write_all(conn, rows, now)
+    bucketrows.write_leases(
+        conn, instance, {r.spec.name: out[r.spec.name].held for r in reports}, now
+    )
     return out
 
 
@@ -385,7 +378,8 @@ def _replay(
     last: int,
     now: datetime,
 ) -> bool:
-    _locked_row(dialect, conn, spec, now)  # first: the mark read next cannot change under us
+    # first: the mark read next cannot change under us
+    bucketrows.locked_row(dialect, conn, spec, now)
     query = select(quota_journal.c.seq).where(
         (quota_journal.c.journal == journal) & (quota_journal.c.bucket == spec.name)
     )
@@ -427,8 +421,8 @@ def _adjust(
     who: str,
     now: datetime,
 ) -> BucketRow:
-    balance, since = _locked_row(dialect, conn, spec, now)
-    live, reclaimed = _leases(conn, spec.name, None, now)
+    balance, since = bucketrows.locked_row(dialect, conn, spec, now)
+    live, reclaimed = bucketrows.leases(conn, spec.name, None, now)
     balance, leases = balance + reclaimed, sum(live.values())
     before, since = refilled(
         balance + leases,
@@ -440,11 +434,11 @@ def _adjust(
     )
     if action == "refill":
         after = max(before, min(spec.capacity, before + amount))
-        _write(conn, spec, after - leases, since, now)
+        bucketrows.write(conn, spec, after - leases, since, now)
     else:  # set: leases are revoked, so no instance keeps spending money taken before
         after = min(amount, spec.capacity)
         conn.execute(delete(quota_leases).where(quota_leases.c.bucket == spec.name))
-        _write(conn, spec, after, since, now)
+        bucketrows.write(conn, spec, after, since, now)
     conn.execute(
         insert(quota_changes).values(
             bucket=spec.name,
@@ -489,170 +483,3 @@ async def changes(db: Database, bucket: str | None, limit: int = 50) -> list[dic
         query = query.where(quota_changes.c.bucket == bucket)
     async with db.connect() as conn:
         return [dict(row._mapping) for row in await conn.execute(query)]
-
-
-def _locked_row(
-    dialect: str, conn: Connection, spec: BucketSpec, now: datetime
-) -> tuple[int, datetime]:
-    """(balance, refilled_at) of the bucket's row, created full when missing, locked."""
-    return _locked_rows(dialect, conn, [spec], now)[spec.name]
-
-
-def _locked_rows(
-    dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime, *, create: bool = True
-) -> dict[str, tuple[int, datetime]]:
-    """(balance, refilled_at) of each bucket's row, created full when missing (`create`),
-    locked in name order."""
-    specs = sorted(specs, key=lambda spec: spec.name)
-    if create:
-        _insert_missing(dialect, conn, specs, now)
-    query = (
-        select(
-            quota_buckets.c.name, quota_buckets.c.balance_nanodollars, quota_buckets.c.refilled_at
-        )
-        .where(quota_buckets.c.name.in_([spec.name for spec in specs]))
-        .order_by(quota_buckets.c.name)
-        .with_for_update()
-    )
-    return {name: (int(balance), since) for name, balance, since in conn.execute(query)}
-
-
-def _insert_missing(dialect: str, conn: Connection, specs: list[BucketSpec], now: datetime) -> None:
-    """Create the rows of buckets never seen, full (existing rows are left alone)."""
-    if not specs:
-        return
-    specs = sorted(specs, key=lambda spec: spec.name)
-    conn.execute(
-        conflict_insert(dialect, quota_buckets)
-        .values(
-            [
-                {
-                    "name": spec.name,
-                    "template": spec.template,
-                    "balance_nanodollars": spec.capacity,
-                    "capacity_nanodollars": spec.capacity,
-                    "refilled_at": now,
-                    "updated_at": now,
-                }
-                for spec in specs
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-
-
-def _locked_with_leases(
-    dialect: str, conn: Connection, specs: list[BucketSpec], instance: str, now: datetime
-) -> tuple[dict[str, tuple[int, datetime]], dict[str, dict[str, int]], dict[str, int]]:
-    """`_locked_rows`, then the leases of those buckets read after the lock is held (a join
-    in the locking statement would read them as they were before waiting for the lock):
-    (balance and refilled_at by bucket, live leases by bucket and instance, money of dead
-    leases by bucket). The dead leases (not renewed for `LEASE_TTL`, never `instance`'s
-    own) are deleted by `_write_leases`, with this instance's own."""
-    locked = _locked_rows(dialect, conn, specs, now, create=False)
-    query = select(
-        quota_leases.c.bucket,
-        quota_leases.c.instance,
-        quota_leases.c.held_nanodollars,
-        quota_leases.c.renewed_at,
-    ).where(quota_leases.c.bucket.in_(list(locked)))
-    live: dict[str, dict[str, int]] = {}
-    reclaimed: dict[str, int] = {}
-    cutoff = now - LEASE_TTL
-    for name, owner, held, renewed in conn.execute(query):
-        if owner != instance and renewed < cutoff:
-            reclaimed[name] = reclaimed.get(name, 0) + int(held)
-        else:
-            live.setdefault(name, {})[owner] = int(held)
-    return locked, live, reclaimed
-
-
-def _leases(
-    conn: Connection, bucket: str, instance: str | None, now: datetime
-) -> tuple[dict[str, int], int]:
-    """(live leases of `bucket` by instance, money of the dead leases removed first)."""
-    leases, reclaimed = _leases_of(conn, [bucket], instance, now)
-    return leases.get(bucket, {}), reclaimed.get(bucket, 0)
-
-
-def _leases_of(
-    conn: Connection, buckets: list[str], instance: str | None, now: datetime
-) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """(live leases by bucket and instance, money of the dead leases removed first by bucket).
-
-    A lease is dead when not renewed for `LEASE_TTL` (never the caller's own); the caller
-    adds the reclaimed money back to the balance it writes."""
-    stale = (
-        delete(quota_leases)
-        .where(quota_leases.c.bucket.in_(buckets))
-        .where(quota_leases.c.renewed_at < now - LEASE_TTL)
-        .returning(quota_leases.c.bucket, quota_leases.c.held_nanodollars)
-    )
-    if instance is not None:
-        stale = stale.where(quota_leases.c.instance != instance)
-    reclaimed: dict[str, int] = {}
-    for bucket, held in conn.execute(stale):
-        reclaimed[bucket] = reclaimed.get(bucket, 0) + int(held)
-    query = select(
-        quota_leases.c.bucket, quota_leases.c.instance, quota_leases.c.held_nanodollars
-    ).where(quota_leases.c.bucket.in_(buckets))
-    live: dict[str, dict[str, int]] = {}
-    for bucket, owner, held in conn.execute(query):
-        live.setdefault(bucket, {})[owner] = int(held)
-    return live, reclaimed
-
-
-def _write(
-    conn: Connection, spec: BucketSpec, balance: int, since: datetime, now: datetime
-) -> None:
-    _write_all(conn, [(spec, balance, since)], now)
-
-
-def _write_all(
-    conn: Connection, rows: list[tuple[BucketSpec, int, datetime]], now: datetime
-) -> None:
-    """Every bucket row's new balance: one statement, executed for all rows at once."""
-    if not rows:
-        return
-    statement = (
-        update(quota_buckets)
-        .where(quota_buckets.c.name == bindparam("b_name"))
-        .values(
-            balance_nanodollars=bindparam("b_balance"),
-            refilled_at=bindparam("b_since"),
-            updated_at=now,
-            capacity_nanodollars=bindparam("b_capacity"),
-            template=bindparam("b_template"),
-        )
-    )
-    conn.execute(
-        statement,
-        [
-            {
-                "b_name": spec.name,
-                "b_balance": balance,
-                "b_since": since,
-                "b_capacity": spec.capacity,
-                "b_template": spec.template,
-            }
-            for spec, balance, since in rows
-        ],
-    )
-
-
-def _write_leases(conn: Connection, instance: str, held: dict[str, int], now: datetime) -> None:
-    """This instance's leases of the given buckets: replaced, dropped when empty; the dead
-    leases of other instances (reclaimed by the caller, see `_locked_with_leases`) go too."""
-    mine_or_dead = (quota_leases.c.instance == instance) | (
-        quota_leases.c.renewed_at < now - LEASE_TTL
-    )
-    conn.execute(
-        delete(quota_leases).where(quota_leases.c.bucket.in_(list(held))).where(mine_or_dead)
-    )
-    rows = [
-        {"bucket": bucket, "instance": instance, "held_nanodollars": amount, "renewed_at": now}
-        for bucket, amount in held.items()
-        if amount
-    ]
-    if rows:
-        conn.execute(insert(quota_leases).values(rows))

@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 import structlog
 
-from irisgate.quotas.balances import BucketSpec
+from irisgate.quotas.bucketrows import BucketSpec
 
 log = structlog.get_logger("irisgate.quotas")
 

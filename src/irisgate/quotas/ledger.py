@@ -32,7 +32,10 @@ instances leasing it), plus what its in-flight requests reserve. Every report te
 instance the balance and the number of instances leasing (`balances.Synced`), and once
 less than half of the balance is outside the leases, the upkeep gives back what its lease
 holds beyond that size: leases shrink as the bucket runs low, and a chain is refused only
-when less than about a quarter of what is left is leased elsewhere unused.
+when less than about a quarter of what is left is leased elsewhere unused. A first lease on
+PostgreSQL is sized by the instances already leasing the bucket from the start
+(`Report.share`, see `irisgate.quotas.firstlease`), so instances joining a shared bucket do
+not all give their excess back at their first report.
 """
 
 from __future__ import annotations
@@ -54,10 +57,12 @@ import structlog
 from irisgate.config.model import Quota
 from irisgate.quotas import balances
 from irisgate.quotas.amounts import dollars
-from irisgate.quotas.balances import KEEP, BucketRow, BucketSpec
+from irisgate.quotas.balances import KEEP, BucketRow
+from irisgate.quotas.bucketrows import BucketSpec
 from irisgate.quotas.charges import Chain
 from irisgate.quotas.inflight import InFlight
-from irisgate.quotas.journal import FOLDER, Journal, Orphan, orphans
+from irisgate.quotas.journal import FOLDER, Journal
+from irisgate.quotas.replay import replay_orphans
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.quotas")
@@ -77,7 +82,7 @@ FLUSH_SECONDS = 0.25
 REPORT_SECONDS = 1.0
 #: a bucket unused this long gives its lease back
 IDLE_SECONDS = 15.0
-#: leases are renewed well inside balances.LEASE_TTL
+#: leases are renewed well inside bucketrows.LEASE_TTL
 RENEW_SECONDS = 10.0
 #: an exhausted bucket asks the database again at most this often
 DRY_RECHECK_SECONDS = 1.0
@@ -504,7 +509,14 @@ class Ledger:
         """Report the buckets' spending and resize their leases, in one transaction."""
         taken = [(bucket, want, bucket.spent, bucket.seq) for bucket, want in wants]
         reports = [
-            balances.Report(bucket.spec, spent, want, seq if spent else 0, new=not bucket.synced)
+            balances.Report(
+                bucket.spec,
+                spent,
+                want,
+                seq if spent else 0,
+                new=not bucket.synced,
+                share=LEASE_SHARE,
+            )
             for bucket, want, spent, seq in taken
         ]
         try:
@@ -557,53 +569,14 @@ class Ledger:
             self._journal.clear()
 
     async def _replay(self) -> None:
-        """Report the journals of processes that are gone (see `irisgate.quotas.journal`)."""
-        found = orphans(self._folder, self.instance)
-        try:
-            for orphan in found:
-                await self._replay_one(orphan)
-        finally:
-            for orphan in found:
-                if orphan.path.exists():
-                    orphan.release()
-        self._replayed = True
+        """Report the journals of processes that are gone (see `irisgate.quotas.replay`)."""
 
-    async def _replay_one(self, orphan: Orphan) -> None:
-        reported = await balances.marks(self._db, orphan.name)
-        # summed as the file is read: a journal written through a long outage can be large
-        unreported: dict[str, tuple[BucketSpec, int, int]] = {}
-        for entry in orphan.entries():
-            name = entry.spec.name
-            if entry.seq <= reported.get(name, 0):
-                continue
-            _, spent, _ = unreported.get(name, (entry.spec, 0, 0))
-            unreported[name] = (entry.spec, spent + entry.spent, entry.seq)
-        debited = 0
-        for name, (spec, spent, last) in unreported.items():
+        def spec_of(name: str) -> BucketSpec | None:
             known = self._buckets.get(name)
-            done = await balances.replay(
-                self._db,
-                known.spec if known is not None else spec,
-                journal=orphan.name,
-                after=reported.get(name, 0),
-                spent=spent,
-                last=last,
-                now=_utcnow(),
-            )
-            if done:
-                debited += spent
-            else:
-                log.error("quota journal changed while replayed", journal=orphan.name, bucket=name)
-        returned = await balances.release(self._db, orphan.name)  # all it spent is debited
-        orphan.done()
-        await balances.forget_journal(self._db, orphan.name)
-        log.info(
-            "quota journal replayed",
-            journal=orphan.name,
-            buckets=len(unreported),
-            debited=dollars(debited),
-            leases_returned=dollars(returned),
-        )
+            return known.spec if known is not None else None
+
+        await replay_orphans(self._db, self._folder, self.instance, spec_of)
+        self._replayed = True
 
     def _want(self, bucket: Bucket, now: float) -> int | None:
         """The lease a background sync should ask for now, or None when none is due."""
