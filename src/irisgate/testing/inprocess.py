@@ -67,10 +67,11 @@ class InProcessIrisgate:
             "tailscaled_socket": tailscaled_socket,
             "listen": "127.0.0.1:0",
         }
+        self.config_path: Path | None = None
         if config_text is not None:
-            config_path = data_dir / "config.hujson"
-            config_path.write_text(config_text, encoding="utf-8")
-            flags["config"] = str(config_path)
+            self.config_path = data_dir / "config.hujson"
+            self.config_path.write_text(config_text, encoding="utf-8")
+            flags["config"] = str(self.config_path)
         self.settings = load_settings(flags, {**os.environ, **(env or {})})
         self._client: TestClient | None = None
         self._peers: list[TestClient] = []
@@ -86,7 +87,7 @@ class InProcessIrisgate:
         """A client of the running app (after `start()`) whose requests come from `ip`, as if
         over a TCP connection from that address; it is closed by `stop()`."""
         main = self.client
-        peer = TestClient(
+        peer = _PeerClient(
             main.app, base_url=self.url, raise_server_exceptions=False, client=(ip, PEER[1])
         )
         peer.portal = main.portal  # the app's event loop, where its lifespan runs
@@ -126,3 +127,14 @@ class InProcessIrisgate:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _PeerClient(TestClient):
+    """A client of an app another `TestClient` runs: `with` it does not start the app's
+    lifespan again (as `TestClient` would), and leaving it does not stop the app."""
+
+    def __enter__(self) -> _PeerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
