@@ -36,11 +36,17 @@ KEY_PATTERN = re.compile(
 )
 
 
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
     with S3Server() as server:
-        server.create_bucket(BUCKET)
         yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Server:
+    """The module's S3 server, empty but for the bucket (running, whatever the test before)."""
+    s3_server.reset().create_bucket(BUCKET)
+    return s3_server
 
 
 def export_config(upstream: str, s3: S3Server, **s3_fields: Any) -> str:
