@@ -36,12 +36,13 @@ from irisgate.drain import REFUSAL, Drain
 from irisgate.gateway.pipeline import Gateway
 from irisgate.handlers import ApiError, database_error
 from irisgate.hosts import HostGuard
+from irisgate.identity import SignInRequired
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.runtime import Runtime
 from irisgate.settings import Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
-from irisgate.web import pages, unrouted
+from irisgate.web import pages, signin, unrouted
 from irisgate.web.endpoint import endpoint_of
 from irisgate.wire.bodylimit import close_unread
 
@@ -53,6 +54,8 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+#: pages anyone may load in mode oidc: signing in, and the files the sign-in page uses
+_OPEN_PAGES = ("/auth/", "/ui/static/")
 #: a shutting-down process still answers probes and metrics; other new work hears this
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
@@ -116,6 +119,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             *pages.routes,
             *chat_api.routes,
             *chat_page.routes,
+            *signin.routes,
             Route("/v1/models", list_models),
         ],
         exception_handlers={
@@ -139,6 +143,17 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             return True
         return False
 
+    async def must_sign_in(scope: dict[str, Any]) -> bool:
+        """A page request in mode oidc from a browser that is not signed in (the sign-in
+        pages and the pages' static files excepted): it is sent to sign in."""
+        if resolver.mode != "oidc" or scope["path"].startswith(_OPEN_PAGES):
+            return False
+        try:
+            await resolver.resolve(scope.get("client"), scope["headers"])
+        except SignInRequired:
+            return True
+        return False
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await serve_web(scope, receive, send)  # lifespan
@@ -157,6 +172,12 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             return
         if drain.draining and endpoint.kind != "health":
             await endpoint.answer(send, 503, "unavailable", REFUSAL, **_REFUSAL_HEADERS)
+            return
+        if endpoint.kind == "page" and await must_sign_in(scope):
+            response = signin.sign_in_redirect(
+                scope["path"], scope.get("query_string", b"").decode("latin-1")
+            )
+            await response(scope, receive, send)
             return
         if endpoint.kind == "llm":  # in an LLM API's space, but none of its operations
             await endpoint.no_operation(scope, send)

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from irisgate.operations import commands as operations
-from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
+from irisgate.settings import (
+    FLAG_ENV,
+    Settings,
+    SettingsError,
+    load_settings,
+    unidentified_exposure,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,6 +126,9 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2
+    if (refusal := unidentified_exposure(settings)) is not None:
+        print(f"irisgate: {refusal}", file=sys.stderr)
+        return 2
     config_file = settings.config_file
     if config_file is not None and _config_check(config_file, settings, serving=True) != 0:
         return 1
@@ -133,5 +142,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         return run(settings)
     except TracingUnavailable as exc:  # --otel 1 without the otel extra
+        print(f"irisgate: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # found building the app: an unresolvable client secret
         print(f"irisgate: {exc}", file=sys.stderr)
         return 2

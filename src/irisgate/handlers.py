@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate.access.grants import Access
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.store.availability import unavailable
 from irisgate.store.reports import Filters
@@ -81,6 +81,8 @@ async def identify(request: Request) -> Caller:
     client = request.scope.get("client")
     try:
         identity = await runtime.resolver.resolve(client, request.scope["headers"])
+    except SignInRequired as exc:
+        raise ApiError(401, str(exc)) from None
     except IdentityRefused as exc:
         raise ApiError(403, f"access denied: {exc}") from None
     return Caller(identity, runtime.snapshot.grants.access_for(identity))

@@ -115,6 +115,7 @@ class Runtime:
         what was opened is closed again when a later step fails."""
         async with contextlib.AsyncExitStack() as opened:
             db = await _open_database(settings, opened)
+            await resolver.open(db)
             config = await ConfigService.open(db, settings)
             opened.push_async_callback(config.stop)
             http = upstream_session(settings)

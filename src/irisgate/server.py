@@ -136,4 +136,3 @@ def run(settings: Settings, sock: socket.socket | None = None, parent: int | Non
     if not server.started:
         return 1
     return 1 if getattr(server.lifespan, "shutdown_failed", False) else 0
-

@@ -7,6 +7,7 @@ settings so config secrets (`env:NAME`) resolve against the same snapshot.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import math
 import os
 import re
@@ -14,15 +15,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-IdentityMode = Literal["tailscale", "serve", "dev"]
-IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev")
+IdentityMode = Literal["tailscale", "serve", "dev", "oidc"]
+IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc")
+#: modes that identify callers from anywhere, without a network identity: chosen explicitly
+#: for a gateway listening on more than loopback (see `unidentified_exposure`)
+SIGN_IN_MODES: tuple[str, ...] = ("oidc",)
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 MAX_WORKERS = 64
 KIB = 1024
 MIB = 1024 * KIB
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Sign-in through an OpenID provider (`--identity oidc`); see irisgate.identity.oidc."""
+
+    issuer: str
+    client_id: str
+    #: the client secret or a reference to it (`env:NAME`, `file:PATH`), resolved at start
+    client_secret: str = field(repr=False)
+    #: the gateway's own address as browsers reach it (`https://ai.example.com`): the
+    #: provider sends people back to BASE_URL/auth/callback; https makes cookies Secure
+    base_url: str
+    login_claim: str = "email"
+    groups_claim: str = "groups"
+    scopes: str = "openid email profile"
+    #: how long a sign-in lasts before the person signs in again
+    session_hours: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,7 @@ class Settings:
     database_url: str = ""  # "" means SQLite under data_dir
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     identity: IdentityMode = "dev"
+    oidc: OidcSettings | None = None  # with identity "oidc" only
     config_file: Path | None = None
     tailscaled_socket: str = DEFAULT_SOCKET
     dev_login: str = "dev@localhost"
@@ -114,7 +138,39 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "file to write the listening port to once serving (default: none)",
     ),
     "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
-    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve or dev"),
+    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve, dev or oidc"),
+    "oidc_issuer": (
+        "IRISGATE_OIDC_ISSUER",
+        "mode oidc: the OpenID provider's issuer URL (its discovery document is read from"
+        " ISSUER/.well-known/openid-configuration)",
+    ),
+    "oidc_client_id": ("IRISGATE_OIDC_CLIENT_ID", "mode oidc: irisgate's client id there"),
+    "oidc_client_secret": (
+        "IRISGATE_OIDC_CLIENT_SECRET",
+        "mode oidc: the client secret, or env:NAME / file:PATH naming where it is",
+    ),
+    "oidc_base_url": (
+        "IRISGATE_OIDC_BASE_URL",
+        "mode oidc: irisgate's address as browsers reach it (https://ai.example.com); the"
+        " provider returns people to BASE_URL/auth/callback",
+    ),
+    "oidc_login_claim": (
+        "IRISGATE_OIDC_LOGIN_CLAIM",
+        "mode oidc: the ID token claim that is the login name (default email)",
+    ),
+    "oidc_groups_claim": (
+        "IRISGATE_OIDC_GROUPS_CLAIM",
+        "mode oidc: the ID token claim listing the person's groups, for grants' group:NAME"
+        " (default groups)",
+    ),
+    "oidc_scopes": (
+        "IRISGATE_OIDC_SCOPES",
+        "mode oidc: scopes asked for at sign-in (default: openid email profile)",
+    ),
+    "session_hours": (
+        "IRISGATE_SESSION_HOURS",
+        "mode oidc: hours a sign-in lasts (default 12)",
+    ),
     "data_dir": ("IRISGATE_DATA_DIR", "folder for the SQLite database (default ./irisgate-data)"),
     "tailscaled_socket": ("IRISGATE_TAILSCALED_SOCKET", "tailscaled LocalAPI unix socket"),
     "dev_login": ("IRISGATE_DEV_LOGIN", "login name of the single user in dev mode"),
@@ -271,6 +327,7 @@ def load_settings(
         database_url=pick("database") or "",
         data_dir=Path(pick("data_dir") or DEFAULT_DATA_DIR),
         identity=identity,  # type: ignore[arg-type]  # checked against IDENTITY_MODES above
+        oidc=_oidc(pick) if identity == "oidc" else None,
         config_file=Path(config) if config else None,
         tailscaled_socket=socket,
         dev_login=pick("dev_login") or "dev@localhost",
@@ -308,14 +365,80 @@ def load_settings(
     )
 
 
+def unidentified_exposure(settings: Settings) -> str | None:
+    """Why `serve` must not start: it would listen beyond loopback with no way to know who
+    calls (dev mode, chosen or defaulted to); None when it may."""
+    if settings.identity != "dev" or _loopback_host(settings.listen_host):
+        return None
+    return (
+        f"refusing to listen on {settings.listen_host}:{settings.listen_port} in identity mode"
+        " dev: it has no network identity, so nobody but this machine could be told apart."
+        " Choose how callers are identified with --identity: tailscale (tailnet, the"
+        " default where tailscaled runs), serve (behind tailscale serve), "
+        + ", ".join(SIGN_IN_MODES)
+        + " (sign-in without Tailscale); or listen on 127.0.0.1 for one-person use"
+    )
+
+
+def _loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _oidc(pick: Callable[[str], str | None]) -> OidcSettings:
+    """The sign-in settings of mode oidc; every one it cannot work without is required."""
+    missing = [
+        "--" + name.replace("_", "-")
+        for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_base_url")
+        if not pick(name)
+    ]
+    if missing:
+        raise SettingsError(f"--identity oidc needs {', '.join(missing)}")
+    issuer, base_url = _web_url(pick, "oidc_issuer"), _web_url(pick, "oidc_base_url")
+    raw_hours = pick("session_hours") or "12"
+    try:
+        hours = float(raw_hours)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= 24 * 90:  # NaN fails too
+        raise SettingsError(
+            f"--session-hours must be a number of hours above 0, at most 2160, got {raw_hours!r}"
+        )
+    scopes = pick("oidc_scopes") or "openid email profile"
+    if "openid" not in scopes.split():
+        raise SettingsError(f"--oidc-scopes must include openid, got {scopes!r}")
+    return OidcSettings(
+        issuer=issuer,
+        client_id=pick("oidc_client_id") or "",
+        client_secret=pick("oidc_client_secret") or "",
+        base_url=base_url,
+        login_claim=pick("oidc_login_claim") or "email",
+        groups_claim=pick("oidc_groups_claim") or "groups",
+        scopes=scopes,
+        session_hours=hours,
+    )
+
+
+def _web_url(pick: Callable[[str], str | None], name: str) -> str:
+    """An http(s) URL without query or fragment, its trailing slash removed."""
+    raw = (pick(name) or "").strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        flag = "--" + name.replace("_", "-")
+        raise SettingsError(f"{flag} must be an http(s) URL like https://host/path, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _hosts(raw: str) -> tuple[str, ...]:
     names = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
     for name in names:
         wildcard = name.startswith("*") and not name.startswith("*.")
         if name != "*" and ("*" in name[2:] or wildcard):
-            raise SettingsError(
-                f"--allowed-hosts entries are names, *.domain or *; got {name!r}"
-            )
+            raise SettingsError(f"--allowed-hosts entries are names, *.domain or *; got {name!r}")
     return names
 
 

@@ -46,7 +46,7 @@ from irisgate.connectors.credentials import Credential, Credentials, CredentialU
 from irisgate.connectors.recording import CallTimer, connector_record
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.upstream import McpUpstreams, ToolError, UpstreamError
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.store.tables import MCP_FORMAT
@@ -336,6 +336,9 @@ class McpEndpoint:
         runtime = self._runtime
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
+        except SignInRequired as exc:
+            await _refuse(send, str(exc), status=401)
+            return
         except IdentityRefused as exc:
             await _refuse(send, f"access denied: {exc}")
             return
@@ -375,9 +378,7 @@ def _too_deep(body: bytes) -> bool:
     return False
 
 
-async def _refuse(
-    send: Any, message: str, *, status: int = 403, code: int = ACCESS_DENIED
-) -> None:
+async def _refuse(send: Any, message: str, *, status: int = 403, code: int = ACCESS_DENIED) -> None:
     """A JSON-RPC error before the SDK saw the request."""
     body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
     headers = [

@@ -38,7 +38,7 @@ from irisgate.gateway.relaycore import (
     watched,
 )
 from irisgate.gateway.tee import Tee
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.store.tables import HTTP_FORMAT
@@ -112,6 +112,9 @@ class HttpConnectorProxy:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             identity = await runtime.resolver.resolve(scope.get("client"), scope["headers"])
+        except SignInRequired as exc:
+            await _answer(send, 401, str(exc))
+            return
         except IdentityRefused as exc:
             await _answer(send, 403, f"access denied: {exc}")
             return

@@ -38,7 +38,7 @@ from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.quotas.gate import Admission
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
@@ -130,7 +130,7 @@ class Gateway:
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
-            await self._refuse(ex, send, GatewayError("permission", f"access denied: {exc}"))
+            await self._refuse(ex, send, _identity_error(exc))
         except asyncio.CancelledError:
             if not drain.was_cut(record):
                 raise
@@ -517,3 +517,10 @@ async def _send_error(send: Any, op: Operation, error: GatewayError, request_id:
         await send({"type": "http.response.body", "body": body})
     except OSError:
         log.info("client gone before the error answer", request_id=request_id)
+
+
+def _identity_error(exc: IdentityRefused) -> GatewayError:
+    """401 for a caller who brought no credential (mode oidc without a session), else 403."""
+    if isinstance(exc, SignInRequired):
+        return GatewayError("authentication", str(exc))
+    return GatewayError("permission", f"access denied: {exc}")

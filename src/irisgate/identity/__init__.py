@@ -49,3 +49,8 @@ def canonical_capmap(capmap: Mapping[str, tuple[Any, ...]]) -> str:
 
 class IdentityRefused(Exception):
     """The caller cannot be identified; `str(exc)` is safe to show to the caller."""
+
+
+class SignInRequired(IdentityRefused):
+    """The caller brought no credential (no session cookie): answered 401, and a page
+    request is sent to sign in (mode oidc)."""

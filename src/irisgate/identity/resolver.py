@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
+from irisgate.config.secrets import SecretSource, resolve_secret, unresolved_reason
 from irisgate.identity import Identity, IdentityRefused
 from irisgate.identity.localapi import WhoIsClient
+from irisgate.identity.oidc import OidcClient
 from irisgate.identity.serve import identity_from_serve_headers
-from irisgate.settings import DEFAULT_SOCKET, Settings
+from irisgate.identity.sessions import SessionBook, identity_of
+from irisgate.settings import DEFAULT_SOCKET, OidcSettings, Settings, SettingsError
+from irisgate.store.database import Database
+
+if TYPE_CHECKING:
+    import httpx2
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -22,6 +31,11 @@ class IdentityResolver(Protocol):
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         """The names (lower case) this gateway's node answers to, for requests that arrived
         on `server`; empty when there is no way to know them."""
+        ...
+
+    async def open(self, db: Database) -> None:
+        """Start with the database open (the runtime's start; mode oidc keeps its sessions
+        there)."""
         ...
 
     async def close(self) -> None: ...
@@ -61,6 +75,9 @@ class TailscaleResolver:
             names.add(f"{node.node_name}.{node.tailnet}".lower())
         return frozenset(names)
 
+    async def open(self, db: Database) -> None:
+        return None
+
     async def close(self) -> None:
         await self._whois.close()
 
@@ -95,6 +112,9 @@ class ServeResolver:
         found = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in wanted}
         return identity_from_serve_headers(found)
 
+    async def open(self, db: Database) -> None:
+        return None
+
     async def close(self) -> None:
         await self._localapi.close()
 
@@ -118,13 +138,78 @@ class DevResolver:
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return frozenset()
 
+    async def open(self, db: Database) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
 
+class OidcResolver:
+    """People signed in through an OpenID provider, known by their session cookie
+    (irisgate.identity.sessions); the sign-in itself is irisgate.web.signin's."""
+
+    mode = "oidc"
+
+    def __init__(self, settings: OidcSettings, client_secret: str) -> None:
+        self.settings = settings
+        self._secret = client_secret
+        self._http: httpx2.AsyncClient | None = None
+        self._client: OidcClient | None = None
+        self._book: SessionBook | None = None
+
+    @property
+    def client(self) -> OidcClient:
+        assert self._client is not None, "the runtime opens the resolver before requests"
+        return self._client
+
+    @property
+    def sessions(self) -> SessionBook:
+        assert self._book is not None, "the runtime opens the resolver before requests"
+        return self._book
+
+    async def open(self, db: Database) -> None:
+        import httpx2
+
+        self._http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(10.0), follow_redirects=False, trust_env=False
+        )
+        self._client = OidcClient(self.settings, self._secret, self._http)
+        lifetime = timedelta(hours=self.settings.session_hours)
+        secure = self.settings.base_url.startswith("https://")
+        self._book = SessionBook(db, lifetime, secure=secure)
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        return await identity_of(self.sessions, headers)
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        """The host name of --oidc-base-url: where the provider sends browsers back to."""
+        host = urlsplit(self.settings.base_url).hostname
+        return frozenset({host.lower()}) if host else frozenset()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
 def make_resolver(settings: Settings) -> IdentityResolver:
+    if settings.identity == "oidc":
+        assert settings.oidc is not None, "load_settings sets it in mode oidc"
+        return OidcResolver(settings.oidc, _client_secret(settings))
     if settings.identity == "tailscale":
         return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "serve":
         return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     return DevResolver(settings.dev_login)
+
+
+def _client_secret(settings: Settings) -> str:
+    """The OIDC client secret, its `env:` or `file:` reference resolved."""
+    assert settings.oidc is not None
+    secret = resolve_secret(
+        settings.oidc.client_secret, SecretSource(settings.env, settings.secrets_dir)
+    )
+    if secret.value is None:
+        reason = unresolved_reason("--oidc-client-secret", secret)
+        raise SettingsError(reason or "--oidc-client-secret has no value")
+    return secret.value

@@ -25,10 +25,11 @@ from irisgate.config.model import Config, Provider
 from irisgate.config.schema import analyze
 from irisgate.config.secrets import SecretSource
 from irisgate.identity.localapi import WhoIsClient
-from irisgate.identity.resolver import is_loopback
+from irisgate.identity.oidc import OidcClient, SignInFailed
+from irisgate.identity.resolver import OidcResolver, is_loopback, make_resolver
 from irisgate.operations import schema
 from irisgate.operations.probe import Level, probe_provider
-from irisgate.settings import Settings
+from irisgate.settings import Settings, SettingsError, unidentified_exposure
 from irisgate.store import configs
 from irisgate.store.database import schema_status
 
@@ -131,7 +132,7 @@ def _config(settings: Settings, stored: str | None, findings: list[Finding]) -> 
 async def _identity(settings: Settings, findings: list[Finding]) -> None:
     mode = settings.identity
     listen = f"{settings.listen_host}:{settings.listen_port}"
-    if mode in ("dev", "serve") and not is_loopback(settings.listen_host):
+    if mode == "serve" and not is_loopback(settings.listen_host):
         findings.append(
             Finding(
                 "warn",
@@ -140,16 +141,45 @@ async def _identity(settings: Settings, findings: list[Finding]) -> None:
                 " others are refused (use --listen 127.0.0.1:PORT)",
             )
         )
+    if (refusal := unidentified_exposure(settings)) is not None:
+        findings.append(Finding("FIX", "identity", refusal))
     if mode == "dev":
         findings.append(
             Finding("ok", "identity", f"mode dev: every local caller is {settings.dev_login}")
         )
+        return
+    if mode == "oidc":
+        findings.append(await _oidc(settings))
         return
     names = await _tailscaled(settings, findings, required=mode == "tailscale")
     if mode == "serve":
         if names:  # tailscaled answered: does `tailscale serve` send requests here?
             findings.append(await _serve_config(settings))
         findings.append(_serve_hosts(settings, names))
+
+
+async def _oidc(settings: Settings) -> Finding:
+    """Mode oidc: the client secret resolves, and the provider's discovery document and keys
+    can be read."""
+    import httpx2
+
+    try:
+        resolver = make_resolver(settings)
+    except SettingsError as exc:
+        return Finding("FIX", "identity", str(exc))
+    assert isinstance(resolver, OidcResolver)
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(10.0), trust_env=False) as http:
+        client = OidcClient(resolver.settings, "", http)
+        try:
+            keys = await client.check()
+        except SignInFailed as exc:
+            return Finding("FIX", "identity", f"mode oidc: {exc}")
+    return Finding(
+        "ok",
+        "identity",
+        f"mode oidc: people sign in at {resolver.settings.issuer} ({keys} signing keys);"
+        f" the provider must allow the redirect URI {client.redirect_uri}",
+    )
 
 
 async def _tailscaled(
@@ -230,8 +260,7 @@ async def _serve_config(settings: Settings) -> Finding:
     return Finding(
         "FIX",
         "tailscale serve",
-        f"nothing is proxied to irisgate ({listen}): run"
-        f" `tailscale serve --bg http://{listen}`",
+        f"nothing is proxied to irisgate ({listen}): run `tailscale serve --bg http://{listen}`",
     )
 
 
@@ -245,9 +274,9 @@ def _serve_routes(config: dict[str, object]) -> list[tuple[str, str, str]]:
     routes = []
     for one in configs:
         web = one.get("Web")
-        for host, server in (web.items() if isinstance(web, dict) else ()):
+        for host, server in web.items() if isinstance(web, dict) else ():
             handlers = server.get("Handlers") if isinstance(server, dict) else None
-            for path, handler in (handlers.items() if isinstance(handlers, dict) else ()):
+            for path, handler in handlers.items() if isinstance(handlers, dict) else ():
                 proxy = handler.get("Proxy") if isinstance(handler, dict) else None
                 if isinstance(proxy, str) and proxy:
                     routes.append((str(host), str(path), proxy))

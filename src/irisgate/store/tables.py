@@ -37,6 +37,9 @@ Tables:
   session id): the same kind of sums for the Agent activity and Session logs pages.
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
+- `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
+  the people signed in, by the SHA-256 of their session cookie (never the cookie itself), and
+  the sign-ins under way, by the SHA-256 of their `state`, each taken once by the callback.
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -420,6 +423,31 @@ chat_messages = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_chat_messages_conversation_id", chat_messages.c.conversation_id, chat_messages.c.id)
+
+
+# Identity mode oidc: who is signed in (by the hash of the cookie) and sign-ins under way.
+signin_sessions = Table(
+    "signin_sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("login_name", Text, nullable=False),
+    _text("display_name"),
+    _text("groups"),  # JSON list of the provider's groups
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+Index("ix_signin_sessions_expires_at", signin_sessions.c.expires_at)
+
+signin_attempts = Table(
+    "signin_attempts",
+    metadata,
+    Column("state_hash", Text, primary_key=True),
+    Column("nonce", Text, nullable=False),
+    Column("verifier", Text, nullable=False),  # the PKCE code verifier
+    _text("return_to"),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+Index("ix_signin_attempts_expires_at", signin_attempts.c.expires_at)
 
 
 def conflict_insert(dialect: str, table: Table) -> Any:

@@ -52,4 +52,3 @@ def reserve_port(port: int = 0, host: str = "127.0.0.1") -> int:
     with _lock:
         _held.append(reservation)
     return reservation.port
-

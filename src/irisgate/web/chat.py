@@ -18,18 +18,21 @@ from irisgate.web.pages import template
 
 
 async def chat_page(request: Request) -> Response:
+    sign_out = runtime_of(request).resolver.mode == "oidc"
     try:
         caller = await identify(request)
     except ApiError as exc:
-        return _page(exc.message, None, 403)
+        return _page(exc.message, None, 403, sign_out)
     reason = refusal(caller, runtime_of(request).snapshot.config)
     if reason is not None:
-        return _page(reason, caller.identity.login_name, 403)
-    return _page(None, caller.identity.login_name, 200)
+        return _page(reason, caller.identity.login_name, 403, sign_out)
+    return _page(None, caller.identity.login_name, 200, sign_out)
 
 
-def _page(reason: str | None, login: str | None, status: int) -> HTMLResponse:
-    body = template("chat.html").render(refusal=reason, login=login, version=__version__)
+def _page(reason: str | None, login: str | None, status: int, sign_out: bool) -> HTMLResponse:
+    body = template("chat.html").render(
+        refusal=reason, login=login, version=__version__, sign_out=sign_out
+    )
     return HTMLResponse(body, status_code=status)
 
 

@@ -15,7 +15,7 @@ and keeps the answer on the ASGI scope, so the host and cross-site guards, the d
     connector   /v1/connectors/…                                  {"error": …}
     api         /api/…, /v1/models (OpenAI's envelope),           {"error": …}
                 /aperture/… except the OAuth callback page
-    page        /ui…, /chat…, /aperture/auth/…                    text/plain
+    page        /ui…, /chat…, /aperture/auth/…, /auth/…           text/plain
     health      /healthz, /readyz, /metrics                       {"error": …}
     unknown     everything else (`/`, …)                          text/plain
 

@@ -41,9 +41,12 @@ _NAMES = frozenset(name for name, _ in HEADERS)
 
 
 def is_page(path: str) -> bool:
-    """A path of the dashboard (`/ui`), the chat app (`/chat`, not `/api/chat/...`) or the
-    page an OAuth sign-in for a connector returns to (`/aperture/auth/<id>/callback`)."""
-    return path in ("/ui", "/chat") or path.startswith(("/ui/", "/chat/", "/aperture/auth/"))
+    """A path of the dashboard (`/ui`), the chat app (`/chat`, not `/api/chat/...`), the
+    page an OAuth sign-in for a connector returns to (`/aperture/auth/<id>/callback`) or
+    the sign-in pages of identity mode oidc (`/auth/…`)."""
+    return path in ("/ui", "/chat") or path.startswith(
+        ("/ui/", "/chat/", "/aperture/auth/", "/auth/")
+    )
 
 
 def with_page_headers(send: Any) -> Any:

@@ -49,7 +49,12 @@ def template(name: str) -> Any:
 
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = _env().get_template(template).render(request=request, version=__version__, **context)
+    sign_out = runtime_of(request).resolver.mode == "oidc"
+    body = (
+        _env()
+        .get_template(template)
+        .render(request=request, version=__version__, sign_out=sign_out, **context)
+    )
     return HTMLResponse(body, status_code=status)
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 ErrorKind = Literal[
     "invalid_request",  # 400: the request itself is wrong
+    "authentication",  # 401: the caller must sign in or present a key
     "permission",  # 403: identity refused or nothing granted
     "not_found",  # 404: unknown model
     "too_large",  # 413
@@ -23,6 +24,7 @@ ErrorKind = Literal[
 
 STATUS_OF: dict[ErrorKind, int] = {
     "invalid_request": 400,
+    "authentication": 401,
     "permission": 403,
     "not_found": 404,
     "too_large": 413,

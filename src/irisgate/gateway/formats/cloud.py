@@ -33,6 +33,7 @@ from irisgate.wire.errors import ErrorKind, GatewayError
 GOOGLE_STATUS: dict[ErrorKind, str] = {
     "invalid_request": "INVALID_ARGUMENT",
     "permission": "PERMISSION_DENIED",
+    "authentication": "UNAUTHENTICATED",
     "not_found": "NOT_FOUND",
     "too_large": "INVALID_ARGUMENT",
     "rate_limit": "RESOURCE_EXHAUSTED",
@@ -46,6 +47,7 @@ GOOGLE_STATUS: dict[ErrorKind, str] = {
 BEDROCK_ERRORS: dict[ErrorKind, str] = {
     "invalid_request": "ValidationException",
     "permission": "AccessDeniedException",
+    "authentication": "UnrecognizedClientException",
     "not_found": "ResourceNotFoundException",
     "too_large": "ValidationException",
     "rate_limit": "ThrottlingException",
@@ -170,6 +172,7 @@ class VertexGenerateContent(GeminiGenerateContent):
             return None
         path = f"{_VERTEX_PREFIX}/google/models/{_google_segment(model)}:generateContent"
         return path, _contents_probe()
+
     chat_adapter: chatwire.ChatAdapter | None = chatwire.VERTEX_GEMINI
 
 
