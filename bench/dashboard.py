@@ -31,8 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from irisgate.store.database import open_database
-from irisgate.store.tables import requests, sessions, usage_agent_daily, usage_daily
+from irisgate.store.tables import (
+    requests,
+    sessions,
+    tool_use_daily,
+    usage_agent_daily,
+    usage_daily,
+    usage_facets_daily,
+)
 from irisgate.testing.server import IrisgateServer
+from irisgate.usage.agents import agent_name
 
 MODELS = [
     ("gpt-4o-mini", "openai"),
@@ -53,9 +61,10 @@ CONFIG = """{
       "authorization": "x-api-key",
       "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"],
       "compatibility": {"anthropic_messages": true}}},
+  "database": {"headers": {"filterable": [{"name": "x-team"}]}},
   "grants": [
     {"src": ["ADMIN"], "app": {"tailscale.com/cap/aperture": [
-      {"role": "admin"}, {"models": "**"}]}},
+      {"role": "admin"}, {"models": "**"}, {"filterable_headers": ["x-team"]}]}},
     {"src": ["*"], "app": {"tailscale.com/cap/aperture": [{"role": "user"}, {"models": "**"}]}}],
 }""".replace("ADMIN", ADMIN)
 
@@ -87,6 +96,8 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
     agents: dict[tuple[date, str, str], dict[str, Any]] = {}
     sess: dict[tuple[str, str], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
+    tools: dict[tuple[Any, ...], dict[str, Any]] = {}
+    facets: list[dict[str, Any]] = []
     n = 0
     for day, login, model, provider, agent, session, count in plan:
         inp, out = 900 * count, 300 * count
@@ -102,6 +113,14 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
         daily.append(
             {"day": day, "login_name": login, "model": model, "provider": provider, **sums}
         )
+        # the facets rollup: every request's row, and the row of its indexed x-team header
+        facet = {"day": day, "login_name": login, "model": model, "provider": provider}
+        facet |= {"agent": agent_name(agent + "/1.0"), "status": 200, **sums}
+        team = f"team-{int(login[4:7]) % 10}"
+        facets += [
+            {**facet, "header": "", "value": ""},
+            {**facet, "header": "x-team", "value": team},
+        ]
         a = agents.setdefault(
             (day, login, agent), {"day": day, "login_name": login, "agent": agent}
         )
@@ -132,6 +151,11 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
             at = start + timedelta(seconds=20 * i)
             s["last_at"] = max(s["last_at"], at)
             n += 1
+            if n % 4 == 0:
+                key = (day, login, session, "model", "", "", model)
+                t = tools.setdefault(key, {"calls": 0, "errors": 0, "first_at": at})
+                t["calls"] += 1 + n % 3
+                t["last_at"] = at
             rows.append(
                 {
                     "request_id": f"req_bench{n:020d}",
@@ -157,6 +181,8 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
             (usage_daily, daily),
             (usage_agent_daily, list(agents.values())),
             (sessions, list(sess.values())),
+            (usage_facets_daily, facets),
+            (tool_use_daily, [dict(zip(TOOL_KEY, k, strict=True)) | v for k, v in tools.items()]),
         ):
             for i in range(0, len(values), 20_000):
                 await conn.execute(table.insert(), values[i : i + 20_000])
@@ -168,7 +194,12 @@ async def seed(url: str, total: int, days: int, users: int) -> dict[str, int]:
         "usage_daily_rows": len(daily),
         "usage_agent_daily_rows": len(agents),
         "sessions": len(sess),
+        "tool_use_daily_rows": len(tools),
+        "usage_facets_daily_rows": len(facets),
     }
+
+
+TOOL_KEY = ("day", "login_name", "session_id", "kind", "connector", "tool", "model")
 
 
 def _get(url: str, login: str) -> tuple[float, int]:
@@ -178,6 +209,10 @@ def _get(url: str, login: str) -> tuple[float, int]:
         resp.read()
         status = resp.status
     return (time.perf_counter() - started) * 1000, status
+
+
+def _ago(days: int) -> date:
+    return datetime.now(UTC).date() - timedelta(days=days)
 
 
 def pages(login: str) -> dict[str, list[str]]:
@@ -191,15 +226,36 @@ def pages(login: str) -> dict[str, list[str]]:
             "/api/usage/summary",
             "/api/usage/users?sort=total_tokens&order=desc&page=1&per_page=10",
         ],
+        "Usage (agent, status, header)": [
+            "/ui/usage?agent=claude-cli&status=2xx&header=x-team&header_value=team-3",
+            "/api/usage/filters",
+            "/api/usage/summary?agent=claude-cli&status=2xx&header=x-team&header_value=team-3",
+            "/api/usage/users?agent=claude-cli&status=2xx&header=x-team&header_value=team-3"
+            "&sort=total_tokens&order=desc&page=1&per_page=10",
+        ],
         "Tool Use": ["/ui/tool-use", "/api/usage/tools"],
+        "Tool Use (90 days)": ["/ui/tool-use", f"/api/usage/tools?since={_ago(89)}"],
+        "Tool Use (user, model)": [
+            "/ui/tool-use",
+            "/api/usage/tools?user=user007@example.com&model=gpt-5.1",
+        ],
         "User Activity": ["/ui/admin/user-activity", "/api/usage/active-users"],
+        "User Activity (4 of 7)": [
+            "/ui/admin/user-activity",
+            f"/api/usage/active-users?group=4of7&since={_ago(89)}",
+        ],
+        "User Dashboard": [
+            "/ui/dashboard/user042@example.com",
+            "/api/dashboard/user042@example.com",
+        ],
         "Model Activity": ["/ui/admin/model-activity", "/api/usage/models"],
         "Agent Activity": ["/ui/admin/agent-activity", "/api/usage/agents"],
         "Session Logs": ["/ui/admin/sessions", "/api/sessions?page=1&per_page=20"],
         "Settings": ["/ui/admin/settings", "/api/config", "/api/config/versions"],
         "API Docs": ["/ui/admin/api-docs", "/api/openapi.json"],
-        "Usage CSV (90 days)": [
-            "/api/usage/export.csv?since=%s" % (datetime.now(UTC).date() - timedelta(days=89))
+        "Usage CSV (90 days)": [f"/api/usage/export.csv?since={_ago(89)}"],
+        "Usage CSV (filtered)": [
+            f"/api/usage/export.csv?since={_ago(89)}&agent=claude-cli&status=200"
         ],
     }
 

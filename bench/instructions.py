@@ -1,6 +1,6 @@
 """Instructions per request of irisgate under callgrind: a CPU figure machine noise cannot move.
 
-    .venv/bin/python bench/instructions.py [--requests 150] [SCENARIO ...]
+    .venv/bin/python bench/instructions.py [--requests 150] [--mode MODE] [SCENARIO ...]
 
 Starts the same upstream, fake tailscaled and config as `run.py`, but irisgate under
 `valgrind --tool=callgrind` with instrumentation off; for each scenario (default: stream,
@@ -10,7 +10,8 @@ instructions of the whole irisgate process (every thread) divided by the request
 
 Under valgrind irisgate is ~50x slower, so a stream's events all wait for it in one read:
 the figure is the gateway's work per answer, not the cost of the upstream's pacing (`run.py`
-measures that). Needs valgrind (Debian: `apt-get install -y valgrind`). Takes about a minute.
+measures that). `--mode` is run.py's (`quota`, `ratelimit`, ...): compare it with `core`, the
+default. Needs valgrind (Debian: `apt-get install -y valgrind`). Takes about a minute.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from irisgate.testing.fake_localapi import FakeLocalAPI
 from irisgate.testing.server import IrisgateServer, free_port
 from run import (
     LOGIN,
+    MODES,
     Scenario,
     make_config,
     start_upstream,
@@ -95,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenarios", nargs="*", default=["stream", "gemini", "bedrock"])
     parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument("--mode", choices=[m for m in MODES if m != "hook"], default="core")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench/instructions.py needs valgrind: `sudo apt-get install -y valgrind`")
@@ -105,7 +108,7 @@ def main() -> None:
         localapi = FakeLocalAPI(tmp / "tailscaled.sock")
         localapi.add_user("127.0.0.1", LOGIN, "Bench User")
         gateway = IrisgateServer(
-            make_config("core", f"http://127.0.0.1:{up_port}", ""),
+            make_config(args.mode, f"http://127.0.0.1:{up_port}", ""),
             data_dir=tmp / "data",
             identity="tailscale",
             tailscaled_socket=str(tmp / "tailscaled.sock"),

@@ -3,7 +3,8 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench-client"
+-- BENCH_AUTH: an irisgate API key (`--mode key`); otherwise a placeholder irisgate ignores
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH") or "Bearer sk-bench-client"
 
 function done(summary, latency, requests)
   local e = summary.errors

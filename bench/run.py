@@ -8,8 +8,9 @@ Every scenario (plain chat completion and 20-event stream, streamed Gemini gener
 streamed Bedrock InvokeModel, at 1 and 32 connections) is run with wrk against the upstream
 directly, then through irisgate. irisgate is pinned to CPU 0; the upstream, wrk and this script
 to CPU 1, for the baseline too. `--mode quota` adds a quota bucket to the grant of the OpenAI
-models (checked and debited on every request), `--mode hook` one pre-request hook that allows
-everything (a fast aiohttp server on CPU 1). See bench/README.md.
+models (checked and debited on every request), `--mode ratelimit` three rate limits (requests
+and tokens per minute, concurrency: checked and counted on every request), `--mode hook` one
+pre-request hook that allows everything (a fast aiohttp server on CPU 1). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -71,10 +72,18 @@ CONFIG = """{
     {"role": "user"}, {"models": "fake/*"%(wiring)s}, {"models": "gemini/*"},
     {"models": "bedrock/*"}]}}],%(sections)s
 }"""
-MODES = ("core", "quota", "hook")
+MODES = ("core", "quota", "ratelimit", "hook", "key")
+#: `--mode key`: the irisgate API key every request through irisgate carries (made at start)
+CLIENT_AUTH: dict[str, str] = {}
 #: a bucket that never runs dry during a run: every request is checked, reserved and debited
 QUOTA = """
   "quotas": {"bench:<user>": {"capacity": "$1000000.00", "rate": "$1000000.00/hour"}},"""
+#: limits that never refuse during a run: every request is checked against a requests-per-
+#: minute, a tokens-per-minute and a concurrency limit, and the counts synced in the background
+RATE_LIMITS = """
+  "rate_limits": {"rpm:<user>": {"requests": 1000000000, "per": "minute"},
+                  "tpm:<user>": {"tokens": 1000000000000, "per": "minute"},
+                  "conc:<user>": {"concurrent": 100000}},"""
 HOOK = """
   "hooks": {"allow": {"url": "%s", "timeout": "5s"}},"""
 
@@ -83,6 +92,9 @@ def make_config(mode: str, upstream: str, hook_url: str) -> str:
     wiring, sections = "", ""
     if mode == "quota":
         wiring, sections = ', "quotas": [{"bucket": "bench:<user>"}]', QUOTA
+    elif mode == "ratelimit":
+        wiring = ', "rate_limits": ["rpm:<user>", "tpm:<user>", "conc:<user>"]'
+        sections = RATE_LIMITS
     elif mode == "hook":
         wiring = ', "send_hooks": [{"name": "allow", "events": ["pre_request"], '
         wiring += '"send": ["request_body"]}]'
@@ -208,6 +220,8 @@ def wrk(base: str, scenario: Scenario, seconds: int, *, gateway: bool) -> dict[s
     path = scenario.path(gateway=gateway)
     args += ["--timeout", "10s", "-s", str(HERE / "post.lua"), base + path]
     env = {**os.environ, "BENCH_BODY": scenario.body}
+    if gateway and "key" in CLIENT_AUTH:
+        env["BENCH_AUTH"] = f"Bearer {CLIENT_AUTH['key']}"
     out = subprocess.run(
         pinned(LOAD_CPU, args), env=env, capture_output=True, text=True, check=False
     )
@@ -264,6 +278,16 @@ def check_once(gateway: IrisgateServer, scenario: Scenario) -> None:
         sys.exit(f"irisgate answered {exc.code}: {body}\n--- irisgate log ---\n{log}")
 
 
+def make_key(gateway: IrisgateServer) -> str:
+    """An API key of the bench user (POST /api/keys as 127.0.0.1, that user by WhoIs)."""
+    request = urllib.request.Request(
+        gateway.url + "/api/keys", b'{"name": "bench"}', {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        secret: str = json.loads(resp.read())["secret"]
+    return secret
+
+
 def log_problems(log: str) -> list[str]:
     """irisgate's warning and error lines (JSON log lines and uvicorn's plain ones)."""
     bad = re.compile(r'^(WARNING|ERROR)|"level": ?"(warning|error|critical)"')
@@ -300,6 +324,8 @@ def run(tmp: Path, seconds: int, mode: str = "core") -> Results:
         gateway.start()
         assert gateway.process is not None
         pid = gateway.process.pid
+        if mode == "key":
+            CLIENT_AUTH["key"] = make_key(gateway)
         for sc in SCENARIOS[:4]:
             check_once(gateway, sc)
             res.capture["answered"] += 1
@@ -427,7 +453,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 seconds per scenario")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
-        "--mode", choices=MODES, default="core", help="core (default), quota or hook"
+        "--mode", choices=MODES, default="core", help="core, quota, ratelimit, hook or key"
     )
     args = parser.parse_args()
     seconds = 2 if args.quick else args.duration

@@ -139,18 +139,25 @@ async def counters(conn: asyncpg.Connection) -> tuple[int, dict[str, int]]:
 
 async def sample_locks(url: str, stop: asyncio.Event) -> tuple[int, int, int, Counter[str]]:
     """(samples, samples with a backend waiting for a lock, waiting backends summed, what the
-    waiting backends were running: the statement's first words)."""
+    waiting backends were running and what the first backend blocking each ran last, with
+    its state: the statements' first words)."""
     conn = await asyncpg.connect(url)
     samples = waited = waiting = 0
     statements: Counter[str] = Counter()
     try:
         while not stop.is_set():
             rows = await conn.fetch(
-                "SELECT left(query, 40) AS q FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                "SELECT left(a.query, 40) AS q, (SELECT left(b.query, 40) || ' ['"
+                " || b.state || ']' FROM pg_stat_activity b"
+                " WHERE b.pid = (pg_blocking_pids(a.pid))[1]) AS blocker"
+                " FROM pg_stat_activity a"
+                " WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'"
             )
             n = len(rows)
-            statements.update(" ".join(row["q"].split()) for row in rows)
+            statements.update(
+                f"{' '.join(row['q'].split())} <- {' '.join((row['blocker'] or '?').split())}"
+                for row in rows
+            )
             samples, waited, waiting = samples + 1, waited + (n > 0), waiting + n
             await asyncio.sleep(0.02)
     finally:

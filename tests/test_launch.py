@@ -186,3 +186,30 @@ def test_launch_without_the_agent_installed_says_how_to_install_it(
     ran = launch("--gateway", gateway.url, "codex", env={"PATH": str(tmp_path)})
     assert ran.returncode == 2
     assert "codex is not installed (npm install -g @openai/codex)" in ran.stderr
+
+
+def test_launch_with_an_api_key_from_off_the_tailnet(tmp_path: Path) -> None:
+    """A gateway in identity mode `keys` knows nobody without a key: launch sends the key
+    (`--key` or IRISGATE_API_KEY) to read the catalog and gives it to the agent; `--print`
+    never shows the secret."""
+    with IrisgateServer(launch_config(), data_dir=tmp_path / "gw", identity="keys") as gw:
+        made = subprocess.run(
+            [
+                *(sys.executable, "-m", "irisgate", "keys", "create", "ann@example.com"),
+                *("--name", "laptop", "--data-dir", str(gw.data_dir)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        key = made.stdout.strip()
+        refused = launch("--gateway", gw.url, "--print", "claude-code")
+        assert refused.returncode == 2 and "HTTP 401" in refused.stderr
+        shown = launch("--gateway", gw.url, "--print", "claude-code", env={"IRISGATE_API_KEY": key})
+        assert shown.returncode == 0, shown.stderr
+        assert "export ANTHROPIC_AUTH_TOKEN=$IRISGATE_API_KEY\n" in shown.stdout
+        assert key not in shown.stdout
+        flagged = launch("--gateway", gw.url, "--key", key, "--print", "codex")
+        assert flagged.returncode == 0, flagged.stderr
+        assert "gpt-5-mini" in flagged.stdout

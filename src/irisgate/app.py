@@ -25,7 +25,9 @@ from starlette.routing import Route
 
 from irisgate.api import connectors as connector_routes
 from irisgate.api import dashboard, observability
+from irisgate.api import keys as key_routes
 from irisgate.api import quotas as quota_routes
+from irisgate.api import ratelimits as rate_limit_routes
 from irisgate.api import routes as api_routes
 from irisgate.api.internal import answered, internal_error
 from irisgate.api.models import list_models
@@ -115,6 +117,8 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
+            *rate_limit_routes.routes,
+            *key_routes.routes,
             *dashboard.routes,
             *pages.routes,
             *chat_api.routes,

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument(
         "--print", dest="show", action="store_true", help="show the setup instead of running"
     )
+    launch.add_argument(
+        "--key", help="an irisgate API key, for a gateway off the tailnet [IRISGATE_API_KEY]"
+    )
     launch.add_argument("agent", help="claude-code, codex, gemini-cli or opencode")
     launch.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the agent")
     operations.add_parsers(sub)
@@ -82,6 +85,7 @@ def _launch(args: argparse.Namespace) -> int:
             show=args.show,
             out=sys.stdout,
             environ=environ,
+            key=args.key or environ.get("IRISGATE_API_KEY") or None,
         )
     except launch.LaunchError as exc:
         print(f"irisgate launch: {exc}", file=sys.stderr)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from irisgate.access.grants import GrantIndex
 from irisgate.config.defaults import DEFAULT_CONFIG_TEXT
 from irisgate.config.hujson import HuJSONSyntaxError
+from irisgate.config.hujson_edit import edit
 from irisgate.config.model import ConfigError, ConfigIssue
 from irisgate.config.schema import build_config, parse_capability, syntax_issue
 from irisgate.config.schema_connectors import save_errors
@@ -128,12 +131,36 @@ class ConfigService:
         "rollback" for an old version's stored text saved again).
 
         Raises StaleHash (409), ConfigError (400, every error) or WouldLockOut (403)."""
+        return await self._save(lambda _latest: text, base_hash, identity, who, source)
+
+    async def put_value(
+        self, value: dict[str, Any], base_hash: str, identity: Identity, who: str
+    ) -> Applied:
+        """Store a new version holding `value`, written into the stored text in place (only
+        the values that changed; comments, order and layout kept). `value` is the config as
+        `GET /api/config` shows it: a `"[redacted]"` secret keeps the stored one.
+
+        Raises as `put` does, and TooManyChanges."""
+
+        def text_for(latest: configs.ConfigVersion) -> str:
+            return edit(mask_text(latest.content or "{}"), value)
+
+        return await self._save(text_for, base_hash, identity, who, "api")
+
+    async def _save(
+        self,
+        text_for: Callable[[configs.ConfigVersion], str],
+        base_hash: str,
+        identity: Identity,
+        who: str,
+        source: str,
+    ) -> Applied:
         async with self._lock:
             latest = await configs.latest(self._db)
             if latest is None or latest.hash != base_hash:
                 raise StaleHash
             try:
-                full = unmask(text, latest.content or "")
+                full = unmask(text_for(latest), latest.content or "")
             except HuJSONSyntaxError as exc:  # a 400 listing the syntax error, not a 500
                 raise ConfigError([syntax_issue(exc)]) from None
             config, warnings = build_config(full, self._secrets)

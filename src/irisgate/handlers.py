@@ -20,10 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from irisgate.access.grants import Access
+from irisgate.config.model import FilterableHeader
 from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.store.availability import unavailable
-from irisgate.store.reports import Filters
+from irisgate.store.reports import Filters, Status
+from irisgate.telemetry.record import NAME_LIMIT, recorded_name
 
 #: where an error must come from to be the database's (asyncpg raises plain OSErrors)
 _DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "irisgate.store")
@@ -83,8 +85,8 @@ async def identify(request: Request) -> Caller:
         identity = await runtime.resolver.resolve(client, request.scope["headers"])
     except SignInRequired as exc:
         raise ApiError(401, str(exc)) from None
-    except IdentityRefused as exc:
-        raise ApiError(403, f"access denied: {exc}") from None
+    except IdentityRefused as exc:  # 401 for an API key that is not valid
+        raise ApiError(exc.status, f"access denied: {exc}") from None
     return Caller(identity, runtime.snapshot.grants.access_for(identity))
 
 
@@ -144,17 +146,67 @@ def day_param(request: Request, name: str) -> date | None:
         raise ApiError(400, f"'{name}' must be a day as YYYY-MM-DD, got {raw!r}") from None
 
 
-def filters(request: Request) -> Filters:
+#: The longest name a filter may give (recorded names are cut to this length, `…` included).
+MAX_FILTER = NAME_LIMIT
+
+
+def filters(request: Request, caller: Caller | None = None) -> Filters:
     """The range (`since` inclusive, `until` exclusive; default: the last 30 days including
-    today), `user` and `model`. Who may see what is the endpoint's decision."""
+    today), `user`, `model`, `agent`, `status` (a code such as 429, or a class such as 5xx)
+    and an indexed header: `header` (a `database.headers.filterable` name the `caller` is
+    granted through `filterable_headers`) with `header_value` (absent: any value). Who may
+    see what is otherwise the endpoint's decision."""
     until = day_param(request, "until") or datetime.now(UTC).date() + timedelta(days=1)
     since = day_param(request, "since") or until - timedelta(days=DEFAULT_DAYS)
     if since >= until:
         raise ApiError(400, "'since' must be before 'until'")
     if (until - since).days > MAX_DAYS:
         raise ApiError(400, f"the range from 'since' to 'until' may span at most {MAX_DAYS} days")
-    user = query_value(request, "user") or None
-    return Filters(since, until, user, query_value(request, "model") or None)
+    names = {}
+    for name in ("user", "model", "agent", "header", "header_value"):
+        value = query_value(request, name)
+        if value is not None and len(value) > MAX_FILTER:
+            raise ApiError(400, f"'{name}' may be at most {MAX_FILTER} characters")
+        names[name] = value or None
+    raw_status = query_value(request, "status")  # given empty is a mistake too
+    status = Status.parse(raw_status) if raw_status is not None else None
+    if raw_status is not None and status is None:
+        raise ApiError(
+            400,
+            f"'status' must be a code such as 429 or a class such as 5xx; got {raw_status!r}",
+        )
+    header, value = names["header"], names["header_value"]  # a value alone filters nothing
+    if header is not None:
+        header = header.lower()
+        allowed = {h.name: h for h in filterable_for(request, caller)}
+        if header not in allowed:
+            raise ApiError(
+                403,
+                f"access denied: {header!r} is not an indexed header you may filter on"
+                " (database.headers.filterable and the filterable_headers grant)",
+            )
+        # values of a `redact_values` header are not kept: only whether it was there
+        value = None if allowed[header].redact_values or not value else recorded_name(value)
+    return Filters(
+        since,
+        until,
+        names["user"],
+        names["model"],
+        agent=names["agent"],
+        status=status,
+        header=header,
+        header_value=value,
+    )
+
+
+def filterable_for(request: Request, caller: Caller | None) -> list[FilterableHeader]:
+    """The indexed headers (`database.headers.filterable`) `caller` may see and filter on:
+    those named in their grants' `filterable_headers` (`*`: all of them)."""
+    if caller is None:
+        return []
+    granted = {name for cap in caller.access.capabilities for name in cap.filterable_headers}
+    configured = runtime_of(request).snapshot.config.database.filterable_headers
+    return [h for h in configured if "*" in granted or h.name in granted]
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -7,12 +7,15 @@ first, or `--model`), set the agent up (`irisgate.agentsetup`: environment varia
 temporary settings folder where the agent needs one, removed afterwards), run it with the
 remaining arguments and return its exit code. `--print` shows the setup instead.
 
-The gateway is identified by network identity, like every other client: launch sends no
-credential of its own.
+The gateway knows the caller by network identity, like every other client. Off the tailnet
+(or with a gateway in identity mode `keys`), `--key` or `IRISGATE_API_KEY` gives an irisgate
+API key: launch sends it to read the catalog and hands it to the agent as its API key.
+`--print` shows it as `$IRISGATE_API_KEY`, never the secret.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import shutil
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from irisgate.agentsetup import AGENTS, Agent, Setup, choose, setup
+from irisgate.agentsetup import AGENTS, PLACEHOLDER_KEY, Agent, Setup, choose, setup
 
 #: where the gateway is when neither --gateway nor IRISGATE_GATEWAY says: Aperture's
 #: convention, the tailnet machine named `ai`
@@ -52,10 +55,11 @@ class Plan:
     argv: tuple[str, ...]
 
 
-def offered_models(gateway: str) -> dict[str, list[str]]:
-    """API format -> the models the caller may use through it, asking `gateway`."""
-    providers = _get_json(gateway, "/api/providers")
-    listed = _get_json(gateway, "/v1/models")
+def offered_models(gateway: str, key: str | None = None) -> dict[str, list[str]]:
+    """API format -> the models the caller may use through it, asking `gateway` (with the
+    API key `key`, when given)."""
+    providers = _get_json(gateway, "/api/providers", key)
+    listed = _get_json(gateway, "/v1/models", key)
     if not isinstance(providers, list) or not isinstance(listed, dict):
         raise LaunchError(f"{gateway} did not answer like an irisgate or Aperture gateway")
     granted: dict[str, list[str]] = {}
@@ -76,10 +80,13 @@ def offered_models(gateway: str) -> dict[str, list[str]]:
     return offered
 
 
-def _get_json(gateway: str, path: str) -> Any:
+def _get_json(gateway: str, path: str, key: str | None = None) -> Any:
     url = gateway.rstrip("/") + path
+    headers = {"Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     # http(s) only: `plan` checked the gateway's scheme
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:  # noqa: S310
             data = answer.read(MAX_ANSWER_BYTES + 1)
@@ -107,19 +114,26 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
 
 
 def plan(
-    agent_id: str, gateway: str, model: str | None, args: Sequence[str], folder: Path | None
+    agent_id: str,
+    gateway: str,
+    model: str | None,
+    args: Sequence[str],
+    folder: Path | None,
+    *,
+    key: str | None = None,
 ) -> Plan:
-    """How to run `agent_id` against `gateway` with `args`; files under `folder` when given."""
+    """How to run `agent_id` against `gateway` with `args`; files under `folder` when given;
+    `key`: the irisgate API key the agent sends (a placeholder when None)."""
     agent = AGENTS.get(agent_id)
     if agent is None:
         raise LaunchError(f"unknown agent {agent_id!r} (known: {', '.join(AGENTS)})")
     if not gateway.startswith(("http://", "https://")):
         raise LaunchError(f"--gateway must be an http(s) URL, not {gateway!r}")
-    offered = offered_models(gateway)
+    offered = offered_models(gateway, key)
     chosen = choose(agent, offered, model)
     if chosen is None:
         raise LaunchError(_nothing_usable(agent, offered, model))
-    found = setup(agent, *chosen, gateway)
+    found = setup(agent, *chosen, gateway, key or PLACEHOLDER_KEY)
     env = dict(found.env)
     writes: list[tuple[Path | str, str]] = []
     base: Path | str = folder if folder is not None else _TEMP_PLACEHOLDER
@@ -192,14 +206,18 @@ def main(
     show: bool,
     out: TextIO,
     environ: Mapping[str, str],
+    key: str | None = None,
 ) -> int:
     """`irisgate launch`: the agent's exit code (0 after `show`); raises LaunchError."""
     if show:
-        describe(plan(agent_id, gateway, model, args, None), out)
+        text = io.StringIO()
+        describe(plan(agent_id, gateway, model, args, None, key=key), text)
+        shown = text.getvalue()
+        out.write(shown.replace(key, "$IRISGATE_API_KEY") if key else shown)
         return 0
     folder = Path(tempfile.mkdtemp(prefix="irisgate-launch-"))  # private: mode 0700
     try:
-        return run(plan(agent_id, gateway, model, args, folder), environ)
+        return run(plan(agent_id, gateway, model, args, folder, key=key), environ)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -18,19 +18,23 @@ import aiohttp
 import genai_prices.data_snapshot
 import structlog
 
+from irisgate.access.health import Health, HealthCollector
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
 from irisgate.exporters.s3 import S3Export
 from irisgate.hooks.runner import HookRunner
+from irisgate.identity.keyring import KeyedResolver, KeyRing
 from irisgate.identity.resolver import IdentityResolver
 from irisgate.quotas.gate import QuotaGate
+from irisgate.quotas.rategate import RateGate
 from irisgate.settings import Settings
 from irisgate.snapshot import Snapshot
 from irisgate.store import connections
 from irisgate.store.database import Database, SchemaMismatch, open_database, require_current
+from irisgate.telemetry.folding import RollupFold
 from irisgate.telemetry.metrics import Metrics
-from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.record import RequestRecord, index_headers
 from irisgate.telemetry.responses import ResponseIndex
 from irisgate.telemetry.retention import RetentionPurge, strip_for_zero_retention
 from irisgate.telemetry.spool import Spool
@@ -73,7 +77,7 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        resolver: IdentityResolver,
+        resolver: KeyedResolver,
         drain: Drain,
         metrics: Metrics,
         tracing: Tracing | None,
@@ -85,10 +89,13 @@ class Runtime:
         writer: BatchWriter,
         responses: ResponseIndex,
         quotas: QuotaGate,
+        rates: RateGate,
         hooks: HookRunner,
-        workers: list[S3Export | RetentionPurge | TokenizerJanitor],
+        health: Health,
+        workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
+        #: the identity mode's resolver behind the API key ring (`resolver.ring`)
         self.resolver = resolver
         self.drain = drain  # requests in flight; shutdown refuses new ones, then cuts
         self.metrics = metrics  # per app, so several apps in one process count apart
@@ -101,7 +108,9 @@ class Runtime:
         self.writer = writer
         self.responses = responses
         self.quotas = quotas
+        self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
+        self.health = health  # providers' and keys' health in this process (failover)
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
 
@@ -118,6 +127,8 @@ class Runtime:
             await resolver.open(db)
             config = await ConfigService.open(db, settings)
             opened.push_async_callback(config.stop)
+            ring = await KeyRing.open(db, settings.config_poll_seconds)
+            opened.push_async_callback(ring.stop)
             http = upstream_session(settings)
             opened.push_async_callback(http.close)
             upstream = Http1Client(
@@ -140,10 +151,25 @@ class Runtime:
             quotas = QuotaGate(db, settings.data_dir, settings.quota_max_reservation, metrics)
             quotas.start()
             opened.push_async_callback(quotas.stop)
+            rates = RateGate(
+                db, quotas.typical, lambda: bool(config.snapshot.config.rate_limits), metrics
+            )
+            rates.start()
+            opened.push_async_callback(rates.stop)
             hooks = HookRunner(upstream, settings.max_hook_answer, metrics)
             hooks.start()
             opened.push_async_callback(hooks.stop)
             _watch(metrics, writer, config)
+            health = Health(cool_down=settings.circuit_cool_down)
+            metrics.registry.register(
+                HealthCollector(
+                    health,
+                    lambda: [
+                        (p.id, p.key_count) for p in config.snapshot.config.providers.values()
+                    ],
+                    lambda: config.snapshot.version,
+                )
+            )
             workers = _workers(settings, db, config, metrics)
             for worker in workers:
                 worker.start()
@@ -153,7 +179,7 @@ class Runtime:
             opened.pop_all()  # from here on, `stop` closes everything
         runtime = cls(
             settings,
-            resolver=resolver,
+            resolver=KeyedResolver(resolver, ring),
             drain=drain,
             metrics=metrics,
             tracing=Tracing() if settings.otel else None,
@@ -165,7 +191,9 @@ class Runtime:
             writer=writer,
             responses=ResponseIndex(db),
             quotas=quotas,
+            rates=rates,
             hooks=hooks,
+            health=health,
             workers=workers,
         )
         # Everything loaded so far (price table, modules, config) lives as long as the process:
@@ -191,7 +219,7 @@ class Runtime:
         """Put a request's record in the spool before the client has the last byte of its
         answer (so a crash from then on cannot lose it); `record(..., journaled=True)`
         follows when the request is done. False when the spool could not be written."""
-        strip_for_zero_retention(record, self.snapshot.config.database.retention)
+        self._prepare_for_storage(record)
         return self.writer.journal(record)
 
     def record(self, record: RequestRecord, *, journaled: bool = False) -> None:
@@ -199,8 +227,14 @@ class Runtime:
         telemetry/writer.py). `journaled`: `journal` has put it in the spool as it is."""
         if record.response_id:
             self.responses.remember(record)
-        strip_for_zero_retention(record, self.snapshot.config.database.retention)
+        self._prepare_for_storage(record)
         self.writer.submit(record, journaled=journaled)
+
+    def _prepare_for_storage(self, record: RequestRecord) -> None:
+        """Index the filterable headers, then drop what zero retention never stores."""
+        database = self.snapshot.config.database
+        index_headers(record, database.filterable_headers)
+        strip_for_zero_retention(record, database.retention)
 
     @property
     def recording_refused(self) -> bool:
@@ -227,9 +261,11 @@ class Runtime:
             await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
         await self.quotas.stop()
+        await self.rates.stop()
         await self.hooks.stop()
         await self.writer.drain_and_stop()
         await self.config.stop()
+        await self.resolver.ring.stop()
         await self.cloud.close()
         await self.http.close()
         await self.upstream.close()
@@ -272,8 +308,8 @@ async def _open_database(settings: Settings, opened: contextlib.AsyncExitStack) 
 
 def _workers(
     settings: Settings, db: Database, config: ConfigService, metrics: Metrics
-) -> list[S3Export | RetentionPurge | TokenizerJanitor]:
-    """The export, retention and tokenizer workers (not started)."""
+) -> list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor]:
+    """The export, retention, rollup fold and tokenizer workers (not started)."""
     return [
         S3Export(
             db,
@@ -282,5 +318,6 @@ def _workers(
             exit_after_upload=settings.test_exit_after_export_upload,
         ),
         RetentionPurge(db, lambda: config.snapshot.config.database.retention, metrics),
+        RollupFold(db),
         TokenizerJanitor(),
     ]

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-IdentityMode = Literal["tailscale", "serve", "dev", "oidc"]
-IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc")
+IdentityMode = Literal["tailscale", "serve", "dev", "oidc", "keys"]
+IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc", "keys")
 #: modes that identify callers from anywhere, without a network identity: chosen explicitly
 #: for a gateway listening on more than loopback (see `unidentified_exposure`)
-SIGN_IN_MODES: tuple[str, ...] = ("oidc",)
+SIGN_IN_MODES: tuple[str, ...] = ("oidc", "keys")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -64,6 +64,12 @@ class Settings:
     whois_cache_seconds: float = 10.0
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
+    #: most upstream attempts one request makes (1: no failover; gateway/attempts.py)
+    failover_attempts: int = 3
+    #: no further attempt starts once this many seconds passed since the first began
+    failover_budget: float = 30.0
+    #: seconds a provider whose circuit opened (5 failures in a row) is left out before a probe
+    circuit_cool_down: float = 30.0
     config_poll_seconds: float = 1.0
     #: seconds requests in flight get to finish after SIGTERM before they are cut
     shutdown_grace: float = 30.0
@@ -116,6 +122,8 @@ class Settings:
     db_pool_size: int = 15
     #: nanodollars a request without an output limit reserves at most (irisgate.quotas.estimate)
     quota_max_reservation: int = 100_000_000
+    #: the dashboard's Feedback link (http(s) or mailto); "" shows none
+    feedback_url: str = ""
     # test-only (IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD=1): the S3 exporter kills its own
     # process right after an upload, before the export cursor moves, to test crash recovery
     test_exit_after_export_upload: bool = False
@@ -138,7 +146,7 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "file to write the listening port to once serving (default: none)",
     ),
     "database": ("IRISGATE_DATABASE", "database URL: sqlite:///PATH or postgresql://..."),
-    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve, dev or oidc"),
+    "identity": ("IRISGATE_IDENTITY", "identity mode: tailscale, serve, dev, oidc or keys"),
     "oidc_issuer": (
         "IRISGATE_OIDC_ISSUER",
         "mode oidc: the OpenID provider's issuer URL (its discovery document is read from"
@@ -181,6 +189,18 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "upstream_read_timeout": (
         "IRISGATE_UPSTREAM_READ_TIMEOUT",
         "seconds of upstream silence before giving up with 504 (default 600)",
+    ),
+    "failover_attempts": (
+        "IRISGATE_FAILOVER_ATTEMPTS",
+        "most upstream attempts per request, over providers and keys (default 3; 1: none)",
+    ),
+    "failover_budget": (
+        "IRISGATE_FAILOVER_BUDGET",
+        "seconds after a request's first attempt when no further one starts (default 30)",
+    ),
+    "circuit_cool_down": (
+        "IRISGATE_CIRCUIT_COOL_DOWN",
+        "seconds a provider is left out after 5 failures in a row, before a probe (default 30)",
     ),
     "shutdown_grace": (
         "IRISGATE_SHUTDOWN_GRACE",
@@ -284,6 +304,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_QUOTA_MAX_RESERVATION",
         "most a request without an output limit reserves in a quota, in dollars (default 0.10)",
     ),
+    "feedback_url": (
+        "IRISGATE_FEEDBACK_URL",
+        "where the dashboard's Feedback link goes: an https://, http:// or mailto: address"
+        " (default: no link)",
+    ),
 }
 
 
@@ -333,6 +358,9 @@ def load_settings(
         dev_login=pick("dev_login") or "dev@localhost",
         upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
+        failover_attempts=_count(pick, "failover_attempts", 3),
+        failover_budget=_seconds(pick, "failover_budget", 30.0),
+        circuit_cool_down=_seconds(pick, "circuit_cool_down", 30.0),
         shutdown_grace=_seconds(pick, "shutdown_grace", 30.0, zero=True),
         workers=_workers(pick("workers")),
         log_format=log_format,  # type: ignore[arg-type]  # checked above
@@ -360,6 +388,7 @@ def load_settings(
         migrate=_flag(pick, "migrate", default=True),
         db_pool_size=_count(pick, "db_pool_size", 15),
         quota_max_reservation=_dollars(pick, "quota_max_reservation", 100_000_000),
+        feedback_url=_link(pick("feedback_url") or ""),
         test_exit_after_export_upload=environ.get("IRISGATE_TEST_EXIT_AFTER_EXPORT_UPLOAD") == "1",
         env=environ,
     )
@@ -376,7 +405,7 @@ def unidentified_exposure(settings: Settings) -> str | None:
         " Choose how callers are identified with --identity: tailscale (tailnet, the"
         " default where tailscaled runs), serve (behind tailscale serve), "
         + ", ".join(SIGN_IN_MODES)
-        + " (sign-in without Tailscale); or listen on 127.0.0.1 for one-person use"
+        + " (sign-in or API keys without Tailscale); or listen on 127.0.0.1 for one-person use"
     )
 
 
@@ -523,6 +552,20 @@ def _flag(pick: Callable[[str], str | None], name: str, *, default: bool = False
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise SettingsError(f"--{name.replace('_', '-')} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes", "on")
+
+
+def _link(value: str) -> str:
+    """ "" or an address a page may link to: https://, http:// or mailto:, nothing that runs
+    (`javascript:`) and no whitespace or control characters."""
+    value = value.strip()
+    if not value:
+        return ""
+    scheme = value.split(":", 1)[0].lower()
+    if scheme not in ("https", "http", "mailto") or any(c <= " " or c == "\x7f" for c in value):
+        raise SettingsError(
+            f"--feedback-url must be an https://, http:// or mailto: address, got {value[:80]!r}"
+        )
+    return value
 
 
 def _fernet_key(value: str) -> str:

@@ -22,6 +22,8 @@ BEYOND_SCHEMA = re.compile(
             r"'attachments' belong to user messages",
             r"'attachments\[[0-9]+\]\.data' is not",  # base64 of an image of the named type
             r"'(amount|balance)' ",  # dollars: their form, precision and the bucket's bounds
+            r"'expires_at' must be",  # an API key's expiry is in the future, with an offset
+            r"'(quota|owner|name)' ",  # a quota of the config; a service identity; printable
         ]
     )
 )

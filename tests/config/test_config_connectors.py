@@ -41,6 +41,18 @@ def auth(auth_fields: str) -> tuple[str, ...]:
             '"grpc" is not one of: mcp, http',
         ),
         (
+            ('"protocol": "mcp"', URL, '"transport": "websocket"'),
+            "connectors.servers.crm.transport",
+            '"transport"',
+            '"websocket" is not one of: streamable_http, sse',
+        ),
+        (
+            ('"protocol": "http"', URL, '"transport": "sse"'),
+            "connectors.servers.crm.transport",
+            '"transport"',
+            "is for mcp connectors only",
+        ),
+        (
             ('"protocol": "mcp"', '"url": "mcp.example.com"'),
             "connectors.servers.crm.url",
             '"url"',
@@ -215,6 +227,7 @@ def test_connectors_are_converted(check: Check) -> None:
         '                  "client_id": "irisgate", "scopes": ["api", "refresh_token"]}},\n'
         '  "docs": {"protocol": "mcp", "url": "https://docs.example.com/mcp",\n'
         '           "auth": {"type": "oauth2_dcr"}},\n'
+        '  "old": {"protocol": "mcp", "url": "https://old.example.com/sse", "transport": "sse"},\n'
         '  "open": {"protocol": "http", "url": "https://open.example.com"},\n'
         "}}}"
     )
@@ -239,6 +252,8 @@ def test_connectors_are_converted(check: Check) -> None:
     assert sf.auth.secrets == {}
     assert connectors["docs"].auth.type == "oauth2_dynamic_client_registration"
     assert connectors["open"].auth.type == "none"
+    assert connectors["old"].transport == "sse"
+    assert connectors["docs"].transport == "streamable_http"
 
 
 def test_unset_connector_secret_warns(check: Check, issue_at: IssueAt) -> None:

@@ -386,3 +386,66 @@ def test_literal_empty_key_is_fine_for_self_hosted_servers(check: Check) -> None
     assert provider.apikey.is_literal
     assert provider.apikey.value == ""
     assert provider.enabled
+
+
+def test_apikey_list_spreads_over_keys_and_leaves_unset_ones_out(
+    check: Check, issue_at: IssueAt
+) -> None:
+    text = provider_config(*BASE, '"apikey": ["env:KEY_A", "sk-literal", "env:KEY_C"]')
+    analysis = check(text, {"KEY_C": "sk-c"})
+    assert analysis.errors == []
+    assert analysis.config is not None
+    provider = analysis.config.providers["p"]
+    assert provider.enabled
+    assert provider.key_count == 3
+    assert [provider.usable_key(i) for i in range(3)] == [False, True, True]
+    assert [provider.key_at(i) for i in (1, 2)] == ["sk-literal", "sk-c"]
+    assert provider.apikey.value == "sk-literal"  # the first that resolved
+    warning = issue_at(analysis.warnings, "providers.p.apikey[0]")
+    assert "env:KEY_A is not set" in warning.message
+    assert "left out of rotation" in warning.message
+
+
+def test_apikey_list_with_no_key_set_is_out_of_routing(check: Check) -> None:
+    analysis = check(provider_config(*BASE, '"apikey": ["env:KEY_A", "env:KEY_B"]'), {})
+    assert analysis.config is not None
+    assert analysis.config.providers["p"].unavailable_reason == "apikey env:KEY_A is not set"
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "message"),
+    [
+        ("[]", "providers.p.apikey", "must not be an empty list"),
+        ('["sk-1", 7]', "providers.p.apikey[1]", "must be a non-empty string"),
+        ('["sk-1", ""]', "providers.p.apikey[1]", "must be a non-empty string"),
+        (
+            '["sk-1", "sigv4::AKIA:secret"]',
+            "providers.p.apikey[1]",
+            "API keys only, not cloud credentials",
+        ),
+        ("[" + ", ".join(['"k"'] * 65) + "]", "providers.p.apikey", "at most 64"),
+    ],
+)
+def test_bad_apikey_lists_are_errors(
+    check: Check, issue_at: IssueAt, value: str, path: str, message: str
+) -> None:
+    analysis = check(provider_config(*BASE, f'"apikey": {value}'))
+    assert message in issue_at(analysis.errors, path).message
+    assert analysis.config is None or "p" not in analysis.config.providers
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "from 1 to 1000"), ('"2"', "integer")])
+def test_weight_is_a_whole_number_from_1_to_1000(
+    check: Check, issue_at: IssueAt, value: str, message: str
+) -> None:
+    analysis = check(provider_config(*BASE, f'"weight": {value}'))
+    assert message in issue_at(analysis.errors, "providers.p.weight").message
+
+
+def test_weight_defaults_to_1(check: Check) -> None:
+    analysis = check(provider_config(*BASE, '"weight": 4'))
+    assert analysis.config is not None
+    assert analysis.config.providers["p"].weight == 4
+    analysis = check(provider_config(*BASE))
+    assert analysis.config is not None
+    assert analysis.config.providers["p"].weight == 1

@@ -239,3 +239,20 @@ def test_a_cloud_credential_may_span_lines_but_holds_no_other_control(tmp_path: 
     assert resolve_secret('sigv4::{"access_key_id": "AK\x00"}', source).problem == (
         "the literal secret contains a control character"
     )
+
+
+def test_each_literal_key_of_a_list_is_masked_and_restored() -> None:
+    text = (
+        '{"providers": {"p": {"baseurl": "https://x.example", "models": ["m"],\n'
+        '  "apikey": ["sk-first-secret", "env:KEY_B", "sk-third-secret"]}}}\n'
+    )
+    masked = mask_text(text)
+    assert "sk-first-secret" not in masked and "sk-third-secret" not in masked
+    assert f'["{REDACTED}", "env:KEY_B", "{REDACTED}"]' in masked
+    assert unmask(masked, text) == text
+    config, _ = build_config(unmask(masked, text), {"KEY_B": "sk-b"})
+    assert [config.providers["p"].key_at(i) for i in range(3)] == [
+        "sk-first-secret",
+        "sk-b",
+        "sk-third-secret",
+    ]

@@ -228,11 +228,11 @@ def test_bedrock_errors_in_aws_shape(bedrock_gw: IrisgateServer, fake_llm: FakeL
         client.converse(modelId="anthropic.claude-secret-v1:0", messages=CONVERSE)
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    fake_llm.fail_next(429, headers={"Retry-After": "3"})
+    fake_llm.fail_next(429, headers={"Retry-After": "0"})  # 0: no rest (failover)
     with pytest.raises(botocore.exceptions.ClientError) as throttled:
         client.converse(modelId=BEDROCK_HAIKU, messages=CONVERSE)
     assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
-    assert throttled.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "3"
+    assert throttled.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "0"
     with pytest.raises(botocore.exceptions.ClientError) as invalid:
         client.invoke_model(modelId=BEDROCK_HAIKU, body=b"[1, 2]")
     assert invalid.value.response["Error"]["Code"] == "ValidationException"

@@ -163,12 +163,12 @@ def test_gemini_errors_in_google_envelope(cloud_gw: IrisgateServer, fake_llm: Fa
     with pytest.raises(genai_errors.ClientError) as denied:
         client.models.generate_content(model="gemini-secret", contents="hi")
     assert denied.value.code == 403 and denied.value.status == "PERMISSION_DENIED"
-    fake_llm.fail_next(429, headers={"Retry-After": "7"})
+    fake_llm.fail_next(429, headers={"Retry-After": "0"})  # 0: no rest (failover)
     with pytest.raises(genai_errors.ClientError) as limited:
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert limited.value.code == 429 and limited.value.status == "RESOURCE_EXHAUSTED"
     assert limited.value.response is not None
-    assert limited.value.response.headers["retry-after"] == "7"
+    assert limited.value.response.headers["retry-after"] == "0"
     with _http(cloud_gw) as http:
         bad = http.post("/v1beta/models/gemini-2.5-flash:generateContent", content=b"{nope")
     assert bad.status_code == 400

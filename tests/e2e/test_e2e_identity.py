@@ -138,6 +138,7 @@ def test_whoami_admin_user_and_tagged_node(gateway: IrisgateServer, localapi: Fa
         "tagged": False,
         "role": "admin",
         "identity_mode": "tailscale",
+        "key": None,
     }
     bob = whoami(gateway, BOB_IP).json()
     assert bob == {
@@ -150,6 +151,7 @@ def test_whoami_admin_user_and_tagged_node(gateway: IrisgateServer, localapi: Fa
         "tagged": False,
         "role": "user",
         "identity_mode": "tailscale",
+        "key": None,
     }
     # the fake registered the node with tags ["tag:prod", "tag:ci"]: the login is them sorted
     ci = whoami(gateway, CI_IP).json()
@@ -163,6 +165,7 @@ def test_whoami_admin_user_and_tagged_node(gateway: IrisgateServer, localapi: Fa
         "tagged": True,
         "role": "user",
         "identity_mode": "tailscale",
+        "key": None,
     }
     assert len({alice.json()["node_id"], bob["node_id"], ci["node_id"]}) == 3
 
@@ -737,6 +740,7 @@ def test_serve_headers_from_loopback_give_the_identity(
         "tagged": False,
         "role": "admin",
         "identity_mode": "serve",
+        "key": None,
     }
     client = openai_client(serve_gw, "127.0.0.1", default_headers=ALICE_HEADERS)
     assert chat(client, "gpt-4o-mini").model == "gpt-4o-mini"

@@ -393,11 +393,12 @@ def test_a_timeout_names_the_provider_never_the_url_with_its_query(
 def test_upstream_errors_pass_through_unchanged_and_are_recorded(
     gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client
 ) -> None:
-    fake_llm.fail_next(429, headers={"Retry-After": "7"})
+    # Retry-After 0: a longer one would rest the provider (tests/e2e/test_e2e_failover.py)
+    fake_llm.fail_next(429, headers={"Retry-After": "0"})
     resp = alice.post("/v1/chat/completions", json=CHAT)
     assert resp.status_code == 429
     assert resp.content == openai_error_body(429)
-    assert resp.headers["retry-after"] == "7"
+    assert resp.headers["retry-after"] == "0"
     record = wait_for_record(gateway, resp.headers["x-irisgate-request-id"])
     assert record["status"] == 429
     assert record["error"] == ""
@@ -428,11 +429,11 @@ def test_upstream_error_to_a_stream_request_passes_through_unchanged(
     gateway: IrisgateServer, fake_llm: FakeLLM, alice: httpx2.Client
 ) -> None:
     # irisgate edits chat stream requests (include_usage); the error answer is still untouched
-    fake_llm.fail_next(429, headers={"Retry-After": "3"})
+    fake_llm.fail_next(429, headers={"Retry-After": "0"})  # 0: no rest
     resp = alice.post("/v1/chat/completions", json={**CHAT, "stream": True})
     assert resp.status_code == 429
     assert resp.content == openai_error_body(429)
-    assert resp.headers["retry-after"] == "3"
+    assert resp.headers["retry-after"] == "0"
     assert resp.headers["content-type"] == "application/json"
     record = wait_for_record(gateway, resp.headers["x-irisgate-request-id"])
     assert (record["status"], record["stream"]) == (429, True)

@@ -27,6 +27,8 @@ def row(**overrides: Any) -> dict[str, Any]:
         "node_id": "nABC",
         "node_name": "runner",
         "tags": "tag:ci,tag:prod",
+        "key_id": "key_0123456789abcdef",
+        "key_name": "ci runner",
         "model": "gpt-4o-mini",
         "provider": "openai",
         "api_type": "oai_completions",
@@ -72,6 +74,10 @@ def test_unpriced_uncaptured_record_omits_cost_and_capture() -> None:
     record = export_record(row())
     assert "estimated_cost" not in record and "capture" not in record
     assert record["identity"]["tags"] == ["tag:ci", "tag:prod"]
+    assert (record["identity"]["api_key_id"], record["identity"]["api_key_name"]) == (
+        "key_0123456789abcdef",
+        "ci runner",
+    )
     assert record["usage"] == {
         "input": 10,
         "output": 5,

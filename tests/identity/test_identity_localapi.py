@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,27 @@ async def test_an_unknown_loopback_port_is_refused(
 )
 def test_tailnet_addresses(ip: str, tailnet: bool) -> None:
     assert is_tailnet_address(ip) is tailnet
+
+
+async def test_key_expiry_comes_from_tailscaled_status(
+    client: WhoIsClient, localapi: FakeLocalAPI
+) -> None:
+    # key expiry disabled for the node: tailscaled leaves KeyExpiry out
+    assert await client.key_expiry(ttl=0) is None
+    expiry = datetime(2026, 12, 10, 9, 30, 15, 250000, tzinfo=UTC)
+    localapi.key_expiry = expiry
+    assert await client.key_expiry(ttl=0) == expiry
+    assert localapi.requests[-1].path == "/localapi/v0/status"
+    # the answer is reused for a while: one status request per minute at most
+    asked = len(localapi.requests)
+    localapi.key_expiry = None
+    assert await client.key_expiry() == expiry
+    assert len(localapi.requests) == asked
+
+
+async def test_key_expiry_without_tailscaled_is_none(tmp_path: Path) -> None:
+    whois = WhoIsClient(str(tmp_path / "no-such.sock"))
+    try:
+        assert await whois.key_expiry() is None
+    finally:
+        await whois.close()

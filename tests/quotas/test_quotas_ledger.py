@@ -542,3 +542,33 @@ def test_a_bucket_name_leads_back_to_its_template() -> None:
     assert template_of(config, "me:alice@example.com") == "me:<user>"
     assert template_of(config, "me:") is None
     assert template_of(config, "unknown") is None
+
+
+async def test_an_admission_racing_an_idle_lease_return_is_not_refused(
+    ledger: Ledger, db: Database, clock: Clock
+) -> None:
+    # Two chains: `mine` gave its idle lease back a moment ago (its lease looks dry, its row
+    # has the money), `team` is about to give its own back. The admission tops `mine` up;
+    # meanwhile the upkeep's return of `team` commits, leaving `team` without a lease though
+    # its row holds $10: the admission must lease again, not refuse "held elsewhere".
+    mine, team = quota("mine", capacity=10 * D), quota("team", capacity=10 * D)
+    first = await ledger.admit((chain(mine),), D)
+    ledger.settle(first, 0)
+    clock.now += 0.5
+    second = await ledger.admit((chain(team),), D)
+    ledger.settle(second, 0)
+    clock.now += 14.7  # `mine` is idle (15.2 s), `team` not yet (14.7 s)
+    await ledger._keep_once(clock())
+    a, b = ledger.known("mine"), ledger.known("team")
+    assert a is not None and b is not None
+    assert a.held == 0 and a.dry_until > clock() and a.unleased == 10 * D
+    clock.now += 0.6  # `team` is idle now; `mine` is still within its dry recheck
+    returning = asyncio.create_task(ledger._keep_once(clock()))
+    await asyncio.sleep(0)  # the upkeep has started returning `team`'s lease
+    assert b.syncing is not None and b.held == D
+    reservation = await ledger.admit((chain(mine), chain(team)), D)
+    await returning
+    assert b.syncing is None and b.held >= D and b.reserved == D
+    ledger.settle(reservation, D)
+    await ledger.stop()
+    assert await balance(db, "team") == 9 * D and await balance(db, "mine") == 9 * D

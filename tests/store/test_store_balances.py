@@ -156,3 +156,32 @@ async def test_spending_within_the_lease_is_reported_without_the_buckets_row(
     await balances.adjust(db, SPEC, action="set", amount=500, who="admin", now=later)
     got = await balances.sync(db, SPEC, instance="a", spent=30, want=balances.KEEP, now=later)
     assert (got.held, got.total) == (0, 470)
+
+
+async def test_many_instances_leasing_a_new_bucket_at_once_each_get_a_whole_lease(
+    db: Database,
+) -> None:
+    # eight instances start using the same bucket at the same moment: the row is created
+    # once, each takes its lease out of it, and nothing is created or debited twice
+    got = await asyncio.gather(
+        *(
+            balances.sync_many(db, [balances.Report(SPEC, 0, 100)], instance=f"i{n}", now=T0)
+            for n in range(8)
+        )
+    )
+    assert [g["team"].held for g in got] == [100] * 8
+    assert sorted(g["team"].unleased for g in got) == list(range(200, 1000, 100))
+    assert all(1 <= g["team"].sharers <= 8 for g in got)  # as each one's statement saw it
+    # three more: two get a whole lease, the last only what is left
+    more = [
+        await balances.sync(db, SPEC, instance=f"j{n}", spent=0, want=90, now=T0) for n in range(3)
+    ]
+    assert [(m.held, m.unleased, m.total, m.sharers) for m in more] == [
+        (90, 110, 1000, 9),
+        (90, 20, 1000, 10),
+        (20, 0, 1000, 11),
+    ]
+    assert (await balances.rows(db))["team"].balance == 1000
+    for n in range(8):  # spend 10 of each lease and give it back
+        await balances.sync(db, SPEC, instance=f"i{n}", spent=10, want=0, now=T0)
+    assert (await balances.rows(db))["team"].balance == 920

@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import warnings
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from irisgate.store import configs, queries, reports
+from irisgate.store import configs, queries, reports, tool_use
 from irisgate.store.database import (
     SCHEMA_HEAD,
     Database,
@@ -43,10 +43,15 @@ TABLES = {
     "quota_leases",
     "quota_changes",
     "quota_journal",
+    "rate_limit_use",
     "export_state",
     "chat_conversations",
     "chat_messages",
     "responses",
+    "api_keys",
+    "api_key_generation",
+    "tool_use_daily",
+    "usage_facets_daily",
     "signin_sessions",
     "signin_attempts",
     "alembic_version",
@@ -119,7 +124,7 @@ async def _migrate_with_alembic(db: Database, revision: str) -> None:
 
 
 def test_schema_head_is_the_newest_migration() -> None:
-    assert SCHEMA_HEAD == head_revision() == "0015"
+    assert SCHEMA_HEAD == head_revision() == "0018"
 
 
 async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) -> None:
@@ -128,7 +133,7 @@ async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) 
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0015"
+        assert await current_revision(db) == "0018"
     finally:
         await db.close()
 
@@ -140,7 +145,7 @@ async def test_the_migrations_build_what_tables_py_says(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0015"
+        assert await current_revision(db) == "0018"
     finally:
         await db.close()
 
@@ -154,7 +159,7 @@ async def test_an_older_database_is_migrated_to_head_keeping_its_data(db_url: st
         await old.close()
     db = await open_database(db_url)
     try:
-        assert await current_revision(db) == "0015"
+        assert await current_revision(db) == "0018"
         assert await configs.latest(db) == version
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
@@ -209,6 +214,71 @@ async def test_rollups_written_before_shards_read_the_same_after_the_migration(
         await db.close()
 
 
+async def test_requests_recorded_before_0016_fill_the_tool_use_and_facet_rollups(
+    db_url: str,
+) -> None:
+    old = await open_database(db_url, migrate=False)
+    rows = [
+        # request id, started, login, api format, provider, model, status, tool calls, agent
+        ("r1", "2025-03-01 09:00", "alice", "chat", "openai", "gpt-4o", 200, 2, "claude-cli/2"),
+        ("r2", "2025-03-01 09:05", "alice", "chat", "openai", "gpt-4o", 429, 0, "claude-cli/3"),
+        ("r3", "2025-03-01 09:06", "alice", "mcp", "docs", "echo", 200, 0, ""),
+        ("r4", "2025-03-01 09:07", "alice", "mcp", "docs", "echo", 502, 0, ""),
+        ("r5", "2025-03-02 10:00", "bob", "http_connector", "site", "", 200, 0, "curl/8.5.0"),
+    ]  # fmt: skip
+    try:
+        await _migrate_with_alembic(old, "0012")
+        async with old._write_engine.begin() as conn:
+            for rid, at, login, fmt, provider, model, status, tools, agent in rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO requests (request_id, started_at, login_name, api_format,"
+                        " provider, model, status, tool_calls, user_agent, session_id,"
+                        " input_tokens, output_tokens, total_tokens, cost_nanodollars)"
+                        " VALUES (:rid, :at, :login, :fmt, :provider, :model, :status, :tools,"
+                        " :agent, 's1', 10, 5, 15, 100)"
+                    ),
+                    {
+                        "rid": rid,
+                        "at": datetime.fromisoformat(at + "+00:00"),
+                        "login": login,
+                        "fmt": fmt,
+                        "provider": provider,
+                        "model": model,
+                        "status": status,
+                        "tools": tools,
+                        "agent": agent,
+                    },
+                )
+    finally:
+        await old.close()
+    db = await open_database(db_url)
+    try:
+        report = await tool_use.tool_use(
+            db, since=date(2025, 3, 1), until=date(2025, 3, 3), login_name=None, model=None,
+            tool=None,
+        )  # fmt: skip
+        assert report["totals"] == {"mcp": 2, "http": 1, "model": 2, "calls": 5}
+        tools = {(t["kind"], t["connector"], t["tool"], t["model"]): t for t in report["tools"]}
+        assert tools["mcp", "docs", "echo", ""]["errors"] == 1
+        assert tools["model", "", "", "gpt-4o"]["calls"] == 2
+        assert [(s["session_id"], s["calls"]) for s in report["sessions"]] == [
+            ("s1", 4),
+            ("s1", 1),
+        ]
+        march = (date(2025, 3, 1), date(2025, 3, 3))
+        cli = await reports.totals(db, reports.Filters(*march, agent="claude-cli"))
+        assert (cli["requests"], cli["total_tokens"]) == (2, 30)
+        refused = await reports.totals(db, reports.Filters(*march, status=reports.Status(429, 429)))
+        assert (refused["requests"], refused["error_requests"]) == (1, 1)
+        everything = await reports.totals(
+            db, reports.Filters(*march, status=reports.Status(100, 599))
+        )
+        assert everything["requests"] == 2  # connector calls are not usage
+    finally:
+        await db.close()
+
+
 @pytest.mark.parametrize("opens", [1, 2])
 def test_opening_a_new_or_current_database_does_not_load_alembic(
     tmp_path: Path, opens: int
@@ -240,7 +310,7 @@ async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
     for _ in range(2):
         again = await open_database(db_url)
         try:
-            assert await current_revision(again) == "0015"
+            assert await current_revision(again) == "0018"
             assert await configs.latest(again) == version
         finally:
             await again.close()
@@ -250,7 +320,7 @@ async def test_instances_starting_together_both_open(db_url: str) -> None:
     opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
     try:
         for db in opened:
-            assert await current_revision(db) == "0015"
+            assert await current_revision(db) == "0018"
     finally:
         for db in opened:
             await db.close()

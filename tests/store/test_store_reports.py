@@ -165,6 +165,6 @@ async def test_totals_users_and_active_users(db: Database) -> None:
     assert [d["requests"] for d in days] == [6, 0, 0, 1]
     assert summed == totals
     assert [(m["model"], m["requests"]) for m in models] == [("gpt-4o", 7)]
-    active = await reports.active_users(db, window)
+    active, _periods = await reports.active_users(db, window)
     assert [(a["daily"], a["weekly"]) for a in active] == [(3, 3), (0, 3), (0, 3), (1, 4)]
     assert isinstance(active[0]["day"], str) and date.fromisoformat(active[0]["day"]) == DAY

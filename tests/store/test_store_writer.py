@@ -309,6 +309,11 @@ def unusual_records() -> list[RequestRecord]:
             response_headers={"x-n": str(n)},
             response_raw=None if n % 2 else b"\x1f\x8b\x00" * n,
             response_raw_encoding="" if n % 4 else "gzip",
+            key_id=f"key_{n:016x}" if n % 3 else "",
+            key_name="ci runner" if n % 3 else "",
+            attempts=[{"provider": "p", "key": n, "status": 503, "error": "é", "ms": 1.5}]
+            if n % 3 == 1
+            else [],
         )
         for n in range(12)
     ]
@@ -324,12 +329,13 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
             "config_version", "tool_calls", "request_bytes", "response_bytes",
-            "usage_estimated",
+            "usage_estimated", "key_id", "key_name",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
     row["tags"] = ",".join(r.tags)
     row["total_tokens"] = r.usage.input_tokens + r.usage.output_tokens
+    row["attempts"] = orjson.dumps(r.attempts).decode() if r.attempts else None
     return row
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from irisgate.telemetry.entries import HEADER, EntryError, decode, encode, read_frames
@@ -39,7 +40,11 @@ def record(number: int, **overrides: object) -> RequestRecord:
     return RequestRecord(**values)  # type: ignore[arg-type]
 
 
-RECORDS = [record(1), record(2), record(3, cost_nanodollars=None, response_id="resp_1")]
+RECORDS = [
+    record(1),
+    record(2, indexed_headers=(("x-team", "red"), ("x-secret", ""))),
+    record(3, cost_nanodollars=None, response_id="resp_1"),
+]
 
 
 def test_a_record_comes_back_exactly_as_written() -> None:
@@ -48,6 +53,30 @@ def test_a_record_comes_back_exactly_as_written() -> None:
         [(offset, payload)] = frames.items
         assert offset == 0
         assert decode(payload) == original
+
+
+def test_a_frame_written_before_indexed_headers_still_reads() -> None:
+    """A spool left by the version before `indexed_headers` (its meta three fields shorter:
+    `indexed_headers` and the API key's `key_id`, `key_name` came after it) is replayed
+    after the upgrade, the record without indexed headers or key."""
+    original = record(4)
+    [(_, payload)] = read_frames(encode(original)).items
+    id_size = int.from_bytes(payload[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(payload[start : start + 4], "little")
+    meta = orjson.loads(bytes(payload[start + 4 : start + 4 + meta_size]))
+    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # without indexed_headers and the key
+    assert len(older) < meta_size
+    old_payload = (
+        bytes(payload[:start])
+        + len(older).to_bytes(4, "little")
+        + older
+        + bytes(payload[start + 4 + meta_size :])
+    )
+    [(_, again)] = read_frames(
+        HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    ).items
+    assert decode(again) == original
 
 
 def test_a_buffer_cut_anywhere_yields_exactly_the_entries_before_the_cut() -> None:
@@ -90,3 +119,22 @@ def test_a_checksummed_payload_that_is_no_record_is_refused_by_name() -> None:
 def test_a_record_that_cannot_be_encoded_is_refused_by_name() -> None:
     with pytest.raises(EntryError, match="cannot be written to the spool"):
         encode(record(1, cost_nanodollars=2**70))
+
+
+def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None:
+    """A spool written by the version before API keys (no `key_id`, `key_name` in the meta)
+    is replayed after an upgrade: those fields come back empty."""
+    original = record(4, key_id="key_0123456789abcdef", key_name="laptop")
+    [(_, payload)] = read_frames(encode(original)).items
+    data = bytes(payload)
+    id_size = int.from_bytes(data[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(data[start : start + 4], "little")
+    meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
+    older = orjson.dumps([*meta[:-5], *meta[-3:]])  # the two key fields gone
+    rest = data[start + 4 + meta_size :]
+    old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
+    frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    [(_, read)] = read_frames(frame).items
+    assert decode(read) == record(4)
+    assert decode(payload) == original

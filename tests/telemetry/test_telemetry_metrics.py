@@ -207,6 +207,7 @@ def test_other_families_follow_in_their_order() -> None:
         "irisgate_upstream_errors_total",
         "irisgate_quota_balance_dollars",
         "irisgate_quota_rejections_total",
+        "irisgate_rate_limit_rejections_total",
         "irisgate_hook_calls_total",
         "irisgate_hook_failures_total",
         "irisgate_export_records_total",

@@ -377,7 +377,7 @@ def test_chat_activity_counts_turns_and_outcomes_per_day(
     context = context_as(browser, ADMIN)
     page = context.new_page()
     page.goto(gateway.url + "/ui/dashboard")
-    page.click('nav a[href="/ui/admin/chat-activity"]')
+    page.click('nav a[href="/admin/chat-activity"]')
     expect(page.locator("h1")).to_have_text("Chat Activity")
     page.fill('#filters input[name="user"]', erin)
     page.click('#filters button[type="submit"]')

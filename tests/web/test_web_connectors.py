@@ -253,6 +253,7 @@ AUTH_FIELDS = {
         "client_secret",
         "scopes",
     ],
+    "oauth2_dynamic_client_registration": ["scopes"],
 }
 
 
@@ -413,3 +414,47 @@ def test_a_stale_save_is_refused_and_explained(gateway: IrisgateServer, browser:
         assert stored_servers(gateway)["weather"]["description"] == "Forecasts (API)"
     finally:
         context.close()
+
+
+def test_the_picker_prefills_common_connectors(gateway: IrisgateServer, admin_page: Page) -> None:
+    page = admin_page
+    page.goto(gateway.url + "/ui/admin/connectors")
+    page.click("#add-connector")
+    form = page.locator("#connector-form")
+    picker = form.locator("[name=catalog]")
+    expect(picker.locator("option")).to_have_count(9)  # "none" and eight connectors
+    picker.select_option(label="GitHub")
+    expect(form.locator("[name=id]")).to_have_value("github")
+    expect(form.locator("[name=url]")).to_have_value("https://api.githubcopilot.com/mcp/")
+    expect(form.locator("[name='auth.type']")).to_have_value("bearer_token")
+    token = form.locator("[name='auth.token']")
+    expect(token).to_have_attribute("placeholder", re.compile("personal access token"))
+    # a server that registers its clients itself, over the legacy SSE transport
+    picker.select_option(label="Atlassian (Jira, Confluence)")
+    expect(form.locator("[name=id]")).to_have_value("atlassian")
+    expect(form.locator("[name=transport]")).to_have_value("sse")
+    expect(form.locator("[data-auth-field]")).to_have_count(1)  # only the optional scopes
+    form.locator("[name=protocol]").select_option("http")
+    expect(form.locator("[data-field=transport]")).to_be_hidden()  # an MCP setting
+    form.locator("[name=protocol]").select_option("mcp")
+    expect(form.locator("[data-field=transport]")).to_be_visible()
+    shown = preview(page)["atlassian"]
+    assert shown == {
+        "protocol": "mcp",
+        "url": "https://mcp.atlassian.com/v1/sse",
+        "transport": "sse",
+        "description": "Jira issues and Confluence pages",
+        "provider": "Atlassian",
+        "auth": {"type": "oauth2_dynamic_client_registration"},
+    }
+    screenshot(page, "admin-connector-picker")
+    page.click("#save-connector")
+    expect(page.locator("#save-status")).to_contain_text("Connector atlassian saved")
+    stored = stored_servers(gateway)["atlassian"]
+    assert stored["transport"] == "sse"
+    assert stored["auth"] == {"type": "oauth2_dynamic_client_registration"}
+    # editing it keeps the transport and shows the registered-client auth type
+    page.locator('tr[data-connector="atlassian"] button.edit').click()
+    expect(form.locator("[name=catalog]")).to_have_count(0)  # the picker is for new ones
+    expect(form.locator("[name=transport]")).to_have_value("sse")
+    expect(form.locator("[name='auth.type']")).to_have_value("oauth2_dynamic_client_registration")

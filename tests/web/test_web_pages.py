@@ -40,7 +40,7 @@ def test_every_page_loads_for_the_admin(gateway: IrisgateServer, admin_page: Pag
     for entry in PAGES.values():
         page.goto(gateway.url + entry.path)
         expect(page.locator("h1")).to_be_visible()
-        expect(page.locator(f'nav a[href="{entry.path}"]')).to_have_attribute(
+        expect(page.locator(f'nav a[href="{entry.href}"]')).to_have_attribute(
             "aria-current", "page"
         )
         expect(page.locator("#signed-in")).to_have_text(ADMIN)

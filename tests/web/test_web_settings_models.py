@@ -15,6 +15,7 @@ from irisgate.api.connectors import routes as connector_routes
 from irisgate.api.dashboard import routes as dashboard_routes
 from irisgate.api.openapi import ENDPOINTS
 from irisgate.api.quotas import routes as quota_routes
+from irisgate.api.ratelimits import routes as rate_limit_routes
 from irisgate.api.routes import routes as core_routes
 from irisgate.chat.routes import routes as chat_routes
 from irisgate.testing import FakeLLM
@@ -157,27 +158,33 @@ def test_visual_editor_adds_a_provider_and_a_grant_and_shows_errors_at_the_field
 ) -> None:
     page = admin_page
     page.goto(gateway.url + "/ui/admin/settings")
-    expect(page.locator("fieldset.provider")).to_have_count(2)
-    expect(page.locator('fieldset.provider[data-provider="openai"] [name=apikey]')).to_have_value(
-        "[redacted]"
+    expect(page.locator("fieldset.providers")).to_have_count(2)
+    # a stored key is write-only: the field is empty and the page never holds the key
+    expect(page.locator('fieldset.providers[data-id="openai"] [data-field=apikey]')).to_have_value(
+        ""
     )
+    assert "sk-upstream-openai-secret" not in page.content()
     screenshot(page, "admin-settings-visual")
-    page.click("#add-provider")
-    card = page.locator("fieldset.provider").last
+    page.click("#add-providers")
+    card = page.locator("fieldset.providers").last
     card.locator("[name=id]").fill("local")
-    card.locator("[name=baseurl]").fill("not a url")
-    card.locator("[name=models]").fill("llama-local, qwen-local")
-    page.click("#save-visual")
-    error = card.locator('[data-path="providers.local.baseurl"] .field-error')
+    card.locator("[data-field=baseurl]").fill("not a url")
+    card.locator("[data-field=models]").fill("llama-local, qwen-local")
+    page.click('[data-save="providers"]')
+    error = card.locator('[data-key="baseurl"] .field-error')
     expect(error).not_to_be_empty()
     expect(page.locator("#save-status")).to_contain_text("error")
-    card.locator("[name=baseurl]").fill(fake_llm.base_url)
-    page.click("#add-grant")
+    card.locator("[data-field=baseurl]").fill(fake_llm.base_url)
+    page.click('[data-save="providers"]')
+    expect(page.locator("#save-status")).to_contain_text("Saved as version")
+    page.click("#tab-grants")
+    page.click("#add-grants")
     grant = page.locator("fieldset.grant").last
     grant.locator("[name=src]").fill("carol@example.com")
-    grant.locator("[name=role]").select_option("user")
-    grant.locator("[name=models]").fill("local/*")
-    page.click("#save-visual")
+    grant.locator("[data-field=role]").select_option("user")
+    grant.locator("button.add-capability").click()
+    grant.locator("fieldset.capability").last.locator("[data-field=models]").fill("local/*")
+    page.click('[data-save="grants"]')
     expect(page.locator("#save-status")).to_contain_text("Saved as version")
     providers = {p["id"]: p for p in api(gateway, ADMIN).get("/api/providers").json()}
     assert providers["local"]["models"] == ["llama-local", "qwen-local"]
@@ -197,7 +204,8 @@ def test_openapi_documents_every_api_endpoint(gateway: IrisgateServer) -> None:
     doc = api(gateway, USER).get("/api/openapi.json").json()
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     served = set()
-    for route in [*core_routes, *dashboard_routes, *chat_routes, *quota_routes, *connector_routes]:
+    every = [*core_routes, *dashboard_routes, *chat_routes, *quota_routes, *connector_routes]
+    for route in [*every, *rate_limit_routes]:
         if isinstance(route, Route) and route.path.startswith("/api/"):
             path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
             served |= {(m, path) for m in route.methods or () if m != "HEAD"}

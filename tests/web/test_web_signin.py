@@ -255,6 +255,34 @@ def test_without_a_session_pages_go_to_sign_in_and_apis_answer_401(
     assert api.status_code == 401 and "sign in first" in api.json()["error"]
 
 
+def test_a_signed_in_person_makes_an_api_key_that_programs_use(
+    gateway: IrisgateServer, provider: Provider
+) -> None:
+    """Recipe 3: people sign in, programs use API keys (issue 19): a key made with the
+    session works without it, as its owner; revoked, it is refused. A key carries its owner's
+    login, not the groups of a sign-in: Bob, granted through a group, gets nothing with it."""
+    provider.next_sign_in(BOB)
+    cookies = {"irisgate_session": session_of(sign_in(gateway))}
+    bobs = httpx2.post(gateway.url + "/api/keys", json={"name": "ci"}, cookies=cookies).json()
+    who = httpx2.get(gateway.url + "/api/whoami", headers={"x-api-key": bobs["secret"]})
+    assert (who.json()["login_name"], who.json()["role"]) == ("bob@example.com", None)
+    provider.next_sign_in(ALICE)
+    cookies = {"irisgate_session": session_of(sign_in(gateway))}
+    made = httpx2.post(gateway.url + "/api/keys", json={"name": "ci"}, cookies=cookies)
+    assert made.status_code == 201, made.text
+    key = made.json()
+    gpt = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key["secret"], max_retries=0)
+    gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    who = httpx2.get(gateway.url + "/api/whoami", headers={"x-api-key": key["secret"]}).json()
+    assert (who["login_name"], who["key"]["id"]) == ("alice@example.com", key["id"])
+    gone = httpx2.delete(f"{gateway.url}/api/keys/{key['id']}", cookies=cookies)
+    assert gone.status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        gpt.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
+
+
 # -- ID tokens irisgate must not believe -----------------------------------------------------
 
 

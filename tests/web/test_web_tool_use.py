@@ -167,6 +167,9 @@ def test_filters_by_user_model_and_tool(gateway: IrisgateServer) -> None:
     assert echo["totals"] == {"mcp": 4, "http": 0, "model": 0, "calls": 4}
     site = admin.get("/api/usage/tools", params={"tool": "site", "user": USER}).json()
     assert site["totals"] == {"mcp": 0, "http": 2, "model": 0, "calls": 2}
+    one = admin.get("/api/usage/tools", params={"session": "alice-1"}).json()
+    assert one["totals"] == {"mcp": 1, "http": 0, "model": 2, "calls": 3}
+    assert [s["session_id"] for s in one["sessions"]] == ["alice-1"]
     too_long = admin.get("/api/usage/tools", params={"tool": "x" * 201})
     assert too_long.status_code == 400
     assert "at most 200" in too_long.json()["error"]

@@ -5,6 +5,9 @@ Deny by default, additive, no deny rules (reference §4.2). A grant applies when
 one of the node's tags, or one of the caller's groups. Capabilities from the caller's CapMap
 (tailnet policy file) join those of the config. `role` is required for anything; admin beats
 user. Model globs match `provider/model`: `*` within a segment, `**` across segments.
+
+A caller with an API key is its owner (by login name) narrowed by the key's own model globs:
+a model must match both a granted glob and one of the key's (`Access.key_models`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class Access:
     _scoped_cache: dict[str, tuple[Capability, ...]] = field(default_factory=dict)
     #: per-request derivations kept with this caller's access (see `memo`)
     _memo: dict[Any, Any] = field(default_factory=dict)
+    #: an API key's model globs: only models matching one of these too (() for no limit)
+    key_models: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
@@ -61,6 +66,8 @@ class Access:
         allowed = self._model_cache.get(fqn)
         if allowed is None:
             allowed = any(glob_matches(g, fqn) for cap in self.capabilities for g in cap.models)
+            if allowed and self.key_models:
+                allowed = any(glob_matches(g, fqn) for g in self.key_models)
             if len(self._model_cache) < 4096:
                 self._model_cache[fqn] = allowed
         return allowed
@@ -140,10 +147,11 @@ class GrantIndex:
     def __init__(self, config: Config, parse_capability: CapabilityParser) -> None:
         self._grants: tuple[Grant, ...] = config.grants
         self._parse_capability = parse_capability
-        self._cache: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], Access] = {}
+        self._cache: dict[tuple[str, tuple[str, ...], tuple[str, ...], str, str], Access] = {}
 
     def access_for(self, identity: Identity) -> Access:
-        key = (identity.login_name, identity.tags, identity.groups, identity.capmap_key)
+        key_id = identity.key.id if identity.key is not None else ""
+        key = (identity.login_name, identity.tags, identity.groups, identity.capmap_key, key_id)
         access = self._cache.get(key)
         if access is None:
             access = self._evaluate(identity)
@@ -173,4 +181,5 @@ class GrantIndex:
             role=role,
             capabilities=tuple(caps),
             opaque={k: tuple(v) for k, v in opaque.items()},
+            key_models=identity.key.models if identity.key is not None else (),
         )

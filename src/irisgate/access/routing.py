@@ -4,6 +4,12 @@ Built once per config version. A model may be named bare (`claude-sonnet-4-5`) o
 provider-qualified (`anthropic/claude-sonnet-4-5`). Among enabled providers that serve the model
 and accept the format, the caller must be granted `provider/model`; the highest `preference`
 wins (ties: provider id, for a stable choice).
+
+`granted` gives all of them, best first, for failover (gateway/attempts.py): providers of
+equal `preference` are put in an order spread by their `weight` and the request's session
+(weighted rendezvous hashing, access/health.py), so that each gets its share of the sessions
+and every request of one session goes to the same provider while it is healthy (the
+vendors' prompt caches are per provider and per key).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irisgate.access.grants import Access
+from irisgate.access.health import spread
 from irisgate.config.model import Config, Provider
 from irisgate.telemetry.record import recorded_name
 from irisgate.wire.errors import GatewayError
@@ -44,12 +51,23 @@ class RouteTable:
 
     def resolve(self, model: str, flag: str, title: str, access: Access) -> Route:
         """The route for `model`, or a GatewayError naming why there is none."""
+        return self.granted(model, flag, title, access)[0]
+
+    def granted(
+        self, model: str, flag: str, title: str, access: Access, session: str = ""
+    ) -> list[Route]:
+        """The routes for `model` the caller is granted, in the order to try them (see the
+        module doc), or a GatewayError naming why there is none."""
         candidates = self._candidates.get((model, flag))
         if candidates is None:
             candidates = self._build(model, flag, title)
-        for route in candidates:
-            if access.may_use_model(route.fqn):
-                return route
+        if len(candidates) == 1:  # the common case: nothing to order
+            if access.may_use_model(candidates[0].fqn):
+                return candidates
+        else:
+            routes = [route for route in candidates if access.may_use_model(route.fqn)]
+            if routes:
+                return _ordered(routes, session) if len(routes) > 1 else routes
         raise GatewayError(
             "permission",
             f"access denied: model '{recorded_name(model)}' is not granted to you",
@@ -93,3 +111,23 @@ class RouteTable:
         if len(self._candidates) < 10_000:
             self._candidates[(model, flag)] = routes
         return routes
+
+
+def _ordered(routes: list[Route], session: str) -> list[Route]:
+    """Routes by `preference` (they come sorted), each group of equal preference spread by
+    weight for `session`."""
+    out: list[Route] = []
+    start = 0
+    while start < len(routes):
+        preference = routes[start].provider.preference
+        end = start
+        while end < len(routes) and routes[end].provider.preference == preference:
+            end += 1
+        group = routes[start:end]
+        if len(group) > 1:
+            by_id = {route.provider.id: route for route in group}
+            order = spread(session, [(r.provider.id, r.provider.weight) for r in group])
+            group = [by_id[provider_id] for provider_id in order]
+        out.extend(group)
+        start = end
+    return out

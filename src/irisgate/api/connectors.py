@@ -2,7 +2,9 @@
 
 - `GET /api/connectors`: every connector with the caller's status (Ready / Needs auth /
   Misconfigured / No access) and auth type; URLs only for admins; never a secret.
-- `POST /api/connectors/<id>/connect` → `{"auth_url": ...}` for per-user OAuth connectors.
+- `POST /api/connectors/<id>/connect` → `{"auth_url": ...}` for per-user OAuth connectors
+  (for `oauth2_dynamic_client_registration`, irisgate first registers itself as a client of
+  the MCP server's authorization server, once).
 - `GET /aperture/auth/<id>/callback`: where the OAuth server sends the browser back; ends on a
   small page saying what happened (escaped; no token or secret on it).
 
@@ -18,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from irisgate.connectors.oauth import OAuthError, auth_field
+from irisgate.connectors.registration import DCR
 from irisgate.connectors.safety import UnsafeURL
 from irisgate.connectors.service import Connectors, ConnectorService
 from irisgate.connectors.status import PER_USER, connector_status
@@ -82,11 +85,17 @@ async def connect(request: Request) -> Response:
     status = await connector_status(connector, caller.access, None, service.guard)
     if status.code == "misconfigured":
         raise ApiError(409, f"connector {connector_id} is misconfigured: {status.detail}")
+    redirect_uri = _redirect_uri(request, connector_id)
+    if connector.auth.type == DCR:  # find the authorization server, register once
+        try:
+            client = await service.registrar.client_for(connector, redirect_uri)
+        except OAuthError as exc:
+            raise ApiError(502, f"connector {connector_id}: {exc}") from None
+        connector = client.connector(connector)
     try:
         await service.guard.check(auth_field(connector, "auth_url", "authorization_url"))
     except UnsafeURL as exc:
         raise ApiError(409, f"connector {connector_id}: auth_url refused: {exc}") from None
-    redirect_uri = _redirect_uri(request, connector_id)
     return json_response(
         {"auth_url": service.oauth.start(connector, caller.identity.login_name, redirect_uri)}
     )
@@ -113,6 +122,11 @@ async def callback(request: Request) -> Response:
         attempt = service.oauth.attempt(state)
         if attempt.connector_id != connector_id or attempt.login != caller.identity.login_name:
             return _page(403, connector_id, "This sign-in was started by someone else.")
+        if connector.auth.type == DCR:
+            client = await service.registrar.stored(connector)
+            if client is None:
+                return _page(409, connector_id, "The connector changed; start again.")
+            connector = client.connector(connector)
         tokens = await service.oauth.finish(connector, attempt, code)
     except OAuthError as exc:
         return _page(400, connector_id, str(exc))

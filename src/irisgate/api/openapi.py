@@ -41,6 +41,23 @@ _FILTERS: tuple[Param, ...] = (
     *_RANGE,
     ("user", "Only this login name.", _TEXT),
     ("model", "Only this model.", _TEXT),
+    ("agent", "Only this agent program (as Agent Activity names it).", _TEXT),
+    (
+        "status",
+        "Only this status code (`429`) or class (`5xx`).",
+        {"type": "string", "pattern": "^[1-5]([0-9]{2}|[xX]{2})$"},
+    ),
+    (
+        "header",
+        "Only requests that carried this indexed header (`database.headers.filterable`; "
+        "403 unless the caller's grants name it in `filterable_headers`).",
+        _TEXT,
+    ),
+    (
+        "header_value",
+        "With `header`: only this value (ignored without `header` and for `redact_values`).",
+        _TEXT,
+    ),
 )
 #: the error envelope of every /api/ error answer
 ERROR_SCHEMA: dict[str, Any] = {
@@ -50,6 +67,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _ERRORS = {
     400: "A parameter or the body is invalid; `error` names it.",
+    401: "The request carries an irisgate API key that is not valid (unknown, revoked or "
+    "expired), or identity mode `keys` and no key; `error` says which.",
     403: "Access denied; `error` says why.",
     404: "Nothing with this id (or not the caller's); `error` says what.",
     409: "Conflict with the current state; `error` says what to do.",
@@ -323,19 +342,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/api/config",
         "Current config",
-        'The running config text (literal secrets as "[redacted]"), its hash and version.',
+        'The running config text (literal secrets as "[redacted]"), the same config parsed '
+        "(`value`, as the visual editors edit it), its hash and version.",
         "admin",
     ),
     Endpoint(
         "PUT",
         "/api/config",
         "Save config",
-        "Store a new config version. 409 when `hash` is not the newest version's; 400 with "
-        "`errors` (path, line, message) when invalid; 403 when it would remove the caller's "
-        "own admin role.",
+        "Store a new config version: `config`, the whole HuJSON text, or `value`, the config "
+        "as a JSON object, which irisgate writes into the stored text in place (only the "
+        "values that changed; comments, order and layout kept; a secret left "
+        '"[redacted]" keeps the stored one). 409 when `hash` is not the newest version\'s; '
+        "400 with `errors` (path, line, message) when invalid; 403 when it would remove the "
+        "caller's own admin role.",
         "admin",
         body='{"config": "<HuJSON text>", "hash": "<hash of the version it is based on>"}',
-        body_schema=_object(("config", "hash"), config=_TEXT, hash=_TEXT),
+        body_schema={
+            **_object(("hash",), config=_TEXT, value={"type": "object"}, hash=_TEXT),
+            "oneOf": [{"required": ["config"]}, {"required": ["value"]}],
+        },
         errors=(409,),
     ),
     Endpoint(
@@ -430,14 +456,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         _FILTERS,
         media_type=_CSV,
     ),
-    Endpoint("GET", "/api/usage/models", "Model activity", "Per-model sums.", "admin", _FILTERS),
+    Endpoint(
+        "GET",
+        "/api/usage/models",
+        "Model activity",
+        "Per-model sums, and `daily`: tokens and cost per day for the 8 biggest models (the "
+        "rest as one series named null).",
+        "admin",
+        _FILTERS,
+    ),
     Endpoint(
         "GET",
         "/api/usage/agents",
         "Agent activity",
-        "Sums per agent program (the User-Agent's product, without version).",
+        "Sums per agent program (the User-Agent's product, without version), and `daily` "
+        "as for models.",
         "admin",
         _FILTERS,
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/filters",
+        "Filter choices",
+        "The indexed headers the caller may filter on (`name`, `redact_values`) and the "
+        "agents of the range.",
+        "user",
+        _RANGE,
     ),
     Endpoint(
         "GET",
@@ -454,15 +498,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("user", "Only this login name (admins; others get their own).", _TEXT),
             ("model", "Only the tool calls this model made in its answers.", _TEXT),
             ("tool", "Only calls of this MCP tool or connector id.", _TEXT),
+            ("session", "Only calls of this session id.", _TEXT),
         ),
     ),
     Endpoint(
         "GET",
         "/api/usage/active-users",
         "User activity",
-        "Daily, weekly (7 days) and monthly (30 days) active users for each day of the range.",
+        "Daily, weekly (7 days) and monthly (30 days) active users for each day of the "
+        "range, and `periods`: active users per period of `group`.",
         "admin",
-        _RANGE,
+        (
+            *_RANGE,
+            (
+                "group",
+                "day (default), week (from Monday), month, or 4of7 (per day, the users "
+                "active on at least 4 of the 7 days ending that day).",
+                {"type": "string", "enum": ["day", "week", "month", "4of7"]},
+            ),
+        ),
     ),
     Endpoint(
         "GET",
@@ -486,6 +540,53 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("page", "Page number from 1.", _count(1_000_000)),
             ("per_page", "Rows per page (1-200, default 25).", _count(200)),
         ),
+    ),
+    Endpoint(
+        "POST",
+        "/api/keys",
+        "Make an API key",
+        "Make an API key for the caller, or (admins) for a service identity `NAME@service` "
+        "(`owner`). Answers the key with its `secret`, the only time it is shown. `models` "
+        "(provider/model globs) narrows what the key may use within its owner's grants; "
+        "`quota` names a quota of the config that the key's own bucket `key:<id>` follows; "
+        "`expires_at` (RFC 3339, in the future) ends it. A key narrower than its owner "
+        "cannot make keys (403). 409 when the owner has 1000 keys.",
+        "user",
+        body='{"name": "laptop", "expires_at": "2027-01-01T00:00:00Z", "models": ["openai/**"]}',
+        body_schema=_object(
+            ("name",),
+            name={"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^\S"},
+            expires_at={"type": ["string", "null"], "format": "date-time"},
+            models={
+                "type": ["array", "null"],
+                "maxItems": 64,
+                "items": {"type": "string", "minLength": 1, "maxLength": 300},
+            },
+            quota={"type": ["string", "null"], "maxLength": 200},
+            owner={"type": ["string", "null"], "maxLength": 80},
+        ),
+        status=201,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/keys",
+        "API keys",
+        "The caller's keys, newest first, revoked ones included: id, `prefix` (the secret's "
+        "first characters), name, owner, created, expires, revoked, last used, models, quota. "
+        "Never the secret. Admins list every key with `all=1`.",
+        "user",
+        (("all", "1 or true: every owner's keys (admins only).", _TEXT),),
+        returns="array",
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/keys/{key_id}",
+        "Revoke an API key",
+        "Revoke a key at once, here and on every other instance within the config "
+        "convergence bound (2 s). Owners revoke their keys, admins any "
+        "key. Answers the key.",
+        "user",
     ),
     Endpoint(
         "GET",
@@ -541,6 +642,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("bucket", "Only this bucket; default: every bucket.", _TEXT),
             ("limit", "At most this many (1-500, default 50).", _count(500)),
         ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/rate-limits",
+        "Rate limits",
+        "The caller's rate limits (the `rate_limits` templates their grants list, expanded for "
+        "them): name, template, kind (requests, tokens or concurrent), limit, per (second, "
+        "minute, hour; null for concurrent), used now across every live instance, remaining, "
+        "and the tokens `reserved` or requests `in_flight`; `instances`: the live irisgate "
+        "instances sharing the limits (other instances' use is as of the last sync, at most "
+        "half a second old).",
+        "user",
     ),
     Endpoint(
         "GET",
@@ -608,7 +721,7 @@ def _responses(ep: Endpoint) -> dict[str, Any]:
         responses = {
             str(ep.status): {"description": "OK", "content": {ep.media_type: {"schema": schema}}}
         }
-    errors = {403, *ep.errors}
+    errors = {401, 403, *ep.errors}
     if ep.params or ep.body_schema is not None:
         errors.add(400)
     if ep.body_schema is not None:
@@ -654,8 +767,9 @@ def document() -> dict[str, Any]:
             "title": "irisgate management API",
             "version": __version__,
             "description": "JSON endpoints behind the dashboard. Errors are "
-            '`{"error": "<message>"}`. Identity comes from the network (Tailscale), '
-            "never from API keys.",
+            '`{"error": "<message>"}`. The caller is known from the network (Tailscale) '
+            "or from an irisgate API key (`Authorization: Bearer irisgate_…`), which acts "
+            "as its owner.",
         },
         "paths": paths,
     }

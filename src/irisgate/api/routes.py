@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +12,9 @@ from starlette.routing import Route
 from irisgate import __version__
 from irisgate.api.body import json_object
 from irisgate.api.catalog import cost_basis_of, formats_of, prices_per_million
+from irisgate.api.health import health_rows
+from irisgate.config.hujson import parse
+from irisgate.config.hujson_edit import TooManyChanges
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.configservice import StaleHash, WouldLockOut
 from irisgate.handlers import (
@@ -44,6 +48,7 @@ async def whoami(request: Request) -> Response:
             "tagged": ident.is_tagged,
             "role": caller.access.role,
             "identity_mode": runtime_of(request).resolver.mode,
+            "key": {"id": ident.key.id, "name": ident.key.name} if ident.key else None,
         }
     )
 
@@ -74,12 +79,26 @@ async def providers(request: Request) -> Response:
     return json_response(out)
 
 
+async def provider_health(request: Request) -> Response:
+    """This instance's view of every provider's health (access/health.py): circuit state,
+    error rate over its last attempts, last error, cool-down and each key's rest or drop.
+    Admins only; per instance (each learns about an outage on its own)."""
+    await require_admin(request)
+    return json_response(health_rows(runtime_of(request)))
+
+
 async def get_config(request: Request) -> Response:
     await require_admin(request)
     service = runtime_of(request).config
     snap = service.snapshot
+    masked = service.masked_text()
     return json_response(
-        {"config": service.masked_text(), "hash": snap.hash, "version": snap.version}
+        {
+            "config": masked,
+            "value": parse(masked).value,
+            "hash": snap.hash,
+            "version": snap.version,
+        }
     )
 
 
@@ -90,25 +109,40 @@ async def legacy_config(request: Request) -> Response:
 
 async def put_config(request: Request) -> Response:
     caller = await require_admin(request)
-    payload = await json_object(request, '{"config": "<text>", "hash": "<hash>"}')
-    text, base = payload.get("config"), payload.get("hash")
-    if not isinstance(text, str):
-        raise ApiError(400, "'config' must be the config text as a string")
+    payload = await json_object(
+        request, '{"config": "<text>", "hash": "<hash>"} or {"value": {...}, "hash": "<hash>"}'
+    )
+    text, value, base = payload.get("config"), payload.get("value"), payload.get("hash")
     if not isinstance(base, str):
         raise ApiError(400, "'hash' must be the hash of the version this change is based on")
+    if "value" in payload and "config" in payload:
+        raise ApiError(400, "send either 'config' (the text) or 'value' (the config), not both")
+    if "value" in payload:
+        if not isinstance(value, dict):
+            raise ApiError(400, "'value' must be the config as a JSON object")
+        return await apply_config(request, caller, value, base, source="api")
+    if not isinstance(text, str):
+        raise ApiError(400, "'config' must be the config text as a string")
     return await apply_config(request, caller, text, base, source="api")
 
 
 async def apply_config(
-    request: Request, caller: Caller, text: str, base: str, *, source: str
+    request: Request, caller: Caller, text: str | dict[str, Any], base: str, *, source: str
 ) -> Response:
-    """Save `text` as the new version on top of `base` (a hash), answering as PUT does:
-    409 stale, 400 with every error, 403 self-lockout, else the new hash and version."""
+    """Save `text` (or a value written into the stored text in place) as the new version on
+    top of `base` (a hash), answering as PUT does: 409 stale, 400 with every error, 403
+    self-lockout, else the new hash and version."""
     service = runtime_of(request).config
+    who = caller.identity.login_name
     try:
-        applied = await service.put(
-            text, base, caller.identity, caller.identity.login_name, source=source
-        )
+        if isinstance(text, dict):
+            applied = await service.put_value(text, base, caller.identity, who)
+        else:
+            applied = await service.put(text, base, caller.identity, who, source=source)
+    except TooManyChanges:
+        raise ApiError(
+            400, "too many changes in one save for the visual editor: use the raw config"
+        ) from None
     except StaleHash:
         raise ApiError(
             409,
@@ -184,6 +218,7 @@ async def healthz(request: Request) -> Response:
 routes = [
     Route("/api/whoami", whoami),
     Route("/api/providers", providers),
+    Route("/api/providers/health", provider_health),
     Route("/api/config", get_config, methods=["GET"]),
     Route("/api/config", put_config, methods=["PUT"]),
     Route("/aperture/config", legacy_config),

@@ -23,14 +23,15 @@ MAX_NAME = 200
 
 async def tools(request: Request) -> Response:
     caller = await require_role(request)
-    found = filters(request)
+    found = filters(request, caller)
     login = found.login_name
     if not caller.is_admin:
         if login is not None and login != caller.identity.login_name:
             raise ApiError(403, "access denied: only admins can see other users' tool calls")
         login = caller.identity.login_name
     tool = query_value(request, "tool") or None
-    for name, value in (("tool", tool), ("model", found.model), ("user", login)):
+    session = query_value(request, "session") or None
+    for name, value in (("tool", tool), ("session", session)):
         if value is not None and len(value) > MAX_NAME:
             raise ApiError(400, f"'{name}' may be at most {MAX_NAME} characters")
     report = await tool_use.tool_use(
@@ -40,12 +41,14 @@ async def tools(request: Request) -> Response:
         login_name=login,
         model=found.model,
         tool=tool,
+        session_id=session,
     )
     return json_response(
         {
             "since": found.since.isoformat(),
             "until": found.until.isoformat(),
             "user": login,
+            "session": session,
             **report,
         }
     )

@@ -20,6 +20,7 @@ from irisgate.handlers import (
     ApiError,
     Caller,
     choice_param,
+    filterable_for,
     filters,
     int_param,
     json_response,
@@ -80,7 +81,7 @@ def _range(found: Filters) -> dict[str, str]:
 async def summary(request: Request) -> Response:
     """Totals, the daily series and per-model sums for the range and filters."""
     caller = await require_role(request)
-    found = filters(request)
+    found = filters(request, caller)
     db = runtime_of(request).db
     totals, days, models = await reports.summary(db, found)
     if not _sees_cost(caller, found):
@@ -92,7 +93,7 @@ async def summary(request: Request) -> Response:
 async def users(request: Request) -> Response:
     """The top-users table: sorted, paginated, ranked by the sort key."""
     caller = await require_role(request)
-    found = filters(request)
+    found = filters(request, caller)
     sort = choice_param(request, "sort", SORT_KEYS, "total_tokens")
     order = choice_param(
         request, "order", ("desc", "asc"), "asc" if sort == "login_name" else "desc"
@@ -140,8 +141,8 @@ def _csv_cell(value: Any) -> Any:
 
 async def export_csv(request: Request) -> Response:
     """Usage per day x user x model with token counts and cost, for the filters (admins)."""
-    await require_admin(request)
-    found = filters(request)
+    caller = await require_admin(request)
+    found = filters(request, caller)
     rows = await reports.export_rows(runtime_of(request).db, found)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -158,27 +159,53 @@ async def export_csv(request: Request) -> Response:
 
 
 async def models_activity(request: Request) -> Response:
-    """Model activity (admins): per model sums."""
-    await require_admin(request)
-    found = filters(request)
+    """Model activity (admins): per model sums and tokens and cost per day and model."""
+    caller = await require_admin(request)
+    found = filters(request, caller)
     db = runtime_of(request).db
-    return json_response({**_range(found), "models": await reports.by_column(db, found, "model")})
+    return json_response(
+        {
+            **_range(found),
+            "models": await reports.by_column(db, found, "model"),
+            "daily": await reports.stacked_daily(db, found, "model"),
+        }
+    )
 
 
 async def agents_activity(request: Request) -> Response:
-    """Agent activity (admins): per agent program sums."""
-    await require_admin(request)
-    found = filters(request)
-    rows = await reports.by_agent(runtime_of(request).db, found)
-    return json_response({**_range(found), "agents": rows})
+    """Agent activity (admins): per agent program sums and tokens and cost per day."""
+    caller = await require_admin(request)
+    found = filters(request, caller)
+    db = runtime_of(request).db
+    return json_response(
+        {
+            **_range(found),
+            "agents": await reports.by_agent(db, found),
+            "daily": await reports.stacked_daily(db, found, "agent"),
+        }
+    )
 
 
 async def active_users(request: Request) -> Response:
-    """User activity (admins): daily, weekly and monthly active users per day."""
+    """User activity (admins): daily, weekly and monthly active users per day, and active
+    users per period of `group` (day, week, month, or 4of7: on 4 of the last 7 days)."""
     await require_admin(request)
     found = filters(request)
-    rows = await reports.active_users(runtime_of(request).db, found)
-    return json_response({**_range(found), "days": rows})
+    group = choice_param(request, "group", reports.GROUPS, "day")
+    rows, periods = await reports.active_users(runtime_of(request).db, found, group)
+    return json_response({**_range(found), "days": rows, "group": group, "periods": periods})
+
+
+async def filter_choices(request: Request) -> Response:
+    """What the Usage Overview's filters offer this caller: the indexed headers they may
+    filter on (with whether only their presence is kept) and the agents of the range."""
+    caller = await require_role(request)
+    found = filters(request)
+    headers = [
+        {"name": h.name, "redact_values": h.redact_values} for h in filterable_for(request, caller)
+    ]
+    agents = [row["agent"] for row in await reports.by_agent(runtime_of(request).db, found)]
+    return json_response({**_range(found), "headers": headers, "agents": agents})
 
 
 async def dashboard(request: Request) -> Response:
@@ -238,6 +265,7 @@ routes = [
     Route("/api/usage/models", models_activity),
     Route("/api/usage/agents", agents_activity),
     Route("/api/usage/active-users", active_users),
+    Route("/api/usage/filters", filter_choices),
     Route("/api/dashboard/{login_name:path}", dashboard),
     Route("/api/sessions", list_sessions),
 ]

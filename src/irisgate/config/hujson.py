@@ -99,6 +99,16 @@ class Document:
         """
         return self._spans.get(tuple(path))
 
+    def start_of(self, path: KeyPath) -> int | None:
+        """Offset where the element at `path` begins: an object member's key, a list item's
+        value; None if absent."""
+        path = tuple(path)
+        key_start = self._key_starts.get(path)
+        if key_start is not None:
+            return key_start
+        span = self._spans.get(path)
+        return None if span is None else span[0]
+
     def line_of(self, path: KeyPath) -> int | None:
         """1-based line where `path` starts: the key's line for object members, else the value's.
 

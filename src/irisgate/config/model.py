@@ -106,6 +106,28 @@ class Provider:
     #: why the provider is out of routing although the file does not disable it
     #: (e.g. "apikey env:OPENAI_API_KEY is not set"); None when usable.
     unavailable_reason: str | None = None
+    #: every key when `apikey` is a list (`apikey` is then its first); () for one key
+    keys: tuple[Secret, ...] = ()
+    #: share of the requests among providers of equal `preference` (`weight`, default 1)
+    weight: int = 1
+
+    @property
+    def key_count(self) -> int:
+        """How many keys requests are spread over (1 for a single or no key)."""
+        return len(self.keys) or 1
+
+    def usable_key(self, index: int) -> bool:
+        """Whether key `index` resolved to a value (an unset `env:` entry of a list is not)."""
+        if not self.keys:
+            return True
+        return self.keys[index].value is not None
+
+    def key_at(self, index: int) -> str:
+        """Key `index` as sent in a header (see `header_key`)."""
+        if not self.keys:
+            return self.header_key
+        value = self.keys[index].value
+        return "" if is_cloud_key(value) else value or ""
 
     @property
     def enabled(self) -> bool:
@@ -142,6 +164,7 @@ class Capability:
     role: Role | None = None
     models: tuple[str, ...] = ()  # provider/model globs
     quotas: tuple[QuotaRef, ...] = ()
+    rate_limits: tuple[str, ...] = ()  # templates of `rate_limits`, e.g. "rpm:<user>"
     send_hooks: tuple[HookRef, ...] = ()
     add_headers: tuple[tuple[str, str], ...] = ()
     connectors: tuple[str, ...] = ()
@@ -173,6 +196,30 @@ class Quota:
     #: unless the file says otherwise
     default_estimate_nanodollars: int = 10_000_000
     default_estimate_given: bool = False
+
+
+#: What a rate limit counts: requests or tokens per period, or requests in flight.
+RateKind = Literal["requests", "tokens", "concurrent"]
+#: `per` of a rate limit -> seconds
+RATE_PERIODS: dict[str, int] = {"second": 1, "minute": 60, "hour": 3600}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One template of `rate_limits`: at most `limit` requests or tokens per
+    `period_seconds`, or `limit` requests in flight at once (`concurrent`, no period)."""
+
+    template: str
+    kind: RateKind
+    limit: int
+    period_seconds: int = 0  # 0 for `concurrent`
+    per: str = ""  # as written: second, minute or hour
+
+    def describe(self) -> str:
+        """`60 requests per minute`, `200000 tokens per minute`, `4 concurrent requests`."""
+        if self.kind == "concurrent":
+            return f"{self.limit} concurrent requests"
+        return f"{self.limit} {self.kind} per {self.per}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +263,9 @@ class Connector:
     context: str = ""
     provider: str = "Custom"
     auth: ConnectorAuth = field(default_factory=lambda: ConnectorAuth(type="none"))
+    #: how irisgate talks to an MCP connector: Streamable HTTP, or the legacy (2024-11-05)
+    #: SSE transport (GET an event stream, POST to the endpoint it names)
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
 
 
 #: Object formats of the S3 exporter: Aperture's zstd CBOR sequence, gzip JSON Lines, Parquet.
@@ -255,6 +305,8 @@ class Config:
     #: bucket templates defined in the file but invalid -> why; requests that would charge
     #: them are refused (fail closed) while the rest of the config keeps working
     broken_quotas: Mapping[str, str] = field(default_factory=dict)
+    #: template -> limit (`rate_limits`); a config with an invalid one does not load
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     s3_exporter: S3Exporter | None = None
     connectors: Mapping[str, Connector] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from irisgate.config.schema_sections import (
     read_flags,
     read_hooks,
     read_quotas,
+    read_rate_limits,
     read_s3_exporter,
 )
 
@@ -31,6 +32,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "grants",
     "temp_grants",
     "quotas",
+    "rate_limits",
     "hooks",
     "exporters",
     "connectors",
@@ -103,9 +105,14 @@ def sort_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 def _read_config(root: Section, env: Mapping[str, str]) -> Config:
     """Every section of the file, in an order where references can be checked."""
     root.check_keys(TOP_LEVEL_KEYS)
-    names = Names(quotas=_names(root.data, "quotas"), hooks=_names(root.data, "hooks"))
+    names = Names(
+        quotas=_names(root.data, "quotas"),
+        rate_limits=_names(root.data, "rate_limits"),
+        hooks=_names(root.data, "hooks"),
+    )
     providers = read_providers(root, env)
     quotas, broken_quotas = read_quotas(root)
+    rate_limits = read_rate_limits(root)
     hooks = read_hooks(root, env)
     grants = read_grants(root.log, root, names) + read_temp_grants(root.log, root, names)
     s3_exporter = read_s3_exporter(root, env)
@@ -116,6 +123,7 @@ def _read_config(root: Section, env: Mapping[str, str]) -> Config:
         grants=tuple(grants),
         quotas=quotas,
         broken_quotas=broken_quotas,
+        rate_limits=rate_limits,
         hooks=hooks,
         s3_exporter=s3_exporter,
         connectors=connectors,

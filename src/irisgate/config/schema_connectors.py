@@ -24,7 +24,21 @@ _MISSING_URL = "is missing: the connector is unusable until it has one"
 _LOCAL_URL = "points at a loopback or link-local address"
 _CONNECTOR_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9]*")
 PROTOCOLS: dict[str, Literal["mcp", "http"]] = {"mcp": "mcp", "http": "http"}
-_CONNECTOR_KEYS = ("protocol", "url", "description", "context", "provider", "auth", "labels")
+_CONNECTOR_KEYS = (
+    "protocol",
+    "url",
+    "description",
+    "context",
+    "provider",
+    "auth",
+    "labels",
+    "transport",
+)
+#: `transport` of an MCP connector (the legacy SSE one is chosen, never guessed)
+TRANSPORTS: dict[str, Literal["streamable_http", "sse"]] = {
+    "streamable_http": "streamable_http",
+    "sse": "sse",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +113,9 @@ def _connector(connector_id: str, section: Section, env: Mapping[str, str]) -> C
     description = section.text("description", "")
     context = section.text("context", "")
     provider = section.text("provider", "") or "Custom"
+    transport = TRANSPORTS.get(section.choice("transport", TRANSPORTS, "streamable_http"))
+    if section.has("transport") and protocol == "http":
+        section.error("transport", "is for mcp connectors only")
     if len(section.log.errors) > errors_before or protocol is None or auth is None:
         return None
     return Connector(
@@ -109,6 +126,7 @@ def _connector(connector_id: str, section: Section, env: Mapping[str, str]) -> C
         context=context,
         provider=provider,
         auth=auth,
+        transport=transport or "streamable_http",
     )
 
 

@@ -36,6 +36,7 @@ _CAPABILITY_KEYS = (
     "role",
     "models",
     "quotas",
+    "rate_limits",
     "send_hooks",
     "add_headers",
     "connectors",
@@ -65,6 +66,7 @@ class Names:
     """Names defined elsewhere in the file that grants may refer to; None skips the check."""
 
     quotas: Collection[str] | None = None
+    rate_limits: Collection[str] | None = None
     hooks: Collection[str] | None = None
 
 
@@ -139,6 +141,7 @@ def read_capability(section: Section, names: Names) -> Capability | None:
         role=role,
         models=_models(section),
         quotas=_quota_refs(section, names.quotas),
+        rate_limits=_rate_limit_refs(section, names.rate_limits),
         send_hooks=_hook_refs(section, names.hooks),
         add_headers=section.header_lines("add_headers"),
         connectors=section.texts("connectors"),
@@ -199,6 +202,15 @@ def _quota_refs(section: Section, defined: Collection[str] | None) -> tuple[Quot
         if bucket is not None:
             refs.append(QuotaRef(bucket=bucket, overdraft=overdraft))
     return tuple(refs)
+
+
+def _rate_limit_refs(section: Section, defined: Collection[str] | None) -> tuple[str, ...]:
+    """`rate_limits`: names of `rate_limits` templates, each defined (an error otherwise:
+    a limit that does not exist would silently not limit)."""
+    names = section.texts("rate_limits")
+    for index, name in enumerate(names):
+        _require_defined(section, ("rate_limits", index), name, defined, "rate_limits")
+    return tuple(dict.fromkeys(names))
 
 
 def _hook_refs(section: Section, defined: Collection[str] | None) -> tuple[HookRef, ...]:

@@ -22,7 +22,7 @@ from irisgate.config.model import (
     Secret,
 )
 from irisgate.config.reader import Section, is_number, not_one_of
-from irisgate.config.secrets import KEYID_PREFIX, unresolved_reason
+from irisgate.config.secrets import KEYID_PREFIX, resolve_secret, unresolved_reason
 
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]+")
 AUTH_MODES: dict[str, AuthMode] = {
@@ -45,7 +45,10 @@ _PROVIDER_KEYS = (
     "model_cost_map",
     "add_headers",
     "auth_mode",
+    "weight",
 )
+#: the most keys one provider may list
+MAX_KEYS = 64
 #: Keys Aperture's validator knows whose meaning is not documented: kept in raw, not used.
 _KEPT_PROVIDER_KEYS = ("upstream", "tailnet")
 
@@ -74,7 +77,13 @@ def _provider(provider_id: str, section: Section, env: Mapping[str, str]) -> Pro
     section.check_keys(_PROVIDER_KEYS, kept=_KEPT_PROVIDER_KEYS)
     baseurl = _baseurl(section)
     models = _models(section)
-    apikey = section.secret("apikey", env)
+    keys = _keys(section, env)
+    if keys:  # the first that resolved stands for them where one key is meant
+        apikey = next((key for key in keys if key.value is not None), keys[0])
+    elif isinstance(section.data.get("apikey"), list):  # a bad list: already an error
+        apikey = Secret("", "")
+    else:
+        apikey = section.secret("apikey", env)
     auth_mode = AUTH_MODES.get(section.choice("auth_mode", AUTH_MODES, ""), "override")
     provider = Provider(
         id=provider_id,
@@ -91,9 +100,53 @@ def _provider(provider_id: str, section: Section, env: Mapping[str, str]) -> Pro
         model_cost_map=_model_cost_map(section),
         add_headers=section.header_lines("add_headers"),
         auth_mode=auth_mode,
-        unavailable_reason=_unavailable_reason(section, apikey, auth_mode, baseurl or ""),
+        unavailable_reason=_unavailable_reason(
+            section, keys or (apikey,), auth_mode, baseurl or ""
+        ),
+        keys=keys,
+        weight=_weight(section),
     )
     return provider if len(section.log.errors) == errors_before else None
+
+
+def _keys(section: Section, env: Mapping[str, str]) -> tuple[Secret, ...]:
+    """`apikey` as a list: each entry a secret reference of a plain API key (requests are
+    spread over them). () when `apikey` is a single string or absent."""
+    value = section.data.get("apikey")
+    if not isinstance(value, list):
+        return ()
+    path = section.at("apikey")
+    if not value:
+        section.error("apikey", "must not be an empty list (leave apikey out for no key)")
+        return ()
+    if len(value) > MAX_KEYS:
+        section.error("apikey", f"lists {len(value)} keys; at most {MAX_KEYS} are allowed")
+        return ()
+    keys: list[Secret] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            section.log.wrong_type((*path, index), "a non-empty string (a key or reference)", item)
+            continue
+        secret = resolve_secret(item, env)
+        if secret.problem:
+            section.log.error((*path, index), secret.problem)
+        elif cloud_keys.is_cloud_key(secret.value):
+            section.log.error(
+                (*path, index), "a list of keys holds API keys only, not cloud credentials"
+            )
+        elif secret.value is None:
+            reason = unresolved_reason(f"apikey[{index}]", secret)
+            section.log.warn((*path, index), f"{reason}: this key is left out of rotation")
+        keys.append(secret)
+    return tuple(keys) if len(keys) == len(value) else ()
+
+
+def _weight(section: Section) -> int:
+    weight = section.integer("weight", 1)
+    if section.has("weight") and not 1 <= weight <= 1000:
+        section.error("weight", f"must be from 1 to 1000, not {section.data['weight']}")
+        return 1
+    return weight
 
 
 def _baseurl(section: Section) -> str | None:
@@ -172,10 +225,13 @@ def _model_cost_map(section: Section) -> tuple[CostMapEntry, ...]:
 
 
 def _unavailable_reason(
-    section: Section, apikey: Secret, auth_mode: AuthMode, baseurl: str
+    section: Section, keys: tuple[Secret, ...], auth_mode: AuthMode, baseurl: str
 ) -> str | None:
-    """Why the provider cannot be routed to although enabled: its injected key is missing,
-    or is a cloud credential (`keyfile::`, `sigv4::`) that cannot be used as written."""
+    """Why the provider cannot be routed to although enabled: its injected key is missing
+    (every key of a list), or is a cloud credential (`keyfile::`, `sigv4::`) that cannot be
+    used as written."""
+    resolved = [key for key in keys if key.value is not None]
+    apikey = resolved[0] if resolved else keys[0]
     cloud_problem = cloud_keys.problem(apikey.value, baseurl)
     if cloud_problem is not None and auth_mode != "none":
         section.warn("apikey", f"{cloud_problem}: provider is out of routing until it is fixed")

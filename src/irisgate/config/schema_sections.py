@@ -14,10 +14,13 @@ from irisgate.config.model import (
     AUTHORIZATION_STYLES,
     EXPORT_FORMATS,
     PURGE_CATEGORIES,
+    RATE_PERIODS,
     DatabaseSettings,
     FilterableHeader,
     Hook,
     Quota,
+    RateKind,
+    RateLimit,
     Retention,
     S3Exporter,
     Secret,
@@ -72,10 +75,10 @@ def read_quotas(root: Section) -> tuple[dict[str, Quota], dict[str, str]]:
     return quotas, broken
 
 
-def _check_template(section: Section, template: str) -> bool:
-    """A bucket name may hold only the variables `<user>` and `<node>`."""
+def _check_template(section: Section, template: str, what: str = "bucket name") -> bool:
+    """A bucket (or rate limit) name may hold only the variables `<user>` and `<node>`."""
     if template.strip() == "":
-        section.error(template, "bucket name must not be empty")
+        section.error(template, f"{what} must not be empty")
         return False
     unknown = [v for v in _TEMPLATE_VARIABLE.findall(template) if v not in TEMPLATE_VARIABLES]
     rest = _TEMPLATE_VARIABLE.sub("", template)
@@ -87,14 +90,14 @@ def _check_template(section: Section, template: str) -> bool:
         )
         return False
     if "<" in rest or ">" in rest:
-        section.error(template, "unbalanced '<' or '>' in bucket name")
+        section.error(template, f"unbalanced '<' or '>' in {what}")
         return False
     if "<node>" in template:
         section.warn(
             template,
             "<node> is the calling device's node id, which only the tailscale identity mode"
             " knows; in serve, dev and oidc modes and for API keys it becomes user:LOGIN"
-            " (one bucket per person)",
+            f" (one {what.split(maxsplit=1)[0]} per person)",
         )
     return True
 
@@ -137,6 +140,66 @@ def _parsed(section: Section, key: str, text: str | None, parser: Callable[[str]
     except ValueError as exc:
         section.error(key, str(exc))
         return None
+
+
+# --- rate limits --------------------------------------------------------------------------
+
+RATE_KINDS: tuple[RateKind, ...] = ("requests", "tokens", "concurrent")
+#: the largest limit accepted (far above any real one; keeps the arithmetic in 64 bits)
+RATE_LIMIT_MAX = 10**12
+
+
+def read_rate_limits(root: Section) -> dict[str, RateLimit]:
+    """The `rate_limits` map: template -> RateLimit. Each template is exactly one of
+    `{"requests": N, "per": P}`, `{"tokens": N, "per": P}` (P: second, minute or hour) or
+    `{"concurrent": N}`; every problem is an error (the config does not load)."""
+    section = root.child("rate_limits")
+    if section is None:
+        return {}
+    limits: dict[str, RateLimit] = {}
+    for template, value in section.items():
+        errors_before = len(root.log.errors)
+        template_ok = _check_template(section, template, "rate limit name")
+        limit_section = Section.of(root.log, section.at(template), value)
+        limit = _rate_limit(template, limit_section) if limit_section is not None else None
+        if limit is not None and template_ok and len(root.log.errors) == errors_before:
+            limits[template] = limit
+    return limits
+
+
+def _rate_limit(template: str, section: Section) -> RateLimit | None:
+    section.check_keys((*RATE_KINDS, "per"))
+    kinds = [kind for kind in RATE_KINDS if section.has(kind)]
+    if len(kinds) != 1:
+        found = f"it has {' and '.join(kinds)}" if kinds else "it has none"
+        section.log.error(
+            section.path,
+            'must have exactly one of "requests", "tokens" or "concurrent" '
+            f'(e.g. {{"requests": 60, "per": "minute"}}); {found}',
+        )
+        return None
+    kind = kinds[0]
+    value = section.data[kind]
+    if not (isinstance(value, int) and not isinstance(value, bool)) or not (
+        0 < value <= RATE_LIMIT_MAX
+    ):
+        section.error(kind, f"must be a whole number from 1 to {RATE_LIMIT_MAX}, not {value!r}")
+        return None
+    if kind == "concurrent":
+        if section.has("per"):
+            section.error("per", 'a "concurrent" limit has no period; remove "per"')
+            return None
+        return RateLimit(template=template, kind=kind, limit=value)
+    if not section.has("per"):
+        section.error("per", f'is required with "{kind}": one of {", ".join(RATE_PERIODS)}')
+        return None
+    per = section.data["per"]
+    if per not in RATE_PERIODS:
+        section.error("per", f"must be one of {', '.join(RATE_PERIODS)}, not {per!r}")
+        return None
+    return RateLimit(
+        template=template, kind=kind, limit=value, period_seconds=RATE_PERIODS[per], per=per
+    )
 
 
 # --- hooks --------------------------------------------------------------------------------

@@ -134,9 +134,10 @@ def unresolved_reason(field_name: str, secret: Secret) -> str | None:
 def secret_paths(raw: Any) -> list[KeyPath]:
     """Key paths of the secret fields in `raw` that hold literal (non-empty) secrets.
 
-    Covers providers.*.apikey, hooks.*.apikey, exporters.s3 access_key_id / access_secret, and
-    the auth secrets of connectors.servers.* and of the deprecated mcp.servers.*. Values of
-    the wrong type are skipped: this runs on unvalidated input too.
+    Covers providers.*.apikey (each entry of a list of keys), hooks.*.apikey, exporters.s3
+    access_key_id / access_secret, and the auth secrets of connectors.servers.* and of the
+    deprecated mcp.servers.*. Values of the wrong type are skipped: this runs on unvalidated
+    input too.
     """
     return [path for path in _secret_fields(raw) if _is_literal_secret(_lookup(raw, path))]
 
@@ -145,7 +146,11 @@ def _secret_fields(raw: Any) -> Iterator[KeyPath]:
     """Every path where a secret may sit in `raw`, whether or not a value is there."""
     for section in ("providers", "hooks"):
         for name in _keys(raw, (section,)):
-            yield (section, name, "apikey")
+            keys = _lookup(raw, (section, name, "apikey"))
+            if section == "providers" and isinstance(keys, list):  # several keys
+                yield from ((section, name, "apikey", index) for index in range(len(keys)))
+            else:
+                yield (section, name, "apikey")
     for field in S3_SECRET_FIELDS:
         yield ("exporters", "s3", field)
     for section in ("connectors", "mcp"):
@@ -162,7 +167,10 @@ def _keys(raw: Any, path: KeyPath) -> list[str]:
 def _lookup(raw: Any, path: KeyPath) -> Any:
     node = raw
     for part in path:
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(part, int):
+            if not isinstance(node, list) or not 0 <= part < len(node):
+                return None
+        elif not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
     return node

@@ -340,7 +340,7 @@ class McpEndpoint:
             await _refuse(send, str(exc), status=401)
             return
         except IdentityRefused as exc:
-            await _refuse(send, f"access denied: {exc}")
+            await _refuse(send, f"access denied: {exc}", status=exc.status)  # 401: a bad key
             return
         snapshot = runtime.snapshot
         access = snapshot.grants.access_for(identity)

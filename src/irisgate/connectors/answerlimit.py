@@ -9,8 +9,10 @@ so at most the limit plus one read is held. Sessions ask for uncompressed answer
 answer compressed anyway is refused unread, since the limit could not bound what it inflates
 to. The failure is an `httpx2.StreamError`, which the
 SDK turns into a JSON-RPC parse error for the call; irisgate reports it naming the connector
-(`weather: Failed to parse JSON response: answer larger than …`). SSE answers pass through:
-the session gives the SDK the same limit per event (`upstream.McpUpstreams`).
+(`weather: Failed to parse JSON response: answer larger than …`). An SSE answer is limited
+event by event: the bytes since its last blank line may not pass the limit (the Streamable
+HTTP client of the SDK also gets the limit as its `max_sse_event_size`; its legacy SSE
+client has no such bound, so this is the one for `transport: "sse"` connectors).
 """
 
 from __future__ import annotations
@@ -53,8 +55,43 @@ class _Counted(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
+class _PerEvent(httpx2.AsyncByteStream):
+    """An SSE stream, failing once one event (the bytes since the last blank line) grows
+    past `limit`: the legacy SSE transport of the SDK reads events without a bound."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pending = 0  # bytes of the event under way
+        tail = b""  # the last bytes seen, for a blank line split across chunks
+        async for chunk in self._inner:
+            window = tail + chunk
+            end = max(_after(window, sep) for sep in _BLANK)
+            pending = len(window) - end if end >= 0 else pending + len(chunk)
+            if pending > self._limit:
+                raise AnswerRefused(
+                    f"event larger than {self._limit} bytes (the limit set by {SETTING})"
+                )
+            tail = window[-3:]
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+_BLANK = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+def _after(data: bytes, separator: bytes) -> int:
+    """Where the last `separator` in `data` ends; -1 without one."""
+    at = data.rfind(separator)
+    return at + len(separator) if at >= 0 else -1
+
+
 class LimitedTransport(httpx2.AsyncBaseTransport):
-    """`inner`, with every answer but an SSE stream limited to `limit` bytes."""
+    """`inner`, with every answer limited to `limit` bytes (an SSE stream per event)."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, limit: int) -> None:
         self._inner = inner
@@ -62,9 +99,10 @@ class LimitedTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
-        if response.headers.get("content-type", "").lower().startswith("text/event-stream"):
-            return response
         assert isinstance(response.stream, httpx2.AsyncByteStream)
+        if response.headers.get("content-type", "").lower().startswith("text/event-stream"):
+            response.stream = _PerEvent(response.stream, self._limit)
+            return response
         response.stream = _Counted(response.stream, self._limit, self._refusal(response))
         return response
 

@@ -1,9 +1,10 @@
 """What each auth type adds to a request to a connector's upstream (reference §6.2).
 
 Shared credentials (bearer token, API key, basic, client credentials) are the same for every
-permitted user; `oauth2_authorization_code` uses the calling user's own token, refreshed when
-it is about to expire. A caller that cannot be served gets an exception naming why: the
-user has to connect (`NeedsAuth`) or an admin has to fix the connector (`Misconfigured`).
+permitted user; `oauth2_authorization_code` and `oauth2_dynamic_client_registration` (with
+the client irisgate registered, see `registration`) use the calling user's own token,
+refreshed when it is about to expire. A caller that cannot be served gets an exception naming
+why: the user has to connect (`NeedsAuth`) or an admin has to fix the connector (`Misconfigured`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from irisgate.config.model import Connector
 from irisgate.connectors.oauth import OAuthClient, OAuthError, TokenRefused, auth_field
+from irisgate.connectors.registration import DCR, Registrar
 from irisgate.connectors.tokens import TokenStore
 
 
@@ -42,15 +44,14 @@ def config_problem(connector: Connector) -> str:
     for name, secret in connector.auth.secrets.items():
         if secret.value is None:
             return f"auth.{name} {secret.ref} cannot be resolved"
-    if connector.auth.type == "oauth2_dynamic_client_registration":
-        return "dynamic client registration is not supported by irisgate; use an OAuth client"
     return ""
 
 
 class Credentials:
-    def __init__(self, oauth: OAuthClient, tokens: TokenStore) -> None:
+    def __init__(self, oauth: OAuthClient, tokens: TokenStore, registrar: Registrar) -> None:
         self._oauth = oauth
         self._tokens = tokens
+        self._registrar = registrar
         self._refreshing: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def for_call(self, connector: Connector, login: str) -> Credential:
@@ -81,6 +82,15 @@ class Credentials:
                 raise Misconfigured(f"connector {connector.id}: {exc}") from None
         if kind == "oauth2_authorization_code":
             return _bearer(await self._user_token(connector, login))
+        if kind == DCR:
+            # the client irisgate registered (it refreshes the user's token)
+            client = await self._registrar.stored(connector)
+            if client is None:
+                raise NeedsAuth(
+                    f"connect {connector.id} first (Connectors page, or POST"
+                    f" /api/connectors/{connector.id}/connect)"
+                )
+            return _bearer(await self._user_token(client.connector(connector), login))
         raise Misconfigured(f"connector {connector.id}: auth type {kind} is not supported")
 
     async def _user_token(self, connector: Connector, login: str) -> str:

@@ -109,6 +109,9 @@ class OAuthClient:
         from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
         verifier = generate_token(64)
+        extra = {}
+        if resource := auth_field(connector, "resource"):  # RFC 8707, as MCP servers require
+            extra["resource"] = resource
         state = self._box.seal(
             orjson.dumps({"l": login, "c": connector.id, "v": verifier, "r": redirect_uri})
         ).decode()
@@ -121,6 +124,7 @@ class OAuthClient:
             state=state,
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
+            **extra,
         )
         return url
 
@@ -162,10 +166,18 @@ class OAuthClient:
             raise OAuthError(f"token_url refused: {exc}") from None
         client_id = auth_field(connector, "client_id")
         secret = auth_field(connector, "client_secret")
-        # a confidential client authenticates with HTTP Basic (RFC 6749 §2.3.1); a public
-        # client only names itself
+        if resource := auth_field(connector, "resource"):
+            form = {**form, "resource": resource}
+        # a confidential client authenticates with HTTP Basic (RFC 6749 §2.3.1), or in the form
+        # when it registered so (RFC 7591 `token_endpoint_auth_method`); a public client only
+        # names itself
+        method = auth_field(connector, "token_auth")
         headers = {"accept": "application/json"}
-        if secret:
+        if secret and method == "client_secret_post":
+            form = {**form, "client_id": client_id, "client_secret": secret}
+        elif secret and method != "none":
+            if method:  # a registered client names itself too: MCP SDK servers need it
+                form = {**form, "client_id": client_id}
             pair = f"{quote_plus(client_id)}:{quote_plus(secret)}"
             headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:

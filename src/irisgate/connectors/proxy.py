@@ -43,7 +43,7 @@ from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.store.tables import HTTP_FORMAT
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
-from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, redact
+from irisgate.wire.upstream import CREDENTIALS, HOP_BY_HOP, forwardable, redact
 
 PREFIX = "/v1/connectors/"
 #: bodies are captured up to this size each; sizes are always recorded in full
@@ -116,7 +116,7 @@ class HttpConnectorProxy:
             await _answer(send, 401, str(exc))
             return
         except IdentityRefused as exc:
-            await _answer(send, 403, f"access denied: {exc}")
+            await _answer(send, exc.status, f"access denied: {exc}")  # 401: a bad key
             return
         ex = _Exchange(connector=connector_id)
         try:
@@ -269,14 +269,15 @@ def _upstream_url(
 
 
 def _forwarded(headers: dict[str, str], connector: Connector) -> dict[str, str]:
-    """The client's headers minus hop-by-hop, identity and (with connector auth) credentials."""
+    """The client's headers minus hop-by-hop, identity, irisgate API keys and (with connector
+    auth) credentials."""
     strip_credentials = connector.auth.type != "none"
     return {
         name: value
         for name, value in headers.items()
         if name not in HOP_BY_HOP
         and not name.startswith("tailscale-")
-        and not (strip_credentials and name in CREDENTIALS)
+        and not (name in CREDENTIALS and (strip_credentials or not forwardable(name, value)))
     }
 
 

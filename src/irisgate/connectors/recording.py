@@ -62,6 +62,8 @@ def connector_record(
         node_id=identity.node_id,
         node_name=identity.node_name,
         tags=identity.tags,
+        key_id=identity.key.id if identity.key is not None else "",
+        key_name=identity.key.name if identity.key is not None else "",
         method=method,
         path=path,
         api_format=api_format,

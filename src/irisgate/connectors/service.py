@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from irisgate.connectors.aggregate import Aggregator, McpEndpoint
     from irisgate.connectors.oauth import OAuthClient
     from irisgate.connectors.proxy import HttpConnectorProxy
+    from irisgate.connectors.registration import Registrar
     from irisgate.connectors.tokens import TokenStore
     from irisgate.connectors.upstream import McpUpstreams
 
@@ -35,6 +36,7 @@ class Connectors:
     session: aiohttp.ClientSession | None
     oauth: OAuthClient
     tokens: TokenStore
+    registrar: Registrar
     upstreams: McpUpstreams
     aggregator: Aggregator
     mcp: McpEndpoint
@@ -82,6 +84,7 @@ class ConnectorService:
         from irisgate.connectors.netguard import GuardedResolver, guarded_transport
         from irisgate.connectors.oauth import OAuthClient
         from irisgate.connectors.proxy import HttpConnectorProxy
+        from irisgate.connectors.registration import Registrar
         from irisgate.connectors.secretbox import SecretBox, load_key
         from irisgate.connectors.tokens import TokenStore
         from irisgate.connectors.upstream import McpUpstreams
@@ -106,7 +109,8 @@ class ConnectorService:
         except BaseException:
             await _close(http, session)
             raise
-        credentials = Credentials(oauth, tokens)
+        registrar = Registrar(lambda: runtime.db, box, self.guard, http)
+        credentials = Credentials(oauth, tokens, registrar)
         upstreams = McpUpstreams(
             self.guard,
             timeout=settings.upstream_connect_timeout * 3,
@@ -137,6 +141,7 @@ class ConnectorService:
             session,
             oauth,
             tokens,
+            registrar,
             upstreams,
             aggregator,
             mcp,

@@ -24,7 +24,7 @@ LABELS = {
     "misconfigured": "Misconfigured",
     "no_access": "No access",
 }
-PER_USER = frozenset({"oauth2_authorization_code"})
+PER_USER = frozenset({"oauth2_authorization_code", "oauth2_dynamic_client_registration"})
 
 
 @dataclass(frozen=True, slots=True)

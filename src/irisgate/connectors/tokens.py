@@ -24,6 +24,8 @@ from irisgate.store.tables import conflict_insert, connector_tokens
 
 log = structlog.get_logger("irisgate.connectors")
 _MISS_SECONDS = 5.0
+#: the login name under which `registration` keeps a connector's registered OAuth client
+CLIENT_ROW = ""
 #: a token this close to expiry is refreshed before use
 EXPIRY_MARGIN_SECONDS = 30.0
 
@@ -69,6 +71,8 @@ class TokenStore:
         async with self._db().connect() as conn:
             rows = (await conn.execute(select(connector_tokens))).all()
         for row in rows:
+            if row.login_name == CLIENT_ROW:  # a registered OAuth client, not a user's tokens
+                continue
             tokens = self._decode(row.data, row.login_name, row.connector_id)
             if tokens is not None:
                 self._tokens[(row.login_name, row.connector_id)] = tokens

@@ -1,4 +1,6 @@
-"""MCP client sessions to connectors' servers: the `mcp` SDK's client over Streamable HTTP.
+"""MCP client sessions to connectors' servers: the `mcp` SDK's client over Streamable HTTP,
+or over the legacy SSE transport (2024-11-05) for a connector with `transport: "sse"`: one
+long GET event stream per session whose `endpoint` event names where requests are POSTed.
 
 Sessions are kept open and reused, one per connector (its URL) and credential: opening one
 costs two extra HTTP round trips (initialize, initialized) and a new HTTP client, so a call
@@ -29,6 +31,7 @@ from typing import TypeVar
 
 import httpx2
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST
@@ -78,7 +81,11 @@ class _Session:
 
 def _key(connector: Connector, credential: Credential) -> Key:
     secret = repr((sorted(credential.headers.items()), credential.query)).encode()
-    return connector.id, connector.url, hashlib.sha256(secret).hexdigest()
+    return (
+        connector.id,
+        f"{connector.transport} {connector.url}",
+        hashlib.sha256(secret).hexdigest(),
+    )
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -179,17 +186,35 @@ class McpUpstreams:
         )
         limited = LimitedTransport(inner, self._max_answer)
         # asked uncompressed: the limit counts the bytes that arrive, not what they inflate to
-        headers = {**credential.headers, "accept-encoding": "identity"}
+        base_headers = {**credential.headers, "accept-encoding": "identity"}
+
+        def http_client(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=base_headers,
+                params=dict(credential.query),
+                timeout=timeout or self._timeout,  # the legacy stream's read timeout is its own
+                trust_env=False,
+                transport=limited,
+            )
 
         async def hold() -> None:
             try:
-                async with httpx2.AsyncClient(
-                    headers=headers,
-                    params=dict(credential.query),
-                    timeout=self._timeout,
-                    trust_env=False,
-                    transport=limited,
-                ) as http:
+                if connector.transport == "sse":  # legacy: GET the stream, POST to its endpoint
+                    legacy = sse_client(
+                        connector.url,
+                        timeout=self._timeout.connect or 30.0,
+                        sse_read_timeout=IDLE_SECONDS * 2,  # the server's pings keep it open
+                        httpx_client_factory=http_client,
+                    )
+                    async with Client(legacy, cache=None) as client:
+                        ready.set_result(client)
+                        await closing.wait()
+                    return
+                async with http_client() as http:
                     transport = streamable_http_client(
                         connector.url, http_client=http, max_sse_event_size=self._max_answer
                     )

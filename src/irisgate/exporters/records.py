@@ -51,6 +51,8 @@ def export_record(row: Mapping[str, Any]) -> Record:
             "stable_node_id": row["node_id"],
             "node_name": row["node_name"],
             "tags": row["tags"].split(",") if row["tags"] else [],
+            "api_key_id": row["key_id"],
+            "api_key_name": row["key_name"],
         },
         "model": row["model"],
         "provider": row["provider"],
@@ -146,6 +148,8 @@ def parquet_schema() -> Any:
                         ("stable_node_id", pa.string()),
                         ("node_name", pa.string()),
                         ("tags", pa.list_(pa.string())),
+                        ("api_key_id", pa.string()),
+                        ("api_key_name", pa.string()),
                     ]
                 ),
             ),

@@ -1,9 +1,13 @@
 """The gateway request path, in order. This module is the only place that states the order:
 
     read body → identify → authorize (role) → classify (format, model) → route (grants)
-      → quota check (reserve) → pre-request hooks → build upstream request
-      → relay (stream back, tee) → usage + cost → quota settle → capture record
-      → post-response hooks
+      → rate limits → quota check (reserve) → pre-request hooks → build upstream request
+      → relay (stream back, tee) → usage + cost → quota and rate-limit settle
+      → capture record → post-response hooks
+
+Route gives every granted provider in order; the upstream request is built per attempt and
+sent again to the next provider or key while no answer has started (failover.py), so quota
+and hooks run once and only the answer that reached the client is charged.
 
 A stream that ended without the upstream's usage has it estimated first (usage/estimate.py),
 in a background task: quota settle, record and hooks follow there, after the client is gone.
@@ -22,6 +26,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -32,14 +37,16 @@ from irisgate.access.routing import Route
 from irisgate.drain import REFUSAL
 from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
+from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
 from irisgate.hooks.plan import HookCall, HookPlan
-from irisgate.identity import Identity, IdentityRefused, SignInRequired
+from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
+from irisgate.quotas.ratelimits import Permit
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
 from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_name
@@ -65,12 +72,14 @@ class Exchange:
     headers: dict[str, str]
     record: RequestRecord
     result: RelayResult
-    route: Route | None = None
+    route: Route | None = None  # the first route, then the one whose attempt answered
+    routes: list[Route] | None = None  # every route to try, best first (failover.py)
     request: UpstreamRequest | None = None
     chunk_filter: ChunkFilter | None = None
     identity: Identity | None = None
     access: Access | None = None
     admission: Admission | None = None
+    permit: Permit | None = None  # what the request holds of its rate limits
     hooks: HookPlan | None = None
     url: str = ""
     estimate: int | None = None  # nanodollars, for hooks
@@ -78,6 +87,9 @@ class Exchange:
     response_id: str | None = None  # the stored response a model-less Responses call names
     started: float = 0.0  # perf_counter when the request arrived
     body: bytes = b""  # the request body as the client sent it, once read
+    out_body: bytes = b""  # the body every attempt sends upstream
+    path: str = ""  # the client's path and query (a path-templated API's are per route)
+    query: bytes = b""
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
@@ -174,6 +186,8 @@ class Gateway:
             self.runtime.quotas.settle(
                 ex.admission, record.cost_nanodollars, record.usage.output_tokens
             )
+        if ex.permit is not None:
+            self.runtime.rates.settle(ex.permit, record.usage.total_tokens)
         if record.login_name:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
@@ -204,6 +218,8 @@ class Gateway:
         record.login_name, record.display_name = identity.login_name, identity.display_name
         record.node_id, record.node_name = identity.node_id, identity.node_name
         record.tags = identity.tags
+        if identity.key is not None:
+            record.key_id, record.key_name = identity.key.id, identity.key.name
         access = self.runtime.snapshot.grants.access_for(identity)
         if access.role is None:
             raise GatewayError("permission", "access denied: no role granted")
@@ -217,7 +233,7 @@ class Gateway:
             raise GatewayError("too_large", str(exc)) from None
 
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
-        """classify → route → quota → pre-request hooks → upstream request."""
+        """classify → route → rate limits → quota → pre-request hooks → upstream request."""
         record, fmt = ex.record, ex.op.format
         snapshot = self.runtime.snapshot
         record.config_version = snapshot.version
@@ -239,11 +255,21 @@ class Gateway:
                 "invalid_request", "request body has no 'model' string", param="model"
             )
         record.model = recorded_name(model)  # until routed: as the caller named it, made safe
-        route = ex.route = snapshot.routes.resolve(model, fmt.flag, fmt.title, access)
+        session = record.session_id or record.request_id
+        routes = ex.routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        route = ex.route = routes[0]
         record.model, record.provider = route.model, route.provider.id
         in_body = route.qualified and target is None
         if in_body:
             parsed["model"] = route.model
+        ex.permit = self.runtime.rates.admit(
+            snapshot,
+            access=access,
+            identity=identity,
+            route=route,
+            body=parsed,
+            body_size=len(body),
+        )
         ex.admission = await self.runtime.quotas.admit(
             snapshot,
             access=access,
@@ -258,29 +284,47 @@ class Gateway:
             record.stream = _streams(ex.op, target, parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
-        out_body = orjson.dumps(parsed) if rewritten else body
+        ex.out_body = orjson.dumps(parsed) if rewritten else body
+        ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+
+    async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
+        """The request one attempt sends: the same body to every provider, with its URL,
+        credential (key `key`), headers and, for a cloud, its signature. The last one made
+        is the answer's: `ex.route` and the record name its provider from then on."""
+        access, target, record = ex.access, ex.target, ex.record
+        assert access is not None
+        ex.route = route
+        record.model, record.provider = route.model, route.provider.id
+        if ex.response_id is not None:  # a stored response's call: made for its one route
+            assert ex.request is not None
+            return ex.request
         upstream_headers = build_headers(
-            route.provider, ex.headers, access.add_headers_for(route.fqn)
+            route.provider,
+            ex.headers,
+            access.add_headers_for(route.fqn),
+            route.provider.key_at(key) if route.provider.keys else None,
         )
         if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
             upstream_headers["accept-encoding"] = "identity"
         cloud = self.runtime.cloud.for_provider(route.provider)
         if target is None:
-            path, query = scope["path"], scope.get("query_string", b"")
+            path, query = ex.path, ex.query
         else:
             project = cloud.project if cloud is not None else None
             region = cloud.region if cloud is not None else None
             path, query = target.upstream_path(route.model, project, region), target.query
-        ex.request = UpstreamRequest(
+        request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            out_body,
+            ex.out_body,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
-            await cloud.authorize(ex.request)
+            await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(out_body)
+        record.request_body = self._stored(ex.out_body)
+        ex.request = request
+        return request
 
     async def _prepare_stored(
         self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
@@ -346,23 +390,32 @@ class Gateway:
         )
 
     async def _relay(self, ex: Exchange, send: Any, receive: Any) -> None:
-        """Relay while watching for the client to go away; a disconnect cancels upstream."""
+        """Attempts (failover.py) until one answers, then relay its answer, all while
+        watching for the client to go away; a disconnect cancels upstream."""
         record, result = ex.record, ex.result
-        assert ex.request is not None
+        assert ex.route is not None
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
+        settings = self.runtime.settings
+        attempts = Attempts(
+            routes=ex.routes or [ex.route],
+            build=partial(self._upstream_request, ex),
+            client=self.runtime.upstream,
+            health=self.runtime.health,
+            version=record.config_version,
+            session=record.session_id or record.request_id,
+            attempts=settings.failover_attempts,
+            budget=settings.failover_budget,
+        )
 
         def gone() -> None:
             record.cancelled = True
 
-        request = ex.request
         try:
             await watched(
                 receive,
                 relay(
-                    self.runtime.upstream.request(
-                        request.method, request.url, request.headers, request.body
-                    ),
+                    attempts.first_answer(),
                     send,
                     result,
                     FORWARDING,
@@ -375,8 +428,12 @@ class Gateway:
                 lambda: record.cancelled,
             )
         except Unanswered as exc:
-            raise refusal(exc, request) from exc.cause
+            assert attempts.last is not None  # an attempt was made to be unanswered
+            raise refusal(exc, attempts.last) from exc.cause
         finally:
+            tried = attempts.log  # kept when it says more than `provider` does
+            if len(tried) > 1 or (tried and ex.route.provider.keys):
+                record.attempts = attempts.entries()
             record.response_bytes = result.sent
             record.status = result.status or record.status
             record.error = result.error or record.error
@@ -520,7 +577,10 @@ async def _send_error(send: Any, op: Operation, error: GatewayError, request_id:
 
 
 def _identity_error(exc: IdentityRefused) -> GatewayError:
-    """401 for a caller who brought no credential (mode oidc without a session), else 403."""
+    """401 for a key that is not valid (OpenAI's code `invalid_api_key`) and for a caller who
+    brought no credential (mode oidc without a session, mode keys without a key), else 403."""
+    if isinstance(exc, KeyRefused):
+        return GatewayError("authentication", str(exc), code="invalid_api_key")
     if isinstance(exc, SignInRequired):
         return GatewayError("authentication", str(exc))
     return GatewayError("permission", f"access denied: {exc}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -117,6 +118,8 @@ class WhoIsClient:
         self._by_connection: dict[Client, tuple[float, Client, Identity]] = {}
         self._inflight: dict[str, asyncio.Future[Identity]] = {}
         self._session: aiohttp.ClientSession | None = None
+        #: (when asked, the answer) of the last `key_expiry`
+        self._expiry: tuple[float, datetime | None] | None = None
 
     async def close(self) -> None:
         if self._session is not None:
@@ -185,6 +188,29 @@ class WhoIsClient:
         if full:
             names |= {full, full.split(".", 1)[0]}
         return frozenset(n.rstrip(".").lower() for n in names if n.rstrip("."))
+
+    async def key_expiry(self, ttl: float = 60.0) -> datetime | None:
+        """When this node's key expires (LocalAPI status: `Self.KeyExpiry`, RFC 3339, left
+        out when key expiry is disabled for the node); None when it never does or tailscaled
+        cannot say. The answer is reused for `ttl` seconds."""
+        now = time.monotonic()
+        if self._expiry is not None and now - self._expiry[0] < ttl:
+            return self._expiry[1]
+        expiry: datetime | None = None
+        try:
+            status, body = await self._get("/localapi/v0/status", {"peers": "false"})
+            answer = orjson.loads(body) if status == 200 else None
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError):
+            answer = None  # no tailscaled to ask (serve mode without one): nothing to warn of
+        me = answer.get("Self") if isinstance(answer, dict) else None
+        value = me.get("KeyExpiry") if isinstance(me, dict) else None
+        if isinstance(value, str):
+            try:
+                expiry = datetime.fromisoformat(value)
+            except ValueError:
+                log.warning("tailscaled's KeyExpiry is not a time", value=value[:64])
+        self._expiry = (now, expiry)
+        return expiry
 
     async def ask(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         """One GET to the LocalAPI as irisgate makes it: (HTTP status, body). Raises

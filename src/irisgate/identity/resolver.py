@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from irisgate.config.secrets import SecretSource, resolve_secret, unresolved_reason
-from irisgate.identity import Identity, IdentityRefused
+from irisgate.identity import Identity, IdentityRefused, KeyRefused
 from irisgate.identity.localapi import WhoIsClient
 from irisgate.identity.oidc import OidcClient
 from irisgate.identity.serve import identity_from_serve_headers
@@ -31,6 +31,11 @@ class IdentityResolver(Protocol):
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         """The names (lower case) this gateway's node answers to, for requests that arrived
         on `server`; empty when there is no way to know them."""
+        ...
+
+    async def key_expiry(self) -> datetime | None:
+        """When this gateway's node key expires (tailscaled's status); None when it never
+        does or there is no tailscaled to ask."""
         ...
 
     async def open(self, db: Database) -> None:
@@ -75,6 +80,9 @@ class TailscaleResolver:
             names.add(f"{node.node_name}.{node.tailnet}".lower())
         return frozenset(names)
 
+    async def key_expiry(self) -> datetime | None:
+        return await self._whois.key_expiry()
+
     async def open(self, db: Database) -> None:
         return None
 
@@ -94,6 +102,9 @@ class ServeResolver:
         """The node's names, from tailscaled's status when its socket is there (irisgate
         behind `tailscale serve` runs on the same machine as tailscaled)."""
         return await self._localapi.node_names()
+
+    async def key_expiry(self) -> datetime | None:
+        return await self._localapi.key_expiry()
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         if client is None or not is_loopback(client[0]):
@@ -137,6 +148,9 @@ class DevResolver:
 
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return frozenset()
+
+    async def key_expiry(self) -> datetime | None:
+        return None
 
     async def open(self, db: Database) -> None:
         return None
@@ -182,6 +196,9 @@ class OidcResolver:
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         return await identity_of(self.sessions, headers)
 
+    async def key_expiry(self) -> datetime | None:
+        return None  # no tailscaled: people sign in through the OpenID provider
+
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         """The host name of --oidc-base-url: where the provider sends browsers back to."""
         host = urlsplit(self.settings.base_url).hostname
@@ -192,6 +209,31 @@ class OidcResolver:
             await self._http.aclose()
 
 
+class KeysOnlyResolver:
+    """No network identity: every caller must bring an API key (`--identity keys`); the key
+    ring in front of this resolver answers those who do."""
+
+    mode = "keys"
+
+    async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        raise KeyRefused(
+            "an API key is required (identity mode 'keys'): send it as "
+            "'Authorization: Bearer irisgate_…', x-api-key or x-goog-api-key"
+        )
+
+    async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
+        return frozenset()
+
+    async def key_expiry(self) -> datetime | None:
+        return None
+
+    async def open(self, db: Database) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 def make_resolver(settings: Settings) -> IdentityResolver:
     if settings.identity == "oidc":
         assert settings.oidc is not None, "load_settings sets it in mode oidc"
@@ -200,6 +242,8 @@ def make_resolver(settings: Settings) -> IdentityResolver:
         return TailscaleResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "serve":
         return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
+    if settings.identity == "keys":
+        return KeysOnlyResolver()
     return DevResolver(settings.dev_login)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from irisgate.settings import FLAG_ENV, Settings, SettingsError, load_settings
 
-COMMANDS = ("db", "doctor")
+COMMANDS = ("db", "doctor", "keys")
 #: the settings the `db` commands read (the database's location)
 _DB_FLAGS = ("database", "data_dir")
 
@@ -33,6 +33,18 @@ def add_parsers(sub: Any) -> None:
         "doctor", help="check config, database, identity and provider keys; exit 1 on problems"
     )
     _add_flags(doctor, tuple(FLAG_ENV))
+    keys = sub.add_parser("keys", help="API keys: make one (the first, in identity mode keys)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser(
+        "create", help="make an API key for OWNER and print its secret (shown only once)"
+    )
+    create.add_argument("owner", help="login name the key acts as (a user, or NAME@service)")
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--expires-at", dest="expires_at", help="RFC 3339 time it stops working")
+    create.add_argument(
+        "--models", default="", help="comma-separated provider/model globs it is limited to"
+    )
+    _add_flags(create, _DB_FLAGS)
     doctor.add_argument(
         "--probe",
         action="store_true",
@@ -41,7 +53,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = _DB_FLAGS if args.command == "db" else tuple(FLAG_ENV)
+    names = _DB_FLAGS if args.command in ("db", "keys") else tuple(FLAG_ENV)
     try:
         settings = load_settings({name: getattr(args, name) for name in names})
     except SettingsError as exc:
@@ -51,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         from irisgate.operations import doctor
 
         return doctor.run(settings, probe=args.probe)
+    if args.command == "keys":
+        from irisgate.operations import keys
+
+        return keys.create(settings, args.owner, args.name, args.expires_at, args.models)
     return _db(args.db_command, settings)
 
 

@@ -151,6 +151,11 @@ async def _identity(settings: Settings, findings: list[Finding]) -> None:
     if mode == "oidc":
         findings.append(await _oidc(settings))
         return
+    if mode == "keys":
+        findings.append(
+            Finding("ok", "identity", "mode keys: every caller needs an irisgate API key")
+        )
+        return
     names = await _tailscaled(settings, findings, required=mode == "tailscale")
     if mode == "serve":
         if names:  # tailscaled answered: does `tailscale serve` send requests here?

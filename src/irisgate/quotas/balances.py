@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from irisgate.quotas.firstlease import first_leases
 from irisgate.quotas.refill import refilled
 from irisgate.store.database import Database
 from irisgate.store.tables import (
@@ -132,8 +133,29 @@ async def sync_many(
     """`sync` of several buckets (each at most once) in one transaction, with a handful of
     statements whatever their number: each statement covers every bucket. Rows are locked
     in name order, so instances syncing overlapping sets never deadlock."""
-    sync_ = partial(_sync_all, dialect=db.dialect, reports=reports, instance=instance, now=now)
-    return await _in_transaction(db, sync_)
+    out: dict[str, Synced] = {}
+    first = [r for r in reports if _first_lease(r)] if db.dialect == "postgresql" else []
+    if first:  # one autocommitted statement: no queue between instances (`firstlease`)
+        leased = await first_leases(
+            db,
+            [(r.spec.name, r.spec.template, r.spec.capacity, r.want) for r in first],
+            instance=instance,
+            now=now,
+            live_since=now - LEASE_TTL,
+        )
+        for name, balance, held, others, count in leased:
+            out[name] = Synced(held, balance, balance + held + others, now, count + 1)
+        reports = [r for r in reports if r.spec.name not in out]
+    if reports:
+        sync_ = partial(_sync_all, dialect=db.dialect, reports=reports, instance=instance, now=now)
+        out.update(await _in_transaction(db, sync_))
+    return out
+
+
+def _first_lease(report: Report) -> bool:
+    """Whether `report` only asks a bucket this instance does not hold for a lease it can
+    take from the row in one statement (see `irisgate.quotas.firstlease`)."""
+    return report.new and not report.spent and 0 < report.want <= report.spec.capacity
 
 
 async def marks(db: Database, journal: str) -> dict[str, int]:

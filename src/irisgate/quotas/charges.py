@@ -5,7 +5,9 @@ matches) contributes its `quotas` references. Each reference is a *chain*: the b
 then its `overdraft` buckets in order. Chains are charged in parallel (each the full cost);
 within a chain the cost goes to the first bucket while it has money, the rest to the next.
 Templates are expanded with the caller's login name (`<user>`) and node id (`<node>`;
-`user:LOGIN` for callers without a node, see `expand`).
+`user:LOGIN` for callers without a node, see `expand`). A caller with an API key charges its
+owner's buckets, and when the key carries a budget also the key's own bucket `key:<id>`,
+which follows the quota template the key names.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def charges_for(config: Config, access: Access, identity: Identity, fqn: str) ->
     Kept with the caller's `Access` (one per config version and identity): the same caller,
     node and model always charge the same chains under one config.
     """
-    key = ("quota-chains", fqn, identity.login_name, identity.node_id)
+    key = ("quota-chains", fqn, identity.login_name, identity.node_id, identity.key)
     chains: tuple[Chain, ...] = access.memo(key, lambda: _charges(config, access, identity, fqn))
     return chains
 
@@ -63,7 +65,15 @@ def _charges(config: Config, access: Access, identity: Identity, fqn: str) -> tu
             chain = tuple(_link(config, t, identity) for t in (ref.bucket, *ref.overdraft))
             if chain not in chains:
                 chains.append(chain)
+    if identity.key is not None and identity.key.quota:
+        chains.append((_key_link(config, identity.key.quota, identity.key.id),))
     return tuple(chains)
+
+
+def _key_link(config: Config, template: str, key_id: str) -> Link:
+    """The bucket of an API key's own budget: `key:<id>`, limited like `template`."""
+    link = _link(config, template, Identity(login_name=key_id))
+    return Link(f"key:{key_id}", template, link.quota, link.problem)
 
 
 def template_of(config: Config, name: str) -> str | None:

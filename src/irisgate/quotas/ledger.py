@@ -81,6 +81,8 @@ IDLE_SECONDS = 15.0
 RENEW_SECONDS = 10.0
 #: an exhausted bucket asks the database again at most this often
 DRY_RECHECK_SECONDS = 1.0
+#: top-up rounds an admission runs at most before refusing (see `Ledger._admit`)
+TOP_UP_ROUNDS = 3
 #: most buckets one sync transaction reports (an upkeep round with more uses several)
 SYNC_BATCH = 1000
 
@@ -168,6 +170,11 @@ def reserve_amount(quota: Quota, estimate: int | None, limited: bool) -> int:
     if estimate is None or (quota.default_estimate_given and not limited):
         return quota.default_estimate_nanodollars
     return estimate
+
+
+def _dry_with_money(buckets: list[Bucket]) -> bool:
+    """Whether a chain has nothing left here while the database holds money for it."""
+    return sum(b.remaining for b in buckets) <= 0 and any(b.unleased > 0 for b in buckets)
 
 
 def _pin(buckets: list[Bucket], by: int) -> None:
@@ -347,7 +354,15 @@ class Ledger:
         stale = {id(b): b for bs in resolved for b in bs if self._needs_sync(b, self._clock())}
         if stale:
             await self._sync_together([(b, None) for b in stale.values()])
-        await self._top_up(resolved, estimate, limited)
+        # A lease can shrink under an admission while it waits for the database: the
+        # upkeep's return of an idle lease (started before this admission pinned the bucket)
+        # or its report may commit during a top-up of another bucket. A chain found dry
+        # afterwards while its row still has money is topped up again, at most
+        # `TOP_UP_ROUNDS` times, before it is refused.
+        for _ in range(TOP_UP_ROUNDS):
+            await self._top_up(resolved, estimate, limited)
+            if not any(_dry_with_money(buckets) for buckets in resolved):
+                break
         now = self._clock()
         for buckets in resolved:
             if sum(b.remaining for b in buckets) <= 0:

@@ -167,6 +167,8 @@ def _request(row: RowMapping) -> dict[str, Any]:
     result["stream"] = bool(row["stream"])
     result["cancelled"] = bool(row["cancelled"])
     result["usage_estimated"] = bool(row["usage_estimated"])
+    attempts = row["attempts"]
+    result["attempts"] = orjson.loads(attempts) if attempts else []
     return result
 
 

@@ -1,9 +1,10 @@
 """Aggregates over the rollup tables, for the dashboard's API endpoints.
 
-Everything here reads `usage_daily`, `usage_agent_daily` or `sessions` (never `requests`
-scans), so a page costs the same whether the instance recorded a thousand requests or a
-million. Days are UTC; ranges are half-open (`since` inclusive, `until` exclusive). Money is
-integer nanodollars; every function returns plain JSON-ready values.
+Everything here reads `usage_daily`, `usage_agent_daily`, `usage_facets_daily` (when an
+agent, status code or header filter is set) or `sessions` (never `requests` scans), so a
+page costs the same whether the instance recorded a thousand requests or a million. Days
+are UTC; ranges are half-open (`since` inclusive, `until` exclusive). Money is integer
+nanodollars; every function returns plain JSON-ready values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, sel
 
 from irisgate.store.database import Database
 from irisgate.store.queries import iso_utc
-from irisgate.store.tables import SESSION_SUM_COLUMNS, sessions, usage_agent_daily, usage_daily
+from irisgate.store.tables import (
+    SESSION_SUM_COLUMNS,
+    sessions,
+    usage_agent_daily,
+    usage_daily,
+    usage_facets_daily,
+)
 
 #: Token sums every report carries (the columns the dashboard's tables show, and more).
 TOKEN_SUMS: tuple[str, ...] = (
@@ -37,11 +44,45 @@ TOKEN_SUMS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class Status:
+    """A status code filter: one code (`low == high`) or a class such as 4xx."""
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, text: str) -> Status | None:
+        """`429` or `4xx` (1xx-5xx); None for anything else."""
+        if len(text) == 3 and text[0] in "12345" and text[1:].lower() == "xx":
+            base = int(text[0]) * 100
+            return cls(base, base + 99)
+        if len(text) == 3 and text.isascii() and text.isdigit() and text[0] in "12345":
+            return cls(int(text), int(text))
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     since: date
     until: date
     login_name: str | None = None
     model: str | None = None
+    agent: str | None = None
+    status: Status | None = None
+    #: an indexed header (`database.headers.filterable`) and the value it must have (None:
+    #: any value, i.e. requests that carried it)
+    header: str | None = None
+    header_value: str | None = None
+
+    @property
+    def faceted(self) -> bool:
+        """Whether a filter needs `usage_facets_daily` (agent, status code, header)."""
+        return self.agent is not None or self.status is not None or self.header is not None
+
+    @property
+    def table(self) -> Table:
+        """The rollup that answers these filters: `usage_daily` unless one needs facets."""
+        return usage_facets_daily if self.faceted else usage_daily
 
     def on(self, table: Table) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = [
@@ -52,6 +93,17 @@ class Filters:
             conditions.append(table.c.login_name == self.login_name)
         if self.model is not None and "model" in table.c:
             conditions.append(table.c.model == self.model)
+        if table is not usage_facets_daily:
+            return conditions
+        if self.agent is not None:
+            conditions.append(table.c.agent == self.agent)
+        if self.status is not None:
+            conditions.append(table.c.status.between(self.status.low, self.status.high))
+        # every request is in the rows of header ''; a header's rows only hold those that
+        # carried it: reading both would count such requests twice
+        conditions.append(table.c.header == (self.header or ""))
+        if self.header_value is not None:
+            conditions.append(table.c.value == self.header_value)
         return conditions
 
 
@@ -83,9 +135,10 @@ async def _rows(db: Database, query: Select[Any]) -> list[dict[str, Any]]:
 
 async def totals(db: Database, filters: Filters) -> dict[str, Any]:
     """Sums over the range plus `active_users` (logins with at least one request)."""
+    table = filters.table
     query = select(
-        *_sums(usage_daily), func.count(func.distinct(usage_daily.c.login_name)).label("users")
-    ).where(*filters.on(usage_daily))
+        *_sums(table), func.count(func.distinct(table.c.login_name)).label("users")
+    ).where(*filters.on(table))
     row = (await _rows(db, query))[0]
     row["active_users"] = int(row.pop("users") or 0)
     return with_average(row)
@@ -97,11 +150,10 @@ async def summary(
     """`totals`, `daily` and per-model sums of the range from one scan of the rollup (grouped
     by day, model and provider; summed up here) plus a count of distinct logins, which the
     primary key index answers without reading table rows."""
-    keys = (usage_daily.c.day, usage_daily.c.model, usage_daily.c.provider)
-    query = select(*keys, *_sums(usage_daily)).where(*filters.on(usage_daily)).group_by(*keys)
-    users = select(func.count(func.distinct(usage_daily.c.login_name))).where(
-        *filters.on(usage_daily)
-    )
+    table = filters.table
+    keys = (table.c.day, table.c.model, table.c.provider)
+    query = select(*keys, *_sums(table)).where(*filters.on(table)).group_by(*keys)
+    users = select(func.count(func.distinct(table.c.login_name))).where(*filters.on(table))
     cells = await _rows(db, query)
     async with db.connect() as conn:
         active = int((await conn.execute(users)).scalar_one())
@@ -134,21 +186,23 @@ async def summary(
 
 async def by_column(db: Database, filters: Filters, column: str) -> list[dict[str, Any]]:
     """Sums per `login_name`, `model` or `provider` (and model), biggest total first."""
-    keys = [usage_daily.c[column]]
+    table = filters.table
+    keys = [table.c[column]]
     if column == "model":
-        keys.append(usage_daily.c.provider)
+        keys.append(table.c.provider)
     query = (
-        select(*keys, *_sums(usage_daily))
-        .where(*filters.on(usage_daily))
+        select(*keys, *_sums(table))
+        .where(*filters.on(table))
         .group_by(*keys)
-        .order_by(func.sum(usage_daily.c.total_tokens).desc(), *keys)
+        .order_by(func.sum(table.c.total_tokens).desc(), *keys)
     )
     return [with_average(row) for row in await _rows(db, query)]
 
 
 async def by_agent(db: Database, filters: Filters) -> list[dict[str, Any]]:
     """Sums per agent program (from the User-Agent), biggest total first."""
-    table = usage_agent_daily
+    faceted = filters.faceted or filters.model is not None
+    table = usage_facets_daily if faceted else usage_agent_daily
     query = (
         select(table.c.agent, *_sums(table))
         .where(*filters.on(table))
@@ -158,21 +212,75 @@ async def by_agent(db: Database, filters: Filters) -> list[dict[str, Any]]:
     return [with_average(row) for row in await _rows(db, query)]
 
 
+#: Series a stacked chart shows by name; the rest are summed into one "other" series.
+STACK_SERIES = 8
+
+
+async def stacked_daily(db: Database, filters: Filters, column: str) -> dict[str, Any]:
+    """Tokens and cost per day of the range for each `model` or `agent`: the biggest
+    STACK_SERIES by tokens by name, the rest as one series named `other` (None when
+    there is no rest), for a stacked histogram. `days` lists every day of the range."""
+    if column == "agent":
+        table = usage_facets_daily if filters.faceted or filters.model else usage_agent_daily
+    else:
+        table = filters.table
+    key = table.c[column]
+    query = (
+        select(
+            table.c.day,
+            key,
+            cast(func.sum(table.c.total_tokens), BigInteger),
+            cast(func.sum(table.c.cost_nanodollars), BigInteger),
+        )
+        .where(*filters.on(table))
+        .group_by(table.c.day, key)
+    )
+    async with db.connect() as conn:
+        cells = (await conn.execute(query)).all()
+    days = []
+    current = filters.since
+    while current < filters.until:
+        days.append(current)
+        current += timedelta(days=1)
+    index = {day: i for i, day in enumerate(days)}
+    totals: dict[str, int] = defaultdict(int)
+    for _day, name, tokens, _cost in cells:
+        totals[name] += tokens
+    ranked = sorted(totals, key=lambda n: (-totals[n], n))
+    named = set(ranked[:STACK_SERIES])
+    other = len(ranked) > STACK_SERIES
+    names: list[str | None] = [*ranked[:STACK_SERIES], *([None] if other else [])]
+    tokens_of = {name: [0] * len(days) for name in names}
+    cost_of = {name: [0] * len(days) for name in names}
+    for day, name, tokens, cost in cells:
+        series: str | None = name if name in named else None
+        tokens_of[series][index[day]] += tokens
+        cost_of[series][index[day]] += cost
+    return {
+        "days": [d.isoformat() for d in days],
+        "series": [{"name": n, "tokens": tokens_of[n], "cost": cost_of[n]} for n in names],
+    }
+
+
 async def export_rows(db: Database, filters: Filters) -> list[dict[str, Any]]:
     """Sums per day, login and model (providers folded), in that order: the CSV export."""
-    keys = (usage_daily.c.day, usage_daily.c.login_name, usage_daily.c.model)
-    query = (
-        select(*keys, *_sums(usage_daily))
-        .where(*filters.on(usage_daily))
-        .group_by(*keys)
-        .order_by(*keys)
-    )
+    table = filters.table
+    keys = (table.c.day, table.c.login_name, table.c.model)
+    query = select(*keys, *_sums(table)).where(*filters.on(table)).group_by(*keys).order_by(*keys)
     return [{**row, "day": row["day"].isoformat()} for row in await _rows(db, query)]
 
 
-async def active_users(db: Database, filters: Filters) -> list[dict[str, Any]]:
+#: User Activity's groupings: per day, ISO week (from Monday), calendar month, and per day
+#: the users active on at least 4 of the 7 days ending that day (regular users).
+GROUPS = ("day", "week", "month", "4of7")
+
+
+async def active_users(
+    db: Database, filters: Filters, group: str = "day"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per day of the range: distinct logins that day, in the 7 days and in the 30 days
-    ending that day (DAU, WAU, MAU)."""
+    ending that day (DAU, WAU, MAU); and the range's periods of `group` (GROUPS) with
+    their active users (`start` the period's first day, clipped to the range)."""
     reach = Filters(filters.since - timedelta(days=29), filters.until, filters.login_name)
     query = (
         select(usage_daily.c.day, usage_daily.c.login_name)
@@ -204,7 +312,33 @@ async def active_users(db: Database, filters: Filters) -> list[dict[str, Any]]:
             }
         )
         day += timedelta(days=1)
-    return result
+    return result, _periods(per_day, filters, group)
+
+
+def _period_start(day: date, group: str) -> date:
+    if group == "week":
+        return day - timedelta(days=day.weekday())
+    if group == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _periods(per_day: dict[date, set[str]], filters: Filters, group: str) -> list[dict[str, Any]]:
+    periods: dict[date, set[str]] = {}
+    day = filters.since
+    while day < filters.until:
+        start = max(_period_start(day, group), filters.since)
+        users = periods.setdefault(start, set())
+        if group == "4of7":
+            days_active: dict[str, int] = defaultdict(int)
+            for back in range(7):
+                for login in per_day.get(day - timedelta(days=back), ()):
+                    days_active[login] += 1
+            users.update(login for login, n in days_active.items() if n >= 4)
+        else:
+            users |= per_day.get(day, set())
+        day += timedelta(days=1)
+    return [{"start": start.isoformat(), "users": len(users)} for start, users in periods.items()]
 
 
 async def list_sessions(

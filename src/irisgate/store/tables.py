@@ -35,6 +35,14 @@ Tables:
   Fernet token; see `irisgate.connectors.tokens`).
 - `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
   session id): the same kind of sums for the Agent activity and Session logs pages.
+- `tool_use_daily`: tool calls per (UTC day, login, session, kind, connector, tool, model),
+  for the Tool Use page. `usage_facets_daily`: `usage_daily`'s sums with agent, status code
+  and one indexed header's value as more key columns, for the Usage Overview's filters.
+- `api_keys`: personal and service API keys, by id: the SHA-256 of the secret (never the
+  secret), its first characters to recognise it by, owner, name, expiry, revocation, the
+  model globs that narrow it and the quota template of its own bucket. `api_key_generation`
+  is one number every change of `api_keys` raises, which instances poll (irisgate.identity.
+  keyring). `requests.key_id` and `key_name` name the key a request used ("" for none).
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
 - `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
@@ -212,6 +220,10 @@ requests = Table(
     _count("response_bytes"),
     Column("exported_at", UTCDateTime, nullable=True),
     Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
+    _text("key_id"),
+    _text("key_name"),
+    # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
+    Column("attempts", Text, nullable=True),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -280,6 +292,13 @@ usage_daily = Table(
     PrimaryKeyConstraint(*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_daily"),
 )
 
+Index(
+    "ix_usage_daily_unfolded",
+    usage_daily.c.day,
+    postgresql_where=usage_daily.c.shard != 0,
+    sqlite_where=usage_daily.c.shard != 0,
+)
+
 connector_tokens = Table(
     "connector_tokens",
     metadata,
@@ -316,6 +335,13 @@ usage_agent_daily = Table(
     PrimaryKeyConstraint(*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_agent_daily"),
 )
 
+Index(
+    "ix_usage_agent_daily_unfolded",
+    usage_agent_daily.c.day,
+    postgresql_where=usage_agent_daily.c.shard != 0,
+    sqlite_where=usage_agent_daily.c.shard != 0,
+)
+
 # One row per agent session (`requests.session_id`) of one login and shard: when it ran and
 # its sums, for the Session logs page, so that listing sessions never groups `requests`.
 sessions = Table(
@@ -332,6 +358,96 @@ sessions = Table(
 )
 Index("ix_sessions_last_at", sessions.c.last_at)
 Index("ix_sessions_login_name_last_at", sessions.c.login_name, sessions.c.last_at)
+# the rows outside shard 0, which the rollup fold (`irisgate.telemetry.folding`) moves
+Index(
+    "ix_sessions_unfolded",
+    sessions.c.last_at,
+    postgresql_where=sessions.c.shard != 0,
+    sqlite_where=sessions.c.shard != 0,
+)
+
+#: `tool_use_daily.kind`: an MCP connector's tool, an HTTP connector request, or tool calls a
+#: model asked for in its answer.
+TOOL_KINDS: tuple[str, ...] = ("mcp", "http", "model")
+#: The key of `tool_use_daily` (its sums are `calls` and `errors`).
+TOOL_KEY_COLUMNS: tuple[str, ...] = (
+    "day",
+    "login_name",
+    "session_id",
+    "kind",
+    "connector",
+    "tool",
+    "model",
+)
+
+# Tool calls per (UTC day, login, session, kind, connector, tool, model): the Tool Use page
+# reads this instead of the requests that carry tool calls.
+tool_use_daily = Table(
+    "tool_use_daily",
+    metadata,
+    *(Column(name, Date if name == "day" else Text, nullable=False) for name in TOOL_KEY_COLUMNS),
+    _count("calls"),
+    _count("errors"),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    _shard(),
+    PrimaryKeyConstraint(*TOOL_KEY_COLUMNS, ROLLUP_SHARD, name="pk_tool_use_daily"),
+    # SQLite: rows stored in key order, so a range of days is one sequential read (a rowid
+    # table would look up every row the key's index finds: about three times slower)
+    sqlite_with_rowid=False,
+)
+Index(
+    "ix_tool_use_daily_unfolded",
+    tool_use_daily.c.day,
+    postgresql_where=tool_use_daily.c.shard != 0,
+    sqlite_where=tool_use_daily.c.shard != 0,
+)
+
+#: The key of `usage_facets_daily` (its sums are `ROLLUP_SUM_COLUMNS`). `header` and `value`
+#: are '' in the row every request adds to; a request adds one more row per indexed header
+#: it carried (`database.headers.filterable`), so a filter names at most one header.
+FACET_KEY_COLUMNS: tuple[str, ...] = (
+    "day",
+    "login_name",
+    "model",
+    "provider",
+    "agent",
+    "status",
+    "header",
+    "value",
+)
+
+# usage_daily with more dimensions, for the Usage Overview's agent, status code and header
+# filters (read only when one of them is set).
+usage_facets_daily = Table(
+    "usage_facets_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("agent", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("header", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    *(_count(name) for name in ROLLUP_SUM_COLUMNS),
+    _shard(),
+    PrimaryKeyConstraint(*FACET_KEY_COLUMNS, ROLLUP_SHARD, name="pk_usage_facets_daily"),
+    sqlite_with_rowid=False,  # as tool_use_daily
+)
+Index(
+    "ix_usage_facets_daily_header_value_day",
+    usage_facets_daily.c.header,
+    usage_facets_daily.c.value,
+    usage_facets_daily.c.day,
+)
+Index(
+    "ix_usage_facets_daily_unfolded",
+    usage_facets_daily.c.day,
+    postgresql_where=usage_facets_daily.c.shard != 0,
+    sqlite_where=usage_facets_daily.c.shard != 0,
+)
+
 # Quota balances (irisgate.quotas): the row is the authority for a bucket's money. Instances
 # lease slices of `balance_nanodollars` (the part outside every lease) into `quota_leases`
 # and spend them locally; `quota_changes` records every manual change (who, when, what).
@@ -379,6 +495,22 @@ quota_journal = Table(
     Column("bucket", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("journal", "bucket", name="pk_quota_journal"),
+)
+
+# Rate limits (irisgate.quotas.ratelimits): each instance's own use of each limit, written in
+# the background (irisgate.quotas.ratesync); the row named "" is the instance's heartbeat.
+rate_limit_use = Table(
+    "rate_limit_use",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("instance", Text, nullable=False),
+    Column("period_s", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("current", BigInteger, nullable=False),
+    Column("previous", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("name", "instance", name="pk_rate_limit_use"),
 )
 
 # The chat app (irisgate.chat): conversations of one login and their messages in order.
@@ -458,3 +590,31 @@ def conflict_insert(dialect: str, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite_insert(table)
     raise ValueError(f"no INSERT … ON CONFLICT for the {dialect!r} database")
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    _text("prefix"),
+    _text("name"),
+    Column("owner", Text, nullable=False),
+    Column("service", Boolean, nullable=False, server_default=text("false")),
+    _text("created_by"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    _text("revoked_by"),
+    _text("models"),  # JSON list of provider/model globs; "" for none
+    _text("quota"),  # a template of the config's quotas; "" for none
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
+)
+Index("ix_api_keys_owner", api_keys.c.owner)
+api_key_generation = Table(
+    "api_key_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)

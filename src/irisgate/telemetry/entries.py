@@ -43,6 +43,12 @@ _meta_of = attrgetter(*META_FIELDS)
 _STARTED_AT = META_FIELDS.index("started_at")
 _TAGS = META_FIELDS.index("tags")
 _USAGE = META_FIELDS.index("usage")
+_HEADERS = META_FIELDS.index("indexed_headers")
+#: fields added at the end since the first spool format, with the defaults that frames
+#: written before them get (in order: a frame lacks the last few)
+_ADDED: tuple[tuple[str, Any], ...] = (("indexed_headers", []), ("key_id", ""), ("key_name", ""))
+if META_FIELDS[-len(_ADDED) :] != tuple(name for name, _ in _ADDED):
+    raise RuntimeError("RequestRecord's last fields must be those of _ADDED, in order")
 
 
 class EntryError(ValueError):
@@ -99,8 +105,12 @@ def decode(payload: bytes | memoryview) -> RequestRecord:
         raw_size = values.pop()
         response_size = values.pop()
         request_size = values.pop()
-        if len(values) != len(META_FIELDS):
+        missing = len(META_FIELDS) - len(values)
+        if 0 < missing <= len(_ADDED):  # a frame written before the last fields existed
+            values.extend(default for _, default in _ADDED[len(_ADDED) - missing :])
+        elif missing:
             raise EntryError(f"{len(values)} fields, expected {len(META_FIELDS)}")
+        values[_HEADERS] = tuple((str(k), str(v)) for k, v in values[_HEADERS])
         values[_STARTED_AT] = datetime.fromisoformat(values[_STARTED_AT])
         values[_TAGS] = tuple(values[_TAGS])
         values[_USAGE] = Usage(**values[_USAGE])

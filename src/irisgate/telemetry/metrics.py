@@ -264,6 +264,12 @@ class Metrics:
             ["bucket"],
             registry=r,
         )
+        self.rate_limit_rejections = Counter(
+            "irisgate_rate_limit_rejections",
+            "Requests refused with 429 because a rate limit was reached, by its template.",
+            ["limit"],
+            registry=r,
+        )
         self.hook_calls = Counter(
             "irisgate_hook_calls",
             "Calls of a configured hook, by hook name and event.",
@@ -346,6 +352,10 @@ class Metrics:
     def quota_rejected(self, bucket: str) -> None:
         """The quota feature refused a request because `bucket` was exhausted."""
         self.quota_rejections.labels(bucket).inc()
+
+    def rate_limited(self, template: str) -> None:
+        """The rate limits refused a request at the limit `template` (never a login name)."""
+        self.rate_limit_rejections.labels(template).inc()
 
     def hook_called(self, hook: str, event: str) -> None:
         """A hook was called for `event` (e.g. `pre_request`, `post_response`)."""

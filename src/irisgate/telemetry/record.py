@@ -11,7 +11,9 @@ import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from irisgate.config.model import FilterableHeader
 from irisgate.usage.tokens import Usage
 
 # request ids need uniqueness, not secrecy: a fast generator seeded from the OS will do
@@ -87,5 +89,40 @@ class RequestRecord:
     response_bytes: int = 0  # body size sent to the client
     #: the `resp_…` id of an OpenAI Responses API response this request created ("" if none)
     response_id: str = ""
+    #: the upstream attempts (failover, several keys): each {provider, key (index), status
+    #: (0: no answer), error, ms (to the answer's head)}; [] for a single-key provider's
+    #: only attempt, which `provider` says all of
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     #: False for traffic that is not LLM usage (connector calls): kept out of usage_daily
     counts_as_usage: bool = True
+    #: (name, value) of each `database.headers.filterable` header the request or its answer
+    #: carried (value '' for `redact_values`), set by `index_headers` before it is stored
+    indexed_headers: tuple[tuple[str, str], ...] = ()
+    #: the API key the caller used (its id and name, never the secret); "" for none
+    key_id: str = ""
+    key_name: str = ""
+
+
+def index_headers(record: RequestRecord, filterable: tuple[FilterableHeader, ...]) -> None:
+    """Set `record.indexed_headers` from its (already redacted) request headers, else its
+    response headers: names lower-case, values cut like `recorded_name` (at most
+    NAME_LIMIT characters, no control characters), '' when the header's values are not
+    to be kept."""
+    found: list[tuple[str, str]] = []
+    for header in filterable:
+        value = _header_value(record.request_headers, header.name)
+        if value is None:
+            value = _header_value(record.response_headers, header.name)
+        if value is not None:
+            found.append((header.name, "" if header.redact_values else recorded_name(value)))
+    record.indexed_headers = tuple(found)
+
+
+def _header_value(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, value in headers.items():  # stored as received: any case
+        if key.lower() == name:
+            return value
+    return None

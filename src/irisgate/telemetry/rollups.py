@@ -1,9 +1,11 @@
 """The dashboard's extra rollups, written by the batch writer beside `usage_daily`.
 
 `usage_agent_daily` sums requests per (UTC day, login, agent program) and `sessions` per
-(login, session id), with first/last request times. Like `usage_daily`, each batch is summed
-per key first, then one upsert per key adds the sums to the transaction's shard of the key
-(`irisgate.telemetry.shards`), keys in sorted order.
+(login, session id), with first/last request times. `tool_use_daily` counts tool calls per
+(day, login, session, kind, connector, tool, model); `usage_facets_daily` sums usage per
+(day, login, model, provider, agent, status code) plus once per indexed header value. Like
+`usage_daily`, each batch is summed per key first, then one upsert per key adds the sums
+to the transaction's shard of the key (`irisgate.telemetry.shards`), keys in sorted order.
 
 The writer hands over its prepared rows (driver values in `requests` column order) plus each
 record's rollup amounts, so nothing here converts values again. The rows built here lack
@@ -21,13 +23,19 @@ from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
     AGENT_ROLLUP_KEY_COLUMNS,
+    FACET_KEY_COLUMNS,
+    HTTP_FORMAT,
+    MCP_FORMAT,
     ROLLUP_SHARD,
     ROLLUP_SUM_COLUMNS,
     SESSION_SUM_COLUMNS,
+    TOOL_KEY_COLUMNS,
     conflict_insert,
     requests,
     sessions,
+    tool_use_daily,
     usage_agent_daily,
+    usage_facets_daily,
 )
 from irisgate.usage.agents import agent_name
 
@@ -41,6 +49,8 @@ _SESSION_COLUMNS = (
     ROLLUP_SHARD,
 )
 _AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
+_TOOL_COLUMNS = (*TOOL_KEY_COLUMNS, "calls", "errors", "first_at", "last_at", ROLLUP_SHARD)
+_FACET_COLUMNS = (*FACET_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
 _REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name not in ("id", "exported_at"))
 _AT = _REQUEST_COLUMNS.index("started_at")
 _LOGIN = _REQUEST_COLUMNS.index("login_name")
@@ -48,10 +58,15 @@ _SESSION = _REQUEST_COLUMNS.index("session_id")
 _AGENT = _REQUEST_COLUMNS.index("user_agent")
 _STATUS = _REQUEST_COLUMNS.index("status")
 _ERROR = _REQUEST_COLUMNS.index("error")
+_FORMAT = _REQUEST_COLUMNS.index("api_format")
+_MODEL = _REQUEST_COLUMNS.index("model")
+_PROVIDER = _REQUEST_COLUMNS.index("provider")
+_TOOL_CALLS = _REQUEST_COLUMNS.index("tool_calls")
 # Where each session sum comes from in the usage_daily amounts (ROLLUP_SUM_COLUMNS order).
 _SESSION_FROM = tuple(ROLLUP_SUM_COLUMNS.index(name) for name in SESSION_SUM_COLUMNS)
 
-Rollup = tuple[tuple[Any, ...], date, tuple[int, ...]]  # (request row, day, amounts)
+#: (request row, day, usage amounts, indexed headers)
+Rollup = tuple[tuple[Any, ...], date, tuple[int, ...], tuple[tuple[str, str], ...]]
 
 
 class DashboardRollups:
@@ -61,10 +76,15 @@ class DashboardRollups:
         self._sqlite = dialect.name == "sqlite"
         self.agents_sql = _compile(_agent_upsert(dialect.name), _AGENT_COLUMNS, dialect)
         self.sessions_sql = _compile(_session_upsert(dialect.name), _SESSION_COLUMNS, dialect)
+        self.tools_sql = _compile(_tool_upsert(dialect.name), _TOOL_COLUMNS, dialect)
+        self.facets_sql = _compile(_facet_upsert(dialect.name), _FACET_COLUMNS, dialect)
+
+    def _day(self, day: date) -> Any:
+        return day.isoformat() if self._sqlite else day
 
     def agent_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
         groups: dict[tuple[date, str, str], list[int]] = {}
-        for row, day, amounts in batch:
+        for row, day, amounts, _headers in batch:
             if not amounts:  # a connector call: not model usage
                 continue
             key = (day, row[_LOGIN], agent_name(row[_AGENT]))
@@ -81,7 +101,7 @@ class DashboardRollups:
 
     def session_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
         groups: dict[tuple[str, str], list[Any]] = {}
-        for row, _day, usage_amounts in batch:
+        for row, _day, usage_amounts, _headers in batch:
             if not row[_SESSION]:
                 continue
             # a connector call has no usage amounts: one request of the session, no tokens
@@ -103,6 +123,58 @@ class DashboardRollups:
                 found[offset] += amounts[i]
         return [(*key, *values) for key, values in sorted(groups.items())]
 
+    def tool_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
+        """Calls per tool key: one per connector record (an error when it failed), the
+        record's `tool_calls` for a model's answer that asked for tools."""
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for row, day, _amounts, _headers in batch:
+            api_format = row[_FORMAT]
+            if api_format == MCP_FORMAT:
+                kind, connector, tool, model = "mcp", row[_PROVIDER], row[_MODEL], ""
+            elif api_format == HTTP_FORMAT:
+                kind, connector, tool, model = "http", row[_PROVIDER], "", ""
+            elif row[_TOOL_CALLS] > 0:
+                kind, connector, tool, model = "model", "", "", row[_MODEL]
+            else:
+                continue
+            calls = row[_TOOL_CALLS] if kind == "model" else 1
+            failed = kind != "model" and (row[_STATUS] >= 400 or bool(row[_ERROR]))
+            key = (self._day(day), row[_LOGIN], row[_SESSION], kind, connector, tool, model)
+            at = row[_AT]
+            found = groups.get(key)
+            if found is None:
+                groups[key] = [calls, int(failed), at, at]
+                continue
+            found[0] += calls
+            found[1] += int(failed)
+            found[2] = min(found[2], at)
+            found[3] = max(found[3], at)
+        return [(*key, *values) for key, values in sorted(groups.items())]
+
+    def facet_rows(self, batch: Sequence[Rollup]) -> list[tuple[Any, ...]]:
+        """Usage per facet key: once with header '' and once per indexed header."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for row, day, amounts, headers in batch:
+            if not amounts:  # a connector call: not model usage
+                continue
+            base = (
+                self._day(day),
+                row[_LOGIN],
+                row[_MODEL],
+                row[_PROVIDER],
+                agent_name(row[_AGENT]),
+                row[_STATUS],
+            )
+            for header in (("", ""), *headers):
+                key = (*base, *header)
+                sums = groups.get(key)
+                if sums is None:
+                    groups[key] = list(amounts)
+                else:
+                    for i, amount in enumerate(amounts):
+                        sums[i] += amount
+        return [(*key, *sums) for key, sums in sorted(groups.items())]
+
 
 def _compile(statement: Insert, columns: tuple[str, ...], dialect: Dialect) -> str:
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
@@ -117,6 +189,31 @@ def _agent_upsert(dialect: str) -> Insert:
     update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
     result: Insert = stmt.on_conflict_do_update(
         index_elements=[*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD], set_=update
+    )
+    return result
+
+
+def _tool_upsert(dialect: str) -> Insert:
+    stmt = conflict_insert(dialect, tool_use_daily)
+    table = tool_use_daily.c
+    least, greatest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+    update: dict[str, Any] = {
+        name: table[name] + stmt.excluded[name] for name in ("calls", "errors")
+    }
+    update["first_at"] = least(table.first_at, stmt.excluded.first_at)
+    update["last_at"] = greatest(table.last_at, stmt.excluded.last_at)
+    result: Insert = stmt.on_conflict_do_update(
+        index_elements=[*TOOL_KEY_COLUMNS, ROLLUP_SHARD], set_=update
+    )
+    return result
+
+
+def _facet_upsert(dialect: str) -> Insert:
+    stmt = conflict_insert(dialect, usage_facets_daily)
+    table = usage_facets_daily.c
+    update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
+    result: Insert = stmt.on_conflict_do_update(
+        index_elements=[*FACET_KEY_COLUMNS, ROLLUP_SHARD], set_=update
     )
     return result
 

@@ -57,10 +57,13 @@ class Prepared(NamedTuple):
     rollup_key: tuple[date, str, str, str]
     rollup_amounts: tuple[int, ...]  # in ROLLUP_SUM_COLUMNS order
     response: tuple[Any, ...] | None = None  # _RESPONSE_COLUMNS order, when it created one
+    headers: tuple[tuple[str, str], ...] = ()  # the record's indexed headers
 
     @property
-    def dashboard_rollup(self) -> tuple[tuple[Any, ...], date, tuple[int, ...]]:
-        return (self.request, self.rollup_key[0], self.rollup_amounts)
+    def dashboard_rollup(
+        self,
+    ) -> tuple[tuple[Any, ...], date, tuple[int, ...], tuple[tuple[str, str], ...]]:
+        return (self.request, self.rollup_key[0], self.rollup_amounts, self.headers)
 
 
 class Statements(NamedTuple):
@@ -155,6 +158,9 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.request_bytes,
         record.response_bytes,
         estimated,
+        record.key_id,
+        record.key_name,
+        orjson.dumps(record.attempts).decode() if record.attempts else None,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
@@ -191,7 +197,15 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         if record.response_id
         else None
     )
-    return Prepared(record.request_id, request_row, capture_row, key, amounts, response)
+    return Prepared(
+        record.request_id,
+        request_row,
+        capture_row,
+        key,
+        amounts,
+        response,
+        tuple((str(name), str(value)) for name, value in record.indexed_headers),
+    )
 
 
 #: SQLAlchemy's SQLite `DATETIME` storage format (applied to the naive UTC value).
@@ -233,7 +247,9 @@ def _sqlite_float(value: Any) -> float | None:
 def without_nul(prepared: Prepared) -> Prepared:
     """`prepared` with NUL characters removed from its text values, or `prepared` itself
     when it has none."""
-    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request):
+    if not any(isinstance(v, str) and "\x00" in v for v in prepared.request) and not any(
+        "\x00" in name or "\x00" in value for name, value in prepared.headers
+    ):
         return prepared
 
     def clean(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -248,6 +264,7 @@ def without_nul(prepared: Prepared) -> Prepared:
         rollup_key=(day, request[_LOGIN], request[_MODEL], request[_PROVIDER]),
         rollup_amounts=prepared.rollup_amounts,
         response=None if prepared.response is None else clean(prepared.response),
+        headers=tuple((n.replace("\x00", ""), v.replace("\x00", "")) for n, v in prepared.headers),
     )
 
 

@@ -595,6 +595,14 @@ class BatchWriter:
         sessions = self._mine(dashboard.session_rows, extra)
         if sessions:
             rollups.append((dashboard.sessions_sql, sessions))
+        await asyncio.sleep(0)
+        tools = self._mine(dashboard.tool_rows, extra)
+        if tools:
+            rollups.append((dashboard.tools_sql, tools))
+        await asyncio.sleep(0)
+        facets = self._mine(dashboard.facet_rows, extra)
+        if facets:
+            rollups.append((dashboard.facets_sql, facets))
         return plan, rollups
 
     def _loop_busy(self) -> bool:

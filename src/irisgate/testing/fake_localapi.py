@@ -20,6 +20,8 @@ Behaviour follows ``ipn/localapi/localapi.go`` (see shared/reference/tailscale-i
 - ``GET /localapi/v0/status`` (``?peers=false``): ``ipnstate.Status`` of this node, named
   `self_name` in the tailnet (``Self.DNSName`` with its trailing dot, ``CertDomains``,
   ``MagicDNSSuffix``, ``CurrentTailnet``; ``Peer`` null as with ``peers=false``).
+  ``Self.KeyExpiry`` (Go's RFC 3339 time) only when `key_expiry` is set, as tailscaled leaves
+  it out for a node whose key expiry is disabled; ``Self.Expired`` once that time is past.
 - A peer matches on any of its addresses, whatever the port. A connection tailscaled itself
   relays to this machine (userspace networking, `tailscale serve` TCP forwarding) comes from a
   local address such as ``127.0.0.1``, told apart only by port: WhoIs of that ``ip:port``
@@ -37,6 +39,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +148,8 @@ class FakeLocalAPI(StartStop):
         self.self_name = "ai"
         self.deny_whois = False
         self.serve_config: dict[str, Any] = {}
+        #: when this node's key expires (`Self.KeyExpiry`); None: key expiry disabled
+        self.key_expiry: datetime | None = None
         self.delay = 0.0
         self.whois_calls = 0
         self.requests: list[RecordedRequest] = []
@@ -381,6 +386,11 @@ class FakeLocalAPI(StartStop):
             "Online": True,
             "InNetworkMap": True,
         }
+        if self.key_expiry is not None:
+            expiry = self.key_expiry.astimezone(UTC)
+            if expiry <= datetime.now(UTC):
+                me["Expired"] = True
+            me["KeyExpiry"] = expiry.isoformat().replace("+00:00", "Z")
         return {
             "Version": TAILSCALE_VERSION,
             "TUN": False,

@@ -9,6 +9,8 @@ credential reached the upstream:
 - `fail()` → a tool error
 - `sized(size)` → a text of `size` bytes, with `sized_tool=True` (for answer limits)
 
+`legacy_sse=True` serves the legacy SSE transport (2024-11-05: GET /sse, an `endpoint`
+event, POSTs to /messages/) instead of Streamable HTTP.
 `json_response=True` answers calls with one JSON body instead of an SSE stream, and
 `gzip_always=True` then compresses those bodies whatever the client asked for (a server
 that ignores `Accept-Encoding`).
@@ -51,10 +53,13 @@ class McpToolServer(StartStop):
         json_response: bool = False,
         sized_tool: bool = False,
         gzip_always: bool = False,
+        legacy_sse: bool = False,
     ) -> None:
         """Expect `header` (name, exact value), or `query` (param, value), or let `check`
         return the credential it accepts from (headers, query) or None to refuse.
-        `json_response`: answer calls with one JSON body instead of an SSE stream."""
+        `json_response`: answer calls with one JSON body instead of an SSE stream.
+        `legacy_sse`: serve the legacy (2024-11-05) SSE transport at /sse instead."""
+        self.legacy_sse = legacy_sse
         self.name = name
         self.json_response = json_response
         self.sized_tool = sized_tool
@@ -64,6 +69,7 @@ class McpToolServer(StartStop):
         self._check = check or _exact(header, query)
         self.refused = 0  # requests refused for a wrong or missing credential
         self.seen: list[str] = []  # accepted credentials, in order
+        self.requests: list[tuple[str, str]] = []  # (method, path) of accepted requests
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -71,7 +77,7 @@ class McpToolServer(StartStop):
     def url(self) -> str:
         if not self.port:
             raise RuntimeError(f"MCP test server {self.name} has no port before start()")
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"http://127.0.0.1:{self.port}/{'sse' if self.legacy_sse else 'mcp'}"
 
     def _mcp(self) -> MCPServer:
         mcp: MCPServer = MCPServer(self.name)
@@ -112,11 +118,13 @@ class McpToolServer(StartStop):
         return mcp
 
     def _app(self) -> Any:
-        inner = self._mcp().streamable_http_app(
-            stateless_http=True,
-            json_response=self.json_response,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        if self.legacy_sse:
+            inner = self._mcp().sse_app(transport_security=security)
+        else:
+            inner = self._mcp().streamable_http_app(
+                stateless_http=True, json_response=self.json_response, transport_security=security
+            )
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
@@ -131,6 +139,7 @@ class McpToolServer(StartStop):
                 await send({"type": "http.response.body", "body": b"wrong credential"})
                 return
             self.seen.append(accepted)
+            self.requests.append((scope["method"], scope["path"]))
             scope["irisgate.test.credential"] = accepted
             await inner(scope, receive, _gzipping(send) if self.gzip_always else send)
 

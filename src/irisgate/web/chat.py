@@ -26,12 +26,16 @@ async def chat_page(request: Request) -> Response:
     reason = refusal(caller, runtime_of(request).snapshot.config)
     if reason is not None:
         return _page(reason, caller.identity.login_name, 403, sign_out)
-    return _page(None, caller.identity.login_name, 200, sign_out)
+    return _page(None, caller.identity.login_name, 200, sign_out, admin=caller.is_admin)
 
 
-def _page(reason: str | None, login: str | None, status: int, sign_out: bool) -> HTMLResponse:
+def _page(
+    reason: str | None, login: str | None, status: int, sign_out: bool, *, admin: bool = False
+) -> HTMLResponse:
+    """The page; its sidebar links to the caller's budget (admins: the Quotas page) and, for
+    admins, to the admin console."""
     body = template("chat.html").render(
-        refusal=reason, login=login, version=__version__, sign_out=sign_out
+        refusal=reason, login=login, version=__version__, sign_out=sign_out, admin=admin
     )
     return HTMLResponse(body, status_code=status)
 

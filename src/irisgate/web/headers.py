@@ -41,11 +41,11 @@ _NAMES = frozenset(name for name, _ in HEADERS)
 
 
 def is_page(path: str) -> bool:
-    """A path of the dashboard (`/ui`), the chat app (`/chat`, not `/api/chat/...`), the
-    page an OAuth sign-in for a connector returns to (`/aperture/auth/<id>/callback`) or
-    the sign-in pages of identity mode oidc (`/auth/…`)."""
-    return path in ("/ui", "/chat") or path.startswith(
-        ("/ui/", "/chat/", "/aperture/auth/", "/auth/")
+    """A path of the dashboard (`/ui`, and its admin pages at Aperture's `/admin`), the chat
+    app (`/chat`, not `/api/chat/...`), the page an OAuth sign-in for a connector returns to
+    (`/aperture/auth/<id>/callback`) or the sign-in pages of identity mode oidc (`/auth/…`)."""
+    return path in ("/ui", "/chat", "/admin") or path.startswith(
+        ("/ui/", "/chat/", "/admin/", "/aperture/auth/", "/auth/")
     )
 
 

@@ -21,6 +21,13 @@ class Page:
     #: Listed only for viewers with chat enabled (the Chat link, Chat activity).
     chat: bool = False
 
+    @property
+    def href(self) -> str:
+        """The sidebar's link: admin pages at Aperture's `/admin/…` (`path` works too)."""
+        if self.path.startswith("/ui/admin/"):
+            return "/admin/" + self.path.removeprefix("/ui/admin/")
+        return self.path
+
 
 @dataclass(frozen=True, slots=True)
 class Group:
@@ -35,6 +42,7 @@ NAV: tuple[Group, ...] = (
         (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
+            Page("keys", "API Keys", "/ui/keys"),
             Page("models", "Models", "/ui/models"),
             Page("connectors", "Connectors", "/ui/connectors"),
             Page("chat", "Chat", "/chat/", new_tab=True, chat=True),
@@ -62,6 +70,7 @@ NAV: tuple[Group, ...] = (
         "Administration",
         (
             Page("quotas", "Quotas", "/ui/admin/quotas", admin=True),
+            Page("providers", "Providers", "/ui/admin/providers", admin=True),
             Page("settings", "Settings", "/ui/admin/settings", admin=True),
             Page("connectors_admin", "Connector Settings", "/ui/admin/connectors", admin=True),
         ),
@@ -69,7 +78,10 @@ NAV: tuple[Group, ...] = (
     ),
     Group(
         "Reference",
-        (Page("api_docs", "API Docs", "/ui/admin/api-docs", admin=True),),
+        (
+            Page("integrations", "Integrations", "/ui/admin/integrations", admin=True),
+            Page("api_docs", "API Docs", "/ui/admin/api-docs", admin=True),
+        ),
         admin=True,
     ),
 )

@@ -66,7 +66,7 @@ def sign_in_redirect(path: str, query: str) -> Response:
 
 
 def _resolver(request: Request) -> OidcResolver | None:
-    resolver = runtime_of(request).resolver
+    resolver = runtime_of(request).resolver.inner  # the mode's, behind the API key ring
     return resolver if isinstance(resolver, OidcResolver) else None
 
 

@@ -6,7 +6,7 @@ this method), answered like every other error of the endpoint they were meant fo
   `Allow` every method the path has, across all of the routes that serve it (Starlette would
   name only the first route's);
 - `/v1/models`: OpenAI's envelope;
-- a dashboard page under `/ui/`: a 404 page inside the dashboard, with its navigation;
+- a dashboard page under `/ui/` or `/admin/`: a 404 page inside the dashboard, with its navigation;
 - anything else: Starlette's plain text.
 """
 
@@ -51,7 +51,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def _is_ui_page(path: str) -> bool:
-    return path.startswith("/ui/") and not path.startswith(_STATIC)
+    return path.startswith(("/ui/", "/admin/")) and not path.startswith(_STATIC)
 
 
 def _allowed(request: Request) -> list[str]:

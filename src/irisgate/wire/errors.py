@@ -10,7 +10,7 @@ from typing import Literal
 
 ErrorKind = Literal[
     "invalid_request",  # 400: the request itself is wrong
-    "authentication",  # 401: the caller must sign in or present a key
+    "authentication",  # 401: a key that is not valid; no key or sign-in where one is needed
     "permission",  # 403: identity refused or nothing granted
     "not_found",  # 404: unknown model
     "too_large",  # 413

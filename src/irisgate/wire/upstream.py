@@ -3,6 +3,8 @@
 The incoming path (and query) is appended to the provider's `baseurl`. Client credentials
 never reach the upstream in `override` and `none` auth modes; in `passthrough` the client's
 own `Authorization` / `x-api-key` is forwarded and the configured key is only a fallback.
+An irisgate API key (a credential header whose value holds `IRISGATE_KEY_PREFIX`) is
+irisgate's own and never forwarded, in any mode (`forwardable`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+#: what every irisgate API key starts with (irisgate.identity.keys owns the format)
+IRISGATE_KEY_PREFIX = "irisgate_"
+
+
+def forwardable(name: str, value: str) -> bool:
+    """Whether a client's credential header may go upstream: not when it holds an irisgate
+    key, which is for irisgate alone."""
+    return IRISGATE_KEY_PREFIX not in value
+
 
 #: never forwarded in either direction (RFC 9110 §7.6.1 plus framing we recompute)
 HOP_BY_HOP = frozenset(
@@ -92,9 +104,11 @@ def build_headers(
     provider: Destination,
     incoming: dict[str, str],
     extra: list[tuple[str, str]],
+    key: str | None = None,
 ) -> dict[str, str]:
     """Headers for the upstream: the client's minus hop-by-hop, identity and credentials,
-    plus the provider credential and the provider's and grants' `add_headers`."""
+    plus the provider credential (`key` when given: one of a provider's several keys) and
+    the provider's and grants' `add_headers`."""
     mode = provider.auth_mode
     out: dict[str, str] = {}
     client_creds: dict[str, str] = {}
@@ -102,14 +116,17 @@ def build_headers(
         if name in HOP_BY_HOP or name.startswith("tailscale-"):
             continue
         if name in CREDENTIALS:
-            if mode == "passthrough" and name in ("authorization", "x-api-key"):
+            passed = name in ("authorization", "x-api-key") and forwardable(name, value)
+            if mode == "passthrough" and passed:
                 client_creds[name] = value
             continue
         out[name] = value
     if mode == "passthrough" and client_creds:
         out.update(client_creds)
     elif mode != "none":
-        out.update(credential_headers(provider.authorization, provider.header_key))
+        out.update(
+            credential_headers(provider.authorization, provider.header_key if key is None else key)
+        )
     for name, value in (*provider.add_headers, *extra):
         out[name.lower()] = value
     return out

@@ -32,8 +32,8 @@ from irisgate.wire.errors import ErrorKind, GatewayError
 #: google.rpc.Code names Google APIs put in `error.status`
 GOOGLE_STATUS: dict[ErrorKind, str] = {
     "invalid_request": "INVALID_ARGUMENT",
-    "permission": "PERMISSION_DENIED",
     "authentication": "UNAUTHENTICATED",
+    "permission": "PERMISSION_DENIED",
     "not_found": "NOT_FOUND",
     "too_large": "INVALID_ARGUMENT",
     "rate_limit": "RESOURCE_EXHAUSTED",
@@ -46,8 +46,8 @@ GOOGLE_STATUS: dict[ErrorKind, str] = {
 #: Bedrock runtime exception names (the `x-amzn-ErrorType` header, read by the AWS SDKs)
 BEDROCK_ERRORS: dict[ErrorKind, str] = {
     "invalid_request": "ValidationException",
-    "permission": "AccessDeniedException",
     "authentication": "UnrecognizedClientException",
+    "permission": "AccessDeniedException",
     "not_found": "ResourceNotFoundException",
     "too_large": "ValidationException",
     "rate_limit": "ThrottlingException",

@@ -36,8 +36,8 @@ from irisgate.wire.errors import GatewayError
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
-    "permission": "permission_error",
     "authentication": "invalid_request_error",
+    "permission": "permission_error",
     "not_found": "invalid_request_error",
     "too_large": "invalid_request_error",
     "rate_limit": "insufficient_quota",
@@ -49,8 +49,8 @@ _OPENAI_TYPES = {
 }
 _ANTHROPIC_TYPES = {
     "invalid_request": "invalid_request_error",
-    "permission": "permission_error",
     "authentication": "authentication_error",
+    "permission": "permission_error",
     "not_found": "not_found_error",
     "too_large": "request_too_large",
     "rate_limit": "rate_limit_error",

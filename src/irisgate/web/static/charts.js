@@ -81,6 +81,43 @@ export function lineChart(container, days, series, format = (v) => v, { integer 
   render();
 }
 
+// Stacked bars over days: days as YYYY-MM-DD, series as [{label, values}] stacked bottom to
+// top in the given order. Each bar is drawn at its cumulative height, tallest first, so the
+// lower segments paint over it; the legend and the cursor show each series' own value.
+export function stackedBars(container, days, series, format = (v) => v, { integer = false } = {}) {
+  const render = () => draw(container, (width) => {
+    if (!days.length || !series.length) return null;
+    const c = colors();
+    const palette = [...c.series, "#8e6bbf", "#e0b03b", "#3d9970", "#b85c8a", "#6c7a89", "#c0a030"];
+    const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
+    const stacked = [];
+    let running = days.map(() => 0);
+    for (const s of series) {
+      running = running.map((v, i) => v + (s.values[i] || 0));
+      stacked.push(running.map((v) => v || null)); // no zero-height bar outlines
+    }
+    const half = 43200; // half a day: the first and last bars whole
+    const order = series.map((_, i) => series.length - 1 - i); // tallest (top of stack) first
+    return new uPlot({
+      width, height: 280, legend: { show: true },
+      scales: { y: fromZero, x: { time: true, range: (u, min, max) => [min - half, max + half] } },
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      axes: [axis(c), { ...axis(c, (u, ticks) => ticks.map(format)), size: 70,
+        ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 1e5, 1e6] } : {}) }],
+      series: [{}, ...order.map((i) => {
+        const color = palette[i % palette.length];
+        return {
+          label: series[i].label, stroke: color, fill: color, width: 1,
+          paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false },
+          value: (u, v, si, idx) => (idx === null || idx === undefined ? "" : format(series[i].values[idx] || 0)),
+        };
+      })],
+    }, [xs, ...order.map((i) => stacked[i])], container);
+  });
+  container.__render = render;
+  render();
+}
+
 let pending = 0;
 function redrawAll() {
   cancelAnimationFrame(pending);

@@ -1,12 +1,13 @@
 // Connector Settings: the admins' editor of connectors.servers. It edits the parsed config
-// (like the visual editor in Settings) and saves the whole config through PUT /api/config, so
-// every change is a config version with history and rollback. Stored secrets arrive as
+// (like the visual editors in Settings) and saves it through PUT /api/config as `value`, so
+// every change is a config version with history and rollback, written into the stored text
+// in place (the file's comments kept). Stored secrets arrive as
 // "[redacted]" and are sent back unchanged, which tells irisgate to keep the stored value.
 // Errors come back with their key path and are shown at the field they name.
 import { el } from "/ui/static/shell.js";
 import { api } from "/ui/static/pages.js";
 import { authLabel } from "/ui/static/connectors.js";
-import { hujsonToJson } from "/ui/static/visual.js";
+import { CATALOG } from "/ui/static/connector_catalog.js";
 
 const ID = /^[A-Za-z][A-Za-z0-9]*$/;
 const SECRET_FIELDS = new Set(["token", "secret", "key", "password", "client_secret"]);
@@ -39,8 +40,12 @@ const AUTH_FIELDS = {
     { key: "client_secret", label: "Client secret", secret: true },
     { key: "scopes", label: "Scopes (comma-separated)", list: true },
   ],
+  // irisgate finds the authorization server and registers itself: nothing else to fill in
+  oauth2_dynamic_client_registration: [
+    { key: "scopes", label: "Scopes (comma-separated, optional)", list: true },
+  ],
 };
-const MANAGED = ["protocol", "url", "description", "context", "provider", "auth"];
+const MANAGED = ["protocol", "url", "description", "context", "provider", "auth", "transport"];
 
 const isSecretLiteral = (key, value) => SECRET_FIELDS.has(key) && typeof value === "string" && value !== ""
   && !value.startsWith("env:") && !value.startsWith("file:");
@@ -55,7 +60,8 @@ export function masked(entry) {
 const authType = (entry) => (entry.auth && entry.auth.type) || "none";
 // Short names for the table's Auth column (the form and the details use the long ones).
 const SHORT = { none: "none", bearer_token: "bearer token", api_key: "API key", basic: "basic",
-  oauth2_client_credentials: "OAuth2 client", oauth2_authorization_code: "OAuth2 per user" };
+  oauth2_client_credentials: "OAuth2 client", oauth2_authorization_code: "OAuth2 per user",
+  oauth2_dynamic_client_registration: "OAuth2 registered" };
 const list = (value) => value.split(",").map((s) => s.trim()).filter(Boolean);
 const field = (label, input, path, extra = {}) => el("label", { class: "field", "data-field": path, ...extra },
   el("span", { text: label }), input, el("span", { class: "field-error", role: "alert" }));
@@ -82,7 +88,7 @@ export function connectorEditor() {
   async function load() {
     const data = await api("/api/config");
     hash = data.hash;
-    config = JSON.parse(hujsonToJson(data.config));
+    config = data.value;
     renderTable();
   }
 
@@ -148,10 +154,17 @@ export function connectorEditor() {
     const typeSelect = el("select", { name: "auth.type" },
       ...Object.keys(AUTH_FIELDS).map((t) => el("option", { value: t, selected: t === type, text: authLabel(t) === "OAuth 2.0 (your account)" ? "OAuth 2.0 authorization code (per user)" : authLabel(t) })),
       unknownAuth ? el("option", { value: type, selected: true, text: `${authLabel(type)} (kept as it is)` }) : null);
+    const picker = id !== null ? null : field("Start from a common connector",
+      el("select", { name: "catalog" }, el("option", { value: "", text: "— none: fill in below —" }),
+        ...CATALOG.map((c) => el("option", { value: c.key, text: c.name }))), "catalog");
     form.replaceChildren(
+      ...(picker ? [picker] : []),
       field("Connector ID (letters and digits, starting with a letter)", el("input", { name: "id", value: id || "", required: true, autocomplete: "off" }), "id"),
       field("Protocol", el("select", { name: "protocol" }, ...["mcp", "http"].map((p) => el("option", { value: p, selected: (original.protocol || "mcp") === p, text: p }))), "protocol"),
       field("Upstream URL", el("input", { name: "url", type: "url", value: original.url || "", placeholder: "https://mcp.example.com/mcp", required: true }), "url"),
+      field("MCP transport", el("select", { name: "transport" },
+        ...[["streamable_http", "Streamable HTTP"], ["sse", "Legacy SSE (2024-11-05)"]].map(([v, t]) =>
+          el("option", { value: v, selected: (original.transport || "streamable_http") === v, text: t }))), "transport"),
       field("Description", el("input", { name: "description", value: original.description || "" }), "description"),
       field("Context (prompt text for agents)", el("textarea", { name: "context", rows: "3", text: original.context || "" }), "context"),
       field("Provider", el("input", { name: "provider", value: original.provider || "", placeholder: "Custom" }), "provider"),
@@ -159,10 +172,36 @@ export function connectorEditor() {
       el("div", { id: "auth-fields", class: "auth-fields" }),
     );
     typeSelect.addEventListener("change", () => { renderAuthFields(); update(); });
+    picker?.querySelector("select").addEventListener("change", (event) => prefill(event.target.value));
+    // the transport is an MCP setting: hidden for HTTP connectors
+    const protocolSelect = form.querySelector("[name=protocol]");
+    const showTransport = () => { form.querySelector("[data-field=transport]").style.display = protocolSelect.value === "mcp" ? "" : "none"; };
+    protocolSelect.addEventListener("change", showTransport);
+    showTransport();
     renderAuthFields();
     showEditor(true);
     update();
     form.querySelector("[name=id]").focus();
+  }
+
+  // Fills the form from a catalog entry (the admin reviews it and adds a secret if needed).
+  function prefill(key) {
+    const chosen = CATALOG.find((c) => c.key === key);
+    if (!chosen) return;
+    const set = (name, value) => { form.querySelector(`[name="${name}"]`).value = value || ""; };
+    set("id", chosen.id);
+    set("protocol", chosen.protocol);
+    form.querySelector("[name=protocol]").dispatchEvent(new Event("change", { bubbles: true }));
+    set("url", chosen.url);
+    set("transport", chosen.transport || "streamable_http");
+    set("description", chosen.description);
+    set("provider", chosen.provider);
+    set("auth.type", chosen.auth.type);
+    original = { protocol: chosen.protocol };
+    renderAuthFields();
+    const secret = form.querySelector("#auth-fields input[name='auth.token']");
+    if (secret && chosen.hint) secret.placeholder = `${chosen.hint}, env:NAME or file:PATH`;
+    update();
   }
 
   function renderAuthFields() {
@@ -198,6 +237,7 @@ export function connectorEditor() {
     entry.protocol = value("protocol");
     entry.url = value("url");
     for (const key of ["description", "context", "provider"]) if (value(key)) entry[key] = value(key);
+    if (entry.protocol === "mcp" && value("transport") === "sse") entry.transport = "sse";
     const type = value("auth.type");
     if (unknownAuth && type === authType(original)) entry.auth = unknownAuth;
     else if (type !== "none") {
@@ -253,7 +293,7 @@ export function connectorEditor() {
       const result = await api("/api/config", {
         method: "PUT",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ config: JSON.stringify(next, null, 2) + "\n", hash }),
+        body: JSON.stringify({ value: next, hash }),
       });
       say("ok", `Saved as version ${result.version}.`);
       await load();

@@ -1,7 +1,7 @@
 // Page modules of the dashboard. Every number shown is fetched from a documented /api/
 // endpoint; text goes in through textContent (never innerHTML), so nothing is interpreted.
 import { el } from "/ui/static/shell.js";
-import { barChart, lineChart } from "/ui/static/charts.js";
+import { barChart, lineChart, stackedBars } from "/ui/static/charts.js";
 
 export async function api(url, options = {}) {
   const response = await fetch(url, { headers: { accept: "application/json" }, ...options });
@@ -114,6 +114,21 @@ export function dashboardPage(login) {
   }
   load();
   setInterval(() => { if (!document.hidden) load(); }, 5000);
+}
+
+// The admin's User Dashboard: pick a login (suggested from the last 30 days' users) and
+// see their dashboard at /ui/dashboard/<login>.
+export async function userPicker() {
+  const form = document.getElementById("user-picker");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const login = form.elements.login.value.trim();
+    if (login) location.assign(`/ui/dashboard/${encodeURIComponent(login)}`);
+  });
+  try {
+    const data = await api("/api/usage/users?sort=login_name&order=asc&per_page=500");
+    document.getElementById("user-choices").replaceChildren(...data.users.map((u) => el("option", { value: u.login_name })));
+  } catch { /* suggestions only: the form works without them */ }
 }
 
 // ---- Models -----------------------------------------------------------------------------
@@ -263,8 +278,30 @@ function tokenColumns(table) {
   return apply;
 }
 
-export function usagePage(isAdmin) {
-  const query = filterForm(document.getElementById("filters"), () => { state.page = 1; load(); });
+// The Usage Overview's agent list and the indexed headers this viewer may filter on.
+async function facetChoices(form) {
+  let choices;
+  try { choices = await api("/api/usage/filters"); } catch { return; }
+  document.getElementById("agent-choices").replaceChildren(...choices.agents.map((a) => el("option", { value: a })));
+  if (!choices.headers.length) return;
+  const select = form.elements.header;
+  select.append(...choices.headers.map((h) => el("option", { value: h.name, text: h.redact_values ? `${h.name} (present)` : h.name })));
+  const redacted = new Set(choices.headers.filter((h) => h.redact_values).map((h) => h.name));
+  const value = form.elements.header_value;
+  const sync = () => {
+    value.disabled = !select.value || redacted.has(select.value);
+    if (value.disabled) value.value = "";
+  };
+  select.addEventListener("change", sync);
+  document.getElementById("header-filter").hidden = false;
+  return sync;
+}
+
+export async function usagePage(isAdmin) {
+  const form = document.getElementById("filters");
+  const syncHeader = await facetChoices(form);
+  const query = filterForm(form, () => { state.page = 1; load(); });
+  syncHeader?.();
   const state = { sort: "total_tokens", order: "desc", page: 1, per_page: 10, metric: "tokens", summary: null };
   const table = document.getElementById("users-table");
   const csv = document.getElementById("download-csv");
@@ -357,13 +394,32 @@ export function usagePage(isAdmin) {
 }
 
 // ---- Admin: activity pages --------------------------------------------------------------
+const GROUP_LABEL = { day: "Daily active users", week: "Weekly active users", month: "Monthly active users", "4of7": "Users active on 4 of 7 days" };
+
 export function userActivityPage() {
   const query = filterForm(document.getElementById("filters"), load);
   const get = latest();
+  const state = { group: new URLSearchParams(location.search).get("group") || "day" };
+  const buttons = [...document.querySelectorAll("[data-group]")];
+  const press = () => { for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.group === state.group)); };
+  for (const button of buttons) {
+    button.addEventListener("click", () => {
+      state.group = button.dataset.group;
+      const params = new URLSearchParams(location.search);
+      params.set("group", state.group);
+      history.replaceState(null, "", "?" + params);
+      press();
+      load();
+    });
+  }
+  press();
   async function load() {
     const chart = document.getElementById("chart-active");
+    const grouped = document.getElementById("chart-grouped");
     let data;
-    try { data = await get(`/api/usage/active-users?${query()}`); } catch (error) { showError(chart, error); return; }
+    const q = query();
+    q.set("group", state.group);
+    try { data = await get(`/api/usage/active-users?${q}`); } catch (error) { showError(chart, error); return; }
     if (!data) return;
     const last = data.days[data.days.length - 1] || { daily: 0, weekly: 0, monthly: 0 };
     setText("stat-dau", num(last.daily));
@@ -375,22 +431,51 @@ export function userActivityPage() {
       { label: "Weekly", values: data.days.map((d) => d.weekly) },
       { label: "Monthly", values: data.days.map((d) => d.monthly) },
     ], num, { integer: true });
+    setText("group-title", GROUP_LABEL[data.group]);
+    const periods = data.periods.some((p) => p.users > 0) ? data.periods : [];
+    stackedBars(grouped, periods.map((p) => p.start), [{ label: GROUP_LABEL[data.group], values: periods.map((p) => p.users) }], num, { integer: true });
+    const body = document.querySelector("#periods-table tbody");
+    body.replaceChildren(...data.periods.map((p) => el("tr", { "data-start": p.start },
+      el("td", { text: p.start }), el("td", { class: "num", text: num(p.users) }))));
   }
   load();
 }
 
+const PER_PAGE = 10;
+
 export function activityPage(endpoint, key) {
-  const query = filterForm(document.getElementById("filters"), load);
+  const query = filterForm(document.getElementById("filters"), () => { state.page = 1; load(); });
   const table = document.getElementById("activity-table");
-  const state = { sort: "total_tokens", order: "desc", rows: [] };
+  const state = { sort: "total_tokens", order: "desc", rows: [], page: 1, metric: "tokens", daily: null };
   const nameOf = (row) => (key === "models" ? row.model : row.agent);
   for (const button of table.querySelectorAll("[data-sort]")) {
     button.addEventListener("click", () => {
       const k = button.dataset.sort;
       state.order = state.sort === k && state.order === "desc" ? "asc" : k === "name" && state.sort !== k ? "asc" : "desc";
       state.sort = k;
+      state.page = 1;
       render();
     });
+  }
+  for (const button of document.querySelectorAll("#activity-pager [data-page]")) {
+    button.addEventListener("click", () => { state.page += button.dataset.page === "next" ? 1 : -1; render(); });
+  }
+  for (const button of document.querySelectorAll("[data-metric]")) {
+    button.addEventListener("click", () => {
+      state.metric = button.dataset.metric;
+      for (const b of document.querySelectorAll("[data-metric]")) b.setAttribute("aria-pressed", String(b === button));
+      drawStacked();
+    });
+  }
+  function drawStacked() {
+    const d = state.daily;
+    if (!d) return;
+    const cost = state.metric === "cost";
+    setText("metric-name", cost ? "cost" : "tokens");
+    const any = d.series.some((s) => s.tokens.some((v) => v > 0) || s.cost.some((v) => v > 0));
+    stackedBars(document.getElementById("chart-stacked"), any ? d.days : [],
+      d.series.map((s) => ({ label: s.name ?? "Other", values: cost ? s.cost.map((v) => v / 1e9) : s.tokens })),
+      cost ? (v) => usd(v * 1e9) : compact);
   }
   function render() {
     const value = (row) => (state.sort === "name" ? nameOf(row) : row[state.sort] ?? -1);
@@ -398,14 +483,20 @@ export function activityPage(endpoint, key) {
     for (const button of table.querySelectorAll("[data-sort]")) {
       button.parentElement.setAttribute("aria-sort", button.dataset.sort === state.sort ? (state.order === "asc" ? "ascending" : "descending") : "none");
     }
+    const pages = Math.max(1, Math.ceil(rows.length / PER_PAGE));
+    state.page = Math.min(Math.max(1, state.page), pages);
+    const shown = rows.slice((state.page - 1) * PER_PAGE, state.page * PER_PAGE);
     const body = table.querySelector("tbody");
-    body.replaceChildren(...rows.map((r) => el("tr", {},
+    body.replaceChildren(...shown.map((r) => el("tr", {},
       el("td", {}, el("code", { text: nameOf(r) }), key === "models" ? el("span", { class: "hint", text: ` ${r.provider}` }) : null),
       ...["input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens", "total_tokens", "requests"].map((k) => el("td", { class: "num", text: num(r[k]) })),
       el("td", { class: "num", text: usd(r.avg_cost_per_mtok_nanodollars) }),
       el("td", { class: "num", text: usd(r.cost_nanodollars) }),
     )));
     if (!rows.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No requests in this range." })));
+    setText("page-info", `Page ${state.page} of ${pages} · ${num(rows.length)} ${key}`);
+    document.querySelector("#activity-pager [data-page=prev]").disabled = state.page <= 1;
+    document.querySelector("#activity-pager [data-page=next]").disabled = state.page >= pages;
   }
   const get = latest();
   async function load() {
@@ -414,7 +505,9 @@ export function activityPage(endpoint, key) {
     try { data = await get(`${endpoint}?${query()}`); } catch (error) { showError(chart, error); return; }
     if (!data) return;
     state.rows = data[key];
+    state.daily = data.daily;
     barChart(chart, state.rows.map(nameOf), state.rows.map((r) => r.total_tokens), compact);
+    drawStacked();
     render();
   }
   load();
@@ -462,7 +555,8 @@ export function sessionsPage() {
     if (!data) return;
     body.replaceChildren(...data.requests.map((r) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: short(r.started_at) })),
-      el("td", { text: r.model }), el("td", { text: r.status }),
+      el("td", { text: r.model }),
+      el("td", {}, String(r.status), retried(r.attempts) ? el("span", { class: "badge warn retried", title: attemptsText(r.attempts), text: `${r.attempts.length} attempts` }) : null),
       el("td", { class: "num", text: num(r.total_tokens) }), el("td", { class: "num", text: usd(r.cost_nanodollars) }),
       el("td", { class: "num", text: `${Math.round(r.duration_ms)} ms` }),
     )));
@@ -481,6 +575,7 @@ export function sessionsPage() {
       ["Cost", usd(r.cost_nanodollars)], ["Duration", `${Math.round(r.duration_ms)} ms`],
       ["Time to first byte", r.ttfb_ms === null ? "–" : `${Math.round(r.ttfb_ms)} ms`],
       ["User agent", r.user_agent || "–"], ["Started", when(r.started_at)]];
+    if (r.attempts && r.attempts.length) facts.push(["Upstream attempts", attemptsText(r.attempts)]);
     document.getElementById("capture-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
     setText("capture-tools", r.tool_calls ? `${r.tool_calls} tool call(s) in the answer (see the response body).` : "None.");
     const pretty = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text ?? "(not captured)"; } };
@@ -491,6 +586,12 @@ export function sessionsPage() {
     panel.scrollIntoView({ block: "start" });
   }
   load();
+}
+
+// A request's upstream attempts (failover, several keys): one line each, never a key itself.
+function retried(attempts) { return Boolean(attempts && attempts.length > 1); }
+function attemptsText(attempts) {
+  return attempts.map((a, i) => `${i + 1}. ${a.provider} key #${a.key}: ${a.status ? `HTTP ${a.status}` : "no answer"}${a.error ? ` (${a.error})` : ""}, ${Math.round(a.ms)} ms`).join("\n");
 }
 
 // ---- Admin: API docs --------------------------------------------------------------------

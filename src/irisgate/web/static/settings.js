@@ -1,10 +1,11 @@
-// Settings: the raw HuJSON editor (errors inline at their line, conflicts explained,
-// self-lockout refused by the API) and the config history with diff and rollback.
+// Settings: the visual editors (visual.js), the raw HuJSON editor (errors inline at their
+// line, conflicts explained, self-lockout refused by the API) and the config history with
+// diff and rollback. Every save is `PUT /api/config` on top of the loaded version's hash.
 import { el, tabs } from "/ui/static/shell.js";
 import { api } from "/ui/static/pages.js";
-import { visualEditor } from "/ui/static/visual.js";
+import { visualEditors } from "/ui/static/visual.js";
 
-export function settingsPage() {
+export function settingsPage(login, options) {
   tabs();
   const text = document.getElementById("config-text");
   const gutter = document.getElementById("gutter");
@@ -27,6 +28,7 @@ export function settingsPage() {
     document.getElementById("config-version").textContent = data.version;
     errors.replaceChildren();
     lines();
+    visual.load(data.value);
   }
 
   function goToLine(line) {
@@ -50,7 +52,6 @@ export function settingsPage() {
       say("ok", done(result) + (result.warnings.length ? ` ${result.warnings.length} warning(s).` : ""));
       await loadConfig();
       await loadHistory();
-      await visual.load();
       return true;
     } catch (error) {
       if (error.status === 409) {
@@ -78,9 +79,10 @@ export function settingsPage() {
     return send("/api/config", "PUT", { config: configText, hash }, (result) => `Saved as version ${result.version}.`);
   }
 
-  const visual = visualEditor({ getConfig: async () => (await loadConfig(), text.value), save });
+  const saveValue = (value) => send("/api/config", "PUT", { value, hash }, (result) => `Saved as version ${result.version}.`);
+  const visual = visualEditors({ options, save: saveValue });
   document.getElementById("save-raw").addEventListener("click", () => save(text.value));
-  document.getElementById("reload-config").addEventListener("click", () => visual.load().then(() => say("ok", "Reloaded the newest version.")));
+  document.getElementById("reload-config").addEventListener("click", () => loadConfig().then(() => say("ok", "Reloaded the newest version.")));
 
   const table = document.querySelector("#history-table tbody");
   const dialog = document.getElementById("confirm");
@@ -118,6 +120,6 @@ export function settingsPage() {
   }
   document.getElementById("tab-history").addEventListener("tab-selected", () =>
     loadHistory().catch((error) => say("error", error.message)));
-  visual.load().catch((error) => say("error", error.message));
+  loadConfig().catch((error) => say("error", error.message));
   loadHistory().catch((error) => say("error", error.message));
 }

@@ -14,24 +14,30 @@ import {
   sessionsPage,
   usagePage,
   userActivityPage,
+  userPicker,
 } from "/ui/static/pages.js";
 import { addQuotaTooltips, myQuotas, quotasPage } from "/ui/static/quotas.js";
 import { settingsPage } from "/ui/static/settings.js";
 import { copyButtons, tabs } from "/ui/static/shell.js";
 import { toolUsePage } from "/ui/static/tool_use.js";
+import { keyMaker, keysPage } from "/ui/static/keys.js";
 
 const starts = {
   activity: (endpoint, key) => activityPage(endpoint, key),
   agentConfig: () => {
     tabs();
     copyButtons();
+    keyMaker(document.getElementById("agent-key"), "agent off the tailnet");
   },
+  keys: (admin) => keysPage(admin),
   apiDocs: () => apiDocsPage(),
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
   connectorEditor: () => connectorEditor(),
-  dashboard: (subject, own) => {
+  integrations: () => copyButtons(),
+  dashboard: (subject, own, admin) => {
     dashboardPage(subject);
+    if (admin) userPicker();
     if (own) myQuotas();
   },
   models: async () => {
@@ -40,9 +46,9 @@ const starts = {
   },
   quotas: () => quotasPage(),
   sessions: () => sessionsPage(),
-  settings: (login) => settingsPage(login),
+  settings: (login, options) => settingsPage(login, options),
   toolUse: () => toolUsePage(),
-  usage: (isAdmin) => usagePage(isAdmin),
+  usage: async (isAdmin) => usagePage(isAdmin),
   userActivity: () => userActivityPage(),
 };
 

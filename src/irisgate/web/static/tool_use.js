@@ -1,6 +1,6 @@
-// The Tool Use page: tool calls per day by kind (stacked as lines), by tool, per session,
+// The Tool Use page: tool calls per day by kind (a stacked histogram), by tool, per session,
 // from GET /api/usage/tools with the filters of the form (kept in the URL).
-import { lineChart } from "/ui/static/charts.js";
+import { stackedBars } from "/ui/static/charts.js";
 import { api, filterForm, num } from "/ui/static/pages.js";
 import { el } from "/ui/static/shell.js";
 
@@ -25,8 +25,7 @@ export function toolUsePage() {
     for (const key of ["mcp", "http", "model"]) document.getElementById(`tool-${key}`).textContent = num(data.totals[key]);
     document.getElementById("tool-total").textContent = num(data.totals.calls);
     const days = data.days.map((d) => d.day);
-    lineChart(chart, days, Object.entries(KIND).map(([key, label]) => ({ label, values: data.days.map((d) => d[key]) })),
-      num, { integer: true });
+    stackedBars(chart, days, Object.entries(KIND).map(([key, label]) => ({ label, values: data.days.map((d) => d[key]) })), num, { integer: true });
     toolsBody.replaceChildren(...(data.tools.length ? data.tools.map((t) => el("tr", { "data-kind": t.kind },
       el("td", { text: KIND[t.kind] }), el("td", {}, t.connector ? el("code", { text: t.connector }) : "–"),
       el("td", {}, t.tool ? el("code", { text: t.tool }) : "–"), el("td", { text: t.model || "–" }),
@@ -34,7 +33,7 @@ export function toolUsePage() {
       el("td", { class: "num", text: num(t.users) }))) :
       [el("tr", {}, el("td", { colspan: 7, class: "empty", text: "No tool calls in this range." }))]));
     sessionsBody.replaceChildren(...(data.sessions.length ? data.sessions.map((s) => el("tr", { "data-session": s.session_id },
-      el("td", {}, el("code", { text: s.session_id })), el("td", { text: s.login_name }),
+      el("td", {}, el("a", { href: `?session=${encodeURIComponent(s.session_id)}`, text: s.session_id })), el("td", { text: s.login_name }),
       el("td", {}, el("time", { datetime: s.last_at, text: short(s.last_at) })),
       el("td", { class: "num", text: num(s.mcp) }), el("td", { class: "num", text: num(s.http) }),
       el("td", { class: "num", text: num(s.model) }), el("td", { class: "num calls", text: num(s.calls) }))) :

@@ -4,7 +4,7 @@
 cookie; `signin_attempts` one row per sign-in between /auth/login and /auth/callback, keyed
 by the SHA-256 of its `state` and deleted when the callback takes it.
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision: str | None = "0012"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
