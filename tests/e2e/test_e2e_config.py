@@ -99,7 +99,7 @@ def broken_lines(name: str) -> list[str]:
         " user, admin",
         f'{name}:15: quotas.q.capacity: must be more than $0, not "$0"',
         f"{name}:16: warning: chat_models: unknown key, ignored (known keys: providers, grants, "
-        "temp_grants, quotas, hooks, exporters, connectors, mcp, database, flags, "
+        "temp_grants, quotas, rate_limits, hooks, exporters, connectors, mcp, database, flags, "
         "auto_cost_basis)",
         f"{name}: 4 error(s)",
     ]
