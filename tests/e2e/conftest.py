@@ -19,8 +19,12 @@ import openai
 import pytest
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.postgres import PostgresCluster
 from irisgate.testing.server import IrisgateServer
+
+#: an irisgate process, or its app in the test's process where the process is not the point
+Gateway = IrisgateServer | InProcessIrisgate
 
 ALICE_IP = "127.0.0.2"  # admin
 BOB_IP = "127.0.0.3"  # user, anthropic models only
@@ -139,30 +143,37 @@ def http_from(ip: str, base_url: str) -> httpx2.Client:
     )
 
 
-def openai_client(gw: IrisgateServer, ip: str = ALICE_IP, **kwargs: Any) -> openai.OpenAI:
+def client_from(ip: str, gw: Gateway) -> httpx2.Client:
+    """An HTTP client of `gw` whose requests come from `ip` (a tailnet identity)."""
+    if isinstance(gw, InProcessIrisgate):
+        return gw.client_from(ip)
+    return http_from(ip, gw.url)
+
+
+def openai_client(gw: Gateway, ip: str = ALICE_IP, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=gw.url + "/v1",
         api_key="client-placeholder-key",
-        http_client=http_from(ip, gw.url),
+        http_client=client_from(ip, gw),
         max_retries=0,
         **kwargs,
     )
 
 
-def anthropic_client(gw: IrisgateServer, ip: str = ALICE_IP) -> anthropic.Anthropic:
+def anthropic_client(gw: Gateway, ip: str = ALICE_IP) -> anthropic.Anthropic:
     return anthropic.Anthropic(
         base_url=gw.url,
         api_key="client-placeholder-key",
-        http_client=http_from(ip, gw.url),
+        http_client=client_from(ip, gw),
         max_retries=0,
     )
 
 
-def wait_for_record(gw: IrisgateServer, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_for_record(gw: Gateway, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """The stored capture of one request, polling the API as the admin until it is written."""
     import time
 
-    client = http_from(ALICE_IP, gw.url)
+    client = client_from(ALICE_IP, gw)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         resp = client.get(f"/api/requests/{request_id}")

@@ -1,8 +1,9 @@
 """End-to-end: the config file, `irisgate config check`, and `GET/PUT /api/config`.
 
-Everything runs through real processes: `python -m irisgate config check FILE`, `irisgate serve`
-with and without `--config`, and the management API called as the tailnet admin (alice) or a
-plain user (bob) from their own loopback addresses.
+`python -m irisgate config check FILE` and `irisgate serve` refusing a broken file run as
+processes; the management API and the start with and without `--config` run irisgate's app in
+the test's process (`InProcessIrisgate`), called as the tailnet admin (alice) or a plain user
+(bob) from their own loopback addresses.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from conftest import (
     BOB_IP,
     NOBODY_IP,
     OPENAI_KEY,
+    Gateway,
+    _socket_of,
     anthropic_client,
+    client_from,
     gateway_config,
-    http_from,
     openai_client,
 )
 
-from irisgate.testing import FakeLLM
-from irisgate.testing.server import IrisgateServer, free_port
+from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
+from irisgate.testing.server import free_port
 
 APERTURE = "tailscale.com/cap/aperture"
 USER_MSG = [{"role": "user", "content": "hello"}]
@@ -95,7 +99,7 @@ def broken_lines(name: str) -> list[str]:
         " user, admin",
         f'{name}:15: quotas.q.capacity: must be more than $0, not "$0"',
         f"{name}:16: warning: chat_models: unknown key, ignored (known keys: providers, grants, "
-        "temp_grants, quotas, hooks, exporters, connectors, mcp, database, flags, "
+        "temp_grants, quotas, rate_limits, hooks, exporters, connectors, mcp, database, flags, "
         "auto_cost_basis)",
         f"{name}: 4 error(s)",
     ]
@@ -120,12 +124,12 @@ def message(client: anthropic.Anthropic, model: str) -> Any:
     return client.messages.create(model=model, max_tokens=16, messages=USER_MSG)  # type: ignore[arg-type]
 
 
-def get_config(gw: IrisgateServer, ip: str = ALICE_IP) -> httpx2.Response:
-    with http_from(ip, gw.url) as client:
+def get_config(gw: Gateway, ip: str = ALICE_IP) -> httpx2.Response:
+    with client_from(ip, gw) as client:
         return client.get("/api/config")
 
 
-def current(gw: IrisgateServer) -> tuple[str, str]:
+def current(gw: Gateway) -> tuple[str, str]:
     """(masked config text, hash) as the admin sees them."""
     resp = get_config(gw)
     assert resp.status_code == 200, resp.text
@@ -133,10 +137,8 @@ def current(gw: IrisgateServer) -> tuple[str, str]:
     return body["config"], body["hash"]
 
 
-def put_config(
-    gw: IrisgateServer, text: str, base_hash: str, ip: str = ALICE_IP
-) -> httpx2.Response:
-    with http_from(ip, gw.url) as client:
+def put_config(gw: Gateway, text: str, base_hash: str, ip: str = ALICE_IP) -> httpx2.Response:
+    with client_from(ip, gw) as client:
         return client.put("/api/config", json={"config": text, "hash": base_hash})
 
 
@@ -204,7 +206,21 @@ def test_serve_refuses_to_start_on_an_invalid_config_file(tmp_path: Path) -> Non
 # -- GET /api/config --------------------------------------------------------------------------
 
 
-def test_get_config_masks_literal_secrets(gateway: IrisgateServer) -> None:
+@pytest.fixture(scope="module")
+def gateway(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessIrisgate]:
+    """One irisgate app for the module's API tests (SQLite, tailscale identity)."""
+    with InProcessIrisgate(
+        gateway_config(fake_llm.base_url),
+        data_dir=tmp_path_factory.mktemp("irisgate"),
+        identity="tailscale",
+        tailscaled_socket=_socket_of(localapi),
+    ) as gw:
+        yield gw
+
+
+def test_get_config_masks_literal_secrets(gateway: InProcessIrisgate) -> None:
     assert gateway.config_path is not None
     original = gateway.config_path.read_text(encoding="utf-8")
     resp = get_config(gateway)
@@ -220,7 +236,7 @@ def test_get_config_masks_literal_secrets(gateway: IrisgateServer) -> None:
     assert body["config"].count(REDACTED) == 2
     for secret in (OPENAI_KEY, ANTHROPIC_KEY, "upstream-openai-secret", "sk-ant-upstream"):
         assert secret not in resp.text
-    with http_from(ALICE_IP, gateway.url) as client:
+    with client_from(ALICE_IP, gateway) as client:
         legacy = client.get("/aperture/config")
     assert legacy.status_code == 200
     assert legacy.json() == {"config": expected}
@@ -233,11 +249,11 @@ def test_get_config_masks_literal_secrets(gateway: IrisgateServer) -> None:
         (NOBODY_IP, "access denied: no role granted"),
     ],
 )
-def test_config_api_is_admin_only(gateway: IrisgateServer, ip: str, error: str) -> None:
+def test_config_api_is_admin_only(gateway: InProcessIrisgate, ip: str, error: str) -> None:
     resp = get_config(gateway, ip)
     assert resp.status_code == 403
     assert resp.json() == {"error": error}
-    with http_from(ip, gateway.url) as client:
+    with client_from(ip, gateway) as client:
         assert client.get("/aperture/config").json() == {"error": error}
     _, base = current(gateway)
     resp = put_config(gateway, "{}", base, ip)
@@ -250,7 +266,7 @@ def test_config_api_is_admin_only(gateway: IrisgateServer, ip: str, error: str) 
 
 
 @pytest.fixture
-def restore(gateway: IrisgateServer) -> Iterator[str]:
+def restore(gateway: InProcessIrisgate) -> Iterator[str]:
     """The original config file text; the test's config changes are undone afterwards."""
     assert gateway.config_path is not None
     original = gateway.config_path.read_text(encoding="utf-8")
@@ -269,7 +285,7 @@ def bob_grant(*caps: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_put_config_takes_effect_on_the_next_request(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     bob = openai_client(gateway, BOB_IP)
     with pytest.raises(openai.PermissionDeniedError):
@@ -293,7 +309,7 @@ def test_put_config_takes_effect_on_the_next_request(
 
 
 def test_put_config_removing_a_provider(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     bob = openai_client(gateway, BOB_IP)
     assert chat(bob, "llama-local").model == "llama-local"
@@ -307,7 +323,7 @@ def test_put_config_removing_a_provider(
     assert caught.value.body["message"] == (  # type: ignore[index]
         "model 'llama-local' is not served by any provider"
     )
-    with http_from(BOB_IP, gateway.url) as client:
+    with client_from(BOB_IP, gateway) as client:
         listed = [p["id"] for p in client.get("/api/providers").json()]
         models = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert listed == ["openai", "anthropic"]
@@ -317,7 +333,7 @@ def test_put_config_removing_a_provider(
 
 
 def test_put_config_with_a_stale_hash_is_409(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     _, old = current(gateway)
     first = gateway_config(fake_llm.base_url, grants=bob_grant({"models": "openai/*"}))
@@ -338,7 +354,7 @@ def test_put_config_with_a_stale_hash_is_409(
 
 
 def test_put_invalid_config_is_400_with_every_error(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     masked, base = current(gateway)
     version = get_config(gateway).json()["version"]
@@ -385,7 +401,7 @@ def test_put_invalid_config_is_400_with_every_error(
 
 
 def test_put_config_cannot_remove_the_callers_own_admin_role(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     masked, base = current(gateway)
     demoted = masked.replace('"role": "admin"', '"role": "user"', 1)
@@ -394,18 +410,18 @@ def test_put_config_cannot_remove_the_callers_own_admin_role(
     assert resp.status_code == 403
     assert resp.json() == {"error": "refused: this change would remove your own admin role"}
     assert current(gateway) == (masked, base)
-    with http_from(ALICE_IP, gateway.url) as client:
+    with client_from(ALICE_IP, gateway) as client:
         assert client.get("/api/whoami").json()["role"] == "admin"
     # handing admin to someone else while keeping your own is fine
     promoted = masked.replace('"role": "user"', '"role": "admin"', 1)  # bob's grant
     resp = put_config(gateway, promoted, base)
     assert resp.status_code == 200, resp.text
-    with http_from(BOB_IP, gateway.url) as client:
+    with client_from(BOB_IP, gateway) as client:
         assert client.get("/api/whoami").json()["role"] == "admin"
 
 
 def test_masked_config_round_trip_keeps_the_real_secrets(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     masked, base = current(gateway)
     assert masked.count(REDACTED) == 2
@@ -423,7 +439,7 @@ def test_masked_config_round_trip_keeps_the_real_secrets(
 
 
 def test_put_config_with_a_redacted_secret_nothing_can_restore_is_400(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     masked, base = current(gateway)
     renamed = masked.replace('"openai": {', '"openai2": {', 1)  # no secret stored for openai2
@@ -440,13 +456,13 @@ def test_put_config_with_a_redacted_secret_nothing_can_restore_is_400(
     assert current(gateway) == (masked, base)
 
 
-def rollback(gw: IrisgateServer, version: int, base_hash: object, ip: str = ALICE_IP) -> Any:
-    with http_from(ip, gw.url) as client:
+def rollback(gw: Gateway, version: int, base_hash: object, ip: str = ALICE_IP) -> Any:
+    with client_from(ip, gw) as client:
         return client.post(f"/api/config/versions/{version}/rollback", json={"hash": base_hash})
 
 
 def test_rollback_restores_a_literal_secret_deleted_since(
-    gateway: IrisgateServer, fake_llm: FakeLLM, restore: str
+    gateway: InProcessIrisgate, fake_llm: FakeLLM, restore: str
 ) -> None:
     before = get_config(gateway).json()
     # remove the openai provider (and its literal key) entirely
@@ -460,7 +476,7 @@ def test_rollback_restores_a_literal_secret_deleted_since(
         chat(openai_client(gateway, ALICE_IP), "gpt-4o-mini")
     # the masked old text cannot bring the key back through PUT...
     now = get_config(gateway).json()  # the current version, whose hash a change builds on
-    with http_from(ALICE_IP, gateway.url) as client:
+    with client_from(ALICE_IP, gateway) as client:
         masked_old = client.get(f"/api/config/versions/{before['version']}").json()["config"]
     assert put_config(gateway, masked_old, now["hash"]).status_code == 400
     # ...a rollback can: it saves the version as stored, and the key works again
@@ -476,7 +492,7 @@ def test_rollback_restores_a_literal_secret_deleted_since(
     after = get_config(gateway).json()
     assert after["config"] == before["config"]  # the same text, still masked
     assert OPENAI_KEY not in done.text and OPENAI_KEY not in after["config"]
-    with http_from(ALICE_IP, gateway.url) as client:
+    with client_from(ALICE_IP, gateway) as client:
         versions = client.get("/api/config/versions").json()["versions"]
     assert versions[0]["source"] == "rollback" and versions[0]["created_by"] == "alice@example.com"
 
@@ -484,17 +500,17 @@ def test_rollback_restores_a_literal_secret_deleted_since(
 # -- starting without a config, and importing --config ----------------------------------------
 
 
-def _default_server(data_dir: Path, **env: str) -> IrisgateServer:
-    server = IrisgateServer(None, data_dir=data_dir, identity="dev", env=env)
+def _default_server(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str
+) -> InProcessIrisgate:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
-        if name not in env:
-            server.env.pop(name, None)
-    return server
+        monkeypatch.delenv(name, raising=False)  # only what the test sets
+    return InProcessIrisgate(None, data_dir=data_dir, identity="dev", env=env)
 
 
-def test_no_config_starts_with_the_default(tmp_path: Path) -> None:
-    with _default_server(tmp_path) as gw:
-        with http_from("127.0.0.1", gw.url) as client:
+def test_no_config_starts_with_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with _default_server(monkeypatch, tmp_path) as gw:
+        with client_from("127.0.0.1", gw) as client:
             me = client.get("/api/whoami").json()
             providers = client.get("/api/providers").json()
             config = client.get("/api/config")
@@ -519,9 +535,12 @@ def test_no_config_starts_with_the_default(tmp_path: Path) -> None:
     assert "env:ANTHROPIC_API_KEY is not set" in text
 
 
-def test_no_config_with_openai_key_in_the_environment(tmp_path: Path) -> None:
+def test_no_config_with_openai_key_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     key = "sk-from-the-environment-not-real"
-    with _default_server(tmp_path, OPENAI_API_KEY=key) as gw, http_from("127.0.0.1", gw.url) as c:
+    gw = _default_server(monkeypatch, tmp_path, OPENAI_API_KEY=key)
+    with gw, client_from("127.0.0.1", gw) as c:
         providers = c.get("/api/providers").json()
         models = [m["id"] for m in c.get("/v1/models").json()["data"]]
         config = c.get("/api/config").text
@@ -534,11 +553,11 @@ def test_no_config_with_openai_key_in_the_environment(tmp_path: Path) -> None:
 
 
 def test_config_file_import_on_restart(fake_llm: FakeLLM, tmp_path: Path) -> None:
-    def start(text: str) -> IrisgateServer:
-        return IrisgateServer(text, data_dir=tmp_path, identity="dev")
+    def start(text: str) -> InProcessIrisgate:
+        return InProcessIrisgate(text, data_dir=tmp_path, identity="dev")
 
-    def state(gw: IrisgateServer) -> tuple[str, int, str]:
-        with http_from("127.0.0.1", gw.url) as client:
+    def state(gw: Gateway) -> tuple[str, int, str]:
+        with client_from("127.0.0.1", gw) as client:
             body = client.get("/api/config").json()
         return body["hash"], body["version"], body["config"]
 
@@ -581,7 +600,7 @@ def test_file_secrets_come_only_from_the_secrets_directory(
     secrets.mkdir()
     (secrets / "openai").write_text("sk-from-secrets-dir\n", encoding="utf-8")
     assert localapi.socket_path
-    with IrisgateServer(
+    with InProcessIrisgate(
         secret_file_config(fake_llm.base_url, "file:openai"),
         data_dir=tmp_path / "data",
         identity="tailscale",

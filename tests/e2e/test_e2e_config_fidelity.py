@@ -1,5 +1,6 @@
 """Config written for Aperture means the same through irisgate: `keyid:` key references,
-`<node>` buckets without a node, the models a bucket lists, and averages per million tokens."""
+`<node>` buckets without a node, the models a bucket lists, and averages per million tokens.
+irisgate's app runs in the test's process (`InProcessIrisgate`)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,28 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import ALICE_IP, _socket_of, gateway_config, http_from, openai_client, wait_for_record
+from conftest import (
+    ALICE_IP,
+    _socket_of,
+    client_from,
+    gateway_config,
+    openai_client,
+    wait_for_record,
+)
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
-from irisgate.testing.server import IrisgateServer
+from irisgate.testing.inprocess import InProcessIrisgate
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture
 def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator[Any]:
-    servers: list[IrisgateServer] = []
+    servers: list[InProcessIrisgate] = []
 
-    def run(config: str, identity: str = "tailscale") -> IrisgateServer:
+    def run(config: str, identity: str = "tailscale") -> InProcessIrisgate:
         extra = {"tailscaled_socket": _socket_of(localapi)} if identity == "tailscale" else {}
-        server = IrisgateServer(
+        server = InProcessIrisgate(
             config, data_dir=tmp_path / f"gw{len(servers)}", identity=identity, **extra
         )
         servers.append(server.start())
@@ -42,23 +50,21 @@ def _config(upstream: str, **changes: Any) -> dict[str, Any]:
     return config
 
 
-def test_a_keyid_reference_is_never_sent_upstream_as_the_key(
-    start: Any, fake_llm: FakeLLM
-) -> None:
+def test_a_keyid_reference_is_never_sent_upstream_as_the_key(start: Any, fake_llm: FakeLLM) -> None:
     config = _config(fake_llm.base_url)
     config["providers"]["openai"]["apikey"] = "keyid:openai-prod"
     config["providers"]["local"]["apikey"] = "keyid:local-prod"
     config["providers"]["local"]["auth_mode"] = "passthrough"
     gw = start(json.dumps(config))
     # override mode: the provider is out of routing, and the caller is told why
-    refused = http_from(ALICE_IP, gw.url).post(
+    refused = client_from(ALICE_IP, gw).post(
         "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES}
     )
     assert refused.status_code == 404, refused.text
     assert "keyid:openai-prod refers to Aperture's hosted key store" in refused.text
     assert not fake_llm.requests
     # passthrough without a client key: nothing is injected in the reference's place
-    answer = http_from(ALICE_IP, gw.url).post(
+    answer = client_from(ALICE_IP, gw).post(
         "/v1/chat/completions", json={"model": "llama-local", "messages": MESSAGES}
     )
     assert answer.status_code == 200, answer.text
@@ -68,9 +74,7 @@ def test_a_keyid_reference_is_never_sent_upstream_as_the_key(
         assert "authorization" not in request.headers
 
 
-def test_node_buckets_are_per_person_where_no_node_is_known(
-    start: Any, fake_llm: FakeLLM
-) -> None:
+def test_node_buckets_are_per_person_where_no_node_is_known(start: Any, fake_llm: FakeLLM) -> None:
     quotas = {"device:<node>": {"capacity": "$1.00", "rate": "$1.00/day"}}
     grants = [
         {
@@ -87,7 +91,8 @@ def test_node_buckets_are_per_person_where_no_node_is_known(
     seen: dict[str, list[str]] = {}
     for login in ("alice@example.com", "bob@example.com"):
         headers = {"Tailscale-User-Login": login}
-        client = httpx2.Client(base_url=gw.url, headers=headers, timeout=30)
+        client = client_from("127.0.0.1", gw)
+        client.headers.update(headers)
         answer = client.post(
             "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES}
         )
@@ -118,7 +123,7 @@ def test_bucket_models_leave_out_disabled_providers(start: Any, fake_llm: FakeLL
     admin = config["grants"][0]["app"]["tailscale.com/cap/aperture"]
     admin.append({"models": "**", "quotas": [{"bucket": "daily:<user>"}]})
     gw = start(json.dumps(config))
-    [bucket] = http_from(ALICE_IP, gw.url).get("/api/quotas").json()["buckets"]
+    [bucket] = client_from(ALICE_IP, gw).get("/api/quotas").json()["buckets"]
     assert bucket["caller_models"] == [
         "openai/gpt-4o-mini",
         "openai/gpt-5-mini",
@@ -144,10 +149,10 @@ def test_average_per_million_tokens_counts_only_priced_tokens(
     assert records[0]["cost_nanodollars"] > 0
     assert records[1]["cost_nanodollars"] is None
     expected = round(records[0]["cost_nanodollars"] * 1_000_000 / records[0]["total_tokens"])
-    summary = http_from(ALICE_IP, gw.url).get("/api/usage/summary").json()
+    summary = client_from(ALICE_IP, gw).get("/api/usage/summary").json()
     assert summary["totals"]["total_tokens"] == sum(r["total_tokens"] for r in records)
     assert summary["totals"]["avg_cost_per_mtok_nanodollars"] == expected
     by_model = {m["model"]: m for m in summary["models"]}
     assert by_model["llama-local"]["avg_cost_per_mtok_nanodollars"] is None
-    users = http_from(ALICE_IP, gw.url).get("/api/usage/users").json()["users"]
+    users = client_from(ALICE_IP, gw).get("/api/usage/users").json()["users"]
     assert users[0]["avg_cost_per_mtok_nanodollars"] == expected

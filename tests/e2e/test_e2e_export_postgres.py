@@ -22,7 +22,7 @@ from test_e2e_export import (
     capture_ids,
     chat,
     export_config,
-    gateway,
+    process,
     wait_for_export,
     wait_until,
 )
@@ -62,11 +62,17 @@ def pg() -> Iterator[tuple[str, str]]:
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
     with S3Server() as server:
-        server.create_bucket(BUCKET)
         yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Server:
+    """The module's S3 server, empty but for the bucket (running, whatever the test before)."""
+    s3_server.reset().create_bucket(BUCKET)
+    return s3_server
 
 
 def on_postgres(server: IrisgateServer, url: str) -> IrisgateServer:
@@ -83,7 +89,7 @@ def test_two_instances_export_each_record_once(
 ) -> None:
     config = export_config(fake_llm.base_url, s3, limit=4)
     servers = [
-        on_postgres(gateway(fake_llm, localapi, tmp_path_factory.mktemp(n), config), pg[1])
+        on_postgres(process(fake_llm, localapi, tmp_path_factory.mktemp(n), config), pg[1])
         for n in ("a", "b")
     ]
     for server in servers:
@@ -117,7 +123,7 @@ def test_readyz_follows_the_database(
 ) -> None:
     name, url = pg
     config = export_config(fake_llm.base_url, s3)
-    server = on_postgres(gateway(fake_llm, localapi, tmp_path_factory.mktemp("r"), config), url)
+    server = on_postgres(process(fake_llm, localapi, tmp_path_factory.mktemp("r"), config), url)
     with server as gw:
         client = http_from(BOB_IP, gw.url)
         assert client.get("/readyz").status_code == 200

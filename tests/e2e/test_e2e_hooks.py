@@ -2,7 +2,9 @@
 
 FakeHook serves every hook of a test on its own path: allowing (the default), blocking,
 modifying, slow (a delay past the hook's timeout), failing (HTTP 500) and down (a port where
-nothing listens). Clients are the official SDKs.
+nothing listens). Clients are the official SDKs. irisgate's app runs in the test's process
+(`InProcessIrisgate`, a tailnet user per loopback address) except where its process is the
+point: its log, its memory, a stream read from a socket.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import openai
 import pytest
 from conftest import (
     BOB_IP,
+    Gateway,
     _socket_of,
     anthropic_client,
     gateway_config,
@@ -27,6 +30,7 @@ from conftest import (
 from rawhttp import memory_kib, reset_peak
 
 from irisgate.testing import FakeHook, FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer, free_port
 
 MIB = 1024 * 1024
@@ -51,16 +55,18 @@ def hooks() -> Iterator[FakeHook]:
 
 @pytest.fixture
 def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator[Any]:
-    servers: list[IrisgateServer] = []
+    servers: list[Gateway] = []
 
     def run(
         hooks: dict[str, Any],
         wiring: list[dict[str, Any]],
         alice_caps: list[dict[str, Any]] = (),  # type: ignore[assignment]
         env: dict[str, str] | None = None,
+        process: bool = False,
         **extra: Any,
-    ) -> IrisgateServer:
-        """irisgate with `hooks` defined and wired (send_hooks) for alice and bob."""
+    ) -> Any:
+        """irisgate with `hooks` defined and wired (send_hooks) for alice and bob: its app in
+        this process, or with `process` a process of its own (its logs, its memory)."""
         config = json.loads(
             gateway_config(fake_llm.base_url, hooks=hooks, **extra).split("\n", 1)[1]
         )
@@ -68,13 +74,17 @@ def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator
             grant["app"]["tailscale.com/cap/aperture"].append({"send_hooks": wiring})
         config["grants"][0]["app"]["mycompany.com/cap/policy"] = [{"tier": "enterprise"}]
         config["grants"][0]["app"]["tailscale.com/cap/aperture"].extend(alice_caps)
-        server = IrisgateServer(
-            json.dumps(config),
-            data_dir=tmp_path / f"gw{len(servers)}",
-            identity="tailscale",
-            tailscaled_socket=_socket_of(localapi),
-            env=env,
-        )
+        options: dict[str, Any] = {
+            "data_dir": tmp_path / f"gw{len(servers)}",
+            "identity": "tailscale",
+            "tailscaled_socket": _socket_of(localapi),
+            "env": env,
+        }
+        server: Gateway
+        if process:
+            server = IrisgateServer(json.dumps(config), **options)
+        else:
+            server = InProcessIrisgate(json.dumps(config), **options)
         servers.append(server.start())
         return server
 
@@ -220,7 +230,11 @@ def test_a_hook_answer_nested_too_deep_is_a_hook_failure_not_a_500(
         return {"action": "modify", "request_body": body}
 
     hooks.answer("deep", deep)
-    gw = start({"deep": {"url": hooks.url("deep"), "fail_policy": "fail_closed"}}, [pre("deep")])
+    gw = start(
+        {"deep": {"url": hooks.url("deep"), "fail_policy": "fail_closed"}},
+        [pre("deep")],
+        process=True,  # its log
+    )
     with pytest.raises(openai.InternalServerError) as failed:
         openai_client(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert failed.value.status_code == 503
@@ -241,6 +255,7 @@ def test_a_hook_answer_over_the_size_limit_is_a_hook_failure_and_is_not_read(
         {"chatty": {"url": hooks.url("chatty"), "fail_policy": policy}},
         [pre("chatty")],
         env={"IRISGATE_MAX_HOOK_ANSWER": "1MiB"},
+        process=True,  # its peak memory
     )
     assert gw.process is not None
     reset_peak(gw.process.pid)
@@ -274,6 +289,7 @@ def test_post_response_events_arrive_without_delaying_the_client(
             {"name": "tools", "events": ["tool_call_entire_request"], "send": ["tools"]},
         ],
         quotas={"daily:<user>": {"capacity": "$10.00", "rate": "$10.00/day"}},
+        process=True,  # the stream read from a socket while the audit hook is held
     )
     client = openai_client(gw)
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)

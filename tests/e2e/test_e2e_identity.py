@@ -1,9 +1,11 @@
 """End-to-end: who is calling (tailscale, serve and dev identity modes) and what grants allow.
 
-Every request goes through a real irisgate process. In tailscale mode the client connects from
-its own loopback address, which the fake LocalAPI maps to a tailnet node, exactly as WhoIs of a
-TCP peer works on a tailnet. Only the non-loopback refusals are checked on the resolvers
-directly: this machine cannot produce a non-loopback peer.
+Who is who in tailscale mode goes through a real irisgate process: the client connects from its
+own loopback address, which the fake LocalAPI maps to a tailnet node, exactly as WhoIs of a
+TCP peer works on a tailnet. What grants allow, and serve mode, run irisgate's app in the
+test's process (`InProcessIrisgate`, with the same peer addresses). Only the non-loopback
+refusals are checked on the resolvers directly: this machine cannot produce a non-loopback
+peer.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ from conftest import (
     NOBODY_IP,
     OPENAI_KEY,
     STRANGER_IP,
+    Gateway,
     anthropic_client,
+    client_from,
     gateway_config,
-    http_from,
     openai_client,
 )
 
 from irisgate.identity import IdentityRefused
 from irisgate.identity.resolver import DevResolver, ServeResolver
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
 
 APERTURE = "tailscale.com/cap/aperture"
@@ -68,8 +72,8 @@ def message(client: anthropic.Anthropic, model: str) -> Any:
     return client.messages.create(model=model, max_tokens=16, messages=USER_MSG)  # type: ignore[arg-type]
 
 
-def whoami(gw: IrisgateServer, ip: str, **headers: str) -> Any:
-    with http_from(ip, gw.url) as client:
+def whoami(gw: Gateway, ip: str, **headers: str) -> Any:
+    with client_from(ip, gw) as client:
         return client.get("/api/whoami", headers=headers)
 
 
@@ -229,7 +233,7 @@ def test_tailnet_user_without_grants_is_denied_in_each_api_envelope(
     with pytest.raises(openai.PermissionDeniedError) as models:
         openai_client(gateway, NOBODY_IP).models.list()
     assert models.value.body["message"] == "access denied: no role granted"  # type: ignore[index]
-    with http_from(NOBODY_IP, gateway.url) as client:
+    with client_from(NOBODY_IP, gateway) as client:
         resp = client.get("/api/providers")
     assert resp.status_code == 403
     assert resp.json() == {"error": "access denied: no role granted"}
@@ -271,7 +275,7 @@ def test_whois_answer_is_reused_on_one_connection_only(
 ) -> None:
     # cache@ has no grant: every request still needs its identity, none reaches upstream
     before = peers.whois_calls
-    with http_from(CACHE_IP, gateway.url) as client:  # one keep-alive connection
+    with client_from(CACHE_IP, gateway) as client:  # one keep-alive connection
         for _ in range(3):
             assert client.get("/api/whoami").json()["login_name"] == "cache@example.com"
     assert peers.whois_calls == before + 1
@@ -486,7 +490,7 @@ def grants_gw(
         _grant("both@example.com", {"role": "user"}, {"models": "anthropic/*"}),
         _grant("both@example.com", {"role": "admin"}),
     ]
-    server = IrisgateServer(
+    server = InProcessIrisgate(
         gateway_config(up, providers=providers, grants=grants),
         data_dir=tmp_path_factory.mktemp("irisgate-grants"),
         identity="tailscale",
@@ -496,7 +500,7 @@ def grants_gw(
         yield server
 
 
-def test_grants_deny_by_default(grants_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_grants_deny_by_default(grants_gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
     # bob has a grant on the shared gateway, none here
     assert whoami(grants_gw, BOB_IP).json()["role"] is None
     with pytest.raises(openai.PermissionDeniedError) as caught:
@@ -505,7 +509,9 @@ def test_grants_deny_by_default(grants_gw: IrisgateServer, fake_llm: FakeLLM) ->
     assert fake_llm.requests == []
 
 
-def test_models_without_a_role_grant_nothing(grants_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_models_without_a_role_grant_nothing(
+    grants_gw: InProcessIrisgate, fake_llm: FakeLLM
+) -> None:
     assert whoami(grants_gw, MODELS_ONLY_IP).json()["role"] is None
     with pytest.raises(openai.PermissionDeniedError) as oai:
         chat(openai_client(grants_gw, MODELS_ONLY_IP), "gpt-4o-mini")
@@ -513,25 +519,25 @@ def test_models_without_a_role_grant_nothing(grants_gw: IrisgateServer, fake_llm
     with pytest.raises(anthropic.PermissionDeniedError) as ant:
         message(anthropic_client(grants_gw, MODELS_ONLY_IP), "claude-haiku-4-5")
     assert ant.value.body["error"]["message"] == "access denied: no role granted"  # type: ignore[index]
-    with http_from(MODELS_ONLY_IP, grants_gw.url) as client:
+    with client_from(MODELS_ONLY_IP, grants_gw) as client:
         assert client.get("/v1/models").status_code == 403
     assert fake_llm.requests == []
 
 
-def test_admin_beats_user(grants_gw: IrisgateServer) -> None:
+def test_admin_beats_user(grants_gw: InProcessIrisgate) -> None:
     assert whoami(grants_gw, BOTH_IP).json()["role"] == "admin"
-    with http_from(BOTH_IP, grants_gw.url) as client:
+    with client_from(BOTH_IP, grants_gw) as client:
         resp = client.get("/api/config")
     assert resp.status_code == 200
     assert set(resp.json()) >= {"config", "hash"}
-    with http_from(STAR_IP, grants_gw.url) as client:
+    with client_from(STAR_IP, grants_gw) as client:
         resp = client.get("/api/config")
     assert resp.status_code == 403
     assert resp.json() == {"error": "access denied: admin role required"}
 
 
 def test_single_star_stays_within_one_path_segment(
-    grants_gw: IrisgateServer, fake_llm: FakeLLM
+    grants_gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     star = openai_client(grants_gw, STAR_IP)
     assert chat(star, "mistral-small").model == "mistral-small"
@@ -549,7 +555,7 @@ def test_single_star_stays_within_one_path_segment(
     assert len(fake_llm.requests) == 1
 
 
-def test_double_star_crosses_segments(grants_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_double_star_crosses_segments(grants_gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
     client = openai_client(grants_gw, GLOBSTAR_IP)
     assert chat(client, "qwen/qwen3-coder").model == "qwen/qwen3-coder"
     assert fake_llm.last_request.json["model"] == "qwen/qwen3-coder"
@@ -560,7 +566,7 @@ def test_double_star_crosses_segments(grants_gw: IrisgateServer, fake_llm: FakeL
 
 
 def test_qualified_model_names_pick_the_provider(
-    grants_gw: IrisgateServer, fake_llm: FakeLLM
+    grants_gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     alice = openai_client(grants_gw, ALICE_IP)
     # bare name: openai (preference 10) wins over backup
@@ -579,7 +585,7 @@ def test_qualified_model_names_pick_the_provider(
 
 
 def test_routing_picks_the_provider_the_caller_is_granted(
-    grants_gw: IrisgateServer, fake_llm: FakeLLM
+    grants_gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     # globstar may use backup/* but not openai/*: the bare name routes to backup
     assert chat(openai_client(grants_gw, GLOBSTAR_IP), "gpt-4o-mini").model == "gpt-4o-mini"
@@ -591,7 +597,7 @@ def test_routing_picks_the_provider_the_caller_is_granted(
     )
 
 
-def test_unknown_model_is_404_naming_it(grants_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_unknown_model_is_404_naming_it(grants_gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
     with pytest.raises(openai.NotFoundError) as oai:
         chat(openai_client(grants_gw, ALICE_IP), "gpt-9-imaginary")
     assert oai.value.body == {
@@ -618,9 +624,9 @@ def test_unknown_model_is_404_naming_it(grants_gw: IrisgateServer, fake_llm: Fak
     assert fake_llm.requests == []
 
 
-def test_v1_models_lists_only_granted_models_with_prices(grants_gw: IrisgateServer) -> None:
+def test_v1_models_lists_only_granted_models_with_prices(grants_gw: InProcessIrisgate) -> None:
     def listing(ip: str) -> dict[str, Any]:
-        with http_from(ip, grants_gw.url) as client:
+        with client_from(ip, grants_gw) as client:
             resp = client.get("/v1/models")
         assert resp.status_code == 200
         body: dict[str, Any] = resp.json()
@@ -658,9 +664,9 @@ def test_v1_models_lists_only_granted_models_with_prices(grants_gw: IrisgateServ
 
 
 def test_api_providers_lists_every_provider_including_disabled(
-    grants_gw: IrisgateServer,
+    grants_gw: InProcessIrisgate,
 ) -> None:
-    with http_from(STAR_IP, grants_gw.url) as client:  # any role may list providers
+    with client_from(STAR_IP, grants_gw) as client:  # any role may list providers
         resp = client.get("/api/providers")
     assert resp.status_code == 200
     providers = resp.json()
@@ -697,7 +703,7 @@ def serve_gw(
         _grant("alice@example.com", {"role": "admin"}, {"models": "**"}),
         _grant("jürgen@example.com", {"role": "user"}, {"models": "anthropic/**"}),
     ]
-    server = IrisgateServer(
+    server = InProcessIrisgate(
         gateway_config(fake_llm.base_url, grants=grants),
         data_dir=tmp_path_factory.mktemp("irisgate-serve"),
         identity="serve",
@@ -718,7 +724,7 @@ JURGEN_HEADERS = {
 
 
 def test_serve_headers_from_loopback_give_the_identity(
-    serve_gw: IrisgateServer, fake_llm: FakeLLM
+    serve_gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     resp = whoami(serve_gw, "127.0.0.1", **ALICE_HEADERS)
     assert resp.status_code == 200
@@ -743,7 +749,9 @@ def test_serve_headers_from_loopback_give_the_identity(
     assert "Tailscale-User-Login" not in upstream.headers  # identity headers stay here
 
 
-def test_serve_decodes_rfc2047_login_and_name(serve_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_serve_decodes_rfc2047_login_and_name(
+    serve_gw: InProcessIrisgate, fake_llm: FakeLLM
+) -> None:
     resp = whoami(serve_gw, "127.0.0.1", **JURGEN_HEADERS)
     assert resp.status_code == 200
     me = resp.json()
@@ -755,7 +763,7 @@ def test_serve_decodes_rfc2047_login_and_name(serve_gw: IrisgateServer, fake_llm
     client = anthropic.Anthropic(
         base_url=serve_gw.url,
         api_key="client-placeholder-key",
-        http_client=http_from("127.0.0.1", serve_gw.url),
+        http_client=client_from("127.0.0.1", serve_gw),
         max_retries=0,
         default_headers=JURGEN_HEADERS,
     )
@@ -763,7 +771,9 @@ def test_serve_decodes_rfc2047_login_and_name(serve_gw: IrisgateServer, fake_llm
     assert fake_llm.last_request.headers["x-api-key"] == ANTHROPIC_KEY
 
 
-def test_serve_app_capabilities_header_grants(serve_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_serve_app_capabilities_header_grants(
+    serve_gw: InProcessIrisgate, fake_llm: FakeLLM
+) -> None:
     eve = {"Tailscale-User-Login": "eve@example.com", "Tailscale-User-Name": "Eve"}
     caps = {APERTURE: [{"role": "user"}, {"models": "anthropic/claude-haiku-4-5"}]}
     with_caps = {**eve, "Tailscale-App-Capabilities": json.dumps(caps)}
@@ -780,7 +790,7 @@ def test_serve_app_capabilities_header_grants(serve_gw: IrisgateServer, fake_llm
     ant = anthropic.Anthropic(
         base_url=serve_gw.url,
         api_key="-",
-        http_client=http_from("127.0.0.1", serve_gw.url),
+        http_client=client_from("127.0.0.1", serve_gw),
         max_retries=0,
         default_headers=with_caps,
     )
@@ -788,7 +798,7 @@ def test_serve_app_capabilities_header_grants(serve_gw: IrisgateServer, fake_llm
     assert len(fake_llm.requests) == 1
 
 
-def test_serve_refuses_funnel_requests(serve_gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_serve_refuses_funnel_requests(serve_gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
     funnel = {**ALICE_HEADERS, "Tailscale-Funnel-Request": "?1"}
     expected = "access denied: requests through Tailscale Funnel carry no identity; refused"
     resp = whoami(serve_gw, "127.0.0.1", **funnel)
@@ -801,7 +811,7 @@ def test_serve_refuses_funnel_requests(serve_gw: IrisgateServer, fake_llm: FakeL
 
 
 def test_serve_refuses_requests_without_a_login(
-    serve_gw: IrisgateServer, fake_llm: FakeLLM
+    serve_gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     expected = (
         "access denied: no Tailscale-User-Login header: tagged nodes and non-tailnet clients "
@@ -841,7 +851,7 @@ def test_serve_refuses_requests_without_a_login(
     ],
 )
 def test_serve_refuses_malformed_identity_headers_naming_the_header(
-    serve_gw: IrisgateServer, fake_llm: FakeLLM, headers: dict[str, str], problem: str
+    serve_gw: InProcessIrisgate, fake_llm: FakeLLM, headers: dict[str, str], problem: str
 ) -> None:
     resp = whoami(serve_gw, "127.0.0.1", **headers)
     assert resp.status_code == 403

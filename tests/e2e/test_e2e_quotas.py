@@ -1,5 +1,7 @@
 """Budgets through a real irisgate: templates, scoping by model, 429s in each caller's format,
-refill, the quota API, streams and cancelled requests, restarts."""
+refill, the quota API, streams and cancelled requests, restarts. irisgate's app runs in the
+test's process (`InProcessIrisgate`, a tailnet user per loopback address) except where its
+process is the point: a stream the client hangs up on, a restart after SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,22 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from conftest import (
     ALICE_IP,
     BOB_IP,
     CI_IP,
+    Gateway,
     _socket_of,
     anthropic_client,
+    client_from,
     gateway_config,
-    http_from,
     openai_client,
     wait_for_record,
 )
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -46,15 +49,21 @@ def quota_config(upstream: str, quotas: dict[str, Any], **caps: Any) -> str:
 
 @pytest.fixture
 def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator[Any]:
-    servers: list[IrisgateServer] = []
+    servers: list[Gateway] = []
 
-    def run(config: str, data_dir: Path | None = None) -> IrisgateServer:
-        server = IrisgateServer(
-            config,
-            data_dir=data_dir or tmp_path / f"gw{len(servers)}",
-            identity="tailscale",
-            tailscaled_socket=_socket_of(localapi),
-        )
+    def run(config: str, data_dir: Path | None = None, process: bool = False) -> Any:
+        """irisgate with `config`: its app in this process, or with `process` a process of
+        its own."""
+        options: dict[str, Any] = {
+            "data_dir": data_dir or tmp_path / f"gw{len(servers)}",
+            "identity": "tailscale",
+            "tailscaled_socket": _socket_of(localapi),
+        }
+        server: Gateway
+        if process:
+            server = IrisgateServer(config, **options)
+        else:
+            server = InProcessIrisgate(config, **options)
         servers.append(server.start())
         return server
 
@@ -63,19 +72,19 @@ def start(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator
         server.stop()
 
 
-def chat(gw: IrisgateServer, ip: str = ALICE_IP, model: str = "gpt-4o-mini") -> Any:
+def chat(gw: Gateway, ip: str = ALICE_IP, model: str = "gpt-4o-mini") -> Any:
     return openai_client(gw, ip).chat.completions.with_raw_response.create(
         model=model, messages=MESSAGES
     )
 
 
-def buckets(gw: IrisgateServer, ip: str = ALICE_IP) -> dict[str, dict[str, Any]]:
-    resp = http_from(ip, gw.url).get("/api/quotas")
+def buckets(gw: Gateway, ip: str = ALICE_IP) -> dict[str, dict[str, Any]]:
+    resp = client_from(ip, gw).get("/api/quotas")
     assert resp.status_code == 200, resp.text
     return {b["name"]: b for b in resp.json()["buckets"]}
 
 
-def spend_until_refused(gw: IrisgateServer, ip: str = ALICE_IP, limit: int = 50) -> list[str]:
+def spend_until_refused(gw: Gateway, ip: str = ALICE_IP, limit: int = 50) -> list[str]:
     """Request ids of the requests that went through before the first 429."""
     passed: list[str] = []
     for _ in range(limit):
@@ -87,7 +96,7 @@ def spend_until_refused(gw: IrisgateServer, ip: str = ALICE_IP, limit: int = 50)
     raise AssertionError(f"no 429 after {limit} requests")
 
 
-def recorded_cost(gw: IrisgateServer, request_ids: list[str]) -> int:
+def recorded_cost(gw: Gateway, request_ids: list[str]) -> int:
     return sum(wait_for_record(gw, rid)["cost_nanodollars"] for rid in request_ids)
 
 
@@ -221,7 +230,8 @@ def test_streams_and_cancelled_streams_are_debited_their_recorded_cost(
 ) -> None:
     quotas = {"daily:<user>": {"capacity": "$1.00", "rate": "$0/day"}}
     gw = start(
-        quota_config(fake_llm.base_url, quotas, g0=[{"quotas": [{"bucket": "daily:<user>"}]}])
+        quota_config(fake_llm.base_url, quotas, g0=[{"quotas": [{"bucket": "daily:<user>"}]}]),
+        process=True,  # a client hanging up on a stream
     )
     client = openai_client(gw)
     with client.chat.completions.with_streaming_response.create(
@@ -255,7 +265,7 @@ def test_quota_api_refill_and_set_are_admin_only_capped_and_audited(
     quotas = {"daily:<user>": {"capacity": "$10.00", "rate": "$0/day"}}
     caps = [{"quotas": [{"bucket": "daily:<user>"}]}]
     gw = start(quota_config(fake_llm.base_url, quotas, g0=caps, g1=caps))
-    admin, bob = http_from(ALICE_IP, gw.url), http_from(BOB_IP, gw.url)
+    admin, bob = client_from(ALICE_IP, gw), client_from(BOB_IP, gw)
     name = "daily:bob@example.com"
     resp = bob.post("/api/quotas/refill", json={"bucket": name, "amount": "5"})
     assert resp.status_code == 403
@@ -300,7 +310,7 @@ def test_setting_a_balance_takes_effect_although_the_instance_holds_a_lease(
         quota_config(fake_llm.base_url, quotas, g0=[{"quotas": [{"bucket": "daily:<user>"}]}])
     )
     first = chat(gw).headers["x-irisgate-request-id"]  # the instance now holds a lease
-    admin = http_from(ALICE_IP, gw.url)
+    admin = client_from(ALICE_IP, gw)
     name = "daily:alice@example.com"
     assert admin.post("/api/quotas/set", json={"bucket": name, "balance": "0"}).status_code == 200
     with pytest.raises(openai.RateLimitError):
@@ -321,7 +331,7 @@ def test_balances_and_spending_survive_a_restart(
         fake_llm.base_url, ALICE_DAILY, g0=[{"quotas": [{"bucket": "daily:<user>"}]}]
     )
     data = tmp_path / "kept"
-    gw = start(config, data)
+    gw = start(config, data, process=True)  # SIGTERM and its log
     ids = [chat(gw).headers["x-irisgate-request-id"] for _ in range(2)]
     gw.stop()  # SIGTERM: spending is reported, leases given back
     assert "could not be reported" not in gw.logs()
@@ -336,6 +346,6 @@ def test_balances_and_spending_survive_a_restart(
 
 def test_management_errors_use_the_api_envelope(start: Any, fake_llm: FakeLLM) -> None:
     gw = start(quota_config(fake_llm.base_url, ALICE_DAILY))
-    resp = httpx2.post(gw.url + "/api/quotas/refill", content=b"{", headers={})
+    resp = client_from("127.0.0.1", gw).post("/api/quotas/refill", content=b"{")
     assert resp.status_code in (400, 403)
     assert "error" in resp.json()

@@ -1,10 +1,11 @@
 """`database.save_raws`: the upstream answer kept byte for byte, and retention's `raws`.
 
-A real irisgate process in front of the FakeLLM, called with the official openai SDK; what
-irisgate stored is read back through the management API (and, to prove nothing is kept when
-it should not be, from the database itself). The FakeLLM logs the exact bytes it sent
-(`responses`), which is what the stored raw answer must equal: SSE as streamed (including the
-usage chunk irisgate asked for and filtered out for the client), gzip as compressed.
+irisgate's app in the test's process (`InProcessIrisgate`) in front of the FakeLLM, called
+with the official openai SDK; what irisgate stored is read back through the management API
+(and, to prove nothing is kept when it should not be, from the database itself). The FakeLLM
+logs the exact bytes it sent (`responses`), which is what the stored raw answer must equal:
+SSE as streamed (including the usage chunk irisgate asked for and filtered out for the
+client), gzip as compressed.
 
 The store-side tests run on SQLite and on PostgreSQL (`IRISGATE_TEST_POSTGRES=0` skips the
 PostgreSQL runs, as in the other PostgreSQL modules).
@@ -25,12 +26,19 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import BOB_IP, anthropic_client, http_from, openai_client, wait_for_record
+from conftest import (
+    BOB_IP,
+    Gateway,
+    anthropic_client,
+    client_from,
+    openai_client,
+    wait_for_record,
+)
 from sqlalchemy.engine import make_url
 from test_e2e_retention import config, metric, purge_ran, wait_until
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
-from irisgate.testing.server import IrisgateServer
+from irisgate.testing.inprocess import InProcessIrisgate
 
 ADMIN_URL = os.environ.get(
     "IRISGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -87,9 +95,9 @@ class Store:
                 )
             )
 
-    def gateway(self, localapi: FakeLocalAPI, text: str) -> IrisgateServer:
+    def gateway(self, localapi: FakeLocalAPI, text: str) -> InProcessIrisgate:
         assert localapi.socket_path
-        return IrisgateServer(
+        return InProcessIrisgate(
             text,
             data_dir=self.data_dir,
             identity="tailscale",
@@ -112,7 +120,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         asyncio.run(_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def stream_chat(gw: IrisgateServer, fake_llm: FakeLLM, text: str) -> str:
+def stream_chat(gw: Gateway, fake_llm: FakeLLM, text: str) -> str:
     """A streamed chat through the SDK, read to the end; returns the request id."""
     raw = openai_client(gw).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": text}], stream=True
@@ -153,7 +161,7 @@ def test_streamed_and_gzipped_answers_are_kept_byte_for_byte(
         )
         bob_id = own.headers["x-irisgate-request-id"]
         wait_for_record(gw, bob_id)
-        as_bob = http_from(BOB_IP, gw.url).get(f"/api/requests/{bob_id}")
+        as_bob = client_from(BOB_IP, gw).get(f"/api/requests/{bob_id}")
         assert as_bob.status_code == 200
         assert "response_raw" not in as_bob.json() and as_bob.json()["response_body"]
         stored_stream = wait_for_record(gw, streamed)

@@ -1,7 +1,8 @@
 """Retention (`database.retention`): captures go, usage metrics stay.
 
-A real irisgate process; requests are made through the official SDK and read back through
-the management API. To have captures older than the retention period without waiting an
+irisgate's app in the test's process (`InProcessIrisgate`, the tailnet users on their
+loopback addresses); requests are made through the official SDK and read back through the
+management API. To have captures older than the retention period without waiting an
 hour, the test moves a stored request's `started_at` into the past while irisgate is
 stopped (the SQLite file is the store). The purge runs at start and then periodically.
 """
@@ -16,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import ALICE_IP, gateway_config, http_from, openai_client, wait_for_record
+from conftest import ALICE_IP, Gateway, client_from, gateway_config, openai_client, wait_for_record
 
 from irisgate.testing import FakeLLM, FakeLocalAPI, S3Server
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY
-from irisgate.testing.server import IrisgateServer
 
 BUCKET = "irisgate-retention"
 
@@ -44,14 +45,14 @@ def config(upstream: str, database: dict[str, Any] | None, s3: S3Server | None =
     return json.dumps(data)
 
 
-def gateway(localapi: FakeLocalAPI, data_dir: Path, text: str) -> IrisgateServer:
+def gateway(localapi: FakeLocalAPI, data_dir: Path, text: str) -> InProcessIrisgate:
     assert localapi.socket_path
-    return IrisgateServer(
+    return InProcessIrisgate(
         text, data_dir=data_dir, identity="tailscale", tailscaled_socket=localapi.socket_path
     )
 
 
-def chat(gw: IrisgateServer, text: str) -> str:
+def chat(gw: Gateway, text: str) -> str:
     raw = openai_client(gw).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
     )
@@ -60,7 +61,7 @@ def chat(gw: IrisgateServer, text: str) -> str:
     return request_id
 
 
-def record(gw: IrisgateServer, request_id: str) -> dict[str, Any]:
+def record(gw: Gateway, request_id: str) -> dict[str, Any]:
     return wait_for_record(gw, request_id)
 
 
@@ -73,8 +74,8 @@ def age(data_dir: Path, request_id: str) -> None:
         )
 
 
-def metric(gw: IrisgateServer, name: str) -> float:
-    text = http_from(ALICE_IP, gw.url).get("/metrics").text
+def metric(gw: Gateway, name: str) -> float:
+    text = client_from(ALICE_IP, gw).get("/metrics").text
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
@@ -88,7 +89,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def purge_ran(gw: IrisgateServer) -> bool:
+def purge_ran(gw: Gateway) -> bool:
     return metric(gw, "irisgate_retention_last_run_timestamp_seconds") > 0
 
 

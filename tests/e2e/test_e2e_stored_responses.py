@@ -19,7 +19,7 @@ import pytest
 from conftest import CI_IP, OPENAI_KEY, gateway_config, openai_client, wait_for_record
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
-from irisgate.testing.server import IrisgateServer
+from irisgate.testing.inprocess import InProcessIrisgate
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,12 @@ def _config(primary: str, backup: str) -> str:
     return json.dumps(config)
 
 
-def _server(fake: FakeLLM, backup: FakeLLM, localapi: FakeLocalAPI, data: Path) -> IrisgateServer:
+def _server(
+    fake: FakeLLM, backup: FakeLLM, localapi: FakeLocalAPI, data: Path
+) -> InProcessIrisgate:
+    """irisgate's app in the test's process (`InProcessIrisgate`)."""
     assert localapi.socket_path
-    return IrisgateServer(
+    return InProcessIrisgate(
         _config(fake.base_url, backup.base_url),
         data_dir=data,
         identity="tailscale",
@@ -58,7 +61,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def gw(
     fake_llm: FakeLLM, backup_llm: FakeLLM, localapi: FakeLocalAPI, data_dir: Path
-) -> Iterator[IrisgateServer]:
+) -> Iterator[InProcessIrisgate]:
     with _server(fake_llm, backup_llm, localapi, data_dir) as server:
         yield server
 
@@ -68,7 +71,7 @@ def create(client: openai.OpenAI, **extra: Any) -> Any:
 
 
 def test_retrieve_input_items_and_delete_reach_the_creating_provider(
-    gw: IrisgateServer, fake_llm: FakeLLM, backup_llm: FakeLLM
+    gw: InProcessIrisgate, fake_llm: FakeLLM, backup_llm: FakeLLM
 ) -> None:
     client = openai_client(gw)
     created = create(client)
@@ -109,7 +112,7 @@ def test_retrieve_input_items_and_delete_reach_the_creating_provider(
     assert json.loads(record["response_body"])["id"] == created.id
 
 
-def test_cancel_reaches_the_creating_provider(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
+def test_cancel_reaches_the_creating_provider(gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
     client = openai_client(gw)
     queued = create(client, background=True)
     assert queued.status == "queued"
@@ -121,7 +124,7 @@ def test_cancel_reaches_the_creating_provider(gw: IrisgateServer, fake_llm: Fake
     assert "background=true" in refused.value.message
 
 
-def test_streamed_creates_are_remembered_too(gw: IrisgateServer) -> None:
+def test_streamed_creates_are_remembered_too(gw: InProcessIrisgate) -> None:
     client = openai_client(gw)
     with client.responses.stream(model="openai/gpt-4o-mini", input="hello there world") as s:
         created = s.get_final_response()
@@ -129,7 +132,7 @@ def test_streamed_creates_are_remembered_too(gw: IrisgateServer) -> None:
 
 
 def test_another_caller_or_an_unknown_id_gets_openais_404(
-    gw: IrisgateServer, fake_llm: FakeLLM
+    gw: InProcessIrisgate, fake_llm: FakeLLM
 ) -> None:
     created = create(openai_client(gw))
     calls = len(fake_llm.requests)
@@ -153,7 +156,7 @@ def test_another_caller_or_an_unknown_id_gets_openais_404(
 def test_the_origin_survives_a_restart(
     fake_llm: FakeLLM, backup_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
 ) -> None:
-    """A new process finds the creator in the database (the `responses` table)."""
+    """A new start finds the creator in the database (the `responses` table)."""
     with _server(fake_llm, backup_llm, localapi, tmp_path) as first:
         created = create(openai_client(first))
     with _server(fake_llm, backup_llm, localapi, tmp_path) as second:

@@ -32,7 +32,9 @@ from irisgate.version import git_commit
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ("uPlot.esm.js", "uPlot.min.css", "marked.esm.js", "purify.es.mjs")
 
-pytestmark = pytest.mark.early  # the longest module (conftest.py)
+# the longest module, run first (conftest.py); building and installing the wheel took over the
+# suite's 120 s limit on a loaded 2-core machine, so its own limit is that of the build (600 s)
+pytestmark = [pytest.mark.early, pytest.mark.timeout(600)]
 
 
 def _clean_env() -> dict[str, str]:

@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
@@ -29,6 +29,11 @@ USER = "bob@example.com"
 CROWD = [f"user{i:02d}@example.com" for i in range(12)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+
+# `expect(...)` waits for its condition; Playwright's default of 5 s (unlike the 20 s of the
+# contexts' actions below) failed a page that was merely slow on a loaded 2-core machine. A
+# condition that holds returns at once: only a stuck test waits this long.
+expect.set_options(timeout=20_000)
 
 
 def dashboard_config(upstream: str) -> str:

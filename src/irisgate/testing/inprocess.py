@@ -9,12 +9,19 @@ The app is the one `irisgate serve` runs (`irisgate.app.build_app`), with the se
 same flags and `IRISGATE_*` variables give it, started and stopped by its lifespan like
 under the server. `client` is an httpx2 client (Starlette's `TestClient`) that hands each
 request to the app in an event loop of its own thread, from the peer 127.0.0.1: no port, no
-process start, no Python start-up (about 2 s of CPU for each `IrisgateServer`).
+process start, no Python start-up (about 1.3 s of CPU for each `IrisgateServer`).
+`client_from(ip)` is another client of the same running app whose requests come from `ip`:
+with `tailscale` identity and the fake LocalAPI, each loopback address is a tailnet user.
+
+    alice = openai.OpenAI(
+        base_url=gw.url + "/v1", api_key="-", http_client=gw.client_from("127.0.0.2")
+    )
 
 What is not there: the listener (connection, header and time limits, `--port-file`),
 signals and shutdown grace, worker processes, and the start-up checks of `irisgate serve`
-(config check, log set-up); a test about one of those uses `IrisgateServer`. Requests come
-from 127.0.0.1 only, so `tailscale` identity sees one peer: use `dev` or `serve` mode.
+(config check, log set-up); a test about one of those uses `IrisgateServer`. An answer
+reaches the client once the app has sent all of it (Starlette's `TestClient` reads it whole):
+a test of what a client sees while a stream is still coming uses `IrisgateServer` too.
 """
 
 from __future__ import annotations
@@ -60,12 +67,14 @@ class InProcessIrisgate:
             "tailscaled_socket": tailscaled_socket,
             "listen": "127.0.0.1:0",
         }
+        self.config_path: Path | None = None
         if config_text is not None:
-            config_path = data_dir / "config.hujson"
-            config_path.write_text(config_text, encoding="utf-8")
-            flags["config"] = str(config_path)
+            self.config_path = data_dir / "config.hujson"
+            self.config_path.write_text(config_text, encoding="utf-8")
+            flags["config"] = str(self.config_path)
         self.settings = load_settings(flags, {**os.environ, **(env or {})})
         self._client: TestClient | None = None
+        self._peers: list[TestClient] = []
 
     @property
     def client(self) -> TestClient:
@@ -73,6 +82,18 @@ class InProcessIrisgate:
         if self._client is None:
             raise RuntimeError("InProcessIrisgate has no client before start()")
         return self._client
+
+    def client_from(self, ip: str) -> TestClient:
+        """A client of the running app (after `start()`) whose requests come from `ip`, as if
+        over a TCP connection from that address; it is closed by `stop()`."""
+        main = self.client
+        peer = _PeerClient(
+            main.app, base_url=self.url, raise_server_exceptions=False, client=(ip, PEER[1])
+        )
+        peer.portal = main.portal  # the app's event loop, where its lifespan runs
+        peer.app_state.update(main.app_state)  # the lifespan's state: runtime, gateway …
+        self._peers.append(peer)
+        return peer
 
     def start(self) -> InProcessIrisgate:
         """Build the app and run its start-up; returns once it would serve."""
@@ -89,6 +110,10 @@ class InProcessIrisgate:
     def stop(self) -> None:
         """Run the app's shutdown (the records written, connections closed)."""
         client, self._client = self._client, None
+        for peer in self._peers:
+            peer.portal = None  # not the peer's to close
+            peer.close()
+        self._peers.clear()
         if client is not None:
             client.__exit__(None, None, None)
 
@@ -102,3 +127,14 @@ class InProcessIrisgate:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _PeerClient(TestClient):
+    """A client of an app another `TestClient` runs: `with` it does not start the app's
+    lifespan again (as `TestClient` would), and leaving it does not stop the app."""
+
+    def __enter__(self) -> _PeerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass

@@ -6,8 +6,9 @@
 
 `stop()` and `start()` again (same port, reserved for the whole test process: moto cannot
 report a port it picked itself) simulate an S3 outage. moto keeps everything in
-memory, so a restarted server is empty: create the bucket again. Needs `moto[server]` and
-`boto3` (both in irisgate's `test` extra).
+memory, so a restarted server is empty: create the bucket again. `reset()` empties a running
+server the same way without a restart (one server for a test module, emptied per test).
+Needs `moto[server]` and `boto3` (both in irisgate's `test` extra).
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ class S3Server(StartStop):
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def reset(self) -> S3Server:
+        """Forget every bucket and object (moto's `POST /moto-api/reset`); start the server
+        again if a test left it stopped."""
+        if self.process is None or self.process.poll() is not None:
+            return self.start()
+        request = urllib.request.Request(self.url + "/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            return self
 
     def client(self) -> Any:
         """A boto3 S3 client for this server."""
