@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from irisgate.api.connectors import routes as connector_routes
 from irisgate.api.dashboard import routes as dashboard_routes
+from irisgate.api.keys import routes as key_routes
 from irisgate.api.openapi import ENDPOINTS
 from irisgate.api.quotas import routes as quota_routes
 from irisgate.api.ratelimits import routes as rate_limit_routes
@@ -205,7 +206,7 @@ def test_openapi_documents_every_api_endpoint(gateway: IrisgateServer) -> None:
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     served = set()
     every = [*core_routes, *dashboard_routes, *chat_routes, *quota_routes, *connector_routes]
-    for route in [*every, *rate_limit_routes]:
+    for route in [*every, *rate_limit_routes, *key_routes]:
         if isinstance(route, Route) and route.path.startswith("/api/"):
             path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
             served |= {(m, path) for m in route.methods or () if m != "HEAD"}

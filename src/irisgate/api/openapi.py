@@ -590,6 +590,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/api/providers/health",
+        "Provider health",
+        "This instance's view of every configured provider, in config order: routing "
+        "(in rotation, disabled, unavailable), preference, weight, circuit `state` (closed, "
+        "open, half_open), error rate over its last attempts, last error and when, cool-down "
+        "left, and each key by index with its rest or drop. Never a key. Per instance: each "
+        "learns about an outage on its own.",
+        "admin",
+        returns="array",
+        database=False,
+    ),
+    Endpoint(
+        "GET",
         "/api/quotas",
         "Quota buckets",
         "Buckets with balance, capacity, refill rate and last update (money as nanodollars and "
