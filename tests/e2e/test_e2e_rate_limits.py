@@ -119,7 +119,10 @@ def test_requests_per_period_hold_exactly_under_concurrency(
         assert 'rate limit "rph:alice@example.com" reached' in refused.message
         assert "5 requests per hour" in refused.message
         retry_after = int(refused.response.headers["retry-after"])
-        assert 1 <= retry_after <= 3600
+        # under the sliding-window estimate a limit reached early in the clock's hour
+        # frees one request only after that hour has also faded enough: up to two hours
+        # (docs/configuration.md), whatever the time of day the test runs at
+        assert 1 <= retry_after < 2 * 3600
         assert f"retry in {retry_after} s" in refused.message
     assert len(fake_llm.requests) == 5, "a refused request must not go upstream"
     # the limit is per caller: the CI node has its own five

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import chat, screenshot
+from conftest import chat, screenshot, wait_recorded
 from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
@@ -83,7 +83,8 @@ def test_serve_mode_without_identity_headers_is_refused(
 
 def test_page_text_is_escaped(gateway: IrisgateServer, plain_page: Page) -> None:
     login = '<img src=x onerror="window.pwned=1">@example.com'
-    chat(gateway, login, text="escape me")
+    # the page reads what is stored: wait for the record, not for the answer alone
+    wait_recorded(gateway, chat(gateway, login, text="escape me"))
     plain_page.set_extra_http_headers({"Tailscale-User-Login": login})
     plain_page.goto(gateway.url + "/ui/usage")
     expect(plain_page.locator("#signed-in")).to_have_text(login)
