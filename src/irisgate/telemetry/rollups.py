@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Insert, func
+from sqlalchemy import Insert, Table, func
 from sqlalchemy.engine import Dialect
 
 from irisgate.store.tables import (
@@ -49,7 +49,8 @@ _SESSION_COLUMNS = (
     ROLLUP_SHARD,
 )
 _AGENT_COLUMNS = (*AGENT_ROLLUP_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
-_TOOL_COLUMNS = (*TOOL_KEY_COLUMNS, "calls", "errors", "first_at", "last_at", ROLLUP_SHARD)
+_TOOL_SUMS = ("calls", "errors")
+_TOOL_COLUMNS = (*TOOL_KEY_COLUMNS, *_TOOL_SUMS, "first_at", "last_at", ROLLUP_SHARD)
 _FACET_COLUMNS = (*FACET_KEY_COLUMNS, *ROLLUP_SUM_COLUMNS, ROLLUP_SHARD)
 _REQUEST_COLUMNS = tuple(c.name for c in requests.c if c.name not in ("id", "exported_at"))
 _AT = _REQUEST_COLUMNS.index("started_at")
@@ -70,14 +71,21 @@ Rollup = tuple[tuple[Any, ...], date, tuple[int, ...], tuple[tuple[str, str], ..
 
 
 class DashboardRollups:
-    """The two upserts compiled for one dialect, and the rows a batch adds to them."""
+    """The dashboard rollups' upserts for one dialect, and the rows a batch adds to them."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._sqlite = dialect.name == "sqlite"
-        self.agents_sql = _compile(_agent_upsert(dialect.name), _AGENT_COLUMNS, dialect)
-        self.sessions_sql = _compile(_session_upsert(dialect.name), _SESSION_COLUMNS, dialect)
-        self.tools_sql = _compile(_tool_upsert(dialect.name), _TOOL_COLUMNS, dialect)
-        self.facets_sql = _compile(_facet_upsert(dialect.name), _FACET_COLUMNS, dialect)
+        name = dialect.name
+        agents = summing_upsert(
+            name, usage_agent_daily, AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SUM_COLUMNS
+        )
+        sessions_ = summing_upsert(name, sessions, _SESSION_KEY, SESSION_SUM_COLUMNS, spans=True)
+        tools = summing_upsert(name, tool_use_daily, TOOL_KEY_COLUMNS, _TOOL_SUMS, spans=True)
+        facets = summing_upsert(name, usage_facets_daily, FACET_KEY_COLUMNS, ROLLUP_SUM_COLUMNS)
+        self.agents_sql = _compile(agents, _AGENT_COLUMNS, dialect)
+        self.sessions_sql = _compile(sessions_, _SESSION_COLUMNS, dialect)
+        self.tools_sql = _compile(tools, _TOOL_COLUMNS, dialect)
+        self.facets_sql = _compile(facets, _FACET_COLUMNS, dialect)
 
     def _day(self, day: date) -> Any:
         return day.isoformat() if self._sqlite else day
@@ -183,54 +191,21 @@ def _compile(statement: Insert, columns: tuple[str, ...], dialect: Dialect) -> s
     return compiled.string
 
 
-def _agent_upsert(dialect: str) -> Insert:
-    stmt = conflict_insert(dialect, usage_agent_daily)
-    table = usage_agent_daily.c
-    update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
-    result: Insert = stmt.on_conflict_do_update(
-        index_elements=[*AGENT_ROLLUP_KEY_COLUMNS, ROLLUP_SHARD], set_=update
-    )
-    return result
-
-
-def _tool_upsert(dialect: str) -> Insert:
-    stmt = conflict_insert(dialect, tool_use_daily)
-    table = tool_use_daily.c
-    least, greatest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
-    update: dict[str, Any] = {
-        name: table[name] + stmt.excluded[name] for name in ("calls", "errors")
-    }
-    update["first_at"] = least(table.first_at, stmt.excluded.first_at)
-    update["last_at"] = greatest(table.last_at, stmt.excluded.last_at)
-    result: Insert = stmt.on_conflict_do_update(
-        index_elements=[*TOOL_KEY_COLUMNS, ROLLUP_SHARD], set_=update
-    )
-    return result
-
-
-def _facet_upsert(dialect: str) -> Insert:
-    stmt = conflict_insert(dialect, usage_facets_daily)
-    table = usage_facets_daily.c
-    update = {name: table[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS}
-    result: Insert = stmt.on_conflict_do_update(
-        index_elements=[*FACET_KEY_COLUMNS, ROLLUP_SHARD], set_=update
-    )
-    return result
-
-
-def _session_upsert(dialect: str) -> Insert:
-    stmt = conflict_insert(dialect, sessions)
-    table = sessions.c
-    # two-argument min/max are scalar in SQLite; PostgreSQL spells them least/greatest
-    least, greatest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
-    update: dict[str, Any] = {
-        name: table[name] + stmt.excluded[name] for name in SESSION_SUM_COLUMNS
-    }
-    update["first_at"] = least(table.first_at, stmt.excluded.first_at)
-    update["last_at"] = greatest(table.last_at, stmt.excluded.last_at)
-    result: Insert = stmt.on_conflict_do_update(
-        index_elements=[*_SESSION_KEY, ROLLUP_SHARD], set_=update
-    )
+def summing_upsert(
+    dialect: str, table: Table, key: Sequence[str], sums: Sequence[str], *, spans: bool = False
+) -> Insert:
+    """`INSERT INTO table … ON CONFLICT (key, shard) DO UPDATE SET x = table.x + excluded.x`
+    for every sum column; with `spans`, also the earliest `first_at` and latest `last_at`."""
+    stmt = conflict_insert(dialect, table)
+    update: dict[str, Any] = {name: table.c[name] + stmt.excluded[name] for name in sums}
+    if spans:
+        # two-argument min/max are scalar in SQLite; PostgreSQL spells them least/greatest
+        least, greatest = (
+            (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+        )
+        update["first_at"] = least(table.c.first_at, stmt.excluded.first_at)
+        update["last_at"] = greatest(table.c.last_at, stmt.excluded.last_at)
+    result: Insert = stmt.on_conflict_do_update(index_elements=[*key, ROLLUP_SHARD], set_=update)
     return result
 
 

@@ -31,6 +31,7 @@ from irisgate.store.tables import (
     usage_daily,
 )
 from irisgate.telemetry.record import RequestRecord
+from irisgate.telemetry.rollups import summing_upsert
 
 #: The columns the writer fills, in table order, which is also the order of the tuples
 #: `prepare` builds (checked against the compiled statements at start).
@@ -310,7 +311,10 @@ def compile_statements(dialect: Dialect) -> Statements:
     return Statements(
         requests=compile_(requests.insert(), _REQUEST_COLUMNS),
         captures=compile_(captures.insert(), _CAPTURE_COLUMNS),
-        rollups=compile_(_rollup_upsert(dialect.name), _ROLLUP_COLUMNS),
+        rollups=compile_(
+            summing_upsert(dialect.name, usage_daily, ROLLUP_KEY_COLUMNS, ROLLUP_SUM_COLUMNS),
+            _ROLLUP_COLUMNS,
+        ),
         responses=compile_(_response_insert(dialect.name), _RESPONSE_COLUMNS),
     )
 
@@ -322,14 +326,3 @@ def _response_insert(dialect: str) -> Insert:
         index_elements=["response_id"]
     )
     return insert
-
-
-def _rollup_upsert(dialect: str) -> Insert:
-    """`INSERT INTO usage_daily … ON CONFLICT (key, shard) DO UPDATE SET x = usage_daily.x +
-    excluded.x` for every sum column, in the given dialect."""
-    stmt = conflict_insert(dialect, usage_daily)
-    upsert: Insert = stmt.on_conflict_do_update(
-        index_elements=[*ROLLUP_KEY_COLUMNS, ROLLUP_SHARD],
-        set_={name: usage_daily.c[name] + stmt.excluded[name] for name in ROLLUP_SUM_COLUMNS},
-    )
-    return upsert
