@@ -87,6 +87,10 @@ def schemathesis(gw: IrisgateServer, login: str, cwd: Path) -> subprocess.Comple
     )
 
 
+# schemathesis's run is one subprocess bounded by its own 300 s limit (a few hundred requests:
+# about 20 s on a quiet 2-core machine, 110 s when 15 other processes share it); the suite's
+# 120 s hang guard would cut it before its own limit could speak
+@pytest.mark.timeout(360)
 @pytest.mark.parametrize("login", [ADMIN, USER], ids=["admin", "user"])
 def test_the_api_keeps_to_its_document(
     gateway: IrisgateServer, login: str, tmp_path: Path
