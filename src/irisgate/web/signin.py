@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from irisgate import __version__
 from irisgate.handlers import runtime_of
+from irisgate.identity import Identity
 from irisgate.identity.oidc import SignInFailed
 from irisgate.identity.resolver import OidcResolver
 from irisgate.identity.sessions import (
@@ -162,6 +163,9 @@ async def callback(request: Request) -> Response:
         log.warning("sign-in refused", reason=str(exc))
         return _page("Sign-in failed", str(exc), 400)
     token = await oidc.sessions.start(person)
+    # the groups of a person's latest sign-in are what their API keys carry
+    seen = Identity(login_name=person.login_name, groups=person.groups)
+    runtime.resolver.ring.seen(seen, "oidc")
     log.info("signed in", login_name=person.login_name, groups=len(person.groups))
     response = RedirectResponse(attempt.return_to, 303)
     response.headers["cache-control"] = "no-store"
