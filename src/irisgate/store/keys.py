@@ -122,6 +122,19 @@ async def revoke(db: Database, key_id: str, at: datetime, by: str) -> bool:
     return True
 
 
+async def set_quota(db: Database, key_id: str, quota: str) -> StoredKey | None:
+    """Give a key (not revoked) the budget of quota template `quota` ("" for none); the key
+    as it now is, None when there is no such key or it is revoked."""
+    where = and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    async with db.begin() as conn:
+        result = await conn.execute(update(api_keys).where(where).values(quota=quota))
+        if result.rowcount != 1:
+            return None
+        await bump(conn)
+        row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).mappings()
+        return _key(row.one())
+
+
 async def mark_used(db: Database, used: Iterable[tuple[str, datetime]]) -> None:
     """Record when keys were last used (no generation change: nothing to reload)."""
     async with db.begin() as conn:

@@ -251,11 +251,16 @@ def _simple(key: str) -> Route:
     return Route(PAGES[key].path, handler)
 
 
+async def keys(request: Request) -> Response:
+    """API Keys, offering the config's quotas as the budgets a key may follow."""
+    return await _page(request, "keys", quotas=sorted(runtime_of(request).snapshot.config.quotas))
+
+
 async def integrations(request: Request) -> Response:
     return await _page(request, "integrations", integrations=INTEGRATIONS)
 
 
-_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers")
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers", "keys")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -272,6 +277,7 @@ _page_routes = [
     Route(PAGES["settings"].path + "/{tab}", settings),
     Route(PAGES["integrations"].path, integrations),
     Route(PAGES["providers"].path, providers),
+    Route(PAGES["keys"].path, keys),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 
