@@ -66,6 +66,9 @@ class Settings:
     key_owner_max_age: float = 30 * 86400.0
     #: hours a browser sign-in lasts (modes oidc and keys)
     session_hours: float = 12.0
+    #: mode keys: irisgate's address as browsers reach it; https makes the sign-in cookie
+    #: `__Host-` and Secure ("": not known, the cookie is neither)
+    base_url: str = ""
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
     #: most upstream attempts one request makes (1: no failover; gateway/attempts.py)
@@ -182,6 +185,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     "session_hours": (
         "IRISGATE_SESSION_HOURS",
         "modes oidc and keys: hours a browser sign-in lasts (default 12)",
+    ),
+    "base_url": (
+        "IRISGATE_BASE_URL",
+        "mode keys: irisgate's address as browsers reach it (https://ai.example.com); https"
+        " makes the browser sign-in cookie Secure and __Host- (mode oidc: --oidc-base-url)",
     ),
     "key_owner_max_age": (
         "IRISGATE_KEY_OWNER_MAX_AGE",
@@ -367,6 +375,7 @@ def load_settings(
         dev_login=pick("dev_login") or "dev@localhost",
         key_owner_max_age=_duration(pick, "key_owner_max_age", 30 * 86400.0),
         session_hours=_session_hours(pick),
+        base_url=_web_url(pick, "base_url") if pick("base_url") else "",
         upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
         failover_attempts=_count(pick, "failover_attempts", 3),

@@ -33,6 +33,7 @@ from irisgate.handlers import (
 )
 from irisgate.identity.keyring import KeyRing, make
 from irisgate.store import keys as stored
+from irisgate.store import signin
 
 NAME_LIMIT = 100
 MODELS_LIMIT = 64
@@ -209,6 +210,7 @@ async def revoke_key(request: Request) -> Response:
         if await stored.revoke(runtime.db, key.id, now, caller.identity.login_name):
             key = replace(key, revoked_at=now, revoked_by=caller.identity.login_name)
     _ring(request).revoked(key)
+    await signin.delete_key_sessions(runtime.db, key.id)  # browsers signed in with it
     return json_response(shown(key))
 
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 
 from irisgate.store.database import Database
 from irisgate.store.keys import bump
-from irisgate.store.tables import owner_attributes
+from irisgate.store.tables import conflict_insert, owner_attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +45,19 @@ async def record(db: Database, sightings: Iterable[Sighting]) -> int:
             query = select(t.groups, t.capmap, t.seen_at).where(t.login_name == seen.login_name)
             row = (await conn.execute(query)).first()
             if row is None:
-                await conn.execute(
-                    sa_insert(owner_attributes).values(
-                        login_name=seen.login_name,
-                        groups=groups,
-                        capmap=seen.capmap,
-                        source=seen.source,
-                        seen_at=seen.seen_at,
-                    )
+                first = conflict_insert(conn.dialect.name, owner_attributes).values(
+                    login_name=seen.login_name,
+                    groups=groups,
+                    capmap=seen.capmap,
+                    source=seen.source,
+                    seen_at=seen.seen_at,
                 )
-                changed += 1
-                continue
+                inserted = await conn.execute(first.on_conflict_do_nothing())
+                if inserted.rowcount == 1:
+                    changed += 1
+                    continue
+                # another instance stored this person a moment ago: compare with theirs
+                row = (await conn.execute(query)).one()
             if row.seen_at > seen.seen_at:
                 continue
             same = row.groups == groups and row.capmap == seen.capmap

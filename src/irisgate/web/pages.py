@@ -61,7 +61,7 @@ def template(name: str) -> Any:
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     runtime = runtime_of(request)
-    sign_out = runtime.resolver.mode == "oidc"
+    sign_out = runtime.resolver.mode in ("oidc", "keys")
     body = (
         _env()
         .get_template(template)
