@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -90,7 +91,7 @@ def sign_in(page: Page, gw: IrisgateServer, secret: str, path: str = "/ui/dashbo
 
 
 def test_a_browser_signs_in_with_a_key_and_revoking_the_key_ends_it(
-    gw: IrisgateServer, admin_key: str, page: Page
+    gw: IrisgateServer, admin_key: str, page: Page, fake_llm: FakeLLM
 ) -> None:
     key = users_key(gw, admin_key, "browser")
     sign_in(page, gw, key["secret"])
@@ -104,6 +105,27 @@ def test_a_browser_signs_in_with_a_key_and_revoking_the_key_ends_it(
     whoami = page.request.get(gw.url + "/api/whoami").json()
     assert (whoami["login_name"], whoami["key"]["id"]) == (ADMIN, key["id"])
     assert key["secret"] not in page.content()
+    page.goto(gw.url + "/chat/")  # the chat app too, its model rounds made as the key
+    expect(page).to_have_url(gw.url + "/chat/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    fake_llm.reply_text = "Hello from the model"
+    try:
+        page.fill("#model-search", "gpt-4o-mini")
+        page.select_option("#model-select", index=0)
+        page.fill("#prompt", "hi")
+        page.click("#send")
+        answer = page.locator(".msg.assistant").last
+        expect(answer.locator(".body")).to_contain_text("Hello from the model")
+    finally:
+        fake_llm.reply_text = None
+    deadline = time.monotonic() + 30  # the record is written in the background
+    while not [
+        r
+        for r in as_key(gw, admin_key).get("/api/requests").json()["requests"]
+        if r["key_id"] == key["id"] and r["key_name"] == "browser"
+    ]:
+        assert time.monotonic() < deadline, "the chat's round was not recorded as the key's"
+        time.sleep(0.05)
 
     gone = as_key(gw, admin_key).delete(f"/api/keys/{key['id']}")
     assert gone.status_code == 200
