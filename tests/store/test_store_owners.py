@@ -23,9 +23,7 @@ async def test_the_latest_sighting_wins_and_changes_raise_the_generation(db: Dat
     before = await keys.generation(db)
     assert await owners.record(db, [carol(("group:eng",), T0, CAPS)]) == 1
     assert await keys.generation(db) == before + 1
-    assert await owners.seen_since(db, T0 - timedelta(days=1)) == [
-        carol(("group:eng",), T0, CAPS)
-    ]
+    assert await owners.seen_since(db, T0 - timedelta(days=1)) == [carol(("group:eng",), T0, CAPS)]
 
     # the same attributes again: seen_at moves, nothing for other instances to reload
     later = T0 + timedelta(hours=1)
