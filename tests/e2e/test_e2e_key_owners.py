@@ -6,7 +6,8 @@ policy (CapMap). Each makes a key on the tailnet; the key works off the tailnet 
 address tailscaled does not know) with that role. Then tailscaled reports the person
 without the group or the capability on their next request on the tailnet, and the key
 loses the role at once. On two instances sharing PostgreSQL the other one follows within
-the convergence bound. A tagged node's key never carries the node's tags.
+the convergence bound. A tagged node's key never carries the node's tags, and a service
+key never takes the groups of a tailnet login that looks like its service identity.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ CAROL_IP, CAROL_LATER_IP = "127.0.0.41", "127.0.0.42"
 DAVE_IP, DAVE_LATER_IP = "127.0.0.43", "127.0.0.44"
 ERIN_IP, ERIN_LATER_IP = "127.0.0.45", "127.0.0.46"
 TAGGED_IP = "127.0.0.47"
+ADMIN_IP = "127.0.0.48"
+#: a tailnet login that looks like a service identity (its keys must not take its groups)
+LOOKALIKE_IP = "127.0.0.49"
 DAVES_CAP = {APERTURE: [{"role": "user", "models": "openai/**"}]}
 
 
@@ -44,6 +48,8 @@ def tailnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLocalAPI]:
     fake.add_user(DAVE_IP, "dave@example.com", "Dave", capmap=DAVES_CAP)
     fake.add_user(ERIN_IP, "erin@example.com", "Erin", groups=("group:eng",))
     fake.add_tagged(TAGGED_IP, ["tag:build"], capmap=DAVES_CAP)
+    fake.add_user(ADMIN_IP, "alice@example.com", "Alice")
+    fake.add_user(LOOKALIKE_IP, "ci-bot@service", "CI", groups=("group:eng",))
     fake.start(str(tmp_path_factory.mktemp("ts") / "tailscaled.sock"))
     yield fake
     fake.stop()
@@ -141,6 +147,20 @@ def test_a_tagged_nodes_key_carries_no_tags(gw: InProcessIrisgate) -> None:
     key = make_key(gw, TAGGED_IP, "build")
     with_key = whoami(gw, STRANGER_IP, key)
     assert (with_key["tags"], with_key["groups"], with_key["role"]) == ([], [], None)
+
+
+def test_a_service_key_keeps_its_service_identity(gw: InProcessIrisgate) -> None:
+    made = client_from(ADMIN_IP, gw).post(
+        "/api/keys", json={"name": "ci", "owner": "ci-bot@service"}
+    )
+    assert made.status_code == 201, made.text
+    assert whoami(gw, LOOKALIKE_IP)["groups"] == ["group:eng"]  # seen on the tailnet
+    service = whoami(gw, STRANGER_IP, made.json()["secret"])
+    assert (service["login_name"], service["groups"], service["role"]) == (
+        "ci-bot@service",
+        [],
+        None,
+    )
 
 
 def test_attributes_older_than_the_max_age_are_not_used(
