@@ -41,7 +41,7 @@ from irisgate.hosts import HostGuard
 from irisgate.identity import IdentityRefused, SignInRequired
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.runtime import Runtime
-from irisgate.settings import Settings
+from irisgate.settings import SIGN_IN_MODES, Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
 from irisgate.web import keysignin, pages, signin, unrouted
@@ -58,8 +58,6 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 #: pages anyone may load in modes oidc and keys: signing in, and the files the page uses
 _OPEN_PAGES = ("/auth/", "/ui/static/")
-#: the modes whose browsers sign in (a page request without a session is sent to sign in)
-_SIGN_IN_MODES = ("oidc", "keys")
 #: a shutting-down process still answers probes and metrics; other new work hears this
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
 
@@ -155,7 +153,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
         sign-in pages and the pages' static files excepted): it is sent to sign in. Asked of
         the resolver with the API key ring in front, which knows whether the key a session
         (mode keys) stands for is still valid."""
-        if resolver.mode not in _SIGN_IN_MODES or scope["path"].startswith(_OPEN_PAGES):
+        if resolver.mode not in SIGN_IN_MODES or scope["path"].startswith(_OPEN_PAGES):
             return False
         keyed: IdentityResolver = scope["state"]["runtime"].resolver
         try:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 IdentityMode = Literal["tailscale", "serve", "dev", "oidc", "keys"]
 IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc", "keys")
 #: modes that identify callers from anywhere, without a network identity: chosen explicitly
-#: for a gateway listening on more than loopback (see `unidentified_exposure`)
+#: for a gateway listening on more than loopback (see `unidentified_exposure`); their
+#: browsers sign in and hold a session (irisgate.web.signin)
 SIGN_IN_MODES: tuple[str, ...] = ("oidc", "keys")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"

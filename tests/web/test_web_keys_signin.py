@@ -108,6 +108,7 @@ def test_a_browser_signs_in_with_a_key_and_revoking_the_key_ends_it(
     page.goto(gw.url + "/chat/")  # the chat app too, its model rounds made as the key
     expect(page).to_have_url(gw.url + "/chat/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#sign-out")).to_be_visible()
     fake_llm.reply_text = "Hello from the model"
     try:
         page.fill("#model-search", "gpt-4o-mini")

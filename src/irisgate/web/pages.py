@@ -30,6 +30,7 @@ from irisgate.config.model import (
 )
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
+from irisgate.settings import SIGN_IN_MODES
 from irisgate.web import setup
 from irisgate.web.integrations import INTEGRATIONS
 from irisgate.web.nav import PAGES, Group, visible
@@ -61,7 +62,7 @@ def template(name: str) -> Any:
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     runtime = runtime_of(request)
-    sign_out = runtime.resolver.mode in ("oidc", "keys")
+    sign_out = runtime.resolver.mode in SIGN_IN_MODES
     body = (
         _env()
         .get_template(template)
