@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import httpx2
 import openai
 import pytest
-from conftest import ADMIN, dashboard_config
+from conftest import ADMIN, dashboard_config, screenshot
 from playwright.sync_api import Browser, Page, expect
 
 from irisgate.identity.keys import new_secret
@@ -87,6 +87,7 @@ def sign_in(page: Page, gw: IrisgateServer, secret: str, path: str = "/ui/dashbo
     page.goto(gw.url + path)
     expect(page).to_have_url(gw.url + "/auth/login?next=" + path.replace("/", "%2F"))
     page.fill("#signin-key", secret)
+    screenshot(page, "keys-signin")
     page.click("#signin-submit")
 
 
