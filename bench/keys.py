@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from irisgate.identity.keyring import KeyedResolver, KeyRing
 from irisgate.identity.keys import SHOWN, new_secret, secret_hash
+from irisgate.identity.owners import Owners
 from irisgate.identity.resolver import DevResolver
 from irisgate.store.keys import StoredKey
 
@@ -67,7 +68,8 @@ async def main() -> None:
     secrets = [new_secret() for _ in range(1000)]
     keys = [stored(s, i) for i, s in enumerate(secrets)]
     # no database: the ring is never asked to poll (an hour away) or to look a key up
-    ring = KeyRing(db=None, poll_seconds=3600, keys=keys)  # type: ignore[arg-type]
+    owners = Owners(30 * 86400.0, ())
+    ring = KeyRing(db=None, poll_seconds=3600, keys=keys, owners=owners)  # type: ignore[arg-type]
     resolver = KeyedResolver(DevResolver("dev@localhost"), ring)
     without = await per_request_us(resolver, headers("Bearer sk-placeholder"))
     with_key = await per_request_us(resolver, headers(f"Bearer {secrets[500]}"))

@@ -53,6 +53,36 @@ def test_oidc_settings_that_cannot_work_are_refused(
         load_settings({**OIDC, **changes}, {})
 
 
+def test_key_owner_max_age_and_the_keys_sign_in_settings() -> None:
+    defaults = load_settings({"identity": "keys"}, {})
+    assert (defaults.key_owner_max_age, defaults.base_url) == (30 * 86400.0, "")
+    assert defaults.session_hours == 12.0
+    env = {
+        "IRISGATE_KEY_OWNER_MAX_AGE": "12h",
+        "IRISGATE_BASE_URL": "https://ai.example.com/",
+        "IRISGATE_SESSION_HOURS": "2",
+    }
+    changed = load_settings({"identity": "keys"}, env)
+    assert (changed.key_owner_max_age, changed.base_url) == (43200.0, "https://ai.example.com")
+    assert changed.session_hours == 2.0
+    assert load_settings({"key_owner_max_age": "90m"}, {}).key_owner_max_age == 5400.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"key_owner_max_age": "30"}, "--key-owner-max-age must be a duration like 30d"),
+        ({"key_owner_max_age": "0d"}, "--key-owner-max-age must be a duration like 30d"),
+        ({"key_owner_max_age": "-1h"}, "--key-owner-max-age must be a duration like 30d"),
+        ({"base_url": "ai.example.com"}, "--base-url must be an http"),
+        ({"identity": "keys", "session_hours": "0"}, "--session-hours must be a number"),
+    ],
+)
+def test_key_settings_that_cannot_work_are_refused(flags: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(flags, {})
+
+
 @pytest.mark.parametrize(
     ("flags", "refused"),
     [

@@ -38,13 +38,13 @@ from irisgate.drain import REFUSAL, Drain
 from irisgate.gateway.pipeline import Gateway
 from irisgate.handlers import ApiError, database_error
 from irisgate.hosts import HostGuard
-from irisgate.identity import SignInRequired
+from irisgate.identity import IdentityRefused, SignInRequired
 from irisgate.identity.resolver import IdentityResolver, make_resolver
 from irisgate.runtime import Runtime
-from irisgate.settings import Settings
+from irisgate.settings import SIGN_IN_MODES, Settings
 from irisgate.web import chat as chat_page
 from irisgate.web import headers as page_headers
-from irisgate.web import pages, signin, unrouted
+from irisgate.web import keysignin, pages, signin, unrouted
 from irisgate.web.endpoint import endpoint_of
 from irisgate.wire.bodylimit import close_unread
 
@@ -56,7 +56,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-#: pages anyone may load in mode oidc: signing in, and the files the sign-in page uses
+#: pages anyone may load in modes oidc and keys: signing in, and the files the page uses
 _OPEN_PAGES = ("/auth/", "/ui/static/")
 #: a shutting-down process still answers probes and metrics; other new work hears this
 _REFUSAL_HEADERS = {"retry-after": "1", "connection": "close"}
@@ -124,6 +124,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             *chat_api.routes,
             *chat_page.routes,
             *signin.routes,
+            *keysignin.routes,
             Route("/v1/models", list_models),
         ],
         exception_handlers={
@@ -148,14 +149,19 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
         return False
 
     async def must_sign_in(scope: dict[str, Any]) -> bool:
-        """A page request in mode oidc from a browser that is not signed in (the sign-in
-        pages and the pages' static files excepted): it is sent to sign in."""
-        if resolver.mode != "oidc" or scope["path"].startswith(_OPEN_PAGES):
+        """A page request in mode oidc or keys from a browser that is not signed in (the
+        sign-in pages and the pages' static files excepted): it is sent to sign in. Asked of
+        the resolver with the API key ring in front, which knows whether the key a session
+        (mode keys) stands for is still valid."""
+        if resolver.mode not in SIGN_IN_MODES or scope["path"].startswith(_OPEN_PAGES):
             return False
+        keyed: IdentityResolver = scope["state"]["runtime"].resolver
         try:
-            await resolver.resolve(scope.get("client"), scope["headers"])
+            await keyed.resolve(scope.get("client"), scope["headers"])
         except SignInRequired:
             return True
+        except IdentityRefused as exc:  # mode keys without a session: no key either
+            return resolver.mode == "keys" and exc.status == 401
         return False
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

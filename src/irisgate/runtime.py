@@ -127,7 +127,7 @@ class Runtime:
             await resolver.open(db)
             config = await ConfigService.open(db, settings)
             opened.push_async_callback(config.stop)
-            ring = await KeyRing.open(db, settings.config_poll_seconds)
+            ring = await KeyRing.open(db, settings.config_poll_seconds, settings.key_owner_max_age)
             opened.push_async_callback(ring.stop)
             http = upstream_session(settings)
             opened.push_async_callback(http.close)

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 IdentityMode = Literal["tailscale", "serve", "dev", "oidc", "keys"]
 IDENTITY_MODES: tuple[str, ...] = ("tailscale", "serve", "dev", "oidc", "keys")
 #: modes that identify callers from anywhere, without a network identity: chosen explicitly
-#: for a gateway listening on more than loopback (see `unidentified_exposure`)
+#: for a gateway listening on more than loopback (see `unidentified_exposure`); their
+#: browsers sign in and hold a session (irisgate.web.signin)
 SIGN_IN_MODES: tuple[str, ...] = ("oidc", "keys")
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_DATA_DIR = "irisgate-data"
@@ -62,6 +63,13 @@ class Settings:
     tailscaled_socket: str = DEFAULT_SOCKET
     dev_login: str = "dev@localhost"
     whois_cache_seconds: float = 10.0
+    #: seconds a key owner's groups and capabilities, as last seen, stay usable by their keys
+    key_owner_max_age: float = 30 * 86400.0
+    #: hours a browser sign-in lasts (modes oidc and keys)
+    session_hours: float = 12.0
+    #: mode keys: irisgate's address as browsers reach it; https makes the sign-in cookie
+    #: `__Host-` and Secure ("": not known, the cookie is neither)
+    base_url: str = ""
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0  # longest silence allowed between upstream bytes
     #: most upstream attempts one request makes (1: no failover; gateway/attempts.py)
@@ -177,7 +185,17 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
     ),
     "session_hours": (
         "IRISGATE_SESSION_HOURS",
-        "mode oidc: hours a sign-in lasts (default 12)",
+        "modes oidc and keys: hours a browser sign-in lasts (default 12)",
+    ),
+    "base_url": (
+        "IRISGATE_BASE_URL",
+        "mode keys: irisgate's address as browsers reach it (https://ai.example.com); https"
+        " makes the browser sign-in cookie Secure and __Host- (mode oidc: --oidc-base-url)",
+    ),
+    "key_owner_max_age": (
+        "IRISGATE_KEY_OWNER_MAX_AGE",
+        "how long an API key keeps its owner's groups and tailnet capabilities as last seen"
+        " (30d, 12h, 90m or 45s; default 30d); older, the key has its owner's login only",
     ),
     "data_dir": ("IRISGATE_DATA_DIR", "folder for the SQLite database (default ./irisgate-data)"),
     "tailscaled_socket": ("IRISGATE_TAILSCALED_SOCKET", "tailscaled LocalAPI unix socket"),
@@ -356,6 +374,9 @@ def load_settings(
         config_file=Path(config) if config else None,
         tailscaled_socket=socket,
         dev_login=pick("dev_login") or "dev@localhost",
+        key_owner_max_age=_duration(pick, "key_owner_max_age", 30 * 86400.0),
+        session_hours=_session_hours(pick),
+        base_url=_web_url(pick, "base_url") if pick("base_url") else "",
         upstream_connect_timeout=_seconds(pick, "upstream_connect_timeout", 10.0),
         upstream_read_timeout=_seconds(pick, "upstream_read_timeout", 600.0),
         failover_attempts=_count(pick, "failover_attempts", 3),
@@ -428,15 +449,7 @@ def _oidc(pick: Callable[[str], str | None]) -> OidcSettings:
     if missing:
         raise SettingsError(f"--identity oidc needs {', '.join(missing)}")
     issuer, base_url = _web_url(pick, "oidc_issuer"), _web_url(pick, "oidc_base_url")
-    raw_hours = pick("session_hours") or "12"
-    try:
-        hours = float(raw_hours)
-    except ValueError:
-        hours = math.nan
-    if not 0 < hours <= 24 * 90:  # NaN fails too
-        raise SettingsError(
-            f"--session-hours must be a number of hours above 0, at most 2160, got {raw_hours!r}"
-        )
+    hours = _session_hours(pick)
     scopes = pick("oidc_scopes") or "openid email profile"
     if "openid" not in scopes.split():
         raise SettingsError(f"--oidc-scopes must include openid, got {scopes!r}")
@@ -450,6 +463,35 @@ def _oidc(pick: Callable[[str], str | None]) -> OidcSettings:
         scopes=scopes,
         session_hours=hours,
     )
+
+
+def _session_hours(pick: Callable[[str], str | None]) -> float:
+    raw_hours = pick("session_hours") or "12"
+    try:
+        hours = float(raw_hours)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= 24 * 90:  # NaN fails too
+        raise SettingsError(
+            f"--session-hours must be a number of hours above 0, at most 2160, got {raw_hours!r}"
+        )
+    return hours
+
+
+_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([dhms])")
+_DURATION_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _duration(pick: Callable[[str], str | None], name: str, default: float) -> float:
+    """A positive duration with its unit: `30d`, `12h`, `90m` or `45s`, in seconds."""
+    raw = pick(name)
+    if raw is None:
+        return default
+    match = _DURATION.fullmatch(raw.strip().lower())
+    if match is None or float(match[1]) <= 0:
+        flag = "--" + name.replace("_", "-")
+        raise SettingsError(f"{flag} must be a duration like 30d, 12h, 90m or 45s, got {raw!r}")
+    return float(match[1]) * _DURATION_S[match[2]]
 
 
 def _web_url(pick: Callable[[str], str | None], name: str) -> str:

@@ -4,7 +4,8 @@ Nobody is known by the network: the first key is made with `irisgate keys create
 database, as an operator would. A key made on one instance works on the other at once; a key
 revoked on one is refused there at once and on the other within the config convergence
 bound (2 s: the key generation is polled with the config, every second), which the test
-waits for as a condition.
+waits for as a condition. A browser signed in with a key is known on both instances, and
+revoking the key ends its session on both the same way.
 """
 
 from __future__ import annotations
@@ -136,3 +137,25 @@ def test_a_key_made_on_one_instance_is_revoked_on_both(
     listed = client(second, admin_key).get("/api/keys", params={"all": "1"}).json()
     revoked = next(k for k in listed if k["id"] == key["id"])
     assert revoked["revoked_at"] and revoked["owner"] == "ci-bot@service"
+
+
+def test_a_browser_signed_in_with_a_key_is_known_on_both_until_the_key_is_revoked(
+    pair: tuple[IrisgateServer, IrisgateServer], admin_key: str
+) -> None:
+    """Mode keys' sign-in: the session made on one instance works on the other (one
+    sessions table), and revoking its key ends it on both within the convergence bound."""
+    first, second = pair
+    made = client(first, admin_key).post("/api/keys", json={"name": "browser"}).json()
+    signed = httpx2.post(f"{first.url}/auth/login", data={"key": made["secret"]})
+    assert signed.status_code == 303, signed.text
+    session = {"irisgate_session": signed.cookies["irisgate_session"]}
+    on_second = httpx2.get(f"{second.url}/api/whoami", cookies=session).json()
+    assert (on_second["login_name"], on_second["key"]["id"]) == (ADMIN, made["id"])
+    assert client(first, admin_key).delete(f"/api/keys/{made['id']}").status_code == 200
+    assert httpx2.get(f"{first.url}/api/whoami", cookies=session).status_code == 401
+    deadline = time.monotonic() + 30  # the bound is 2 s; a loaded machine may take longer
+    while httpx2.get(f"{second.url}/api/whoami", cookies=session).status_code != 401:
+        assert time.monotonic() < deadline, "the other instance kept the revoked key's session"
+        time.sleep(0.05)
+    page = httpx2.get(f"{second.url}/ui/dashboard", cookies=session)
+    assert page.status_code == 303 and page.headers["location"].startswith("/auth/login")

@@ -260,12 +260,27 @@ def test_a_signed_in_person_makes_an_api_key_that_programs_use(
 ) -> None:
     """Recipe 3: people sign in, programs use API keys (issue 19): a key made with the
     session works without it, as its owner; revoked, it is refused. A key carries its owner's
-    login, not the groups of a sign-in: Bob, granted through a group, gets nothing with it."""
+    groups of their latest sign-in: Bob, granted through a group, has his role with his key
+    until he signs in without the group."""
     provider.next_sign_in(BOB)
     cookies = {"irisgate_session": session_of(sign_in(gateway))}
     bobs = httpx2.post(gateway.url + "/api/keys", json={"name": "ci"}, cookies=cookies).json()
-    who = httpx2.get(gateway.url + "/api/whoami", headers={"x-api-key": bobs["secret"]})
-    assert (who.json()["login_name"], who.json()["role"]) == ("bob@example.com", None)
+    who = httpx2.get(gateway.url + "/api/whoami", headers={"x-api-key": bobs["secret"]}).json()
+    assert (who["login_name"], who["groups"], who["role"]) == (
+        "bob@example.com",
+        ["llm-users"],
+        "user",
+    )
+    gpt = openai.OpenAI(base_url=gateway.url + "/v1", api_key=bobs["secret"], max_retries=0)
+    gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    provider.next_sign_in(BOB, groups=[])  # the provider no longer lists the group
+    session_of(sign_in(gateway))
+    who = httpx2.get(gateway.url + "/api/whoami", headers={"x-api-key": bobs["secret"]}).json()
+    assert (who["groups"], who["role"]) == ([], None)
+    with pytest.raises(openai.PermissionDeniedError):
+        gpt.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
     provider.next_sign_in(ALICE)
     cookies = {"irisgate_session": session_of(sign_in(gateway))}
     made = httpx2.post(gateway.url + "/api/keys", json={"name": "ci"}, cookies=cookies)

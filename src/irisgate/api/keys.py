@@ -1,10 +1,13 @@
-"""API keys: `POST /api/keys` (the secret, once), `GET /api/keys`, `DELETE /api/keys/{id}`.
+"""API keys: `POST /api/keys` (the secret, once), `GET /api/keys`, `PATCH /api/keys/{id}`
+(its budget), `DELETE /api/keys/{id}`.
 
 Anyone with a role makes and lists their own keys and revokes them; admins list (`?all=1`)
 and revoke every key and make *service keys*: keys whose owner is a service identity
 (`ci-bot@service`) that grants name in `src` like a user. A key acts as its owner, never
 more, so a key that is narrower than its owner (model globs, a budget, an expiry) cannot
-make keys: a key made with it could be broader. Secrets are answered once, at creation, and
+make keys, nor change a key's budget: either could make a key broader than itself. A
+key's budget is a quota of the config that its own bucket `key:<id>` follows; its owner and
+admins set it when the key is made and change it later. Secrets are answered once, at creation, and
 stored only as their SHA-256 (irisgate.identity.keys).
 """
 
@@ -30,6 +33,7 @@ from irisgate.handlers import (
 )
 from irisgate.identity.keyring import KeyRing, make
 from irisgate.store import keys as stored
+from irisgate.store import signin
 
 NAME_LIMIT = 100
 MODELS_LIMIT = 64
@@ -119,21 +123,31 @@ def _owner(caller: Caller, body: dict[str, Any]) -> str:
     return owner
 
 
-async def create_key(request: Request) -> Response:
-    caller = await require_role(request)
+def _not_narrowed(caller: Caller, what: str) -> None:
     if caller.identity.key is not None and caller.identity.key.narrowed:
         raise ApiError(
-            403, "access denied: this API key is narrower than its owner and cannot make keys"
+            403, f"access denied: this API key is narrower than its owner and cannot {what}"
         )
+
+
+def _quota(request: Request, body: dict[str, Any]) -> str:
+    """The quota template a key's own budget follows ("" for none): one of the config's."""
+    quota = _text(body, "quota", 200)
+    if quota and quota not in runtime_of(request).snapshot.config.quotas:
+        raise ApiError(400, f"'quota' names no quota of the config: {quota!r}")
+    return quota
+
+
+async def create_key(request: Request) -> Response:
+    caller = await require_role(request)
+    _not_narrowed(caller, "make keys")
     body = await json_object(request)
     name = _text(body, "name", NAME_LIMIT)
     if not name:
         raise ApiError(400, "'name' is required: what the key is for")
     owner = _owner(caller, body)
-    quota = _text(body, "quota", 200)
+    quota = _quota(request, body)
     runtime = runtime_of(request)
-    if quota and quota not in runtime.snapshot.config.quotas:
-        raise ApiError(400, f"'quota' names no quota of the config: {quota!r}")
     expires_at, models = _expiry(body), _models(body)
     if len(await stored.listed(runtime.db, owner, limit=KEYS_PER_OWNER)) >= KEYS_PER_OWNER:
         raise ApiError(409, f"{owner} has {KEYS_PER_OWNER} keys already; revoke unused ones")
@@ -160,23 +174,49 @@ async def list_keys(request: Request) -> Response:
     return json_response([shown(k) for k in keys])
 
 
-async def revoke_key(request: Request) -> Response:
-    caller = await require_role(request)
+async def _own_key(request: Request, caller: Caller) -> stored.StoredKey:
+    """The key of the path, when the caller owns it or is an admin; 404 otherwise."""
     key_id = request.path_params["key_id"]
-    runtime = runtime_of(request)
-    key = await stored.get(runtime.db, key_id) if len(key_id) <= 100 else None
+    key = await stored.get(runtime_of(request).db, key_id) if len(key_id) <= 100 else None
     if key is None or not (caller.is_admin or key.owner == caller.identity.login_name):
         raise ApiError(404, f"no API key {key_id[:100]!r}")
+    return key
+
+
+async def change_key(request: Request) -> Response:
+    """`PATCH /api/keys/{id}` `{"quota": NAME}`: the key's own budget ("" or null: none)."""
+    caller = await require_role(request)
+    _not_narrowed(caller, "change a key's budget")
+    key = await _own_key(request, caller)
+    body = await json_object(request, '{"quota": "per-key"}')
+    if set(body) != {"quota"}:
+        raise ApiError(400, "only 'quota' (the key's own budget) can be changed")
+    quota = _quota(request, body)
+    if key.revoked_at is not None:
+        raise ApiError(409, f"API key {key.id!r} is revoked")
+    changed = await stored.set_quota(runtime_of(request).db, key.id, quota)
+    if changed is None:
+        raise ApiError(409, f"API key {key.id!r} is revoked")
+    _ring(request).added(changed)
+    return json_response(shown(changed))
+
+
+async def revoke_key(request: Request) -> Response:
+    caller = await require_role(request)
+    runtime = runtime_of(request)
+    key = await _own_key(request, caller)
     if key.revoked_at is None:
         now = datetime.now(UTC)
         if await stored.revoke(runtime.db, key.id, now, caller.identity.login_name):
             key = replace(key, revoked_at=now, revoked_by=caller.identity.login_name)
     _ring(request).revoked(key)
+    await signin.delete_key_sessions(runtime.db, key.id)  # browsers signed in with it
     return json_response(shown(key))
 
 
 routes = [
     Route("/api/keys", create_key, methods=["POST"]),
     Route("/api/keys", list_keys, methods=["GET"]),
+    Route("/api/keys/{key_id}", change_key, methods=["PATCH"]),
     Route("/api/keys/{key_id}", revoke_key, methods=["DELETE"]),
 ]

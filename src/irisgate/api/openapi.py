@@ -580,6 +580,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         returns="array",
     ),
     Endpoint(
+        "PATCH",
+        "/api/keys/{key_id}",
+        "Change an API key's budget",
+        "Give a key its own budget: `quota` names a quota of the config that the key's "
+        'bucket `key:<id>` follows ("" or null: no budget of its own). At once here, on '
+        "other instances within the config convergence bound. Owners change their keys, "
+        "admins any key; a key narrower than its owner cannot (403); a revoked key is 409. "
+        "Answers the key.",
+        "user",
+        body='{"quota": "per-key"}',
+        body_schema=_object(("quota",), quota={"type": ["string", "null"], "maxLength": 200}),
+        errors=(409,),
+    ),
+    Endpoint(
         "DELETE",
         "/api/keys/{key_id}",
         "Revoke an API key",

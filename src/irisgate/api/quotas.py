@@ -1,7 +1,8 @@
 """Quota endpoints: bucket status for everyone, manual balance changes for admins (§5.5).
 
 - `GET /api/quotas`: the caller's own buckets (admins: every bucket of the config, or their
-  own with `?own=1`) with balance, capacity, rate, last update, the grants and model globs
+  own with `?own=1`), the buckets of the caller's API keys' own budgets (`key:<id>`; admins:
+  of every key), with balance, capacity, rate, last update, the grants and model globs
   that charge them, and which configured models charge them when the caller uses them.
 - `POST /api/quotas/refill` `{"bucket", "amount"}`: add money, never above capacity.
 - `POST /api/quotas/set` `{"bucket", "balance"}`: set the balance (0 .. capacity).
@@ -38,6 +39,7 @@ from irisgate.quotas.amounts import dollars, parse_amount
 from irisgate.quotas.balances import BucketRow
 from irisgate.quotas.charges import charges_for, expand, template_of
 from irisgate.quotas.refill import refilled
+from irisgate.store import keys as stored_keys
 
 
 def _used_by(config: Config) -> dict[str, list[dict[str, Any]]]:
@@ -140,7 +142,8 @@ async def list_quotas(request: Request) -> Response:
     rows = await balances.rows(runtime.db)
     uses = _used_by(config)
     own = _own_names(caller)
-    if caller.is_admin and query_value(request, "own") not in ("1", "true"):
+    everyone = caller.is_admin and query_value(request, "own") not in ("1", "true")
+    if everyone:
         names = {
             name: row.template
             for name, row in rows.items()
@@ -152,7 +155,12 @@ async def list_quotas(request: Request) -> Response:
         for name, template in own.items():
             names.setdefault(name, template)
     else:
-        names = own
+        names = dict(own)
+    for key in await stored_keys.listed(
+        runtime.db, None if everyone else caller.identity.login_name
+    ):
+        if key.quota and key.revoked_at is None:  # the key's budget now, not its row's
+            names[f"key:{key.id}"] = key.quota
     models = _caller_models(config, caller)
     buckets = [
         _entry(

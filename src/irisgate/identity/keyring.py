@@ -17,6 +17,13 @@ key costs one hash and one dict lookup, no database round trip. It is kept curre
   a key made a moment ago works as soon as it is in the database.
 
 When each key was last used is kept in memory and written with the next poll.
+
+A key carries its owner's groups and aperture capabilities as last seen on a verified
+connection (`irisgate.identity.owners`): the resolver hands every tailnet identity it
+resolves to the ring (`seen`), which rebuilds that owner's keys when what they carry
+changed; sightings are stored with the next poll and followed by the other instances
+through the same generation. A browser signed in with a key (mode keys) is that key, looked
+up by id (`identify_id`), so revoking the key ends its sessions.
 """
 
 from __future__ import annotations
@@ -30,31 +37,56 @@ from datetime import UTC, datetime
 
 import structlog
 
-from irisgate.identity import Identity, KeyInfo, KeyRefused
+from irisgate.identity import Identity, KeyInfo, KeyRefused, SignInRequired
 from irisgate.identity.keys import SHOWN, key_in, new_secret, secret_hash
+from irisgate.identity.owners import Attributes, Owners
 from irisgate.identity.resolver import Headers, IdentityResolver
 from irisgate.store import keys as stored
+from irisgate.store import owners as stored_owners
 from irisgate.store.availability import unavailable
 from irisgate.store.database import Database
 
 log = structlog.get_logger("irisgate.keys")
 #: database look-ups of keys the ring does not know, at most this many at once
 _LOOKUPS = 2
+#: seconds between full reloads even when no key changed (other instances' sightings that
+#: only moved `seen_at` forward raise no generation)
+_RELOAD_S = 300.0
 
 
 class _Entry:
-    __slots__ = ("expires", "identity")
+    """One key ready for requests: its identity with its owner's attributes until they are
+    too old, and with the login only after."""
 
-    def __init__(self, identity: Identity, expires: float | None) -> None:
-        self.identity = identity
-        self.expires = expires
+    __slots__ = ("bare", "expires", "identity", "key", "until")
+
+    def __init__(self, key: stored.StoredKey, owner: Attributes | None, max_age: float) -> None:
+        self.key = key
+        self.bare = identity_of(key)
+        self.identity = identity_of(key, owner)
+        self.until = owner.seen_at + max_age if owner is not None else 0.0
+        self.expires = key.expires_at.timestamp() if key.expires_at is not None else None
+
+    def now(self, now: float) -> Identity:
+        return self.identity if now < self.until else self.bare
 
 
-def identity_of(key: stored.StoredKey) -> Identity:
-    """The identity a key gives its caller: its owner, with the key's narrowing."""
+def identity_of(key: stored.StoredKey, owner: Attributes | None = None) -> Identity:
+    """The identity a key gives its caller: its owner (with the groups and aperture
+    capabilities they were last seen with, never for a service), with the key's narrowing."""
     narrowed = bool(key.models or key.quota or key.expires_at)
     info = KeyInfo(key.id, key.name, key.models, key.quota, narrowed)
-    return Identity(login_name=key.owner, display_name=key.owner.split("@", 1)[0], key=info)
+    display = key.owner.split("@", 1)[0]
+    if owner is None or key.service:
+        return Identity(login_name=key.owner, display_name=display, key=info)
+    return Identity(
+        login_name=key.owner,
+        display_name=display,
+        groups=owner.groups,
+        capmap=owner.capmap,
+        capmap_key=owner.capmap_key,
+        key=info,
+    )
 
 
 async def make(
@@ -89,27 +121,38 @@ async def make(
     return key, secret
 
 
-def _entry(key: stored.StoredKey) -> _Entry:
-    expires = key.expires_at.timestamp() if key.expires_at is not None else None
-    return _Entry(identity_of(key), expires)
-
-
 class KeyRing:
     """Valid keys by the hash of their secret; built by `open` (keys loaded, poll started)."""
 
-    def __init__(self, db: Database, poll_seconds: float, keys: Iterable[stored.StoredKey]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        poll_seconds: float,
+        keys: Iterable[stored.StoredKey],
+        owners: Owners,
+    ) -> None:
         self._db = db
         self._poll = poll_seconds
-        self._by_hash = {k.secret_hash: _entry(k) for k in keys}
+        self.owners = owners
+        self._by_hash: dict[str, _Entry] = {}
+        self._by_owner: dict[str, set[str]] = {}
+        self._by_id: dict[str, str] = {}
+        for key in keys:
+            self._put(key)
         self._generation = -1
+        #: monotonic time of the last full reload; one happens at least every `_reload_s`
+        self._loaded = time.monotonic()
+        self._reload_s = min(_RELOAD_S, owners.max_age / 10)
         self._used: dict[str, float] = {}
         self._lookups = asyncio.Semaphore(_LOOKUPS)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     @classmethod
-    async def open(cls, db: Database, poll_seconds: float) -> KeyRing:
+    async def open(cls, db: Database, poll_seconds: float, owner_max_age: float) -> KeyRing:
         generation = await stored.generation(db)
-        ring = cls(db, poll_seconds, await stored.active(db))
+        since = datetime.fromtimestamp(time.time() - owner_max_age, UTC)
+        owners = Owners(owner_max_age, await stored_owners.seen_since(db, since))
+        ring = cls(db, poll_seconds, await stored.active(db), owners)
         ring._generation = generation
         return ring
 
@@ -119,6 +162,28 @@ class KeyRing:
             await self._task
         with contextlib.suppress(Exception):  # best effort: last-used times are a courtesy
             await self._flush_used()
+        with contextlib.suppress(Exception):  # best effort: the next sighting writes again
+            await self.owners.flush(self._db)
+
+    def _put(self, key: stored.StoredKey) -> _Entry:
+        entry = _Entry(key, self.owners.of(key.owner), self.owners.max_age)
+        self._by_hash[key.secret_hash] = entry
+        self._by_owner.setdefault(key.owner, set()).add(key.secret_hash)
+        self._by_id[key.id] = key.secret_hash
+        return entry
+
+    def _drop(self, key: stored.StoredKey) -> None:
+        self._by_hash.pop(key.secret_hash, None)
+        self._by_id.pop(key.id, None)
+        hashes = self._by_owner.get(key.owner)
+        if hashes is not None:
+            hashes.discard(key.secret_hash)
+            if not hashes:
+                del self._by_owner[key.owner]
+
+    def _rebuild(self, owner: str) -> None:
+        for digest in tuple(self._by_owner.get(owner, ())):
+            self._put(self._by_hash[digest].key)
 
     async def identify(self, secret: str) -> Identity:
         """The identity of a key's caller; `KeyRefused` when the key is not valid now."""
@@ -126,37 +191,67 @@ class KeyRing:
         entry = self._by_hash.get(digest)
         if entry is None:
             entry = await self._look_up(digest)
+        return self._use(entry)
+
+    async def identify_id(self, key_id: str) -> Identity:
+        """The identity of the key with this id (a browser signed in with it, mode keys);
+        `KeyRefused` when it is revoked, expired or unknown."""
+        digest = self._by_id.get(key_id)
+        entry = self._by_hash.get(digest) if digest is not None else None
+        if entry is None:
+            async with self._lookups:
+                key = await stored.get(self._db, key_id)
+            if key is None or key.revoked_at is not None:
+                raise KeyRefused("the API key of this sign-in was revoked")
+            entry = self._put(key)
+        return self._use(entry)
+
+    def _use(self, entry: _Entry) -> Identity:
         now = time.time()
         if entry.expires is not None and entry.expires <= now:
             raise KeyRefused("API key expired")
-        key = entry.identity.key
-        assert key is not None
-        self._used[key.id] = now
-        return entry.identity
+        self._used[entry.key.id] = now
+        return entry.now(now)
 
     async def _look_up(self, digest: str) -> _Entry:
         async with self._lookups:
             key = await stored.by_hash(self._db, digest)
         if key is None or key.revoked_at is not None:
             raise KeyRefused("invalid API key: unknown or revoked")
-        entry = self._by_hash[digest] = _entry(key)
-        return entry
+        return self._put(key)
 
     def added(self, key: stored.StoredKey) -> None:
-        """A key this instance just stored: usable here at once."""
-        self._by_hash[key.secret_hash] = _entry(key)
+        """A key this instance just stored or changed: usable here at once, as it is now."""
+        self._put(key)
 
     def revoked(self, key: stored.StoredKey) -> None:
         """A key this instance just revoked: refused here at once."""
-        self._by_hash.pop(key.secret_hash, None)
+        self._drop(key)
+
+    def seen(self, identity: Identity, source: str) -> None:
+        """A person seen on a verified connection (`irisgate.identity.owners`): their keys
+        carry what they were seen with, here at once, elsewhere within the convergence bound."""
+        if self.owners.seen(identity, source) and identity.login_name in self._by_owner:
+            self._rebuild(identity.login_name)
 
     async def refresh(self) -> None:
-        """Reload every key when another instance changed one since the last look."""
+        """Store new sightings; reload every key when another instance changed one (or a
+        person's attributes) since the last look, and at least every `_reload_s`."""
+        await self.owners.flush(self._db)
         generation = await stored.generation(self._db)
-        if generation != self._generation:
-            keys = await stored.active(self._db)
-            self._by_hash = {k.secret_hash: _entry(k) for k in keys}
+        stale = time.monotonic() - self._loaded >= self._reload_s
+        if generation != self._generation or stale:
+            changed = await self.owners.reload(self._db)
+            if generation != self._generation:
+                keys = await stored.active(self._db)
+                self._by_hash, self._by_owner, self._by_id = {}, {}, {}
+                for key in keys:
+                    self._put(key)
+            else:
+                for owner in changed:
+                    self._rebuild(owner)
             self._generation = generation
+            self._loaded = time.monotonic()
         await self._flush_used()
 
     async def _flush_used(self) -> None:
@@ -188,12 +283,22 @@ class KeyedResolver:
         self.inner = inner
         self.ring = ring
         self.mode = inner.mode
+        #: whether the mode's identities are sightings of key owners (a tailnet WhoIs)
+        self._sightings = inner.mode == "tailscale"
 
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
         secret = key_in(headers)
-        if secret is None:
-            return await self._inner.resolve(client, headers)
-        return await self.ring.identify(secret)
+        if secret is not None:
+            return await self.ring.identify(secret)
+        identity = await self._inner.resolve(client, headers)
+        if identity.key is not None:  # a browser signed in with a key (mode keys)
+            try:
+                return await self.ring.identify_id(identity.key.id)
+            except KeyRefused as exc:
+                raise SignInRequired(f"your sign-in has ended ({exc}): sign in again") from None
+        if self._sightings:
+            self.ring.seen(identity, self.mode)
+        return identity
 
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
         return await self._inner.own_names(server)

@@ -13,7 +13,7 @@ from irisgate.identity import Identity, IdentityRefused, KeyRefused
 from irisgate.identity.localapi import WhoIsClient
 from irisgate.identity.oidc import OidcClient
 from irisgate.identity.serve import identity_from_serve_headers
-from irisgate.identity.sessions import SessionBook, identity_of
+from irisgate.identity.sessions import SessionBook, cookie_value, identity_of
 from irisgate.settings import DEFAULT_SOCKET, OidcSettings, Settings, SettingsError
 from irisgate.store.database import Database
 
@@ -211,14 +211,29 @@ class OidcResolver:
 
 class KeysOnlyResolver:
     """No network identity: every caller must bring an API key (`--identity keys`); the key
-    ring in front of this resolver answers those who do."""
+    ring in front of this resolver answers those who do. A browser signs in with a key
+    (irisgate.web.signin) and is then known by its session cookie, which stands for the key
+    (the key ring resolves it, so revoking the key ends the session)."""
 
     mode = "keys"
 
+    def __init__(self, lifetime: timedelta, *, secure: bool) -> None:
+        self._lifetime = lifetime
+        self._secure = secure
+        self._book: SessionBook | None = None
+
+    @property
+    def sessions(self) -> SessionBook:
+        assert self._book is not None, "the runtime opens the resolver before requests"
+        return self._book
+
     async def resolve(self, client: tuple[str, int] | None, headers: Headers) -> Identity:
+        if cookie_value(headers, self.sessions.cookie) is not None:
+            return await identity_of(self.sessions, headers)
         raise KeyRefused(
             "an API key is required (identity mode 'keys'): send it as "
-            "'Authorization: Bearer irisgate_…', x-api-key or x-goog-api-key"
+            "'Authorization: Bearer irisgate_…', x-api-key or x-goog-api-key "
+            "(browsers sign in with one at /auth/login)"
         )
 
     async def own_names(self, server: tuple[str, int]) -> frozenset[str]:
@@ -228,10 +243,14 @@ class KeysOnlyResolver:
         return None
 
     async def open(self, db: Database) -> None:
-        return None
+        self._book = SessionBook(db, self._lifetime, secure=self._secure)
 
     async def close(self) -> None:
         return None
+
+
+#: the resolvers whose browsers sign in and hold a session (irisgate.web.signin)
+SignInResolver = OidcResolver | KeysOnlyResolver
 
 
 def make_resolver(settings: Settings) -> IdentityResolver:
@@ -243,7 +262,8 @@ def make_resolver(settings: Settings) -> IdentityResolver:
     if settings.identity == "serve":
         return ServeResolver(settings.tailscaled_socket, settings.whois_cache_seconds)
     if settings.identity == "keys":
-        return KeysOnlyResolver()
+        lifetime = timedelta(hours=settings.session_hours)
+        return KeysOnlyResolver(lifetime, secure=settings.base_url.startswith("https://"))
     return DevResolver(settings.dev_login)
 
 

@@ -1,4 +1,5 @@
-"""Signed-in browsers (identity mode oidc): the session cookie and the sessions table.
+"""Signed-in browsers (identity modes oidc and keys): the session cookie and the sessions
+table. In mode keys a browser signs in with an API key, and its session stands for the key.
 
 A sign-in gives the browser a cookie holding 32 random bytes (`irisgate_session`, HttpOnly,
 SameSite=Lax, Path=/; behind https `__Host-irisgate_session` and Secure: the `__Host-`
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from irisgate.identity import Identity, IdentityRefused, SignInRequired
+from irisgate.identity import Identity, IdentityRefused, KeyInfo, SignInRequired
 from irisgate.identity.oidc import Person
 from irisgate.store import signin
 from irisgate.store.database import Database
@@ -77,12 +78,13 @@ class SessionBook:
         #: token hash -> (cached until, identity or None for "no such session", expires at)
         self._cache: dict[str, tuple[float, Identity | None, datetime]] = {}
 
-    async def start(self, person: Person) -> str:
-        """A new session for `person`; returns the cookie value (shown to nobody else)."""
+    async def start(self, person: Person, key_id: str = "") -> str:
+        """A new session for `person` (signed in with API key `key_id`, mode keys); returns
+        the cookie value (shown to nobody else)."""
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         row = signin.SessionRow(
-            person.login_name, person.display_name, person.groups, now + self.lifetime
+            person.login_name, person.display_name, person.groups, now + self.lifetime, key_id
         )
         await signin.add_session(self._db, token_hash(token), row, now)
         return token
@@ -104,8 +106,13 @@ class SessionBook:
             ) from None
         identity = None
         if row is not None:
+            # a session made with an API key stands for the key: the key ring answers who
+            # it is now (irisgate.identity.keyring), so revoking the key ends it
             identity = Identity(
-                login_name=row.login_name, display_name=row.display_name, groups=row.groups
+                login_name=row.login_name,
+                display_name=row.display_name,
+                groups=row.groups,
+                key=KeyInfo(row.key_id, "") if row.key_id else None,
             )
         if len(self._cache) >= MAX_CACHED:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > clock}

@@ -47,7 +47,7 @@ async def generation(db: Database) -> int:
     return int(value or 0)
 
 
-async def _bump(conn: AsyncConnection) -> None:
+async def bump(conn: AsyncConnection) -> None:
     """Raise the generation (its one row, id 1, is made by the first change)."""
     statement = conflict_insert(conn.dialect.name, api_key_generation).values(id=1, generation=1)
     await conn.execute(
@@ -74,7 +74,7 @@ async def insert(db: Database, key: StoredKey) -> None:
     }
     async with db.begin() as conn:
         await conn.execute(sa_insert(api_keys).values(values))
-        await _bump(conn)
+        await bump(conn)
 
 
 async def active(db: Database) -> list[StoredKey]:
@@ -118,8 +118,21 @@ async def revoke(db: Database, key_id: str, at: datetime, by: str) -> bool:
         )
         if result.rowcount != 1:
             return False
-        await _bump(conn)
+        await bump(conn)
     return True
+
+
+async def set_quota(db: Database, key_id: str, quota: str) -> StoredKey | None:
+    """Give a key (not revoked) the budget of quota template `quota` ("" for none); the key
+    as it now is, None when there is no such key or it is revoked."""
+    where = and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    async with db.begin() as conn:
+        result = await conn.execute(update(api_keys).where(where).values(quota=quota))
+        if result.rowcount != 1:
+            return None
+        await bump(conn)
+        row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).mappings()
+        return _key(row.one())
 
 
 async def mark_used(db: Database, used: Iterable[tuple[str, datetime]]) -> None:

@@ -1,4 +1,5 @@
-"""Rows of identity mode oidc: signed-in browsers and sign-ins under way.
+"""Rows of browser sign-ins (identity modes oidc and keys): signed-in browsers and
+sign-ins through a provider under way.
 
 Both tables are keyed by a SHA-256 hex digest of a random secret the browser holds (the
 session cookie, the `state` of a sign-in); the secrets themselves are never stored. Rows
@@ -26,6 +27,8 @@ class SessionRow:
     display_name: str
     groups: tuple[str, ...]
     expires_at: datetime
+    #: the API key the browser signed in with (identity mode keys); "" for none
+    key_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ async def add_session(db: Database, id_hash: str, row: SessionRow, now: datetime
                 groups=orjson.dumps(list(row.groups)).decode(),
                 created_at=now,
                 expires_at=row.expires_at,
+                key_id=row.key_id,
             )
         )
 
@@ -53,7 +57,7 @@ async def add_session(db: Database, id_hash: str, row: SessionRow, now: datetime
 async def find_session(db: Database, id_hash: str, now: datetime) -> SessionRow | None:
     """The unexpired session whose cookie hashes to `id_hash`."""
     t = signin_sessions.c
-    query = select(t.login_name, t.display_name, t.groups, t.expires_at).where(
+    query = select(t.login_name, t.display_name, t.groups, t.expires_at, t.key_id).where(
         t.id_hash == id_hash, t.expires_at > now
     )
     async with db.connect() as conn:
@@ -61,12 +65,20 @@ async def find_session(db: Database, id_hash: str, now: datetime) -> SessionRow 
     if found is None:
         return None
     groups = orjson.loads(found.groups) if found.groups else []
-    return SessionRow(found.login_name, found.display_name, tuple(groups), found.expires_at)
+    return SessionRow(
+        found.login_name, found.display_name, tuple(groups), found.expires_at, found.key_id
+    )
 
 
 async def delete_session(db: Database, id_hash: str) -> None:
     async with db.begin() as conn:
         await conn.execute(delete(signin_sessions).where(signin_sessions.c.id_hash == id_hash))
+
+
+async def delete_key_sessions(db: Database, key_id: str) -> None:
+    """End every sign-in made with an API key (it was revoked)."""
+    async with db.begin() as conn:
+        await conn.execute(delete(signin_sessions).where(signin_sessions.c.key_id == key_id))
 
 
 async def add_attempt(

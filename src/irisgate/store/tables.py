@@ -48,6 +48,10 @@ Tables:
 - `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
   the people signed in, by the SHA-256 of their session cookie (never the cookie itself), and
   the sign-ins under way, by the SHA-256 of their `state`, each taken once by the callback.
+  A session's `key_id` names the API key it stands for (identity mode keys), "" for none.
+- `owner_attributes`: each person's groups and aperture capabilities as last seen on a
+  verified connection (tailnet WhoIs, OIDC sign-in), which their API keys carry
+  (irisgate.identity.owners).
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -567,8 +571,10 @@ signin_sessions = Table(
     _text("groups"),  # JSON list of the provider's groups
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    _text("key_id"),  # the API key the browser signed in with (mode keys); "" for none
 )
 Index("ix_signin_sessions_expires_at", signin_sessions.c.expires_at)
+Index("ix_signin_sessions_key_id", signin_sessions.c.key_id)
 
 signin_attempts = Table(
     "signin_attempts",
@@ -617,4 +623,14 @@ api_key_generation = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("generation", BigInteger, nullable=False),
+)
+
+owner_attributes = Table(
+    "owner_attributes",
+    metadata,
+    Column("login_name", Text, primary_key=True),
+    _text("groups"),  # JSON list, e.g. ["group:eng"]
+    _text("capmap"),  # canonical JSON {"tailscale.com/cap/aperture": [...]}; "" for none
+    _text("source"),  # where they were seen: tailscale or oidc
+    Column("seen_at", UTCDateTime, nullable=False),
 )

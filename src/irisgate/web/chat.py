@@ -14,11 +14,12 @@ from starlette.routing import Route
 from irisgate import __version__
 from irisgate.chat.access import refusal
 from irisgate.handlers import ApiError, identify, runtime_of
+from irisgate.settings import SIGN_IN_MODES
 from irisgate.web.pages import template
 
 
 async def chat_page(request: Request) -> Response:
-    sign_out = runtime_of(request).resolver.mode == "oidc"
+    sign_out = runtime_of(request).resolver.mode in SIGN_IN_MODES
     try:
         caller = await identify(request)
     except ApiError as exc:

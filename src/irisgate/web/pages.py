@@ -30,6 +30,7 @@ from irisgate.config.model import (
 )
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
+from irisgate.settings import SIGN_IN_MODES
 from irisgate.web import setup
 from irisgate.web.integrations import INTEGRATIONS
 from irisgate.web.nav import PAGES, Group, visible
@@ -61,7 +62,7 @@ def template(name: str) -> Any:
 
 def _html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     runtime = runtime_of(request)
-    sign_out = runtime.resolver.mode == "oidc"
+    sign_out = runtime.resolver.mode in SIGN_IN_MODES
     body = (
         _env()
         .get_template(template)
@@ -251,11 +252,16 @@ def _simple(key: str) -> Route:
     return Route(PAGES[key].path, handler)
 
 
+async def keys(request: Request) -> Response:
+    """API Keys, offering the config's quotas as the budgets a key may follow."""
+    return await _page(request, "keys", quotas=sorted(runtime_of(request).snapshot.config.quotas))
+
+
 async def integrations(request: Request) -> Response:
     return await _page(request, "integrations", integrations=INTEGRATIONS)
 
 
-_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers")
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers", "keys")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -272,6 +278,7 @@ _page_routes = [
     Route(PAGES["settings"].path + "/{tab}", settings),
     Route(PAGES["integrations"].path, integrations),
     Route(PAGES["providers"].path, providers),
+    Route(PAGES["keys"].path, keys),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 

@@ -1,4 +1,7 @@
-"""Sign-in pages of identity mode oidc: /auth/login, /auth/callback, /auth/logout.
+"""Sign-in pages of identity modes oidc and keys: /auth/login, /auth/callback, /auth/logout.
+
+Mode keys has no provider: `GET /auth/login` shows a form to paste an API key, which
+`POST /auth/login` (irisgate.web.keysignin) turns into a session. What follows is mode oidc.
 
 - `GET /auth/login?next=/ui/…` starts a sign-in: a random `state`, `nonce` and PKCE
   verifier, kept in `signin_attempts` (by the state's hash, for ten minutes, so the callback
@@ -29,8 +32,9 @@ from starlette.routing import Route
 
 from irisgate import __version__
 from irisgate.handlers import runtime_of
+from irisgate.identity import Identity
 from irisgate.identity.oidc import SignInFailed
-from irisgate.identity.resolver import OidcResolver
+from irisgate.identity.resolver import KeysOnlyResolver, OidcResolver, SignInResolver
 from irisgate.identity.sessions import (
     ATTEMPT_COOKIE,
     COOKIE,
@@ -70,18 +74,40 @@ def _resolver(request: Request) -> OidcResolver | None:
     return resolver if isinstance(resolver, OidcResolver) else None
 
 
-def _page(
-    title: str, message: str, status: int, *, again: bool = True, logout: bool = False
+def with_sessions(request: Request) -> SignInResolver | None:
+    """The mode's resolver when browsers sign in to it (modes oidc and keys)."""
+    resolver = runtime_of(request).resolver.inner
+    return resolver if isinstance(resolver, OidcResolver | KeysOnlyResolver) else None
+
+
+def page(
+    title: str,
+    message: str,
+    status: int,
+    *,
+    again: bool = True,
+    logout: bool = False,
+    key_form: bool = False,
+    next_path: str = DEFAULT_NEXT,
 ) -> HTMLResponse:
+    """The sign-in page: a message, and the form or link its state calls for."""
     body = template("signin.html").render(
-        title=title, message=message, again=again, logout=logout, version=__version__
+        title=title,
+        message=message,
+        again=again,
+        logout=logout,
+        key_form=key_form,
+        next_path=next_path,
+        version=__version__,
     )
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _cookie(oidc: OidcResolver, response: Response, name: str, value: str, max_age: int) -> None:
+def set_cookie(
+    resolver: SignInResolver, response: Response, name: str, value: str, max_age: int
+) -> None:
     """Set cookie `name` (HttpOnly, SameSite=Lax, Path=/; `__Host-` and Secure behind https)."""
-    secure = oidc.sessions.secure
+    secure = resolver.sessions.secure
     response.set_cookie(
         cookie_name(name, secure=secure),
         value,
@@ -94,15 +120,25 @@ def _cookie(oidc: OidcResolver, response: Response, name: str, value: str, max_a
 
 
 def _not_oidc() -> HTMLResponse:
-    return _page(
+    return page(
         "Sign-in is off",
-        "This gateway knows people by their network identity (--identity is not oidc).",
+        "This gateway knows people by their network identity (--identity is not oidc or keys).",
         404,
         again=False,
     )
 
 
 async def login(request: Request) -> Response:
+    if isinstance(runtime_of(request).resolver.inner, KeysOnlyResolver):
+        return page(
+            "Sign in",
+            "Paste one of your irisgate API keys: this browser then acts as that key until"
+            " you sign out, the sign-in expires or the key is revoked.",
+            200,
+            again=False,
+            key_form=True,
+            next_path=safe_next(request.query_params.get("next")),
+        )
     oidc = _resolver(request)
     if oidc is None:
         return _not_oidc()
@@ -112,13 +148,13 @@ async def login(request: Request) -> Response:
         url = await oidc.client.authorization_url(state, nonce, verifier)
     except SignInFailed as exc:
         log.warning("sign-in could not start", reason=str(exc))
-        return _page("Sign-in failed", str(exc), 502)
+        return page("Sign-in failed", str(exc), 502)
     now = datetime.now(UTC)
     attempt = signin.AttemptRow(nonce, verifier, safe_next(request.query_params.get("next")))
     db = runtime_of(request).db
     if not await signin.add_attempt(db, token_hash(state), attempt, now + ATTEMPT_TTL, now):
         log.warning("sign-in refused: too many under way", limit=signin.MAX_ATTEMPTS)
-        busy = _page(
+        busy = page(
             "Sign-in is busy",
             f"More than {signin.MAX_ATTEMPTS} sign-ins are under way; try again in a minute.",
             503,
@@ -128,7 +164,7 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(url, 302)
     response.headers["cache-control"] = "no-store"
     max_age = int(ATTEMPT_TTL.total_seconds())
-    _cookie(oidc, response, ATTEMPT_COOKIE, state, max_age)
+    set_cookie(oidc, response, ATTEMPT_COOKIE, state, max_age)
     return response
 
 
@@ -140,14 +176,14 @@ async def callback(request: Request) -> Response:
     if error := params.get("error"):
         description = (params.get("error_description") or "")[:200]
         shown = f"{error[:100]}" + (f" ({description})" if description else "")
-        return _page("Sign-in refused", f"The provider refused the sign-in: {shown}", 400)
+        return page("Sign-in refused", f"The provider refused the sign-in: {shown}", 400)
     state, code = params.get("state") or "", params.get("code") or ""
     if not state or not code or len(state) > _MAX_PARAM or len(code) > _MAX_PARAM:
-        return _page("Sign-in failed", "The provider's answer has no code and state.", 400)
+        return page("Sign-in failed", "The provider's answer has no code and state.", 400)
     attempt_cookie = cookie_name(ATTEMPT_COOKIE, secure=oidc.sessions.secure)
     mine = cookie_value(request.scope["headers"], attempt_cookie) or ""
     if not hmac.compare_digest(mine.encode(), state.encode()):
-        return _page(
+        return page(
             "Sign-in failed",
             "This sign-in was not started in this browser (or took longer than 10 minutes).",
             400,
@@ -155,35 +191,38 @@ async def callback(request: Request) -> Response:
     runtime = runtime_of(request)
     attempt = await signin.take_attempt(runtime.db, token_hash(state), datetime.now(UTC))
     if attempt is None:
-        return _page("Sign-in failed", "This sign-in link was used already or has expired.", 400)
+        return page("Sign-in failed", "This sign-in link was used already or has expired.", 400)
     try:
         person = await oidc.client.sign_in(code, attempt.verifier, attempt.nonce)
     except SignInFailed as exc:
         log.warning("sign-in refused", reason=str(exc))
-        return _page("Sign-in failed", str(exc), 400)
+        return page("Sign-in failed", str(exc), 400)
     token = await oidc.sessions.start(person)
+    # the groups of a person's latest sign-in are what their API keys carry
+    seen = Identity(login_name=person.login_name, groups=person.groups)
+    runtime.resolver.ring.seen(seen, "oidc")
     log.info("signed in", login_name=person.login_name, groups=len(person.groups))
     response = RedirectResponse(attempt.return_to, 303)
     response.headers["cache-control"] = "no-store"
     max_age = int(oidc.sessions.lifetime.total_seconds())
-    _cookie(oidc, response, COOKIE, token, max_age)
-    _cookie(oidc, response, ATTEMPT_COOKIE, "", 0)
+    set_cookie(oidc, response, COOKIE, token, max_age)
+    set_cookie(oidc, response, ATTEMPT_COOKIE, "", 0)
     return response
 
 
 async def logout(request: Request) -> Response:
-    oidc = _resolver(request)
+    oidc = with_sessions(request)
     if oidc is None:
         return _not_oidc()
     if request.method == "GET":
-        return _page(
+        return page(
             "Sign out", "Sign out of irisgate in this browser?", 200, again=False, logout=True
         )
     token = cookie_value(request.scope["headers"], oidc.sessions.cookie)
     if token is not None:
         await oidc.sessions.end(token)
-    response = _page("Signed out", "You are signed out.", 200)
-    _cookie(oidc, response, COOKIE, "", 0)
+    response = page("Signed out", "You are signed out.", 200)
+    set_cookie(oidc, response, COOKIE, "", 0)
     return response
 
 

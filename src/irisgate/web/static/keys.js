@@ -1,4 +1,5 @@
-// API keys: the Keys page (make, list, revoke through /api/keys) and the Agent Config
+// API keys: the Keys page (make, list, budget, revoke through /api/keys; balances from
+// /api/quotas) and the Agent Config
 // page's "key for an agent off the tailnet". A secret is shown once, in the page only; it
 // is never stored by the page or sent anywhere but to the gateway.
 import { el } from "/ui/static/shell.js";
@@ -43,7 +44,35 @@ export function keyMaker(root, name) {
   root.append(button, status);
 }
 
-function row(key, reload) {
+// A key's own budget: its bucket's balance of its capacity, and (active keys) a choice of
+// the config's quotas to follow, saved with PATCH /api/keys/{id}.
+function budget(key, bucket, quotas, active, reload) {
+  const shown = !key.quota ? "none"
+    : bucket && !bucket.error ? `${bucket.balance} of ${bucket.capacity} (${key.quota})`
+    : bucket?.error ? `${key.quota}: ${bucket.error}` : key.quota;
+  const cell = el("td", { class: "key-budget" }, el("span", { class: "key-budget-balance", text: shown }));
+  if (!active) return cell;
+  const choice = el("select", { class: "key-budget-select", "aria-label": `Budget of ${key.name}` },
+    el("option", { value: "", text: "none of its own" }),
+    ...quotas.map((name) => el("option", { value: name, text: name, selected: name === key.quota })));
+  const status = el("span", { role: "status", class: "key-budget-status" });
+  const save = el("button", { type: "button", class: "key-budget-save", text: "Set budget",
+    onclick: async () => {
+      save.disabled = true;
+      try {
+        await api(`/api/keys/${encodeURIComponent(key.id)}`, { method: "PATCH", headers: JSON_HEADERS,
+          body: JSON.stringify({ quota: choice.value }) });
+        reload();
+      } catch (error) {
+        status.replaceChildren(failure(error));
+        save.disabled = false;
+      }
+    } });
+  cell.append(" ", choice, save, status);
+  return cell;
+}
+
+function row(key, bucket, quotas, reload) {
   const state = key.revoked_at ? "revoked" : key.expires_at && new Date(key.expires_at) <= new Date() ? "expired" : "active";
   const revoke = state === "active"
     ? el("button", { type: "button", class: "danger revoke", "data-key": key.id, text: "Revoke",
@@ -61,6 +90,7 @@ function row(key, reload) {
     el("td", {}, el("code", { text: `${key.prefix}…` })),
     el("td", { text: key.owner }),
     el("td", { text: key.models.length ? key.models.join(", ") : "all granted" }),
+    budget(key, bucket, quotas, state === "active", reload),
     el("td", { text: day(key.created_at) }),
     el("td", { text: day(key.expires_at) }),
     el("td", { text: day(key.last_used_at) }),
@@ -68,18 +98,22 @@ function row(key, reload) {
     el("td", {}, revoke));
 }
 
-export function keysPage(admin) {
+export function keysPage(admin, quotas = []) {
   const rows = document.getElementById("keys-rows");
   const all = document.getElementById("keys-all");
   const made = document.getElementById("key-made");
   const form = document.getElementById("key-form");
   async function reload() {
     try {
-      const keys = await api(all?.checked ? "/api/keys?all=1" : "/api/keys");
-      rows.replaceChildren(...keys.map((key) => row(key, reload)));
-      if (!keys.length) rows.replaceChildren(el("tr", {}, el("td", { colspan: "9", class: "empty", text: "No keys yet." })));
+      const [keys, balances] = await Promise.all([
+        api(all?.checked ? "/api/keys?all=1" : "/api/keys"),
+        api(all?.checked ? "/api/quotas" : "/api/quotas?own=1"),
+      ]);
+      const buckets = new Map(balances.buckets.map((bucket) => [bucket.name, bucket]));
+      rows.replaceChildren(...keys.map((key) => row(key, buckets.get(`key:${key.id}`), quotas, reload)));
+      if (!keys.length) rows.replaceChildren(el("tr", {}, el("td", { colspan: "10", class: "empty", text: "No keys yet." })));
     } catch (error) {
-      rows.replaceChildren(el("tr", {}, el("td", { colspan: "9" }, failure(error))));
+      rows.replaceChildren(el("tr", {}, el("td", { colspan: "10" }, failure(error))));
     }
   }
   all?.addEventListener("change", reload);
@@ -91,6 +125,7 @@ export function keysPage(admin) {
     if (expires) body.expires_at = `${expires}T00:00:00Z`;
     const models = (data.get("models") || "").split(",").map((m) => m.trim()).filter(Boolean);
     if (models.length) body.models = models;
+    if (data.get("quota")) body.quota = data.get("quota");
     if (admin && data.get("owner")?.trim()) body.owner = data.get("owner").trim();
     try {
       made.replaceChildren(shownSecret(await make(body)));

@@ -29,7 +29,7 @@ const starts = {
     copyButtons();
     keyMaker(document.getElementById("agent-key"), "agent off the tailnet");
   },
-  keys: (admin) => keysPage(admin),
+  keys: (admin, quotas) => keysPage(admin, quotas),
   apiDocs: () => apiDocsPage(),
   chatActivity: () => chatActivityPage(),
   connectors: () => connectorsPage(),
