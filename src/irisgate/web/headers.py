@@ -43,7 +43,8 @@ _NAMES = frozenset(name for name, _ in HEADERS)
 def is_page(path: str) -> bool:
     """A path of the dashboard (`/ui`, and its admin pages at Aperture's `/admin`), the chat
     app (`/chat`, not `/api/chat/...`), the page an OAuth sign-in for a connector returns to
-    (`/aperture/auth/<id>/callback`) or the sign-in pages of identity modes oidc and keys (`/auth/…`)."""
+    (`/aperture/auth/<id>/callback`) or the sign-in pages of identity modes oidc and keys
+    (`/auth/…`)."""
     return path in ("/ui", "/chat", "/admin") or path.startswith(
         ("/ui/", "/chat/", "/admin/", "/aperture/auth/", "/auth/")
     )
