@@ -21,6 +21,7 @@ from irisgate.chat.activity import chat_activity
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
 from irisgate.chat.rounds import run_round
+from irisgate.gateway.relaycore import watched
 from irisgate.handlers import (
     ApiError,
     filters,
@@ -224,6 +225,7 @@ async def list_tools(request: Request) -> Response:
 async def call_tool(request: Request) -> Response:
     """Run one tool call the model made in this conversation, through /v1/mcp's checks."""
     from mcp.shared.exceptions import MCPError
+    from mcp_types import CallToolResult
 
     from irisgate.chat.tools import mcp_caller, result_output
     from irisgate.connectors.aggregate import status_of
@@ -243,16 +245,34 @@ async def call_tool(request: Request) -> Response:
     if name not in enabled:
         raise ApiError(403, f"tool {name!r} is not switched on in this conversation")
     snapshot = runtime_of(request).snapshot
-    try:
-        result = await (await _aggregator(request)).call_for(
-            mcp_caller(caller, snapshot),
-            name,
-            arguments,
-            headers=redact(dict(request.headers)),
-            path=request.url.path,
+    aggregator = await _aggregator(request)
+    results: list[CallToolResult] = []
+    gone = False
+
+    def stopped() -> None:
+        nonlocal gone
+        gone = True
+
+    async def call() -> None:
+        results.append(
+            await aggregator.call_for(
+                mcp_caller(caller, snapshot),
+                name,
+                arguments,
+                headers=redact(dict(request.headers)),
+                path=request.url.path,
+            )
         )
+
+    try:
+        # Stop in the browser closes this request: the call is cancelled, which closes the
+        # upstream request (the MCP SDK aborts it) and records it as cancelled (499)
+        await watched(request.receive, call(), stopped, lambda: gone)
     except MCPError as exc:
         raise ApiError(status_of(exc), exc.error.message) from None
+    if gone:
+        return Response(status_code=499)
+    [result] = results
     return json_response(
         {"name": name, "output": result_output(result), "is_error": bool(result.is_error)}
     )

@@ -32,6 +32,8 @@ const MAX_FILE_BYTES = 200_000;
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 const MAX_IMAGES = 4;
 const MAX_IMAGE_BYTES = 3_750_000;
+// What a tool call cut short by Stop records (irisgate cancels the upstream call).
+const STOPPED_CALL = "stopped by the user: the call was cancelled";
 
 async function api(path, options = {}) {
   const init = { ...options, headers: { "Content-Type": "application/json" } };
@@ -681,7 +683,7 @@ async function runTurn() {
           try {
             await runTool(call, offered, c.problem, controller.signal);
           } catch (err) {
-            call.output = controller.signal.aborted ? "cancelled: the turn was stopped" : `failed: ${err.message}`;
+            call.output = controller.signal.aborted ? STOPPED_CALL : `failed: ${err.message}`;
             call.is_error = true;
             showCall(details, call);
             throw err;
@@ -712,7 +714,7 @@ async function runTurn() {
       id: c.id,
       name: c.name,
       arguments: c.arguments,
-      output: c.output ?? "cancelled: the turn was stopped",
+      output: c.output ?? STOPPED_CALL,
       is_error: c.output === undefined ? true : Boolean(c.is_error),
     })),
   }));
