@@ -65,6 +65,7 @@ def _conversation(row: Any) -> dict[str, Any]:
         "instructions": row.instructions,
         "tools": _load(row.tools),
         "reasoning_effort": row.reasoning_effort,
+        "project_id": row.project_id,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -122,6 +123,7 @@ class Conversations:
         instructions: str,
         tools: tuple[str, ...] = (),
         reasoning_effort: str = "",
+        project_id: str = "",
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
         values = {
@@ -132,6 +134,7 @@ class Conversations:
             "instructions": instructions,
             "tools": _dump(tools),
             "reasoning_effort": reasoning_effort,
+            "project_id": project_id,
             "created_at": now,
             "updated_at": now,
         }
@@ -154,19 +157,18 @@ class Conversations:
             ).all()
         return {**_conversation(row), "messages": [_message(m) for m in messages]}
 
-    async def enabled_tools(self, login: str, conversation_id: str) -> tuple[str, ...] | None:
-        """The tools switched on in the conversation, or None when the login has none with
-        this id."""
-        statement = select(conv.c.tools).where(_owned(login, conversation_id))
+    async def settings(self, login: str, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation without its messages (its tools, project...), or None when the
+        login has none with this id."""
         async with self._db.connect() as conn:
-            row = (await conn.execute(statement)).first()
-        return None if row is None else tuple(t for t in _load(row.tools) if isinstance(t, str))
+            row = (await conn.execute(select(conv).where(_owned(login, conversation_id)))).first()
+        return None if row is None else _conversation(row)
 
     async def update(
         self, login: str, conversation_id: str, changes: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Change `title`, `model`, `instructions`, `tools` (a list of tool names) and/or
-        `reasoning_effort`; None when not found."""
+        """Change `title`, `model`, `instructions`, `tools` (a list of tool names),
+        `reasoning_effort` and/or `project_id` ('' for none); None when not found."""
         values: dict[str, Any] = {**_stored(changes), "updated_at": datetime.now(UTC)}
         async with self._db.begin() as conn:
             result = await conn.execute(

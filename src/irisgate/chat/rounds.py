@@ -29,6 +29,7 @@ from irisgate.chat import parts
 from irisgate.chat.access import require_chat
 from irisgate.chat.conversations import Conversations
 from irisgate.chat.models import chat_format, chat_model
+from irisgate.chat.projects import Projects, allowed, instructions, not_allowed
 from irisgate.gateway.formats import chatwire
 from irisgate.gateway.formats.chatwire import (
     ChatAdapter,
@@ -162,7 +163,7 @@ def _offered(value: Any, enabled: set[str]) -> tuple[ChatTool, ...]:
             raise ApiError(400, f"'tools[{i}]' must be an object with a 'name'")
         name = item["name"]
         if name not in enabled:
-            raise ApiError(403, f"tool {name!r} is not switched on in this conversation")
+            raise ApiError(403, not_allowed(name))
         description = item.get("description") or name
         schema = item.get("input_schema", {"type": "object"})
         if not isinstance(description, str) or not isinstance(schema, dict):
@@ -332,8 +333,12 @@ async def run_round(request: Request) -> Response:
     conversation = await store.get(caller.identity.login_name, conversation_id)
     if conversation is None:
         raise ApiError(404, f"conversation {conversation_id!r} not found")
-    tools = _offered(payload.get("tools", []), set(conversation["tools"]))
+    project = await Projects(runtime_of(request).db).get(
+        caller.identity.login_name, conversation["project_id"]
+    )
+    tools = _offered(payload.get("tools", []), allowed(project, conversation["tools"]))
     pending = _pending(payload.get("pending", []))
+    conversation["instructions"] = instructions(project, conversation["instructions"])
     turn = build_turn(model, conversation, pending, tools, effort)
     body = orjson.dumps(adapter.request(turn))
     exchange = _Exchange(body)

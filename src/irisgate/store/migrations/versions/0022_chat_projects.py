@@ -52,9 +52,7 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
     )
     op.create_index("ix_chat_attachments_login_name", "chat_attachments", ["login_name"])
-    op.create_index(
-        "ix_chat_attachments_conversation_id", "chat_attachments", ["conversation_id"]
-    )
+    op.create_index("ix_chat_attachments_conversation_id", "chat_attachments", ["conversation_id"])
 
 
 def downgrade() -> None:
