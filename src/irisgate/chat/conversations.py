@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 
 from irisgate.store.database import Database
+from irisgate.store.tables import chat_attachments as att
 from irisgate.store.tables import chat_conversations as conv
 from irisgate.store.tables import chat_messages as msg
 
@@ -36,7 +37,8 @@ class Message:
     model: str = ""
     outcome: str = ""
     request_id: str = ""
-    #: images of a user message: {name, media_type, data (base64)}
+    #: images of a user message: {id, name, media_type, size, url} (irisgate.chat.attachments;
+    #: messages kept before it: {name, media_type, data (base64)})
     attachments: tuple[dict[str, Any], ...] = ()
     #: tool rounds of an assistant turn: {text, calls: [{id, name, arguments, output, is_error}]}
     tool_calls: tuple[dict[str, Any], ...] = ()
@@ -187,6 +189,7 @@ class Conversations:
             if owned is None:
                 return False
             await conn.execute(delete(msg).where(msg.c.conversation_id == conversation_id))
+            await conn.execute(delete(att).where(att.c.conversation_id == conversation_id))
             await conn.execute(delete(conv).where(conv.c.id == conversation_id))
         return True
 

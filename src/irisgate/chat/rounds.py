@@ -17,6 +17,7 @@ goes away (Stop) disconnects the in-process request, which cancels the upstream 
 from __future__ import annotations
 
 import asyncio
+from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from irisgate.api.body import json_object
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
+from irisgate.chat.attachments import Attachments
 from irisgate.chat.conversations import Conversations
 from irisgate.chat.models import chat_format, chat_model
 from irisgate.chat.projects import Projects, allowed, instructions, not_allowed
@@ -147,6 +149,29 @@ def build_turn(
         tools=tools,
         effort=effort if model["reasoning"] else "",
     )
+
+
+async def _with_image_data(request: Request, login: str, conversation: dict[str, Any]) -> None:
+    """Give each image a user message names by id its bytes (base64), from the attachment
+    store; an image no longer there is left out, said in the text."""
+    ids = [
+        image["id"]
+        for m in conversation["messages"]
+        for image in m["attachments"]
+        if isinstance(image, dict) and "id" in image
+    ]
+    stored = await Attachments(runtime_of(request).db).data(login, ids)
+    for m in conversation["messages"]:
+        kept: list[dict[str, Any]] = []
+        for image in m["attachments"]:
+            if "id" not in image:
+                kept.append(image)  # kept inline before attachments had their own endpoint
+            elif image["id"] in stored:
+                media_type, data = stored[image["id"]]
+                kept.append({**image, "media_type": media_type, "data": b64encode(data).decode()})
+            else:
+                m["content"] = f"{m['content']}\n\n[{image.get('name') or 'image'} was deleted]"
+        m["attachments"] = kept
 
 
 # --- the browser's request ----------------------------------------------------------------
@@ -339,6 +364,7 @@ async def run_round(request: Request) -> Response:
     tools = _offered(payload.get("tools", []), allowed(project, conversation["tools"]))
     pending = _pending(payload.get("pending", []))
     conversation["instructions"] = instructions(project, conversation["instructions"])
+    await _with_image_data(request, caller.identity.login_name, conversation)
     turn = build_turn(model, conversation, pending, tools, effort)
     body = orjson.dumps(adapter.request(turn))
     exchange = _Exchange(body)

@@ -19,6 +19,7 @@ from irisgate.api.body import json_object
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
 from irisgate.chat.activity import chat_activity
+from irisgate.chat.attachments import Attachments, serve, upload
 from irisgate.chat.conversations import OUTCOMES, ROLES, Conversations, Message
 from irisgate.chat.models import chat_models
 from irisgate.chat.projects import MAX_PROJECTS, Projects, allowed, not_allowed
@@ -74,7 +75,7 @@ async def _project_id(request: Request, login: str, payload: dict[str, Any]) -> 
         return ""
     project_id = _text(payload, "project_id") or ""
     if project_id and await _projects(request).get(login, project_id) is None:
-        raise ApiError(400, f"'project_id': project {project_id!r} not found")
+        raise ApiError(404, f"'project_id': project {project_id!r} not found")
     return project_id
 
 
@@ -205,7 +206,7 @@ async def add_message(request: Request) -> Response:
         model=_text(payload, "model", "") or "",
         outcome=outcome,
         request_id=_text(payload, "request_id", "") or "",
-        attachments=parts.attachments(payload.get("attachments", [])),
+        attachments=await _attached(request, caller.identity.login_name, conversation_id, payload),
         tool_calls=parts.tool_rounds(payload.get("tool_calls", [])),
         reasoning=_text(payload, "reasoning", "") or "",
     )
@@ -217,6 +218,18 @@ async def add_message(request: Request) -> Response:
     if added is None:
         raise _not_found(conversation_id)
     return json_response(added, status=201)
+
+
+async def _attached(
+    request: Request, login: str, conversation_id: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], ...]:
+    """The images a user message names, each uploaded to this conversation by the caller."""
+    ids = parts.attachments(payload.get("attachments", []))
+    found = await Attachments(runtime_of(request).db).references(login, conversation_id, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ApiError(404, f"'attachments': {missing[0]!r} is not an image of this conversation")
+    return tuple(found[i] for i in ids)
 
 
 async def truncate_messages(request: Request) -> Response:
@@ -418,6 +431,8 @@ routes = [
     Route(_ONE + "/messages/{message_id:int}", truncate_messages, methods=["DELETE"]),
     Route(_ONE + "/tools/call", call_tool, methods=["POST"]),
     Route(_ONE + "/round", run_round, methods=["POST"]),
+    Route(_ONE + "/attachments", upload, methods=["POST"]),
+    Route("/api/chat/attachments/{attachment_id:str}", serve, methods=["GET"]),
     Route("/api/chat/projects", list_projects, methods=["GET"]),
     Route("/api/chat/projects", create_project, methods=["POST"]),
     Route(_PROJECT, get_project, methods=["GET"]),
