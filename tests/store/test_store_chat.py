@@ -74,8 +74,9 @@ async def test_tools_effort_attachments_and_tool_rounds_are_kept(db: Database) -
     )
     updated = await store.update(BOB, made["id"], {"tools": (), "reasoning_effort": ""})
     assert updated is not None and updated["tools"] == [] and updated["reasoning_effort"] == ""
-    assert await store.enabled_tools(BOB, made["id"]) == ()
-    assert await store.enabled_tools(ALICE, made["id"]) is None
+    settings = await store.settings(BOB, made["id"])
+    assert settings is not None and settings["tools"] == [] and settings["project_id"] == ""
+    assert await store.settings(ALICE, made["id"]) is None
     found = await store.get(BOB, made["id"])
     assert found is not None
     user, assistant = found["messages"]
