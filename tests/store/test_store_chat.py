@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from irisgate.chat.conversations import Conversations, Message
+from irisgate.chat.projects import Projects
 from irisgate.store.database import Database
 from irisgate.store.tables import chat_messages
 
@@ -83,3 +84,29 @@ async def test_tools_effort_attachments_and_tool_rounds_are_kept(db: Database) -
     assert user["attachments"] == [image] and user["tool_calls"] == []
     assert assistant["tool_calls"] == list(rounds) and assistant["reasoning"] == "hmm"
     assert assistant["attachments"] == []
+
+
+async def test_projects_count_their_conversations_and_release_them_when_deleted(
+    db: Database,
+) -> None:
+    projects, store = Projects(db), Conversations(db)
+    research = await projects.create(BOB, name="research", instructions="Cite.", tools=None)
+    launch = await projects.create(BOB, name="Launch", instructions="", tools=("docs_echo",))
+    await projects.create(ALICE, name="alice's", instructions="", tools=())
+    for title in ("a", "b"):
+        await store.create(BOB, title=title, model="", instructions="", project_id=research["id"])
+    await store.create(BOB, title="loose", model="", instructions="")
+    listed = await projects.list(BOB)
+    assert [(p["name"], p["conversations"], p["tools"]) for p in listed] == [
+        ("Launch", 0, ["docs_echo"]),
+        ("research", 2, None),
+    ]
+    assert await projects.count(BOB) == 2
+    assert await projects.get(ALICE, research["id"]) is None
+    assert await projects.update(ALICE, research["id"], {"name": "x"}) is None
+    assert await projects.delete(ALICE, research["id"]) is False
+    changed = await projects.update(BOB, launch["id"], {"tools": None, "name": "Go"})
+    assert changed is not None and (changed["tools"], changed["name"]) == (None, "Go")
+    assert await projects.delete(BOB, research["id"]) is True
+    assert await projects.get(BOB, research["id"]) is None
+    assert sorted(c["project_id"] for c in await store.list(BOB)) == ["", "", ""]
