@@ -24,6 +24,8 @@ from irisgate.testing.server import IrisgateServer
 
 APERTURE = "tailscale.com/cap/aperture"
 NO_CHAT = "carol@example.com"
+#: what one user's chat images may take together here (--max-chat-attachments)
+MAX_CHAT_ATTACHMENTS = 1_000_000
 # what the model "types" into the tool: markup that must stay text on the page
 TOOL_TEXT = '<img src=x onerror="window.pwned=1"> hello'
 
@@ -67,7 +69,10 @@ def gateway(
         json.dumps(config),
         data_dir=tmp_path_factory.mktemp("irisgate-chat-tools"),
         identity="serve",
-        env={"IRISGATE_ALLOW_LOCAL_CONNECTORS": "true"},
+        env={
+            "IRISGATE_ALLOW_LOCAL_CONNECTORS": "true",
+            "IRISGATE_MAX_CHAT_ATTACHMENTS": str(MAX_CHAT_ATTACHMENTS),
+        },
     )
     with server:
         yield server
@@ -527,3 +532,36 @@ def test_an_image_kept_inline_by_an_earlier_irisgate_is_still_shown_and_sent(
         "type": "image_url",
         "image_url": {"url": f"data:image/png;base64,{encoded}"},
     }
+
+
+def test_a_users_images_together_are_bounded(gateway: IrisgateServer) -> None:
+    dave = api(gateway, "dave@example.com")
+    cid = dave.post("/api/chat/conversations", json={"title": "album"}).json()["id"]
+    picture = b"\x89PNG\r\n\x1a\n" + b"\x00" * 399_992  # 400,000 bytes
+
+    def upload() -> Any:
+        return dave.post(
+            f"/api/chat/conversations/{cid}/attachments",
+            params={"name": "p.png"},
+            content=picture,
+            headers={"content-type": "image/png"},
+        )
+
+    assert [upload().status_code for _ in range(2)] == [201, 201]
+    full = upload()
+    assert full.status_code == 413
+    assert full.json()["error"] == (
+        f"your chat images take 800000 bytes and at most {MAX_CHAT_ATTACHMENTS} are kept"
+        " (--max-chat-attachments): delete conversations with images to make room"
+    )
+    # another user's room is their own, and deleting the conversation frees dave's
+    other = api(gateway, USER).post("/api/chat/conversations", json={}).json()["id"]
+    mine = api(gateway, USER).post(
+        f"/api/chat/conversations/{other}/attachments",
+        content=picture,
+        headers={"content-type": "image/png"},
+    )
+    assert mine.status_code == 201
+    assert dave.delete(f"/api/chat/conversations/{cid}").status_code == 204
+    cid = dave.post("/api/chat/conversations", json={"title": "again"}).json()["id"]
+    assert upload().status_code == 201

@@ -5,9 +5,9 @@ with its type (`Content-Type: image/png`...; a type a cross-site form cannot sen
 CORS preflight, like JSON) and `?name=` its file name. The type kept is the one its bytes
 say (sniffed), which must be PNG, JPEG, GIF or WebP whatever the browser declared; a file is
 at most `MAX_IMAGE_BYTES` (so its base64 stays within Anthropic's 5 MB per image) and a
-login's attachments together at most `MAX_USER_BYTES`. A user message then names its images
-by id (`irisgate.chat.parts`), and the conversation's JSON carries their URLs, not their
-bytes.
+login's attachments together at most `--max-chat-attachments` (200 MB). A user message
+then names its images by id (`irisgate.chat.parts`), and the conversation's JSON carries
+their URLs, not their bytes.
 
 `GET /api/chat/attachments/<id>` serves one to its owner only (anyone else gets the 404 of
 an id that does not exist) with the sniffed `Content-Type`, `nosniff`, an inline
@@ -33,8 +33,6 @@ from irisgate.store.tables import chat_attachments as att
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 
 MAX_IMAGE_BYTES = 3_750_000
-#: what one login's attachments may take together
-MAX_USER_BYTES = 200_000_000
 NAME_LIMIT = 200
 #: media type -> file name extension of the types every chat API takes
 EXTENSIONS: dict[str, str] = {
@@ -165,11 +163,12 @@ async def upload(request: Request) -> Response:
         raise ApiError(415, f"{name or 'the file'} is not a {KINDS} image")
     store = _store(request)
     used = await store.used(login)
-    if used + len(data) > MAX_USER_BYTES:
+    most = runtime_of(request).settings.max_chat_attachments
+    if used + len(data) > most:
         raise ApiError(
             413,
-            f"your chat attachments take {used} bytes, and at most {MAX_USER_BYTES} are kept:"
-            " delete conversations with images to make room",
+            f"your chat images take {used} bytes and at most {most} are kept"
+            " (--max-chat-attachments): delete conversations with images to make room",
         )
     stored = await store.add(login, conversation_id, name, media_type, data)
     return json_response(stored, status=201)
