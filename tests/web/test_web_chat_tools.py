@@ -26,6 +26,8 @@ APERTURE = "tailscale.com/cap/aperture"
 NO_CHAT = "carol@example.com"
 #: what one user's chat images may take together here (--max-chat-attachments)
 MAX_CHAT_ATTACHMENTS = 1_000_000
+#: the gateway's body limit here: two 400 kB images (in base64) do not fit one request
+MAX_REQUEST_BODY = 1_000_000
 # what the model "types" into the tool: markup that must stay text on the page
 TOOL_TEXT = '<img src=x onerror="window.pwned=1"> hello'
 
@@ -72,6 +74,7 @@ def gateway(
         env={
             "IRISGATE_ALLOW_LOCAL_CONNECTORS": "true",
             "IRISGATE_MAX_CHAT_ATTACHMENTS": str(MAX_CHAT_ATTACHMENTS),
+            "IRISGATE_MAX_REQUEST_BODY": str(MAX_REQUEST_BODY),
         },
     )
     with server:
@@ -547,7 +550,25 @@ def test_a_users_images_together_are_bounded(gateway: IrisgateServer) -> None:
             headers={"content-type": "image/png"},
         )
 
-    assert [upload().status_code for _ in range(2)] == [201, 201]
+    uploaded = [upload() for _ in range(2)]
+    assert [u.status_code for u in uploaded] == [201, 201]
+    # both in one conversation would make a request the gateway refuses: said before building it
+    dave.post(
+        f"/api/chat/conversations/{cid}/messages",
+        json={
+            "role": "user",
+            "content": "two",
+            "attachments": [{"id": u.json()["id"]} for u in uploaded],
+        },
+    )
+    too_big = dave.post(
+        f"/api/chat/conversations/{cid}/round", json={"model": "openai/gpt-4o-mini"}
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["error"] == (
+        "this conversation's images take 800000 bytes, more than a request to the model may"
+        f" carry ({MAX_REQUEST_BODY} bytes, --max-request-body): start a new conversation"
+    )
     full = upload()
     assert full.status_code == 413
     assert full.json()["error"] == (

@@ -117,6 +117,16 @@ class Attachments:
             rows = (await conn.execute(statement)).all()
         return {row.id: _reference(row) for row in rows}
 
+    async def size(self, login: str, ids: list[str]) -> int:
+        """Bytes of those of `ids` that are the login's, together."""
+        if not ids:
+            return 0
+        statement = select(func.coalesce(func.sum(att.c.size), 0)).where(
+            att.c.id.in_(ids), att.c.login_name == login
+        )
+        async with self._db.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
     async def data(self, login: str, ids: list[str]) -> dict[str, tuple[str, bytes]]:
         """id -> (media type, bytes) of those of `ids` that are the login's."""
         if not ids:

@@ -160,7 +160,16 @@ async def _with_image_data(request: Request, login: str, conversation: dict[str,
         for image in m["attachments"]
         if isinstance(image, dict) and "id" in image
     ]
-    stored = await Attachments(runtime_of(request).db).data(login, ids)
+    store = Attachments(runtime_of(request).db)
+    # the request is built in memory: its images' base64 must fit the gateway's body limit
+    limit = runtime_of(request).settings.max_request_body
+    if (size := await store.size(login, ids)) * 4 // 3 > limit:
+        raise ApiError(
+            413,
+            f"this conversation's images take {size} bytes, more than a request to the model"
+            f" may carry ({limit} bytes, --max-request-body): start a new conversation",
+        )
+    stored = await store.data(login, ids)
     for m in conversation["messages"]:
         kept: list[dict[str, Any]] = []
         for image in m["attachments"]:
