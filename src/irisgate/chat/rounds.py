@@ -1,7 +1,9 @@
 """One model round of a chat turn: `POST /api/chat/conversations/{id}/round`.
 
 The browser names the model, the tools it offers and the turn's tool rounds so far; the
-conversation (instructions, earlier messages, images) comes from the database. The picked
+conversation (its project's instructions then its own, earlier messages, images from the
+attachment store) comes from the database, and the tools offered must be switched on in it
+and allowed by its project. The picked
 model's API format builds the request (its chat adapter, gateway/formats/chatwire.py), which
 then runs through the gateway in-process as an ordinary request of the caller: the same
 scope (peer, headers, session), so identity, grants, quotas, hooks, capture, cost and the

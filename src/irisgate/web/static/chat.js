@@ -8,7 +8,13 @@
 // Tools: the loop runs here. When the model answers with tool calls, each call goes to
 // /api/chat/conversations/<id>/tools/call (the same grant checks, credentials and records as
 // /v1/mcp), the results go back to the model in the next round, until it answers without
-// calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline.
+// calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline. Stop
+// aborts the running request, a model round or a tool call: irisgate cancels either upstream.
+//
+// Projects (/api/chat/projects) group conversations in the sidebar; a project's instructions
+// go before a conversation's own and its tool access narrows the Tools menu (irisgate
+// enforces both). Images are uploaded to /api/chat/conversations/<id>/attachments when a
+// message is sent and shown again from their URL.
 import { marked } from "/ui/static/vendor/marked.esm.js";
 import DOMPurify from "/ui/static/vendor/purify.es.mjs";
 import { MAX_ROUNDS, finishRound, foldEvent, newRound, readEvents, wireName } from "/ui/static/chat_wire.js";
