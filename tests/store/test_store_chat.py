@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from irisgate.chat.attachments import Attachments
 from irisgate.chat.conversations import Conversations, Message
 from irisgate.chat.projects import Projects
 from irisgate.store.database import Database
@@ -110,3 +111,25 @@ async def test_projects_count_their_conversations_and_release_them_when_deleted(
     assert await projects.delete(BOB, research["id"]) is True
     assert await projects.get(BOB, research["id"]) is None
     assert sorted(c["project_id"] for c in await store.list(BOB)) == ["", "", ""]
+
+
+async def test_attachments_are_kept_once_scoped_and_deleted_with_their_conversation(
+    db: Database,
+) -> None:
+    store, images = Conversations(db), Attachments(db)
+    made = await store.create(BOB, title="pics", model="", instructions="")
+    other = await store.create(BOB, title="other", model="", instructions="")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # every byte value survives
+    added = await images.add(BOB, made["id"], "p.png", "image/png", png)
+    assert added["url"] == f"/api/chat/attachments/{added['id']}" and added["size"] == len(png)
+    assert await images.data(BOB, [added["id"]]) == {added["id"]: ("image/png", png)}
+    assert await images.data(ALICE, [added["id"]]) == {}
+    refs = await images.references(BOB, made["id"], [added["id"], "a_missing"])
+    assert list(refs) == [added["id"]] and refs[added["id"]]["name"] == "p.png"
+    assert await images.references(BOB, other["id"], [added["id"]]) == {}
+    assert await images.references(ALICE, made["id"], [added["id"]]) == {}
+    assert (await images.used(BOB), await images.used(ALICE)) == (len(png), 0)
+    assert await images.size(BOB, [added["id"], added["id"]]) == len(png)
+    assert await store.delete(BOB, made["id"]) is True
+    assert await images.data(BOB, [added["id"]]) == {}
+    assert await images.used(BOB) == 0
