@@ -266,6 +266,15 @@ def test_projects_at_phone_width_and_in_dark_mode(
     expect(project_row(page, f"Shown {look}")).to_be_visible()
     expect(page.locator("#project-select")).to_be_visible()
     screenshot(page, f"chat-projects-{look}")
+    project_row(page, f"Shown {look}").locator(".project-edit").click()
+    expect(page.locator("#project-panel")).to_be_visible()
+    expect(page.locator("#project-name")).to_have_value(f"Shown {look}")
+    expect(page.locator("#project-save")).to_be_in_viewport()
+    screenshot(page, f"chat-project-editor-{look}")
+    page.click("#project-cancel")
+    expect(page.locator("#project-panel")).to_be_hidden()
+    if look == "phone":
+        page.click("#side-toggle")
     if look == "phone":
         project_row(page, f"Shown {look}").locator(".project-new-chat").click()
         expect(page.locator(".chat-side")).to_be_hidden()
