@@ -86,3 +86,10 @@ def test_config_check_reports_chat_errors(tmp_path: Path) -> None:
         '(a model id or glob ("openai/gpt-4o", "anthropic/*"))',
         f"{path}: 1 error(s)",
     ]
+
+
+def test_a_model_without_its_provider_is_warned_about(check: Check, issue_at: IssueAt) -> None:
+    analysis = check(_config('"chat": {"models": [{"model": "gpt-4o"}]}'))
+    assert analysis.errors == [] and analysis.config is not None
+    warning = issue_at(analysis.warnings, "chat.models[0].model")
+    assert warning.message == 'matches no model: write provider/model ("*/gpt-4o")'

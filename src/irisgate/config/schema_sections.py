@@ -447,5 +447,7 @@ def read_chat(root: Section) -> tuple[ChatModel, ...] | None:
         elif len(label) > CHAT_LABEL_LIMIT:
             item.error("label", f"is longer than {CHAT_LABEL_LIMIT} characters")
         elif model is not None:
+            if "/" not in model:
+                item.warn("model", f'matches no model: write provider/model ("*/{model}")')
             entries.append(ChatModel(model=model, label=label.strip()))
     return tuple(entries)
