@@ -305,12 +305,15 @@ def test_stop_during_a_tool_call_cancels_the_upstream_call(
     answer = page.locator(".msg.assistant").last
     expect(answer.locator(".outcome")).to_have_text("cancelled")
     call = answer.locator('.tool-call[data-tool="docs_slow"]')
-    expect(call).to_have_attribute("data-state", "error")
+    expect(call).to_have_attribute("data-state", "stopped")
+    expect(call.locator("summary")).to_have_text("Tool docs_slow · stopped")
     expect(call.locator(".tool-output")).to_have_text(
         "stopped by the user: the call was cancelled", use_inner_text=False
     )
     expect(page.locator("#chat-status")).to_have_text("Stopped.")
     expect(page.locator("#stop")).to_be_hidden()
+    call.locator("summary").click()
+    screenshot(page, "chat-tool-stopped")
 
     # the conversation keeps the call as stopped; the model was asked once, not again
     cid = conversation_id(page)

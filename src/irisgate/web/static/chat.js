@@ -612,8 +612,9 @@ function callElement(call) {
 
 function showCall(details, call) {
   const done = call.output !== undefined;
-  details.dataset.state = !done ? "running" : call.is_error ? "error" : "done";
-  const what = !done ? "running…" : call.is_error ? "failed" : "done";
+  const stopped = call.output === STOPPED_CALL;
+  details.dataset.state = !done ? "running" : stopped ? "stopped" : call.is_error ? "error" : "done";
+  const what = !done ? "running…" : stopped ? "stopped" : call.is_error ? "failed" : "done";
   details.querySelector("summary").textContent = `Tool ${call.name} · ${what}`;
   details.querySelector(".tool-output").textContent = done ? call.output : "";
 }
