@@ -106,6 +106,8 @@ class Settings:
     max_connector_answer: int = 16 * MIB
     #: the longest answer read from a hook; a longer one is a hook failure
     max_hook_answer: int = 16 * MIB
+    #: what one user's chat attachments (images) may take together, in bytes
+    max_chat_attachments: int = 200 * 1000 * 1000
     #: seconds a client may take to send a request's line and headers
     header_timeout: float = 10.0
     #: seconds a request body may stall (no byte arriving while irisgate waits for one)
@@ -273,6 +275,10 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "IRISGATE_MAX_HOOK_ANSWER",
         "longest hook answer read; a longer one is a hook failure (default 16MiB)",
     ),
+    "max_chat_attachments": (
+        "IRISGATE_MAX_CHAT_ATTACHMENTS",
+        "bytes one user's chat images may take together (default 200000000)",
+    ),
     "header_timeout": (
         "IRISGATE_HEADER_TIMEOUT",
         "seconds a client may take to send a request's line and headers (default 10)",
@@ -397,6 +403,7 @@ def load_settings(
         max_capture_body=_size(pick, "max_capture_body", 16 * MIB),
         max_connector_answer=_size(pick, "max_connector_answer", 16 * MIB),
         max_hook_answer=_size(pick, "max_hook_answer", 16 * MIB),
+        max_chat_attachments=_size(pick, "max_chat_attachments", 200 * 1000 * 1000),
         header_timeout=_seconds(pick, "header_timeout", 10.0),
         body_timeout=_seconds(pick, "body_timeout", 60.0),
         send_timeout=_seconds(pick, "send_timeout", 60.0),

@@ -20,7 +20,6 @@ BEYOND_SCHEMA = re.compile(
             r"the range from 'since' to 'until' may span at most",  # nor over 400 days long
             r"'tool_calls' belong to assistant messages",  # a message's parts follow its role
             r"'attachments' belong to user messages",
-            r"'attachments\[[0-9]+\]\.data' is not",  # base64 of an image of the named type
             r"'(amount|balance)' ",  # dollars: their form, precision and the bucket's bounds
             r"'expires_at' must be",  # an API key's expiry is in the future, with an offset
             r"'(quota|owner|name)' ",  # a quota of the config; a service identity; printable

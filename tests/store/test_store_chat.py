@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from irisgate.chat.attachments import Attachments
 from irisgate.chat.conversations import Conversations, Message
+from irisgate.chat.projects import Projects
 from irisgate.store.database import Database
 from irisgate.store.tables import chat_messages
 
@@ -74,11 +76,60 @@ async def test_tools_effort_attachments_and_tool_rounds_are_kept(db: Database) -
     )
     updated = await store.update(BOB, made["id"], {"tools": (), "reasoning_effort": ""})
     assert updated is not None and updated["tools"] == [] and updated["reasoning_effort"] == ""
-    assert await store.enabled_tools(BOB, made["id"]) == ()
-    assert await store.enabled_tools(ALICE, made["id"]) is None
+    settings = await store.settings(BOB, made["id"])
+    assert settings is not None and settings["tools"] == [] and settings["project_id"] == ""
+    assert await store.settings(ALICE, made["id"]) is None
     found = await store.get(BOB, made["id"])
     assert found is not None
     user, assistant = found["messages"]
     assert user["attachments"] == [image] and user["tool_calls"] == []
     assert assistant["tool_calls"] == list(rounds) and assistant["reasoning"] == "hmm"
     assert assistant["attachments"] == []
+
+
+async def test_projects_count_their_conversations_and_release_them_when_deleted(
+    db: Database,
+) -> None:
+    projects, store = Projects(db), Conversations(db)
+    research = await projects.create(BOB, name="research", instructions="Cite.", tools=None)
+    launch = await projects.create(BOB, name="Launch", instructions="", tools=("docs_echo",))
+    await projects.create(ALICE, name="alice's", instructions="", tools=())
+    for title in ("a", "b"):
+        await store.create(BOB, title=title, model="", instructions="", project_id=research["id"])
+    await store.create(BOB, title="loose", model="", instructions="")
+    listed = await projects.list(BOB)
+    assert [(p["name"], p["conversations"], p["tools"]) for p in listed] == [
+        ("Launch", 0, ["docs_echo"]),
+        ("research", 2, None),
+    ]
+    assert await projects.count(BOB) == 2
+    assert await projects.get(ALICE, research["id"]) is None
+    assert await projects.update(ALICE, research["id"], {"name": "x"}) is None
+    assert await projects.delete(ALICE, research["id"]) is False
+    changed = await projects.update(BOB, launch["id"], {"tools": None, "name": "Go"})
+    assert changed is not None and (changed["tools"], changed["name"]) == (None, "Go")
+    assert await projects.delete(BOB, research["id"]) is True
+    assert await projects.get(BOB, research["id"]) is None
+    assert sorted(c["project_id"] for c in await store.list(BOB)) == ["", "", ""]
+
+
+async def test_attachments_are_kept_once_scoped_and_deleted_with_their_conversation(
+    db: Database,
+) -> None:
+    store, images = Conversations(db), Attachments(db)
+    made = await store.create(BOB, title="pics", model="", instructions="")
+    other = await store.create(BOB, title="other", model="", instructions="")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # every byte value survives
+    added = await images.add(BOB, made["id"], "p.png", "image/png", png)
+    assert added["url"] == f"/api/chat/attachments/{added['id']}" and added["size"] == len(png)
+    assert await images.data(BOB, [added["id"]]) == {added["id"]: ("image/png", png)}
+    assert await images.data(ALICE, [added["id"]]) == {}
+    refs = await images.references(BOB, made["id"], [added["id"], "a_missing"])
+    assert list(refs) == [added["id"]] and refs[added["id"]]["name"] == "p.png"
+    assert await images.references(BOB, other["id"], [added["id"]]) == {}
+    assert await images.references(ALICE, made["id"], [added["id"]]) == {}
+    assert (await images.used(BOB), await images.used(ALICE)) == (len(png), 0)
+    assert await images.size(BOB, [added["id"], added["id"]]) == len(png)
+    assert await store.delete(BOB, made["id"]) is True
+    assert await images.data(BOB, [added["id"]]) == {}
+    assert await images.used(BOB) == 0

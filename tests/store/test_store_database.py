@@ -47,6 +47,8 @@ TABLES = {
     "export_state",
     "chat_conversations",
     "chat_messages",
+    "chat_projects",
+    "chat_attachments",
     "responses",
     "api_keys",
     "api_key_generation",

@@ -127,14 +127,24 @@ def fresh_fake(fake_llm: FakeLLM) -> Iterator[FakeLLM]:
     fake_llm.reset()
 
 
-def conversation(gw: IrisgateServer, text: str, **fields: Any) -> str:
+def conversation(
+    gw: IrisgateServer, text: str, images: tuple[bytes, ...] = (), **fields: Any
+) -> str:
+    """A conversation of bob with one user message, its `images` uploaded as attachments."""
     client = api(gw, USER)
     created = client.post("/api/chat/conversations", json={"title": text[:40], **fields})
     assert created.status_code == 201, created.text
     cid: str = created.json()["id"]
-    message: dict[str, Any] = {"role": "user", "content": text}
-    if "attachments" in fields:
-        message["attachments"] = fields.pop("attachments")
+    message: dict[str, Any] = {"role": "user", "content": text, "attachments": []}
+    for image in images:
+        uploaded = client.post(
+            f"/api/chat/conversations/{cid}/attachments",
+            params={"name": "dot.png"},
+            content=image,
+            headers={"content-type": "image/png"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        message["attachments"].append({"id": uploaded.json()["id"]})
     assert client.post(f"/api/chat/conversations/{cid}/messages", json=message).status_code == 201
     return cid
 
@@ -250,8 +260,7 @@ def test_an_image_reaches_the_model_as_the_apis_image_part(
     gateway: IrisgateServer, fake_llm: FakeLLM, model: str
 ) -> None:
     data = base64.b64encode(png()).decode()
-    image = {"name": "dot.png", "media_type": "image/png", "data": data}
-    cid = conversation(gateway, "What is in this picture?", attachments=[image])
+    cid = conversation(gateway, "What is in this picture?", images=(png(),))
     resp, events = run_round(gateway, cid, model)
     assert resp.status_code == 200, resp.text
     assert events[-1]["outcome"] == "completed"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import struct
 import time
 import zlib
@@ -23,6 +24,10 @@ from irisgate.testing.server import IrisgateServer
 
 APERTURE = "tailscale.com/cap/aperture"
 NO_CHAT = "carol@example.com"
+#: what one user's chat images may take together here (--max-chat-attachments)
+MAX_CHAT_ATTACHMENTS = 1_000_000
+#: the gateway's body limit here: two 400 kB images (in base64) do not fit one request
+MAX_REQUEST_BODY = 1_000_000
 # what the model "types" into the tool: markup that must stay text on the page
 TOOL_TEXT = '<img src=x onerror="window.pwned=1"> hello'
 
@@ -66,7 +71,11 @@ def gateway(
         json.dumps(config),
         data_dir=tmp_path_factory.mktemp("irisgate-chat-tools"),
         identity="serve",
-        env={"IRISGATE_ALLOW_LOCAL_CONNECTORS": "true"},
+        env={
+            "IRISGATE_ALLOW_LOCAL_CONNECTORS": "true",
+            "IRISGATE_MAX_CHAT_ATTACHMENTS": str(MAX_CHAT_ATTACHMENTS),
+            "IRISGATE_MAX_REQUEST_BODY": str(MAX_REQUEST_BODY),
+        },
     )
     with server:
         yield server
@@ -387,14 +396,48 @@ def test_an_image_attachment_reaches_the_upstream_as_an_image_part_and_survives_
         ],
     }
 
+    # kept once, served from its own endpoint: the conversation holds its URL, not its bytes
+    cid = conversation_id(page)
+    stored = api(gateway, USER).get(f"/api/chat/conversations/{cid}").json()
+    [attached] = stored["messages"][0]["attachments"]
+    assert attached["url"] == f"/api/chat/attachments/{attached['id']}"
+    assert (attached["name"], attached["media_type"], attached["size"]) == (
+        "red.png",
+        "image/png",
+        len(image),
+    )
+    assert encoded not in json.dumps(stored)
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     shown = page.locator(".msg.user .msg-images img")
     expect(shown).to_have_count(1)
-    expect(shown).to_have_attribute("src", f"data:image/png;base64,{encoded}")
+    expect(shown).to_have_attribute("src", attached["url"])
     expect(shown).to_have_attribute("alt", "red.png")
     page.wait_for_function("document.querySelector('.msg.user .msg-images img').naturalWidth === 2")
     screenshot(page, "chat-image")
+    served = api(gateway, USER).get(attached["url"])
+    assert served.status_code == 200 and served.content == image
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-disposition"] == f'inline; filename="{attached["id"]}.png"'
+    assert served.headers["cache-control"].startswith("private")
+    # another user gets the 404 of an id that does not exist
+    other = api(gateway, ADMIN).get(attached["url"])
+    assert other.status_code == 404 and "not found" in other.json()["error"]
+
+    # a file that says it is a PNG but is not one is refused by irisgate, with the reason
+    page.set_input_files(
+        "#attach",
+        files=[{"name": "fake.png", "mimeType": "image/png", "buffer": b"<svg>not an image"}],
+    )
+    expect(page.locator("#attachments li")).to_have_count(1)
+    send(page, "and this one?")
+    expect(page.locator("#chat-status")).to_have_text(
+        "fake.png was not attached: fake.png is not a PNG, JPEG, GIF or WebP image"
+    )
+    expect(page.locator(".msg.user")).to_have_count(1)
+    page.click('#attachments button[aria-label="Remove fake.png"]')
+    expect(page.locator("#attachments li")).to_have_count(0)
 
     # the same conversation on an Anthropic model: the image goes as a base64 image block
     page.fill("#model-search", "claude-haiku-4-5")
@@ -416,26 +459,130 @@ def test_attachments_that_are_not_images_of_their_type_are_refused_by_the_api(
     bob_api = api(gateway, USER)
     cid = bob_api.post("/api/chat/conversations", json={"title": "images"}).json()["id"]
     messages = f"/api/chat/conversations/{cid}/messages"
-    fake = base64.b64encode(b"GIF89a not a png").decode()
-    bad = bob_api.post(
-        messages,
-        json={
-            "role": "user",
-            "content": "x",
-            "attachments": [{"name": "a.png", "media_type": "image/png", "data": fake}],
-        },
+    attach = f"/api/chat/conversations/{cid}/attachments"
+
+    def upload(body: bytes, kind: str = "image/png", user: str = USER, to: str = attach) -> Any:
+        return api(gateway, user).post(
+            to, params={"name": "a.png"}, content=body, headers={"content-type": kind}
+        )
+
+    # the type kept is the one the bytes show, whatever was declared
+    gif = upload(b"GIF89a\x01\x00\x01\x00")
+    assert gif.status_code == 201 and gif.json()["media_type"] == "image/gif"
+    assert bob_api.get(gif.json()["url"]).headers["content-type"] == "image/gif"
+    text = upload(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+    assert text.status_code == 415
+    assert text.json()["error"] == "a.png is not a PNG, JPEG, GIF or WebP image"
+    svg = upload(b"<svg/>", "image/svg+xml")
+    assert svg.status_code == 415 and "image/svg+xml" in svg.json()["error"]
+    huge = upload(b"\x89PNG\r\n\x1a\n" + b"\x00" * 3_750_000)
+    assert huge.status_code == 413
+    assert huge.json()["error"] == "a.png is larger than 3750000 bytes"
+    # only into one's own conversation, and a message names only its conversation's images
+    assert upload(png(), user=ADMIN).status_code == 404
+    alice_cid = api(gateway, ADMIN).post("/api/chat/conversations", json={}).json()["id"]
+    alice_image = upload(
+        png(), user=ADMIN, to=f"/api/chat/conversations/{alice_cid}/attachments"
+    ).json()
+    stolen = bob_api.post(
+        messages, json={"role": "user", "content": "x", "attachments": [{"id": alice_image["id"]}]}
     )
-    assert bad.status_code == 400 and "is not image/png data" in bad.json()["error"]
-    bad = bob_api.post(
-        messages,
-        json={
-            "role": "user",
-            "content": "x",
-            "attachments": [{"name": "a.svg", "media_type": "image/svg+xml", "data": fake}],
-        },
+    assert (
+        stolen.status_code == 404 and "not an image of this conversation" in stolen.json()["error"]
     )
-    assert bad.status_code == 400 and "media_type" in bad.json()["error"]
+    inline = bob_api.post(
+        messages,
+        json={"role": "user", "content": "x", "attachments": [{"media_type": "image/png"}]},
+    )
+    assert inline.status_code == 400 and "'attachments[0].id'" in inline.json()["error"]
+    # deleting the conversation deletes its images
+    assert bob_api.delete(f"/api/chat/conversations/{cid}").status_code == 204
+    assert bob_api.get(gif.json()["url"]).status_code == 404
+    cid = bob_api.post("/api/chat/conversations", json={"title": "more"}).json()["id"]
+    messages = f"/api/chat/conversations/{cid}/messages"
     bad = bob_api.post(
         messages, json={"role": "assistant", "content": "x", "tool_calls": [{"calls": "no"}]}
     )
     assert bad.status_code == 400 and "tool_calls[0].calls" in bad.json()["error"]
+
+
+def test_an_image_kept_inline_by_an_earlier_irisgate_is_still_shown_and_sent(
+    gateway: IrisgateServer, bob: Page, fake_llm: FakeLLM
+) -> None:
+    """Messages stored before attachments had their own endpoint hold the image's base64 in
+    their JSON; they are read as they are."""
+    encoded = base64.b64encode(png()).decode()
+    bob_api = api(gateway, USER)
+    cid = bob_api.post("/api/chat/conversations", json={"title": "old image"}).json()["id"]
+    made = bob_api.post(
+        f"/api/chat/conversations/{cid}/messages", json={"role": "user", "content": "old look"}
+    ).json()
+    inline = [{"name": "old.png", "media_type": "image/png", "data": encoded}]
+    with sqlite3.connect(gateway.data_dir / "irisgate.db") as db:  # as 0.1's chat kept it
+        db.execute(
+            "UPDATE chat_messages SET attachments = ? WHERE id = ?",
+            (json.dumps(inline), made["id"]),
+        )
+    page = bob
+    open_chat(page, gateway, "gpt-4o-mini", f"#{cid}")
+    shown = page.locator(".msg.user .msg-images img")
+    expect(shown).to_have_attribute("src", f"data:image/png;base64,{encoded}")
+    page.wait_for_function("document.querySelector('.msg.user .msg-images img').naturalWidth === 2")
+    send(page, "still there?")
+    expect(page.locator(".msg.assistant .meta")).to_be_visible()
+    [asked] = received(fake_llm, "/v1/chat/completions", 1)
+    assert asked["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": f"data:image/png;base64,{encoded}"},
+    }
+
+
+def test_a_users_images_together_are_bounded(gateway: IrisgateServer) -> None:
+    dave = api(gateway, "dave@example.com")
+    cid = dave.post("/api/chat/conversations", json={"title": "album"}).json()["id"]
+    picture = b"\x89PNG\r\n\x1a\n" + b"\x00" * 399_992  # 400,000 bytes
+
+    def upload() -> Any:
+        return dave.post(
+            f"/api/chat/conversations/{cid}/attachments",
+            params={"name": "p.png"},
+            content=picture,
+            headers={"content-type": "image/png"},
+        )
+
+    uploaded = [upload() for _ in range(2)]
+    assert [u.status_code for u in uploaded] == [201, 201]
+    # both in one conversation would make a request the gateway refuses: said before building it
+    dave.post(
+        f"/api/chat/conversations/{cid}/messages",
+        json={
+            "role": "user",
+            "content": "two",
+            "attachments": [{"id": u.json()["id"]} for u in uploaded],
+        },
+    )
+    too_big = dave.post(
+        f"/api/chat/conversations/{cid}/round", json={"model": "openai/gpt-4o-mini"}
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["error"] == (
+        "this conversation's images take 800000 bytes, more than a request to the model may"
+        f" carry ({MAX_REQUEST_BODY} bytes, --max-request-body): start a new conversation"
+    )
+    full = upload()
+    assert full.status_code == 413
+    assert full.json()["error"] == (
+        f"your chat images take 800000 bytes and at most {MAX_CHAT_ATTACHMENTS} are kept"
+        " (--max-chat-attachments): delete conversations with images to make room"
+    )
+    # another user's room is their own, and deleting the conversation frees dave's
+    other = api(gateway, USER).post("/api/chat/conversations", json={}).json()["id"]
+    mine = api(gateway, USER).post(
+        f"/api/chat/conversations/{other}/attachments",
+        content=picture,
+        headers={"content-type": "image/png"},
+    )
+    assert mine.status_code == 201
+    assert dave.delete(f"/api/chat/conversations/{cid}").status_code == 204
+    cid = dave.post("/api/chat/conversations", json={"title": "again"}).json()["id"]
+    assert upload().status_code == 201

@@ -93,6 +93,7 @@ class Endpoint:
     body: str = ""
     media_type: str = "application/json"
     body_schema: dict[str, Any] | None = None
+    body_type: str = "application/json"  # the request body's media type
     status: int = 200
     returns: str = "object"  # the JSON type of a successful answer
     errors: tuple[int, ...] = ()
@@ -121,13 +122,14 @@ _CONVERSATION_FIELDS: dict[str, dict[str, Any]] = {
     "instructions": _string(20_000),
     "tools": _TOOL_NAMES,
     "reasoning_effort": _EFFORT,
+    "project_id": {"type": ["string", "null"], "maxLength": 100},
 }
-_IMAGE = _object(
-    ("media_type", "data"),
-    name=_string(200),
-    media_type={"type": "string", "enum": ["image/png", "image/jpeg", "image/gif", "image/webp"]},
-    data={"type": "string", "contentEncoding": "base64"},
-)
+_IMAGE = _object(("id",), id=_string(200))
+_PROJECT_FIELDS: dict[str, dict[str, Any]] = {
+    "name": _string(100, minLength=1),
+    "instructions": _string(20_000),
+    "tools": {**_TOOL_NAMES, "type": ["array", "null"]},
+}
 _TOOL_CALL = _object(
     ("id", "name"),
     id=_string(200),
@@ -160,6 +162,7 @@ _MESSAGE = _object(
 _AMOUNT = {"type": ["string", "number"]}
 
 _CONVERSATION = "/api/chat/conversations/{conversation_id}"
+_PROJECT = "/api/chat/projects/{project_id}"
 #: The chat app's endpoints (irisgate.chat.routes); every one needs chat enabled.
 CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -170,7 +173,9 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "conversation over (OpenAI Chat Completions or Responses, Anthropic Messages, Gemini, "
         "Vertex AI, Bedrock Converse): `id` (provider/model), `model`, `provider`, "
         "`provider_name`, `api` and `api_title` (the API the chat speaks to it), and whether "
-        "the chat offers `stream`, `tools`, a `reasoning` effort control and `images`.",
+        "the chat offers `stream`, `tools`, a `reasoning` effort control and `images`. When "
+        "the config curates the picker (`chat.models`), only the models it names, in its "
+        "order, each with its `label` ('' for none).",
         "chat",
         database=False,
     ),
@@ -207,10 +212,11 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Create a conversation of the caller (201).",
         "chat",
         body='{"title": "...", "model": "provider/model", "instructions": "...", '
-        '"tools": ["<connector>_<tool>"], "reasoning_effort": "" | "low" | "medium" | "high"} '
-        "(all optional)",
+        '"tools": ["<connector>_<tool>"], "reasoning_effort": "" | "low" | "medium" | "high", '
+        '"project_id": "p_..."} (all optional; 404 for a project not the caller\'s)',
         body_schema=_object(**_CONVERSATION_FIELDS),
         status=201,
+        errors=(404,),
     ),
     Endpoint(
         "GET",
@@ -224,10 +230,11 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         _CONVERSATION,
         "Rename / change a conversation",
         "Change its title, model, per-conversation instructions (the system prompt), the "
-        "tools switched on and/or the reasoning effort.",
+        "tools switched on, the reasoning effort and/or its project (`project_id`: one of "
+        'the caller\'s projects, or `""`/null for none).',
         "chat",
         body='{"title": "...", "model": "...", "instructions": "...", "tools": [...], '
-        '"reasoning_effort": "..."} (at least one)',
+        '"reasoning_effort": "...", "project_id": "..."} (at least one)',
         body_schema={
             **_object(**_CONVERSATION_FIELDS),
             "minProperties": 1,
@@ -238,7 +245,7 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "DELETE",
         _CONVERSATION,
         "Delete a conversation",
-        "With its messages (204).",
+        "With its messages and attachments (204).",
         "chat",
         status=204,
     ),
@@ -248,14 +255,14 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         "Add a message",
         "Append a turn (201). `outcome` of an assistant turn: completed, error, cancelled, "
         "refused or truncated; `request_id` links the gateway request that produced it. "
-        "User messages may carry up to 4 image `attachments` (PNG, JPEG, GIF, WebP, base64, "
-        "3.75 MB each, whose bytes must be of the named type); assistant messages their "
-        "`tool_calls` rounds and `reasoning` text.",
+        "User messages may name up to 4 images uploaded to this conversation first "
+        "(`attachments: [{id}]`; kept as `{id, name, media_type, size, url}`); assistant "
+        "messages carry their `tool_calls` rounds and `reasoning` text.",
         "chat",
         body='{"role": "user" | "assistant", "content": "...", "model": "...", '
-        '"outcome": "...", "request_id": "...", "attachments": [{"name", "media_type", '
-        '"data"}], "tool_calls": [{"text", "calls": [{"id", "name", "arguments", "output", '
-        '"is_error"}]}], "reasoning": "..."}',
+        '"outcome": "...", "request_id": "...", "attachments": [{"id"}], "tool_calls": '
+        '[{"text", "calls": [{"id", "name", "arguments", "output", "is_error"}]}], '
+        '"reasoning": "..."}',
         body_schema=_MESSAGE,
         status=201,
     ),
@@ -272,9 +279,10 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         _CONVERSATION + "/tools/call",
         "Run a tool call",
         "Run one tool call the model made: 403 unless the tool is switched on in the "
-        "conversation, then exactly the grant check, credential and record of a `tools/call` "
-        "on /v1/mcp (403 not granted, 502 connector failed). Answers `{name, output, "
-        "is_error}`.",
+        "conversation (and its project allows it), then exactly the grant check, credential "
+        "and record of a `tools/call` on /v1/mcp (403 not granted, 502 connector failed). "
+        "Answers `{name, output, is_error}`. A client that disconnects (Stop) cancels the "
+        "call upstream; it is recorded with status 499.",
         "chat",
         body='{"name": "<connector>_<tool>", "arguments": {...}}',
         body_schema=_object(
@@ -307,6 +315,74 @@ CHAT_ENDPOINTS: tuple[Endpoint, ...] = (
         media_type="text/event-stream",
         returns="string",
         errors=(429,),
+    ),
+    Endpoint(
+        "POST",
+        _CONVERSATION + "/attachments",
+        "Attach an image",
+        "Store one image of the conversation (201): the body is the file's bytes, sent with "
+        "its type (`image/png`, `image/jpeg`, `image/gif` or `image/webp`), `name` its file "
+        "name. Its bytes must be one of those types (415 otherwise; the type kept is the one "
+        "they show), at most 3,750,000 bytes (413), and the caller's attachments together at "
+        "most 200 MB (413). Answers `{id, name, media_type, size, url}`.",
+        "chat",
+        (("name", "The file's name (at most 200 characters).", _TEXT),),
+        body="the image's bytes",
+        body_schema={"type": "string", "format": "binary"},
+        body_type="image/*",
+        status=201,
+    ),
+    Endpoint(
+        "GET",
+        "/api/chat/attachments/{attachment_id}",
+        "One attachment",
+        "The image's bytes, to its owner only (404 for anyone else), with the type its bytes "
+        "show, `X-Content-Type-Options: nosniff` and a private cache.",
+        "chat",
+        media_type="image/*",
+        returns="string",
+    ),
+    Endpoint(
+        "GET",
+        "/api/chat/projects",
+        "Projects",
+        "The caller's projects by name, each `{id, name, instructions, tools, conversations, "
+        "created_at, updated_at}`; `tools` null means every tool the caller is granted.",
+        "chat",
+    ),
+    Endpoint(
+        "POST",
+        "/api/chat/projects",
+        "New project",
+        "Create a project (201; at most 100 per user). Its `instructions` are sent before "
+        "each of its conversations' own; `tools` (null: all granted) narrows the tools its "
+        "conversations may use, never past the caller's grants.",
+        "chat",
+        body='{"name": "...", "instructions": "...", "tools": ["<connector>_<tool>"] | null}',
+        body_schema={**_object(("name",), **_PROJECT_FIELDS), "additionalProperties": False},
+        status=201,
+    ),
+    Endpoint("GET", _PROJECT, "One project", "The project; 404 when not the caller's.", "chat"),
+    Endpoint(
+        "PATCH",
+        _PROJECT,
+        "Rename / change a project",
+        "Change its name, instructions and/or tools.",
+        "chat",
+        body='{"name": "...", "instructions": "...", "tools": [...] | null} (at least one)',
+        body_schema={
+            **_object(**_PROJECT_FIELDS),
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
+    ),
+    Endpoint(
+        "DELETE",
+        _PROJECT,
+        "Delete a project",
+        "Delete the project (204); its conversations are kept, outside any project.",
+        "chat",
+        status=204,
     ),
 )
 
@@ -785,7 +861,7 @@ def document() -> dict[str, Any]:
             operation["requestBody"] = {
                 "required": True,
                 "description": ep.body,
-                "content": {"application/json": {"schema": ep.body_schema}},
+                "content": {ep.body_type: {"schema": ep.body_schema}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {

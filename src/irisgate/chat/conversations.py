@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 
 from irisgate.store.database import Database
+from irisgate.store.tables import chat_attachments as att
 from irisgate.store.tables import chat_conversations as conv
 from irisgate.store.tables import chat_messages as msg
 
@@ -36,7 +37,8 @@ class Message:
     model: str = ""
     outcome: str = ""
     request_id: str = ""
-    #: images of a user message: {name, media_type, data (base64)}
+    #: images of a user message: {id, name, media_type, size, url} (irisgate.chat.attachments;
+    #: messages kept before it: {name, media_type, data (base64)})
     attachments: tuple[dict[str, Any], ...] = ()
     #: tool rounds of an assistant turn: {text, calls: [{id, name, arguments, output, is_error}]}
     tool_calls: tuple[dict[str, Any], ...] = ()
@@ -65,6 +67,7 @@ def _conversation(row: Any) -> dict[str, Any]:
         "instructions": row.instructions,
         "tools": _load(row.tools),
         "reasoning_effort": row.reasoning_effort,
+        "project_id": row.project_id,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -122,6 +125,7 @@ class Conversations:
         instructions: str,
         tools: tuple[str, ...] = (),
         reasoning_effort: str = "",
+        project_id: str = "",
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
         values = {
@@ -132,6 +136,7 @@ class Conversations:
             "instructions": instructions,
             "tools": _dump(tools),
             "reasoning_effort": reasoning_effort,
+            "project_id": project_id,
             "created_at": now,
             "updated_at": now,
         }
@@ -154,19 +159,18 @@ class Conversations:
             ).all()
         return {**_conversation(row), "messages": [_message(m) for m in messages]}
 
-    async def enabled_tools(self, login: str, conversation_id: str) -> tuple[str, ...] | None:
-        """The tools switched on in the conversation, or None when the login has none with
-        this id."""
-        statement = select(conv.c.tools).where(_owned(login, conversation_id))
+    async def settings(self, login: str, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation without its messages (its tools, project...), or None when the
+        login has none with this id."""
         async with self._db.connect() as conn:
-            row = (await conn.execute(statement)).first()
-        return None if row is None else tuple(t for t in _load(row.tools) if isinstance(t, str))
+            row = (await conn.execute(select(conv).where(_owned(login, conversation_id)))).first()
+        return None if row is None else _conversation(row)
 
     async def update(
         self, login: str, conversation_id: str, changes: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Change `title`, `model`, `instructions`, `tools` (a list of tool names) and/or
-        `reasoning_effort`; None when not found."""
+        """Change `title`, `model`, `instructions`, `tools` (a list of tool names),
+        `reasoning_effort` and/or `project_id` ('' for none); None when not found."""
         values: dict[str, Any] = {**_stored(changes), "updated_at": datetime.now(UTC)}
         async with self._db.begin() as conn:
             result = await conn.execute(
@@ -185,6 +189,7 @@ class Conversations:
             if owned is None:
                 return False
             await conn.execute(delete(msg).where(msg.c.conversation_id == conversation_id))
+            await conn.execute(delete(att).where(att.c.conversation_id == conversation_id))
             await conn.execute(delete(conv).where(conv.c.id == conversation_id))
         return True
 

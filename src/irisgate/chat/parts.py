@@ -1,9 +1,9 @@
 """The parts of a chat message beyond its text, checked before they are kept.
 
-- `attachments` (user messages): images as the user attached them, ``{name, media_type,
-  data}`` with `data` the base64 of the file. At most `MAX_IMAGES` per message, each at most
-  `MAX_IMAGE_BYTES` (so its base64 stays within Anthropic's 5 MB per image), of a type every
-  chat API takes (PNG, JPEG, GIF, WebP) and whose bytes are of that type.
+- `attachments` (user messages): the images attached, ``{id}`` each: an attachment uploaded
+  to the conversation first (`irisgate.chat.attachments`, which checks size and type). At
+  most `MAX_IMAGES` per message. Messages kept before attachments had their own endpoint
+  hold ``{name, media_type, data}`` (base64) instead, and are still read.
 - `tool_calls` (assistant messages): the tool rounds of the turn, ``{text, calls: [{id, name,
   arguments, output, is_error}]}``: the text the model wrote before calling, each call's input
   and the output the chat sent back. At most `MAX_ROUNDS` rounds (the chat's loop bound).
@@ -13,8 +13,6 @@ Anything else is a 400 naming the field (`irisgate.handlers.ApiError`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from irisgate.handlers import ApiError
@@ -23,14 +21,6 @@ from irisgate.handlers import ApiError
 OUTPUT_LIMIT = 100_000
 
 MAX_IMAGES = 4
-MAX_IMAGE_BYTES = 3_750_000
-#: media type -> how the file's bytes start (WebP: "RIFF" then "WEBP" at offset 8)
-IMAGE_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-}
 MAX_ROUNDS = 8
 MAX_CALLS_PER_ROUND = 64
 _NAME_LIMIT = 200
@@ -59,31 +49,16 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _image(value: Any, where: str) -> dict[str, Any]:
+def _image(value: Any, where: str) -> str:
     item = _object(value, where)
-    name = _string(item.get("name", ""), f"{where}.name", _NAME_LIMIT)
-    media_type = item.get("media_type")
-    if not isinstance(media_type, str) or media_type not in IMAGE_TYPES:
-        kinds = ", ".join(IMAGE_TYPES)
-        raise ApiError(400, f"'{where}.media_type' must be one of {kinds}")
-    data = _string(item.get("data"), f"{where}.data", MAX_IMAGE_BYTES * 4 // 3 + 4)
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(400, f"'{where}.data' is not base64") from None
-    if len(raw) > MAX_IMAGE_BYTES:
-        raise ApiError(400, f"{name or where} is larger than {MAX_IMAGE_BYTES} bytes")
-    if not raw.startswith(IMAGE_TYPES[media_type]) or (
-        media_type == "image/webp" and raw[8:12] != b"WEBP"
-    ):
-        raise ApiError(400, f"'{where}.data' is not {media_type} data")
-    return {"name": name, "media_type": media_type, "data": data}
+    return _string(item.get("id"), f"{where}.id", _NAME_LIMIT)
 
 
-def attachments(value: Any) -> tuple[dict[str, Any], ...]:
-    """The images of a user message, checked."""
+def attachments(value: Any) -> list[str]:
+    """The ids of the images of a user message, checked for shape (whose they are is checked
+    against the store)."""
     items = _list(value, "attachments", MAX_IMAGES)
-    return tuple(_image(item, f"attachments[{i}]") for i, item in enumerate(items))
+    return list(dict.fromkeys(_image(item, f"attachments[{i}]") for i, item in enumerate(items)))
 
 
 def _call(value: Any, where: str) -> dict[str, Any]:

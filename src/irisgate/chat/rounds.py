@@ -1,7 +1,9 @@
 """One model round of a chat turn: `POST /api/chat/conversations/{id}/round`.
 
 The browser names the model, the tools it offers and the turn's tool rounds so far; the
-conversation (instructions, earlier messages, images) comes from the database. The picked
+conversation (its project's instructions then its own, earlier messages, images from the
+attachment store) comes from the database, and the tools offered must be switched on in it
+and allowed by its project. The picked
 model's API format builds the request (its chat adapter, gateway/formats/chatwire.py), which
 then runs through the gateway in-process as an ordinary request of the caller: the same
 scope (peer, headers, session), so identity, grants, quotas, hooks, capture, cost and the
@@ -17,6 +19,7 @@ goes away (Stop) disconnects the in-process request, which cancels the upstream 
 from __future__ import annotations
 
 import asyncio
+from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,8 +30,10 @@ from starlette.responses import Response, StreamingResponse
 from irisgate.api.body import json_object
 from irisgate.chat import parts
 from irisgate.chat.access import require_chat
+from irisgate.chat.attachments import Attachments
 from irisgate.chat.conversations import Conversations
 from irisgate.chat.models import chat_format, chat_model
+from irisgate.chat.projects import Projects, allowed, instructions, not_allowed
 from irisgate.gateway.formats import chatwire
 from irisgate.gateway.formats.chatwire import (
     ChatAdapter,
@@ -148,6 +153,38 @@ def build_turn(
     )
 
 
+async def _with_image_data(request: Request, login: str, conversation: dict[str, Any]) -> None:
+    """Give each image a user message names by id its bytes (base64), from the attachment
+    store; an image no longer there is left out, said in the text."""
+    ids = [
+        image["id"]
+        for m in conversation["messages"]
+        for image in m["attachments"]
+        if isinstance(image, dict) and "id" in image
+    ]
+    store = Attachments(runtime_of(request).db)
+    # the request is built in memory: its images' base64 must fit the gateway's body limit
+    limit = runtime_of(request).settings.max_request_body
+    if (size := await store.size(login, ids)) * 4 // 3 > limit:
+        raise ApiError(
+            413,
+            f"this conversation's images take {size} bytes, more than a request to the model"
+            f" may carry ({limit} bytes, --max-request-body): start a new conversation",
+        )
+    stored = await store.data(login, ids)
+    for m in conversation["messages"]:
+        kept: list[dict[str, Any]] = []
+        for image in m["attachments"]:
+            if "id" not in image:
+                kept.append(image)  # kept inline before attachments had their own endpoint
+            elif image["id"] in stored:
+                media_type, data = stored[image["id"]]
+                kept.append({**image, "media_type": media_type, "data": b64encode(data).decode()})
+            else:
+                m["content"] = f"{m['content']}\n\n[{image.get('name') or 'image'} was deleted]"
+        m["attachments"] = kept
+
+
 # --- the browser's request ----------------------------------------------------------------
 
 
@@ -162,7 +199,7 @@ def _offered(value: Any, enabled: set[str]) -> tuple[ChatTool, ...]:
             raise ApiError(400, f"'tools[{i}]' must be an object with a 'name'")
         name = item["name"]
         if name not in enabled:
-            raise ApiError(403, f"tool {name!r} is not switched on in this conversation")
+            raise ApiError(403, not_allowed(name))
         description = item.get("description") or name
         schema = item.get("input_schema", {"type": "object"})
         if not isinstance(description, str) or not isinstance(schema, dict):
@@ -332,8 +369,13 @@ async def run_round(request: Request) -> Response:
     conversation = await store.get(caller.identity.login_name, conversation_id)
     if conversation is None:
         raise ApiError(404, f"conversation {conversation_id!r} not found")
-    tools = _offered(payload.get("tools", []), set(conversation["tools"]))
+    project = await Projects(runtime_of(request).db).get(
+        caller.identity.login_name, conversation["project_id"]
+    )
+    tools = _offered(payload.get("tools", []), allowed(project, conversation["tools"]))
     pending = _pending(payload.get("pending", []))
+    conversation["instructions"] = instructions(project, conversation["instructions"])
+    await _with_image_data(request, caller.identity.login_name, conversation)
     turn = build_turn(model, conversation, pending, tools, effort)
     body = orjson.dumps(adapter.request(turn))
     exchange = _Exchange(body)

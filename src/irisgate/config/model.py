@@ -296,6 +296,16 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatModel:
+    """One entry of `chat.models`: the chat's picker offers the caller's chat models whose
+    `provider/model` matches `model` (a glob as in grants: `*` within a segment, `**` across),
+    shown as `label` when one is given."""
+
+    model: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """One validated config version. `raw` is the parsed JSON as written (comments dropped)."""
 
@@ -312,6 +322,8 @@ class Config:
     connectors: Mapping[str, Connector] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     flags: Mapping[str, Any] = field(default_factory=dict)
+    #: `chat.models`: what the chat's model picker offers, in order (None: every chat model)
+    chat_models: tuple[ChatModel, ...] | None = None
     auto_cost_basis: bool = True
     raw: Mapping[str, Any] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from irisgate.config.schema_connectors import check_deprecated_mcp, read_connect
 from irisgate.config.schema_grants import Names, read_capability, read_grants, read_temp_grants
 from irisgate.config.schema_providers import read_providers
 from irisgate.config.schema_sections import (
+    read_chat,
     read_database,
     read_flags,
     read_hooks,
@@ -39,6 +40,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "mcp",
     "database",
     "flags",
+    "chat",
     "auto_cost_basis",
 )
 
@@ -129,6 +131,7 @@ def _read_config(root: Section, env: Mapping[str, str]) -> Config:
         connectors=connectors,
         database=read_database(root),
         flags=read_flags(root),
+        chat_models=read_chat(root),
         auto_cost_basis=root.flag("auto_cost_basis", True),
         raw=root.data,
     )

@@ -1,4 +1,5 @@
-"""Validation of `quotas`, `hooks`, `exporters`, `database` and `flags` (reference §2.5-2.10).
+"""Validation of `quotas`, `hooks`, `exporters`, `database`, `flags` (reference §2.5-2.10) and
+`chat`.
 
 Each reader takes the top-level `Section`, logs every problem it finds and returns what is
 valid; `schema.build_config` refuses the config when anything was logged as an error.
@@ -15,6 +16,7 @@ from irisgate.config.model import (
     EXPORT_FORMATS,
     PURGE_CATEGORIES,
     RATE_PERIODS,
+    ChatModel,
     DatabaseSettings,
     FilterableHeader,
     Hook,
@@ -412,3 +414,40 @@ def read_flags(root: Section) -> dict[str, Any]:
             continue
         flags[name] = flag.data["value"]
     return flags
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+#: the most entries `chat.models` may have, and the longest model glob and label
+CHAT_MODELS_MAX = 500
+CHAT_MODEL_LIMIT = 300
+CHAT_LABEL_LIMIT = 100
+
+
+def read_chat(root: Section) -> tuple[ChatModel, ...] | None:
+    """`chat`: `{"models": [{"model": "<provider/model glob>", "label": "..."}]}`, the
+    chat's curated model picker; None when there is no `models` list (every chat model)."""
+    section = root.child("chat")
+    if section is None:
+        return None
+    section.check_keys(("models",))
+    if not section.has("models"):
+        return None
+    value = section.data["models"]
+    if isinstance(value, list) and len(value) > CHAT_MODELS_MAX:
+        section.error("models", f"has {len(value)} entries; at most {CHAT_MODELS_MAX}")
+        return None
+    entries: list[ChatModel] = []
+    for item in section.objects("models"):
+        item.check_keys(("model", "label"))
+        model = item.required_text("model", 'a model id or glob ("openai/gpt-4o", "anthropic/*")')
+        label = item.text("label")
+        if model is not None and len(model) > CHAT_MODEL_LIMIT:
+            item.error("model", f"is longer than {CHAT_MODEL_LIMIT} characters")
+        elif len(label) > CHAT_LABEL_LIMIT:
+            item.error("label", f"is longer than {CHAT_LABEL_LIMIT} characters")
+        elif model is not None:
+            if "/" not in model:
+                item.warn("model", f'matches no model: write provider/model ("*/{model}")')
+            entries.append(ChatModel(model=model, label=label.strip()))
+    return tuple(entries)

@@ -45,6 +45,8 @@ Tables:
   keyring). `requests.key_id` and `key_name` name the key a request used ("" for none).
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
+  `chat_projects`: a login's projects (name, shared instructions, the tools allowed in them);
+  `chat_attachments`: images attached in chat, stored once, served by id to their owner.
 - `signin_sessions` and `signin_attempts` (identity mode oidc, `irisgate.identity.sessions`):
   the people signed in, by the SHA-256 of their session cookie (never the cookie itself), and
   the sign-ins under way, by the SHA-256 of their `state`, each taken once by the callback.
@@ -530,6 +532,7 @@ chat_conversations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     _text("tools"),  # JSON list of the connector tools switched on ('' = none)
     _text("reasoning_effort"),
+    _text("project_id"),  # the chat_projects row it is in ('' = none)
 )
 Index(
     "ix_chat_conversations_login_name_updated_at",
@@ -559,6 +562,32 @@ chat_messages = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_chat_messages_conversation_id", chat_messages.c.conversation_id, chat_messages.c.id)
+
+chat_projects = Table(
+    "chat_projects",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("login_name", Text, nullable=False, index=True),
+    _text("name"),
+    _text("instructions"),
+    Column("tools", Text, nullable=True),  # JSON list of tools allowed (NULL: all granted)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Images attached in chat, once each; messages refer to them by id.
+chat_attachments = Table(
+    "chat_attachments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("login_name", Text, nullable=False, index=True),
+    Column("conversation_id", Text, nullable=False, index=True),
+    _text("name"),
+    Column("media_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
 
 
 # Identity mode oidc: who is signed in (by the hash of the cookie) and sign-ins under way.

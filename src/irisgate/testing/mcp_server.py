@@ -8,6 +8,8 @@ credential reached the upstream:
 - `credential()` → the credential value the request carried
 - `fail()` → a tool error
 - `sized(size)` → a text of `size` bytes, with `sized_tool=True` (for answer limits)
+- `slow()` → never answers, with `slow_tool=True`: it sets `slow_started` once running and
+  counts in `slow_cancelled` each call cancelled by its client (a Stop in the chat)
 
 `legacy_sse=True` serves the legacy SSE transport (2024-11-05: GET /sse, an `endpoint`
 event, POSTs to /messages/) instead of Streamable HTTP.
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -54,6 +57,7 @@ class McpToolServer(StartStop):
         sized_tool: bool = False,
         gzip_always: bool = False,
         legacy_sse: bool = False,
+        slow_tool: bool = False,
     ) -> None:
         """Expect `header` (name, exact value), or `query` (param, value), or let `check`
         return the credential it accepts from (headers, query) or None to refuse.
@@ -63,6 +67,9 @@ class McpToolServer(StartStop):
         self.name = name
         self.json_response = json_response
         self.sized_tool = sized_tool
+        self.slow_tool = slow_tool
+        self.slow_started = threading.Event()
+        self.slow_cancelled = 0
         self.gzip_always = gzip_always
         self.port = 0  # until start(): the port uvicorn bound
         self._reservation: Reservation | None = None
@@ -106,6 +113,19 @@ class McpToolServer(StartStop):
             def sized(size: int) -> str:
                 """A text of `size` bytes."""
                 return "x" * size
+
+        if self.slow_tool:
+
+            @mcp.tool()
+            async def slow() -> str:
+                """Runs until its client cancels it."""
+                self.slow_started.set()
+                try:
+                    await anyio.sleep_forever()
+                except anyio.get_cancelled_exc_class():
+                    self.slow_cancelled += 1
+                    raise
+                return "never"
 
         @mcp.resource("notes://readme", mime_type="text/plain")
         def readme() -> str:

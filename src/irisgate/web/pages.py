@@ -27,6 +27,7 @@ from irisgate.config.model import (
     COST_BASES,
     EXPORT_FORMATS,
     PURGE_CATEGORIES,
+    RATE_PERIODS,
 )
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
@@ -218,9 +219,12 @@ SETTINGS_TABS: tuple[tuple[str, str], ...] = (
     ("providers", "Providers"),
     ("grants", "Grants"),
     ("quotas", "Quotas"),
+    ("rate_limits", "Rate limits"),
     ("hooks", "Hooks"),
     ("database", "Database"),
     ("exporters", "Exporters"),
+    ("flags", "Flags"),
+    ("chat", "Chat"),
     ("raw", "Raw config"),
     ("history", "History"),
 )
@@ -233,6 +237,7 @@ EDITOR_OPTIONS = {
     "cost_bases": list(COST_BASES),
     "purge": list(PURGE_CATEGORIES),
     "export_formats": list(EXPORT_FORMATS),
+    "rate_periods": list(RATE_PERIODS),
 }
 
 

@@ -8,7 +8,13 @@
 // Tools: the loop runs here. When the model answers with tool calls, each call goes to
 // /api/chat/conversations/<id>/tools/call (the same grant checks, credentials and records as
 // /v1/mcp), the results go back to the model in the next round, until it answers without
-// calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline.
+// calls or MAX_ROUNDS rounds have run. Each call shows its input and output inline. Stop
+// aborts the running request, a model round or a tool call: irisgate cancels either upstream.
+//
+// Projects (/api/chat/projects) group conversations in the sidebar; a project's instructions
+// go before a conversation's own and its tool access narrows the Tools menu (irisgate
+// enforces both). Images are uploaded to /api/chat/conversations/<id>/attachments when a
+// message is sent and shown again from their URL.
 import { marked } from "/ui/static/vendor/marked.esm.js";
 import DOMPurify from "/ui/static/vendor/purify.es.mjs";
 import { MAX_ROUNDS, finishRound, foldEvent, newRound, readEvents, wireName } from "/ui/static/chat_wire.js";
@@ -24,6 +30,10 @@ const state = {
   tools: [], // the connector tools the user is granted
   toolsLoaded: null, // resolves when `tools` is known
   enabled: new Set(), // the tools switched on in this conversation
+  projects: [], // the user's projects
+  projectId: "", // the project of this conversation (or of the new chat), "" for none
+  editingProject: null, // the project the editor shows (null: a new one)
+  closedProjects: new Set(), // projects folded in the sidebar
 };
 // The largest text file one attachment may be (its text goes into the message).
 const MAX_FILE_BYTES = 200_000;
@@ -32,6 +42,8 @@ const MAX_FILE_BYTES = 200_000;
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 const MAX_IMAGES = 4;
 const MAX_IMAGE_BYTES = 3_750_000;
+// What a tool call cut short by Stop records (irisgate cancels the upstream call).
+const STOPPED_CALL = "stopped by the user: the call was cancelled";
 
 async function api(path, options = {}) {
   const init = { ...options, headers: { "Content-Type": "application/json" } };
@@ -93,12 +105,13 @@ function fillModels() {
   const current = select.value;
   select.replaceChildren();
   for (const m of state.models) {
-    const label = `${m.model} · ${m.provider_name}`;
+    // an admin's label (config `chat.models`) names the model; else model and provider
+    const label = m.label || `${m.model} · ${m.provider_name}`;
     if (needle && !label.toLowerCase().includes(needle) && !m.id.toLowerCase().includes(needle)) continue;
     const option = document.createElement("option");
     option.value = m.id;
     option.textContent = label;
-    option.title = `${m.api_title}: ${features(m)}`;
+    option.title = `${m.id} — ${m.api_title}: ${features(m)}`;
     select.appendChild(option);
   }
   if ([...select.options].some((o) => o.value === current)) select.value = current;
@@ -140,10 +153,228 @@ function updateComposer() {
 
 async function loadConversations() {
   const q = $("conv-search").value.trim();
-  const data = await api(`/api/chat/conversations${q ? `?q=${encodeURIComponent(q)}` : ""}`);
+  const [data, projects] = await Promise.all([
+    api(`/api/chat/conversations${q ? `?q=${encodeURIComponent(q)}` : ""}`),
+    api("/api/chat/projects"),
+  ]);
+  state.projects = projects.projects;
+  fillProjectSelect();
+  const inProject = new Map(state.projects.map((p) => [p.id, []]));
+  const loose = [];
+  for (const c of data.conversations) (inProject.get(c.project_id) || loose).push(c);
+  const projectList = $("project-list");
+  projectList.replaceChildren();
+  for (const project of state.projects) {
+    const found = inProject.get(project.id);
+    if (q && !found.length) continue;
+    projectList.appendChild(projectItem(project, found));
+  }
   const list = $("conv-list");
   list.replaceChildren();
-  for (const c of data.conversations) list.appendChild(conversationItem(c));
+  for (const c of loose) list.appendChild(conversationItem(c));
+}
+
+// One project in the sidebar: its name, a new chat in it, its settings, its conversations.
+function projectItem(project, conversations) {
+  const li = document.createElement("li");
+  li.dataset.project = project.id;
+  const details = document.createElement("details");
+  details.open = !state.closedProjects.has(project.id);
+  details.addEventListener("toggle", () => {
+    if (details.open) state.closedProjects.delete(project.id);
+    else state.closedProjects.add(project.id);
+  });
+  const summary = document.createElement("summary");
+  const name = document.createElement("span");
+  name.className = "project-name";
+  name.textContent = project.name;
+  name.title = project.name;
+  const count = document.createElement("span");
+  count.className = "project-count";
+  count.textContent = String(conversations.length);
+  const add = document.createElement("button");
+  add.type = "button";
+  add.className = "conv-action project-new-chat";
+  add.textContent = "+";
+  add.title = `New chat in ${project.name}`;
+  add.setAttribute("aria-label", `New chat in ${project.name}`);
+  add.addEventListener("click", (e) => {
+    e.preventDefault();
+    newChatIn(project.id);
+  });
+  const edit = document.createElement("button");
+  edit.type = "button";
+  edit.className = "conv-action project-edit";
+  edit.textContent = "⚙";
+  edit.title = `Project settings of ${project.name}`;
+  edit.setAttribute("aria-label", `Settings of ${project.name}`);
+  edit.addEventListener("click", (e) => {
+    e.preventDefault();
+    editProject(project);
+  });
+  summary.append(name, count, add, edit);
+  const list = document.createElement("ul");
+  list.className = "conv-list";
+  for (const c of conversations) list.appendChild(conversationItem(c));
+  if (!conversations.length) {
+    const empty = document.createElement("li");
+    empty.className = "conv-empty";
+    empty.textContent = "No conversations yet";
+    list.appendChild(empty);
+  }
+  details.append(summary, list);
+  li.appendChild(details);
+  return li;
+}
+
+// --- projects ---------------------------------------------------------------------------
+
+function currentProject() {
+  return state.projects.find((p) => p.id === state.projectId) || null;
+}
+
+// Whether the current project lets conversations use this tool (outside a project: yes).
+function projectAllows(name) {
+  const project = currentProject();
+  return !project || project.tools === null || project.tools.includes(name);
+}
+
+function fillProjectSelect() {
+  const select = $("project-select");
+  select.replaceChildren(new Option("No project", ""));
+  for (const p of state.projects) select.appendChild(new Option(`Project: ${p.name}`, p.id));
+  select.value = state.projects.some((p) => p.id === state.projectId) ? state.projectId : "";
+}
+
+function showProjectNote() {
+  const project = currentProject();
+  const note = $("project-note");
+  note.hidden = !project?.instructions;
+  note.textContent = project?.instructions
+    ? `Project ${project.name} sends these instructions first:\n${project.instructions}`
+    : "";
+}
+
+function projectChanged() {
+  fillProjectSelect();
+  renderTools();
+  showProjectNote();
+}
+
+async function moveToProject(projectId) {
+  const previous = state.projectId;
+  state.projectId = projectId;
+  if (state.conversation) {
+    try {
+      state.conversation = await api(`/api/chat/conversations/${state.conversation.id}`, {
+        method: "PATCH",
+        body: { project_id: projectId },
+      });
+    } catch (err) {
+      state.projectId = previous;
+      status(err.message);
+    }
+  }
+  projectChanged();
+  await loadConversations();
+}
+
+function newChatIn(projectId) {
+  newChat();
+  if (state.controller) return;
+  state.projectId = projectId;
+  projectChanged();
+}
+
+function editProject(project) {
+  state.editingProject = project;
+  $("project-panel-title").textContent = project ? `Project ${project.name}` : "New project";
+  $("project-name").value = project ? project.name : "";
+  $("project-instructions").value = project ? project.instructions : "";
+  const some = Boolean(project) && project.tools !== null;
+  $("project-tools-all").checked = !some;
+  $("project-tools-some").checked = some;
+  renderProjectTools(new Set(project && project.tools ? project.tools : []));
+  $("project-delete").hidden = !project;
+  $("project-status").textContent = "";
+  $("project-panel").hidden = false;
+  document.body.classList.remove("side-open");
+  $("project-name").focus();
+}
+
+function renderProjectTools(chosen) {
+  const list = $("project-tool-list");
+  list.replaceChildren();
+  if (!state.tools.length) {
+    const li = document.createElement("li");
+    li.className = "tool-none";
+    li.textContent = "No connector tools are granted to you.";
+    list.appendChild(li);
+  }
+  for (const tool of state.tools) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = tool.name;
+    box.checked = chosen.has(tool.name);
+    box.addEventListener("change", () => {
+      $("project-tools-some").checked = true;
+    });
+    const name = document.createElement("span");
+    name.className = "tool-name";
+    name.textContent = tool.name;
+    label.append(box, name);
+    li.appendChild(label);
+    list.appendChild(li);
+  }
+}
+
+async function saveProject() {
+  const name = $("project-name").value.trim();
+  if (!name) {
+    $("project-status").textContent = "Give the project a name.";
+    return;
+  }
+  const tools = $("project-tools-some").checked
+    ? [...$("project-tool-list").querySelectorAll("input:checked")].map((b) => b.value)
+    : null;
+  const body = { name, instructions: $("project-instructions").value, tools };
+  const editing = state.editingProject;
+  let saved;
+  try {
+    saved = editing
+      ? await api(`/api/chat/projects/${editing.id}`, { method: "PATCH", body })
+      : await api("/api/chat/projects", { method: "POST", body });
+  } catch (err) {
+    $("project-status").textContent = err.message;
+    return;
+  }
+  $("project-panel").hidden = true;
+  await loadConversations();
+  if (!editing) newChatIn(saved.id);
+  else projectChanged();
+  status(editing ? `Project ${saved.name} saved.` : `Project ${saved.name} created: chats you start now belong to it.`);
+}
+
+async function deleteProject() {
+  const project = state.editingProject;
+  if (!project) return;
+  const count = project.conversations || 0;
+  const kept = count ? ` Its ${count} conversation${count === 1 ? "" : "s"} will be kept, outside any project.` : "";
+  if (!confirm(`Delete project "${project.name}"?${kept}`)) return;
+  try {
+    await api(`/api/chat/projects/${project.id}`, { method: "DELETE" });
+  } catch (err) {
+    $("project-status").textContent = err.message;
+    return;
+  }
+  $("project-panel").hidden = true;
+  if (state.projectId === project.id) state.projectId = "";
+  if (state.conversation && state.conversation.project_id === project.id) state.conversation.project_id = "";
+  await loadConversations();
+  projectChanged();
+  status(`Project ${project.name} deleted.`);
 }
 
 function conversationItem(c) {
@@ -221,6 +452,9 @@ function newChat() {
   if (state.controller) return;
   state.conversation = null;
   state.messages = [];
+  state.projectId = "";
+  projectChanged();
+  document.body.classList.remove("side-open");
   $("chat-title").textContent = "New chat";
   $("instructions").value = "";
   $("effort").value = "";
@@ -248,7 +482,9 @@ async function openConversation(id) {
   $("instructions").value = data.instructions;
   $("effort").value = data.reasoning_effort || "";
   state.enabled = new Set(data.tools || []);
-  renderTools();
+  state.projectId = data.project_id || "";
+  projectChanged();
+  document.body.classList.remove("side-open");
   if (data.model) pickModel(data.model);
   history.replaceState(null, "", `/chat/#${data.id}`);
   renderMessages();
@@ -331,7 +567,8 @@ function imagesElement(images) {
     const img = document.createElement("img");
     img.alt = image.name || "image";
     img.title = image.name || "";
-    img.src = `data:${image.media_type};base64,${image.data}`;
+    // stored once and served by irisgate; images kept before that are inline base64
+    img.src = image.url || `data:${image.media_type};base64,${image.data}`;
     box.appendChild(img);
   }
   return box;
@@ -375,8 +612,9 @@ function callElement(call) {
 
 function showCall(details, call) {
   const done = call.output !== undefined;
-  details.dataset.state = !done ? "running" : call.is_error ? "error" : "done";
-  const what = !done ? "running…" : call.is_error ? "failed" : "done";
+  const stopped = call.output === STOPPED_CALL;
+  details.dataset.state = !done ? "running" : stopped ? "stopped" : call.is_error ? "error" : "done";
+  const what = !done ? "running…" : stopped ? "stopped" : call.is_error ? "failed" : "done";
   details.querySelector("summary").textContent = `Tool ${call.name} · ${what}`;
   details.querySelector(".tool-output").textContent = done ? call.output : "";
 }
@@ -427,13 +665,16 @@ async function loadTools() {
 function renderTools() {
   const list = $("tool-list");
   list.replaceChildren();
-  if (!state.tools.length) {
+  const tools = state.tools.filter((t) => projectAllows(t.name));
+  if (!tools.length) {
     const li = document.createElement("li");
     li.className = "tool-none";
-    li.textContent = "No connector tools are granted to you.";
+    li.textContent = state.tools.length
+      ? `Project ${currentProject().name} allows no connector tools.`
+      : "No connector tools are granted to you.";
     list.appendChild(li);
   }
-  for (const tool of state.tools) {
+  for (const tool of tools) {
     const li = document.createElement("li");
     const label = document.createElement("label");
     const box = document.createElement("input");
@@ -459,9 +700,10 @@ function showToolCount() {
   $("tools-toggle").textContent = on ? `Tools (${on})` : "Tools";
 }
 
-// The tools to offer the model: granted and switched on in this conversation.
+// The tools to offer the model: granted, switched on in this conversation and allowed by
+// its project.
 function offeredTools() {
-  return state.tools.filter((t) => state.enabled.has(t.name));
+  return state.tools.filter((t) => state.enabled.has(t.name) && projectAllows(t.name));
 }
 
 async function switchTool(name, on) {
@@ -681,7 +923,7 @@ async function runTurn() {
           try {
             await runTool(call, offered, c.problem, controller.signal);
           } catch (err) {
-            call.output = controller.signal.aborted ? "cancelled: the turn was stopped" : `failed: ${err.message}`;
+            call.output = controller.signal.aborted ? STOPPED_CALL : `failed: ${err.message}`;
             call.is_error = true;
             showCall(details, call);
             throw err;
@@ -712,7 +954,7 @@ async function runTurn() {
       id: c.id,
       name: c.name,
       arguments: c.arguments,
-      output: c.output ?? "cancelled: the turn was stopped",
+      output: c.output ?? STOPPED_CALL,
       is_error: c.output === undefined ? true : Boolean(c.is_error),
     })),
   }));
@@ -746,13 +988,20 @@ async function runTurn() {
 
 // --- attachments: text files inlined in the message, images as image parts -----------
 
-function readBase64(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
+// Stores each attached image of the message in the conversation (irisgate checks its
+// bytes' type and its size); their references go with the message.
+async function uploadImages(conversationId) {
+  const refs = [];
+  for (const image of state.images) {
+    const resp = await fetch(
+      `/api/chat/conversations/${conversationId}/attachments?name=${encodeURIComponent(image.name)}`,
+      { method: "POST", headers: { "Content-Type": image.media_type }, body: image.file },
+    );
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) throw new Error(`${image.name} was not attached: ${data.error || `HTTP ${resp.status}`}`);
+    refs.push({ id: data.id });
+  }
+  return refs;
 }
 
 async function attachImage(file) {
@@ -766,7 +1015,7 @@ async function attachImage(file) {
   } else if (state.images.length >= MAX_IMAGES) {
     status(`At most ${MAX_IMAGES} images per message: ${file.name} was not attached.`);
   } else {
-    state.images.push({ name: file.name, media_type: file.type, data: await readBase64(file) });
+    state.images.push({ name: file.name, media_type: file.type, file, preview: URL.createObjectURL(file) });
   }
 }
 
@@ -796,7 +1045,7 @@ function attachmentChip(name, onRemove, image) {
   if (image) {
     const img = document.createElement("img");
     img.alt = "";
-    img.src = `data:${image.media_type};base64,${image.data}`;
+    img.src = image.preview;
     li.appendChild(img);
   }
   li.append(name);
@@ -816,7 +1065,8 @@ function showAttachments() {
   const list = $("attachments");
   list.replaceChildren();
   state.images.forEach((image, i) => {
-    list.appendChild(attachmentChip(image.name, () => state.images.splice(i, 1), image));
+    const remove = () => URL.revokeObjectURL(state.images.splice(i, 1)[0].preview);
+    list.appendChild(attachmentChip(image.name, remove, image));
   });
   state.files.forEach((f, i) => {
     list.appendChild(attachmentChip(f.name, () => state.files.splice(i, 1)));
@@ -857,6 +1107,7 @@ async function send(event) {
           instructions: $("instructions").value,
           tools: [...state.enabled],
           reasoning_effort: $("effort").value,
+          project_id: state.projectId,
         },
       });
       $("chat-title").textContent = state.conversation.title;
@@ -867,17 +1118,20 @@ async function send(event) {
         body: { model },
       });
     }
+    const attachments = await uploadImages(state.conversation.id);
     const stored = await api(`/api/chat/conversations/${state.conversation.id}/messages`, {
       method: "POST",
-      body: { role: "user", content: text, attachments: state.images },
+      body: { role: "user", content: text, attachments },
     });
     state.messages.push(stored);
   } catch (err) {
     status(err.message);
+    loadConversations();
     return;
   }
   $("prompt").value = "";
   state.files = [];
+  for (const image of state.images) URL.revokeObjectURL(image.preview);
   state.images = [];
   showAttachments();
   document.querySelectorAll(".msg .retry").forEach((b) => b.remove());
@@ -930,6 +1184,17 @@ async function start() {
   );
   $("tools-toggle").addEventListener("click", () => togglePanel($("tools-toggle"), $("tools-panel")));
   $("instructions-save").addEventListener("click", saveInstructions);
+  $("new-project").addEventListener("click", () => editProject(null));
+  $("project-save").addEventListener("click", saveProject);
+  $("project-cancel").addEventListener("click", () => {
+    $("project-panel").hidden = true;
+  });
+  $("project-delete").addEventListener("click", deleteProject);
+  $("project-select").addEventListener("change", () => moveToProject($("project-select").value));
+  $("side-toggle").addEventListener("click", () => {
+    const open = document.body.classList.toggle("side-open");
+    $("side-toggle").setAttribute("aria-expanded", String(open));
+  });
   state.toolsLoaded = loadTools(); // connectors may answer slowly: do not hold the app up
   try {
     state.models = (await api("/api/chat/models")).models;

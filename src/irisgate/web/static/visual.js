@@ -1,5 +1,5 @@
-// The visual config editors of Settings: providers, grants, quotas, hooks, database and
-// retention, exporters. Each edits the config as `GET /api/config` parses it (`value`) and
+// The visual config editors of Settings: providers, grants, quotas, rate limits, hooks,
+// database and retention, exporters, flags and the chat's model picker. Each edits the config as `GET /api/config` parses it (`value`) and
 // saves the whole value through `PUT /api/config` with `value`: irisgate writes only the
 // values that changed into the stored text, so the file's comments, order and layout stay.
 // Every field a form does not know is kept as it was. Secrets are write-only: a stored
@@ -44,6 +44,25 @@ export function sections(options) {
         f("rate", "Refill rate", "text", { placeholder: "$5.00/day" }),
         f("on_exceed", "On exceed", "select", { choices: ["", "reject"] }),
         f("default_estimate", "Default estimate", "text", { placeholder: "$0.01" }),
+      ],
+    },
+    rate_limits: {
+      kind: "map", title: "rate limit", idLabel: "Limit (may use <user>, <node>; grants list it in rate_limits)",
+      fields: [
+        f("requests", "Requests per period (or tokens, or in flight: give one of the three)", "number"),
+        f("tokens", "Tokens per period", "number"),
+        f("concurrent", "Requests in flight at once (no period)", "number"),
+        f("per", "Period", "select", { choices: ["", ...options.rate_periods] }),
+      ],
+    },
+    flags: {
+      kind: "map", title: "flag", idLabel: "Flag (chat_ui, …)",
+      fields: [f("value", "Value (JSON: true, false, a number or \"text\")", "json")],
+    },
+    chat: {
+      kind: "object", path: ["chat"],
+      fields: [
+        f("models", "Models the chat offers, in order (JSON list of {\"model\": \"provider/model glob\", \"label\": \"…\"}; empty: every granted chat model)", "json"),
       ],
     },
     hooks: {
@@ -383,6 +402,9 @@ export function placeErrors(panel, errors) {
   panel.querySelector(".invalid input, .invalid select, .invalid textarea")?.focus();
 }
 
+// The sections edited as a list of named cards.
+const MAPS = ["providers", "quotas", "rate_limits", "hooks", "flags"];
+
 // Builds every visual panel from the loaded config; `save(value)` is the page's PUT.
 export function visualEditors({ options, save }) {
   const specs = sections(options);
@@ -391,12 +413,13 @@ export function visualEditors({ options, save }) {
 
   function load(value) {
     config = value;
-    for (const section of ["providers", "quotas", "hooks"]) {
+    for (const section of MAPS) {
       editors[section] = mapEditor(document.getElementById(`${section}-editor`), specs[section], section, config[section]);
     }
     editors.grants = grantsEditor(document.getElementById("grants-editor"), specs.capability, config.grants);
     editors.database = objectEditor(document.getElementById("database-editor"), specs.database, config);
     editors.exporters = objectEditor(document.getElementById("exporters-editor"), specs.exporters, config);
+    editors.chat = objectEditor(document.getElementById("chat-editor"), specs.chat, config);
   }
 
   function collect(section, errors) {
@@ -409,7 +432,7 @@ export function visualEditors({ options, save }) {
     return next;
   }
 
-  for (const section of ["providers", "quotas", "hooks", "grants"]) {
+  for (const section of [...MAPS, "grants"]) {
     document.getElementById(`add-${section}`)?.addEventListener("click", () => editors[section].add());
   }
   for (const button of document.querySelectorAll("[data-save]")) {
