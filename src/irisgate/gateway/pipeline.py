@@ -43,6 +43,7 @@ from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
+from irisgate.gateway.translation import PROVIDER_FORMATS, Translation, translatable
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
@@ -93,6 +94,8 @@ class Exchange:
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
+    #: the caller's API is served by a provider of another (translation.py); None: not
+    translation: Translation | None = None
 
 
 class Gateway:
@@ -207,7 +210,8 @@ class Gateway:
             except TokenizerUnavailable as exc:  # what the upstream did report still counts
                 log.error("usage not estimated", request_id=record.request_id, reason=str(exc))
             if ex.route is not None and not record.usage.is_empty():
-                self._price(record, ex.route, ex.op.format)
+                fmt = ex.op.format if ex.translation is None else ex.translation.upstream_format()
+                self._price(record, ex.route, fmt)
         finally:
             self._finish(ex)
 
@@ -256,10 +260,14 @@ class Gateway:
             )
         record.model = recorded_name(model)  # until routed: as the caller named it, made safe
         session = record.session_id or record.request_id
-        routes = ex.routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        try:
+            routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        except GatewayError as exc:  # no provider speaks the caller's API: one may translate
+            routes = self._translated(ex, exc, parsed, model, session)
+        ex.routes = routes
         route = ex.route = routes[0]
         record.model, record.provider = route.model, route.provider.id
-        in_body = route.qualified and target is None
+        in_body = route.qualified and target is None and ex.translation is None
         if in_body:
             parsed["model"] = route.model
         ex.permit = self.runtime.rates.admit(
@@ -282,10 +290,37 @@ class Gateway:
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         if modified:  # a hook may have changed the stream flag
             record.stream = _streams(ex.op, target, parsed)
+        translation = ex.translation
+        if translation is not None:
+            if modified:
+                translation.reread(parsed, record.stream)
+            ex.routes = translation.write_bodies()
+            ex.path, ex.query = scope["path"], b""
+            return
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
         ex.out_body = orjson.dumps(parsed) if rewritten else body
         ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+
+    def _translated(
+        self,
+        ex: Exchange,
+        refusal: GatewayError,
+        parsed: dict[str, Any],
+        model: str,
+        session: str,
+    ) -> list[Route]:
+        """The routes through providers that translate, when the model has no provider of
+        the caller's API (`refusal`, raised again when there is none either)."""
+        fmt, access = ex.op.format, ex.access
+        assert access is not None
+        if refusal.kind != "not_found" or ex.target is not None or not translatable(fmt):
+            raise refusal
+        routes = self.runtime.snapshot.routes.translatable(model, PROVIDER_FORMATS, access, session)
+        if not routes:
+            raise refusal
+        ex.translation = Translation.plan(fmt, parsed, model, ex.record.stream, routes)
+        return [route for route, _ in routes]
 
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
         """The request one attempt sends: the same body to every provider, with its URL,
@@ -298,16 +333,23 @@ class Gateway:
         if ex.response_id is not None:  # a stored response's call: made for its one route
             assert ex.request is not None
             return ex.request
+        translation, body = ex.translation, ex.out_body
+        incoming = ex.headers
+        if translation is not None:
+            path, body = translation.upstream(route)
+            incoming = translation.request_headers(incoming)
         upstream_headers = build_headers(
             route.provider,
-            ex.headers,
+            incoming,
             access.add_headers_for(route.fqn),
             route.provider.key_at(key) if route.provider.keys else None,
         )
-        if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
-            upstream_headers["accept-encoding"] = "identity"
+        if ex.chunk_filter is not None or translation is not None:  # bytes are edited: they
+            upstream_headers["accept-encoding"] = "identity"  # must come as plain text
         cloud = self.runtime.cloud.for_provider(route.provider)
-        if target is None:
+        if translation is not None:
+            query = b""
+        elif target is None:
             path, query = ex.path, ex.query
         else:
             project = cloud.project if cloud is not None else None
@@ -316,13 +358,13 @@ class Gateway:
         request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            ex.out_body,
+            body,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(ex.out_body)
+        record.request_body = self._stored(body)
         ex.request = request
         return request
 
@@ -423,6 +465,7 @@ class Gateway:
                     chunk_filter=ex.chunk_filter,
                     request_started=ex.started,
                     before_end=lambda: self._seal(ex, upstream_started),
+                    reframing=ex.translation,
                 ),
                 gone,
                 lambda: record.cancelled,
@@ -479,6 +522,8 @@ class Gateway:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has
         them all). A stream that ended without the upstream's usage leaves `ex.pending`."""
         record, result, fmt = ex.record, ex.result, ex.op.format
+        if ex.translation is not None:  # the tee holds the provider's answer, in its format
+            fmt = ex.translation.upstream_format()
         if self.runtime.snapshot.config.database.save_raws:
             record.response_raw = result.tee.stored()
             record.response_raw_encoding = result.headers.get("content-encoding", "")
