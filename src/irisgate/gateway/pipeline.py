@@ -319,7 +319,10 @@ class Gateway:
         routes = self.runtime.snapshot.routes.translatable(model, PROVIDER_FORMATS, access, session)
         if not routes:
             raise refusal
-        ex.translation = Translation.plan(fmt, parsed, model, ex.record.stream, routes)
+        limit = self.runtime.settings.max_capture_body
+        ex.translation = Translation.plan(
+            fmt, parsed, model, ex.record.stream, routes, capture_limit=limit
+        )
         return [route for route, _ in routes]
 
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
@@ -364,7 +367,12 @@ class Gateway:
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(body)
+        if translation is None:
+            record.request_body = self._stored(body)
+        else:  # both sides: the caller's body (hooks read it in the caller's API) and ours
+            record.upstream_format = translation.current
+            record.request_body = self._stored(ex.body)
+            record.upstream_request_body = self._stored(body)
         ex.request = request
         return request
 
@@ -529,6 +537,11 @@ class Gateway:
             record.response_raw_encoding = result.headers.get("content-encoding", "")
         answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
+        if ex.translation is not None:  # the provider's answer, and what the caller got
+            record.upstream_response_body = answer.body
+            headers = ex.translation.client_headers(result.status)
+            output = ex.translation.output
+            record.response_body = read_tee(ex.op.format, result.status, headers, output).body
         record.response_headers = redact(result.headers)
         if not ex.op.billable:
             return

@@ -25,6 +25,7 @@ from irisgate.access.routing import Route
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter
 from irisgate.gateway.formats.registry import FORMATS
 from irisgate.gateway.relaycore import Headers
+from irisgate.gateway.tee import Tee
 from irisgate.translate import CLIENTS, PROVIDERS, ir
 from irisgate.translate.adapter import ClientSide, ProviderSide, StreamDecoder, StreamEncoder
 from irisgate.wire import nesting
@@ -70,6 +71,8 @@ class Translation:
     client: ClientSide
     request: ir.Request
     routes: list[tuple[Route, str]]
+    #: what the caller got, kept like the tee keeps the provider's answer (for capture)
+    output: Tee
     bodies: dict[str, bytes] = field(default_factory=dict)
     current: str = ""  # the provider format of the attempt made last (the answer's)
 
@@ -81,13 +84,15 @@ class Translation:
         model: str,
         stream: bool,
         routes: list[tuple[Route, str]],
+        *,
+        capture_limit: int,
     ) -> Translation:
         client = CLIENTS[fmt.name]
         try:
             request = client.read_request(body, model=model, stream=stream)
         except ir.Untranslatable as exc:
             raise refused(exc) from None
-        return cls(fmt, client, request, routes)
+        return cls(fmt, client, request, routes, Tee(capture_limit))
 
     def reread(self, body: dict[str, Any], stream: bool) -> None:
         """A pre-request hook changed the caller's body: read it again."""
@@ -143,11 +148,17 @@ class Translation:
 
     def open(self, status: int) -> ChunkFilter:
         provider = PROVIDERS[self.current]
+        self.output = Tee(self.output.limit)  # an earlier attempt's answer is not this one
         if not 200 <= status < 300:
-            return _Whole(lambda body: self._error(provider, status, body))
+            return _Whole(self.output, lambda body: self._error(provider, status, body))
         if self.request.stream:
-            return _Stream(provider.Decoder(), self.client.Encoder(self.request.model))
-        return _Whole(lambda body: self._answer(provider, body))
+            encoder = self.client.Encoder(self.request.model)
+            return _Stream(self.output, provider.Decoder(), encoder)
+        return _Whole(self.output, lambda body: self._answer(provider, body))
+
+    def client_headers(self, status: int) -> dict[str, str]:
+        """The headers of what the caller got, as capture reads its answer."""
+        return {k.decode(): v.decode() for k, v in self.headers(status, [])}
 
     def headers(self, status: int, forwarded: Headers) -> Headers:
         streams = self.request.stream and 200 <= status < 300
@@ -183,28 +194,32 @@ class Translation:
 class _Stream:
     """A provider's stream into the caller's, event by event as the bytes arrive."""
 
-    __slots__ = ("_decoder", "_encoder")
+    __slots__ = ("_decoder", "_encoder", "_output")
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
-        self._decoder, self._encoder = decoder, encoder
+    def __init__(self, output: Tee, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+        self._output, self._decoder, self._encoder = output, decoder, encoder
 
     def feed(self, data: bytes) -> bytes:
         encode = self._encoder.encode
-        return b"".join([encode(event) for event in self._decoder.feed(data)])
+        out = b"".join([encode(event) for event in self._decoder.feed(data)])
+        self._output.add(out)
+        return out
 
     def flush(self) -> bytes:
         encode = self._encoder.encode
         tail = b"".join([encode(event) for event in self._decoder.finish()])
-        return tail + self._encoder.close()
+        out = tail + self._encoder.close()
+        self._output.add(out)
+        return out
 
 
 class _Whole:
     """A complete answer, translated once it has all arrived (up to `ANSWER_LIMIT` bytes)."""
 
-    __slots__ = ("_convert", "_pieces", "_size")
+    __slots__ = ("_convert", "_output", "_pieces", "_size")
 
-    def __init__(self, convert: Callable[[bytes | None], bytes]) -> None:
-        self._convert = convert
+    def __init__(self, output: Tee, convert: Callable[[bytes | None], bytes]) -> None:
+        self._output, self._convert = output, convert
         self._pieces: list[bytes] = []
         self._size = 0
 
@@ -217,4 +232,6 @@ class _Whole:
     def flush(self) -> bytes:
         """The translation; `convert(None)` when the answer was too large to keep."""
         whole = self._size <= ANSWER_LIMIT
-        return self._convert(b"".join(self._pieces) if whole else None)
+        out = self._convert(b"".join(self._pieces) if whole else None)
+        self._output.add(out)
+        return out
