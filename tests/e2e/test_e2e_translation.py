@@ -27,7 +27,7 @@ import openai
 import pytest
 from conftest import ALICE_IP, ANTHROPIC_KEY, OPENAI_KEY, Gateway, client_from, wait_for_record
 
-from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing import FakeHook, FakeLLM, FakeLocalAPI
 from irisgate.testing.fake_llm import DEFAULT_THINKING
 from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
@@ -382,6 +382,20 @@ def test_text(
     assert record["api_format"] == client and record["upstream_format"] == provider
     assert record["model"] == model and record["status"] == 200 and record["stream"] is stream
     assert (record["input_tokens"], record["output_tokens"]) == (6, 20)
+    # capture keeps both sides: the caller's exchange in its API, the provider's in its own
+    caller_request, provider_request = (
+        json.loads(record["request_body"]),
+        json.loads(record["upstream_request_body"]),
+    )
+    assert ("system" in caller_request) is (client == "anthropic_messages")
+    assert ("system" in provider_request) is (provider == "anthropic_messages")
+    caller_answer = json.loads(record["response_body"])
+    provider_answer = json.loads(record["upstream_response_body"])
+    assert EXPECTED_TEXT in json.dumps(caller_answer) and EXPECTED_TEXT in json.dumps(
+        provider_answer
+    )
+    assert ("choices" in caller_answer) is (client == "openai_chat")
+    assert ("choices" in provider_answer) is (provider == "openai_chat")
     # priced on the provider actually used, by its own API's price basis
     basis = "anthropic" if provider == "anthropic_messages" else "openai"
     assert record["cost_nanodollars"] > 0 and record["cost_basis"] == f"{basis}/{model}"
@@ -556,3 +570,88 @@ def test_stream_reaches_the_client_event_by_event(
             text = events.get_final_text()
         assert kinds[0] == "message_start"
         assert text == EXPECTED_TEXT
+
+
+def test_hooks_see_the_callers_api_and_failover_crosses_translated_providers(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """A pre-request hook changes the caller's body (in the caller's API), the first
+    translating provider fails and the next one answers; the post-response hook gets the
+    caller's side of the exchange."""
+    assert localapi.socket_path
+    with FakeHook() as hooks:
+
+        def shout(payload: Any) -> dict[str, Any]:
+            body = payload["request_body"]
+            body["messages"][-1]["content"] = "SHOUTED by the hook"
+            return {"action": "modify", "request_body": body}
+
+        hooks.answer("shout", shout)
+        providers = {
+            name: {
+                "baseurl": fake_llm.base_url,
+                "apikey": ANTHROPIC_KEY,
+                "authorization": "x-api-key",
+                "compatibility": {"anthropic_messages": True},
+                "models": ["shared-model"],
+                "translate": True,
+                "preference": preference,
+            }
+            for name, preference in (("ant-first", 2), ("ant-second", 1))
+        }
+        wiring = [
+            {"name": "shout", "events": ["pre_request"], "send": ["request_body"]},
+            {
+                "name": "audit",
+                "events": ["entire_request"],
+                "send": ["request_body", "response_body", "raw_responses", "user_message"],
+            },
+        ]
+        caps = [{"role": "admin"}, {"models": "**"}, {"send_hooks": wiring}]
+        text = json.dumps(
+            {
+                "providers": providers,
+                "hooks": {
+                    "shout": {"url": hooks.url("shout")},
+                    "audit": {"url": hooks.url("audit")},
+                },
+                "grants": [
+                    {"src": ["alice@example.com"], "app": {"tailscale.com/cap/aperture": caps}}
+                ],
+            }
+        )
+        fake_llm.fail_next(500)
+        with InProcessIrisgate(
+            text, data_dir=tmp_path, identity="tailscale", tailscaled_socket=localapi.socket_path
+        ) as gw:
+            client = openai.OpenAI(
+                base_url=gw.url + "/v1",
+                api_key="k",
+                http_client=client_from(ALICE_IP, gw),
+                max_retries=0,
+            )
+            with client.chat.completions.with_streaming_response.create(
+                model="shared-model",
+                messages=[{"role": "user", "content": "original words"}],
+                stream=True,
+            ) as response:
+                request_id = response.headers["x-irisgate-request-id"]
+                chunks = list(response.parse())
+            answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert answer == EXPECTED_TEXT
+            [failed, served] = fake_llm.requests[-2:]
+            assert failed.path == served.path == "/v1/messages"
+            assert served.json["messages"] == [
+                {"role": "user", "content": [{"type": "text", "text": "SHOUTED by the hook"}]}
+            ]
+            record = wait_for_record(gw, request_id)
+            assert record["provider"] == "ant-second"
+            assert record["upstream_format"] == "anthropic_messages"
+            assert [a["status"] for a in record["attempts"]] == [500, 200]
+            assert hooks.wait_for(lambda: len(hooks.calls_to("audit")) == 1)
+            [audit] = hooks.calls_to("audit")
+            assert audit.payload["user_message"] == "SHOUTED by the hook"
+            message = audit.payload["response_body"]["choices"][0]["message"]
+            assert message["content"] == EXPECTED_TEXT
+            chunks_seen = audit.payload["raw_responses"]
+            assert all(c["object"] == "chat.completion.chunk" for c in chunks_seen)

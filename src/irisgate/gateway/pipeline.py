@@ -195,7 +195,8 @@ class Gateway:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
-            raw = ex.result.tee.stored() if record.stream else b""
+            answer = ex.result.tee if ex.translation is None else ex.translation.output
+            raw = answer.stored() if record.stream else b""  # what the caller got
             self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result.status, raw)
         self.runtime.observe(record)
 
@@ -292,8 +293,10 @@ class Gateway:
             record.stream = _streams(ex.op, target, parsed)
         translation = ex.translation
         if translation is not None:
+            translation.caller_body = body
             if modified:
                 translation.reread(parsed, record.stream)
+                translation.caller_body = orjson.dumps(parsed)
             ex.routes = translation.write_bodies()
             ex.path, ex.query = scope["path"], b""
             return
@@ -371,7 +374,7 @@ class Gateway:
             record.request_body = self._stored(body)
         else:  # both sides: the caller's body (hooks read it in the caller's API) and ours
             record.upstream_format = translation.current
-            record.request_body = self._stored(ex.body)
+            record.request_body = self._stored(translation.caller_body)
             record.upstream_request_body = self._stored(body)
         ex.request = request
         return request

@@ -75,6 +75,8 @@ class Translation:
     output: Tee
     bodies: dict[str, bytes] = field(default_factory=dict)
     current: str = ""  # the provider format of the attempt made last (the answer's)
+    #: the caller's body as capture keeps it (after what pre-request hooks changed)
+    caller_body: bytes = b""
 
     @classmethod
     def plan(
