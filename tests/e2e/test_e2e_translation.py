@@ -533,43 +533,70 @@ def test_untranslated_request_goes_byte_for_byte(gw: InProcessIrisgate, fake_llm
     assert wait_for_record(gw, answer.headers["x-irisgate-request-id"])["upstream_format"] == ""
 
 
-def test_stream_reaches_the_client_event_by_event(
-    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
-) -> None:
-    """The first translated event is at the client while the provider still holds the rest."""
+@pytest.fixture(scope="module")
+def process(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    """irisgate in a process of its own: for what a client sees while a stream still comes."""
     assert localapi.socket_path
-    gate = threading.Event()
-    fake_llm.stream_gate = gate
-    fake_llm.gate_after_events = 2  # the role chunk, then the first text
     with IrisgateServer(
         config(fake_llm.base_url),
-        data_dir=tmp_path,
+        data_dir=tmp_path_factory.mktemp("translation-process"),
         identity="tailscale",
         tailscaled_socket=localapi.socket_path,
     ) as server:
-        client = anthropic.Anthropic(
-            base_url=server.url,
-            api_key="k",
-            http_client=httpx2.Client(
-                transport=httpx2.HTTPTransport(local_address=ALICE_IP), timeout=30
-            ),
-            max_retries=0,
-        )
-        with client.messages.stream(
-            model=PROVIDER_MODELS["openai_chat"],
-            max_tokens=100,
-            messages=[{"role": "user", "content": "hello"}],
-        ) as events:
-            kinds = []
-            for event in events:
-                kinds.append(event.type)
-                if event.type == "text":
-                    break  # the first text arrived; the provider is still gated
-            assert fake_llm.gated_streams == 1 and not gate.is_set()
-            gate.set()
-            text = events.get_final_text()
-        assert kinds[0] == "message_start"
-        assert text == EXPECTED_TEXT
+        yield server
+
+
+def _anthropic_over_tcp(server: IrisgateServer) -> anthropic.Anthropic:
+    transport = httpx2.HTTPTransport(local_address=ALICE_IP)
+    http = httpx2.Client(transport=transport, timeout=30)
+    return anthropic.Anthropic(base_url=server.url, api_key="k", http_client=http, max_retries=0)
+
+
+def test_stream_reaches_the_client_event_by_event(
+    process: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    """The first translated event is at the client while the provider still holds the rest."""
+    gate = threading.Event()
+    fake_llm.stream_gate = gate
+    fake_llm.gate_after_events = 2  # the role chunk, then the first text
+    with _anthropic_over_tcp(process).messages.stream(
+        model=PROVIDER_MODELS["openai_chat"],
+        max_tokens=100,
+        messages=[{"role": "user", "content": "hello"}],
+    ) as events:
+        kinds = []
+        for event in events:
+            kinds.append(event.type)
+            if event.type == "text":
+                break  # the first text arrived; the provider is still gated
+        assert fake_llm.gated_streams == 1 and not gate.is_set()
+        gate.set()
+        text = events.get_final_text()
+    assert kinds[0] == "message_start"
+    assert text == EXPECTED_TEXT
+
+
+def test_a_client_that_leaves_cancels_the_providers_stream(
+    process: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    gate = threading.Event()
+    fake_llm.stream_gate = gate
+    fake_llm.gate_after_events = 2
+    with _anthropic_over_tcp(process).messages.stream(
+        model=PROVIDER_MODELS["openai_chat"],
+        max_tokens=100,
+        messages=[{"role": "user", "content": "hello"}],
+    ) as events:
+        for event in events:
+            if event.type == "text":
+                break  # leave with the provider still holding the rest
+        request_id = events.response.headers["x-irisgate-request-id"]
+    assert fake_llm.wait_for(lambda: fake_llm.cancelled_streams == 1)
+    gate.set()
+    record = wait_for_record(process, request_id)
+    assert record["cancelled"] is True and record["upstream_format"] == "openai_chat"
 
 
 def test_hooks_see_the_callers_api_and_failover_crosses_translated_providers(

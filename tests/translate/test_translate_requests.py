@@ -456,3 +456,11 @@ def test_provider_errors_are_read_safely(
     module: Any, body: bytes, status: int, expected: str
 ) -> None:
     assert module.read_error(status, body) == expected
+
+
+def test_a_refusal_quotes_a_callers_member_name_cut_and_printable() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "x\u001b[2J" * 50: 1}
+    with pytest.raises(ir.Untranslatable) as refused:
+        openai_chat.read_request(body, model="m", stream=False)
+    message = str(refused.value)
+    assert "\u001b" not in message and len(message) < 120

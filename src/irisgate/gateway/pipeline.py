@@ -317,7 +317,7 @@ class Gateway:
         the caller's API (`refusal`, raised again when there is none either)."""
         fmt, access = ex.op.format, ex.access
         assert access is not None
-        if refusal.kind != "not_found" or ex.target is not None or not translatable(fmt):
+        if refusal.kind != "not_found" or not translatable(fmt):
             raise refusal
         routes = self.runtime.snapshot.routes.translatable(model, PROVIDER_FORMATS, access, session)
         if not routes:

@@ -194,24 +194,43 @@ class Translation:
 
 
 class _Stream:
-    """A provider's stream into the caller's, event by event as the bytes arrive."""
+    """A provider's stream into the caller's, event by event as the bytes arrive. An event
+    that grows past `ANSWER_LIMIT` bytes ends the caller's stream with an error (memory
+    stays bounded: the decoder holds an event until it is complete)."""
 
-    __slots__ = ("_decoder", "_encoder", "_output")
+    __slots__ = ("_broken", "_decoder", "_encoder", "_output", "_waiting")
 
     def __init__(self, output: Tee, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
         self._output, self._decoder, self._encoder = output, decoder, encoder
+        self._waiting = 0  # bytes fed since the last event came out
+        self._broken = False
 
     def feed(self, data: bytes) -> bytes:
-        encode = self._encoder.encode
-        out = b"".join([encode(event) for event in self._decoder.feed(data)])
-        self._output.add(out)
-        return out
+        if self._broken:
+            return b""
+        events = self._decoder.feed(data)
+        if events:
+            self._waiting = 0
+        else:
+            self._waiting += len(data)
+            if self._waiting > ANSWER_LIMIT:
+                self._broken = True
+                message = f"the provider sent a stream event larger than {ANSWER_LIMIT} bytes"
+                events = [ir.StreamError(502, message)]
+        return self._encode(events)
 
     def flush(self) -> bytes:
+        if self._broken:
+            return b""
+        return self._encode(self._decoder.finish()) + self._add(self._encoder.close())
+
+    def _encode(self, events: list[ir.Event]) -> bytes:
         encode = self._encoder.encode
-        tail = b"".join([encode(event) for event in self._decoder.finish()])
-        out = tail + self._encoder.close()
-        self._output.add(out)
+        return self._add(b"".join([encode(event) for event in events]))
+
+    def _add(self, out: bytes) -> bytes:
+        if out:
+            self._output.add(out)
         return out
 
 

@@ -19,7 +19,7 @@ import orjson
 
 from irisgate.translate import ir
 from irisgate.translate.effort import ANSWER_TOKENS, MIN_BUDGET, budget_of, effort_of
-from irisgate.translate.errortext import nested, provider_message
+from irisgate.translate.errortext import nested, provider_message, shown
 from irisgate.translate.media import inline_image
 from irisgate.usage.tokens import Usage
 from irisgate.wire.sse import SSEParser
@@ -78,7 +78,9 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
     """The neutral request of a Messages body (raises `ir.Untranslatable`)."""
     for key in body:
         if key not in _CARRIED and key not in _IGNORED:
-            raise ir.Untranslatable(f"'{key}' cannot be translated to another provider's API")
+            raise ir.Untranslatable(
+                f"'{shown(key)}' cannot be translated to another provider's API"
+            )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ir.Untranslatable("'messages' must be a non-empty array")

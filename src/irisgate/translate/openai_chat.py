@@ -22,7 +22,7 @@ import orjson
 
 from irisgate.translate import ir
 from irisgate.translate.effort import EFFORTS, effort_of
-from irisgate.translate.errortext import nested, provider_message
+from irisgate.translate.errortext import nested, provider_message, shown
 from irisgate.translate.media import data_url, image_from_url
 from irisgate.usage.tokens import Usage
 from irisgate.wire.sse import SSEParser
@@ -87,7 +87,9 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
             continue
         allowed = _DEFAULTS.get(key)
         if allowed is None or value not in allowed:
-            raise ir.Untranslatable(f"'{key}' cannot be translated to another provider's API")
+            raise ir.Untranslatable(
+                f"'{shown(key)}' cannot be translated to another provider's API"
+            )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ir.Untranslatable("'messages' must be a non-empty array")
