@@ -464,3 +464,40 @@ def test_a_refusal_quotes_a_callers_member_name_cut_and_printable() -> None:
         openai_chat.read_request(body, model="m", stream=False)
     message = str(refused.value)
     assert "\u001b" not in message and len(message) < 120
+
+
+def test_what_claude_code_sends_reaches_an_openai_model() -> None:
+    """Claude Code's own members: adaptive thinking with an effort, context editing (an
+    Anthropic-side feature), a structured-output format and a system message mid-way."""
+    body = {
+        "model": "gpt",
+        "max_tokens": 32000,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "reminder"}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment"}]},
+            {"role": "user", "content": "list the files"},
+        ],
+        "thinking": {"type": "adaptive"},
+        "output_config": {
+            "effort": "max",
+            "format": {"type": "json_schema", "schema": {"type": "object"}},
+        },
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "u"},
+        "stream": True,
+    }
+    request = anthropic_messages.read_request(body, model="gpt", stream=True)
+    assert request.system == "You are Claude Code.\n\n# Environment"
+    assert [m.role for m in request.messages] == ["user", "user"]
+    out = openai_chat.write_request(request)
+    assert out["reasoning_effort"] == "high"
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "strict": True, "schema": {"type": "object"}},
+    }
+    assert "context_management" not in out and "thinking" not in out
+    with pytest.raises(ir.Untranslatable, match=r"output_config\.verbosity"):
+        anthropic_messages.read_request(
+            {**body, "output_config": {"verbosity": 1}}, model="gpt", stream=True
+        )

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from irisgate.access.routing import Route
+from irisgate.config.model import Provider
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter
 from irisgate.gateway.formats.registry import FORMATS
 from irisgate.gateway.relaycore import Headers
@@ -51,6 +52,18 @@ _KINDS: dict[int, ErrorKind] = {
     413: "too_large",
     429: "rate_limit",
 }
+
+
+def reachable_from(provider: Provider) -> list[str]:
+    """The client API formats (flags) that reach `provider`'s models only through
+    translation: none unless it has `translate` on and speaks a format irisgate writes."""
+    if not provider.translate or not any(provider.accepts(f) for f in PROVIDER_FORMATS):
+        return []
+    return [
+        FORMAT_NAMED[name].flag
+        for name in CLIENTS
+        if name in FORMAT_NAMED and not provider.accepts(FORMAT_NAMED[name].flag)
+    ]
 
 
 def translatable(fmt: ApiFormat) -> bool:

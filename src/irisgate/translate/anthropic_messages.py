@@ -39,10 +39,13 @@ _CARRIED = frozenset(
         "tools",
         "tool_choice",
         "thinking",
+        "output_config",
     }
 )
 #: members with no effect on the answer's content: accepted and not forwarded
-_IGNORED = frozenset({"metadata", "service_tier"})
+#: (`context_management` asks Anthropic to edit a long context on its side: another
+#: provider gets the history exactly as the client sent it)
+_IGNORED = frozenset({"metadata", "service_tier", "context_management"})
 
 _STOP_IN: dict[str, ir.StopReason] = {
     "end_turn": "end",
@@ -86,6 +89,7 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
         raise ir.Untranslatable("'messages' must be a non-empty array")
     tool_choice, parallel = _read_tool_choice(body.get("tool_choice"))
     budget = _read_thinking(body.get("thinking"))
+    effort, response_format = _read_output_config(body.get("output_config"))
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
@@ -94,10 +98,17 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
     stop = body.get("stop_sequences") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise ir.Untranslatable("'stop_sequences' must be an array of strings")
+    system = [_read_system(body.get("system"))]
+    turns: list[ir.Message] = []
+    for i, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "system":  # mid-conversation
+            system.append(_read_system(message.get("content"), f"messages[{i}].content"))
+        else:
+            turns.append(_read_message(message, f"messages[{i}]"))
     return ir.Request(
         model=model,
-        messages=tuple(_read_message(m, f"messages[{i}]") for i, m in enumerate(messages)),
-        system=_read_system(body.get("system")),
+        messages=tuple(turns),
+        system="\n\n".join(s for s in system if s),
         tools=_read_tools(body.get("tools")),
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
@@ -105,7 +116,8 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         stop=tuple(stop),
-        reasoning_effort=effort_of(budget) if budget is not None else None,
+        response_format=response_format,
+        reasoning_effort=effort or (effort_of(budget) if budget is not None else None),
         reasoning_budget=budget,
         stream=stream,
     )
@@ -126,7 +138,9 @@ def _string(value: object, where: str) -> str:
     return value
 
 
-def _read_system(system: object) -> str:
+def _read_system(system: object, where: str = "system") -> str:
+    """System text (the `system` member, or a `system` message's content): a string or text
+    blocks, joined with blank lines."""
     if system is None:
         return ""
     if isinstance(system, str):
@@ -135,22 +149,49 @@ def _read_system(system: object) -> str:
         texts = []
         for i, block in enumerate(system):
             if not isinstance(block, dict) or block.get("type") != "text":
-                raise ir.Untranslatable(f"'system[{i}]' must be a text block")
-            texts.append(_string(block.get("text"), f"system[{i}].text"))
+                raise ir.Untranslatable(f"'{where}[{i}]' must be a text block")
+            texts.append(_string(block.get("text"), f"{where}[{i}].text"))
         return "\n\n".join(texts)
-    raise ir.Untranslatable("'system' must be a string or an array of text blocks")
+    raise ir.Untranslatable(f"'{where}' must be a string or an array of text blocks")
 
 
 def _read_thinking(thinking: object) -> int | None:
     if thinking is None:
         return None
     kind = thinking.get("type") if isinstance(thinking, dict) else None
-    if kind == "disabled":
+    if kind in ("disabled", "adaptive"):  # adaptive: the model decides (its effort may say)
         return None
     budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
     if kind == "enabled" and isinstance(budget, int) and not isinstance(budget, bool):
         return budget
-    raise ir.Untranslatable("'thinking' must be disabled or enabled with 'budget_tokens'")
+    raise ir.Untranslatable("'thinking' must be disabled, adaptive or enabled with 'budget_tokens'")
+
+
+def _read_output_config(config: object) -> tuple[str | None, ir.ResponseFormat | None]:
+    """`output_config`: the effort (low, medium, high; max reads as high) and the answer's
+    JSON schema (`format`). `task_budget`, a hint for Anthropic's own pacing, is not carried."""
+    if config is None:
+        return None, None
+    if not isinstance(config, dict):
+        raise ir.Untranslatable("'output_config' must be an object")
+    for key in config:
+        if key not in ("effort", "format", "task_budget"):
+            raise ir.Untranslatable(f"'output_config.{shown(key)}' cannot be translated")
+    effort = config.get("effort")
+    if effort is not None and effort not in ("low", "medium", "high", "max"):
+        raise ir.Untranslatable("'output_config.effort' must be low, medium, high or max")
+    fmt = config.get("format")
+    response_format = None
+    if fmt is not None:
+        schema = fmt.get("schema") if isinstance(fmt, dict) else None
+        if (
+            not isinstance(fmt, dict)
+            or fmt.get("type") != "json_schema"
+            or not isinstance(schema, dict)
+        ):
+            raise ir.Untranslatable("'output_config.format' must be a json_schema with a schema")
+        response_format = ir.ResponseFormat("json_schema", "response", schema, strict=True)
+    return ("high" if effort == "max" else effort), response_format
 
 
 def _read_message(message: object, where: str) -> ir.Message:
