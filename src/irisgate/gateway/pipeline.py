@@ -542,6 +542,7 @@ class Gateway:
         record.response_body = answer.body
         if ex.translation is not None:  # the provider's answer, and what the caller got
             record.upstream_response_body = answer.body
+            record.error = record.error or ex.translation.stream_error
             headers = ex.translation.client_headers(result.status)
             output = ex.translation.output
             record.response_body = read_tee(ex.op.format, result.status, headers, output).body

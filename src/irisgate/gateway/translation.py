@@ -90,6 +90,8 @@ class Translation:
     current: str = ""  # the provider format of the attempt made last (the answer's)
     #: the caller's body as capture keeps it (after what pre-request hooks changed)
     caller_body: bytes = b""
+    #: the error that ended a translated stream after it had begun ("" for none)
+    stream_error: str = ""
 
     @classmethod
     def plan(
@@ -168,7 +170,7 @@ class Translation:
             return _Whole(self.output, lambda body: self._error(provider, status, body))
         if self.request.stream:
             encoder = self.client.Encoder(self.request.model)
-            return _Stream(self.output, provider.Decoder(), encoder)
+            return _Stream(self, provider.Decoder(), encoder)
         return _Whole(self.output, lambda body: self._answer(provider, body))
 
     def client_headers(self, status: int) -> dict[str, str]:
@@ -211,10 +213,12 @@ class _Stream:
     that grows past `ANSWER_LIMIT` bytes ends the caller's stream with an error (memory
     stays bounded: the decoder holds an event until it is complete)."""
 
-    __slots__ = ("_broken", "_decoder", "_encoder", "_output", "_waiting")
+    __slots__ = ("_broken", "_decoder", "_encoder", "_translation", "_waiting")
 
-    def __init__(self, output: Tee, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
-        self._output, self._decoder, self._encoder = output, decoder, encoder
+    def __init__(
+        self, translation: Translation, decoder: StreamDecoder, encoder: StreamEncoder
+    ) -> None:
+        self._translation, self._decoder, self._encoder = translation, decoder, encoder
         self._waiting = 0  # bytes fed since the last event came out
         self._broken = False
 
@@ -239,11 +243,13 @@ class _Stream:
 
     def _encode(self, events: list[ir.Event]) -> bytes:
         encode = self._encoder.encode
+        if events and isinstance(events[-1], ir.StreamError):  # the record says why it ended
+            self._translation.stream_error = f"provider stream error: {events[-1].message}"
         return self._add(b"".join([encode(event) for event in events]))
 
     def _add(self, out: bytes) -> bytes:
         if out:
-            self._output.add(out)
+            self._translation.output.add(out)
         return out
 
 
