@@ -43,7 +43,7 @@ from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
-from irisgate.gateway.translation import PROVIDER_FORMATS, Translation, translatable
+from irisgate.gateway.translation import PROVIDER_FLAGS, Translation, translatable
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
@@ -319,7 +319,8 @@ class Gateway:
         assert access is not None
         if refusal.kind != "not_found" or not translatable(fmt):
             raise refusal
-        routes = self.runtime.snapshot.routes.translatable(model, PROVIDER_FORMATS, access, session)
+        flags = tuple(PROVIDER_FLAGS)
+        routes = self.runtime.snapshot.routes.translatable(model, flags, access, session)
         if not routes:
             raise refusal
         limit = self.runtime.settings.max_capture_body

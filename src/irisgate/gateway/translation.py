@@ -34,8 +34,9 @@ from irisgate.wire.errors import ErrorKind, GatewayError
 
 #: every format by name (what a provider speaks, for capture and pricing)
 FORMAT_NAMED: dict[str, ApiFormat] = {f.name: f for f in FORMATS}
-#: the provider formats irisgate can write, in the order a provider's first one is chosen
-PROVIDER_FORMATS: tuple[str, ...] = tuple(name for name in FORMAT_NAMED if name in PROVIDERS)
+#: the compatibility flags of the provider formats irisgate can write, in the order a
+#: provider's first one is chosen, and the format each enables
+PROVIDER_FLAGS: dict[str, str] = {f.flag: f.name for f in FORMATS if f.name in PROVIDERS}
 #: request headers of one API's SDK that mean nothing (or the wrong thing) to another API
 _CLIENT_API_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-amz-")
 #: headers a provider's API requires
@@ -57,7 +58,7 @@ _KINDS: dict[int, ErrorKind] = {
 def reachable_from(provider: Provider) -> list[str]:
     """The client API formats (flags) that reach `provider`'s models only through
     translation: none unless it has `translate` on and speaks a format irisgate writes."""
-    if not provider.translate or not any(provider.accepts(f) for f in PROVIDER_FORMATS):
+    if not provider.translate or not any(provider.accepts(f) for f in PROVIDER_FLAGS):
         return []
     return [
         FORMAT_NAMED[name].flag
@@ -83,7 +84,7 @@ class Translation:
     client_format: ApiFormat
     client: ClientSide
     request: ir.Request
-    routes: list[tuple[Route, str]]
+    routes: list[tuple[Route, str]]  # each with the provider format it is sent
     #: what the caller got, kept like the tee keeps the provider's answer (for capture)
     output: Tee
     bodies: dict[str, bytes] = field(default_factory=dict)
@@ -100,7 +101,7 @@ class Translation:
         body: dict[str, Any],
         model: str,
         stream: bool,
-        routes: list[tuple[Route, str]],
+        routes: list[tuple[Route, str]],  # each with the flag of the format it is sent
         *,
         capture_limit: int,
     ) -> Translation:
@@ -109,7 +110,8 @@ class Translation:
             request = client.read_request(body, model=model, stream=stream)
         except ir.Untranslatable as exc:
             raise refused(exc) from None
-        return cls(fmt, client, request, routes, Tee(capture_limit))
+        named = [(route, PROVIDER_FLAGS[flag]) for route, flag in routes]
+        return cls(fmt, client, request, named, Tee(capture_limit))
 
     def reread(self, body: dict[str, Any], stream: bool) -> None:
         """A pre-request hook changed the caller's body: read it again."""
