@@ -205,3 +205,25 @@ def test_a_stream_cut_short_ends_in_an_error_not_a_clean_finish(module: Any, str
     for event in events:
         encoder.encode(event)
     assert encoder.close() == b"", "no [DONE] after a broken stream"
+
+
+def test_reasoning_text_of_a_chat_provider_reaches_an_anthropic_client_as_thinking() -> None:
+    """Chat providers that stream `reasoning_content` (DeepSeek-style) show it as thinking."""
+    chunk = (
+        b'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"reasoning_content":'
+        b'"Let me see."},"finish_reason":null}]}\n\n'
+        b'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"Yes."},'
+        b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+    events = decode(openai_chat.Decoder(), [chunk])
+    assert events[1:4] == [
+        ir.ReasoningDelta(0, text="Let me see."),
+        ir.BlockEnd(0),
+        ir.TextDelta(1, "Yes."),
+    ]
+    encoder = anthropic_messages.Encoder("m")
+    out = _sse(b"".join(encoder.encode(e) for e in events))
+    starts = [d["content_block"]["type"] for n, d in out if n == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    deltas = [d["delta"] for n, d in out if n == "content_block_delta"]
+    assert deltas[0] == {"type": "thinking_delta", "thinking": "Let me see."}
