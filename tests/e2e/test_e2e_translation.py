@@ -509,6 +509,19 @@ def test_untranslatable_is_a_400_naming_the_field(gw: InProcessIrisgate, fake_ll
     assert len(fake_llm.requests) == before, "nothing went upstream"
 
 
+def test_counting_tokens_is_not_translated(gw: InProcessIrisgate, fake_llm: FakeLLM) -> None:
+    """`/v1/messages/count_tokens` generates nothing: no provider of another API is asked."""
+    before = len(fake_llm.requests)
+    client = anthropic.Anthropic(
+        base_url=gw.url, api_key="k", http_client=client_from(ALICE_IP, gw), max_retries=0
+    )
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(
+            model=PROVIDER_MODELS["openai_chat"], messages=[{"role": "user", "content": "hi"}]
+        )
+    assert len(fake_llm.requests) == before
+
+
 def test_translate_off_is_404_as_before(gw: InProcessIrisgate) -> None:
     client = openai.OpenAI(
         base_url=gw.url + "/v1", api_key="k", http_client=client_from(ALICE_IP, gw), max_retries=0

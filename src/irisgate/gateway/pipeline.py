@@ -298,7 +298,6 @@ class Gateway:
                 translation.reread(parsed, record.stream)
                 translation.caller_body = orjson.dumps(parsed)
             ex.routes = translation.write_bodies()
-            ex.path, ex.query = scope["path"], b""
             return
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
@@ -314,10 +313,11 @@ class Gateway:
         session: str,
     ) -> list[Route]:
         """The routes through providers that translate, when the model has no provider of
-        the caller's API (`refusal`, raised again when there is none either)."""
+        the caller's API (`refusal`, raised again when there is none either). Only calls
+        that generate an answer translate (not `/v1/messages/count_tokens`)."""
         fmt, access = ex.op.format, ex.access
         assert access is not None
-        if refusal.kind != "not_found" or not translatable(fmt):
+        if refusal.kind != "not_found" or not ex.op.billable or not translatable(fmt):
             raise refusal
         flags = tuple(PROVIDER_FLAGS)
         routes = self.runtime.snapshot.routes.translatable(model, flags, access, session)
@@ -330,7 +330,8 @@ class Gateway:
         return [route for route, _ in routes]
 
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
-        """The request one attempt sends: the same body to every provider, with its URL,
+        """The request one attempt sends: the same body to every provider (translated: the
+        body written for each provider's API, to that API's path), with its URL,
         credential (key `key`), headers and, for a cloud, its signature. The last one made
         is the answer's: `ex.route` and the record name its provider from then on."""
         access, target, record = ex.access, ex.target, ex.record
