@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/instructions.py [--requests 150] [--mode MODE] [SCENARIO ...]
 
+Scenarios: plain, stream, gemini, bedrock (run.py's), and translated, translated-stream: the
+same Chat Completions request for a model an Anthropic Messages provider serves through
+translation (compare with plain and stream for the CPU translation adds).
+
 Starts the same upstream, fake tailscaled and config as `run.py`, but irisgate under
 `valgrind --tool=callgrind` with instrumentation off; for each scenario (default: stream,
 gemini, bedrock) it sends 30 warm-up requests one after another, switches instrumentation on,

@@ -49,6 +49,9 @@ HERE = Path(__file__).resolve().parent
 GATEWAY_CPU, LOAD_CPU = 0, 1
 PINNING = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 PATH, MODEL, LOGIN = "/v1/chat/completions", "gpt-4o-mini", "bench@example.com"
+#: served by an Anthropic Messages provider with `translate` on: the `translated` scenarios
+#: ask it through Chat Completions (bench/instructions.py only: there is no direct baseline)
+TRANSLATED_MODEL = "claude-haiku-4-5"
 GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 BEDROCK_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1%3A0"
 BEDROCK_PATH = f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"  # irisgate: /bedrock + this
@@ -64,13 +67,16 @@ CONFIG = """{
              "models": ["%(model)s"], "compatibility": {"openai_chat": true}},
     "gemini": {"baseurl": "%(up)s", "apikey": "bench-gemini-key", "authorization": "x-goog-api-key",
                "models": ["gemini-2.5-flash"], "compatibility": {"gemini_generate_content": true}},
+    "fakeant": {"baseurl": "%(up)s", "apikey": "sk-ant-bench", "authorization": "x-api-key",
+                "models": ["%(translated)s"], "compatibility": {"anthropic_messages": true},
+                "translate": true},
     "bedrock": {"baseurl": "%(up)s", "apikey": "bench-bedrock-key",
                 "models": ["us.anthropic.claude-haiku-4-5-20251001-v1:0"],
                 "compatibility": {"bedrock_model_invoke": true}, "cost_basis": "bedrock-us"},
   },
   "grants": [{"src": ["*"], "app": {"tailscale.com/cap/aperture": [
     {"role": "user"}, {"models": "fake/*"%(wiring)s}, {"models": "gemini/*"},
-    {"models": "bedrock/*"}]}}],%(sections)s
+    {"models": "fakeant/*"}, {"models": "bedrock/*"}]}}],%(sections)s
 }"""
 MODES = ("core", "quota", "ratelimit", "hook", "key")
 #: `--mode key`: the irisgate API key every request through irisgate carries (made at start)
@@ -99,12 +105,20 @@ def make_config(mode: str, upstream: str, hook_url: str) -> str:
         wiring = ', "send_hooks": [{"name": "allow", "events": ["pre_request"], '
         wiring += '"send": ["request_body"]}]'
         sections = HOOK % hook_url
-    return CONFIG % {"up": upstream, "model": MODEL, "wiring": wiring, "sections": sections}
+    return CONFIG % {
+        "up": upstream,
+        "model": MODEL,
+        "translated": TRANSLATED_MODEL,
+        "wiring": wiring,
+        "sections": sections,
+    }
 
 
 @dataclass(frozen=True)
 class Scenario:
-    name: str  # "plain", "stream", "gemini" (streamed) or "bedrock" (streamed)
+    #: "plain", "stream", "gemini" (streamed), "bedrock" (streamed), or "translated" and
+    #: "translated-stream" (a Chat Completions client of an Anthropic model)
+    name: str
     connections: int
 
     @property
@@ -119,8 +133,9 @@ class Scenario:
                     "messages": [{"role": "user", "content": "hi"}],
                 }
             )
-        body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-        if self.name == "stream":
+        model = TRANSLATED_MODEL if self.name.startswith("translated") else MODEL
+        body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        if self.name in ("stream", "translated-stream"):
             body |= {"stream": True, "stream_options": {"include_usage": True}}
         return json.dumps(body)
 
@@ -133,7 +148,7 @@ class Scenario:
 
     @property
     def streams(self) -> bool:
-        return self.name != "plain"
+        return self.name not in ("plain", "translated")
 
     def __str__(self) -> str:
         return f"{self.name} @{self.connections}"

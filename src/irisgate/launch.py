@@ -73,10 +73,13 @@ def offered_models(gateway: str, key: str | None = None) -> dict[str, list[str]]
         mine = granted.get(str(provider.get("id", "")), [])
         compatibility = provider.get("compatibility")
         flags = compatibility if isinstance(compatibility, dict) else {}
-        for flag, accepted in flags.items():
-            if accepted is True:
-                models = offered.setdefault(flag, [])
-                models.extend(m for m in mine if m not in models)
+        translated = provider.get("translated_from")
+        reached = [f for f, accepted in flags.items() if accepted is True]
+        if isinstance(translated, list):  # through translation (docs/translation.md)
+            reached.extend(f for f in translated if isinstance(f, str))
+        for flag in reached:
+            models = offered.setdefault(flag, [])
+            models.extend(m for m in mine if m not in models)
     return offered
 
 

@@ -10,7 +10,8 @@ tool, sends its result back and gets a text answer. Each agent is started twice:
 - through `irisgate launch AGENT ARGS...`.
 
 Both must exit 0 and leave irisgate's records of a tool turn: requests on the agent's own API
-path, answered 200, priced, one of them with a tool call.
+path, answered 200, priced, one of them with a tool call. Claude Code also runs a tool turn on
+an OpenAI model, through translation (docs/translation.md).
 """
 
 from __future__ import annotations
@@ -283,3 +284,43 @@ def test_opencode_uses_the_anthropic_provider_without_a_chat_model(
         check=False,
     )
     check_run(messages_only, run, seen, case)
+
+
+@pytest.fixture(scope="module")
+def translating(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    """A gateway whose only model is an OpenAI Chat Completions one, with `translate` on."""
+    config = json.loads(agents_config(fake_llm.base_url))
+    openai = config["providers"]["openai"]
+    config["providers"] = {"openai": {**openai, "compatibility": {"openai_chat": True}}}
+    config["providers"]["openai"]["translate"] = True
+    server = IrisgateServer(json.dumps(config), data_dir=tmp_path_factory.mktemp("translating"))
+    with server:
+        yield server
+
+
+def test_claude_code_runs_a_tool_turn_on_an_openai_model(
+    translating: IrisgateServer, tmp_path: Path
+) -> None:
+    """Claude Code speaks Anthropic Messages; irisgate translates to Chat Completions."""
+    case = Case("claude-code", ("-p", PROMPT, "--max-turns", "4"), "/v1/messages", "claude-cli/")
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir(parents=True)
+    env = clean_env(home, work)
+    env["ANTHROPIC_MODEL"] = env["ANTHROPIC_SMALL_FAST_MODEL"] = "gpt-5-mini"
+    seen = request_ids(translating)
+    launch = [sys.executable, "-m", "irisgate", "launch", "--gateway", translating.url]
+    run = subprocess.run(
+        [*launch, case.agent, *case.headless],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    check_run(translating, run, seen, case)
+    rows = records_since(translating, seen, case)
+    assert {row["upstream_format"] for row in rows} == {"openai_chat"}

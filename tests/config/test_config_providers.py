@@ -449,3 +449,14 @@ def test_weight_defaults_to_1(check: Check) -> None:
     analysis = check(provider_config(*BASE))
     assert analysis.config is not None
     assert analysis.config.providers["p"].weight == 1
+
+
+def test_translate_is_a_boolean_off_by_default(check: Check, issue_at: IssueAt) -> None:
+    analysis = check(provider_config(*BASE))
+    assert analysis.config is not None
+    assert analysis.config.providers["p"].translate is False
+    analysis = check(provider_config(*BASE, '"translate": true'))
+    assert analysis.config is not None
+    assert analysis.config.providers["p"].translate is True
+    analysis = check(provider_config(*BASE, '"translate": "yes"'))
+    assert "a boolean" in issue_at(analysis.errors, "providers.p.translate").message

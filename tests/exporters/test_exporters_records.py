@@ -143,3 +143,26 @@ def test_every_format_round_trips(fmt: str) -> None:
         assert decoded[1]["capture"]["request_headers"] == [("a", "b")]
     else:
         assert decoded == records
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_translated_record_names_the_providers_api_and_keeps_its_side(fmt: str) -> None:
+    translated = export_record(
+        row(
+            capture_request_id="req_abc",
+            request_headers="{}",
+            response_headers="{}",
+            request_body=b'{"messages": []}',
+            response_body=b'{"choices": []}',
+            upstream_format="anthropic_messages",
+            upstream_request_body=b'{"max_tokens": 4096}',
+            upstream_response_body=b'{"type": "message"}',
+        )
+    )
+    assert translated["upstream_format"] == "anthropic_messages"
+    assert translated["capture"]["upstream_request_body"] == '{"max_tokens": 4096}'
+    assert "upstream_format" not in export_record(row(upstream_format=""))
+    _, _, encode = FORMATS[fmt]
+    [decoded] = decode(fmt, encode([translated]))
+    assert decoded["upstream_format"] == "anthropic_messages"
+    assert decoded["capture"]["upstream_response_body"] == '{"type": "message"}'

@@ -314,6 +314,9 @@ def unusual_records() -> list[RequestRecord]:
             attempts=[{"provider": "p", "key": n, "status": 503, "error": "é", "ms": 1.5}]
             if n % 3 == 1
             else [],
+            upstream_format="anthropic_messages" if n % 5 == 2 else "",
+            upstream_request_body=b"\x00up" * n if n % 5 == 2 else b"",
+            upstream_response_body=b"{}" if n % 5 == 2 else b"",
         )
         for n in range(12)
     ]
@@ -329,7 +332,7 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
             "config_version", "tool_calls", "request_bytes", "response_bytes",
-            "usage_estimated", "key_id", "key_name",
+            "usage_estimated", "key_id", "key_name", "upstream_format",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}
@@ -348,6 +351,8 @@ def core_capture_row(r: RequestRecord) -> dict[str, Any]:
         "response_body": r.response_body,
         "response_raw": r.response_raw,
         "response_raw_encoding": None if r.response_raw is None else r.response_raw_encoding,
+        "upstream_request_body": r.upstream_request_body if r.upstream_format else None,
+        "upstream_response_body": r.upstream_response_body if r.upstream_format else None,
     }
 
 

@@ -131,10 +131,41 @@ def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None
     start = 2 + id_size
     meta_size = int.from_bytes(data[start : start + 4], "little")
     meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
-    older = orjson.dumps([*meta[:-5], *meta[-3:]])  # the two key fields gone
+    older = orjson.dumps([*meta[:-8], *meta[-3:]])  # the key (and later) fields gone
     rest = data[start + 4 + meta_size :]
     old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
     frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
     [(_, read)] = read_frames(frame).items
     assert decode(read) == record(4)
     assert decode(payload) == original
+
+
+def test_a_translated_record_keeps_both_sides_bodies() -> None:
+    original = record(
+        5,
+        request_body=b'{"caller": 1}',
+        response_body=b'{"answer": 1}',
+        response_raw=b"raw",
+        upstream_format="anthropic_messages",
+        upstream_request_body=b'{"provider": 1}',
+        upstream_response_body=b'{"provider answer": 1}',
+    )
+    [(_, payload)] = read_frames(encode(original)).items
+    assert decode(payload) == original
+
+
+def test_an_entry_spooled_before_translation_is_still_read() -> None:
+    """A spool written before translation (no `upstream_*` fields) comes back untranslated."""
+    original = record(6, key_id="key_0123456789abcdef", key_name="laptop")
+    [(_, payload)] = read_frames(encode(original)).items
+    data = bytes(payload)
+    id_size = int.from_bytes(data[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(data[start : start + 4], "little")
+    meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
+    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # the three upstream fields gone
+    rest = data[start + 4 + meta_size :]
+    old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
+    frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    [(_, read)] = read_frames(frame).items
+    assert decode(read) == original

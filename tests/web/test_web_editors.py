@@ -133,6 +133,7 @@ def test_provider_editor_edits_every_field_and_keeps_comments_and_the_key(
     card.locator('[data-field="cost_basis"]').select_option("openai")
     card.locator('[data-field="add_headers"]').fill("X-Team: platform")
     card.locator('[name$=":compatibility:openai_responses"]').check()
+    card.locator('[data-field="translate"]').check()
     page.click('[data-save="providers"]')
     version = saved(page)
     screenshot(page, "admin-settings-providers")
@@ -143,6 +144,7 @@ def test_provider_editor_edits_every_field_and_keeps_comments_and_the_key(
     assert openai_entry["cost_basis"] == "openai"
     assert openai_entry["add_headers"] == ["X-Team: platform"]
     assert openai_entry["compatibility"] == {"openai_chat": True, "openai_responses": True}
+    assert openai_entry["translate"] is True
     text = assert_comments_kept(gateway)
     assert '"baseurl": "' + fake_llm.base_url + '", // the fake vendor' in text
     # the stored key still reaches the vendor, with the new header

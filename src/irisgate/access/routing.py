@@ -74,6 +74,32 @@ class RouteTable:
             code="model_not_granted",
         )
 
+    def translatable(
+        self, model: str, flags: tuple[str, ...], access: Access, session: str = ""
+    ) -> list[tuple[Route, str]]:
+        """The routes for `model` through providers with `translate` on, each with the first
+        of `flags` (API formats irisgate can translate to, in preference order) the provider
+        accepts; granted to the caller, in the order to try them. [] when there is none: the
+        caller then gets the error `granted` gave."""
+        qualified = self._qualified.get(model)
+        if qualified is not None and model not in self._by_model:
+            providers, bare, is_q = [qualified[0]], qualified[1], True
+        else:
+            providers, bare, is_q = self._by_model.get(model, []), model, False
+        flag_of: dict[str, str] = {}
+        routes: list[Route] = []
+        for provider in providers:
+            if not (provider.translate and provider.enabled):
+                continue
+            flag = next((f for f in flags if provider.accepts(f)), None)
+            route = Route(provider, bare, is_q)
+            if flag is not None and access.may_use_model(route.fqn):
+                flag_of[provider.id] = flag
+                routes.append(route)
+        if len(routes) > 1:
+            routes = _ordered(routes, session)
+        return [(route, flag_of[route.provider.id]) for route in routes]
+
     def _build(self, model: str, flag: str, title: str) -> list[Route]:
         qualified = self._qualified.get(model)
         if qualified is not None and model not in self._by_model:

@@ -400,7 +400,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/providers",
         "Providers",
         "Configured providers and their models (a list), with the API formats each accepts "
-        "(flag, endpoints) and prices in USD per million tokens per model.",
+        "(flag, endpoints), the client API formats that reach it through translation "
+        "(`translated_from`) and prices in USD per million tokens per model.",
         "user",
         returns="array",
         database=False,

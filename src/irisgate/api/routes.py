@@ -17,6 +17,7 @@ from irisgate.config.hujson import parse
 from irisgate.config.hujson_edit import TooManyChanges
 from irisgate.config.model import COMPATIBILITY_FLAGS, ConfigError
 from irisgate.configservice import StaleHash, WouldLockOut
+from irisgate.gateway.translation import reachable_from
 from irisgate.handlers import (
     ApiError,
     Caller,
@@ -55,7 +56,8 @@ async def whoami(request: Request) -> Response:
 
 async def providers(request: Request) -> Response:
     """Aperture's provider list (`id`, `name`, `description`, `models`, `compatibility`),
-    plus irisgate's `formats` (the accepted APIs' catalog entries: flag, endpoints) and
+    plus irisgate's `formats` (the accepted APIs' catalog entries: flag, endpoints),
+    `translated_from` (the client API flags that reach its models through translation) and
     `prices_per_million` per model (null where unpriced)."""
     await require_role(request)
     snapshot = runtime_of(request).snapshot
@@ -73,6 +75,7 @@ async def providers(request: Request) -> Response:
                 "compatibility": {flag: p.accepts(flag) for flag in COMPATIBILITY_FLAGS},
                 "disabled": not p.enabled,
                 "formats": [f.catalog_entry() for f in formats],
+                "translated_from": reachable_from(p),
                 "prices_per_million": prices,
             }
         )

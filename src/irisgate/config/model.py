@@ -110,6 +110,9 @@ class Provider:
     keys: tuple[Secret, ...] = ()
     #: share of the requests among providers of equal `preference` (`weight`, default 1)
     weight: int = 1
+    #: whether callers of another API format may reach its models through translation
+    #: (irisgate/translate; docs/translation.md)
+    translate: bool = False
 
     @property
     def key_count(self) -> int:

@@ -46,6 +46,7 @@ _PROVIDER_KEYS = (
     "add_headers",
     "auth_mode",
     "weight",
+    "translate",
 )
 #: the most keys one provider may list
 MAX_KEYS = 64
@@ -105,6 +106,7 @@ def _provider(provider_id: str, section: Section, env: Mapping[str, str]) -> Pro
         ),
         keys=keys,
         weight=_weight(section),
+        translate=section.flag("translate", False),
     )
     return provider if len(section.log.errors) == errors_before else None
 

@@ -79,6 +79,8 @@ def export_record(row: Mapping[str, Any]) -> Record:
             "nanodollars": int(cost),
             "cost_basis": row["cost_basis"],
         }
+    if row.get("upstream_format"):  # translated: the provider's API format
+        record["upstream_format"] = row["upstream_format"]
     if row["capture_request_id"] is not None:
         record["capture"] = _capture(row)
     return record
@@ -99,6 +101,13 @@ def _capture(row: Mapping[str, Any]) -> dict[str, Any]:
     if raw is not None:
         capture["response_raw"] = base64.b64encode(bytes(raw)).decode("ascii")
         capture["response_raw_content_encoding"] = row.get("response_raw_encoding") or ""
+    for name in ("upstream_request_body", "upstream_response_body"):
+        stored = row.get(name)
+        if stored is not None:  # a translated request: the provider's side
+            text, encoding = _body(stored)
+            capture[name] = text
+            if encoding != "utf-8":
+                capture[f"{name}_encoding"] = encoding
     return capture
 
 
@@ -172,6 +181,7 @@ def parquet_schema() -> Any:
             ("capture_id", pa.string()),
             ("session_id", pa.string()),
             ("user_agent", pa.string()),
+            ("upstream_format", pa.string()),
             (
                 "estimated_cost",
                 pa.struct(
@@ -195,6 +205,10 @@ def parquet_schema() -> Any:
                         ("response_body_encoding", pa.string()),
                         ("response_raw", pa.string()),
                         ("response_raw_content_encoding", pa.string()),
+                        ("upstream_request_body", pa.string()),
+                        ("upstream_request_body_encoding", pa.string()),
+                        ("upstream_response_body", pa.string()),
+                        ("upstream_response_body_encoding", pa.string()),
                     ]
                 ),
             ),

@@ -43,6 +43,7 @@ from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
+from irisgate.gateway.translation import PROVIDER_FLAGS, Translation, translatable
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
@@ -93,6 +94,8 @@ class Exchange:
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
     journaled: bool = False  # the record is in the spool as it was when the answer ended
+    #: the caller's API is served by a provider of another (translation.py); None: not
+    translation: Translation | None = None
 
 
 class Gateway:
@@ -192,7 +195,8 @@ class Gateway:
             unchanged = ex.journaled and ex.pending is None and not record.cancelled
             self.runtime.record(record, journaled=unchanged)
         if ex.hooks is not None and ex.hooks.post and ex.identity is not None:
-            raw = ex.result.tee.stored() if record.stream else b""
+            answer = ex.result.tee if ex.translation is None else ex.translation.output
+            raw = answer.stored() if record.stream else b""  # what the caller got
             self.runtime.hooks.after(ex.hooks, self._hook_call(ex), ex.result.status, raw)
         self.runtime.observe(record)
 
@@ -207,7 +211,8 @@ class Gateway:
             except TokenizerUnavailable as exc:  # what the upstream did report still counts
                 log.error("usage not estimated", request_id=record.request_id, reason=str(exc))
             if ex.route is not None and not record.usage.is_empty():
-                self._price(record, ex.route, ex.op.format)
+                fmt = ex.op.format if ex.translation is None else ex.translation.upstream_format()
+                self._price(record, ex.route, fmt)
         finally:
             self._finish(ex)
 
@@ -256,10 +261,14 @@ class Gateway:
             )
         record.model = recorded_name(model)  # until routed: as the caller named it, made safe
         session = record.session_id or record.request_id
-        routes = ex.routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        try:
+            routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
+        except GatewayError as exc:  # no provider speaks the caller's API: one may translate
+            routes = self._translated(ex, exc, parsed, model, session)
+        ex.routes = routes
         route = ex.route = routes[0]
         record.model, record.provider = route.model, route.provider.id
-        in_body = route.qualified and target is None
+        in_body = route.qualified and target is None and ex.translation is None
         if in_body:
             parsed["model"] = route.model
         ex.permit = self.runtime.rates.admit(
@@ -282,13 +291,47 @@ class Gateway:
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         if modified:  # a hook may have changed the stream flag
             record.stream = _streams(ex.op, target, parsed)
+        translation = ex.translation
+        if translation is not None:
+            translation.caller_body = body
+            if modified:
+                translation.reread(parsed, record.stream)
+                translation.caller_body = orjson.dumps(parsed)
+            ex.routes = translation.write_bodies()
+            return
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
         rewritten = in_body or ex.chunk_filter is not None or modified
         ex.out_body = orjson.dumps(parsed) if rewritten else body
         ex.path, ex.query = scope["path"], scope.get("query_string", b"")
 
+    def _translated(
+        self,
+        ex: Exchange,
+        refusal: GatewayError,
+        parsed: dict[str, Any],
+        model: str,
+        session: str,
+    ) -> list[Route]:
+        """The routes through providers that translate, when the model has no provider of
+        the caller's API (`refusal`, raised again when there is none either). Only calls
+        that generate an answer translate (not `/v1/messages/count_tokens`)."""
+        fmt, access = ex.op.format, ex.access
+        assert access is not None
+        if refusal.kind != "not_found" or not ex.op.billable or not translatable(fmt):
+            raise refusal
+        flags = tuple(PROVIDER_FLAGS)
+        routes = self.runtime.snapshot.routes.translatable(model, flags, access, session)
+        if not routes:
+            raise refusal
+        limit = self.runtime.settings.max_capture_body
+        ex.translation = Translation.plan(
+            fmt, parsed, model, ex.record.stream, routes, capture_limit=limit
+        )
+        return [route for route, _ in routes]
+
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
-        """The request one attempt sends: the same body to every provider, with its URL,
+        """The request one attempt sends: the same body to every provider (translated: the
+        body written for each provider's API, to that API's path), with its URL,
         credential (key `key`), headers and, for a cloud, its signature. The last one made
         is the answer's: `ex.route` and the record name its provider from then on."""
         access, target, record = ex.access, ex.target, ex.record
@@ -298,16 +341,23 @@ class Gateway:
         if ex.response_id is not None:  # a stored response's call: made for its one route
             assert ex.request is not None
             return ex.request
+        translation, body = ex.translation, ex.out_body
+        incoming = ex.headers
+        if translation is not None:
+            path, body = translation.upstream(route)
+            incoming = translation.request_headers(incoming)
         upstream_headers = build_headers(
             route.provider,
-            ex.headers,
+            incoming,
             access.add_headers_for(route.fqn),
             route.provider.key_at(key) if route.provider.keys else None,
         )
-        if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
-            upstream_headers["accept-encoding"] = "identity"
+        if ex.chunk_filter is not None or translation is not None:  # bytes are edited: they
+            upstream_headers["accept-encoding"] = "identity"  # must come as plain text
         cloud = self.runtime.cloud.for_provider(route.provider)
-        if target is None:
+        if translation is not None:
+            query = b""
+        elif target is None:
             path, query = ex.path, ex.query
         else:
             project = cloud.project if cloud is not None else None
@@ -316,13 +366,18 @@ class Gateway:
         request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            ex.out_body,
+            body,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(ex.out_body)
+        if translation is None:
+            record.request_body = self._stored(body)
+        else:  # both sides: the caller's body (hooks read it in the caller's API) and ours
+            record.upstream_format = translation.current
+            record.request_body = self._stored(translation.caller_body)
+            record.upstream_request_body = self._stored(body)
         ex.request = request
         return request
 
@@ -423,6 +478,7 @@ class Gateway:
                     chunk_filter=ex.chunk_filter,
                     request_started=ex.started,
                     before_end=lambda: self._seal(ex, upstream_started),
+                    reframing=ex.translation,
                 ),
                 gone,
                 lambda: record.cancelled,
@@ -479,11 +535,19 @@ class Gateway:
         """Capture, then usage + cost, from the tee of upstream bytes (the client already has
         them all). A stream that ended without the upstream's usage leaves `ex.pending`."""
         record, result, fmt = ex.record, ex.result, ex.op.format
+        if ex.translation is not None:  # the tee holds the provider's answer, in its format
+            fmt = ex.translation.upstream_format()
         if self.runtime.snapshot.config.database.save_raws:
             record.response_raw = result.tee.stored()
             record.response_raw_encoding = result.headers.get("content-encoding", "")
         answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
+        if ex.translation is not None:  # the provider's answer, and what the caller got
+            record.upstream_response_body = answer.body
+            record.error = record.error or ex.translation.stream_error
+            headers = ex.translation.client_headers(result.status)
+            output = ex.translation.output
+            record.response_body = read_tee(ex.op.format, result.status, headers, output).body
         record.response_headers = redact(result.headers)
         if not ex.op.billable:
             return

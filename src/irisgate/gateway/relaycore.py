@@ -70,6 +70,15 @@ class Source(Protocol):
         ...
 
 
+class Reframing(Protocol):
+    """Turns an upstream's answer into another API's as it passes (gateway/translation.py):
+    a filter for the body and the headers the client gets, both chosen by the status."""
+
+    def open(self, status: int) -> ChunkFilter: ...
+
+    def headers(self, status: int, forwarded: Headers) -> Headers: ...
+
+
 class Unanswered(Exception):
     """The upstream failed before its answer started: it `timed_out`, or could not be
     reached (`cause` is the client's exception)."""
@@ -117,9 +126,13 @@ async def relay(
     chunk_filter: ChunkFilter | None = None,
     request_started: float | None = None,
     before_end: Callable[[], None] | None = None,
+    reframing: Reframing | None = None,
 ) -> None:
     """Fill `result` while streaming the answer `opening` yields. Raises `Unanswered` before
     the answer starts only.
+
+    With `reframing` the answer is rewritten into another API's as it passes (translation);
+    the tee keeps the upstream's bytes all the same.
 
     With `request_started` (perf_counter when the gateway began on the request) the answer
     carries a `Server-Timing` header (see timing.py). `before_end` is called once the
@@ -135,7 +148,11 @@ async def relay(
         raise Unanswered(exc, timed_out=False) from exc
     try:
         result.status = upstream.status
+        if reframing is not None:
+            chunk_filter = reframing.open(upstream.status)
         out_headers = _headers(upstream, result, forwarding, chunk_filter is None)
+        if reframing is not None:
+            out_headers = reframing.headers(upstream.status, out_headers)
         out_headers.extend(extra_headers)
         if request_started is not None:
             gateway_s = upstream_started - request_started

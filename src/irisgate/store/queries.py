@@ -80,7 +80,9 @@ async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
     `request_body_encoding` / `response_body_encoding` set to `"utf-8"` or `"base64"`
     (bodies and encodings are None when not captured). `response_raw` is the raw upstream
     answer kept under `database.save_raws`, base64, with `response_raw_encoding` its
-    content-encoding ("" for identity); both None when not kept or purged.
+    content-encoding ("" for identity); both None when not kept or purged. A translated
+    request (`upstream_format` set) also has `upstream_request_body` and
+    `upstream_response_body`, the provider's side (None otherwise), encoded likewise.
     """
     capture_columns = [c for c in captures.c if c.name != "request_id"]
     query = (
@@ -99,6 +101,11 @@ async def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
     result["response_headers"] = _headers(row["response_headers"]) if captured else {}
     for name in ("request_body", "response_body"):
         body, encoding = _body(row[name]) if captured else (None, None)
+        result[name] = body
+        result[f"{name}_encoding"] = encoding
+    for name in ("upstream_request_body", "upstream_response_body"):
+        value = row[name] if captured else None
+        body, encoding = _body(value) if value is not None else (None, None)
         result[name] = body
         result[f"{name}_encoding"] = encoding
     raw = row["response_raw"] if captured else None

@@ -43,6 +43,8 @@ Tables:
   model globs that narrow it and the quota template of its own bucket. `api_key_generation`
   is one number every change of `api_keys` raises, which instances poll (irisgate.identity.
   keyring). `requests.key_id` and `key_name` name the key a request used ("" for none).
+  `requests.upstream_format` names the provider's API format of a translated request (the
+  capture then keeps both sides' bodies: `upstream_request_body`, `upstream_response_body`).
 - `chat_conversations` and `chat_messages`: the chat app's conversations of one login and
   their turns, in order (`outcome` of an assistant turn: completed, error, cancelled, ...).
   `chat_projects`: a login's projects (name, shared instructions, the tools allowed in them);
@@ -230,6 +232,8 @@ requests = Table(
     _text("key_name"),
     # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
     Column("attempts", Text, nullable=True),
+    # the API format of the provider that served a translated request ("" untranslated)
+    _text("upstream_format"),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -262,6 +266,10 @@ captures = Table(
     # `response_raw_encoding`, its content-encoding, says so); NULL when not kept or purged.
     Column("response_raw", LargeBinary, nullable=True),
     Column("response_raw_encoding", Text, nullable=True),
+    # a translated request's body as sent to the provider and the provider's answer (in
+    # `requests.upstream_format`); the bodies above are then the caller's. NULL otherwise.
+    Column("upstream_request_body", LargeBinary, nullable=True),
+    Column("upstream_response_body", LargeBinary, nullable=True),
 )
 
 responses = Table(

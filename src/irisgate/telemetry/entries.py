@@ -5,9 +5,10 @@ payload's CRC-32, then the payload:
 
     u16 id length | request id (UTF-8) | u32 meta length | meta (orjson) | bodies
 
-The meta is a JSON array of the record's fields in `META_FIELDS` order followed by the
-lengths of the three bodies (request, response, raw response; -1 for "no raw response"),
-and the bodies follow as raw bytes (no base64: they are most of a record's size). The id
+The meta is a JSON array of the record's fields in `META_FIELDS` order (a translated
+request's two upstream bodies as their lengths) followed by the lengths of the three bodies
+(request, response, raw response; -1 for "no raw response"), and the bodies follow as raw
+bytes, the upstream bodies last (no base64: they are most of a record's size). The id
 comes first so that a reader can tell which frame is a record's last without decoding it.
 
 `read_frames` walks a buffer and stops at the first frame that is incomplete or fails its
@@ -46,7 +47,17 @@ _USAGE = META_FIELDS.index("usage")
 _HEADERS = META_FIELDS.index("indexed_headers")
 #: fields added at the end since the first spool format, with the defaults that frames
 #: written before them get (in order: a frame lacks the last few)
-_ADDED: tuple[tuple[str, Any], ...] = (("indexed_headers", []), ("key_id", ""), ("key_name", ""))
+_ADDED: tuple[tuple[str, Any], ...] = (
+    ("indexed_headers", []),
+    ("key_id", ""),
+    ("key_name", ""),
+    ("upstream_format", ""),
+    ("upstream_request_body", 0),
+    ("upstream_response_body", 0),
+)
+#: the fields written as a length in the meta, their bytes after the three bodies
+_UP_REQUEST = META_FIELDS.index("upstream_request_body")
+_UP_RESPONSE = META_FIELDS.index("upstream_response_body")
 if META_FIELDS[-len(_ADDED) :] != tuple(name for name, _ in _ADDED):
     raise RuntimeError("RequestRecord's last fields must be those of _ADDED, in order")
 
@@ -62,9 +73,12 @@ def encode(record: RequestRecord) -> bytes:
     try:
         raw = record.response_raw
         request_body, response_body = record.request_body, record.response_body
+        up_request, up_response = record.upstream_request_body, record.upstream_response_body
+        values = list(_meta_of(record))
+        values[_UP_REQUEST], values[_UP_RESPONSE] = len(up_request), len(up_response)
         meta = orjson.dumps(
             (
-                *_meta_of(record),
+                *values,
                 len(request_body),
                 len(response_body),
                 -1 if raw is None else len(raw),
@@ -80,6 +94,8 @@ def encode(record: RequestRecord) -> bytes:
                 request_body,
                 response_body,
                 raw or b"",
+                up_request,
+                up_response,
             )
         )
     except (TypeError, ValueError, AttributeError, struct.error, orjson.JSONEncodeError) as exc:
@@ -114,14 +130,22 @@ def decode(payload: bytes | memoryview) -> RequestRecord:
         values[_STARTED_AT] = datetime.fromisoformat(values[_STARTED_AT])
         values[_TAGS] = tuple(values[_TAGS])
         values[_USAGE] = Usage(**values[_USAGE])
+        up_request_size, up_response_size = values[_UP_REQUEST], values[_UP_RESPONSE]
+        values[_UP_REQUEST] = values[_UP_RESPONSE] = b""
         record = RequestRecord(**dict(zip(META_FIELDS, values, strict=True)))
         body = bytes(payload[start:])
-        if len(body) != request_size + response_size + max(raw_size, 0):
+        sizes = (request_size, response_size, max(raw_size, 0), up_request_size, up_response_size)
+        if len(body) != sum(sizes):
             raise EntryError("the bodies' lengths do not add up")
-        record.request_body = body[:request_size]
-        record.response_body = body[request_size : request_size + response_size]
+        bodies: list[bytes] = []
+        at = 0
+        for size in sizes:
+            bodies.append(body[at : at + size])
+            at += size
+        record.request_body, record.response_body = bodies[0], bodies[1]
         if raw_size >= 0:
-            record.response_raw = body[request_size + response_size :]
+            record.response_raw = bodies[2]
+        record.upstream_request_body, record.upstream_response_body = bodies[3], bodies[4]
     except (struct.error, orjson.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
         if isinstance(exc, EntryError):
             raise

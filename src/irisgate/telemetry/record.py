@@ -101,6 +101,12 @@ class RequestRecord:
     #: the API key the caller used (its id and name, never the secret); "" for none
     key_id: str = ""
     key_name: str = ""
+    #: the API format of the provider that served a translated request ("" untranslated:
+    #: the provider spoke `api_format`); `request_body` and `response_body` are then the
+    #: caller's, and the provider's own are these two (capture limits and retention alike)
+    upstream_format: str = ""
+    upstream_request_body: bytes = b""
+    upstream_response_body: bytes = b""
 
 
 def index_headers(record: RequestRecord, filterable: tuple[FilterableHeader, ...]) -> None:

@@ -51,6 +51,7 @@ def strip_for_zero_retention(record: RequestRecord, retention: Retention) -> Non
     purged = categories(retention)
     if "bodies" in purged:
         record.request_body = record.response_body = b""
+        record.upstream_request_body = record.upstream_response_body = b""
     if "bodies" in purged or "raws" in purged:
         record.response_raw = None
     if "headers" in purged:
@@ -111,7 +112,13 @@ class RetentionPurge:
                 func.length(captures.c.response_body) > 0,
             )
             changed += await self._chunks(
-                "bodies", due, has_body, request_body=b"", response_body=b""
+                "bodies",
+                due,
+                has_body,
+                request_body=b"",
+                response_body=b"",
+                upstream_request_body=None,
+                upstream_response_body=None,
             )
         if "headers" in purged:
             has_headers = or_(

@@ -162,6 +162,7 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.key_id,
         record.key_name,
         orjson.dumps(record.attempts).decode() if record.attempts else None,
+        record.upstream_format,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
@@ -171,6 +172,8 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         bytes(record.response_body),
         record.response_raw,
         None if record.response_raw is None else record.response_raw_encoding,
+        bytes(record.upstream_request_body) if record.upstream_format else None,
+        bytes(record.upstream_response_body) if record.upstream_format else None,
     )
     amounts = (
         (  # ROLLUP_SUM_COLUMNS order; () keeps the record out of the rollup

@@ -35,6 +35,7 @@ from irisgate.gateway.formats import (
     openai_responses,
 )
 from irisgate.gateway.formats.streamresult import as_int
+from irisgate.translate.effort import ANSWER_TOKENS, THINKING_BUDGET
 from irisgate.usage.tokens import Usage
 from irisgate.wire.eventstream import EventStreamDecoder
 from irisgate.wire.sse import SSEParser
@@ -43,9 +44,6 @@ Event = dict[str, Any]
 
 #: what a chat adapter may offer
 FEATURES: tuple[str, ...] = ("stream", "tools", "images", "reasoning")
-#: Anthropic-style thinking budgets per effort; max_tokens leaves ANSWER_TOKENS beyond it
-THINKING_BUDGET: dict[str, int] = {"low": 2048, "medium": 8192, "high": 24576}
-ANSWER_TOKENS = 4096
 #: the most calls one round may make (irisgate.chat.parts keeps as many)
 MAX_CALLS = 64
 

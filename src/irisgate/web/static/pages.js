@@ -576,6 +576,7 @@ export function sessionsPage() {
       ["Time to first byte", r.ttfb_ms === null ? "–" : `${Math.round(r.ttfb_ms)} ms`],
       ["User agent", r.user_agent || "–"], ["Started", when(r.started_at)]];
     if (r.attempts && r.attempts.length) facts.push(["Upstream attempts", attemptsText(r.attempts)]);
+    if (r.upstream_format) facts.push(["Translated", `${r.api_format} → ${r.upstream_format}`]);
     document.getElementById("capture-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
     setText("capture-tools", r.tool_calls ? `${r.tool_calls} tool call(s) in the answer (see the response body).` : "None.");
     const pretty = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text ?? "(not captured)"; } };
@@ -583,6 +584,9 @@ export function sessionsPage() {
     setText("capture-resp-headers", JSON.stringify(r.response_headers, null, 2));
     setText("capture-req-body", r.captured ? pretty(r.request_body) : "(not captured)");
     setText("capture-resp-body", r.captured ? pretty(r.response_body) : "(not captured)");
+    document.getElementById("capture-upstream").hidden = !r.upstream_format;
+    setText("capture-up-req-body", r.captured ? pretty(r.upstream_request_body) : "(not captured)");
+    setText("capture-up-resp-body", r.captured ? pretty(r.upstream_response_body) : "(not captured)");
     panel.scrollIntoView({ block: "start" });
   }
   load();

@@ -29,6 +29,7 @@ export function sections(options) {
         f("auth_mode", "Auth mode", "select", { choices: ["", ...options.auth_modes] }),
         f("models", "Models (comma-separated)", "list"),
         f("compatibility", "API formats", "checks", { choices: options.formats }),
+        f("translate", "Reachable from every client API (translation)", "bool"),
         f("cost_basis", "Cost basis (empty: inferred)", "select", { choices: ["", ...options.cost_bases] }),
         f("preference", "Preference (higher wins)", "number"),
         f("weight", "Weight (share among providers of equal preference)", "number"),
