@@ -199,4 +199,13 @@ class StreamError:
     message: str
 
 
-Event = Start | TextDelta | ReasoningDelta | ToolCallStart | ToolArgsDelta | BlockEnd | Finish | StreamError
+Event = (
+    Start
+    | TextDelta
+    | ReasoningDelta
+    | ToolCallStart
+    | ToolArgsDelta
+    | BlockEnd
+    | Finish
+    | StreamError
+)
