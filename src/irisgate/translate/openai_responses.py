@@ -359,7 +359,9 @@ def _response_object(
     }
 
 
-def _reasoning_item(item_id: str, text: str, signature: str, origin: str) -> dict[str, Any]:
+def _reasoning_item(
+    item_id: str, text: str, signature: str, origin: str, *, keep_id: bool = True
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": item_id,
         "type": "reasoning",
@@ -367,7 +369,9 @@ def _reasoning_item(item_id: str, text: str, signature: str, origin: str) -> dic
     }
     if signature and origin == FORMAT:
         kept_id, _, encrypted = signature.partition(" ")
-        item["id"], item["encrypted_content"] = kept_id or item_id, encrypted
+        item["encrypted_content"] = encrypted
+        if keep_id and kept_id:  # a stream announced the item before its id was known
+            item["id"] = kept_id
     return item
 
 
@@ -563,7 +567,9 @@ class Encoder:
                 out += self._emit("response.reasoning_summary_text.done", **where, text=text)
                 part = {"type": "summary_text", "text": text}
                 out += self._emit("response.reasoning_summary_part.done", **where, part=part)
-            item = _reasoning_item(block.item_id, text, block.signature, block.origin)
+            item = _reasoning_item(
+                block.item_id, text, block.signature, block.origin, keep_id=False
+            )
         else:
             assert block.call is not None
             out += self._emit(
