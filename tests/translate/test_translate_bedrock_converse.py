@@ -453,3 +453,15 @@ def test_refusals(request_: ir.Request, named: str) -> None:
     with pytest.raises(ir.Untranslatable) as caught:
         bedrock_converse.write_request(request_)
     assert named in str(caught.value)
+
+
+def test_an_event_nested_too_deep_ends_the_stream() -> None:
+    value: list[Any] = []
+    for _ in range(200):
+        value = [value]
+    decoder = bedrock_converse.Decoder()
+    events = decoder.feed(delta(0, {"text": "x", "deep": value}) + delta(0, {"text": "y"}))
+    assert events == [
+        ir.StreamError(502, "the provider's answer held JSON nested too deep to translate")
+    ]
+    assert decoder.finish() == []

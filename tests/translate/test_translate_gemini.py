@@ -861,3 +861,18 @@ def test_registered_for_both_google_formats() -> None:
     assert CLIENTS["google_generate_content"] is gemini
     assert PROVIDERS["gemini_generate_content"] is gemini
     assert PROVIDERS["google_generate_content"] is vertex_gemini
+
+
+def test_a_chunk_nested_too_deep_ends_the_stream() -> None:
+    args: dict[str, Any] = {}
+    for _ in range(200):
+        args = {"a": args}
+    decoder = gemini.Decoder()
+    events = decoder.feed(sse(chunk([{"functionCall": {"name": "f", "args": args}}])))
+    assert events == [
+        ir.StreamError(502, "the provider's answer held JSON nested too deep to translate")
+    ]
+    with pytest.raises(ir.Untranslatable, match="nests too deep"):
+        gemini.read_response(
+            chunk([{"functionCall": {"name": "f", "args": {"a": args, "b": [[args]]}}}])
+        )

@@ -876,3 +876,15 @@ def test_plain_answer_written_for_a_responses_client() -> None:
         "incomplete",
         {"reason": "max_output_tokens"},
     )
+
+
+def test_an_event_nested_too_deep_ends_the_stream() -> None:
+    deep = {"type": "response.output_text.delta", "delta": "x", "extra": [[[[]]]]}
+    for _ in range(200):
+        deep["extra"] = [deep["extra"]]
+    decoder = openai_responses.Decoder()
+    events = decoder.feed(sse(("response.output_text.delta", deep), ("response.created", {})))
+    assert events == [
+        ir.StreamError(502, "the provider's answer held JSON nested too deep to translate")
+    ]
+    assert decoder.finish() == []

@@ -24,14 +24,17 @@ import orjson
 from irisgate.translate import ir
 from irisgate.translate.effort import budget_for
 from irisgate.translate.jsonvalues import (
+    TOO_DEEP,
     arguments_object,
     as_dict,
     as_int,
     as_list,
     as_str,
     json_text,
+    stream_object,
 )
 from irisgate.usage.tokens import Usage
+from irisgate.wire import nesting
 from irisgate.wire.eventstream import EventStreamDecoder
 
 FORMAT = "bedrock_converse"
@@ -286,14 +289,17 @@ class Decoder:
             if self._ended:
                 break
             try:
-                payload = orjson.loads(message.payload) if message.payload else {}
-            except orjson.JSONDecodeError:
+                payload = stream_object(message.payload) if message.payload else {}
+            except nesting.TooDeep:
+                self._fail(502, TOO_DEEP, out)
+                break
+            if payload is None:
                 continue
             if message.header(":message-type") != "event":
                 kind = message.header(":exception-type") or message.header(":error-code")
-                text = as_str(as_dict(payload).get("message")) or message.header(":error-message")
+                text = as_str(payload.get("message")) or message.header(":error-message")
                 self._fail(_EXCEPTIONS.get(kind, 500), f"{kind}: {text}" if text else kind, out)
-            elif isinstance(payload, dict):
+            else:
                 self._event(message.header(":event-type"), payload, out)
         if self._frames.error is not None and not self._ended:
             self._fail(502, f"the provider's event stream broke: {self._frames.error}", out)

@@ -30,6 +30,7 @@ from irisgate.translate import ir
 from irisgate.translate.effort import budget_for, effort_for
 from irisgate.translate.jsonvalues import (
     IMAGE_TYPES,
+    TOO_DEEP,
     arguments_object,
     as_dict,
     as_int,
@@ -42,8 +43,10 @@ from irisgate.translate.jsonvalues import (
     expect_str,
     json_text,
     refuse_unknown,
+    stream_object,
 )
 from irisgate.usage.tokens import Usage
+from irisgate.wire import nesting
 from irisgate.wire.sse import SSEParser
 
 FORMAT = "gemini_generate_content"
@@ -751,11 +754,15 @@ class Decoder:
     def feed(self, data: bytes) -> list[ir.Event]:
         out: list[ir.Event] = []
         for sse in self._parser.feed(data):
+            if self._ended:
+                break
             try:
-                chunk = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(chunk, dict) and not self._ended:
+                chunk = stream_object(sse.data)
+            except nesting.TooDeep:
+                out.append(ir.StreamError(502, TOO_DEEP))
+                self._ended = True
+                break
+            if chunk is not None:
                 self._chunk(chunk, out)
         return out
 

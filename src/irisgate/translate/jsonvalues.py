@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from irisgate.translate.ir import Untranslatable
+from irisgate.wire import nesting
 
 #: image types every API of the translation layer takes inline
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -83,7 +84,26 @@ def refuse_unknown(body: dict[str, Any], known: frozenset[str], where: str = "")
 
 
 def json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        raise Untranslatable("a JSON value nests too deep to be translated") from None
+
+
+#: what a decoder says when a provider's stream event nests deeper than irisgate reads
+TOO_DEEP = "the provider's answer held JSON nested too deep to translate"
+
+
+def stream_object(data: bytes) -> dict[str, Any] | None:
+    """A provider's stream event as a JSON object; None when it is not one (a stream reader
+    skips it). Raises `nesting.TooDeep` past `nesting.MAX_DEPTH`: the stream must end."""
+    try:
+        value = nesting.loads(data)
+    except nesting.TooDeep:
+        raise
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def arguments_object(arguments: str, where: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import orjson
 from irisgate.translate import ir
 from irisgate.translate.effort import EFFORTS, effort_for
 from irisgate.translate.jsonvalues import (
+    TOO_DEEP,
     as_dict,
     as_int,
     as_list,
@@ -38,8 +39,10 @@ from irisgate.translate.jsonvalues import (
     expect_str,
     refuse_unknown,
     split_data_url,
+    stream_object,
 )
 from irisgate.usage.tokens import Usage
+from irisgate.wire import nesting
 from irisgate.wire.sse import SSEParser
 
 FORMAT = "openai_responses"
@@ -823,11 +826,15 @@ class Decoder:
     def feed(self, data: bytes) -> list[ir.Event]:
         out: list[ir.Event] = []
         for sse in self._parser.feed(data):
+            if self._ended:
+                break
             try:
-                event = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and not self._ended:
+                event = stream_object(sse.data)
+            except nesting.TooDeep:
+                out.append(ir.StreamError(502, TOO_DEEP))
+                self._ended = True
+                break
+            if event is not None:
                 self._event(str(event.get("type") or sse.event), event, out)
         return out
 
