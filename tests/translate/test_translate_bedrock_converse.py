@@ -149,7 +149,7 @@ def test_recorded_stream_decodes_the_same_at_every_split(
             + event("metadata", {"usage": {}}),
             ir.Finish("stop_sequence", Usage(), "END"),
         ),
-        (b"", ir.StreamError(502, "the provider's answer ended before it was complete")),
+        (b"", ir.StreamError(502, "the provider's stream ended before the answer was complete")),
     ],
 )
 def test_how_a_stream_ends(tail: bytes, expected: ir.Event) -> None:
@@ -266,17 +266,19 @@ def test_the_answer_goes_back_as_it_came() -> None:
 
 
 def test_errors_read() -> None:
+    body = b'{"message":"Malformed input request: #: extraneous key [foo]"}'
     assert (
-        bedrock_converse.read_error(400, b'{"message":"Malformed input request"}')
-        == "Malformed input request"
+        bedrock_converse.read_error(400, body) == "Malformed input request: #: extraneous key [foo]"
     )
-    assert (
-        bedrock_converse.read_error(403, b'{"Message":"User is not authorized"}')
-        == "User is not authorized"
+    assert bedrock_converse.read_error(429, b'{"Message":"Too many tokens"}') == "Too many tokens"
+    # an authentication failure may quote the credential: a fixed text instead
+    refused = b'{"message":"The security token included in the request is invalid: AKIA..."}'
+    assert bedrock_converse.read_error(403, refused) == (
+        "the provider refused irisgate's credentials (403)"
     )
-    assert bedrock_converse.read_error(500, b"{}") == "HTTP 500"
-    assert bedrock_converse.read_error(502, b"<html>") == "<html>"
-    assert bedrock_converse.read_error(503, b"") == "HTTP 503"
+    assert bedrock_converse.read_error(500, b"{}") == "the provider answered 500"
+    assert bedrock_converse.read_error(502, b"<html>") == "the provider answered 502"
+    assert bedrock_converse.read_error(503, b"[1]") == "the provider answered 503"
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -383,10 +385,10 @@ def test_request_from_another_format() -> None:
         "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 24576}},
     }
     assert bedrock_converse.provider_path(MODEL, True) == (
-        "/bedrock/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream"
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream"
     )
     assert bedrock_converse.provider_path("amazon.nova-pro-v1:0", False) == (
-        "/bedrock/model/amazon.nova-pro-v1%3A0/converse"
+        "/model/amazon.nova-pro-v1%3A0/converse"
     )
     assert PROVIDERS["bedrock_converse"] is bedrock_converse
 

@@ -226,7 +226,7 @@ def test_a_stream_cut_short_ends_in_an_error() -> None:
     events = decoder.feed(RECORDED[: RECORDED.index(b"event: response.completed")])
     assert not any(isinstance(e, ir.Finish) for e in events)
     assert decoder.finish() == [
-        ir.StreamError(502, "the provider's answer ended before it was complete")
+        ir.StreamError(502, "the provider's stream ended before the answer was complete")
     ]
     assert decoder.finish() == []
 
@@ -338,11 +338,14 @@ def test_plain_answer_read() -> None:
 def test_errors_read() -> None:
     body = b'{"error": {"message": "Invalid model.", "type": "invalid_request_error"}}'
     assert openai_responses.read_error(400, body) == "Invalid model."
-    assert (
-        openai_responses.read_error(502, b"<html>bad gateway</html>") == "<html>bad gateway</html>"
+    bad_key = b'{"error": {"message": "Incorrect API key provided: sk-abc***xyz."}}'
+    assert openai_responses.read_error(401, bad_key) == (
+        "the provider refused irisgate's credentials (401)"
     )
-    assert openai_responses.read_error(500, b"") == "HTTP 500"
-    assert openai_responses.read_error(500, b"{}") == "HTTP 500"
+    assert openai_responses.read_error(502, b"<html>bad gateway</html>") == (
+        "the provider answered 502"
+    )
+    assert openai_responses.read_error(500, b"{}") == "the provider answered 500"
 
 
 # --- client side ----------------------------------------------------------------------------
@@ -567,7 +570,7 @@ def test_request_options(fields: dict[str, Any], effort: str | None, fmt: Any, c
                     }
                 ]
             },
-            "data: URL or an https URL",
+            "must be an https URL or a base64 data: URL",
         ),
         (
             {
@@ -836,7 +839,7 @@ def test_a_stream_that_never_finished_is_closed_as_failed() -> None:
     events = parsed(data)
     assert events[0]["type"] == "response.created"
     assert events[-1]["type"] == "response.failed"
-    assert "ended before it was complete" in events[-1]["response"]["error"]["message"]
+    assert "ended before the answer was complete" in events[-1]["response"]["error"]["message"]
 
 
 def test_stray_events_are_ignored() -> None:

@@ -1,24 +1,25 @@
-"""Translation between the LLM API formats: one adapter module per format (see `ir`).
+"""Translation between the LLM API formats (sans-io): any client API to any provider API.
 
-`CLIENTS` holds the adapters that read a client's request and write its answer, `PROVIDERS`
-those that write a provider's request and read its answer, keyed by format name.
+Hub and spoke through the neutral shape of `ir.py`: a client adapter reads the caller's
+request and writes the answer back in the caller's API, a provider adapter writes the
+provider's request and reads its answer. Keys are the format names of
+`gateway/formats/registry.py` and `gateway/formats/cloud.py`. docs/translation.md says what
+carries over.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from irisgate.translate import bedrock_converse, gemini, openai_responses
+from irisgate.translate.adapter import ClientSide, ProviderSide
 
-from irisgate.translate import bedrock_converse, gemini, openai_responses, vertex_gemini
+#: adapters for callers, by the API format they speak
+CLIENTS: dict[str, ClientSide] = {}
+#: adapters for providers, by the API format they speak
+PROVIDERS: dict[str, ProviderSide] = {}
 
-CLIENTS: dict[str, ModuleType] = {
-    "openai_responses": openai_responses,
-    "gemini_generate_content": gemini,
-    "google_generate_content": gemini,
-}
-
-PROVIDERS: dict[str, ModuleType] = {
-    "openai_responses": openai_responses,
-    "gemini_generate_content": gemini,
-    "google_generate_content": vertex_gemini,
-    "bedrock_converse": bedrock_converse,
-}
+CLIENTS["openai_responses"] = openai_responses
+PROVIDERS["openai_responses"] = openai_responses
+CLIENTS["gemini_generate_content"] = gemini
+PROVIDERS["gemini_generate_content"] = gemini
+CLIENTS["google_generate_content"] = gemini  # Gemini on Vertex AI: the same bodies
+PROVIDERS["bedrock_converse"] = bedrock_converse

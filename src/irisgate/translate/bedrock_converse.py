@@ -19,11 +19,11 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from irisgate.translate import ir
-from irisgate.translate.effort import budget_for
+from irisgate.translate.effort import ANSWER_TOKENS, MIN_BUDGET, budget_of
+from irisgate.translate.errortext import provider_message
 from irisgate.translate.jsonvalues import (
+    CUT_SHORT,
     TOO_DEEP,
     arguments_object,
     as_dict,
@@ -38,9 +38,6 @@ from irisgate.wire import nesting
 from irisgate.wire.eventstream import EventStreamDecoder
 
 FORMAT = "bedrock_converse"
-#: the smallest thinking budget Claude takes, and the answer room kept beyond a budget
-_MIN_BUDGET = 1024
-_ANSWER_TOKENS = 4096
 _IMAGE_FORMATS = {
     "image/png": "png",
     "image/jpeg": "jpeg",
@@ -53,7 +50,8 @@ _IMAGE_FORMATS = {
 
 
 def provider_path(model: str, stream: bool) -> str:
-    return f"/bedrock/model/{quote(model, safe='')}/{'converse-stream' if stream else 'converse'}"
+    """The path on bedrock-runtime (irisgate's own routes put `/bedrock` before it)."""
+    return f"/model/{quote(model, safe='')}/{'converse-stream' if stream else 'converse'}"
 
 
 def _is_claude(model: str) -> bool:
@@ -85,7 +83,9 @@ def write_request(r: ir.Request) -> dict[str, Any]:
             inference[key] = value
     if r.stop:
         inference["stopSequences"] = list(r.stop)
-    budget = budget_for(r.reasoning_effort, r.reasoning_budget)
+    budget = r.reasoning_budget
+    if budget is None and r.reasoning_effort is not None:
+        budget = budget_of(r.reasoning_effort)
     if budget is not None:
         body["additionalModelRequestFields"] = {"thinking": _thinking(r.model, budget, inference)}
     if inference:
@@ -102,13 +102,13 @@ def _thinking(model: str, budget: int, inference: dict[str, Any]) -> dict[str, A
         )
     limit = inference.get("maxTokens")
     if limit is None:
-        inference["maxTokens"] = budget + _ANSWER_TOKENS
+        inference["maxTokens"] = budget + ANSWER_TOKENS
     else:
         budget = min(budget, limit - 1)
-    if budget < _MIN_BUDGET:
+    if budget < MIN_BUDGET:
         raise ir.Untranslatable(
             f"the token limit {limit} leaves too little for reasoning (Claude thinks with at least "
-            f"{_MIN_BUDGET} tokens)"
+            f"{MIN_BUDGET} tokens)"
         )
     return {"type": "enabled", "budget_tokens": budget}
 
@@ -314,7 +314,7 @@ class Decoder:
             return []
         self._ended = True
         if self._stop is None:
-            return [ir.StreamError(502, "the provider's answer ended before it was complete")]
+            return [ir.StreamError(502, CUT_SHORT)]
         return [ir.Finish(self._stop, Usage(), self._stop_sequence)]  # no metadata event came
 
     def _block(self, position: int) -> int:
@@ -380,9 +380,12 @@ class Decoder:
 
 
 def read_error(status: int, body: bytes) -> str:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    error = as_dict(parsed)
-    return as_str(error.get("message")) or as_str(error.get("Message")) or f"HTTP {status}"
+    """The message of a Bedrock error body (`{"message": …}`; some services spell it
+    `Message`)."""
+    return provider_message(status, body, _error_message)
+
+
+def _error_message(parsed: Any) -> object:
+    if not isinstance(parsed, dict):
+        return None
+    return parsed.get("message") or parsed.get("Message")

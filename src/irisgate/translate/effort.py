@@ -1,26 +1,29 @@
-"""Reasoning effort and thinking budgets: one scale for the APIs that name a level (OpenAI's
-`reasoning.effort`, Gemini's `thinkingLevel`) and those that give a budget in tokens
-(Anthropic's and Converse's `budget_tokens`, Gemini's `thinkingBudget`)."""
+"""Reasoning effort (OpenAI's words) and thinking budgets (Anthropic's and Gemini's tokens).
+
+One table both ways: an effort asks for the budget below; a budget reads as the smallest
+effort whose budget covers it. The chat app (gateway/formats/chatwire.py) uses the same table.
+"""
 
 from __future__ import annotations
 
-#: the thinking budget (tokens) that stands for each effort level
-BUDGETS: dict[str, int] = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
-EFFORTS = frozenset(BUDGETS)
+#: Anthropic-style thinking budgets per effort; max_tokens leaves ANSWER_TOKENS beyond it
+THINKING_BUDGET: dict[str, int] = {"low": 2048, "medium": 8192, "high": 24576}
+#: tokens left for the answer beyond the thinking budget when the client set no maximum
+ANSWER_TOKENS = 4096
+#: the smallest budget Anthropic accepts
+MIN_BUDGET = 1024
+#: every effort a client may ask for ("minimal" thinks as little as the provider allows)
+EFFORTS = ("minimal", "low", "medium", "high")
 
 
-def effort_for(budget: int) -> str | None:
-    """The effort level nearest a budget in tokens; None for 0 (no thinking)."""
-    if budget <= 0:
-        return None
-    for effort, top in BUDGETS.items():
-        if budget <= top:
+def effort_of(budget: int) -> str:
+    """The effort a thinking budget asks for."""
+    for effort, tokens in THINKING_BUDGET.items():
+        if budget <= tokens:
             return effort
     return "high"
 
 
-def budget_for(effort: str | None, budget: int | None) -> int | None:
-    """The budget a request gave, else the one its effort stands for, else None."""
-    if budget is not None:
-        return budget
-    return BUDGETS.get(effort) if effort is not None else None
+def budget_of(effort: str) -> int:
+    """The thinking budget of an effort ("minimal": the smallest there is)."""
+    return THINKING_BUDGET.get(effort, MIN_BUDGET)

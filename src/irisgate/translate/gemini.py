@@ -27,9 +27,10 @@ from urllib.parse import quote
 import orjson
 
 from irisgate.translate import ir
-from irisgate.translate.effort import budget_for, effort_for
+from irisgate.translate.effort import budget_of, effort_of
+from irisgate.translate.errortext import nested, provider_message
 from irisgate.translate.jsonvalues import (
-    IMAGE_TYPES,
+    CUT_SHORT,
     TOO_DEEP,
     arguments_object,
     as_dict,
@@ -45,6 +46,7 @@ from irisgate.translate.jsonvalues import (
     refuse_unknown,
     stream_object,
 )
+from irisgate.translate.media import MEDIA_TYPES, inline_image
 from irisgate.usage.tokens import Usage
 from irisgate.wire import nesting
 from irisgate.wire.sse import SSEParser
@@ -132,7 +134,9 @@ def _read_thinking(value: object) -> tuple[str | None, int | None]:
         )
     if budget == -1:  # dynamic: the model decides
         return "medium", None
-    return effort_for(budget), budget or None
+    if budget == 0:  # no thinking
+        return None, None
+    return effort_of(budget), budget
 
 
 def _read_format(config: dict[str, Any]) -> ir.ResponseFormat | None:
@@ -365,13 +369,10 @@ def _read_part(
 
 
 def _read_inline(data: dict[str, Any], where: str) -> ir.Image:
-    mime = as_str(data.get("mimeType"))
-    if mime not in IMAGE_TYPES:
-        raise ir.Untranslatable(
-            f"'{where}.inlineData' of type {mime!r}: only png, jpeg, gif and webp images "
-            "can be translated"
-        )
-    return ir.Image(mime, expect_str(data.get("data"), f"{where}.inlineData.data"))
+    mime = expect_str(data.get("mimeType"), f"{where}.inlineData.mimeType")
+    return inline_image(
+        mime, expect_str(data.get("data"), f"{where}.inlineData.data"), f"{where}.inlineData"
+    )
 
 
 def _read_file(data: dict[str, Any], where: str) -> ir.Image:
@@ -380,7 +381,7 @@ def _read_file(data: dict[str, Any], where: str) -> ir.Image:
         raise ir.Untranslatable(
             f"'{where}.fileData' refers to a Google file; send the image inline"
         )
-    if mime not in IMAGE_TYPES:
+    if mime not in MEDIA_TYPES:
         raise ir.Untranslatable(
             f"'{where}.fileData' of type {mime!r}: only images can be translated"
         )
@@ -546,7 +547,7 @@ class Encoder:
         if self.ended:
             return b""
         self.ended = True
-        return self._data(_error(502, "the provider's answer ended before it was complete"))
+        return self._data(_error(502, CUT_SHORT))
 
 
 # --- provider side: request ----------------------------------------------------------------
@@ -598,7 +599,9 @@ def _write_config(r: ir.Request) -> dict[str, Any]:
         config["responseMimeType"] = "application/json"
         if r.response_format.kind == "json_schema":
             config["responseJsonSchema"] = r.response_format.schema or {}
-    budget = budget_for(r.reasoning_effort, r.reasoning_budget)
+    budget = r.reasoning_budget
+    if budget is None and r.reasoning_effort is not None:
+        budget = budget_of(r.reasoning_effort)
     if budget is not None:
         config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}
     return config
@@ -770,7 +773,7 @@ class Decoder:
         if self._ended:
             return []
         self._ended = True
-        return [ir.StreamError(502, "the provider's answer ended before it was complete")]
+        return [ir.StreamError(502, CUT_SHORT)]
 
     def _block(self, kind: str, out: list[ir.Event]) -> int:
         if self._open is not None and self._open[0] == kind:
@@ -838,11 +841,12 @@ class Decoder:
 
 
 def read_error(status: int, body: bytes) -> str:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if isinstance(parsed, list):  # a streamed request's error comes as a one-element array
+    """The message of a Google error body (`{"error": {"message": …}}`, or the same in a
+    one-element array, as a streamed request's error comes)."""
+    return provider_message(status, body, _error_message)
+
+
+def _error_message(parsed: Any) -> object:
+    if isinstance(parsed, list):
         parsed = next(iter(parsed), None)
-    error = as_dict(as_dict(parsed).get("error"))
-    return as_str(error.get("message")) or f"HTTP {status}"
+    return nested(parsed, "error", "message")

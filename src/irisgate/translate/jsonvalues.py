@@ -7,17 +7,12 @@ type reads as empty or 0 (`as_*`), as the gateway's own format readers do.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from irisgate.translate.ir import Untranslatable
 from irisgate.wire import nesting
-
-#: image types every API of the translation layer takes inline
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-_DATA_URL = re.compile(r"data:([a-z/+.-]+);base64,(.*)", re.DOTALL)
 
 
 def as_dict(value: object) -> dict[str, Any]:
@@ -90,6 +85,8 @@ def json_text(value: Any) -> str:
         raise Untranslatable("a JSON value nests too deep to be translated") from None
 
 
+#: what a decoder (or an encoder closed early) says when a stream ends before its answer did
+CUT_SHORT = "the provider's stream ended before the answer was complete"
 #: what a decoder says when a provider's stream event nests deeper than irisgate reads
 TOO_DEEP = "the provider's answer held JSON nested too deep to translate"
 
@@ -117,20 +114,3 @@ def arguments_object(arguments: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Untranslatable(f"'{where}' is not a JSON object")
     return value
-
-
-def data_url(media_type: str, data: str) -> str:
-    return f"data:{media_type};base64,{data}"
-
-
-def split_data_url(url: str, where: str) -> tuple[str, str]:
-    """(media type, base64) of a `data:` image URL; raises naming `where` otherwise."""
-    match = _DATA_URL.fullmatch(url)
-    if match is None:
-        raise Untranslatable(f"'{where}' must be a base64 data: URL or an https URL")
-    media_type = match[1]
-    if media_type not in IMAGE_TYPES:
-        raise Untranslatable(
-            f"'{where}' has type {media_type!r}; images must be png, jpeg, gif or webp"
-        )
-    return media_type, match[2]

@@ -24,23 +24,24 @@ from typing import Any
 import orjson
 
 from irisgate.translate import ir
-from irisgate.translate.effort import EFFORTS, effort_for
+from irisgate.translate.effort import EFFORTS, effort_of
+from irisgate.translate.errortext import nested, provider_message
 from irisgate.translate.jsonvalues import (
+    CUT_SHORT,
     TOO_DEEP,
     as_dict,
     as_int,
     as_list,
     as_str,
-    data_url,
     expect_dict,
     expect_int,
     expect_list,
     expect_number,
     expect_str,
     refuse_unknown,
-    split_data_url,
     stream_object,
 )
+from irisgate.translate.media import data_url, image_from_url
 from irisgate.usage.tokens import Usage
 from irisgate.wire import nesting
 from irisgate.wire.sse import SSEParser
@@ -128,7 +129,7 @@ def _read_reasoning(value: object) -> str | None:
     if effort in _EFFORT_ALIASES:
         return _EFFORT_ALIASES[effort]
     if effort not in EFFORTS:
-        raise ir.Untranslatable(f"'reasoning.effort' {effort!r} is not one of {sorted(EFFORTS)}")
+        raise ir.Untranslatable(f"'reasoning.effort' {effort!r} is not one of {', '.join(EFFORTS)}")
     return str(effort)
 
 
@@ -290,11 +291,9 @@ def _read_image(part: dict[str, Any], where: str) -> ir.Image:
         raise ir.Untranslatable(
             f"'{where}.file_id' refers to an OpenAI file; send the image inline"
         )
-    url = expect_str(part.get("image_url"), f"{where}.image_url")
-    if url.startswith("https://"):
-        return ir.Image(media_type="", url=url)
-    media_type, data = split_data_url(url, f"{where}.image_url")
-    return ir.Image(media_type, data)
+    return image_from_url(
+        expect_str(part.get("image_url"), f"{where}.image_url"), f"{where}.image_url"
+    )
 
 
 def _read_reasoning_item(item: dict[str, Any]) -> ir.Reasoning:
@@ -615,7 +614,7 @@ class Encoder:
         """The end of the client's stream: a `response.failed` when the answer never finished."""
         if self.ended:
             return b""
-        return self._start() + self._fail("the provider's answer ended before it was complete")
+        return self._start() + self._fail(CUT_SHORT)
 
 
 # --- provider side: request ----------------------------------------------------------------
@@ -662,7 +661,7 @@ def write_request(r: ir.Request) -> dict[str, Any]:
         body["text"] = {"format": _write_format(r.response_format)}
     effort = r.reasoning_effort
     if effort is None and r.reasoning_budget is not None:
-        effort = effort_for(r.reasoning_budget)
+        effort = effort_of(r.reasoning_budget)
     if effort is not None:
         body["reasoning"] = {"effort": effort, "summary": "auto"}
         body["include"] = ["reasoning.encrypted_content"]
@@ -681,8 +680,7 @@ def _write_format(fmt: ir.ResponseFormat) -> dict[str, Any]:
 
 
 def _write_image(image: ir.Image) -> dict[str, Any]:
-    url = image.url or data_url(image.media_type, image.data)
-    return {"type": "input_image", "image_url": url, "detail": "auto"}
+    return {"type": "input_image", "image_url": data_url(image), "detail": "auto"}
 
 
 def _write_input(messages: tuple[ir.Message, ...]) -> list[dict[str, Any]]:
@@ -842,7 +840,7 @@ class Decoder:
         if self._ended:
             return []
         self._ended = True
-        return [ir.StreamError(502, "the provider's answer ended before it was complete")]
+        return [ir.StreamError(502, CUT_SHORT)]
 
     def _block(self, position: int, part: int = 0) -> tuple[int, bool]:
         """The block of an output item's part, and whether it is new."""
@@ -925,9 +923,5 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def read_error(status: int, body: bytes) -> str:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    error = as_dict(as_dict(parsed).get("error"))
-    return as_str(error.get("message")) or f"HTTP {status}"
+    """The message of an OpenAI error body (`{"error": {"message": …}}`)."""
+    return provider_message(status, body, lambda parsed: nested(parsed, "error", "message"))
