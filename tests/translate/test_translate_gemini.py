@@ -402,6 +402,64 @@ def test_tool_config(config: dict[str, Any], choice: ir.ToolChoice) -> None:
     assert gemini.read_request(body, model="m", stream=False).tool_choice == choice
 
 
+def test_the_sdks_snake_case_field_names_are_read() -> None:
+    """google-genai sends some fields in snake_case (protobuf JSON takes both spellings)."""
+    body = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [{"inline_data": {"mime_type": "image/png", "data": PNG}}],
+            }
+        ],
+        "system_instruction": {"parts": [{"text": "sys"}]},
+        "tools": [
+            {
+                "function_declarations": [
+                    {
+                        "name": "f",
+                        "parameters_json_schema": {"type": "object", "properties": {"a_b": {}}},
+                    },
+                    {
+                        "name": "g",
+                        "parameters": {
+                            "type": "OBJECT",
+                            "any_of": [{"type": "STRING"}],
+                            "properties": {"x_y": {"type": "STRING", "max_length": 3}},
+                        },
+                    },
+                ]
+            }
+        ],
+        "tool_config": {
+            "function_calling_config": {"mode": "ANY", "allowed_function_names": ["f"]}
+        },
+        "generation_config": {
+            "max_output_tokens": 5,
+            "thinking_config": {"include_thoughts": True, "thinking_budget": 2048},
+            "response_mime_type": "application/json",
+            "response_schema": {"type": "OBJECT", "property_ordering": ["a"]},
+        },
+    }
+    r = gemini.read_request(body, model="m", stream=False)
+    assert r.messages == (ir.Message("user", (ir.Image("image/png", PNG),)),)
+    assert r.system == "sys"
+    assert r.tools == (
+        ir.Tool("f", "", {"type": "object", "properties": {"a_b": {}}}),
+        ir.Tool(
+            "g",
+            "",
+            {
+                "type": "object",
+                "anyOf": [{"type": "string"}],
+                "properties": {"x_y": {"type": "string", "maxLength": 3}},
+            },
+        ),
+    )
+    assert r.tool_choice == ir.ToolChoice("tool", "f")
+    assert (r.max_tokens, r.reasoning_budget) == (5, 2048)
+    assert r.response_format == ir.ResponseFormat("json_schema", "response", {"type": "object"})
+
+
 def test_results_with_ids_and_thoughts_in_history() -> None:
     body = {
         "systemInstruction": "plain",
@@ -445,7 +503,11 @@ def test_results_with_ids_and_thoughts_in_history() -> None:
         ({"cachedContent": "cachedContents/abc"}, "'cachedContent'"),
         ({"safetySettings": []}, "'safetySettings'"),
         ({"labels": {"a": "b"}}, "'labels'"),
-        ({"system_instruction": {}}, "'system_instruction'"),
+        ({"tool_config": {"retrieval_config": {}}}, "'toolConfig.retrievalConfig'"),
+        (
+            {"tools": [{"functionDeclarations": [{"name": "f", "behavior": "NON_BLOCKING"}]}]},
+            "function 'f': behavior",
+        ),
         ({"tools": [{"googleSearch": {}}]}, "'tools[0].googleSearch' is a Google built-in tool"),
         ({"tools": [{"codeExecution": {}}]}, "'tools[0].codeExecution'"),
         (

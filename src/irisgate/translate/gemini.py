@@ -67,6 +67,7 @@ _CONFIG = frozenset(
         "responseModalities",
     }
 )  # fmt: skip
+_DECLARATION = frozenset({"name", "description", "parameters", "parametersJsonSchema"})
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _ID = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -75,6 +76,7 @@ _ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Request:
+    body = camel_keys(body)
     for key, message in _REFUSED.items():
         if body.get(key) is not None:
             raise ir.Untranslatable(message)
@@ -142,10 +144,8 @@ def _read_thinking(value: object) -> tuple[str | None, int | None]:
 def _read_format(config: dict[str, Any]) -> ir.ResponseFormat | None:
     mime = config.get("responseMimeType", "text/plain")
     schema = config.get("responseJsonSchema")
-    if schema is None and config.get("responseSchema") is not None:
-        schema = json_schema(
-            expect_dict(config["responseSchema"], "generationConfig.responseSchema")
-        )
+    if schema is None:  # a Schema, made JSON Schema by camel_keys
+        schema = config.get("responseSchema")
     if mime == "text/plain":
         if schema is not None:
             raise ir.Untranslatable("a response schema needs 'responseMimeType' application/json")
@@ -161,10 +161,43 @@ def _read_format(config: dict[str, Any]) -> ir.ResponseFormat | None:
     )
 
 
+#: fields whose values are the caller's own JSON (arguments, results, JSON Schemas): their
+#: keys are data, never field names
+_OPAQUE = frozenset({"args", "response", "parametersJsonSchema", "responseJsonSchema"})
+#: fields holding a Gemini `Schema`: field names, but property names below `properties`
+_SCHEMAS = frozenset({"parameters", "responseSchema"})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def camel_keys(value: Any) -> Any:
+    """A request with every field name in lowerCamelCase. Google's API (protobuf JSON) takes
+    either spelling, and its SDK sends both (`inlineData.mime_type`,
+    `parameters_json_schema`, `thinkingConfig.include_thoughts`)."""
+    if isinstance(value, list):
+        return [camel_keys(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _camel(key) if "_" in key else key
+        if name in _OPAQUE:
+            out[name] = item
+        elif name in _SCHEMAS and isinstance(item, dict):
+            out[name] = json_schema(item)
+        else:
+            out[name] = camel_keys(item)
+    return out
+
+
 def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A Gemini `Schema` (OpenAPI 3.0 subset: upper-case types, `nullable`) as JSON Schema."""
     out: dict[str, Any] = {}
-    for key, value in schema.items():
+    for raw_key, value in schema.items():
+        key = _camel(raw_key) if "_" in raw_key else raw_key
         if key == "type" and isinstance(value, str):
             out["type"] = value.lower()
         elif key in ("properties", "$defs", "definitions") and isinstance(value, dict):
@@ -247,14 +280,15 @@ def _read_declaration(declaration: dict[str, Any]) -> ir.Tool:
         parameters = expect_dict(
             declaration["parametersJsonSchema"], f"{name}.parametersJsonSchema"
         )
-    elif declaration.get("parameters") is not None:
-        parameters = json_schema(expect_dict(declaration["parameters"], f"{name}.parameters"))
+    elif declaration.get("parameters") is not None:  # a Schema, made JSON Schema by camel_keys
+        parameters = expect_dict(declaration["parameters"], f"{name}.parameters")
     else:
         parameters = {"type": "object", "properties": {}}
     if declaration.get("response") is not None or declaration.get("responseJsonSchema") is not None:
         raise ir.Untranslatable(
             f"the response schema of function {name!r} has no counterpart in the provider's API"
         )
+    refuse_unknown(declaration, _DECLARATION, f"function {name!r}: ")
     return ir.Tool(name, as_str(declaration.get("description")), parameters)
 
 
