@@ -771,7 +771,8 @@ def test_encoded_stream_is_read_by_the_openai_sdk() -> None:
         "function_call",
     ]
     assert final.output[0].summary[0].text == "Two cities, two calls."
-    assert final.output[0].encrypted_content is None  # Anthropic's signature stays out
+    # Anthropic's signature rides in the client's opaque field, marked, to come back
+    assert final.output[0].encrypted_content == "irisgate:anthropic_messages:s:EqQBCkYIBxgC"
     assert final.output_text == "Checking both."
     calls = [(i.call_id, i.name, i.arguments) for i in final.output if i.type == "function_call"]
     assert calls == [
@@ -891,3 +892,35 @@ def test_an_event_nested_too_deep_ends_the_stream() -> None:
         ir.StreamError(502, "the provider's answer held JSON nested too deep to translate")
     ]
     assert decoder.finish() == []
+
+
+def test_another_apis_reasoning_comes_back_through_a_responses_client() -> None:
+    """Anthropic refuses a tool turn with thinking on unless its signed thinking comes back:
+    a Responses client carries it in `encrypted_content` and irisgate reads it out again."""
+    thinking = ir.Reasoning("Two cities.", "EqQBCkYIBxgC", origin="anthropic_messages")
+    redacted = ir.Reasoning(redacted="ZW5jcnlwdGVk", origin="anthropic_messages")
+    answer = ir.Response(
+        "msg_1",
+        "claude-sonnet-4-5",
+        (thinking, redacted, ir.ToolCall("toolu_1", "get_weather", '{"city":"Paris"}')),
+        "tool_use",
+    )
+    output = Response.model_validate(openai_responses.write_response(answer)).output
+    history = [item.model_dump(exclude_none=True) for item in output]
+    history.append({"type": "function_call_output", "call_id": "toolu_1", "output": "18 C"})
+    request = openai_responses.read_request({"input": history}, model="m", stream=False)
+    assert request.messages[0] == ir.Message(
+        "assistant", (thinking, redacted, ir.ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'))
+    )
+    # never to the Responses API itself: it did not make them
+    written = openai_responses.write_request(request)
+    assert [item["type"] for item in written["input"]] == ["function_call", "function_call_output"]
+
+
+@pytest.mark.parametrize(
+    "value", ["irisgate:", "irisgate:anthropic_messages", "irisgate:x:q:sig", "irisgate::s:sig"]
+)
+def test_a_value_irisgate_did_not_mark_is_the_responses_apis_own(value: str) -> None:
+    item = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": value}
+    request = openai_responses.read_request({"input": [item]}, model="m", stream=False)
+    assert request.messages[0].parts == (ir.Reasoning("", f"rs_1 {value}", origin=FORMAT),)

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from irisgate.translate import ir
+from irisgate.translate import carried, ir
 from irisgate.translate.effort import EFFORTS, effort_of
 from irisgate.translate.errortext import nested, provider_message
 from irisgate.translate.jsonvalues import (
@@ -298,13 +298,13 @@ def _read_image(part: dict[str, Any], where: str) -> ir.Image:
 
 def _read_reasoning_item(item: dict[str, Any]) -> ir.Reasoning:
     texts = [as_str(as_dict(s).get("text")) for s in as_list(item.get("summary"))]
+    text = "\n\n".join(t for t in texts if t)
     encrypted = as_str(item.get("encrypted_content"))
+    carried_back = carried.unwrap(encrypted, text)
+    if carried_back is not None:  # another API's reasoning, given to the client in this field
+        return carried_back
     signature = f"{as_str(item.get('id'))} {encrypted}" if encrypted else ""
-    return ir.Reasoning(
-        text="\n\n".join(t for t in texts if t),
-        signature=signature,
-        origin=FORMAT if signature else "",
-    )
+    return ir.Reasoning(text, signature, origin=FORMAT if signature else "")
 
 
 # --- client side: answer -------------------------------------------------------------------
@@ -361,18 +361,23 @@ def _response_object(
     }
 
 
-def _reasoning_item(
-    item_id: str, text: str, signature: str, origin: str, *, keep_id: bool = True
-) -> dict[str, Any]:
+def _reasoning_item(item_id: str, part: ir.Reasoning, *, keep_id: bool = True) -> dict[str, Any]:
+    """A reasoning output item; its opaque value in `encrypted_content`: the Responses API's
+    own (with its item id, kept unless a stream announced the item before the id was known),
+    or another API's, marked (`carried`)."""
     item: dict[str, Any] = {
         "id": item_id,
         "type": "reasoning",
-        "summary": [{"type": "summary_text", "text": text}] if text else [],
+        "summary": [{"type": "summary_text", "text": part.text}] if part.text else [],
     }
-    if signature and origin == FORMAT:
-        kept_id, _, encrypted = signature.partition(" ")
+    if part.origin != FORMAT:
+        if part.origin and (part.signature or part.redacted):
+            item["encrypted_content"] = carried.wrap(part)
+        return item
+    kept_id, _, encrypted = part.signature.partition(" ")
+    if encrypted:
         item["encrypted_content"] = encrypted
-        if keep_id and kept_id:  # a stream announced the item before its id was known
+        if keep_id and kept_id:
             item["id"] = kept_id
     return item
 
@@ -416,7 +421,7 @@ def write_response(r: ir.Response) -> dict[str, Any]:
         elif isinstance(part, ir.ToolCall):
             output.append(_call_item(f"fc_{item_id}", part))
         else:
-            output.append(_reasoning_item(f"rs_{item_id}", part.text, part.signature, part.origin))
+            output.append(_reasoning_item(f"rs_{item_id}", part))
     status, incomplete = _status(r.stop)
     return _response_object(
         _response_id(r.id), r.model, output, status=status, usage=r.usage, incomplete=incomplete
@@ -424,7 +429,16 @@ def write_response(r: ir.Response) -> dict[str, Any]:
 
 
 class _Block:
-    __slots__ = ("call", "item_id", "kind", "origin", "output_index", "signature", "text")
+    __slots__ = (
+        "call",
+        "item_id",
+        "kind",
+        "origin",
+        "output_index",
+        "redacted",
+        "signature",
+        "text",
+    )
 
     def __init__(self, kind: str, output_index: int, item_id: str) -> None:
         self.kind = kind
@@ -432,6 +446,7 @@ class _Block:
         self.item_id = item_id
         self.text: list[str] = []
         self.signature = ""
+        self.redacted = ""
         self.origin = ""
         self.call: ir.ToolCall | None = None
 
@@ -533,11 +548,14 @@ class Encoder:
         out = b""
         if block is None:
             item_id = f"rs_{len(self.output)}_{self.response_id}"
-            block, out = self._open(event.index, "reasoning", _reasoning_item(item_id, "", "", ""))
+            block, out = self._open(
+                event.index, "reasoning", _reasoning_item(item_id, ir.Reasoning())
+            )
         if block.kind != "reasoning":
             return out
-        if event.signature:
-            block.signature, block.origin = event.signature, event.origin
+        if event.signature or event.redacted:
+            block.signature, block.redacted = event.signature, event.redacted
+            block.origin = event.origin
         if not event.text:
             return out
         if not block.text:
@@ -569,9 +587,8 @@ class Encoder:
                 out += self._emit("response.reasoning_summary_text.done", **where, text=text)
                 part = {"type": "summary_text", "text": text}
                 out += self._emit("response.reasoning_summary_part.done", **where, part=part)
-            item = _reasoning_item(
-                block.item_id, text, block.signature, block.origin, keep_id=False
-            )
+            reasoning = ir.Reasoning(text, block.signature, block.redacted, block.origin)
+            item = _reasoning_item(block.item_id, reasoning, keep_id=False)
         else:
             assert block.call is not None
             out += self._emit(
@@ -722,7 +739,7 @@ def _write_item(part: ir.ToolCall | ir.ToolResult | ir.Reasoning) -> dict[str, A
             "output": _write_output(part),
         }
     if part.signature and part.origin == FORMAT:
-        return _reasoning_item("", part.text, part.signature, part.origin)
+        return _reasoning_item("", part)
     return None
 
 
