@@ -801,8 +801,9 @@ def test_encoded_stream_is_read_by_the_google_genai_sdk() -> None:
     data = b"".join(encoder.encode(e) for e in PROVIDER_EVENTS) + encoder.close()
     chunks = sdk_chunks(data)
     parts = [p for c in chunks for p in c.candidates[0].content.parts]  # type: ignore[index,union-attr]
-    assert [(p.text, p.thought) for p in parts[:3]] == [
+    assert [(p.text, p.thought) for p in parts[:4]] == [
         ("Two cities", True),
+        ("", True),  # ends the thoughts with Anthropic's signature, marked (below)
         ("Checking", None),
         (" both.", None),
     ]
@@ -815,7 +816,8 @@ def test_encoded_stream_is_read_by_the_google_genai_sdk() -> None:
         ("toolu_A", "get_weather", {"city": "Paris"}),
         ("toolu_B", "get_weather", {"city": "Rome"}),  # closed by Finish
     ]
-    assert all(p.thought_signature is None for p in parts)  # Anthropic's stays out
+    signed = [p.thought_signature for p in parts if p.thought_signature]
+    assert signed == [b"irisgate:anthropic_messages:s:EqQBCkYIBxgC"]
     last = chunks[-1]
     assert last.candidates[0].finish_reason == types.FinishReason.STOP  # type: ignore[index]
     usage = last.usage_metadata
@@ -935,3 +937,72 @@ def test_a_chunk_nested_too_deep_ends_the_stream() -> None:
         args = {"a": args}
     with pytest.raises(ir.Untranslatable, match="nests too deep"):
         gemini.read_response(chunk([{"functionCall": {"name": "f", "args": args}}]))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_another_apis_reasoning_comes_back_through_a_gemini_client(stream: bool) -> None:
+    """Anthropic's signed thinking goes to a Gemini client as a thought whose signature is
+    marked with its format; the client's history gives it back to irisgate whole."""
+    thinking = ir.Reasoning("Two cities, two calls.", "EqQBCkYIBxgC", origin="anthropic_messages")
+    redacted = ir.Reasoning(redacted="ZW5jcnlwdGVk", origin="anthropic_messages")
+    call = ir.ToolCall("toolu_1", "get_weather", '{"city":"Paris"}')
+    if stream:
+        encoder = gemini.Encoder("claude")
+        events: list[ir.Event] = [
+            ir.ReasoningDelta(0, "Two cities,"),
+            ir.ReasoningDelta(0, " two calls."),
+            ir.ReasoningDelta(0, signature="EqQBCkYIBxgC", origin="anthropic_messages"),
+            ir.BlockEnd(0),
+            ir.ReasoningDelta(1, redacted="ZW5jcnlwdGVk", origin="anthropic_messages"),
+            ir.BlockEnd(1),
+            ir.ToolCallStart(2, "toolu_1", "get_weather"),
+            ir.ToolArgsDelta(2, '{"city":"Paris"}'),
+            ir.BlockEnd(2),
+            ir.Finish("tool_use", Usage()),
+        ]
+        chunks = sdk_chunks(b"".join(encoder.encode(e) for e in events))
+        parts = [p for c in chunks for p in c.candidates[0].content.parts]  # type: ignore[index,union-attr]
+    else:
+        answer = ir.Response("msg_1", "claude", (thinking, redacted, call), "tool_use")
+        response = types.GenerateContentResponse.model_validate(gemini.write_response(answer))
+        parts = response.candidates[0].content.parts  # type: ignore[index,union-attr,assignment]
+    # the client keeps the model's parts and sends them back, as the SDKs' chats do
+    history = types.Content(role="model", parts=parts).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    result = {
+        "functionResponse": {"id": "toolu_1", "name": "get_weather", "response": {"output": "18 C"}}
+    }
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "go"}]},
+            history,
+            {"role": "user", "parts": [result]},
+        ]
+    }
+    request = gemini.read_request(body, model="claude", stream=False)
+    assert request.messages[1].parts == (thinking, redacted, call)
+    # never to the Gemini API itself: it did not make them
+    written = gemini.write_request(request)
+    assert written["contents"][1]["parts"] == [
+        {"functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Paris"}}}
+    ]
+
+
+def test_a_signature_that_only_looks_marked_is_geminis_own() -> None:
+    fake = base64.b64encode(b"irisgate:nothing").decode()
+    broken = "aXJpc2dhdGU6!!!!"
+    body = {
+        "contents": [
+            {"role": "model", "parts": [{"text": "a", "thought": True, "thoughtSignature": fake}]},
+            {
+                "role": "model",
+                "parts": [{"text": "b", "thought": True, "thoughtSignature": broken}],
+            },
+        ]
+    }
+    parts = gemini.read_request(body, model="m", stream=False).messages[0].parts
+    assert parts == (
+        ir.Reasoning("a", fake, origin=FORMAT),
+        ir.Reasoning("b", broken, origin=FORMAT),
+    )

@@ -19,6 +19,8 @@ serves both on the client side; on the provider side the gateway path is the Gem
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
 from typing import Any
@@ -26,7 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
-from irisgate.translate import ir
+from irisgate.translate import carried, ir
 from irisgate.translate.effort import budget_of, effort_of
 from irisgate.translate.errortext import nested, provider_message
 from irisgate.translate.jsonvalues import (
@@ -359,8 +361,56 @@ def _read_contents(value: object) -> tuple[ir.Message, ...]:
         if messages and messages[-1].role == role:
             parts = [*messages.pop().parts, *parts]
         if parts:
-            messages.append(ir.Message(role, tuple(parts)))
+            messages.append(ir.Message(role, tuple(_joined_thoughts(parts))))
     return tuple(messages)
+
+
+#: how a marked value (`carried`) begins once base64-encoded, as a thoughtSignature holds it
+_CARRIED = base64.b64encode(carried.PREFIX.encode()).decode()
+
+
+def _signature_out(part: ir.Reasoning) -> str:
+    """The thoughtSignature a reasoning block goes to a Gemini client with: Gemini's own, or
+    another API's marked (`carried`; base64, as the SDKs hold the field as bytes)."""
+    if part.origin == FORMAT:
+        return part.signature
+    value = carried.wrap(part)
+    return base64.b64encode(value.encode()).decode() if value else ""
+
+
+def _reasoning_in(text: str, signature: str) -> ir.Reasoning:
+    """A thought (or a part's signature) from a Gemini client: Gemini's own, or another
+    API's that irisgate gave the client."""
+    if signature.startswith(_CARRIED):
+        try:
+            marked = base64.b64decode(signature, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            marked = ""
+        back = carried.unwrap(marked, text)
+        if back is not None:
+            return back
+    return ir.Reasoning(text, signature, origin=FORMAT if signature else "")
+
+
+def _joined_thoughts(parts: list[ir.Part]) -> list[ir.Part]:
+    """Thoughts streamed in pieces as one block: an unsigned thought joins the next thought
+    unless that one carries Gemini's own signature (which belongs to the part it came on)."""
+    out: list[ir.Part] = []
+    for part in parts:
+        last = out[-1] if out else None
+        if (
+            isinstance(part, ir.Reasoning)
+            and isinstance(last, ir.Reasoning)
+            and last.text
+            and not (last.signature or last.redacted)
+            and part.origin != FORMAT
+        ):
+            out[-1] = ir.Reasoning(
+                last.text + part.text, part.signature, part.redacted, part.origin
+            )
+        else:
+            out.append(part)
+    return out
 
 
 def _read_part(
@@ -368,10 +418,8 @@ def _read_part(
 ) -> list[ir.Part]:
     signature = as_str(part.get("thoughtSignature"))
     if part.get("thought") is True:
-        return [
-            ir.Reasoning(as_str(part.get("text")), signature, origin=FORMAT if signature else "")
-        ]
-    out: list[ir.Part] = [ir.Reasoning(signature=signature, origin=FORMAT)] if signature else []
+        return [_reasoning_in(as_str(part.get("text")), signature)]
+    out: list[ir.Part] = [_reasoning_in("", signature)] if signature else []
     if "text" in part:
         text = expect_str(part["text"], f"{where}.text")
         out += [ir.Text(text)] if text else []
@@ -457,17 +505,12 @@ def _answer_parts(parts: tuple[ir.Text | ir.ToolCall | ir.Reasoning, ...]) -> li
     signature = ""  # waits for the part it belongs to
     for part in parts:
         if isinstance(part, ir.Reasoning):
-            own = part.signature if part.origin == FORMAT else ""
-            if part.text:
-                out.append(
-                    {
-                        "text": part.text,
-                        "thought": True,
-                        **({"thoughtSignature": own} if own else {}),
-                    }
-                )
-            else:
-                signature = own or signature
+            value = _signature_out(part)
+            if part.text or (value and part.origin != FORMAT):
+                thought = {"text": part.text, "thought": True}
+                out.append({**thought, "thoughtSignature": value} if value else thought)
+            else:  # Gemini's own: it belongs to the part that follows
+                signature = value or signature
             continue
         piece = (
             {"text": part.text}
@@ -517,6 +560,7 @@ class Encoder:
         self.response_id = uuid.uuid4().hex
         self.calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, args
         self.signature = ""  # a thoughtSignature waiting for the next part
+        self.carried: dict[int, ir.Reasoning] = {}  # another API's, sent at its block's end
         self.ended = False
 
     def _data(self, chunk: dict[str, Any]) -> bytes:
@@ -542,6 +586,10 @@ class Encoder:
         if isinstance(event, ir.ReasoningDelta):
             if event.signature and event.origin == FORMAT:
                 self.signature = event.signature
+            elif event.signature or event.redacted:
+                self.carried[event.index] = ir.Reasoning(
+                    signature=event.signature, redacted=event.redacted, origin=event.origin
+                )
             return self._parts({"text": event.text, "thought": True}) if event.text else b""
         if isinstance(event, ir.ToolCallStart):
             self.calls[event.index] = (event.id, event.name, [])
@@ -551,9 +599,10 @@ class Encoder:
                 self.calls[event.index][2].append(event.fragment)
             return b""
         if isinstance(event, ir.BlockEnd):
-            return self._call_done(event.index)
+            return self._call_done(event.index) + self._carried(event.index)
         if isinstance(event, ir.Finish):
             out = b"".join(self._call_done(index) for index in sorted(self.calls))
+            out += b"".join(self._carried(index) for index in sorted(self.carried))
             if self.ended:
                 return out
             self.ended = True
@@ -562,6 +611,15 @@ class Encoder:
             )
         self.ended = True
         return self._data(_error(event.status, event.message))
+
+    def _carried(self, index: int) -> bytes:
+        """Another API's signature, on an empty thought that ends its thoughts."""
+        reasoning = self.carried.pop(index, None)
+        if reasoning is None:
+            return b""
+        return self._parts(
+            {"text": "", "thought": True, "thoughtSignature": _signature_out(reasoning)}
+        )
 
     def _call_done(self, index: int) -> bytes:
         if index not in self.calls:
