@@ -467,3 +467,14 @@ def test_an_event_nested_too_deep_ends_the_stream() -> None:
         ir.StreamError(502, "the provider's answer held JSON nested too deep to translate")
     ]
     assert decoder.finish() == []
+
+
+def test_small_cases() -> None:
+    request = ir.Request(
+        "amazon.nova-pro-v1:0",
+        (ir.Message("user", (ir.Text(" "),)), ir.Message("user", (ir.Text("hi"),))),
+        tools=(ir.Tool("f", "d", WEATHER),),
+    )
+    body = bedrock_converse.write_request(request)
+    assert body["messages"] == [{"role": "user", "content": [{"text": "hi"}]}]
+    assert "toolChoice" not in body["toolConfig"]

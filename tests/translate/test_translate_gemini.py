@@ -1006,3 +1006,17 @@ def test_a_signature_that_only_looks_marked_is_geminis_own() -> None:
         ir.Reasoning("a", fake, origin=FORMAT),
         ir.Reasoning("b", broken, origin=FORMAT),
     )
+
+
+def test_small_cases() -> None:
+    plain = ir.Response("r", "m", (ir.Reasoning("plain thought"), ir.Text("hi")), "end")
+    parts = gemini.write_response(plain)["candidates"][0]["content"]["parts"]
+    assert parts == [{"text": "plain thought", "thought": True}, {"text": "hi"}]
+    # integral floats count as the integers they are
+    usage = chunk([], usage={"promptTokenCount": 12.0, "candidatesTokenCount": 3.5})
+    assert gemini.read_response(usage).usage == Usage(input_tokens=12)
+    # another API's signature still pending when the answer ends goes out before the end
+    encoder = gemini.Encoder("m")
+    encoder.encode(ir.ReasoningDelta(0, "x", signature="sig", origin="anthropic_messages"))
+    data = encoder.encode(ir.Finish("end", Usage()))
+    assert data.count(b"data: ") == 2 and b'"finishReason":"STOP"' in data.split(b"data: ")[-1]

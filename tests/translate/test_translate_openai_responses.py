@@ -924,3 +924,24 @@ def test_a_value_irisgate_did_not_mark_is_the_responses_apis_own(value: str) -> 
     item = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": value}
     request = openai_responses.read_request({"input": [item]}, model="m", stream=False)
     assert request.messages[0].parts == (ir.Reasoning("", f"rs_1 {value}", origin=FORMAT),)
+
+
+def test_small_cases() -> None:
+    empty = openai_responses.read_request(
+        {"input": [{"role": "user", "content": ""}, {"role": "user", "content": "hi"}]},
+        model="m",
+        stream=False,
+    )
+    assert empty.messages == (ir.Message("user", (ir.Text("hi"),)),)
+    body = openai_responses.write_request(
+        ir.Request("m", (), response_format=ir.ResponseFormat("json_object"), stream=True)
+    )
+    assert (body["text"], body["stream"]) == ({"format": {"type": "json_object"}}, True)
+    encoder = openai_responses.Encoder("m")
+    opened = encoder.encode(ir.TextDelta(0, ""))  # an empty first piece opens the message only
+    assert [e["type"] for e in parsed(opened)] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
