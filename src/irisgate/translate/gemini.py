@@ -340,7 +340,7 @@ def _read_result(call_id: str, name: str, result: dict[str, Any]) -> ir.ToolResu
 
 
 def _read_contents(value: object) -> tuple[ir.Message, ...]:
-    messages: list[ir.Message] = []
+    turns: list[tuple[ir.Role, list[ir.Part]]] = []
     calls = _Calls()
     for n, raw in enumerate(expect_list(value, "contents")):
         content = expect_dict(raw, f"contents[{n}]")
@@ -358,11 +358,11 @@ def _read_contents(value: object) -> tuple[ir.Message, ...]:
                 calls,
                 role,
             )
-        if messages and messages[-1].role == role:
-            parts = [*messages.pop().parts, *parts]
-        if parts:
-            messages.append(ir.Message(role, tuple(_joined_thoughts(parts))))
-    return tuple(messages)
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(parts)  # in place: many contents stay linear
+        elif parts:
+            turns.append((role, parts))
+    return tuple(ir.Message(role, tuple(_joined_thoughts(parts))) for role, parts in turns)
 
 
 #: how a marked value (`carried`) begins once base64-encoded, as a thoughtSignature holds it
@@ -396,20 +396,25 @@ def _joined_thoughts(parts: list[ir.Part]) -> list[ir.Part]:
     """Thoughts streamed in pieces as one block: an unsigned thought joins the next thought
     unless that one carries Gemini's own signature (which belongs to the part it came on)."""
     out: list[ir.Part] = []
+    pending: list[str] = []  # the texts of unsigned thoughts not yet joined
     for part in parts:
-        last = out[-1] if out else None
-        if (
-            isinstance(part, ir.Reasoning)
-            and isinstance(last, ir.Reasoning)
-            and last.text
-            and not (last.signature or last.redacted)
-            and part.origin != FORMAT
-        ):
-            out[-1] = ir.Reasoning(
-                last.text + part.text, part.signature, part.redacted, part.origin
-            )
+        if isinstance(part, ir.Reasoning) and pending and part.origin != FORMAT:
+            pending.append(part.text)
+            if part.signature or part.redacted:
+                out.append(
+                    ir.Reasoning("".join(pending), part.signature, part.redacted, part.origin)
+                )
+                pending = []
+            continue
+        if pending:
+            out.append(ir.Reasoning("".join(pending)))
+            pending = []
+        if isinstance(part, ir.Reasoning) and part.text and not (part.signature or part.redacted):
+            pending.append(part.text)
         else:
             out.append(part)
+    if pending:
+        out.append(ir.Reasoning("".join(pending)))
     return out
 
 

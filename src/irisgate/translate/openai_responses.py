@@ -193,17 +193,20 @@ class _Conversation:
     """Input items gathered into alternating messages (consecutive parts of one role join)."""
 
     def __init__(self) -> None:
-        self.messages: list[ir.Message] = []
+        self.turns: list[tuple[ir.Role, list[ir.Part]]] = []
         self.system: list[str] = []
         self.names: dict[str, str] = {}  # call_id -> tool name, for the results
 
     def add(self, role: ir.Role, parts: list[ir.Part]) -> None:
         if not parts:
             return
-        if self.messages and self.messages[-1].role == role:
-            last = self.messages.pop()
-            parts = [*last.parts, *parts]
-        self.messages.append(ir.Message(role, tuple(parts)))
+        if self.turns and self.turns[-1][0] == role:
+            self.turns[-1][1].extend(parts)  # in place: many items stay linear
+        else:
+            self.turns.append((role, list(parts)))
+
+    def messages(self) -> tuple[ir.Message, ...]:
+        return tuple(ir.Message(role, tuple(parts)) for role, parts in self.turns)
 
 
 def _read_input(value: object) -> tuple[list[str], tuple[ir.Message, ...]]:
@@ -214,7 +217,7 @@ def _read_input(value: object) -> tuple[list[str], tuple[ir.Message, ...]]:
     conversation = _Conversation()
     for n, raw in enumerate(expect_list(value, "input")):
         _read_item(conversation, expect_dict(raw, f"input[{n}]"), f"input[{n}]")
-    return conversation.system, tuple(conversation.messages)
+    return conversation.system, conversation.messages()
 
 
 def _read_item(conversation: _Conversation, item: dict[str, Any], where: str) -> None:
