@@ -534,6 +534,8 @@ def test_request_options(fields: dict[str, Any], effort: str | None, fmt: Any, c
         ({"top_logprobs": 2}, "'top_logprobs'"),
         ({"truncation": "auto"}, "'truncation'"),
         ({"include": ["file_search_call.results"]}, "'include[0]'"),
+        ({"include": [{"a": 1}]}, "'include[0]'"),
+        ({"reasoning": {"effort": ["high"]}}, "'reasoning.effort' must be a string"),
         ({"frequency_penalty": 1}, "'frequency_penalty'"),
         ({"tools": [{"type": "web_search"}]}, "built-in 'web_search' tool"),
         ({"tools": [{"type": "file_search", "vector_store_ids": []}]}, "'tools[0]'"),

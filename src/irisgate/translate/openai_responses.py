@@ -90,7 +90,7 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
             "'truncation' other than 'disabled' has no counterpart in the provider's API"
         )
     for n, item in enumerate(expect_list(body.get("include", []), "include")):
-        if item not in _INCLUDE:
+        if not isinstance(item, str) or item not in _INCLUDE:
             raise ir.Untranslatable(
                 f"'include[{n}]' ({item!r}) has no counterpart in the provider's API"
             )
@@ -126,6 +126,8 @@ def _read_reasoning(value: object) -> str | None:
     effort = reasoning.get("effort")
     if effort is None:
         return None
+    if not isinstance(effort, str):
+        raise ir.Untranslatable("'reasoning.effort' must be a string")
     if effort in _EFFORT_ALIASES:
         return _EFFORT_ALIASES[effort]
     if effort not in EFFORTS:
