@@ -294,7 +294,11 @@ def test_a_refusal_streams_as_text_and_ends_as_a_refusal() -> None:
     events = decoder.feed(
         sse(("response.refusal.delta", refusal), ("response.completed", completed))
     )
-    assert events == [ir.TextDelta(0, "I can't."), ir.Finish("refusal", EXPECTED_USAGE)]
+    assert events == [
+        ir.TextDelta(0, "I can't."),
+        ir.BlockEnd(0),  # the item was never said done: it ends with the answer
+        ir.Finish("refusal", EXPECTED_USAGE),
+    ]
 
 
 def test_reasoning_shown_whole_at_the_end_and_garbage_ignored() -> None:

@@ -903,6 +903,8 @@ class Decoder:
         elif kind in ("response.completed", "response.incomplete"):
             response = as_dict(event.get("response"))
             stop = _read_stop(response, self._called, self._refused)
+            out += [ir.BlockEnd(index) for index in sorted(self._open.values())]
+            self._open.clear()  # items the provider never said were done
             out.append(ir.Finish(stop, _read_usage(response.get("usage"))))
             self._ended = True
         elif kind in ("response.failed", "error"):
