@@ -478,3 +478,10 @@ def test_small_cases() -> None:
     body = bedrock_converse.write_request(request)
     assert body["messages"] == [{"role": "user", "content": [{"text": "hi"}]}]
     assert "toolChoice" not in body["toolConfig"]
+
+
+def test_exception_text_is_cut_and_printable() -> None:
+    decoder = bedrock_converse.Decoder()
+    [failed] = decoder.feed(exception("validationException", "\x1b" + "e" * 5000))
+    assert isinstance(failed, ir.StreamError) and failed.status == 400
+    assert "\x1b" not in failed.message and len(failed.message) == 1001

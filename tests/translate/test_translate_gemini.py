@@ -1020,3 +1020,9 @@ def test_small_cases() -> None:
     encoder.encode(ir.ReasoningDelta(0, "x", signature="sig", origin="anthropic_messages"))
     data = encoder.encode(ir.Finish("end", Usage()))
     assert data.count(b"data: ") == 2 and b'"finishReason":"STOP"' in data.split(b"data: ")[-1]
+
+
+def test_provider_error_text_is_cut_and_printable() -> None:
+    decoder = gemini.Decoder()
+    [failed] = decoder.feed(sse({"error": {"code": 7, "message": "\x07" + "e" * 5000}}))
+    assert failed == ir.StreamError(500, "\ufffd" + "e" * 999 + "…")

@@ -951,3 +951,17 @@ def test_small_cases() -> None:
         "response.output_item.added",
         "response.content_part.added",
     ]
+
+
+def test_names_the_caller_wrote_are_quoted_cut_and_printable() -> None:
+    with pytest.raises(ir.Untranslatable) as caught:
+        openai_responses.read_request(
+            {"input": "x", "\x1b[31m" + "k" * 500: 1}, model="m", stream=False
+        )
+    message = str(caught.value)
+    assert "\x1b" not in message and len(message) < 200 and "…" in message
+    decoder = openai_responses.Decoder()
+    error = {"code": "server_error", "message": "\x00" + "e" * 5000}
+    [failed] = decoder.feed(sse(("error", error)))
+    assert isinstance(failed, ir.StreamError)
+    assert "\x00" not in failed.message and len(failed.message) <= 1001

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from irisgate.translate import ir
 from irisgate.translate.effort import ANSWER_TOKENS, MIN_BUDGET, budget_of
-from irisgate.translate.errortext import provider_message
+from irisgate.translate.errortext import MESSAGE_LIMIT, provider_message, shown
 from irisgate.translate.jsonvalues import (
     CUT_SHORT,
     TOO_DEEP,
@@ -161,7 +161,7 @@ def _image(image: ir.Image, where: str) -> dict[str, Any]:
     kind = _IMAGE_FORMATS.get(image.media_type)
     if kind is None:
         raise ir.Untranslatable(
-            f"'{where}' is a {image.media_type!r} image: Converse takes png, jpeg, gif, webp"
+            f"'{where}' is a '{shown(image.media_type)}' image: Converse takes png, jpeg, gif, webp"
         )
     return {"image": {"format": kind, "source": {"bytes": image.data}}}
 
@@ -298,7 +298,8 @@ class Decoder:
             if message.header(":message-type") != "event":
                 kind = message.header(":exception-type") or message.header(":error-code")
                 text = as_str(payload.get("message")) or message.header(":error-message")
-                self._fail(_EXCEPTIONS.get(kind, 500), f"{kind}: {text}" if text else kind, out)
+                said = shown(f"{kind}: {text}" if text else kind, MESSAGE_LIMIT)
+                self._fail(_EXCEPTIONS.get(kind, 500), said, out)
             else:
                 self._event(message.header(":event-type"), payload, out)
         if self._frames.error is not None and not self._ended:

@@ -31,6 +31,13 @@ def provider_message(status: int, body: bytes, pick: Callable[[Any], object]) ->
     return "".join(c if c.isprintable() or c == "\n" else "\ufffd" for c in cut)
 
 
+def shown(name: str, limit: int = 60) -> str:
+    """A name the caller wrote (a member, a type), as an error message may quote it: cut to
+    `limit` characters, control characters replaced."""
+    cut = name[:limit] + ("…" if len(name) > limit else "")
+    return "".join(c if c.isprintable() else "\ufffd" for c in cut)
+
+
 def nested(value: Any, *keys: str) -> object:
     """value[k1][k2]… when each step is an object, else None."""
     for key in keys:

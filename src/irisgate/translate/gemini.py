@@ -30,7 +30,7 @@ import orjson
 
 from irisgate.translate import carried, ir
 from irisgate.translate.effort import budget_of, effort_of
-from irisgate.translate.errortext import nested, provider_message
+from irisgate.translate.errortext import MESSAGE_LIMIT, nested, provider_message, shown
 from irisgate.translate.jsonvalues import (
     CUT_SHORT,
     TOO_DEEP,
@@ -126,7 +126,7 @@ def _read_thinking(value: object) -> tuple[str | None, int | None]:
     if level is not None:
         if str(level).upper() not in _LEVELS:
             raise ir.Untranslatable(
-                f"'generationConfig.thinkingConfig.thinkingLevel' {level!r} is unknown"
+                f"'generationConfig.thinkingConfig.thinkingLevel' '{shown(str(level))}' is unknown"
             )
         return _LEVELS[str(level).upper()], None
     budget = thinking.get("thinkingBudget")
@@ -154,7 +154,7 @@ def _read_format(config: dict[str, Any]) -> ir.ResponseFormat | None:
         return None
     if mime != "application/json":
         raise ir.Untranslatable(
-            f"'generationConfig.responseMimeType' {mime!r} cannot be translated"
+            f"'generationConfig.responseMimeType' '{shown(str(mime))}' cannot be translated"
         )
     if schema is None:
         return ir.ResponseFormat("json_object")
@@ -240,8 +240,8 @@ def _read_tools(
         for key in tool:
             if key != "functionDeclarations":
                 raise ir.Untranslatable(
-                    f"'tools[{n}].{key}' is a Google built-in tool: only function declarations "
-                    "can be translated to another API"
+                    f"'tools[{n}].{shown(key)}' is a Google built-in tool: only function "
+                    "declarations can be translated to another API"
                 )
         declarations = expect_list(
             tool.get("functionDeclarations", []), f"tools[{n}].functionDeclarations"
@@ -271,7 +271,7 @@ def _read_tools(
     if mode == "ANY" and len(names) == 1:
         return ir.ToolChoice("tool", expect_str(names[0], "allowedFunctionNames")), tuple(tools)
     raise ir.Untranslatable(
-        f"'toolConfig.functionCallingConfig' (mode {mode} with {len(names)} allowed names) "
+        f"'toolConfig.functionCallingConfig' (mode {shown(mode)} with {len(names)} allowed names) "
         "has no counterpart in the provider's API"
     )
 
@@ -288,9 +288,10 @@ def _read_declaration(declaration: dict[str, Any]) -> ir.Tool:
         parameters = {"type": "object", "properties": {}}
     if declaration.get("response") is not None or declaration.get("responseJsonSchema") is not None:
         raise ir.Untranslatable(
-            f"the response schema of function {name!r} has no counterpart in the provider's API"
+            f"the response schema of function '{shown(name)}' has no counterpart in the "
+            "provider's API"
         )
-    refuse_unknown(declaration, _DECLARATION, f"function {name!r}: ")
+    refuse_unknown(declaration, _DECLARATION, f"function '{shown(name)}': ")
     return ir.Tool(name, as_str(declaration.get("description")), parameters)
 
 
@@ -448,9 +449,9 @@ def _read_part(
             )
         )
     else:
-        kinds = sorted(k for k in part if k not in ("thought", "thoughtSignature"))
+        kinds = sorted(shown(k) for k in part if k not in ("thought", "thoughtSignature"))
         raise ir.Untranslatable(
-            f"'{where}' ({', '.join(kinds) or 'empty'}) cannot be translated to another API"
+            f"'{where}' ({', '.join(kinds[:5]) or 'empty'}) cannot be translated to another API"
         )
     return out
 
@@ -470,7 +471,7 @@ def _read_file(data: dict[str, Any], where: str) -> ir.Image:
         )
     if mime not in MEDIA_TYPES:
         raise ir.Untranslatable(
-            f"'{where}.fileData' of type {mime!r}: only images can be translated"
+            f"'{where}.fileData' of type '{shown(mime)}': only images can be translated"
         )
     return ir.Image(mime, url=uri)
 
@@ -751,7 +752,7 @@ def _write_user_part(part: ir.Part, names: dict[str, str], where: str) -> list[d
         name = part.name or names.get(part.call_id, "")
         if not name:
             raise ir.Untranslatable(
-                f"the tool result for call {part.call_id!r} answers no earlier tool call"
+                f"the tool result for call '{shown(part.call_id)}' answers no earlier tool call"
             )
         text = "".join(p.text for p in part.content if isinstance(p, ir.Text))
         response = {"error": text} if part.is_error else {"output": text}
@@ -888,11 +889,9 @@ class Decoder:
     def _chunk(self, chunk: dict[str, Any], out: list[ir.Event]) -> None:
         if "error" in chunk:
             error = as_dict(chunk["error"])
-            out.append(
-                ir.StreamError(
-                    as_int(error.get("code")) or 500, as_str(error.get("message")) or "error"
-                )
-            )
+            message = shown(as_str(error.get("message")), MESSAGE_LIMIT) or "the provider failed"
+            status = as_int(error.get("code"))
+            out.append(ir.StreamError(status if 400 <= status <= 599 else 500, message))
             self._ended = True
             return
         if not self._started:

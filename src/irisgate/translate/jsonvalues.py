@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from irisgate.translate.errortext import shown
 from irisgate.translate.ir import Untranslatable
 from irisgate.wire import nesting
 
@@ -75,7 +76,7 @@ def refuse_unknown(body: dict[str, Any], known: frozenset[str], where: str = "")
     """Raise for the first key of `body` the adapter does not carry over (none is dropped)."""
     for key in body:
         if key not in known:
-            raise Untranslatable(f"'{where}{key}' cannot be translated to another API")
+            raise Untranslatable(f"'{where}{shown(key)}' cannot be translated to another API")
 
 
 def json_text(value: Any) -> str:

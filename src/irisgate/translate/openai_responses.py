@@ -25,7 +25,7 @@ import orjson
 
 from irisgate.translate import carried, ir
 from irisgate.translate.effort import EFFORTS, effort_of
-from irisgate.translate.errortext import nested, provider_message
+from irisgate.translate.errortext import MESSAGE_LIMIT, nested, provider_message, shown
 from irisgate.translate.jsonvalues import (
     CUT_SHORT,
     TOO_DEEP,
@@ -92,7 +92,7 @@ def read_request(body: dict[str, Any], *, model: str, stream: bool) -> ir.Reques
     for n, item in enumerate(expect_list(body.get("include", []), "include")):
         if not isinstance(item, str) or item not in _INCLUDE:
             raise ir.Untranslatable(
-                f"'include[{n}]' ({item!r}) has no counterpart in the provider's API"
+                f"'include[{n}]' ('{shown(str(item))}') has no counterpart in the provider's API"
             )
     system, messages = _read_input(body.get("input"))
     instructions = body.get("instructions")
@@ -131,7 +131,9 @@ def _read_reasoning(value: object) -> str | None:
     if effort in _EFFORT_ALIASES:
         return _EFFORT_ALIASES[effort]
     if effort not in EFFORTS:
-        raise ir.Untranslatable(f"'reasoning.effort' {effort!r} is not one of {', '.join(EFFORTS)}")
+        raise ir.Untranslatable(
+            f"'reasoning.effort' '{shown(effort)}' is not one of {', '.join(EFFORTS)}"
+        )
     return str(effort)
 
 
@@ -152,7 +154,9 @@ def _read_text(value: object) -> ir.ResponseFormat | None:
         schema = expect_dict(fmt.get("schema"), "text.format.schema")
         name = expect_str(fmt.get("name", ""), "text.format.name")
         return ir.ResponseFormat("json_schema", name, schema, fmt.get("strict") is True)
-    raise ir.Untranslatable(f"'text.format.type' {kind!r} has no counterpart in the provider's API")
+    raise ir.Untranslatable(
+        f"'text.format.type' '{shown(str(kind))}' has no counterpart in the provider's API"
+    )
 
 
 def _read_tools(value: object) -> tuple[ir.Tool, ...]:
@@ -164,8 +168,8 @@ def _read_tools(value: object) -> tuple[ir.Tool, ...]:
         kind = tool.get("type")
         if kind != "function":
             raise ir.Untranslatable(
-                f"'tools[{n}]' is OpenAI's built-in {kind!r} tool: only function tools can be "
-                "translated to another API"
+                f"'tools[{n}]' is OpenAI's built-in '{shown(str(kind))}' tool: only function "
+                "tools can be translated to another API"
             )
         tools.append(
             ir.Tool(
@@ -255,7 +259,8 @@ def _read_item(conversation: _Conversation, item: dict[str, Any], where: str) ->
         conversation.add("assistant", [_read_reasoning_item(item)])
     else:
         raise ir.Untranslatable(
-            f"'{where}' is a {kind!r} item, which has no counterpart in the provider's API"
+            f"'{where}' is a '{shown(str(kind))}' item, which has no counterpart in the "
+            "provider's API"
         )
 
 
@@ -286,7 +291,8 @@ def _read_content(value: object, where: str) -> list[ir.Part]:
             parts.append(_read_image(part, f"{where}[{n}]"))
         else:
             raise ir.Untranslatable(
-                f"'{where}[{n}]' is a {kind!r} part, which has no counterpart in the provider's API"
+                f"'{where}[{n}]' is a '{shown(str(kind))}' part, which has no counterpart in "
+                "the provider's API"
             )
     return parts
 
@@ -943,7 +949,8 @@ class Decoder:
 
 
 def _message(error: dict[str, Any]) -> str:
-    return as_str(error.get("message")) or "the provider reported an error"
+    message = as_str(error.get("message"))
+    return shown(message, MESSAGE_LIMIT) if message else "the provider reported an error"
 
 
 def read_error(status: int, body: bytes) -> str:
