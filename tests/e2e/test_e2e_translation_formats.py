@@ -1,7 +1,7 @@
-"""Translation end to end for the formats of issue 21's second part: OpenAI Responses as the
-caller's API and as the provider's, Gemini generateContent and Bedrock Converse as the
-provider's, through the official openai and anthropic SDKs against the fakes' vendor wire
-formats (the table of test_e2e_translation.py covers Chat Completions <-> Messages and
+"""Translation end to end for the formats of issue 21's second part: OpenAI Responses and
+Gemini generateContent as the caller's API and as the provider's, Bedrock Converse as the
+provider's, through the official openai, anthropic and google-genai SDKs against the fakes'
+vendor wire formats (the table of test_e2e_translation.py covers Chat Completions <-> Messages and
 gives the drivers of those two client APIs, reused here).
 
 Reasoning is the point of the last tests: a provider's signed reasoning must come back with
@@ -11,6 +11,7 @@ client carries it in its own opaque field.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import openai
 import pytest
 from conftest import ALICE_IP, ANTHROPIC_KEY, OPENAI_KEY, Gateway, client_from, wait_for_record
+from google import genai
+from google.genai import types
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.inprocess import InProcessIrisgate
@@ -35,6 +38,15 @@ MODELS: dict[str, str] = {
     "openai_responses": "gpt-5-mini",
     "gemini_generate_content": "gemini-2.5-flash",
     "bedrock_converse": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+}
+#: a Gemini caller names the model in its path, where a Bedrock id's ':' cannot be (the path
+#: reads `{model}:{method}`): its Converse model is one without
+GEMINI_CALLER_MODELS = {**MODELS, "bedrock_converse": "anthropic.claude-haiku-4-5"}
+#: the models of the error test, each on a provider of its own
+ERROR_MODELS = {
+    "openai_responses": "gpt-5-nano",
+    "gemini_generate_content": "gemini-2.5-flash-lite",
+    "bedrock_converse": "anthropic.claude-errors",
 }
 #: the path each provider format is called at
 PATHS: dict[str, str] = {
@@ -78,9 +90,18 @@ def config(upstream: str) -> str:
         ),
         "bedrock": {
             **_provider(upstream, "bedrock_converse", apikey=BEDROCK_KEY),
+            "models": [MODELS["bedrock_converse"], GEMINI_CALLER_MODELS["bedrock_converse"]],
             "cost_basis": "bedrock-us",
         },
     }
+    # the error test's own providers: a 429 puts its provider in a cooldown the other tests
+    # must not meet
+    for fmt, model in ERROR_MODELS.items():
+        auth = {"authorization": "x-goog-api-key"} if "gemini" in fmt else {}
+        providers[f"{fmt}-errors"] = {
+            **_provider(upstream, fmt, apikey="k", **auth),
+            "models": [model],
+        }
     grant = {
         "src": ["alice@example.com"],
         "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": "**"}]},
@@ -182,10 +203,96 @@ class ResponsesDriver:
         )
 
 
+class GeminiDriver:
+    """What Gemini CLI and other google-genai clients send (the model in the path)."""
+
+    end, tool_use = "STOP", "STOP"
+
+    def ask(
+        self,
+        gw: Gateway,
+        model: str,
+        stream: bool,
+        *,
+        text: str,
+        image: bool = False,
+        tools: bool = False,
+        effort: str | None = None,
+        result_of: Any = None,
+    ) -> Any:
+        http = client_from(ALICE_IP, gw)
+        client = genai.Client(
+            api_key="client-key",
+            http_options=types.HttpOptions(base_url=gw.url, httpx_client=http),
+        )
+        parts = [types.Part(text=text)]
+        if image:
+            parts.append(
+                types.Part.from_bytes(data=base64.b64decode(base.PIXEL), mime_type="image/png")
+            )
+        contents = [types.Content(role="user", parts=parts)]
+        if result_of is not None:
+            calls = [
+                types.Part(function_call=types.FunctionCall(id=i, name=n, args=a))
+                for i, n, a in result_of.calls
+            ]
+            answers = [
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=i, name=n, response={"output": "sunny and 21 degrees"}
+                    )
+                )
+                for i, n, _ in result_of.calls
+            ]
+            contents += [
+                types.Content(role="model", parts=calls),
+                types.Content(role="user", parts=answers),
+            ]
+        config = types.GenerateContentConfig(
+            system_instruction="You are terse.", max_output_tokens=3000
+        )
+        if tools:
+            declaration = types.FunctionDeclaration(
+                name=base.WEATHER["name"],
+                description=base.WEATHER["description"],
+                parameters_json_schema=base.WEATHER["parameters"],
+            )
+            config.tools = [types.Tool(function_declarations=[declaration])]
+        if effort:
+            config.thinking_config = types.ThinkingConfig(
+                thinking_budget=2048, include_thoughts=True
+            )
+        ask = client.models.generate_content_stream if stream else client.models.generate_content
+        answer = ask(model=model, contents=contents, config=config)
+        chunks = list(answer) if stream else [answer]
+        said, calls_made, finish = "", [], ""
+        for chunk in chunks:
+            candidate = (chunk.candidates or [types.Candidate()])[0]
+            finish = candidate.finish_reason.value if candidate.finish_reason else finish
+            for part in (candidate.content.parts if candidate.content else None) or []:
+                said += part.text if part.text and not part.thought else ""
+                if part.function_call is not None:
+                    call = part.function_call
+                    calls_made.append((call.id, call.name, call.args))
+        usage = chunks[-1].usage_metadata
+        assert usage is not None, "the usage rides on the last chunk"
+        response = chunks[-1].sdk_http_response
+        assert response is not None and response.headers is not None
+        return base.Answer(
+            said,
+            calls_made,
+            usage.prompt_token_count,
+            (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0),
+            finish,
+            response.headers["x-irisgate-request-id"],
+        )
+
+
 DRIVERS: dict[str, Any] = {
     "openai_chat": base.OpenAIChatDriver(),
     "anthropic_messages": base.AnthropicDriver(),
     "openai_responses": ResponsesDriver(),
+    "gemini_generate_content": GeminiDriver(),
 }
 NEW = ("openai_responses", "gemini_generate_content", "bedrock_converse")
 #: every pair with a format of this part on one side
@@ -196,6 +303,10 @@ PAIRS = [
     if client != provider and (client in NEW or provider in NEW)
 ]
 STREAM = [pytest.param(False, id="plain"), pytest.param(True, id="stream")]
+
+
+def _model(client: str, provider: str) -> str:
+    return (GEMINI_CALLER_MODELS if client == "gemini_generate_content" else MODELS)[provider]
 
 
 def _path(provider: str, stream: bool) -> str:
@@ -212,20 +323,21 @@ def _path(provider: str, stream: bool) -> str:
 def test_text(
     gw: InProcessIrisgate, fake_llm: FakeLLM, client: str, provider: str, stream: bool
 ) -> None:
-    driver, model = DRIVERS[client], MODELS[provider]
+    driver, model = DRIVERS[client], _model(client, provider)
     answer = driver.ask(gw, model, stream, text="say something nice")
     assert answer.text == base.EXPECTED_TEXT
     assert answer.stop == driver.end
     upstream = fake_llm.last_request
-    assert upstream.path == _path(provider, stream)
+    assert upstream.path == _path(provider, stream).replace(MODELS[provider], model)
     assert "client-key" not in str(dict(upstream.headers))
     record = wait_for_record(gw, answer.request_id)
     assert record["api_format"] == client and record["upstream_format"] == provider
     assert record["model"] == model and record["status"] == 200 and record["stream"] is stream
     assert record["output_tokens"] == answer.output_tokens == 20
     assert record["input_tokens"] == answer.input_tokens > 0
-    assert record["cost_nanodollars"] > 0
-    assert record["cost_basis"] == f"{PRICE_BASIS[provider]}/{model}"
+    if model == MODELS[provider]:  # the Gemini caller's Converse model id has no list price
+        assert record["cost_nanodollars"] > 0
+        assert record["cost_basis"] == f"{PRICE_BASIS[provider]}/{model}"
 
 
 @pytest.mark.parametrize("stream", STREAM)
@@ -233,7 +345,7 @@ def test_text(
 def test_tool_turn(
     gw: InProcessIrisgate, fake_llm: FakeLLM, client: str, provider: str, stream: bool
 ) -> None:
-    driver, model = DRIVERS[client], MODELS[provider]
+    driver, model = DRIVERS[client], _model(client, provider)
     call = driver.ask(gw, model, stream, text="please call tool get_weather", tools=True)
     assert call.stop == driver.tool_use
     assert [(name, args) for _, name, args in call.calls] == [("get_weather", {"city": "fake"})]
@@ -250,7 +362,8 @@ def test_tool_turn(
 def test_image(
     gw: InProcessIrisgate, fake_llm: FakeLLM, client: str, provider: str, stream: bool
 ) -> None:
-    answer = DRIVERS[client].ask(gw, MODELS[provider], stream, text="what is in it", image=True)
+    model = _model(client, provider)
+    answer = DRIVERS[client].ask(gw, model, stream, text="what is in it", image=True)
     assert answer.text == base.EXPECTED_TEXT
     assert base.PIXEL in json.dumps(fake_llm.last_request.json)
 
@@ -311,14 +424,14 @@ def test_codex_style_thinking_tool_turn(
 def test_provider_errors_in_the_callers_envelope(
     gw: InProcessIrisgate, fake_llm: FakeLLM, provider: str
 ) -> None:
-    driver = DRIVERS["openai_chat"]
+    driver, model = DRIVERS["openai_chat"], ERROR_MODELS[provider]
     fake_llm.fail_next(400)
     with pytest.raises(openai.BadRequestError) as bad:
-        driver.ask(gw, MODELS[provider], False, text="hello")
+        driver.ask(gw, model, False, text="hello")
     assert bad.value.status_code == 400
     fake_llm.fail_next(429, headers={"Retry-After": "7"})
     with pytest.raises(openai.RateLimitError) as limited:
-        driver.ask(gw, MODELS[provider], True, text="hello")
+        driver.ask(gw, model, True, text="hello")
     assert limited.value.response.headers["retry-after"] == "7"
 
 
@@ -347,3 +460,60 @@ def test_responses_state_is_refused_before_any_upstream(
         )
     assert "JSON mode" in json_mode.value.message
     assert len(fake_llm.requests) == before, "nothing went upstream"
+
+
+@pytest.mark.parametrize("stream", STREAM)
+@pytest.mark.parametrize("provider", ["anthropic_messages", "bedrock_converse"])
+def test_gemini_client_thinking_tool_turn(
+    gw: InProcessIrisgate, fake_llm: FakeLLM, provider: str, stream: bool
+) -> None:
+    """A google-genai chat with thinking on, calling a tool, sends the model's parts back as
+    its history: the provider gets its own signed reasoning back."""
+    client = genai.Client(
+        api_key="client-key",
+        http_options=types.HttpOptions(base_url=gw.url, httpx_client=client_from(ALICE_IP, gw)),
+    )
+    declaration = types.FunctionDeclaration(
+        name="get_weather", parameters_json_schema=base.WEATHER["parameters"]
+    )
+    config = types.GenerateContentConfig(
+        max_output_tokens=8000,
+        thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True),
+        tools=[types.Tool(function_declarations=[declaration])],
+    )
+    model = GEMINI_CALLER_MODELS[provider]
+    user = types.Content(role="user", parts=[types.Part(text="please call tool get_weather")])
+    if stream:
+        chunks = list(
+            client.models.generate_content_stream(model=model, contents=[user], config=config)
+        )
+    else:
+        chunks = [client.models.generate_content(model=model, contents=[user], config=config)]
+    parts = [p for c in chunks for p in c.candidates[0].content.parts]  # type: ignore[index,union-attr]
+    assert any(p.thought and p.thought_signature for p in parts)
+    calls = [p.function_call for p in parts if p.function_call]
+    assert [c.name for c in calls] == ["get_weather"]
+    results = [
+        types.Part(
+            function_response=types.FunctionResponse(
+                id=c.id, name=c.name, response={"output": "sunny and 21 degrees"}
+            )
+        )
+        for c in calls
+    ]
+    history = [
+        user,
+        types.Content(role="model", parts=parts),
+        types.Content(role="user", parts=results),
+    ]
+    second = client.models.generate_content(model=model, contents=history, config=config)
+    assert second.text == base.EXPECTED_TEXT
+    body = fake_llm.last_request.json
+    assert isinstance(body, dict)
+    said = body["messages"][1]["content"]
+    if provider == "anthropic_messages":
+        assert [block["type"] for block in said] == ["thinking", "tool_use"]
+        assert said[0]["signature"] and said[0]["thinking"]
+    else:
+        assert said[0]["reasoningContent"]["reasoningText"]["signature"]
+    assert "irisgate:" not in json.dumps(body)  # the marked value never goes upstream
