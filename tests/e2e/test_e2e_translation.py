@@ -4,8 +4,10 @@ through the official SDKs, against fakes that speak each vendor's wire format.
 The table is `CLIENTS` x `PROVIDERS` of irisgate.translate (pairs of one format are not
 translation): a client format needs a driver here (`DRIVERS`: how its SDK asks for text,
 tools, images and reasoning and reads the answer) and a provider format a fake model
-(`PROVIDER_MODELS`); a format without one is skipped with the reason, so formats added to the
-registry join the table by adding their row here. Each case runs plain and streamed.
+(`PROVIDER_MODELS`); the pairs of the other formats (Responses and Gemini callers, Responses,
+Gemini and Converse providers) are driven by test_e2e_translation_formats.py, and a test
+there checks that every pair of the registry is driven by one of the two. Each case runs
+plain and streamed.
 
 irisgate runs in the test's process (`InProcessIrisgate`) where what the client sees only at
 the end is the point; the incremental stream test uses a real process (`IrisgateServer`).
@@ -341,19 +343,13 @@ PAIRS = [
     pytest.param(client, provider, id=f"{client}->{provider}")
     for client in sorted(CLIENTS)
     for provider in sorted(PROVIDERS)
-    if client != provider
+    if client != provider and client in DRIVERS and provider in PROVIDER_MODELS
 ]
 STREAM = [pytest.param(False, id="plain"), pytest.param(True, id="stream")]
 
 
 def _case(client: str, provider: str) -> tuple[Driver, str]:
-    driver = DRIVERS.get(client)
-    if driver is None:
-        pytest.skip(f"no SDK driver for client format {client} in this table yet")
-    model = PROVIDER_MODELS.get(provider)
-    if model is None:
-        pytest.skip(f"no fake provider for format {provider} in this table yet")
-    return driver, model
+    return DRIVERS[client], PROVIDER_MODELS[provider]
 
 
 def _upstream(fake: FakeLLM) -> dict[str, Any]:

@@ -4,12 +4,19 @@ Hub and spoke through the neutral shape of `ir.py`: a client adapter reads the c
 request and writes the answer back in the caller's API, a provider adapter writes the
 provider's request and reads its answer. The gateway (gateway/translation.py) pairs them for
 providers configured with `"translate": true`. Keys are the format names of
-`gateway/formats/registry.py`. docs/translation.md says what carries over.
+`gateway/formats/registry.py` and `gateway/formats/cloud.py`. docs/translation.md says what
+carries over.
 """
 
 from __future__ import annotations
 
-from irisgate.translate import anthropic_messages, openai_chat
+from irisgate.translate import (
+    anthropic_messages,
+    bedrock_converse,
+    gemini,
+    openai_chat,
+    openai_responses,
+)
 from irisgate.translate.adapter import ClientSide, ProviderSide
 
 #: adapters for callers, by the API format they speak
@@ -21,3 +28,9 @@ CLIENTS["openai_chat"] = openai_chat
 PROVIDERS["openai_chat"] = openai_chat
 CLIENTS["anthropic_messages"] = anthropic_messages
 PROVIDERS["anthropic_messages"] = anthropic_messages
+CLIENTS["openai_responses"] = openai_responses
+PROVIDERS["openai_responses"] = openai_responses
+CLIENTS["gemini_generate_content"] = gemini
+PROVIDERS["gemini_generate_content"] = gemini
+CLIENTS["google_generate_content"] = gemini  # Gemini on Vertex AI: the same bodies
+PROVIDERS["bedrock_converse"] = bedrock_converse
