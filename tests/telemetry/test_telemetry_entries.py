@@ -131,10 +131,28 @@ def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None
     start = 2 + id_size
     meta_size = int.from_bytes(data[start : start + 4], "little")
     meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
-    older = orjson.dumps([*meta[:-5], *meta[-3:]])  # the two key fields gone
+    older = orjson.dumps([*meta[:-8], *meta[-3:]])  # the key fields and all after them gone
     rest = data[start + 4 + meta_size :]
     old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
     frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
     [(_, read)] = read_frames(frame).items
     assert decode(read) == record(4)
+    assert decode(payload) == original
+
+
+def test_an_entry_spooled_before_records_had_a_kind_is_read_as_chat() -> None:
+    """A spool written before `kind`, `unit` and `units` existed is replayed as chat."""
+    original = record(5, kind="image", unit="image", units=2)
+    [(_, payload)] = read_frames(encode(original)).items
+    data = bytes(payload)
+    id_size = int.from_bytes(data[:2], "little")
+    start = 2 + id_size
+    meta_size = int.from_bytes(data[start : start + 4], "little")
+    meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
+    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # kind, unit, units gone
+    rest = data[start + 4 + meta_size :]
+    old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
+    frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
+    [(_, read)] = read_frames(frame).items
+    assert decode(read) == record(5)
     assert decode(payload) == original

@@ -224,6 +224,10 @@ requests = Table(
     _text("key_name"),
     # JSON list of the upstream attempts (failover, several keys); NULL for a lone one
     Column("attempts", Text, nullable=True),
+    # what the request asked for (telemetry/record.py KINDS), and its non-token unit
+    Column("kind", Text, nullable=False, server_default=text("'chat'")),
+    _text("unit"),
+    _count("units"),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )

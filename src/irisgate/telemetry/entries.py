@@ -46,7 +46,14 @@ _USAGE = META_FIELDS.index("usage")
 _HEADERS = META_FIELDS.index("indexed_headers")
 #: fields added at the end since the first spool format, with the defaults that frames
 #: written before them get (in order: a frame lacks the last few)
-_ADDED: tuple[tuple[str, Any], ...] = (("indexed_headers", []), ("key_id", ""), ("key_name", ""))
+_ADDED: tuple[tuple[str, Any], ...] = (
+    ("indexed_headers", []),
+    ("key_id", ""),
+    ("key_name", ""),
+    ("kind", "chat"),
+    ("unit", ""),
+    ("units", 0),
+)
 if META_FIELDS[-len(_ADDED) :] != tuple(name for name, _ in _ADDED):
     raise RuntimeError("RequestRecord's last fields must be those of _ADDED, in order")
 

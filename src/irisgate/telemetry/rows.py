@@ -162,6 +162,9 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.key_id,
         record.key_name,
         orjson.dumps(record.attempts).decode() if record.attempts else None,
+        record.kind,
+        record.unit,
+        record.units,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,
