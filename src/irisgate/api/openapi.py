@@ -15,6 +15,7 @@ from starlette.responses import Response
 from irisgate import __version__
 from irisgate.api.usage import SORT_KEYS
 from irisgate.handlers import json_response
+from irisgate.telemetry.record import KINDS
 
 #: JSON Schemas of the values the handlers accept (`irisgate.handlers`); an empty value
 #: means the default, as an absent one does
@@ -400,6 +401,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("user", "Only this login name (admins).", _TEXT),
             ("model", "Only this model.", _TEXT),
             ("session", "Only this session id.", _TEXT),
+            (
+                "kind",
+                "Only requests of this kind: what they asked for.",
+                {"type": "string", "enum": list(KINDS)},
+            ),
             ("since", "RFC 3339 time (`2026-01-31T00:00:00Z`), inclusive.", _TIME),
             ("until", "RFC 3339 time, exclusive.", _TIME),
             (

@@ -30,6 +30,7 @@ from irisgate.config.model import (
 )
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
+from irisgate.telemetry.record import KINDS
 from irisgate.web import setup
 from irisgate.web.integrations import INTEGRATIONS
 from irisgate.web.nav import PAGES, Group, visible
@@ -255,7 +256,12 @@ async def integrations(request: Request) -> Response:
     return await _page(request, "integrations", integrations=INTEGRATIONS)
 
 
-_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers")
+async def sessions(request: Request) -> Response:
+    """Session Logs, whose filters list the kinds of request (telemetry/record.py)."""
+    return await _page(request, "sessions", kinds=KINDS)
+
+
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers", "sessions")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -272,6 +278,7 @@ _page_routes = [
     Route(PAGES["settings"].path + "/{tab}", settings),
     Route(PAGES["integrations"].path, integrations),
     Route(PAGES["providers"].path, providers),
+    Route(PAGES["sessions"].path, sessions),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 

@@ -33,7 +33,7 @@ def test_embeddings_usage_and_texts() -> None:
     request = {"model": "m", "input": ["alpha beta", "gamma", [1, 2, 3]]}
     assert OPENAI_EMBEDDINGS.prompt_text(request).texts == ["alpha beta", "gamma"]
     assert OPENAI_EMBEDDINGS.user_message({"input": "one"}) == "one"
-    assert OPENAI_EMBEDDINGS.first_turn(request) == []
+    assert OPENAI_EMBEDDINGS.first_turn(request) == [{"api": "openai_embeddings"}]
     assert OPENAI_EMBEDDINGS.wants_stream({"stream": True}) is False
 
 

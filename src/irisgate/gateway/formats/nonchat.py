@@ -56,7 +56,9 @@ class NotChat:
         return _NoStream()
 
     def first_turn(self, body: dict[str, Any]) -> list[Any]:
-        return []
+        """The API itself: a caller's requests to it without a session header are one
+        session (their embeddings, their images), apart from their conversations."""
+        return [{"api": self.name}]  # type: ignore[attr-defined]  # every format has a name
 
     def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
         return []
