@@ -15,6 +15,7 @@ import random
 import struct
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,12 @@ def test_gpt_image_generation_priced_by_tokens(gw: IrisgateServer, fake_llm: Fak
     image = base64.b64decode(answer.data[0].b64_json or "")
     assert image.startswith(b"\x89PNG\r\n\x1a\n")
     record = wait_for_record(gw, raw.headers["x-irisgate-request-id"])
+    stored = json.loads(record["response_body"])  # the image by its size, not inline
+    b64_size = len(answer.data[0].b64_json or "")
+    assert stored["data"] == [
+        {"b64_json": f"[irisgate: {b64_size} bytes of base64 image data, not stored]"}
+    ]
+    assert stored["usage"]["output_tokens"] == 1056
     assert (record["kind"], record["unit"]) == ("image", "")
     assert (record["input_tokens"], record["output_tokens"]) == (5, 1056)
     # genai-prices: $5 per million text input tokens, $40 per million output tokens
@@ -254,6 +261,39 @@ def test_dall_e_priced_per_image_by_size_and_quality(gw: IrisgateServer) -> None
     record = wait_for_record(gw, raw.headers["x-irisgate-request-id"])
     assert (record["model"], record["units"]) == ("dall-e-2", 2)
     assert record["cost_nanodollars"] == 40_000_000  # 2 x $0.02 at the default 1024x1024
+
+
+def test_image_requests_reserve_their_per_image_price(
+    gw: IrisgateServer, fake_llm: FakeLLM
+) -> None:
+    """An HD 1792x1024 DALL-E 3 image ($0.12) held upstream reserves its price: a $0.10
+    bucket refuses a second image meanwhile, and the first is charged what it cost."""
+    admin = _http(gw)
+    assert admin.post("/api/quotas/set", json={"bucket": "spend", "balance": "$0.10"}).is_success
+    calls = len(fake_llm.requests)
+    try:
+        fake_llm.hang = True
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(
+                _openai(gw).images.with_raw_response.generate,
+                model="dall-e-3",
+                prompt="a held image",
+                size="1792x1024",
+                quality="hd",
+            )
+            assert fake_llm.wait_for(lambda: len(fake_llm.requests) > calls)
+            with pytest.raises(openai.RateLimitError) as refused:
+                _openai(gw).images.generate(model="dall-e-3", prompt="another")
+            assert "reserved by 1 request(s) in flight" in refused.value.message
+            fake_llm.hang = False
+            raw = held.result()
+        record = wait_for_record(gw, raw.headers["x-irisgate-request-id"])
+        assert record["cost_nanodollars"] == 120_000_000
+        assert _balance(gw) == 100_000_000 - 120_000_000
+        assert len(fake_llm.requests) == calls + 1  # the refused one never went upstream
+    finally:
+        fake_llm.hang = False
+        admin.post("/api/quotas/set", json={"bucket": "spend", "balance": "$100"})
 
 
 def test_image_edit_uploads_a_real_png_whole(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
@@ -321,9 +361,10 @@ def test_a_big_image_answer_is_relayed_whole(gw: IrisgateServer, fake_llm: FakeL
     record = wait_for_record(gw, raw.headers["x-irisgate-request-id"])
     assert record["response_bytes"] == len(raw.content)
     assert record["output_tokens"] == 1056  # usage read from the answer's tail
-    kept = record["response_body"]  # capture keeps the head (--max-capture-body), marked
-    assert len(kept) < len(raw.content)
-    assert kept.endswith("(--max-capture-body)]")
+    kept = json.loads(record["response_body"])  # described by size and type, not inline
+    assert kept == {
+        "irisgate_not_stored": {"bytes": len(raw.content), "content_type": "application/json"}
+    }
 
 
 # -- Gemini ---------------------------------------------------------------------------------------

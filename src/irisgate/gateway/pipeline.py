@@ -48,6 +48,7 @@ from irisgate.gateway.formats.base import (
     Estimable,
     Operation,
     PathTarget,
+    Slimmed,
 )
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
@@ -323,6 +324,7 @@ class Gateway:
             format_basis=fmt.cost_basis,
             body=parsed,
             body_size=len(body),
+            units=fmt.requested(parsed) if isinstance(fmt, Counted) else None,
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         if modified:  # a hook may have changed the stream flag
@@ -554,6 +556,10 @@ class Gateway:
             record.response_raw_encoding = result.headers.get("content-encoding", "")
         answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
+        if 200 <= result.status < 300 and isinstance(fmt, Slimmed):
+            content_type = result.headers.get("content-type", "")
+            slim = fmt.stored_body(answer.response, result.tee.size, content_type)
+            record.response_body = answer.body if slim is None else slim
         record.response_headers = redact(result.headers)
         if not ex.op.billable:
             return

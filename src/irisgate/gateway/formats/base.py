@@ -221,9 +221,27 @@ class Operation:
 
 
 @runtime_checkable
+class Slimmed(Protocol):
+    """A format whose answers carry binary data as base64 (images): capture stores them by
+    size and type instead of inline."""
+
+    def stored_body(
+        self, response: dict[str, Any] | None, size: int, content_type: str
+    ) -> bytes | None:
+        """The body capture stores for an answer of `size` bytes (`response` is None when it
+        was too large to read whole); None to store what the tee kept."""
+        ...
+
+
+@runtime_checkable
 class Counted(Protocol):
     """A format whose answers may be priced per unit rather than per token (images)."""
 
     def units(self, request: dict[str, Any], response: dict[str, Any]) -> Units | None:
         """The units an answer delivered (None when tokens price it)."""
+        ...
+
+    def requested(self, request: dict[str, Any]) -> Units:
+        """The units a request asks for: what its quota reservation is priced by when its
+        model has no token price."""
         ...

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from irisgate.gateway.formats.base import ChunkFilter, StreamAccumulator
 from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.gateway.formats.streamresult import StreamResult, as_dict, as_int
@@ -123,6 +125,40 @@ def images_usage(body: Mapping[str, Any]) -> Usage:
         image_input_tokens=as_int(details.get("image_tokens")),
         cache_read_tokens=as_int(details.get("cached_tokens")),
     )
+
+
+def images_stored(response: Mapping[str, Any] | None, size: int, content_type: str) -> bytes:
+    """An images answer as capture keeps it: every `b64_json` replaced by its size, so no
+    image is stored inline; an answer too large to read whole is described, not kept."""
+    if response is None:
+        return orjson.dumps({"irisgate_not_stored": {"bytes": size, "content_type": content_type}})
+    data = response.get("data")
+    if not isinstance(data, list):
+        return orjson.dumps(response)
+    slim = []
+    for item in data:
+        image = as_dict(item).get("b64_json")
+        if isinstance(image, str):
+            note = f"[irisgate: {len(image)} bytes of base64 image data, not stored]"
+            slim.append({**as_dict(item), "b64_json": note})
+        else:
+            slim.append(item)
+    return orjson.dumps({**response, "data": slim})
+
+
+#: images one request may ask for (OpenAI's own limit)
+MAX_IMAGES = 10
+
+
+def images_asked(body: Mapping[str, Any]) -> int:
+    """How many images a request asks for (`n`, a number in JSON, text in a form), 1 to
+    MAX_IMAGES; 1 when not given or not a number."""
+    value = body.get("n")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(1, min(value, MAX_IMAGES))
+    return 1
 
 
 def images_made(body: Mapping[str, Any]) -> int:

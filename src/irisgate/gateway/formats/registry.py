@@ -312,6 +312,14 @@ class OpenAIImages(_OpenAIBeyondChat):
     def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
         return nonchat.openai_prompt(body)
 
+    def stored_body(
+        self, response: dict[str, Any] | None, size: int, content_type: str
+    ) -> bytes | None:
+        return nonchat.images_stored(response, size, content_type)
+
+    def requested(self, request: dict[str, Any]) -> Units:
+        return Units("image", nonchat.images_asked(request), nonchat.image_options(request))
+
     def units(self, request: dict[str, Any], response: dict[str, Any]) -> Units | None:
         made = nonchat.images_made(response)
         return Units("image", made, nonchat.image_options(request)) if made else None
