@@ -76,3 +76,20 @@ def test_session_logs_show_and_filter_kinds(gateway: IrisgateServer, admin_page:
     expect(facts).to_contain_text("image")
     expect(facts).to_contain_text("Priced per")
     screenshot(page, "admin-session-kinds")
+
+
+def test_usage_overview_filters_by_kind(gateway: IrisgateServer, admin_page: Page) -> None:
+    admin = api(gateway, ADMIN)
+    embeddings = admin.get("/api/usage/summary", params={"kind": "embedding"}).json()
+    assert embeddings["totals"]["requests"] == 1
+    assert [m["model"] for m in embeddings["models"]] == ["text-embedding-3-small"]
+    assert admin.get("/api/usage/summary", params={"kind": "poetry"}).status_code == 400
+    page = admin_page
+    page.goto(gateway.url + "/ui/usage")
+    expect(page.locator("#stat-tokens")).not_to_have_text("\N{EN DASH}")
+    every = page.inner_text("#stat-tokens")
+    page.select_option("#filters select[name=kind]", "embedding")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#stat-tokens")).to_have_text("2")  # "embed me": two words
+    assert page.url.endswith("?kind=embedding")
+    assert every != "2"

@@ -20,10 +20,10 @@ from irisgate.configservice import StaleHash, WouldLockOut
 from irisgate.handlers import (
     ApiError,
     Caller,
-    choice_param,
     identify,
     int_param,
     json_response,
+    kind_param,
     query_value,
     require_admin,
     require_role,
@@ -31,7 +31,6 @@ from irisgate.handlers import (
     time_param,
 )
 from irisgate.store import queries
-from irisgate.telemetry.record import KINDS
 
 
 async def whoami(request: Request) -> Response:
@@ -179,13 +178,6 @@ async def _latest_hash(request: Request) -> str:
     return latest.hash if latest else ""
 
 
-def _kind(request: Request) -> str | None:
-    """The `kind` filter: one of the kinds a record can be, or None for every kind."""
-    if not query_value(request, "kind"):
-        return None
-    return choice_param(request, "kind", KINDS, KINDS[0])
-
-
 async def list_requests(request: Request) -> Response:
     caller = await require_role(request)
     user = query_value(request, "user")
@@ -199,7 +191,7 @@ async def list_requests(request: Request) -> Response:
         login_name=user or None,
         model=query_value(request, "model") or None,
         session_id=query_value(request, "session") or None,
-        kind=_kind(request),
+        kind=kind_param(request),
         since=time_param(request, "since"),
         until=time_param(request, "until"),
         before_id=int_param(request, "before", 0, 1, 2**62) or None,

@@ -47,12 +47,14 @@ def _env() -> Environment:
     # carries it.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(_HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["request_kinds"] = KINDS  # the kind filters of Usage and Session Logs
+    return env
 
 
 def template(name: str) -> Any:
@@ -256,12 +258,7 @@ async def integrations(request: Request) -> Response:
     return await _page(request, "integrations", integrations=INTEGRATIONS)
 
 
-async def sessions(request: Request) -> Response:
-    """Session Logs, whose filters list the kinds of request (telemetry/record.py)."""
-    return await _page(request, "sessions", kinds=KINDS)
-
-
-_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers", "sessions")
+_SPECIAL = ("dashboard", "agent_config", "settings", "integrations", "providers")
 _ADMIN_PREFIX = "/ui/admin/"
 
 
@@ -278,7 +275,6 @@ _page_routes = [
     Route(PAGES["settings"].path + "/{tab}", settings),
     Route(PAGES["integrations"].path, integrations),
     Route(PAGES["providers"].path, providers),
-    Route(PAGES["sessions"].path, sessions),
     *(_simple(key) for key in PAGES if key not in _SPECIAL),
 ]
 
