@@ -192,7 +192,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False  # a request is out (from send until finish)
-        self.writable: asyncio.Future[None] | None = None  # set while writing is paused
+        self.write_paused = False  # the transport's buffer is full (pause_writing)
+        self.write_waiter: asyncio.Future[None] | None = None  # a body waiting to write
         self.idle_since = 0.0
         self.last_read = 0.0
         self._reset()
@@ -234,18 +235,21 @@ class _Connection(asyncio.Protocol):
         return False  # close the transport; connection_lost settles the request
 
     def pause_writing(self) -> None:
-        if self.writable is None:
-            self.writable = self.loop.create_future()
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        writable, self.writable = self.writable, None
-        if writable is not None and not writable.done():
-            writable.set_result(None)
+        self.write_paused = False
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self.write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.pool.forget(self)
-        self.resume_writing()  # a body being written stops at the closed transport
+        self._wake_writer()  # a body being written stops at the closed transport
         if self.busy and not self.complete:
             if self.head_done and self.until_close and self.error is None:
                 self.complete = True  # a body without length ends with its connection
@@ -329,8 +333,14 @@ class _Connection(asyncio.Protocol):
                 return
             self.transport.write(piece)
             self.last_read = self.loop.time()  # the upload moving is not the upstream's silence
-            if self.writable is not None:
-                await self.writable
+            while self.write_paused and not self.head_done and self.error is None:
+                if self.transport is None:
+                    break
+                self.write_waiter = self.loop.create_future()
+                try:
+                    await self.write_waiter  # resumed, answered, failed or closed
+                finally:
+                    self.write_waiter = None
 
     async def response_head(self) -> None:
         while not self.head_done:
@@ -352,6 +362,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._wake_writer()  # an answer (or a failure) ends an upload waiting to write
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
