@@ -31,6 +31,7 @@ from google.genai import types as genai_types
 
 from irisgate.testing import FakeLLM
 from irisgate.testing.fake_media import vector
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
 from irisgate.usage.tokenizer import count_tokens
 
@@ -327,6 +328,42 @@ def test_image_edit_uploads_a_real_png_whole(gw: IrisgateServer, fake_llm: FakeL
         "prompt": "add a hat",
         "image": [{"filename": "fox.png", "content_type": "image/png", "bytes": len(image)}],
     }
+
+
+def test_an_upload_is_sent_again_to_the_next_key(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    """The first key is rate-limited (429): the same upload, whole, goes
+    to the second key."""
+    config = {
+        "providers": {
+            "openai": {
+                "baseurl": fake_llm.base_url,
+                "apikey": ["sk-first", "sk-second"],
+                "models": ["gpt-image-1"],
+                "compatibility": {"openai_images": True},
+            }
+        },
+        "grants": [
+            {
+                "src": ["dev@localhost"],
+                "app": {"tailscale.com/cap/aperture": [{"role": "admin"}, {"models": "**"}]},
+            }
+        ],
+    }
+    image = png(300, 300)
+    fake_llm.fail_next(429)
+    with InProcessIrisgate(json.dumps(config), data_dir=tmp_path) as local:
+        sdk = openai.OpenAI(
+            base_url=local.url + "/v1", api_key="-", http_client=local.client, max_retries=0
+        )
+        answer = sdk.images.edit(
+            model="gpt-image-1", image=("a.png", io.BytesIO(image), "image/png"), prompt="hat"
+        )
+    assert answer.data[0].b64_json
+    first, second = fake_llm.requests[-2:]
+    keys = {first.headers["authorization"], second.headers["authorization"]}
+    assert keys == {"Bearer sk-first", "Bearer sk-second"}
+    for sent in (first, second):
+        assert sent.json["image"][0]["sha256"] == hashlib.sha256(image).hexdigest()
 
 
 def test_bad_multipart_is_a_400_in_openai_envelope(gw: IrisgateServer, fake_llm: FakeLLM) -> None:

@@ -64,6 +64,7 @@ from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_na
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
+from irisgate.usage.unitprices import Units
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import GatewayError
@@ -324,7 +325,7 @@ class Gateway:
             format_basis=fmt.cost_basis,
             body=parsed,
             body_size=len(body),
-            units=fmt.requested(parsed) if isinstance(fmt, Counted) else None,
+            units=_requested(fmt, parsed),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         if modified:  # a hook may have changed the stream flag
@@ -446,7 +447,9 @@ class Gateway:
         guess = (
             ex.admission.guess
             if ex.admission is not None
-            else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
+            else self.runtime.quotas.estimate(
+                snapshot, ex.route, fmt.cost_basis, parsed, size, units=_requested(fmt, parsed)
+            )
         )
         ex.estimate = guess.amount
         if not ex.hooks.pre or ex.upload is not None:
@@ -620,6 +623,11 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
+
+
+def _requested(fmt: ApiFormat, body: dict[str, Any]) -> Units | None:
+    """The units a request asks for, when its format may price per unit (images)."""
+    return fmt.requested(body) if isinstance(fmt, Counted) else None
 
 
 def _streams(op: Operation, target: PathTarget | None, body: dict[str, Any]) -> bool:
