@@ -331,8 +331,7 @@ def test_image_edit_uploads_a_real_png_whole(gw: IrisgateServer, fake_llm: FakeL
 
 
 def test_an_upload_is_sent_again_to_the_next_key(fake_llm: FakeLLM, tmp_path: Path) -> None:
-    """The first key is rate-limited (429): the same upload, whole, goes
-    to the second key."""
+    """The first key is rate-limited (429): the same upload, whole, goes to the second."""
     config = {
         "providers": {
             "openai": {
