@@ -88,7 +88,9 @@ def schemathesis(gw: IrisgateServer, login: str, cwd: Path) -> subprocess.Comple
 
 
 @pytest.mark.parametrize("login", [ADMIN, USER], ids=["admin", "user"])
-def test_the_api_keeps_to_its_document(gateway: IrisgateServer, login: str, tmp_path: Path) -> None:
+def test_the_api_keeps_to_its_document(
+    gateway: IrisgateServer, login: str, tmp_path: Path
+) -> None:
     run = schemathesis(gateway, login, tmp_path)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-20_000:]

@@ -71,11 +71,7 @@ class FakeDns(AbstractResolver):
         assert host == "rebound.example"
         return [
             ResolveResult(
-                hostname=host,
-                host=self.address,
-                port=port,
-                family=socket.AF_INET,
-                proto=0,
+                hostname=host, host=self.address, port=port, family=socket.AF_INET, proto=0,
                 flags=socket.AI_NUMERICHOST,
             )
         ]
@@ -133,12 +129,9 @@ async def test_the_connector_proxy_client_refuses_a_name_that_rebinds_to_loopbac
     async with web_server("127.0.0.1") as (port, seen):
         url = f"http://rebound.example:{port}/"
         # without the guard the rebinding answer reaches the local server...
-        async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=FakeDns("127.0.0.1"))
-            ) as plain,
-            plain.get(url) as response,
-        ):
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=FakeDns("127.0.0.1"))
+        ) as plain, plain.get(url) as response:
             assert await response.text() == "secret admin data"
         assert len(seen) == 1
         # ...with it the connection is never made, and the refusal says why
@@ -157,12 +150,9 @@ async def test_the_connector_proxy_client_refuses_a_name_that_rebinds_to_loopbac
 async def test_the_connector_proxy_client_connects_to_allowed_addresses() -> None:
     address = outbound_address()
     async with web_server(address) as (port, seen):
-        async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=GuardedResolver(FakeDns(address)))
-            ) as guarded,
-            guarded.get(f"http://rebound.example:{port}/") as response,
-        ):
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(FakeDns(address)))
+        ) as guarded, guarded.get(f"http://rebound.example:{port}/") as response:
             assert response.status == 200
         assert seen == [f"rebound.example:{port}"]
 

@@ -177,9 +177,9 @@ def test_stop_cancels_the_upstream_stream_and_keeps_the_partial_answer(
     conversation = page.evaluate("location.hash").lstrip("#")
 
     def messages() -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = (
-            api(gateway, USER).get(f"/api/chat/conversations/{conversation}").json()["messages"]
-        )
+        got: list[dict[str, Any]] = api(gateway, USER).get(
+            f"/api/chat/conversations/{conversation}"
+        ).json()["messages"]
         return got
 
     # the page shows the outcome as the stream ends; the server saves it right after
