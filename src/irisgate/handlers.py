@@ -25,7 +25,7 @@ from irisgate.identity import Identity, IdentityRefused, SignInRequired
 from irisgate.runtime import Runtime
 from irisgate.store.availability import unavailable
 from irisgate.store.reports import Filters, Status
-from irisgate.telemetry.record import NAME_LIMIT, recorded_name
+from irisgate.telemetry.record import KINDS, NAME_LIMIT, recorded_name
 
 #: where an error must come from to be the database's (asyncpg raises plain OSErrors)
 _DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "irisgate.store")
@@ -152,9 +152,10 @@ MAX_FILTER = NAME_LIMIT
 
 def filters(request: Request, caller: Caller | None = None) -> Filters:
     """The range (`since` inclusive, `until` exclusive; default: the last 30 days including
-    today), `user`, `model`, `agent`, `status` (a code such as 429, or a class such as 5xx)
-    and an indexed header: `header` (a `database.headers.filterable` name the `caller` is
-    granted through `filterable_headers`) with `header_value` (absent: any value). Who may
+    today), `user`, `model`, `agent`, `status` (a code such as 429, or a class such as 5xx),
+    `kind` (what the requests asked for: chat, embedding, image, …) and an indexed header:
+    `header` (a `database.headers.filterable` name the `caller` is granted through
+    `filterable_headers`) with `header_value` (absent: any value). Who may
     see what is otherwise the endpoint's decision."""
     until = day_param(request, "until") or datetime.now(UTC).date() + timedelta(days=1)
     since = day_param(request, "since") or until - timedelta(days=DEFAULT_DAYS)
@@ -175,6 +176,7 @@ def filters(request: Request, caller: Caller | None = None) -> Filters:
             400,
             f"'status' must be a code such as 429 or a class such as 5xx; got {raw_status!r}",
         )
+    kind = kind_param(request)
     header, value = names["header"], names["header_value"]  # a value alone filters nothing
     if header is not None:
         header = header.lower()
@@ -194,6 +196,7 @@ def filters(request: Request, caller: Caller | None = None) -> Filters:
         names["model"],
         agent=names["agent"],
         status=status,
+        kind=kind,
         header=header,
         header_value=value,
     )
@@ -224,6 +227,14 @@ def choice_param(request: Request, name: str, choices: tuple[str, ...], default:
     if raw not in choices:
         raise ApiError(400, f"'{name}' must be one of {', '.join(choices)}; got {raw!r}")
     return raw
+
+
+def kind_param(request: Request) -> str | None:
+    """The `kind` filter: one of the kinds a record can be (telemetry/record.py), or None
+    (absent or empty) for every kind."""
+    if not query_value(request, "kind"):
+        return None
+    return choice_param(request, "kind", KINDS, KINDS[0])
 
 
 def time_param(request: Request, name: str) -> datetime | None:

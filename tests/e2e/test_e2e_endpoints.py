@@ -107,11 +107,11 @@ def _bedrock(resp: httpx2.Response, kind: str) -> str:
 Reader = Callable[[httpx2.Response, str], str]
 #: an unserved path of each API, how its envelope reads, its not-found and refusal kinds
 UNSERVED: dict[str, tuple[str, Reader, str, str]] = {
-    "openai": ("/v1/embeddings", _openai, "invalid_request_error", "permission_error"),
+    "openai": ("/v1/fine_tuning/jobs", _openai, "invalid_request_error", "permission_error"),
     "openai, no version": ("/v1", _openai, "invalid_request_error", "permission_error"),
     "anthropic": ("/v1/messages/batches", _anthropic, "not_found_error", "permission_error"),
     "gemini": (
-        "/v1beta/models/gemini-2.5-flash:embedContent",
+        "/v1beta/models/gemini-2.5-flash:predict",
         _google,
         "NOT_FOUND",
         "PERMISSION_DENIED",
@@ -240,9 +240,9 @@ def _bedrock_sdk(gw: IrisgateServer, **headers: str) -> Any:
 
 def test_sdks_raise_not_found_naming_the_path(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
     with pytest.raises(openai.NotFoundError) as oai:
-        _openai_sdk(gw).embeddings.create(model="gpt-4o-mini", input="hello")
+        _openai_sdk(gw).fine_tuning.jobs.list()
     assert oai.value.body == {  # the `error` object, parsed by the SDK
-        "message": "no such endpoint: POST /v1/embeddings",
+        "message": "no such endpoint: GET /v1/fine_tuning/jobs",
         "type": "invalid_request_error",
         "param": None,
         "code": None,
@@ -252,10 +252,10 @@ def test_sdks_raise_not_found_naming_the_path(gw: IrisgateServer, fake_llm: Fake
     assert ant.value.body["error"]["message"] == "no such endpoint: GET /v1/messages/batches"  # type: ignore[index]
     gemini = _gemini_sdk(gw)  # kept: the client closes its connections when collected
     with pytest.raises(genai_errors.ClientError) as gem:
-        gemini.models.embed_content(model="gemini-2.5-flash", contents="hello")
+        gemini.models.get(model="gemini-2.5-flash")
     assert (gem.value.code, gem.value.status) == (404, "NOT_FOUND")
     assert gem.value.message is not None
-    assert "/v1beta/models/gemini-2.5-flash:batchEmbedContents" in gem.value.message
+    assert "GET /v1beta/models/gemini-2.5-flash" in gem.value.message
     with pytest.raises(botocore.exceptions.ClientError) as aws:
         _bedrock_sdk(gw).count_tokens(
             modelId=BEDROCK_MODEL,
@@ -277,7 +277,7 @@ def test_sdks_parse_cross_site_refusals_in_their_envelope(
         _openai_sdk(gw, **EVIL).chat.completions.create(model="gpt-4o-mini", messages=user)  # type: ignore[arg-type]
     assert oai.value.body["message"].startswith("cross-site request refused: ")  # type: ignore[index]
     with pytest.raises(openai.PermissionDeniedError) as unserved:
-        _openai_sdk(gw, **EVIL).embeddings.create(model="gpt-4o-mini", input="hello")
+        _openai_sdk(gw, **EVIL).fine_tuning.jobs.create(model="gpt-4o-mini", training_file="f")
     assert unserved.value.body["message"].startswith("cross-site request refused: ")  # type: ignore[index]
     with pytest.raises(anthropic.PermissionDeniedError) as ant:
         _anthropic_sdk(gw, **EVIL).messages.create(

@@ -153,6 +153,45 @@ def test_block_answers_in_the_callers_format_with_the_hooks_status(
     assert "request blocked by guardrail deny" in default.value.message
 
 
+def test_embeddings_and_images_pass_the_same_hooks(
+    start: Any, hooks: FakeHook, fake_llm: FakeLLM
+) -> None:
+    """A guardrail sees what an embedding request embeds and may rewrite it; an image edit
+    (an upload, no JSON body to show) runs its post-response hooks only."""
+
+    def scrub(payload: Any) -> dict[str, Any]:
+        body = payload["request_body"]
+        body["input"] = [text.replace("123-45-6789", "[ssn]") for text in body["input"]]
+        return {"action": "modify", "request_body": body}
+
+    hooks.answer("scrub", scrub)
+    openai_flags = {"openai_chat": True, "openai_embeddings": True, "openai_images": True}
+    providers = json.loads(gateway_config(fake_llm.base_url).split("\n", 1)[1])["providers"]
+    providers["openai"].update(
+        models=["text-embedding-3-small", "gpt-image-1"], compatibility=openai_flags
+    )
+    gw = start(
+        {"scrub": {"url": hooks.url("scrub")}, "audit": {"url": hooks.url("audit")}},
+        [
+            pre("scrub", ["request_body", "user_message"]),
+            {"name": "audit", "events": ["entire_request"], "send": ["response_body"]},
+        ],
+        providers=providers,
+    )
+    client = openai_client(gw)
+    client.embeddings.create(model="text-embedding-3-small", input=["my ssn is 123-45-6789"])
+    [call] = hooks.calls_to("scrub")
+    assert call.payload["user_message"] == "my ssn is 123-45-6789"
+    assert call.payload["metadata"]["model"] == "text-embedding-3-small"
+    assert fake_llm.last_request.json["input"] == ["my ssn is [ssn]"]
+    assert hooks.wait_for(lambda: len(hooks.calls_to("audit")) == 1)
+    client.images.edit(
+        model="gpt-image-1", image=("a.png", b"\x89PNG\r\n", "image/png"), prompt="p"
+    )
+    assert len(hooks.calls_to("scrub")) == 1  # no JSON body: no pre-request hook
+    assert hooks.wait_for(lambda: len(hooks.calls_to("audit")) == 2)
+
+
 def test_modify_chain_runs_by_preference_and_the_capture_stores_the_forwarded_body(
     start: Any, hooks: FakeHook, fake_llm: FakeLLM
 ) -> None:

@@ -32,6 +32,9 @@ def row(**overrides: Any) -> dict[str, Any]:
         "model": "gpt-4o-mini",
         "provider": "openai",
         "api_type": "oai_completions",
+        "kind": "chat",
+        "unit": "",
+        "units": 0,
         "path": "/v1/chat/completions",
         "status": 200,
         "duration_ms": 12.3456,
@@ -68,6 +71,14 @@ def decode(fmt: str, body: bytes) -> list[dict[str, Any]]:
         return [json.loads(line) for line in gzip.decompress(body).splitlines()]
     rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(body)).to_pylist()
     return rows
+
+
+def test_kind_and_units_are_exported() -> None:
+    """A request priced per image says so; a chat request has no `units`."""
+    image = export_record(row(kind="image", unit="image", units=2, api_type="oai_images"))
+    assert (image["kind"], image["units"]) == ("image", {"unit": "image", "count": 2})
+    chat = export_record(row())
+    assert chat["kind"] == "chat" and "units" not in chat
 
 
 def test_unpriced_uncaptured_record_omits_cost_and_capture() -> None:

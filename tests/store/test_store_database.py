@@ -217,6 +217,36 @@ async def test_rollups_written_before_shards_read_the_same_after_the_migration(
         await db.close()
 
 
+async def test_facet_rollups_before_0020_are_chat_and_filter_by_kind(db_url: str) -> None:
+    """0020 rebuilds `usage_facets_daily` with `kind` in its key: the rows kept, as chat."""
+    old = await open_database(db_url, migrate=False)
+    try:
+        await _migrate_with_alembic(old, "0018")
+        async with old._write_engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO usage_facets_daily (day, login_name, model, provider, agent, "
+                    "status, header, value, requests, total_tokens, cost_nanodollars, shard) "
+                    "VALUES ('2025-03-01', 'alice@example.com', 'gpt-4o', 'openai', 'curl', "
+                    "200, '', '', 3, 40, 7, 2)"
+                )
+            )
+    finally:
+        await old.close()
+    db = await open_database(db_url)
+    try:
+        span = (date(2025, 3, 1), date(2025, 3, 2))
+        chat = await reports.totals(db, reports.Filters(*span, kind="chat"))
+        assert (chat["requests"], chat["total_tokens"], chat["cost_nanodollars"]) == (3, 40, 7)
+        images = await reports.totals(db, reports.Filters(*span, kind="image"))
+        assert images["requests"] == 0
+        async with db.connect() as conn:
+            shards = (await conn.execute(text("SELECT shard FROM usage_facets_daily"))).scalars()
+            assert list(shards) == [2]
+    finally:
+        await db.close()
+
+
 async def test_requests_recorded_before_0016_fill_the_tool_use_and_facet_rollups(
     db_url: str,
 ) -> None:

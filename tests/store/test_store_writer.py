@@ -332,7 +332,8 @@ def core_request_row(r: RequestRecord) -> dict[str, Any]:
             "stream", "status", "error", "cancelled", "duration_ms", "ttfb_ms",
             "upstream_ms", "cost_nanodollars", "cost_basis", "session_id", "user_agent",
             "config_version", "tool_calls", "request_bytes", "response_bytes",
-            "usage_estimated", "key_id", "key_name", "upstream_format",
+            "usage_estimated", "key_id", "key_name", "upstream_format", "kind", "unit",
+            "units",
         )
     }  # fmt: skip
     row |= {name: getattr(r.usage, name) for name in USAGE_FIELDS}

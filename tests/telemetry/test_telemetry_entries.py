@@ -131,7 +131,7 @@ def test_an_entry_spooled_before_records_named_their_key_is_still_read() -> None
     start = 2 + id_size
     meta_size = int.from_bytes(data[start : start + 4], "little")
     meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
-    older = orjson.dumps([*meta[:-8], *meta[-3:]])  # the key (and later) fields gone
+    older = orjson.dumps([*meta[:-11], *meta[-3:]])  # the key fields and all after them gone
     rest = data[start + 4 + meta_size :]
     old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
     frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload
@@ -154,8 +154,15 @@ def test_a_translated_record_keeps_both_sides_bodies() -> None:
     assert decode(payload) == original
 
 
-def test_an_entry_spooled_before_translation_is_still_read() -> None:
-    """A spool written before translation (no `upstream_*` fields) comes back untranslated."""
+def test_a_record_of_another_kind_keeps_its_kind_and_units() -> None:
+    original = record(7, kind="image", unit="image", units=2)
+    [(_, payload)] = read_frames(encode(original)).items
+    assert decode(payload) == original
+
+
+def test_an_entry_spooled_before_translation_and_kinds_is_still_read() -> None:
+    """A spool written before translation and request kinds (no `upstream_*`, `kind`,
+    `unit`, `units` in the meta) comes back untranslated, as chat."""
     original = record(6, key_id="key_0123456789abcdef", key_name="laptop")
     [(_, payload)] = read_frames(encode(original)).items
     data = bytes(payload)
@@ -163,7 +170,7 @@ def test_an_entry_spooled_before_translation_is_still_read() -> None:
     start = 2 + id_size
     meta_size = int.from_bytes(data[start : start + 4], "little")
     meta = orjson.loads(data[start + 4 : start + 4 + meta_size])
-    older = orjson.dumps([*meta[:-6], *meta[-3:]])  # the three upstream fields gone
+    older = orjson.dumps([*meta[:-9], *meta[-3:]])  # the upstream and kind fields gone
     rest = data[start + 4 + meta_size :]
     old_payload = data[:start] + len(older).to_bytes(4, "little") + older + rest
     frame = HEADER.pack(b"IGR1", len(old_payload), zlib.crc32(old_payload)) + old_payload

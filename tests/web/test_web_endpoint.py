@@ -34,12 +34,15 @@ def scope(method: str, path: str) -> dict[str, Any]:
         # in an API's space, but none of its operations
         ("GET", "/v1/chat/completions", "llm", "openai_chat", False),
         ("PUT", "/v1/responses/resp_1", "llm", "openai_responses", False),
-        ("POST", "/v1/embeddings", "llm", "openai_chat", False),
+        ("POST", "/v1/embeddings", "llm", "openai_embeddings", True),
+        ("POST", "/v1/images/edits", "llm", "openai_images", True),
+        ("POST", "/v1/fine_tuning/jobs", "llm", "openai_chat", False),
         ("POST", "/v1", "llm", "openai_chat", False),
         ("POST", "/v1/messages/batches", "llm", "anthropic_messages", False),
         ("GET", GEMINI, "llm", "gemini_generate_content", False),
-        ("POST", "/v1beta/models/m:embedContent", "llm", "gemini_generate_content", False),
-        ("POST", "/v1/models/m:embedContent", "llm", "gemini_generate_content", False),
+        ("POST", "/v1beta/models/m:embedContent", "llm", "gemini_embed_content", True),
+        ("POST", "/v1/models/m:batchEmbedContents", "llm", "gemini_embed_content", True),
+        ("POST", "/v1beta/models/m:predict", "llm", "gemini_generate_content", False),
         ("POST", "/bedrock/model/m/count-tokens", "llm", "bedrock_converse", False),
         # irisgate's own
         ("GET", "/v1/models", "api", "openai_chat", False),
@@ -78,7 +81,8 @@ def test_the_endpoint_is_decided_once_per_request() -> None:
 def test_a_served_path_with_another_method_names_the_one_it_takes() -> None:
     assert endpoint_of(scope("GET", "/v1/messages")).allowed == ("POST",)
     assert endpoint_of(scope("GET", BEDROCK)).allowed == ("POST",)
-    assert endpoint_of(scope("GET", "/v1/embeddings")).allowed == ()
+    assert endpoint_of(scope("GET", "/v1/embeddings")).allowed == ("POST",)
+    assert endpoint_of(scope("GET", "/v1/fine_tuning/jobs")).allowed == ()
 
 
 @pytest.mark.parametrize(

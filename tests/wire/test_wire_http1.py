@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -376,3 +376,87 @@ async def test_tls_upstream_is_verified(tmp_path: Path) -> None:
         async with client() as http:  # the system store does not know this certificate
             with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
                 await http.request("POST", up.url + "/", {}, b"x")
+
+
+class Pieces:
+    """A body sent a piece at a time (as wire/upload.py's Upload), counting the pieces read."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+        self.read = 0
+
+    @property
+    def sent_size(self) -> int:
+        return sum(len(p) for p in self._pieces)
+
+    def pieces(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            self.read += 1
+            yield piece
+
+
+async def test_a_body_of_pieces_arrives_whole_and_the_connection_is_reused() -> None:
+    received: list[bytes] = []
+
+    def make(up: Upstream) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                up.heads.append(head)
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                received.append(await reader.readexactly(length))
+                writer.write(OK)
+                await writer.drain()
+
+        return handle
+
+    body = [bytes([i]) * (256 * 1024) for i in range(40)]  # 10 MiB: the buffer fills
+    async with scripted(make) as up, client() as http:
+        for _ in range(2):
+            answer = await http.request("POST", f"{up.url}/v1/images/edits", {}, Pieces(body))
+            assert answer.status == 200
+            assert await answer.read() == b'{"ok":true}'
+            answer.close()
+        assert received == [b"".join(body)] * 2
+        assert up.connections == 1
+        assert b"content-length: 10485760\r\n" in up.heads[0]
+
+
+async def test_an_answer_before_the_whole_body_stops_the_upload_and_the_connection() -> None:
+    refused = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n"
+    answered = asyncio.Event()
+    done = asyncio.Event()
+
+    def make(up: Upstream) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up.heads.append(await reader.readuntil(b"\r\n\r\n"))
+            if len(up.heads) == 1:  # answer, then read nothing more: the client is stuck
+                writer.write(refused)  # unless the answer ends its upload
+                await writer.drain()
+                answered.set()
+                await done.wait()
+                return
+            await reader.readexactly(2)  # the second request's body: b"{}"
+            writer.write(refused)
+            await writer.drain()
+            await reader.read()
+
+        return handle
+
+    body = Pieces([b"x" * (1 << 20)] * 64)  # 64 MiB, far more than any socket buffer
+    async with scripted(make) as up, client() as http:
+        answer = await http.request("POST", f"{up.url}/v1/images/edits", {}, body)
+        assert answer.status == 413
+        assert await answer.read() == b""
+        answer.close()
+        assert answered.is_set()
+        assert body.read < 64  # the upload stopped once the answer was there
+        again = await http.request("POST", f"{up.url}/v1/images/edits", {}, b"{}")
+        assert again.status == 413
+        again.close()
+        assert up.connections == 2  # the cut connection was not reused
+        done.set()

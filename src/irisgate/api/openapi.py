@@ -15,6 +15,7 @@ from starlette.responses import Response
 from irisgate import __version__
 from irisgate.api.usage import SORT_KEYS
 from irisgate.handlers import json_response
+from irisgate.telemetry.record import KINDS
 
 #: JSON Schemas of the values the handlers accept (`irisgate.handlers`); an empty value
 #: means the default, as an absent one does
@@ -37,6 +38,7 @@ _RANGE: tuple[Param, ...] = (
         _DAY,
     ),
 )
+_KIND = {"type": "string", "enum": list(KINDS)}
 _FILTERS: tuple[Param, ...] = (
     *_RANGE,
     ("user", "Only this login name.", _TEXT),
@@ -47,6 +49,7 @@ _FILTERS: tuple[Param, ...] = (
         "Only this status code (`429`) or class (`5xx`).",
         {"type": "string", "pattern": "^[1-5]([0-9]{2}|[xX]{2})$"},
     ),
+    ("kind", "Only requests of this kind (what they asked for).", _KIND),
     (
         "header",
         "Only requests that carried this indexed header (`database.headers.filterable`; "
@@ -477,6 +480,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("user", "Only this login name (admins).", _TEXT),
             ("model", "Only this model.", _TEXT),
             ("session", "Only this session id.", _TEXT),
+            ("kind", "Only requests of this kind (what they asked for).", _KIND),
             ("since", "RFC 3339 time (`2026-01-31T00:00:00Z`), inclusive.", _TIME),
             ("until", "RFC 3339 time, exclusive.", _TIME),
             (

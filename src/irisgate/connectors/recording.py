@@ -68,6 +68,7 @@ def connector_record(
         path=path,
         api_format=api_format,
         api_type=api_format,
+        kind="connector",
         model=tool,
         provider=connector_id,
         status=status,

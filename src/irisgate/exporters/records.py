@@ -57,6 +57,7 @@ def export_record(row: Mapping[str, Any]) -> Record:
         "model": row["model"],
         "provider": row["provider"],
         "api_type": row["api_type"],
+        "kind": row["kind"],
         "path": row["path"],
         "status_code": int(row["status"]),
         "duration_ms": round(float(row["duration_ms"]), 3),
@@ -72,6 +73,8 @@ def export_record(row: Mapping[str, Any]) -> Record:
         "session_id": row["session_id"],
         "user_agent": row["user_agent"],
     }
+    if row["unit"]:
+        record["units"] = {"unit": row["unit"], "count": int(row["units"])}
     cost = row["cost_nanodollars"]
     if cost is not None:
         record["estimated_cost"] = {
@@ -165,6 +168,7 @@ def parquet_schema() -> Any:
             ("model", pa.string()),
             ("provider", pa.string()),
             ("api_type", pa.string()),
+            ("kind", pa.string()),
             ("path", pa.string()),
             ("status_code", pa.int32()),
             ("duration_ms", pa.float64()),
@@ -182,6 +186,7 @@ def parquet_schema() -> Any:
             ("session_id", pa.string()),
             ("user_agent", pa.string()),
             ("upstream_format", pa.string()),
+            ("units", pa.struct([("unit", pa.string()), ("count", pa.int64())])),
             (
                 "estimated_cost",
                 pa.struct(

@@ -15,6 +15,9 @@ While the process shuts down, new requests are refused with 503 before any stage
 still running at the end of the grace are cut like a client disconnect (drain.py).
 Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
 response's creator (telemetry/responses.py) instead of classify + route, without quota or hooks.
+An upload (multipart/form-data: `/v1/images/edits`) is read whole into memory or a temporary
+file (wire/upload.py) before classify, which reads its text fields; it goes through every
+stage but the pre-request hooks (there is no JSON body for them to read or replace).
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -38,7 +41,15 @@ from irisgate.drain import REFUSAL
 from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.failover import Attempts
-from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
+from irisgate.gateway.formats.base import (
+    ApiFormat,
+    ChunkFilter,
+    Counted,
+    Estimable,
+    Operation,
+    PathTarget,
+    Slimmed,
+)
 from irisgate.gateway.formats.registry import OPENAI_RESPONSES
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
@@ -54,9 +65,12 @@ from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_na
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
+from irisgate.usage.unitprices import Units
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import GatewayError
+from irisgate.wire.multipart import Form, FormError, FormReader, boundary_of
+from irisgate.wire.upload import Upload, read_upload
 from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 Scope = dict[str, Any]
@@ -93,6 +107,9 @@ class Exchange:
     query: bytes = b""
     pending: UsageEstimate | None = None  # usage the stream ended without, to estimate
     accounted: bool = False  # usage and cost taken from the answer (before its end went out)
+    parsed: dict[str, Any] | None = None  # the request's JSON (an upload's text fields) as sent
+    upload: Upload | None = None  # an upload's body, sent from memory or a temporary file
+    form: Form | None = None  # what the upload's form held
     journaled: bool = False  # the record is in the spool as it was when the answer ended
     #: the caller's API is served by a provider of another (translation.py); None: not
     translation: Translation | None = None
@@ -123,6 +140,7 @@ class Gateway:
             api_format=op.format.name,
             api_type=op.format.api_type,
             user_agent=headers.get("user-agent", ""),
+            kind=op.kind,
         )
         result = RelayResult(Tee(self.runtime.settings.max_capture_body))
         ex = Exchange(op, headers, record, result, target=target, response_id=response_id)
@@ -132,7 +150,7 @@ class Gateway:
             self._check_taking_work()
             with drain.track(record):
                 await self._admit(ex, scope)
-                body = await self._read_body(scope, receive)
+                body = await self._read(ex, scope, receive)
                 await self._prepare(ex, scope, body)
                 await self._relay(ex, send, receive)
                 if ex.result.status and ex.route is not None:
@@ -183,7 +201,9 @@ class Gateway:
     def _finish(self, ex: Exchange) -> None:
         """quota settle → capture record → post-response hooks → metrics."""
         record = ex.record
-        if record.cost_nanodollars is None and record.usage.is_empty():
+        if ex.upload is not None:  # the attempts are over: the temporary file goes
+            ex.upload.close()
+        if record.cost_nanodollars is None and record.usage.is_empty() and not record.units:
             record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
         if ex.admission is not None:
             self.runtime.quotas.settle(
@@ -237,6 +257,29 @@ class Gateway:
         except BodyTooLarge as exc:
             raise GatewayError("too_large", str(exc)) from None
 
+    async def _read(self, ex: Exchange, scope: Scope, receive: Any) -> bytes:
+        if ex.op.upload:
+            return await self._read_form(ex, scope, receive)
+        return await self._read_body(scope, receive)
+
+    async def _read_form(self, ex: Exchange, scope: Scope, receive: Any) -> bytes:
+        """Read an upload (wire/upload.py) and return what stands for its body on the way
+        through the stages: its form as JSON, text fields inline and files by name, size
+        and type (what classify and quota read, and what capture stores)."""
+        limit = self.runtime.settings.max_request_body
+        try:
+            reader = FormReader(boundary_of(ex.headers.get("content-type", "")))
+            ex.upload = await read_upload(
+                receive, scope["headers"], limit, "--max-request-body", reader
+            )
+            ex.form = reader.close()
+        except BodyTooLarge as exc:
+            raise GatewayError("too_large", str(exc)) from None
+        except FormError as exc:
+            raise GatewayError("invalid_request", str(exc)) from None
+        ex.record.request_bytes = ex.upload.size
+        return orjson.dumps(ex.form.summary())
+
     async def _prepare(self, ex: Exchange, scope: Scope, body: bytes) -> None:
         """classify → route → rate limits → quota → pre-request hooks → upstream request."""
         record, fmt = ex.record, ex.op.format
@@ -245,32 +288,17 @@ class Gateway:
         identity, access = ex.identity, ex.access
         assert identity is not None
         assert access is not None
-        record.request_bytes = len(body)
+        if ex.upload is None:
+            record.request_bytes = len(body)
         ex.body = body  # a refused request is recorded with it (`_refuse`)
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
         target = ex.target
         parsed = _parse_json(body, keys_in_body=target is None)
-        record.stream = _streams(ex.op, target, parsed)
-        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
-        model = target.model if target is not None else fmt.model_of(parsed)
-        if not model:
-            raise GatewayError(
-                "invalid_request", "request body has no 'model' string", param="model"
-            )
-        record.model = recorded_name(model)  # until routed: as the caller named it, made safe
-        session = record.session_id or record.request_id
-        try:
-            routes = snapshot.routes.granted(model, fmt.flag, fmt.title, access, session)
-        except GatewayError as exc:  # no provider speaks the caller's API: one may translate
-            routes = self._translated(ex, exc, parsed, model, session)
-        ex.routes = routes
-        route = ex.route = routes[0]
-        record.model, record.provider = route.model, route.provider.id
-        in_body = route.qualified and target is None and ex.translation is None
-        if in_body:
-            parsed["model"] = route.model
+        in_body = self._route(ex, parsed, identity, access)
+        route = ex.route
+        assert route is not None
         ex.permit = self.runtime.rates.admit(
             snapshot,
             access=access,
@@ -287,6 +315,7 @@ class Gateway:
             format_basis=fmt.cost_basis,
             body=parsed,
             body_size=len(body),
+            units=_requested(fmt, parsed),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
         if modified:  # a hook may have changed the stream flag
@@ -300,9 +329,46 @@ class Gateway:
             ex.routes = translation.write_bodies()
             return
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
+        ex.parsed = parsed
         rewritten = in_body or ex.chunk_filter is not None or modified
-        ex.out_body = orjson.dumps(parsed) if rewritten else body
+        if ex.upload is not None:  # sent from the upload; capture keeps the form's summary
+            ex.out_body = body
+        else:
+            ex.out_body = orjson.dumps(parsed) if rewritten else body
         ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+
+    def _route(
+        self, ex: Exchange, parsed: dict[str, Any], identity: Identity, access: Access
+    ) -> bool:
+        """classify (stream, session, model, kind) → route: `ex.routes` and `ex.route`,
+        through providers that translate when none speaks the caller's API. True when the
+        routed model's own name is written into the body (the caller named it qualified)."""
+        record, fmt, target = ex.record, ex.op.format, ex.target
+        record.stream = _streams(ex.op, target, parsed)
+        record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
+        model = target.model if target is not None else fmt.model_of(parsed)
+        if not model:
+            raise GatewayError(
+                "invalid_request", "request body has no 'model' string", param="model"
+            )
+        record.model = recorded_name(model)  # until routed: as the caller named it, made safe
+        record.kind = ex.op.kind_of(model)
+        session = record.session_id or record.request_id
+        try:
+            routes = self.runtime.snapshot.routes.granted(
+                model, fmt.flag, fmt.title, access, session
+            )
+        except GatewayError as exc:  # no provider speaks the caller's API: one may translate
+            routes = self._translated(ex, exc, parsed, model, session)
+        ex.routes = routes
+        route = ex.route = routes[0]
+        record.model, record.provider = route.model, route.provider.id
+        in_body = route.qualified and target is None and ex.translation is None
+        if in_body:
+            parsed["model"] = route.model
+            if ex.upload is not None:
+                self._rename_in_form(ex, model, route.model)
+        return in_body
 
     def _translated(
         self,
@@ -328,6 +394,20 @@ class Gateway:
             fmt, parsed, model, ex.record.stream, routes, capture_limit=limit
         )
         return [route for route, _ in routes]
+
+    @staticmethod
+    def _rename_in_form(ex: Exchange, named: str, model: str) -> None:
+        """Send the routed model in the upload's `model` field instead of the name the
+        client used (`provider/model`)."""
+        assert ex.upload is not None
+        assert ex.form is not None
+        span = ex.form.spans.get("model")
+        if span is None or not ex.upload.replace(span, named.encode(), model.encode()):
+            raise GatewayError(
+                "invalid_request",
+                "the form's 'model' field could not be rewritten; send the model's own name",
+                param="model",
+            )
 
     async def _upstream_request(self, ex: Exchange, route: Route, key: int) -> UpstreamRequest:
         """The request one attempt sends: the same body to every provider (translated: the
@@ -366,10 +446,16 @@ class Gateway:
         request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            body,
+            body if ex.upload is None else ex.upload,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
+            if ex.upload is not None:
+                raise GatewayError(
+                    "invalid_request",
+                    f"provider {route.provider.id} is a cloud API that signs its requests;"
+                    " uploads go to OpenAI-style providers only",
+                )
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
         if translation is None:
@@ -419,7 +505,8 @@ class Gateway:
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
     ) -> tuple[dict[str, Any], bool]:
-        """Plan the request's hooks and run its pre-request chain: (body, modified)."""
+        """Plan the request's hooks and run its pre-request chain: (body, modified). An
+        upload has no JSON body to show or replace: only its post-response hooks run."""
         assert ex.route is not None
         fmt = ex.op.format
         ex.hooks = self.runtime.hooks.plan(snapshot, ex.access, ex.route.fqn)
@@ -429,10 +516,12 @@ class Gateway:
         guess = (
             ex.admission.guess
             if ex.admission is not None
-            else self.runtime.quotas.estimate(snapshot, ex.route, fmt.cost_basis, parsed, size)
+            else self.runtime.quotas.estimate(
+                snapshot, ex.route, fmt.cost_basis, parsed, size, units=_requested(fmt, parsed)
+            )
         )
         ex.estimate = guess.amount
-        if not ex.hooks.pre:
+        if not ex.hooks.pre or ex.upload is not None:
             return parsed, False
         return await self.runtime.hooks.before(ex.hooks, self._hook_call(ex), parsed)
 
@@ -542,6 +631,10 @@ class Gateway:
             record.response_raw_encoding = result.headers.get("content-encoding", "")
         answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
+        if 200 <= result.status < 300 and isinstance(fmt, Slimmed):
+            content_type = result.headers.get("content-type", "")
+            slim = fmt.stored_body(answer.response, result.tee.size, content_type)
+            record.response_body = answer.body if slim is None else slim
         if ex.translation is not None:  # the provider's answer, and what the caller got
             record.upstream_response_body = answer.body
             record.error = record.error or ex.translation.stream_error
@@ -559,6 +652,16 @@ class Gateway:
                 record.response_id = created
         if ok and record.stream and not (answer.input_reported and answer.output_reported):
             ex.pending = _estimate_of(fmt, route, ex.request, answer)
+        elif ok and record.kind == "embedding" and record.usage.is_empty():
+            # an embedding answer without a count (Gemini): the texts are counted instead
+            ex.pending = _estimate_of(fmt, route, ex.request, answer._replace(input_reported=False))
+        if ok and record.usage.is_empty() and isinstance(fmt, Counted):
+            units = fmt.units(ex.parsed or {}, answer.response or {})
+            if units is not None:  # priced per unit (images without token usage)
+                record.unit, record.units = units.unit, units.count
+                record.cost_nanodollars, record.cost_basis = self.runtime.snapshot.pricer.unit_cost(
+                    route.provider, fmt.cost_basis, route.model, units
+                )
         if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
 
@@ -582,6 +685,8 @@ def _estimate_of(
     if not isinstance(fmt, Estimable) or answer.response is None or request is None:
         return None
     response, request_body = answer.response, request.body
+    if not isinstance(request_body, bytes):  # an upload: no text irisgate counts
+        return None
 
     def prompt() -> Prompt:
         try:
@@ -596,6 +701,11 @@ def _estimate_of(
         prompt=None if answer.input_reported else prompt,
         answer=lambda: fmt.answer_text(response),
     )
+
+
+def _requested(fmt: ApiFormat, body: dict[str, Any]) -> Units | None:
+    """The units a request asks for, when its format may price per unit (images)."""
+    return fmt.requested(body) if isinstance(fmt, Counted) else None
 
 
 def _streams(op: Operation, target: PathTarget | None, body: dict[str, Any]) -> bool:

@@ -11,6 +11,9 @@ model's *typical* output, learned from the answers this process has seen of that
 rises at once to a longer answer and decays a fifth of the way towards each shorter one;
 `SEED_OUTPUT_TOKENS` before the first), capped by `--quota-max-reservation`. A request for a
 model without a price reserves each bucket's `default_estimate` instead.
+
+A request that asks for units (images) of a model priced per unit reserves exactly what they
+cost (`n` images at the size and quality asked: usage/unitprices.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from irisgate.config.model import Provider
 from irisgate.usage.pricing import Pricer
 from irisgate.usage.tokens import Usage
+from irisgate.usage.unitprices import Units
 
 _LIMIT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 #: output tokens assumed for a model before this process has seen one of its answers
@@ -76,10 +80,15 @@ def estimate(
     body: dict[str, Any],
     body_size: int,
     cap: int,
+    units: Units | None = None,
 ) -> Guess:
     """What this request may cost (see module doc)."""
-    limit = output_limit(body)
     key = f"{provider.id}/{model}"
+    if units is not None:  # asked in units (images): priced per unit when the model is
+        per_unit, _ = pricer.unit_cost(provider, format_basis, model, units)
+        if per_unit is not None:
+            return Guess(per_unit, limited=True, model=key)
+    limit = output_limit(body)
     output = limit if limit is not None else typical.of(key)
     usage = Usage(input_tokens=body_size // 4 + 1, output_tokens=output)
     cost, _ = pricer.cost(provider, format_basis, model, usage)

@@ -19,6 +19,7 @@ from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reser
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
+from irisgate.usage.unitprices import Units
 from irisgate.wire.errors import GatewayError
 
 
@@ -54,12 +55,14 @@ class QuotaGate:
         format_basis: str,
         body: dict[str, Any],
         body_size: int,
+        units: Units | None = None,
     ) -> Admission | None:
-        """Reserve the request's estimate in every bucket it charges; None when none applies."""
+        """Reserve the request's estimate in every bucket it charges; None when none applies.
+        `units` is what the request asks for when it may be priced per unit (images)."""
         chains = charges_for(snapshot.config, access, identity, route.fqn)
         if not chains:
             return None
-        guess = self.estimate(snapshot, route, format_basis, body, body_size)
+        guess = self.estimate(snapshot, route, format_basis, body, body_size, units=units)
         try:
             reservation = await self.ledger.admit(chains, guess.amount, limited=guess.limited)
         except QuotaRefused as exc:
@@ -79,6 +82,8 @@ class QuotaGate:
         format_basis: str,
         body: dict[str, Any],
         body_size: int,
+        *,
+        units: Units | None = None,
     ) -> Guess:
         """What the request may cost (see `quotas.estimate`)."""
         return estimate(
@@ -90,6 +95,7 @@ class QuotaGate:
             body=body,
             body_size=body_size,
             cap=self.max_reservation,
+            units=units,
         )
 
     def settle(self, admission: Admission, cost: int | None, output_tokens: int = 0) -> None:

@@ -36,6 +36,7 @@ async def list_requests(
     login_name: str | None = None,
     model: str | None = None,
     session_id: str | None = None,
+    kind: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = None,
@@ -54,6 +55,8 @@ async def list_requests(
         conditions.append(requests.c.model == model)
     if session_id is not None:
         conditions.append(requests.c.session_id == session_id)
+    if kind is not None:
+        conditions.append(requests.c.kind == kind)
     if since is not None:
         conditions.append(requests.c.started_at >= since)
     if until is not None:

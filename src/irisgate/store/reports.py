@@ -69,6 +69,7 @@ class Filters:
     model: str | None = None
     agent: str | None = None
     status: Status | None = None
+    kind: str | None = None  # what the requests asked for (telemetry/record.py KINDS)
     #: an indexed header (`database.headers.filterable`) and the value it must have (None:
     #: any value, i.e. requests that carried it)
     header: str | None = None
@@ -76,8 +77,13 @@ class Filters:
 
     @property
     def faceted(self) -> bool:
-        """Whether a filter needs `usage_facets_daily` (agent, status code, header)."""
-        return self.agent is not None or self.status is not None or self.header is not None
+        """Whether a filter needs `usage_facets_daily` (agent, status code, kind, header)."""
+        return (
+            self.agent is not None
+            or self.status is not None
+            or self.kind is not None
+            or self.header is not None
+        )
 
     @property
     def table(self) -> Table:
@@ -99,6 +105,8 @@ class Filters:
             conditions.append(table.c.agent == self.agent)
         if self.status is not None:
             conditions.append(table.c.status.between(self.status.low, self.status.high))
+        if self.kind is not None:
+            conditions.append(table.c.kind == self.kind)
         # every request is in the rows of header ''; a header's rows only hold those that
         # carried it: reading both would count such requests twice
         conditions.append(table.c.header == (self.header or ""))

@@ -36,8 +36,9 @@ Tables:
 - `usage_agent_daily` (per UTC day, login, agent program) and `sessions` (per login and
   session id): the same kind of sums for the Agent activity and Session logs pages.
 - `tool_use_daily`: tool calls per (UTC day, login, session, kind, connector, tool, model),
-  for the Tool Use page. `usage_facets_daily`: `usage_daily`'s sums with agent, status code
-  and one indexed header's value as more key columns, for the Usage Overview's filters.
+  for the Tool Use page. `usage_facets_daily`: `usage_daily`'s sums with agent, status code,
+  kind of request and one indexed header's value as more key columns, for the Usage
+  Overview's filters.
 - `api_keys`: personal and service API keys, by id: the SHA-256 of the secret (never the
   secret), its first characters to recognise it by, owner, name, expiry, revocation, the
   model globs that narrow it and the quota template of its own bucket. `api_key_generation`
@@ -234,6 +235,10 @@ requests = Table(
     Column("attempts", Text, nullable=True),
     # the API format of the provider that served a translated request ("" untranslated)
     _text("upstream_format"),
+    # what the request asked for (telemetry/record.py KINDS), and its non-token unit
+    Column("kind", Text, nullable=False, server_default=text("'chat'")),
+    _text("unit"),
+    _count("units"),
     UniqueConstraint("request_id", name="uq_requests_request_id"),
     sqlite_autoincrement=True,
 )
@@ -427,6 +432,7 @@ FACET_KEY_COLUMNS: tuple[str, ...] = (
     "provider",
     "agent",
     "status",
+    "kind",
     "header",
     "value",
 )
@@ -442,6 +448,7 @@ usage_facets_daily = Table(
     Column("provider", Text, nullable=False),
     Column("agent", Text, nullable=False),
     Column("status", Integer, nullable=False),
+    Column("kind", Text, nullable=False, server_default=text("'chat'")),
     Column("header", Text, nullable=False),
     Column("value", Text, nullable=False),
     *(_count(name) for name in ROLLUP_SUM_COLUMNS),

@@ -54,6 +54,9 @@ _ADDED: tuple[tuple[str, Any], ...] = (
     ("upstream_format", ""),
     ("upstream_request_body", 0),
     ("upstream_response_body", 0),
+    ("kind", "chat"),
+    ("unit", ""),
+    ("units", 0),
 )
 #: the fields written as a length in the meta, their bytes after the three bodies
 _UP_REQUEST = META_FIELDS.index("upstream_request_body")

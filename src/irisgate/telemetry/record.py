@@ -33,6 +33,19 @@ def new_request_id() -> str:
     return f"req_{_rng.getrandbits(112):028x}"
 
 
+#: the kinds of request a record can be, in the order filters list them; `connector` is an
+#: MCP tool call or an HTTP connector request
+KINDS: tuple[str, ...] = (
+    "chat",
+    "embedding",
+    "image",
+    "audio",
+    "moderation",
+    "file",
+    "batch",
+    "connector",
+)
+
 #: the longest caller-chosen name (a model never routed) a record keeps
 NAME_LIMIT = 200
 
@@ -107,6 +120,13 @@ class RequestRecord:
     upstream_format: str = ""
     upstream_request_body: bytes = b""
     upstream_response_body: bytes = b""
+    #: what the request asks for (`KINDS`): from its path, and for Bedrock's InvokeModel
+    #: from its body (an embedding model's body shape)
+    kind: str = "chat"
+    #: a request priced by a unit other than tokens: the unit (`image`; later `second`)
+    #: and how many of them; "" and 0 when tokens are the measure
+    unit: str = ""
+    units: int = 0
 
 
 def index_headers(record: RequestRecord, filterable: tuple[FilterableHeader, ...]) -> None:

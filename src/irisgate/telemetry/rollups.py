@@ -63,6 +63,7 @@ _FORMAT = _REQUEST_COLUMNS.index("api_format")
 _MODEL = _REQUEST_COLUMNS.index("model")
 _PROVIDER = _REQUEST_COLUMNS.index("provider")
 _TOOL_CALLS = _REQUEST_COLUMNS.index("tool_calls")
+_KIND = _REQUEST_COLUMNS.index("kind")
 # Where each session sum comes from in the usage_daily amounts (ROLLUP_SUM_COLUMNS order).
 _SESSION_FROM = tuple(ROLLUP_SUM_COLUMNS.index(name) for name in SESSION_SUM_COLUMNS)
 
@@ -172,6 +173,7 @@ class DashboardRollups:
                 row[_PROVIDER],
                 agent_name(row[_AGENT]),
                 row[_STATUS],
+                row[_KIND],
             )
             for header in (("", ""), *headers):
                 key = (*base, *header)

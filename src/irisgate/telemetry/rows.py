@@ -163,6 +163,9 @@ def prepare(record: RequestRecord, sqlite: bool) -> Prepared:
         record.key_name,
         orjson.dumps(record.attempts).decode() if record.attempts else None,
         record.upstream_format,
+        record.kind,
+        record.unit,
+        record.units,
     )
     capture_row = (  # _CAPTURE_COLUMNS order
         record.request_id,

@@ -1,7 +1,7 @@
 """FakeLLM's Google and AWS endpoints: Gemini, Vertex AI (Gemini and Anthropic) and Bedrock.
 
     POST /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens
-         (also /v1/)
+         | :embedContent | :batchEmbedContents (also /v1/)
     POST /v1/projects/{p}/locations/{r}/publishers/google/models/{m}:generateContent | …
     POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{m}:rawPredict | …
          (also /v1beta1/, and the project-less /v1/publishers/… form of Vertex Express)
@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from irisgate.cloudauth import sigv4
-from irisgate.testing import fake_anthropic, fake_bedrock, fake_google
+from irisgate.testing import fake_anthropic, fake_bedrock, fake_google, fake_media
 from irisgate.testing.fake_reply import count_words, new_id
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
     model, method = _split_call(request)
     if method in ("rawPredict", "streamRawPredict"):
         return await _raw_predict(fake, request, body, model, method == "streamRawPredict")
+    if method in ("embedContent", "batchEmbedContents"):
+        return await fake_media.gemini_embed(fake, request, body, method)
     if method == "countTokens":
         tokens = fake.prompt_tokens or fake_google.count_prompt_tokens(body)
         return fake._json(request, fake_google.count_tokens(tokens), dialect="google")
@@ -126,6 +128,8 @@ async def _raw_predict(
 async def bedrock(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     model = unquote(request.match_info["model_id"])
     operation = request.match_info["operation"]
+    if operation == "invoke" and fake_media.is_embedding_model(model):
+        return await fake_media.bedrock_embed(fake, request, body, model)
     mistral = fake_bedrock.vendor(model) == "mistral"
     if operation in ("invoke", "invoke-with-response-stream"):
         problem = (fake_bedrock.check_mistral if mistral else fake_bedrock.check_invoke)(body)

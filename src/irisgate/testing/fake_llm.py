@@ -9,7 +9,9 @@ context manager) or in the caller's loop (`serve`), or as a process::
 Endpoints
     ``POST /v1/chat/completions`` and ``/chat/completions`` (OpenAI Chat Completions),
     ``POST /v1/responses`` and ``/responses`` (OpenAI Responses), ``POST /v1/messages`` and
-    ``POST /v1/messages/count_tokens`` (Anthropic), ``GET /v1/models`` and ``/models`` (OpenAI
+    ``POST /v1/messages/count_tokens`` (Anthropic), the APIs beyond chat (embeddings,
+    moderations, images, Gemini embedContent, Bedrock embedding models: `fake_media`),
+    ``GET /v1/models`` and ``/models`` (OpenAI
     list shape; Anthropic's when the request carries ``anthropic-version``),
     ``GET``/``DELETE /v1/responses/{id}``, ``GET …/input_items`` and ``POST …/cancel`` (the
     responses created with ``store`` not false; see `fake_openai`). Anything else is a
@@ -54,7 +56,14 @@ import orjson
 from aiohttp import web
 
 from irisgate.config.cloudkeys import AwsKeys
-from irisgate.testing import fake_anthropic, fake_bedrock, fake_cloud, fake_google, fake_openai
+from irisgate.testing import (
+    fake_anthropic,
+    fake_bedrock,
+    fake_cloud,
+    fake_google,
+    fake_media,
+    fake_openai,
+)
 from irisgate.testing.fake_reply import (
     Reply,
     arguments_for_schema,
@@ -130,6 +139,7 @@ class FakeLLM(StartStop):
     - ``api_key`` [None]: when set, other keys get the vendor's 401 (Bedrock: 403).
     - ``aws_keys`` [None]: when set, Bedrock requests must be SigV4-signed with these keys.
     - ``models``: ids listed by ``GET /v1/models``.
+    - ``image_bytes`` [64]: bytes of each image the images endpoints make (`fake_media`).
     - ``coalesce`` [False]: without delay, gate or drop, send a whole stream in one write
       (same bytes, one syscall instead of one per event: for benchmarks).
     - ``obfuscation`` [False]: add the random size-hiding padding the vendors put in stream
@@ -178,6 +188,7 @@ class FakeLLM(StartStop):
         self.api_key: str | None = None
         self.aws_keys: AwsKeys | None = None
         self.models: list[str] = list(DEFAULT_MODELS)
+        self.image_bytes = 64
         self.record = True
         self.coalesce = False
         self.obfuscation = False
@@ -242,6 +253,11 @@ class FakeLLM(StartStop):
         route.add_delete(stored, self._stored_response)
         route.add_get(stored + "/{action:input_items}", self._stored_response)
         route.add_post(stored + "/{action:cancel}", self._stored_response)
+        route.add_post("/v1/embeddings", self._wrap("openai", self._media(fake_media.embeddings)))
+        route.add_post("/v1/moderations", self._wrap("openai", self._media(fake_media.moderations)))
+        generations = self._media(fake_media.images_generations)
+        route.add_post("/v1/images/generations", self._wrap("openai", generations))
+        route.add_post("/v1/images/edits", functools.partial(fake_media.images_edits, self))
         route.add_post("/v1/messages", self._wrap("anthropic", self._messages))
         route.add_post("/v1/messages/count_tokens", self._wrap("anthropic", self._count_tokens))
         for path in ("/v1/models", "/models"):
@@ -315,6 +331,9 @@ class FakeLLM(StartStop):
             return await handler(request, parsed)
 
         return serve
+
+    def _media(self, handler: Callable[..., Awaitable[web.Response]]) -> Handler:
+        return functools.partial(handler, self)
 
     def _record(self, request: web.Request, raw: bytes, parsed: Any) -> None:
         if not self.record:

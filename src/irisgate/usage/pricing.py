@@ -20,6 +20,7 @@ from genai_prices import types as gp_types
 
 from irisgate.config.model import Config, CostMapEntry, Provider
 from irisgate.usage.tokens import Usage
+from irisgate.usage.unitprices import Units, unit_price
 
 #: cost basis -> genai-prices provider id (None: let genai-prices pick from the model name)
 BASIS_PROVIDER: dict[str, str | None] = {
@@ -140,6 +141,24 @@ class Pricer:
         if adjustment != 1.0:
             total *= Decimal(repr(adjustment))
         return int(total.to_integral_value(ROUND_HALF_EVEN)), label
+
+    def unit_cost(
+        self, provider: Provider, format_basis: str, model: str, units: Units
+    ) -> tuple[int | None, str]:
+        """(nanodollars or None when unpriced, cost basis label) of a request priced per
+        unit (usage/unitprices.py); `model_cost_map` applies as for tokens."""
+        basis = self.basis_for(provider, format_basis)
+        if basis is None:
+            return None, ""
+        as_model, adjustment = model, 1.0
+        entry = _first_match(provider.model_cost_map, model)
+        if entry is not None:
+            as_model, adjustment = entry.as_model, entry.adjustment
+        price = unit_price(basis, as_model, units)
+        if price is None:
+            return None, ""
+        total = price * units.count * NANO * Decimal(repr(adjustment))
+        return int(total.to_integral_value(ROUND_HALF_EVEN)), f"{basis}/{as_model}"
 
     def per_token(self, provider: Provider, format_basis: str, model: str) -> dict[str, str] | None:
         """Per-token USD prices as decimal strings (the `/v1/models` `pricing` object)."""

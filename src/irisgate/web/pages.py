@@ -32,6 +32,7 @@ from irisgate.config.model import (
 from irisgate.config.schema_providers import AUTH_MODES
 from irisgate.handlers import ApiError, Caller, identify, runtime_of
 from irisgate.settings import SIGN_IN_MODES
+from irisgate.telemetry.record import KINDS
 from irisgate.web import setup
 from irisgate.web.integrations import INTEGRATIONS
 from irisgate.web.nav import PAGES, Group, visible
@@ -48,12 +49,14 @@ def _env() -> Environment:
     # carries it.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(_HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["request_kinds"] = KINDS  # the kind filters of Usage and Session Logs
+    return env
 
 
 def template(name: str) -> Any:

@@ -10,7 +10,9 @@ part:
 - a pool of idle keep-alive connections per (scheme, host, port), newest first, dropped after
   `keepalive` seconds idle or as soon as the server closes them;
 - one write per request (head and body through `writelines`); the body is always complete
-  bytes (the gateway has read it), so no chunked request bodies;
+  bytes (the gateway has read it), so no chunked request bodies; an upload kept on disk
+  (`BodySource`, wire/upload.py) is written a piece at a time, waiting while the transport's
+  buffer is full;
 - responses parsed by httptools (llhttp, the parser uvicorn already uses for requests):
   `Content-Length`, chunked, and read-until-close bodies; 1xx interim answers skipped;
 - the body handed over as it arrives, all buffered pieces at once, with back-pressure:
@@ -29,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -42,6 +45,15 @@ _HIGH_WATER = 256 * 1024
 _MAX_HEAD = 64 * 1024
 #: idle connections kept per upstream (scheme, host, port)
 _MAX_IDLE = 256
+
+
+class BodySource(Protocol):
+    """A request body sent a piece at a time (an upload kept in a temporary file)."""
+
+    @property
+    def sent_size(self) -> int: ...
+
+    def pieces(self) -> Iterator[bytes]: ...
 
 
 class UpstreamError(Exception):
@@ -180,6 +192,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False  # a request is out (from send until finish)
+        self.write_paused = False  # the transport's buffer is full (pause_writing)
+        self.write_waiter: asyncio.Future[None] | None = None  # a body waiting to write
         self.idle_since = 0.0
         self.last_read = 0.0
         self._reset()
@@ -197,6 +211,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.complete = False
         self.keep_alive = False
+        self.cut_body = False  # the request body was not sent whole
         self.error: BaseException | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -219,9 +234,22 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the request
 
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self.write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.pool.forget(self)
+        self._wake_writer()  # a body being written stops at the closed transport
         if self.busy and not self.complete:
             if self.head_done and self.until_close and self.error is None:
                 self.complete = True  # a body without length ends with its connection
@@ -294,6 +322,26 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.write(head)
 
+    async def send_pieces(self, source: BodySource) -> None:
+        """Write a body a piece at a time, waiting while the transport's buffer is full;
+        stops early when the upstream has already answered or the connection is gone."""
+        for piece in source.pieces():
+            if self.transport is None or self.transport.is_closing():
+                raise UpstreamError("upstream closed the connection while the body was sent")
+            if self.head_done or self.error is not None:
+                self.cut_body = True  # answered before the whole body: never reused
+                return
+            self.transport.write(piece)
+            self.last_read = self.loop.time()  # the upload moving is not the upstream's silence
+            while self.write_paused and not self.head_done and self.error is None:
+                if self.transport is None:
+                    break
+                self.write_waiter = self.loop.create_future()
+                try:
+                    await self.write_waiter  # resumed, answered, failed or closed
+                finally:
+                    self.write_waiter = None
+
     async def response_head(self) -> None:
         while not self.head_done:
             await self.wait()
@@ -314,6 +362,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._wake_writer()  # an answer (or a failure) ends an upload waiting to write
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -351,6 +400,7 @@ class _Connection(asyncio.Protocol):
         reusable = (
             self.complete
             and self.keep_alive
+            and not self.cut_body
             and self.error is None
             and not self.paused
             and self.transport is not None
@@ -387,19 +437,22 @@ class Http1Client:
         self._closed = False
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes
+        self, method: str, url: str, headers: dict[str, str], body: bytes | BodySource
     ) -> Response:
         """Send one request and wait for the answer's status and headers."""
         if self._closed:
             raise UpstreamError("the upstream client is closed")
         target = _target(url)
-        sized = bool(body) or method in ("POST", "PUT", "PATCH")
-        head = _head(method, target, headers, len(body) if sized else None)
+        length = body.sent_size if not isinstance(body, bytes) else len(body)
+        sized = bool(length) or method in ("POST", "PUT", "PATCH")
+        head = _head(method, target, headers, length if sized else None)
         conn = self._take(target.key)
         if conn is None:
             conn = await self._connect(target.key)
-        conn.send(head, body)
+        conn.send(head, body if isinstance(body, bytes) else b"")
         try:
+            if not isinstance(body, bytes):
+                await conn.send_pieces(body)
             await conn.response_head()
         except BaseException:
             conn.finish()

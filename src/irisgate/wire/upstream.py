@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from irisgate.wire.http1 import BodySource
+
 #: what every irisgate API key starts with (irisgate.identity.keys owns the format)
 IRISGATE_KEY_PREFIX = "irisgate_"
 
@@ -78,7 +80,7 @@ class Destination(Protocol):
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
-    body: bytes
+    body: bytes | BodySource  # an upload is sent a piece at a time (wire/upload.py)
     method: str = "POST"
     #: who the upstream is, for errors (`provider openai`): never the URL, whose query may
     #: carry a credential

@@ -69,7 +69,7 @@ def test_classify(path: str, fmt: str, model: str, stream: bool, upstream: str) 
     "path",
     [
         "/v1/models",
-        "/v1beta/models/gemini:embedContent",
+        "/v1beta/models/gemini:predict",
         "/v1/projects/p/locations/r/publishers/google/models/m:predict",
         "/bedrock/model/x/invoke/extra",
         "/bedrock/model/x",

@@ -13,7 +13,7 @@ a format is a separate concern, kept apart from this interface (irisgate/chat).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
+from irisgate.usage.unitprices import Units
 from irisgate.wire.errors import GatewayError
 
 
@@ -201,8 +202,46 @@ def _fill_vertex(prefix: str, project: str | None, region: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """What one gateway path does: which format, and whether it produces billable usage."""
+    """What one gateway path does: which format, whether it produces billable usage, what
+    kind of request it is (telemetry/record.py `KINDS`) and whether its body is an upload
+    (multipart/form-data, read by wire/upload.py rather than parsed as JSON).
+
+    `by_model` decides the kind from the model where one path serves several kinds
+    (Bedrock's InvokeModel: chat models and embedding models)."""
 
     format: ApiFormat
     billable: bool = True
     can_stream: bool = True
+    kind: str = "chat"
+    upload: bool = False
+    by_model: Callable[[str], str] | None = None
+
+    def kind_of(self, model: str) -> str:
+        return self.by_model(model) if self.by_model is not None else self.kind
+
+
+@runtime_checkable
+class Slimmed(Protocol):
+    """A format whose answers carry binary data as base64 (images): capture stores them by
+    size and type instead of inline."""
+
+    def stored_body(
+        self, response: dict[str, Any] | None, size: int, content_type: str
+    ) -> bytes | None:
+        """The body capture stores for an answer of `size` bytes (`response` is None when it
+        was too large to read whole); None to store what the tee kept."""
+        ...
+
+
+@runtime_checkable
+class Counted(Protocol):
+    """A format whose answers may be priced per unit rather than per token (images)."""
+
+    def units(self, request: dict[str, Any], response: dict[str, Any]) -> Units | None:
+        """The units an answer delivered (None when tokens price it)."""
+        ...
+
+    def requested(self, request: dict[str, Any]) -> Units:
+        """The units a request asks for: what its quota reservation is priced by when its
+        model has no token price."""
+        ...

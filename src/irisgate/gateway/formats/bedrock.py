@@ -101,6 +101,14 @@ def other_vendor_usage(body: Mapping[str, Any]) -> Usage:
     usage = body.get("usage")
     if isinstance(usage, dict) and "inputTokens" in usage:  # Amazon Nova
         return converse_usage(usage)
+    if "inputTextTokenCount" in body:  # Amazon Titan (embeddings; text models add results)
+        results = body.get("results")
+        output = (
+            sum(as_int(as_dict(r).get("tokenCount")) for r in results)
+            if isinstance(results, list)
+            else 0
+        )
+        return Usage(input_tokens=as_int(body.get("inputTextTokenCount")), output_tokens=output)
     if "prompt_token_count" in body:  # Meta Llama
         return Usage(
             input_tokens=as_int(body.get("prompt_token_count")),

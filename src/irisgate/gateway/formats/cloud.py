@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import orjson
 
-from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemini, turns
+from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemini, nonchat, turns
 from irisgate.gateway.formats.base import (
     PROBE_TEXT,
     PROBE_TOKENS,
@@ -26,6 +26,7 @@ from irisgate.gateway.formats.base import (
     StreamAccumulator,
 )
 from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
 from irisgate.wire.errors import ErrorKind, GatewayError
 
@@ -152,6 +153,27 @@ class GeminiGenerateContent(_ModelInPath, _GoogleErrors):
         if "json" not in content_type:
             return None
         return gemini.read_json_array_stream(body)
+
+
+class GeminiEmbedContent(nonchat.NotChat, _ModelInPath, _GoogleErrors):
+    """`:embedContent` and `:batchEmbedContents`. Their answers carry no token count (newer
+    models add `usageMetadata`): irisgate counts the texts itself, marked estimated."""
+
+    name = "gemini_embed_content"
+    flag = "gemini_embed_content"
+    api_type = "gemini_embed_content"
+    cost_basis = "google"
+    title = "Gemini embedContent"
+    endpoints = (
+        "/v1beta/models/{model}:embedContent",
+        "/v1beta/models/{model}:batchEmbedContents",
+    )
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return nonchat.gemini_embed_usage(body), 0
+
+    def prompt_text(self, body: dict[str, Any]) -> Prompt:
+        return nonchat.gemini_embed_texts(body)
 
 
 class VertexGenerateContent(GeminiGenerateContent):
@@ -329,6 +351,7 @@ class BedrockConverse(_BedrockBase):
 
 
 GEMINI = GeminiGenerateContent()
+GEMINI_EMBED = GeminiEmbedContent()
 VERTEX_GENERATE = VertexGenerateContent()
 VERTEX_RAW_PREDICT = VertexRawPredict()
 BEDROCK_INVOKE = BedrockInvoke()

@@ -16,6 +16,7 @@ from irisgate.gateway.formats import (
     anthropic_messages,
     chatwire,
     cloud,
+    nonchat,
     openai_chat,
     openai_responses,
     texts,
@@ -32,6 +33,7 @@ from irisgate.gateway.formats.base import (
 )
 from irisgate.gateway.formats.streamresult import StreamResult
 from irisgate.usage.tokens import Usage
+from irisgate.usage.unitprices import Units
 from irisgate.wire.errors import GatewayError
 
 _OPENAI_TYPES = {
@@ -251,9 +253,84 @@ class AnthropicMessages(_ModelInBody):
         return texts.anthropic_answer(response)
 
 
+class _OpenAIBeyondChat(nonchat.NotChat, _OpenAIBase):
+    """OpenAI's APIs beyond chat: the model in the JSON body (or the form), never a stream.
+    `default_model` is what OpenAI uses when a request names none (the route is found for
+    it; the body goes upstream without one, as the client sent it)."""
+
+    default_model = ""
+
+    def model_of(self, body: dict[str, Any]) -> str | None:
+        return super().model_of(body) or (self.default_model or None)
+
+
+class OpenAIEmbeddings(_OpenAIBeyondChat):
+    name = "openai_embeddings"
+    flag = "openai_embeddings"
+    api_type = "oai_embeddings"
+    title = "OpenAI Embeddings"
+    endpoints = ("/v1/embeddings",)
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return nonchat.embeddings_usage(body), 0
+
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return nonchat.openai_inputs(body)
+
+
+class OpenAIModerations(_OpenAIBeyondChat):
+    """Moderations report no usage and OpenAI does not charge for them: recorded at 0."""
+
+    name = "openai_moderations"
+    flag = "openai_moderations"
+    api_type = "oai_moderations"
+    title = "OpenAI Moderations"
+    endpoints = ("/v1/moderations",)
+    default_model = "omni-moderation-latest"
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return Usage(), 0
+
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return nonchat.openai_inputs(body)
+
+
+class OpenAIImages(_OpenAIBeyondChat):
+    """Image generation and edits: GPT Image models report tokens (priced per token),
+    DALL·E models none (priced per image, usage/unitprices.py)."""
+
+    name = "openai_images"
+    flag = "openai_images"
+    api_type = "oai_images"
+    title = "OpenAI Images"
+    endpoints = ("/v1/images/generations", "/v1/images/edits")
+    default_model = "dall-e-2"
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return nonchat.images_usage(body), 0
+
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        return nonchat.openai_prompt(body)
+
+    def stored_body(
+        self, response: dict[str, Any] | None, size: int, content_type: str
+    ) -> bytes | None:
+        return nonchat.images_stored(response, size, content_type)
+
+    def requested(self, request: dict[str, Any]) -> Units:
+        return Units("image", nonchat.images_asked(request), nonchat.image_options(request))
+
+    def units(self, request: dict[str, Any], response: dict[str, Any]) -> Units | None:
+        made = nonchat.images_made(response)
+        return Units("image", made, nonchat.image_options(request)) if made else None
+
+
 OPENAI_CHAT = OpenAIChat()
 OPENAI_RESPONSES = OpenAIResponses()
 ANTHROPIC_MESSAGES = AnthropicMessages()
+OPENAI_EMBEDDINGS = OpenAIEmbeddings()
+OPENAI_MODERATIONS = OpenAIModerations()
+OPENAI_IMAGES = OpenAIImages()
 
 #: every API format, in the order a catalog lists them and picks a provider's cost basis
 #: and Test request by (chat-like APIs first, then the cloud APIs)
@@ -266,6 +343,10 @@ FORMATS: tuple[ApiFormat, ...] = (
     cloud.VERTEX_RAW_PREDICT,
     cloud.BEDROCK_CONVERSE,
     cloud.BEDROCK_INVOKE,
+    OPENAI_EMBEDDINGS,
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    cloud.GEMINI_EMBED,
 )
 
 #: gateway path -> what it does; matched exactly, before any framework routing
@@ -275,6 +356,10 @@ PATHS: dict[str, Operation] = {
     "/v1/responses": Operation(OPENAI_RESPONSES),
     "/v1/messages": Operation(ANTHROPIC_MESSAGES),
     "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
+    "/v1/embeddings": Operation(OPENAI_EMBEDDINGS, can_stream=False, kind="embedding"),
+    "/v1/moderations": Operation(OPENAI_MODERATIONS, can_stream=False, kind="moderation"),
+    "/v1/images/generations": Operation(OPENAI_IMAGES, can_stream=False, kind="image"),
+    "/v1/images/edits": Operation(OPENAI_IMAGES, can_stream=False, kind="image", upload=True),
 }
 #: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
 #: response id (telemetry/responses.py), relayed and recorded, never billed

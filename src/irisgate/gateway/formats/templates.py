@@ -4,7 +4,7 @@
 it, on the raw (still percent-encoded) path, for the APIs that put the model in the URL:
 
     /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens   Gemini
-      (also under /v1/)
+      | :embedContent | :batchEmbedContents (also under /v1/)
     /v1/projects/{p}/locations/{r}/publishers/{pub}/models/{model}:{method}   Vertex AI
     /v1/publishers/{pub}/models/{model}:{method}        Vertex AI Express (also /v1beta1/)
     /bedrock/model/{modelId}/invoke | invoke-with-response-stream | converse | converse-stream
@@ -20,11 +20,12 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from irisgate.gateway.formats import cloud
+from irisgate.gateway.formats import cloud, nonchat
 from irisgate.gateway.formats.base import Operation, PathTarget
 
 _GEMINI = re.compile(
-    r"(/v1(?:beta)?/models/)([^/:]+)(:(generateContent|streamGenerateContent|countTokens))"
+    r"(/v1(?:beta)?/models/)([^/:]+)"
+    r"(:(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents))"
 )
 # project, region and publisher are plain names: never "." / ".." or escapes that would walk
 # the upstream path elsewhere with the provider's credential (the model must be a configured id)
@@ -37,18 +38,29 @@ _BEDROCK = re.compile(
     r"/bedrock(/model/)([^/]+)(/(invoke|invoke-with-response-stream|converse|converse-stream))"
 )
 
+
+def _bedrock_kind(model: str) -> str:
+    return "embedding" if nonchat.is_bedrock_embedding(model) else "chat"
+
+
 _OPERATIONS = {
     "gemini": Operation(cloud.GEMINI),
     "gemini:countTokens": Operation(cloud.GEMINI, billable=False, can_stream=False),
+    "gemini:embed": Operation(cloud.GEMINI_EMBED, can_stream=False, kind="embedding"),
     "countTokens": Operation(cloud.VERTEX_GENERATE, billable=False, can_stream=False),
     "generateContent": Operation(cloud.VERTEX_GENERATE),
     "streamGenerateContent": Operation(cloud.VERTEX_GENERATE),
     "rawPredict": Operation(cloud.VERTEX_RAW_PREDICT),
     "streamRawPredict": Operation(cloud.VERTEX_RAW_PREDICT),
-    "invoke": Operation(cloud.BEDROCK_INVOKE),
-    "invoke-with-response-stream": Operation(cloud.BEDROCK_INVOKE),
+    "invoke": Operation(cloud.BEDROCK_INVOKE, by_model=_bedrock_kind),
+    "invoke-with-response-stream": Operation(cloud.BEDROCK_INVOKE, by_model=_bedrock_kind),
     "converse": Operation(cloud.BEDROCK_CONVERSE),
     "converse-stream": Operation(cloud.BEDROCK_CONVERSE),
+}
+_GEMINI_KEYS = {
+    "countTokens": "gemini:countTokens",
+    "embedContent": "gemini:embed",
+    "batchEmbedContents": "gemini:embed",
 }
 _STREAMING = frozenset(
     {"streamGenerateContent", "streamRawPredict", "invoke-with-response-stream", "converse-stream"}
@@ -66,7 +78,7 @@ def classify(raw_path: str, query: bytes) -> tuple[Operation, PathTarget] | None
         return None
     match = _GEMINI.fullmatch(raw_path)
     if match is not None:
-        key = "gemini:countTokens" if match[4] == "countTokens" else "gemini"
+        key = _GEMINI_KEYS.get(match[4], "gemini")
         return _target(match, match[1], _without_key(query), safe="@", op_key=key)
     match = _VERTEX.fullmatch(raw_path)
     if match is not None:

@@ -522,10 +522,12 @@ export function sessionsPage() {
     button.addEventListener("click", () => { state.page += button.dataset.page === "next" ? 1 : -1; load(); });
   }
   const getSessions = latest(), getRequests = latest(), getCapture = latest();
+  let kind = "";  // the kind of request a session's list shows ("" for every kind)
   async function load() {
     const q = query();
     const since = q.get("since"), until = q.get("until");
-    q.delete("since"); q.delete("until");
+    kind = q.get("kind") || "";
+    q.delete("since"); q.delete("until"); q.delete("kind");
     if (since) q.set("since", since + "T00:00:00Z");
     if (until) q.set("until", until + "T00:00:00Z");
     q.set("page", state.page); q.set("per_page", state.per_page);
@@ -550,16 +552,19 @@ export function sessionsPage() {
     setText("session-name", session.session_id);
     const body = document.querySelector("#requests-table tbody");
     const q = new URLSearchParams({ user: session.login_name, session: session.session_id, limit: 200 });
+    if (kind) q.set("kind", kind);
     let data;
     try { data = await getRequests(`/api/requests?${q}`); } catch (error) { showError(body, error); return; }
     if (!data) return;
     body.replaceChildren(...data.requests.map((r) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", onclick: () => openCapture(r.request_id), text: short(r.started_at) })),
+      el("td", { text: r.kind }),
       el("td", { text: r.model }),
       el("td", {}, String(r.status), retried(r.attempts) ? el("span", { class: "badge warn retried", title: attemptsText(r.attempts), text: `${r.attempts.length} attempts` }) : null),
       el("td", { class: "num", text: num(r.total_tokens) }), el("td", { class: "num", text: usd(r.cost_nanodollars) }),
       el("td", { class: "num", text: `${Math.round(r.duration_ms)} ms` }),
     )));
+    if (!data.requests.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty", text: `No ${kind} requests in this session.` })));
     document.getElementById("session-detail").scrollIntoView({ block: "nearest" });
   }
   async function openCapture(id) {
@@ -569,12 +574,13 @@ export function sessionsPage() {
     try { r = await getCapture(`/api/requests/${encodeURIComponent(id)}`); } catch (error) { showError(panel, error); return; }
     if (!r) return;
     setText("capture-id", r.request_id);
-    const facts = [["User", r.login_name], ["Model", `${r.model} (${r.provider})`], ["Path", `${r.method} ${r.path}`],
+    const facts = [["User", r.login_name], ["Kind", r.kind], ["Model", `${r.model} (${r.provider})`], ["Path", `${r.method} ${r.path}`],
       ["Status", r.status], ["Input tokens", num(r.input_tokens)], ["Output tokens", num(r.output_tokens)],
       ["Cached tokens", num(r.cache_read_tokens)], ["Reasoning tokens", num(r.reasoning_tokens)],
       ["Cost", usd(r.cost_nanodollars)], ["Duration", `${Math.round(r.duration_ms)} ms`],
       ["Time to first byte", r.ttfb_ms === null ? "–" : `${Math.round(r.ttfb_ms)} ms`],
       ["User agent", r.user_agent || "–"], ["Started", when(r.started_at)]];
+    if (r.unit) facts.push(["Priced per", `${r.unit}: ${num(r.units)}`]);
     if (r.attempts && r.attempts.length) facts.push(["Upstream attempts", attemptsText(r.attempts)]);
     if (r.upstream_format) facts.push(["Translated", `${r.api_format} → ${r.upstream_format}`]);
     document.getElementById("capture-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
