@@ -15,7 +15,13 @@ from irisgate.access.routing import Route
 from irisgate.identity import Identity
 from irisgate.quotas.charges import Chain, charges_for
 from irisgate.quotas.estimate import Guess, TypicalOutput, estimate
-from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reservation
+from irisgate.quotas.ledger import (
+    BalanceObserver,
+    Ledger,
+    QuotaRefused,
+    QuotaUnavailable,
+    Reservation,
+)
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
@@ -31,9 +37,15 @@ class Admission:
 
 class QuotaGate:
     def __init__(
-        self, db: Database, data_dir: Path, max_reservation: int, metrics: Metrics | None = None
+        self,
+        db: Database,
+        data_dir: Path,
+        max_reservation: int,
+        metrics: Metrics | None = None,
+        observe: BalanceObserver | None = None,
     ) -> None:
-        self.ledger = Ledger(db, data_dir)
+        """`observe`: told each bucket's balance after a sync (see `Ledger`)."""
+        self.ledger = Ledger(db, data_dir, observe=observe)
         self.typical = TypicalOutput()
         self.max_reservation = max_reservation
         self.metrics = metrics

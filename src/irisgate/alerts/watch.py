@@ -1,0 +1,286 @@
+"""`AlertWatch`: the gateway's observations in, raised and cleared alerts out.
+
+The parts of the gateway report what they see without waiting: the quota ledger each
+bucket's balance after a sync (`balance`), the hook runner its failures and successes
+(`hook_outcome`), the exporter its outcome (`export`). Other state is polled
+every `TICK_SECONDS` through the `Probes` given at construction (provider health, the
+database's availability, the spool) and the spend-spike rule every `SPIKE_SECONDS`. Nothing
+here runs on a request's path: observations are coalesced per alert (the latest wins) and
+one background task writes them.
+
+Each instance remembers for `KNOWN_SECONDS` what it last wrote for an alert (raised or
+cleared) and skips a signal that says the same; after that it asks the database again, so
+an alert another instance cleared is raised again here at the next crossing. A signal that
+holds and ends before it was written (a brief outage) is still raised, then cleared. While
+the database cannot be reached, signals wait (at most `MAX_PENDING`) and are written when
+it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from irisgate.access.health import ProviderView
+from irisgate.alerts import table
+from irisgate.alerts.budgets import budget_signals
+from irisgate.alerts.signal import Signal, bounded
+from irisgate.alerts.spikes import spend_by_day, spike_signals
+from irisgate.config.model import AlertSettings
+from irisgate.store.availability import unavailable
+from irisgate.store.database import Database
+
+log = structlog.get_logger("irisgate.alerts")
+
+TICK_SECONDS = 1.0
+SPIKE_SECONDS = 300.0
+KNOWN_SECONDS = 60.0
+MAX_PENDING = 10_000
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    """What the watch polls: provider health views, whether the database and the spool
+    are unavailable."""
+
+    providers: Callable[[], list[ProviderView]]
+    database_down: Callable[[], bool]
+    spool_full: Callable[[], bool]
+
+
+class AlertWatch:
+    def __init__(
+        self,
+        db: Database,
+        settings: Callable[[], AlertSettings],
+        probes: Probes,
+        *,
+        raised: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`raised` is called after this instance raised an alert (the delivery worker's
+        wake-up)."""
+        self._db = db
+        self._settings = settings
+        self._probes = probes
+        self._on_raised = raised
+        self._clock = clock
+        self._pending: dict[Key, Signal] = {}
+        self._latched: dict[Key, Signal] = {}  # raised-then-ended before it was written
+        self._known: dict[Key, tuple[bool, float]] = {}
+        self._since: dict[Key, datetime] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._next_spike = 0.0
+        self.raised_total = 0  # alerts this instance inserted
+        self.dropped_total = 0  # signals dropped because MAX_PENDING were waiting
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # --- what the gateway reports ---------------------------------------------------------
+
+    def observe(self, signal: Signal) -> None:
+        """Take one observation (never blocks; the latest per alert wins)."""
+        key = signal.key
+        if key not in self._pending and len(self._pending) >= MAX_PENDING:
+            self.dropped_total += 1
+            return
+        previous = self._pending.get(key)
+        if not signal.active and previous is not None and previous.active:
+            self._latched[key] = previous
+        self._pending[key] = signal
+        self._wake.set()
+
+    def balance(self, name: str, template: str, capacity: int, balance: int) -> None:
+        """A bucket's balance as a quota sync learned it."""
+        thresholds = self._settings().budgets.get(template)
+        if thresholds:
+            for signal in budget_signals(name, template, capacity, balance, thresholds):
+                self.observe(signal)
+
+    def hook_outcome(self, hook: str, event: str, error: str | None) -> None:
+        """A hook call's outcome (None: it answered, which clears the hook's alert; cheap
+        while none is raised)."""
+        key = ("hook", hook, "")
+        if error is None:
+            known = self._known.get(key)
+            if (known is not None and known[0]) or key in self._pending:
+                self.observe(Signal("hook", hook, active=False))
+        elif self._settings().hooks:
+            message = bounded(f"hook {hook} failed ({event}): {error}")
+            self.observe(Signal("hook", hook, message=message))
+
+    def export(self, error: str | None) -> None:
+        """The usage exporter's outcome: None when a batch was exported."""
+        if not self._settings().exports:
+            return
+        if error is None:
+            self.observe(Signal("export", "s3", active=False))
+        else:
+            self.observe(
+                Signal("export", "s3", message=bounded(f"usage export to S3 is failing: {error}"))
+            )
+
+    # --- the background task --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:  # keep watching: the next round retries what failed
+                log.exception("alert watch round failed")
+
+    async def run_once(self) -> None:
+        """Poll the probes, check spend spikes when due, and write the pending signals."""
+        for signal in self._polled():
+            self.observe(signal)
+        if self._clock() >= self._next_spike:
+            self._next_spike = self._clock() + SPIKE_SECONDS
+            await self._check_spikes()
+        await self._write_pending()
+
+    def _polled(self) -> Iterable[Signal]:
+        settings = self._settings()
+        if settings.storage:
+            yield self._storage("database", self._probes.database_down(), "the database")
+            yield self._storage("spool", self._probes.spool_full(), "the capture spool")
+        for view in self._probes.providers():
+            if settings.providers:
+                yield from _provider_signals(view)
+            rule = settings.upstream_errors
+            if rule is not None:
+                high = view.attempts >= rule.min_attempts and view.error_rate >= rule.rate
+                yield Signal(
+                    "upstream_errors",
+                    view.provider,
+                    active=high,
+                    message=bounded(
+                        f"provider {view.provider} failed {view.error_rate:.0%} of its last "
+                        f"{view.attempts} attempts; last error: {view.last_error or 'none'}"
+                    ),
+                )
+
+    def _storage(self, subject: str, down: bool, what: str) -> Signal:
+        key = ("storage", subject, "")
+        if not down:
+            self._since.pop(key, None)
+            return Signal("storage", subject, active=False)
+        since = self._since.setdefault(key, datetime.now(UTC))
+        full = " and full: new requests are refused" if subject == "spool" else ""
+        return Signal(
+            "storage",
+            subject,
+            severity="critical",
+            message=f"{what} is unavailable{full} (since {since:%Y-%m-%d %H:%M:%S} UTC)",
+        )
+
+    async def _check_spikes(self) -> None:
+        rule = self._settings().spend_spike
+        if rule is None:
+            return
+        today = datetime.now(UTC).date()
+        try:
+            spend = await spend_by_day(self._db, today - timedelta(days=rule.days), today)
+        except Exception as exc:
+            self._next_spike = self._clock() + TICK_SECONDS * 10  # sooner than a full period
+            if unavailable(exc):
+                self._db.availability.failed(exc)
+                return
+            raise
+        for signal in spike_signals(spend, today, rule):
+            self.observe(signal)
+
+    async def _write_pending(self) -> None:
+        latched, self._latched = self._latched, {}
+        pending, self._pending = self._pending, {}
+        now = self._clock()
+        self._known = {k: v for k, v in self._known.items() if now - v[1] < KNOWN_SECONDS}
+        for batch in (latched, pending):
+            for key, signal in batch.items():
+                known = self._known.get(key)
+                if known is not None and known[0] == signal.active:
+                    continue
+                try:
+                    await self._write(signal)
+                except Exception as exc:
+                    self._keep(batch is latched, signal)
+                    if unavailable(exc):
+                        self._db.availability.failed(exc)
+                        continue
+                    raise
+                self._known[key] = (signal.active, self._clock())
+
+    def _keep(self, latched: bool, signal: Signal) -> None:
+        """Put back a signal that could not be written (unless a newer one came)."""
+        if latched:
+            self._latched.setdefault(signal.key, signal)
+        else:
+            self._pending.setdefault(signal.key, signal)
+
+    async def _write(self, signal: Signal) -> None:
+        now = datetime.now(UTC)
+        if not signal.active:
+            await table.clear_alert(self._db, signal, now)
+            return
+        channels = [
+            c.name
+            for c in self._settings().channels.values()
+            if c.wants(signal.kind, signal.severity)
+        ]
+        alert_id = await table.raise_alert(self._db, signal, channels, now)
+        if alert_id is not None:
+            self.raised_total += 1
+            log.warning(
+                "alert raised",
+                kind=signal.kind,
+                subject=signal.subject,
+                severity=signal.severity,
+                message=signal.message,
+            )
+            if channels:
+                self._on_raised()
+
+
+def _provider_signals(view: ProviderView) -> Iterable[Signal]:
+    """A provider whose circuit is open (or probing) is out of rotation; each key dropped
+    after a 401 is too."""
+    out = view.state != "closed"
+    yield Signal(
+        "provider",
+        view.provider,
+        active=out,
+        severity="critical",
+        message=bounded(
+            f"provider {view.provider} is out of rotation (circuit {view.state.replace('_', '-')}"
+            f" after failing); last error: {view.last_error or 'none'}"
+        ),
+    )
+    for key in view.keys:
+        yield Signal(
+            "provider",
+            f"{view.provider} key {key.index}",
+            active=key.dropped,
+            severity="warning",
+            message=(
+                f"key {key.index} of provider {view.provider} was refused upstream (401) and"
+                " is out of rotation until the config changes"
+            ),
+        )
