@@ -54,6 +54,9 @@ TABLES = {
     "usage_facets_daily",
     "signin_sessions",
     "signin_attempts",
+    "alerts",
+    "alert_reads",
+    "alert_deliveries",
     "alembic_version",
 }
 
