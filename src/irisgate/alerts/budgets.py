@@ -30,6 +30,11 @@ def budget_signals(
     """One signal per threshold of the bucket `name` (expanded from `template`)."""
     used = capacity - balance
     login = user_of(name, template)
+    refused = "; requests charging it are refused until it refills" if balance <= 0 else ""
+    message = (
+        f"{dollars(used)} of {dollars(capacity)} used ({used * 100 // capacity} %), "
+        f"{dollars(max(balance, 0))} left{refused}"
+    )
     signals = []
     for threshold in thresholds:
         signal = Signal("budget", name, str(threshold), active=False)
@@ -39,15 +44,7 @@ def budget_signals(
                 name,
                 str(threshold),
                 severity=severity_of(threshold),
-                message=(
-                    f"bucket {name} has used {threshold} % of its capacity: "
-                    f"{dollars(used)} of {dollars(capacity)} spent, {dollars(balance)} left"
-                    + (
-                        "; requests charging it are refused until it refills"
-                        if threshold >= 100
-                        else ""
-                    )
-                ),
+                message=f"bucket {name} reached {threshold} % of its capacity: {message}",
                 login_name=login,
             )
         signals.append(signal)

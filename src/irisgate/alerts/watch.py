@@ -96,6 +96,10 @@ class AlertWatch:
 
     def observe(self, signal: Signal) -> None:
         """Take one observation (never blocks; the latest per alert wins)."""
+        self._take(signal)
+        self._wake.set()
+
+    def _take(self, signal: Signal) -> None:
         key = signal.key
         if key not in self._pending and len(self._pending) >= MAX_PENDING:
             self.dropped_total += 1
@@ -104,7 +108,6 @@ class AlertWatch:
         if not signal.active and previous is not None and previous.active:
             self._latched[key] = previous
         self._pending[key] = signal
-        self._wake.set()
 
     def balance(self, name: str, template: str, capacity: int, balance: int) -> None:
         """A bucket's balance as a quota sync learned it."""
@@ -151,7 +154,7 @@ class AlertWatch:
     async def run_once(self) -> None:
         """Poll the probes, check spend spikes when due, and write the pending signals."""
         for signal in self._polled():
-            self.observe(signal)
+            self._take(signal)  # no wake-up: they are written in this round
         if self._clock() >= self._next_spike:
             self._next_spike = self._clock() + SPIKE_SECONDS
             await self._check_spikes()
@@ -206,7 +209,7 @@ class AlertWatch:
                 return
             raise
         for signal in spike_signals(spend, today, rule):
-            self.observe(signal)
+            self._take(signal)
 
     async def _write_pending(self) -> None:
         latched, self._latched = self._latched, {}
