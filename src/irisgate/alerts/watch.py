@@ -73,8 +73,8 @@ class AlertWatch:
         self._probes = probes
         self._on_raised = raised
         self._clock = clock
-        self._pending: dict[Key, Signal] = {}
-        self._latched: dict[Key, Signal] = {}  # raised-then-ended before it was written
+        #: per alert, its changes not yet written, in order (see `_take`)
+        self._pending: dict[Key, list[Signal]] = {}
         self._known: dict[Key, tuple[bool, float]] = {}
         self._since: dict[Key, datetime] = {}
         self._wake = asyncio.Event()
@@ -100,14 +100,23 @@ class AlertWatch:
         self._wake.set()
 
     def _take(self, signal: Signal) -> None:
+        """Queue `signal` after the alert's unwritten changes: one that says what the last
+        one says replaces it; a change is kept, so that a condition that held and ended (or
+        ended and held again) before the round wrote it still raises (or re-arms) it. More
+        than three changes in a round fold to the last two."""
         key = signal.key
-        if key not in self._pending and len(self._pending) >= MAX_PENDING:
-            self.dropped_total += 1
-            return
-        previous = self._pending.get(key)
-        if not signal.active and previous is not None and previous.active:
-            self._latched[key] = previous
-        self._pending[key] = signal
+        queue = self._pending.get(key)
+        if queue is None:
+            if len(self._pending) >= MAX_PENDING:
+                self.dropped_total += 1
+                return
+            queue = self._pending[key] = []
+        if queue and queue[-1].active == signal.active:
+            queue[-1] = signal
+        else:
+            queue.append(signal)
+            if len(queue) > 3:
+                del queue[:2]
 
     def balance(self, name: str, template: str, capacity: int, balance: int) -> None:
         """A bucket's balance as a quota sync learned it."""
@@ -212,31 +221,25 @@ class AlertWatch:
             self._take(signal)
 
     async def _write_pending(self) -> None:
-        latched, self._latched = self._latched, {}
         pending, self._pending = self._pending, {}
         now = self._clock()
         self._known = {k: v for k, v in self._known.items() if now - v[1] < KNOWN_SECONDS}
-        for batch in (latched, pending):
-            for key, signal in batch.items():
+        for key, queue in pending.items():
+            for index, signal in enumerate(queue):
                 known = self._known.get(key)
                 if known is not None and known[0] == signal.active:
                     continue
                 try:
                     await self._write(signal)
                 except Exception as exc:
-                    self._keep(batch is latched, signal)
+                    # put back what is unwritten, before what came meanwhile
+                    self._pending[key] = queue[index:] + self._pending.get(key, [])
                     if unavailable(exc):
                         self._db.availability.failed(exc)
-                        continue
-                    raise
+                    else:  # retried next round, like an outage
+                        log.exception("alert not written", kind=key[0], subject=key[1])
+                    break
                 self._known[key] = (signal.active, self._clock())
-
-    def _keep(self, latched: bool, signal: Signal) -> None:
-        """Put back a signal that could not be written (unless a newer one came)."""
-        if latched:
-            self._latched.setdefault(signal.key, signal)
-        else:
-            self._pending.setdefault(signal.key, signal)
 
     async def _write(self, signal: Signal) -> None:
         now = datetime.now(UTC)
