@@ -332,3 +332,30 @@ def test_a_wrong_smtp_password_is_a_failed_delivery_naming_the_refusal(
         assert failed()[0]["attempts"] == 3
         assert smtp.messages == [] and smtp.refused_logins >= 3
         assert "wrong-password" not in client_from(ALICE_IP, gw).get("/api/alerts").text
+
+
+def test_a_refilled_bucket_re_arms_its_alert_for_the_next_crossing(
+    start: Any, fake_llm: FakeLLM, webhook: FakeWebhook
+) -> None:
+    gw = start(
+        alert_config(
+            fake_llm.base_url,
+            {
+                "budgets": {"daily:<user>": [100]},
+                "channels": {"ops": {"type": "webhook", "url": webhook.url("ops")}},
+            },
+        )
+    )
+    spend_until_refused(gw, BOB_IP)
+    assert webhook.wait_for(lambda: len(webhook.received("ops")) == 1)
+    refill = client_from(ALICE_IP, gw).post(
+        "/api/quotas/refill", json={"bucket": f"daily:{BOB}", "amount": "0.0005"}
+    )
+    assert refill.status_code == 200, refill.text
+    assert spend_until_refused(gw, BOB_IP) >= 1  # the refill let requests through again
+    assert webhook.wait_for(lambda: len(webhook.received("ops")) == 2)
+    alerts = alerts_of(gw, BOB_IP)["alerts"]
+    assert [(a["threshold"], a["episode"], a["cleared_at"] is None) for a in alerts] == [
+        ("100", 2, True),
+        ("100", 1, False),
+    ]
