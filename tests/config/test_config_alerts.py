@@ -51,8 +51,7 @@ def test_config_check_names_every_problem_of_the_alerts_section(tmp_path: Path) 
         f'{name}:6: alerts.budgets.nobody: bucket "nobody" is not defined in quotas',
         f"{name}:8: alerts.spend_spike.multiple: must be more than 1 and at most 1000, not 1.0",
         f'{name}:10: alerts.channels.ops.type: "teams" is not one of: webhook, slack, email',
-        f"{name}:11: alerts.channels.slack.url: the literal value must be an absolute http(s)"
-        " URL",
+        f"{name}:11: alerts.channels.slack.url: the literal value must be an absolute http(s) URL",
         f'{name}:12: alerts.channels.mail.to[0]: "not-an-address" is not an e-mail address',
         f'{name}:12: alerts.channels.mail.min_severity: "loud" is not one of: info, warning,'
         " critical",
