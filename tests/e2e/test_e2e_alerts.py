@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,38 @@ def test_a_refilled_bucket_re_arms_its_alert_for_the_next_crossing(
         ("100", 2, True),
         ("100", 1, False),
     ]
+
+
+def test_budget_headers_tell_the_caller_what_is_left_when_turned_on(
+    start: Any, fake_llm: FakeLLM
+) -> None:
+    quotas = {
+        "daily:<user>": {"capacity": "$0.0005", "rate": "$0/day"},
+        "team": {"capacity": "$10", "rate": "$0/day"},
+    }
+    config = json.loads(alert_config(fake_llm.base_url, {}, quotas=quotas))
+    config["grants"][1]["app"]["tailscale.com/cap/aperture"].append(
+        {"quotas": [{"bucket": "team"}]}
+    )
+    gw = start(json.dumps(config), env={"IRISGATE_BUDGET_HEADERS": "true"})
+    sdk = anthropic_client(gw, BOB_IP)
+    first = sdk.messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    # the tightest of Bob's two budgets, before this request is charged (its estimate held)
+    assert first.headers["x-irisgate-budget-bucket"] == f"daily:{BOB}"
+    left = Decimal(first.headers["x-irisgate-budget-remaining"])
+    assert Decimal("0") < left < Decimal("0.0005")
+    second = sdk.messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert Decimal(second.headers["x-irisgate-budget-remaining"]) < left  # the first was charged
+
+
+def test_budget_headers_are_off_by_default(start: Any, fake_llm: FakeLLM) -> None:
+    gw = start(alert_config(fake_llm.base_url, {}))
+    answer = anthropic_client(gw, BOB_IP).messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert "x-irisgate-budget-remaining" not in answer.headers
+    assert "x-irisgate-request-id" in answer.headers

@@ -90,14 +90,27 @@ def alerts_gw(
 def test_a_user_sees_their_alerts_in_the_bell_and_marks_them_read(
     alerts_gw: IrisgateServer, browser: Browser
 ) -> None:
+    def bucket() -> dict[str, Any]:
+        (only,) = api(alerts_gw, USER).get("/api/quotas").json()["buckets"]
+        return dict(only)
+
+    assert wait_until(lambda: bucket()["burn_per_day_nanodollars"] > 0)  # records rolled up
     context = context_as(browser, USER)
     page = context.new_page()
     page.goto(f"{alerts_gw.url}/ui/dashboard")
     count = page.locator("#bell-count")
     expect(count).to_have_text("2")
     expect(page.locator("#bell")).to_have_attribute("aria-label", "Notifications: 2 unread")
-    # My Dashboard shows the balance of the bucket that ran out
-    expect(page.locator(f'#my-quota-list [data-bucket="{BOB_DAILY}"]')).to_be_visible()
+    # My Dashboard shows the balance of the bucket that ran out, and Bob's burn rate
+    card = page.locator(f'#my-quota-list [data-bucket="{BOB_DAILY}"]')
+    expect(card).to_be_visible()
+    bob = bucket()
+    assert bob["balance_nanodollars"] <= 0
+    assert bob["burn_per_day_nanodollars"] * 7 >= bob["capacity_nanodollars"] - 7
+    assert bob["days_left"] == 0
+    expect(card.locator(".burn")).to_have_text(
+        f"Burn rate {bob['burn_per_day']}/day (last 7 days) · lasts 0 days at this rate"
+    )
     page.locator("#bell").click()
     expect(page).to_have_url(f"{alerts_gw.url}/ui/notifications")
     items = page.locator("#alert-list .alert-item")

@@ -608,7 +608,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Buckets with balance, capacity, refill rate and last update (money as nanodollars and "
         "as a dollar string); `used_by` lists the grants and model globs that charge each one, "
         "`caller_models` the configured models (provider/model) whose requests by the caller "
-        "charge it. Users see their own buckets; admins every bucket.",
+        "charge it. Users see their own buckets; admins every bucket. The caller's own buckets "
+        "also carry `burn_per_day` (what the caller spent per day on the models that charge "
+        "it, over the last 7 UTC days) and `days_left` at that rate (null: nothing spent).",
         "user",
         (
             (
