@@ -152,3 +152,35 @@ def test_an_admin_sees_every_alert_and_the_failed_deliveries(
     expect(page.locator("#failed-empty")).to_be_hidden()
     screenshot(page, "notifications-admin")
     context.close()
+
+
+def test_the_alerts_editor_in_settings_saves_thresholds_and_keeps_the_secret_url(
+    alerts_gw: IrisgateServer, browser: Browser
+) -> None:
+    context = context_as(browser, ADMIN)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    before = api(alerts_gw, ADMIN).get("/api/config").json()
+    page.goto(f"{alerts_gw.url}/admin/settings/alerts")
+    panel = page.locator("#panel-alerts")
+    channels = panel.locator('[data-field="channels"]')
+    expect(channels).to_contain_text('"url": "[redacted]"')  # the literal URL never shown
+    assert "/ops" not in page.content()
+    panel.locator('[data-field="budgets"]').fill('{"daily:<user>": [80, 100]}')
+    panel.locator('[data-field="retry.attempts"]').fill("4")
+    page.click('[data-save="alerts"]')
+    expect(page.locator("#save-status")).to_contain_text("Saved as version")
+    after = api(alerts_gw, ADMIN).get("/api/config").json()
+    assert after["version"] > before["version"]
+    alerts = after["value"]["alerts"]
+    assert alerts["budgets"] == {"daily:<user>": [80, 100]}
+    assert alerts["retry"] == {"first": "50ms", "max": "100ms", "attempts": 4}
+    assert alerts["channels"]["ops"] == {"type": "webhook", "url": "[redacted]"}
+    # a bad value is refused with its path, and the running config stays
+    panel.locator('[data-field="budgets"]').fill('{"daily:<user>": [0]}')
+    page.click('[data-save="alerts"]')
+    expect(panel).to_contain_text("must be a whole percentage from 1 to 1000, not 0")
+    assert api(alerts_gw, ADMIN).get("/api/config").json()["version"] == after["version"]
+    assert errors == []
+    context.close()

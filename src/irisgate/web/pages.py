@@ -220,6 +220,7 @@ SETTINGS_TABS: tuple[tuple[str, str], ...] = (
     ("hooks", "Hooks"),
     ("database", "Database"),
     ("exporters", "Exporters"),
+    ("alerts", "Alerts"),
     ("raw", "Raw config"),
     ("history", "History"),
 )
