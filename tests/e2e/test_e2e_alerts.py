@@ -395,3 +395,63 @@ def test_budget_headers_are_off_by_default(start: Any, fake_llm: FakeLLM) -> Non
     )
     assert "x-irisgate-budget-remaining" not in answer.headers
     assert "x-irisgate-request-id" in answer.headers
+
+
+def test_a_provider_out_of_rotation_and_a_failing_hook_alert_admins_only(
+    start: Any, fake_llm: FakeLLM, webhook: FakeWebhook
+) -> None:
+    from irisgate.testing.fake_hook import FakeHook
+
+    with FakeHook() as hooks:
+        hooks.answer("guard", status=500)
+        config = json.loads(
+            alert_config(
+                fake_llm.base_url,
+                {
+                    "upstream_errors": {"rate": 0.5, "min_attempts": 4},
+                    "channels": {
+                        "noc": {
+                            "type": "webhook",
+                            "url": webhook.url("noc"),
+                            "kinds": ["provider", "hook"],
+                        }
+                    },
+                },
+            )
+        )
+        config["hooks"] = {"guard": {"url": hooks.url("guard"), "fail_policy": "fail_open"}}
+        config["grants"][1]["app"]["tailscale.com/cap/aperture"].append(
+            {"send_hooks": [{"name": "guard", "events": ["pre_request"]}]}
+        )
+        gw = start(json.dumps(config))
+        ask(gw, BOB_IP)  # the hook fails open: the request goes through
+        assert wait_until(lambda: raised(gw, "hook"))
+        hooks.answer("guard")  # the hook answers again: its alert is cleared (re-armed)
+        ask(gw, BOB_IP)
+        assert wait_until(lambda: cleared(gw, "hook"))
+        fake_llm.fail_next(500, count=5)
+        for _ in range(5):  # five failures in a row open the provider's circuit
+            with pytest.raises(anthropic.APIStatusError):
+                ask(gw, BOB_IP)
+        assert wait_until(lambda: raised(gw, "provider") and raised(gw, "upstream_errors"))
+        by_kind = {a["kind"]: a for a in alerts_of(gw, ALICE_IP)["alerts"]}
+        assert by_kind["provider"]["subject"] == "anthropic"
+        assert by_kind["provider"]["severity"] == "critical"
+        assert "out of rotation" in by_kind["provider"]["message"]
+        assert by_kind["upstream_errors"]["subject"] == "anthropic"
+        assert "hook guard failed (pre_request)" in by_kind["hook"]["message"]
+        assert by_kind["hook"]["user"] is None
+        assert alerts_of(gw, BOB_IP)["alerts"] == []  # the gateway's own alerts are admins'
+        # the channel takes provider and hook alerts only
+        assert webhook.wait_for(lambda: len(webhook.received("noc")) == 2)
+        assert {p["alert"]["kind"] for p in webhook.received("noc")} == {"provider", "hook"}
+
+
+def raised(gw: InProcessIrisgate, kind: str) -> bool:
+    return any(a["kind"] == kind for a in alerts_of(gw, ALICE_IP)["alerts"])
+
+
+def cleared(gw: InProcessIrisgate, kind: str) -> bool:
+    return any(
+        a["kind"] == kind and a["cleared_at"] is not None for a in alerts_of(gw, ALICE_IP)["alerts"]
+    )
