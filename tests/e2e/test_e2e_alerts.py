@@ -180,10 +180,16 @@ def test_a_user_sees_only_their_own_alerts_and_cannot_mark_others(
     marked = client_from(BOB_IP, gw).post("/api/alerts/read", json={"ids": [alice_alert["id"]]})
     assert marked.json() == {"marked": 0, "unread": 0}
     assert alerts_of(gw, ALICE_IP)["unread"] == 1
-    for bad in ({"ids": []}, {"ids": ["1"]}, {"ids": [True]}, {"ids": list(range(1, 502))}, {}):
+    for bad in ({"ids": []}, {"ids": ["1"]}, {"ids": [True]}, {"ids": list(range(1, 502))}):
         refused = client_from(BOB_IP, gw).post("/api/alerts/read", json=bad)
         assert refused.status_code == 400, bad
         assert "'ids' must be a list of 1 to 500 alert ids" in refused.json()["error"]
+    for bad in ({}, {"ids": [1], "all": True}, {"everything": True}):
+        refused = client_from(BOB_IP, gw).post("/api/alerts/read", json=bad)
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"].startswith("body must be {\"ids\": [1, 2]} or")
+    refused = client_from(BOB_IP, gw).post("/api/alerts/read", json={"all": False})
+    assert refused.json() == {"error": "'all' must be true (or send 'ids')"}
 
 
 def test_a_failing_webhook_is_retried_with_back_off_then_delivered(

@@ -71,23 +71,7 @@ async def unread_count(request: Request) -> Response:
 async def mark_read(request: Request) -> Response:
     caller = await require_role(request)
     payload = await json_object(request, '{"ids": [1, 2]} or {"all": true}')
-    ids: list[int] | None
-    if payload.get("all") is True:
-        ids = None
-    else:
-        raw = payload.get("ids")
-        if (
-            not isinstance(raw, list)
-            or not raw
-            or len(raw) > MAX_READ_IDS
-            or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in raw)
-        ):
-            raise ApiError(
-                400,
-                f"'ids' must be a list of 1 to {MAX_READ_IDS} alert ids (positive integers),"
-                ' or send {"all": true}',
-            )
-        ids = sorted(set(raw))
+    ids = _ids(payload)
     db = runtime_of(request).db
     scope = _scope(caller)
     reader = caller.identity.login_name
@@ -97,6 +81,29 @@ async def mark_read(request: Request) -> Response:
     return json_response(
         {"marked": marked, "unread": await table.unread(db, login_name=scope, reader=reader)}
     )
+
+
+def _ids(payload: dict[str, Any]) -> list[int] | None:
+    """The ids to mark read (None: all), from exactly `{"ids": [...]}` or `{"all": true}`."""
+    if set(payload) == {"all"}:
+        if payload["all"] is not True:
+            raise ApiError(400, "'all' must be true (or send 'ids')")
+        return None
+    if set(payload) != {"ids"}:
+        raise ApiError(400, 'body must be {"ids": [1, 2]} or {"all": true}, nothing else')
+    raw = payload["ids"]
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or len(raw) > MAX_READ_IDS
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in raw)
+    ):
+        raise ApiError(
+            400,
+            f"'ids' must be a list of 1 to {MAX_READ_IDS} alert ids (positive integers),"
+            ' or send {"all": true}',
+        )
+    return sorted(set(raw))
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:

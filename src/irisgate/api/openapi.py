@@ -706,7 +706,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             (
                 "before",
                 "Only alerts with a smaller id (`next_before` of the last page).",
-                {"type": "integer", "minimum": 1},
+                _count(2**62),
             ),
             ("all", "Admins: 0 or false for only the alerts that concern them.", _TEXT),
         ),
@@ -728,16 +728,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "user",
         body='{"ids": [1, 2]} or {"all": true}',
         body_schema={
-            "type": "object",
-            "properties": {
-                "ids": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 500,
-                    "items": {"type": "integer", "minimum": 1},
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["ids"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "ids": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 500,
+                            "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                        }
+                    },
                 },
-                "all": {"type": "boolean"},
-            },
+                {
+                    "type": "object",
+                    "required": ["all"],
+                    "additionalProperties": False,
+                    "properties": {"all": {"const": True}},
+                },
+            ]
         },
     ),
     *CHAT_ENDPOINTS,
