@@ -166,6 +166,7 @@ class Runtime:
                     ),
                     database_down=lambda: db.availability.down,
                     spool_full=lambda: writer.spool.full,
+                    export_every=lambda: _export_every(config),
                 ),
                 raised=deliveries.wake,
             )
@@ -308,6 +309,12 @@ class Runtime:
         await self.db.close()
         if self.tracing is not None:
             self.tracing.close()
+
+
+def _export_every(config: ConfigService) -> int | None:
+    """The S3 export's interval (export backlog alerts); None when export is off."""
+    exporter = config.snapshot.config.s3_exporter
+    return exporter.every_seconds if exporter is not None else None
 
 
 def _watch(metrics: Metrics, writer: BatchWriter, config: ConfigService) -> None:

@@ -111,3 +111,19 @@ def test_a_spend_spike_per_user_and_in_total() -> None:
     assert spike_signals(fresh, today, rule) == []
     fresh[(today, "carol@example.com")] = D
     assert [s.subject for s in spike_signals(fresh, today, rule)] == [TOTAL, "carol@example.com"]
+
+
+async def test_the_export_backlog_rule(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    from irisgate.alerts.backlog import backlog_signal, oldest_unexported
+
+    assert await oldest_unexported(db) is None  # nothing recorded: nothing behind
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert not backlog_signal(None, 3600, now).active
+    assert not backlog_signal(now - timedelta(hours=2), 3600, now).active  # within 3 runs
+    behind = backlog_signal(now - timedelta(hours=4), 3600, now)
+    assert behind.active and behind.key == ("export", "s3 backlog", "")
+    assert "oldest record not exported is from 2026-12-07 08:00 UTC (4.0 h ago" in behind.message
+    assert backlog_signal(now - timedelta(minutes=61), 60, now).active  # at least an hour
+    assert not backlog_signal(now - timedelta(minutes=59), 60, now).active

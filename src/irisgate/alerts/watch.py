@@ -4,7 +4,8 @@ The parts of the gateway report what they see without waiting: the quota ledger 
 bucket's balance after a sync (`balance`), the hook runner its failures and successes
 (`hook_outcome`), the exporter its outcome (`export`). Other state is polled
 every `TICK_SECONDS` through the `Probes` given at construction (provider health, the
-database's availability, the spool) and the spend-spike rule every `SPIKE_SECONDS`. Nothing
+database's availability, the spool); the spend-spike rule and the export backlog every
+`SPIKE_SECONDS`. Nothing
 here runs on a request's path: observations are coalesced per alert (the latest wins) and
 one background task writes them.
 
@@ -29,6 +30,7 @@ import structlog
 
 from irisgate.access.health import ProviderView
 from irisgate.alerts import table
+from irisgate.alerts.backlog import backlog_signal, oldest_unexported
 from irisgate.alerts.budgets import budget_signals
 from irisgate.alerts.signal import Signal, bounded
 from irisgate.alerts.spikes import spend_by_day, spike_signals
@@ -54,6 +56,8 @@ class Probes:
     providers: Callable[[], list[ProviderView]]
     database_down: Callable[[], bool]
     spool_full: Callable[[], bool]
+    #: the S3 export's interval in seconds; None when export is off
+    export_every: Callable[[], int | None] = lambda: None
 
 
 class AlertWatch:
@@ -167,6 +171,7 @@ class AlertWatch:
         if self._clock() >= self._next_spike:
             self._next_spike = self._clock() + SPIKE_SECONDS
             await self._check_spikes()
+            await self._check_backlog()
         await self._write_pending()
 
     def _polled(self) -> Iterable[Signal]:
@@ -219,6 +224,19 @@ class AlertWatch:
             raise
         for signal in spike_signals(spend, today, rule):
             self._take(signal)
+
+    async def _check_backlog(self) -> None:
+        every = self._probes.export_every()
+        if every is None or not self._settings().exports:
+            return
+        try:
+            oldest = await oldest_unexported(self._db)
+        except Exception as exc:
+            if unavailable(exc):
+                self._db.availability.failed(exc)
+                return
+            raise
+        self._take(backlog_signal(oldest, every, datetime.now(UTC)))
 
     async def _write_pending(self) -> None:
         pending, self._pending = self._pending, {}
