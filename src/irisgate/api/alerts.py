@@ -92,6 +92,8 @@ def _ids(payload: dict[str, Any]) -> list[int] | None:
     if set(payload) != {"ids"}:
         raise ApiError(400, 'body must be {"ids": [1, 2]} or {"all": true}, nothing else')
     raw = payload["ids"]
+    if isinstance(raw, list):  # JSON has one number type: 7.0 is the id 7
+        raw = [int(i) if isinstance(i, float) and i.is_integer() else i for i in raw]
     if (
         not isinstance(raw, list)
         or not raw
