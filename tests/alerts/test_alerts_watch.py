@@ -44,7 +44,9 @@ def watch_of(db: Database, world: World, settings: AlertSettings | None = None) 
 
 
 async def raised(db: Database) -> set[tuple[str, str, str]]:
-    return await table.raised(db)
+    from datetime import UTC, datetime
+
+    return await table.raised(db, datetime.now(UTC))
 
 
 async def test_storage_outages_are_raised_then_cleared(db: Database) -> None:

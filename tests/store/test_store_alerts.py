@@ -46,10 +46,10 @@ async def test_clearing_re_arms_the_alert_as_its_next_episode(db: Database) -> N
     first = await table.raise_alert(db, CROSSED, [], now)
     assert first is not None
     assert await table.raise_alert(db, CROSSED, [], now) is None  # still raised
-    assert await table.raised(db) == {("budget", "team", "80")}
+    assert await table.raised(db, now) == {("budget", "team", "80")}
     assert await table.clear_alert(db, CROSSED.cleared(), now) == 1
     assert await table.clear_alert(db, CROSSED.cleared(), now) == 0
-    assert await table.raised(db) == set()
+    assert await table.raised(db, now) == set()
     second = await table.raise_alert(db, CROSSED, [], now)
     assert second is not None and second != first
     rows = await table.listing(db, login_name=None, reader="admin", limit=10, before=None)

@@ -118,12 +118,14 @@ def _same(signal: Signal) -> Any:
     )
 
 
-async def raised(db: Database) -> set[tuple[str, str, str]]:
-    """The keys of the alerts raised and not cleared (what an instance knows at start)."""
+async def raised(db: Database, now: datetime) -> set[tuple[str, str, str]]:
+    """The keys of the alerts raised and not cleared (spend spikes: of the last two days
+    only; one of an older day is never signalled again)."""
+    recent = or_(alerts.c.kind != "spend_spike", alerts.c.raised_at >= now - timedelta(days=2))
     async with db.connect() as conn:
         rows = await conn.execute(
             select(alerts.c.kind, alerts.c.subject, alerts.c.threshold).where(
-                alerts.c.cleared_at.is_(None)
+                alerts.c.cleared_at.is_(None), recent
             )
         )
         return {(r.kind, r.subject, r.threshold) for r in rows}

@@ -9,9 +9,11 @@ database's availability, the spool); the spend-spike rule and the export backlog
 here runs on a request's path: observations are coalesced per alert (the latest wins) and
 one background task writes them.
 
-Each instance remembers for `KNOWN_SECONDS` what it last wrote for an alert (raised or
-cleared) and skips a signal that says the same; after that it asks the database again, so
-an alert another instance cleared is raised again here at the next crossing. A signal that
+Each instance holds the set of alerts raised and not cleared, read from the database at
+most `KNOWN_SECONDS` ago and kept current with what it writes itself, and writes only what
+changes that set: a bucket below its thresholds costs nothing, however often its balance is
+reported. An alert another instance cleared leaves the set at the next read, so the next
+crossing here raises it again. A signal that
 holds and ends before it was written (a brief outage) is still raised, then cleared. While
 the database cannot be reached, signals wait (at most `MAX_PENDING`) and are written when
 it is back.
@@ -79,7 +81,8 @@ class AlertWatch:
         self._clock = clock
         #: per alert, its changes not yet written, in order (see `_take`)
         self._pending: dict[Key, list[Signal]] = {}
-        self._known: dict[Key, tuple[bool, float]] = {}
+        self._raised: set[Key] = set()  # raised and not cleared, as last read or written
+        self._raised_read = -KNOWN_SECONDS - 1.0  # when (clock) `_raised` was read
         self._since: dict[Key, datetime] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,8 +137,7 @@ class AlertWatch:
         while none is raised)."""
         key = ("hook", hook, "")
         if error is None:
-            known = self._known.get(key)
-            if (known is not None and known[0]) or key in self._pending:
+            if key in self._raised or key in self._pending:
                 self.observe(Signal("hook", hook, active=False))
         elif self._settings().hooks:
             message = bounded(f"hook {hook} failed ({event}): {error}")
@@ -239,13 +241,21 @@ class AlertWatch:
         self._take(backlog_signal(oldest, every, datetime.now(UTC)))
 
     async def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        if self._clock() - self._raised_read >= KNOWN_SECONDS:
+            try:
+                self._raised = await table.raised(self._db, datetime.now(UTC))
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                self._db.availability.failed(exc)
+                return  # the signals wait for the database
+            self._raised_read = self._clock()
         pending, self._pending = self._pending, {}
-        now = self._clock()
-        self._known = {k: v for k, v in self._known.items() if now - v[1] < KNOWN_SECONDS}
         for key, queue in pending.items():
             for index, signal in enumerate(queue):
-                known = self._known.get(key)
-                if known is not None and known[0] == signal.active:
+                if signal.active == (key in self._raised):
                     continue
                 try:
                     await self._write(signal)
@@ -257,7 +267,10 @@ class AlertWatch:
                     else:  # retried next round, like an outage
                         log.exception("alert not written", kind=key[0], subject=key[1])
                     break
-                self._known[key] = (signal.active, self._clock())
+                if signal.active:
+                    self._raised.add(key)
+                else:
+                    self._raised.discard(key)
 
     async def _write(self, signal: Signal) -> None:
         now = datetime.now(UTC)
