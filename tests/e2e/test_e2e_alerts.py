@@ -461,3 +461,17 @@ def cleared(gw: InProcessIrisgate, kind: str) -> bool:
     return any(
         a["kind"] == kind and a["cleared_at"] is not None for a in alerts_of(gw, ALICE_IP)["alerts"]
     )
+
+
+def test_marking_read_from_another_site_is_refused(start: Any, fake_llm: FakeLLM) -> None:
+    gw = start(alert_config(fake_llm.base_url, {"budgets": {"daily:<user>": [100]}}))
+    spend_until_refused(gw, BOB_IP)
+    assert wait_until(lambda: alerts_of(gw, BOB_IP)["unread"] == 1)
+    evil = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+    refused = client_from(BOB_IP, gw).post("/api/alerts/read", json={"all": True}, headers=evil)
+    assert refused.status_code == 403
+    form = client_from(BOB_IP, gw).post(
+        "/api/alerts/read", content=b'{"all": true}', headers={"content-type": "text/plain"}
+    )
+    assert form.status_code == 415  # a body a form could send is never read
+    assert alerts_of(gw, BOB_IP)["unread"] == 1
