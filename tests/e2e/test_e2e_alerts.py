@@ -187,7 +187,7 @@ def test_a_user_sees_only_their_own_alerts_and_cannot_mark_others(
     for bad in ({}, {"ids": [1], "all": True}, {"everything": True}):
         refused = client_from(BOB_IP, gw).post("/api/alerts/read", json=bad)
         assert refused.status_code == 400, bad
-        assert refused.json()["error"].startswith("body must be {\"ids\": [1, 2]} or")
+        assert refused.json()["error"].startswith('body must be {"ids": [1, 2]} or')
     refused = client_from(BOB_IP, gw).post("/api/alerts/read", json={"all": False})
     assert refused.json() == {"error": "'all' must be true (or send 'ids')"}
 
