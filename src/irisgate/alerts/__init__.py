@@ -4,8 +4,8 @@
 - `watch.py`: `AlertWatch`, the one background task that turns the gateway's observations
   (quota balances after each sync, provider health, hook and export failures, the database
   and the spool, daily spend) into raised and cleared alerts, off the request path.
-- `budgets.py`, `spikes.py`: the budget-threshold and spend-spike rules (pure functions and
-  one query of the daily rollup).
+- `budgets.py`, `spikes.py`, `backlog.py`: the budget-threshold, spend-spike and
+  export-backlog rules (pure functions, one query of the daily rollup, one index lookup).
 - `table.py`: the `alerts`, `alert_reads` and `alert_deliveries` rows. An alert is inserted
   with `ON CONFLICT DO NOTHING` on (kind, subject, threshold, episode): several instances
   seeing the same crossing make one row, and only the instance whose insert made it queues
