@@ -165,6 +165,7 @@ class Runtime:
                         config.snapshot.version,
                     ),
                     database_down=lambda: db.availability.down,
+                    database_outages=lambda: db.availability.outages_total,
                     spool_full=lambda: writer.spool.full,
                     export_every=lambda: _export_every(config),
                 ),

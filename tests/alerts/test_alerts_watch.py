@@ -24,6 +24,7 @@ D = 1_000_000_000
 @dataclass
 class World:
     database_down: bool = False
+    database_outages: int = 0
     spool_full: bool = False
     health: Health = field(default_factory=lambda: Health(threshold=2, cool_down=60))
 
@@ -39,7 +40,12 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 def watch_of(db: Database, world: World, settings: AlertSettings | None = None) -> AlertWatch:
-    probes = Probes(world.providers, lambda: world.database_down, lambda: world.spool_full)
+    probes = Probes(
+        world.providers,
+        lambda: world.database_down,
+        lambda: world.spool_full,
+        database_outages=lambda: world.database_outages,
+    )
     return AlertWatch(db, lambda: settings or AlertSettings(), probes)
 
 
@@ -69,6 +75,21 @@ async def test_storage_outages_are_raised_then_cleared(db: Database) -> None:
     await watch.run_once()
     rows = await table.listing(db, login_name=None, reader="admin", limit=5, before=None)
     assert [r["episode"] for r in rows] == [2, 1]
+
+
+async def test_a_database_outage_shorter_than_a_round_is_alerted(db: Database) -> None:
+    world = World()
+    watch = watch_of(db, world)
+    await watch.run_once()
+    world.database_outages = 1  # down and up again between two rounds
+    await watch.run_once()
+    rows = await table.listing(db, login_name=None, reader="admin", limit=5, before=None)
+    assert [(r["kind"], r["subject"], r["cleared_at"] is not None) for r in rows] == [
+        ("storage", "database", True)
+    ]
+    assert rows[0]["message"].startswith("the database is unavailable (since ")
+    await watch.run_once()  # the same outage: nothing new
+    assert len(await table.listing(db, login_name=None, reader="a", limit=5, before=None)) == 1
 
 
 async def test_an_open_circuit_and_a_dropped_key_are_provider_alerts(db: Database) -> None:

@@ -58,6 +58,8 @@ class Probes:
     providers: Callable[[], list[ProviderView]]
     database_down: Callable[[], bool]
     spool_full: Callable[[], bool]
+    #: outages of the database seen so far (one shorter than a tick is alerted too)
+    database_outages: Callable[[], int] = lambda: 0
     #: the S3 export's interval in seconds; None when export is off
     export_every: Callable[[], int | None] = lambda: None
 
@@ -87,6 +89,7 @@ class AlertWatch:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_spike = 0.0
+        self._outages = 0  # database outages already signalled
         self.raised_total = 0  # alerts this instance inserted
         self.dropped_total = 0  # signals dropped because MAX_PENDING were waiting
 
@@ -179,6 +182,10 @@ class AlertWatch:
     def _polled(self) -> Iterable[Signal]:
         settings = self._settings()
         if settings.storage:
+            outages = self._probes.database_outages()
+            if outages > self._outages:  # began (and maybe ended) since the last round
+                self._outages = outages
+                yield self._storage("database", True, "the database")
             yield self._storage("database", self._probes.database_down(), "the database")
             yield self._storage("spool", self._probes.spool_full(), "the capture spool")
         for view in self._probes.providers():
