@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from irisgate.api import alerts as alert_routes
 from irisgate.api import connectors as connector_routes
 from irisgate.api import dashboard, observability
 from irisgate.api import keys as key_routes
@@ -117,6 +118,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
             *observability.routes,
             *connector_routes.routes,
             *quota_routes.routes,
+            *alert_routes.routes,
             *rate_limit_routes.routes,
             *key_routes.routes,
             *dashboard.routes,

@@ -19,6 +19,8 @@ import genai_prices.data_snapshot
 import structlog
 
 from irisgate.access.health import Health, HealthCollector
+from irisgate.alerts.delivery import Deliveries
+from irisgate.alerts.watch import AlertWatch, Probes
 from irisgate.cloudauth.provider import CloudAuth
 from irisgate.configservice import ConfigService
 from irisgate.drain import Drain
@@ -92,6 +94,8 @@ class Runtime:
         rates: RateGate,
         hooks: HookRunner,
         health: Health,
+        alerts: AlertWatch,
+        deliveries: Deliveries,
         workers: list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor],
     ) -> None:
         self.settings = settings
@@ -111,6 +115,8 @@ class Runtime:
         self.rates = rates  # rate limits: requests, tokens, requests in flight
         self.hooks = hooks
         self.health = health  # providers' and keys' health in this process (failover)
+        self.alerts = alerts  # observations in, alerts raised once (irisgate.alerts)
+        self.deliveries = deliveries  # alerts out to webhooks and e-mail, with retries
         self._workers = workers
         self._deferred: set[asyncio.Task[None]] = set()
 
@@ -148,7 +154,34 @@ class Runtime:
             writer.start()
             opened.push_async_callback(writer.drain_and_stop)
             metrics = Metrics()
-            quotas = QuotaGate(db, settings.data_dir, settings.quota_max_reservation, metrics)
+            health = Health(cool_down=settings.circuit_cool_down)
+            deliveries = Deliveries(db, lambda: config.snapshot.config.alerts, http)
+            alerts = AlertWatch(
+                db,
+                lambda: config.snapshot.config.alerts,
+                Probes(
+                    providers=lambda: health.views(
+                        [(p.id, p.key_count) for p in config.snapshot.config.providers.values()],
+                        config.snapshot.version,
+                    ),
+                    database_down=lambda: db.availability.down,
+                    database_outages=lambda: db.availability.outages_total,
+                    spool_full=lambda: writer.spool.full,
+                    export_every=lambda: _export_every(config),
+                ),
+                raised=deliveries.wake,
+            )
+            alerts.start()
+            opened.push_async_callback(alerts.stop)
+            deliveries.start()
+            opened.push_async_callback(deliveries.stop)
+            quotas = QuotaGate(
+                db,
+                settings.data_dir,
+                settings.quota_max_reservation,
+                metrics,
+                observe=alerts.balance,
+            )
             quotas.start()
             opened.push_async_callback(quotas.stop)
             rates = RateGate(
@@ -156,11 +189,12 @@ class Runtime:
             )
             rates.start()
             opened.push_async_callback(rates.stop)
-            hooks = HookRunner(upstream, settings.max_hook_answer, metrics)
+            hooks = HookRunner(
+                upstream, settings.max_hook_answer, metrics, observe=alerts.hook_outcome
+            )
             hooks.start()
             opened.push_async_callback(hooks.stop)
             _watch(metrics, writer, config)
-            health = Health(cool_down=settings.circuit_cool_down)
             metrics.registry.register(
                 HealthCollector(
                     health,
@@ -170,7 +204,7 @@ class Runtime:
                     lambda: config.snapshot.version,
                 )
             )
-            workers = _workers(settings, db, config, metrics)
+            workers = _workers(settings, db, config, metrics, alerts)
             for worker in workers:
                 worker.start()
                 opened.push_async_callback(worker.stop)
@@ -194,6 +228,8 @@ class Runtime:
             rates=rates,
             hooks=hooks,
             health=health,
+            alerts=alerts,
+            deliveries=deliveries,
             workers=workers,
         )
         # Everything loaded so far (price table, modules, config) lives as long as the process:
@@ -260,6 +296,8 @@ class Runtime:
         if self._deferred:
             await asyncio.gather(*self._deferred, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in self._workers))
+        await self.deliveries.stop()
+        await self.alerts.stop()
         await self.quotas.stop()
         await self.rates.stop()
         await self.hooks.stop()
@@ -272,6 +310,12 @@ class Runtime:
         await self.db.close()
         if self.tracing is not None:
             self.tracing.close()
+
+
+def _export_every(config: ConfigService) -> int | None:
+    """The S3 export's interval (export backlog alerts); None when export is off."""
+    exporter = config.snapshot.config.s3_exporter
+    return exporter.every_seconds if exporter is not None else None
 
 
 def _watch(metrics: Metrics, writer: BatchWriter, config: ConfigService) -> None:
@@ -307,7 +351,7 @@ async def _open_database(settings: Settings, opened: contextlib.AsyncExitStack) 
 
 
 def _workers(
-    settings: Settings, db: Database, config: ConfigService, metrics: Metrics
+    settings: Settings, db: Database, config: ConfigService, metrics: Metrics, alerts: AlertWatch
 ) -> list[S3Export | RetentionPurge | RollupFold | TokenizerJanitor]:
     """The export, retention, rollup fold and tokenizer workers (not started)."""
     return [
@@ -316,6 +360,7 @@ def _workers(
             lambda: config.snapshot.config.s3_exporter,
             metrics,
             exit_after_upload=settings.test_exit_after_export_upload,
+            observe=alerts.export,
         ),
         RetentionPurge(db, lambda: config.snapshot.config.database.retention, metrics),
         RollupFold(db),

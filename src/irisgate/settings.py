@@ -91,6 +91,9 @@ class Settings:
     #: let connector and OAuth URLs reach loopback and link-local addresses (tests, labs)
     allow_local_connectors: bool = False
     otel: bool = False  # OpenTelemetry traces (needs the `otel` extra)
+    #: answers to budgeted LLM requests carry the caller's remaining budget
+    #: (`x-irisgate-budget-remaining`, `x-irisgate-budget-bucket`)
+    budget_headers: bool = False
     #: Host names clients may use besides IP addresses, localhost and (tailscale mode) the
     #: node's own MagicDNS names: exact names, `*.domain` for a domain, `*` for any
     allowed_hosts: tuple[str, ...] = ()
@@ -242,6 +245,11 @@ FLAG_ENV: dict[str, tuple[str, str]] = {
         "true: connectors may reach loopback and link-local addresses (default false)",
     ),
     "otel": ("IRISGATE_OTEL", "true to emit OpenTelemetry traces (install irisgate[otel])"),
+    "budget_headers": (
+        "IRISGATE_BUDGET_HEADERS",
+        "true: answers to budgeted LLM requests carry the caller's remaining budget in"
+        " x-irisgate-budget-remaining (dollars) and x-irisgate-budget-bucket (default false)",
+    ),
     "allowed_hosts": (
         "IRISGATE_ALLOWED_HOSTS",
         "comma-separated Host names clients may use besides IP addresses, localhost and the"
@@ -395,6 +403,7 @@ def load_settings(
         connector_key=_fernet_key(pick("connector_key") or ""),
         allow_local_connectors=_flag(pick, "allow_local_connectors"),
         otel=_flag(pick, "otel"),
+        budget_headers=_flag(pick, "budget_headers"),
         allowed_hosts=_hosts(pick("allowed_hosts") or ""),
         secrets_dir=Path(pick("secrets_dir") or DEFAULT_SECRETS_DIR),
         max_request_body=_size(pick, "max_request_body", 64 * MIB),

@@ -57,6 +57,9 @@ TABLES = {
     "signin_sessions",
     "signin_attempts",
     "owner_attributes",
+    "alerts",
+    "alert_reads",
+    "alert_deliveries",
     "alembic_version",
 }
 

@@ -703,7 +703,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Buckets with balance, capacity, refill rate and last update (money as nanodollars and "
         "as a dollar string); `used_by` lists the grants and model globs that charge each one, "
         "`caller_models` the configured models (provider/model) whose requests by the caller "
-        "charge it. Users see their own buckets; admins every bucket.",
+        "charge it. Users see their own buckets; admins every bucket. The caller's own buckets "
+        "also carry `burn_per_day` (what the caller spent per day on the models that charge "
+        "it, over the last 7 UTC days) and `days_left` at that rate (null: nothing spent).",
         "user",
         (
             (
@@ -781,6 +783,68 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "without a grant for the connector, 409 when it cannot start (misconfigured).",
         "user",
         errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/alerts",
+        "Alerts",
+        "The caller's notification list, newest first: kind (budget, spend_spike, provider, "
+        "upstream_errors, hook, export, storage), subject, threshold, severity (info, warning, "
+        "critical), message, the user it concerns, raised_at, cleared_at (re-armed) and "
+        "`read` for the caller; `unread` counts the list's unread alerts. Users see the "
+        "alerts that concern them (their own budget buckets and spend); admins every alert, "
+        "each with its `deliveries` (channel, state pending/delivered/failed, attempts, "
+        "last_error, next_attempt_at), and `failed_deliveries`: deliveries failing or given up.",
+        "user",
+        (
+            ("limit", "At most this many (1-200, default 50).", _count(200)),
+            (
+                "before",
+                "Only alerts with a smaller id (`next_before` of the last page).",
+                _count(2**62),
+            ),
+            ("all", "Admins: 0 or false for only the alerts that concern them.", _TEXT),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/alerts/unread",
+        "Unread alerts",
+        "`{unread}`: how many alerts of the caller's list (as `GET /api/alerts`) are unread.",
+        "user",
+    ),
+    Endpoint(
+        "POST",
+        "/api/alerts/read",
+        "Mark alerts read",
+        "Mark alerts read for the caller: those of `ids` (1-500) or, with `all: true`, every "
+        "alert of their list; ids the caller may not see are ignored. Answers `marked` (how "
+        "many became read) and the new `unread` count.",
+        "user",
+        body='{"ids": [1, 2]} or {"all": true}',
+        body_schema={
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["ids"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "ids": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 500,
+                            "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                        }
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["all"],
+                    "additionalProperties": False,
+                    "properties": {"all": {"const": True}},
+                },
+            ]
+        },
     ),
     *CHAT_ENDPOINTS,
     Endpoint("GET", "/api/openapi.json", "This document", "OpenAPI 3.1.", "any", database=False),

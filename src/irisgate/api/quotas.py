@@ -6,6 +6,8 @@
   that charge them, and which configured models charge them when the caller uses them.
 - `POST /api/quotas/refill` `{"bucket", "amount"}`: add money, never above capacity.
 - `POST /api/quotas/set` `{"bucket", "balance"}`: set the balance (0 .. capacity).
+- With each of the caller's own buckets: `burn_per_day`, what the caller spent per day on
+  the models that charge it over the last 7 days, and `days_left` at that rate.
 - `GET /api/quotas/changes[?bucket=NAME]`: the audit log of manual changes (who, when,
   what), of one bucket or of all.
 
@@ -15,7 +17,7 @@ is shown both as integer nanodollars and as a dollar string.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +42,10 @@ from irisgate.quotas.balances import BucketRow
 from irisgate.quotas.charges import charges_for, expand, template_of
 from irisgate.quotas.refill import refilled
 from irisgate.store import keys as stored_keys
+from irisgate.store import queries
+
+#: the days a bucket's burn rate averages over (today included)
+BURN_DAYS = 7
 
 
 def _used_by(config: Config) -> dict[str, list[dict[str, Any]]]:
@@ -173,7 +179,23 @@ async def list_quotas(request: Request) -> Response:
         )
         for name, template in sorted(names.items())
     ]
+    since = datetime.now(UTC).date() - timedelta(days=BURN_DAYS - 1)
+    spent = await queries.spend_by_model(runtime.db, caller.identity.login_name, since)
+    for bucket in buckets:
+        if bucket["name"] in own and "balance_nanodollars" in bucket:
+            _burn(bucket, spent)
     return json_response({"buckets": buckets})
+
+
+def _burn(bucket: dict[str, Any], spent: dict[str, int]) -> None:
+    """The caller's burn rate on a bucket of theirs: what they spent per day, over the last
+    BURN_DAYS UTC days (today included), on the models that charge it, and the days the
+    balance lasts at that rate (null when nothing was spent)."""
+    per_day = sum(spent.get(model, 0) for model in bucket["caller_models"]) // BURN_DAYS
+    bucket["burn_per_day"] = dollars(per_day)
+    bucket["burn_per_day_nanodollars"] = per_day
+    balance = max(bucket["balance_nanodollars"], 0)
+    bucket["days_left"] = round(balance / per_day, 1) if per_day else None
 
 
 async def _change_request(request: Request, amount_key: str) -> tuple[Caller, str, str, int]:

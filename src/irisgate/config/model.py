@@ -307,6 +307,90 @@ class DatabaseSettings:
     keep_encrypted_blobs: bool = False
 
 
+#: what raises alerts (irisgate.alerts), in the order the docs list them
+ALERT_KINDS: tuple[str, ...] = (
+    "budget",
+    "spend_spike",
+    "provider",
+    "upstream_errors",
+    "hook",
+    "export",
+    "storage",
+)
+#: alert severities, least severe first
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+ALERT_CHANNEL_TYPES: tuple[str, ...] = ("webhook", "slack", "email")
+SMTP_SECURITY: tuple[str, ...] = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChannel:
+    """Where alerts go: a webhook (generic JSON), a Slack-compatible webhook (`{"text"}`) or
+    e-mail through `alerts.smtp`; only the kinds listed (all when none) at `min_severity`
+    or above."""
+
+    name: str
+    type: str  # one of ALERT_CHANNEL_TYPES
+    url: Secret | None = None  # webhook and slack: the URL often holds a token
+    to: tuple[str, ...] = ()  # email
+    kinds: tuple[str, ...] = ()
+    min_severity: str = "info"
+
+    def wants(self, kind: str, severity: str) -> bool:
+        if self.kinds and kind not in self.kinds:
+            return False
+        return SEVERITIES.index(severity) >= SEVERITIES.index(self.min_severity)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    host: str
+    port: int
+    security: str  # one of SMTP_SECURITY
+    username: str
+    password: Secret
+    sender: str  # `from` in the file
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpendSpike:
+    """A day's spend above `multiple` times the average of the `days` before it (per user
+    and in total), once it is at least `minimum_nanodollars`."""
+
+    multiple: float = 3.0
+    days: int = 7
+    minimum_nanodollars: int = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamErrors:
+    """A provider whose error rate over its last attempts reaches `rate` (0..1), once it
+    has at least `min_attempts` of them."""
+
+    rate: float = 0.5
+    min_attempts: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The `alerts` section. Without one: budget alerts nowhere (no thresholds), the
+    gateway's own alerts (providers, hooks, exports, storage) on the dashboard only."""
+
+    budgets: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # template -> %
+    spend_spike: SpendSpike | None = None
+    upstream_errors: UpstreamErrors | None = field(default_factory=UpstreamErrors)
+    providers: bool = True
+    hooks: bool = True
+    exports: bool = True
+    storage: bool = True
+    channels: Mapping[str, AlertChannel] = field(default_factory=dict)
+    smtp: SmtpServer | None = None
+    retry_first_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 10
+
+
 @dataclass(frozen=True, slots=True)
 class ChatModel:
     """One entry of `chat.models`: the chat's picker offers the caller's chat models whose
@@ -337,6 +421,7 @@ class Config:
     #: `chat.models`: what the chat's model picker offers, in order (None: every chat model)
     chat_models: tuple[ChatModel, ...] | None = None
     auto_cost_basis: bool = True
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from irisgate.config import hujson
 from irisgate.config.model import Capability, Config, ConfigError, ConfigIssue
 from irisgate.config.reader import IssueLog, Section, type_name
+from irisgate.config.schema_alerts import read_alerts
 from irisgate.config.schema_connectors import check_deprecated_mcp, read_connectors
 from irisgate.config.schema_grants import Names, read_capability, read_grants, read_temp_grants
 from irisgate.config.schema_providers import read_providers
@@ -42,6 +43,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "flags",
     "chat",
     "auto_cost_basis",
+    "alerts",
 )
 
 
@@ -133,6 +135,7 @@ def _read_config(root: Section, env: Mapping[str, str]) -> Config:
         flags=read_flags(root),
         chat_models=read_chat(root),
         auto_cost_basis=root.flag("auto_cost_basis", True),
+        alerts=read_alerts(root, env, names.quotas or ()),
         raw=root.data,
     )
 

@@ -135,9 +135,9 @@ def secret_paths(raw: Any) -> list[KeyPath]:
     """Key paths of the secret fields in `raw` that hold literal (non-empty) secrets.
 
     Covers providers.*.apikey (each entry of a list of keys), hooks.*.apikey, exporters.s3
-    access_key_id / access_secret, and the auth secrets of connectors.servers.* and of the
-    deprecated mcp.servers.*. Values of the wrong type are skipped: this runs on unvalidated
-    input too.
+    access_key_id / access_secret, alerts.channels.*.url, alerts.smtp.password, and the auth
+    secrets of connectors.servers.* and of the deprecated mcp.servers.*. Values of the wrong
+    type are skipped: this runs on unvalidated input too.
     """
     return [path for path in _secret_fields(raw) if _is_literal_secret(_lookup(raw, path))]
 
@@ -153,6 +153,9 @@ def _secret_fields(raw: Any) -> Iterator[KeyPath]:
                 yield (section, name, "apikey")
     for field in S3_SECRET_FIELDS:
         yield ("exporters", "s3", field)
+    for name in _keys(raw, ("alerts", "channels")):
+        yield ("alerts", "channels", name, "url")  # a webhook URL is its own credential
+    yield ("alerts", "smtp", "password")
     for section in ("connectors", "mcp"):
         for name in _keys(raw, (section, "servers")):
             for field in CONNECTOR_SECRET_FIELDS:

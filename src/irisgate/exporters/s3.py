@@ -59,7 +59,10 @@ class S3Export:
         metrics: Metrics,
         *,
         exit_after_upload: bool = False,
+        observe: Callable[[str | None], None] | None = None,
     ) -> None:
+        """`observe`: told each batch's outcome, the error's text or None (export alerts)."""
+        self._observe = observe
         self._db = db
         self._config = config
         self._metrics = metrics
@@ -91,6 +94,8 @@ class S3Export:
                 more = await self.export_batch(config)
             except Exception as exc:  # any failure: logged, retried; records wait in the db
                 self._metrics.export_failures.inc()
+                if self._observe is not None:
+                    self._observe(_describe(exc))
                 log.error(
                     "usage export failed; retrying",
                     bucket=config.bucket_name,
@@ -101,6 +106,8 @@ class S3Export:
                 delay = min(delay * 2, _retry_cap(config))
                 continue
             delay = _RETRY_INITIAL_S
+            if self._observe is not None:
+                self._observe(None)
             if not more:
                 await self._wait(config)
 

@@ -541,6 +541,8 @@ class Gateway:
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
         settings = self.runtime.settings
+        if settings.budget_headers and ex.admission is not None:
+            extra.extend(self.runtime.quotas.headers(ex.admission))
         attempts = Attempts(
             routes=ex.routes or [ex.route],
             build=partial(self._upstream_request, ex),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,20 @@ class _Event:
     stream: bool
 
 
+#: told each hook call's outcome: (hook, event, why it failed or None when it answered)
+HookObserver = Callable[[str, str, str | None], None]
+
+
 class HookRunner:
-    def __init__(self, http: Http1Client, max_answer: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        http: Http1Client,
+        max_answer: int,
+        metrics: Metrics | None = None,
+        observe: HookObserver | None = None,
+    ) -> None:
+        """`observe`: told every call's outcome (hook alerts); it must not block."""
+        self._observe = observe
         self._http = http
         self._max_answer = max_answer  # bytes of one hook answer (--max-hook-answer)
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
@@ -94,6 +107,7 @@ class HookRunner:
                 self._count(hook.name, "pre_request")
                 answered = await client.call(self._http, hook, data, self._max_answer)
                 answer = _guardrail(hook.name, answered)
+                self._answered(hook.name, "pre_request")
             except HookFailed as exc:
                 self._count_failure(hook.name, "pre_request", exc)
                 if hook.fail_policy == "fail_closed":
@@ -147,6 +161,12 @@ class HookRunner:
     def _count_failure(self, hook: str, event: str, exc: HookFailed) -> None:
         if self.metrics is not None:
             self.metrics.hook_failed(hook, event, exc.reason)
+        if self._observe is not None:
+            self._observe(hook, event, str(exc))
+
+    def _answered(self, hook: str, event: str) -> None:
+        if self._observe is not None:
+            self._observe(hook, event, None)
 
     async def _work(self) -> None:
         while True:
@@ -162,6 +182,7 @@ class HookRunner:
             data = payload.post_response(event.call, event.wired.send, event.raw_body, event.stream)
             self._count(hook.name, "post_response")
             await client.call(self._http, hook, orjson.dumps(data), self._max_answer)
+            self._answered(hook.name, "post_response")
         except HookFailed as exc:
             self._count_failure(hook.name, "post_response", exc)
             log.warning(

@@ -7,20 +7,31 @@ The pipeline calls `admit` after routing (a 429 in the caller's format when refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from irisgate.access.grants import Access
 from irisgate.access.routing import Route
 from irisgate.identity import Identity
 from irisgate.quotas.charges import Chain, charges_for
 from irisgate.quotas.estimate import Guess, TypicalOutput, estimate
-from irisgate.quotas.ledger import Ledger, QuotaRefused, QuotaUnavailable, Reservation
+from irisgate.quotas.ledger import (
+    BalanceObserver,
+    Ledger,
+    QuotaRefused,
+    QuotaUnavailable,
+    Reservation,
+)
 from irisgate.snapshot import Snapshot
 from irisgate.store.database import Database
 from irisgate.telemetry.metrics import Metrics
 from irisgate.usage.unitprices import Units
 from irisgate.wire.errors import GatewayError
+
+#: what stays as it is in a bucket name sent as a header (printable ASCII but space)
+_BUCKET_SAFE = "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"
 
 
 @dataclass(slots=True)
@@ -32,9 +43,15 @@ class Admission:
 
 class QuotaGate:
     def __init__(
-        self, db: Database, data_dir: Path, max_reservation: int, metrics: Metrics | None = None
+        self,
+        db: Database,
+        data_dir: Path,
+        max_reservation: int,
+        metrics: Metrics | None = None,
+        observe: BalanceObserver | None = None,
     ) -> None:
-        self.ledger = Ledger(db, data_dir)
+        """`observe`: told each bucket's balance after a sync (see `Ledger`)."""
+        self.ledger = Ledger(db, data_dir, observe=observe)
         self.typical = TypicalOutput()
         self.max_reservation = max_reservation
         self.metrics = metrics
@@ -113,6 +130,33 @@ class QuotaGate:
                     bucket = self.ledger.known(link.name)
                     if bucket is not None and link.name == link.template:
                         self.metrics.quota_balance(link.name, bucket.balance / 1e9)
+
+    def remaining(self, admission: Admission) -> tuple[str, int] | None:
+        """The tightest of the request's budgets, from what this instance knows (no database
+        call): (the first bucket of the chain with the least money left, that money in
+        nanodollars: the chain's balances less what requests in flight reserve, this one
+        included). None when no bucket of it is known here."""
+        tightest: tuple[str, int] | None = None
+        for chain in admission.chains:
+            buckets = [self.ledger.known(link.name) for link in chain]
+            if not chain or any(b is None for b in buckets):
+                continue
+            left = sum(b.balance - b.reserved for b in buckets if b is not None)
+            if tightest is None or left < tightest[1]:
+                tightest = (chain[0].name, left)
+        return tightest
+
+    def headers(self, admission: Admission) -> list[tuple[bytes, bytes]]:
+        """`x-irisgate-budget-remaining` (dollars, as a decimal) and `x-irisgate-budget-bucket`
+        (percent-encoded beyond printable ASCII) of the tightest budget (`--budget-headers`)."""
+        tightest = self.remaining(admission)
+        if tightest is None:
+            return []
+        name, left = tightest
+        return [
+            (b"x-irisgate-budget-remaining", f"{Decimal(left).scaleb(-9):f}".encode()),
+            (b"x-irisgate-budget-bucket", quote(name, safe=_BUCKET_SAFE).encode()),
+        ]
 
     def describe(self, admission: Admission | None) -> dict[str, dict[str, Any]]:
         """The hook metadata `quotas` block: bucket -> current, capacity (nanodollars), rate."""

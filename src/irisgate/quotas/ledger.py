@@ -246,13 +246,23 @@ def retry_after(buckets: list[Bucket]) -> int | None:
     return max(1, math.ceil((deficit + 1) / rate))
 
 
+#: told each bucket's balance after a sync: (name, template, capacity, balance)
+BalanceObserver = Callable[[str, str, int, int], None]
+
+
 class Ledger:
     def __init__(
-        self, db: Database, data_dir: Path, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        data_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+        observe: BalanceObserver | None = None,
     ) -> None:
-        """`clock`: seconds on a monotonic scale, for leases' ages, idleness and waits."""
+        """`clock`: seconds on a monotonic scale, for leases' ages, idleness and waits.
+        `observe`: told every synced bucket's balance (budget alerts); it must not block."""
         self._db = db
         self._clock = clock
+        self._observe = observe
         self.instance = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
@@ -538,6 +548,9 @@ class Ledger:
             bucket.synced, bucket.synced_at, bucket.updated_at = True, now, result.updated_at
             if bucket.remaining <= 0:
                 bucket.dry_until = now + DRY_RECHECK_SECONDS
+            if self._observe is not None:
+                spec = bucket.spec
+                self._observe(spec.name, spec.template, spec.capacity, bucket.balance)
 
     async def _keep(self) -> None:
         """Report spending, keep leases topped up and renewed, give idle ones back."""

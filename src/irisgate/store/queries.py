@@ -201,3 +201,20 @@ def _day(value: date) -> date:
     if isinstance(value, datetime):
         return value.astimezone(UTC).date() if value.tzinfo is not None else value.date()
     return value
+
+
+async def spend_by_model(db: Database, login_name: str, since: date) -> dict[str, int]:
+    """`provider/model` -> what `login_name` spent on it (nanodollars) from UTC day `since`
+    on, from the daily rollup (the dashboard's burn rates)."""
+    query = (
+        select(
+            usage_daily.c.provider,
+            usage_daily.c.model,
+            func.sum(usage_daily.c.cost_nanodollars).label("cost"),
+        )
+        .where(usage_daily.c.login_name == login_name, usage_daily.c.day >= since)
+        .group_by(usage_daily.c.provider, usage_daily.c.model)
+    )
+    async with db.connect() as conn:
+        rows = await conn.execute(query)
+        return {f"{r.provider}/{r.model}": int(r.cost or 0) for r in rows}

@@ -57,6 +57,14 @@ Tables:
 - `owner_attributes`: each person's groups and aperture capabilities as last seen on a
   verified connection (tailnet WhoIs, OIDC sign-in), which their API keys carry
   (irisgate.identity.owners).
+- `alerts`: one row per alert raised (`irisgate.alerts`): kind, subject (a bucket, provider,
+  hook ...), threshold ("" when the kind has none), severity, message, the login it concerns
+  ("" for the gateway's own alerts). `(kind, subject, threshold, episode)` is unique: the
+  instances sharing the database insert an alert with `ON CONFLICT DO NOTHING`, so one row
+  is made however many of them saw the crossing; `cleared_at` re-arms it (the next crossing
+  is the next episode). `alert_reads`: who has read which alert. `alert_deliveries`: one
+  row per alert and channel, with its attempts, next attempt, last error, the instance's
+  claim (`claimed_until`) and when it was delivered or given up.
 
 Timestamps are `UTCDateTime`: timezone-aware UTC datetimes in Python on every backend.
 """
@@ -678,3 +686,45 @@ owner_attributes = Table(
     _text("source"),  # where they were seen: tailscale or oidc
     Column("seen_at", UTCDateTime, nullable=False),
 )
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    _text("threshold"),
+    Column("episode", Integer, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    _text("login_name"),
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime, nullable=True),
+    UniqueConstraint("kind", "subject", "threshold", "episode", name="uq_alerts_episode"),
+    sqlite_autoincrement=True,
+)
+Index("ix_alerts_login_name", alerts.c.login_name, alerts.c.id)
+alert_reads = Table(
+    "alert_reads",
+    metadata,
+    Column("alert_id", BigInteger, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("read_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("alert_id", "login_name", name="pk_alert_reads"),
+)
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    _text("last_error"),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("failed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("alert_id", "channel", name="uq_alert_deliveries_channel"),
+    sqlite_autoincrement=True,
+)
+Index("ix_alert_deliveries_due", alert_deliveries.c.next_attempt_at)

@@ -41,6 +41,7 @@ NAV: tuple[Group, ...] = (
         "My irisgate",
         (
             Page("dashboard", "My Dashboard", "/ui/dashboard"),
+            Page("notifications", "Notifications", "/ui/notifications"),
             Page("agent_config", "Agent Config", "/ui/agent-config"),
             Page("keys", "API Keys", "/ui/keys"),
             Page("models", "Models", "/ui/models"),

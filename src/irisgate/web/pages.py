@@ -228,6 +228,7 @@ SETTINGS_TABS: tuple[tuple[str, str], ...] = (
     ("exporters", "Exporters"),
     ("flags", "Flags"),
     ("chat", "Chat"),
+    ("alerts", "Alerts"),
     ("raw", "Raw config"),
     ("history", "History"),
 )

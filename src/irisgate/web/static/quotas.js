@@ -171,6 +171,13 @@ export function quotasPage() {
 }
 
 // ---- My Dashboard: the viewer's own buckets -----------------------------------------------
+// "Burn rate $0.42/day · lasts 6.5 days at this rate", from /api/quotas.
+function burnText(bucket) {
+  if (!bucket.burn_per_day_nanodollars) return "Burn rate: nothing spent in the last 7 days";
+  const lasts = bucket.days_left === null ? "" : ` · lasts ${bucket.days_left} days at this rate`;
+  return `Burn rate ${bucket.burn_per_day}/day (last 7 days)${lasts}`;
+}
+
 export function myQuotas() {
   const section = document.getElementById("my-quotas");
   const list = document.getElementById("my-quota-list");
@@ -187,6 +194,7 @@ export function myQuotas() {
       b.error ? el("p", { class: "error", text: b.error }) : [
         balanceBar(b),
         el("p", { class: "hint", text: `Refills at ${b.rate} · updated ${updated(b)}` }),
+        el("p", { class: "hint burn", text: burnText(b) }),
         b.caller_models.length ? el("p", { class: "hint", text: `Charged by ${b.caller_models.join(", ")}` }) : null,
       ])));
   }

@@ -106,6 +106,30 @@ export function copyButtons() {
   }
 }
 
+// The notification bell (top bar, every page of a viewer with a role): the unread count of
+// /api/alerts/unread now and every 30 s while the page is shown.
+export function showUnread(count) {
+  const badge = document.getElementById("bell-count");
+  if (!badge) return;
+  badge.hidden = !count;
+  badge.textContent = count > 99 ? "99+" : String(count);
+  document.getElementById("bell").setAttribute(
+    "aria-label", count ? `Notifications: ${count} unread` : "Notifications");
+}
+
+function bell() {
+  if (!document.getElementById("bell")) return;
+  const load = async () => {
+    try {
+      const response = await fetch("/api/alerts/unread", { headers: { accept: "application/json" } });
+      if (response.ok) showUnread((await response.json()).unread);
+    } catch { /* offline for a moment: keep the last count */ }
+  };
+  load();
+  setInterval(() => { if (!document.hidden) load(); }, 30000);
+}
+
 theme();
 search();
 menu();
+bell();

@@ -3,6 +3,7 @@
 // of writing a script: <script type="module" src="/ui/static/start.js" data-start="NAME"
 // data-args='[JSON]'>. Arguments are data (JSON), never code. The modules are imported
 // statically, so a page starts as soon as an inline module would have.
+import { notificationsPage } from "/ui/static/alerts.js";
 import { chatActivityPage } from "/ui/static/chat_activity.js";
 import { connectorEditor } from "/ui/static/connector_editor.js";
 import { connectorsPage } from "/ui/static/connectors.js";
@@ -40,6 +41,7 @@ const starts = {
     if (admin) userPicker();
     if (own) myQuotas();
   },
+  notifications: (admin) => notificationsPage(admin),
   models: async () => {
     await addQuotaTooltips();
     modelsPage();

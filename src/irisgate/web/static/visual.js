@@ -1,5 +1,6 @@
 // The visual config editors of Settings: providers, grants, quotas, rate limits, hooks,
-// database and retention, exporters, flags and the chat's model picker. Each edits the config as `GET /api/config` parses it (`value`) and
+// database and retention, exporters, flags, the chat's model picker and alerts. Each edits
+// the config as `GET /api/config` parses it (`value`) and
 // saves the whole value through `PUT /api/config` with `value`: irisgate writes only the
 // values that changed into the stored text, so the file's comments, order and layout stay.
 // Every field a form does not know is kept as it was. Secrets are write-only: a stored
@@ -101,6 +102,28 @@ export function sections(options) {
         f("every", "Every (seconds)", "number"),
         f("limit", "Records a file", "number"),
         f("format", "Format", "select", { choices: ["", ...options.export_formats] }),
+      ],
+    },
+    alerts: {
+      kind: "object", path: ["alerts"],
+      fields: [
+        f("budgets", "Budget thresholds (JSON: bucket template → % of capacity)", "json", { placeholder: '{"daily:<user>": [50, 80, 100]}' }),
+        f("spend_spike", "Spend spike (JSON {multiple, days, minimum}; empty: off)", "json"),
+        f("upstream_errors", "Upstream error rate (JSON {rate, min_attempts}, or false)", "json"),
+        f("providers", "Providers out of rotation", "tristate"),
+        f("hooks", "Hook failures", "tristate"),
+        f("exports", "Export failures", "tristate"),
+        f("storage", "Database or spool unavailable", "tristate"),
+        f("channels", "Channels (JSON: name → {type, url, to, kinds, min_severity}; stored URLs stay \"[redacted]\")", "json"),
+        f("smtp.host", "SMTP host"),
+        f("smtp.port", "SMTP port", "number"),
+        f("smtp.security", "SMTP security", "select", { choices: ["", "starttls", "tls", "none"] }),
+        f("smtp.username", "SMTP username"),
+        f("smtp.password", "SMTP password", "secret"),
+        f("smtp.from", "Sender address", "text", { placeholder: "irisgate@example.com" }),
+        f("retry.first", "First retry after", "text", { placeholder: "30s" }),
+        f("retry.max", "Longest retry wait", "text", { placeholder: "1h" }),
+        f("retry.attempts", "Attempts before giving up", "number"),
       ],
     },
     capability: {
@@ -421,6 +444,7 @@ export function visualEditors({ options, save }) {
     editors.database = objectEditor(document.getElementById("database-editor"), specs.database, config);
     editors.exporters = objectEditor(document.getElementById("exporters-editor"), specs.exporters, config);
     editors.chat = objectEditor(document.getElementById("chat-editor"), specs.chat, config);
+    editors.alerts = objectEditor(document.getElementById("alerts-editor"), specs.alerts, config);
   }
 
   function collect(section, errors) {
