@@ -103,16 +103,22 @@ export function keysPage(admin, quotas = []) {
   const all = document.getElementById("keys-all");
   const made = document.getElementById("key-made");
   const form = document.getElementById("key-form");
+  // Loads can overlap (the page's first load, then "all keys" ticked at once): only the
+  // latest one's answer is shown, whichever arrives last.
+  let loads = 0;
   async function reload() {
+    const load = ++loads;
     try {
       const [keys, balances] = await Promise.all([
         api(all?.checked ? "/api/keys?all=1" : "/api/keys"),
         api(all?.checked ? "/api/quotas" : "/api/quotas?own=1"),
       ]);
+      if (load !== loads) return;
       const buckets = new Map(balances.buckets.map((bucket) => [bucket.name, bucket]));
       rows.replaceChildren(...keys.map((key) => row(key, buckets.get(`key:${key.id}`), quotas, reload)));
       if (!keys.length) rows.replaceChildren(el("tr", {}, el("td", { colspan: "10", class: "empty", text: "No keys yet." })));
     } catch (error) {
+      if (load !== loads) return;
       rows.replaceChildren(el("tr", {}, el("td", { colspan: "10" }, failure(error))));
     }
   }
