@@ -35,6 +35,7 @@ from conftest import (
     openai_client,
 )
 
+from irisgate.config.schema import TOP_LEVEL_KEYS
 from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import free_port
@@ -98,9 +99,8 @@ def broken_lines(name: str) -> list[str]:
         f'{name}:13: grants[0].app["tailscale.com/cap/aperture"][0].role: "root" is not one of:'
         " user, admin",
         f'{name}:15: quotas.q.capacity: must be more than $0, not "$0"',
-        f"{name}:16: warning: chat_models: unknown key, ignored (known keys: providers, grants, "
-        "temp_grants, quotas, rate_limits, hooks, exporters, connectors, mcp, database, flags, "
-        "auto_cost_basis)",
+        f"{name}:16: warning: chat_models: unknown key, ignored (known keys: "
+        f"{', '.join(TOP_LEVEL_KEYS)})",
         f"{name}: 4 error(s)",
     ]
 

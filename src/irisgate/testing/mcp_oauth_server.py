@@ -104,7 +104,7 @@ class _Provider:
 
     async def load_access_token(self, token: str) -> AccessToken | None:
         found = self.access.get(token)
-        if found is None or (found.expires_at and found.expires_at < time.time()):
+        if found is None or (found.expires_at and found.expires_at + GRACE_S < time.time()):
             return None
         return found
 
@@ -136,10 +136,18 @@ class _Provider:
         )
 
 
+#: how long past the lifetime it announced a token is still accepted: a short lifetime makes
+#: irisgate refresh at every call, and the refreshed token must not then be refused because a
+#: busy machine took a second between the refresh and the call (a test of refreshing, not of
+#: the clock)
+GRACE_S = 120
+
+
 class McpOAuthServer(StartStop):
     def __init__(self, name: str, *, token_seconds: int = 3600) -> None:
         """`token_seconds`: lifetime of the access tokens it issues (irisgate refreshes a
-        token 30 s before it expires, so under 30 means at every call)."""
+        token 30 s before it expires, so under 30 means at every call); each is accepted
+        `GRACE_S` longer."""
         self.name = name
         self.token_seconds = token_seconds
         self.registered: list[dict[str, Any]] = []
