@@ -19,6 +19,9 @@ Role = Literal["user", "admin"]
 
 #: Compatibility flags known to irisgate, with Aperture's defaults when a provider has no
 #: `compatibility` block at all. Once a block is given, flags it omits are false.
+#: The flags of the APIs beyond chat (`openai_embeddings` ... `gemini_embed_content`) are
+#: off unless set, like every flag but `openai_chat`: a config written for Aperture opens
+#: nothing new, and an OpenAI-compatible server need not serve them (docs/configuration.md).
 COMPATIBILITY_FLAGS: tuple[str, ...] = (
     "openai_chat",
     "openai_responses",
@@ -29,6 +32,12 @@ COMPATIBILITY_FLAGS: tuple[str, ...] = (
     "bedrock_model_invoke",
     "bedrock_converse",
     "experimental_gemini_cli_vertex_compat",
+    "openai_embeddings",
+    "openai_images",
+    "openai_audio",
+    "openai_moderations",
+    "openai_batches",
+    "gemini_embed_content",
 )
 DEFAULT_COMPATIBILITY: Mapping[str, bool] = {"openai_chat": True}
 
