@@ -94,7 +94,10 @@ class Attempts:
             try:
                 request = self.last = await self.build(route, key)
                 response = await self.client.request(
-                    request.method, request.url, request.headers, request.body
+                    request.method,
+                    request.url,
+                    request.headers,
+                    request.body if request.stream is None else request.stream,
                 )
             except (TimeoutError, UpstreamError) as exc:
                 error = str(exc) or type(exc).__name__

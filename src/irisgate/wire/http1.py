@@ -9,8 +9,10 @@ part:
 
 - a pool of idle keep-alive connections per (scheme, host, port), newest first, dropped after
   `keepalive` seconds idle or as soon as the server closes them;
-- one write per request (head and body through `writelines`); the body is always complete
-  bytes (the gateway has read it), so no chunked request bodies;
+- one write per request (head and body through `writelines`) when the body is complete
+  bytes (the gateway has read it); an upload passed as a `BodyStream` is written piece by
+  piece as it arrives from the client (with its `Content-Length`, else chunked), each write
+  waiting while the connection's send buffer is full, so an upload is never held whole;
 - responses parsed by httptools (llhttp, the parser uvicorn already uses for requests):
   `Content-Length`, chunked, and read-until-close bodies; 1xx interim answers skipped;
 - the body handed over as it arrives, all buffered pieces at once, with back-pressure:
@@ -29,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -55,6 +58,15 @@ class AnswerTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"answer larger than {limit} bytes")
         self.limit = limit
+
+
+class BodyStream(Protocol):
+    """A request body sent as it arrives: its length when known (else it goes chunked)."""
+
+    @property
+    def length(self) -> int | None: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +192,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False  # a request is out (from send until finish)
+        self.writable: asyncio.Future[None] | None = None  # set while writing is paused
         self.idle_since = 0.0
         self.last_read = 0.0
         self._reset()
@@ -216,11 +229,21 @@ class _Connection(asyncio.Protocol):
             self.fail(UpstreamError(f"invalid HTTP answer from the upstream: {exc}"))
             self._close()
 
+    def pause_writing(self) -> None:
+        if self.writable is None:
+            self.writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        writable, self.writable = self.writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the request
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.resume_writing()  # a writer waiting for room learns of the loss from `error`
         self.pool.forget(self)
         if self.busy and not self.complete:
             if self.head_done and self.until_close and self.error is None:
@@ -293,6 +316,25 @@ class _Connection(asyncio.Protocol):
             self.transport.writelines((head, body))
         else:
             self.transport.write(head)
+
+    async def stream(self, body: BodyStream, chunked: bool) -> None:
+        """Write `body` as it arrives, waiting for room in the send buffer after each piece;
+        time spent sending counts as activity for the read timeout."""
+        async for piece in body:
+            if self.error is not None:
+                raise self.error
+            if self.transport is None:
+                raise UpstreamError("upstream closed the connection during the upload")
+            if piece:
+                framed = (b"%x\r\n" % len(piece), piece, b"\r\n") if chunked else (piece,)
+                self.transport.writelines(framed)
+            self.last_read = self.loop.time()
+            if self.writable is not None:
+                await self.writable
+        if self.transport is None:
+            raise self.error or UpstreamError("upstream closed the connection during the upload")
+        if chunked:
+            self.transport.write(b"0\r\n\r\n")
 
     async def response_head(self) -> None:
         while not self.head_done:
@@ -387,19 +429,27 @@ class Http1Client:
         self._closed = False
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes
+        self, method: str, url: str, headers: dict[str, str], body: bytes | BodyStream
     ) -> Response:
-        """Send one request and wait for the answer's status and headers."""
+        """Send one request and wait for the answer's status and headers. A `BodyStream`
+        is written as it arrives (see the module doc); whatever it raises ends the request."""
         if self._closed:
             raise UpstreamError("the upstream client is closed")
         target = _target(url)
-        sized = bool(body) or method in ("POST", "PUT", "PATCH")
-        head = _head(method, target, headers, len(body) if sized else None)
+        if isinstance(body, bytes):
+            sized = bool(body) or method in ("POST", "PUT", "PATCH")
+            head = _head(method, target, headers, len(body) if sized else None)
+        elif body.length is None:
+            head = _head(method, target, {**headers, "transfer-encoding": "chunked"}, None)
+        else:
+            head = _head(method, target, headers, body.length)
         conn = self._take(target.key)
         if conn is None:
             conn = await self._connect(target.key)
-        conn.send(head, body)
+        conn.send(head, body if isinstance(body, bytes) else b"")
         try:
+            if not isinstance(body, bytes):
+                await conn.stream(body, chunked=body.length is None)
             await conn.response_head()
         except BaseException:
             conn.finish()

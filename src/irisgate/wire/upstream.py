@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from irisgate.wire.http1 import BodyStream
 
 #: what every irisgate API key starts with (irisgate.identity.keys owns the format)
 IRISGATE_KEY_PREFIX = "irisgate_"
@@ -80,6 +83,8 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    #: an upload sent as it arrives instead of `body` (wire/http1.py `BodyStream`)
+    stream: BodyStream | None = None
     #: who the upstream is, for errors (`provider openai`): never the URL, whose query may
     #: carry a credential
     name: str = "upstream"
