@@ -124,7 +124,7 @@ async def _migrate_with_alembic(db: Database, revision: str) -> None:
 
 
 def test_schema_head_is_the_newest_migration() -> None:
-    assert SCHEMA_HEAD == head_revision() == "0018"
+    assert SCHEMA_HEAD == head_revision() == "0021"
 
 
 async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) -> None:
@@ -133,7 +133,7 @@ async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) 
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0018"
+        assert await current_revision(db) == "0021"
     finally:
         await db.close()
 
@@ -145,7 +145,7 @@ async def test_the_migrations_build_what_tables_py_says(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0018"
+        assert await current_revision(db) == "0021"
     finally:
         await db.close()
 
@@ -159,7 +159,7 @@ async def test_an_older_database_is_migrated_to_head_keeping_its_data(db_url: st
         await old.close()
     db = await open_database(db_url)
     try:
-        assert await current_revision(db) == "0018"
+        assert await current_revision(db) == "0021"
         assert await configs.latest(db) == version
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
@@ -310,7 +310,7 @@ async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
     for _ in range(2):
         again = await open_database(db_url)
         try:
-            assert await current_revision(again) == "0018"
+            assert await current_revision(again) == "0021"
             assert await configs.latest(again) == version
         finally:
             await again.close()
@@ -320,7 +320,7 @@ async def test_instances_starting_together_both_open(db_url: str) -> None:
     opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
     try:
         for db in opened:
-            assert await current_revision(db) == "0018"
+            assert await current_revision(db) == "0021"
     finally:
         for db in opened:
             await db.close()

@@ -15,6 +15,10 @@ While the process shuts down, new requests are refused with 503 before any stage
 still running at the end of the grace are cut like a client disconnect (drain.py).
 Calls that name a stored OpenAI response (`GET /v1/responses/{id}` …) are routed by the
 response's creator (telemetry/responses.py) instead of classify + route, without quota or hooks.
+So are the calls of OpenAI's files and batches (gateway/objects.py), whose list calls irisgate
+answers itself; a batch's results are charged when its output file is downloaded. Multipart
+uploads (audio transcriptions, files) are read ahead for their text fields only and streamed
+upstream as they arrive (gateway/upload.py).
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -39,20 +43,25 @@ from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
-from irisgate.gateway.formats.registry import OPENAI_RESPONSES
+from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchResults
+from irisgate.gateway.formats.registry import OPENAI_BATCHES, OPENAI_RESPONSES
+from irisgate.gateway.objects import ObjectCall, ObjectIndex, created_by_answer
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
+from irisgate.gateway.upload import BatchLines, Upload
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
 from irisgate.quotas.ratelimits import Permit
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.store.objects import OwnedObject
 from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
+from irisgate.usage.tokens import Usage
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import GatewayError
@@ -85,6 +94,12 @@ class Exchange:
     estimate: int | None = None  # nanodollars, for hooks
     target: PathTarget | None = None  # what a path-templated API said in its URL
     response_id: str | None = None  # the stored response a model-less Responses call names
+    call: ObjectCall | None = None  # a files or batches call (gateway/objects.py)
+    upload: Upload | None = None  # a multipart body, streamed upstream (gateway/upload.py)
+    owned: OwnedObject | None = None  # the object a call names, or the one it will create
+    created: list[OwnedObject] | None = None  # objects the answer created or changed
+    results: BatchResults | None = None  # a batch output file's results, to charge
+    listed: bytes | None = None  # a list call's answer, made by irisgate
     started: float = 0.0  # perf_counter when the request arrived
     body: bytes = b""  # the request body as the client sent it, once read
     out_body: bytes = b""  # the body every attempt sends upstream
@@ -98,6 +113,7 @@ class Exchange:
 class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.objects = ObjectIndex(runtime.db)
 
     async def handle(
         self,
@@ -108,6 +124,7 @@ class Gateway:
         target: PathTarget | None = None,
         *,
         response_id: str | None = None,
+        call: ObjectCall | None = None,
     ) -> None:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -122,21 +139,15 @@ class Gateway:
             user_agent=headers.get("user-agent", ""),
         )
         result = RelayResult(Tee(self.runtime.settings.max_capture_body))
-        ex = Exchange(op, headers, record, result, target=target, response_id=response_id)
+        ex = Exchange(
+            op, headers, record, result, target=target, response_id=response_id, call=call
+        )
         ex.started = started
         drain = self.runtime.drain
         try:
             self._check_taking_work()
             with drain.track(record):
-                await self._admit(ex, scope)
-                body = await self._read_body(scope, receive)
-                await self._prepare(ex, scope, body)
-                await self._relay(ex, send, receive)
-                if ex.result.status and ex.route is not None:
-                    if not ex.accounted:  # sealed before the answer's end otherwise
-                        self._account(ex, ex.route)
-                elif drain.was_cut(record):  # cut before the upstream answered
-                    await self._refuse_cut(ex, send)
+                await self._serve(ex, scope, receive, send)
         except GatewayError as exc:
             await self._refuse(ex, send, exc)
         except ClientGone:
@@ -156,6 +167,29 @@ class Gateway:
                 self._finish(ex)
             else:  # tokenizing is CPU work: off the request path, before anything is settled
                 self.runtime.defer(self._estimate_then_finish(ex, ex.pending))
+
+    async def _serve(self, ex: Exchange, scope: Scope, receive: Any, send: Any) -> None:
+        """identify … relay, for one request; `handle` answers what this raises."""
+        await self._admit(ex, scope)
+        body = b""
+        if ex.op.upload:
+            ex.upload = await self._open_upload(scope, receive)
+        else:
+            body = await self._read_body(scope, receive)
+        await self._prepare(ex, scope, body)
+        record = ex.record
+        if ex.listed is not None:
+            await _send_json(send, ex.listed, record.request_id)
+            record.status, record.response_bytes = 200, len(ex.listed)
+            return
+        await self._relay(ex, send, receive)
+        if ex.call is not None:
+            await self._after_object_call(ex)
+        if ex.result.status and ex.route is not None:
+            if not ex.accounted:  # sealed before the answer's end otherwise
+                self._account(ex, ex.route)
+        elif self.runtime.drain.was_cut(record):  # cut before the upstream answered
+            await self._refuse_cut(ex, send)
 
     def _check_taking_work(self) -> None:
         """Refuse before any work (nothing is recorded or charged): the process is stopping,
@@ -225,6 +259,16 @@ class Gateway:
             raise GatewayError("permission", "access denied: no role granted")
         ex.identity, ex.access = identity, access
 
+    async def _open_upload(self, scope: Scope, receive: Any) -> Upload:
+        """A multipart body, read as far as its text fields (the file is streamed later)."""
+        limit = self.runtime.settings.max_request_body
+        try:
+            upload = Upload(receive, scope["headers"], limit, "--max-request-body")
+        except BodyTooLarge as exc:
+            raise GatewayError("too_large", str(exc)) from None
+        await upload.read_fields()
+        return upload
+
     async def _read_body(self, scope: Scope, receive: Any) -> bytes:
         limit = self.runtime.settings.max_request_body
         try:
@@ -245,8 +289,15 @@ class Gateway:
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
             return
+        if ex.call is not None:
+            await self._prepare_object(ex, scope, body, identity, access)
+            return
         target = ex.target
-        parsed = _parse_json(body, keys_in_body=target is None)
+        upload = ex.upload
+        if upload is not None:  # the multipart text fields stand for the body
+            parsed: dict[str, Any] = dict(upload.fields)
+        else:
+            parsed = _parse_json(body, keys_in_body=target is None)
         record.stream = _streams(ex.op, target, parsed)
         record.session_id = session_id(ex.headers, parsed, identity.login_name, fmt.first_turn)
         model = target.model if target is not None else fmt.model_of(parsed)
@@ -260,6 +311,13 @@ class Gateway:
         route = ex.route = routes[0]
         record.model, record.provider = route.model, route.provider.id
         in_body = route.qualified and target is None
+        if in_body and upload is not None:
+            raise GatewayError(
+                "invalid_request",
+                "name the model without its provider in a multipart upload "
+                "(irisgate does not rewrite uploads)",
+                param="model",
+            )
         if in_body:
             parsed["model"] = route.model
         ex.permit = self.runtime.rates.admit(
@@ -280,6 +338,15 @@ class Gateway:
             body_size=len(body),
         )
         parsed, modified = await self._pre_hooks(ex, scope, snapshot, parsed, size=len(body))
+        if upload is not None:  # hooks see the text fields; the file goes on as it arrives
+            if modified:
+                raise GatewayError(
+                    "blocked",
+                    "a pre-request hook changed a multipart upload, which irisgate "
+                    "cannot rewrite; the request was not sent",
+                )
+            ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+            return
         if modified:  # a hook may have changed the stream flag
             record.stream = _streams(ex.op, target, parsed)
         ex.chunk_filter = fmt.prepare_stream(parsed) if record.stream else None
@@ -317,12 +384,14 @@ class Gateway:
             upstream_url(route.provider, path, query),
             upstream_headers,
             ex.out_body,
+            record.method,
             name=f"provider {route.provider.id}",
+            stream=ex.upload,
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(request)
         record.request_headers = redact(upstream_headers)
-        record.request_body = self._stored(ex.out_body)
+        record.request_body = self._request_body(ex, ex.out_body)
         ex.request = request
         return request
 
@@ -361,6 +430,172 @@ class Gateway:
         record.request_headers = redact(headers)
         record.request_body = self._stored(body)
 
+    async def _prepare_object(
+        self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
+    ) -> None:
+        """route (to the provider that holds the object, for its creator only) → upstream
+        request, for a files or batches call; a list call is answered from irisgate's own
+        table (`ex.listed`). See gateway/objects.py."""
+        call, record = ex.call, ex.record
+        assert call is not None
+        if call.listing:
+            ex.listed = await self.objects.page(
+                identity.login_name, call.kind, scope.get("query_string", b"")
+            )
+            return
+        owner = OwnedObject(
+            object_id="",
+            kind=call.kind,
+            provider="",
+            login_name=identity.login_name,
+            key_id=identity.key.id if identity.key is not None else "",
+            request_id=record.request_id,
+        )
+        if call.action == "file_create":
+            route, owner = self._file_route(ex, access, owner)
+        elif call.action == "batch_create":
+            route, owner = await self._batch_route(ex, body, access, owner)
+        else:
+            route, owner = await self._owned_route(ex, call, identity, access)
+        ex.owned = owner
+        ex.route, ex.routes = route, [route]
+        record.model, record.provider = route.model, route.provider.id
+        ex.out_body = body
+        ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+        if ex.results is not None:  # a batch's results, charged: quotas apply as to a request
+            ex.chunk_filter = ex.results
+            ex.admission = await self.runtime.quotas.admit(
+                self.runtime.snapshot,
+                access=access,
+                identity=identity,
+                route=route,
+                format_basis=OPENAI_BATCHES.cost_basis,
+                body={},
+                body_size=0,
+            )
+
+    def _file_route(
+        self, ex: Exchange, access: Access, owner: OwnedObject
+    ) -> tuple[Route, OwnedObject]:
+        """Where an upload goes: the first provider (by preference, then id) that enables
+        `openai_batches` and serves a model granted to the caller."""
+        upload = ex.upload
+        assert upload is not None
+        purpose = upload.fields.get("purpose", "")
+        if not purpose:
+            raise GatewayError(
+                "invalid_request", "the upload has no 'purpose' field", param="purpose"
+            )
+        if purpose == "batch":
+            upload.batch = BatchLines()
+        snapshot = self.runtime.snapshot
+        providers = sorted(snapshot.config.providers.values(), key=lambda p: (-p.preference, p.id))
+        for provider in providers:
+            if not (provider.enabled and provider.accepts(OPENAI_BATCHES.flag)):
+                continue
+            if any(access.may_use_model(f"{provider.id}/{m}") for m in provider.models):
+                owned = replace(owner, provider=provider.id, purpose=purpose[:100])
+                return Route(provider, "", qualified=False), owned
+        raise GatewayError(
+            "permission",
+            "access denied: no provider that enables 'openai_batches' serves a model "
+            "granted to you",
+        )
+
+    async def _batch_route(
+        self, ex: Exchange, body: bytes, access: Access, owner: OwnedObject
+    ) -> tuple[Route, OwnedObject]:
+        """A batch runs where its input file is, on the models its lines name: the file
+        must be the caller's, and each of those models granted to them."""
+        parsed = _parse_json(body, keys_in_body=False)
+        call = ex.call
+        assert call is not None
+        file_id = parsed.get("input_file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise GatewayError(
+                "invalid_request", "'input_file_id' must be a file id", param="input_file_id"
+            )
+        source = await self.objects.find(file_id)
+        if source is None or source.kind != "file" or source.login_name != owner.login_name:
+            raise ObjectCall("file_get").missing(file_id, param="input_file_id")
+        if source.purpose != "batch" or not source.models:
+            raise GatewayError(
+                "invalid_request",
+                f"file {file_id[:200]} was not uploaded with purpose 'batch'",
+                param="input_file_id",
+            )
+        routes = self.runtime.snapshot.routes
+        chosen: Route | None = None
+        for model in sorted(source.models):
+            route = routes.resolve(
+                f"{source.provider}/{model}", OPENAI_BATCHES.flag, OPENAI_BATCHES.title, access
+            )
+            chosen = chosen or route
+        assert chosen is not None
+        owned = replace(owner, provider=source.provider, purpose="batch", models=source.models)
+        return Route(chosen.provider, chosen.model, qualified=False), owned
+
+    async def _owned_route(
+        self, ex: Exchange, call: ObjectCall, identity: Identity, access: Access
+    ) -> tuple[Route, OwnedObject]:
+        """The provider that holds the object a call names, for its creator only; anyone
+        else (and an object whose provider is gone) gets OpenAI's 404 for an unknown id."""
+        owned = await self.objects.find(call.object_id)
+        if owned is None or owned.kind != call.kind or owned.login_name != identity.login_name:
+            raise call.missing()
+        provider = self.runtime.snapshot.config.providers.get(owned.provider)
+        if provider is None or not provider.enabled or not provider.accepts(OPENAI_BATCHES.flag):
+            raise call.missing()
+        model = sorted(owned.models)[0] if owned.models else ""
+        if model and not access.may_use_model(f"{provider.id}/{model}"):
+            raise call.missing()  # no longer granted the batch's model: as if unknown
+        uncharged = owned.purpose == "batch_output" and owned.charged_at is None
+        if call.action == "file_content" and uncharged:
+            ex.results = BatchResults()
+        return Route(provider, model, qualified=False), owned
+
+    async def _after_object_call(self, ex: Exchange) -> None:
+        """Record what a files or batches answer created, changed or deleted; charge a batch's
+        results once (the first complete download of its output file)."""
+        call, record = ex.call, ex.record
+        assert call is not None
+        if not 200 <= ex.result.status < 300:
+            return
+        if ex.created:
+            await self.objects.save(ex.created)
+        if call.action == "file_delete":
+            await self.objects.forget(call.object_id)
+        results, owned = ex.results, ex.owned
+        if results is None or owned is None or record.cancelled or ex.result.error:
+            return
+        if not await self.objects.mark_charged(owned.object_id):
+            return  # charged already (another download, maybe on another instance)
+        self._charge_results(ex, results, owned)
+        ex.journaled = False  # the spool has the record without its charge: journal again
+
+    def _charge_results(self, ex: Exchange, results: BatchResults, owned: OwnedObject) -> None:
+        """The batch's usage, priced per model at the batch discount, on this record."""
+        record, route = ex.record, ex.route
+        assert route is not None
+        pricer = self.runtime.snapshot.pricer
+        total, cost, basis, priced = Usage(), 0, "", True
+        for model, usage in results.usage.items():
+            name = owned.models[0] if len(owned.models) == 1 else model
+            amount, label = pricer.cost(route.provider, OPENAI_BATCHES.cost_basis, name, usage)
+            for field_name, value in usage.as_dict().items():
+                setattr(total, field_name, getattr(total, field_name) + value)
+            if amount is None:
+                priced = False
+            else:
+                cost += amount
+                basis = basis or label
+        record.usage = total
+        if total.is_empty():
+            record.cost_nanodollars = 0
+        elif priced:
+            record.cost_nanodollars = int(cost * BATCH_DISCOUNT)
+            record.cost_basis = f"{basis} (batch)"
+
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
     ) -> tuple[dict[str, Any], bool]:
@@ -397,6 +632,7 @@ class Gateway:
         upstream_started = time.perf_counter()
         extra = [(b"x-irisgate-request-id", record.request_id.encode())]
         settings = self.runtime.settings
+        once = ex.upload is not None or ex.call is not None  # an upload cannot be sent twice
         attempts = Attempts(
             routes=ex.routes or [ex.route],
             build=partial(self._upstream_request, ex),
@@ -404,9 +640,11 @@ class Gateway:
             health=self.runtime.health,
             version=record.config_version,
             session=record.session_id or record.request_id,
-            attempts=settings.failover_attempts,
+            attempts=1 if once else settings.failover_attempts,
             budget=settings.failover_budget,
         )
+        if ex.upload is not None:  # the upload reads the body: watch the client after it
+            receive = ex.upload.after_body(receive)
 
         def gone() -> None:
             record.cancelled = True
@@ -447,7 +685,7 @@ class Gateway:
         record.response_bytes = len(ex.op.format.error_body(error)[0])
         if not record.request_headers:  # refused before the upstream request was complete:
             record.request_headers = redact(ex.headers)  # recorded as the client sent it
-            record.request_body = self._stored(ex.body)
+            record.request_body = self._request_body(ex, ex.body)
         if record.login_name:
             record.duration_ms = (time.perf_counter() - ex.started) * 1000
             ex.journaled = self.runtime.journal(record)
@@ -485,6 +723,11 @@ class Gateway:
         answer = read_tee(fmt, result.status, result.headers, result.tee)
         record.response_body = answer.body
         record.response_headers = redact(result.headers)
+        if ex.upload is not None:  # complete now: the upstream answered after reading it
+            record.request_body = ex.upload.described()
+        if ex.call is not None and ex.owned is not None and 200 <= result.status < 300:
+            ex.created = created_by_answer(ex.call, answer.response, owner=ex.owned)
+            self.objects.remember(ex.created)  # known before the client has the answer
         if not ex.op.billable:
             return
         record.usage, record.tool_calls = answer.usage, answer.tool_calls
@@ -497,6 +740,13 @@ class Gateway:
             ex.pending = _estimate_of(fmt, route, ex.request, answer)
         if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
+
+    def _request_body(self, ex: Exchange, body: bytes) -> bytes:
+        """The request body as capture keeps it; an upload as its fields and its files'
+        names, types and sizes (never their bytes)."""
+        if ex.upload is not None:
+            return ex.upload.described()
+        return self._stored(body)
 
     def _stored(self, body: bytes) -> bytes:
         """A request body as capture keeps it: cut past `--max-capture-body`, with a marker."""
@@ -559,6 +809,20 @@ def _parse_json(body: bytes, *, keys_in_body: bool) -> dict[str, Any]:
     if keys_in_body:
         refuse_duplicate_keys(body)
     return parsed
+
+
+async def _send_json(send: Any, body: bytes, request_id: str) -> None:
+    """A 200 JSON answer irisgate made itself (a files or batches list)."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-irisgate-request-id", request_id.encode()),
+    ]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        log.info("client gone before the answer", request_id=request_id)
 
 
 async def _send_error(send: Any, op: Operation, error: GatewayError, request_id: str) -> None:

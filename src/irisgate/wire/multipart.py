@@ -157,8 +157,8 @@ def _part_start(head: bytes) -> PartStart:
         message[name.strip()] = value.strip()
     if message.get_content_disposition() != "form-data":
         raise MultipartError("a multipart part is not form-data")
-    name = message.get_param("name", header="content-disposition")
-    if not isinstance(name, str):
+    field = message.get_param("name", header="content-disposition")
+    if not isinstance(field, str):
         raise MultipartError("a multipart part has no name")
     filename = message.get_filename()
-    return PartStart(name, filename, message.get("content-type", "text/plain"))
+    return PartStart(field, filename, message.get("content-type", "text/plain"))

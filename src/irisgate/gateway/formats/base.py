@@ -201,8 +201,11 @@ def _fill_vertex(prefix: str, project: str | None, region: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """What one gateway path does: which format, and whether it produces billable usage."""
+    """What one gateway path does: which format, whether it produces billable usage, and
+    whether its body is a multipart upload streamed upstream as it arrives
+    (gateway/upload.py) rather than JSON read whole."""
 
     format: ApiFormat
     billable: bool = True
     can_stream: bool = True
+    upload: bool = False

@@ -16,6 +16,7 @@ from irisgate.gateway.formats import (
     anthropic_messages,
     chatwire,
     cloud,
+    openai_audio,
     openai_chat,
     openai_responses,
     texts,
@@ -251,12 +252,81 @@ class AnthropicMessages(_ModelInBody):
         return texts.anthropic_answer(response)
 
 
+class _NoConversation:
+    """For APIs that are no conversation (audio, files, batches): no turns, no tool calls."""
+
+    def first_turn(self, body: dict[str, Any]) -> list[Any]:
+        return []
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        return ""
+
+    def tool_calls(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+    def count_tool_calls(self, response: dict[str, Any]) -> int:
+        return 0
+
+    def probe(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        return None
+
+
+class OpenAIAudio(_NoConversation, _OpenAIBase):
+    """Transcriptions and translations (multipart uploads) and speech (binary answers);
+    see gateway/formats/openai_audio.py for what each reports."""
+
+    name = "openai_audio"
+    flag = "openai_audio"
+    api_type = "oai_audio"
+    title = "OpenAI Audio"
+    endpoints = ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/audio/speech")
+    chat_adapter: chatwire.ChatAdapter | None = None
+
+    def wants_stream(self, body: dict[str, Any]) -> bool:
+        """Multipart fields are text: a transcription streams on `stream=true`; speech
+        answers stream as audio whatever the body says (its bytes are relayed as they come)."""
+        return body.get("stream") in (True, "true", "True")
+
+    def user_message(self, body: dict[str, Any]) -> str:
+        """Speech's `input` (the text to say), for hooks; "" for an upload."""
+        text = body.get("input")
+        return text if isinstance(text, str) else ""
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return openai_audio.usage_from_response(body), 0
+
+    def accumulator(self) -> StreamAccumulator:
+        return openai_audio.TranscriptStreamAccumulator()
+
+
+class OpenAIBatches(_NoConversation, _OpenAIBase):
+    """Files and batches: objects that belong to their creator (gateway/objects.py)."""
+
+    name = "openai_batches"
+    flag = "openai_batches"
+    api_type = "oai_batches"
+    title = "OpenAI Files and Batches"
+    endpoints = ("/v1/files", "/v1/batches")
+    chat_adapter: chatwire.ChatAdapter | None = None
+
+    def model_of(self, body: dict[str, Any]) -> str | None:
+        return None  # routed by the object's owner and provider, never by a model
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return Usage(), 0
+
+    def accumulator(self) -> StreamAccumulator:
+        return openai_audio.TranscriptStreamAccumulator()  # never streams; a harmless reader
+
+
 OPENAI_CHAT = OpenAIChat()
 OPENAI_RESPONSES = OpenAIResponses()
+OPENAI_AUDIO = OpenAIAudio()
+OPENAI_BATCHES = OpenAIBatches()
 ANTHROPIC_MESSAGES = AnthropicMessages()
 
 #: every API format, in the order a catalog lists them and picks a provider's cost basis
-#: and Test request by (chat-like APIs first, then the cloud APIs)
+#: and Test request by (chat-like APIs first, then the cloud APIs, then the APIs beyond chat)
 FORMATS: tuple[ApiFormat, ...] = (
     OPENAI_CHAT,
     OPENAI_RESPONSES,
@@ -266,6 +336,8 @@ FORMATS: tuple[ApiFormat, ...] = (
     cloud.VERTEX_RAW_PREDICT,
     cloud.BEDROCK_CONVERSE,
     cloud.BEDROCK_INVOKE,
+    OPENAI_AUDIO,
+    OPENAI_BATCHES,
 )
 
 #: gateway path -> what it does; matched exactly, before any framework routing
@@ -275,7 +347,15 @@ PATHS: dict[str, Operation] = {
     "/v1/responses": Operation(OPENAI_RESPONSES),
     "/v1/messages": Operation(ANTHROPIC_MESSAGES),
     "/v1/messages/count_tokens": Operation(ANTHROPIC_MESSAGES, billable=False, can_stream=False),
+    "/v1/audio/transcriptions": Operation(OPENAI_AUDIO, upload=True),
+    "/v1/audio/translations": Operation(OPENAI_AUDIO, upload=True, can_stream=False),
+    "/v1/audio/speech": Operation(OPENAI_AUDIO, can_stream=False),
 }
+#: the calls of `/v1/files` and `/v1/batches` (gateway/objects.py): routed by the object's
+#: creator and provider; relayed and recorded, billed only for a batch's results
+OBJECT_CALL = Operation(OPENAI_BATCHES, billable=False, can_stream=False)
+#: `POST /v1/files`: an upload like the audio ones
+OBJECT_UPLOAD = Operation(OPENAI_BATCHES, billable=False, can_stream=False, upload=True)
 #: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
 #: response id (telemetry/responses.py), relayed and recorded, never billed
 STORED_RESPONSE = Operation(OPENAI_RESPONSES, billable=False, can_stream=False)
