@@ -44,7 +44,7 @@ from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
 from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchResults
-from irisgate.gateway.formats.registry import OPENAI_BATCHES, OPENAI_RESPONSES
+from irisgate.gateway.formats.registry import OPENAI_AUDIO, OPENAI_BATCHES, OPENAI_RESPONSES
 from irisgate.gateway.objects import ObjectCall, ObjectIndex, created_by_answer
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
@@ -100,6 +100,7 @@ class Exchange:
     created: list[OwnedObject] | None = None  # objects the answer created or changed
     results: BatchResults | None = None  # a batch output file's results, to charge
     listed: bytes | None = None  # a list call's answer, made by irisgate
+    unmetered: bool = False  # used something irisgate cannot count (audio seconds): unpriced
     started: float = 0.0  # perf_counter when the request arrived
     body: bytes = b""  # the request body as the client sent it, once read
     out_body: bytes = b""  # the body every attempt sends upstream
@@ -214,7 +215,7 @@ class Gateway:
     def _finish(self, ex: Exchange) -> None:
         """quota settle → capture record → post-response hooks → metrics."""
         record = ex.record
-        if record.cost_nanodollars is None and record.usage.is_empty():
+        if record.cost_nanodollars is None and record.usage.is_empty() and not ex.unmetered:
             record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
         if ex.admission is not None:
             self.runtime.quotas.settle(
@@ -732,6 +733,8 @@ class Gateway:
             return
         record.usage, record.tool_calls = answer.usage, answer.tool_calls
         ok = 200 <= result.status < 300
+        if ok and fmt is OPENAI_AUDIO and answer.usage.is_empty():
+            ex.unmetered = True  # seconds or characters, not tokens (formats/openai_audio.py)
         if ok and fmt is OPENAI_RESPONSES and answer.response is not None:
             created = answer.response.get("id")
             if isinstance(created, str) and created:
