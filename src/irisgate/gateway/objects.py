@@ -133,8 +133,9 @@ class ObjectIndex:
             for obj in objects:
                 await store.save(self._db, obj)
         finally:
-            for obj in objects:
-                self._saving.pop(obj.object_id, None)
+            for obj in objects:  # a newer state remembered meanwhile stays until its save
+                if self._saving.get(obj.object_id) is obj:
+                    del self._saving[obj.object_id]
 
     async def find(self, object_id: str) -> OwnedObject | None:
         found = self._saving.get(object_id)
@@ -151,6 +152,7 @@ class ObjectIndex:
         """The list answer of `login_name`'s `kind` objects (OpenAI's list shape)."""
         limit, after = _list_params(query, kind)
         found, more = await store.owned_by(self._db, login_name, kind, limit=limit, after=after)
+        found = self._with_saving(found, login_name, kind, first_page=after is None)[:limit]
         data = [orjson.Fragment(obj.object) for obj in found]
         page: dict[str, Any] = {
             "object": "list",
@@ -160,6 +162,27 @@ class ObjectIndex:
             "has_more": more,
         }
         return orjson.dumps(page)
+
+
+    def _with_saving(
+        self, found: list[OwnedObject], login_name: str, kind: str, *, first_page: bool
+    ) -> list[OwnedObject]:
+        """`found` with the objects still being saved: their newer state, and on the first
+        page the new ones first (a client lists right after the answer that made them)."""
+        saving = {
+            obj.object_id: obj
+            for obj in self._saving.values()
+            if obj.login_name == login_name and obj.kind == kind
+        }
+        if not saving:
+            return found
+        merged = []
+        for obj in found:
+            newer = saving.pop(obj.object_id, None)
+            merged.append(newer if newer is not None and not newer.stub else obj)
+        if first_page:
+            merged[:0] = reversed(list(saving.values()))
+        return merged
 
 
 def _list_params(query: bytes, kind: str) -> tuple[int, str | None]:

@@ -183,7 +183,11 @@ class Gateway:
             await _send_json(send, ex.listed, record.request_id)
             record.status, record.response_bytes = 200, len(ex.listed)
             return
-        await self._relay(ex, send, receive)
+        try:
+            await self._relay(ex, send, receive)
+        finally:
+            if ex.created:  # remembered before the answer's end: written whatever happens
+                await self.objects.save(ex.created)
         if ex.call is not None:
             await self._after_object_call(ex)
         if ex.result.status and ex.route is not None:
@@ -562,8 +566,6 @@ class Gateway:
         assert call is not None
         if not 200 <= ex.result.status < 300:
             return
-        if ex.created:
-            await self.objects.save(ex.created)
         if call.action == "file_delete":
             await self.objects.forget(call.object_id)
         results, owned = ex.results, ex.owned
@@ -727,6 +729,9 @@ class Gateway:
         if ex.upload is not None:  # complete now: the upstream answered after reading it
             record.request_body = ex.upload.described()
         if ex.call is not None and ex.owned is not None and 200 <= result.status < 300:
+            batch = ex.upload.batch if ex.upload is not None else None
+            if batch is not None:  # a batch input file: the models its lines name
+                ex.owned = replace(ex.owned, models=tuple(sorted(batch.models)))
             ex.created = created_by_answer(ex.call, answer.response, owner=ex.owned)
             self.objects.remember(ex.created)  # known before the client has the answer
         if not ex.op.billable:
