@@ -9,10 +9,10 @@ part:
 
 - a pool of idle keep-alive connections per (scheme, host, port), newest first, dropped after
   `keepalive` seconds idle or as soon as the server closes them;
-- one write per request (head and body through `writelines`) when the body is complete
-  bytes (the gateway has read it); an upload passed as a `BodyStream` is written piece by
-  piece as it arrives from the client (with its `Content-Length`, else chunked), each write
-  waiting while the connection's send buffer is full, so an upload is never held whole;
+- one write per request (head and body through `writelines`); the body is always complete
+  bytes (the gateway has read it), so no chunked request bodies; an upload kept on disk
+  (`BodySource`, wire/upload.py) is written a piece at a time, waiting while the transport's
+  buffer is full;
 - responses parsed by httptools (llhttp, the parser uvicorn already uses for requests):
   `Content-Length`, chunked, and read-until-close bodies; 1xx interim answers skipped;
 - the body handed over as it arrives, all buffered pieces at once, with back-pressure:
@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol, cast
@@ -47,6 +47,15 @@ _MAX_HEAD = 64 * 1024
 _MAX_IDLE = 256
 
 
+class BodySource(Protocol):
+    """A request body sent a piece at a time (an upload kept in a temporary file)."""
+
+    @property
+    def sent_size(self) -> int: ...
+
+    def pieces(self) -> Iterator[bytes]: ...
+
+
 class UpstreamError(Exception):
     """Could not talk HTTP/1.1 with the upstream: refused, reset, TLS, malformed answer."""
 
@@ -58,15 +67,6 @@ class AnswerTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"answer larger than {limit} bytes")
         self.limit = limit
-
-
-class BodyStream(Protocol):
-    """A request body sent as it arrives: its length when known (else it goes chunked)."""
-
-    @property
-    def length(self) -> int | None: ...
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +210,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.complete = False
         self.keep_alive = False
+        self.cut_body = False  # the request body was not sent whole
         self.error: BaseException | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -229,6 +230,9 @@ class _Connection(asyncio.Protocol):
             self.fail(UpstreamError(f"invalid HTTP answer from the upstream: {exc}"))
             self._close()
 
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost settles the request
+
     def pause_writing(self) -> None:
         if self.writable is None:
             self.writable = self.loop.create_future()
@@ -238,13 +242,10 @@ class _Connection(asyncio.Protocol):
         if writable is not None and not writable.done():
             writable.set_result(None)
 
-    def eof_received(self) -> bool:
-        return False  # close the transport; connection_lost settles the request
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self.resume_writing()  # a writer waiting for room learns of the loss from `error`
         self.pool.forget(self)
+        self.resume_writing()  # a body being written stops at the closed transport
         if self.busy and not self.complete:
             if self.head_done and self.until_close and self.error is None:
                 self.complete = True  # a body without length ends with its connection
@@ -317,24 +318,19 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.write(head)
 
-    async def stream(self, body: BodyStream, chunked: bool) -> None:
-        """Write `body` as it arrives, waiting for room in the send buffer after each piece;
-        time spent sending counts as activity for the read timeout."""
-        async for piece in body:
-            if self.error is not None:
-                raise self.error
-            if self.transport is None:
-                raise UpstreamError("upstream closed the connection during the upload")
-            if piece:
-                framed = (b"%x\r\n" % len(piece), piece, b"\r\n") if chunked else (piece,)
-                self.transport.writelines(framed)
-            self.last_read = self.loop.time()
+    async def send_pieces(self, source: BodySource) -> None:
+        """Write a body a piece at a time, waiting while the transport's buffer is full;
+        stops early when the upstream has already answered or the connection is gone."""
+        for piece in source.pieces():
+            if self.transport is None or self.transport.is_closing():
+                raise UpstreamError("upstream closed the connection while the body was sent")
+            if self.head_done or self.error is not None:
+                self.cut_body = True  # answered before the whole body: never reused
+                return
+            self.transport.write(piece)
+            self.last_read = self.loop.time()  # the upload moving is not the upstream's silence
             if self.writable is not None:
                 await self.writable
-        if self.transport is None:
-            raise self.error or UpstreamError("upstream closed the connection during the upload")
-        if chunked:
-            self.transport.write(b"0\r\n\r\n")
 
     async def response_head(self) -> None:
         while not self.head_done:
@@ -393,6 +389,7 @@ class _Connection(asyncio.Protocol):
         reusable = (
             self.complete
             and self.keep_alive
+            and not self.cut_body
             and self.error is None
             and not self.paused
             and self.transport is not None
@@ -429,27 +426,22 @@ class Http1Client:
         self._closed = False
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | BodyStream
+        self, method: str, url: str, headers: dict[str, str], body: bytes | BodySource
     ) -> Response:
-        """Send one request and wait for the answer's status and headers. A `BodyStream`
-        is written as it arrives (see the module doc); whatever it raises ends the request."""
+        """Send one request and wait for the answer's status and headers."""
         if self._closed:
             raise UpstreamError("the upstream client is closed")
         target = _target(url)
-        if isinstance(body, bytes):
-            sized = bool(body) or method in ("POST", "PUT", "PATCH")
-            head = _head(method, target, headers, len(body) if sized else None)
-        elif body.length is None:
-            head = _head(method, target, {**headers, "transfer-encoding": "chunked"}, None)
-        else:
-            head = _head(method, target, headers, body.length)
+        length = body.sent_size if not isinstance(body, bytes) else len(body)
+        sized = bool(length) or method in ("POST", "PUT", "PATCH")
+        head = _head(method, target, headers, length if sized else None)
         conn = self._take(target.key)
         if conn is None:
             conn = await self._connect(target.key)
         conn.send(head, body if isinstance(body, bytes) else b"")
         try:
             if not isinstance(body, bytes):
-                await conn.stream(body, chunked=body.length is None)
+                await conn.send_pieces(body)
             await conn.response_head()
         except BaseException:
             conn.finish()
