@@ -106,10 +106,11 @@ def test_transcription_of_a_wav_file_reaches_the_provider_whole_and_is_recorded(
     assert record["model"] == "whisper-1"
     assert record["provider"] == "openai"
     stored = json.loads(record["request_body"])
-    assert stored["fields"]["model"] == "whisper-1"
-    assert stored["files"] == [
-        {"field": "file", "filename": "hello.wav", "content_type": "audio/wav", "bytes": len(wav)}
+    assert stored["model"] == "whisper-1"
+    assert stored["file"] == [
+        {"filename": "hello.wav", "content_type": "audio/wav", "bytes": len(wav)}
     ]
+    assert stored["irisgate_upload_bytes"] > len(wav)  # the whole body, fields included
     # whisper-1 reports seconds: irisgate has no per-second price, so it is unpriced
     assert record["cost_nanodollars"] is None
 

@@ -22,6 +22,7 @@ that uses the id at once reaches it on this instance; other instances see it onc
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import orjson
+import structlog
 
 from irisgate.store import objects as store
 from irisgate.store.database import Database
@@ -49,6 +51,9 @@ Action = Literal[
 _ID = r"([A-Za-z0-9_\-]{1,200})"
 _FILE = re.compile(rf"/v1/files/{_ID}(/content)?")
 _BATCH = re.compile(rf"/v1/batches/{_ID}(/cancel)?")
+log = structlog.get_logger("irisgate.objects")
+#: seconds a charge waits for the row of an object still being saved
+SAVE_WAIT = 10.0
 #: the most objects one list answer gives (OpenAI: batches 100, files 10 000)
 MAX_LIMIT = 100
 _DEFAULT_LIMIT = {"file": 100, "batch": 20}
@@ -122,11 +127,13 @@ class ObjectIndex:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._saving: dict[str, OwnedObject] = {}
+        self._saved: dict[str, asyncio.Event] = {}  # set once an object being saved is written
 
     def remember(self, objects: list[OwnedObject]) -> None:
         """Known at once, before `save` has written them (see the module doc)."""
         for obj in objects:
             self._saving[obj.object_id] = obj
+            self._saved.setdefault(obj.object_id, asyncio.Event())
 
     async def save(self, objects: list[OwnedObject]) -> None:
         try:
@@ -136,6 +143,9 @@ class ObjectIndex:
             for obj in objects:  # a newer state remembered meanwhile stays until its save
                 if self._saving.get(obj.object_id) is obj:
                     del self._saving[obj.object_id]
+                    saved = self._saved.pop(obj.object_id, None)
+                    if saved is not None:
+                        saved.set()
 
     async def find(self, object_id: str) -> OwnedObject | None:
         found = self._saving.get(object_id)
@@ -146,6 +156,14 @@ class ObjectIndex:
         await store.remove(self._db, object_id)
 
     async def mark_charged(self, object_id: str) -> bool:
+        """Mark a batch output file charged (see store/objects.py), once the row is written
+        (the answer that named the file may still be saving it)."""
+        saved = self._saved.get(object_id)
+        if saved is not None:
+            try:
+                await asyncio.wait_for(saved.wait(), SAVE_WAIT)
+            except TimeoutError:
+                log.warning("object still not saved; charged if its row exists", id=object_id)
         return await store.mark_charged(self._db, object_id)
 
     async def page(self, login_name: str, kind: str, query: bytes) -> bytes:
@@ -162,7 +180,6 @@ class ObjectIndex:
             "has_more": more,
         }
         return orjson.dumps(page)
-
 
     def _with_saving(
         self, found: list[OwnedObject], login_name: str, kind: str, *, first_page: bool

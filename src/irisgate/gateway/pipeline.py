@@ -18,7 +18,7 @@ response's creator (telemetry/responses.py) instead of classify + route, without
 So are the calls of OpenAI's files and batches (gateway/objects.py), whose list calls irisgate
 answers itself; a batch's results are charged when its output file is downloaded. Multipart
 uploads (audio transcriptions, files) are read ahead for their text fields only and streamed
-upstream as they arrive (gateway/upload.py).
+upstream as they arrive (wire/upload.py `StreamedUpload`).
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -43,13 +43,12 @@ from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
-from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchResults
+from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchLines, BatchResults
 from irisgate.gateway.formats.registry import OPENAI_AUDIO, OPENAI_BATCHES, OPENAI_RESPONSES
 from irisgate.gateway.objects import ObjectCall, ObjectIndex, created_by_answer
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
-from irisgate.gateway.upload import BatchLines, Upload
 from irisgate.hooks.plan import HookCall, HookPlan
 from irisgate.identity import Identity, IdentityRefused, KeyRefused, SignInRequired
 from irisgate.quotas.gate import Admission
@@ -64,7 +63,9 @@ from irisgate.usage.tokenizer import TokenizerUnavailable
 from irisgate.usage.tokens import Usage
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
-from irisgate.wire.errors import GatewayError
+from irisgate.wire.errors import ErrorKind, GatewayError
+from irisgate.wire.multipart import FormError
+from irisgate.wire.upload import StreamedUpload
 from irisgate.wire.upstream import UpstreamRequest, build_headers, redact, upstream_url
 
 Scope = dict[str, Any]
@@ -95,7 +96,8 @@ class Exchange:
     target: PathTarget | None = None  # what a path-templated API said in its URL
     response_id: str | None = None  # the stored response a model-less Responses call names
     call: ObjectCall | None = None  # a files or batches call (gateway/objects.py)
-    upload: Upload | None = None  # a multipart body, streamed upstream (gateway/upload.py)
+    upload: StreamedUpload | None = None  # a multipart body, relayed as it arrives
+    batch: BatchLines | None = None  # a batch input file's lines, read as they pass
     owned: OwnedObject | None = None  # the object a call names, or the one it will create
     created: list[OwnedObject] | None = None  # objects the answer created or changed
     results: BatchResults | None = None  # a batch output file's results, to charge
@@ -151,6 +153,9 @@ class Gateway:
                 await self._serve(ex, scope, receive, send)
         except GatewayError as exc:
             await self._refuse(ex, send, exc)
+        except (BodyTooLarge, FormError) as exc:  # an upload, refused as it was read
+            kind: ErrorKind = "too_large" if isinstance(exc, BodyTooLarge) else "invalid_request"
+            await self._refuse(ex, send, GatewayError(kind, str(exc)))
         except ClientGone:
             record.cancelled = True
         except IdentityRefused as exc:
@@ -264,13 +269,10 @@ class Gateway:
             raise GatewayError("permission", "access denied: no role granted")
         ex.identity, ex.access = identity, access
 
-    async def _open_upload(self, scope: Scope, receive: Any) -> Upload:
+    async def _open_upload(self, scope: Scope, receive: Any) -> StreamedUpload:
         """A multipart body, read as far as its text fields (the file is streamed later)."""
         limit = self.runtime.settings.max_request_body
-        try:
-            upload = Upload(receive, scope["headers"], limit, "--max-request-body")
-        except BodyTooLarge as exc:
-            raise GatewayError("too_large", str(exc)) from None
+        upload = StreamedUpload(receive, scope["headers"], limit, "--max-request-body")
         await upload.read_fields()
         return upload
 
@@ -300,7 +302,7 @@ class Gateway:
         target = ex.target
         upload = ex.upload
         if upload is not None:  # the multipart text fields stand for the body
-            parsed: dict[str, Any] = dict(upload.fields)
+            parsed: dict[str, Any] = dict(upload.reader.form.fields)
         else:
             parsed = _parse_json(body, keys_in_body=target is None)
         record.stream = _streams(ex.op, target, parsed)
@@ -486,13 +488,14 @@ class Gateway:
         `openai_batches` and serves a model granted to the caller."""
         upload = ex.upload
         assert upload is not None
-        purpose = upload.fields.get("purpose", "")
+        purpose = upload.reader.form.fields.get("purpose", "")
         if not purpose:
             raise GatewayError(
                 "invalid_request", "the upload has no 'purpose' field", param="purpose"
             )
         if purpose == "batch":
-            upload.batch = BatchLines()
+            ex.batch = BatchLines()
+            upload.on_file_data, upload.on_end = ex.batch.feed, ex.batch.close
         snapshot = self.runtime.snapshot
         providers = sorted(snapshot.config.providers.values(), key=lambda p: (-p.preference, p.id))
         for provider in providers:
@@ -727,9 +730,9 @@ class Gateway:
         record.response_body = answer.body
         record.response_headers = redact(result.headers)
         if ex.upload is not None:  # complete now: the upstream answered after reading it
-            record.request_body = ex.upload.described()
+            record.request_body = orjson.dumps(ex.upload.described())
         if ex.call is not None and ex.owned is not None and 200 <= result.status < 300:
-            batch = ex.upload.batch if ex.upload is not None else None
+            batch = ex.batch
             if batch is not None:  # a batch input file: the models its lines name
                 ex.owned = replace(ex.owned, models=tuple(sorted(batch.models)))
             ex.created = created_by_answer(ex.call, answer.response, owner=ex.owned)
@@ -753,7 +756,7 @@ class Gateway:
         """The request body as capture keeps it; an upload as its fields and its files'
         names, types and sizes (never their bytes)."""
         if ex.upload is not None:
-            return ex.upload.described()
+            return orjson.dumps(ex.upload.described())
         return self._stored(body)
 
     def _stored(self, body: bytes) -> bytes:

@@ -12,7 +12,8 @@ part:
 - one write per request (head and body through `writelines`); the body is always complete
   bytes (the gateway has read it), so no chunked request bodies; an upload kept on disk
   (`BodySource`, wire/upload.py) is written a piece at a time, waiting while the transport's
-  buffer is full;
+  buffer is full; an upload relayed as it arrives (`BodyStream`, wire/upload.py
+  `StreamedUpload`) likewise, with its `Content-Length` or else chunked;
 - responses parsed by httptools (llhttp, the parser uvicorn already uses for requests):
   `Content-Length`, chunked, and read-until-close bodies; 1xx interim answers skipped;
 - the body handed over as it arrives, all buffered pieces at once, with back-pressure:
@@ -31,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 import httptools
@@ -54,6 +55,17 @@ class BodySource(Protocol):
     def sent_size(self) -> int: ...
 
     def pieces(self) -> Iterator[bytes]: ...
+
+
+@runtime_checkable
+class BodyStream(Protocol):
+    """A request body sent as it arrives from the client: its length when known (else it
+    goes chunked); whatever its iteration raises ends the request."""
+
+    @property
+    def length(self) -> int | None: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 class UpstreamError(Exception):
@@ -332,6 +344,28 @@ class _Connection(asyncio.Protocol):
             if self.writable is not None:
                 await self.writable
 
+    async def stream(self, body: BodyStream) -> None:
+        """Write `body` as it arrives (chunked when its length is not known), waiting while
+        the transport's buffer is full."""
+        chunked = body.length is None
+        async for piece in body:
+            if self.transport is None or self.transport.is_closing():
+                raise self.error or UpstreamError(
+                    "upstream closed the connection while the body was sent"
+                )
+            if piece:
+                framed = (b"%x\r\n" % len(piece), piece, b"\r\n") if chunked else (piece,)
+                self.transport.writelines(framed)
+            self.last_read = self.loop.time()  # the upload moving is not the upstream's silence
+            if self.writable is not None:
+                await self.writable
+        if self.transport is None:
+            raise self.error or UpstreamError(
+                "upstream closed the connection while the body was sent"
+            )
+        if chunked:
+            self.transport.write(b"0\r\n\r\n")
+
     async def response_head(self) -> None:
         while not self.head_done:
             await self.wait()
@@ -426,21 +460,28 @@ class Http1Client:
         self._closed = False
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | BodySource
+        self, method: str, url: str, headers: dict[str, str], body: bytes | BodySource | BodyStream
     ) -> Response:
         """Send one request and wait for the answer's status and headers."""
         if self._closed:
             raise UpstreamError("the upstream client is closed")
         target = _target(url)
-        length = body.sent_size if not isinstance(body, bytes) else len(body)
-        sized = bool(length) or method in ("POST", "PUT", "PATCH")
-        head = _head(method, target, headers, length if sized else None)
+        if isinstance(body, BodyStream):
+            length = body.length
+            if length is None:
+                headers = {**headers, "transfer-encoding": "chunked"}
+        else:
+            length = body.sent_size if not isinstance(body, bytes) else len(body)
+            length = length if length or method in ("POST", "PUT", "PATCH") else None
+        head = _head(method, target, headers, length)
         conn = self._take(target.key)
         if conn is None:
             conn = await self._connect(target.key)
         conn.send(head, body if isinstance(body, bytes) else b"")
         try:
-            if not isinstance(body, bytes):
+            if isinstance(body, BodyStream):
+                await conn.stream(body)
+            elif not isinstance(body, bytes):
                 await conn.send_pieces(body)
             await conn.response_head()
         except BaseException:

@@ -12,19 +12,31 @@ a 20 MB image costs a piece of memory at a time, however many arrive at once.
 Why not relay the upload to the provider while it arrives: who the caller is, whether the
 model is granted, the quota and the route all depend on the `model` field, which clients
 may send after the file; and a body already sent cannot be sent again to the next provider.
+Where the fields do come first and uploads are large (OpenAI audio and files: up to
+`--max-request-body`), `StreamedUpload` relays the body as it arrives instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
-from collections.abc import Iterable, Iterator
-from typing import IO
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import IO, Any
 
-from irisgate.wire.bodylimit import SPILL_AT, BodyTooLarge, ClientGone, Receive, check_declared
-from irisgate.wire.multipart import FormReader
+from irisgate.wire.bodylimit import (
+    SPILL_AT,
+    BodyTooLarge,
+    ClientGone,
+    Message,
+    Receive,
+    check_declared,
+)
+from irisgate.wire.multipart import FormError, FormReader, boundary_of
 
 #: bytes per piece handed to the upstream connection
 PIECE = 256 * 1024
+#: bytes a `StreamedUpload` reads before the first file part at most
+LOOKAHEAD = 64 * 1024
 
 
 class Upload:
@@ -131,3 +143,121 @@ async def read_upload(
     except BaseException:
         upload.close()
         raise
+
+
+class StreamedUpload:
+    """An upload relayed to the upstream as it arrives (`BodyStream`, wire/http1.py), for
+    APIs whose clients send their text fields before the file (the OpenAI SDKs do):
+    `read_fields` reads ahead only until the first file part begins, at most `LOOKAHEAD`
+    bytes, so routing, grants and quotas can use the fields; iterating then gives the bytes
+    read ahead and the rest of the body as the client sends it, each piece counted against
+    the limit and fed to the `FormReader` (which measures the files for the record and may
+    hand a file's bytes to `on_file_data` as they pass). Nothing is kept: an upload of any
+    size costs a piece of memory at a time. It can be sent once (no failover)."""
+
+    def __init__(
+        self,
+        receive: Receive,
+        headers: Iterable[tuple[bytes, bytes]],
+        limit: int,
+        setting: str,
+    ) -> None:
+        raw = list(headers)
+        check_declared(raw, limit, setting)
+        self.length: int | None = None
+        content_type = ""
+        for name, value in raw:
+            lowered = name.lower()
+            if lowered == b"content-length" and value.strip().isdigit():
+                self.length = int(value.strip())
+            elif lowered == b"content-type":
+                content_type = value.decode("latin-1")
+        self.reader = FormReader(boundary_of(content_type), on_file_data=self._file_data)
+        #: set after `read_fields` to read the file parts' bytes as they pass (it is given
+        #: the bytes read ahead first)
+        self.on_file_data: Callable[[bytes], None] | None = None
+        #: called once the body is complete (before its last piece goes upstream)
+        self.on_end: Callable[[], None] | None = None
+        self._file_ahead: list[bytes] = []
+        self._streaming = False
+        self.size = 0  # bytes received so far
+        self._receive = receive
+        self._limit, self._setting = limit, setting
+        self._ahead: list[bytes] = []
+        self._ended = False
+        self._done = asyncio.Event()  # the client's body has ended
+
+    async def read_fields(self) -> dict[str, str]:
+        """The text fields before the first file (all of them when there is none); FormError
+        when they do not end within LOOKAHEAD bytes."""
+        while not self.reader.in_file and not self._ended:
+            if self.size > LOOKAHEAD:
+                raise FormError(
+                    f"the multipart text fields must come before the file, within the first "
+                    f"{LOOKAHEAD} bytes of the body"
+                )
+            self._ahead.append(await self._next())
+        return self.reader.form.fields
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        ahead, self._ahead = self._ahead, []
+        file_ahead, self._file_ahead = self._file_ahead, []
+        self._streaming = True
+        if self.on_file_data is not None:
+            for data in file_ahead:
+                self.on_file_data(data)
+        if self._ended:
+            self._finish()
+        for piece in ahead:
+            yield piece
+        while not self._ended:
+            chunk = await self._next()
+            if self._ended:
+                self._finish()
+            yield chunk
+
+    def _finish(self) -> None:
+        """The body is complete: checked whole before its last piece goes upstream, so a
+        bad end is refused without the upstream ever having the whole body."""
+        self.reader.close()
+        if self.on_end is not None:
+            self.on_end()
+
+    async def _next(self) -> bytes:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise BodyTooLarge(self._limit, self._setting)
+        if not message.get("more_body", False):
+            self._ended = True
+            self._done.set()
+        if chunk:
+            self.reader.feed(chunk)
+        return chunk
+
+    def _file_data(self, data: bytes) -> None:
+        if not self._streaming:  # read ahead (at most LOOKAHEAD and a piece)
+            self._file_ahead.append(data)
+        elif self.on_file_data is not None:
+            self.on_file_data(data)
+
+    def described(self) -> dict[str, Any]:
+        """The body as capture stores it (`Form.summary`: fields inline, files by name, size
+        and type) with its size so far."""
+        return {**self.reader.form.summary(), "irisgate_upload_bytes": self.size}
+
+    def after_body(self, receive: Receive) -> Receive:
+        """`receive` for whoever watches the client for a disconnect while the upload goes
+        upstream: it reads nothing before the upload has read the whole body."""
+
+        async def watch() -> Message:
+            await self._done.wait()
+            return await receive()
+
+        return watch

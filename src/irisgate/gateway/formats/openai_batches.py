@@ -1,4 +1,6 @@
-"""The results of an OpenAI batch (its output file, JSONL), read as they are relayed.
+"""An OpenAI batch's files (JSONL), read as they are relayed: the input file for the models
+its requests name (`BatchLines`, checked against the caller's grants when the batch is
+created), the output file for the usage of its results (`BatchResults`, charged once).
 
 Each line is one request's result:
 `{"id", "custom_id", "response": {"status_code", "request_id", "body": {…, "usage"}}, "error"}`.
@@ -17,9 +19,13 @@ import orjson
 from irisgate.gateway.formats import openai_chat, openai_responses
 from irisgate.gateway.formats.streamresult import as_dict
 from irisgate.usage.tokens import Usage
+from irisgate.wire import nesting
+from irisgate.wire.errors import GatewayError
 
-#: the longest result line read for its usage
+#: the longest line read, of a batch's input (one request) or output file (one result)
 MAX_LINE = 4 * 1024 * 1024
+#: the most distinct models one batch input file may name
+MAX_BATCH_MODELS = 16
 #: batch output files are charged at this share of the list price (OpenAI: half)
 BATCH_DISCOUNT = 0.5
 
@@ -95,3 +101,47 @@ class BatchResults:
         total = self.usage.setdefault(key, Usage())
         for name, value in usage.as_dict().items():
             setattr(total, name, getattr(total, name) + value)
+
+
+class BatchLines:
+    """Sans-io reader of a batch input file (JSONL, one request per line): the models its
+    request bodies name. A line longer than `MAX_LINE`, a line that is not a JSON
+    object with a `body.model` string, or more than `MAX_BATCH_MODELS` models is an error."""
+
+    def __init__(self) -> None:
+        self.models: set[str] = set()
+        self.lines = 0
+        self._partial = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > MAX_LINE:
+            raise _bad(f"line {self.lines + 1} of the batch file is over {MAX_LINE} bytes")
+        for line in lines:
+            self._line(line)
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+
+    def _line(self, line: bytes) -> None:
+        self.lines += 1
+        if not line.strip():
+            return
+        try:
+            parsed = nesting.loads(line)
+        except orjson.JSONDecodeError:
+            raise _bad(f"line {self.lines} of the batch file is not JSON") from None
+        body = parsed.get("body") if isinstance(parsed, dict) else None
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str) or not model:
+            raise _bad(f"line {self.lines} of the batch file has no body.model string")
+        self.models.add(model)
+        if len(self.models) > MAX_BATCH_MODELS:
+            raise _bad(f"the batch file names more than {MAX_BATCH_MODELS} models")
+
+
+def _bad(message: str) -> GatewayError:
+    return GatewayError("invalid_request", message, param="file")
