@@ -54,6 +54,7 @@ TABLES = {
     "usage_facets_daily",
     "signin_sessions",
     "signin_attempts",
+    "openai_objects",
     "alembic_version",
 }
 

@@ -23,6 +23,7 @@ from irisgate.gateway.formats.base import ApiFormat
 from irisgate.gateway.formats.registry import (
     ANTHROPIC_MESSAGES,
     FORMATS,
+    OBJECT_CALL,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
     PATHS,
@@ -216,16 +217,22 @@ SHAPES: dict[str, Shapes] = {
     cloud.BEDROCK_CONVERSE.name: _converse(),
     cloud.BEDROCK_INVOKE.name: _invoke(),
 }
-IDS = [f.name for f in FORMATS]
+#: the APIs beyond chat, which hold no conversation (walked in test_formats_openai_audio_batches)
+NONCHAT_FORMATS = ("openai_audio", "openai_batches")
+#: the formats that hold a conversation
+CONVERSATIONS = [f for f in FORMATS if f.name not in NONCHAT_FORMATS]
+IDS = [f.name for f in CONVERSATIONS]
 
 
 def test_every_served_format_is_registered_and_walked_here() -> None:
     served = {op.format.name for op in PATHS.values()}
     served |= {op.format.name for op in templates._OPERATIONS.values()}
-    assert served == {f.name for f in FORMATS} == set(SHAPES)
+    served.add(OBJECT_CALL.format.name)  # /v1/files…, /v1/batches… (gateway/objects.py)
+    assert served == {f.name for f in FORMATS}
+    assert {f.name for f in CONVERSATIONS} == set(SHAPES)
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+@pytest.mark.parametrize("fmt", CONVERSATIONS, ids=IDS)
 def test_first_turn_is_one_session_per_conversation(fmt: ApiFormat) -> None:
     shapes = SHAPES[fmt.name]
     first = fmt.first_turn(shapes.plain)
@@ -236,7 +243,7 @@ def test_first_turn_is_one_session_per_conversation(fmt: ApiFormat) -> None:
     assert fingerprint(fmt.first_turn(shapes.other), "u") != fingerprint(first, "u")
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+@pytest.mark.parametrize("fmt", CONVERSATIONS, ids=IDS)
 def test_user_message_is_the_last_thing_the_user_said(fmt: ApiFormat) -> None:
     shapes = SHAPES[fmt.name]
     assert fmt.user_message(shapes.plain) == FIRST
@@ -244,7 +251,7 @@ def test_user_message_is_the_last_thing_the_user_said(fmt: ApiFormat) -> None:
     assert fmt.user_message({}) == ""
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+@pytest.mark.parametrize("fmt", CONVERSATIONS, ids=IDS)
 @pytest.mark.parametrize("streamed", [False, True], ids=["body", "stream"])
 def test_tool_calls_of_plain_streamed_and_tool_answers(fmt: ApiFormat, streamed: bool) -> None:
     shapes = SHAPES[fmt.name]
@@ -263,7 +270,7 @@ def test_tool_calls_of_plain_streamed_and_tool_answers(fmt: ApiFormat, streamed:
     assert fmt.tool_calls({}) == [] and fmt.count_tool_calls({}) == 0
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+@pytest.mark.parametrize("fmt", CONVERSATIONS, ids=IDS)
 def test_catalog_entry_and_probe_reach_the_format(fmt: ApiFormat) -> None:
     entry = fmt.catalog_entry()
     assert entry["flag"] == fmt.flag and entry["title"] and entry["endpoints"]
@@ -333,7 +340,7 @@ def test_bedrock_invoke_reads_nova_tool_use() -> None:
     assert cloud.BEDROCK_INVOKE.count_tool_calls(nova) == 1
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
 @pytest.mark.parametrize(
     "junk", [None, 3, "x", [1, None], {"messages": "x"}, {"contents": [None, {"parts": 5}]}]
 )
