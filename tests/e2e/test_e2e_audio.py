@@ -143,6 +143,7 @@ def test_verbose_json_and_text_answers_pass_through(gw: IrisgateServer, fake_llm
     assert text.strip() == fake_llm.objects.transcript_text
 
 
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks it so
 def test_translation(gw: IrisgateServer, fake_llm: FakeLLM) -> None:
     client = openai_client(gw)
     translation = client.audio.translations.create(

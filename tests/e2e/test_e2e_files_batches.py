@@ -104,7 +104,7 @@ def test_a_batch_lifecycle_is_recorded_and_charged_once_at_half_price(
     assert [b.id for b in alice.batches.list()] == [batch.id]
     assert list(bob.batches.list()) == []
 
-    seen = [batch.status]
+    seen: list[str] = [batch.status]
     while seen[-1] != "completed" and len(seen) < 10:
         batch = alice.batches.retrieve(batch.id)
         seen.append(batch.status)

@@ -731,6 +731,7 @@ class Gateway:
         record.response_headers = redact(result.headers)
         if ex.upload is not None:  # complete now: the upstream answered after reading it
             record.request_body = orjson.dumps(ex.upload.described())
+            record.request_bytes = ex.upload.size
         if ex.call is not None and ex.owned is not None and 200 <= result.status < 300:
             batch = ex.batch
             if batch is not None:  # a batch input file: the models its lines name

@@ -349,10 +349,11 @@ class _Connection(asyncio.Protocol):
         the transport's buffer is full."""
         chunked = body.length is None
         async for piece in body:
+            if self.head_done or self.error is not None:
+                self.cut_body = True  # answered before the whole body: never reused
+                return
             if self.transport is None or self.transport.is_closing():
-                raise self.error or UpstreamError(
-                    "upstream closed the connection while the body was sent"
-                )
+                raise UpstreamError("upstream closed the connection while the body was sent")
             if piece:
                 framed = (b"%x\r\n" % len(piece), piece, b"\r\n") if chunked else (piece,)
                 self.transport.writelines(framed)
@@ -360,9 +361,7 @@ class _Connection(asyncio.Protocol):
             if self.writable is not None:
                 await self.writable
         if self.transport is None:
-            raise self.error or UpstreamError(
-                "upstream closed the connection while the body was sent"
-            )
+            raise UpstreamError("upstream closed the connection while the body was sent")
         if chunked:
             self.transport.write(b"0\r\n\r\n")
 
