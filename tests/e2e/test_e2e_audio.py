@@ -211,3 +211,48 @@ def test_an_upload_without_a_model_before_the_file_is_refused(gw: IrisgateServer
     not_multipart = http.post("/v1/audio/transcriptions", json={"model": "whisper-1"})
     assert not_multipart.status_code == 400
     assert "multipart/form-data" in not_multipart.json()["error"]["message"]
+
+
+def test_an_upload_over_the_body_limit_is_refused_as_it_arrives(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    """`--max-request-body` holds for uploads: declared too large, or counted as it comes."""
+    from irisgate.testing.inprocess import InProcessIrisgate
+
+    assert localapi.socket_path
+    with InProcessIrisgate(
+        audio_config(fake_llm.base_url),
+        data_dir=tmp_path,
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+        env={"IRISGATE_MAX_REQUEST_BODY": "64KiB"},
+    ) as gw:
+        http = gw.client_from(ALICE_IP)
+        big = make_wav(8.0)  # 128 kB of samples
+        declared = http.post(
+            "/v1/audio/transcriptions",
+            data={"model": "whisper-1"},
+            files={"file": ("a.wav", big, "audio/wav")},
+        )
+        assert declared.status_code == 413
+        assert "--max-request-body" in declared.json()["error"]["message"]
+
+        boundary = "b0undary"
+
+        def chunked() -> Iterator[bytes]:
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+                f'whisper-1\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+            ).encode()
+            yield big
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        counted = http.post(
+            "/v1/audio/transcriptions",
+            content=chunked(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert counted.status_code == 413
+        assert counted.json()["error"]["type"] == "invalid_request_error"
+    assert not any(u.path == "/v1/audio/transcriptions" for u in fake_llm.objects.uploads)
