@@ -52,6 +52,8 @@ _ID = r"([A-Za-z0-9_\-]{1,200})"
 _FILE = re.compile(rf"/v1/files/{_ID}(/content)?")
 _BATCH = re.compile(rf"/v1/batches/{_ID}(/cancel)?")
 log = structlog.get_logger("irisgate.objects")
+#: the largest object kept as relayed (listed later); a larger one is kept as its id
+MAX_OBJECT = 64 * 1024
 #: seconds a charge waits for the row of an object still being saved
 SAVE_WAIT = 10.0
 #: the most objects one list answer gives (OpenAI: batches 100, files 10 000)
@@ -238,6 +240,8 @@ def created_by_answer(
         return []
     now = datetime.now(UTC)
     body = orjson.dumps(answer)
+    if len(body) > MAX_OBJECT:  # a provider's object is small; never store a huge one
+        body = orjson.dumps({"id": object_id, "object": call.kind})
     made = [
         OwnedObject(
             object_id=object_id,
