@@ -445,6 +445,7 @@ class Gateway:
         table (`ex.listed`). See gateway/objects.py."""
         call, record = ex.call, ex.record
         assert call is not None
+        record.counts_as_usage = False  # managing files is no LLM usage; a charge is (below)
         if call.listing:
             ex.listed = await self.objects.page(
                 identity.login_name, call.kind, scope.get("query_string", b"")
@@ -470,6 +471,7 @@ class Gateway:
         ex.out_body = body
         ex.path, ex.query = scope["path"], scope.get("query_string", b"")
         if ex.results is not None:  # a batch's results, charged: quotas apply as to a request
+            record.counts_as_usage = True
             ex.chunk_filter = ex.results
             ex.admission = await self.runtime.quotas.admit(
                 self.runtime.snapshot,
