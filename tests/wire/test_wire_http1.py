@@ -376,3 +376,86 @@ async def test_tls_upstream_is_verified(tmp_path: Path) -> None:
         async with client() as http:  # the system store does not know this certificate
             with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
                 await http.request("POST", up.url + "/", {}, b"x")
+
+
+class _Pieces:
+    """A `BodyStream`: `pieces`, each given out only once `go` allows the next."""
+
+    def __init__(self, pieces: list[bytes], length: int | None) -> None:
+        self.pieces = pieces
+        self.length = length
+        self.given = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            self.given += 1
+            yield piece
+
+
+def receiving(into: list[bytes]) -> Callable[[Upstream], Handler]:
+    """A handler that reads one request whose body is chunked or has a length, keeps the
+    body in `into`, and answers OK."""
+
+    def make(up: Upstream) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            up.heads.append(head)
+            body = b""
+            if b"transfer-encoding: chunked" in head:
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                    data = await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+                    body += data[:-2]
+            else:
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+            into.append(body)
+            writer.write(OK)
+            await writer.drain()
+            await reader.read()
+
+        return handle
+
+    return make
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "chunked"])
+async def test_a_streamed_body_goes_out_as_it_comes(length: bool) -> None:
+    pieces = [b"first ", b"", b"second ", b"x" * 300_000]
+    whole = b"".join(pieces)
+    bodies: list[bytes] = []
+    body = _Pieces(pieces, len(whole) if length else None)
+    async with scripted(receiving(bodies)) as up, client() as http:
+        answer = await http.request("POST", f"{up.url}/v1/files", {}, body)
+        assert answer.status == 200
+        assert await answer.read() == b'{"ok":true}'
+        answer.close()
+    assert bodies == [whole]
+    assert body.given == len(pieces)
+    if length:
+        assert f"content-length: {len(whole)}".encode() in up.heads[0]
+    else:
+        assert b"transfer-encoding: chunked" in up.heads[0]
+        assert b"content-length" not in up.heads[0]
+
+
+async def test_a_streamed_body_that_fails_ends_the_request() -> None:
+    class Broken(_Pieces):
+        async def _run(self) -> AsyncIterator[bytes]:
+            yield b"part"
+            raise ValueError("the client's upload was bad")
+
+    bodies: list[bytes] = []
+    async with scripted(receiving(bodies)) as up, client() as http:
+        with pytest.raises(ValueError, match="upload was bad"):
+            await http.request("POST", f"{up.url}/v1/files", {}, Broken([], None))
+    assert bodies == []
