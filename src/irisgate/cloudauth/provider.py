@@ -57,7 +57,9 @@ class ProviderAuth:
         if self.tokens is not None:
             headers["authorization"] = f"Bearer {await self.tokens.token()}"
         elif self.aws is not None:
-            sigv4.sign("POST", request.url, headers, request.body, self.aws)
+            body = request.body
+            assert isinstance(body, bytes)  # uploads never reach a signed cloud (pipeline.py)
+            sigv4.sign("POST", request.url, headers, body, self.aws)
 
 
 class CloudAuth:

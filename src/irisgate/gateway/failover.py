@@ -94,10 +94,7 @@ class Attempts:
             try:
                 request = self.last = await self.build(route, key)
                 response = await self.client.request(
-                    request.method,
-                    request.url,
-                    request.headers,
-                    request.body if request.stream is None else request.stream,
+                    request.method, request.url, request.headers, request.body
                 )
             except (TimeoutError, UpstreamError) as exc:
                 error = str(exc) or type(exc).__name__

@@ -381,6 +381,12 @@ class Gateway:
         if ex.chunk_filter is not None:  # the filter edits bytes: they must be plain text
             upstream_headers["accept-encoding"] = "identity"
         cloud = self.runtime.cloud.for_provider(route.provider)
+        if cloud is not None and ex.upload is not None:  # a signature needs the whole body
+            raise GatewayError(
+                "invalid_request",
+                f"provider '{route.provider.id}' signs its requests (a cloud credential) and "
+                "cannot take an upload relayed as it arrives",
+            )
         if target is None:
             path, query = ex.path, ex.query
         else:
@@ -390,10 +396,9 @@ class Gateway:
         request = UpstreamRequest(
             upstream_url(route.provider, path, query),
             upstream_headers,
-            ex.out_body,
+            ex.out_body if ex.upload is None else ex.upload,
             record.method,
             name=f"provider {route.provider.id}",
-            stream=ex.upload,
         )
         if cloud is not None:  # last: a signature covers the final URL and body
             await cloud.authorize(request)
@@ -782,6 +787,8 @@ def _estimate_of(
     if not isinstance(fmt, Estimable) or answer.response is None or request is None:
         return None
     response, request_body = answer.response, request.body
+    if not isinstance(request_body, bytes):  # an upload: no text irisgate counts
+        return None
 
     def prompt() -> Prompt:
         try:

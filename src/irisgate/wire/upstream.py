@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from irisgate.wire.http1 import BodyStream
+from irisgate.wire.http1 import BodySource, BodyStream
 
 #: what every irisgate API key starts with (irisgate.identity.keys owns the format)
 IRISGATE_KEY_PREFIX = "irisgate_"
@@ -81,10 +80,10 @@ class Destination(Protocol):
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
-    body: bytes
+    #: an upload is sent a piece at a time (wire/upload.py): kept (`BodySource`) or as it
+    #: arrives (`BodyStream`, which can be sent once)
+    body: bytes | BodySource | BodyStream
     method: str = "POST"
-    #: an upload sent as it arrives instead of `body` (wire/http1.py `BodyStream`)
-    stream: BodyStream | None = None
     #: who the upstream is, for errors (`provider openai`): never the URL, whose query may
     #: carry a credential
     name: str = "upstream"
