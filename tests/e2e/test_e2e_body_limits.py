@@ -179,7 +179,9 @@ def test_a_body_at_the_limit_is_served(gw: IrisgateServer, fake_llm: FakeLLM) ->
     assert answer.status == 200, answer.body
 
 
-def _stream_huge(gw: IrisgateServer, statuses: list[int], chunked: bool, size: int = HUGE) -> None:
+def _stream_huge(
+    gw: IrisgateServer, statuses: list[int], chunked: bool, size: int = HUGE
+) -> None:
     """Send a `size` body as fast as the server takes it, until it answers and closes."""
     piece = b"x" * (1 << 20)
     with _connect(gw, ALICE_IP) as sock:
@@ -260,6 +262,8 @@ def test_api_body_over_the_limit_is_413_naming_the_setting(gw: IrisgateServer) -
 
 
 def test_limits_are_checked_where_they_are_set(tmp_path: Path) -> None:
-    server = IrisgateServer(None, data_dir=tmp_path, env={"IRISGATE_MAX_REQUEST_BODY": "lots"})
+    server = IrisgateServer(
+        None, data_dir=tmp_path, env={"IRISGATE_MAX_REQUEST_BODY": "lots"}
+    )
     with pytest.raises(RuntimeError, match="max-request-body must be a positive whole number"):
         server.start()

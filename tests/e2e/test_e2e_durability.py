@@ -297,7 +297,9 @@ def test_an_outage_under_load_spools_answers_503_and_stores_everything_after(
             load.wait_for(load.count() + 150)  # requests are still answered meanwhile
             # nothing waits in memory: every record is in the spool
             wait_until(lambda: metric(gw, "irisgate_spool_records") > 0, 30, "spooled")
-            wait_until(lambda: metric(gw, "irisgate_capture_queue_depth") == 0, 30, "memory let go")
+            wait_until(
+                lambda: metric(gw, "irisgate_capture_queue_depth") == 0, 30, "memory let go"
+            )
             resp = admin.get("/api/requests")
             assert resp.status_code == 503
             assert resp.json() == {"error": "the database is unavailable; try again shortly"}
@@ -351,7 +353,6 @@ def _clean_database(request: pytest.FixtureRequest) -> None:
     pg: PostgresCluster = request.getfixturevalue("postgres_cluster")
     if not pg.running():
         pg.start()
-
     async def reset() -> None:
         conn = await asyncpg.connect(pg.url, timeout=10)
         try:

@@ -154,13 +154,10 @@ def test_a_200_mib_bedrock_event_stream_is_read_from_its_head_and_tail(
     assert record["output_tokens"] == 3200  # the metadata event, found in the tail's frames
     assert record["cost_nanodollars"] > 0
     stored = base64.b64decode(record["response_body"])  # binary frames: the API sends base64
-    assert (
-        stored[MIB:]
-        == (
-            f"\n[irisgate: truncated; the body was {size} bytes, the first {MIB} bytes are stored"
-            " (--max-capture-body)]"
-        ).encode()
-    )
+    assert stored[MIB:] == (
+        f"\n[irisgate: truncated; the body was {size} bytes, the first {MIB} bytes are stored"
+        " (--max-capture-body)]"
+    ).encode()
 
 
 def test_a_small_gzip_answer_that_inflates_to_200_mib_is_stored_cut(

@@ -191,7 +191,9 @@ def test_quota_and_hook_activity_is_counted(
     assert failures == value(found, "irisgate_hook_calls_total", hook="down", event="pre_request")
     assert failures >= 1
     # bounded labels: per-user buckets never appear, only the shared one
-    assert all(dict(labels).get("bucket") in (None, "team") for _name, labels in found)
+    assert all(
+        dict(labels).get("bucket") in (None, "team") for _name, labels in found
+    )
 
 
 def test_metrics_refused_without_read_metrics(gw: IrisgateServer) -> None:

@@ -47,7 +47,9 @@ def gate(fake_llm: FakeLLM) -> Iterator[threading.Event]:
 
 
 @pytest.fixture
-def server(fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path) -> Iterator[Any]:
+def server(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> Iterator[Any]:
     started: list[IrisgateServer] = []
 
     def run(*args: str) -> IrisgateServer:

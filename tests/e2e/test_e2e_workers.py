@@ -93,7 +93,9 @@ def test_two_workers_answer_on_one_port_and_follow_a_config_change_made_through_
     put = a.put("/api/config", json={"config": json.dumps(config), "hash": loaded["hash"]})
     assert put.status_code == 200, put.text
     version = put.json()["version"]
-    assert fake_llm.wait_for(lambda: b.get("/api/config").json()["version"] == version, timeout=30)
+    assert fake_llm.wait_for(
+        lambda: b.get("/api/config").json()["version"] == version, timeout=30
+    )
     answer = openai_on(b).chat.completions.create(model="llama-new", messages=PROMPT)  # type: ignore[arg-type]
     assert answer.choices[0].message.content
 
@@ -174,7 +176,9 @@ def test_a_dead_worker_is_replaced_port_0_is_served_and_orphans_stop(
         victim = next(iter(first))
         os.kill(victim, signal.SIGKILL)
         assert fake_llm.wait_for(lambda: "worker died" in logs(), timeout=30)
-        assert fake_llm.wait_for(lambda: len(children_of(parent.pid) - set(first)) == 1, timeout=30)
+        assert fake_llm.wait_for(
+            lambda: len(children_of(parent.pid) - set(first)) == 1, timeout=30
+        )
         (replacement,) = children_of(parent.pid) - set(first)
 
         def replacement_answers() -> bool:
@@ -203,6 +207,7 @@ def gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rpartition(")")[2].split()[0] == "Z"
+
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "65"])
