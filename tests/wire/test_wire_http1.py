@@ -379,7 +379,7 @@ async def test_tls_upstream_is_verified(tmp_path: Path) -> None:
 
 
 class _Pieces:
-    """A `BodyStream`: `pieces`, each given out only once `go` allows the next."""
+    """A `BodyStream` giving out `pieces` in order, counting how many it gave."""
 
     def __init__(self, pieces: list[bytes], length: int | None) -> None:
         self.pieces = pieces
