@@ -20,6 +20,7 @@ from genai_prices import Usage, calc_price
 from test_e2e_audio import audio_config
 
 from irisgate.testing import FakeLLM, FakeLocalAPI
+from irisgate.testing.inprocess import InProcessIrisgate
 from irisgate.testing.server import IrisgateServer
 
 BIG = 50_000_000  # bytes of the big upload
@@ -226,3 +227,38 @@ def test_a_big_upload_streams_through_with_bounded_memory(
     assert received["sha256"] == digest.hexdigest()
     assert answer.json()["bytes"] == BIG
     assert peak - before < BIG // 4, f"irisgate's peak RSS grew by {peak - before} bytes"
+
+
+def test_a_batch_charge_is_debited_from_the_creators_budget(
+    fake_llm: FakeLLM, localapi: FakeLocalAPI, tmp_path: Path
+) -> None:
+    config = json.loads(audio_config(fake_llm.base_url))
+    config["quotas"] = {"daily:<user>": {"capacity": "$1", "rate": "$0/day"}}
+    config["grants"][0]["app"]["tailscale.com/cap/aperture"].append(
+        {"quotas": [{"bucket": "daily:<user>"}]}
+    )
+    assert localapi.socket_path
+    with InProcessIrisgate(
+        json.dumps(config),
+        data_dir=tmp_path,
+        identity="tailscale",
+        tailscaled_socket=localapi.socket_path,
+    ) as gw:
+        alice = openai_client(gw)
+        source = alice.files.create(
+            file=("in.jsonl", batch_lines("gpt-4o-mini", 4), "application/jsonl"),
+            purpose="batch",
+        )
+        batch = alice.batches.create(
+            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        for _ in range(3):  # validating → in_progress → finalizing → completed
+            batch = alice.batches.retrieve(batch.id)
+        assert batch.status == "completed"
+        assert batch.output_file_id is not None
+        raw = alice.files.with_raw_response.content(batch.output_file_id)
+        cost = wait_for_record(gw, raw.headers["x-irisgate-request-id"])["cost_nanodollars"]
+        assert cost > 0
+        answer = client_from(ALICE_IP, gw).get("/api/quotas")
+        bucket = {b["name"]: b for b in answer.json()["buckets"]}["daily:alice@example.com"]
+        assert bucket["balance_nanodollars"] == 1_000_000_000 - cost
