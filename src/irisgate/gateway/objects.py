@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -32,9 +32,16 @@ from urllib.parse import parse_qs
 import orjson
 import structlog
 
+from irisgate.access.grants import Access
+from irisgate.access.routing import Route
+from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchResults
+from irisgate.gateway.formats.registry import OPENAI_BATCHES
+from irisgate.snapshot import Snapshot
 from irisgate.store import objects as store
 from irisgate.store.database import Database
 from irisgate.store.objects import OwnedObject
+from irisgate.usage.pricing import Pricer
+from irisgate.usage.tokens import Usage
 from irisgate.wire.errors import GatewayError
 
 Action = Literal[
@@ -282,3 +289,102 @@ def created_by_answer(
                     )
                 )
     return made
+
+
+# -- where a call goes ----------------------------------------------------------------------
+
+
+def file_route(
+    snapshot: Snapshot, access: Access, owner: OwnedObject, fields: dict[str, str]
+) -> tuple[Route, OwnedObject]:
+    """Where an upload goes: the first provider (by preference, then id) that enables
+    `openai_batches` and serves a model granted to the caller; the owner with its purpose."""
+    purpose = fields.get("purpose", "")
+    if not purpose:
+        raise GatewayError("invalid_request", "the upload has no 'purpose' field", param="purpose")
+    providers = sorted(snapshot.config.providers.values(), key=lambda p: (-p.preference, p.id))
+    for provider in providers:
+        if not (provider.enabled and provider.accepts(OPENAI_BATCHES.flag)):
+            continue
+        if any(access.may_use_model(f"{provider.id}/{m}") for m in provider.models):
+            owned = replace(owner, provider=provider.id, purpose=purpose[:100])
+            return Route(provider, "", qualified=False), owned
+    raise GatewayError(
+        "permission",
+        "access denied: no provider that enables 'openai_batches' serves a model granted to you",
+    )
+
+
+async def batch_route(
+    index: ObjectIndex,
+    snapshot: Snapshot,
+    access: Access,
+    owner: OwnedObject,
+    body: dict[str, Any],
+) -> tuple[Route, OwnedObject]:
+    """A batch runs where its input file is, on the models its lines name: the file must be
+    the caller's (else OpenAI's 404), and each of those models granted to them (else 403)."""
+    file_id = body.get("input_file_id")
+    if not isinstance(file_id, str) or not file_id:
+        raise GatewayError(
+            "invalid_request", "'input_file_id' must be a file id", param="input_file_id"
+        )
+    source = await index.find(file_id)
+    if source is None or source.kind != "file" or source.login_name != owner.login_name:
+        raise ObjectCall("file_get").missing(file_id, param="input_file_id")
+    if source.purpose != "batch" or not source.models:
+        raise GatewayError(
+            "invalid_request",
+            f"file {file_id[:200]} was not uploaded with purpose 'batch'",
+            param="input_file_id",
+        )
+    routes = [
+        snapshot.routes.resolve(
+            f"{source.provider}/{model}", OPENAI_BATCHES.flag, OPENAI_BATCHES.title, access
+        )
+        for model in sorted(source.models)
+    ]
+    owned = replace(owner, provider=source.provider, purpose="batch", models=source.models)
+    return Route(routes[0].provider, routes[0].model, qualified=False), owned
+
+
+async def owned_route(
+    index: ObjectIndex, snapshot: Snapshot, call: ObjectCall, login_name: str, access: Access
+) -> tuple[Route, OwnedObject]:
+    """The provider that holds the object a call names, for its creator only; anyone else
+    (and an object whose provider is gone, or whose models are no longer granted) gets
+    OpenAI's 404 for an unknown id."""
+    owned = await index.find(call.object_id)
+    if owned is None or owned.kind != call.kind or owned.login_name != login_name:
+        raise call.missing()
+    provider = snapshot.config.providers.get(owned.provider)
+    if provider is None or not provider.enabled or not provider.accepts(OPENAI_BATCHES.flag):
+        raise call.missing()
+    model = sorted(owned.models)[0] if owned.models else ""
+    if model and not access.may_use_model(f"{provider.id}/{model}"):
+        raise call.missing()
+    return Route(provider, model, qualified=False), owned
+
+
+def charge(
+    pricer: Pricer, route: Route, results: BatchResults, owned: OwnedObject
+) -> tuple[Usage, int | None, str]:
+    """A batch's results as a record's usage, cost and cost basis: priced per model (the
+    batch's own model when it has one, else each result's) at the batch discount; unpriced
+    when any model has no price."""
+    total, cost, basis, priced = Usage(), 0, "", True
+    for model, usage in results.usage.items():
+        name = owned.models[0] if len(owned.models) == 1 else model
+        amount, label = pricer.cost(route.provider, OPENAI_BATCHES.cost_basis, name, usage)
+        for field_name, value in usage.as_dict().items():
+            setattr(total, field_name, getattr(total, field_name) + value)
+        if amount is None:
+            priced = False
+        else:
+            cost += amount
+            basis = basis or label
+    if total.is_empty():
+        return total, 0, ""
+    if not priced:
+        return total, None, ""
+    return total, int(cost * BATCH_DISCOUNT), f"{basis} (batch)"

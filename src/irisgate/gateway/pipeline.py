@@ -43,9 +43,17 @@ from irisgate.gateway.capture import Answer, read_tee
 from irisgate.gateway.duplicates import refuse_duplicate_keys
 from irisgate.gateway.failover import Attempts
 from irisgate.gateway.formats.base import ApiFormat, ChunkFilter, Estimable, Operation, PathTarget
-from irisgate.gateway.formats.openai_batches import BATCH_DISCOUNT, BatchLines, BatchResults
+from irisgate.gateway.formats.openai_batches import BatchLines, BatchResults
 from irisgate.gateway.formats.registry import OPENAI_AUDIO, OPENAI_BATCHES, OPENAI_RESPONSES
-from irisgate.gateway.objects import ObjectCall, ObjectIndex, created_by_answer
+from irisgate.gateway.objects import (
+    ObjectCall,
+    ObjectIndex,
+    batch_route,
+    charge,
+    created_by_answer,
+    file_route,
+    owned_route,
+)
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
@@ -60,7 +68,6 @@ from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_na
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
 from irisgate.usage.tokenizer import TokenizerUnavailable
-from irisgate.usage.tokens import Usage
 from irisgate.wire import nesting
 from irisgate.wire.bodylimit import BodyTooLarge, ClientGone, read_body
 from irisgate.wire.errors import ErrorKind, GatewayError
@@ -464,12 +471,21 @@ class Gateway:
             key_id=identity.key.id if identity.key is not None else "",
             request_id=record.request_id,
         )
+        snapshot, index = self.runtime.snapshot, self.objects
         if call.action == "file_create":
-            route, owner = self._file_route(ex, access, owner)
+            upload = ex.upload
+            assert upload is not None
+            route, owner = file_route(snapshot, access, owner, upload.reader.form.fields)
+            if owner.purpose == "batch":  # its lines name the batch's models: read them
+                ex.batch = BatchLines()
+                upload.on_file_data, upload.on_end = ex.batch.feed, ex.batch.close
         elif call.action == "batch_create":
-            route, owner = await self._batch_route(ex, body, access, owner)
+            parsed = _parse_json(body, keys_in_body=False)
+            route, owner = await batch_route(index, snapshot, access, owner, parsed)
         else:
-            route, owner = await self._owned_route(ex, call, identity, access)
+            route, owner = await owned_route(index, snapshot, call, identity.login_name, access)
+            if call.action == "file_content" and owner.charges:
+                ex.results = BatchResults()
         ex.owned = owner
         ex.route, ex.routes = route, [route]
         record.model, record.provider = route.model, route.provider.id
@@ -488,87 +504,6 @@ class Gateway:
                 body_size=0,
             )
 
-    def _file_route(
-        self, ex: Exchange, access: Access, owner: OwnedObject
-    ) -> tuple[Route, OwnedObject]:
-        """Where an upload goes: the first provider (by preference, then id) that enables
-        `openai_batches` and serves a model granted to the caller."""
-        upload = ex.upload
-        assert upload is not None
-        purpose = upload.reader.form.fields.get("purpose", "")
-        if not purpose:
-            raise GatewayError(
-                "invalid_request", "the upload has no 'purpose' field", param="purpose"
-            )
-        if purpose == "batch":
-            ex.batch = BatchLines()
-            upload.on_file_data, upload.on_end = ex.batch.feed, ex.batch.close
-        snapshot = self.runtime.snapshot
-        providers = sorted(snapshot.config.providers.values(), key=lambda p: (-p.preference, p.id))
-        for provider in providers:
-            if not (provider.enabled and provider.accepts(OPENAI_BATCHES.flag)):
-                continue
-            if any(access.may_use_model(f"{provider.id}/{m}") for m in provider.models):
-                owned = replace(owner, provider=provider.id, purpose=purpose[:100])
-                return Route(provider, "", qualified=False), owned
-        raise GatewayError(
-            "permission",
-            "access denied: no provider that enables 'openai_batches' serves a model "
-            "granted to you",
-        )
-
-    async def _batch_route(
-        self, ex: Exchange, body: bytes, access: Access, owner: OwnedObject
-    ) -> tuple[Route, OwnedObject]:
-        """A batch runs where its input file is, on the models its lines name: the file
-        must be the caller's, and each of those models granted to them."""
-        parsed = _parse_json(body, keys_in_body=False)
-        call = ex.call
-        assert call is not None
-        file_id = parsed.get("input_file_id")
-        if not isinstance(file_id, str) or not file_id:
-            raise GatewayError(
-                "invalid_request", "'input_file_id' must be a file id", param="input_file_id"
-            )
-        source = await self.objects.find(file_id)
-        if source is None or source.kind != "file" or source.login_name != owner.login_name:
-            raise ObjectCall("file_get").missing(file_id, param="input_file_id")
-        if source.purpose != "batch" or not source.models:
-            raise GatewayError(
-                "invalid_request",
-                f"file {file_id[:200]} was not uploaded with purpose 'batch'",
-                param="input_file_id",
-            )
-        routes = self.runtime.snapshot.routes
-        chosen: Route | None = None
-        for model in sorted(source.models):
-            route = routes.resolve(
-                f"{source.provider}/{model}", OPENAI_BATCHES.flag, OPENAI_BATCHES.title, access
-            )
-            chosen = chosen or route
-        assert chosen is not None
-        owned = replace(owner, provider=source.provider, purpose="batch", models=source.models)
-        return Route(chosen.provider, chosen.model, qualified=False), owned
-
-    async def _owned_route(
-        self, ex: Exchange, call: ObjectCall, identity: Identity, access: Access
-    ) -> tuple[Route, OwnedObject]:
-        """The provider that holds the object a call names, for its creator only; anyone
-        else (and an object whose provider is gone) gets OpenAI's 404 for an unknown id."""
-        owned = await self.objects.find(call.object_id)
-        if owned is None or owned.kind != call.kind or owned.login_name != identity.login_name:
-            raise call.missing()
-        provider = self.runtime.snapshot.config.providers.get(owned.provider)
-        if provider is None or not provider.enabled or not provider.accepts(OPENAI_BATCHES.flag):
-            raise call.missing()
-        model = sorted(owned.models)[0] if owned.models else ""
-        if model and not access.may_use_model(f"{provider.id}/{model}"):
-            raise call.missing()  # no longer granted the batch's model: as if unknown
-        uncharged = owned.purpose == "batch_output" and owned.charged_at is None
-        if call.action == "file_content" and uncharged:
-            ex.results = BatchResults()
-        return Route(provider, model, qualified=False), owned
-
     async def _after_object_call(self, ex: Exchange) -> None:
         """Record what a files or batches answer created, changed or deleted; charge a batch's
         results once (the first complete download of its output file)."""
@@ -583,31 +518,11 @@ class Gateway:
             return
         if not await self.objects.mark_charged(owned.object_id):
             return  # charged already (another download, maybe on another instance)
-        self._charge_results(ex, results, owned)
+        assert ex.route is not None
+        record.usage, record.cost_nanodollars, record.cost_basis = charge(
+            self.runtime.snapshot.pricer, ex.route, results, owned
+        )
         ex.journaled = False  # the spool has the record without its charge: journal again
-
-    def _charge_results(self, ex: Exchange, results: BatchResults, owned: OwnedObject) -> None:
-        """The batch's usage, priced per model at the batch discount, on this record."""
-        record, route = ex.record, ex.route
-        assert route is not None
-        pricer = self.runtime.snapshot.pricer
-        total, cost, basis, priced = Usage(), 0, "", True
-        for model, usage in results.usage.items():
-            name = owned.models[0] if len(owned.models) == 1 else model
-            amount, label = pricer.cost(route.provider, OPENAI_BATCHES.cost_basis, name, usage)
-            for field_name, value in usage.as_dict().items():
-                setattr(total, field_name, getattr(total, field_name) + value)
-            if amount is None:
-                priced = False
-            else:
-                cost += amount
-                basis = basis or label
-        record.usage = total
-        if total.is_empty():
-            record.cost_nanodollars = 0
-        elif priced:
-            record.cost_nanodollars = int(cost * BATCH_DISCOUNT)
-            record.cost_basis = f"{basis} (batch)"
 
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int

@@ -38,6 +38,11 @@ class OwnedObject:
     #: when the id is new, never over the object a retrieve gave
     stub: bool = False
 
+    @property
+    def charges(self) -> bool:
+        """A batch output file whose results are not charged yet (gateway/objects.py)."""
+        return self.purpose == "batch_output" and self.charged_at is None
+
 
 def _row(obj: OwnedObject) -> dict[str, Any]:
     return {
