@@ -57,6 +57,7 @@ TABLES = {
     "signin_sessions",
     "signin_attempts",
     "owner_attributes",
+    "openai_objects",
     "alembic_version",
 }
 
