@@ -17,6 +17,7 @@ from irisgate.gateway.formats.openai_batches import (
 from irisgate.gateway.formats.registry import OPENAI_AUDIO, OPENAI_BATCHES
 from irisgate.testing.fake_openai_objects import FakeOpenAIObjects
 from irisgate.usage.tokens import Usage
+from irisgate.usage.unitprices import Units, unit_price
 from irisgate.wire.errors import GatewayError
 
 
@@ -27,6 +28,36 @@ def test_token_usage_is_read_and_seconds_are_not_tokens() -> None:
     assert usage_from_response(seconds).is_empty()
     assert usage_from_response({"text": "hi", "duration": 8.4}).is_empty()
     assert usage_from_response({"usage": "junk"}).is_empty()
+
+
+@pytest.mark.parametrize(
+    ("response", "seconds"),
+    [
+        ({"text": "hi", "usage": {"type": "duration", "seconds": 3}}, 3),
+        ({"text": "hi", "duration": 8.4}, 9),  # verbose_json: rounded up
+        ({"text": "hi"}, 0),  # says nothing: unpriced
+        ({"text": "hi", "duration": "8"}, 0),
+        ({"text": "hi", "duration": True}, 0),
+        ({"text": "hi", "duration": float("nan")}, 0),
+        ({"text": "hi", "duration": -1}, 0),
+        ({"text": "hi", "duration": 1e12}, 0),  # no audio is that long
+    ],
+)
+def test_a_transcription_without_tokens_is_counted_in_the_seconds_its_answer_gives(
+    response: dict[str, object], seconds: int
+) -> None:
+    assert OPENAI_AUDIO.units({"model": "whisper-1"}, response) == Units("second", seconds)
+    assert OPENAI_AUDIO.requested({"model": "whisper-1"}) == Units("second", 0)
+
+
+def test_speech_is_counted_in_characters_and_only_whisper_has_a_price_per_second() -> None:
+    speech = {"model": "tts-1", "input": "Hello there", "voice": "alloy"}
+    assert OPENAI_AUDIO.requested(speech) == Units("character", 11)
+    assert OPENAI_AUDIO.units(speech, {}) == Units("character", 11)
+    assert unit_price("openai", "tts-1", Units("character", 11)) is None
+    assert str(unit_price("openai", "whisper-1", Units("second", 60))) == "0.0001"
+    assert unit_price("openai", "gpt-4o-transcribe", Units("second", 60)) is None
+    assert unit_price("anthropic", "whisper-1", Units("second", 60)) is None
 
 
 def test_a_streamed_transcription_reports_usage_in_its_done_event() -> None:
