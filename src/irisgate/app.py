@@ -72,7 +72,9 @@ def _in_process(gateway: Gateway) -> Any:
         if endpoint.op is None:
             raise ValueError(f"not an LLM API operation: {scope['method']} {scope['path']}")
         op, target, response_id = endpoint.op, endpoint.target, endpoint.response_id
-        await gateway.handle(scope, receive, send, op, target, response_id=response_id)
+        await gateway.handle(
+            scope, receive, send, op, target, response_id=response_id, call=endpoint.call
+        )
 
     return llm
 
@@ -180,7 +182,9 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
         if endpoint.op is not None:  # an LLM call: the gateway refuses it while draining
             op, target, response_id = endpoint.op, endpoint.target, endpoint.response_id
             gateway: Gateway = state["gateway"]
-            await gateway.handle(scope, receive, send, op, target, response_id=response_id)
+            await gateway.handle(
+                scope, receive, send, op, target, response_id=response_id, call=endpoint.call
+            )
             return
         if drain.draining and endpoint.kind != "health":
             await endpoint.answer(send, 503, "unavailable", REFUSAL, **_REFUSAL_HEADERS)

@@ -60,6 +60,7 @@ TABLES = {
     "alerts",
     "alert_reads",
     "alert_deliveries",
+    "openai_objects",
     "alembic_version",
 }
 
@@ -139,7 +140,7 @@ async def test_a_new_database_gets_the_schema_the_migrations_build(db_url: str) 
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0024"
+        assert await current_revision(db) == SCHEMA_HEAD
     finally:
         await db.close()
 
@@ -151,7 +152,7 @@ async def test_the_migrations_build_what_tables_py_says(db_url: str) -> None:
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
             assert await conn.run_sync(_schema_differences) == []
-        assert await current_revision(db) == "0024"
+        assert await current_revision(db) == SCHEMA_HEAD
     finally:
         await db.close()
 
@@ -165,7 +166,7 @@ async def test_an_older_database_is_migrated_to_head_keeping_its_data(db_url: st
         await old.close()
     db = await open_database(db_url)
     try:
-        assert await current_revision(db) == "0024"
+        assert await current_revision(db) == SCHEMA_HEAD
         assert await configs.latest(db) == version
         async with db.connect() as conn:
             assert await conn.run_sync(_table_names) == TABLES
@@ -346,7 +347,7 @@ async def test_reopening_is_idempotent_and_keeps_data(db_url: str) -> None:
     for _ in range(2):
         again = await open_database(db_url)
         try:
-            assert await current_revision(again) == "0024"
+            assert await current_revision(again) == SCHEMA_HEAD
             assert await configs.latest(again) == version
         finally:
             await again.close()
@@ -356,7 +357,7 @@ async def test_instances_starting_together_both_open(db_url: str) -> None:
     opened = await asyncio.gather(*(open_database(db_url) for _ in range(3)))
     try:
         for db in opened:
-            assert await current_revision(db) == "0024"
+            assert await current_revision(db) == SCHEMA_HEAD
     finally:
         for db in opened:
             await db.close()

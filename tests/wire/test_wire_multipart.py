@@ -45,6 +45,20 @@ def test_fields_kept_files_measured_at_every_split() -> None:
         assert body[start:end] == b"gpt-image-1"
 
 
+def test_a_files_bytes_are_handed_on_as_they_pass_at_every_split() -> None:
+    """`on_file_data` gets exactly the file's bytes (never a field's, never a boundary),
+    however the body is cut; the reader keeps none of them."""
+    content_type, body = sdk_body({"purpose": "batch"}, {"file": ("in.jsonl", IMAGE, "x/y")})
+    for at in range(0, len(body) + 1, 7):
+        seen: list[bytes] = []
+        reader = FormReader(boundary_of(content_type), on_file_data=seen.append)
+        reader.feed(body[:at])
+        reader.feed(body[at:])
+        form = reader.close()
+        assert b"".join(seen) == IMAGE
+        assert form.fields == {"purpose": "batch"}
+
+
 def test_byte_at_a_time() -> None:
     content_type, body = sdk_body({"model": "m"}, {"image": ("a.png", IMAGE, "image/png")})
     form = read(content_type, body, [body[i : i + 1] for i in range(len(body))])

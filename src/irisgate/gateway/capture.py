@@ -58,6 +58,9 @@ def _inflate(body: bytes, wbits: int, limit: int) -> tuple[bytes, bool]:
 def read_tee(fmt: ApiFormat, status: int, headers: Mapping[str, str], tee: Tee) -> Answer:
     """Read a relayed answer from the tee that kept it: as `read_answer` when it fit in the
     tee's limit (decompressed, too), else from its head and tail."""
+    content_type = headers.get("content-type", "")
+    if is_binary(content_type):
+        return Answer(Usage(), described(content_type, tee.size), 0)
     encoding = headers.get("content-encoding", "")
     head, whole = tee.head(), not tee.truncated
     tail = tee.tail()
@@ -69,6 +72,24 @@ def read_tee(fmt: ApiFormat, status: int, headers: Mapping[str, str], tee: Tee) 
         return read_answer(fmt, status, headers, head)
     size = tee.size if not encoding else None
     return _read_cut(fmt, status, headers, head, tail, stored=head + marker(size, len(head)))
+
+
+#: content types that are text (or JSON, SSE, JSONL …) and are captured as they are
+_TEXT_TYPES = ("text/", "json", "event-stream", "xml", "jsonl", "ndjson")
+#: Bedrock's binary stream is read by its format (usage); it is captured reassembled
+_FRAMED_TYPES = (_EVENTSTREAM,)
+
+
+def is_binary(content_type: str) -> bool:
+    """An answer capture keeps as its type and size only (audio, images, octet streams):
+    anything with a content type that is neither text nor a stream irisgate reads."""
+    lowered = content_type.lower()
+    return bool(lowered) and not any(t in lowered for t in _TEXT_TYPES + _FRAMED_TYPES)
+
+
+def described(content_type: str, size: int) -> bytes:
+    """What capture stores for a binary body: its type and size, never its bytes."""
+    return orjson.dumps({"irisgate_binary_body": {"content_type": content_type, "bytes": size}})
 
 
 def _read_cut(

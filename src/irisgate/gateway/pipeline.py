@@ -18,6 +18,10 @@ response's creator (telemetry/responses.py) instead of classify + route, without
 An upload (multipart/form-data: `/v1/images/edits`) is read whole into memory or a temporary
 file (wire/upload.py) before classify, which reads its text fields; it goes through every
 stage but the pre-request hooks (there is no JSON body for them to read or replace).
+So are audio transcriptions and translations and file uploads (`POST /v1/files`).
+The calls of OpenAI's files and batches (gateway/objects.py) are routed by the object's
+creator instead of classify + route; irisgate answers their list calls itself, and a batch's
+results are charged when its output file is first downloaded.
 
 Each stage lives in its own module and knows nothing of the others. LLM paths are served by
 `Gateway` as a raw ASGI callable (no framework on this path: see DESIGN.md).
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -50,7 +54,17 @@ from irisgate.gateway.formats.base import (
     PathTarget,
     Slimmed,
 )
-from irisgate.gateway.formats.registry import OPENAI_RESPONSES
+from irisgate.gateway.formats.openai_batches import BatchLines, BatchResults
+from irisgate.gateway.formats.registry import OPENAI_BATCHES, OPENAI_RESPONSES
+from irisgate.gateway.objects import (
+    ObjectCall,
+    ObjectIndex,
+    batch_route,
+    charge,
+    created_by_answer,
+    file_route,
+    owned_route,
+)
 from irisgate.gateway.relay import FORWARDING, RelayResult, refusal
 from irisgate.gateway.relaycore import Unanswered, relay, watched
 from irisgate.gateway.tee import Tee, marker
@@ -61,6 +75,7 @@ from irisgate.quotas.gate import Admission
 from irisgate.quotas.ratelimits import Permit
 from irisgate.runtime import Runtime
 from irisgate.snapshot import Snapshot
+from irisgate.store.objects import OwnedObject
 from irisgate.telemetry.record import RequestRecord, new_request_id, recorded_name
 from irisgate.usage.estimate import Prompt, UsageEstimate
 from irisgate.usage.sessions import session_id
@@ -100,6 +115,12 @@ class Exchange:
     estimate: int | None = None  # nanodollars, for hooks
     target: PathTarget | None = None  # what a path-templated API said in its URL
     response_id: str | None = None  # the stored response a model-less Responses call names
+    call: ObjectCall | None = None  # a files or batches call (gateway/objects.py)
+    batch: BatchLines | None = None  # an uploaded file's lines, read as a batch file's
+    owned: OwnedObject | None = None  # the object a call names, or the one it will create
+    created: list[OwnedObject] | None = None  # objects the answer created or changed
+    results: BatchResults | None = None  # a batch output file's results, to charge
+    listed: bytes | None = None  # a list call's answer, made by irisgate
     started: float = 0.0  # perf_counter when the request arrived
     body: bytes = b""  # the request body as the client sent it, once read
     out_body: bytes = b""  # the body every attempt sends upstream
@@ -118,6 +139,7 @@ class Exchange:
 class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.objects = ObjectIndex(runtime.db)
 
     async def handle(
         self,
@@ -128,6 +150,7 @@ class Gateway:
         target: PathTarget | None = None,
         *,
         response_id: str | None = None,
+        call: ObjectCall | None = None,
     ) -> None:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -143,21 +166,15 @@ class Gateway:
             kind=op.kind,
         )
         result = RelayResult(Tee(self.runtime.settings.max_capture_body))
-        ex = Exchange(op, headers, record, result, target=target, response_id=response_id)
+        ex = Exchange(
+            op, headers, record, result, target=target, response_id=response_id, call=call
+        )
         ex.started = started
         drain = self.runtime.drain
         try:
             self._check_taking_work()
             with drain.track(record):
-                await self._admit(ex, scope)
-                body = await self._read(ex, scope, receive)
-                await self._prepare(ex, scope, body)
-                await self._relay(ex, send, receive)
-                if ex.result.status and ex.route is not None:
-                    if not ex.accounted:  # sealed before the answer's end otherwise
-                        self._account(ex, ex.route)
-                elif drain.was_cut(record):  # cut before the upstream answered
-                    await self._refuse_cut(ex, send)
+                await self._serve(ex, scope, receive, send)
         except GatewayError as exc:
             await self._refuse(ex, send, exc)
         except ClientGone:
@@ -177,6 +194,29 @@ class Gateway:
                 self._finish(ex)
             else:  # tokenizing is CPU work: off the request path, before anything is settled
                 self.runtime.defer(self._estimate_then_finish(ex, ex.pending))
+
+    async def _serve(self, ex: Exchange, scope: Scope, receive: Any, send: Any) -> None:
+        """identify … relay, for one request; `handle` answers what this raises."""
+        await self._admit(ex, scope)
+        body = await self._read(ex, scope, receive)
+        await self._prepare(ex, scope, body)
+        record = ex.record
+        if ex.listed is not None:
+            await _send_json(send, ex.listed, record.request_id)
+            record.status, record.response_bytes = 200, len(ex.listed)
+            return
+        try:
+            await self._relay(ex, send, receive)
+        finally:
+            if ex.created:  # remembered before the answer's end: written whatever happens
+                await self.objects.save(ex.created)
+        if ex.call is not None:
+            await self._after_object_call(ex)
+        if ex.result.status and ex.route is not None:
+            if not ex.accounted:  # sealed before the answer's end otherwise
+                self._account(ex, ex.route)
+        elif self.runtime.drain.was_cut(record):  # cut before the upstream answered
+            await self._refuse_cut(ex, send)
 
     def _check_taking_work(self) -> None:
         """Refuse before any work (nothing is recorded or charged): the process is stopping,
@@ -203,7 +243,7 @@ class Gateway:
         record = ex.record
         if ex.upload is not None:  # the attempts are over: the temporary file goes
             ex.upload.close()
-        if record.cost_nanodollars is None and record.usage.is_empty() and not record.units:
+        if record.cost_nanodollars is None and record.usage.is_empty() and not record.unit:
             record.cost_nanodollars = 0  # nothing used, nothing owed; None means unpriced
         if ex.admission is not None:
             self.runtime.quotas.settle(
@@ -268,7 +308,10 @@ class Gateway:
         and type (what classify and quota read, and what capture stores)."""
         limit = self.runtime.settings.max_request_body
         try:
-            reader = FormReader(boundary_of(ex.headers.get("content-type", "")))
+            boundary = boundary_of(ex.headers.get("content-type", ""))
+            if ex.call is not None:  # a file upload: its lines are read in case it is a batch's
+                ex.batch = BatchLines()
+            reader = FormReader(boundary, ex.batch.feed if ex.batch is not None else None)
             ex.upload = await read_upload(
                 receive, scope["headers"], limit, "--max-request-body", reader
             )
@@ -293,6 +336,9 @@ class Gateway:
         ex.body = body  # a refused request is recorded with it (`_refuse`)
         if ex.response_id is not None:
             await self._prepare_stored(ex, scope, body, identity, access)
+            return
+        if ex.call is not None:
+            await self._prepare_object(ex, scope, body, identity, access)
             return
         target = ex.target
         parsed = _parse_json(body, keys_in_body=target is None)
@@ -447,6 +493,7 @@ class Gateway:
             upstream_url(route.provider, path, query),
             upstream_headers,
             body if ex.upload is None else ex.upload,
+            record.method,
             name=f"provider {route.provider.id}",
         )
         if cloud is not None:  # last: a signature covers the final URL and body
@@ -502,6 +549,82 @@ class Gateway:
         record.request_headers = redact(headers)
         record.request_body = self._stored(body)
 
+    async def _prepare_object(
+        self, ex: Exchange, scope: Scope, body: bytes, identity: Identity, access: Access
+    ) -> None:
+        """route (to the provider that holds the object, for its creator only) → upstream
+        request, for a files or batches call; a list call is answered from irisgate's own
+        table (`ex.listed`). See gateway/objects.py."""
+        call, record = ex.call, ex.record
+        assert call is not None
+        record.counts_as_usage = False  # managing files is no LLM usage; a charge is (below)
+        if call.listing:
+            ex.listed = await self.objects.page(
+                identity.login_name, call.kind, scope.get("query_string", b"")
+            )
+            return
+        owner = OwnedObject(
+            object_id="",
+            kind=call.kind,
+            provider="",
+            login_name=identity.login_name,
+            key_id=identity.key.id if identity.key is not None else "",
+            request_id=record.request_id,
+        )
+        snapshot, index = self.runtime.snapshot, self.objects
+        if call.action == "file_create":
+            assert ex.form is not None
+            route, owner = file_route(snapshot, access, owner, ex.form.fields)
+            if owner.purpose == "batch":  # its lines name the batch's models: checked here
+                assert ex.batch is not None
+                ex.batch.close()
+            else:
+                ex.batch = None
+        elif call.action == "batch_create":
+            parsed = _parse_json(body, keys_in_body=False)
+            route, owner = await batch_route(index, snapshot, access, owner, parsed)
+        else:
+            route, owner = await owned_route(index, snapshot, call, identity.login_name, access)
+            if call.action == "file_content" and owner.charges:
+                ex.results = BatchResults()
+        ex.owned = owner
+        ex.route, ex.routes = route, [route]
+        record.model, record.provider = route.model, route.provider.id
+        ex.out_body = body
+        ex.path, ex.query = scope["path"], scope.get("query_string", b"")
+        if ex.results is not None:  # a batch's results, charged: quotas apply as to a request
+            record.counts_as_usage = True
+            ex.chunk_filter = ex.results
+            ex.admission = await self.runtime.quotas.admit(
+                self.runtime.snapshot,
+                access=access,
+                identity=identity,
+                route=route,
+                format_basis=OPENAI_BATCHES.cost_basis,
+                body={},
+                body_size=0,
+            )
+
+    async def _after_object_call(self, ex: Exchange) -> None:
+        """Record what a files or batches answer created, changed or deleted; charge a batch's
+        results once (the first complete download of its output file)."""
+        call, record = ex.call, ex.record
+        assert call is not None
+        if not 200 <= ex.result.status < 300:
+            return
+        if call.action == "file_delete":
+            await self.objects.forget(call.object_id)
+        results, owned = ex.results, ex.owned
+        if results is None or owned is None or record.cancelled or ex.result.error:
+            return
+        if not await self.objects.mark_charged(owned.object_id):
+            return  # charged already (another download, maybe on another instance)
+        assert ex.route is not None
+        record.usage, record.cost_nanodollars, record.cost_basis = charge(
+            self.runtime.snapshot.pricer, ex.route, results, owned
+        )
+        ex.journaled = False  # the spool has the record without its charge: journal again
+
     async def _pre_hooks(
         self, ex: Exchange, scope: Scope, snapshot: Snapshot, parsed: dict[str, Any], *, size: int
     ) -> tuple[dict[str, Any], bool]:
@@ -550,7 +673,7 @@ class Gateway:
             health=self.runtime.health,
             version=record.config_version,
             session=record.session_id or record.request_id,
-            attempts=settings.failover_attempts,
+            attempts=1 if ex.call is not None else settings.failover_attempts,
             budget=settings.failover_budget,
         )
 
@@ -644,6 +767,8 @@ class Gateway:
             output = ex.translation.output
             record.response_body = read_tee(ex.op.format, result.status, headers, output).body
         record.response_headers = redact(result.headers)
+        if ex.call is not None and 200 <= result.status < 300:
+            self._note_created(ex, answer.response)
         if not ex.op.billable:
             return
         record.usage, record.tool_calls = answer.usage, answer.tool_calls
@@ -658,14 +783,34 @@ class Gateway:
             # an embedding answer without a count (Gemini): the texts are counted instead
             ex.pending = _estimate_of(fmt, route, ex.request, answer._replace(input_reported=False))
         if ok and record.usage.is_empty() and isinstance(fmt, Counted):
-            units = fmt.units(ex.parsed or {}, answer.response or {})
-            if units is not None:  # priced per unit (images without token usage)
-                record.unit, record.units = units.unit, units.count
-                record.cost_nanodollars, record.cost_basis = self.runtime.snapshot.pricer.unit_cost(
-                    route.provider, fmt.cost_basis, route.model, units
-                )
+            self._price_units(ex, route, fmt, answer.response or {})
         if ex.pending is None and not record.usage.is_empty():  # else priced once estimated
             self._price(record, route, fmt)
+
+    def _note_created(self, ex: Exchange, response: dict[str, Any] | None) -> None:
+        """The objects a files or batches answer created or changed, remembered before the
+        client has the answer (written to the database after it: `_serve`)."""
+        if ex.call is None or ex.owned is None:
+            return
+        if ex.batch is not None:  # a batch input file: the models its lines name
+            ex.owned = replace(ex.owned, models=tuple(sorted(ex.batch.models)))
+        ex.created = created_by_answer(ex.call, response, owner=ex.owned)
+        self.objects.remember(ex.created)
+
+    def _price_units(
+        self, ex: Exchange, route: Route, fmt: Counted, response: dict[str, Any]
+    ) -> None:
+        """Price an answer without token usage per unit (images, seconds of audio); one
+        that does not say how many is left unpriced."""
+        units = fmt.units(ex.parsed or {}, response)
+        if units is None:
+            return
+        record = ex.record
+        record.unit, record.units = units.unit, units.count
+        if units.count:
+            record.cost_nanodollars, record.cost_basis = self.runtime.snapshot.pricer.unit_cost(
+                route.provider, ex.op.format.cost_basis, route.model, units
+            )
 
     def _stored(self, body: bytes) -> bytes:
         """A request body as capture keeps it: cut past `--max-capture-body`, with a marker."""
@@ -735,6 +880,20 @@ def _parse_json(body: bytes, *, keys_in_body: bool) -> dict[str, Any]:
     if keys_in_body:
         refuse_duplicate_keys(body)
     return parsed
+
+
+async def _send_json(send: Any, body: bytes, request_id: str) -> None:
+    """A 200 JSON answer irisgate made itself (a files or batches list)."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-irisgate-request-id", request_id.encode()),
+    ]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        log.info("client gone before the answer", request_id=request_id)
 
 
 async def _send_error(send: Any, op: Operation, error: GatewayError, request_id: str) -> None:

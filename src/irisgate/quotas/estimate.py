@@ -84,7 +84,9 @@ def estimate(
 ) -> Guess:
     """What this request may cost (see module doc)."""
     key = f"{provider.id}/{model}"
-    if units is not None:  # asked in units (images): priced per unit when the model is
+    # asked in units (images): priced per unit when the model is; a count known only from
+    # the answer (seconds of audio) is guessed like tokens
+    if units is not None and units.count:
         per_unit, _ = pricer.unit_cost(provider, format_basis, model, units)
         if per_unit is not None:
             return Guess(per_unit, limited=True, model=key)

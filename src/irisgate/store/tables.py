@@ -22,6 +22,12 @@ Tables:
   look it up. A small table of its own rather than a `requests` column: most requests have
   no response id, and a lookup by primary key needs no extra index on the widest, busiest
   table.
+- `openai_objects`: the OpenAI files and batches irisgate relayed the creation of (by the
+  provider's `file-…` / `batch_…` id): the login (and API key id) that created it, the
+  provider that holds it, its purpose, the models a batch input file names, the batch an
+  output file belongs to, the object as last relayed (what `GET /v1/files` and
+  `GET /v1/batches` list), and when a batch output file's results were charged (once).
+  Only the creator may reach an object (irisgate.gateway.objects).
 - `export_state`: one row per usage exporter (`s3`): the id cursor and the batch being
   uploaded, so that a batch interrupted between upload and cursor update is redone under the
   same object key (see `irisgate.exporters.cursor`). `requests.exported_at` marks exported
@@ -294,6 +300,29 @@ responses = Table(
     Column("login_name", Text, nullable=False),
     Column("request_id", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+openai_objects = Table(
+    "openai_objects",
+    metadata,
+    Column("object_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),  # file | batch
+    Column("provider", Text, nullable=False),
+    Column("login_name", Text, nullable=False),
+    Column("key_id", Text, nullable=False, server_default=text("''")),
+    Column("purpose", Text, nullable=False, server_default=text("''")),
+    Column("models", Text, nullable=False, server_default=text("'[]'")),  # JSON list
+    Column("batch_id", Text, nullable=True),  # an output or error file's batch
+    Column("object", Text, nullable=False),  # JSON, as last relayed
+    Column("request_id", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("charged_at", UTCDateTime, nullable=True),
+)
+Index(
+    "ix_openai_objects_login_kind_created",
+    openai_objects.c.login_name,
+    openai_objects.c.kind,
+    openai_objects.c.created_at,
 )
 
 export_state = Table(

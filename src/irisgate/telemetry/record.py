@@ -123,8 +123,8 @@ class RequestRecord:
     #: what the request asks for (`KINDS`): from its path, and for Bedrock's InvokeModel
     #: from its body (an embedding model's body shape)
     kind: str = "chat"
-    #: a request priced by a unit other than tokens: the unit (`image`; later `second`)
-    #: and how many of them; "" and 0 when tokens are the measure
+    #: a request priced by a unit other than tokens: the unit (`image`, `second`,
+    #: `character`) and how many of them; "" and 0 when tokens are the measure
     unit: str = ""
     units: int = 0
 

@@ -14,7 +14,9 @@ Endpoints
     ``GET /v1/models`` and ``/models`` (OpenAI
     list shape; Anthropic's when the request carries ``anthropic-version``),
     ``GET``/``DELETE /v1/responses/{id}``, ``GET …/input_items`` and ``POST …/cancel`` (the
-    responses created with ``store`` not false; see `fake_openai`). Anything else is a
+    responses created with ``store`` not false; see `fake_openai`); OpenAI's audio
+    (``/v1/audio/…``), files (``/v1/files…``) and batches (``/v1/batches…``) through
+    ``objects`` (`fake_openai_objects`). Anything else is a
     404 in the vendor's envelope. Wire details: `fake_openai`, `fake_anthropic`; the reply and
     token-count rules: `fake_reply`.
 
@@ -64,6 +66,7 @@ from irisgate.testing import (
     fake_media,
     fake_openai,
 )
+from irisgate.testing.fake_openai_objects import FakeOpenAIObjects
 from irisgate.testing.fake_reply import (
     Reply,
     arguments_for_schema,
@@ -164,6 +167,8 @@ class FakeLLM(StartStop):
         self._server = ServerThread("FakeLLM")
         self._closing = False
         self.base_url = ""
+        #: OpenAI's audio, files and batches endpoints, their knobs and state
+        self.objects = FakeOpenAIObjects()
         self.reset()
 
     def reset(self) -> None:
@@ -199,6 +204,7 @@ class FakeLLM(StartStop):
         self.completed_streams = 0
         self.dropped_streams = 0
         self.gated_streams = 0
+        self.objects.reset()
         with self._lock:
             self._failures.clear()
 
@@ -266,6 +272,7 @@ class FakeLLM(StartStop):
             route.add_post(path, self._wrap("google", functools.partial(fake_cloud.google, self)))
         bedrock = functools.partial(fake_cloud.bedrock, self)
         route.add_post(fake_cloud.BEDROCK_PATH, self._wrap("bedrock", bedrock))
+        self.objects.add_routes(route)
         route.add_route("*", "/{tail:.*}", self._unknown)
         return app
 

@@ -6,8 +6,9 @@ and keeps the answer on the ASGI scope, so the host and cross-site guards, the d
 
     kind        paths                                             errors answer in
     llm         POST /v1/chat/completions, /v1/responses,         the API's own envelope
-                /v1/messages, Gemini / Vertex / Bedrock paths
-                (`formats/templates.py`), /v1/responses/{id};
+                /v1/messages, /v1/audio/…, Gemini / Vertex /
+                Bedrock paths (`formats/templates.py`),
+                /v1/responses/{id}, /v1/files…, /v1/batches…;
                 also any other path in an LLM API's space
                 (`/v1/…`, `/v1/messages…`, `/v1beta/…`,
                 `/bedrock/…`): `op` is None, answered 404/405
@@ -37,11 +38,16 @@ from irisgate.gateway.formats.base import ApiFormat, Operation, PathTarget
 from irisgate.gateway.formats.cloud import BEDROCK_CONVERSE, GEMINI
 from irisgate.gateway.formats.registry import (
     ANTHROPIC_MESSAGES,
+    BATCH_CALL,
+    FILE_CALL,
+    FILE_UPLOAD,
+    OPENAI_BATCHES,
     OPENAI_CHAT,
     PATHS,
     STORED_RESPONSE,
 )
 from irisgate.gateway.formats.templates import classify
+from irisgate.gateway.objects import ObjectCall, is_object_path, object_call_of
 from irisgate.telemetry.responses import response_id_of
 from irisgate.web.headers import is_page
 from irisgate.wire.errors import ErrorKind, GatewayError
@@ -71,6 +77,8 @@ class Endpoint:
     target: PathTarget | None = None
     #: the stored response a `/v1/responses/{id}` call names
     response_id: str | None = None
+    #: the files or batches call (`/v1/files…`, `/v1/batches…`: gateway/objects.py)
+    call: ObjectCall | None = None
     #: the methods the path has when this request's method is not one of them (a 405)
     allowed: tuple[str, ...] = ()
 
@@ -160,11 +168,9 @@ def _classify(scope: MutableMapping[str, Any]) -> Endpoint:
         return _MODELS
     if path.startswith("/aperture/"):
         return _API
-    if path.startswith("/v1/responses/"):
-        response_id = response_id_of(method, path)
-        if response_id is not None:
-            return Endpoint("llm", STORED_RESPONSE.format, STORED_RESPONSE, response_id=response_id)
-        return Endpoint("llm", STORED_RESPONSE.format)
+    stored = _stored_object(method, path)
+    if stored is not None:
+        return stored
     raw = scope.get("raw_path")
     templated = classify(raw.decode("latin-1") if raw else path, scope.get("query_string", b""))
     if templated is not None:
@@ -174,6 +180,26 @@ def _classify(scope: MutableMapping[str, Any]) -> Endpoint:
         return Endpoint("llm", op.format, allowed=_POST)
     fmt = _api_space(path)
     return Endpoint("llm", fmt) if fmt is not None else _UNKNOWN
+
+
+def _stored_object(method: str, path: str) -> Endpoint | None:
+    """A call that names something a provider stores instead of a model: a Responses API
+    response (`/v1/responses/{id}`…), a file or a batch (`/v1/files…`, `/v1/batches…`)."""
+    if path.startswith("/v1/responses/"):
+        response_id = response_id_of(method, path)
+        if response_id is not None:
+            return Endpoint("llm", STORED_RESPONSE.format, STORED_RESPONSE, response_id=response_id)
+        return Endpoint("llm", STORED_RESPONSE.format)
+    if is_object_path(path):
+        call = object_call_of(method, path)
+        if call is None:
+            return Endpoint("llm", OPENAI_BATCHES)
+        if call.action == "file_create":
+            op = FILE_UPLOAD
+        else:
+            op = FILE_CALL if call.kind == "file" else BATCH_CALL
+        return Endpoint("llm", OPENAI_BATCHES, op, call=call)
+    return None
 
 
 def _api_space(path: str) -> ApiFormat | None:

@@ -15,6 +15,7 @@ the limits, the bookkeeping and the errors in irisgate's terms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +88,14 @@ class FormReader:
     """Fed a multipart/form-data body piece by piece (`feed`), then `close`d: `form` then
     holds what the body said. Raises FormError as soon as the body is known to be bad."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(
+        self, boundary: bytes, on_file_data: Callable[[bytes], None] | None = None
+    ) -> None:
+        """`on_file_data`, when given, is handed each piece of a file part's bytes as it is
+        read (never kept here), for a caller that reads a file as it passes (a batch input
+        file's JSONL lines)."""
         self.form = Form()
+        self.on_file_data = on_file_data
         self._offset = 0  # bytes fed before the current piece
         self._ended = False
         self._kept = 0  # bytes of text fields kept
@@ -171,6 +178,8 @@ class FormReader:
             self._start = self._offset + start
         self._size += end - start
         if self._value is None:  # a file: measured, never kept
+            if self.on_file_data is not None:
+                self.on_file_data(data[start:end])
             return
         self._kept += end - start
         if self._size > FIELD_LIMIT:

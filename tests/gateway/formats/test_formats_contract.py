@@ -23,6 +23,7 @@ from irisgate.gateway.formats.base import ApiFormat
 from irisgate.gateway.formats.nonchat import NotChat
 from irisgate.gateway.formats.registry import (
     ANTHROPIC_MESSAGES,
+    BATCH_CALL,
     FORMATS,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
@@ -217,12 +218,15 @@ SHAPES: dict[str, Shapes] = {
     cloud.BEDROCK_CONVERSE.name: _converse(),
     cloud.BEDROCK_INVOKE.name: _invoke(),
 }
-#: the APIs beyond chat, which hold no conversation (walked in test_formats_nonchat.py)
+#: the APIs beyond chat, which hold no conversation (walked in test_formats_nonchat.py and
+#: test_formats_openai_audio_batches.py)
 NONCHAT_FORMATS = (
     "openai_embeddings",
     "openai_images",
     "openai_moderations",
     "gemini_embed_content",
+    "openai_audio",
+    "openai_batches",
 )
 #: the formats that hold a conversation
 CONVERSATIONS = [f for f in FORMATS if not isinstance(f, NotChat)]
@@ -232,6 +236,7 @@ IDS = [f.name for f in CONVERSATIONS]
 def test_every_served_format_is_registered_and_walked_here() -> None:
     served = {op.format.name for op in PATHS.values()}
     served |= {op.format.name for op in templates._OPERATIONS.values()}
+    served.add(BATCH_CALL.format.name)  # /v1/files…, /v1/batches… (gateway/objects.py)
     assert served == {f.name for f in FORMATS}
     assert {f.name for f in CONVERSATIONS} == set(SHAPES)
     assert {f.name for f in FORMATS if isinstance(f, NotChat)} == set(NONCHAT_FORMATS)

@@ -17,6 +17,7 @@ from irisgate.gateway.formats import (
     chatwire,
     cloud,
     nonchat,
+    openai_audio,
     openai_chat,
     openai_responses,
     texts,
@@ -325,15 +326,65 @@ class OpenAIImages(_OpenAIBeyondChat):
         return Units("image", made, nonchat.image_options(request)) if made else None
 
 
+class OpenAIAudio(nonchat.NotChat, _OpenAIBase):
+    """Transcriptions and translations (multipart uploads) and speech (binary answers);
+    see gateway/formats/openai_audio.py for what each reports and how it is priced."""
+
+    name = "openai_audio"
+    flag = "openai_audio"
+    api_type = "oai_audio"
+    title = "OpenAI Audio"
+    endpoints = ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/audio/speech")
+
+    def wants_stream(self, body: dict[str, Any]) -> bool:
+        """Multipart fields are text: a transcription streams on `stream=true`; speech
+        answers stream as audio whatever the body says (its bytes are relayed as they come)."""
+        return body.get("stream") in (True, "true", "True")
+
+    def accumulator(self) -> StreamAccumulator:
+        return openai_audio.TranscriptStreamAccumulator()
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return openai_audio.usage_from_response(body), 0
+
+    def prompt_text(self, body: dict[str, Any]) -> texts.Prompt:
+        """Speech's `input` (the text to say), for hooks; none for an upload."""
+        return openai_audio.speech_input(body)
+
+    def requested(self, request: dict[str, Any]) -> Units:
+        return openai_audio.requested_units(request)
+
+    def units(self, request: dict[str, Any], response: dict[str, Any]) -> Units | None:
+        return openai_audio.answered_units(request, response)
+
+
+class OpenAIBatches(nonchat.NotChat, _OpenAIBase):
+    """Files and batches: objects that belong to their creator (gateway/objects.py)."""
+
+    name = "openai_batches"
+    flag = "openai_batches"
+    api_type = "oai_batches"
+    title = "OpenAI Files and Batches"
+    endpoints = ("/v1/files", "/v1/batches")
+
+    def model_of(self, body: dict[str, Any]) -> str | None:
+        return None  # routed by the object's owner and provider, never by a model
+
+    def usage_from_body(self, body: dict[str, Any]) -> tuple[Usage, int]:
+        return Usage(), 0
+
+
 OPENAI_CHAT = OpenAIChat()
 OPENAI_RESPONSES = OpenAIResponses()
 ANTHROPIC_MESSAGES = AnthropicMessages()
 OPENAI_EMBEDDINGS = OpenAIEmbeddings()
 OPENAI_MODERATIONS = OpenAIModerations()
 OPENAI_IMAGES = OpenAIImages()
+OPENAI_AUDIO = OpenAIAudio()
+OPENAI_BATCHES = OpenAIBatches()
 
 #: every API format, in the order a catalog lists them and picks a provider's cost basis
-#: and Test request by (chat-like APIs first, then the cloud APIs)
+#: and Test request by (chat-like APIs first, then the cloud APIs, then the APIs beyond chat)
 FORMATS: tuple[ApiFormat, ...] = (
     OPENAI_CHAT,
     OPENAI_RESPONSES,
@@ -347,6 +398,8 @@ FORMATS: tuple[ApiFormat, ...] = (
     OPENAI_IMAGES,
     OPENAI_MODERATIONS,
     cloud.GEMINI_EMBED,
+    OPENAI_AUDIO,
+    OPENAI_BATCHES,
 )
 
 #: gateway path -> what it does; matched exactly, before any framework routing
@@ -360,7 +413,16 @@ PATHS: dict[str, Operation] = {
     "/v1/moderations": Operation(OPENAI_MODERATIONS, can_stream=False, kind="moderation"),
     "/v1/images/generations": Operation(OPENAI_IMAGES, can_stream=False, kind="image"),
     "/v1/images/edits": Operation(OPENAI_IMAGES, can_stream=False, kind="image", upload=True),
+    "/v1/audio/transcriptions": Operation(OPENAI_AUDIO, kind="audio", upload=True),
+    "/v1/audio/translations": Operation(OPENAI_AUDIO, can_stream=False, kind="audio", upload=True),
+    "/v1/audio/speech": Operation(OPENAI_AUDIO, can_stream=False, kind="audio"),
 }
+#: the calls of `/v1/files` and `/v1/batches` (gateway/objects.py): routed by the object's
+#: creator and provider; relayed and recorded, billed only for a batch's results
+FILE_CALL = Operation(OPENAI_BATCHES, billable=False, can_stream=False, kind="file")
+BATCH_CALL = Operation(OPENAI_BATCHES, billable=False, can_stream=False, kind="batch")
+#: `POST /v1/files`: an upload like the audio ones
+FILE_UPLOAD = Operation(OPENAI_BATCHES, billable=False, can_stream=False, kind="file", upload=True)
 #: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel`: routed by the
 #: response id (telemetry/responses.py), relayed and recorded, never billed
 STORED_RESPONSE = Operation(OPENAI_RESPONSES, billable=False, can_stream=False)

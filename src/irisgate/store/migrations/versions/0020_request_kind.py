@@ -7,7 +7,7 @@ gets `kind` in its key: the table is rebuilt with it, its rows kept as chat (con
 calls were never in it).
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 """
 
 from __future__ import annotations

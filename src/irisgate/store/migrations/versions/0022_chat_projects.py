@@ -7,7 +7,7 @@ conversation is in ('' for none). `chat_attachments` holds the images attached i
 once each, with the type sniffed from their bytes; a message refers to them by id.
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 

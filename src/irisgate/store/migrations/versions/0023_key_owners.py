@@ -6,7 +6,7 @@ with its owner's groups and capabilities, never more. `signin_sessions.key_id` n
 key a browser signed in with (identity mode keys); "" for a sign-in through a provider.
 
 Revision ID: 0023
-Revises: 0018
+Revises: 0022
 """
 
 from __future__ import annotations

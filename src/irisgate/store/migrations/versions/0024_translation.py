@@ -6,7 +6,7 @@ capture of such a request keeps the caller's bodies where every capture does and
 provider's in `captures.upstream_request_body` / `upstream_response_body` (NULL otherwise).
 
 Revision ID: 0024
-Revises: 0018
+Revises: 0023
 """
 
 from __future__ import annotations
