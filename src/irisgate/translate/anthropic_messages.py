@@ -313,7 +313,7 @@ def _read_tool_choice(choice: object) -> tuple[ir.ToolChoice | None, bool | None
     return ir.ToolChoice(mode), parallel  # type: ignore[arg-type]  # one of the modes
 
 
-def write_response(r: ir.Response) -> dict[str, Any]:
+def write_response(r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]:
     """A Messages `message` body of a neutral answer."""
     content = [block for part in r.parts if (block := _block_out(part)) is not None]
     return {
@@ -369,7 +369,7 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 class Encoder:
     """Neutral events → Messages SSE events, as they come."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> None:
         self._model = model
         self._started = False
         self._blocks: dict[int, int] = {}  # neutral block index -> content block index
