@@ -10,8 +10,9 @@ tool, sends its result back and gets a text answer. Each agent is started twice:
 - through `irisgate launch AGENT ARGS...`.
 
 Both must exit 0 and leave irisgate's records of a tool turn: requests on the agent's own API
-path, answered 200, priced, one of them with a tool call. Claude Code also runs a tool turn on
-an OpenAI model, through translation (docs/translation.md).
+path, answered 200, priced, one of them with a tool call. Through translation
+(docs/translation.md) Claude Code also runs a tool turn on an OpenAI and on a Gemini 3 model,
+and Codex on an Anthropic model with reasoning effort on.
 """
 
 from __future__ import annotations
