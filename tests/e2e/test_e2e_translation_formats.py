@@ -28,6 +28,7 @@ from irisgate.testing.inprocess import InProcessIrisgate
 
 GEMINI_KEY = "gemini-upstream-secret"
 BEDROCK_KEY = "bedrock-upstream-secret"
+VERTEX_KEY = "AQ.vertex-express-upstream-secret"
 #: the model each provider format serves (a provider of that format only, translating)
 MODELS: dict[str, str] = {
     "openai_chat": "gpt-4.1-mini",
@@ -35,6 +36,7 @@ MODELS: dict[str, str] = {
     "openai_responses": "gpt-5-mini",
     "gemini_generate_content": "gemini-2.5-flash",
     "bedrock_converse": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "google_generate_content": "gemini-2.5-pro",  # on Vertex AI (Express: a plain key)
 }
 #: a Gemini caller names the model in its path, where a Bedrock id's ':' cannot be (the path
 #: reads `{model}:{method}`): its Converse model is one without
@@ -52,6 +54,8 @@ PATHS: dict[str, str] = {
     "openai_responses": "/v1/responses",
     "gemini_generate_content": "/v1beta/models/gemini-2.5-flash:generateContent",
     "bedrock_converse": "/model/us.anthropic.claude-haiku-4-5-20251001-v1:0/converse",
+    # Vertex's project and region filled in: Express takes the project-less form
+    "google_generate_content": "/v1/publishers/google/models/gemini-2.5-pro:generateContent",
 }
 PRICE_BASIS = {
     "openai_chat": "openai",
@@ -59,6 +63,7 @@ PRICE_BASIS = {
     "openai_responses": "openai",
     "gemini_generate_content": "google",
     "bedrock_converse": "bedrock-us",
+    "google_generate_content": "vertex",
 }
 
 
@@ -90,6 +95,12 @@ def config(upstream: str) -> str:
             "models": [MODELS["bedrock_converse"], GEMINI_CALLER_MODELS["bedrock_converse"]],
             "cost_basis": "bedrock-us",
         },
+        "vertex": _provider(
+            upstream,
+            "google_generate_content",
+            apikey=VERTEX_KEY,
+            authorization="x-goog-api-key",
+        ),
     }
     # the error test's own providers: a 429 puts its provider in a cooldown the other tests
     # must not meet
@@ -291,7 +302,12 @@ DRIVERS: dict[str, Any] = {
     "openai_responses": ResponsesDriver(),
     "gemini_generate_content": GeminiDriver(),
 }
-NEW = ("openai_responses", "gemini_generate_content", "bedrock_converse")
+NEW = (
+    "openai_responses",
+    "gemini_generate_content",
+    "bedrock_converse",
+    "google_generate_content",
+)
 #: every pair with a format of this part on one side
 PAIRS = [
     pytest.param(client, provider, id=f"{client}->{provider}")
@@ -325,7 +341,7 @@ def _path(provider: str, stream: bool) -> str:
     path = PATHS[provider]
     if not stream:
         return path
-    if provider == "gemini_generate_content":
+    if provider in ("gemini_generate_content", "google_generate_content"):
         return path.replace(":generateContent", ":streamGenerateContent")
     return path + "-stream" if provider == "bedrock_converse" else path
 
