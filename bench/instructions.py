@@ -4,7 +4,8 @@
 
 Scenarios: plain, stream, gemini, bedrock (run.py's), and translated, translated-stream: the
 same Chat Completions request for a model an Anthropic Messages provider serves through
-translation (compare with plain and stream for the CPU translation adds).
+translation (compare with plain and stream for the CPU translation adds); responses-stream: a
+streamed Responses request for that model (what Codex on Claude costs).
 
 Starts the same upstream, fake tailscaled and config as `run.py`, but irisgate under
 `valgrind --tool=callgrind` with instrumentation off; for each scenario (default: stream,

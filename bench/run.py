@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 GATEWAY_CPU, LOAD_CPU = 0, 1
 PINNING = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 PATH, MODEL, LOGIN = "/v1/chat/completions", "gpt-4o-mini", "bench@example.com"
+RESPONSES_PATH = "/v1/responses"
 #: served by an Anthropic Messages provider with `translate` on: the `translated` scenarios
 #: ask it through Chat Completions (bench/instructions.py only: there is no direct baseline)
 TRANSLATED_MODEL = "claude-haiku-4-5"
@@ -117,7 +118,8 @@ def make_config(mode: str, upstream: str, hook_url: str) -> str:
 @dataclass(frozen=True)
 class Scenario:
     #: "plain", "stream", "gemini" (streamed), "bedrock" (streamed), or "translated" and
-    #: "translated-stream" (a Chat Completions client of an Anthropic model)
+    #: "translated-stream" (a Chat Completions client of an Anthropic model) and
+    #: "responses-stream" (a Responses client of it, streamed: Codex on Claude)
     name: str
     connections: int
 
@@ -133,6 +135,8 @@ class Scenario:
                     "messages": [{"role": "user", "content": "hi"}],
                 }
             )
+        if self.name == "responses-stream":
+            return json.dumps({"model": TRANSLATED_MODEL, "input": "hi", "stream": True})
         model = TRANSLATED_MODEL if self.name.startswith("translated") else MODEL
         body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
         if self.name in ("stream", "translated-stream"):
@@ -144,7 +148,7 @@ class Scenario:
             return GEMINI_PATH
         if self.name == "bedrock":
             return ("/bedrock" if gateway else "") + BEDROCK_PATH
-        return PATH
+        return RESPONSES_PATH if self.name == "responses-stream" else PATH
 
     @property
     def streams(self) -> bool:

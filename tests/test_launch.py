@@ -126,6 +126,32 @@ def test_refusals_say_why(gateway: IrisgateServer) -> None:
     assert "--gateway must be an http(s) URL" in not_http.stderr
 
 
+@pytest.fixture(scope="module")
+def translating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisgateServer]:
+    """The same gateway with translation on for the Anthropic provider."""
+    config = json.loads(launch_config())
+    config["providers"]["anthropic"]["translate"] = True
+    with IrisgateServer(json.dumps(config), data_dir=tmp_path_factory.mktemp("tr")) as server:
+        yield server
+
+
+def test_codex_on_a_translated_model_runs_without_openais_web_search(
+    translating: IrisgateServer,
+) -> None:
+    """OpenAI's web search tool has no counterpart in another API: launch turns it off for
+    a model only translation reaches, and only then."""
+    url = translating.url
+    shown = launch("--gateway", url, "--print", "--model", "claude-sonnet-4-5", "codex", "exec")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == (
+        "# irisgate launch codex: claude-sonnet-4-5 (openai_responses)"
+    )
+    assert "-c 'web_search=\"disabled\"'" in shown.stdout.splitlines()[-1]
+    direct = launch("--gateway", url, "--print", "--model", "gpt-5-mini", "codex", "exec")
+    assert direct.returncode == 0, direct.stderr
+    assert "web_search" not in direct.stdout
+
+
 def stand_in(folder: Path, name: str) -> Path:
     """A program called `name` that reports its arguments, the variables launch sets and the
     Gemini settings file it was given, then exits 7."""

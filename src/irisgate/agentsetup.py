@@ -12,7 +12,9 @@ test-agents`):
 - Claude Code speaks Anthropic Messages: `ANTHROPIC_BASE_URL` (the root; it appends
   `/v1/messages`), a token in `ANTHROPIC_AUTH_TOKEN`, the model in `ANTHROPIC_MODEL`.
 - Codex speaks OpenAI Responses through a `model_providers` entry with `wire_api =
-  "responses"` (in `~/.codex/config.toml`, or as `-c` overrides, which launch uses).
+  "responses"` (in `~/.codex/config.toml`, or as `-c` overrides, which launch uses). On a
+  model only translation reaches, its web search is turned off (`web_search = "disabled"`):
+  that tool is OpenAI's own, run by OpenAI, and no other API can carry it.
 - Gemini CLI speaks the Gemini API at `GOOGLE_GEMINI_BASE_URL`, with `GEMINI_API_KEY` and
   `GEMINI_MODEL`; since 0.61 it also needs `security.auth.selectedType: "gemini-api-key"` in
   its settings (else it exits 41, "Invalid auth method selected"), and headless runs in a
@@ -103,13 +105,22 @@ def choose(
     return None
 
 
-def setup(agent: Agent, flag: str, model: str, base_url: str, key: str = PLACEHOLDER_KEY) -> Setup:
-    """How `agent` reaches `model` over `flag` at `base_url` (irisgate's root URL)."""
+def setup(
+    agent: Agent,
+    flag: str,
+    model: str,
+    base_url: str,
+    key: str = PLACEHOLDER_KEY,
+    *,
+    translated: bool = False,
+) -> Setup:
+    """How `agent` reaches `model` over `flag` at `base_url` (irisgate's root URL);
+    `translated`: only through translation (docs/translation.md)."""
     base_url = base_url.rstrip("/")
     if agent.id == "claude-code":
         return _claude_code(agent, flag, model, base_url, key)
     if agent.id == "codex":
-        return _codex(agent, flag, model, base_url)
+        return _codex(agent, flag, model, base_url, translated)
     if agent.id == "gemini-cli":
         return _gemini_cli(agent, flag, model, base_url, key)
     return _opencode(agent, flag, model, base_url, key)
@@ -124,12 +135,15 @@ def _claude_code(agent: Agent, flag: str, model: str, base_url: str, key: str) -
     return Setup(agent, flag, model, env)
 
 
-def _codex(agent: Agent, flag: str, model: str, base_url: str) -> Setup:
+def _codex(agent: Agent, flag: str, model: str, base_url: str, translated: bool) -> Setup:
     provider = {"name": "irisgate", "base_url": f"{base_url}/v1", "wire_api": "responses"}
+    # OpenAI's own web search tool cannot be translated to another API
+    no_search = ('web_search = "disabled"\n',) if translated else ()
     content = (
         f"model = {_toml(model)}\n"
-        'model_provider = "irisgate"\n\n'
-        "[model_providers.irisgate]\n"
+        'model_provider = "irisgate"\n'
+        + "".join(no_search)
+        + "\n[model_providers.irisgate]\n"
         + "".join(f"{name} = {_toml(value)}\n" for name, value in provider.items())
     )
     inline = ", ".join(f"{name} = {_toml(value)}" for name, value in provider.items())
@@ -138,6 +152,7 @@ def _codex(agent: Agent, flag: str, model: str, base_url: str) -> Setup:
         f"model={_toml(model)}",
         "-c",
         'model_provider="irisgate"',
+        *(("-c", 'web_search="disabled"') if translated else ()),
         "-c",
         f"model_providers.irisgate={{ {inline} }}",
     )

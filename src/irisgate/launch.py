@@ -55,9 +55,11 @@ class Plan:
     argv: tuple[str, ...]
 
 
-def offered_models(gateway: str, key: str | None = None) -> dict[str, list[str]]:
+def offered_models(
+    gateway: str, key: str | None = None
+) -> tuple[dict[str, list[str]], set[tuple[str, str]]]:
     """API format -> the models the caller may use through it, asking `gateway` (with the
-    API key `key`, when given)."""
+    API key `key`, when given); and the (API format, model) pairs only translation reaches."""
     providers = _get_json(gateway, "/api/providers", key)
     listed = _get_json(gateway, "/v1/models", key)
     if not isinstance(providers, list) or not isinstance(listed, dict):
@@ -67,6 +69,7 @@ def offered_models(gateway: str, key: str | None = None) -> dict[str, list[str]]
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             granted.setdefault(str(entry.get("owned_by", "")), []).append(entry["id"])
     offered: dict[str, list[str]] = {}
+    direct: set[tuple[str, str]] = set()
     for provider in providers:
         if not isinstance(provider, dict) or provider.get("disabled"):
             continue
@@ -75,12 +78,14 @@ def offered_models(gateway: str, key: str | None = None) -> dict[str, list[str]]
         flags = compatibility if isinstance(compatibility, dict) else {}
         translated = provider.get("translated_from")
         reached = [f for f, accepted in flags.items() if accepted is True]
+        direct.update((flag, model) for flag in reached for model in mine)
         if isinstance(translated, list):  # through translation (docs/translation.md)
             reached.extend(f for f in translated if isinstance(f, str))
         for flag in reached:
             models = offered.setdefault(flag, [])
             models.extend(m for m in mine if m not in models)
-    return offered
+    only_translated = {(f, m) for f, models in offered.items() for m in models} - direct
+    return offered, only_translated
 
 
 def _get_json(gateway: str, path: str, key: str | None = None) -> Any:
@@ -132,11 +137,11 @@ def plan(
         raise LaunchError(f"unknown agent {agent_id!r} (known: {', '.join(AGENTS)})")
     if not gateway.startswith(("http://", "https://")):
         raise LaunchError(f"--gateway must be an http(s) URL, not {gateway!r}")
-    offered = offered_models(gateway, key)
+    offered, translated = offered_models(gateway, key)
     chosen = choose(agent, offered, model)
     if chosen is None:
         raise LaunchError(_nothing_usable(agent, offered, model))
-    found = setup(agent, *chosen, gateway, key or PLACEHOLDER_KEY)
+    found = setup(agent, *chosen, gateway, key or PLACEHOLDER_KEY, translated=chosen in translated)
     env = dict(found.env)
     writes: list[tuple[Path | str, str]] = []
     base: Path | str = folder if folder is not None else _TEMP_PLACEHOLDER

@@ -10,8 +10,9 @@ tool, sends its result back and gets a text answer. Each agent is started twice:
 - through `irisgate launch AGENT ARGS...`.
 
 Both must exit 0 and leave irisgate's records of a tool turn: requests on the agent's own API
-path, answered 200, priced, one of them with a tool call. Claude Code also runs a tool turn on
-an OpenAI model, through translation (docs/translation.md).
+path, answered 200, priced, one of them with a tool call. Through translation
+(docs/translation.md) Claude Code also runs a tool turn on an OpenAI and on a Gemini 3 model,
+and Codex on an Anthropic model with reasoning effort on.
 """
 
 from __future__ import annotations
@@ -286,33 +287,59 @@ def test_opencode_uses_the_anthropic_provider_without_a_chat_model(
     check_run(messages_only, run, seen, case)
 
 
+def translating_server(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory, provider: str, model: str
+) -> IrisgateServer:
+    """A gateway whose only model is `provider`'s `model`, with `translate` on."""
+    config = json.loads(agents_config(fake_llm.base_url))
+    only = config["providers"][provider]
+    flag = "openai_chat" if provider == "openai" else next(iter(only["compatibility"]))
+    only.update(models=[model], compatibility={flag: True}, translate=True)
+    config["providers"] = {provider: only}
+    return IrisgateServer(json.dumps(config), data_dir=tmp_path_factory.mktemp(provider))
+
+
 @pytest.fixture(scope="module")
 def translating(
     fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IrisgateServer]:
-    """A gateway whose only model is an OpenAI Chat Completions one, with `translate` on."""
-    config = json.loads(agents_config(fake_llm.base_url))
-    openai = config["providers"]["openai"]
-    config["providers"] = {"openai": {**openai, "compatibility": {"openai_chat": True}}}
-    config["providers"]["openai"]["translate"] = True
-    server = IrisgateServer(json.dumps(config), data_dir=tmp_path_factory.mktemp("translating"))
-    with server:
+    """A gateway whose only model is an OpenAI Chat Completions one."""
+    with translating_server(fake_llm, tmp_path_factory, "openai", "gpt-5-mini") as server:
         yield server
 
 
-def test_claude_code_runs_a_tool_turn_on_an_openai_model(
-    translating: IrisgateServer, tmp_path: Path
-) -> None:
-    """Claude Code speaks Anthropic Messages; irisgate translates to Chat Completions."""
-    case = Case("claude-code", ("-p", PROMPT, "--max-turns", "4"), "/v1/messages", "claude-cli/")
+@pytest.fixture(scope="module")
+def translating_gemini(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    """A gateway whose only model is a Gemini 3 one (it signs its function calls)."""
+    with translating_server(fake_llm, tmp_path_factory, "gemini", GEMINI_3) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def translating_anthropic(
+    fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IrisgateServer]:
+    """A gateway whose only model is an Anthropic Messages one."""
+    with translating_server(fake_llm, tmp_path_factory, "anthropic", "claude-sonnet-4-5") as server:
+        yield server
+
+
+GEMINI_3 = "gemini-3-pro-preview"
+
+
+def run_translated(
+    gateway: IrisgateServer, case: Case, model: str, tmp_path: Path
+) -> list[dict[str, Any]]:
+    """`irisgate launch` runs `case` on `model`, of another API; its records of a tool turn."""
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir(parents=True)
     env = clean_env(home, work)
-    env["ANTHROPIC_MODEL"] = env["ANTHROPIC_SMALL_FAST_MODEL"] = "gpt-5-mini"
-    seen = request_ids(translating)
-    launch = [sys.executable, "-m", "irisgate", "launch", "--gateway", translating.url]
+    seen = request_ids(gateway)
+    launch = [sys.executable, "-m", "irisgate", "launch", "--gateway", gateway.url]
     run = subprocess.run(
-        [*launch, case.agent, *case.headless],
+        [*launch, "--model", model, case.agent, *case.headless],
         cwd=work,
         env=env,
         capture_output=True,
@@ -321,6 +348,45 @@ def test_claude_code_runs_a_tool_turn_on_an_openai_model(
         stdin=subprocess.DEVNULL,
         check=False,
     )
-    check_run(translating, run, seen, case)
-    rows = records_since(translating, seen, case)
+    check_run(gateway, run, seen, case)
+    return records_since(gateway, seen, case)
+
+
+def test_claude_code_runs_a_tool_turn_on_an_openai_model(
+    translating: IrisgateServer, tmp_path: Path
+) -> None:
+    """Claude Code speaks Anthropic Messages; irisgate translates to Chat Completions."""
+    case = Case("claude-code", ("-p", PROMPT, "--max-turns", "4"), "/v1/messages", "claude-cli/")
+    rows = run_translated(translating, case, "gpt-5-mini", tmp_path)
     assert {row["upstream_format"] for row in rows} == {"openai_chat"}
+
+
+def test_claude_code_runs_a_tool_turn_on_a_gemini_model(
+    translating_gemini: IrisgateServer, tmp_path: Path
+) -> None:
+    """Claude Code on Gemini 3 through generateContent: the call's thought signature goes to
+    Claude Code in a thinking block and comes back with the call (Gemini 3 refuses the
+    tool turn without it)."""
+    case = Case("claude-code", ("-p", PROMPT, "--max-turns", "4"), "/v1/messages", "claude-cli/")
+    rows = run_translated(translating_gemini, case, GEMINI_3, tmp_path)
+    assert {row["upstream_format"] for row in rows} == {"gemini_generate_content"}
+    assert {row["model"] for row in rows} == {GEMINI_3}
+
+
+def test_codex_runs_a_tool_turn_on_an_anthropic_model(
+    translating_anthropic: IrisgateServer, tmp_path: Path
+) -> None:
+    """Codex speaks OpenAI Responses (with reasoning effort, which it sends by default for
+    the models it knows); irisgate translates to Anthropic Messages with thinking on, and the
+    thinking's signature rides through Codex in `encrypted_content` (the fake, as Anthropic,
+    refuses the tool turn without it). Its sub-agent tools (a `namespace` tool) go along;
+    launch turns its web search, OpenAI's own tool, off."""
+    effort = ("-c", 'model_reasoning_effort="medium"')
+    headless = ("exec", "--skip-git-repo-check", *effort, PROMPT)
+    case = Case("codex", headless, "/v1/responses", "codex_exec/")
+    rows = run_translated(translating_anthropic, case, "claude-sonnet-4-5", tmp_path)
+    assert {row["upstream_format"] for row in rows} == {"anthropic_messages"}
+    for row in rows:  # thinking was on for each request
+        url = f"{translating_anthropic.url}/api/requests/{row['request_id']}"
+        sent = json.loads(httpx2.get(url, timeout=30).json()["upstream_request_body"])
+        assert sent["thinking"]["type"] == "enabled", sent.get("thinking")

@@ -14,6 +14,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import openai
 import orjson
 import pytest
 from cloud_setup import (
@@ -36,6 +37,8 @@ from google.genai import types as genai_types
 from irisgate.testing import FakeGoogleOAuth, FakeLLM
 from irisgate.testing.server import IrisgateServer
 
+TRANSLATED_MODEL = "gemini-2.0-flash-lite"
+
 
 @pytest.fixture(scope="module")
 def oauth() -> Iterator[FakeGoogleOAuth]:
@@ -47,11 +50,19 @@ def oauth() -> Iterator[FakeGoogleOAuth]:
 def cloud_gw(
     fake_llm: FakeLLM, oauth: FakeGoogleOAuth, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IrisgateServer]:
+    translated = {  # Gemini on Vertex, reached by other APIs' clients through translation
+        "baseurl": fake_llm.base_url,
+        "apikey": "keyfile::" + oauth.service_account("translated-proj", name="translated"),
+        "models": [TRANSLATED_MODEL],
+        "compatibility": {"google_generate_content": True},
+        "translate": True,
+    }
     config = cloud_config(
         fake_llm.base_url,
         oauth.service_account("vertex-proj"),
         oauth.service_account("refresh-proj", name="refresher"),
         oauth.service_account("burst-proj", name="burst"),
+        **{"vertex-translated": translated},
     )
     server = IrisgateServer(config, data_dir=Path(tmp_path_factory.mktemp("gw")), identity="dev")
     with server:
@@ -334,3 +345,35 @@ def test_anthropic_on_vertex_plain_and_stream(
     assert fake_llm.last_request.path.endswith(f"/models/{VERTEX_CLAUDE}:streamRawPredict")
     record = wait_for_record(cloud_gw, request_id)
     assert record["stream"] is True and record["output_tokens"] == 20
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_an_openai_client_reaches_gemini_on_vertex_through_translation(
+    cloud_gw: IrisgateServer, fake_llm: FakeLLM, oauth: FakeGoogleOAuth, stream: bool
+) -> None:
+    """The translated request goes to Vertex's path with the provider's project and region
+    filled in, as an ordinary Vertex request does, with a token minted for its account."""
+    client = openai.OpenAI(base_url=cloud_gw.url + "/v1", api_key="client-key", max_retries=0)
+    messages: Any = [{"role": "user", "content": "hello vertex"}]
+    raw = client.chat.completions.with_raw_response.create(
+        model=TRANSLATED_MODEL, messages=messages, stream=stream
+    )
+    if stream:
+        chunks = list(raw.parse())
+        said = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        said = raw.parse().choices[0].message.content or ""
+    assert said == EXPECTED_TEXT
+    upstream = fake_llm.last_request
+    method = "streamGenerateContent" if stream else "generateContent"
+    assert upstream.path == (
+        "/v1/projects/translated-proj/locations/global/publishers/google/models/"
+        f"{TRANSLATED_MODEL}:{method}"
+    )
+    token = upstream.headers["authorization"].removeprefix("Bearer ")
+    assert token in oauth.issued and "client-key" not in str(dict(upstream.headers))
+    record = wait_for_record(cloud_gw, raw.headers["x-irisgate-request-id"])
+    assert record["provider"] == "vertex-translated" and record["status"] == 200
+    assert record["upstream_format"] == "google_generate_content"
+    assert record["cost_basis"] == f"vertex/{TRANSLATED_MODEL}"
+    assert record["cost_nanodollars"] > 0

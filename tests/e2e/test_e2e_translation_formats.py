@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 import test_e2e_translation as base  # the drivers of the Chat and Messages APIs
@@ -28,6 +29,7 @@ from irisgate.testing.inprocess import InProcessIrisgate
 
 GEMINI_KEY = "gemini-upstream-secret"
 BEDROCK_KEY = "bedrock-upstream-secret"
+VERTEX_KEY = "AQ.vertex-express-upstream-secret"
 #: the model each provider format serves (a provider of that format only, translating)
 MODELS: dict[str, str] = {
     "openai_chat": "gpt-4.1-mini",
@@ -35,7 +37,10 @@ MODELS: dict[str, str] = {
     "openai_responses": "gpt-5-mini",
     "gemini_generate_content": "gemini-2.5-flash",
     "bedrock_converse": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "google_generate_content": "gemini-2.5-pro",  # on Vertex AI (Express: a plain key)
 }
+#: signs its function calls whether or not thoughts are asked for (the fake, as Gemini 3)
+GEMINI_3 = "gemini-3-pro-preview"
 #: a Gemini caller names the model in its path, where a Bedrock id's ':' cannot be (the path
 #: reads `{model}:{method}`): its Converse model is one without
 GEMINI_CALLER_MODELS = {**MODELS, "bedrock_converse": "anthropic.claude-haiku-4-5"}
@@ -52,6 +57,8 @@ PATHS: dict[str, str] = {
     "openai_responses": "/v1/responses",
     "gemini_generate_content": "/v1beta/models/gemini-2.5-flash:generateContent",
     "bedrock_converse": "/model/us.anthropic.claude-haiku-4-5-20251001-v1:0/converse",
+    # Vertex's project and region filled in: Express takes the project-less form
+    "google_generate_content": "/v1/publishers/google/models/gemini-2.5-pro:generateContent",
 }
 PRICE_BASIS = {
     "openai_chat": "openai",
@@ -59,6 +66,7 @@ PRICE_BASIS = {
     "openai_responses": "openai",
     "gemini_generate_content": "google",
     "bedrock_converse": "bedrock-us",
+    "google_generate_content": "vertex",
 }
 
 
@@ -79,17 +87,26 @@ def config(upstream: str) -> str:
             upstream, "anthropic_messages", apikey=ANTHROPIC_KEY, authorization="x-api-key"
         ),
         "responses": _provider(upstream, "openai_responses", apikey=OPENAI_KEY),
-        "gemini": _provider(
-            upstream,
-            "gemini_generate_content",
-            apikey=GEMINI_KEY,
-            authorization="x-goog-api-key",
-        ),
+        "gemini": {
+            **_provider(
+                upstream,
+                "gemini_generate_content",
+                apikey=GEMINI_KEY,
+                authorization="x-goog-api-key",
+            ),
+            "models": [MODELS["gemini_generate_content"], GEMINI_3],
+        },
         "bedrock": {
             **_provider(upstream, "bedrock_converse", apikey=BEDROCK_KEY),
             "models": [MODELS["bedrock_converse"], GEMINI_CALLER_MODELS["bedrock_converse"]],
             "cost_basis": "bedrock-us",
         },
+        "vertex": _provider(
+            upstream,
+            "google_generate_content",
+            apikey=VERTEX_KEY,
+            authorization="x-goog-api-key",
+        ),
     }
     # the error test's own providers: a 429 puts its provider in a cooldown the other tests
     # must not meet
@@ -291,7 +308,12 @@ DRIVERS: dict[str, Any] = {
     "openai_responses": ResponsesDriver(),
     "gemini_generate_content": GeminiDriver(),
 }
-NEW = ("openai_responses", "gemini_generate_content", "bedrock_converse")
+NEW = (
+    "openai_responses",
+    "gemini_generate_content",
+    "bedrock_converse",
+    "google_generate_content",
+)
 #: every pair with a format of this part on one side
 PAIRS = [
     pytest.param(client, provider, id=f"{client}->{provider}")
@@ -325,7 +347,7 @@ def _path(provider: str, stream: bool) -> str:
     path = PATHS[provider]
     if not stream:
         return path
-    if provider == "gemini_generate_content":
+    if provider in ("gemini_generate_content", "google_generate_content"):
         return path.replace(":generateContent", ":streamGenerateContent")
     return path + "-stream" if provider == "bedrock_converse" else path
 
@@ -529,3 +551,39 @@ def test_gemini_client_thinking_tool_turn(
     else:
         assert said[0]["reasoningContent"]["reasoningText"]["signature"]
     assert "irisgate:" not in json.dumps(body)  # the marked value never goes upstream
+
+
+@pytest.mark.parametrize("thinking", [False, True], ids=["no-thinking", "thinking"])
+@pytest.mark.parametrize("stream", STREAM)
+def test_an_anthropic_client_tool_turn_on_gemini_3(
+    gw: InProcessIrisgate, fake_llm: FakeLLM, stream: bool, thinking: bool
+) -> None:
+    """What Claude Code does on a Gemini 3 model: the call's thought signature reaches the
+    Messages client as a thinking block's signature, comes back with the history and goes to
+    Gemini on its call (Gemini 3 refuses the turn without it), never marked."""
+    client = anthropic.Anthropic(
+        base_url=gw.url, api_key="client-key", http_client=client_from(ALICE_IP, gw), max_retries=0
+    )
+    tool: Any = {"name": "get_weather", "input_schema": base.WEATHER["parameters"]}
+    extra: Any = {"thinking": {"type": "enabled", "budget_tokens": 2048}} if thinking else {}
+    user: Any = {"role": "user", "content": "please call tool get_weather"}
+    ask = {"model": GEMINI_3, "max_tokens": 8000, "tools": [tool], **extra}
+    if stream:
+        with client.messages.stream(messages=[user], **ask) as events:
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(messages=[user], **ask)
+    assert first.stop_reason == "tool_use"
+    said = [block.model_dump(exclude_none=True) for block in first.content]
+    signed = [b for b in said if b["type"] == "thinking" and b["signature"]]
+    assert [b["type"] for b in said][-1] == "tool_use" and len(signed) == 1
+    assert signed[0]["signature"].startswith("irisgate:gemini_generate_content:s:")
+    result = {"type": "tool_result", "tool_use_id": said[-1]["id"], "content": "sunny"}
+    history = [user, {"role": "assistant", "content": said}, {"role": "user", "content": [result]}]
+    second = client.messages.create(messages=history, **ask)
+    assert second.content[-1].type == "text"
+    assert second.content[-1].text == base.EXPECTED_TEXT
+    body = fake_llm.last_request.json
+    assert isinstance(body, dict)
+    call = next(p for p in body["contents"][1]["parts"] if "functionCall" in p)
+    assert call["thoughtSignature"] and "irisgate" not in json.dumps(body)

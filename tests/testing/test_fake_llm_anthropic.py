@@ -267,3 +267,32 @@ def test_models_list_in_anthropic_shape(fake: FakeLLM) -> None:
     models = client(fake).models.list()
 
     assert [m.id for m in models] == fake.models
+
+
+def test_a_thinking_tool_turn_needs_its_signed_thinking_back(fake: FakeLLM) -> None:
+    """As the API: with thinking on, answering a tool call needs the call's turn to start with
+    its thinking block, signature intact."""
+    sdk = client(fake)
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    asked = user("call tool please")
+    called = sdk.messages.create(
+        model=MODEL, max_tokens=2048, messages=asked, tools=TOOLS, thinking=thinking
+    )
+    assert [b.type for b in called.content] == ["thinking", "tool_use"]
+    said = [b.model_dump(exclude_none=True) for b in called.content]
+    result = {"type": "tool_result", "tool_use_id": said[1]["id"], "content": "sunny"}
+
+    def answer(turn: list[Any]) -> Any:
+        messages = [*asked, {"role": "assistant", "content": turn}]
+        messages.append({"role": "user", "content": [result]})
+        return sdk.messages.create(
+            model=MODEL, max_tokens=2048, messages=messages, tools=TOOLS, thinking=thinking
+        )
+
+    assert answer(said).content[-1].type == "text"
+    with pytest.raises(anthropic.BadRequestError) as dropped:
+        answer(said[1:])
+    assert "Expected `thinking` or `redacted_thinking`, but found `tool_use`" in str(dropped.value)
+    with pytest.raises(anthropic.BadRequestError) as forged:
+        answer([{**said[0], "signature": "forged"}, said[1]])
+    assert "Invalid `signature` in `thinking` block" in str(forged.value)

@@ -919,9 +919,14 @@ def test_registered_for_both_google_formats() -> None:
     assert CLIENTS["gemini_generate_content"] is gemini
     assert CLIENTS["google_generate_content"] is gemini
     assert PROVIDERS["gemini_generate_content"] is gemini
-    # Vertex's path holds the provider's project and region, which the translated path
-    # does not fill in yet: Gemini on Vertex is served to callers, not called translated
-    assert "google_generate_content" not in PROVIDERS
+    # Gemini on Vertex: the same bodies, at Vertex's path with the placeholders the gateway
+    # puts the provider's project and region in for
+    vertex = PROVIDERS["google_generate_content"]
+    assert vertex.write_request is gemini.write_request
+    assert vertex.provider_path("gemini-2.5-pro@001", True) == (
+        "/v1/projects/_aperture_auto_vertex_project_id_/locations/_aperture_auto_vertex_region_"
+        "/publishers/google/models/gemini-2.5-pro@001:streamGenerateContent?alt=sse"
+    )
 
 
 def test_a_chunk_nested_too_deep_ends_the_stream() -> None:

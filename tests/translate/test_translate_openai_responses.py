@@ -965,3 +965,121 @@ def test_names_the_caller_wrote_are_quoted_cut_and_printable() -> None:
     [failed] = decoder.feed(sse(("error", error)))
     assert isinstance(failed, ir.StreamError)
     assert "\x00" not in failed.message and len(failed.message) <= 1001
+
+
+# --- namespace tools (Codex's sub-agent tools) ------------------------------------------------
+
+NAMESPACED = {
+    "input": [
+        {"role": "user", "content": "close it"},
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "namespace": "multi_agent_v1",
+            "name": "close_agent",
+            "arguments": '{"target": "a1"}',
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "closed"},
+    ],
+    "tools": [
+        {"type": "function", "name": "exec_command", "parameters": WEATHER},
+        {
+            "type": "namespace",
+            "name": "multi_agent_v1",
+            "description": "Tools for sub-agents.",
+            "tools": [
+                {
+                    "type": "function",
+                    "name": "close_agent",
+                    "description": "Close an agent.",
+                    "parameters": WEATHER,
+                }
+            ],
+        },
+    ],
+}
+
+
+def test_a_namespaces_functions_reach_the_provider_as_function_tools() -> None:
+    request = openai_responses.read_request(NAMESPACED, model="m", stream=True)
+    assert request.tools == (
+        ir.Tool("exec_command", "", WEATHER),
+        ir.Tool(
+            "multi_agent_v1__close_agent",
+            "Tools for sub-agents.\n\nClose an agent.",
+            WEATHER,
+            "multi_agent_v1",
+        ),
+    )
+    call, result = request.messages[1].parts[0], request.messages[2].parts[0]
+    assert call == ir.ToolCall("call_1", "multi_agent_v1__close_agent", '{"target": "a1"}')
+    assert isinstance(result, ir.ToolResult) and result.name == "multi_agent_v1__close_agent"
+
+
+def test_a_call_of_a_namespaces_function_reaches_the_client_split() -> None:
+    """The openai SDK reads the call with its `namespace` and own `name`, streamed or not;
+    a call of an ordinary function stays as it is."""
+    tools = openai_responses.read_request(NAMESPACED, model="m", stream=True).tools
+    events = [
+        ir.Start("msg_1", "claude-sonnet-4-5"),
+        ir.ToolCallStart(0, "toolu_1", "multi_agent_v1__close_agent"),
+        ir.ToolArgsDelta(0, '{"target": "a2"}'),
+        ir.BlockEnd(0),
+        ir.ToolCallStart(1, "toolu_2", "exec_command"),
+        ir.BlockEnd(1),
+        ir.Finish("tool_use", Usage(5, 7)),
+    ]
+    encoder = openai_responses.Encoder("claude-sonnet-4-5", tools)
+    data = b"".join(encoder.encode(e) for e in events) + encoder.close()
+    added = [e["item"] for e in parsed(data) if e["type"] == "response.output_item.added"]
+    assert (added[0]["namespace"], added[0]["name"]) == ("multi_agent_v1", "close_agent")
+    _, final = sdk_stream(data)
+    calls = [(i.namespace, i.name, i.arguments) for i in final.output]
+    assert calls == [
+        ("multi_agent_v1", "close_agent", '{"target": "a2"}'),
+        (None, "exec_command", ""),
+    ]
+    answer = ir.Response(
+        "msg_1",
+        "m",
+        (ir.ToolCall("toolu_1", "multi_agent_v1__close_agent", "{}"),),
+        "tool_use",
+    )
+    whole = Response.model_validate(openai_responses.write_response(answer, tools))
+    item = whole.output[0]
+    assert item.type == "function_call"
+    assert (item.namespace, item.name) == ("multi_agent_v1", "close_agent")
+    # without the request's tools (another caller's answer) the name is left alone
+    plain = Response.model_validate(openai_responses.write_response(answer))
+    assert plain.output[0].name == "multi_agent_v1__close_agent"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("tools", "named"),
+    [
+        (
+            [
+                {"type": "function", "name": "ns__f"},
+                {"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "f"}]},
+            ],
+            "two tools are named 'ns__f'",
+        ),
+        ([{"type": "namespace", "name": "", "tools": []}], "'tools[0].name' must not be empty"),
+        (
+            [{"type": "namespace", "name": "ns", "tools": [{"type": "custom", "name": "g"}]}],
+            "'tools[0].tools[0]' is OpenAI's built-in 'custom' tool",
+        ),
+        ([{"type": "namespace", "name": "ns"}], "'tools[0].tools'"),
+        ([{"type": "web_search", "external_web_access": False}], "built-in 'web_search' tool"),
+    ],
+)
+def test_namespaces_that_cannot_be_carried(tools: list[Any], named: str) -> None:
+    with pytest.raises(ir.Untranslatable) as caught:
+        openai_responses.read_request({"input": "x", "tools": tools}, model="m", stream=False)
+    assert named in str(caught.value)
+
+
+def test_codex_client_metadata_is_accepted_and_not_sent() -> None:
+    body = {"input": "x", "client_metadata": {"x-codex-installation-id": "abc"}}
+    request = openai_responses.read_request(body, model="m", stream=False)
+    assert "client_metadata" not in json.dumps(openai_responses.write_request(request))

@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from anthropic.types import RawMessageStreamEvent
+from anthropic.types import Message, RawMessageStreamEvent
 from openai.types.chat import ChatCompletionChunk
 from pydantic import TypeAdapter
 from recorded_streams import ANTHROPIC_OVERLOADED, ANTHROPIC_TOOLS, OPENAI_TOOLS
 
-from irisgate.translate import anthropic_messages, ir, openai_chat
+from irisgate.translate import anthropic_messages, gemini, ir, openai_chat
 from irisgate.translate.adapter import StreamDecoder
 from irisgate.usage.tokens import Usage
 from irisgate.wire.sse import SSEParser
@@ -163,18 +163,110 @@ def test_an_openai_stream_reaches_an_anthropic_client_as_events_its_sdk_reads() 
     }
 
 
-def test_thinking_reaches_an_anthropic_client_only_with_its_own_signature() -> None:
+def test_thinking_text_alone_reaches_an_anthropic_client_without_a_signature() -> None:
     """Anthropic→Anthropic is never translated, but another provider's reasoning text may
     come to an Anthropic client: as thinking without a signature."""
     encoder = anthropic_messages.Encoder("m")
-    out = encoder.encode(ir.ReasoningDelta(0, text="hmm"))
-    out += encoder.encode(
-        ir.ReasoningDelta(0, signature="opaque", origin="gemini_generate_content")
-    )
+    out = encoder.encode(ir.ReasoningDelta(0, text="hmm", origin="openai_chat"))
     out += encoder.encode(ir.BlockEnd(0))
     kinds = [(n, d.get("delta", {}).get("type")) for n, d in _sse(out)]
     assert ("content_block_delta", "thinking_delta") in kinds
     assert ("content_block_delta", "signature_delta") not in kinds
+
+
+GEMINI_SIGNATURE = "Q2lRQjBlMktiM1JmYzJsbg=="
+#: a Gemini 3 tool call as `streamGenerateContent?alt=sse` sends it: no thoughts asked for,
+#: the call still carries the signature Gemini wants back with it
+GEMINI_SIGNED_CALL = (
+    b'data: {"candidates": [{"content": {"role": "model", "parts": [{"functionCall": '
+    b'{"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "'
+    + GEMINI_SIGNATURE.encode()
+    + b'"}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 9, '
+    b'"candidatesTokenCount": 5, "totalTokenCount": 14}, "modelVersion": "gemini-3-pro-preview", '
+    b'"responseId": "r3"}\r\n\r\n'
+)
+
+
+def _messages_content(out: bytes) -> list[dict[str, Any]]:
+    """The content blocks a Messages client puts together from a stream its SDK reads."""
+    blocks: dict[int, dict[str, Any]] = {}
+    for _, data in _sse(out):
+        event = ANTHROPIC_EVENT.validate_python(data)
+        if event.type == "content_block_start":
+            blocks[event.index] = event.content_block.model_dump()
+        elif event.type == "content_block_delta":
+            block, delta = blocks[event.index], event.delta
+            if delta.type == "signature_delta":
+                block["signature"] += delta.signature
+            elif delta.type == "thinking_delta":
+                block["thinking"] += delta.thinking
+            elif delta.type == "input_json_delta":
+                block["partial"] = block.get("partial", "") + delta.partial_json
+    for block in blocks.values():
+        if block["type"] == "tool_use":
+            block["input"] = json.loads(block.pop("partial", "") or "{}")
+    return [blocks[i] for i in sorted(blocks)]
+
+
+def test_a_gemini_signature_rides_a_thinking_block_back_to_gemini_only() -> None:
+    """Claude Code on Gemini 3: the call's thought signature reaches the Messages client as a
+    thinking block's `signature` (marked), comes back with the history and goes to Gemini on
+    the call it belongs to; an Anthropic provider never sees it."""
+    encoder = anthropic_messages.Encoder("gemini-3-pro-preview")
+    out = b"".join(encoder.encode(e) for e in decode(gemini.Decoder(), [GEMINI_SIGNED_CALL]))
+    content = _messages_content(out + encoder.close())
+    assert [b["type"] for b in content] == ["thinking", "tool_use"]
+    marked = "irisgate:gemini_generate_content:s:" + GEMINI_SIGNATURE
+    assert content[0]["thinking"] == "" and content[0]["signature"] == marked
+    assert content[1]["input"] == {"command": "ls"}
+    # the complete answer says the same
+    answer = gemini.read_response(json.loads(GEMINI_SIGNED_CALL[len(b"data: ") :]))
+    message = Message.model_validate(anthropic_messages.write_response(answer))
+    assert message.content[0].type == "thinking" and message.content[0].signature == marked
+    # the next turn, as Claude Code sends it
+    body = {
+        "max_tokens": 1000,
+        "messages": [
+            {"role": "user", "content": "call tool: list the files"},
+            {
+                "role": "assistant",
+                "content": [{k: v for k, v in b.items() if v is not None} for b in content],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": content[1]["id"], "content": "a.txt"}
+                ],
+            },
+        ],
+    }
+    request = anthropic_messages.read_request(body, model="gemini-3-pro-preview", stream=True)
+    model_turn = gemini.write_request(request)["contents"][1]
+    assert model_turn["parts"] == [
+        {
+            "functionCall": {"id": content[1]["id"], "name": "Bash", "args": {"command": "ls"}},
+            "thoughtSignature": GEMINI_SIGNATURE,
+        }
+    ]
+    to_anthropic = anthropic_messages.write_request(request)["messages"][1]["content"]
+    assert [b["type"] for b in to_anthropic] == ["tool_use"]
+
+
+def test_a_signature_that_only_looks_marked_is_anthropics_own() -> None:
+    body = {
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": "t", "signature": "irisgate:x"}],
+            },
+        ],
+    }
+    request = anthropic_messages.read_request(body, model="m", stream=False)
+    assert request.messages[1].parts == (
+        ir.Reasoning("t", "irisgate:x", origin="anthropic_messages"),
+    )
 
 
 def test_a_provider_error_mid_stream_reaches_each_client_in_its_own_form() -> None:

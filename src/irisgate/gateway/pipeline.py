@@ -53,6 +53,7 @@ from irisgate.gateway.formats.base import (
     Operation,
     PathTarget,
     Slimmed,
+    fill_vertex,
 )
 from irisgate.gateway.formats.openai_batches import BatchLines, BatchResults
 from irisgate.gateway.formats.registry import OPENAI_BATCHES, OPENAI_RESPONSES
@@ -481,13 +482,13 @@ class Gateway:
         if ex.chunk_filter is not None or translation is not None:  # bytes are edited: they
             upstream_headers["accept-encoding"] = "identity"  # must come as plain text
         cloud = self.runtime.cloud.for_provider(route.provider)
-        if translation is not None:
-            query = b""
+        project = cloud.project if cloud is not None else None
+        region = cloud.region if cloud is not None else None
+        if translation is not None:  # Vertex's path: the provider's project and region
+            path, query = fill_vertex(path, project, region), b""
         elif target is None:
             path, query = ex.path, ex.query
         else:
-            project = cloud.project if cloud is not None else None
-            region = cloud.region if cloud is not None else None
             path, query = target.upstream_path(route.model, project, region), target.query
         request = UpstreamRequest(
             upstream_url(route.provider, path, query),

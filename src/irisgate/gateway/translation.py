@@ -171,7 +171,7 @@ class Translation:
         if not 200 <= status < 300:
             return _Whole(self.output, lambda body: self._error(provider, status, body))
         if self.request.stream:
-            encoder = self.client.Encoder(self.request.model)
+            encoder = self.client.Encoder(self.request.model, self.request.tools)
             return _Stream(self, provider.Decoder(), encoder)
         return _Whole(self.output, lambda body: self._answer(provider, body))
 
@@ -195,7 +195,7 @@ class Translation:
             parsed = nesting.loads(body)
             if not isinstance(parsed, dict):
                 raise ir.Untranslatable("the answer is not a JSON object")
-            answer = self.client.write_response(provider.read_response(parsed))
+            answer = self.client.write_response(provider.read_response(parsed), self.request.tools)
         except (orjson.JSONDecodeError, ir.Untranslatable) as exc:
             return self._broken(str(exc))
         return orjson.dumps(answer)

@@ -16,6 +16,9 @@ A tool-use block streams an empty ``partial_json`` first, then the argument piec
 does. With `pad` (FakeLLM's ``obfuscation`` knob) most payloads get the random run of spaces
 before their closing brace that the API adds to hide sizes (not ``ping`` or
 ``content_block_stop``). Errors are ``{"type":"error","error":{"type","message"},"request_id"}``.
+With thinking on, a request answering a tool call is refused (400) unless the assistant turn
+that made the call starts with its thinking block carrying the signature the fake gave it,
+as the API refuses it.
 """
 
 from __future__ import annotations
@@ -84,6 +87,35 @@ def check_message(body: Mapping[str, Any], *, count_only: bool = False) -> str |
     for name in required:
         if name not in body:
             return f"{name}: Field required"
+    return None if count_only else _check_thinking_turn(body)
+
+
+def _check_thinking_turn(body: Mapping[str, Any]) -> str | None:
+    """With thinking on, the assistant turn of a tool call being answered must start with its
+    thinking block, signed as this API signed it (Anthropic's rule, its messages)."""
+    messages = body.get("messages")
+    if not thinking_enabled(body) or not isinstance(messages, list) or len(messages) < 2:
+        return None
+    last, turn = messages[-1], messages[-2]
+    if not isinstance(last, dict) or not isinstance(turn, dict) or turn.get("role") != "assistant":
+        return None
+    answered = last.get("content")
+    if not any(isinstance(b, dict) and b.get("type") == "tool_result" for b in answered or ()):
+        return None
+    blocks = turn.get("content")
+    first = blocks[0] if isinstance(blocks, list) and blocks else None
+    where = f"messages.{len(messages) - 2}.content.0"
+    kind = first.get("type") if isinstance(first, dict) else None
+    if kind == "redacted_thinking":
+        return None
+    if kind != "thinking" or not isinstance(first, dict):
+        return (
+            f"{where}.type: Expected `thinking` or `redacted_thinking`, but found `{kind}`. "
+            "When `thinking` is enabled, a final `assistant` message must start with a thinking "
+            "block (preceeding the lastmost set of `tool_use` and `tool_result` blocks)."
+        )
+    if first.get("signature") != signature(str(first.get("thinking", ""))):
+        return f"{where}: Invalid `signature` in `thinking` block"
     return None
 
 

@@ -72,7 +72,7 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
         return fake._json(request, fake_google.count_tokens(tokens), dialect="google")
     if method not in ("generateContent", "streamGenerateContent"):
         return fake._json(request, fake_google.error_body(404), status=404, dialect="google")
-    problem = fake_google.check_request(body)
+    problem = fake_google.check_request(body, model)
     if problem is not None:
         return fake._json(
             request, fake_google.error_body(400, problem), status=400, dialect="google"
@@ -86,11 +86,11 @@ async def google(fake: FakeLLM, request: web.Request, body: dict[str, Any]) -> w
         prompt_tokens=fake_google.count_prompt_tokens(body),
     )
     response_id = new_id("", 22)
+    signed = fake_google.signs_calls(body, model)
     if method == "generateContent":
-        return fake._json(
-            request, fake_google.response(reply, response_id, vertex=vertex), dialect="google"
-        )
-    chunk_bodies = fake_google.chunks(reply, response_id, vertex=vertex)
+        answer = fake_google.response(reply, response_id, vertex=vertex, signed=signed)
+        return fake._json(request, answer, dialect="google")
+    chunk_bodies = fake_google.chunks(reply, response_id, vertex=vertex, signed=signed)
     if request.query.get("alt") == "sse":
         return await fake._stream(request, fake_google.sse(chunk_bodies), "google")
     return await fake._stream(

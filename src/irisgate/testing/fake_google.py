@@ -9,10 +9,12 @@ with ``alt=sse`` as ``data: {…}\\r\\n\\r\\n`` events, without it as one JSON a
 ``generationConfig.thinkingConfig.includeThoughts`` gets its thinking first, one chunk per
 piece as ``{"text", "thought": true}`` parts, and its function call (when the last user turn
 asks for one, see `function_tool`) carries a ``thoughtSignature``, which Gemini wants back
-with the call in the next request. Function declarations are read from ``parameters`` or
-``parametersJsonSchema``. A thinking request whose current turn (from the last user text on)
-holds a function call without that signature is refused (400), as Gemini 3 does. Errors are
-``{"error": {"code", "message", "status"}}``.
+with the call in the next request. A Gemini 3 model (``gemini-3…``) thinks whether or not
+its thoughts are asked for: its function calls always carry the signature. Function
+declarations are read from ``parameters`` or ``parametersJsonSchema``. A request to a model
+that signs its calls (thinking asked for, or Gemini 3) whose current turn (from the last user
+text on) holds a function call without that signature is refused (400), as Gemini 3 does.
+Errors are ``{"error": {"code", "message", "status"}}``.
 
 Token rule: the prompt is the words of every ``text`` in ``contents`` and
 ``systemInstruction`` (at least 1), plus the ``cached_tokens`` knob, which Google counts
@@ -91,12 +93,12 @@ def _turn_start(contents: list[Any]) -> int:
     return 0
 
 
-def check_request(body: Mapping[str, Any]) -> str | None:
-    """The INVALID_ARGUMENT message a request earns, or None."""
+def check_request(body: Mapping[str, Any], model: str = "") -> str | None:
+    """The INVALID_ARGUMENT message a request to `model` earns, or None."""
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified\n"
-    if thinking_wanted(body):  # Gemini 3: this turn's calls come back with their signature
+    if signs_calls(body, model):  # Gemini 3: this turn's calls come back with their signature
         for i, content in enumerate(contents):
             if i < _turn_start(contents):
                 continue
@@ -150,6 +152,12 @@ def thinking_wanted(body: Mapping[str, Any]) -> bool:
     return isinstance(thinking, dict) and thinking.get("includeThoughts") is True
 
 
+def signs_calls(body: Mapping[str, Any], model: str) -> bool:
+    """Whether `model` puts a thought signature on its function calls for this request: when
+    thinking is asked for, and always on Gemini 3 (it thinks by default)."""
+    return thinking_wanted(body) or model.startswith("gemini-3")
+
+
 #: the thought signature the fake puts on a function call made while thinking
 THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="
 
@@ -170,11 +178,11 @@ def usage_metadata(reply: Reply, output: int, *, vertex: bool) -> dict[str, Any]
     return usage
 
 
-def _parts(reply: Reply) -> list[dict[str, Any]]:
+def _parts(reply: Reply, signed: bool) -> list[dict[str, Any]]:
     if reply.tool_call is not None:
         call = reply.tool_call
         part: dict[str, Any] = {"functionCall": {"name": call.name, "args": call.input}}
-        if reply.thinking_pieces:
+        if signed or reply.thinking_pieces:
             part["thoughtSignature"] = THOUGHT_SIGNATURE
         return [part]
     return [{"text": reply.text}]
@@ -206,11 +214,14 @@ def _chunk(
     return orjson.dumps(body)
 
 
-def response(reply: Reply, response_id: str, *, vertex: bool = False) -> bytes:
-    """A non-stream `generateContent` body."""
+def response(
+    reply: Reply, response_id: str, *, vertex: bool = False, signed: bool = False
+) -> bytes:
+    """A non-stream `generateContent` body (`signed`: a function call carries a thought
+    signature even without thoughts, as Gemini 3's do)."""
     return _chunk(
         reply,
-        _parts(reply),
+        _parts(reply, signed),
         response_id,
         output=reply.visible_tokens,
         finished=True,
@@ -218,7 +229,9 @@ def response(reply: Reply, response_id: str, *, vertex: bool = False) -> bytes:
     )
 
 
-def chunks(reply: Reply, response_id: str, *, vertex: bool = False) -> list[bytes]:
+def chunks(
+    reply: Reply, response_id: str, *, vertex: bool = False, signed: bool = False
+) -> list[bytes]:
     """The `GenerateContentResponse` chunks of a streamed answer (JSON, unframed)."""
     thoughts = [
         _chunk(
@@ -232,7 +245,7 @@ def chunks(reply: Reply, response_id: str, *, vertex: bool = False) -> list[byte
         for piece in reply.thinking_pieces
     ]
     if reply.tool_call is not None:
-        return [*thoughts, response(reply, response_id, vertex=vertex)]
+        return [*thoughts, response(reply, response_id, vertex=vertex, signed=signed)]
     pieces = reply.pieces or ("",)
     last = len(pieces) - 1
     return thoughts + [

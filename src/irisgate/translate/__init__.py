@@ -16,6 +16,7 @@ from irisgate.translate import (
     gemini,
     openai_chat,
     openai_responses,
+    vertex_gemini,
 )
 from irisgate.translate.adapter import ClientSide, ProviderSide
 
@@ -33,4 +34,5 @@ PROVIDERS["openai_responses"] = openai_responses
 CLIENTS["gemini_generate_content"] = gemini
 PROVIDERS["gemini_generate_content"] = gemini
 CLIENTS["google_generate_content"] = gemini  # Gemini on Vertex AI: the same bodies
+PROVIDERS["google_generate_content"] = vertex_gemini  # ... at Vertex's path
 PROVIDERS["bedrock_converse"] = bedrock_converse

@@ -28,9 +28,10 @@ class StreamDecoder(Protocol):
 class ClientSide(Protocol):
     def read_request(self, body: dict[str, Any], *, model: str, stream: bool) -> ir.Request: ...
 
-    def write_response(self, r: ir.Response) -> dict[str, Any]: ...
+    # `tools`: the request's, for an API whose calls name a tool otherwise than other APIs do
+    def write_response(self, r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]: ...
 
-    def Encoder(self, model: str) -> StreamEncoder: ...  # noqa: N802  # the adapter's class
+    def Encoder(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> StreamEncoder: ...  # noqa: N802  # the adapter's class
 
 
 class ProviderSide(Protocol):

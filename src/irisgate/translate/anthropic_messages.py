@@ -8,7 +8,9 @@ Decisions (docs/translation.md has the whole table): `cache_control` is a cachin
 no effect on the answer and is not carried to other APIs; `response_format` (JSON mode) has
 no counterpart here and is refused; thinking blocks go back only to Anthropic (their
 signature means nothing elsewhere); a request without `max_tokens` (required here) gets
-`ANSWER_TOKENS` plus the thinking budget.
+`ANSWER_TOKENS` plus the thinking budget. Another API's opaque reasoning value (Gemini's
+thought signature, Converse's reasoning signature) reaches a Messages client as a thinking
+block whose `signature` holds it marked (`carried`), and goes back to its own API only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from irisgate.translate import ir
+from irisgate.translate import carried, ir
 from irisgate.translate.effort import ANSWER_TOKENS, MIN_BUDGET, budget_of, effort_of
 from irisgate.translate.errortext import nested, provider_message, shown
 from irisgate.translate.media import inline_image
@@ -230,11 +232,10 @@ def _read_block(block: object, where: str) -> ir.Part:
     if kind == "tool_result":
         return _read_result(block, where)
     if kind == "thinking":
-        return ir.Reasoning(
-            text=_string(block.get("thinking", ""), f"{where}.thinking"),
-            signature=_string(block.get("signature", ""), f"{where}.signature"),
-            origin=NAME,
-        )
+        text = _string(block.get("thinking", ""), f"{where}.thinking")
+        signature = _string(block.get("signature", ""), f"{where}.signature")
+        back = carried.unwrap(signature, text)  # another API's, given to the client here
+        return back if back is not None else ir.Reasoning(text, signature, origin=NAME)
     if kind == "redacted_thinking":
         return ir.Reasoning(redacted=_string(block.get("data"), f"{where}.data"), origin=NAME)
     raise ir.Untranslatable(f"'{where}': a block of type {str(kind)[:30]!r} cannot be translated")
@@ -312,7 +313,7 @@ def _read_tool_choice(choice: object) -> tuple[ir.ToolChoice | None, bool | None
     return ir.ToolChoice(mode), parallel  # type: ignore[arg-type]  # one of the modes
 
 
-def write_response(r: ir.Response) -> dict[str, Any]:
+def write_response(r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]:
     """A Messages `message` body of a neutral answer."""
     content = [block for part in r.parts if (block := _block_out(part)) is not None]
     return {
@@ -335,8 +336,8 @@ def _block_out(part: ir.Part) -> dict[str, Any] | None:
     if isinstance(part, ir.Reasoning):
         if part.origin == NAME and part.redacted:
             return {"type": "redacted_thinking", "data": part.redacted}
-        if part.text:
-            signature = part.signature if part.origin == NAME else ""
+        signature = part.signature if part.origin == NAME else carried.wrap(part)
+        if part.text or signature:
             return {"type": "thinking", "thinking": part.text, "signature": signature}
     return None
 
@@ -368,7 +369,7 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 class Encoder:
     """Neutral events → Messages SSE events, as they come."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> None:
         self._model = model
         self._started = False
         self._blocks: dict[int, int] = {}  # neutral block index -> content block index
@@ -437,9 +438,7 @@ class Encoder:
 
     def _reasoning(self, event: ir.ReasoningDelta) -> bytes:
         own = event.origin == NAME
-        if event.redacted:
-            if not own:
-                return b""
+        if event.redacted and own:
             block = {"type": "redacted_thinking", "data": event.redacted}
             return self._begin(event.index, block)
         out = self._begin(event.index, {"type": "thinking", "thinking": "", "signature": ""})
@@ -447,10 +446,16 @@ class Encoder:
             return out
         if event.text:
             out += self._delta(event.index, {"type": "thinking_delta", "thinking": event.text})
-        if event.signature and own:
-            out += self._delta(
-                event.index, {"type": "signature_delta", "signature": event.signature}
+        if own:
+            signature = event.signature
+        else:  # another API's value, marked, in the field Messages clients send back
+            signature = carried.wrap(
+                ir.Reasoning(
+                    signature=event.signature, redacted=event.redacted, origin=event.origin
+                )
             )
+        if signature:
+            out += self._delta(event.index, {"type": "signature_delta", "signature": signature})
         return out
 
     def _end(self, index: int) -> bytes:

@@ -540,7 +540,7 @@ def _chunk(
     return {"candidates": [candidate], "modelVersion": model, "responseId": response_id, **more}
 
 
-def write_response(r: ir.Response) -> dict[str, Any]:
+def write_response(r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]:
     try:
         parts = _answer_parts(r.parts)
     except ir.Untranslatable as exc:
@@ -561,7 +561,7 @@ def _error(status: int, message: str) -> dict[str, Any]:
 class Encoder:
     """`ir.Event`s in, `alt=sse` chunks of `GenerateContentResponse` out."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> None:
         self.model = model
         self.response_id = uuid.uuid4().hex
         self.calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, args

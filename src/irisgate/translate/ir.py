@@ -96,6 +96,9 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]  # JSON Schema of the arguments
+    #: the group an OpenAI Responses `namespace` tool put it in; `name` is then
+    #: `{namespace}__{its own name}` (other APIs have no groups), the caller's API splits it back
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,7 +308,7 @@ def _read_response_format(value: object) -> ir.ResponseFormat | None:
     raise ir.Untranslatable("'response_format' must be text, json_object or json_schema")
 
 
-def write_response(r: ir.Response) -> dict[str, Any]:
+def write_response(r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]:
     """A `chat.completion` body of a neutral answer."""
     text = "".join(p.text for p in r.parts if isinstance(p, ir.Text))
     calls = [_call_out(p) for p in r.parts if isinstance(p, ir.ToolCall)]
@@ -346,7 +346,7 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 class Encoder:
     """Neutral events → `chat.completion.chunk` SSE frames, as they come."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> None:
         self._model = model
         self._id = "chatcmpl-irisgate"
         self._created = int(time.time())

@@ -12,8 +12,11 @@ events become an `ir.Response` or `ir.Event`s (`read_response`, `Decoder`).
 
 What needs OpenAI's server-side state (`previous_response_id`, `conversation`, `background`,
 item references, stored prompts) or one of its built-in tools has no counterpart elsewhere and
-raises `Untranslatable`. A reasoning item's `encrypted_content` travels as the `Reasoning`
-signature `"{id} {encrypted_content}"` (the item id must come back with it).
+raises `Untranslatable`. A `namespace` tool (a group of function tools, Codex sends its
+sub-agent tools so) has none either: its functions go to the provider as function tools named
+`{namespace}__{name}` and the calls come back split into `namespace` and `name`. A
+reasoning item's `encrypted_content` travels as the `Reasoning` signature
+`"{id} {encrypted_content}"` (the item id must come back with it).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ _KNOWN = frozenset(
         "max_output_tokens", "temperature", "top_p", "text", "reasoning", "stream",
         "stream_options", "store", "include", "metadata", "user", "safety_identifier",
         "prompt_cache_key", "service_tier", "truncation", "background", "top_logprobs",
+        "client_metadata",  # Codex: about the client (its installation), not the answer
     }
 )  # fmt: skip
 #: fields that only make sense with OpenAI's own server-side state or features
@@ -159,29 +163,65 @@ def _read_text(value: object) -> ir.ResponseFormat | None:
     )
 
 
+#: between a namespace and a function's own name in the name other APIs get
+NAMESPACE_JOIN = "__"
+
+
 def _read_tools(value: object) -> tuple[ir.Tool, ...]:
     if value is None:
         return ()
-    tools = []
+    tools: list[ir.Tool] = []
     for n, raw in enumerate(expect_list(value, "tools")):
-        tool = expect_dict(raw, f"tools[{n}]")
-        kind = tool.get("type")
-        if kind != "function":
+        where = f"tools[{n}]"
+        tool = expect_dict(raw, where)
+        if tool.get("type") != "namespace":
+            tools.append(_read_function(tool, where))
+            continue
+        namespace = expect_str(tool.get("name"), f"{where}.name")
+        about = expect_str(tool.get("description") or "", f"{where}.description")
+        if not namespace:
+            raise ir.Untranslatable(f"'{where}.name' must not be empty")
+        for m, inner in enumerate(expect_list(tool.get("tools"), f"{where}.tools")):
+            function = _read_function(
+                expect_dict(inner, f"{where}.tools[{m}]"), f"{where}.tools[{m}]"
+            )
+            described = "\n\n".join(d for d in (about, function.description) if d)
+            flat = f"{namespace}{NAMESPACE_JOIN}{function.name}"
+            tools.append(ir.Tool(flat, described, function.parameters, namespace))
+    seen: set[str] = set()
+    for each in tools:
+        if each.name in seen:
             raise ir.Untranslatable(
-                f"'tools[{n}]' is OpenAI's built-in '{shown(str(kind))}' tool: only function "
-                "tools can be translated to another API"
+                f"two tools are named '{shown(each.name)}' (a namespace's function is named "
+                f"'{{namespace}}{NAMESPACE_JOIN}{{name}}' for the provider)"
             )
-        tools.append(
-            ir.Tool(
-                name=expect_str(tool.get("name"), f"tools[{n}].name"),
-                description=expect_str(tool.get("description") or "", f"tools[{n}].description"),
-                parameters=expect_dict(
-                    tool.get("parameters") or {"type": "object", "properties": {}},
-                    f"tools[{n}].parameters",
-                ),
-            )
-        )
+        seen.add(each.name)
     return tuple(tools)
+
+
+def _read_function(tool: dict[str, Any], where: str) -> ir.Tool:
+    kind = tool.get("type")
+    if kind != "function":
+        raise ir.Untranslatable(
+            f"'{where}' is OpenAI's built-in '{shown(str(kind))}' tool: only function "
+            "tools can be translated to another API"
+        )
+    return ir.Tool(
+        name=expect_str(tool.get("name"), f"{where}.name"),
+        description=expect_str(tool.get("description") or "", f"{where}.description"),
+        parameters=expect_dict(
+            tool.get("parameters") or {"type": "object", "properties": {}}, f"{where}.parameters"
+        ),
+    )
+
+
+def _namespaced(tools: tuple[ir.Tool, ...]) -> dict[str, tuple[str, str]]:
+    """Flat name -> (namespace, own name) of the request's namespaced functions."""
+    return {
+        t.name: (t.namespace, t.name[len(t.namespace) + len(NAMESPACE_JOIN) :])
+        for t in tools
+        if t.namespace
+    }
 
 
 def _read_tool_choice(value: object) -> ir.ToolChoice | None:
@@ -240,6 +280,9 @@ def _read_item(conversation: _Conversation, item: dict[str, Any], where: str) ->
     elif kind == "function_call":
         call_id = expect_str(item.get("call_id"), f"{where}.call_id")
         name = expect_str(item.get("name"), f"{where}.name")
+        namespace = expect_str(item.get("namespace") or "", f"{where}.namespace")
+        if namespace:  # a namespace's function: as the provider knows it
+            name = f"{namespace}{NAMESPACE_JOIN}{name}"
         conversation.names[call_id] = name
         arguments = expect_str(item.get("arguments", ""), f"{where}.arguments")
         conversation.add("assistant", [ir.ToolCall(call_id, name, arguments)])
@@ -408,8 +451,13 @@ def _message_item(item_id: str, text: str, status: str = "completed") -> dict[st
     }
 
 
-def _call_item(item_id: str, call: ir.ToolCall, status: str = "completed") -> dict[str, Any]:
-    return {
+def _call_item(
+    item_id: str,
+    call: ir.ToolCall,
+    namespaced: dict[str, tuple[str, str]],
+    status: str = "completed",
+) -> dict[str, Any]:
+    item = {
         "id": item_id,
         "type": "function_call",
         "status": status,
@@ -417,9 +465,13 @@ def _call_item(item_id: str, call: ir.ToolCall, status: str = "completed") -> di
         "name": call.name,
         "arguments": call.arguments if status == "completed" else "",
     }
+    if call.name in namespaced:
+        item["namespace"], item["name"] = namespaced[call.name]
+    return item
 
 
-def write_response(r: ir.Response) -> dict[str, Any]:
+def write_response(r: ir.Response, tools: tuple[ir.Tool, ...] = ()) -> dict[str, Any]:
+    namespaced = _namespaced(tools)
     output: list[dict[str, Any]] = []
     for part in r.parts:
         item_id = f"{len(output)}_{r.id}"
@@ -430,7 +482,7 @@ def write_response(r: ir.Response) -> dict[str, Any]:
             else:
                 output.append(_message_item(f"msg_{item_id}", part.text))
         elif isinstance(part, ir.ToolCall):
-            output.append(_call_item(f"fc_{item_id}", part))
+            output.append(_call_item(f"fc_{item_id}", part, namespaced))
         else:
             output.append(_reasoning_item(f"rs_{item_id}", part))
     status, incomplete = _status(r.stop)
@@ -465,8 +517,9 @@ class _Block:
 class Encoder:
     """`ir.Event`s in, the bytes of a Responses SSE stream out."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tools: tuple[ir.Tool, ...] = ()) -> None:
         self.model = model
+        self.namespaced = _namespaced(tools)
         self.response_id = _response_id("")
         self.sequence = 0
         self.blocks: dict[int, _Block] = {}
@@ -524,7 +577,8 @@ class Encoder:
     def _call(self, event: ir.ToolCallStart) -> bytes:
         item_id = f"fc_{len(self.output)}_{self.response_id}"
         call = ir.ToolCall(event.id, event.name, "")
-        block, added = self._open(event.index, "call", _call_item(item_id, call, "in_progress"))
+        item = _call_item(item_id, call, self.namespaced, "in_progress")
+        block, added = self._open(event.index, "call", item)
         block.call = call
         return added
 
@@ -605,7 +659,8 @@ class Encoder:
             out += self._emit(
                 "response.function_call_arguments.done", **self._where(block, arguments=text)
             )
-            item = _call_item(block.item_id, ir.ToolCall(block.call.id, block.call.name, text))
+            call = ir.ToolCall(block.call.id, block.call.name, text)
+            item = _call_item(block.item_id, call, self.namespaced)
         self.output[block.output_index] = item
         return out + self._emit(
             "response.output_item.done", item=item, output_index=block.output_index

@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 from irisgate.gateway.formats.chatwire import ChatAdapter
 from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.translate.vertex_gemini import PROJECT as VERTEX_PROJECT
+from irisgate.translate.vertex_gemini import REGION as VERTEX_REGION
 from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
 from irisgate.usage.unitprices import Units
@@ -178,19 +180,15 @@ class PathTarget:
 
     def upstream_path(self, model: str, project: str | None, region: str | None) -> str:
         segment = self.raw_model if model == self.model else quote(model, safe=self.safe)
-        prefix = self.prefix
-        if VERTEX_PROJECT in prefix or VERTEX_REGION in prefix:
-            prefix = _fill_vertex(prefix, project, region)
-        return prefix + segment + self.suffix
+        return fill_vertex(self.prefix, project, region) + segment + self.suffix
 
 
-VERTEX_PROJECT = "_aperture_auto_vertex_project_id_"
-VERTEX_REGION = "_aperture_auto_vertex_region_"
-
-
-def _fill_vertex(prefix: str, project: str | None, region: str | None) -> str:
+def fill_vertex(prefix: str, project: str | None, region: str | None) -> str:
     """Put the provider's project and region in for the placeholders; without a project
-    (Vertex Express: a plain API key) the path takes the project-less global form."""
+    (Vertex Express: a plain API key) the path takes the project-less global form. A path
+    without the placeholders is returned as it is."""
+    if VERTEX_PROJECT not in prefix and VERTEX_REGION not in prefix:
+        return prefix
     if project is None:
         start = prefix.find("/projects/")
         end = prefix.find("/publishers/")

@@ -19,13 +19,13 @@ from irisgate.gateway.formats import anthropic_messages, bedrock, chatwire, gemi
 from irisgate.gateway.formats.base import (
     PROBE_TEXT,
     PROBE_TOKENS,
-    VERTEX_PROJECT,
-    VERTEX_REGION,
     Catalogued,
     ChunkFilter,
     StreamAccumulator,
 )
 from irisgate.gateway.formats.streamresult import StreamResult
+from irisgate.translate.vertex_gemini import PROJECT as VERTEX_PROJECT
+from irisgate.translate.vertex_gemini import REGION as VERTEX_REGION
 from irisgate.usage.estimate import Prompt
 from irisgate.usage.tokens import Usage
 from irisgate.wire.errors import ErrorKind, GatewayError
