@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from irisgate.api import alerts as alert_routes
 from irisgate.api import connectors as connector_routes
@@ -107,6 +107,27 @@ def _lifespan(
     return lifespan
 
 
+def web_routes() -> list[BaseRoute]:
+    """Every route the framework dispatches: the management and chat APIs, the pages, sign-in
+    and `/v1/models` (the LLM paths are dispatched before it, see the module doc)."""
+    return [
+        *api_routes.routes,
+        *observability.routes,
+        *connector_routes.routes,
+        *quota_routes.routes,
+        *alert_routes.routes,
+        *rate_limit_routes.routes,
+        *key_routes.routes,
+        *dashboard.routes,
+        *pages.routes,
+        *chat_api.routes,
+        *chat_page.routes,
+        *signin.routes,
+        *keysignin.routes,
+        Route("/v1/models", list_models),
+    ]
+
+
 def build_app(settings: Settings, drain: Drain) -> ASGIApp:
     """The ASGI app. Its lifespan builds the runtime, the gateway and the connectors and
     hands them to every request as ASGI lifespan state (`scope["state"]`); `drain` is the
@@ -115,22 +136,7 @@ def build_app(settings: Settings, drain: Drain) -> ASGIApp:
     guard = CrossSiteGuard(trust_forwarded=settings.identity == "serve")
     hosts = HostGuard(settings, resolver)
     web = Starlette(
-        routes=[
-            *api_routes.routes,
-            *observability.routes,
-            *connector_routes.routes,
-            *quota_routes.routes,
-            *alert_routes.routes,
-            *rate_limit_routes.routes,
-            *key_routes.routes,
-            *dashboard.routes,
-            *pages.routes,
-            *chat_api.routes,
-            *chat_page.routes,
-            *signin.routes,
-            *keysignin.routes,
-            Route("/v1/models", list_models),
-        ],
+        routes=web_routes(),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: unrouted.http_error,

@@ -11,14 +11,8 @@ from conftest import ADMIN, USER, api, context_as, openai_as, screenshot
 from playwright.sync_api import Browser, Page, expect
 from starlette.routing import Route
 
-from irisgate.api.connectors import routes as connector_routes
-from irisgate.api.dashboard import routes as dashboard_routes
-from irisgate.api.keys import routes as key_routes
 from irisgate.api.openapi import ENDPOINTS
-from irisgate.api.quotas import routes as quota_routes
-from irisgate.api.ratelimits import routes as rate_limit_routes
-from irisgate.api.routes import routes as core_routes
-from irisgate.chat.routes import routes as chat_routes
+from irisgate.app import web_routes
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
 
@@ -205,8 +199,7 @@ def test_openapi_documents_every_api_endpoint(gateway: IrisgateServer) -> None:
     doc = api(gateway, USER).get("/api/openapi.json").json()
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     served = set()
-    every = [*core_routes, *dashboard_routes, *chat_routes, *quota_routes, *connector_routes]
-    for route in [*every, *rate_limit_routes, *key_routes]:
+    for route in web_routes():
         if isinstance(route, Route) and route.path.startswith("/api/"):
             path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
             served |= {(m, path) for m in route.methods or () if m != "HEAD"}
