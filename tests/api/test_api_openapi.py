@@ -25,6 +25,9 @@ import pytest
 
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~47 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 ADMIN = "alice@example.com"
 USER = "bob@example.com"
 APERTURE = "tailscale.com/cap/aperture"
@@ -92,9 +95,7 @@ def schemathesis(gw: IrisgateServer, login: str, cwd: Path) -> subprocess.Comple
 # 120 s hang guard would cut it before its own limit could speak
 @pytest.mark.timeout(360)
 @pytest.mark.parametrize("login", [ADMIN, USER], ids=["admin", "user"])
-def test_the_api_keeps_to_its_document(
-    gateway: IrisgateServer, login: str, tmp_path: Path
-) -> None:
+def test_the_api_keeps_to_its_document(gateway: IrisgateServer, login: str, tmp_path: Path) -> None:
     run = schemathesis(gateway, login, tmp_path)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-20_000:]

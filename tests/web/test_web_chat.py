@@ -20,6 +20,9 @@ from irisgate.testing import FakeLLM
 from irisgate.testing.fake_server import wait_until
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~55 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 NO_CHAT = "carol@example.com"
 BROKE = "dave@example.com"
 REPLY = "Here is **bold** text and code:\n\n```python\nprint('hi')\n```\n\nThe end."
@@ -177,9 +180,9 @@ def test_stop_cancels_the_upstream_stream_and_keeps_the_partial_answer(
     conversation = page.evaluate("location.hash").lstrip("#")
 
     def messages() -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = api(gateway, USER).get(
-            f"/api/chat/conversations/{conversation}"
-        ).json()["messages"]
+        got: list[dict[str, Any]] = (
+            api(gateway, USER).get(f"/api/chat/conversations/{conversation}").json()["messages"]
+        )
         return got
 
     # the page shows the outcome as the stream ends; the server saves it right after

@@ -22,6 +22,9 @@ from irisgate.testing import FakeLLM, McpToolServer
 from irisgate.testing.fake_llm import DEFAULT_THINKING
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~44 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 APERTURE = "tailscale.com/cap/aperture"
 NO_CHAT = "carol@example.com"
 #: what one user's chat images may take together here (--max-chat-attachments)

@@ -19,6 +19,9 @@ from irisgate.testing import FakeHttpApi
 from irisgate.testing.oauth_server import oauth_mock_server
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~56 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 OAUTH_DIR = Path(__file__).resolve().parents[1] / "oauth"
 CLIENT_ID = "irisgate-web-client"
 CLIENT_SECRET = "web-oauth-client-secret-51c2"

@@ -16,6 +16,9 @@ from playwright.sync_api import Browser, Page, expect
 from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~68 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 PROVIDER_KEY = "sk-editor-test-provider-key"
 HOOK_KEY = "hook-editor-test-key"
 

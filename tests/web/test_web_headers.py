@@ -26,6 +26,9 @@ from irisgate.testing.server import IrisgateServer
 from irisgate.web.headers import POLICY
 from irisgate.web.nav import PAGES
 
+# one of the suite's longest modules (~51 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 SECRET = "the-merger-codename-is-bluebird"
 #: records where a page sent each violation of its Content-Security-Policy
 WATCH_VIOLATIONS = """

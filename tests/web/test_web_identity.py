@@ -13,6 +13,9 @@ from playwright.sync_api import Browser, Page, expect
 from irisgate.testing import FakeLLM, FakeLocalAPI
 from irisgate.testing.server import IrisgateServer
 
+# one of the suite's longest modules (~41 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 # Chromium connects from 127.0.0.1: the fake tailscaled says that address is a tagged node.
 BROWSER_IP = "127.0.0.1"
 

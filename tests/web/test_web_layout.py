@@ -26,6 +26,9 @@ from irisgate.testing import FakeLLM
 from irisgate.testing.server import IrisgateServer
 from irisgate.web.nav import PAGES
 
+# one of the suite's longest modules (~111 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 #: Each element that is cut off: a button or link-button whose box sticks out of an ancestor
 #: that clips or scrolls (or out of the viewport), any element whose own content is wider
 #: than its box without scrolling, and the page itself scrolling sideways.

@@ -8,6 +8,7 @@ import csv
 import io
 
 import httpx2
+import pytest
 from conftest import (
     ADMIN,
     CROWD,
@@ -23,6 +24,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from irisgate.testing.server import IrisgateServer
 from irisgate.web.nav import PAGES
+
+# one of the suite's longest modules (~74 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
 
 EMPTY = "\N{EN DASH}"  # what a stat shows before its data arrives
 ADMIN_PAGES = [p for p in PAGES.values() if p.admin]

@@ -31,6 +31,9 @@ from irisgate.testing import FakeLLM
 from irisgate.testing.oauth_server import OidcProvider, oidc_provider
 from irisgate.testing.server import IrisgateServer, free_port
 
+# one of the suite's longest modules (~44 s on a 2-core machine): started first
+pytestmark = pytest.mark.early  # (conftest.py)
+
 OAUTH_DIR = Path(__file__).parents[1] / "oauth"
 CLIENT_ID, CLIENT_SECRET = "irisgate-web", "s3cret-client"
 ALICE = {"email": "alice@example.com", "name": "Alice", "groups": [], "mode": "ok"}
