@@ -46,10 +46,11 @@ services:
 
 # The suite runs in PYTEST_WORKERS processes (pytest-xdist), a test file's tests in one of
 # them, so that a module's shared servers are started once; most tests wait on the servers
-# they start, so more processes than cores finish sooner: on a quiet 2-core machine, from
-# fresh clones of the same commit, 3 took 6 min 9 s and 2 took 6 min 48 s (2,088 tests).
+# they start, so more processes than cores finish sooner. Fresh clones of one commit on a
+# quiet 2-core machine (2,781 tests): 3 processes 8 min 32 s, 4 processes 8 min 19 s, and 4
+# with the longest modules started first (`pytest.mark.early`, conftest.py) 7 min 19 s.
 # PYTEST_WORKERS=0: the whole suite in the one pytest process
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 
 unit: $(STAMP) $(UI_STAMP) services
 	$(BIN)/python -m compileall -q src
