@@ -20,6 +20,7 @@ vendor). An adapter knows three things of its API and nothing of the chat app:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -181,7 +182,7 @@ def _merged(messages: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]
     return out
 
 
-class _SSEDecoder:
+class _SSEDecoder(ABC):
     """Feeds `data:` JSON objects of an SSE stream to `event(kind, data)`."""
 
     def __init__(self) -> None:
@@ -201,8 +202,9 @@ class _SSEDecoder:
         out, self.out = self.out, []
         return out
 
+    @abstractmethod
     def event(self, kind: str, data: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Turn one event of the API's stream into chat events on `self.out`."""
 
     def finish(self) -> list[Event]:
         out, self.out = self.out, []
